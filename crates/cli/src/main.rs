@@ -1,0 +1,264 @@
+//! `gocost`: the command-line entry point.
+//!
+//! Exit codes: 0 success; 1 an operational failure (I/O, network); 2 bad input — an unreadable
+//! or malformed profile, incompatible profiles, or a bad flag. A closed stdout (e.g. piping
+//! into `head`) is not an error.
+
+mod flame;
+mod source;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use gocost_report::{Granularity, Kind, Options, Report};
+
+use source::{InputError, Inputs, LoadOptions};
+
+const AFTER_HELP: &str = "\
+PROFILE is a file written by Go (net/http/pprof, runtime/pprof, `go test -cpuprofile`),
+gzip'd or raw protobuf, or an http(s):// URL of a Go pprof endpoint. Several PROFILEs are
+merged first, exactly as `go tool pprof a.pb.gz b.pb.gz` does.
+
+Examples:
+  gocost top cpu.pb.gz                          # like: go tool pprof -top cpu.pb.gz
+  gocost top --cum --nodecount 20 cpu.pb.gz
+  gocost top --sample-index alloc_space heap.pb.gz
+  gocost top --diff-base before.pb.gz after.pb.gz
+  gocost merge -o day.pb.gz profiles/*.pb.gz
+  gocost flame -o cpu.svg cpu.pb.gz
+  gocost top http://127.0.0.1:6060/debug/pprof/profile --seconds 10
+
+Exit codes: 0 ok, 1 operational error (I/O, network), 2 bad input or usage.";
+
+#[derive(Parser)]
+#[command(
+    name = "gocost",
+    version,
+    about = "Know what your Go services cost. An exact, fast `go tool pprof` for profile files.",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the top functions by flat (or cum) value: `go tool pprof -top`.
+    #[command(after_help = "Output is byte-identical to `go tool pprof -top` with the same flags (run with TZ set as you like: times print in local time).")]
+    Top(TopArgs),
+    /// Print every sample's stack: `go tool pprof -traces`.
+    Traces(ReportArgs),
+    /// Print the profile's raw contents: `go tool pprof -raw`.
+    Raw(ReportArgs),
+    /// Merge profiles into one file that `go tool pprof` reads like the inputs together.
+    Merge(MergeArgs),
+    /// Draw a flame graph: .svg (interactive), .folded (collapsed stacks) or .json (speedscope).
+    Flame(FlameArgs),
+}
+
+#[derive(Args)]
+struct SourceArgs {
+    /// Profile files or http(s):// URLs; several are merged.
+    #[arg(required = true, value_name = "PROFILE")]
+    profiles: Vec<String>,
+    /// Subtract this profile and show percentages relative to it (pprof's -diff_base).
+    #[arg(long, value_name = "FILE")]
+    diff_base: Vec<String>,
+    /// Subtract this profile (pprof's -base), e.g. to see what a cumulative profile grew by.
+    #[arg(long, value_name = "FILE", conflicts_with = "diff_base")]
+    base: Vec<String>,
+    /// Scale the profile to the base's total before subtracting.
+    #[arg(long)]
+    normalize: bool,
+    /// Duration of CPU and delta profiles fetched from URLs, in seconds.
+    #[arg(long, value_name = "N")]
+    seconds: Option<u64>,
+    /// Refuse profiles that decompress to more than this many bytes (guards against gzip bombs).
+    #[arg(long, value_name = "BYTES", default_value_t = gocost_pprof::DEFAULT_MAX_SIZE)]
+    max_size: u64,
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    /// Sample type to report: a name (e.g. alloc_space, delay) or index. Default: the
+    /// profile's default type, else the last one.
+    #[arg(long, value_name = "NAME|N")]
+    sample_index: Option<String>,
+    /// Only samples with a frame matching this regexp (function, file or binary name).
+    #[arg(long, value_name = "RE")]
+    focus: Option<String>,
+    /// Drop samples with a frame matching this regexp.
+    #[arg(long, value_name = "RE")]
+    ignore: Option<String>,
+    /// Remove frames matching this regexp; their time goes to the caller.
+    #[arg(long, value_name = "RE")]
+    hide: Option<String>,
+    /// Keep only frames matching this regexp.
+    #[arg(long, value_name = "RE")]
+    show: Option<String>,
+    /// Aggregate by functions (default), filefunctions, files, lines or addresses.
+    #[arg(long, value_name = "G", default_value = "functions")]
+    granularity: String,
+    /// Charge inlined functions to their physical caller.
+    #[arg(long)]
+    noinlines: bool,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    src: SourceArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+#[derive(Args)]
+struct TopArgs {
+    #[command(flatten)]
+    src: SourceArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Show at most N rows (0 = all).
+    #[arg(long, value_name = "N")]
+    nodecount: Option<usize>,
+    /// Hide nodes whose cum is below this fraction of the total.
+    #[arg(long, value_name = "F", default_value_t = 0.005)]
+    nodefraction: f64,
+    /// Sort by cumulative value instead of flat.
+    #[arg(long)]
+    cum: bool,
+    /// Print JSON (header, rows with raw and formatted values) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    #[command(flatten)]
+    src: SourceArgs,
+    /// Output file (gzip'd profile.proto).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct FlameArgs {
+    #[command(flatten)]
+    src: SourceArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Output file; the format follows the extension: .svg, .folded or .json (speedscope).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Draw an icicle graph (roots at the top) instead of a flame graph.
+    #[arg(long)]
+    inverted: bool,
+}
+
+fn load_opts(s: &SourceArgs) -> LoadOptions {
+    LoadOptions { max_size: s.max_size, seconds: s.seconds }
+}
+
+fn inputs(s: &SourceArgs) -> Inputs {
+    Inputs {
+        sources: s.profiles.clone(),
+        bases: if s.diff_base.is_empty() { s.base.clone() } else { s.diff_base.clone() },
+        diff_base: !s.diff_base.is_empty(),
+        normalize: s.normalize,
+    }
+}
+
+fn report_options(kind: Kind, f: &FilterArgs) -> Result<Options> {
+    let granularity: Granularity =
+        f.granularity.parse().map_err(|e: String| InputError(e))?;
+    Ok(Options {
+        kind,
+        sample_index: f.sample_index.clone(),
+        focus: f.focus.clone(),
+        ignore: f.ignore.clone(),
+        hide: f.hide.clone(),
+        show: f.show.clone(),
+        granularity,
+        noinlines: f.noinlines,
+        ..Options::default()
+    })
+}
+
+fn build_report(src: &SourceArgs, opts: &Options) -> Result<Report> {
+    let p = source::load(&inputs(src), &load_opts(src))?;
+    let rpt = Report::new(p, opts).map_err(|e| InputError(e.0))?;
+    for w in &rpt.warnings {
+        eprintln!("{w}");
+    }
+    Ok(rpt)
+}
+
+fn write_stdout(s: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Top(a) => {
+            let mut opts = report_options(Kind::Top, &a.filter)?;
+            opts.cum = a.cum;
+            opts.nodecount = a.nodecount;
+            opts.nodefraction = a.nodefraction;
+            let rpt = build_report(&a.src, &opts)?;
+            let top = rpt.top();
+            if a.json {
+                let mut s = serde_json::to_string_pretty(&top)?;
+                s.push('\n');
+                write_stdout(&s)
+            } else {
+                write_stdout(&top.to_text())
+            }
+        }
+        Cmd::Traces(a) => {
+            let rpt = build_report(&a.src, &report_options(Kind::Traces, &a.filter)?)?;
+            write_stdout(&rpt.traces_text())
+        }
+        Cmd::Raw(a) => {
+            let rpt = build_report(&a.src, &report_options(Kind::Raw, &a.filter)?)?;
+            write_stdout(&rpt.raw_text())
+        }
+        Cmd::Merge(a) => {
+            let p = source::load(&inputs(&a.src), &load_opts(&a.src))?;
+            let bytes = gocost_pprof::encode(&p);
+            std::fs::write(&a.output, bytes)
+                .with_context(|| format!("writing {}", a.output.display()))?;
+            Ok(())
+        }
+        Cmd::Flame(a) => {
+            let rpt = build_report(&a.src, &report_options(Kind::Top, &a.filter)?)?;
+            flame::flame(&rpt, &a.output, a.inverted)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("gocost: {e:#}");
+            if e.downcast_ref::<InputError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Loading the profiles a command works on: files or URLs, merged as `go tool pprof` merges
+//! its sources, with `-base`/`-diff_base` applied.
+
+use std::io::IsTerminal;
+
+use anyhow::Result;
+use gocost_pprof::{Merger, Profile, merge};
+
+/// Bad input (a malformed profile, incompatible profiles, a bad flag value): exit code 2.
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+pub struct Inputs {
+    pub sources: Vec<String>,
+    pub bases: Vec<String>,
+    pub diff_base: bool,
+    pub normalize: bool,
+}
+
+pub struct LoadOptions {
+    pub max_size: u64,
+    pub seconds: Option<u64>,
+}
+
+fn read(src: &str, o: &LoadOptions) -> Result<Profile> {
+    if src.starts_with("http://") || src.starts_with("https://") {
+        return Err(InputError(format!(
+            "{src}: fetching profiles over HTTP is not supported by this build yet; \
+             download it first (curl -o cpu.pb.gz '{src}')"
+        ))
+        .into());
+    }
+    let _ = o.seconds;
+    let bytes = std::fs::read(src).map_err(|e| anyhow::anyhow!("{src}: {e}"))?;
+    let opts = gocost_pprof::DecodeOptions { max_size: o.max_size };
+    gocost_pprof::decode_with(&bytes, &opts)
+        .map_err(|e| InputError(format!("{src}: parsing profile: {e}")).into())
+}
+
+/// Merges profiles in order, one at a time, the way pprof's `combineProfiles` does: a single
+/// profile is returned untouched; profiles with identical types are merged incrementally
+/// (only the merged result is held in memory); otherwise sample types are made compatible
+/// and units scaled pairwise.
+fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
+    let bar = progress(srcs.len(), what);
+    let mut first: Option<Profile> = None;
+    let mut merger: Option<Merger> = None;
+    for src in srcs {
+        let p = read(src, o)?;
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        if first.is_none() && merger.is_none() {
+            first = Some(p);
+            continue;
+        }
+        let m = match (merger.take(), first.take()) {
+            (Some(m), _) => m,
+            (None, Some(f)) => {
+                if f.sample_type == p.sample_type && f.period_type == p.period_type {
+                    let mut m = Merger::new(&f);
+                    m.add(&f).map_err(|e| InputError(e.0))?;
+                    m
+                } else {
+                    first = Some(
+                        merge::combine(vec![f, p]).map_err(|e| InputError(format!("{src}: {e}")))?,
+                    );
+                    continue;
+                }
+            }
+            (None, None) => unreachable!("checked above"),
+        };
+        if m.sample_type() == p.sample_type.as_slice() && m.period_type() == &p.period_type {
+            let mut m = m;
+            m.add(&p).map_err(|e| InputError(format!("{src}: {e}")))?;
+            merger = Some(m);
+        } else {
+            first = Some(
+                merge::combine(vec![m.finish(), p]).map_err(|e| InputError(format!("{src}: {e}")))?,
+            );
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match (merger, first) {
+        (Some(m), _) => Ok(m.finish()),
+        (None, Some(p)) => {
+            // combineProfiles on one profile still runs the (no-op) compatibility steps.
+            Ok(p)
+        }
+        (None, None) => Err(InputError("no profiles given".into()).into()),
+    }
+}
+
+fn progress(n: usize, what: &str) -> Option<indicatif::ProgressBar> {
+    if n < 16 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(n as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {pos}/{len} profiles ({per_sec}, eta {eta})",
+    ) {
+        b.set_style(style.progress_chars("=> "));
+    }
+    b.set_message(format!("merging {what}"));
+    Some(b)
+}
+
+/// pprof's `fetchProfiles`: sources merged, then bases subtracted.
+pub fn load(i: &Inputs, o: &LoadOptions) -> Result<Profile> {
+    let mut p = load_all(&i.sources, o, "profiles")?;
+    if i.bases.is_empty() {
+        return Ok(p);
+    }
+    let mut base = load_all(&i.bases, o, "base profiles")?;
+    if i.diff_base {
+        base.set_label("pprof::base", "true");
+    }
+    if i.normalize {
+        merge::normalize(&mut p, &base).map_err(|e| InputError(e.0))?;
+    }
+    base.scale(-1.0);
+    merge::combine(vec![p, base]).map_err(|e| InputError(e.0).into())
+}

@@ -1,0 +1,620 @@
+//! Decoding profile.proto, gzip'd or raw, with pprof's validity rules.
+//!
+//! Decoding happens in two passes, like pprof's `decode` + `postDecode`: the first reads the
+//! wire format in any field order (Go writes the string table last and interleaves samples,
+//! locations and functions), keeping raw string indices and ids; the second resolves them and
+//! validates references.
+
+use std::io::Read;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{DecodeError, ErrorKind};
+use crate::model::*;
+use crate::wire::{Field, Reader, WireError};
+
+/// Default cap on the decompressed size of one profile: 512 MiB.
+pub const DEFAULT_MAX_SIZE: u64 = 512 << 20;
+
+/// Options for [`decode_with`].
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Maximum size of the decompressed protobuf; larger inputs fail with
+    /// [`ErrorKind::TooLarge`] instead of exhausting memory (gzip bombs).
+    pub max_size: u64,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { max_size: DEFAULT_MAX_SIZE }
+    }
+}
+
+/// Decodes a profile (gzip'd or raw protobuf) with default options.
+pub fn decode(data: &[u8]) -> Result<Profile, DecodeError> {
+    decode_with(data, &DecodeOptions::default())
+}
+
+/// Decodes a profile (gzip'd or raw protobuf).
+pub fn decode_with(data: &[u8], opts: &DecodeOptions) -> Result<Profile, DecodeError> {
+    if data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+        let raw = gunzip(data, opts.max_size)?;
+        decode_uncompressed(&raw)
+    } else {
+        if data.len() as u64 > opts.max_size {
+            return Err(DecodeError::new(ErrorKind::TooLarge { limit: opts.max_size }));
+        }
+        decode_uncompressed(data)
+    }
+}
+
+/// Decompresses a gzip stream (all members, as Go's reader does), refusing to produce more
+/// than `max_size` bytes.
+pub fn gunzip(data: &[u8], max_size: u64) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity((data.len() * 4).min(max_size as usize));
+    let dec = flate2::read::MultiGzDecoder::new(data);
+    match dec.take(max_size.saturating_add(1)).read_to_end(&mut out) {
+        Ok(_) if out.len() as u64 > max_size => {
+            Err(DecodeError::new(ErrorKind::TooLarge { limit: max_size }))
+        }
+        Ok(_) => Ok(out),
+        Err(e) => Err(DecodeError::new(ErrorKind::Gzip(e.to_string()))),
+    }
+}
+
+#[derive(Default)]
+struct RawSample {
+    locs: (u32, u32),
+    labels: (u32, u32),
+    value: Vec<i64>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct RawLabel {
+    key: i64,
+    str: i64,
+    num: i64,
+    unit: i64,
+    offset: usize,
+}
+
+#[derive(Default)]
+struct RawMapping {
+    m: Mapping,
+    file: i64,
+    build_id: i64,
+    offset: usize,
+}
+
+#[derive(Default, Clone, Copy)]
+struct RawLine {
+    function_id: u64,
+    line: i64,
+    column: i64,
+}
+
+#[derive(Default)]
+struct RawLocation {
+    id: u64,
+    mapping_id: u64,
+    address: u64,
+    lines: (u32, u32),
+    is_folded: bool,
+    offset: usize,
+}
+
+#[derive(Default)]
+struct RawFunction {
+    id: u64,
+    name: i64,
+    system_name: i64,
+    filename: i64,
+    start_line: i64,
+    offset: usize,
+}
+
+#[derive(Default)]
+struct Raw {
+    sample_type: Vec<(i64, i64, usize)>,
+    samples: Vec<RawSample>,
+    sample_offsets: Vec<usize>,
+    loc_ids: Vec<u64>,
+    labels: Vec<RawLabel>,
+    mappings: Vec<RawMapping>,
+    locations: Vec<RawLocation>,
+    lines: Vec<RawLine>,
+    functions: Vec<RawFunction>,
+    strings: Vec<String>,
+    drop_frames: i64,
+    keep_frames: i64,
+    time_nanos: i64,
+    duration_nanos: i64,
+    period_type: Option<(i64, i64, usize)>,
+    period: i64,
+    comments: Vec<i64>,
+    default_sample_type: i64,
+    doc_url: i64,
+}
+
+type Inner<T> = Result<T, (ErrorKind, usize, &'static str)>;
+
+fn name(field: &'static str) -> impl Fn(WireError) -> (ErrorKind, usize, &'static str) {
+    move |(k, o)| (k, o, field)
+}
+
+fn bytes_to_string(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+/// Decodes an uncompressed profile.proto message.
+pub fn decode_uncompressed(data: &[u8]) -> Result<Profile, DecodeError> {
+    if data.is_empty() {
+        return Err(DecodeError::new(ErrorKind::Empty));
+    }
+    let mut raw = Raw::default();
+    let mut r = Reader::new(data, 0);
+    let mut time_seen = false;
+    while !r.at_end() {
+        let f = r.field().map_err(|(k, o)| DecodeError::at(k, "Profile", o))?;
+        let top = |field: &str, i: usize| format!("Profile.{field}[{i}]");
+        match f.num {
+            1 => {
+                let (t, u) = value_type(&f).map_err(|(k, o, n)| {
+                    DecodeError::at(k, format!("{}{n}", top("sample_type", raw.sample_type.len())), o)
+                })?;
+                raw.sample_type.push((t, u, f.offset));
+            }
+            2 => {
+                let i = raw.samples.len();
+                let s = sample(&f, &mut raw.loc_ids, &mut raw.labels)
+                    .map_err(|(k, o, n)| DecodeError::at(k, format!("{}{n}", top("sample", i)), o))?;
+                raw.samples.push(s);
+                raw.sample_offsets.push(f.offset);
+            }
+            3 => {
+                let i = raw.mappings.len();
+                let m = mapping(&f)
+                    .map_err(|(k, o, n)| DecodeError::at(k, format!("{}{n}", top("mapping", i)), o))?;
+                raw.mappings.push(m);
+            }
+            4 => {
+                let i = raw.locations.len();
+                let l = location(&f, &mut raw.lines).map_err(|(k, o, n)| {
+                    DecodeError::at(k, format!("{}{n}", top("location", i)), o)
+                })?;
+                raw.locations.push(l);
+            }
+            5 => {
+                let i = raw.functions.len();
+                let fun = function(&f).map_err(|(k, o, n)| {
+                    DecodeError::at(k, format!("{}{n}", top("function", i)), o)
+                })?;
+                raw.functions.push(fun);
+            }
+            6 => {
+                let i = raw.strings.len();
+                let b = f
+                    .message()
+                    .map_err(|(k, o)| DecodeError::at(k, top("string_table", i), o))?;
+                let _ = b;
+                if i == 0 && !f.bytes.is_empty() {
+                    return Err(DecodeError::at(
+                        ErrorKind::FirstStringNotEmpty,
+                        "Profile.string_table[0]",
+                        f.offset,
+                    ));
+                }
+                raw.strings.push(bytes_to_string(f.bytes));
+            }
+            7..=10 | 12 | 14 | 15 => {
+                let v = f.int().map_err(|(k, o)| DecodeError::at(k, top_name(f.num), o))? as i64;
+                match f.num {
+                    7 => raw.drop_frames = v,
+                    8 => raw.keep_frames = v,
+                    9 => {
+                        if time_seen && raw.time_nanos != 0 {
+                            return Err(DecodeError::at(
+                                ErrorKind::Concatenated,
+                                "Profile.time_nanos",
+                                f.offset,
+                            ));
+                        }
+                        time_seen = true;
+                        raw.time_nanos = v;
+                    }
+                    10 => raw.duration_nanos = v,
+                    12 => raw.period = v,
+                    14 => raw.default_sample_type = v,
+                    _ => raw.doc_url = v,
+                }
+            }
+            11 => {
+                let (t, u) = value_type(&f).map_err(|(k, o, n)| {
+                    DecodeError::at(k, format!("Profile.period_type{n}"), o)
+                })?;
+                raw.period_type = Some((t, u, f.offset));
+            }
+            13 => f
+                .push_ints(&mut raw.comments, |v| v as i64)
+                .map_err(|(k, o)| DecodeError::at(k, "Profile.comment", o))?,
+            _ => {} // unknown fields are skipped, as pprof does
+        }
+    }
+    resolve(raw)
+}
+
+fn top_name(num: u64) -> &'static str {
+    match num {
+        7 => "Profile.drop_frames",
+        8 => "Profile.keep_frames",
+        9 => "Profile.time_nanos",
+        10 => "Profile.duration_nanos",
+        12 => "Profile.period",
+        14 => "Profile.default_sample_type",
+        15 => "Profile.doc_url",
+        _ => "Profile",
+    }
+}
+
+fn value_type(f: &Field) -> Inner<(i64, i64)> {
+    let mut r = f.message().map_err(name(""))?;
+    let (mut t, mut u) = (0, 0);
+    while !r.at_end() {
+        let g = r.field().map_err(name(""))?;
+        match g.num {
+            1 => t = g.int().map_err(name(".type"))? as i64,
+            2 => u = g.int().map_err(name(".unit"))? as i64,
+            _ => {}
+        }
+    }
+    Ok((t, u))
+}
+
+fn sample(f: &Field, loc_ids: &mut Vec<u64>, labels: &mut Vec<RawLabel>) -> Inner<RawSample> {
+    let mut r = f.message().map_err(name(""))?;
+    let loc_start = loc_ids.len() as u32;
+    let label_start = labels.len() as u32;
+    let mut value = Vec::new();
+    while !r.at_end() {
+        let g = r.field().map_err(name(""))?;
+        match g.num {
+            1 => g.push_ints(loc_ids, |v| v).map_err(name(".location_id"))?,
+            2 => g.push_ints(&mut value, |v| v as i64).map_err(name(".value"))?,
+            3 => {
+                let mut lr = g.message().map_err(name(".label"))?;
+                let mut l = RawLabel { offset: g.offset, ..Default::default() };
+                while !lr.at_end() {
+                    let h = lr.field().map_err(name(".label"))?;
+                    let v = match h.num {
+                        1..=4 => h.int().map_err(name(".label"))? as i64,
+                        _ => continue,
+                    };
+                    match h.num {
+                        1 => l.key = v,
+                        2 => l.str = v,
+                        3 => l.num = v,
+                        _ => l.unit = v,
+                    }
+                }
+                labels.push(l);
+            }
+            _ => {}
+        }
+    }
+    Ok(RawSample {
+        locs: (loc_start, loc_ids.len() as u32 - loc_start),
+        labels: (label_start, labels.len() as u32 - label_start),
+        value,
+    })
+}
+
+fn mapping(f: &Field) -> Inner<RawMapping> {
+    let mut r = f.message().map_err(name(""))?;
+    let mut m = RawMapping { offset: f.offset, ..Default::default() };
+    while !r.at_end() {
+        let g = r.field().map_err(name(""))?;
+        if !(1..=10).contains(&g.num) {
+            continue;
+        }
+        let v = g.int().map_err(name(mapping_field(g.num)))?;
+        match g.num {
+            1 => m.m.id = v,
+            2 => m.m.memory_start = v,
+            3 => m.m.memory_limit = v,
+            4 => m.m.file_offset = v,
+            5 => m.file = v as i64,
+            6 => m.build_id = v as i64,
+            7 => m.m.has_functions = v as i64 != 0,
+            8 => m.m.has_filenames = v as i64 != 0,
+            9 => m.m.has_line_numbers = v as i64 != 0,
+            _ => m.m.has_inline_frames = v as i64 != 0,
+        }
+    }
+    Ok(m)
+}
+
+fn mapping_field(n: u64) -> &'static str {
+    [
+        "", ".id", ".memory_start", ".memory_limit", ".file_offset", ".filename", ".build_id",
+        ".has_functions", ".has_filenames", ".has_line_numbers", ".has_inline_frames",
+    ][n as usize]
+}
+
+fn location(f: &Field, lines: &mut Vec<RawLine>) -> Inner<RawLocation> {
+    let mut r = f.message().map_err(name(""))?;
+    let start = lines.len() as u32;
+    let mut l = RawLocation { offset: f.offset, ..Default::default() };
+    while !r.at_end() {
+        let g = r.field().map_err(name(""))?;
+        match g.num {
+            1 => l.id = g.int().map_err(name(".id"))?,
+            2 => l.mapping_id = g.int().map_err(name(".mapping_id"))?,
+            3 => l.address = g.int().map_err(name(".address"))?,
+            4 => {
+                let mut lr = g.message().map_err(name(".line"))?;
+                let mut line = RawLine::default();
+                while !lr.at_end() {
+                    let h = lr.field().map_err(name(".line"))?;
+                    match h.num {
+                        1 => line.function_id = h.int().map_err(name(".line.function_id"))?,
+                        2 => line.line = h.int().map_err(name(".line.line"))? as i64,
+                        3 => line.column = h.int().map_err(name(".line.column"))? as i64,
+                        _ => {}
+                    }
+                }
+                lines.push(line);
+            }
+            5 => l.is_folded = g.int().map_err(name(".is_folded"))? as i64 != 0,
+            _ => {}
+        }
+    }
+    l.lines = (start, lines.len() as u32 - start);
+    Ok(l)
+}
+
+fn function(f: &Field) -> Inner<RawFunction> {
+    let mut r = f.message().map_err(name(""))?;
+    let mut fun = RawFunction { offset: f.offset, ..Default::default() };
+    while !r.at_end() {
+        let g = r.field().map_err(name(""))?;
+        match g.num {
+            1 => fun.id = g.int().map_err(name(".id"))?,
+            2 => fun.name = g.int().map_err(name(".name"))? as i64,
+            3 => fun.system_name = g.int().map_err(name(".system_name"))? as i64,
+            4 => fun.filename = g.int().map_err(name(".filename"))? as i64,
+            5 => fun.start_line = g.int().map_err(name(".start_line"))? as i64,
+            _ => {}
+        }
+    }
+    Ok(fun)
+}
+
+/// Maps ids to indices: a dense table for small ids, a hash map for the rest (pprof's trick).
+struct IdMap {
+    dense: Vec<u32>,
+    sparse: FxHashMap<u64, u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl IdMap {
+    fn new(n: usize) -> Self {
+        IdMap { dense: vec![NONE; n + 1], sparse: FxHashMap::default() }
+    }
+    /// Returns false if the id was already present.
+    fn insert(&mut self, id: u64, idx: u32) -> bool {
+        if (id as usize) < self.dense.len() && id < u64::from(u32::MAX) {
+            let slot = &mut self.dense[id as usize];
+            let fresh = *slot == NONE;
+            *slot = idx;
+            fresh
+        } else {
+            self.sparse.insert(id, idx).is_none()
+        }
+    }
+    #[inline]
+    fn get(&self, id: u64) -> Option<u32> {
+        if (id as usize) < self.dense.len() {
+            let v = self.dense[id as usize];
+            (v != NONE).then_some(v)
+        } else {
+            self.sparse.get(&id).copied()
+        }
+    }
+}
+
+fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
+    let strings = &raw.strings;
+    let s = |idx: i64, field: &dyn Fn() -> String, offset: usize| -> Result<String, DecodeError> {
+        if idx < 0 || idx as usize >= strings.len() {
+            return Err(DecodeError::at(
+                ErrorKind::StringIndex { index: idx, len: strings.len() },
+                field(),
+                offset,
+            ));
+        }
+        Ok(strings[idx as usize].clone())
+    };
+
+    let mut mapping = Vec::with_capacity(raw.mappings.len());
+    let mut mapping_ids = IdMap::new(raw.mappings.len());
+    for (i, rm) in raw.mappings.into_iter().enumerate() {
+        let mut m = rm.m;
+        m.filename = s(rm.file, &|| format!("Profile.mapping[{i}].filename"), rm.offset)?;
+        m.build_id = s(rm.build_id, &|| format!("Profile.mapping[{i}].build_id"), rm.offset)?;
+        if m.id == 0 {
+            return Err(DecodeError::at(
+                ErrorKind::Invalid("found mapping with reserved ID=0".into()),
+                format!("Profile.mapping[{i}].id"),
+                rm.offset,
+            ));
+        }
+        if !mapping_ids.insert(m.id, i as u32) {
+            return Err(DecodeError::at(
+                ErrorKind::Invalid(format!("multiple mappings with same id: {}", m.id)),
+                format!("Profile.mapping[{i}].id"),
+                rm.offset,
+            ));
+        }
+        mapping.push(m);
+    }
+
+    let mut function = Vec::with_capacity(raw.functions.len());
+    let mut function_ids = IdMap::new(raw.functions.len());
+    for (i, rf) in raw.functions.into_iter().enumerate() {
+        let f = Function {
+            id: rf.id,
+            name: s(rf.name, &|| format!("Profile.function[{i}].name"), rf.offset)?,
+            system_name: s(rf.system_name, &|| format!("Profile.function[{i}].system_name"), rf.offset)?,
+            filename: s(rf.filename, &|| format!("Profile.function[{i}].filename"), rf.offset)?,
+            start_line: rf.start_line,
+        };
+        if f.id == 0 {
+            return Err(DecodeError::at(
+                ErrorKind::Invalid("found function with reserved ID=0".into()),
+                format!("Profile.function[{i}].id"),
+                rf.offset,
+            ));
+        }
+        if !function_ids.insert(f.id, i as u32) {
+            return Err(DecodeError::at(
+                ErrorKind::Invalid(format!("multiple functions with same id: {}", f.id)),
+                format!("Profile.function[{i}].id"),
+                rf.offset,
+            ));
+        }
+        function.push(f);
+    }
+
+    let mut location = Vec::with_capacity(raw.locations.len());
+    let mut location_ids = IdMap::new(raw.locations.len());
+    for (i, rl) in raw.locations.into_iter().enumerate() {
+        let mut lines = Vec::with_capacity(rl.lines.1 as usize);
+        for (j, ln) in raw.lines[rl.lines.0 as usize..(rl.lines.0 + rl.lines.1) as usize]
+            .iter()
+            .enumerate()
+        {
+            let Some(fi) = (ln.function_id != 0).then(|| function_ids.get(ln.function_id)).flatten()
+            else {
+                return Err(DecodeError::at(
+                    ErrorKind::Invalid(format!(
+                        "location id: {} has a line with unknown function id {}",
+                        rl.id, ln.function_id
+                    )),
+                    format!("Profile.location[{i}].line[{j}].function_id"),
+                    rl.offset,
+                ));
+            };
+            lines.push(Line { function: fi, line: ln.line, column: ln.column });
+        }
+        if rl.id == 0 {
+            return Err(DecodeError::at(
+                ErrorKind::Invalid("found location with reserved id=0".into()),
+                format!("Profile.location[{i}].id"),
+                rl.offset,
+            ));
+        }
+        if !location_ids.insert(rl.id, i as u32) {
+            return Err(DecodeError::at(
+                ErrorKind::Invalid(format!("multiple locations with same id: {}", rl.id)),
+                format!("Profile.location[{i}].id"),
+                rl.offset,
+            ));
+        }
+        // pprof treats an unknown mapping id as "no mapping".
+        let mapping = if rl.mapping_id == 0 { None } else { mapping_ids.get(rl.mapping_id) };
+        location.push(Location {
+            id: rl.id,
+            mapping,
+            address: rl.address,
+            line: lines,
+            is_folded: rl.is_folded,
+        });
+    }
+
+    let mut sample_type = Vec::with_capacity(raw.sample_type.len());
+    for (i, &(t, u, off)) in raw.sample_type.iter().enumerate() {
+        sample_type.push(ValueType {
+            r#type: s(t, &|| format!("Profile.sample_type[{i}].type"), off)?,
+            unit: s(u, &|| format!("Profile.sample_type[{i}].unit"), off)?,
+        });
+    }
+
+    let nvalues = sample_type.len();
+    let mut sample = Vec::with_capacity(raw.samples.len());
+    for (i, rs) in raw.samples.into_iter().enumerate() {
+        let off = raw.sample_offsets[i];
+        if rs.value.len() != nvalues {
+            return Err(DecodeError::at(
+                ErrorKind::Invalid(format!(
+                    "mismatch: sample has {} values vs. {} types",
+                    rs.value.len(),
+                    nvalues
+                )),
+                format!("Profile.sample[{i}].value"),
+                off,
+            ));
+        }
+        let ids = &raw.loc_ids[rs.locs.0 as usize..(rs.locs.0 + rs.locs.1) as usize];
+        let mut locs = Vec::with_capacity(ids.len());
+        for (j, &id) in ids.iter().enumerate() {
+            let Some(li) = location_ids.get(id) else {
+                return Err(DecodeError::at(
+                    ErrorKind::Invalid(format!("sample references unknown location id {id}")),
+                    format!("Profile.sample[{i}].location_id[{j}]"),
+                    off,
+                ));
+            };
+            locs.push(li);
+        }
+        let mut label = Vec::with_capacity(rs.labels.1 as usize);
+        for (j, l) in raw.labels[rs.labels.0 as usize..(rs.labels.0 + rs.labels.1) as usize]
+            .iter()
+            .enumerate()
+        {
+            let field = || format!("Profile.sample[{i}].label[{j}]");
+            let key = s(l.key, &field, l.offset)?;
+            if l.str != 0 {
+                let v = s(l.str, &field, l.offset)?;
+                label.push(Label { key, value: LabelValue::Str(v) });
+            } else if l.num != 0 || l.unit != 0 {
+                let unit = if l.unit != 0 { s(l.unit, &field, l.offset)? } else { String::new() };
+                label.push(Label { key, value: LabelValue::Num { value: l.num, unit } });
+            }
+        }
+        canonicalize_labels(&mut label);
+        sample.push(Sample { location: locs, value: rs.value, label });
+    }
+    if nvalues == 0 && !sample.is_empty() {
+        return Err(DecodeError::invalid("missing sample type information", "Profile.sample_type"));
+    }
+
+    let (pt, pu, poff) = raw.period_type.unwrap_or((0, 0, 0));
+    let period_type = ValueType {
+        r#type: s(pt, &|| "Profile.period_type.type".into(), poff)?,
+        unit: s(pu, &|| "Profile.period_type.unit".into(), poff)?,
+    };
+    let mut comments = Vec::with_capacity(raw.comments.len());
+    for (i, &c) in raw.comments.iter().enumerate() {
+        comments.push(s(c, &|| format!("Profile.comment[{i}]"), 0)?);
+    }
+    Ok(Profile {
+        sample_type,
+        sample,
+        mapping,
+        location,
+        function,
+        drop_frames: s(raw.drop_frames, &|| "Profile.drop_frames".into(), 0)?,
+        keep_frames: s(raw.keep_frames, &|| "Profile.keep_frames".into(), 0)?,
+        time_nanos: raw.time_nanos,
+        duration_nanos: raw.duration_nanos,
+        period_type,
+        period: raw.period,
+        comments,
+        default_sample_type: s(raw.default_sample_type, &|| "Profile.default_sample_type".into(), 0)?,
+        doc_url: s(raw.doc_url, &|| "Profile.doc_url".into(), 0)?,
+    })
+}

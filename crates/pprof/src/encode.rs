@@ -1,0 +1,150 @@
+//! Encoding profile.proto the way Go's pprof writes it (field order, packing rules,
+//! string-table order), gzip'd or raw.
+
+use std::io::Write;
+
+use rustc_hash::FxHashMap;
+
+use crate::model::*;
+use crate::wire::Writer;
+
+struct Strings<'a> {
+    index: FxHashMap<&'a str, i64>,
+    table: Vec<&'a str>,
+}
+
+impl<'a> Strings<'a> {
+    fn add(&mut self, s: &'a str) -> i64 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.table.len() as i64;
+        self.index.insert(s, i);
+        self.table.push(s);
+        i
+    }
+}
+
+/// Serializes a profile to uncompressed protobuf bytes.
+pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
+    let mut st = Strings { index: FxHashMap::default(), table: Vec::new() };
+    st.add("");
+    let sample_types: Vec<(i64, i64)> =
+        p.sample_type.iter().map(|t| (st.add(&t.r#type), st.add(&t.unit))).collect();
+    // Label string indices, in sample order.
+    let mut label_x: Vec<(i64, i64, i64, i64)> = Vec::new();
+    for s in &p.sample {
+        for l in &s.label {
+            label_x.push(match &l.value {
+                LabelValue::Str(v) => (st.add(&l.key), st.add(v), 0, 0),
+                LabelValue::Num { value, unit } => (st.add(&l.key), 0, *value, st.add(unit)),
+            });
+        }
+    }
+    let mapping_x: Vec<(i64, i64)> =
+        p.mapping.iter().map(|m| (st.add(&m.filename), st.add(&m.build_id))).collect();
+    let function_x: Vec<(i64, i64, i64)> = p
+        .function
+        .iter()
+        .map(|f| (st.add(&f.name), st.add(&f.system_name), st.add(&f.filename)))
+        .collect();
+    let drop_x = st.add(&p.drop_frames);
+    let keep_x = st.add(&p.keep_frames);
+    let period_x = (st.add(&p.period_type.r#type), st.add(&p.period_type.unit));
+    let comment_x: Vec<i64> = p.comments.iter().map(|c| st.add(c)).collect();
+    let default_x = st.add(&p.default_sample_type);
+    let doc_x = st.add(&p.doc_url);
+
+    let mut w = Writer { buf: Vec::with_capacity(64 * 1024) };
+    for &(t, u) in &sample_types {
+        w.message(1, |w| {
+            w.int_opt(1, t);
+            w.int_opt(2, u);
+        });
+    }
+    let mut li = 0;
+    for s in &p.sample {
+        let labels = &label_x[li..li + s.label.len()];
+        li += s.label.len();
+        w.message(2, |w| {
+            w.ints(1, s.location.iter().map(|&l| p.location[l as usize].id));
+            w.ints(2, s.value.iter().map(|&v| v as u64));
+            for &(k, v, n, u) in labels {
+                w.message(3, |w| {
+                    w.int_opt(1, k);
+                    w.int_opt(2, v);
+                    w.int_opt(3, n);
+                    w.int_opt(4, u);
+                });
+            }
+        });
+    }
+    for (m, &(file, build)) in p.mapping.iter().zip(&mapping_x) {
+        w.message(3, |w| {
+            w.uint_opt(1, m.id);
+            w.uint_opt(2, m.memory_start);
+            w.uint_opt(3, m.memory_limit);
+            w.uint_opt(4, m.file_offset);
+            w.int_opt(5, file);
+            w.int_opt(6, build);
+            w.bool_opt(7, m.has_functions);
+            w.bool_opt(8, m.has_filenames);
+            w.bool_opt(9, m.has_line_numbers);
+            w.bool_opt(10, m.has_inline_frames);
+        });
+    }
+    for l in &p.location {
+        w.message(4, |w| {
+            w.uint_opt(1, l.id);
+            w.uint_opt(2, l.mapping.map_or(0, |m| p.mapping[m as usize].id));
+            w.uint_opt(3, l.address);
+            for ln in &l.line {
+                w.message(4, |w| {
+                    w.uint_opt(1, p.function[ln.function as usize].id);
+                    w.int_opt(2, ln.line);
+                    w.int_opt(3, ln.column);
+                });
+            }
+            w.bool_opt(5, l.is_folded);
+        });
+    }
+    for (f, &(n, sn, file)) in p.function.iter().zip(&function_x) {
+        w.message(5, |w| {
+            w.uint_opt(1, f.id);
+            w.int_opt(2, n);
+            w.int_opt(3, sn);
+            w.int_opt(4, file);
+            w.int_opt(5, f.start_line);
+        });
+    }
+    for s in &st.table {
+        w.bytes(6, s.as_bytes());
+    }
+    w.int_opt(7, drop_x);
+    w.int_opt(8, keep_x);
+    w.int_opt(9, p.time_nanos);
+    w.int_opt(10, p.duration_nanos);
+    if period_x != (0, 0) {
+        w.message(11, |w| {
+            w.int_opt(1, period_x.0);
+            w.int_opt(2, period_x.1);
+        });
+    }
+    w.int_opt(12, p.period);
+    w.ints(13, comment_x.iter().map(|&c| c as u64));
+    w.int(14, default_x);
+    w.int_opt(15, doc_x);
+    w.buf
+}
+
+/// Serializes a profile as gzip-compressed protobuf (what Go and pprof write to disk).
+pub fn encode(p: &Profile) -> Vec<u8> {
+    let raw = encode_uncompressed(p);
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = gz.write_all(&raw);
+    gz.finish().unwrap_or_default()
+}

@@ -1,0 +1,514 @@
+//! Merging profiles with pprof's rules (`profile.Merge`, `CompatibilizeSampleTypes`,
+//! `measurement.ScaleProfiles`).
+//!
+//! Identical samples (same stack after merging locations, same labels) are combined,
+//! locations/functions/mappings are deduplicated by content and renumbered densely in
+//! first-seen order, `time_nanos` becomes the earliest, durations are summed and the period is
+//! the largest. [`Merger`] does this incrementally so that thousands of profiles can be merged
+//! while holding only the merged result in memory.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+
+use crate::model::*;
+use crate::units;
+
+/// Why profiles could not be merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeError(pub String);
+
+impl fmt::Display for MergeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MergeError {}
+
+fn vt(v: &ValueType) -> String {
+    format!("{}/{}", v.r#type, v.unit)
+}
+
+fn vts(v: &[ValueType]) -> String {
+    let s: Vec<String> = v.iter().map(vt).collect();
+    format!("[{}]", s.join(" "))
+}
+
+/// pprof's `compatible`: identical period type and sample types.
+pub fn check_compatible(a: &Profile, b: &Profile) -> Result<(), MergeError> {
+    if a.period_type != b.period_type {
+        return Err(MergeError(format!(
+            "incompatible period types {} and {}",
+            vt(&a.period_type),
+            vt(&b.period_type)
+        )));
+    }
+    if a.sample_type != b.sample_type {
+        return Err(MergeError(format!(
+            "incompatible sample types {} and {}",
+            vts(&a.sample_type),
+            vts(&b.sample_type)
+        )));
+    }
+    Ok(())
+}
+
+/// Keeps only the sample types (by name) present in every profile, in the first profile's
+/// order, reordering values as needed.
+pub fn compatibilize_sample_types(ps: &mut [Profile]) -> Result<(), MergeError> {
+    let Some(first) = ps.first() else { return Ok(()) };
+    let common: Vec<String> = first
+        .sample_type
+        .iter()
+        .filter(|st| ps.iter().all(|p| p.sample_type.iter().any(|t| t.r#type == st.r#type)))
+        .map(|st| st.r#type.clone())
+        .collect();
+    // pprof counts occurrences, so a type repeated within one profile also counts; match it.
+    let common: Vec<String> = common
+        .into_iter()
+        .filter(|name| {
+            ps.iter().map(|p| p.sample_type.iter().filter(|t| &t.r#type == name).count()).sum::<usize>()
+                == ps.len()
+        })
+        .collect();
+    if common.is_empty() {
+        return Err(MergeError("profiles have empty common sample type list".into()));
+    }
+    for p in ps.iter_mut() {
+        let mut default = common[0].clone();
+        let mut remap = Vec::with_capacity(common.len());
+        let mut modify = false;
+        for (i, st) in common.iter().enumerate() {
+            if *st == p.default_sample_type {
+                default = p.default_sample_type.clone();
+            }
+            let Some(idx) = p.sample_type.iter().position(|t| &t.r#type == st) else {
+                return Err(MergeError(format!("{st:?} sample type is not found in profile")));
+            };
+            remap.push(idx);
+            modify |= idx != i;
+        }
+        if !modify && common.len() == p.sample_type.len() {
+            continue;
+        }
+        p.default_sample_type = default;
+        p.sample_type = remap.iter().map(|&i| p.sample_type[i].clone()).collect();
+        for s in &mut p.sample {
+            s.value = remap.iter().map(|&i| s.value[i]).collect();
+        }
+    }
+    Ok(())
+}
+
+/// The finest of a set of compatible value types (pprof's `CommonValueType`); `None` for
+/// fewer than two.
+fn common_value_type(ts: &[&ValueType]) -> Result<Option<ValueType>, MergeError> {
+    if ts.len() <= 1 {
+        return Ok(None);
+    }
+    let mut min = ts[0];
+    for t in &ts[1..] {
+        if !units::compatible_value_types(&min.r#type, &min.unit, &t.r#type, &t.unit) {
+            return Err(MergeError(format!("incompatible types: {} {}", vt(min), vt(t))));
+        }
+        if units::scale(1, &t.unit, &min.unit).0 < 1.0 {
+            min = t;
+        }
+    }
+    Ok(Some(min.clone()))
+}
+
+/// Converts every profile's values and period to the finest common unit.
+pub fn scale_profiles(ps: &mut [Profile]) -> Result<(), MergeError> {
+    if ps.is_empty() {
+        return Ok(());
+    }
+    let pts: Vec<&ValueType> = ps.iter().map(|p| &p.period_type).collect();
+    let period_type =
+        common_value_type(&pts).map_err(|e| MergeError(format!("period type: {e}")))?;
+    let n = ps[0].sample_type.len();
+    for p in &ps[1..] {
+        if p.sample_type.len() != n {
+            return Err(MergeError(format!(
+                "inconsistent samples type count: {n} != {}",
+                p.sample_type.len()
+            )));
+        }
+    }
+    let mut sample_type = Vec::with_capacity(n);
+    for i in 0..n {
+        let ts: Vec<&ValueType> = ps.iter().map(|p| &p.sample_type[i]).collect();
+        sample_type.push(common_value_type(&ts).map_err(|e| MergeError(format!("sample types: {e}")))?);
+    }
+    for p in ps.iter_mut() {
+        if let Some(pt) = &period_type {
+            let (v, _) = units::scale(p.period, &p.period_type.unit, &pt.unit);
+            p.period = v as i64;
+            p.period_type.unit = pt.unit.clone();
+        }
+        let mut ratios = vec![1.0; n];
+        for (i, st) in p.sample_type.iter_mut().enumerate() {
+            if let Some(common) = &sample_type[i] {
+                ratios[i] = units::scale(1, &st.unit, &common.unit).0;
+                st.unit = common.unit.clone();
+            }
+        }
+        p.scale_n(&ratios);
+    }
+    Ok(())
+}
+
+/// pprof's `combineProfiles`: make sample types compatible, scale units, and merge (a single
+/// profile is returned as is, like pprof, without renumbering).
+pub fn combine(mut ps: Vec<Profile>) -> Result<Profile, MergeError> {
+    if ps.is_empty() {
+        return Err(MergeError("no profiles to merge".into()));
+    }
+    compatibilize_sample_types(&mut ps)?;
+    scale_profiles(&mut ps)?;
+    if ps.len() == 1 {
+        return Ok(ps.pop().unwrap_or_default());
+    }
+    merge(ps)
+}
+
+/// pprof's `profile.Merge`: all profiles must have identical sample and period types.
+pub fn merge(ps: Vec<Profile>) -> Result<Profile, MergeError> {
+    let mut it = ps.into_iter();
+    let Some(first) = it.next() else {
+        return Err(MergeError("no profiles to merge".into()));
+    };
+    let mut m = Merger::new(&first);
+    m.add(&first)?;
+    drop(first);
+    for p in it {
+        m.add(&p)?;
+    }
+    Ok(m.finish())
+}
+
+/// Removes unreferenced entities and zero samples, renumbering ids (pprof's `Compact`).
+pub fn compact(p: &Profile) -> Profile {
+    let mut m = Merger::new(p);
+    // A profile is always compatible with itself.
+    let _ = m.add(p);
+    m.finish()
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct MappingKey {
+    size: u64,
+    offset: u64,
+    build_id_or_file: String,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct LocationKey {
+    addr: u64,
+    mapping_id: u64,
+    /// pprof's key joins lines as `fn|line|col` into a slice indexed with a stride of 2
+    /// (so a line's column slot is overwritten by the next line's function id); this
+    /// reproduces exactly which locations pprof considers identical.
+    lines: Vec<Option<i128>>,
+    is_folded: bool,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct FunctionKey {
+    start_line: i64,
+    name: String,
+    system_name: String,
+    filename: String,
+}
+
+/// Incremental merge. Create it from the first profile (which fixes the sample types),
+/// [`add`](Merger::add) each profile in order, then [`finish`](Merger::finish).
+pub struct Merger {
+    out: Profile,
+    comments_seen: FxHashSet<String>,
+    samples: FxHashMap<u64, u32>,
+    /// Collision chains for `samples`: next sample index with the same hash, or `u32::MAX`.
+    sample_next: Vec<u32>,
+    locations: FxHashMap<LocationKey, u32>,
+    functions: FxHashMap<FunctionKey, u32>,
+    mappings: FxHashMap<MappingKey, u32>,
+    // Per-source memo tables (reset for each profile).
+    loc_map: Vec<u32>,
+    fn_map: Vec<u32>,
+    map_map: Vec<(u32, i64)>,
+    scratch: Vec<u32>,
+}
+
+const UNSET: u32 = u32::MAX;
+
+impl Merger {
+    /// Starts a merge whose header (sample types, period type, drop/keep frames) comes from
+    /// `first`. `first` must still be passed to [`add`](Merger::add).
+    pub fn new(first: &Profile) -> Self {
+        let out = Profile {
+            sample_type: first.sample_type.clone(),
+            drop_frames: first.drop_frames.clone(),
+            keep_frames: first.keep_frames.clone(),
+            period_type: first.period_type.clone(),
+            ..Default::default()
+        };
+        Merger {
+            out,
+            comments_seen: FxHashSet::default(),
+            samples: FxHashMap::default(),
+            sample_next: Vec::new(),
+            locations: FxHashMap::default(),
+            functions: FxHashMap::default(),
+            mappings: FxHashMap::default(),
+            loc_map: Vec::new(),
+            fn_map: Vec::new(),
+            map_map: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The sample types every added profile must have.
+    pub fn sample_type(&self) -> &[ValueType] {
+        &self.out.sample_type
+    }
+
+    /// The period type every added profile must have.
+    pub fn period_type(&self) -> &ValueType {
+        &self.out.period_type
+    }
+
+    /// Merges one more profile.
+    pub fn add(&mut self, src: &Profile) -> Result<(), MergeError> {
+        if self.out.period_type != src.period_type {
+            return Err(MergeError(format!(
+                "incompatible period types {} and {}",
+                vt(&self.out.period_type),
+                vt(&src.period_type)
+            )));
+        }
+        if self.out.sample_type != src.sample_type {
+            return Err(MergeError(format!(
+                "incompatible sample types {} and {}",
+                vts(&self.out.sample_type),
+                vts(&src.sample_type)
+            )));
+        }
+        self.add_header(src);
+        self.loc_map.clear();
+        self.loc_map.resize(src.location.len(), UNSET);
+        self.fn_map.clear();
+        self.fn_map.resize(src.function.len(), UNSET);
+        self.map_map.clear();
+        self.map_map.resize(src.mapping.len(), (UNSET, 0));
+        if self.out.mapping.is_empty() && !src.mapping.is_empty() {
+            // mapping[0] is the main binary: take the first one seen first.
+            self.map_mapping(src, 0);
+        }
+        for s in &src.sample {
+            if s.value.iter().all(|&v| v == 0) {
+                continue;
+            }
+            self.map_sample(src, s);
+        }
+        Ok(())
+    }
+
+    fn add_header(&mut self, s: &Profile) {
+        let o = &mut self.out;
+        if o.time_nanos == 0 || s.time_nanos < o.time_nanos {
+            o.time_nanos = s.time_nanos;
+        }
+        o.duration_nanos = o.duration_nanos.wrapping_add(s.duration_nanos);
+        if o.period == 0 || o.period < s.period {
+            o.period = s.period;
+        }
+        for c in &s.comments {
+            if self.comments_seen.insert(c.clone()) {
+                o.comments.push(c.clone());
+            }
+        }
+        if o.default_sample_type.is_empty() {
+            o.default_sample_type = s.default_sample_type.clone();
+        }
+        if o.doc_url.is_empty() {
+            o.doc_url = s.doc_url.clone();
+        }
+    }
+
+    fn map_sample(&mut self, src: &Profile, s: &Sample) {
+        let mut locs = std::mem::take(&mut self.scratch);
+        locs.clear();
+        for &l in &s.location {
+            locs.push(self.map_location(src, l));
+        }
+        let mut h = FxHasher::default();
+        locs.hash(&mut h);
+        s.label.hash(&mut h);
+        let hash = h.finish();
+        let mut cur = self.samples.get(&hash).copied().unwrap_or(UNSET);
+        let head = cur;
+        while cur != UNSET {
+            let m = &mut self.out.sample[cur as usize];
+            if m.location == locs && m.label == s.label {
+                for (a, b) in m.value.iter_mut().zip(&s.value) {
+                    *a = a.wrapping_add(*b);
+                }
+                self.scratch = locs;
+                return;
+            }
+            cur = self.sample_next[cur as usize];
+        }
+        let idx = self.out.sample.len() as u32;
+        self.out.sample.push(Sample {
+            location: locs.clone(),
+            value: s.value.clone(),
+            label: s.label.clone(),
+        });
+        self.sample_next.push(head);
+        self.samples.insert(hash, idx);
+        self.scratch = locs;
+    }
+
+    fn map_location(&mut self, src: &Profile, li: LocationIdx) -> LocationIdx {
+        let memo = self.loc_map[li as usize];
+        if memo != UNSET {
+            return memo;
+        }
+        let l = &src.location[li as usize];
+        let (mapping, offset) = match l.mapping {
+            Some(mi) => {
+                let (m, off) = self.map_mapping(src, mi);
+                (Some(m), off)
+            }
+            None => (None, 0),
+        };
+        let line: Vec<Line> = l
+            .line
+            .iter()
+            .map(|ln| Line {
+                function: self.map_function(src, ln.function),
+                line: ln.line,
+                column: ln.column,
+            })
+            .collect();
+        let address = (l.address as i64).wrapping_add(offset) as u64;
+        let n = line.len();
+        let mut key_lines: Vec<Option<i128>> = vec![None; n * 3];
+        for (i, ln) in line.iter().enumerate() {
+            key_lines[i * 2] = Some(i128::from(self.out.function[ln.function as usize].id));
+            key_lines[i * 2 + 1] = Some(i128::from(ln.line));
+            key_lines[i * 2 + 2] = Some(i128::from(ln.column));
+        }
+        let (kaddr, kmap) = match mapping {
+            Some(m) => {
+                let mm = &self.out.mapping[m as usize];
+                (address.wrapping_sub(mm.memory_start), mm.id)
+            }
+            None => (address, 0),
+        };
+        let key = LocationKey { addr: kaddr, mapping_id: kmap, lines: key_lines, is_folded: l.is_folded };
+        if let Some(&existing) = self.locations.get(&key) {
+            self.loc_map[li as usize] = existing;
+            return existing;
+        }
+        let idx = self.out.location.len() as u32;
+        self.out.location.push(Location {
+            id: u64::from(idx) + 1,
+            mapping,
+            address,
+            line,
+            is_folded: l.is_folded,
+        });
+        self.locations.insert(key, idx);
+        self.loc_map[li as usize] = idx;
+        idx
+    }
+
+    fn map_mapping(&mut self, src: &Profile, mi: MappingIdx) -> (MappingIdx, i64) {
+        let memo = self.map_map[mi as usize];
+        if memo.0 != UNSET {
+            return memo;
+        }
+        let m = &src.mapping[mi as usize];
+        let size = m.memory_limit.wrapping_sub(m.memory_start);
+        let size = size.wrapping_add(0xfff);
+        let size = size - size % 0x1000;
+        let key = MappingKey {
+            size,
+            offset: m.file_offset,
+            build_id_or_file: if !m.build_id.is_empty() {
+                m.build_id.clone()
+            } else {
+                m.filename.clone()
+            },
+        };
+        if let Some(&existing) = self.mappings.get(&key) {
+            let off = (self.out.mapping[existing as usize].memory_start as i64)
+                .wrapping_sub(m.memory_start as i64);
+            self.map_map[mi as usize] = (existing, off);
+            return (existing, off);
+        }
+        let idx = self.out.mapping.len() as u32;
+        let mut nm = m.clone();
+        nm.id = u64::from(idx) + 1;
+        self.out.mapping.push(nm);
+        self.mappings.insert(key, idx);
+        self.map_map[mi as usize] = (idx, 0);
+        (idx, 0)
+    }
+
+    fn map_function(&mut self, src: &Profile, fi: FunctionIdx) -> FunctionIdx {
+        let memo = self.fn_map[fi as usize];
+        if memo != UNSET {
+            return memo;
+        }
+        let f = &src.function[fi as usize];
+        let key = FunctionKey {
+            start_line: f.start_line,
+            name: f.name.clone(),
+            system_name: f.system_name.clone(),
+            filename: f.filename.clone(),
+        };
+        if let Some(&existing) = self.functions.get(&key) {
+            self.fn_map[fi as usize] = existing;
+            return existing;
+        }
+        let idx = self.out.function.len() as u32;
+        let mut nf = f.clone();
+        nf.id = u64::from(idx) + 1;
+        self.out.function.push(nf);
+        self.functions.insert(key, idx);
+        self.fn_map[fi as usize] = idx;
+        idx
+    }
+
+    /// The merged profile. Samples that summed to zero are removed (with a compaction pass,
+    /// as pprof does).
+    pub fn finish(self) -> Profile {
+        let p = self.out;
+        if p.has_zero_samples() { compact(&p) } else { p }
+    }
+}
+
+/// pprof's `Normalize`: scales `p` so that each sample type sums to the same total as in
+/// `base`.
+pub fn normalize(p: &mut Profile, base: &Profile) -> Result<(), MergeError> {
+    check_compatible(p, base)?;
+    let n = p.sample_type.len();
+    let sums = |q: &Profile| {
+        let mut t = vec![0i64; n];
+        for s in &q.sample {
+            for (a, b) in t.iter_mut().zip(&s.value) {
+                *a = a.wrapping_add(*b);
+            }
+        }
+        t
+    };
+    let (b, s) = (sums(base), sums(p));
+    let ratios: Vec<f64> =
+        b.iter().zip(&s).map(|(&b, &s)| if s == 0 { 0.0 } else { b as f64 / s as f64 }).collect();
+    p.scale_n(&ratios);
+    Ok(())
+}

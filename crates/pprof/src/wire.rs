@@ -1,0 +1,270 @@
+//! Protobuf wire format: a reader that keeps byte offsets, and a writer that produces the
+//! same layout Go's pprof writer does (packed repeated scalars only above two elements).
+
+use crate::error::ErrorKind;
+
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const FIXED64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
+pub(crate) const FIXED32: u8 = 5;
+
+/// One decoded field: number, wire type, payload and where it started.
+pub(crate) struct Field<'a> {
+    pub num: u64,
+    pub wire: u8,
+    pub varint: u64,
+    pub bytes: &'a [u8],
+    /// Absolute offset of the field's tag.
+    pub offset: usize,
+    /// Absolute offset of the payload (for `LEN` fields: the first byte after the length).
+    pub payload_offset: usize,
+}
+
+/// A reader over a message's bytes; `base` is the absolute offset of `buf[0]`.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: usize,
+}
+
+/// An error with the absolute offset it happened at.
+pub(crate) type WireError = (ErrorKind, usize);
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8], base: usize) -> Self {
+        Reader { buf, pos: 0, base }
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Result<u64, WireError> {
+        let mut u: u64 = 0;
+        let start = self.pos;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return Err((ErrorKind::BadVarint, self.base + start));
+            };
+            self.pos += 1;
+            u |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(u);
+            }
+        }
+        Err((ErrorKind::BadVarint, self.base + start))
+    }
+
+    /// Reads the next field; call only when `!at_end()`.
+    #[inline]
+    pub fn field(&mut self) -> Result<Field<'a>, WireError> {
+        let offset = self.base + self.pos;
+        let tag = self.varint()?;
+        let wire = (tag & 7) as u8;
+        let num = tag >> 3;
+        let mut f = Field { num, wire, varint: 0, bytes: &[], offset, payload_offset: 0 };
+        match wire {
+            VARINT => {
+                f.payload_offset = self.base + self.pos;
+                f.varint = self.varint()?;
+            }
+            FIXED64 | FIXED32 => {
+                let n = if wire == FIXED64 { 8 } else { 4 };
+                f.payload_offset = self.base + self.pos;
+                let avail = self.buf.len() - self.pos;
+                if avail < n {
+                    return Err((
+                        ErrorKind::Truncated { needed: n as u64, available: avail as u64 },
+                        offset,
+                    ));
+                }
+                let mut v = [0u8; 8];
+                v[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                f.varint = u64::from_le_bytes(v);
+                self.pos += n;
+            }
+            LEN => {
+                let n = self.varint()?;
+                let avail = (self.buf.len() - self.pos) as u64;
+                if n > avail {
+                    return Err((ErrorKind::Truncated { needed: n, available: avail }, offset));
+                }
+                f.payload_offset = self.base + self.pos;
+                let n = n as usize;
+                f.bytes = &self.buf[self.pos..self.pos + n];
+                self.pos += n;
+            }
+            other => return Err((ErrorKind::UnknownWireType(other), offset)),
+        }
+        Ok(f)
+    }
+}
+
+impl Field<'_> {
+    /// The value of a scalar (varint) field, checking the wire type as pprof does.
+    #[inline]
+    pub fn int(&self) -> Result<u64, WireError> {
+        if self.wire != VARINT {
+            return Err((ErrorKind::WireType { expected: VARINT, got: self.wire }, self.offset));
+        }
+        Ok(self.varint)
+    }
+
+    /// The payload of a length-delimited field.
+    #[inline]
+    pub fn message(&self) -> Result<Reader<'_>, WireError> {
+        if self.wire != LEN {
+            return Err((ErrorKind::WireType { expected: LEN, got: self.wire }, self.offset));
+        }
+        Ok(Reader::new(self.bytes, self.payload_offset))
+    }
+
+    /// Appends a repeated scalar, packed or not.
+    #[inline]
+    pub fn push_ints<T>(&self, out: &mut Vec<T>, conv: impl Fn(u64) -> T) -> Result<(), WireError> {
+        if self.wire == LEN {
+            let mut r = Reader::new(self.bytes, self.payload_offset);
+            while !r.at_end() {
+                out.push(conv(r.varint()?));
+            }
+            Ok(())
+        } else {
+            out.push(conv(self.int()?));
+            Ok(())
+        }
+    }
+}
+
+/// A protobuf writer.
+#[derive(Default)]
+pub(crate) struct Writer {
+    pub buf: Vec<u8>,
+}
+
+impl Writer {
+    #[inline]
+    pub fn varint(&mut self, mut x: u64) {
+        while x >= 0x80 {
+            self.buf.push(x as u8 | 0x80);
+            x >>= 7;
+        }
+        self.buf.push(x as u8);
+    }
+
+    #[inline]
+    pub fn tag(&mut self, num: u64, wire: u8) {
+        self.varint(num << 3 | u64::from(wire));
+    }
+
+    /// A varint field, omitted when zero (proto3 optional semantics).
+    #[inline]
+    pub fn uint_opt(&mut self, num: u64, x: u64) {
+        if x != 0 {
+            self.tag(num, VARINT);
+            self.varint(x);
+        }
+    }
+
+    #[inline]
+    pub fn int_opt(&mut self, num: u64, x: i64) {
+        self.uint_opt(num, x as u64);
+    }
+
+    pub fn int(&mut self, num: u64, x: i64) {
+        self.tag(num, VARINT);
+        self.varint(x as u64);
+    }
+
+    pub fn bool_opt(&mut self, num: u64, x: bool) {
+        if x {
+            self.tag(num, VARINT);
+            self.varint(1);
+        }
+    }
+
+    /// Repeated scalars: packed when more than two, as Go's pprof writer does.
+    pub fn ints(&mut self, num: u64, xs: impl ExactSizeIterator<Item = u64> + Clone) {
+        if xs.len() > 2 {
+            let len: usize = xs.clone().map(varint_len).sum();
+            self.tag(num, LEN);
+            self.varint(len as u64);
+            for x in xs {
+                self.varint(x);
+            }
+        } else {
+            for x in xs {
+                self.tag(num, VARINT);
+                self.varint(x);
+            }
+        }
+    }
+
+    pub fn bytes(&mut self, num: u64, b: &[u8]) {
+        self.tag(num, LEN);
+        self.varint(b.len() as u64);
+        self.buf.extend_from_slice(b);
+    }
+
+    /// Writes a nested message produced by `f`, length-prefixed.
+    pub fn message(&mut self, num: u64, f: impl FnOnce(&mut Writer)) {
+        self.tag(num, LEN);
+        // Reserve one byte for the length; move the body if it needs more.
+        let len_pos = self.buf.len();
+        self.buf.push(0);
+        let start = self.buf.len();
+        f(self);
+        let len = self.buf.len() - start;
+        if len < 0x80 {
+            self.buf[len_pos] = len as u8;
+        } else {
+            let mut tmp = Writer::default();
+            tmp.varint(len as u64);
+            let n = tmp.buf.len();
+            self.buf.splice(len_pos..len_pos + 1, tmp.buf);
+            debug_assert_eq!(self.buf.len(), start + len + n - 1);
+        }
+    }
+}
+
+#[inline]
+pub(crate) fn varint_len(x: u64) -> usize {
+    ((64 - (x | 1).leading_zeros() as usize) + 6) / 7
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_roundtrip() {
+        for x in [0u64, 1, 127, 128, 300, u64::MAX, (-1i64) as u64, 1 << 35] {
+            let mut w = Writer::default();
+            w.varint(x);
+            assert_eq!(w.buf.len(), varint_len(x));
+            let mut r = Reader::new(&w.buf, 0);
+            assert_eq!(r.varint().unwrap(), x);
+            assert!(r.at_end());
+        }
+    }
+
+    #[test]
+    fn overlong_varint_is_an_error() {
+        let b = [0xffu8; 11];
+        let mut r = Reader::new(&b, 5);
+        assert_eq!(r.varint().unwrap_err(), (ErrorKind::BadVarint, 5));
+    }
+
+    #[test]
+    fn long_message_length_prefix() {
+        let mut w = Writer::default();
+        w.message(2, |w| w.bytes(1, &[7u8; 300]));
+        let mut r = Reader::new(&w.buf, 0);
+        let f = r.field().unwrap();
+        assert_eq!(f.num, 2);
+        let mut inner = f.message().unwrap();
+        let g = inner.field().unwrap();
+        assert_eq!(g.bytes.len(), 300);
+        assert!(r.at_end());
+    }
+}

@@ -1,0 +1,347 @@
+//! pprof's call graph (`internal/graph`): nodes identified by [`NodeInfo`], flat and cum
+//! values (cum counted once per sample, so recursion is not double counted), edges with
+//! their inline flag, node trimming and pprof's sort orders.
+
+use std::cmp::Ordering;
+use std::hash::Hash;
+
+use gocost_pprof::Profile;
+use rustc_hash::FxHashMap;
+
+/// A node's identity, as pprof's `graph.NodeInfo` (without `OrigName`, which text reports
+/// never set).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeInfo<'a> {
+    pub name: &'a str,
+    pub address: u64,
+    pub file: std::borrow::Cow<'a, str>,
+    pub start_line: i64,
+    pub lineno: i64,
+    pub columnno: i64,
+    pub objfile: &'a str,
+}
+
+impl NodeInfo<'_> {
+    /// pprof's `PrintableName`: `[%016x address] [name] [file:line[:col] | file | [obj] | <unknown>]`.
+    pub fn printable_name(&self) -> String {
+        let mut parts: Vec<String> = Vec::with_capacity(3);
+        if self.address != 0 {
+            parts.push(format!("{:016x}", self.address));
+        }
+        if !self.name.is_empty() {
+            parts.push(self.name.to_string());
+        }
+        if self.lineno != 0 {
+            let mut s = format!("{}:{}", self.file, self.lineno);
+            if self.columnno != 0 {
+                s.push_str(&format!(":{}", self.columnno));
+            }
+            parts.push(s);
+        } else if !self.file.is_empty() {
+            parts.push(self.file.to_string());
+        } else if !self.name.is_empty() {
+        } else if !self.objfile.is_empty() {
+            parts.push(format!("[{}]", base_name(self.objfile)));
+        } else {
+            parts.push("<unknown>".into());
+        }
+        parts.join(" ")
+    }
+
+    /// Go's `fmt.Sprint(NodeInfo)`, pprof's last-resort tie breaker.
+    fn sprint(&self) -> String {
+        format!(
+            "{{{} {} {} {} {} {} {} {}}}",
+            self.name, "", self.address, self.file, self.start_line, self.lineno, self.columnno,
+            self.objfile
+        )
+    }
+}
+
+/// Go's `filepath.Base`.
+pub fn base_name(p: &str) -> &str {
+    if p.is_empty() {
+        return ".";
+    }
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        return "/";
+    }
+    match t.rfind('/') {
+        Some(i) => &t[i + 1..],
+        None => t,
+    }
+}
+
+/// Go's `filepath.Clean` (lexical).
+pub fn clean_path(p: &str) -> std::borrow::Cow<'_, str> {
+    let dirty = p.contains("//")
+        || p.contains("/./")
+        || p.contains("/../")
+        || p.starts_with("./")
+        || p.starts_with("../")
+        || (p.len() > 1 && p.ends_with('/'))
+        || p.ends_with("/.")
+        || p.ends_with("/..")
+        || p == "."
+        || p == "..";
+    if !dirty {
+        return std::borrow::Cow::Borrowed(p);
+    }
+    let rooted = p.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|l| *l != "..") {
+                    out.pop();
+                } else if !rooted {
+                    out.push("..");
+                }
+            }
+            x => out.push(x),
+        }
+    }
+    let s = out.join("/");
+    std::borrow::Cow::Owned(match (rooted, s.is_empty()) {
+        (true, _) => format!("/{s}"),
+        (false, true) => ".".into(),
+        (false, false) => s,
+    })
+}
+
+/// All potential graph nodes of a profile and, per location, its nodes (caller line last).
+pub struct Nodes<'a> {
+    pub infos: Vec<NodeInfo<'a>>,
+    /// `loc_nodes[loc]` = node per line, in line order (`line[0]` = innermost).
+    pub loc_nodes: Vec<Vec<u32>>,
+}
+
+impl<'a> Nodes<'a> {
+    /// pprof's `CreateNodes` (with `ObjNames` off).
+    pub fn new(p: &'a Profile) -> Self {
+        let mut index: FxHashMap<NodeInfo<'a>, u32> = FxHashMap::default();
+        let mut infos = Vec::new();
+        let mut loc_nodes = Vec::with_capacity(p.location.len());
+        for l in &p.location {
+            let objfile = l.mapping.map_or("", |m| p.mapping[m as usize].filename.as_str());
+            let mut nodes = Vec::with_capacity(l.line.len().max(1));
+            let mut add = |info: NodeInfo<'a>| {
+                let next = infos.len() as u32;
+                let id = *index.entry(info.clone()).or_insert(next);
+                if id == next {
+                    infos.push(info);
+                }
+                id
+            };
+            if l.line.is_empty() {
+                nodes.push(add(NodeInfo {
+                    name: "",
+                    address: l.address,
+                    file: "".into(),
+                    start_line: 0,
+                    lineno: 0,
+                    columnno: 0,
+                    objfile,
+                }));
+            }
+            for ln in &l.line {
+                let f = &p.function[ln.function as usize];
+                let mut info = NodeInfo {
+                    name: &f.name,
+                    address: l.address,
+                    file: clean_path(&f.filename),
+                    start_line: 0,
+                    lineno: ln.line,
+                    columnno: ln.column,
+                    objfile: "",
+                };
+                if f.filename.is_empty() {
+                    info.file = "".into();
+                }
+                if info.name.is_empty() {
+                    info.objfile = objfile;
+                    info.start_line = f.start_line;
+                }
+                nodes.push(add(info));
+            }
+            loc_nodes.push(nodes);
+        }
+        Nodes { infos, loc_nodes }
+    }
+}
+
+/// A built graph: values per node and the inline state of incoming edges.
+pub struct Graph {
+    pub flat: Vec<i64>,
+    pub cum: Vec<i64>,
+    /// Nodes present in the graph (non-zero flat or cum, and kept).
+    pub nodes: Vec<u32>,
+    /// (src, dst) → (weight, inline)
+    pub edges: FxHashMap<(u32, u32), (i64, bool)>,
+}
+
+impl Graph {
+    /// pprof's `newGraph`: `kept` restricts the nodes (others become residual gaps).
+    pub fn build(p: &Profile, nodes: &Nodes, index: usize, kept: Option<&[bool]>) -> Graph {
+        let n = nodes.infos.len();
+        let mut flat = vec![0i64; n];
+        let mut cum = vec![0i64; n];
+        // (src, dst) → (weight, inline, last sample that added to it)
+        let mut wedges: FxHashMap<(u32, u32), (i64, bool, u32)> = FxHashMap::default();
+        let mut seen = vec![u32::MAX; n];
+        for (si, s) in p.sample.iter().enumerate() {
+            let w = s.value[index];
+            if w == 0 {
+                continue;
+            }
+            let stamp = si as u32;
+            let mut parent: Option<u32> = None;
+            let mut residual = false;
+            for &l in s.location.iter().rev() {
+                let ln = &nodes.loc_nodes[l as usize];
+                for ni in (0..ln.len()).rev() {
+                    let node = ln[ni];
+                    if kept.is_some_and(|k| !k[node as usize]) {
+                        residual = true;
+                        continue;
+                    }
+                    if seen[node as usize] != stamp {
+                        seen[node as usize] = stamp;
+                        cum[node as usize] += w;
+                    }
+                    if let Some(par) = parent
+                        && par != node
+                    {
+                        let inline = ni != ln.len() - 1;
+                        let e = wedges.entry((par, node)).or_insert((0, inline, u32::MAX));
+                        if e.2 != stamp {
+                            e.2 = stamp;
+                            e.0 += w;
+                            if !inline {
+                                e.1 = false;
+                            }
+                        }
+                    }
+                    parent = Some(node);
+                    residual = false;
+                }
+            }
+            if let Some(par) = parent
+                && !residual
+            {
+                flat[par as usize] += w;
+            }
+        }
+        let present = (0..n as u32)
+            .filter(|&i| {
+                kept.is_none_or(|k| k[i as usize]) && (flat[i as usize] != 0 || cum[i as usize] != 0)
+            })
+            .collect();
+        let edges = wedges.into_iter().map(|(k, (w, inl, _))| (k, (w, inl))).collect();
+        Graph { flat, cum, nodes: present, edges }
+    }
+
+    /// Σ flat over the graph's nodes.
+    pub fn total_flat(&self) -> i64 {
+        self.nodes.iter().map(|&i| self.flat[i as usize]).sum()
+    }
+
+    /// pprof's `Nodes.Sort` with `FlatNameOrder` or `CumNameOrder`.
+    pub fn sort(&mut self, nodes: &Nodes, cum_sort: bool) {
+        let names: FxHashMap<u32, String> =
+            self.nodes.iter().map(|&i| (i, nodes.infos[i as usize].printable_name())).collect();
+        let (flat, cum) = (&self.flat, &self.cum);
+        let cmp_name = |a: u32, b: u32| -> Ordering {
+            let (ia, ib) = (&nodes.infos[a as usize], &nodes.infos[b as usize]);
+            if ia.address != 0 && ib.address != 0 && ia.address != ib.address {
+                return ia.address.cmp(&ib.address);
+            }
+            names[&a].cmp(&names[&b])
+        };
+        let tie = |a: u32, b: u32| nodes.infos[a as usize].sprint().cmp(&nodes.infos[b as usize].sprint());
+        self.nodes.sort_by(|&a, &b| {
+            let (fa, fb) = (flat[a as usize].wrapping_abs(), flat[b as usize].wrapping_abs());
+            let (ca, cb) = (cum[a as usize].wrapping_abs(), cum[b as usize].wrapping_abs());
+            if cum_sort {
+                cb.cmp(&ca).then_with(|| cmp_name(a, b)).then_with(|| fb.cmp(&fa)).then_with(|| tie(a, b))
+            } else {
+                fb.cmp(&fa).then_with(|| cmp_name(a, b)).then_with(|| cb.cmp(&ca)).then_with(|| tie(a, b))
+            }
+        });
+    }
+
+    /// Removes edges lighter than `cutoff` (pprof's `TrimLowFrequencyEdges`).
+    pub fn trim_edges(&mut self, cutoff: i64) {
+        if cutoff > 0 {
+            self.edges.retain(|_, e| e.0.wrapping_abs() >= cutoff);
+        }
+    }
+
+    /// pprof's inline label for a node: `(inline)` if all incoming edges are inline,
+    /// `(partial-inline)` if some are.
+    pub fn inline_labels(&self) -> FxHashMap<u32, &'static str> {
+        let mut state: FxHashMap<u32, (bool, bool)> = FxHashMap::default();
+        for (&(_, dst), &(_, inline)) in &self.edges {
+            let e = state.entry(dst).or_default();
+            if inline {
+                e.0 = true;
+            } else {
+                e.1 = true;
+            }
+        }
+        state
+            .into_iter()
+            .filter_map(|(k, (inl, noinl))| match (inl, noinl) {
+                (true, true) => Some((k, "(partial-inline)")),
+                (true, false) => Some((k, "(inline)")),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// pprof's `newTrimmedGraph` for text reports: returns the graph, the node count before
+/// `nodecount` truncation and the number of nodes dropped by `nodefraction`.
+pub fn trimmed_graph(
+    p: &Profile,
+    nodes: &Nodes,
+    index: usize,
+    nodefraction: f64,
+    edgefraction: f64,
+    nodecount: usize,
+    cum_sort: bool,
+) -> (Graph, usize, usize) {
+    let mut g = Graph::build(p, nodes, index, None);
+    let total = g.total_flat();
+    let node_cutoff = ((total as f64 * nodefraction) as i64).wrapping_abs();
+    let edge_cutoff = ((total as f64 * edgefraction) as i64).wrapping_abs();
+    let mut dropped = 0;
+    if node_cutoff > 0 {
+        let mut kept = vec![false; nodes.infos.len()];
+        let mut count = 0;
+        for &i in &g.nodes {
+            if g.cum[i as usize].wrapping_abs() >= node_cutoff {
+                kept[i as usize] = true;
+                count += 1;
+            }
+        }
+        if count != g.nodes.len() {
+            dropped = g.nodes.len() - count;
+            g = Graph::build(p, nodes, index, Some(&kept));
+        }
+    }
+    let orig_count = g.nodes.len();
+    g.sort(nodes, cum_sort);
+    if nodecount > 0 && g.nodes.len() > nodecount {
+        let mut kept = vec![false; nodes.infos.len()];
+        for &i in &g.nodes[..nodecount] {
+            kept[i as usize] = true;
+        }
+        g = Graph::build(p, nodes, index, Some(&kept));
+        g.sort(nodes, cum_sort);
+    }
+    g.trim_edges(edge_cutoff);
+    (g, orig_count, dropped)
+}

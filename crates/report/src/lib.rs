@@ -1,0 +1,270 @@
+//! # gocost-report
+//!
+//! Turns a [`Profile`] into the reports `go tool pprof` prints — `-top`, `-traces`, `-raw` —
+//! byte for byte, plus the stacks flame graphs are drawn from. It owns pprof's report
+//! pipeline: sample index selection, the report total, focus/ignore/hide/show filters,
+//! granularity aggregation, the flat/cum call graph with node trimming, sorting, unit
+//! selection and header lines. It does no I/O and does not decode or merge profiles (that is
+//! `gocost-pprof`).
+//!
+//! ```
+//! use gocost_pprof::{Profile, Sample, ValueType, Location, Line, Function};
+//! use gocost_report::{Options, Report};
+//!
+//! let p = Profile {
+//!     sample_type: vec![ValueType::new("samples", "count")],
+//!     function: vec![Function { id: 1, name: "main.main".into(), ..Default::default() }],
+//!     location: vec![Location { id: 1, line: vec![Line { function: 0, ..Default::default() }], ..Default::default() }],
+//!     sample: vec![Sample { location: vec![0], value: vec![5], ..Default::default() }],
+//!     ..Default::default()
+//! };
+//! let rpt = Report::new(p, &Options::default()).unwrap();
+//! let text = rpt.top_text();
+//! assert!(text.ends_with("         5   100%   100%          5   100%  main.main\n"));
+//! ```
+
+mod filter;
+mod graph;
+mod stacks;
+mod text;
+pub mod timefmt;
+
+use gocost_pprof::{Profile, prune};
+use regex::Regex;
+
+pub use graph::NodeInfo;
+pub use stacks::{StackFrame, flame_stacks};
+pub use text::{TopReport, TopRow};
+
+/// Report granularity (pprof's `-functions`, `-filefunctions`, `-files`, `-lines`,
+/// `-addresses`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Granularity {
+    #[default]
+    Functions,
+    FileFunctions,
+    Files,
+    Lines,
+    Addresses,
+}
+
+impl std::str::FromStr for Granularity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "functions" => Granularity::Functions,
+            "filefunctions" => Granularity::FileFunctions,
+            "files" => Granularity::Files,
+            "lines" => Granularity::Lines,
+            "addresses" => Granularity::Addresses,
+            _ => {
+                return Err(format!(
+                    "unknown granularity {s:?} (functions, filefunctions, files, lines, addresses)"
+                ));
+            }
+        })
+    }
+}
+
+/// What kind of report is being prepared; pprof adjusts trimming and granularity per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    Top,
+    Traces,
+    Raw,
+}
+
+/// Report options, named after pprof's flags.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kind: Kind,
+    /// `-sample_index`: a type name or a number; `None` = the profile's default.
+    pub sample_index: Option<String>,
+    /// `-cum`: sort by cumulative value.
+    pub cum: bool,
+    pub focus: Option<String>,
+    pub ignore: Option<String>,
+    pub hide: Option<String>,
+    pub show: Option<String>,
+    /// `-nodecount`: `None` = pprof's default for the report kind (unlimited for top).
+    pub nodecount: Option<usize>,
+    pub nodefraction: f64,
+    pub edgefraction: f64,
+    pub granularity: Granularity,
+    /// `-noinlines`: charge inlined callees to their physical caller.
+    pub noinlines: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            kind: Kind::Top,
+            sample_index: None,
+            cum: false,
+            focus: None,
+            ignore: None,
+            hide: None,
+            show: None,
+            nodecount: None,
+            nodefraction: 0.005,
+            edgefraction: 0.001,
+            granularity: Granularity::Functions,
+            noinlines: false,
+        }
+    }
+}
+
+/// A report error: a bad option for this profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A profile prepared for reporting: filtered and aggregated, with its total.
+pub struct Report {
+    /// The profile after filters and aggregation.
+    pub prof: Profile,
+    /// Index of the reported sample type.
+    pub index: usize,
+    /// The report total (Σ|value| before filters; base-only with `-diff_base`).
+    pub total: i64,
+    pub sample_type: String,
+    pub sample_unit: String,
+    /// `name=value` of each active filter, for the header.
+    pub active_filters: Vec<String>,
+    /// Warnings pprof prints on stderr (e.g. "Focus expression matched no samples").
+    pub warnings: Vec<String>,
+    pub opts: Options,
+}
+
+fn compile(name: &str, v: &Option<String>) -> Result<Option<Regex>, Error> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => Regex::new(s)
+            .map(Some)
+            .map_err(|e| Error(format!("parsing {name} regexp: {e}"))),
+    }
+}
+
+impl Report {
+    /// Runs pprof's report pipeline up to graph building: drop_frames pruning, sample index,
+    /// total, filters, aggregation.
+    pub fn new(mut prof: Profile, opts: &Options) -> Result<Report, Error> {
+        let mut opts = opts.clone();
+        match opts.kind {
+            Kind::Raw => {
+                opts.granularity = Granularity::Addresses;
+                opts.noinlines = false;
+                opts.nodecount = Some(0);
+                opts.nodefraction = 0.0;
+                opts.edgefraction = 0.0;
+            }
+            Kind::Top => {
+                if opts.nodecount.is_none() {
+                    opts.nodecount = Some(0);
+                }
+            }
+            Kind::Traces => {
+                if opts.nodecount.is_none() {
+                    opts.nodecount = Some(80);
+                }
+            }
+        }
+        prune::remove_uninteresting(&mut prof)
+            .map_err(|e| Error(format!("failed to compile drop_frames regexp: {e}")))?;
+        if prof.sample_type.is_empty() {
+            return Err(Error("profile has no samples".into()));
+        }
+        let index =
+            prof.sample_index_by_name(opts.sample_index.as_deref().unwrap_or("")).map_err(Error)?;
+        let st = &prof.sample_type[index];
+        let (sample_type, sample_unit) = (st.r#type.clone(), st.unit.clone());
+
+        let mut active_filters = Vec::new();
+        for (k, v) in [
+            ("focus", &opts.focus),
+            ("ignore", &opts.ignore),
+            ("hide", &opts.hide),
+            ("show", &opts.show),
+        ] {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                active_filters.push(format!("{k}={v}"));
+            }
+        }
+        let total = compute_total(&prof, index);
+        let focus = compile("focus", &opts.focus)?;
+        let ignore = compile("ignore", &opts.ignore)?;
+        let hide = compile("hide", &opts.hide)?;
+        let show = compile("show", &opts.show)?;
+        let m = filter::filter_samples_by_name(
+            &mut prof,
+            focus.as_ref(),
+            ignore.as_ref(),
+            hide.as_ref(),
+            show.as_ref(),
+        );
+        let mut warnings = Vec::new();
+        for (name, present, matched) in [
+            ("Focus", focus.is_some(), m.focus),
+            ("Ignore", ignore.is_some(), m.ignore),
+            ("Hide", hide.is_some(), m.hide),
+            ("Show", show.is_some(), m.show),
+        ] {
+            if present && !matched {
+                warnings.push(format!("{name} expression matched no samples"));
+            }
+        }
+        filter::aggregate(&mut prof, opts.granularity, !opts.noinlines);
+        Ok(Report {
+            prof,
+            index,
+            total,
+            sample_type,
+            sample_unit,
+            active_filters,
+            warnings,
+            opts,
+        })
+    }
+
+    /// The `-raw` report (pprof's `Profile.String()`).
+    pub fn raw_text(&self) -> String {
+        text::raw(&self.prof)
+    }
+
+    /// The `-traces` report.
+    pub fn traces_text(&self) -> String {
+        text::traces(self)
+    }
+
+    /// The `-top` report as data.
+    pub fn top(&self) -> TopReport {
+        text::top(self)
+    }
+
+    /// The `-top` report as pprof prints it.
+    pub fn top_text(&self) -> String {
+        self.top().to_text()
+    }
+}
+
+/// pprof's `computeTotal`: Σ|value|, or only the `-diff_base` samples' when there are any.
+fn compute_total(p: &Profile, index: usize) -> i64 {
+    let (mut total, mut diff) = (0i64, 0i64);
+    for s in &p.sample {
+        let v = s.value[index].wrapping_abs();
+        total = total.wrapping_add(v);
+        if s.has_label("pprof::base", "true") {
+            diff = diff.wrapping_add(v);
+        }
+    }
+    if diff > 0 { diff } else { total }
+}

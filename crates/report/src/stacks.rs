@@ -1,0 +1,39 @@
+//! Stacks for flame graphs (pprof's `report/stacks.go`): one stack per sample, root first,
+//! inlined frames marked.
+
+use crate::Report;
+use crate::graph::Nodes;
+
+/// One frame of a flame-graph stack.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StackFrame {
+    pub name: String,
+    /// The frame was inlined into its caller.
+    pub inline: bool,
+}
+
+/// Every sample with a non-zero value as a root→leaf stack of frames and its value.
+pub fn flame_stacks(rpt: &Report) -> Vec<(Vec<StackFrame>, i64)> {
+    let p = &rpt.prof;
+    let nodes = Nodes::new(p);
+    let names: Vec<String> = nodes.infos.iter().map(|i| i.printable_name()).collect();
+    let mut out = Vec::with_capacity(p.sample.len());
+    for s in &p.sample {
+        let v = s.value[rpt.index];
+        if v == 0 {
+            continue;
+        }
+        let mut stack = Vec::new();
+        for &l in s.location.iter().rev() {
+            let ln = &nodes.loc_nodes[l as usize];
+            for i in (0..ln.len()).rev() {
+                stack.push(StackFrame {
+                    name: names[ln[i] as usize].clone(),
+                    inline: i != ln.len() - 1,
+                });
+            }
+        }
+        out.push((stack, v));
+    }
+    out
+}
