@@ -1,1 +1,6 @@
-use std::path::Path; use anyhow::Result; use gocost_report::Report; pub fn flame(_: &Report, _: &Path, _: bool) -> Result<()> { anyhow::bail!("pending") }
+use anyhow::Result;
+use gocost_report::Report;
+use std::path::Path;
+pub fn flame(_: &Report, _: &Path, _: bool) -> Result<()> {
+    anyhow::bail!("pending")
+}

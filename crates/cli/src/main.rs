@@ -48,7 +48,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Print the top functions by flat (or cum) value: `go tool pprof -top`.
-    #[command(after_help = "Output is byte-identical to `go tool pprof -top` with the same flags (run with TZ set as you like: times print in local time).")]
+    #[command(
+        after_help = "Output is byte-identical to `go tool pprof -top` with the same flags (run with TZ set as you like: times print in local time)."
+    )]
     Top(TopArgs),
     /// Print every sample's stack: `go tool pprof -traces`.
     Traces(ReportArgs),
@@ -160,21 +162,27 @@ struct FlameArgs {
 }
 
 fn load_opts(s: &SourceArgs) -> LoadOptions {
-    LoadOptions { max_size: s.max_size, seconds: s.seconds }
+    LoadOptions {
+        max_size: s.max_size,
+        seconds: s.seconds,
+    }
 }
 
 fn inputs(s: &SourceArgs) -> Inputs {
     Inputs {
         sources: s.profiles.clone(),
-        bases: if s.diff_base.is_empty() { s.base.clone() } else { s.diff_base.clone() },
+        bases: if s.diff_base.is_empty() {
+            s.base.clone()
+        } else {
+            s.diff_base.clone()
+        },
         diff_base: !s.diff_base.is_empty(),
         normalize: s.normalize,
     }
 }
 
 fn report_options(kind: Kind, f: &FilterArgs) -> Result<Options> {
-    let granularity: Granularity =
-        f.granularity.parse().map_err(|e: String| InputError(e))?;
+    let granularity: Granularity = f.granularity.parse().map_err(|e: String| InputError(e))?;
     Ok(Options {
         kind,
         sample_index: f.sample_index.clone(),

@@ -30,17 +30,63 @@ pub struct LoadOptions {
     pub seconds: Option<u64>,
 }
 
-fn read(src: &str, o: &LoadOptions) -> Result<Profile> {
-    if src.starts_with("http://") || src.starts_with("https://") {
+/// Fetches a profile from a Go pprof endpoint, like pprof: a URL without a path means
+/// `/debug/pprof/profile` (CPU); `--seconds` is passed as `?seconds=N`.
+fn fetch(src: &str, o: &LoadOptions) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut url = reqwest::Url::parse(src).map_err(|e| InputError(format!("{src}: {e}")))?;
+    if url.path().is_empty() || url.path() == "/" {
+        url.set_path("/debug/pprof/profile");
+    }
+    if let Some(s) = o.seconds {
+        url.query_pairs_mut().append_pair("seconds", &s.to_string());
+    }
+    let cpu_window = if url.path().ends_with("/profile") {
+        o.seconds.unwrap_or(30)
+    } else {
+        o.seconds.unwrap_or(0)
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(cpu_window + 60))
+        .build()
+        .map_err(|e| anyhow::anyhow!("{src}: {e}"))?;
+    eprintln!("Fetching profile over HTTP from {url}");
+    let resp = client
+        .get(url.clone())
+        .send()
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.text().unwrap_or_default();
+        return Err(anyhow::anyhow!(
+            "{url}: server answered {status}: {}",
+            body.trim()
+        ));
+    }
+    let mut bytes = Vec::new();
+    resp.take(o.max_size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    if bytes.len() as u64 > o.max_size {
         return Err(InputError(format!(
-            "{src}: fetching profiles over HTTP is not supported by this build yet; \
-             download it first (curl -o cpu.pb.gz '{src}')"
+            "{url}: response exceeds {} bytes (--max-size)",
+            o.max_size
         ))
         .into());
     }
-    let _ = o.seconds;
-    let bytes = std::fs::read(src).map_err(|e| anyhow::anyhow!("{src}: {e}"))?;
-    let opts = gocost_pprof::DecodeOptions { max_size: o.max_size };
+    Ok(bytes)
+}
+
+fn read(src: &str, o: &LoadOptions) -> Result<Profile> {
+    let bytes = if src.starts_with("http://") || src.starts_with("https://") {
+        fetch(src, o)?
+    } else {
+        std::fs::read(src).map_err(|e| anyhow::anyhow!("{src}: {e}"))?
+    };
+    let opts = gocost_pprof::DecodeOptions {
+        max_size: o.max_size,
+    };
     gocost_pprof::decode_with(&bytes, &opts)
         .map_err(|e| InputError(format!("{src}: parsing profile: {e}")).into())
 }
@@ -71,7 +117,8 @@ fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
                     m
                 } else {
                     first = Some(
-                        merge::combine(vec![f, p]).map_err(|e| InputError(format!("{src}: {e}")))?,
+                        merge::combine(vec![f, p])
+                            .map_err(|e| InputError(format!("{src}: {e}")))?,
                     );
                     continue;
                 }
@@ -84,7 +131,8 @@ fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
             merger = Some(m);
         } else {
             first = Some(
-                merge::combine(vec![m.finish(), p]).map_err(|e| InputError(format!("{src}: {e}")))?,
+                merge::combine(vec![m.finish(), p])
+                    .map_err(|e| InputError(format!("{src}: {e}")))?,
             );
         }
     }

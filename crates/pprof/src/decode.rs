@@ -26,7 +26,9 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { max_size: DEFAULT_MAX_SIZE }
+        DecodeOptions {
+            max_size: DEFAULT_MAX_SIZE,
+        }
     }
 }
 
@@ -42,7 +44,9 @@ pub fn decode_with(data: &[u8], opts: &DecodeOptions) -> Result<Profile, DecodeE
         decode_uncompressed(&raw)
     } else {
         if data.len() as u64 > opts.max_size {
-            return Err(DecodeError::new(ErrorKind::TooLarge { limit: opts.max_size }));
+            return Err(DecodeError::new(ErrorKind::TooLarge {
+                limit: opts.max_size,
+            }));
         }
         decode_uncompressed(data)
     }
@@ -158,26 +162,34 @@ pub fn decode_uncompressed(data: &[u8]) -> Result<Profile, DecodeError> {
     let mut r = Reader::new(data, 0);
     let mut time_seen = false;
     while !r.at_end() {
-        let f = r.field().map_err(|(k, o)| DecodeError::at(k, "Profile", o))?;
+        let f = r
+            .field()
+            .map_err(|(k, o)| DecodeError::at(k, "Profile", o))?;
         let top = |field: &str, i: usize| format!("Profile.{field}[{i}]");
         match f.num {
             1 => {
                 let (t, u) = value_type(&f).map_err(|(k, o, n)| {
-                    DecodeError::at(k, format!("{}{n}", top("sample_type", raw.sample_type.len())), o)
+                    DecodeError::at(
+                        k,
+                        format!("{}{n}", top("sample_type", raw.sample_type.len())),
+                        o,
+                    )
                 })?;
                 raw.sample_type.push((t, u, f.offset));
             }
             2 => {
                 let i = raw.samples.len();
-                let s = sample(&f, &mut raw.loc_ids, &mut raw.labels)
-                    .map_err(|(k, o, n)| DecodeError::at(k, format!("{}{n}", top("sample", i)), o))?;
+                let s = sample(&f, &mut raw.loc_ids, &mut raw.labels).map_err(|(k, o, n)| {
+                    DecodeError::at(k, format!("{}{n}", top("sample", i)), o)
+                })?;
                 raw.samples.push(s);
                 raw.sample_offsets.push(f.offset);
             }
             3 => {
                 let i = raw.mappings.len();
-                let m = mapping(&f)
-                    .map_err(|(k, o, n)| DecodeError::at(k, format!("{}{n}", top("mapping", i)), o))?;
+                let m = mapping(&f).map_err(|(k, o, n)| {
+                    DecodeError::at(k, format!("{}{n}", top("mapping", i)), o)
+                })?;
                 raw.mappings.push(m);
             }
             4 => {
@@ -210,7 +222,10 @@ pub fn decode_uncompressed(data: &[u8]) -> Result<Profile, DecodeError> {
                 raw.strings.push(bytes_to_string(f.bytes));
             }
             7..=10 | 12 | 14 | 15 => {
-                let v = f.int().map_err(|(k, o)| DecodeError::at(k, top_name(f.num), o))? as i64;
+                let v = f
+                    .int()
+                    .map_err(|(k, o)| DecodeError::at(k, top_name(f.num), o))?
+                    as i64;
                 match f.num {
                     7 => raw.drop_frames = v,
                     8 => raw.keep_frames = v,
@@ -282,10 +297,15 @@ fn sample(f: &Field, loc_ids: &mut Vec<u64>, labels: &mut Vec<RawLabel>) -> Inne
         let g = r.field().map_err(name(""))?;
         match g.num {
             1 => g.push_ints(loc_ids, |v| v).map_err(name(".location_id"))?,
-            2 => g.push_ints(&mut value, |v| v as i64).map_err(name(".value"))?,
+            2 => g
+                .push_ints(&mut value, |v| v as i64)
+                .map_err(name(".value"))?,
             3 => {
                 let mut lr = g.message().map_err(name(".label"))?;
-                let mut l = RawLabel { offset: g.offset, ..Default::default() };
+                let mut l = RawLabel {
+                    offset: g.offset,
+                    ..Default::default()
+                };
                 while !lr.at_end() {
                     let h = lr.field().map_err(name(".label"))?;
                     let v = match h.num {
@@ -313,7 +333,10 @@ fn sample(f: &Field, loc_ids: &mut Vec<u64>, labels: &mut Vec<RawLabel>) -> Inne
 
 fn mapping(f: &Field) -> Inner<RawMapping> {
     let mut r = f.message().map_err(name(""))?;
-    let mut m = RawMapping { offset: f.offset, ..Default::default() };
+    let mut m = RawMapping {
+        offset: f.offset,
+        ..Default::default()
+    };
     while !r.at_end() {
         let g = r.field().map_err(name(""))?;
         if !(1..=10).contains(&g.num) {
@@ -338,15 +361,27 @@ fn mapping(f: &Field) -> Inner<RawMapping> {
 
 fn mapping_field(n: u64) -> &'static str {
     [
-        "", ".id", ".memory_start", ".memory_limit", ".file_offset", ".filename", ".build_id",
-        ".has_functions", ".has_filenames", ".has_line_numbers", ".has_inline_frames",
+        "",
+        ".id",
+        ".memory_start",
+        ".memory_limit",
+        ".file_offset",
+        ".filename",
+        ".build_id",
+        ".has_functions",
+        ".has_filenames",
+        ".has_line_numbers",
+        ".has_inline_frames",
     ][n as usize]
 }
 
 fn location(f: &Field, lines: &mut Vec<RawLine>) -> Inner<RawLocation> {
     let mut r = f.message().map_err(name(""))?;
     let start = lines.len() as u32;
-    let mut l = RawLocation { offset: f.offset, ..Default::default() };
+    let mut l = RawLocation {
+        offset: f.offset,
+        ..Default::default()
+    };
     while !r.at_end() {
         let g = r.field().map_err(name(""))?;
         match g.num {
@@ -377,7 +412,10 @@ fn location(f: &Field, lines: &mut Vec<RawLine>) -> Inner<RawLocation> {
 
 fn function(f: &Field) -> Inner<RawFunction> {
     let mut r = f.message().map_err(name(""))?;
-    let mut fun = RawFunction { offset: f.offset, ..Default::default() };
+    let mut fun = RawFunction {
+        offset: f.offset,
+        ..Default::default()
+    };
     while !r.at_end() {
         let g = r.field().map_err(name(""))?;
         match g.num {
@@ -402,7 +440,10 @@ const NONE: u32 = u32::MAX;
 
 impl IdMap {
     fn new(n: usize) -> Self {
-        IdMap { dense: vec![NONE; n + 1], sparse: FxHashMap::default() }
+        IdMap {
+            dense: vec![NONE; n + 1],
+            sparse: FxHashMap::default(),
+        }
     }
     /// Returns false if the id was already present.
     fn insert(&mut self, id: u64, idx: u32) -> bool {
@@ -431,7 +472,10 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
     let s = |idx: i64, field: &dyn Fn() -> String, offset: usize| -> Result<String, DecodeError> {
         if idx < 0 || idx as usize >= strings.len() {
             return Err(DecodeError::at(
-                ErrorKind::StringIndex { index: idx, len: strings.len() },
+                ErrorKind::StringIndex {
+                    index: idx,
+                    len: strings.len(),
+                },
                 field(),
                 offset,
             ));
@@ -443,8 +487,16 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
     let mut mapping_ids = IdMap::new(raw.mappings.len());
     for (i, rm) in raw.mappings.into_iter().enumerate() {
         let mut m = rm.m;
-        m.filename = s(rm.file, &|| format!("Profile.mapping[{i}].filename"), rm.offset)?;
-        m.build_id = s(rm.build_id, &|| format!("Profile.mapping[{i}].build_id"), rm.offset)?;
+        m.filename = s(
+            rm.file,
+            &|| format!("Profile.mapping[{i}].filename"),
+            rm.offset,
+        )?;
+        m.build_id = s(
+            rm.build_id,
+            &|| format!("Profile.mapping[{i}].build_id"),
+            rm.offset,
+        )?;
         if m.id == 0 {
             return Err(DecodeError::at(
                 ErrorKind::Invalid("found mapping with reserved ID=0".into()),
@@ -467,9 +519,21 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
     for (i, rf) in raw.functions.into_iter().enumerate() {
         let f = Function {
             id: rf.id,
-            name: s(rf.name, &|| format!("Profile.function[{i}].name"), rf.offset)?,
-            system_name: s(rf.system_name, &|| format!("Profile.function[{i}].system_name"), rf.offset)?,
-            filename: s(rf.filename, &|| format!("Profile.function[{i}].filename"), rf.offset)?,
+            name: s(
+                rf.name,
+                &|| format!("Profile.function[{i}].name"),
+                rf.offset,
+            )?,
+            system_name: s(
+                rf.system_name,
+                &|| format!("Profile.function[{i}].system_name"),
+                rf.offset,
+            )?,
+            filename: s(
+                rf.filename,
+                &|| format!("Profile.function[{i}].filename"),
+                rf.offset,
+            )?,
             start_line: rf.start_line,
         };
         if f.id == 0 {
@@ -497,7 +561,9 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
             .iter()
             .enumerate()
         {
-            let Some(fi) = (ln.function_id != 0).then(|| function_ids.get(ln.function_id)).flatten()
+            let Some(fi) = (ln.function_id != 0)
+                .then(|| function_ids.get(ln.function_id))
+                .flatten()
             else {
                 return Err(DecodeError::at(
                     ErrorKind::Invalid(format!(
@@ -508,7 +574,11 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
                     rl.offset,
                 ));
             };
-            lines.push(Line { function: fi, line: ln.line, column: ln.column });
+            lines.push(Line {
+                function: fi,
+                line: ln.line,
+                column: ln.column,
+            });
         }
         if rl.id == 0 {
             return Err(DecodeError::at(
@@ -525,7 +595,11 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
             ));
         }
         // pprof treats an unknown mapping id as "no mapping".
-        let mapping = if rl.mapping_id == 0 { None } else { mapping_ids.get(rl.mapping_id) };
+        let mapping = if rl.mapping_id == 0 {
+            None
+        } else {
+            mapping_ids.get(rl.mapping_id)
+        };
         location.push(Location {
             id: rl.id,
             mapping,
@@ -579,17 +653,34 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
             let key = s(l.key, &field, l.offset)?;
             if l.str != 0 {
                 let v = s(l.str, &field, l.offset)?;
-                label.push(Label { key, value: LabelValue::Str(v) });
+                label.push(Label {
+                    key,
+                    value: LabelValue::Str(v),
+                });
             } else if l.num != 0 || l.unit != 0 {
-                let unit = if l.unit != 0 { s(l.unit, &field, l.offset)? } else { String::new() };
-                label.push(Label { key, value: LabelValue::Num { value: l.num, unit } });
+                let unit = if l.unit != 0 {
+                    s(l.unit, &field, l.offset)?
+                } else {
+                    String::new()
+                };
+                label.push(Label {
+                    key,
+                    value: LabelValue::Num { value: l.num, unit },
+                });
             }
         }
         canonicalize_labels(&mut label);
-        sample.push(Sample { location: locs, value: rs.value, label });
+        sample.push(Sample {
+            location: locs,
+            value: rs.value,
+            label,
+        });
     }
     if nvalues == 0 && !sample.is_empty() {
-        return Err(DecodeError::invalid("missing sample type information", "Profile.sample_type"));
+        return Err(DecodeError::invalid(
+            "missing sample type information",
+            "Profile.sample_type",
+        ));
     }
 
     let (pt, pu, poff) = raw.period_type.unwrap_or((0, 0, 0));
@@ -614,7 +705,11 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
         period_type,
         period: raw.period,
         comments,
-        default_sample_type: s(raw.default_sample_type, &|| "Profile.default_sample_type".into(), 0)?,
+        default_sample_type: s(
+            raw.default_sample_type,
+            &|| "Profile.default_sample_type".into(),
+            0,
+        )?,
         doc_url: s(raw.doc_url, &|| "Profile.doc_url".into(), 0)?,
     })
 }

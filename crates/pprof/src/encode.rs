@@ -27,10 +27,16 @@ impl<'a> Strings<'a> {
 
 /// Serializes a profile to uncompressed protobuf bytes.
 pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
-    let mut st = Strings { index: FxHashMap::default(), table: Vec::new() };
+    let mut st = Strings {
+        index: FxHashMap::default(),
+        table: Vec::new(),
+    };
     st.add("");
-    let sample_types: Vec<(i64, i64)> =
-        p.sample_type.iter().map(|t| (st.add(&t.r#type), st.add(&t.unit))).collect();
+    let sample_types: Vec<(i64, i64)> = p
+        .sample_type
+        .iter()
+        .map(|t| (st.add(&t.r#type), st.add(&t.unit)))
+        .collect();
     // Label string indices, in sample order.
     let mut label_x: Vec<(i64, i64, i64, i64)> = Vec::new();
     for s in &p.sample {
@@ -41,8 +47,11 @@ pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
             });
         }
     }
-    let mapping_x: Vec<(i64, i64)> =
-        p.mapping.iter().map(|m| (st.add(&m.filename), st.add(&m.build_id))).collect();
+    let mapping_x: Vec<(i64, i64)> = p
+        .mapping
+        .iter()
+        .map(|m| (st.add(&m.filename), st.add(&m.build_id)))
+        .collect();
     let function_x: Vec<(i64, i64, i64)> = p
         .function
         .iter()
@@ -55,7 +64,9 @@ pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
     let default_x = st.add(&p.default_sample_type);
     let doc_x = st.add(&p.doc_url);
 
-    let mut w = Writer { buf: Vec::with_capacity(64 * 1024) };
+    let mut w = Writer {
+        buf: Vec::with_capacity(64 * 1024),
+    };
     for &(t, u) in &sample_types {
         w.message(1, |w| {
             w.int_opt(1, t);

@@ -42,13 +42,25 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub(crate) fn new(kind: ErrorKind) -> Self {
-        DecodeError { kind, field: String::new(), offset: None }
+        DecodeError {
+            kind,
+            field: String::new(),
+            offset: None,
+        }
     }
     pub(crate) fn at(kind: ErrorKind, field: impl Into<String>, offset: usize) -> Self {
-        DecodeError { kind, field: field.into(), offset: Some(offset as u64) }
+        DecodeError {
+            kind,
+            field: field.into(),
+            offset: Some(offset as u64),
+        }
     }
     pub(crate) fn invalid(msg: impl Into<String>, field: impl Into<String>) -> Self {
-        DecodeError { kind: ErrorKind::Invalid(msg.into()), field: field.into(), offset: None }
+        DecodeError {
+            kind: ErrorKind::Invalid(msg.into()),
+            field: field.into(),
+            offset: None,
+        }
     }
 }
 
@@ -63,7 +75,10 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::BadVarint => write!(f, "bad varint (truncated or longer than 10 bytes)"),
             ErrorKind::Truncated { needed, available } => {
-                write!(f, "truncated data: field needs {needed} bytes, {available} left")
+                write!(
+                    f,
+                    "truncated data: field needs {needed} bytes, {available} left"
+                )
             }
             ErrorKind::UnknownWireType(t) => write!(f, "unknown wire type {t}"),
             ErrorKind::WireType { expected, got } => {
@@ -72,7 +87,10 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Concatenated => write!(f, "concatenated profiles detected"),
             ErrorKind::FirstStringNotEmpty => write!(f, "string_table[0] must be ''"),
             ErrorKind::StringIndex { index, len } => {
-                write!(f, "string index {index} out of range (string table has {len} entries)")
+                write!(
+                    f,
+                    "string index {index} out of range (string table has {len} entries)"
+                )
             }
             ErrorKind::Invalid(m) => write!(f, "malformed profile: {m}"),
         }

@@ -28,7 +28,9 @@ pub mod prune;
 pub mod units;
 mod wire;
 
-pub use decode::{DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_with, gunzip};
+pub use decode::{
+    DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_with, gunzip,
+};
 pub use encode::{encode, encode_uncompressed};
 pub use error::{DecodeError, ErrorKind};
 pub use merge::{MergeError, Merger, combine, merge};

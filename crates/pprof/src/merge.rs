@@ -58,23 +58,32 @@ pub fn check_compatible(a: &Profile, b: &Profile) -> Result<(), MergeError> {
 /// Keeps only the sample types (by name) present in every profile, in the first profile's
 /// order, reordering values as needed.
 pub fn compatibilize_sample_types(ps: &mut [Profile]) -> Result<(), MergeError> {
-    let Some(first) = ps.first() else { return Ok(()) };
+    let Some(first) = ps.first() else {
+        return Ok(());
+    };
     let common: Vec<String> = first
         .sample_type
         .iter()
-        .filter(|st| ps.iter().all(|p| p.sample_type.iter().any(|t| t.r#type == st.r#type)))
+        .filter(|st| {
+            ps.iter()
+                .all(|p| p.sample_type.iter().any(|t| t.r#type == st.r#type))
+        })
         .map(|st| st.r#type.clone())
         .collect();
     // pprof counts occurrences, so a type repeated within one profile also counts; match it.
     let common: Vec<String> = common
         .into_iter()
         .filter(|name| {
-            ps.iter().map(|p| p.sample_type.iter().filter(|t| &t.r#type == name).count()).sum::<usize>()
+            ps.iter()
+                .map(|p| p.sample_type.iter().filter(|t| &t.r#type == name).count())
+                .sum::<usize>()
                 == ps.len()
         })
         .collect();
     if common.is_empty() {
-        return Err(MergeError("profiles have empty common sample type list".into()));
+        return Err(MergeError(
+            "profiles have empty common sample type list".into(),
+        ));
     }
     for p in ps.iter_mut() {
         let mut default = common[0].clone();
@@ -85,7 +94,9 @@ pub fn compatibilize_sample_types(ps: &mut [Profile]) -> Result<(), MergeError> 
                 default = p.default_sample_type.clone();
             }
             let Some(idx) = p.sample_type.iter().position(|t| &t.r#type == st) else {
-                return Err(MergeError(format!("{st:?} sample type is not found in profile")));
+                return Err(MergeError(format!(
+                    "{st:?} sample type is not found in profile"
+                )));
             };
             remap.push(idx);
             modify |= idx != i;
@@ -111,7 +122,11 @@ fn common_value_type(ts: &[&ValueType]) -> Result<Option<ValueType>, MergeError>
     let mut min = ts[0];
     for t in &ts[1..] {
         if !units::compatible_value_types(&min.r#type, &min.unit, &t.r#type, &t.unit) {
-            return Err(MergeError(format!("incompatible types: {} {}", vt(min), vt(t))));
+            return Err(MergeError(format!(
+                "incompatible types: {} {}",
+                vt(min),
+                vt(t)
+            )));
         }
         if units::scale(1, &t.unit, &min.unit).0 < 1.0 {
             min = t;
@@ -140,7 +155,8 @@ pub fn scale_profiles(ps: &mut [Profile]) -> Result<(), MergeError> {
     let mut sample_type = Vec::with_capacity(n);
     for i in 0..n {
         let ts: Vec<&ValueType> = ps.iter().map(|p| &p.sample_type[i]).collect();
-        sample_type.push(common_value_type(&ts).map_err(|e| MergeError(format!("sample types: {e}")))?);
+        sample_type
+            .push(common_value_type(&ts).map_err(|e| MergeError(format!("sample types: {e}")))?);
     }
     for p in ps.iter_mut() {
         if let Some(pt) = &period_type {
@@ -408,7 +424,12 @@ impl Merger {
             }
             None => (address, 0),
         };
-        let key = LocationKey { addr: kaddr, mapping_id: kmap, lines: key_lines, is_folded: l.is_folded };
+        let key = LocationKey {
+            addr: kaddr,
+            mapping_id: kmap,
+            lines: key_lines,
+            is_folded: l.is_folded,
+        };
         if let Some(&existing) = self.locations.get(&key) {
             self.loc_map[li as usize] = existing;
             return existing;
@@ -507,8 +528,11 @@ pub fn normalize(p: &mut Profile, base: &Profile) -> Result<(), MergeError> {
         t
     };
     let (b, s) = (sums(base), sums(p));
-    let ratios: Vec<f64> =
-        b.iter().zip(&s).map(|(&b, &s)| if s == 0 { 0.0 } else { b as f64 / s as f64 }).collect();
+    let ratios: Vec<f64> = b
+        .iter()
+        .zip(&s)
+        .map(|(&b, &s)| if s == 0 { 0.0 } else { b as f64 / s as f64 })
+        .collect();
     p.scale_n(&ratios);
     Ok(())
 }

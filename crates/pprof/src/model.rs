@@ -46,7 +46,10 @@ pub struct ValueType {
 
 impl ValueType {
     pub fn new(r#type: impl Into<String>, unit: impl Into<String>) -> Self {
-        ValueType { r#type: r#type.into(), unit: unit.into() }
+        ValueType {
+            r#type: r#type.into(),
+            unit: unit.into(),
+        }
     }
 }
 
@@ -72,7 +75,10 @@ pub struct Label {
 pub enum LabelValue {
     Str(String),
     /// A numeric label; `unit` is empty when the profile gave none.
-    Num { value: i64, unit: String },
+    Num {
+        value: i64,
+        unit: String,
+    },
 }
 
 impl Sample {
@@ -158,8 +164,10 @@ impl Profile {
         let n = self.sample_type.len();
         if name.is_empty() {
             if !self.default_sample_type.is_empty()
-                && let Some(i) =
-                    self.sample_type.iter().position(|t| t.r#type == self.default_sample_type)
+                && let Some(i) = self
+                    .sample_type
+                    .iter()
+                    .position(|t| t.r#type == self.default_sample_type)
             {
                 return Ok(i);
             }
@@ -181,7 +189,10 @@ impl Profile {
             }
         }
         let names: Vec<&str> = self.sample_type.iter().map(|t| t.r#type.as_str()).collect();
-        Err(format!("sample_index {name:?} must be one of: [{}]", names.join(" ")))
+        Err(format!(
+            "sample_index {name:?} must be one of: [{}]",
+            names.join(" ")
+        ))
     }
 
     /// Multiplies every sample value by `ratio` (per sample type), as pprof's `ScaleN`:
@@ -213,8 +224,12 @@ impl Profile {
     /// Adds or replaces a string label on every sample (pprof's `SetLabel`).
     pub fn set_label(&mut self, key: &str, value: &str) {
         for s in &mut self.sample {
-            s.label.retain(|l| !(l.key == key && matches!(l.value, LabelValue::Str(_))));
-            s.label.push(Label { key: key.to_string(), value: LabelValue::Str(value.to_string()) });
+            s.label
+                .retain(|l| !(l.key == key && matches!(l.value, LabelValue::Str(_))));
+            s.label.push(Label {
+                key: key.to_string(),
+                value: LabelValue::Str(value.to_string()),
+            });
             canonicalize_labels(&mut s.label);
         }
     }

@@ -131,7 +131,10 @@ mod tests {
         assert_eq!(simplify_func("net/http.(*conn).serve"), "net/http.");
         assert_eq!(simplify_func("main.main"), "main.main");
         assert_eq!(simplify_func(".foo(int)"), "foo");
-        assert_eq!(simplify_func("(anonymous namespace)::f(int)"), "(anonymous namespace)::f");
+        assert_eq!(
+            simplify_func("(anonymous namespace)::f(int)"),
+            "(anonymous namespace)::f"
+        );
         assert_eq!(simplify_func("a::operator()(int)"), "a::operator()");
     }
 }

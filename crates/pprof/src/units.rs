@@ -16,11 +16,31 @@ struct UnitType {
 static UNIT_TYPES: [UnitType; 3] = [
     UnitType {
         units: &[
-            Unit { name: "B", aliases: &["b", "byte"], factor: 1.0 },
-            Unit { name: "kB", aliases: &["kb", "kbyte", "kilobyte"], factor: 1024.0 },
-            Unit { name: "MB", aliases: &["mb", "mbyte", "megabyte"], factor: 1048576.0 },
-            Unit { name: "GB", aliases: &["gb", "gbyte", "gigabyte"], factor: 1073741824.0 },
-            Unit { name: "TB", aliases: &["tb", "tbyte", "terabyte"], factor: 1099511627776.0 },
+            Unit {
+                name: "B",
+                aliases: &["b", "byte"],
+                factor: 1.0,
+            },
+            Unit {
+                name: "kB",
+                aliases: &["kb", "kbyte", "kilobyte"],
+                factor: 1024.0,
+            },
+            Unit {
+                name: "MB",
+                aliases: &["mb", "mbyte", "megabyte"],
+                factor: 1048576.0,
+            },
+            Unit {
+                name: "GB",
+                aliases: &["gb", "gbyte", "gigabyte"],
+                factor: 1073741824.0,
+            },
+            Unit {
+                name: "TB",
+                aliases: &["tb", "tbyte", "terabyte"],
+                factor: 1099511627776.0,
+            },
             Unit {
                 name: "PB",
                 aliases: &["pb", "pbyte", "petabyte"],
@@ -31,25 +51,81 @@ static UNIT_TYPES: [UnitType; 3] = [
     },
     UnitType {
         units: &[
-            Unit { name: "ns", aliases: &["ns", "nanosecond"], factor: 1.0 },
-            Unit { name: "us", aliases: &["μs", "us", "microsecond"], factor: 1e3 },
-            Unit { name: "ms", aliases: &["ms", "millisecond"], factor: 1e6 },
-            Unit { name: "s", aliases: &["s", "sec", "second"], factor: 1e9 },
-            Unit { name: "hrs", aliases: &["hour", "hr"], factor: 3600e9 },
+            Unit {
+                name: "ns",
+                aliases: &["ns", "nanosecond"],
+                factor: 1.0,
+            },
+            Unit {
+                name: "us",
+                aliases: &["μs", "us", "microsecond"],
+                factor: 1e3,
+            },
+            Unit {
+                name: "ms",
+                aliases: &["ms", "millisecond"],
+                factor: 1e6,
+            },
+            Unit {
+                name: "s",
+                aliases: &["s", "sec", "second"],
+                factor: 1e9,
+            },
+            Unit {
+                name: "hrs",
+                aliases: &["hour", "hr"],
+                factor: 3600e9,
+            },
         ],
         default: ("s", 1e9),
     },
     UnitType {
         units: &[
-            Unit { name: "n*GCU", aliases: &["nanogcu"], factor: 1e-9 },
-            Unit { name: "u*GCU", aliases: &["microgcu"], factor: 1e-6 },
-            Unit { name: "m*GCU", aliases: &["milligcu"], factor: 1e-3 },
-            Unit { name: "GCU", aliases: &["gcu"], factor: 1.0 },
-            Unit { name: "k*GCU", aliases: &["kilogcu"], factor: 1e3 },
-            Unit { name: "M*GCU", aliases: &["megagcu"], factor: 1e6 },
-            Unit { name: "G*GCU", aliases: &["gigagcu"], factor: 1e9 },
-            Unit { name: "T*GCU", aliases: &["teragcu"], factor: 1e12 },
-            Unit { name: "P*GCU", aliases: &["petagcu"], factor: 1e15 },
+            Unit {
+                name: "n*GCU",
+                aliases: &["nanogcu"],
+                factor: 1e-9,
+            },
+            Unit {
+                name: "u*GCU",
+                aliases: &["microgcu"],
+                factor: 1e-6,
+            },
+            Unit {
+                name: "m*GCU",
+                aliases: &["milligcu"],
+                factor: 1e-3,
+            },
+            Unit {
+                name: "GCU",
+                aliases: &["gcu"],
+                factor: 1.0,
+            },
+            Unit {
+                name: "k*GCU",
+                aliases: &["kilogcu"],
+                factor: 1e3,
+            },
+            Unit {
+                name: "M*GCU",
+                aliases: &["megagcu"],
+                factor: 1e6,
+            },
+            Unit {
+                name: "G*GCU",
+                aliases: &["gigagcu"],
+                factor: 1e9,
+            },
+            Unit {
+                name: "T*GCU",
+                aliases: &["teragcu"],
+                factor: 1e12,
+            },
+            Unit {
+                name: "P*GCU",
+                aliases: &["petagcu"],
+                factor: 1e15,
+            },
         ],
         default: ("GCU", 1.0),
     },
@@ -132,7 +208,11 @@ pub fn label(value: i64, unit: &str) -> String {
 
 /// pprof's `Percentage`: `|value/total|` as `%5.2f%%`, `%5.2g%%` below 1 %, `  100%` near 100.
 pub fn percentage(value: i64, total: i64) -> String {
-    let ratio = if total != 0 { (value as f64 / total as f64).abs() * 100.0 } else { 0.0 };
+    let ratio = if total != 0 {
+        (value as f64 / total as f64).abs() * 100.0
+    } else {
+        0.0
+    };
     if (99.95..=100.05).contains(&ratio) {
         "  100%".to_string()
     } else if ratio >= 1.0 {
@@ -145,7 +225,11 @@ pub fn percentage(value: i64, total: i64) -> String {
 /// Go's `%.{prec}g` (strconv 'g' with an explicit precision).
 pub fn format_g(v: f64, prec: usize) -> String {
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     if !v.is_finite() {
         return if v.is_nan() {
@@ -198,7 +282,12 @@ pub fn format_g(v: f64, prec: usize) -> String {
             out.push('0');
         } else {
             for i in 0..dp {
-                out.push(digits.as_bytes().get(i as usize).map_or('0', |&b| b as char));
+                out.push(
+                    digits
+                        .as_bytes()
+                        .get(i as usize)
+                        .map_or('0', |&b| b as char),
+                );
             }
         }
         if decimals > 0 {
@@ -208,7 +297,10 @@ pub fn format_g(v: f64, prec: usize) -> String {
                 let c = if di < 0 {
                     '0'
                 } else {
-                    digits.as_bytes().get(di as usize).map_or('0', |&b| b as char)
+                    digits
+                        .as_bytes()
+                        .get(di as usize)
+                        .map_or('0', |&b| b as char)
                 };
                 out.push(c);
             }
@@ -226,7 +318,9 @@ pub fn compatible_value_types(t1: &str, u1: &str, t2: &str, u2: &str) -> bool {
     if u1 == u2 {
         return true;
     }
-    UNIT_TYPES.iter().any(|ut| ut.sniff(u1).is_some() && ut.sniff(u2).is_some())
+    UNIT_TYPES
+        .iter()
+        .any(|ut| ut.sniff(u1).is_some() && ut.sniff(u2).is_some())
 }
 
 /// Whether `unit` belongs to a known unit family (bytes, time, GCU).
@@ -251,7 +345,8 @@ mod tests {
         assert_eq!(scaled_label(7_800_709, "bytes", "kB"), "7617.88kB");
         assert_eq!(label(0, "bytes"), "0");
         assert_eq!(label(262, "count"), "262");
-        assert_eq!(label(-360_000_000, "nanoseconds"), "-0.36s");
+        assert_eq!(scaled_label(-360_000_000, "nanoseconds", "s"), "-0.36s");
+        assert_eq!(label(-360_000_000, "nanoseconds"), "-360ms");
         assert_eq!(label(5 * 3600 * 1_000_000_000, "nanoseconds"), "5hrs");
     }
 

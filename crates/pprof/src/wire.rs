@@ -63,7 +63,14 @@ impl<'a> Reader<'a> {
         let tag = self.varint()?;
         let wire = (tag & 7) as u8;
         let num = tag >> 3;
-        let mut f = Field { num, wire, varint: 0, bytes: &[], offset, payload_offset: 0 };
+        let mut f = Field {
+            num,
+            wire,
+            varint: 0,
+            bytes: &[],
+            offset,
+            payload_offset: 0,
+        };
         match wire {
             VARINT => {
                 f.payload_offset = self.base + self.pos;
@@ -75,7 +82,10 @@ impl<'a> Reader<'a> {
                 let avail = self.buf.len() - self.pos;
                 if avail < n {
                     return Err((
-                        ErrorKind::Truncated { needed: n as u64, available: avail as u64 },
+                        ErrorKind::Truncated {
+                            needed: n as u64,
+                            available: avail as u64,
+                        },
                         offset,
                     ));
                 }
@@ -88,7 +98,13 @@ impl<'a> Reader<'a> {
                 let n = self.varint()?;
                 let avail = (self.buf.len() - self.pos) as u64;
                 if n > avail {
-                    return Err((ErrorKind::Truncated { needed: n, available: avail }, offset));
+                    return Err((
+                        ErrorKind::Truncated {
+                            needed: n,
+                            available: avail,
+                        },
+                        offset,
+                    ));
                 }
                 f.payload_offset = self.base + self.pos;
                 let n = n as usize;
@@ -106,7 +122,13 @@ impl Field<'_> {
     #[inline]
     pub fn int(&self) -> Result<u64, WireError> {
         if self.wire != VARINT {
-            return Err((ErrorKind::WireType { expected: VARINT, got: self.wire }, self.offset));
+            return Err((
+                ErrorKind::WireType {
+                    expected: VARINT,
+                    got: self.wire,
+                },
+                self.offset,
+            ));
         }
         Ok(self.varint)
     }
@@ -115,7 +137,13 @@ impl Field<'_> {
     #[inline]
     pub fn message(&self) -> Result<Reader<'_>, WireError> {
         if self.wire != LEN {
-            return Err((ErrorKind::WireType { expected: LEN, got: self.wire }, self.offset));
+            return Err((
+                ErrorKind::WireType {
+                    expected: LEN,
+                    got: self.wire,
+                },
+                self.offset,
+            ));
         }
         Ok(Reader::new(self.bytes, self.payload_offset))
     }

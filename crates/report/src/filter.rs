@@ -21,7 +21,8 @@ fn line_matches(p: &Profile, l: &gocost_pprof::Line, re: &Regex) -> bool {
 }
 
 fn mapping_matches(p: &Profile, loc: &Location, re: &Regex) -> bool {
-    loc.mapping.is_some_and(|m| re.is_match(&p.mapping[m as usize].filename))
+    loc.mapping
+        .is_some_and(|m| re.is_match(&p.mapping[m as usize].filename))
 }
 
 fn location_matches(p: &Profile, loc: &Location, re: &Regex) -> bool {
@@ -65,7 +66,11 @@ pub fn filter_samples_by_name(
             let lines: Vec<_> = if mapping_matches(p, loc, re) {
                 Vec::new()
             } else {
-                loc.line.iter().filter(|l| !line_matches(p, l, re)).copied().collect()
+                loc.line
+                    .iter()
+                    .filter(|l| !line_matches(p, l, re))
+                    .copied()
+                    .collect()
             };
             if lines.is_empty() {
                 hidden[li] = true;
@@ -78,7 +83,11 @@ pub fn filter_samples_by_name(
             let lines: Vec<_> = if mapping_matches(p, loc, re) {
                 loc.line.clone()
             } else {
-                loc.line.iter().filter(|l| line_matches(p, l, re)).copied().collect()
+                loc.line
+                    .iter()
+                    .filter(|l| line_matches(p, l, re))
+                    .copied()
+                    .collect()
             };
             if lines.is_empty() {
                 hidden[li] = true;

@@ -52,7 +52,13 @@ impl NodeInfo<'_> {
     fn sprint(&self) -> String {
         format!(
             "{{{} {} {} {} {} {} {} {}}}",
-            self.name, "", self.address, self.file, self.start_line, self.lineno, self.columnno,
+            self.name,
+            "",
+            self.address,
+            self.file,
+            self.start_line,
+            self.lineno,
+            self.columnno,
             self.objfile
         )
     }
@@ -125,7 +131,9 @@ impl<'a> Nodes<'a> {
         let mut infos = Vec::new();
         let mut loc_nodes = Vec::with_capacity(p.location.len());
         for l in &p.location {
-            let objfile = l.mapping.map_or("", |m| p.mapping[m as usize].filename.as_str());
+            let objfile = l
+                .mapping
+                .map_or("", |m| p.mapping[m as usize].filename.as_str());
             let mut nodes = Vec::with_capacity(l.line.len().max(1));
             let mut add = |info: NodeInfo<'a>| {
                 let next = infos.len() as u32;
@@ -236,11 +244,20 @@ impl Graph {
         }
         let present = (0..n as u32)
             .filter(|&i| {
-                kept.is_none_or(|k| k[i as usize]) && (flat[i as usize] != 0 || cum[i as usize] != 0)
+                kept.is_none_or(|k| k[i as usize])
+                    && (flat[i as usize] != 0 || cum[i as usize] != 0)
             })
             .collect();
-        let edges = wedges.into_iter().map(|(k, (w, inl, _))| (k, (w, inl))).collect();
-        Graph { flat, cum, nodes: present, edges }
+        let edges = wedges
+            .into_iter()
+            .map(|(k, (w, inl, _))| (k, (w, inl)))
+            .collect();
+        Graph {
+            flat,
+            cum,
+            nodes: present,
+            edges,
+        }
     }
 
     /// Σ flat over the graph's nodes.
@@ -250,8 +267,11 @@ impl Graph {
 
     /// pprof's `Nodes.Sort` with `FlatNameOrder` or `CumNameOrder`.
     pub fn sort(&mut self, nodes: &Nodes, cum_sort: bool) {
-        let names: FxHashMap<u32, String> =
-            self.nodes.iter().map(|&i| (i, nodes.infos[i as usize].printable_name())).collect();
+        let names: FxHashMap<u32, String> = self
+            .nodes
+            .iter()
+            .map(|&i| (i, nodes.infos[i as usize].printable_name()))
+            .collect();
         let (flat, cum) = (&self.flat, &self.cum);
         let cmp_name = |a: u32, b: u32| -> Ordering {
             let (ia, ib) = (&nodes.infos[a as usize], &nodes.infos[b as usize]);
@@ -260,14 +280,30 @@ impl Graph {
             }
             names[&a].cmp(&names[&b])
         };
-        let tie = |a: u32, b: u32| nodes.infos[a as usize].sprint().cmp(&nodes.infos[b as usize].sprint());
+        let tie = |a: u32, b: u32| {
+            nodes.infos[a as usize]
+                .sprint()
+                .cmp(&nodes.infos[b as usize].sprint())
+        };
         self.nodes.sort_by(|&a, &b| {
-            let (fa, fb) = (flat[a as usize].wrapping_abs(), flat[b as usize].wrapping_abs());
-            let (ca, cb) = (cum[a as usize].wrapping_abs(), cum[b as usize].wrapping_abs());
+            let (fa, fb) = (
+                flat[a as usize].wrapping_abs(),
+                flat[b as usize].wrapping_abs(),
+            );
+            let (ca, cb) = (
+                cum[a as usize].wrapping_abs(),
+                cum[b as usize].wrapping_abs(),
+            );
             if cum_sort {
-                cb.cmp(&ca).then_with(|| cmp_name(a, b)).then_with(|| fb.cmp(&fa)).then_with(|| tie(a, b))
+                cb.cmp(&ca)
+                    .then_with(|| cmp_name(a, b))
+                    .then_with(|| fb.cmp(&fa))
+                    .then_with(|| tie(a, b))
             } else {
-                fb.cmp(&fa).then_with(|| cmp_name(a, b)).then_with(|| cb.cmp(&ca)).then_with(|| tie(a, b))
+                fb.cmp(&fa)
+                    .then_with(|| cmp_name(a, b))
+                    .then_with(|| cb.cmp(&ca))
+                    .then_with(|| tie(a, b))
             }
         });
     }

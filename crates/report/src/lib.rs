@@ -183,8 +183,9 @@ impl Report {
         if prof.sample_type.is_empty() {
             return Err(Error("profile has no samples".into()));
         }
-        let index =
-            prof.sample_index_by_name(opts.sample_index.as_deref().unwrap_or("")).map_err(Error)?;
+        let index = prof
+            .sample_index_by_name(opts.sample_index.as_deref().unwrap_or(""))
+            .map_err(Error)?;
         let st = &prof.sample_type[index];
         let (sample_type, sample_unit) = (st.r#type.clone(), st.unit.clone());
 

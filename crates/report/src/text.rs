@@ -44,7 +44,11 @@ impl TopReport {
             out.push_str(h);
             out.push('\n');
         }
-        let _ = writeln!(out, "{:>10} {:>5}% {:>5}% {:>10} {:>5}%", "flat", "flat", "sum", "cum", "cum");
+        let _ = writeln!(
+            out,
+            "{:>10} {:>5}% {:>5}% {:>10} {:>5}%",
+            "flat", "flat", "sum", "cum", "cum"
+        );
         for r in &self.rows {
             let _ = write!(
                 out,
@@ -95,7 +99,10 @@ fn profile_labels(rpt: &Report, format: &dyn Fn(i64) -> String) -> Vec<String> {
         } else {
             String::new()
         };
-        l.push(format!("Duration: {d}, Total samples = {} {ratio}", format(rpt.total)));
+        l.push(format!(
+            "Duration: {d}, Total samples = {} {ratio}",
+            format(rpt.total)
+        ));
     }
     l
 }
@@ -136,7 +143,11 @@ pub fn top(rpt: &Report) -> TopReport {
         if umin != umax && min.wrapping_mul(100) < max {
             unit = scale(min.wrapping_mul(100), &rpt.sample_unit, "minimum").1;
         }
-        if unit.is_empty() { rpt.sample_unit.clone() } else { unit }
+        if unit.is_empty() {
+            rpt.sample_unit.clone()
+        } else {
+            unit
+        }
     };
     let fmt = |v: i64| scaled_label(v, &rpt.sample_unit, &output_unit);
 
@@ -174,7 +185,11 @@ pub fn top(rpt: &Report) -> TopReport {
         }
         let nodecount = g.nodes.len();
         if nodecount > 0 && nodecount < orig_count {
-            header.push(format!("Showing top {} nodes out of {}", g.nodes.len(), orig_count));
+            header.push(format!(
+                "Showing top {} nodes out of {}",
+                g.nodes.len(),
+                orig_count
+            ));
         }
     }
 
@@ -262,7 +277,10 @@ pub fn traces(rpt: &Report) -> String {
     const SEP: &str = "-----------+-------------------------------------------------------";
     let names: Vec<String> = nodes.infos.iter().map(|i| i.printable_name()).collect();
     for s in &p.sample {
-        if s.location.iter().all(|&l| nodes.loc_nodes[l as usize].is_empty()) {
+        if s.location
+            .iter()
+            .all(|&l| nodes.loc_nodes[l as usize].is_empty())
+        {
             continue;
         }
         out.push_str(SEP);
@@ -283,8 +301,10 @@ pub fn traces(rpt: &Report) -> String {
         .into_iter()
         .map(|(k, vs)| {
             let unit = units.get(k).map_or("", String::as_str);
-            let vals: Vec<String> =
-                vs.iter().map(|&v| gocost_pprof::units::label(v, unit)).collect();
+            let vals: Vec<String> = vs
+                .iter()
+                .map(|&v| gocost_pprof::units::label(v, unit))
+                .collect();
             format!("{k:>10}:  {}\n", vals.join(" "))
         })
         .collect();
@@ -316,18 +336,28 @@ pub fn raw(p: &Profile) -> String {
     if !p.doc_url.is_empty() {
         ss.push(format!("Doc: {}", p.doc_url));
     }
-    ss.push(format!("PeriodType: {} {}", p.period_type.r#type, p.period_type.unit));
+    ss.push(format!(
+        "PeriodType: {} {}",
+        p.period_type.r#type, p.period_type.unit
+    ));
     ss.push(format!("Period: {}", p.period));
     if p.time_nanos != 0 {
         ss.push(format!("Time: {}", timefmt::go_time_string(p.time_nanos)));
     }
     if p.duration_nanos != 0 {
-        ss.push(format!("Duration: {}", timefmt::go_duration_4(p.duration_nanos)));
+        ss.push(format!(
+            "Duration: {}",
+            timefmt::go_duration_4(p.duration_nanos)
+        ));
     }
     ss.push("Samples:".into());
     let mut sh = String::new();
     for t in &p.sample_type {
-        let dflt = if t.r#type == p.default_sample_type { "[dflt]" } else { "" };
+        let dflt = if t.r#type == p.default_sample_type {
+            "[dflt]"
+        } else {
+            ""
+        };
         let _ = write!(sh, "{}/{}{} ", t.r#type, t.unit, dflt);
     }
     ss.push(sh.trim().to_string());
@@ -347,8 +377,10 @@ pub fn raw(p: &Profile) -> String {
             _ => None,
         });
         if !str_labels.is_empty() {
-            let mut ls: Vec<String> =
-                str_labels.iter().map(|(k, vs)| format!("{k}:[{}]", vs.join(" "))).collect();
+            let mut ls: Vec<String> = str_labels
+                .iter()
+                .map(|(k, vs)| format!("{k}:[{}]", vs.join(" ")))
+                .collect();
             ls.sort();
             ss.push(format!("{HDR}{}", ls.join(" ")));
         }
@@ -388,8 +420,10 @@ pub fn raw(p: &Profile) -> String {
         let mut lines = Vec::new();
         for ln in &l.line {
             let f = &p.function[ln.function as usize];
-            let mut s =
-                format!("{} {}:{}:{} s={}", f.name, f.filename, ln.line, ln.column, f.start_line);
+            let mut s = format!(
+                "{} {}:{}:{} s={}",
+                f.name, f.filename, ln.line, ln.column, f.start_line
+            );
             if f.name != f.system_name {
                 let _ = write!(s, "({})", f.system_name);
             }

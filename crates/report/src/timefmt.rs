@@ -13,7 +13,11 @@ fn local(nanos: i64) -> Option<jiff::Zoned> {
 fn abbrev(z: &jiff::Zoned) -> String {
     let info = z.time_zone().to_offset_info(z.timestamp());
     let a = info.abbreviation();
-    if a.is_empty() { offset_str(z.offset().seconds(), false) } else { a.to_string() }
+    if a.is_empty() {
+        offset_str(z.offset().seconds(), false)
+    } else {
+        a.to_string()
+    }
 }
 
 fn offset_str(secs: i32, colon: bool) -> String {

@@ -1,0 +1,143 @@
+//! Malformed input gets a precise error (kind, field, byte offset), never a panic.
+
+use gocost_pprof::{DecodeOptions, ErrorKind, Profile, Sample, ValueType, decode, decode_with};
+
+fn good() -> Vec<u8> {
+    let p = Profile {
+        sample_type: vec![
+            ValueType::new("samples", "count"),
+            ValueType::new("cpu", "nanoseconds"),
+        ],
+        sample: vec![Sample {
+            value: vec![1, 10],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    gocost_pprof::encode_uncompressed(&p)
+}
+
+#[test]
+fn empty_input() {
+    assert_eq!(decode(&[]).unwrap_err().kind, ErrorKind::Empty);
+}
+
+#[test]
+fn every_truncation_is_an_error_or_a_valid_profile() {
+    let b = good();
+    for n in 1..b.len() {
+        // Never panics; cuts inside a field are reported with an offset.
+        if let Err(e) = decode(&b[..n]) {
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}
+
+#[test]
+fn truncated_message_names_field_and_offset() {
+    let b = good();
+    // The first field is sample_type[0] (tag 0x0a, length 4); cut inside it.
+    let e = decode(&b[..3]).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Truncated { .. }), "{e}");
+    assert_eq!(e.offset, Some(0));
+    assert_eq!(e.field, "Profile");
+}
+
+#[test]
+fn overlong_varint() {
+    let mut b = vec![0x48]; // field 9 (time_nanos), varint
+    b.extend([0xff; 11]);
+    let e = decode(&b).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadVarint);
+    assert_eq!(e.offset, Some(1));
+}
+
+#[test]
+fn wrong_wire_type() {
+    // field 2 (sample) as a varint
+    let e = decode(&[0x10, 0x05]).unwrap_err();
+    assert_eq!(
+        e.kind,
+        ErrorKind::WireType {
+            expected: 2,
+            got: 0
+        }
+    );
+    assert_eq!(e.field, "Profile.sample[0]");
+}
+
+#[test]
+fn string_index_out_of_range() {
+    // sample_type { type: 99, unit: 1 }, string_table [""]
+    let e = decode(&[0x0a, 0x04, 0x08, 99, 0x10, 0x01, 0x32, 0x00]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::StringIndex { index: 99, len: 1 });
+    assert_eq!(e.field, "Profile.sample_type[0].type");
+    assert_eq!(e.offset, Some(0));
+}
+
+#[test]
+fn first_string_must_be_empty() {
+    let e = decode(&[0x32, 0x01, b'x']).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FirstStringNotEmpty);
+}
+
+#[test]
+fn unknown_location_reference() {
+    // sample { location_id: 7, value: 1 } with one sample type.
+    let mut b = vec![0x0a, 0x02, 0x08, 0x00];
+    b.extend([0x12, 0x04, 0x08, 0x07, 0x10, 0x01, 0x32, 0x00]);
+    let e = decode(&b).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Invalid(_)), "{e}");
+    assert_eq!(e.field, "Profile.sample[0].location_id[0]");
+}
+
+#[test]
+fn value_count_mismatch() {
+    let mut b = vec![0x0a, 0x00]; // one sample type
+    b.extend([0x12, 0x04, 0x10, 0x01, 0x10, 0x02]); // two values
+    b.extend([0x32, 0x00]);
+    let e = decode(&b).unwrap_err();
+    assert!(
+        e.to_string().contains("sample has 2 values vs. 1 types"),
+        "{e}"
+    );
+}
+
+#[test]
+fn concatenated_profiles() {
+    let mut b = good();
+    b.extend([0x48, 0x01]);
+    let mut c = b.clone();
+    c.extend([0x48, 0x02]);
+    assert_eq!(decode(&c).unwrap_err().kind, ErrorKind::Concatenated);
+}
+
+#[test]
+fn gzip_bomb_is_capped() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 8 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+    let e = decode_with(&bomb, &DecodeOptions { max_size: 1 << 20 }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooLarge { limit: 1 << 20 });
+}
+
+#[test]
+fn corrupt_gzip() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &good()).unwrap();
+    let mut z = gz.finish().unwrap();
+    z.truncate(z.len() - 6);
+    assert!(matches!(decode(&z).unwrap_err().kind, ErrorKind::Gzip(_)));
+}
+
+#[test]
+fn packed_and_unpacked_values_decode_alike() {
+    // value [1, 10] unpacked (tag 0x10 twice) vs packed (tag 0x12, len 2)
+    let head = [0x0a, 0x00, 0x0a, 0x00];
+    let mut a = head.to_vec();
+    a.extend([0x12, 0x04, 0x10, 0x01, 0x10, 0x0a, 0x32, 0x00]);
+    let mut b = head.to_vec();
+    b.extend([0x12, 0x04, 0x12, 0x02, 0x01, 0x0a, 0x32, 0x00]);
+    assert_eq!(decode(&a).unwrap(), decode(&b).unwrap());
+}
