@@ -55,7 +55,19 @@ pub fn decode_with(data: &[u8], opts: &DecodeOptions) -> Result<Profile, DecodeE
 /// Decompresses a gzip stream (all members, as Go's reader does), refusing to produce more
 /// than `max_size` bytes.
 pub fn gunzip(data: &[u8], max_size: u64) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::with_capacity((data.len() * 4).min(max_size as usize));
+    // The gzip trailer holds the uncompressed size (mod 2^32) of the last member: a good
+    // capacity guess that avoids regrowing the buffer.
+    let hint = match data.len() {
+        n if n >= 18 => {
+            u32::from_le_bytes([data[n - 4], data[n - 3], data[n - 2], data[n - 1]]) as u64
+        }
+        _ => 0,
+    };
+    let cap = hint
+        .max(data.len() as u64 * 2)
+        .min(max_size)
+        .saturating_add(1);
+    let mut out = Vec::with_capacity(cap as usize);
     let dec = flate2::read::MultiGzDecoder::new(data);
     match dec.take(max_size.saturating_add(1)).read_to_end(&mut out) {
         Ok(_) if out.len() as u64 > max_size => {
@@ -128,7 +140,7 @@ struct Raw {
     locations: Vec<RawLocation>,
     lines: Vec<RawLine>,
     functions: Vec<RawFunction>,
-    strings: Vec<String>,
+    strings: Vec<Str>,
     drop_frames: i64,
     keep_frames: i64,
     time_nanos: i64,
@@ -146,10 +158,10 @@ fn name(field: &'static str) -> impl Fn(WireError) -> (ErrorKind, usize, &'stati
     move |(k, o)| (k, o, field)
 }
 
-fn bytes_to_string(b: &[u8]) -> String {
+fn bytes_to_string(b: &[u8]) -> Str {
     match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
+        Ok(s) => Str::from(s),
+        Err(_) => Str::from(String::from_utf8_lossy(b)),
     }
 }
 
@@ -469,7 +481,7 @@ impl IdMap {
 
 fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
     let strings = &raw.strings;
-    let s = |idx: i64, field: &dyn Fn() -> String, offset: usize| -> Result<String, DecodeError> {
+    let s = |idx: i64, field: &dyn Fn() -> String, offset: usize| -> Result<Str, DecodeError> {
         if idx < 0 || idx as usize >= strings.len() {
             return Err(DecodeError::at(
                 ErrorKind::StringIndex {
@@ -661,7 +673,7 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
                 let unit = if l.unit != 0 {
                     s(l.unit, &field, l.offset)?
                 } else {
-                    String::new()
+                    Str::from("")
                 };
                 label.push(Label {
                     key,

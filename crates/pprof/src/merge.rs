@@ -61,7 +61,7 @@ pub fn compatibilize_sample_types(ps: &mut [Profile]) -> Result<(), MergeError> 
     let Some(first) = ps.first() else {
         return Ok(());
     };
-    let common: Vec<String> = first
+    let common: Vec<Str> = first
         .sample_type
         .iter()
         .filter(|st| {
@@ -71,7 +71,7 @@ pub fn compatibilize_sample_types(ps: &mut [Profile]) -> Result<(), MergeError> 
         .map(|st| st.r#type.clone())
         .collect();
     // pprof counts occurrences, so a type repeated within one profile also counts; match it.
-    let common: Vec<String> = common
+    let common: Vec<Str> = common
         .into_iter()
         .filter(|name| {
             ps.iter()
@@ -217,7 +217,7 @@ pub fn compact(p: &Profile) -> Profile {
 struct MappingKey {
     size: u64,
     offset: u64,
-    build_id_or_file: String,
+    build_id_or_file: Str,
 }
 
 #[derive(PartialEq, Eq, Hash)]
@@ -234,16 +234,16 @@ struct LocationKey {
 #[derive(PartialEq, Eq, Hash)]
 struct FunctionKey {
     start_line: i64,
-    name: String,
-    system_name: String,
-    filename: String,
+    name: Str,
+    system_name: Str,
+    filename: Str,
 }
 
 /// Incremental merge. Create it from the first profile (which fixes the sample types),
 /// [`add`](Merger::add) each profile in order, then [`finish`](Merger::finish).
 pub struct Merger {
     out: Profile,
-    comments_seen: FxHashSet<String>,
+    comments_seen: FxHashSet<Str>,
     samples: FxHashMap<u64, u32>,
     /// Collision chains for `samples`: next sample index with the same hash, or `u32::MAX`.
     sample_next: Vec<u32>,

@@ -5,6 +5,9 @@
 //! (sample → location → mapping/function) are indices into the owning `Vec`s so that reports
 //! never do id lookups in hot loops.
 
+/// A shared immutable string: decoded profiles share one allocation per string-table entry.
+pub type Str = std::sync::Arc<str>;
+
 /// Index of a [`Mapping`] in [`Profile::mapping`].
 pub type MappingIdx = u32;
 /// Index of a [`Location`] in [`Profile::location`].
@@ -23,32 +26,32 @@ pub struct Profile {
     pub location: Vec<Location>,
     pub function: Vec<Function>,
     /// Regexp of frames to drop (with everything leafward of them). Empty = none.
-    pub drop_frames: String,
+    pub drop_frames: Str,
     /// Regexp of frames exempt from `drop_frames`.
-    pub keep_frames: String,
+    pub keep_frames: Str,
     /// Collection time, ns since the Unix epoch.
     pub time_nanos: i64,
     pub duration_nanos: i64,
     pub period_type: ValueType,
     pub period: i64,
-    pub comments: Vec<String>,
+    pub comments: Vec<Str>,
     /// Type *name* of the preferred sample type; empty = the last one.
-    pub default_sample_type: String,
-    pub doc_url: String,
+    pub default_sample_type: Str,
+    pub doc_url: Str,
 }
 
 /// A `(type, unit)` pair such as `cpu/nanoseconds`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ValueType {
-    pub r#type: String,
-    pub unit: String,
+    pub r#type: Str,
+    pub unit: Str,
 }
 
 impl ValueType {
     pub fn new(r#type: impl Into<String>, unit: impl Into<String>) -> Self {
         ValueType {
-            r#type: r#type.into(),
-            unit: unit.into(),
+            r#type: Str::from(r#type.into()),
+            unit: Str::from(unit.into()),
         }
     }
 }
@@ -67,17 +70,17 @@ pub struct Sample {
 /// A sample label: a string value or a number with an optional unit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Label {
-    pub key: String,
+    pub key: Str,
     pub value: LabelValue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LabelValue {
-    Str(String),
+    Str(Str),
     /// A numeric label; `unit` is empty when the profile gave none.
     Num {
         value: i64,
-        unit: String,
+        unit: Str,
     },
 }
 
@@ -85,7 +88,7 @@ impl Sample {
     /// String labels (key, value) in canonical order.
     pub fn str_labels(&self) -> impl Iterator<Item = (&str, &str)> {
         self.label.iter().filter_map(|l| match &l.value {
-            LabelValue::Str(s) => Some((l.key.as_str(), s.as_str())),
+            LabelValue::Str(s) => Some((&*l.key, &**s)),
             LabelValue::Num { .. } => None,
         })
     }
@@ -93,7 +96,7 @@ impl Sample {
     /// Numeric labels (key, value, unit) in canonical order.
     pub fn num_labels(&self) -> impl Iterator<Item = (&str, i64, &str)> {
         self.label.iter().filter_map(|l| match &l.value {
-            LabelValue::Num { value, unit } => Some((l.key.as_str(), *value, unit.as_str())),
+            LabelValue::Num { value, unit } => Some((&*l.key, *value, &**unit)),
             LabelValue::Str(_) => None,
         })
     }
@@ -122,8 +125,8 @@ pub struct Mapping {
     pub memory_start: u64,
     pub memory_limit: u64,
     pub file_offset: u64,
-    pub filename: String,
-    pub build_id: String,
+    pub filename: Str,
+    pub build_id: Str,
     pub has_functions: bool,
     pub has_filenames: bool,
     pub has_line_numbers: bool,
@@ -151,9 +154,9 @@ pub struct Line {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Function {
     pub id: u64,
-    pub name: String,
-    pub system_name: String,
-    pub filename: String,
+    pub name: Str,
+    pub system_name: Str,
+    pub filename: Str,
     pub start_line: i64,
 }
 
@@ -184,11 +187,11 @@ impl Profile {
         }
         let stripped = name.strip_prefix("inuse_").unwrap_or(name);
         for cand in [name, stripped] {
-            if let Some(i) = self.sample_type.iter().position(|t| t.r#type == cand) {
+            if let Some(i) = self.sample_type.iter().position(|t| &*t.r#type == cand) {
                 return Ok(i);
             }
         }
-        let names: Vec<&str> = self.sample_type.iter().map(|t| t.r#type.as_str()).collect();
+        let names: Vec<&str> = self.sample_type.iter().map(|t| &*t.r#type).collect();
         Err(format!(
             "sample_index {name:?} must be one of: [{}]",
             names.join(" ")
@@ -223,12 +226,13 @@ impl Profile {
 
     /// Adds or replaces a string label on every sample (pprof's `SetLabel`).
     pub fn set_label(&mut self, key: &str, value: &str) {
+        let (key, value): (Str, Str) = (key.into(), value.into());
         for s in &mut self.sample {
             s.label
                 .retain(|l| !(l.key == key && matches!(l.value, LabelValue::Str(_))));
             s.label.push(Label {
-                key: key.to_string(),
-                value: LabelValue::Str(value.to_string()),
+                key: key.clone(),
+                value: LabelValue::Str(value.clone()),
             });
             canonicalize_labels(&mut s.label);
         }

@@ -141,11 +141,11 @@ pub fn aggregate(p: &mut Profile, g: Granularity, inlines: bool) {
     if !function || !filename {
         for f in &mut p.function {
             if !function {
-                f.name.clear();
-                f.system_name.clear();
+                f.name = "".into();
+                f.system_name = "".into();
             }
             if !filename {
-                f.filename.clear();
+                f.filename = "".into();
             }
         }
     }

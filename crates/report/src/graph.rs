@@ -131,9 +131,7 @@ impl<'a> Nodes<'a> {
         let mut infos = Vec::new();
         let mut loc_nodes = Vec::with_capacity(p.location.len());
         for l in &p.location {
-            let objfile = l
-                .mapping
-                .map_or("", |m| p.mapping[m as usize].filename.as_str());
+            let objfile = l.mapping.map_or("", |m| &*p.mapping[m as usize].filename);
             let mut nodes = Vec::with_capacity(l.line.len().max(1));
             let mut add = |info: NodeInfo<'a>| {
                 let next = infos.len() as u32;
@@ -188,11 +186,25 @@ pub struct Graph {
     pub nodes: Vec<u32>,
     /// (src, dst) → (weight, inline)
     pub edges: FxHashMap<(u32, u32), (i64, bool)>,
+    /// The node mask the graph was built with.
+    pub kept: Option<Vec<bool>>,
 }
 
 impl Graph {
     /// pprof's `newGraph`: `kept` restricts the nodes (others become residual gaps).
     pub fn build(p: &Profile, nodes: &Nodes, index: usize, kept: Option<&[bool]>) -> Graph {
+        Self::build_with(p, nodes, index, kept, true)
+    }
+
+    /// [`Graph::build`], optionally skipping edges (only the final graph of a report needs
+    /// them).
+    pub fn build_with(
+        p: &Profile,
+        nodes: &Nodes,
+        index: usize,
+        kept: Option<&[bool]>,
+        with_edges: bool,
+    ) -> Graph {
         let n = nodes.infos.len();
         let mut flat = vec![0i64; n];
         let mut cum = vec![0i64; n];
@@ -219,7 +231,8 @@ impl Graph {
                         seen[node as usize] = stamp;
                         cum[node as usize] += w;
                     }
-                    if let Some(par) = parent
+                    if with_edges
+                        && let Some(par) = parent
                         && par != node
                     {
                         let inline = ni != ln.len() - 1;
@@ -257,6 +270,7 @@ impl Graph {
             cum,
             nodes: present,
             edges,
+            kept: kept.map(<[bool]>::to_vec),
         }
     }
 
@@ -349,7 +363,8 @@ pub fn trimmed_graph(
     nodecount: usize,
     cum_sort: bool,
 ) -> (Graph, usize, usize) {
-    let mut g = Graph::build(p, nodes, index, None);
+    let mut g = Graph::build_with(p, nodes, index, None, false);
+    let mut has_edges = false;
     let total = g.total_flat();
     let node_cutoff = ((total as f64 * nodefraction) as i64).wrapping_abs();
     let edge_cutoff = ((total as f64 * edgefraction) as i64).wrapping_abs();
@@ -365,7 +380,7 @@ pub fn trimmed_graph(
         }
         if count != g.nodes.len() {
             dropped = g.nodes.len() - count;
-            g = Graph::build(p, nodes, index, Some(&kept));
+            g = Graph::build_with(p, nodes, index, Some(&kept), false);
         }
     }
     let orig_count = g.nodes.len();
@@ -376,7 +391,15 @@ pub fn trimmed_graph(
             kept[i as usize] = true;
         }
         g = Graph::build(p, nodes, index, Some(&kept));
+        has_edges = true;
         g.sort(nodes, cum_sort);
+    }
+    if !has_edges {
+        // Same nodes and values as `g`; this pass also collects the edges.
+        let order = std::mem::take(&mut g.nodes);
+        let kept = g.kept.take();
+        g = Graph::build(p, nodes, index, kept.as_deref());
+        g.nodes = order;
     }
     g.trim_edges(edge_cutoff);
     (g, orig_count, dropped)

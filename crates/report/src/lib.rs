@@ -187,7 +187,7 @@ impl Report {
             .sample_index_by_name(opts.sample_index.as_deref().unwrap_or(""))
             .map_err(Error)?;
         let st = &prof.sample_type[index];
-        let (sample_type, sample_unit) = (st.r#type.clone(), st.unit.clone());
+        let (sample_type, sample_unit) = (st.r#type.to_string(), st.unit.to_string());
 
         let mut active_filters = Vec::new();
         for (k, v) in [

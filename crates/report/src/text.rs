@@ -79,7 +79,7 @@ fn profile_labels(rpt: &Report, format: &dyn Fn(i64) -> String) -> Vec<String> {
     }
     for c in &p.comments {
         if !c.starts_with('#') {
-            l.push(c.clone());
+            l.push(c.to_string());
         }
     }
     if !rpt.sample_type.is_empty() {
@@ -255,7 +255,7 @@ fn grouped<'a, T>(
     let mut out: Vec<(&str, Vec<T>)> = Vec::new();
     for l in &s.label {
         if let Some(v) = pick(&l.value) {
-            match out.iter_mut().find(|(k, _)| *k == l.key) {
+            match out.iter_mut().find(|(k, _)| *k == &*l.key) {
                 Some((_, vs)) => vs.push(v),
                 None => out.push((&l.key, vec![v])),
             }
@@ -286,7 +286,7 @@ pub fn traces(rpt: &Report) -> String {
         out.push_str(SEP);
         out.push('\n');
         let mut labels: Vec<String> = grouped(s, |v| match v {
-            LabelValue::Str(x) => Some(x.as_str()),
+            LabelValue::Str(x) => Some(&**x),
             _ => None,
         })
         .into_iter()
@@ -373,7 +373,7 @@ pub fn raw(p: &Profile) -> String {
         ss.push(sv);
         const HDR: &str = "                ";
         let str_labels = grouped(s, |v| match v {
-            LabelValue::Str(x) => Some(x.as_str()),
+            LabelValue::Str(x) => Some(&**x),
             _ => None,
         });
         if !str_labels.is_empty() {
@@ -385,7 +385,7 @@ pub fn raw(p: &Profile) -> String {
             ss.push(format!("{HDR}{}", ls.join(" ")));
         }
         let num_labels = grouped(s, |v| match v {
-            LabelValue::Num { value, unit } => Some((*value, unit.as_str())),
+            LabelValue::Num { value, unit } => Some((*value, &**unit)),
             _ => None,
         });
         if !num_labels.is_empty() {
