@@ -178,6 +178,56 @@ impl<'a> Nodes<'a> {
     }
 }
 
+/// The samples' stacks with their weights, samples with identical stacks combined.
+///
+/// The graph ignores labels and is linear in the weights, so combining samples that share a
+/// stack changes nothing — except for a stack whose samples have mixed signs (diffs), whose
+/// zero-summing parts still create edges in pprof; those samples are kept apart.
+fn stacks(p: &Profile, index: usize) -> Vec<(&[u32], i64)> {
+    use std::collections::hash_map::Entry;
+    let mut out: Vec<(&[u32], i64)> = Vec::with_capacity(p.sample.len() / 4 + 1);
+    // stack → (index in out, sign seen so far: 1 positive, -1 negative)
+    let mut index_of: FxHashMap<&[u32], (u32, i8)> = FxHashMap::default();
+    let mut mixed: Vec<(&[u32], i64)> = Vec::new();
+    for s in &p.sample {
+        let w = s.value[index];
+        if w == 0 {
+            continue;
+        }
+        let sign = if w > 0 { 1 } else { -1 };
+        match index_of.entry(&s.location) {
+            Entry::Occupied(mut e) => {
+                let (i, sg) = *e.get();
+                if sg == sign {
+                    out[i as usize].1 += w;
+                } else {
+                    mixed.push((&s.location, w));
+                    e.get_mut().1 = 0;
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert((out.len() as u32, sign));
+                out.push((&s.location, w));
+            }
+        }
+    }
+    if mixed.is_empty() {
+        return out;
+    }
+    // Rare (diff profiles): keep every sample of a mixed-sign stack separate.
+    let mixed_stacks: rustc_hash::FxHashSet<&[u32]> =
+        index_of.iter().filter(|(_, v)| v.1 == 0).map(|(k, _)| *k).collect();
+    let mut res: Vec<(&[u32], i64)> =
+        out.into_iter().filter(|(st, _)| !mixed_stacks.contains(st)).collect();
+    for s in &p.sample {
+        let w = s.value[index];
+        if w != 0 && mixed_stacks.contains(s.location.as_slice()) {
+            res.push((&s.location, w));
+        }
+    }
+    res
+}
+
 /// A built graph: values per node and the inline state of incoming edges.
 pub struct Graph {
     pub flat: Vec<i64>,
@@ -211,15 +261,11 @@ impl Graph {
         // (src, dst) → (weight, inline, last sample that added to it)
         let mut wedges: FxHashMap<(u32, u32), (i64, bool, u32)> = FxHashMap::default();
         let mut seen = vec![u32::MAX; n];
-        for (si, s) in p.sample.iter().enumerate() {
-            let w = s.value[index];
-            if w == 0 {
-                continue;
-            }
+        for (si, (locs, w)) in stacks(p, index).into_iter().enumerate() {
             let stamp = si as u32;
             let mut parent: Option<u32> = None;
             let mut residual = false;
-            for &l in s.location.iter().rev() {
+            for &l in locs.iter().rev() {
                 let ln = &nodes.loc_nodes[l as usize];
                 for ni in (0..ln.len()).rev() {
                     let node = ln[ni];
@@ -380,7 +426,9 @@ pub fn trimmed_graph(
         }
         if count != g.nodes.len() {
             dropped = g.nodes.len() - count;
-            g = Graph::build_with(p, nodes, index, Some(&kept), false);
+            let last = nodecount == 0 || count <= nodecount;
+            g = Graph::build_with(p, nodes, index, Some(&kept), last);
+            has_edges = last;
         }
     }
     let orig_count = g.nodes.len();
