@@ -221,6 +221,8 @@ fn run(cli: Cli) -> Result<()> {
             opts.nodefraction = a.nodefraction;
             let rpt = build_report(&a.src, &opts)?;
             let top = rpt.top();
+            // The process is about to exit: skip freeing a possibly huge profile.
+            std::mem::forget(rpt);
             if a.json {
                 let mut s = serde_json::to_string_pretty(&top)?;
                 s.push('\n');
@@ -240,6 +242,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Merge(a) => {
             let p = source::load(&inputs(&a.src), &load_opts(&a.src))?;
             let bytes = gocost_pprof::encode(&p);
+            std::mem::forget(p);
             std::fs::write(&a.output, bytes)
                 .with_context(|| format!("writing {}", a.output.display()))?;
             Ok(())

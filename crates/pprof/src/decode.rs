@@ -318,19 +318,14 @@ fn sample(f: &Field, loc_ids: &mut Vec<u64>, labels: &mut Vec<RawLabel>) -> Inne
                     offset: g.offset,
                     ..Default::default()
                 };
-                while !lr.at_end() {
-                    let h = lr.field().map_err(name(".label"))?;
-                    let v = match h.num {
-                        1..=4 => h.int().map_err(name(".label"))? as i64,
-                        _ => continue,
-                    };
-                    match h.num {
-                        1 => l.key = v,
-                        2 => l.str = v,
-                        3 => l.num = v,
-                        _ => l.unit = v,
-                    }
-                }
+                lr.for_each_varint(0b11110, |num, v| match num {
+                    1 => l.key = v as i64,
+                    2 => l.str = v as i64,
+                    3 => l.num = v as i64,
+                    4 => l.unit = v as i64,
+                    _ => {}
+                })
+                .map_err(name(".label"))?;
                 labels.push(l);
             }
             _ => {}

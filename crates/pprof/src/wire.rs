@@ -67,6 +67,36 @@ impl<'a> Reader<'a> {
         Err((ErrorKind::BadVarint, self.base + start))
     }
 
+    /// Fast path for small messages whose known fields are all varints (labels, lines,
+    /// value types): calls `f(field_number, value)` for each varint field. Fields in the
+    /// `known` bit set with another wire type are an error, as pprof's decoder has it;
+    /// unknown fields are skipped.
+    #[inline]
+    pub fn for_each_varint(
+        &mut self,
+        known: u64,
+        mut f: impl FnMut(u64, u64),
+    ) -> Result<(), WireError> {
+        while !self.at_end() {
+            let start = self.pos;
+            let tag = self.varint()?;
+            if tag & 7 == u64::from(VARINT) {
+                let v = self.varint()?;
+                f(tag >> 3, v);
+                continue;
+            }
+            self.pos = start;
+            let field = self.field()?;
+            if field.num < 64 && known & (1 << field.num) != 0 {
+                return Err((
+                    ErrorKind::WireType { expected: VARINT, got: field.wire },
+                    field.offset,
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the next field; call only when `!at_end()`.
     #[inline]
     pub fn field(&mut self) -> Result<Field<'a>, WireError> {
