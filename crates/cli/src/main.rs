@@ -161,10 +161,11 @@ struct FlameArgs {
     inverted: bool,
 }
 
-fn load_opts(s: &SourceArgs) -> LoadOptions {
+fn load_opts(s: &SourceArgs, labels: bool) -> LoadOptions {
     LoadOptions {
         max_size: s.max_size,
         seconds: s.seconds,
+        labels,
     }
 }
 
@@ -197,7 +198,9 @@ fn report_options(kind: Kind, f: &FilterArgs) -> Result<Options> {
 }
 
 fn build_report(src: &SourceArgs, opts: &Options) -> Result<Report> {
-    let p = source::load(&inputs(src), &load_opts(src))?;
+    // Only -raw and -traces print labels; other reports ignore them.
+    let labels = matches!(opts.kind, Kind::Raw | Kind::Traces);
+    let p = source::load(&inputs(src), &load_opts(src, labels))?;
     let rpt = Report::new(p, opts).map_err(|e| InputError(e.0))?;
     for w in &rpt.warnings {
         eprintln!("{w}");
@@ -240,7 +243,7 @@ fn run(cli: Cli) -> Result<()> {
             write_stdout(&rpt.raw_text())
         }
         Cmd::Merge(a) => {
-            let p = source::load(&inputs(&a.src), &load_opts(&a.src))?;
+            let p = source::load(&inputs(&a.src), &load_opts(&a.src, true))?;
             let bytes = gocost_pprof::encode(&p);
             std::mem::forget(p);
             std::fs::write(&a.output, bytes)

@@ -28,6 +28,8 @@ pub struct Inputs {
 pub struct LoadOptions {
     pub max_size: u64,
     pub seconds: Option<u64>,
+    /// Keep sample labels (reports that print them need them; top and flame graphs do not).
+    pub labels: bool,
 }
 
 /// Fetches a profile from a Go pprof endpoint, like pprof: a URL without a path means
@@ -86,6 +88,7 @@ fn read(src: &str, o: &LoadOptions) -> Result<Profile> {
     };
     let opts = gocost_pprof::DecodeOptions {
         max_size: o.max_size,
+        labels: o.labels,
     };
     gocost_pprof::decode_with(&bytes, &opts)
         .map_err(|e| InputError(format!("{src}: parsing profile: {e}")).into())

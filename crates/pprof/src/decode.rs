@@ -22,12 +22,17 @@ pub struct DecodeOptions {
     /// Maximum size of the decompressed protobuf; larger inputs fail with
     /// [`ErrorKind::TooLarge`] instead of exhausting memory (gzip bombs).
     pub max_size: u64,
+    /// Keep sample labels. Reports that ignore labels (top, flame graphs) set this to false
+    /// to save memory and time; labels are still validated, and pprof's reserved
+    /// `pprof::` labels (e.g. `pprof::base`) are always kept.
+    pub labels: bool,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             max_size: DEFAULT_MAX_SIZE,
+            labels: true,
         }
     }
 }
@@ -41,14 +46,14 @@ pub fn decode(data: &[u8]) -> Result<Profile, DecodeError> {
 pub fn decode_with(data: &[u8], opts: &DecodeOptions) -> Result<Profile, DecodeError> {
     if data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b {
         let raw = gunzip(data, opts.max_size)?;
-        decode_uncompressed(&raw)
+        decode_uncompressed_with(&raw, opts)
     } else {
         if data.len() as u64 > opts.max_size {
             return Err(DecodeError::new(ErrorKind::TooLarge {
                 limit: opts.max_size,
             }));
         }
-        decode_uncompressed(data)
+        decode_uncompressed_with(data, opts)
     }
 }
 
@@ -76,22 +81,6 @@ pub fn gunzip(data: &[u8], max_size: u64) -> Result<Vec<u8>, DecodeError> {
         Ok(_) => Ok(out),
         Err(e) => Err(DecodeError::new(ErrorKind::Gzip(e.to_string()))),
     }
-}
-
-#[derive(Default)]
-struct RawSample {
-    locs: (u32, u32),
-    labels: (u32, u32),
-    value: Vec<i64>,
-}
-
-#[derive(Default, Clone, Copy)]
-struct RawLabel {
-    key: i64,
-    str: i64,
-    num: i64,
-    unit: i64,
-    offset: usize,
 }
 
 #[derive(Default)]
@@ -132,10 +121,7 @@ struct RawFunction {
 #[derive(Default)]
 struct Raw {
     sample_type: Vec<(i64, i64, usize)>,
-    samples: Vec<RawSample>,
-    sample_offsets: Vec<usize>,
-    loc_ids: Vec<u64>,
-    labels: Vec<RawLabel>,
+    nsamples: usize,
     mappings: Vec<RawMapping>,
     locations: Vec<RawLocation>,
     lines: Vec<RawLine>,
@@ -167,6 +153,12 @@ fn bytes_to_string(b: &[u8]) -> Str {
 
 /// Decodes an uncompressed profile.proto message.
 pub fn decode_uncompressed(data: &[u8]) -> Result<Profile, DecodeError> {
+    decode_uncompressed_with(data, &DecodeOptions::default())
+}
+
+/// Decodes an uncompressed profile.proto message with options (the size cap is not
+/// checked here: the caller already holds the bytes).
+pub fn decode_uncompressed_with(data: &[u8], opts: &DecodeOptions) -> Result<Profile, DecodeError> {
     if data.is_empty() {
         return Err(DecodeError::new(ErrorKind::Empty));
     }
@@ -190,12 +182,10 @@ pub fn decode_uncompressed(data: &[u8]) -> Result<Profile, DecodeError> {
                 raw.sample_type.push((t, u, f.offset));
             }
             2 => {
-                let i = raw.samples.len();
-                let s = sample(&f, &mut raw.loc_ids, &mut raw.labels).map_err(|(k, o, n)| {
-                    DecodeError::at(k, format!("{}{n}", top("sample", i)), o)
-                })?;
-                raw.samples.push(s);
-                raw.sample_offsets.push(f.offset);
+                // Samples are decoded in a second pass, once strings and locations are known.
+                f.message()
+                    .map_err(|(k, o)| DecodeError::at(k, top("sample", raw.nsamples), o))?;
+                raw.nsamples += 1;
             }
             3 => {
                 let i = raw.mappings.len();
@@ -270,7 +260,59 @@ pub fn decode_uncompressed(data: &[u8]) -> Result<Profile, DecodeError> {
             _ => {} // unknown fields are skipped, as pprof does
         }
     }
-    resolve(raw)
+    let (mut p, ctx) = resolve(raw)?;
+    decode_samples(data, &ctx, opts.labels, &mut p)?;
+    Ok(p)
+}
+
+/// What the sample pass needs from the first pass.
+struct Ctx {
+    strings: Vec<Str>,
+    location_ids: IdMap,
+    nsamples: usize,
+}
+
+/// The second pass: decodes every sample straight into the model.
+fn decode_samples(
+    data: &[u8],
+    ctx: &Ctx,
+    keep_labels: bool,
+    p: &mut Profile,
+) -> Result<(), DecodeError> {
+    let nvalues = p.sample_type.len();
+    p.sample.reserve_exact(ctx.nsamples);
+    let mut ids: Vec<u64> = Vec::new();
+    let mut r = Reader::new(data, 0);
+    while !r.at_end() {
+        let f = r
+            .field()
+            .map_err(|(k, o)| DecodeError::at(k, "Profile", o))?;
+        if f.num != 2 {
+            continue;
+        }
+        let i = p.sample.len();
+        let s = sample(&f, ctx, keep_labels, &mut ids)
+            .map_err(|(k, o, n)| DecodeError::at(k, format!("Profile.sample[{i}]{n}"), o))?;
+        if s.value.len() != nvalues {
+            return Err(DecodeError::at(
+                ErrorKind::Invalid(format!(
+                    "mismatch: sample has {} values vs. {} types",
+                    s.value.len(),
+                    nvalues
+                )),
+                format!("Profile.sample[{i}].value"),
+                f.offset,
+            ));
+        }
+        p.sample.push(s);
+    }
+    if nvalues == 0 && !p.sample.is_empty() {
+        return Err(DecodeError::invalid(
+            "missing sample type information",
+            "Profile.sample_type",
+        ));
+    }
+    Ok(())
 }
 
 fn top_name(num: u64) -> &'static str {
@@ -300,41 +342,100 @@ fn value_type(f: &Field) -> Inner<(i64, i64)> {
     Ok((t, u))
 }
 
-fn sample(f: &Field, loc_ids: &mut Vec<u64>, labels: &mut Vec<RawLabel>) -> Inner<RawSample> {
-    let mut r = f.message().map_err(name(""))?;
-    let loc_start = loc_ids.len() as u32;
-    let label_start = labels.len() as u32;
+type SampleError = (ErrorKind, usize, String);
+
+fn sample(
+    f: &Field,
+    ctx: &Ctx,
+    keep_labels: bool,
+    ids: &mut Vec<u64>,
+) -> Result<Sample, SampleError> {
+    let plain = |field: &'static str| move |(k, o): WireError| (k, o, field.to_string());
+    let mut r = f.message().map_err(plain(""))?;
     let mut value = Vec::new();
+    let mut label = Vec::new();
+    ids.clear();
+    let mut nlabels = 0usize;
+    let string = |idx: i64, j: usize, offset: usize| -> Result<Str, SampleError> {
+        match ctx.strings.get(usize::try_from(idx).unwrap_or(usize::MAX)) {
+            Some(s) => Ok(s.clone()),
+            None => Err((
+                ErrorKind::StringIndex {
+                    index: idx,
+                    len: ctx.strings.len(),
+                },
+                offset,
+                format!(".label[{j}]"),
+            )),
+        }
+    };
     while !r.at_end() {
-        let g = r.field().map_err(name(""))?;
+        let g = r.field().map_err(plain(""))?;
         match g.num {
-            1 => g.push_ints(loc_ids, |v| v).map_err(name(".location_id"))?,
+            1 => g.push_ints(ids, |v| v).map_err(plain(".location_id"))?,
             2 => g
                 .push_ints(&mut value, |v| v as i64)
-                .map_err(name(".value"))?,
+                .map_err(plain(".value"))?,
             3 => {
-                let mut lr = g.message().map_err(name(".label"))?;
-                let mut l = RawLabel {
-                    offset: g.offset,
-                    ..Default::default()
-                };
-                lr.for_each_varint(0b11110, |num, v| match num {
-                    1 => l.key = v as i64,
-                    2 => l.str = v as i64,
-                    3 => l.num = v as i64,
-                    4 => l.unit = v as i64,
+                let j = nlabels;
+                nlabels += 1;
+                let mut lr = g
+                    .message()
+                    .map_err(|(k, o)| (k, o, format!(".label[{j}]")))?;
+                let (mut key, mut str, mut num, mut unit) = (0i64, 0i64, 0i64, 0i64);
+                lr.for_each_varint(0b11110, |n, v| match n {
+                    1 => key = v as i64,
+                    2 => str = v as i64,
+                    3 => num = v as i64,
+                    4 => unit = v as i64,
                     _ => {}
                 })
-                .map_err(name(".label"))?;
-                labels.push(l);
+                .map_err(|(k, o)| (k, o, format!(".label[{j}]")))?;
+                let k = string(key, j, g.offset)?;
+                if str != 0 {
+                    let v = string(str, j, g.offset)?;
+                    if keep_labels || k.starts_with("pprof::") {
+                        label.push(Label {
+                            key: k,
+                            value: LabelValue::Str(v),
+                        });
+                    }
+                } else if num != 0 || unit != 0 {
+                    let u = if unit != 0 {
+                        string(unit, j, g.offset)?
+                    } else {
+                        Str::from("")
+                    };
+                    if keep_labels {
+                        label.push(Label {
+                            key: k,
+                            value: LabelValue::Num {
+                                value: num,
+                                unit: u,
+                            },
+                        });
+                    }
+                }
             }
             _ => {}
         }
     }
-    Ok(RawSample {
-        locs: (loc_start, loc_ids.len() as u32 - loc_start),
-        labels: (label_start, labels.len() as u32 - label_start),
+    let mut location = Vec::with_capacity(ids.len());
+    for (j, &id) in ids.iter().enumerate() {
+        let Some(li) = ctx.location_ids.get(id) else {
+            return Err((
+                ErrorKind::Invalid(format!("sample references unknown location id {id}")),
+                f.offset,
+                format!(".location_id[{j}]"),
+            ));
+        };
+        location.push(li);
+    }
+    canonicalize_labels(&mut label);
+    Ok(Sample {
+        location,
         value,
+        label,
     })
 }
 
@@ -474,7 +575,7 @@ impl IdMap {
     }
 }
 
-fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
+fn resolve(raw: Raw) -> Result<(Profile, Ctx), DecodeError> {
     let strings = &raw.strings;
     let s = |idx: i64, field: &dyn Fn() -> String, offset: usize| -> Result<Str, DecodeError> {
         if idx < 0 || idx as usize >= strings.len() {
@@ -624,72 +725,6 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
         });
     }
 
-    let nvalues = sample_type.len();
-    let mut sample = Vec::with_capacity(raw.samples.len());
-    for (i, rs) in raw.samples.into_iter().enumerate() {
-        let off = raw.sample_offsets[i];
-        if rs.value.len() != nvalues {
-            return Err(DecodeError::at(
-                ErrorKind::Invalid(format!(
-                    "mismatch: sample has {} values vs. {} types",
-                    rs.value.len(),
-                    nvalues
-                )),
-                format!("Profile.sample[{i}].value"),
-                off,
-            ));
-        }
-        let ids = &raw.loc_ids[rs.locs.0 as usize..(rs.locs.0 + rs.locs.1) as usize];
-        let mut locs = Vec::with_capacity(ids.len());
-        for (j, &id) in ids.iter().enumerate() {
-            let Some(li) = location_ids.get(id) else {
-                return Err(DecodeError::at(
-                    ErrorKind::Invalid(format!("sample references unknown location id {id}")),
-                    format!("Profile.sample[{i}].location_id[{j}]"),
-                    off,
-                ));
-            };
-            locs.push(li);
-        }
-        let mut label = Vec::with_capacity(rs.labels.1 as usize);
-        for (j, l) in raw.labels[rs.labels.0 as usize..(rs.labels.0 + rs.labels.1) as usize]
-            .iter()
-            .enumerate()
-        {
-            let field = || format!("Profile.sample[{i}].label[{j}]");
-            let key = s(l.key, &field, l.offset)?;
-            if l.str != 0 {
-                let v = s(l.str, &field, l.offset)?;
-                label.push(Label {
-                    key,
-                    value: LabelValue::Str(v),
-                });
-            } else if l.num != 0 || l.unit != 0 {
-                let unit = if l.unit != 0 {
-                    s(l.unit, &field, l.offset)?
-                } else {
-                    Str::from("")
-                };
-                label.push(Label {
-                    key,
-                    value: LabelValue::Num { value: l.num, unit },
-                });
-            }
-        }
-        canonicalize_labels(&mut label);
-        sample.push(Sample {
-            location: locs,
-            value: rs.value,
-            label,
-        });
-    }
-    if nvalues == 0 && !sample.is_empty() {
-        return Err(DecodeError::invalid(
-            "missing sample type information",
-            "Profile.sample_type",
-        ));
-    }
-
     let (pt, pu, poff) = raw.period_type.unwrap_or((0, 0, 0));
     let period_type = ValueType {
         r#type: s(pt, &|| "Profile.period_type.type".into(), poff)?,
@@ -699,9 +734,9 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
     for (i, &c) in raw.comments.iter().enumerate() {
         comments.push(s(c, &|| format!("Profile.comment[{i}]"), 0)?);
     }
-    Ok(Profile {
+    let p = Profile {
         sample_type,
-        sample,
+        sample: Vec::new(),
         mapping,
         location,
         function,
@@ -718,5 +753,11 @@ fn resolve(raw: Raw) -> Result<Profile, DecodeError> {
             0,
         )?,
         doc_url: s(raw.doc_url, &|| "Profile.doc_url".into(), 0)?,
-    })
+    };
+    let ctx = Ctx {
+        strings: raw.strings,
+        location_ids,
+        nsamples: raw.nsamples,
+    };
+    Ok((p, ctx))
 }

@@ -29,7 +29,8 @@ pub mod units;
 mod wire;
 
 pub use decode::{
-    DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_with, gunzip,
+    DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_uncompressed_with,
+    decode_with, gunzip,
 };
 pub use encode::{encode, encode_uncompressed};
 pub use error::{DecodeError, ErrorKind};

@@ -89,7 +89,10 @@ impl<'a> Reader<'a> {
             let field = self.field()?;
             if field.num < 64 && known & (1 << field.num) != 0 {
                 return Err((
-                    ErrorKind::WireType { expected: VARINT, got: field.wire },
+                    ErrorKind::WireType {
+                        expected: VARINT,
+                        got: field.wire,
+                    },
                     field.offset,
                 ));
             }

@@ -118,7 +118,14 @@ fn gzip_bomb_is_capped() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&vec![0u8; 8 << 20]).unwrap();
     let bomb = gz.finish().unwrap();
-    let e = decode_with(&bomb, &DecodeOptions { max_size: 1 << 20 }).unwrap_err();
+    let e = decode_with(
+        &bomb,
+        &DecodeOptions {
+            max_size: 1 << 20,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert_eq!(e.kind, ErrorKind::TooLarge { limit: 1 << 20 });
 }
 

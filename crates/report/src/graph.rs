@@ -215,10 +215,15 @@ fn stacks(p: &Profile, index: usize) -> Vec<(&[u32], i64)> {
         return out;
     }
     // Rare (diff profiles): keep every sample of a mixed-sign stack separate.
-    let mixed_stacks: rustc_hash::FxHashSet<&[u32]> =
-        index_of.iter().filter(|(_, v)| v.1 == 0).map(|(k, _)| *k).collect();
-    let mut res: Vec<(&[u32], i64)> =
-        out.into_iter().filter(|(st, _)| !mixed_stacks.contains(st)).collect();
+    let mixed_stacks: rustc_hash::FxHashSet<&[u32]> = index_of
+        .iter()
+        .filter(|(_, v)| v.1 == 0)
+        .map(|(k, _)| *k)
+        .collect();
+    let mut res: Vec<(&[u32], i64)> = out
+        .into_iter()
+        .filter(|(st, _)| !mixed_stacks.contains(st))
+        .collect();
     for s in &p.sample {
         let w = s.value[index];
         if w != 0 && mixed_stacks.contains(s.location.as_slice()) {

@@ -4,7 +4,10 @@
 /// Decodes `data` and, if it is a profile, runs every report over it.
 pub fn run(data: &[u8]) {
     use gocost_report::{Granularity, Kind, Options, Report};
-    let dopts = gocost_pprof::DecodeOptions { max_size: 16 << 20 };
+    let dopts = gocost_pprof::DecodeOptions {
+        max_size: 16 << 20,
+        labels: true,
+    };
     let Ok(p) = gocost_pprof::decode_with(data, &dopts) else {
         return;
     };
