@@ -301,7 +301,7 @@ impl Writer {
 
 #[inline]
 pub(crate) fn varint_len(x: u64) -> usize {
-    ((64 - (x | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (x | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ fn fmt_frac(v: u64, prec: u32) -> String {
         return int.to_string();
     }
     let mut digits = prec as usize;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         digits -= 1;
     }
