@@ -1,0 +1,138 @@
+//! Tests against the real Go toolchain: `go tool pprof` reads what `gocost merge` writes
+//! exactly as it reads the inputs, and gocost fetches profiles from a live Go service.
+//!
+//! Go is found through `$GO` or `go` on `PATH`. Without it these tests skip with a message,
+//! except in CI (`CI` set), where a missing Go is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn go() -> Option<PathBuf> {
+    let candidate = std::env::var_os("GO").map(PathBuf::from).unwrap_or_else(|| "go".into());
+    let ok = Command::new(&candidate)
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(candidate);
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must provide a Go toolchain ($GO or go on PATH)");
+    eprintln!("skipping: no Go toolchain ($GO or go on PATH)");
+    None
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn profiles() -> PathBuf {
+    root().join("testdata/profiles")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gocost-realgo-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn pprof_top(go: &Path, files: &[PathBuf]) -> Vec<u8> {
+    let home = tmpdir("home");
+    let out = Command::new(go)
+        .args(["tool", "pprof", "-symbolize=none", "-top"])
+        .args(files)
+        .env("TZ", "UTC")
+        .env("HOME", &home)
+        .env("PPROF_TMPDIR", &home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[test]
+fn pprof_reads_gocost_merge_output_like_the_inputs() {
+    let Some(go) = go() else { return };
+    let sets: &[&[&str]] = &[
+        &["cpu.pb.gz", "cpu2.pb.gz"],
+        &["heap.pb.gz", "allocs.pb.gz"],
+        &["mutex.pb.gz", "block.pb.gz"],
+        &["goroutine.pb.gz", "goroutine.delta.pb.gz"],
+        &["allocs.delta.pb.gz", "allocs.pb.gz"],
+        &["cpu.pb.gz", "cpu2.pb.gz", "cpu.pb.gz"],
+    ];
+    let dir = tmpdir("merge");
+    for (i, set) in sets.iter().enumerate() {
+        let inputs: Vec<PathBuf> = set.iter().map(|f| profiles().join(f)).collect();
+        let out = dir.join(format!("merged-{i}.pb.gz"));
+        let st = Command::new(env!("CARGO_BIN_EXE_gocost"))
+            .arg("merge")
+            .arg("-o")
+            .arg(&out)
+            .args(&inputs)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let want = pprof_top(&go, &inputs);
+        let got = pprof_top(&go, std::slice::from_ref(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "go tool pprof -top of gocost merge {set:?}"
+        );
+    }
+}
+
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn fetches_profiles_from_a_live_go_service() {
+    let Some(go) = go() else { return };
+    let dir = tmpdir("svc");
+    let bin = dir.join("demo");
+    let st = Command::new(&go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(root().join("testdata/go/demo"))
+        .env("GOFLAGS", "-mod=mod")
+        .status()
+        .unwrap();
+    assert!(st.success(), "go build testdata/go/demo");
+    let addr_file = dir.join("addr");
+    let svc = Service(Command::new(&bin).arg(&addr_file).stdout(Stdio::null()).spawn().unwrap());
+    let start = Instant::now();
+    let addr = loop {
+        if let Ok(a) = std::fs::read_to_string(&addr_file)
+            && !a.trim().is_empty()
+        {
+            break a.trim().to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "demo did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gocost")).args(args).env("TZ", "UTC").output().unwrap()
+    };
+    let cpu = run(&["top", "--seconds", "1", &format!("http://{addr}/debug/pprof/profile")]);
+    assert!(cpu.status.success(), "{}", String::from_utf8_lossy(&cpu.stderr));
+    let text = String::from_utf8_lossy(&cpu.stdout);
+    assert!(text.contains("Type: cpu") && text.contains("Duration: 1"), "{text}");
+    let g = run(&["traces", &format!("http://{addr}/debug/pprof/goroutine")]);
+    assert!(g.status.success());
+    assert!(String::from_utf8_lossy(&g.stdout).contains("Type: goroutine"));
+    let missing = run(&["top", &format!("http://{addr}/debug/pprof/nonexistent")]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    drop(svc);
+}
