@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn go() -> Option<PathBuf> {
-    let candidate = std::env::var_os("GO").map(PathBuf::from).unwrap_or_else(|| "go".into());
+    let candidate = std::env::var_os("GO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "go".into());
     let ok = Command::new(&candidate)
         .arg("version")
         .stdout(Stdio::null())
@@ -19,13 +21,19 @@ fn go() -> Option<PathBuf> {
     if ok {
         return Some(candidate);
     }
-    assert!(std::env::var_os("CI").is_none(), "CI must provide a Go toolchain ($GO or go on PATH)");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide a Go toolchain ($GO or go on PATH)"
+    );
     eprintln!("skipping: no Go toolchain ($GO or go on PATH)");
     None
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn profiles() -> PathBuf {
@@ -38,23 +46,43 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-fn pprof_top(go: &Path, files: &[PathBuf]) -> Vec<u8> {
-    let home = tmpdir("home");
+/// The pprof tool binary (`go tool -n pprof`), run directly: with `HOME` pointed elsewhere
+/// `go tool` would rebuild it into a fresh cache every time.
+fn pprof_binary(go: &Path) -> PathBuf {
     let out = Command::new(go)
-        .args(["tool", "pprof", "-symbolize=none", "-top"])
+        .args(["tool", "-n", "pprof"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn pprof_top(pprof: &Path, files: &[PathBuf]) -> Vec<u8> {
+    let home = tmpdir("home");
+    let out = Command::new(pprof)
+        .args(["-symbolize=none", "-top"])
         .args(files)
         .env("TZ", "UTC")
         .env("HOME", &home)
         .env("PPROF_TMPDIR", &home)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
 #[test]
 fn pprof_reads_gocost_merge_output_like_the_inputs() {
     let Some(go) = go() else { return };
+    let pprof = pprof_binary(&go);
     let sets: &[&[&str]] = &[
         &["cpu.pb.gz", "cpu2.pb.gz"],
         &["heap.pb.gz", "allocs.pb.gz"],
@@ -75,8 +103,8 @@ fn pprof_reads_gocost_merge_output_like_the_inputs() {
             .status()
             .unwrap();
         assert!(st.success());
-        let want = pprof_top(&go, &inputs);
-        let got = pprof_top(&go, std::slice::from_ref(&out));
+        let want = pprof_top(&pprof, &inputs);
+        let got = pprof_top(&pprof, std::slice::from_ref(&out));
         assert_eq!(
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(&want),
@@ -104,12 +132,17 @@ fn fetches_profiles_from_a_live_go_service() {
         .arg(&bin)
         .arg(".")
         .current_dir(root().join("testdata/go/demo"))
-        .env("GOFLAGS", "-mod=mod")
         .status()
         .unwrap();
     assert!(st.success(), "go build testdata/go/demo");
     let addr_file = dir.join("addr");
-    let svc = Service(Command::new(&bin).arg(&addr_file).stdout(Stdio::null()).spawn().unwrap());
+    let svc = Service(
+        Command::new(&bin)
+            .arg(&addr_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let start = Instant::now();
     let addr = loop {
         if let Ok(a) = std::fs::read_to_string(&addr_file)
@@ -117,17 +150,36 @@ fn fetches_profiles_from_a_live_go_service() {
         {
             break a.trim().to_string();
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "demo did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "demo did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_gocost")).args(args).env("TZ", "UTC").output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_gocost"))
+            .args(args)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap()
     };
-    let cpu = run(&["top", "--seconds", "1", &format!("http://{addr}/debug/pprof/profile")]);
-    assert!(cpu.status.success(), "{}", String::from_utf8_lossy(&cpu.stderr));
+    let cpu = run(&[
+        "top",
+        "--seconds",
+        "1",
+        &format!("http://{addr}/debug/pprof/profile"),
+    ]);
+    assert!(
+        cpu.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cpu.stderr)
+    );
     let text = String::from_utf8_lossy(&cpu.stdout);
-    assert!(text.contains("Type: cpu") && text.contains("Duration: 1"), "{text}");
+    assert!(
+        text.contains("Type: cpu") && text.contains("Duration: 1"),
+        "{text}"
+    );
     let g = run(&["traces", &format!("http://{addr}/debug/pprof/goroutine")]);
     assert!(g.status.success());
     assert!(String::from_utf8_lossy(&g.stdout).contains("Type: goroutine"));

@@ -1,0 +1,326 @@
+//! Developer tasks, run with `cargo run -p xtask -- <task>`:
+//!
+//! - `capture`: builds the Go programs in `testdata/go/`, runs them on 127.0.0.1 and records
+//!   their profiles into `testdata/profiles/` (plus the `.pprof` files of Go's own tree).
+//! - `goldens [--check]`: runs the real `go tool pprof` for every case of
+//!   `testdata/golden/cases.txt` and writes `testdata/golden/<slug>.txt`; with `--check`,
+//!   regenerates into a temporary directory and fails on any difference.
+//!
+//! Go is `$GO` or `go` on `PATH`.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use gocost_testkit::{Case, cases, golden_dir, profiles_dir, repo_root};
+
+type Result<T> = std::result::Result<T, String>;
+
+fn go() -> PathBuf {
+    std::env::var_os("GO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "go".into())
+}
+
+fn output(cmd: &mut Command) -> Result<Vec<u8>> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
+}
+
+fn go_version() -> Result<String> {
+    let v = String::from_utf8_lossy(&output(Command::new(go()).arg("version"))?).into_owned();
+    // "go version go1.27.3 linux/amd64" → "go1.27.3"
+    v.split_whitespace()
+        .find(|w| w.starts_with("go1"))
+        .map(str::to_string)
+        .ok_or_else(|| format!("unexpected `go version` output: {v}"))
+}
+
+fn temp_dir(name: &str) -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("gocost-xtask-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    Ok(d)
+}
+
+// ---------------------------------------------------------------- goldens
+
+/// The `pprof` tool binary, resolved once (`go tool -n pprof`), so each case runs it directly.
+fn pprof_binary() -> Result<PathBuf> {
+    let out = output(Command::new(go()).args(["tool", "-n", "pprof"]))?;
+    let p = String::from_utf8_lossy(&out).trim().to_string();
+    if p.is_empty() {
+        return Err("`go tool -n pprof` printed nothing".into());
+    }
+    Ok(PathBuf::from(p))
+}
+
+fn run_case(pprof: &Path, home: &Path, case: &Case) -> Result<Vec<u8>> {
+    let mut cmd = Command::new(pprof);
+    cmd.arg("-symbolize=none")
+        .args(&case.args)
+        .current_dir(profiles_dir())
+        .env("TZ", "UTC")
+        .env("HOME", home)
+        .env("PPROF_TMPDIR", home)
+        .env_remove("PPROF_BINARY_PATH")
+        .stdin(Stdio::null());
+    output(&mut cmd).map_err(|e| format!("case {}: {e}", case.slug))
+}
+
+/// Runs every case (twice: pprof's output must be deterministic to be a golden) on two
+/// threads, writing `<slug>.txt` files into `out`.
+fn generate(out: &Path) -> Result<()> {
+    let pprof = pprof_binary()?;
+    let home = temp_dir("home")?;
+    let all = cases();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::<String>::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(case) = all.get(i) else { break };
+                    let res = run_case(&pprof, &home, case).and_then(|a| {
+                        let b = run_case(&pprof, &home, case)?;
+                        if a != b {
+                            return Err(format!(
+                                "case {}: go tool pprof's output differs between two runs \
+                                 (nondeterministic); it cannot be a golden",
+                                case.slug
+                            ));
+                        }
+                        std::fs::write(out.join(format!("{}.txt", case.slug)), &a)
+                            .map_err(|e| format!("{}: {e}", case.slug))
+                    });
+                    if let Err(e) = res
+                        && let Ok(mut v) = errors.lock()
+                    {
+                        v.push(e);
+                    }
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap_or_default();
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    std::fs::write(out.join("GO_VERSION"), format!("{}\n", go_version()?))
+        .map_err(|e| e.to_string())?;
+    eprintln!("generated {} goldens with {}", all.len(), go_version()?);
+    Ok(())
+}
+
+fn golden_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".txt") && n != "cases.txt" && n != "divergences.txt")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn goldens(check: bool) -> Result<()> {
+    let dir = golden_dir();
+    if !check {
+        generate(&dir)?;
+        let want: BTreeSet<String> = cases().iter().map(|c| format!("{}.txt", c.slug)).collect();
+        for stale in golden_files(&dir).difference(&want) {
+            std::fs::remove_file(dir.join(stale)).map_err(|e| format!("{stale}: {e}"))?;
+            eprintln!("removed stale golden {stale}");
+        }
+        return Ok(());
+    }
+    let tmp = temp_dir("goldens")?;
+    generate(&tmp)?;
+    let mut problems = Vec::new();
+    let (have, fresh) = (golden_files(&dir), golden_files(&tmp));
+    for name in have.union(&fresh) {
+        match (std::fs::read(dir.join(name)), std::fs::read(tmp.join(name))) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (Ok(_), Ok(_)) => problems.push(format!("differs: {name}")),
+            (Err(_), Ok(_)) => problems.push(format!("missing (not committed): {name}")),
+            (Ok(_), Err(_)) => problems.push(format!("extra (no case for it): {name}")),
+            (Err(_), Err(_)) => {}
+        }
+    }
+    let (a, b) = (
+        std::fs::read(dir.join("GO_VERSION")),
+        std::fs::read(tmp.join("GO_VERSION")),
+    );
+    if a.ok() != b.ok() {
+        problems.push("GO_VERSION differs: the goldens were made with another Go".into());
+    }
+    if problems.is_empty() {
+        eprintln!("goldens: all {} match a fresh `go tool pprof`", fresh.len());
+        Ok(())
+    } else {
+        Err(format!(
+            "goldens differ from what this Go's `go tool pprof` prints \
+             (run `cargo run -p xtask -- goldens` and review):\n  {}",
+            problems.join("\n  ")
+        ))
+    }
+}
+
+// ---------------------------------------------------------------- capture
+
+/// A plain HTTP/1.0 GET to a loopback address (the demo service), body only.
+fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<Vec<u8>> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("{path}: no HTTP header"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("{path}: {}", head.lines().next().unwrap_or("")));
+    }
+    Ok(buf[split + 4..].to_vec())
+}
+
+fn build(dir: &str, out: &Path) -> Result<PathBuf> {
+    let bin = out.join(dir);
+    output(
+        Command::new(go())
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(repo_root().join("testdata/go").join(dir)),
+    )?;
+    Ok(bin)
+}
+
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn capture() -> Result<()> {
+    let tmp = temp_dir("capture")?;
+    let dst = profiles_dir();
+    std::fs::create_dir_all(&dst).map_err(|e| e.to_string())?;
+    let demo = build("demo", &tmp)?;
+    let batch = build("batch", &tmp)?;
+
+    let addr_file = tmp.join("addr");
+    let _svc = Kill(
+        Command::new(&demo)
+            .arg("-duration=3m")
+            .arg(&addr_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("demo: {e}"))?,
+    );
+    let start = Instant::now();
+    let addr = loop {
+        if let Ok(a) = std::fs::read_to_string(&addr_file)
+            && !a.is_empty()
+        {
+            break a;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err("demo did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Let it warm up so that heap records are published (after GCs) and contention builds.
+    std::thread::sleep(Duration::from_secs(8));
+    let get = |path: &str, name: &str| -> Result<()> {
+        eprintln!("capturing {name} ← {path}");
+        let body = http_get(&addr, path, Duration::from_secs(60))?;
+        std::fs::write(dst.join(name), body).map_err(|e| e.to_string())
+    };
+    get("/debug/pprof/profile?seconds=5", "cpu.pb.gz")?;
+    for p in [
+        "heap",
+        "allocs",
+        "goroutine",
+        "goroutineleak",
+        "mutex",
+        "block",
+        "threadcreate",
+    ] {
+        get(&format!("/debug/pprof/{p}"), &format!("{p}.pb.gz"))?;
+    }
+    for p in ["allocs", "goroutine", "mutex", "block"] {
+        get(
+            &format!("/debug/pprof/{p}?seconds=2"),
+            &format!("{p}.delta.pb.gz"),
+        )?;
+    }
+    get("/debug/pprof/profile?seconds=3", "cpu2.pb.gz")?;
+    drop(_svc);
+
+    eprintln!("capturing batch.cpu.pb.gz, batch.heap.pb.gz from testdata/go/batch");
+    output(Command::new(&batch).arg(&dst))?;
+
+    let goroot = String::from_utf8_lossy(&output(Command::new(go()).args(["env", "GOROOT"]))?)
+        .trim()
+        .to_string();
+    let pgo = Path::new(&goroot).join("src/cmd/compile/internal/test/testdata/pgo");
+    for sub in std::fs::read_dir(&pgo).map_err(|e| format!("{}: {e}", pgo.display()))? {
+        let sub = sub.map_err(|e| e.to_string())?.path();
+        let Ok(rd) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        for f in rd.filter_map(|e| e.ok()).map(|e| e.path()) {
+            if f.extension().is_some_and(|x| x == "pprof") {
+                let name = sub.file_name().unwrap_or_default();
+                let to = dst.join("goroot").join(name);
+                std::fs::create_dir_all(&to).map_err(|e| e.to_string())?;
+                std::fs::copy(&f, to.join(f.file_name().unwrap_or_default()))
+                    .map_err(|e| format!("{}: {e}", f.display()))?;
+            }
+        }
+    }
+    std::fs::write(dst.join("GO_VERSION"), format!("{}\n", go_version()?))
+        .map_err(|e| e.to_string())?;
+    eprintln!("corpus recorded in {}", dst.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["capture"] => capture(),
+        ["goldens"] => goldens(false),
+        ["goldens", "--check"] => goldens(true),
+        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check]".into()),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
