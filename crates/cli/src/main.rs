@@ -251,6 +251,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Flame(a) => {
+            flame::check_format(&a.output)?;
             let rpt = build_report(&a.src, &report_options(Kind::Top, &a.filter)?)?;
             flame::flame(&rpt, &a.output, a.inverted)
         }

@@ -225,3 +225,38 @@ fn usage_errors_exit_2_and_help_teaches() {
         assert!(top.contains(flag), "top help lacks {flag}");
     }
 }
+
+#[test]
+fn flame_writes_svg_folded_and_speedscope() {
+    let f = write("fl.pb.gz", &profile(30, 10));
+    for ext in ["svg", "folded", "json"] {
+        let out_path = tmp(&format!("flame.{ext}"));
+        let out = gocost(&["flame", "-o", s(&out_path), s(&f)]);
+        assert!(
+            out.status.success(),
+            "{ext}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        match ext {
+            "svg" => {
+                assert!(
+                    text.starts_with("<?xml") && text.contains("main.work (300ms, 75.00%)"),
+                    "{text}"
+                );
+            }
+            "folded" => assert_eq!(
+                text,
+                "main.main;main.idle 100000000\nmain.main;main.work 300000000\n"
+            ),
+            _ => {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["profiles"][0]["endValue"], 400_000_000);
+                assert_eq!(v["profiles"][0]["unit"], "nanoseconds");
+            }
+        }
+    }
+    let bad = gocost(&["flame", "-o", s(&tmp("x.png")), s(&f)]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains(".svg, .folded or .json"));
+}
