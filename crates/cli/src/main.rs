@@ -49,7 +49,9 @@ struct Cli {
 enum Cmd {
     /// Print the top functions by flat (or cum) value: `go tool pprof -top`.
     #[command(
-        after_help = "Output is byte-identical to `go tool pprof -top` with the same flags (run with TZ set as you like: times print in local time)."
+        after_help = "Output is byte-identical to `go tool pprof -top` with the same flags; times print \
+                      in the local time zone (TZ), as pprof's do.\n\n\
+                      Example: gocost top --cum --nodecount 20 --focus 'main\\.' cpu.pb.gz"
     )]
     Top(TopArgs),
     /// Print every sample's stack: `go tool pprof -traces`.
@@ -63,6 +65,7 @@ enum Cmd {
 }
 
 #[derive(Args)]
+#[command(next_help_heading = "Input")]
 struct SourceArgs {
     /// Profile files or http(s):// URLs; several are merged.
     #[arg(required = true, value_name = "PROFILE")]
@@ -85,6 +88,7 @@ struct SourceArgs {
 }
 
 #[derive(Args)]
+#[command(next_help_heading = "Sample type, filters and granularity")]
 struct FilterArgs {
     /// Sample type to report: a name (e.g. alloc_space, delay) or index. Default: the
     /// profile's default type, else the last one.
@@ -113,17 +117,13 @@ struct FilterArgs {
 #[derive(Args)]
 struct ReportArgs {
     #[command(flatten)]
-    src: SourceArgs,
-    #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    src: SourceArgs,
 }
 
 #[derive(Args)]
 struct TopArgs {
-    #[command(flatten)]
-    src: SourceArgs,
-    #[command(flatten)]
-    filter: FilterArgs,
     /// Show at most N rows (0 = all).
     #[arg(long, value_name = "N")]
     nodecount: Option<usize>,
@@ -136,6 +136,10 @@ struct TopArgs {
     /// Print JSON (header, rows with raw and formatted values) instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    src: SourceArgs,
 }
 
 #[derive(Args)]
@@ -149,16 +153,16 @@ struct MergeArgs {
 
 #[derive(Args)]
 struct FlameArgs {
-    #[command(flatten)]
-    src: SourceArgs,
-    #[command(flatten)]
-    filter: FilterArgs,
     /// Output file; the format follows the extension: .svg, .folded or .json (speedscope).
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
     /// Draw an icicle graph (roots at the top) instead of a flame graph.
     #[arg(long)]
     inverted: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    src: SourceArgs,
 }
 
 fn load_opts(s: &SourceArgs, labels: bool) -> LoadOptions {
