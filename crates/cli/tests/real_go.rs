@@ -49,34 +49,31 @@ fn tmpdir(name: &str) -> PathBuf {
 /// The pprof tool binary (`go tool -n pprof`), run directly: with `HOME` pointed elsewhere
 /// `go tool` would rebuild it into a fresh cache every time.
 fn pprof_binary(go: &Path) -> PathBuf {
-    let out = Command::new(go)
-        .args(["tool", "-n", "pprof"])
-        .output()
-        .unwrap();
+    let out = stdout_of(Command::new(go).args(["tool", "-n", "pprof"]));
+    PathBuf::from(String::from_utf8(out).unwrap().trim())
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn stdout_of(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    out.stdout
 }
 
 fn pprof_top(pprof: &Path, files: &[PathBuf]) -> Vec<u8> {
     let home = tmpdir("home");
-    let out = Command::new(pprof)
-        .args(["-symbolize=none", "-top"])
-        .args(files)
-        .env("TZ", "UTC")
-        .env("HOME", &home)
-        .env("PPROF_TMPDIR", &home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    stdout_of(
+        Command::new(pprof)
+            .args(["-symbolize=none", "-top"])
+            .args(files)
+            .env("TZ", "UTC")
+            .env("HOME", &home)
+            .env("PPROF_TMPDIR", &home),
+    )
 }
 
 #[test]
