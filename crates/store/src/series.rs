@@ -1,0 +1,225 @@
+//! Series keys and the selector language (`KIND{label="v",...}`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use regex::Regex;
+
+/// The profile kinds gocost stores, named after their `net/http/pprof` endpoints. The kind
+/// comes from where a profile was fetched: the proto alone cannot tell mutex from block.
+pub const KINDS: &[&str] = &["cpu", "heap", "allocs", "goroutine", "goroutineleak", "mutex", "block"];
+
+/// A series: one profile kind of one target, identified by its labels (`job`, `instance`
+/// and any configured labels).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    pub kind: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SeriesKey {
+    pub fn new(kind: &str, labels: impl IntoIterator<Item = (String, String)>) -> Self {
+        SeriesKey { kind: kind.to_string(), labels: labels.into_iter().collect() }
+    }
+
+    /// Parses the canonical text form written by [`Display`](fmt::Display).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let sel = Selector::parse(s)?;
+        let mut labels = BTreeMap::new();
+        for m in sel.matchers {
+            if m.op != Op::Eq {
+                return Err(format!("series key {s:?}: only = matchers"));
+            }
+            labels.insert(m.name, m.value);
+        }
+        Ok(SeriesKey { kind: sel.kind.unwrap_or_default(), labels })
+    }
+}
+
+fn quote(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{{", self.kind)?;
+        for (i, (k, v)) in self.labels.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}={}", quote(v))?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// A label matcher operator, as in PromQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Re,
+    NotRe,
+}
+
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub name: String,
+    pub op: Op,
+    pub value: String,
+    re: Option<Regex>,
+}
+
+impl Matcher {
+    pub fn matches(&self, v: Option<&str>) -> bool {
+        let v = v.unwrap_or("");
+        match self.op {
+            Op::Eq => v == self.value,
+            Op::Ne => v != self.value,
+            Op::Re => self.re.as_ref().is_some_and(|r| r.is_match(v)),
+            Op::NotRe => !self.re.as_ref().is_some_and(|r| r.is_match(v)),
+        }
+    }
+}
+
+/// `KIND{name="value", name!="v", name=~"re", name!~"re"}`; the kind or the braces may be
+/// omitted. Regexes are anchored, as in Prometheus.
+#[derive(Debug, Clone)]
+pub struct Selector {
+    pub kind: Option<String>,
+    pub matchers: Vec<Matcher>,
+}
+
+impl Selector {
+    pub fn parse(s: &str) -> Result<Selector, String> {
+        let s = s.trim();
+        let (kind, rest) = match s.find('{') {
+            Some(i) => (s[..i].trim(), &s[i..]),
+            None => (s, ""),
+        };
+        let kind = if kind.is_empty() {
+            None
+        } else {
+            if !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("bad profile kind {kind:?}"));
+            }
+            Some(kind.to_string())
+        };
+        let mut matchers = Vec::new();
+        if !rest.is_empty() {
+            let body = rest
+                .strip_prefix('{')
+                .and_then(|r| r.strip_suffix('}'))
+                .ok_or_else(|| format!("selector {s:?}: missing closing '}}'"))?;
+            let mut p = body.trim();
+            while !p.is_empty() {
+                let name_end = p
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .ok_or_else(|| format!("selector {s:?}: matcher without operator"))?;
+                let name = p[..name_end].to_string();
+                if name.is_empty() {
+                    return Err(format!("selector {s:?}: empty label name"));
+                }
+                p = p[name_end..].trim_start();
+                let (op, len) = if p.starts_with("=~") {
+                    (Op::Re, 2)
+                } else if p.starts_with("!~") {
+                    (Op::NotRe, 2)
+                } else if p.starts_with("!=") {
+                    (Op::Ne, 2)
+                } else if p.starts_with('=') {
+                    (Op::Eq, 1)
+                } else {
+                    return Err(format!("selector {s:?}: expected =, !=, =~ or !~ after {name}"));
+                };
+                p = p[len..].trim_start();
+                let (value, rest) = parse_string(p).map_err(|e| format!("selector {s:?}: {e}"))?;
+                let re = match op {
+                    Op::Re | Op::NotRe => Some(
+                        Regex::new(&format!("^(?:{value})$"))
+                            .map_err(|e| format!("selector {s:?}: bad regexp for {name}: {e}"))?,
+                    ),
+                    _ => None,
+                };
+                matchers.push(Matcher { name, op, value, re });
+                p = rest.trim_start();
+                if let Some(r) = p.strip_prefix(',') {
+                    p = r.trim_start();
+                } else if !p.is_empty() {
+                    return Err(format!("selector {s:?}: expected ',' or '}}'"));
+                }
+            }
+        }
+        Ok(Selector { kind, matchers })
+    }
+
+    pub fn matches(&self, k: &SeriesKey) -> bool {
+        self.kind.as_ref().is_none_or(|kind| *kind == k.kind)
+            && self.matchers.iter().all(|m| m.matches(k.labels.get(&m.name).map(String::as_str)))
+    }
+}
+
+fn parse_string(p: &str) -> Result<(String, &str), String> {
+    let quote = p.chars().next().filter(|c| *c == '"' || *c == '\'').ok_or("expected a quoted value")?;
+    let mut out = String::new();
+    let mut chars = p.char_indices().skip(1);
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, c)) => out.push(c),
+                None => break,
+            },
+            c if c == quote => return Ok((out, &p[i + 1..])),
+            c => out.push(c),
+        }
+    }
+    Err("unterminated string".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let k = SeriesKey::new(
+            "cpu",
+            [("job".to_string(), "checkout".to_string()), ("env".into(), "a \"b\"".into())],
+        );
+        let s = k.to_string();
+        assert_eq!(s, r#"cpu{env="a \"b\"",job="checkout"}"#);
+        assert_eq!(SeriesKey::parse(&s).unwrap(), k);
+    }
+
+    #[test]
+    fn selectors() {
+        let k = SeriesKey::new("heap", [("job".into(), "api".into()), ("env".into(), "prod".into())]);
+        for (sel, want) in [
+            ("heap", true),
+            ("cpu", false),
+            (r#"heap{job="api"}"#, true),
+            (r#"heap{job!="api"}"#, false),
+            (r#"{env=~"pr.*"}"#, true),
+            (r#"heap{env=~"pr"}"#, false),
+            (r#"heap{env!~"dev|test", job='api'}"#, true),
+            (r#"heap{zone=""}"#, true),
+        ] {
+            assert_eq!(Selector::parse(sel).unwrap().matches(&k), want, "{sel}");
+        }
+        for bad in ["heap{", "heap{job}", r#"heap{job="x"#, r#"heap{job=~"("}"#, "he-ap"] {
+            assert!(Selector::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
