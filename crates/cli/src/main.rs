@@ -5,6 +5,7 @@
 //! into `head`) is not an error.
 
 mod flame;
+mod serve;
 mod source;
 
 use std::io::Write;
@@ -47,6 +48,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Scrape Go services into the embedded store and serve the API (default: 127.0.0.1:4040).
+    #[command(
+        after_help = "With no --config, gocost loads a recording of a real Go service as job=\"demo\", so\n\
+                      `go tool pprof 'http://127.0.0.1:4040/api/v1/profile?query=cpu{job=\"demo\"}'` works at once.\n\
+                      SIGHUP reloads the config's scrape jobs. The API is described in API.md."
+    )]
+    Serve(ServeCmd),
     /// Print the top functions by flat (or cum) value: `go tool pprof -top`.
     #[command(
         after_help = "Output is byte-identical to `go tool pprof -top` with the same flags; times print \
@@ -143,6 +151,22 @@ struct TopArgs {
 }
 
 #[derive(Args)]
+struct ServeCmd {
+    /// Configuration file (TOML; see the README for the format).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (default: the config's storage.path, else ./gocost-data).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:4040: loopback only).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Do not load the bundled demo recording into an empty store.
+    #[arg(long)]
+    no_demo: bool,
+}
+
+#[derive(Args)]
 struct MergeArgs {
     #[command(flatten)]
     src: SourceArgs,
@@ -221,6 +245,12 @@ fn write_stdout(s: &str) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Serve(a) => serve::serve(serve::ServeArgs {
+            config: a.config,
+            data: a.data,
+            listen: a.listen,
+            no_demo: a.no_demo,
+        }),
         Cmd::Top(a) => {
             let mut opts = report_options(Kind::Top, &a.filter)?;
             opts.cum = a.cum;

@@ -77,7 +77,10 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "store I/O: {e}"),
             Error::BadProfile(e) => write!(f, "bad profile: {e}"),
             Error::Merge(e) => write!(f, "cannot merge the selected profiles: {e}"),
-            Error::TooLarge(n) => write!(f, "profile of {n} bytes exceeds the {MAX_RECORD}-byte limit"),
+            Error::TooLarge(n) => write!(
+                f,
+                "profile of {n} bytes exceeds the {MAX_RECORD}-byte limit"
+            ),
         }
     }
 }
@@ -131,14 +134,31 @@ impl Store {
     pub fn open(opts: Options) -> Result<(Store, ReplayReport), Error> {
         let mut head = BTreeMap::new();
         let mut skipped = 0usize;
-        let (wal, mut report) = wal::Wal::open(&opts.dir.join("wal"), |r| match SeriesKey::parse(&r.key) {
-            Ok(k) => insert(&mut head, k, Entry { time_ns: r.time_ns, bytes: r.payload.into() }),
-            Err(_) => skipped += 1,
-        })?;
+        let (wal, mut report) =
+            wal::Wal::open(&opts.dir.join("wal"), |r| match SeriesKey::parse(&r.key) {
+                Ok(k) => insert(
+                    &mut head,
+                    k,
+                    Entry {
+                        time_ns: r.time_ns,
+                        bytes: r.payload.into(),
+                    },
+                ),
+                Err(_) => skipped += 1,
+            })?;
         if skipped > 0 {
-            report.corrupt.push(format!("{skipped} records with unparsable series keys skipped"));
+            report.corrupt.push(format!(
+                "{skipped} records with unparsable series keys skipped"
+            ));
         }
-        let store = Store { opts, inner: Mutex::new(Inner { wal, head, appends: 0 }) };
+        let store = Store {
+            opts,
+            inner: Mutex::new(Inner {
+                wal,
+                head,
+                appends: 0,
+            }),
+        };
         Ok((store, report))
     }
 
@@ -153,13 +173,27 @@ impl Store {
         if bytes.len() > MAX_RECORD - 1024 {
             return Err(Error::TooLarge(bytes.len()));
         }
-        let opts = gocost_pprof::DecodeOptions { max_size: self.opts.max_profile_size, labels: false };
+        let opts = gocost_pprof::DecodeOptions {
+            max_size: self.opts.max_profile_size,
+            labels: false,
+        };
         gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
-        let rec = wal::Record { time_ns, key: key.to_string(), payload: bytes.to_vec() };
+        let rec = wal::Record {
+            time_ns,
+            key: key.to_string(),
+            payload: bytes.to_vec(),
+        };
         let mut g = self.lock();
         g.wal.append(&rec)?;
         g.appends += 1;
-        insert(&mut g.head, key.clone(), Entry { time_ns, bytes: rec.payload.into() });
+        insert(
+            &mut g.head,
+            key.clone(),
+            Entry {
+                time_ns,
+                bytes: rec.payload.into(),
+            },
+        );
         Ok(())
     }
 
@@ -200,17 +234,31 @@ impl Store {
 
     /// The merged profile of matching series within `[from_ns, to_ns]` (`None` if nothing
     /// matched), merged with pprof's rules in time order.
-    pub fn query(&self, sel: &Selector, from_ns: i64, to_ns: i64) -> Result<Option<Profile>, Error> {
-        let mut entries: Vec<Entry> =
-            self.select(sel, from_ns, to_ns).into_iter().flat_map(|(_, v)| v).collect();
+    pub fn query(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Option<Profile>, Error> {
+        let mut entries: Vec<Entry> = self
+            .select(sel, from_ns, to_ns)
+            .into_iter()
+            .flat_map(|(_, v)| v)
+            .collect();
         entries.sort_by_key(|e| e.time_ns);
-        let opts = gocost_pprof::DecodeOptions { max_size: self.opts.max_profile_size, labels: true };
+        let opts = gocost_pprof::DecodeOptions {
+            max_size: self.opts.max_profile_size,
+            labels: true,
+        };
         let mut first: Option<Profile> = None;
         let mut merger: Option<Merger> = None;
         for e in &entries {
             let p = gocost_pprof::decode_with(&e.bytes, &opts).map_err(Error::BadProfile)?;
             match (&mut merger, first.take()) {
-                (Some(m), _) if m.sample_type() == p.sample_type.as_slice() && *m.period_type() == p.period_type => {
+                (Some(m), _)
+                    if m.sample_type() == p.sample_type.as_slice()
+                        && *m.period_type() == p.period_type =>
+                {
                     m.add(&p).map_err(Error::Merge)?;
                 }
                 (Some(_), _) => {
@@ -260,7 +308,12 @@ impl Store {
         Stats {
             series: g.head.len(),
             profiles: g.head.values().map(Vec::len).sum(),
-            profile_bytes: g.head.values().flatten().map(|e| e.bytes.len() as u64).sum(),
+            profile_bytes: g
+                .head
+                .values()
+                .flatten()
+                .map(|e| e.bytes.len() as u64)
+                .sum(),
             wal_bytes: g.wal.size_bytes(),
             appends_total: g.appends,
         }

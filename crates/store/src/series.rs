@@ -7,7 +7,15 @@ use regex::Regex;
 
 /// The profile kinds gocost stores, named after their `net/http/pprof` endpoints. The kind
 /// comes from where a profile was fetched: the proto alone cannot tell mutex from block.
-pub const KINDS: &[&str] = &["cpu", "heap", "allocs", "goroutine", "goroutineleak", "mutex", "block"];
+pub const KINDS: &[&str] = &[
+    "cpu",
+    "heap",
+    "allocs",
+    "goroutine",
+    "goroutineleak",
+    "mutex",
+    "block",
+];
 
 /// A series: one profile kind of one target, identified by its labels (`job`, `instance`
 /// and any configured labels).
@@ -19,7 +27,10 @@ pub struct SeriesKey {
 
 impl SeriesKey {
     pub fn new(kind: &str, labels: impl IntoIterator<Item = (String, String)>) -> Self {
-        SeriesKey { kind: kind.to_string(), labels: labels.into_iter().collect() }
+        SeriesKey {
+            kind: kind.to_string(),
+            labels: labels.into_iter().collect(),
+        }
     }
 
     /// Parses the canonical text form written by [`Display`](fmt::Display).
@@ -32,7 +43,10 @@ impl SeriesKey {
             }
             labels.insert(m.name, m.value);
         }
-        Ok(SeriesKey { kind: sel.kind.unwrap_or_default(), labels })
+        Ok(SeriesKey {
+            kind: sel.kind.unwrap_or_default(),
+            labels,
+        })
     }
 }
 
@@ -141,7 +155,9 @@ impl Selector {
                 } else if p.starts_with('=') {
                     (Op::Eq, 1)
                 } else {
-                    return Err(format!("selector {s:?}: expected =, !=, =~ or !~ after {name}"));
+                    return Err(format!(
+                        "selector {s:?}: expected =, !=, =~ or !~ after {name}"
+                    ));
                 };
                 p = p[len..].trim_start();
                 let (value, rest) = parse_string(p).map_err(|e| format!("selector {s:?}: {e}"))?;
@@ -152,7 +168,12 @@ impl Selector {
                     ),
                     _ => None,
                 };
-                matchers.push(Matcher { name, op, value, re });
+                matchers.push(Matcher {
+                    name,
+                    op,
+                    value,
+                    re,
+                });
                 p = rest.trim_start();
                 if let Some(r) = p.strip_prefix(',') {
                     p = r.trim_start();
@@ -166,12 +187,19 @@ impl Selector {
 
     pub fn matches(&self, k: &SeriesKey) -> bool {
         self.kind.as_ref().is_none_or(|kind| *kind == k.kind)
-            && self.matchers.iter().all(|m| m.matches(k.labels.get(&m.name).map(String::as_str)))
+            && self
+                .matchers
+                .iter()
+                .all(|m| m.matches(k.labels.get(&m.name).map(String::as_str)))
     }
 }
 
 fn parse_string(p: &str) -> Result<(String, &str), String> {
-    let quote = p.chars().next().filter(|c| *c == '"' || *c == '\'').ok_or("expected a quoted value")?;
+    let quote = p
+        .chars()
+        .next()
+        .filter(|c| *c == '"' || *c == '\'')
+        .ok_or("expected a quoted value")?;
     let mut out = String::new();
     let mut chars = p.char_indices().skip(1);
     while let Some((i, c)) = chars.next() {
@@ -196,7 +224,10 @@ mod tests {
     fn keys_round_trip() {
         let k = SeriesKey::new(
             "cpu",
-            [("job".to_string(), "checkout".to_string()), ("env".into(), "a \"b\"".into())],
+            [
+                ("job".to_string(), "checkout".to_string()),
+                ("env".into(), "a \"b\"".into()),
+            ],
         );
         let s = k.to_string();
         assert_eq!(s, r#"cpu{env="a \"b\"",job="checkout"}"#);
@@ -205,7 +236,10 @@ mod tests {
 
     #[test]
     fn selectors() {
-        let k = SeriesKey::new("heap", [("job".into(), "api".into()), ("env".into(), "prod".into())]);
+        let k = SeriesKey::new(
+            "heap",
+            [("job".into(), "api".into()), ("env".into(), "prod".into())],
+        );
         for (sel, want) in [
             ("heap", true),
             ("cpu", false),
@@ -218,7 +252,13 @@ mod tests {
         ] {
             assert_eq!(Selector::parse(sel).unwrap().matches(&k), want, "{sel}");
         }
-        for bad in ["heap{", "heap{job}", r#"heap{job="x"#, r#"heap{job=~"("}"#, "he-ap"] {
+        for bad in [
+            "heap{",
+            "heap{job}",
+            r#"heap{job="x"#,
+            r#"heap{job=~"("}"#,
+            "he-ap",
+        ] {
             assert!(Selector::parse(bad).is_err(), "{bad}");
         }
     }

@@ -48,7 +48,11 @@ impl Record {
         if rest.len() != 4 + plen {
             return None;
         }
-        Some(Record { time_ns, key, payload })
+        Some(Record {
+            time_ns,
+            key,
+            payload,
+        })
     }
 }
 
@@ -84,11 +88,17 @@ fn seg_path(dir: &Path, seq: u64) -> PathBuf {
 
 fn create_segment(dir: &Path, seq: u64) -> io::Result<(BufWriter<File>, u64)> {
     let path = seg_path(dir, seq);
-    let mut f = OpenOptions::new().create_new(true).write(true).open(&path)?;
+    let mut f = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&path)?;
     f.write_all(SEGMENT_MAGIC)?;
     f.sync_all()?;
     File::open(dir)?.sync_all()?;
-    Ok((BufWriter::with_capacity(1 << 20, f), SEGMENT_MAGIC.len() as u64))
+    Ok((
+        BufWriter::with_capacity(1 << 20, f),
+        SEGMENT_MAGIC.len() as u64,
+    ))
 }
 
 /// Reads a segment's records; returns them, the offset of the end of the last good record,
@@ -97,7 +107,11 @@ fn read_segment(path: &Path) -> io::Result<(Vec<Record>, u64, Option<String>)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     if data.len() < SEGMENT_MAGIC.len() || &data[..8] != SEGMENT_MAGIC {
-        return Ok((Vec::new(), 0, Some(format!("{}: bad segment header", path.display()))));
+        return Ok((
+            Vec::new(),
+            0,
+            Some(format!("{}: bad segment header", path.display())),
+        ));
     }
     let mut off = SEGMENT_MAGIC.len();
     let mut out = Vec::new();
@@ -164,20 +178,40 @@ impl Wal {
                 }
             }
             report.segments += 1;
-            segments.push(Segment { seq, path, max_time });
+            segments.push(Segment {
+                seq,
+                path,
+                max_time,
+            });
         }
         // Append to a fresh segment: earlier ones are never written again.
         let next = seqs.last().map_or(1, |s| s + 1);
         let (out, out_len) = create_segment(dir, next)?;
-        segments.push(Segment { seq: next, path: seg_path(dir, next), max_time: i64::MIN });
-        Ok((Wal { dir: dir.to_path_buf(), segments, out, out_len, dirty: false }, report))
+        segments.push(Segment {
+            seq: next,
+            path: seg_path(dir, next),
+            max_time: i64::MIN,
+        });
+        Ok((
+            Wal {
+                dir: dir.to_path_buf(),
+                segments,
+                out,
+                out_len,
+                dirty: false,
+            },
+            report,
+        ))
     }
 
     /// Appends a record (buffered; durable after the next [`sync`](Wal::sync)).
     pub fn append(&mut self, r: &Record) -> io::Result<()> {
         let body = r.encode();
         if body.len() > MAX_RECORD {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "record too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "record too large",
+            ));
         }
         if self.out_len + 8 + body.len() as u64 > SEGMENT_SIZE {
             self.rotate()?;
@@ -209,7 +243,11 @@ impl Wal {
         let (out, len) = create_segment(&self.dir, next)?;
         self.out = out;
         self.out_len = len;
-        self.segments.push(Segment { seq: next, path: seg_path(&self.dir, next), max_time: i64::MIN });
+        self.segments.push(Segment {
+            seq: next,
+            path: seg_path(&self.dir, next),
+            max_time: i64::MIN,
+        });
         Ok(())
     }
 

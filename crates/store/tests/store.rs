@@ -17,9 +17,26 @@ fn profile(n: i64, func: &str) -> Vec<u8> {
         sample_type: vec![ValueType::new("goroutine", "count")],
         period_type: ValueType::new("goroutine", "count"),
         period: 1,
-        function: vec![Function { id: 1, name: func.into(), system_name: func.into(), ..Default::default() }],
-        location: vec![Location { id: 1, line: vec![Line { function: 0, line: 1, column: 0 }], ..Default::default() }],
-        sample: vec![Sample { location: vec![0], value: vec![n], label: vec![] }],
+        function: vec![Function {
+            id: 1,
+            name: func.into(),
+            system_name: func.into(),
+            ..Default::default()
+        }],
+        location: vec![Location {
+            id: 1,
+            line: vec![Line {
+                function: 0,
+                line: 1,
+                column: 0,
+            }],
+            ..Default::default()
+        }],
+        sample: vec![Sample {
+            location: vec![0],
+            value: vec![n],
+            label: vec![],
+        }],
         time_nanos: 1,
         ..Default::default()
     };
@@ -27,7 +44,13 @@ fn profile(n: i64, func: &str) -> Vec<u8> {
 }
 
 fn key(job: &str, instance: &str) -> SeriesKey {
-    SeriesKey::new("goroutine", [("job".into(), job.into()), ("instance".into(), instance.into())])
+    SeriesKey::new(
+        "goroutine",
+        [
+            ("job".into(), job.into()),
+            ("instance".into(), instance.into()),
+        ],
+    )
 }
 
 fn total(p: &Profile) -> i64 {
@@ -41,24 +64,43 @@ fn survives_restart_and_merges_by_selector() {
         let (s, r) = Store::open(Options::new(&d)).unwrap();
         assert_eq!(r.records, 0);
         for t in 0..10 {
-            s.append(&key("api", "a:1"), t * 10, &profile(1, "main.a")).unwrap();
-            s.append(&key("api", "b:1"), t * 10, &profile(2, "main.b")).unwrap();
-            s.append(&key("db", "c:1"), t * 10, &profile(5, "main.c")).unwrap();
+            s.append(&key("api", "a:1"), t * 10, &profile(1, "main.a"))
+                .unwrap();
+            s.append(&key("api", "b:1"), t * 10, &profile(2, "main.b"))
+                .unwrap();
+            s.append(&key("db", "c:1"), t * 10, &profile(5, "main.c"))
+                .unwrap();
         }
         s.sync().unwrap();
     }
     let (s, r) = Store::open(Options::new(&d)).unwrap();
     assert_eq!(r.records, 30);
     assert!(r.corrupt.is_empty() && r.truncated_bytes == 0, "{r:?}");
-    let q = |sel: &str, from, to| s.query(&Selector::parse(sel).unwrap(), from, to).unwrap().map(|p| total(&p));
+    let q = |sel: &str, from, to| {
+        s.query(&Selector::parse(sel).unwrap(), from, to)
+            .unwrap()
+            .map(|p| total(&p))
+    };
     assert_eq!(q(r#"goroutine{job="api"}"#, 0, 1000), Some(30));
-    assert_eq!(q(r#"goroutine{job="api",instance="a:1"}"#, 0, 1000), Some(10));
-    assert_eq!(q(r#"goroutine{job=~"a.*|d.*"}"#, 20, 40), Some(3 * (1 + 2 + 5)));
+    assert_eq!(
+        q(r#"goroutine{job="api",instance="a:1"}"#, 0, 1000),
+        Some(10)
+    );
+    assert_eq!(
+        q(r#"goroutine{job=~"a.*|d.*"}"#, 20, 40),
+        Some(3 * (1 + 2 + 5))
+    );
     assert_eq!(q("goroutine", 0, 1000), Some(80));
     assert_eq!(q("cpu", 0, 1000), None);
     assert_eq!(q("goroutine", 1000, 2000), None);
-    assert_eq!(s.label_values("job"), vec!["api".to_string(), "db".to_string()]);
-    assert_eq!(s.label_names(), vec!["instance".to_string(), "job".to_string()]);
+    assert_eq!(
+        s.label_values("job"),
+        vec!["api".to_string(), "db".to_string()]
+    );
+    assert_eq!(
+        s.label_names(),
+        vec!["instance".to_string(), "job".to_string()]
+    );
     assert_eq!(s.series().len(), 3);
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -69,28 +111,57 @@ fn torn_tail_is_cut_and_earlier_records_survive() {
     {
         let (s, _) = Store::open(Options::new(&d)).unwrap();
         for t in 0..5 {
-            s.append(&key("api", "a:1"), t, &profile(1, "main.a")).unwrap();
+            s.append(&key("api", "a:1"), t, &profile(1, "main.a"))
+                .unwrap();
         }
         s.sync().unwrap();
     }
     // Simulate a crash mid-write: chop the last segment in the middle of its last record.
     let wal = d.join("wal");
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     segs.sort();
-    let seg = segs.iter().rev().find(|p| std::fs::metadata(p).unwrap().len() > 8).unwrap().clone();
+    let seg = segs
+        .iter()
+        .rev()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 8)
+        .unwrap()
+        .clone();
     let len = std::fs::metadata(&seg).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 7).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
     let (s, r) = Store::open(Options::new(&d)).unwrap();
     assert_eq!(r.records, 4);
     assert!(r.truncated_bytes > 0, "{r:?}");
-    assert_eq!(total(&s.query(&Selector::parse("goroutine").unwrap(), 0, 100).unwrap().unwrap()), 4);
+    assert_eq!(
+        total(
+            &s.query(&Selector::parse("goroutine").unwrap(), 0, 100)
+                .unwrap()
+                .unwrap()
+        ),
+        4
+    );
     // Appending after recovery works and survives another restart.
-    s.append(&key("api", "a:1"), 50, &profile(1, "main.a")).unwrap();
+    s.append(&key("api", "a:1"), 50, &profile(1, "main.a"))
+        .unwrap();
     s.sync().unwrap();
     drop(s);
     let (s, r) = Store::open(Options::new(&d)).unwrap();
     assert_eq!(r.records, 5);
-    assert_eq!(total(&s.query(&Selector::parse("goroutine").unwrap(), 0, 100).unwrap().unwrap()), 5);
+    assert_eq!(
+        total(
+            &s.query(&Selector::parse("goroutine").unwrap(), 0, 100)
+                .unwrap()
+                .unwrap()
+        ),
+        5
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -100,18 +171,22 @@ fn corrupted_record_is_reported_not_fatal() {
     {
         let (s, _) = Store::open(Options::new(&d)).unwrap();
         for t in 0..3 {
-            s.append(&key("api", "a:1"), t, &profile(1, "main.a")).unwrap();
+            s.append(&key("api", "a:1"), t, &profile(1, "main.a"))
+                .unwrap();
         }
         s.sync().unwrap();
     }
     {
         // A second run so that the damaged segment is not the last one.
         let (s, _) = Store::open(Options::new(&d)).unwrap();
-        s.append(&key("api", "a:1"), 10, &profile(7, "main.a")).unwrap();
+        s.append(&key("api", "a:1"), 10, &profile(7, "main.a"))
+            .unwrap();
         s.sync().unwrap();
     }
-    let mut segs: Vec<PathBuf> =
-        std::fs::read_dir(d.join("wal")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(d.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     segs.sort();
     let first = &segs[0];
     let mut bytes = std::fs::read(first).unwrap();
@@ -121,7 +196,14 @@ fn corrupted_record_is_reported_not_fatal() {
     let (s, r) = Store::open(Options::new(&d)).unwrap();
     assert_eq!(r.corrupt.len(), 1, "{r:?}");
     assert!(r.corrupt[0].contains("checksum mismatch"), "{r:?}");
-    assert_eq!(total(&s.query(&Selector::parse("goroutine").unwrap(), 0, 100).unwrap().unwrap()), 2 + 7);
+    assert_eq!(
+        total(
+            &s.query(&Selector::parse("goroutine").unwrap(), 0, 100)
+                .unwrap()
+                .unwrap()
+        ),
+        2 + 7
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -132,8 +214,10 @@ fn bad_profiles_are_refused_and_retention_drops_old_data() {
     o.retention_ns = 100;
     let (s, _) = Store::open(o).unwrap();
     assert!(s.append(&key("api", "a:1"), 1, b"not a profile").is_err());
-    s.append(&key("api", "a:1"), 10, &profile(1, "main.a")).unwrap();
-    s.append(&key("api", "a:1"), 500, &profile(2, "main.a")).unwrap();
+    s.append(&key("api", "a:1"), 10, &profile(1, "main.a"))
+        .unwrap();
+    s.append(&key("api", "a:1"), 500, &profile(2, "main.a"))
+        .unwrap();
     s.apply_retention(550).unwrap();
     let sel = Selector::parse("goroutine").unwrap();
     assert_eq!(total(&s.query(&sel, 0, 1000).unwrap().unwrap()), 2);

@@ -1,0 +1,292 @@
+//! The configuration file (TOML, shaped like Prometheus `scrape_configs`).
+//!
+//! ```toml
+//! [storage]
+//! path = "./data"
+//! retention = "30d"
+//!
+//! [[scrape]]
+//! job = "checkout"
+//! targets = ["127.0.0.1:6060"]
+//! interval = "15s"
+//! profiles = ["cpu", "heap", "allocs", "goroutine", "mutex", "block"]
+//! labels = { env = "prod" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Parses Prometheus-style durations: `500ms`, `15s`, `5m`, `2h`, `30d`, `1w`, `1y`, or a
+/// concatenation such as `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let mut total: u128 = 0;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("bad duration {s:?} (use e.g. 15s, 5m, 30d)"));
+        }
+        let n: u128 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("bad duration {s:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms: u128 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "y" => 365 * 86_400_000,
+            u => {
+                return Err(format!(
+                    "bad duration unit {u:?} in {s:?} (ms, s, m, h, d, w, y)"
+                ));
+            }
+        };
+        total += n * ms;
+        rest = &rest[unit_len..];
+    }
+    u64::try_from(total)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("duration {s:?} too large"))
+}
+
+/// Parses sizes such as `64MiB`, `512KiB`, `1GiB` or plain bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..digits].parse().map_err(|_| format!("bad size {s:?}"))?;
+    let mul = match s[digits..].trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "kB" => 1 << 10,
+        "MiB" | "MB" => 1 << 20,
+        "GiB" | "GB" => 1 << 30,
+        u => return Err(format!("bad size unit {u:?} in {s:?} (B, KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("size {s:?} too large"))
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| parse_size(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub path: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_duration")]
+    pub retention: Option<Duration>,
+    /// How often appended profiles are fsynced (≤ 5 s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub sync_interval: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: Option<String>,
+}
+
+/// One `[[scrape]]` job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    pub job: String,
+    pub targets: Vec<String>,
+    #[serde(default, deserialize_with = "de_duration")]
+    pub interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    pub timeout: Option<Duration>,
+    /// CPU profile window (default: the interval minus 1 s, at most 10 s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub cpu_window: Option<Duration>,
+    #[serde(default)]
+    pub profiles: Option<Vec<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Where the pprof handlers are mounted (default `/debug/pprof`).
+    pub path_prefix: Option<String>,
+    /// `http` (default) or `https`.
+    pub scheme: Option<String>,
+    pub bearer_token: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Accept invalid TLS certificates (self-signed test targets).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Largest response accepted (default 64MiB).
+    #[serde(default, deserialize_with = "de_size")]
+    pub max_body: Option<u64>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub scrape: Vec<ScrapeConfig>,
+}
+
+pub const DEFAULT_PROFILES: &[&str] = &["cpu", "heap", "allocs", "goroutine", "mutex", "block"];
+
+impl ScrapeConfig {
+    pub fn interval(&self) -> Duration {
+        self.interval.unwrap_or(Duration::from_secs(15))
+    }
+    pub fn cpu_window(&self) -> Duration {
+        self.cpu_window.unwrap_or_else(|| {
+            self.interval()
+                .saturating_sub(Duration::from_secs(1))
+                .clamp(Duration::from_secs(1), Duration::from_secs(10))
+        })
+    }
+    /// Request timeout for snapshot profiles (CPU requests add their window).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+            .unwrap_or_else(|| self.interval().min(Duration::from_secs(10)))
+    }
+    pub fn profiles(&self) -> Vec<String> {
+        self.profiles
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PROFILES.iter().map(|s| s.to_string()).collect())
+    }
+    pub fn max_body(&self) -> u64 {
+        self.max_body.unwrap_or(64 << 20)
+    }
+    pub fn path_prefix(&self) -> &str {
+        self.path_prefix.as_deref().unwrap_or("/debug/pprof")
+    }
+}
+
+impl Config {
+    /// Parses and validates a config file's text; errors name the file, line and key.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?;
+        for (i, s) in cfg.scrape.iter().enumerate() {
+            let at =
+                |what: &str| format!("{}: scrape[{i}] (job {:?}): {what}", file.display(), s.job);
+            if s.job.is_empty() {
+                return Err(at("job must not be empty"));
+            }
+            if s.targets.is_empty() {
+                return Err(at("targets must list at least one host:port"));
+            }
+            for p in s.profiles() {
+                if !gocost_store::KINDS.contains(&p.as_str()) {
+                    return Err(at(&format!(
+                        "unknown profile {p:?} in profiles (one of {})",
+                        gocost_store::KINDS.join(", ")
+                    )));
+                }
+            }
+            if s.interval() < Duration::from_secs(1) {
+                return Err(at("interval must be at least 1s"));
+            }
+            if let Some(sc) = &s.scheme
+                && sc != "http"
+                && sc != "https"
+            {
+                return Err(at("scheme must be http or https"));
+            }
+            for t in &s.targets {
+                if t.contains('/') || !t.contains(':') {
+                    return Err(at(&format!("target {t:?} must be host:port")));
+                }
+            }
+            if cfg.scrape[..i].iter().any(|o| o.job == s.job) {
+                return Err(at("duplicate job name"));
+            }
+        }
+        if let Some(si) = cfg.storage.sync_interval
+            && si > Duration::from_secs(5)
+        {
+            return Err(format!(
+                "{}: storage.sync_interval must be at most 5s",
+                file.display()
+            ));
+        }
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[storage]
+path = "./data"
+retention = "30d"
+
+[[scrape]]
+job = "checkout"
+targets = ["127.0.0.1:6060"]
+interval = "15s"
+profiles = ["cpu", "heap", "allocs", "goroutine", "mutex", "block"]
+labels = { env = "prod" }
+"#;
+
+    #[test]
+    fn the_minimal_file_works() {
+        let c = Config::parse(MINIMAL, Path::new("gocost.toml")).unwrap();
+        assert_eq!(c.storage.retention, Some(Duration::from_secs(30 * 86400)));
+        assert_eq!(c.scrape[0].interval(), Duration::from_secs(15));
+        assert_eq!(c.scrape[0].cpu_window(), Duration::from_secs(10));
+        assert_eq!(c.scrape[0].labels["env"], "prod");
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let bad = MINIMAL.replace("interval = \"15s\"", "interval = \"15 parsecs\"");
+        let e = Config::parse(&bad, Path::new("gocost.toml")).unwrap_err();
+        assert!(
+            e.contains("gocost.toml") && e.contains("line 10") && e.contains("interval"),
+            "{e}"
+        );
+        let typo = MINIMAL.replace("targets", "tragets");
+        let e = Config::parse(&typo, Path::new("g.toml")).unwrap_err();
+        assert!(e.contains("tragets") && e.contains("line 8"), "{e}");
+        let kind = MINIMAL.replace("\"mutex\"", "\"mutexes\"");
+        let e = Config::parse(&kind, Path::new("g.toml")).unwrap_err();
+        assert!(e.contains("unknown profile \"mutexes\""), "{e}");
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5").is_err() && parse_duration("5x").is_err());
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert!(parse_size("1PB").is_err());
+    }
+}

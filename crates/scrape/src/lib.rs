@@ -1,0 +1,16 @@
+//! # gocost-scrape
+//!
+//! Pulls profiles from Go services' `net/http/pprof` endpoints into the store on a schedule:
+//! the configuration file ([`Config`]), the per-target scrape loops ([`Scraper`]) and the
+//! Go semantics of each kind — cpu windows stored as they are, heap and goroutine
+//! snapshots stored as gauges, cumulative allocs/mutex/block turned into deltas between
+//! consecutive scrapes with restart detection ([`delta`]).
+//!
+//! It does not serve HTTP or decide how profiles are stored.
+
+pub mod config;
+pub mod delta;
+mod scraper;
+
+pub use config::{Config, ScrapeConfig, parse_duration};
+pub use scraper::{Health, Scraper, is_cumulative};
