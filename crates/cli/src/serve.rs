@@ -163,7 +163,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             loop {
                 tick.tick().await;
                 let s = st.clone();
-                let retention = n % (60_000 / sync_every.as_millis().max(1) as u64).max(1) == 0;
+                let retention =
+                    n.is_multiple_of((60_000 / sync_every.as_millis().max(1) as u64).max(1));
                 let _ = tokio::task::spawn_blocking(move || {
                     if let Err(e) = s.sync() {
                         eprintln!("gocost: WAL sync failed: {e}");

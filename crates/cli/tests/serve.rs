@@ -1,0 +1,290 @@
+//! `gocost serve` end to end against a real Go service: it scrapes it, `go tool pprof`
+//! reads merged profiles from the API, a broken target shows its error without disturbing
+//! the healthy one, and `kill -9` loses nothing older than the sync interval.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn go() -> Option<PathBuf> {
+    let g = std::env::var_os("GO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "go".into());
+    if Command::new(&g)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Some(g);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide a Go toolchain"
+    );
+    eprintln!("skipping: no Go toolchain");
+    None
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gocost-serve-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn start_demo(go: &Path, dir: &Path) -> (Proc, String) {
+    let bin = dir.join("demo");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/demo");
+    let st = Command::new(go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let addr_file = dir.join("addr");
+    let p = Proc(
+        Command::new(&bin)
+            .arg("-duration=2m")
+            .arg(&addr_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    loop {
+        if let Ok(a) = std::fs::read_to_string(&addr_file)
+            && !a.is_empty()
+        {
+            return (p, a);
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "demo did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts `gocost serve` on a free loopback port; returns it and its address.
+fn start_gocost(config: &Path, data: &Path) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gocost"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .arg("--data")
+        .arg(data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("gocost serve did not start");
+    (Proc(child), addr)
+}
+
+fn get(url: &str) -> (u16, Vec<u8>) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let r = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.bytes().unwrap().to_vec())
+}
+
+fn json(url: &str) -> serde_json::Value {
+    let (code, body) = get(url);
+    assert_eq!(code, 200, "{url}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(45),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn scrapes_a_go_service_and_serves_pprof() {
+    let Some(go) = go() else { return };
+    let dir = tmp("e2e");
+    let (_demo, demo_addr) = start_demo(&go, &dir);
+    let config = dir.join("gocost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[storage]
+retention = "1d"
+sync_interval = "500ms"
+
+[[scrape]]
+job = "demo"
+targets = ["{demo_addr}"]
+interval = "2s"
+cpu_window = "1s"
+profiles = ["cpu", "goroutine", "mutex", "heap"]
+labels = {{ env = "test" }}
+
+[[scrape]]
+job = "broken"
+targets = ["127.0.0.1:1"]
+interval = "1s"
+profiles = ["goroutine"]
+"#
+        ),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let (gocost, addr) = start_gocost(&config, &data);
+    let base = format!("http://{addr}");
+
+    // Targets: the healthy one comes up, the broken one reports why.
+    wait_for("targets", || {
+        let t = json(&format!("{base}/api/v1/targets"));
+        let arr = t.as_array().unwrap();
+        let up = |job: &str, kind: &str| {
+            arr.iter()
+                .any(|h| h["job"] == job && h["kind"] == kind && h["up"] == true)
+        };
+        let broken_err = arr
+            .iter()
+            .any(|h| h["job"] == "broken" && h["last_error"].is_string());
+        up("demo", "goroutine") && up("demo", "cpu") && broken_err
+    });
+
+    // go tool pprof reads the API directly.
+    let pprof = String::from_utf8(
+        Command::new(&go)
+            .args(["tool", "-n", "pprof"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let pprof_top = |query: &str| {
+        let out = Command::new(&pprof)
+            .args([
+                "-symbolize=none",
+                "-top",
+                &format!("{base}/api/v1/profile?query={query}&from=now-10m"),
+            ])
+            .env("HOME", &home)
+            .env("PPROF_TMPDIR", &home)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let g = pprof_top(r#"goroutine{job="demo",env="test"}"#);
+    assert!(
+        g.contains("Type: goroutine") && g.contains("main.blockOnChan"),
+        "{g}"
+    );
+    let cpu = pprof_top(r#"cpu{job="demo"}"#);
+    assert!(cpu.contains("Type: cpu") && cpu.contains("main."), "{cpu}");
+
+    // Cumulative kinds are stored as deltas once two scrapes exist.
+    wait_for("a mutex delta", || {
+        get(&format!(
+            "{base}/api/v1/profile?query=mutex%7Bjob%3D%22demo%22%7D&from=now-10m"
+        ))
+        .0 == 200
+    });
+    let top = json(&format!(
+        "{base}/api/v1/top?query=mutex%7Bjob%3D%22demo%22%7D&from=now-10m"
+    ));
+    assert_eq!(top["sample_type"], "delay");
+
+    // Errors are JSON with a status: bad selector, unknown kind, nothing in range.
+    assert_eq!(get(&format!("{base}/api/v1/profile?query=cpu%7B")).0, 400);
+    assert_eq!(
+        get(&format!(
+            "{base}/api/v1/profile?query=%7Bjob%3D%22demo%22%7D"
+        ))
+        .0,
+        400
+    );
+    assert_eq!(
+        get(&format!("{base}/api/v1/profile?query=cpu&from=0&to=1")).0,
+        404
+    );
+    let metrics = String::from_utf8(get(&format!("{base}/metrics")).1).unwrap();
+    assert!(
+        metrics.contains("gocost_scrape_up{job=\"demo\",instance=")
+            && metrics.contains("gocost_store_profiles")
+    );
+
+    // kill -9, three times, while ingesting: each restart replays cleanly and keeps what was
+    // synced before the kill.
+    let mut gocost = gocost;
+    let mut base = base;
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = json(&format!("{base}/api/v1/series"))
+            .as_array()
+            .unwrap()
+            .len();
+        let count_before = metric(&format!("{base}/metrics"), "gocost_store_profiles");
+        std::thread::sleep(Duration::from_millis(700)); // > sync interval
+        let _ = gocost.0.kill(); // SIGKILL
+        let _ = gocost.0.wait();
+        let (g2, addr2) = start_gocost(&config, &data);
+        gocost = g2;
+        let base2 = format!("http://{addr2}");
+        let after = json(&format!("{base2}/api/v1/series"))
+            .as_array()
+            .unwrap()
+            .len();
+        assert!(after >= before, "round {round}: series {after} < {before}");
+        let count_after = metric(&format!("{base2}/metrics"), "gocost_store_profiles");
+        assert!(
+            count_after >= count_before,
+            "round {round}: {count_after} profiles < {count_before}"
+        );
+        base = base2;
+    }
+    drop(gocost);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn metric(url: &str, name: &str) -> f64 {
+    let text = String::from_utf8(get(url).1).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
