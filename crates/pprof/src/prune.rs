@@ -13,12 +13,13 @@ pub fn simplify_func(f: &str) -> &str {
     let mut i = 0;
     let b = name.as_bytes();
     while i < b.len() {
-        let rest = &name[i..];
-        if rest.starts_with("(anonymous namespace)") {
+        // Byte-wise: `i` need not be a char boundary (names may hold any UTF-8).
+        let rest = &b[i..];
+        if rest.starts_with(b"(anonymous namespace)") {
             i += "(anonymous namespace)".len();
             continue;
         }
-        if rest.starts_with("operator()") {
+        if rest.starts_with(b"operator()") {
             i += "operator()".len();
             continue;
         }
@@ -136,5 +137,7 @@ mod tests {
             "(anonymous namespace)::f"
         );
         assert_eq!(simplify_func("a::operator()(int)"), "a::operator()");
+        assert_eq!(simplify_func("main.é(x"), "main.é");
+        assert_eq!(simplify_func("ééé"), "ééé");
     }
 }
