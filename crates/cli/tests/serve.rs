@@ -288,3 +288,131 @@ fn metric(url: &str, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A fake target on 127.0.0.1 misbehaving in one way; serves a bounded number of requests
+/// and stops with the test.
+fn faulty(kind: &'static str) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(200) {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = c.read(&mut buf);
+                match kind {
+                    "hang" => std::thread::sleep(Duration::from_secs(30)),
+                    "500" => {
+                        let _ = c.write_all(
+                            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom",
+                        );
+                    }
+                    "garbage" => {
+                        let _ = c
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nnot pprof!!");
+                    }
+                    "huge" => {
+                        let _ =
+                            c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n");
+                        let chunk = vec![0u8; 1 << 16];
+                        for _ in 0..64 {
+                            if c.write_all(&chunk).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    _ => {
+                        // trickle: one byte every 200 ms
+                        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+                        for _ in 0..1000 {
+                            if c.write_all(b"x").is_err() {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn faulty_targets_do_not_disturb_healthy_ones() {
+    let Some(go) = go() else { return };
+    let dir = tmp("faulty");
+    let (_demo, demo_addr) = start_demo(&go, &dir);
+    let kinds = ["hang", "500", "garbage", "huge", "trickle"];
+    let mut jobs = String::new();
+    for k in kinds {
+        jobs.push_str(&format!(
+            "\n[[scrape]]\njob = \"{k}\"\ntargets = [\"{}\"]\ninterval = \"1s\"\ntimeout = \"1s\"\nmax_body = \"1MiB\"\nprofiles = [\"goroutine\"]\n",
+            faulty(k)
+        ));
+    }
+    let config = dir.join("gocost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[scrape]]\njob = \"demo\"\ntargets = [\"{demo_addr}\"]\ninterval = \"1s\"\nprofiles = [\"goroutine\", \"heap\"]\n{jobs}"
+        ),
+    )
+    .unwrap();
+    let (_gocost, addr) = start_gocost(&config, &dir.join("data"));
+    let targets = || json(&format!("http://{addr}/api/v1/targets"));
+    wait_for("every faulty target to report an error", || {
+        let t = targets();
+        kinds.iter().all(|k| {
+            t.as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["job"] == *k && h["last_error"].is_string())
+        })
+    });
+    // Meanwhile the healthy target kept its 1 s cadence.
+    let t0 = targets();
+    let count = |t: &serde_json::Value| {
+        t.as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["job"] == "demo" && h["kind"] == "goroutine")
+            .unwrap()["scrapes_total"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = count(&t0);
+    std::thread::sleep(Duration::from_secs(4));
+    let t1 = targets();
+    assert!(
+        count(&t1) >= before + 3,
+        "healthy target slowed down: {} → {}",
+        before,
+        count(&t1)
+    );
+    for h in t1.as_array().unwrap() {
+        let job = h["job"].as_str().unwrap();
+        if job == "demo" {
+            assert_eq!(h["up"], true, "{h}");
+        } else {
+            assert_eq!(h["up"], false, "{h}");
+        }
+    }
+    let errs: Vec<String> = t1
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["job"] != "demo")
+        .map(|h| format!("{}: {}", h["job"], h["last_error"]))
+        .collect();
+    let all = errs.join("\n");
+    assert!(all.contains("500"), "{all}");
+    assert!(all.contains("max_body"), "{all}");
+    assert!(
+        all.contains("parsing profile") || all.contains("bad profile"),
+        "{all}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
