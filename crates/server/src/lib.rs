@@ -100,6 +100,12 @@ struct RangeQuery {
     to: Option<String>,
     sample_index: Option<String>,
     nodecount: Option<usize>,
+    /// Timeline bucket width (a duration such as `1m`); default: the range / 120.
+    step: Option<String>,
+    /// Diff: the base selection (default: `query`) and its range.
+    base_query: Option<String>,
+    base_from: Option<String>,
+    base_to: Option<String>,
 }
 
 fn selection(q: &RangeQuery) -> Result<(Selector, i64, i64), ApiError> {
@@ -175,15 +181,156 @@ async fn top(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let top = blocking(move || {
-        let p = merged(&st, &q)?;
-        let opts = gocost_report::Options {
-            sample_index: q.sample_index.clone(),
-            nodecount: Some(q.nodecount.unwrap_or(0)),
+    let top = blocking(move || Ok::<_, ApiError>(report(merged(&st, &q)?, &q)?.top())).await??;
+    Ok(axum::Json(top).into_response())
+}
+
+fn report(p: gocost_pprof::Profile, q: &RangeQuery) -> Result<gocost_report::Report, ApiError> {
+    let opts = gocost_report::Options {
+        sample_index: q.sample_index.clone(),
+        nodecount: Some(q.nodecount.unwrap_or(0)),
+        ..Default::default()
+    };
+    gocost_report::Report::new(p, &opts).map_err(|e| ApiError::BadRequest(e.0))
+}
+
+/// The flame graph of the merged profile as a flat, depth-first node list (children sorted
+/// by name): `names[i]`, and per node `[name index, inline 0/1, parent index, total, self]`;
+/// node 0 is the root.
+async fn flame(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let body = blocking(move || {
+        let rpt = report(merged(&st, &q)?, &q)?;
+        let mut tree = gocost_flame::Tree::new();
+        for (stack, v) in gocost_report::flame_stacks(&rpt) {
+            let frames: Vec<gocost_flame::Frame> = stack
+                .into_iter()
+                .map(|f| gocost_flame::Frame {
+                    name: f.name,
+                    inline: f.inline,
+                })
+                .collect();
+            tree.add(&frames, v);
+        }
+        let mut nodes: Vec<[i64; 5]> = Vec::with_capacity(tree.nodes.len());
+        let mut index = vec![0usize; tree.nodes.len()];
+        let mut stack = vec![0u32];
+        while let Some(n) = stack.pop() {
+            let node = &tree.nodes[n as usize];
+            index[n as usize] = nodes.len();
+            let parent = if n == 0 {
+                -1
+            } else {
+                index[node.parent as usize] as i64
+            };
+            nodes.push([
+                i64::from(node.name),
+                i64::from(node.inline),
+                parent,
+                node.total,
+                node.self_value,
+            ]);
+            stack.extend(tree.sorted_children(n).into_iter().rev());
+        }
+        Ok::<_, ApiError>(serde_json::json!({
+            "sample_type": rpt.sample_type,
+            "unit": rpt.sample_unit,
+            "total": rpt.total,
+            "names": tree.names,
+            "nodes": nodes,
+        }))
+    })
+    .await??;
+    Ok(axum::Json(body).into_response())
+}
+
+/// Totals per time bucket of the selected profiles (for the default or given sample type).
+async fn timeline(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let body = blocking(move || {
+        let (sel, from, to) = selection(&q)?;
+        let step = match &q.step {
+            Some(s) => gocost_scrape::parse_duration(s)
+                .map_err(ApiError::BadRequest)?
+                .as_nanos() as i64,
+            None => ((to - from) / 120).max(1_000_000_000),
+        }
+        .max(1_000_000);
+        if (to - from) / step > 10_000 {
+            return Err(ApiError::BadRequest(
+                "step too small for the range (at most 10000 points)".into(),
+            ));
+        }
+        let opts = gocost_pprof::DecodeOptions {
+            labels: false,
             ..Default::default()
         };
-        let rpt = gocost_report::Report::new(p, &opts).map_err(|e| ApiError::BadRequest(e.0))?;
-        Ok::<_, ApiError>(rpt.top())
+        let mut buckets: std::collections::BTreeMap<i64, i64> = Default::default();
+        let (mut stype, mut unit) = (String::new(), String::new());
+        for (_, entries) in st.store.select(&sel, from, to) {
+            for e in entries {
+                let p = gocost_pprof::decode_with(&e.bytes, &opts)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                let i = p
+                    .sample_index_by_name(q.sample_index.as_deref().unwrap_or(""))
+                    .map_err(ApiError::BadRequest)?;
+                stype = p.sample_type[i].r#type.to_string();
+                unit = p.sample_type[i].unit.to_string();
+                let v: i64 = p.sample.iter().map(|s| s.value[i]).sum();
+                *buckets
+                    .entry(from + (e.time_ns - from) / step * step)
+                    .or_default() += v;
+            }
+        }
+        let points: Vec<[i64; 2]> = buckets
+            .into_iter()
+            .map(|(t, v)| [t / 1_000_000, v])
+            .collect();
+        Ok::<_, ApiError>(serde_json::json!({
+            "sample_type": stype, "unit": unit, "step_ms": step / 1_000_000, "points": points,
+        }))
+    })
+    .await??;
+    Ok(axum::Json(body).into_response())
+}
+
+/// `query` over `from..to` compared with `base_query` over `base_from..base_to`, as
+/// `gocost top --diff-base` (percentages relative to the base).
+async fn diff(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let top = blocking(move || {
+        let p = merged(&st, &q)?;
+        let bq = RangeQuery {
+            query: q.base_query.clone().or_else(|| q.query.clone()),
+            from: q.base_from.clone(),
+            to: q.base_to.clone(),
+            sample_index: None,
+            nodecount: None,
+            step: None,
+            base_query: None,
+            base_from: None,
+            base_to: None,
+        };
+        if q.base_from.is_none() || q.base_to.is_none() {
+            return Err(ApiError::BadRequest(
+                "diff needs base_from and base_to".into(),
+            ));
+        }
+        let mut base = merged(&st, &bq)?;
+        base.set_label("pprof::base", "true");
+        base.scale(-1.0);
+        let d =
+            gocost_pprof::merge::combine(vec![p, base]).map_err(|e| ApiError::BadRequest(e.0))?;
+        Ok::<_, ApiError>(report(d, &q)?.top())
     })
     .await??;
     Ok(axum::Json(top).into_response())
@@ -377,6 +524,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(index))
         .route("/api/v1/profile", get(profile))
         .route("/api/v1/top", get(top))
+        .route("/api/v1/flame", get(flame))
+        .route("/api/v1/timeline", get(timeline))
+        .route("/api/v1/diff", get(diff))
         .route("/api/v1/series", get(series))
         .route("/api/v1/labels", get(labels))
         .route("/api/v1/label/{name}/values", get(label_values))

@@ -1,0 +1,252 @@
+//! The API over a store filled with real recorded profiles (testdata/profiles), through the
+//! router in-process.
+
+use std::sync::{Arc, RwLock};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use gocost_server::{AppState, HealthSource, router};
+use gocost_store::{Options, SeriesKey, Store};
+use tower::ServiceExt;
+
+const MIN: i64 = 60_000_000_000;
+const T0: i64 = 1_800_000_000_000_000_000;
+
+fn profile(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/profiles")
+        .join(name);
+    std::fs::read(p).unwrap()
+}
+
+fn app(name: &str) -> axum::Router {
+    let dir = std::env::temp_dir().join(format!("gocost-api-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (store, _) = Store::open(Options::new(&dir)).unwrap();
+    let key = |kind: &str, inst: &str| {
+        SeriesKey::new(
+            kind,
+            [
+                ("job".to_string(), "demo".to_string()),
+                ("instance".to_string(), inst.to_string()),
+            ],
+        )
+    };
+    for m in 0..10 {
+        let cpu = if m % 2 == 0 {
+            "cpu.pb.gz"
+        } else {
+            "cpu2.pb.gz"
+        };
+        store
+            .append(&key("cpu", "a"), T0 + m * MIN, &profile(cpu))
+            .unwrap();
+        store
+            .append(&key("heap", "a"), T0 + m * MIN, &profile("heap.pb.gz"))
+            .unwrap();
+        store
+            .append(
+                &key("goroutine", "b"),
+                T0 + m * MIN,
+                &profile("goroutine.pb.gz"),
+            )
+            .unwrap();
+    }
+    let health: HealthSource = Arc::new(RwLock::new(Box::new(Vec::new)));
+    router(AppState::new(Arc::new(store), health))
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Vec<u8>) {
+    let resp = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 64 << 20)
+        .await
+        .unwrap();
+    (status, body.to_vec())
+}
+
+fn range(from_min: i64, to_min: i64) -> String {
+    format!(
+        "from={}&to={}",
+        (T0 + from_min * MIN) / 1_000_000_000,
+        (T0 + to_min * MIN) / 1_000_000_000
+    )
+}
+
+fn enc(s: &str) -> String {
+    s.replace('{', "%7B")
+        .replace('}', "%7D")
+        .replace('"', "%22")
+        .replace('=', "%3D")
+}
+
+#[tokio::test]
+async fn profile_is_the_pprof_merge_of_the_range() {
+    let app = app("profile");
+    let (code, body) = get(
+        &app,
+        &format!(
+            "/api/v1/profile?query={}&{}",
+            enc(r#"cpu{job="demo"}"#),
+            range(0, 3)
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let got = gocost_pprof::decode(&body).unwrap();
+    // Minutes 0..=3: cpu, cpu2, cpu, cpu2 — merged as pprof merges those four files.
+    let want = gocost_pprof::merge::combine(
+        ["cpu.pb.gz", "cpu2.pb.gz", "cpu.pb.gz", "cpu2.pb.gz"]
+            .iter()
+            .map(|f| gocost_pprof::decode(&profile(f)).unwrap())
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn top_flame_timeline_and_diff() {
+    let app = app("views");
+    let q = enc(r#"cpu{job="demo"}"#);
+    let (code, body) = get(
+        &app,
+        &format!("/api/v1/top?query={q}&{}&nodecount=5", range(0, 9)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let top: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(top["sample_type"], "cpu");
+    assert_eq!(top["rows"].as_array().unwrap().len(), 5);
+
+    let (code, body) = get(&app, &format!("/api/v1/flame?query={q}&{}", range(0, 9))).await;
+    assert_eq!(code, StatusCode::OK);
+    let fl: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let nodes = fl["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0][2], -1, "root first");
+    assert_eq!(nodes[0][3], fl["total"], "root total = report total");
+    assert!(nodes.len() > 50);
+    for n in nodes.iter().skip(1) {
+        assert!(n[2].as_i64().unwrap() >= 0);
+    }
+
+    let (code, body) = get(
+        &app,
+        &format!("/api/v1/timeline?query={q}&{}&step=2m", range(0, 9)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let tl: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let pts = tl["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 5, "{tl}");
+    let cpu = gocost_pprof::decode(&profile("cpu.pb.gz")).unwrap();
+    let cpu2 = gocost_pprof::decode(&profile("cpu2.pb.gz")).unwrap();
+    let sum = |p: &gocost_pprof::Profile| p.sample.iter().map(|s| s.value[1]).sum::<i64>();
+    assert_eq!(pts[0][1].as_i64().unwrap(), sum(&cpu) + sum(&cpu2));
+
+    let (code, body) = get(
+        &app,
+        &format!(
+            "/api/v1/diff?query={q}&{}&base_from={}&base_to={}",
+            range(1, 1),
+            (T0) / 1_000_000_000,
+            T0 / 1_000_000_000
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let d: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        d["total"].as_i64().unwrap(),
+        sum(&cpu),
+        "diff percentages are relative to the base"
+    );
+}
+
+#[tokio::test]
+async fn series_labels_and_errors() {
+    let app = app("meta");
+    let (_, body) = get(&app, "/api/v1/series").await;
+    let s: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(s.as_array().unwrap().len(), 3);
+    let (_, body) = get(
+        &app,
+        &format!("/api/v1/series?query={}", enc(r#"{instance="b"}"#)),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let (_, body) = get(&app, "/api/v1/label/instance/values").await;
+    assert_eq!(body, br#"["a","b"]"#);
+    let (_, body) = get(&app, "/api/v1/labels").await;
+    assert_eq!(body, br#"["instance","job"]"#);
+    for (uri, want) in [
+        ("/api/v1/profile".to_string(), StatusCode::BAD_REQUEST),
+        (
+            format!("/api/v1/profile?query={}", enc("cpu{")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/v1/profile?query=cpu&from=yesterday"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/v1/profile?query=cpu&{}", range(5, 1)),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/v1/profile?query=mutex&{}", range(0, 9)),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/api/v1/top?query=heap&sample_index=bogus&{}", range(0, 9)),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/v1/timeline?query=cpu&step=1ms&{}", range(0, 9)),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/v1/diff?query=cpu&{}", range(0, 9)),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (code, body) = get(&app, &uri).await;
+        assert_eq!(code, want, "{uri}: {}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{uri}");
+    }
+    let (code, body) = get(&app, "/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    let m = String::from_utf8(body).unwrap();
+    assert!(m.contains("gocost_store_profiles 30"), "{m}");
+}
+
+#[test]
+fn times() {
+    let now = 1_000 * 1_000_000_000;
+    assert_eq!(gocost_server::parse_time("now", now), Ok(now));
+    assert_eq!(
+        gocost_server::parse_time("now-1m", now),
+        Ok(now - 60_000_000_000)
+    );
+    assert_eq!(
+        gocost_server::parse_time("1700000000", now),
+        Ok(1_700_000_000_000_000_000)
+    );
+    assert_eq!(
+        gocost_server::parse_time("2023-11-14T22:13:20Z", now),
+        Ok(1_700_000_000_000_000_000)
+    );
+    assert!(gocost_server::parse_time("soon", now).is_err());
+}
