@@ -197,7 +197,7 @@ async fn series_labels_and_errors() {
             StatusCode::BAD_REQUEST,
         ),
         (
-            format!("/api/v1/profile?query=cpu&from=yesterday"),
+            "/api/v1/profile?query=cpu&from=yesterday".to_string(),
             StatusCode::BAD_REQUEST,
         ),
         (
