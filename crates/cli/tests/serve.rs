@@ -416,3 +416,88 @@ fn faulty_targets_do_not_disturb_healthy_ones() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A real Prometheus scrapes gocost's `/metrics` and sees its series.
+#[test]
+fn prometheus_scrapes_gocost_metrics() {
+    let prom = std::env::var_os("PROMETHEUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "prometheus".into());
+    if !Command::new(&prom)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install Debian's prometheus"
+        );
+        eprintln!("skipping: no prometheus binary");
+        return;
+    }
+    let dir = tmp("prom");
+    let config = dir.join("gocost.toml");
+    std::fs::write(&config, "[storage]\nsync_interval = \"1s\"\n").unwrap();
+    // No scrape jobs and an empty store: the bundled recording is loaded.
+    let (_gocost, addr) = start_gocost(&config, &dir.join("data"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let prom_cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: gocost\n    static_configs:\n      - targets: ['{addr}']\n"
+        ),
+    )
+    .unwrap();
+    let _prom = Proc(
+        Command::new(&prom)
+            .arg(format!("--config.file={}", prom_cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let query = |q: &str| -> Option<f64> {
+        let r = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .no_proxy()
+            .build()
+            .ok()?
+            .get(format!(
+                "http://127.0.0.1:{port}/api/v1/query?query={}",
+                percent(q)
+            ))
+            .send()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    wait_for("Prometheus to scrape gocost", || {
+        query(r#"up{job="gocost"}"#) == Some(1.0)
+            && query("gocost_store_profiles").is_some_and(|v| v > 0.0)
+    });
+    assert!(query("gocost_store_series").is_some_and(|v| v >= 7.0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
