@@ -270,7 +270,7 @@ labels = { env = "prod" }
         let bad = MINIMAL.replace("interval = \"15s\"", "interval = \"15 parsecs\"");
         let e = Config::parse(&bad, Path::new("gocost.toml")).unwrap_err();
         assert!(
-            e.contains("gocost.toml") && e.contains("line 10") && e.contains("interval"),
+            e.contains("gocost.toml") && e.contains("line 9") && e.contains("interval"),
             "{e}"
         );
         let typo = MINIMAL.replace("targets", "tragets");
