@@ -126,7 +126,9 @@ fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
                     continue;
                 }
             }
-            (None, None) => unreachable!("checked above"),
+            (None, None) => {
+                return Err(InputError("internal: no profile to merge with".into()).into());
+            }
         };
         if m.sample_type() == p.sample_type.as_slice() && m.period_type() == &p.period_type {
             let mut m = m;

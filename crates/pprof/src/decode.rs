@@ -68,8 +68,14 @@ pub fn gunzip(data: &[u8], max_size: u64) -> Result<Vec<u8>, DecodeError> {
         }
         _ => 0,
     };
+    // Trust the hint only as far as a plausible compression ratio: a forged trailer must not
+    // make us reserve the whole size cap up front.
+    let plausible = (data.len() as u64)
+        .saturating_mul(64)
+        .saturating_add(1 << 20);
     let cap = hint
         .max(data.len() as u64 * 2)
+        .min(plausible)
         .min(max_size)
         .saturating_add(1);
     let mut out = Vec::with_capacity(cap as usize);
