@@ -116,7 +116,7 @@ fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
             (None, Some(f)) => {
                 if f.sample_type == p.sample_type && f.period_type == p.period_type {
                     let mut m = Merger::new(&f);
-                    m.add(&f).map_err(|e| InputError(e.0))?;
+                    m.add_owned(f).map_err(|e| InputError(e.0))?;
                     m
                 } else {
                     first = Some(
@@ -132,7 +132,7 @@ fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
         };
         if m.sample_type() == p.sample_type.as_slice() && m.period_type() == &p.period_type {
             let mut m = m;
-            m.add(&p).map_err(|e| InputError(format!("{src}: {e}")))?;
+            m.add_owned(p).map_err(|e| InputError(format!("{src}: {e}")))?;
             merger = Some(m);
         } else {
             first = Some(

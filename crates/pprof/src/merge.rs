@@ -197,10 +197,9 @@ pub fn merge(ps: Vec<Profile>) -> Result<Profile, MergeError> {
         return Err(MergeError("no profiles to merge".into()));
     };
     let mut m = Merger::new(&first);
-    m.add(&first)?;
-    drop(first);
+    m.add_owned(first)?;
     for p in it {
-        m.add(&p)?;
+        m.add_owned(p)?;
     }
     Ok(m.finish())
 }
@@ -297,6 +296,50 @@ impl Merger {
 
     /// Merges one more profile.
     pub fn add(&mut self, src: &Profile) -> Result<(), MergeError> {
+        self.begin(src)?;
+        for s in &src.sample {
+            if s.value.iter().all(|&v| v == 0) {
+                continue;
+            }
+            match self.lookup(src, &s.location, &s.label) {
+                (_, Some(idx)) => self.add_values(idx, &s.value),
+                (hash, None) => {
+                    let sample = Sample {
+                        location: self.scratch.clone(),
+                        value: s.value.clone(),
+                        label: s.label.clone(),
+                    };
+                    self.insert(hash, sample);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`add`](Merger::add), but takes the profile by value so that samples new to the
+    /// merge are moved instead of copied (the common case when merging many profiles whose
+    /// labels differ).
+    pub fn add_owned(&mut self, mut src: Profile) -> Result<(), MergeError> {
+        self.begin(&src)?;
+        let samples = std::mem::take(&mut src.sample);
+        for mut s in samples {
+            if s.value.iter().all(|&v| v == 0) {
+                continue;
+            }
+            match self.lookup(&src, &s.location, &s.label) {
+                (_, Some(idx)) => self.add_values(idx, &s.value),
+                (hash, None) => {
+                    s.location.clear();
+                    s.location.extend_from_slice(&self.scratch);
+                    self.insert(hash, s);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks compatibility and resets the per-source tables.
+    fn begin(&mut self, src: &Profile) -> Result<(), MergeError> {
         if self.out.period_type != src.period_type {
             return Err(MergeError(format!(
                 "incompatible period types {} and {}",
@@ -321,12 +364,6 @@ impl Merger {
         if self.out.mapping.is_empty() && !src.mapping.is_empty() {
             // mapping[0] is the main binary: take the first one seen first.
             self.map_mapping(src, 0);
-        }
-        for s in &src.sample {
-            if s.value.iter().all(|&v| v == 0) {
-                continue;
-            }
-            self.map_sample(src, s);
         }
         Ok(())
     }
@@ -353,38 +390,44 @@ impl Merger {
         }
     }
 
-    fn map_sample(&mut self, src: &Profile, s: &Sample) {
+    /// Maps a sample's locations into `self.scratch` and finds the identical merged sample,
+    /// if any; returns the identity hash too.
+    fn lookup(&mut self, src: &Profile, location: &[LocationIdx], label: &[Label]) -> (u64, Option<u32>) {
         let mut locs = std::mem::take(&mut self.scratch);
         locs.clear();
-        for &l in &s.location {
+        for &l in location {
             locs.push(self.map_location(src, l));
         }
         let mut h = FxHasher::default();
         locs.hash(&mut h);
-        s.label.hash(&mut h);
+        label.hash(&mut h);
         let hash = h.finish();
         let mut cur = self.samples.get(&hash).copied().unwrap_or(UNSET);
-        let head = cur;
+        let mut found = None;
         while cur != UNSET {
-            let m = &mut self.out.sample[cur as usize];
-            if m.location == locs && m.label == s.label {
-                for (a, b) in m.value.iter_mut().zip(&s.value) {
-                    *a = a.wrapping_add(*b);
-                }
-                self.scratch = locs;
-                return;
+            let m = &self.out.sample[cur as usize];
+            if m.location == locs && m.label == label {
+                found = Some(cur);
+                break;
             }
             cur = self.sample_next[cur as usize];
         }
-        let idx = self.out.sample.len() as u32;
-        self.out.sample.push(Sample {
-            location: locs.clone(),
-            value: s.value.clone(),
-            label: s.label.clone(),
-        });
-        self.sample_next.push(head);
-        self.samples.insert(hash, idx);
         self.scratch = locs;
+        (hash, found)
+    }
+
+    fn add_values(&mut self, idx: u32, values: &[i64]) {
+        for (a, b) in self.out.sample[idx as usize].value.iter_mut().zip(values) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+
+    /// Appends a new merged sample (its locations already mapped).
+    fn insert(&mut self, hash: u64, sample: Sample) {
+        let idx = self.out.sample.len() as u32;
+        let head = self.samples.insert(hash, idx).unwrap_or(UNSET);
+        self.sample_next.push(head);
+        self.out.sample.push(sample);
     }
 
     fn map_location(&mut self, src: &Profile, li: LocationIdx) -> LocationIdx {

@@ -259,7 +259,7 @@ impl Store {
                     if m.sample_type() == p.sample_type.as_slice()
                         && *m.period_type() == p.period_type =>
                 {
-                    m.add(&p).map_err(Error::Merge)?;
+                    m.add_owned(p).map_err(Error::Merge)?;
                 }
                 (Some(_), _) => {
                     let m = merger.take().map(Merger::finish).unwrap_or_default();
@@ -269,8 +269,8 @@ impl Store {
                 (None, Some(f)) => {
                     if f.sample_type == p.sample_type && f.period_type == p.period_type {
                         let mut m = Merger::new(&f);
-                        m.add(&f).map_err(Error::Merge)?;
-                        m.add(&p).map_err(Error::Merge)?;
+                        m.add_owned(f).map_err(Error::Merge)?;
+                        m.add_owned(p).map_err(Error::Merge)?;
                         merger = Some(m);
                     } else {
                         first = Some(merge::combine(vec![f, p]).map_err(Error::Merge)?);
