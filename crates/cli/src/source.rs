@@ -132,7 +132,8 @@ fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
         };
         if m.sample_type() == p.sample_type.as_slice() && m.period_type() == &p.period_type {
             let mut m = m;
-            m.add_owned(p).map_err(|e| InputError(format!("{src}: {e}")))?;
+            m.add_owned(p)
+                .map_err(|e| InputError(format!("{src}: {e}")))?;
             merger = Some(m);
         } else {
             first = Some(

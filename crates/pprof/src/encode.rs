@@ -10,6 +10,8 @@ use crate::wire::Writer;
 
 struct Strings<'a> {
     index: FxHashMap<&'a str, i64>,
+    /// The same shared string (`Arc`) recurs in many labels: look it up by address first.
+    by_ptr: FxHashMap<usize, i64>,
     table: Vec<&'a str>,
 }
 
@@ -23,12 +25,23 @@ impl<'a> Strings<'a> {
         self.table.push(s);
         i
     }
+
+    fn add_shared(&mut self, s: &'a Str) -> i64 {
+        let key = std::sync::Arc::as_ptr(s) as *const u8 as usize;
+        if let Some(&i) = self.by_ptr.get(&key) {
+            return i;
+        }
+        let i = self.add(s);
+        self.by_ptr.insert(key, i);
+        i
+    }
 }
 
 /// Serializes a profile to uncompressed protobuf bytes.
 pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
     let mut st = Strings {
         index: FxHashMap::default(),
+        by_ptr: FxHashMap::default(),
         table: Vec::new(),
     };
     st.add("");
@@ -42,8 +55,10 @@ pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
     for s in &p.sample {
         for l in &s.label {
             label_x.push(match &l.value {
-                LabelValue::Str(v) => (st.add(&l.key), st.add(v), 0, 0),
-                LabelValue::Num { value, unit } => (st.add(&l.key), 0, *value, st.add(unit)),
+                LabelValue::Str(v) => (st.add_shared(&l.key), st.add_shared(v), 0, 0),
+                LabelValue::Num { value, unit } => {
+                    (st.add_shared(&l.key), 0, *value, st.add_shared(unit))
+                }
             });
         }
     }

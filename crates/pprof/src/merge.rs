@@ -219,25 +219,6 @@ struct MappingKey {
     build_id_or_file: Str,
 }
 
-#[derive(PartialEq, Eq, Hash)]
-struct LocationKey {
-    addr: u64,
-    mapping_id: u64,
-    /// pprof's key joins lines as `fn|line|col` into a slice indexed with a stride of 2
-    /// (so a line's column slot is overwritten by the next line's function id); this
-    /// reproduces exactly which locations pprof considers identical.
-    lines: Vec<Option<i128>>,
-    is_folded: bool,
-}
-
-#[derive(PartialEq, Eq, Hash)]
-struct FunctionKey {
-    start_line: i64,
-    name: Str,
-    system_name: Str,
-    filename: Str,
-}
-
 /// Incremental merge. Create it from the first profile (which fixes the sample types),
 /// [`add`](Merger::add) each profile in order, then [`finish`](Merger::finish).
 pub struct Merger {
@@ -246,8 +227,14 @@ pub struct Merger {
     samples: FxHashMap<u64, u32>,
     /// Collision chains for `samples`: next sample index with the same hash, or `u32::MAX`.
     sample_next: Vec<u32>,
-    locations: FxHashMap<LocationKey, u32>,
-    functions: FxHashMap<FunctionKey, u32>,
+    /// Location and function identity: hash of pprof's key → newest index, with chains.
+    locations: FxHashMap<u64, u32>,
+    loc_next: Vec<u32>,
+    functions: FxHashMap<u64, u32>,
+    fn_next: Vec<u32>,
+    line_scratch: Vec<Line>,
+    key_scratch: Vec<Option<i128>>,
+    key_scratch2: Vec<Option<i128>>,
     mappings: FxHashMap<MappingKey, u32>,
     // Per-source memo tables (reset for each profile).
     loc_map: Vec<u32>,
@@ -275,7 +262,12 @@ impl Merger {
             samples: FxHashMap::default(),
             sample_next: Vec::new(),
             locations: FxHashMap::default(),
+            loc_next: Vec::new(),
             functions: FxHashMap::default(),
+            fn_next: Vec::new(),
+            line_scratch: Vec::new(),
+            key_scratch: Vec::new(),
+            key_scratch2: Vec::new(),
             mappings: FxHashMap::default(),
             loc_map: Vec::new(),
             fn_map: Vec::new(),
@@ -392,7 +384,12 @@ impl Merger {
 
     /// Maps a sample's locations into `self.scratch` and finds the identical merged sample,
     /// if any; returns the identity hash too.
-    fn lookup(&mut self, src: &Profile, location: &[LocationIdx], label: &[Label]) -> (u64, Option<u32>) {
+    fn lookup(
+        &mut self,
+        src: &Profile,
+        location: &[LocationIdx],
+        label: &[Label],
+    ) -> (u64, Option<u32>) {
         let mut locs = std::mem::take(&mut self.scratch);
         locs.clear();
         for &l in location {
@@ -430,6 +427,31 @@ impl Merger {
         self.out.sample.push(sample);
     }
 
+    /// pprof's location key for merged `lines`, into `out`. pprof joins lines as
+    /// `fn|line|col` into a slice of 3n slots indexed with a stride of 2 (so a line's column
+    /// slot is overwritten by the next line's function id, and the last n-1 slots stay
+    /// empty); this reproduces exactly which locations pprof considers identical.
+    fn quirk_key(functions: &[Function], lines: &[Line], out: &mut Vec<Option<i128>>) {
+        out.clear();
+        out.resize(lines.len() * 3, None);
+        for (i, ln) in lines.iter().enumerate() {
+            out[i * 2] = Some(i128::from(functions[ln.function as usize].id));
+            out[i * 2 + 1] = Some(i128::from(ln.line));
+            out[i * 2 + 2] = Some(i128::from(ln.column));
+        }
+    }
+
+    /// (address relative to its mapping, mapping id) as in pprof's location key.
+    fn loc_addr_key(&self, mapping: Option<MappingIdx>, address: u64) -> (u64, u64) {
+        match mapping {
+            Some(m) => {
+                let mm = &self.out.mapping[m as usize];
+                (address.wrapping_sub(mm.memory_start), mm.id)
+            }
+            None => (address, 0),
+        }
+    }
+
     fn map_location(&mut self, src: &Profile, li: LocationIdx) -> LocationIdx {
         let memo = self.loc_map[li as usize];
         if memo != UNSET {
@@ -443,49 +465,58 @@ impl Merger {
             }
             None => (None, 0),
         };
-        let line: Vec<Line> = l
-            .line
-            .iter()
-            .map(|ln| Line {
-                function: self.map_function(src, ln.function),
+        let mut line = std::mem::take(&mut self.line_scratch);
+        line.clear();
+        for ln in &l.line {
+            let function = self.map_function(src, ln.function);
+            line.push(Line {
+                function,
                 line: ln.line,
                 column: ln.column,
-            })
-            .collect();
-        let address = (l.address as i64).wrapping_add(offset) as u64;
-        let n = line.len();
-        let mut key_lines: Vec<Option<i128>> = vec![None; n * 3];
-        for (i, ln) in line.iter().enumerate() {
-            key_lines[i * 2] = Some(i128::from(self.out.function[ln.function as usize].id));
-            key_lines[i * 2 + 1] = Some(i128::from(ln.line));
-            key_lines[i * 2 + 2] = Some(i128::from(ln.column));
+            });
         }
-        let (kaddr, kmap) = match mapping {
-            Some(m) => {
-                let mm = &self.out.mapping[m as usize];
-                (address.wrapping_sub(mm.memory_start), mm.id)
+        let address = (l.address as i64).wrapping_add(offset) as u64;
+        let (kaddr, kmap) = self.loc_addr_key(mapping, address);
+        let mut key = std::mem::take(&mut self.key_scratch);
+        Self::quirk_key(&self.out.function, &line, &mut key);
+        let mut h = FxHasher::default();
+        (kaddr, kmap, &key, l.is_folded).hash(&mut h);
+        let hash = h.finish();
+        // Walk the hash chain, comparing full keys (no allocation per lookup).
+        let mut cur = self.locations.get(&hash).copied().unwrap_or(UNSET);
+        let mut other = std::mem::take(&mut self.key_scratch2);
+        let mut found = UNSET;
+        while cur != UNSET {
+            let c = &self.out.location[cur as usize];
+            if c.is_folded == l.is_folded
+                && self.loc_addr_key(c.mapping, c.address) == (kaddr, kmap)
+            {
+                Self::quirk_key(&self.out.function, &c.line, &mut other);
+                if other == key {
+                    found = cur;
+                    break;
+                }
             }
-            None => (address, 0),
-        };
-        let key = LocationKey {
-            addr: kaddr,
-            mapping_id: kmap,
-            lines: key_lines,
-            is_folded: l.is_folded,
-        };
-        if let Some(&existing) = self.locations.get(&key) {
-            self.loc_map[li as usize] = existing;
-            return existing;
+            cur = self.loc_next[cur as usize];
+        }
+        self.key_scratch = key;
+        self.key_scratch2 = other;
+        if found != UNSET {
+            self.line_scratch = line;
+            self.loc_map[li as usize] = found;
+            return found;
         }
         let idx = self.out.location.len() as u32;
+        let head = self.locations.insert(hash, idx).unwrap_or(UNSET);
+        self.loc_next.push(head);
         self.out.location.push(Location {
             id: u64::from(idx) + 1,
             mapping,
             address,
-            line,
+            line: line.clone(),
             is_folded: l.is_folded,
         });
-        self.locations.insert(key, idx);
+        self.line_scratch = line;
         self.loc_map[li as usize] = idx;
         idx
     }
@@ -529,21 +560,29 @@ impl Merger {
             return memo;
         }
         let f = &src.function[fi as usize];
-        let key = FunctionKey {
-            start_line: f.start_line,
-            name: f.name.clone(),
-            system_name: f.system_name.clone(),
-            filename: f.filename.clone(),
-        };
-        if let Some(&existing) = self.functions.get(&key) {
-            self.fn_map[fi as usize] = existing;
-            return existing;
+        // pprof's function key: (start_line, name, system_name, filename).
+        let mut h = FxHasher::default();
+        (f.start_line, &*f.name, &*f.system_name, &*f.filename).hash(&mut h);
+        let hash = h.finish();
+        let mut cur = self.functions.get(&hash).copied().unwrap_or(UNSET);
+        while cur != UNSET {
+            let c = &self.out.function[cur as usize];
+            if c.start_line == f.start_line
+                && c.name == f.name
+                && c.system_name == f.system_name
+                && c.filename == f.filename
+            {
+                self.fn_map[fi as usize] = cur;
+                return cur;
+            }
+            cur = self.fn_next[cur as usize];
         }
         let idx = self.out.function.len() as u32;
         let mut nf = f.clone();
         nf.id = u64::from(idx) + 1;
         self.out.function.push(nf);
-        self.functions.insert(key, idx);
+        let head = self.functions.insert(hash, idx).unwrap_or(UNSET);
+        self.fn_next.push(head);
         self.fn_map[fi as usize] = idx;
         idx
     }

@@ -101,7 +101,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next field; call only when `!at_end()`.
-    #[inline]
+    #[inline(always)]
     pub fn field(&mut self) -> Result<Field<'a>, WireError> {
         let offset = self.base + self.pos;
         let tag = self.varint()?;
