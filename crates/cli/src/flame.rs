@@ -18,17 +18,7 @@ pub fn check_format(output: &Path) -> Result<()> {
 }
 
 pub fn flame(rpt: &Report, output: &Path, inverted: bool) -> Result<()> {
-    let mut tree = gocost_flame::Tree::new();
-    for (stack, v) in gocost_report::flame_stacks(rpt) {
-        let frames: Vec<gocost_flame::Frame> = stack
-            .into_iter()
-            .map(|f| gocost_flame::Frame {
-                name: f.name,
-                inline: f.inline,
-            })
-            .collect();
-        tree.add(&frames, v);
-    }
+    let tree = gocost_flame::tree_from_report(rpt);
     let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("");
     let mut buf: Vec<u8> = Vec::new();
     let unit = rpt.sample_unit.clone();

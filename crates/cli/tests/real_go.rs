@@ -9,24 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn go() -> Option<PathBuf> {
-    let candidate = std::env::var_os("GO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "go".into());
-    let ok = Command::new(&candidate)
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(candidate);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must provide a Go toolchain ($GO or go on PATH)"
-    );
-    eprintln!("skipping: no Go toolchain ($GO or go on PATH)");
-    None
+    gocost_testkit::go_toolchain()
 }
 
 fn root() -> PathBuf {

@@ -8,22 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn go() -> Option<PathBuf> {
-    let g = std::env::var_os("GO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "go".into());
-    if Command::new(&g)
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Some(g);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must provide a Go toolchain"
-    );
-    eprintln!("skipping: no Go toolchain");
-    None
+    gocost_testkit::go_toolchain()
 }
 
 struct Proc(Child);
@@ -420,21 +405,9 @@ fn faulty_targets_do_not_disturb_healthy_ones() {
 /// A real Prometheus scrapes gocost's `/metrics` and sees its series.
 #[test]
 fn prometheus_scrapes_gocost_metrics() {
-    let prom = std::env::var_os("PROMETHEUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "prometheus".into());
-    if !Command::new(&prom)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install Debian's prometheus"
-        );
-        eprintln!("skipping: no prometheus binary");
+    let Some(prom) = gocost_testkit::external_tool("PROMETHEUS", "prometheus", "--version") else {
         return;
-    }
+    };
     let dir = tmp("prom");
     let config = dir.join("gocost.toml");
     std::fs::write(&config, "[storage]\nsync_interval = \"1s\"\n").unwrap();

@@ -4,8 +4,8 @@
 //! interactive, deterministic SVG ([`write_svg`]), Brendan Gregg's folded stacks
 //! ([`write_folded`]) and speedscope's JSON file format ([`write_speedscope`]).
 //!
-//! It knows nothing about pprof: callers hand it stacks (root first) and a value formatter.
-//! It does no I/O besides writing to the `Write` it is given.
+//! The tree takes any stacks (root first); [`tree_from_report`] builds it from a pprof
+//! report. It does no I/O besides writing to the `Write` it is given.
 //!
 //! ```
 //! use gocost_flame::{Frame, Tree};
@@ -191,6 +191,23 @@ impl Tree {
         p.reverse();
         p
     }
+}
+
+/// The flame graph of a report: every sample's stack (pprof's flame-graph frames: function
+/// names, inlined frames marked) weighted by the report's sample type.
+pub fn tree_from_report(rpt: &gocost_report::Report) -> Tree {
+    let mut tree = Tree::new();
+    for (stack, v) in gocost_report::flame_stacks(rpt) {
+        let frames: Vec<Frame> = stack
+            .into_iter()
+            .map(|f| Frame {
+                name: f.name,
+                inline: f.inline,
+            })
+            .collect();
+        tree.add(&frames, v);
+    }
+    tree
 }
 
 /// Folded-stack frame text: `;` separates frames, so a `;` inside a name becomes `:`;

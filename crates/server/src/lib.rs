@@ -204,17 +204,7 @@ async fn flame(
     st.requests.fetch_add(1, Ordering::Relaxed);
     let body = blocking(move || {
         let rpt = report(merged(&st, &q)?, &q)?;
-        let mut tree = gocost_flame::Tree::new();
-        for (stack, v) in gocost_report::flame_stacks(&rpt) {
-            let frames: Vec<gocost_flame::Frame> = stack
-                .into_iter()
-                .map(|f| gocost_flame::Frame {
-                    name: f.name,
-                    inline: f.inline,
-                })
-                .collect();
-            tree.add(&frames, v);
-        }
+        let tree = gocost_flame::tree_from_report(&rpt);
         let mut nodes: Vec<[i64; 5]> = Vec::with_capacity(tree.nodes.len());
         let mut index = vec![0usize; tree.nodes.len()];
         let mut stack = vec![0u32];

@@ -225,6 +225,33 @@ pub fn compare_golden(name: &str, expected: &[u8], actual: &[u8]) -> Result<(), 
     Err(msg)
 }
 
+/// An external tool a test needs (the Go toolchain, Prometheus): `$env_var` or `default` on
+/// `PATH`, checked by running it with `version_arg`. Missing, the test is skipped with a
+/// message — except in CI (`CI` set), where a missing tool is a failure.
+pub fn external_tool(env_var: &str, default: &str, version_arg: &str) -> Option<PathBuf> {
+    let tool = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default.into());
+    let ok = std::process::Command::new(&tool)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(tool);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide {default} (${env_var} or {default} on PATH)"
+    );
+    eprintln!("skipping: {default} not found (${env_var} or {default} on PATH)");
+    None
+}
+
+/// The Go toolchain (`$GO` or `go`), see [`external_tool`].
+pub fn go_toolchain() -> Option<PathBuf> {
+    external_tool("GO", "go", "version")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
