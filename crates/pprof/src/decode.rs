@@ -5,8 +5,6 @@
 //! locations and functions), keeping raw string indices and ids; the second resolves them and
 //! validates references.
 
-use std::io::Read;
-
 use rustc_hash::FxHashMap;
 
 use crate::error::{DecodeError, ErrorKind};
@@ -79,14 +77,87 @@ pub fn gunzip(data: &[u8], max_size: u64) -> Result<Vec<u8>, DecodeError> {
         .min(max_size)
         .saturating_add(1);
     let mut out = Vec::with_capacity(cap as usize);
-    let dec = flate2::read::MultiGzDecoder::new(data);
-    match dec.take(max_size.saturating_add(1)).read_to_end(&mut out) {
-        Ok(_) if out.len() as u64 > max_size => {
-            Err(DecodeError::new(ErrorKind::TooLarge { limit: max_size }))
+    let gz = |msg: String| DecodeError::new(ErrorKind::Gzip(msg));
+    let mut pos = 0usize;
+    loop {
+        // One member (RFC 1952): header, raw deflate data, CRC-32 and size trailer.
+        let body =
+            pos + gzip_header_len(&data[pos..]).map_err(|e| gz(format!("{e} at byte {pos}")))?;
+        let start = out.len();
+        let mut d = flate2::Decompress::new(false);
+        loop {
+            if out.len() as u64 > max_size {
+                return Err(DecodeError::new(ErrorKind::TooLarge { limit: max_size }));
+            }
+            if out.len() == out.capacity() {
+                let room =
+                    (max_size + 1 - out.len() as u64).min(out.capacity().max(1 << 16) as u64);
+                out.reserve_exact(room as usize);
+            }
+            let consumed = body + d.total_in() as usize;
+            let (in_before, out_before) = (d.total_in(), d.total_out());
+            let st = d
+                .decompress_vec(&data[consumed..], &mut out, flate2::FlushDecompress::None)
+                .map_err(|e| gz(e.to_string()))?;
+            if st == flate2::Status::StreamEnd {
+                break;
+            }
+            if d.total_in() == in_before
+                && d.total_out() == out_before
+                && out.len() < out.capacity()
+            {
+                return Err(gz("unexpected EOF".into()));
+            }
         }
-        Ok(_) => Ok(out),
-        Err(e) => Err(DecodeError::new(ErrorKind::Gzip(e.to_string()))),
+        if out.len() as u64 > max_size {
+            return Err(DecodeError::new(ErrorKind::TooLarge { limit: max_size }));
+        }
+        let end = body + d.total_in() as usize;
+        let Some(trailer) = data.get(end..end + 8) else {
+            return Err(gz("unexpected EOF in the trailer".into()));
+        };
+        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+        if crc32fast::hash(&out[start..]) != crc || size != (out.len() - start) as u32 {
+            return Err(gz(format!("checksum error in the member at byte {pos}")));
+        }
+        pos = end + 8;
+        if pos == data.len() {
+            return Ok(out);
+        }
     }
+}
+
+/// Length of a gzip member header (magic, method, flags and the optional fields).
+fn gzip_header_len(b: &[u8]) -> Result<usize, &'static str> {
+    if b.len() < 10 {
+        return Err("truncated gzip header");
+    }
+    if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 {
+        return Err("invalid gzip header");
+    }
+    let flags = b[3];
+    let mut n = 10;
+    if flags & 0x04 != 0 {
+        let xlen = b.get(n..n + 2).ok_or("truncated gzip header")?;
+        n += 2 + usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
+    }
+    for bit in [0x08u8, 0x10] {
+        if flags & bit != 0 {
+            let z = b
+                .get(n..)
+                .and_then(|r| r.iter().position(|&c| c == 0))
+                .ok_or("truncated gzip header")?;
+            n += z + 1;
+        }
+    }
+    if flags & 0x02 != 0 {
+        n += 2;
+    }
+    if n > b.len() {
+        return Err("truncated gzip header");
+    }
+    Ok(n)
 }
 
 #[derive(Default)]

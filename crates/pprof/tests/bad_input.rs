@@ -148,3 +148,44 @@ fn packed_and_unpacked_values_decode_alike() {
     b.extend([0x12, 0x04, 0x12, 0x02, 0x01, 0x0a, 0x32, 0x00]);
     assert_eq!(decode(&a).unwrap(), decode(&b).unwrap());
 }
+
+fn gzip_with(f: impl FnOnce(flate2::GzBuilder) -> flate2::GzBuilder, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = f(flate2::GzBuilder::new()).write(Vec::new(), flate2::Compression::default());
+    w.write_all(data).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn gzip_members_headers_and_checksums() {
+    let raw = good();
+    let plain = decode(&raw).unwrap();
+    // Optional header fields (name, comment, extra) are skipped.
+    let named = gzip_with(
+        |b| b.filename("cpu.pb").comment("hi").extra(vec![1, 2, 3]),
+        &raw,
+    );
+    assert_eq!(decode(&named).unwrap(), plain);
+    // Concatenated members decompress to the concatenation, as Go's reader does.
+    let (a, b) = raw.split_at(raw.len() / 2);
+    let mut two = gzip_with(|g| g, a);
+    two.extend(gzip_with(|g| g, b));
+    assert_eq!(decode(&two).unwrap(), plain);
+    // A flipped byte in the trailer is a checksum error; trailing garbage is an error.
+    let mut bad = gzip_with(|g| g, &raw);
+    let n = bad.len();
+    bad[n - 6] ^= 0xff;
+    let e = decode(&bad).unwrap_err();
+    assert!(e.to_string().contains("checksum"), "{e}");
+    let mut trailing = gzip_with(|g| g, &raw);
+    trailing.extend_from_slice(b"junk");
+    assert!(matches!(
+        decode(&trailing).unwrap_err().kind,
+        ErrorKind::Gzip(_)
+    ));
+    // Every truncation of a gzip stream is an error, never a panic.
+    let z = gzip_with(|g| g, &raw);
+    for n in 2..z.len() {
+        assert!(decode(&z[..n]).is_err(), "truncated at {n} decoded");
+    }
+}
