@@ -474,3 +474,42 @@ fn percent(s: &str) -> String {
         })
         .collect()
 }
+
+/// SIGHUP reloads the scrape jobs from the config file; a broken edit keeps the old ones.
+#[test]
+fn sighup_reloads_scrape_jobs() {
+    let dir = tmp("hup");
+    let config = dir.join("gocost.toml");
+    let job = |name: &str| {
+        format!(
+            "[[scrape]]\njob = \"{name}\"\ntargets = [\"127.0.0.1:1\"]\ninterval = \"1s\"\nprofiles = [\"goroutine\"]\n"
+        )
+    };
+    std::fs::write(&config, job("before")).unwrap();
+    let (gocost, addr) = start_gocost(&config, &dir.join("data"));
+    let jobs = || -> Vec<String> {
+        json(&format!("http://{addr}/api/v1/targets"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["job"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(jobs(), ["before"]);
+    let hup = || {
+        let st = Command::new("kill")
+            .args(["-HUP", &gocost.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    std::fs::write(&config, "this is not toml").unwrap();
+    hup();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(jobs(), ["before"], "a broken config must keep the old jobs");
+    std::fs::write(&config, job("after")).unwrap();
+    hup();
+    wait_for("the reloaded job", || jobs() == ["after"]);
+    drop(gocost);
+    let _ = std::fs::remove_dir_all(&dir);
+}
