@@ -54,6 +54,7 @@ impl AppState {
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
+    Unavailable(String),
     Internal(String),
 }
 
@@ -62,6 +63,7 @@ impl IntoResponse for ApiError {
         let (code, msg) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
         };
         (code, axum::Json(serde_json::json!({ "error": msg }))).into_response()
@@ -150,12 +152,20 @@ fn merged(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiErr
     }
 }
 
+/// How long one query may take before the client gets 503 (the work is not cancelled, but
+/// the connection is not held open forever).
+pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    match tokio::time::timeout(QUERY_TIMEOUT, tokio::task::spawn_blocking(f)).await {
+        Ok(r) => r.map_err(|e| ApiError::Internal(e.to_string())),
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "query took longer than {}s; narrow the range or the selector",
+            QUERY_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 async fn profile(
