@@ -134,6 +134,7 @@ targets = ["{demo_addr}"]
 interval = "2s"
 cpu_window = "1s"
 profiles = ["cpu", "goroutine", "mutex", "heap"]
+metrics = ["expvar"]
 labels = {{ env = "test" }}
 
 [[scrape]]
@@ -213,6 +214,23 @@ profiles = ["goroutine"]
         "{base}/api/v1/top?query=mutex%7Bjob%3D%22demo%22%7D&from=now-10m"
     ));
     assert_eq!(top["sample_type"], "delay");
+
+    // Runtime metrics from /debug/vars: heap gauges and each GC pause.
+    wait_for("runtime metrics", || {
+        let heap = json(&format!(
+            "{base}/api/v1/runtime?query=%7B__name__%3D%22go_memstats_heap_alloc_bytes%22%2Cjob%3D%22demo%22%7D&from=now-10m"
+        ));
+        let pauses = json(&format!(
+            "{base}/api/v1/runtime?query=%7B__name__%3D%22go_gc_pause_seconds%22%7D&from=now-1h"
+        ));
+        let has = |v: &serde_json::Value| {
+            v.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|s| !s["points"].as_array().unwrap().is_empty())
+            })
+        };
+        has(&heap) && has(&pauses)
+    });
 
     // Errors are JSON with a status: bad selector, unknown kind, nothing in range.
     assert_eq!(get(&format!("{base}/api/v1/profile?query=cpu%7B")).0, 400);

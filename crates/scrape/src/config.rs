@@ -135,6 +135,11 @@ pub struct ScrapeConfig {
     /// Accept invalid TLS certificates (self-signed test targets).
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Runtime-metric sources to scrape besides profiles: `expvar` (`/debug/vars`).
+    #[serde(default)]
+    pub metrics: Vec<String>,
+    /// Path of expvar's handler (default `/debug/vars`).
+    pub expvar_path: Option<String>,
     /// Largest response accepted (default 64MiB).
     #[serde(default, deserialize_with = "de_size")]
     pub max_body: Option<u64>,
@@ -178,6 +183,9 @@ impl ScrapeConfig {
     pub fn max_body(&self) -> u64 {
         self.max_body.unwrap_or(64 << 20)
     }
+    pub fn expvar_path(&self) -> &str {
+        self.expvar_path.as_deref().unwrap_or("/debug/vars")
+    }
     pub fn path_prefix(&self) -> &str {
         self.path_prefix.as_deref().unwrap_or("/debug/pprof")
     }
@@ -201,6 +209,13 @@ impl Config {
                     return Err(at(&format!(
                         "unknown profile {p:?} in profiles (one of {})",
                         gocost_store::KINDS.join(", ")
+                    )));
+                }
+            }
+            for m in &s.metrics {
+                if m != "expvar" {
+                    return Err(at(&format!(
+                        "unknown metrics source {m:?} (supported: expvar)"
                     )));
                 }
             }

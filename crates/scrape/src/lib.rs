@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod delta;
+pub mod runtime;
 mod scraper;
 
 pub use config::{Config, ScrapeConfig, parse_duration};

@@ -97,6 +97,33 @@ async fn fetch(job: &Job) -> Result<Vec<u8>, String> {
 }
 
 /// Fetches once and stores what the kind calls for; returns bytes fetched.
+/// Scrapes `/debug/vars` into runtime-metric points; `prev_gc` tracks the GC count so that
+/// each GC pause is stored once.
+async fn scrape_expvar(job: &Job, store: &Store, prev_gc: &mut Option<u32>) -> Result<u64, String> {
+    let body = fetch(job).await?;
+    let t = now_ns();
+    let e = crate::runtime::parse_expvar(&body, *prev_gc)?;
+    let key = |name: &str| {
+        let mut labels = job.key.labels.clone();
+        labels.insert("__name__".into(), name.to_string());
+        SeriesKey::new("metric", labels)
+    };
+    let mut points: Vec<(SeriesKey, i64, f64)> =
+        e.values.iter().map(|(n, v)| (key(n), t, *v)).collect();
+    let pause = key("go_gc_pause_seconds");
+    points.extend(
+        e.pauses
+            .iter()
+            .map(|(end, secs)| (pause.clone(), *end, *secs)),
+    );
+    if e.lost_pauses > 0 {
+        points.push((key("gocost_gc_pauses_lost"), t, e.lost_pauses as f64));
+    }
+    store.append_points(&points).map_err(|e| e.to_string())?;
+    *prev_gc = Some(e.num_gc);
+    Ok(body.len() as u64)
+}
+
 async fn scrape_once(job: &Job, store: &Store, prev: &mut Option<Profile>) -> Result<u64, String> {
     let body = fetch(job).await?;
     let n = body.len() as u64;
@@ -134,10 +161,15 @@ async fn run(job: Job, store: Arc<Store>, health: HealthMap) {
     let interval = job.cfg.interval();
     tokio::time::sleep(jitter(&job.url, interval)).await;
     let mut prev: Option<Profile> = None;
+    let mut prev_gc: Option<u32> = None;
     let mut failures: u32 = 0;
     loop {
         let start = Instant::now();
-        let res = scrape_once(&job, &store, &mut prev).await;
+        let res = if job.kind == "expvar" {
+            scrape_expvar(&job, &store, &mut prev_gc).await
+        } else {
+            scrape_once(&job, &store, &mut prev).await
+        };
         let took = start.elapsed();
         {
             let mut h = health.lock().unwrap_or_else(|p| p.into_inner());
@@ -179,7 +211,7 @@ impl Scraper {
         let mut clients: HashMap<(bool, u64), reqwest::Client> = HashMap::new();
         for sc in &cfg.scrape {
             for target in &sc.targets {
-                for kind in sc.profiles() {
+                for kind in sc.profiles().into_iter().chain(sc.metrics.iter().cloned()) {
                     let cpu = kind == "cpu";
                     let timeout = sc.timeout() + if cpu { sc.cpu_window() } else { Duration::ZERO };
                     let key = (sc.insecure_skip_verify, timeout.as_millis() as u64);
@@ -198,11 +230,15 @@ impl Scraper {
                         }
                     };
                     let scheme = sc.scheme.as_deref().unwrap_or("http");
-                    let mut url = format!(
-                        "{scheme}://{target}{}/{}",
-                        sc.path_prefix().trim_end_matches('/'),
-                        endpoint(&kind)
-                    );
+                    let mut url = if kind == "expvar" {
+                        format!("{scheme}://{target}{}", sc.expvar_path())
+                    } else {
+                        format!(
+                            "{scheme}://{target}{}/{}",
+                            sc.path_prefix().trim_end_matches('/'),
+                            endpoint(&kind)
+                        )
+                    };
                     if cpu {
                         url.push_str(&format!("?seconds={}", sc.cpu_window().as_secs().max(1)));
                     }

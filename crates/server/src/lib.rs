@@ -336,6 +336,48 @@ async fn diff(
     Ok(axum::Json(top).into_response())
 }
 
+/// Runtime-metric series (`metric{__name__="go_memstats_heap_alloc_bytes",job="api"}`) with
+/// their points in the range: `[{"labels": {...}, "points": [[unix ms, value], ...]}]`.
+async fn runtime(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let text = q
+        .query
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("missing query={__name__=\"...\"}".into()))?;
+    let mut sel = Selector::parse(text).map_err(ApiError::BadRequest)?;
+    match sel.kind.as_deref() {
+        None | Some("metric") => sel.kind = Some("metric".into()),
+        Some(k) => {
+            return Err(ApiError::BadRequest(format!(
+                "runtime series have kind metric, not {k:?}"
+            )));
+        }
+    }
+    let now = now_ns();
+    let from =
+        parse_time(q.from.as_deref().unwrap_or("now-1h"), now).map_err(ApiError::BadRequest)?;
+    let to = parse_time(q.to.as_deref().unwrap_or("now"), now).map_err(ApiError::BadRequest)?;
+    let series = st.store.select_points(&sel, from, to);
+    let n: usize = series.iter().map(|(_, p)| p.len()).sum();
+    if n > 200_000 {
+        return Err(ApiError::BadRequest(format!(
+            "{n} points: narrow the range or the selector"
+        )));
+    }
+    let out: Vec<serde_json::Value> = series
+        .into_iter()
+        .map(|(k, pts)| {
+            let points: Vec<(i64, f64)> =
+                pts.into_iter().map(|(t, v)| (t / 1_000_000, v)).collect();
+            serde_json::json!({ "labels": k.labels, "points": points })
+        })
+        .collect();
+    Ok(axum::Json(out).into_response())
+}
+
 async fn series(
     State(st): State<Arc<AppState>>,
     Query(q): Query<RangeQuery>,
@@ -528,6 +570,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/timeline", get(timeline))
         .route("/api/v1/diff", get(diff))
         .route("/api/v1/series", get(series))
+        .route("/api/v1/runtime", get(runtime))
         .route("/api/v1/labels", get(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/targets", get(targets))

@@ -111,9 +111,18 @@ pub struct Stats {
     pub appends_total: u64,
 }
 
+type Metrics = BTreeMap<SeriesKey, Vec<(i64, f64)>>;
+
+fn insert_point(m: &mut Metrics, key: SeriesKey, t: i64, v: f64) {
+    let pts = m.entry(key).or_default();
+    let pos = pts.partition_point(|p| p.0 <= t);
+    pts.insert(pos, (t, v));
+}
+
 struct Inner {
     wal: wal::Wal,
     head: BTreeMap<SeriesKey, Vec<Entry>>,
+    metrics: Metrics,
     appends: u64,
 }
 
@@ -133,19 +142,33 @@ impl Store {
     /// Opens the store in `opts.dir`, replaying the WAL.
     pub fn open(opts: Options) -> Result<(Store, ReplayReport), Error> {
         let mut head = BTreeMap::new();
+        let mut metrics: Metrics = BTreeMap::new();
         let mut skipped = 0usize;
-        let (wal, mut report) =
-            wal::Wal::open(&opts.dir.join("wal"), |r| match SeriesKey::parse(&r.key) {
+        let (wal, mut report) = wal::Wal::open(&opts.dir.join("wal"), |r| match r {
+            wal::Record::Profile {
+                time_ns,
+                key,
+                payload,
+            } => match SeriesKey::parse(&key) {
                 Ok(k) => insert(
                     &mut head,
                     k,
                     Entry {
-                        time_ns: r.time_ns,
-                        bytes: r.payload.into(),
+                        time_ns,
+                        bytes: payload.into(),
                     },
                 ),
                 Err(_) => skipped += 1,
-            })?;
+            },
+            wal::Record::Points(points) => {
+                for (key, t, v) in points {
+                    match SeriesKey::parse(&key) {
+                        Ok(k) => insert_point(&mut metrics, k, t, v),
+                        Err(_) => skipped += 1,
+                    }
+                }
+            }
+        })?;
         if skipped > 0 {
             report.corrupt.push(format!(
                 "{skipped} records with unparsable series keys skipped"
@@ -156,6 +179,7 @@ impl Store {
             inner: Mutex::new(Inner {
                 wal,
                 head,
+                metrics,
                 appends: 0,
             }),
         };
@@ -178,7 +202,7 @@ impl Store {
             labels: false,
         };
         gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
-        let rec = wal::Record {
+        let rec = wal::Record::Profile {
             time_ns,
             key: key.to_string(),
             payload: bytes.to_vec(),
@@ -191,10 +215,49 @@ impl Store {
             key.clone(),
             Entry {
                 time_ns,
-                bytes: rec.payload.into(),
+                bytes: bytes.into(),
             },
         );
         Ok(())
+    }
+
+    /// Stores runtime-metric points: (series, time, value). Series keys use the kind
+    /// `metric` and the label `__name__`.
+    pub fn append_points(&self, points: &[(SeriesKey, i64, f64)]) -> Result<(), Error> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let rec = wal::Record::Points(
+            points
+                .iter()
+                .map(|(k, t, v)| (k.to_string(), *t, *v))
+                .collect(),
+        );
+        let mut g = self.lock();
+        g.wal.append(&rec)?;
+        for (k, t, v) in points {
+            insert_point(&mut g.metrics, k.clone(), *t, *v);
+        }
+        Ok(())
+    }
+
+    /// Runtime-metric series matching `sel` with their points in `[from_ns, to_ns]`.
+    pub fn select_points(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Vec<(SeriesKey, Vec<(i64, f64)>)> {
+        let g = self.lock();
+        g.metrics
+            .iter()
+            .filter(|(k, _)| sel.matches(k))
+            .filter_map(|(k, v)| {
+                let lo = v.partition_point(|p| p.0 < from_ns);
+                let hi = v.partition_point(|p| p.0 <= to_ns);
+                (lo < hi).then(|| (k.clone(), v[lo..hi].to_vec()))
+            })
+            .collect()
     }
 
     /// Makes every appended profile durable.
@@ -214,6 +277,11 @@ impl Store {
             v.drain(..n);
         }
         g.head.retain(|_, v| !v.is_empty());
+        for v in g.metrics.values_mut() {
+            let n = v.partition_point(|p| p.0 < cutoff);
+            v.drain(..n);
+        }
+        g.metrics.retain(|_, v| !v.is_empty());
         g.wal.drop_before(cutoff)?;
         Ok(())
     }

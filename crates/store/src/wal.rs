@@ -10,49 +10,112 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"GCWAL001";
 pub const MAX_RECORD: usize = 64 << 20;
 const SEGMENT_SIZE: u64 = 128 << 20;
 const REC_PROFILE: u8 = 1;
+const REC_POINTS: u8 = 2;
 
-/// One logged profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub time_ns: i64,
-    /// The series key in its canonical text form.
-    pub key: String,
-    /// The profile exactly as received (gzip'd or raw protobuf).
-    pub payload: Vec<u8>,
+/// One logged record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A profile of a series.
+    Profile {
+        time_ns: i64,
+        /// The series key in its canonical text form.
+        key: String,
+        /// The profile exactly as received (gzip'd or raw protobuf).
+        payload: Vec<u8>,
+    },
+    /// Runtime-metric points: (series key, time, value).
+    Points(Vec<(String, i64, f64)>),
+}
+
+fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (h, t) = (b.get(..n)?, b.get(n..)?);
+    *b = t;
+    Some(h)
+}
+
+fn take_u32(b: &mut &[u8]) -> Option<usize> {
+    Some(u32::from_le_bytes(take(b, 4)?.try_into().ok()?) as usize)
+}
+
+fn take_i64(b: &mut &[u8]) -> Option<i64> {
+    Some(i64::from_le_bytes(take(b, 8)?.try_into().ok()?))
+}
+
+fn take_str(b: &mut &[u8]) -> Option<String> {
+    let n = take_u32(b)?;
+    Some(std::str::from_utf8(take(b, n)?).ok()?.to_string())
+}
+
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    b.extend_from_slice(s.as_bytes());
 }
 
 impl Record {
+    /// The newest time in the record.
+    pub fn max_time(&self) -> i64 {
+        match self {
+            Record::Profile { time_ns, .. } => *time_ns,
+            Record::Points(p) => p.iter().map(|x| x.1).max().unwrap_or(i64::MIN),
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(1 + 8 + 4 + self.key.len() + 4 + self.payload.len());
-        b.push(REC_PROFILE);
-        b.extend_from_slice(&self.time_ns.to_le_bytes());
-        b.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
-        b.extend_from_slice(self.key.as_bytes());
-        b.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
-        b.extend_from_slice(&self.payload);
+        let mut b = Vec::new();
+        match self {
+            Record::Profile {
+                time_ns,
+                key,
+                payload,
+            } => {
+                b.reserve(1 + 8 + 4 + key.len() + 4 + payload.len());
+                b.push(REC_PROFILE);
+                b.extend_from_slice(&time_ns.to_le_bytes());
+                put_str(&mut b, key);
+                b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                b.extend_from_slice(payload);
+            }
+            Record::Points(points) => {
+                b.push(REC_POINTS);
+                b.extend_from_slice(&(points.len() as u32).to_le_bytes());
+                for (key, t, v) in points {
+                    put_str(&mut b, key);
+                    b.extend_from_slice(&t.to_le_bytes());
+                    b.extend_from_slice(&v.to_bits().to_le_bytes());
+                }
+            }
+        }
         b
     }
 
     fn decode(b: &[u8]) -> Option<Record> {
-        let (&kind, rest) = b.split_first()?;
-        if kind != REC_PROFILE || rest.len() < 12 {
-            return None;
-        }
-        let time_ns = i64::from_le_bytes(rest[..8].try_into().ok()?);
-        let klen = u32::from_le_bytes(rest[8..12].try_into().ok()?) as usize;
-        let rest = &rest[12..];
-        let key = std::str::from_utf8(rest.get(..klen)?).ok()?.to_string();
-        let rest = &rest[klen..];
-        let plen = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        let payload = rest.get(4..4 + plen)?.to_vec();
-        if rest.len() != 4 + plen {
-            return None;
-        }
-        Some(Record {
-            time_ns,
-            key,
-            payload,
-        })
+        let (&kind, mut rest) = b.split_first()?;
+        let r = match kind {
+            REC_PROFILE => {
+                let time_ns = take_i64(&mut rest)?;
+                let key = take_str(&mut rest)?;
+                let plen = take_u32(&mut rest)?;
+                let payload = take(&mut rest, plen)?.to_vec();
+                Record::Profile {
+                    time_ns,
+                    key,
+                    payload,
+                }
+            }
+            REC_POINTS => {
+                let n = take_u32(&mut rest)?;
+                let mut points = Vec::with_capacity(n.min(rest.len() / 20));
+                for _ in 0..n {
+                    let key = take_str(&mut rest)?;
+                    let t = take_i64(&mut rest)?;
+                    let v = f64::from_bits(take_i64(&mut rest)? as u64);
+                    points.push((key, t, v));
+                }
+                Record::Points(points)
+            }
+            _ => return None,
+        };
+        rest.is_empty().then_some(r)
     }
 }
 
@@ -162,7 +225,7 @@ impl Wal {
             let last = i + 1 == seqs.len();
             let mut max_time = i64::MIN;
             for r in records {
-                max_time = max_time.max(r.time_ns);
+                max_time = max_time.max(r.max_time());
                 report.records += 1;
                 f(r);
             }
@@ -222,7 +285,7 @@ impl Wal {
         self.out_len += 8 + body.len() as u64;
         self.dirty = true;
         if let Some(s) = self.segments.last_mut() {
-            s.max_time = s.max_time.max(r.time_ns);
+            s.max_time = s.max_time.max(r.max_time());
         }
         Ok(())
     }

@@ -224,3 +224,57 @@ fn bad_profiles_are_refused_and_retention_drops_old_data() {
     assert_eq!(s.stats().profiles, 1);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn metric_points_survive_restart_and_retention() {
+    let d = dir("points");
+    let k = |name: &str| {
+        SeriesKey::new(
+            "metric",
+            [
+                ("__name__".to_string(), name.to_string()),
+                ("job".into(), "api".into()),
+            ],
+        )
+    };
+    {
+        let (s, _) = Store::open(Options::new(&d)).unwrap();
+        s.append_points(&[
+            (k("go_gc_pause_seconds"), 20, 0.002),
+            (k("go_gc_pause_seconds"), 10, 0.001),
+        ])
+        .unwrap();
+        s.append_points(&[(k("go_memstats_heap_alloc_bytes"), 15, 1e6)])
+            .unwrap();
+        s.sync().unwrap();
+    }
+    let mut o = Options::new(&d);
+    o.retention_ns = 100;
+    let (s, r) = Store::open(o).unwrap();
+    assert!(r.corrupt.is_empty(), "{r:?}");
+    let sel = Selector::parse(r#"metric{__name__="go_gc_pause_seconds"}"#).unwrap();
+    let got = s.select_points(&sel, 0, 100);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].1,
+        vec![(10, 0.001), (20, 0.002)],
+        "points come back in time order"
+    );
+    assert_eq!(
+        s.select_points(&Selector::parse("metric").unwrap(), 0, 100)
+            .len(),
+        2
+    );
+    // Metric series never leak into profile queries.
+    assert!(
+        s.query(&Selector::parse("metric").unwrap(), 0, 100)
+            .unwrap()
+            .is_none()
+    );
+    s.apply_retention(115).unwrap();
+    assert!(
+        s.select_points(&sel, 0, 1000).len() == 1
+            && s.select_points(&sel, 0, 1000)[0].1 == vec![(20, 0.002)]
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

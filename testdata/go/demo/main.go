@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	_ "expvar"
 	"flag"
 	"fmt"
 	"log"
