@@ -4,20 +4,40 @@
 //! interactive, deterministic SVG ([`write_svg`]), Brendan Gregg's folded stacks
 //! ([`write_folded`]) and speedscope's JSON file format ([`write_speedscope`]).
 //!
-//! The tree takes any stacks (root first); [`tree_from_report`] builds it from a pprof
-//! report. It does no I/O besides writing to the `Write` it is given.
+//! **Owns:** merging stacks into a tree (totals, self values, inlined frames as their own
+//! boxes), laying the tree out and drawing it, and the exact bytes of the three formats —
+//! the same tree always gives the same bytes, whatever order its stacks were added in.
+//!
+//! **Does not own:** pprof semantics (which frames a sample has, sample types, unit
+//! formatting — the caller passes a value formatter; [`tree_from_report`] is the one bridge,
+//! taking the stacks `gocost-report` computes), files, the network, threads or async. The
+//! only I/O is writing to the [`std::io::Write`] the caller gives.
+//!
+//! Values are signed so that diff profiles work: a box's *width* is the sum of `|value|` of
+//! the stacks through it ([`Node::abs_total`]), its *value* the signed sum ([`Node::total`]).
 //!
 //! ```
-//! use gocost_flame::{Frame, Tree};
+//! use gocost_flame::{Frame, Options, Tree};
 //!
 //! let f = |n: &str| Frame { name: n.to_string(), inline: false };
 //! let mut t = Tree::new();
 //! t.add(&[f("main.main"), f("main.work")], 30);
 //! t.add(&[f("main.main"), f("main.idle")], 10);
+//! assert_eq!(t.total(), 40);
+//! assert_eq!(t.node_count(), 3);
+//!
 //! let mut out = Vec::new();
 //! gocost_flame::write_folded(&t, &mut out).unwrap();
 //! assert_eq!(String::from_utf8(out).unwrap(), "main.main;main.idle 10\nmain.main;main.work 30\n");
+//!
+//! let ms = |v: i64| format!("{v}ms");
+//! let opts = Options { title: "demo — cpu".into(), format_value: &ms, ..Options::default() };
+//! let mut svg = Vec::new();
+//! gocost_flame::write_svg(&t, &opts, &mut svg).unwrap();
+//! assert!(String::from_utf8(svg).unwrap().contains("<title>main.work (30ms, 75.00%)</title>"));
 //! ```
+
+#![warn(missing_docs)]
 
 mod svg;
 
@@ -30,36 +50,45 @@ pub use svg::{Options, write_svg};
 /// One frame of a stack: a box label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Frame {
+    /// The function name as it should be shown, e.g. `main.(*T).M` or `main.F[...]`.
     pub name: String,
     /// The frame was inlined into its caller (a different box from the same function called
     /// normally, as in pprof's flame graph).
     pub inline: bool,
 }
 
-/// A tree node. Node 0 is the synthetic root.
+/// A tree node: one box. Node [`Tree::ROOT`] (index 0) is the synthetic root.
 #[derive(Debug, Clone)]
 pub struct Node {
-    /// Index into [`Tree::names`].
+    /// Index into [`Tree::names`] (0, the empty string, for the root).
     pub name: u32,
+    /// The frame was inlined into its caller.
     pub inline: bool,
+    /// Index of the parent node (the root is its own parent).
     pub parent: u32,
+    /// Distance from the root (the root is 0).
     pub depth: u32,
-    /// Σ value of stacks through this node (signed).
+    /// Σ value of the stacks through this node (signed, wrapping like Go's `int64`).
     pub total: i64,
-    /// Σ |value| of stacks through this node: the box width.
+    /// Σ |value| of the stacks through this node (saturating): the box width.
     pub abs_total: i64,
-    /// Σ value of stacks ending here.
+    /// Σ value of the stacks ending here.
     pub self_value: i64,
+    /// Child indices, in insertion order (see [`Tree::sorted_children`]).
     pub children: Vec<u32>,
 }
 
-/// A prefix tree of stacks.
+/// A prefix tree of stacks. Stacks are merged while their frames are equal (same name and
+/// same `inline` flag); recursion is not folded (`a;a;a` is three nested boxes).
 #[derive(Debug, Clone)]
 pub struct Tree {
+    /// Interned function names; `names[0]` is the empty string (the root's).
     pub names: Vec<String>,
+    /// All nodes; `nodes[0]` is the root, and a parent always precedes its children.
     pub nodes: Vec<Node>,
     name_ids: FxHashMap<String, u32>,
     child_index: FxHashMap<(u32, u32, bool), u32>,
+    negative: bool,
 }
 
 impl Default for Tree {
@@ -69,6 +98,10 @@ impl Default for Tree {
 }
 
 impl Tree {
+    /// Index of the synthetic root node.
+    pub const ROOT: u32 = 0;
+
+    /// An empty tree: only the root, total 0.
     pub fn new() -> Self {
         Tree {
             names: vec![String::new()],
@@ -84,6 +117,7 @@ impl Tree {
             }],
             name_ids: FxHashMap::default(),
             child_index: FxHashMap::default(),
+            negative: false,
         }
     }
 
@@ -97,15 +131,19 @@ impl Tree {
         i
     }
 
-    /// Adds one stack (root first) with its value. Zero values are ignored.
+    /// Adds one stack (root first) with its value: every node on the path gets `value` added
+    /// to its total (and `|value|` to its width), the last one also to its self value. An
+    /// empty stack counts in the root only. Zero values are ignored.
     pub fn add(&mut self, stack: &[Frame], value: i64) {
         if value == 0 {
             return;
         }
-        let abs = value.wrapping_abs();
-        let mut cur = 0u32;
-        self.nodes[0].total += value;
-        self.nodes[0].abs_total += abs;
+        self.negative |= value < 0;
+        let abs = value.saturating_abs();
+        let mut cur = Self::ROOT;
+        let root = &mut self.nodes[0];
+        root.total = root.total.wrapping_add(value);
+        root.abs_total = root.abs_total.saturating_add(abs);
         for f in stack {
             let name = self.intern(&f.name);
             let key = (cur, name, f.inline);
@@ -130,16 +168,22 @@ impl Tree {
                 }
             };
             let node = &mut self.nodes[next as usize];
-            node.total += value;
-            node.abs_total += abs;
+            node.total = node.total.wrapping_add(value);
+            node.abs_total = node.abs_total.saturating_add(abs);
             cur = next;
         }
-        self.nodes[cur as usize].self_value += value;
+        let last = &mut self.nodes[cur as usize];
+        last.self_value = last.self_value.wrapping_add(value);
     }
 
-    /// Σ value over all stacks.
+    /// Σ value over all stacks (signed).
     pub fn total(&self) -> i64 {
         self.nodes[0].total
+    }
+
+    /// Σ |value| over all stacks: the width of the whole graph.
+    pub fn abs_total(&self) -> i64 {
+        self.nodes[0].abs_total
     }
 
     /// Number of nodes, the synthetic root excluded.
@@ -147,12 +191,18 @@ impl Tree {
         self.nodes.len() - 1
     }
 
-    /// The name of a node.
+    /// The node at `index` (panics if out of range).
+    pub fn node(&self, index: u32) -> &Node {
+        &self.nodes[index as usize]
+    }
+
+    /// The function name of a node (empty for the root).
     pub fn name(&self, node: u32) -> &str {
         &self.names[self.nodes[node as usize].name as usize]
     }
 
-    /// A node's label: its name, with ` (inline)` for inlined frames.
+    /// A node's label: its name, with ` (inline)` appended for inlined frames (as pprof
+    /// shows them).
     pub fn label(&self, node: u32) -> String {
         let n = &self.nodes[node as usize];
         if n.inline {
@@ -162,11 +212,11 @@ impl Tree {
         }
     }
 
-    /// Children of a node ordered by name (inline after non-inline), so that output does
-    /// not depend on insertion order.
+    /// Children of a node ordered by name (byte order; a non-inlined frame before the
+    /// inlined one of the same name), so that output does not depend on insertion order.
     pub fn sorted_children(&self, node: u32) -> Vec<u32> {
         let mut c = self.nodes[node as usize].children.clone();
-        c.sort_by(|&a, &b| {
+        c.sort_unstable_by(|&a, &b| {
             self.name(a).cmp(self.name(b)).then(
                 self.nodes[a as usize]
                     .inline
@@ -176,20 +226,32 @@ impl Tree {
         c
     }
 
-    /// Whether any stack had a negative value (a diff).
+    /// Whether any stack was added with a negative value (a diff profile).
     pub fn has_negative(&self) -> bool {
-        self.nodes.iter().any(|n| n.total < 0 || n.self_value < 0)
+        self.negative
     }
 
-    /// The path of a node from the root (exclusive) to itself.
+    /// The path of a node from the root (exclusive) to itself (inclusive).
     pub fn path(&self, mut node: u32) -> Vec<u32> {
-        let mut p = Vec::new();
-        while node != 0 {
+        let mut p = Vec::with_capacity(self.nodes[node as usize].depth as usize);
+        while node != Self::ROOT {
             p.push(node);
             node = self.nodes[node as usize].parent;
         }
         p.reverse();
         p
+    }
+
+    /// Visits every node except the root depth-first, children in [`Tree::sorted_children`]
+    /// order (the order in which the SVG draws them), parents before children.
+    pub fn walk(&self, mut visit: impl FnMut(u32, &Node)) {
+        let mut stack: Vec<u32> = self.sorted_children(Self::ROOT);
+        stack.reverse();
+        while let Some(node) = stack.pop() {
+            visit(node, &self.nodes[node as usize]);
+            let kids = self.sorted_children(node);
+            stack.extend(kids.into_iter().rev());
+        }
     }
 }
 
@@ -210,20 +272,34 @@ pub fn tree_from_report(rpt: &gocost_report::Report) -> Tree {
     tree
 }
 
-/// Folded-stack frame text: `;` separates frames, so a `;` inside a name becomes `:`;
-/// inlined frames get a ` (inline)` suffix like in pprof.
+/// Folded-stack frame text (see [`write_folded`]).
 fn folded_frame(t: &Tree, node: u32) -> String {
-    t.label(node).replace(';', ":")
+    t.label(node)
+        .chars()
+        .map(|c| match c {
+            ';' => ':',
+            '\n' | '\r' => ' ',
+            c => c,
+        })
+        .collect()
 }
 
-/// Brendan Gregg's collapsed format: one `root;…;leaf value` line per distinct stack with a
-/// non-zero self value, sorted.
+/// Writes Brendan Gregg's collapsed ("folded") format, as read by `flamegraph.pl`, inferno
+/// and speedscope: one `root;…;leaf value\n` line per distinct stack with a non-zero self
+/// value, sorted lexicographically (byte order).
+///
+/// - Inlined frames get a ` (inline)` suffix, like pprof's labels.
+/// - `;` separates frames, so a `;` inside a name is written as `:`; a line break inside a
+///   name becomes a space. Splitting a line at its last space and the stack at `;` then
+///   always gives back the frames.
+/// - Values are signed (diff profiles keep their sign).
+/// - Lines whose text collides after the replacements above are summed into one.
 pub fn write_folded(tree: &Tree, w: &mut dyn Write) -> io::Result<()> {
     let mut lines: Vec<(String, i64)> = Vec::new();
     let mut stack: Vec<(u32, String)> = vec![(0, String::new())];
     while let Some((node, prefix)) = stack.pop() {
         let n = &tree.nodes[node as usize];
-        if node != 0 && n.self_value != 0 {
+        if node != Tree::ROOT && n.self_value != 0 {
             lines.push((prefix.clone(), n.self_value));
         }
         for &c in &n.children {
@@ -236,79 +312,90 @@ pub fn write_folded(tree: &Tree, w: &mut dyn Write) -> io::Result<()> {
             stack.push((c, p));
         }
     }
-    lines.sort();
-    // The same path can arise from an inlined and a non-inlined box only if labels collide;
-    // sum equal lines.
+    lines.sort_unstable();
     let mut out = String::new();
     let mut i = 0;
     while i < lines.len() {
         let mut v = lines[i].1;
         let mut j = i + 1;
         while j < lines.len() && lines[j].0 == lines[i].0 {
-            v += lines[j].1;
+            v = v.wrapping_add(lines[j].1);
             j += 1;
         }
-        out.push_str(&lines[i].0);
-        out.push(' ');
-        out.push_str(&v.to_string());
-        out.push('\n');
+        if v != 0 {
+            out.push_str(&lines[i].0);
+            out.push(' ');
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
         i = j;
     }
     w.write_all(out.as_bytes())
 }
 
-/// Units speedscope understands.
+/// The unit of a speedscope profile (the schema's `ValueUnit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpeedscopeUnit {
+    /// `"nanoseconds"`: CPU, wall and delay profiles as Go records them.
     Nanoseconds,
+    /// `"microseconds"`.
+    Microseconds,
+    /// `"milliseconds"`.
+    Milliseconds,
+    /// `"seconds"`.
+    Seconds,
+    /// `"bytes"`: heap profiles' space sample types.
     Bytes,
+    /// `"none"`: counts (objects, goroutines, contentions, samples).
     None,
 }
 
 impl SpeedscopeUnit {
-    fn as_str(self) -> &'static str {
+    /// The unit's name in the file format.
+    pub fn as_str(self) -> &'static str {
         match self {
             SpeedscopeUnit::Nanoseconds => "nanoseconds",
+            SpeedscopeUnit::Microseconds => "microseconds",
+            SpeedscopeUnit::Milliseconds => "milliseconds",
+            SpeedscopeUnit::Seconds => "seconds",
             SpeedscopeUnit::Bytes => "bytes",
             SpeedscopeUnit::None => "none",
         }
     }
 }
 
-/// speedscope's file format (a "sampled" profile): one sample per distinct stack with a
-/// non-zero self value, weighted by it. speedscope has no negative weights, so diff values
-/// are written as their absolute value.
+/// Writes speedscope's file format (<https://www.speedscope.app/file-format-schema.json>)
+/// with one `"sampled"` profile named `name`: one sample per distinct stack with a non-zero
+/// self value (frame indices root → leaf), weighted by that value, in depth-first order with
+/// children sorted by name. `shared.frames` holds one entry per distinct label (inlined
+/// frames are labelled `name (inline)`), in order of first use.
+///
+/// speedscope has no negative weights, so a diff's values are written as their absolute
+/// value; `endValue` is the sum of the weights (the tree's total when nothing is negative).
 pub fn write_speedscope(
     tree: &Tree,
     name: &str,
     unit: SpeedscopeUnit,
     w: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut frame_of: FxHashMap<String, usize> = FxHashMap::default();
+    let mut frame_of: FxHashMap<(u32, bool), usize> = FxHashMap::default();
     let mut frames: Vec<serde_json::Value> = Vec::new();
     let mut samples: Vec<Vec<usize>> = Vec::new();
     let mut weights: Vec<i64> = Vec::new();
-    // Depth-first in sorted order, so output is deterministic.
-    let mut stack: Vec<u32> = tree.sorted_children(0).into_iter().rev().collect();
-    while let Some(node) = stack.pop() {
-        let n = &tree.nodes[node as usize];
+    let mut path: Vec<usize> = Vec::new();
+    tree.walk(|node, n| {
+        path.truncate(n.depth as usize - 1);
+        let idx = *frame_of.entry((n.name, n.inline)).or_insert_with(|| {
+            frames.push(serde_json::json!({ "name": tree.label(node) }));
+            frames.len() - 1
+        });
+        path.push(idx);
         if n.self_value != 0 {
-            let mut s = Vec::new();
-            for p in tree.path(node) {
-                let label = tree.label(p);
-                let next = frame_of.len();
-                let idx = *frame_of.entry(label.clone()).or_insert_with(|| {
-                    frames.push(serde_json::json!({ "name": label }));
-                    next
-                });
-                s.push(idx);
-            }
-            samples.push(s);
-            weights.push(n.self_value.wrapping_abs());
+            samples.push(path.clone());
+            weights.push(n.self_value.saturating_abs());
         }
-        stack.extend(tree.sorted_children(node).into_iter().rev());
-    }
-    let end: i64 = weights.iter().sum();
+    });
+    let end = weights.iter().fold(0i64, |a, &b| a.saturating_add(b));
     let doc = serde_json::json!({
         "$schema": "https://www.speedscope.app/file-format-schema.json",
         "shared": { "frames": frames },
