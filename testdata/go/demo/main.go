@@ -320,7 +320,12 @@ func main() {
 		go lockedThread()
 	}
 
-	if err := os.WriteFile(flag.Arg(0), []byte(ln.Addr().String()), 0o644); err != nil {
+	// Write then rename, so a reader polling the file never sees a partial address.
+	tmp := flag.Arg(0) + ".tmp"
+	if err := os.WriteFile(tmp, []byte(ln.Addr().String()), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.Rename(tmp, flag.Arg(0)); err != nil {
 		log.Fatal(err)
 	}
 	go func() {
