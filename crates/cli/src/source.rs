@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use anyhow::Result;
-use gocost_pprof::{Merger, Profile, merge};
+use gocost_pprof::{Combiner, Profile, merge};
 
 /// Bad input (a malformed profile, incompatible profiles, a bad flag value): exit code 2.
 #[derive(Debug)]
@@ -100,59 +100,19 @@ fn read(src: &str, o: &LoadOptions) -> Result<Profile> {
 /// and units scaled pairwise.
 fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
     let bar = progress(srcs.len(), what);
-    let mut first: Option<Profile> = None;
-    let mut merger: Option<Merger> = None;
+    let mut c = Combiner::new();
     for src in srcs {
-        let p = read(src, o)?;
+        c.push(read(src, o)?)
+            .map_err(|e| InputError(format!("{src}: {e}")))?;
         if let Some(b) = &bar {
             b.inc(1);
-        }
-        if first.is_none() && merger.is_none() {
-            first = Some(p);
-            continue;
-        }
-        let m = match (merger.take(), first.take()) {
-            (Some(m), _) => m,
-            (None, Some(f)) => {
-                if f.sample_type == p.sample_type && f.period_type == p.period_type {
-                    let mut m = Merger::new(&f);
-                    m.add_owned(f).map_err(|e| InputError(e.0))?;
-                    m
-                } else {
-                    first = Some(
-                        merge::combine(vec![f, p])
-                            .map_err(|e| InputError(format!("{src}: {e}")))?,
-                    );
-                    continue;
-                }
-            }
-            (None, None) => {
-                return Err(InputError("internal: no profile to merge with".into()).into());
-            }
-        };
-        if m.sample_type() == p.sample_type.as_slice() && m.period_type() == &p.period_type {
-            let mut m = m;
-            m.add_owned(p)
-                .map_err(|e| InputError(format!("{src}: {e}")))?;
-            merger = Some(m);
-        } else {
-            first = Some(
-                merge::combine(vec![m.finish(), p])
-                    .map_err(|e| InputError(format!("{src}: {e}")))?,
-            );
         }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    match (merger, first) {
-        (Some(m), _) => Ok(m.finish()),
-        (None, Some(p)) => {
-            // combineProfiles on one profile still runs the (no-op) compatibility steps.
-            Ok(p)
-        }
-        (None, None) => Err(InputError("no profiles given".into()).into()),
-    }
+    c.finish()
+        .ok_or_else(|| InputError("no profiles given".into()).into())
 }
 
 fn progress(n: usize, what: &str) -> Option<indicatif::ProgressBar> {

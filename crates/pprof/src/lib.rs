@@ -34,5 +34,5 @@ pub use decode::{
 };
 pub use encode::{encode, encode_uncompressed};
 pub use error::{DecodeError, ErrorKind};
-pub use merge::{MergeError, Merger, combine, merge};
+pub use merge::{Combiner, MergeError, Merger, combine, merge};
 pub use model::*;

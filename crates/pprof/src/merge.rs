@@ -618,3 +618,62 @@ pub fn normalize(p: &mut Profile, base: &Profile) -> Result<(), MergeError> {
     p.scale_n(&ratios);
     Ok(())
 }
+
+/// pprof's `combineProfiles` over a stream of profiles: a single profile comes back untouched
+/// (not renumbered); profiles with identical sample and period types are merged
+/// incrementally, holding only the merged result; otherwise sample types are made compatible
+/// and units scaled pairwise.
+#[derive(Default)]
+pub struct Combiner {
+    state: CombineState,
+}
+
+// One value per merge, moved a handful of times: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Default)]
+enum CombineState {
+    #[default]
+    Empty,
+    One(Profile),
+    Merging(Merger),
+}
+
+impl Combiner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next profile.
+    pub fn push(&mut self, p: Profile) -> Result<(), MergeError> {
+        self.state = match std::mem::take(&mut self.state) {
+            CombineState::Empty => CombineState::One(p),
+            CombineState::One(f)
+                if f.sample_type == p.sample_type && f.period_type == p.period_type =>
+            {
+                let mut m = Merger::new(&f);
+                m.add_owned(f)?;
+                m.add_owned(p)?;
+                CombineState::Merging(m)
+            }
+            CombineState::One(f) => CombineState::One(combine(vec![f, p])?),
+            CombineState::Merging(mut m)
+                if m.sample_type() == p.sample_type.as_slice()
+                    && *m.period_type() == p.period_type =>
+            {
+                m.add_owned(p)?;
+                CombineState::Merging(m)
+            }
+            CombineState::Merging(m) => CombineState::One(combine(vec![m.finish(), p])?),
+        };
+        Ok(())
+    }
+
+    /// The combined profile, or `None` if nothing was pushed.
+    pub fn finish(self) -> Option<Profile> {
+        match self.state {
+            CombineState::Empty => None,
+            CombineState::One(p) => Some(p),
+            CombineState::Merging(m) => Some(m.finish()),
+        }
+    }
+}

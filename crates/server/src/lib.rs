@@ -122,14 +122,19 @@ fn selection(q: &RangeQuery) -> Result<(Selector, i64, i64), ApiError> {
             gocost_store::KINDS.join(", ")
         )));
     }
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
+    Ok((sel, from, to))
+}
+
+/// `from`/`to` parameters (defaults `now-1h` and `now`), checked to be in order.
+fn time_range(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ApiError> {
     let now = now_ns();
-    let from =
-        parse_time(q.from.as_deref().unwrap_or("now-1h"), now).map_err(ApiError::BadRequest)?;
-    let to = parse_time(q.to.as_deref().unwrap_or("now"), now).map_err(ApiError::BadRequest)?;
+    let from = parse_time(from.unwrap_or("now-1h"), now).map_err(ApiError::BadRequest)?;
+    let to = parse_time(to.unwrap_or("now"), now).map_err(ApiError::BadRequest)?;
     if from > to {
         return Err(ApiError::BadRequest("from is after to".into()));
     }
-    Ok((sel, from, to))
+    Ok((from, to))
 }
 
 fn merged(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiError> {
@@ -356,10 +361,7 @@ async fn runtime(
             )));
         }
     }
-    let now = now_ns();
-    let from =
-        parse_time(q.from.as_deref().unwrap_or("now-1h"), now).map_err(ApiError::BadRequest)?;
-    let to = parse_time(q.to.as_deref().unwrap_or("now"), now).map_err(ApiError::BadRequest)?;
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
     let series = st.store.select_points(&sel, from, to);
     let n: usize = series.iter().map(|(_, p)| p.len()).sum();
     if n > 200_000 {

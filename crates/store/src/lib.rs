@@ -34,7 +34,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use gocost_pprof::{DecodeError, MergeError, Merger, Profile, merge};
+use gocost_pprof::{Combiner, DecodeError, MergeError, Profile};
 
 pub use series::{KINDS, Matcher, Op, Selector, SeriesKey};
 pub use wal::{MAX_RECORD, ReplayReport};
@@ -318,38 +318,12 @@ impl Store {
             max_size: self.opts.max_profile_size,
             labels: true,
         };
-        let mut first: Option<Profile> = None;
-        let mut merger: Option<Merger> = None;
+        let mut c = Combiner::new();
         for e in &entries {
             let p = gocost_pprof::decode_with(&e.bytes, &opts).map_err(Error::BadProfile)?;
-            match (&mut merger, first.take()) {
-                (Some(m), _)
-                    if m.sample_type() == p.sample_type.as_slice()
-                        && *m.period_type() == p.period_type =>
-                {
-                    m.add_owned(p).map_err(Error::Merge)?;
-                }
-                (Some(_), _) => {
-                    let m = merger.take().map(Merger::finish).unwrap_or_default();
-                    first = Some(merge::combine(vec![m, p]).map_err(Error::Merge)?);
-                }
-                (None, None) => first = Some(p),
-                (None, Some(f)) => {
-                    if f.sample_type == p.sample_type && f.period_type == p.period_type {
-                        let mut m = Merger::new(&f);
-                        m.add_owned(f).map_err(Error::Merge)?;
-                        m.add_owned(p).map_err(Error::Merge)?;
-                        merger = Some(m);
-                    } else {
-                        first = Some(merge::combine(vec![f, p]).map_err(Error::Merge)?);
-                    }
-                }
-            }
+            c.push(p).map_err(Error::Merge)?;
         }
-        Ok(match merger {
-            Some(m) => Some(m.finish()),
-            None => first,
-        })
+        Ok(c.finish())
     }
 
     /// All series keys.
