@@ -156,8 +156,10 @@ fn fetches_profiles_from_a_live_go_service() {
         String::from_utf8_lossy(&cpu.stderr)
     );
     let text = String::from_utf8_lossy(&cpu.stdout);
+    // A one-second CPU profile lasts about a second: the runtime reports
+    // e.g. "994.55ms" or "1.01s", so only the field's presence is exact.
     assert!(
-        text.contains("Type: cpu") && text.contains("Duration: 1"),
+        text.contains("Type: cpu") && text.contains("\nDuration: "),
         "{text}"
     );
     let g = run(&["traces", &format!("http://{addr}/debug/pprof/goroutine")]);
