@@ -272,26 +272,28 @@ async fn timeline(
                 "step too small for the range (at most 10000 points)".into(),
             ));
         }
-        let opts = gocost_pprof::DecodeOptions {
-            labels: false,
-            ..Default::default()
-        };
         let mut buckets: std::collections::BTreeMap<i64, i64> = Default::default();
         let (mut stype, mut unit) = (String::new(), String::new());
-        for (_, entries) in st.store.select(&sel, from, to) {
-            for e in entries {
-                let p = gocost_pprof::decode_with(&e.bytes, &opts)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-                let i = p
-                    .sample_index_by_name(q.sample_index.as_deref().unwrap_or(""))
-                    .map_err(ApiError::BadRequest)?;
+        let wanted = q.sample_index.as_deref().unwrap_or("");
+        let mut bad_index = None;
+        st.store
+            .for_each_profile(&sel, from, to, &mut |_, t, p| {
+                let i = match p.sample_index_by_name(wanted) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        bad_index = Some(e);
+                        return Ok(());
+                    }
+                };
                 stype = p.sample_type[i].r#type.to_string();
                 unit = p.sample_type[i].unit.to_string();
                 let v: i64 = p.sample.iter().map(|s| s.value[i]).sum();
-                *buckets
-                    .entry(from + (e.time_ns - from) / step * step)
-                    .or_default() += v;
-            }
+                *buckets.entry(from + (t - from) / step * step).or_default() += v;
+                Ok(())
+            })
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Some(e) = bad_index {
+            return Err(ApiError::BadRequest(e));
         }
         let points: Vec<[i64; 2]> = buckets
             .into_iter()
@@ -362,21 +364,27 @@ async fn runtime(
         }
     }
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
-    let series = st.store.select_points(&sel, from, to);
-    let n: usize = series.iter().map(|(_, p)| p.len()).sum();
-    if n > 200_000 {
-        return Err(ApiError::BadRequest(format!(
-            "{n} points: narrow the range or the selector"
-        )));
-    }
-    let out: Vec<serde_json::Value> = series
-        .into_iter()
-        .map(|(k, pts)| {
-            let points: Vec<(i64, f64)> =
-                pts.into_iter().map(|(t, v)| (t / 1_000_000, v)).collect();
-            serde_json::json!({ "labels": k.labels, "points": points })
-        })
-        .collect();
+    let out = blocking(move || {
+        let series = st
+            .store
+            .select_points(&sel, from, to)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let n: usize = series.iter().map(|(_, p)| p.len()).sum();
+        if n > 200_000 {
+            return Err(ApiError::BadRequest(format!(
+                "{n} points: narrow the range or the selector"
+            )));
+        }
+        Ok(series
+            .into_iter()
+            .map(|(k, pts)| {
+                let points: Vec<(i64, f64)> =
+                    pts.into_iter().map(|(t, v)| (t / 1_000_000, v)).collect();
+                serde_json::json!({ "labels": k.labels, "points": points })
+            })
+            .collect::<Vec<serde_json::Value>>())
+    })
+    .await??;
     Ok(axum::Json(out).into_response())
 }
 
@@ -440,20 +448,50 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     m(
         "gocost_store_profiles",
         "gauge",
-        "Profiles held in the store.",
+        "Profiles stored (WAL head and blocks).",
         s.profiles.to_string(),
     );
     m(
-        "gocost_store_profile_bytes",
+        "gocost_store_head_profiles",
         "gauge",
-        "Bytes of stored profiles.",
-        s.profile_bytes.to_string(),
+        "Profiles in the WAL head, not yet in blocks.",
+        s.head_profiles.to_string(),
     );
     m(
         "gocost_store_wal_bytes",
         "gauge",
         "Bytes of write-ahead log on disk.",
         s.wal_bytes.to_string(),
+    );
+    m(
+        "gocost_store_blocks",
+        "gauge",
+        "Immutable blocks in the store.",
+        s.blocks.to_string(),
+    );
+    m(
+        "gocost_store_block_bytes",
+        "gauge",
+        "Bytes of blocks.",
+        s.block_bytes.to_string(),
+    );
+    m(
+        "gocost_store_block_ingested_bytes",
+        "gauge",
+        "Bytes the profiles in blocks had as received (block_bytes / this = storage ratio).",
+        s.block_ingested_bytes.to_string(),
+    );
+    m(
+        "gocost_store_blocks_written_total",
+        "counter",
+        "Blocks cut from the WAL since start.",
+        s.blocks_written_total.to_string(),
+    );
+    m(
+        "gocost_store_compactions_total",
+        "counter",
+        "Days compacted into one block since start.",
+        s.compactions_total.to_string(),
     );
     m(
         "gocost_ingest_profiles_total",

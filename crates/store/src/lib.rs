@@ -1,13 +1,18 @@
 //! # gocost-store
 //!
-//! gocost's embedded profile store, in a data directory with no server to install. This
-//! first version keeps every profile in a write-ahead log (`wal/`, fsynced on an interval
-//! the caller drives, replayed on start, torn tails cut off) and an in-memory head indexed by
-//! series; queries select series with a PromQL-like selector and merge their profiles over
-//! a time range with pprof's rules. Immutable blocks, rollups and compaction build on this.
+//! gocost's embedded profile store, in a data directory with no server to install. Every
+//! profile and runtime-metric point is first appended to a write-ahead log (`wal/`, fsynced
+//! on an interval the caller drives, replayed on start, torn tails cut off) and indexed in an
+//! in-memory head that points into it. [`Store::flush`] turns closed WAL segments into
+//! immutable blocks — symbols deduplicated per service, stacks as a prefix tree, hourly
+//! rollups — written through `object_store` to `blocks/` or an S3-compatible bucket;
+//! [`Store::compact`] merges a finished UTC day's blocks into one with daily rollups.
+//! Queries select series with a PromQL-like selector and merge their profiles over a time
+//! range with pprof's rules, using rollups for whole hours and days inside the range.
 //!
-//! It owns series keys, the selector language, the WAL format (`docs/format/wal.md`) and
-//! queries; it does not fetch anything (that is `gocost-scrape`) or serve HTTP.
+//! It owns series keys, the selector language, the WAL and block formats
+//! (`docs/format/`) and queries; it does not fetch anything (that is `gocost-scrape`) or
+//! serve HTTP. Its API is synchronous: call it from blocking threads, not async tasks.
 //!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("gocost-store-doc-{}", std::process::id()));
@@ -21,23 +26,35 @@
 //! let key = SeriesKey::new("goroutine", [("job".into(), "api".into())]);
 //! store.append(&key, 1_000, &gocost_pprof::encode(&p)).unwrap();
 //! store.sync().unwrap();
+//! store.flush(true).unwrap(); // now in an immutable block
 //! let merged = store.query(&Selector::parse(r#"goroutine{job="api"}"#).unwrap(), 0, 2_000).unwrap();
 //! assert_eq!(merged.unwrap().sample[0].value, vec![3]);
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod blobs;
+mod block;
+mod codec;
 mod series;
+mod symtab;
 mod wal;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gocost_pprof::{Combiner, DecodeError, MergeError, Profile};
 
+pub use blobs::{BlobConfig, S3Config};
+pub use block::{BlockError, BlockMeta, DAY_NS, HOUR_NS, verify_file as verify_block};
 pub use series::{KINDS, Matcher, Op, Selector, SeriesKey};
 pub use wal::{MAX_RECORD, ReplayReport};
+
+use block::{BlockInfo, BlockWriter};
+use symtab::SymTab;
 
 /// Store options.
 #[derive(Debug, Clone)]
@@ -47,14 +64,20 @@ pub struct Options {
     pub retention_ns: i64,
     /// Cap on one profile's decompressed size when decoding it.
     pub max_profile_size: u64,
+    /// How long a WAL segment stays open before [`Store::flush`] cuts it into a block.
+    pub block_duration_ns: i64,
+    /// Where blocks are kept.
+    pub blobs: BlobConfig,
 }
 
 impl Options {
     pub fn new(dir: impl AsRef<Path>) -> Self {
         Options {
             dir: dir.as_ref().to_path_buf(),
-            retention_ns: 30 * 24 * 3600 * 1_000_000_000,
+            retention_ns: 30 * DAY_NS,
             max_profile_size: 64 << 20,
+            block_duration_ns: HOUR_NS,
+            blobs: BlobConfig::Local,
         }
     }
 }
@@ -69,6 +92,8 @@ pub enum Error {
     /// The selected profiles cannot be merged (different sample types).
     Merge(MergeError),
     TooLarge(usize),
+    /// A block is malformed (named, with what is wrong).
+    Block(String),
 }
 
 impl fmt::Display for Error {
@@ -81,6 +106,7 @@ impl fmt::Display for Error {
                 f,
                 "profile of {n} bytes exceeds the {MAX_RECORD}-byte limit"
             ),
+            Error::Block(e) => write!(f, "block: {e}"),
         }
     }
 }
@@ -93,82 +119,164 @@ impl From<std::io::Error> for Error {
     }
 }
 
-/// One stored profile.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub time_ns: i64,
-    /// The profile as received (gzip'd protobuf).
-    pub bytes: Arc<[u8]>,
+fn block_err(name: &str, e: impl fmt::Display) -> Error {
+    Error::Block(format!("{name}: {e}"))
 }
 
 /// Counters for gocost's own `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     pub series: usize,
-    pub profiles: usize,
-    pub profile_bytes: u64,
+    /// Profiles stored (head and blocks; rollups not counted).
+    pub profiles: u64,
+    /// Profiles in the head (not yet in blocks).
+    pub head_profiles: usize,
     pub wal_bytes: u64,
+    pub blocks: usize,
+    pub block_bytes: u64,
+    /// Bytes of the profiles in blocks, as received.
+    pub block_ingested_bytes: u64,
     pub appends_total: u64,
+    pub blocks_written_total: u64,
+    pub compactions_total: u64,
 }
 
-type Metrics = BTreeMap<SeriesKey, Vec<(i64, f64)>>;
+/// A runtime-metric series with its (time, value) points.
+pub type MetricSeries = (SeriesKey, Vec<(i64, f64)>);
 
-fn insert_point(m: &mut Metrics, key: SeriesKey, t: i64, v: f64) {
-    let pts = m.entry(key).or_default();
-    let pos = pts.partition_point(|p| p.0 <= t);
-    pts.insert(pos, (t, v));
+/// A profile in the head: its time and where its payload lies in the WAL.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    time_ns: i64,
+    pos: wal::Pos,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    t: i64,
+    v: f64,
+    seq: u64,
+}
+
+/// A block in the catalog: its index, parsed once.
+struct Block {
+    name: String,
+    size: u64,
+    meta: BlockMeta,
+    keys: Vec<SeriesKey>,
+    metric_keys: Vec<SeriesKey>,
+}
+
+impl Block {
+    fn overlaps(&self, from: i64, to: i64) -> bool {
+        self.meta.min_time_ns <= to && self.meta.max_time_ns >= from
+    }
 }
 
 struct Inner {
     wal: wal::Wal,
     head: BTreeMap<SeriesKey, Vec<Entry>>,
-    metrics: Metrics,
+    metrics: BTreeMap<SeriesKey, Vec<Point>>,
+    blocks: Vec<Arc<Block>>,
     appends: u64,
+    blocks_written: u64,
+    compactions: u64,
 }
 
 /// The store. All methods take `&self`; it is safe to share across threads.
 pub struct Store {
     opts: Options,
+    blobs: blobs::Blobs,
     inner: Mutex<Inner>,
+    /// Held while a flush, compaction or retention pass rewrites blocks.
+    maintenance: Mutex<()>,
 }
 
-fn insert(head: &mut BTreeMap<SeriesKey, Vec<Entry>>, key: SeriesKey, e: Entry) {
-    let v = head.entry(key).or_default();
-    let pos = v.partition_point(|x| x.time_ns <= e.time_ns);
-    v.insert(pos, e);
+fn insert_sorted<T>(v: &mut Vec<T>, x: T, t: impl Fn(&T) -> i64) {
+    let at = t(&x);
+    let pos = v.partition_point(|e| t(e) <= at);
+    v.insert(pos, x);
+}
+
+const BLOCK_SUFFIX: &str = ".gcb";
+
+fn new_block_id(level: u32) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!(
+        "L{level}-{now:016x}-{:04x}{:04x}",
+        std::process::id() & 0xffff,
+        N.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
 }
 
 impl Store {
-    /// Opens the store in `opts.dir`, replaying the WAL.
+    /// Opens the store in `opts.dir`: reads the block catalog, then replays the WAL
+    /// segments that are not in blocks yet.
     pub fn open(opts: Options) -> Result<(Store, ReplayReport), Error> {
-        let mut head = BTreeMap::new();
-        let mut metrics: Metrics = BTreeMap::new();
+        let blobs = blobs::Blobs::open(&opts.blobs, &opts.dir)?;
+        let mut report = ReplayReport::default();
+        let mut blocks = Vec::new();
+        for l in blobs.list(BLOCK_SUFFIX)? {
+            match read_index(&blobs, &l.name, l.size) {
+                Ok(b) => blocks.push(b),
+                Err(e) => report
+                    .corrupt
+                    .push(format!("block {} skipped: {e}", l.name)),
+            }
+        }
+        // A compaction that wrote its block but did not finish deleting the inputs.
+        let replaced: BTreeSet<String> = blocks
+            .iter()
+            .flat_map(|b| b.meta.replaces.iter().cloned())
+            .collect();
+        for b in blocks.iter().filter(|b| replaced.contains(&b.meta.id)) {
+            blobs.delete(&b.name)?;
+        }
+        blocks.retain(|b| !replaced.contains(&b.meta.id));
+        blocks.sort_by_key(|b| (b.meta.min_time_ns, b.meta.id.clone()));
+        let done: BTreeSet<u64> = blocks
+            .iter()
+            .flat_map(|b| b.meta.sources.iter().copied())
+            .collect();
+        let mut head: BTreeMap<SeriesKey, Vec<Entry>> = BTreeMap::new();
+        let mut metrics: BTreeMap<SeriesKey, Vec<Point>> = BTreeMap::new();
         let mut skipped = 0usize;
-        let (wal, mut report) = wal::Wal::open(&opts.dir.join("wal"), |r| match r {
-            wal::Record::Profile {
-                time_ns,
-                key,
-                payload,
-            } => match SeriesKey::parse(&key) {
-                Ok(k) => insert(
-                    &mut head,
-                    k,
-                    Entry {
-                        time_ns,
-                        bytes: payload.into(),
-                    },
-                ),
-                Err(_) => skipped += 1,
-            },
-            wal::Record::Points(points) => {
-                for (key, t, v) in points {
+        let (wal, wal_report) = wal::Wal::open(
+            &opts.dir.join("wal"),
+            |seq| done.contains(&seq),
+            |seq, pos, r| match (r, pos) {
+                (wal::Record::Profile { time_ns, key, .. }, Some(pos)) => {
                     match SeriesKey::parse(&key) {
-                        Ok(k) => insert_point(&mut metrics, k, t, v),
+                        Ok(k) => {
+                            insert_sorted(head.entry(k).or_default(), Entry { time_ns, pos }, |e| {
+                                e.time_ns
+                            })
+                        }
                         Err(_) => skipped += 1,
                     }
                 }
-            }
-        })?;
+                (wal::Record::Points(points), _) => {
+                    for (key, t, v) in points {
+                        match SeriesKey::parse(&key) {
+                            Ok(k) => insert_sorted(
+                                metrics.entry(k).or_default(),
+                                Point { t, v, seq },
+                                |p| p.t,
+                            ),
+                            Err(_) => skipped += 1,
+                        }
+                    }
+                }
+                (wal::Record::Profile { .. }, None) => skipped += 1,
+            },
+        )?;
+        report.segments = wal_report.segments;
+        report.records = wal_report.records;
+        report.truncated_bytes = wal_report.truncated_bytes;
+        report.corrupt.extend(wal_report.corrupt);
         if skipped > 0 {
             report.corrupt.push(format!(
                 "{skipped} records with unparsable series keys skipped"
@@ -176,14 +284,24 @@ impl Store {
         }
         let store = Store {
             opts,
+            blobs,
             inner: Mutex::new(Inner {
                 wal,
                 head,
                 metrics,
+                blocks: blocks.into_iter().map(Arc::new).collect(),
                 appends: 0,
+                blocks_written: 0,
+                compactions: 0,
             }),
+            maintenance: Mutex::new(()),
         };
         Ok((store, report))
+    }
+
+    /// Where blocks are kept, for logs.
+    pub fn blocks_location(&self) -> &str {
+        &self.blobs.describe
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -208,15 +326,14 @@ impl Store {
             payload: bytes.to_vec(),
         };
         let mut g = self.lock();
-        g.wal.append(&rec)?;
+        let Some(pos) = g.wal.append(&rec)? else {
+            return Ok(());
+        };
         g.appends += 1;
-        insert(
-            &mut g.head,
-            key.clone(),
-            Entry {
-                time_ns,
-                bytes: bytes.into(),
-            },
+        insert_sorted(
+            g.head.entry(key.clone()).or_default(),
+            Entry { time_ns, pos },
+            |e| e.time_ns,
         );
         Ok(())
     }
@@ -235,8 +352,10 @@ impl Store {
         );
         let mut g = self.lock();
         g.wal.append(&rec)?;
+        let seq = g.wal.current_seq();
         for (k, t, v) in points {
-            insert_point(&mut g.metrics, k.clone(), *t, *v);
+            let p = Point { t: *t, v: *v, seq };
+            insert_sorted(g.metrics.entry(k.clone()).or_default(), p, |p| p.t);
         }
         Ok(())
     }
@@ -247,17 +366,44 @@ impl Store {
         sel: &Selector,
         from_ns: i64,
         to_ns: i64,
-    ) -> Vec<(SeriesKey, Vec<(i64, f64)>)> {
-        let g = self.lock();
-        g.metrics
-            .iter()
-            .filter(|(k, _)| sel.matches(k))
-            .filter_map(|(k, v)| {
-                let lo = v.partition_point(|p| p.0 < from_ns);
-                let hi = v.partition_point(|p| p.0 <= to_ns);
-                (lo < hi).then(|| (k.clone(), v[lo..hi].to_vec()))
-            })
-            .collect()
+    ) -> Result<Vec<MetricSeries>, Error> {
+        let (mut out, blocks) = {
+            let g = self.lock();
+            let mut out: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
+            for (k, v) in g.metrics.iter().filter(|(k, _)| sel.matches(k)) {
+                let lo = v.partition_point(|p| p.t < from_ns);
+                let hi = v.partition_point(|p| p.t <= to_ns);
+                if lo < hi {
+                    out.insert(k.clone(), v[lo..hi].iter().map(|p| (p.t, p.v)).collect());
+                }
+            }
+            let blocks: Vec<Arc<Block>> = g
+                .blocks
+                .iter()
+                .filter(|b| {
+                    b.overlaps(from_ns, to_ns) && b.metric_keys.iter().any(|k| sel.matches(k))
+                })
+                .cloned()
+                .collect();
+            (out, blocks)
+        };
+        for b in blocks {
+            let Some(sec) = b.meta.points else { continue };
+            let all = block::parse_points(&self.section(&b, &sec)?, b.metric_keys.len())
+                .map_err(|e| block_err(&b.name, e))?;
+            for (k, pts) in b.metric_keys.iter().zip(all) {
+                if !sel.matches(k) {
+                    continue;
+                }
+                let v = out.entry(k.clone()).or_default();
+                v.extend(pts.into_iter().filter(|p| p.0 >= from_ns && p.0 <= to_ns));
+            }
+        }
+        out.retain(|_, v| !v.is_empty());
+        for v in out.values_mut() {
+            v.sort_by_key(|p| p.0);
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Makes every appended profile durable.
@@ -265,99 +411,532 @@ impl Store {
         Ok(self.lock().wal.sync()?)
     }
 
-    /// Drops profiles older than the retention (relative to `now_ns`).
+    fn section(&self, b: &Block, s: &block::Section) -> Result<Vec<u8>, Error> {
+        let z = self
+            .blobs
+            .get_range(&b.name, s.offset..s.offset.saturating_add(s.len))?;
+        block::inflate_checked(&z, s).map_err(|e| block_err(&b.name, e))
+    }
+
+    /// Cuts closed WAL segments into a block. The current segment is closed first if it is
+    /// older than the block duration, or if `force`. Returns whether a block was written.
+    pub fn flush(&self, force: bool) -> Result<bool, Error> {
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let (through, sources, series, points, files) = {
+            let mut g = self.lock();
+            let due = g
+                .wal
+                .current_age()
+                .is_some_and(|a| force || a.as_nanos() as i64 >= self.opts.block_duration_ns);
+            if due {
+                g.wal.rotate()?;
+            }
+            let sources = g.wal.closed();
+            let Some(&through) = sources.last() else {
+                return Ok(false);
+            };
+            let mut series: Vec<(SeriesKey, Vec<Entry>)> = g
+                .head
+                .iter()
+                .filter_map(|(k, v)| {
+                    let e: Vec<Entry> =
+                        v.iter().filter(|e| e.pos.seq <= through).copied().collect();
+                    (!e.is_empty()).then(|| (k.clone(), e))
+                })
+                .collect();
+            series
+                .sort_by(|a, b| (block::group_of(&a.0), &a.0).cmp(&(block::group_of(&b.0), &b.0)));
+            let points: BTreeMap<SeriesKey, Vec<(i64, f64)>> = g
+                .metrics
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.iter()
+                            .filter(|p| p.seq <= through)
+                            .map(|p| (p.t, p.v))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let mut files = HashMap::new();
+            for &seq in &sources {
+                files.insert(seq, g.wal.open_segment(seq)?);
+            }
+            (through, sources, series, points, files)
+        };
+        let mut w = BlockWriter::new(BlockInfo {
+            id: new_block_id(0),
+            level: 0,
+            steps: vec![HOUR_NS],
+            sources,
+            replaces: Vec::new(),
+        });
+        let decode = gocost_pprof::DecodeOptions {
+            max_size: self.opts.max_profile_size,
+            labels: true,
+        };
+        for (key, entries) in &series {
+            let items = entries.iter().filter_map(|e| {
+                let bytes = read_entry(&files, e).ok()?;
+                // Validated on append; a payload that no longer decodes is left out.
+                let p = gocost_pprof::decode_with(&bytes, &decode).ok()?;
+                Some(Ok((e.time_ns, p, bytes.len() as u64)))
+            });
+            w.series(key, items)
+                .map_err(|e| Error::Block(e.to_string()))?;
+        }
+        w.points(points);
+        let wrote = !w.is_empty();
+        if wrote {
+            let (bytes, meta) = w.finish().map_err(|e| Error::Block(e.to_string()))?;
+            let b = self.put_block(bytes, meta)?;
+            let mut g = self.lock();
+            g.blocks.push(Arc::new(b));
+            g.blocks
+                .sort_by_key(|b| (b.meta.min_time_ns, b.meta.id.clone()));
+            g.blocks_written += 1;
+        }
+        let mut g = self.lock();
+        for v in g.head.values_mut() {
+            v.retain(|e| e.pos.seq > through);
+        }
+        g.head.retain(|_, v| !v.is_empty());
+        for v in g.metrics.values_mut() {
+            v.retain(|p| p.seq > through);
+        }
+        g.metrics.retain(|_, v| !v.is_empty());
+        g.wal.remove_through(through)?;
+        Ok(wrote)
+    }
+
+    fn put_block(&self, bytes: Vec<u8>, meta: BlockMeta) -> Result<Block, Error> {
+        let name = format!("{}{BLOCK_SUFFIX}", meta.id);
+        let size = bytes.len() as u64;
+        self.blobs.put(&name, bytes)?;
+        catalog_entry(name, size, meta)
+    }
+
+    /// Merges the blocks of each finished UTC day (ended at least two block durations
+    /// before `now_ns`) into one block with hourly and daily rollups. Returns how many days
+    /// were compacted.
+    pub fn compact(&self, now_ns: i64) -> Result<usize, Error> {
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let blocks = self.lock().blocks.clone();
+        let mut days: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+        for b in &blocks {
+            days.entry(b.meta.min_time_ns.div_euclid(DAY_NS))
+                .or_default()
+                .push(b.clone());
+        }
+        let mut n = 0;
+        for (day, group) in days {
+            let finished = (day + 1) * DAY_NS + 2 * self.opts.block_duration_ns <= now_ns;
+            if !finished || group.iter().all(|b| b.meta.level > 0) {
+                continue;
+            }
+            self.compact_group(&group)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn compact_group(&self, group: &[Arc<Block>]) -> Result<(), Error> {
+        let mut w = BlockWriter::new(BlockInfo {
+            id: new_block_id(1),
+            level: 1,
+            steps: vec![HOUR_NS, DAY_NS],
+            sources: Vec::new(),
+            replaces: group.iter().map(|b| b.meta.id.clone()).collect(),
+        });
+        // Every series of every input, grouped by service, each merged across inputs.
+        let mut keys: BTreeSet<(String, SeriesKey)> = BTreeSet::new();
+        for b in group {
+            for k in &b.keys {
+                keys.insert((block::group_of(k).to_string(), k.clone()));
+            }
+        }
+        let mut tabs: HashMap<(usize, u32), Arc<SymTab>> = HashMap::new();
+        let mut ingested = 0u64;
+        for b in group {
+            ingested += b.meta.ingested_bytes;
+        }
+        for (_, key) in &keys {
+            // The series' stored profiles in every input, decoded one at a time in time
+            // order: a day of one series never sits in memory decoded.
+            let mut raws: Vec<(Arc<SymTab>, Vec<u8>, &str)> = Vec::new();
+            for (bi, b) in group.iter().enumerate() {
+                let Some(si) = b.keys.iter().position(|k| k == key) else {
+                    continue;
+                };
+                let sm = &b.meta.series[si];
+                let tab = self.symtab(&mut tabs, bi, b, sm.group)?;
+                raws.push((tab, self.section(b, &sm.raw)?, &b.name));
+            }
+            let mut order: Vec<(i64, usize, &[u8])> = Vec::new();
+            for (ri, (_, raw, name)) in raws.iter().enumerate() {
+                for bytes in block::parse_raw(raw).map_err(|e| block_err(name, e))? {
+                    let t = SymTab::header(bytes)
+                        .map_err(|e| block_err(name, e))?
+                        .time_ns;
+                    order.push((t, ri, bytes));
+                }
+            }
+            order.sort_by_key(|x| (x.0, x.1));
+            let items = order.into_iter().map(|(t, ri, bytes)| {
+                let (tab, _, name) = &raws[ri];
+                let sp = SymTab::header(bytes).map_err(|e| BlockError(format!("{name}: {e}")))?;
+                let p = tab
+                    .profile(sp, true)
+                    .map_err(|e| BlockError(format!("{name}: {e}")))?;
+                Ok((t, p, 0))
+            });
+            w.series(key, items)
+                .map_err(|e| Error::Block(e.to_string()))?;
+        }
+        let mut points: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
+        for b in group {
+            let Some(sec) = b.meta.points else { continue };
+            let all = block::parse_points(&self.section(b, &sec)?, b.metric_keys.len())
+                .map_err(|e| block_err(&b.name, e))?;
+            for (k, pts) in b.metric_keys.iter().zip(all) {
+                points.entry(k.clone()).or_default().extend(pts);
+            }
+        }
+        w.points(points);
+        let (bytes, mut meta) = w.finish().map_err(|e| Error::Block(e.to_string()))?;
+        meta.ingested_bytes = ingested;
+        let nb = self.put_block(bytes, meta)?;
+        {
+            let mut g = self.lock();
+            let gone: BTreeSet<&str> = group.iter().map(|b| b.meta.id.as_str()).collect();
+            g.blocks.retain(|b| !gone.contains(b.meta.id.as_str()));
+            g.blocks.push(Arc::new(nb));
+            g.blocks
+                .sort_by_key(|b| (b.meta.min_time_ns, b.meta.id.clone()));
+            g.compactions += 1;
+        }
+        for b in group {
+            self.blobs.delete(&b.name)?;
+        }
+        Ok(())
+    }
+
+    fn symtab(
+        &self,
+        cache: &mut HashMap<(usize, u32), Arc<SymTab>>,
+        bi: usize,
+        b: &Block,
+        group: u32,
+    ) -> Result<Arc<SymTab>, Error> {
+        if let Some(t) = cache.get(&(bi, group)) {
+            return Ok(t.clone());
+        }
+        let gm = b
+            .meta
+            .groups
+            .get(group as usize)
+            .ok_or_else(|| block_err(&b.name, format!("group {group} out of range")))?;
+        let t = Arc::new(
+            SymTab::decode(&self.section(b, &gm.symbols)?)
+                .map_err(|e| block_err(&b.name, format!("symbols of {:?}: {e}", gm.name)))?,
+        );
+        cache.insert((bi, group), t.clone());
+        Ok(t)
+    }
+
+    /// Drops profiles and points older than the retention (relative to `now_ns`): from the
+    /// head, and whole blocks whose newest data is older.
     pub fn apply_retention(&self, now_ns: i64) -> Result<(), Error> {
         if self.opts.retention_ns <= 0 {
             return Ok(());
         }
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let cutoff = now_ns - self.opts.retention_ns;
-        let mut g = self.lock();
-        for v in g.head.values_mut() {
-            let n = v.partition_point(|e| e.time_ns < cutoff);
-            v.drain(..n);
+        let expired: Vec<Arc<Block>> = {
+            let mut g = self.lock();
+            for v in g.head.values_mut() {
+                let n = v.partition_point(|e| e.time_ns < cutoff);
+                v.drain(..n);
+            }
+            g.head.retain(|_, v| !v.is_empty());
+            for v in g.metrics.values_mut() {
+                let n = v.partition_point(|p| p.t < cutoff);
+                v.drain(..n);
+            }
+            g.metrics.retain(|_, v| !v.is_empty());
+            let (old, keep) = std::mem::take(&mut g.blocks)
+                .into_iter()
+                .partition(|b| b.meta.max_time_ns < cutoff);
+            g.blocks = keep;
+            old
+        };
+        for b in expired {
+            self.blobs.delete(&b.name)?;
         }
-        g.head.retain(|_, v| !v.is_empty());
-        for v in g.metrics.values_mut() {
-            let n = v.partition_point(|p| p.0 < cutoff);
-            v.drain(..n);
-        }
-        g.metrics.retain(|_, v| !v.is_empty());
-        g.wal.drop_before(cutoff)?;
         Ok(())
     }
 
-    /// The entries of matching series within `[from_ns, to_ns]`.
-    pub fn select(&self, sel: &Selector, from_ns: i64, to_ns: i64) -> Vec<(SeriesKey, Vec<Entry>)> {
-        let g = self.lock();
-        g.head
-            .iter()
-            .filter(|(k, _)| sel.matches(k))
-            .filter_map(|(k, v)| {
-                let lo = v.partition_point(|e| e.time_ns < from_ns);
-                let hi = v.partition_point(|e| e.time_ns <= to_ns);
-                (lo < hi).then(|| (k.clone(), v[lo..hi].to_vec()))
-            })
-            .collect()
+    /// Calls `f` with every profile of matching series within `[from_ns, to_ns]` (series
+    /// by series; each series' profiles in time order), decoded without sample labels.
+    pub fn for_each_profile(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+        f: &mut dyn FnMut(&SeriesKey, i64, Profile) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.visit(sel, from_ns, to_ns, false, false, f)
     }
 
     /// The merged profile of matching series within `[from_ns, to_ns]` (`None` if nothing
-    /// matched), merged with pprof's rules in time order.
+    /// matched), merged with pprof's rules. Whole hours and days inside the range come from
+    /// rollups, merged when the block was written.
     pub fn query(
         &self,
         sel: &Selector,
         from_ns: i64,
         to_ns: i64,
     ) -> Result<Option<Profile>, Error> {
-        let mut entries: Vec<Entry> = self
-            .select(sel, from_ns, to_ns)
-            .into_iter()
-            .flat_map(|(_, v)| v)
-            .collect();
-        entries.sort_by_key(|e| e.time_ns);
-        let opts = gocost_pprof::DecodeOptions {
-            max_size: self.opts.max_profile_size,
-            labels: true,
-        };
         let mut c = Combiner::new();
-        for e in &entries {
-            let p = gocost_pprof::decode_with(&e.bytes, &opts).map_err(Error::BadProfile)?;
-            c.push(p).map_err(Error::Merge)?;
-        }
+        self.visit(sel, from_ns, to_ns, true, true, &mut |_, _, p| {
+            c.push(p).map_err(Error::Merge)
+        })?;
         Ok(c.finish())
     }
 
-    /// All series keys.
-    pub fn series(&self) -> Vec<SeriesKey> {
-        self.lock().head.keys().cloned().collect()
+    fn visit(
+        &self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        use_rollups: bool,
+        labels: bool,
+        f: &mut dyn FnMut(&SeriesKey, i64, Profile) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        // Take what to read under the lock; read it without. Open segment handles stay
+        // readable if a flush deletes the files meanwhile.
+        let (head, files, blocks) = {
+            let g = self.lock();
+            let head: Vec<(SeriesKey, Vec<Entry>)> = g
+                .head
+                .iter()
+                .filter(|(k, _)| sel.matches(k))
+                .filter_map(|(k, v)| {
+                    let lo = v.partition_point(|e| e.time_ns < from);
+                    let hi = v.partition_point(|e| e.time_ns <= to);
+                    (lo < hi).then(|| (k.clone(), v[lo..hi].to_vec()))
+                })
+                .collect();
+            let mut files = HashMap::new();
+            for e in head.iter().flat_map(|(_, v)| v) {
+                if let std::collections::hash_map::Entry::Vacant(s) = files.entry(e.pos.seq) {
+                    s.insert(g.wal.open_segment(e.pos.seq)?);
+                }
+            }
+            let blocks: Vec<Arc<Block>> = g
+                .blocks
+                .iter()
+                .filter(|b| b.overlaps(from, to))
+                .cloned()
+                .collect();
+            (head, files, blocks)
+        };
+        for (bi, b) in blocks.iter().enumerate() {
+            let mut tabs = HashMap::new();
+            for (si, key) in b.keys.iter().enumerate() {
+                let sm = &b.meta.series[si];
+                if !sel.matches(key) || sm.min_time_ns > to || sm.max_time_ns < from {
+                    continue;
+                }
+                let tab = self.symtab(&mut tabs, bi, b, sm.group)?;
+                let bad = |e: block::BlockError| block_err(&b.name, e);
+                let bad_codec = |e: codec::CodecError| block_err(&b.name, e);
+                // Whole buckets inside the range, largest first, never overlapping.
+                let mut picked: Vec<(i64, i64)> = Vec::new();
+                if use_rollups && let Some(rs) = &sm.rollups {
+                    let sec = self.section(b, rs)?;
+                    let mut rolls = block::parse_rollups(&sec).map_err(bad)?;
+                    rolls.sort_by_key(|r| (std::cmp::Reverse(r.step), r.start));
+                    for r in rolls {
+                        let end = r.start.saturating_add(r.step - 1);
+                        if r.start < from
+                            || end > to
+                            || picked.iter().any(|&(a, z)| r.start <= z && a <= end)
+                        {
+                            continue;
+                        }
+                        picked.push((r.start, end));
+                        let sp = SymTab::header(r.bytes).map_err(bad_codec)?;
+                        f(key, r.start, tab.profile(sp, labels).map_err(bad_codec)?)?;
+                    }
+                }
+                let covered = |t: i64| picked.iter().any(|&(a, z)| a <= t && t <= z);
+                let (lo, hi) = (from.max(sm.min_time_ns), to.min(sm.max_time_ns));
+                if covered_range(&picked, lo, hi) {
+                    continue;
+                }
+                let raw = self.section(b, &sm.raw)?;
+                for bytes in block::parse_raw(&raw).map_err(bad)? {
+                    let sp = SymTab::header(bytes).map_err(bad_codec)?;
+                    let t = sp.time_ns;
+                    if t < from || t > to || covered(t) {
+                        continue;
+                    }
+                    f(key, t, tab.profile(sp, labels).map_err(bad_codec)?)?;
+                }
+            }
+        }
+        let decode = gocost_pprof::DecodeOptions {
+            max_size: self.opts.max_profile_size,
+            labels,
+        };
+        for (key, entries) in &head {
+            for e in entries {
+                let bytes = read_entry(&files, e)?;
+                let p = gocost_pprof::decode_with(&bytes, &decode).map_err(Error::BadProfile)?;
+                f(key, e.time_ns, p)?;
+            }
+        }
+        Ok(())
     }
 
-    /// Label names across all series (plus `__kind__` is not included: the kind is separate).
-    pub fn label_names(&self) -> Vec<String> {
+    /// All series keys, in the head and in blocks.
+    pub fn series(&self) -> Vec<SeriesKey> {
         let g = self.lock();
-        let s: BTreeSet<&String> = g.head.keys().flat_map(|k| k.labels.keys()).collect();
+        let s: BTreeSet<&SeriesKey> = g
+            .head
+            .keys()
+            .chain(g.blocks.iter().flat_map(|b| b.keys.iter()))
+            .collect();
+        s.into_iter().cloned().collect()
+    }
+
+    /// Label names across all series (the kind is separate, not a label).
+    pub fn label_names(&self) -> Vec<String> {
+        let keys = self.series();
+        let s: BTreeSet<&String> = keys.iter().flat_map(|k| k.labels.keys()).collect();
         s.into_iter().cloned().collect()
     }
 
     /// Values of one label across all series.
     pub fn label_values(&self, name: &str) -> Vec<String> {
-        let g = self.lock();
-        let s: BTreeSet<&String> = g.head.keys().filter_map(|k| k.labels.get(name)).collect();
+        let keys = self.series();
+        let s: BTreeSet<&String> = keys.iter().filter_map(|k| k.labels.get(name)).collect();
         s.into_iter().cloned().collect()
+    }
+
+    /// Reads every block whole and checks that all of it decodes; returns the problems
+    /// found (empty = clean).
+    pub fn verify(&self) -> Result<Vec<String>, Error> {
+        let blocks = self.lock().blocks.clone();
+        let mut problems = Vec::new();
+        for b in blocks {
+            let file = self.blobs.get_range(&b.name, 0..b.size)?;
+            if let Err(e) = block::verify_file(&file) {
+                problems.push(format!("{}: {e}", b.name));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// The block catalog's indexes, oldest first.
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        self.lock().blocks.iter().map(|b| b.meta.clone()).collect()
     }
 
     pub fn stats(&self) -> Stats {
         let g = self.lock();
+        let mut keys: BTreeSet<&SeriesKey> = g.head.keys().collect();
+        keys.extend(g.blocks.iter().flat_map(|b| b.keys.iter()));
+        let head_profiles: usize = g.head.values().map(Vec::len).sum();
         Stats {
-            series: g.head.len(),
-            profiles: g.head.values().map(Vec::len).sum(),
-            profile_bytes: g
-                .head
-                .values()
-                .flatten()
-                .map(|e| e.bytes.len() as u64)
-                .sum(),
+            series: keys.len(),
+            profiles: head_profiles as u64
+                + g.blocks
+                    .iter()
+                    .flat_map(|b| b.meta.series.iter())
+                    .map(|s| s.profiles)
+                    .sum::<u64>(),
+            head_profiles,
             wal_bytes: g.wal.size_bytes(),
+            blocks: g.blocks.len(),
+            block_bytes: g.blocks.iter().map(|b| b.size).sum(),
+            block_ingested_bytes: g.blocks.iter().map(|b| b.meta.ingested_bytes).sum(),
             appends_total: g.appends,
+            blocks_written_total: g.blocks_written,
+            compactions_total: g.compactions,
         }
     }
+}
+
+/// Whether `[lo, hi]` lies inside the union of the (disjoint) intervals.
+fn covered_range(picked: &[(i64, i64)], lo: i64, hi: i64) -> bool {
+    if lo > hi {
+        return true;
+    }
+    let mut v = picked.to_vec();
+    v.sort_unstable();
+    let mut at = lo;
+    for (a, z) in v {
+        if a > at {
+            return false;
+        }
+        if z >= at {
+            if z >= hi {
+                return true;
+            }
+            at = z + 1;
+        }
+    }
+    false
+}
+
+fn read_entry(files: &HashMap<u64, File>, e: &Entry) -> Result<Vec<u8>, Error> {
+    let f = files.get(&e.pos.seq).ok_or_else(|| {
+        Error::Io(std::io::Error::other(format!(
+            "WAL segment {} not open",
+            e.pos.seq
+        )))
+    })?;
+    Ok(wal::read_payload(f, e.pos)?)
+}
+
+fn catalog_entry(name: String, size: u64, meta: BlockMeta) -> Result<Block, Error> {
+    let keys = meta
+        .series
+        .iter()
+        .map(|s| SeriesKey::parse(&s.key))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| block_err(&name, format!("series key: {e}")))?;
+    let metric_keys = meta
+        .metrics
+        .iter()
+        .map(|s| SeriesKey::parse(&s.key))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| block_err(&name, format!("metric key: {e}")))?;
+    Ok(Block {
+        name,
+        size,
+        meta,
+        keys,
+        metric_keys,
+    })
+}
+
+/// Reads a block's footer and index.
+fn read_index(blobs: &blobs::Blobs, name: &str, size: u64) -> Result<Block, Error> {
+    let footer = block::FOOTER_LEN as u64;
+    if size < block::MAGIC.len() as u64 + footer {
+        return Err(block_err(name, "too short to be a block"));
+    }
+    let tail = blobs.get_range(name, size - footer..size)?;
+    let (len, crc) = block::parse_footer(&tail).map_err(|e| block_err(name, e))?;
+    let start = (size - footer)
+        .checked_sub(u64::from(len))
+        .filter(|&s| s >= block::MAGIC.len() as u64)
+        .ok_or_else(|| block_err(name, format!("index length {len} exceeds the block")))?;
+    let idx = blobs.get_range(name, start..size - footer)?;
+    let meta = block::parse_index(&idx, crc).map_err(|e| block_err(name, e))?;
+    catalog_entry(name.to_string(), size, meta)
 }

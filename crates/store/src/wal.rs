@@ -2,7 +2,8 @@
 //! Byte layout: `docs/format/wal.md`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read as _, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"GCWAL001";
@@ -52,14 +53,6 @@ fn put_str(b: &mut Vec<u8>, s: &str) {
 }
 
 impl Record {
-    /// The newest time in the record.
-    pub fn max_time(&self) -> i64 {
-        match self {
-            Record::Profile { time_ns, .. } => *time_ns,
-            Record::Points(p) => p.iter().map(|x| x.1).max().unwrap_or(i64::MIN),
-        }
-    }
-
     fn encode(&self) -> Vec<u8> {
         let mut b = Vec::new();
         match self {
@@ -86,6 +79,14 @@ impl Record {
             }
         }
         b
+    }
+
+    /// Where a profile record's payload starts, counted from the start of its body.
+    fn payload_offset(&self) -> Option<u64> {
+        match self {
+            Record::Profile { key, .. } => Some(1 + 8 + 4 + key.len() as u64 + 4),
+            Record::Points(_) => None,
+        }
     }
 
     fn decode(b: &[u8]) -> Option<Record> {
@@ -133,23 +134,32 @@ pub struct ReplayReport {
 struct Segment {
     seq: u64,
     path: PathBuf,
-    max_time: i64,
+    records: u64,
+}
+
+/// Where a profile's payload lies in the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub seq: u64,
+    pub offset: u64,
+    pub len: u32,
 }
 
 /// An open WAL directory.
 pub struct Wal {
     dir: PathBuf,
     segments: Vec<Segment>,
-    out: BufWriter<File>,
+    out: File,
     out_len: u64,
     dirty: bool,
+    opened: std::time::Instant,
 }
 
 fn seg_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:08}.wal"))
 }
 
-fn create_segment(dir: &Path, seq: u64) -> io::Result<(BufWriter<File>, u64)> {
+fn create_segment(dir: &Path, seq: u64) -> io::Result<(File, u64)> {
     let path = seg_path(dir, seq);
     let mut f = OpenOptions::new()
         .create_new(true)
@@ -158,15 +168,15 @@ fn create_segment(dir: &Path, seq: u64) -> io::Result<(BufWriter<File>, u64)> {
     f.write_all(SEGMENT_MAGIC)?;
     f.sync_all()?;
     File::open(dir)?.sync_all()?;
-    Ok((
-        BufWriter::with_capacity(1 << 20, f),
-        SEGMENT_MAGIC.len() as u64,
-    ))
+    Ok((f, SEGMENT_MAGIC.len() as u64))
 }
 
 /// Reads a segment's records; returns them, the offset of the end of the last good record,
 /// and a description of what stopped the read early, if anything.
-fn read_segment(path: &Path) -> io::Result<(Vec<Record>, u64, Option<String>)> {
+/// Each record comes with the file offset of its body.
+type Read = Vec<(u64, Record)>;
+
+fn read_segment(path: &Path) -> io::Result<(Read, u64, Option<String>)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     if data.len() < SEGMENT_MAGIC.len() || &data[..8] != SEGMENT_MAGIC {
@@ -197,17 +207,23 @@ fn read_segment(path: &Path) -> io::Result<(Vec<Record>, u64, Option<String>)> {
         let Some(rec) = Record::decode(body) else {
             return Ok((out, off as u64, bad("malformed record")));
         };
-        out.push(rec);
+        out.push(((off + 8) as u64, rec));
         off += 8 + len;
     }
     Ok((out, off as u64, None))
 }
 
 impl Wal {
-    /// Opens (creating if needed) the WAL in `dir`, calling `f` for every record in order.
-    /// A torn record at the end of the last segment is cut off; corruption elsewhere is
-    /// reported and the rest of that segment skipped.
-    pub fn open(dir: &Path, mut f: impl FnMut(Record)) -> io::Result<(Wal, ReplayReport)> {
+    /// Opens (creating if needed) the WAL in `dir`, calling `f` for every record in order
+    /// with its segment and the position of its payload (profiles). Segments for which `done` is true are
+    /// already in blocks: they are deleted, not replayed. A torn record at the end of the
+    /// last segment is cut off; corruption elsewhere is reported and the rest of that
+    /// segment skipped.
+    pub fn open(
+        dir: &Path,
+        done: impl Fn(u64) -> bool,
+        mut f: impl FnMut(u64, Option<Pos>, Record),
+    ) -> io::Result<(Wal, ReplayReport)> {
         fs::create_dir_all(dir)?;
         let mut seqs: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -221,13 +237,24 @@ impl Wal {
         let mut segments = Vec::new();
         for (i, &seq) in seqs.iter().enumerate() {
             let path = seg_path(dir, seq);
+            if done(seq) {
+                fs::remove_file(&path)?;
+                continue;
+            }
             let (records, good_end, problem) = read_segment(&path)?;
             let last = i + 1 == seqs.len();
-            let mut max_time = i64::MIN;
-            for r in records {
-                max_time = max_time.max(r.max_time());
+            let n = records.len() as u64;
+            for (off, r) in records {
                 report.records += 1;
-                f(r);
+                let pos = r.payload_offset().map(|p| Pos {
+                    seq,
+                    offset: off + p,
+                    len: match &r {
+                        Record::Profile { payload, .. } => payload.len() as u32,
+                        Record::Points(_) => 0,
+                    },
+                });
+                f(seq, pos, r);
             }
             if let Some(p) = problem {
                 if last && good_end >= SEGMENT_MAGIC.len() as u64 {
@@ -244,7 +271,7 @@ impl Wal {
             segments.push(Segment {
                 seq,
                 path,
-                max_time,
+                records: n,
             });
         }
         // Append to a fresh segment: earlier ones are never written again.
@@ -253,7 +280,7 @@ impl Wal {
         segments.push(Segment {
             seq: next,
             path: seg_path(dir, next),
-            max_time: i64::MIN,
+            records: 0,
         });
         Ok((
             Wal {
@@ -262,13 +289,15 @@ impl Wal {
                 out,
                 out_len,
                 dirty: false,
+                opened: std::time::Instant::now(),
             },
             report,
         ))
     }
 
-    /// Appends a record (buffered; durable after the next [`sync`](Wal::sync)).
-    pub fn append(&mut self, r: &Record) -> io::Result<()> {
+    /// Appends a record (written at once; durable after the next [`sync`](Wal::sync)).
+    /// Returns where a profile's payload lies, for reading it back.
+    pub fn append(&mut self, r: &Record) -> io::Result<Option<Pos>> {
         let body = r.encode();
         if body.len() > MAX_RECORD {
             return Err(io::Error::new(
@@ -279,56 +308,89 @@ impl Wal {
         if self.out_len + 8 + body.len() as u64 > SEGMENT_SIZE {
             self.rotate()?;
         }
-        self.out.write_all(&(body.len() as u32).to_le_bytes())?;
-        self.out.write_all(&crc32fast::hash(&body).to_le_bytes())?;
-        self.out.write_all(&body)?;
-        self.out_len += 8 + body.len() as u64;
-        self.dirty = true;
-        if let Some(s) = self.segments.last_mut() {
-            s.max_time = s.max_time.max(r.max_time());
+        let mut rec = Vec::with_capacity(8 + body.len());
+        rec.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        rec.extend_from_slice(&body);
+        if let Err(e) = self.out.write_all(&rec) {
+            // A partial record must not be followed by good ones: start a new segment.
+            let _ = self.rotate();
+            return Err(e);
         }
-        Ok(())
+        let start = self.out_len + 8;
+        self.out_len += rec.len() as u64;
+        self.dirty = true;
+        let seq = self.current_seq();
+        if let Some(s) = self.segments.last_mut() {
+            s.records += 1;
+        }
+        Ok(r.payload_offset().map(|p| Pos {
+            seq,
+            offset: start + p,
+            len: (body.len() as u64 - p) as u32,
+        }))
     }
 
-    /// Flushes buffered records and waits until they are on disk.
+    /// Waits until every appended record is on disk.
     pub fn sync(&mut self) -> io::Result<()> {
         if self.dirty {
-            self.out.flush()?;
-            self.out.get_ref().sync_data()?;
+            self.out.sync_data()?;
             self.dirty = false;
         }
         Ok(())
     }
 
-    fn rotate(&mut self) -> io::Result<()> {
+    pub fn current_seq(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.seq)
+    }
+
+    /// How long the current segment has been open, if it holds records.
+    pub fn current_age(&self) -> Option<std::time::Duration> {
+        let s = self.segments.last()?;
+        (s.records > 0).then(|| self.opened.elapsed())
+    }
+
+    /// Closed segments (every one but the one being written).
+    pub fn closed(&self) -> Vec<u64> {
+        let n = self.segments.len().saturating_sub(1);
+        self.segments[..n].iter().map(|s| s.seq).collect()
+    }
+
+    /// Closes the current segment and starts the next.
+    pub fn rotate(&mut self) -> io::Result<()> {
         self.sync()?;
-        let next = self.segments.last().map_or(1, |s| s.seq + 1);
+        let next = self.current_seq() + 1;
         let (out, len) = create_segment(&self.dir, next)?;
         self.out = out;
         self.out_len = len;
+        self.opened = std::time::Instant::now();
         self.segments.push(Segment {
             seq: next,
             path: seg_path(&self.dir, next),
-            max_time: i64::MIN,
+            records: 0,
         });
         Ok(())
     }
 
-    /// Deletes closed segments whose newest record is older than `cutoff_ns`.
-    pub fn drop_before(&mut self, cutoff_ns: i64) -> io::Result<usize> {
+    /// Deletes closed segments up to and including `seq` (their records are in a block).
+    pub fn remove_through(&mut self, seq: u64) -> io::Result<()> {
         let n = self.segments.len();
-        let mut removed = 0;
         let mut keep = Vec::with_capacity(n);
         for (i, s) in std::mem::take(&mut self.segments).into_iter().enumerate() {
-            if i + 1 < n && s.max_time < cutoff_ns {
+            if i + 1 < n && s.seq <= seq {
                 fs::remove_file(&s.path)?;
-                removed += 1;
             } else {
                 keep.push(s);
             }
         }
         self.segments = keep;
-        Ok(removed)
+        Ok(())
+    }
+
+    /// Opens a segment for reading payloads (the handle stays valid if the segment is
+    /// deleted meanwhile).
+    pub fn open_segment(&self, seq: u64) -> io::Result<File> {
+        File::open(seg_path(&self.dir, seq))
     }
 
     /// Total bytes of all segments.
@@ -339,4 +401,11 @@ impl Wal {
             .map(|m| m.len())
             .sum()
     }
+}
+
+/// Reads a profile payload from an open segment.
+pub fn read_payload(f: &File, pos: Pos) -> io::Result<Vec<u8>> {
+    let mut b = vec![0u8; pos.len as usize];
+    f.read_exact_at(&mut b, pos.offset)?;
+    Ok(b)
 }

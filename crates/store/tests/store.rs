@@ -253,7 +253,7 @@ fn metric_points_survive_restart_and_retention() {
     let (s, r) = Store::open(o).unwrap();
     assert!(r.corrupt.is_empty(), "{r:?}");
     let sel = Selector::parse(r#"metric{__name__="go_gc_pause_seconds"}"#).unwrap();
-    let got = s.select_points(&sel, 0, 100);
+    let got = s.select_points(&sel, 0, 100).unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].1,
@@ -262,6 +262,7 @@ fn metric_points_survive_restart_and_retention() {
     );
     assert_eq!(
         s.select_points(&Selector::parse("metric").unwrap(), 0, 100)
+            .unwrap()
             .len(),
         2
     );
@@ -273,8 +274,8 @@ fn metric_points_survive_restart_and_retention() {
     );
     s.apply_retention(115).unwrap();
     assert!(
-        s.select_points(&sel, 0, 1000).len() == 1
-            && s.select_points(&sel, 0, 1000)[0].1 == vec![(20, 0.002)]
+        s.select_points(&sel, 0, 1000).unwrap().len() == 1
+            && s.select_points(&sel, 0, 1000).unwrap()[0].1 == vec![(20, 0.002)]
     );
     let _ = std::fs::remove_dir_all(&d);
 }

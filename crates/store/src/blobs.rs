@@ -1,0 +1,176 @@
+//! Where blocks live: a directory or an S3-compatible bucket, through `object_store`.
+//!
+//! The store's API is synchronous (it is called from blocking threads, never from async
+//! tasks), so this wrapper drives `object_store`'s futures on a small runtime of its own.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+/// Where blocks are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobConfig {
+    /// `<data>/blocks/` on the local disk (the default).
+    Local,
+    /// An S3-compatible bucket.
+    S3(S3Config),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix inside the bucket ("" = the bucket's root).
+    pub prefix: String,
+    /// e.g. `http://127.0.0.1:3900`; empty = AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Allow `http://` endpoints.
+    pub allow_http: bool,
+}
+
+/// One listed object.
+pub struct Listed {
+    pub name: String,
+    pub size: u64,
+}
+
+pub struct Blobs {
+    os: Arc<dyn ObjectStore>,
+    prefix: String,
+    rt: Option<tokio::runtime::Runtime>,
+    local_dir: Option<PathBuf>,
+    pub(crate) describe: String,
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl Blobs {
+    pub fn open(cfg: &BlobConfig, data_dir: &std::path::Path) -> std::io::Result<Blobs> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let mut local_dir = None;
+        let (os, prefix, describe): (Arc<dyn ObjectStore>, String, String) = match cfg {
+            BlobConfig::Local => {
+                let dir: PathBuf = data_dir.join("blocks");
+                std::fs::create_dir_all(&dir)?;
+                let fs =
+                    object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(io_err)?;
+                local_dir = Some(dir.clone());
+                (Arc::new(fs), String::new(), dir.display().to_string())
+            }
+            BlobConfig::S3(s) => {
+                let mut b = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(&s.bucket)
+                    .with_region(if s.region.is_empty() {
+                        "us-east-1"
+                    } else {
+                        &s.region
+                    })
+                    .with_access_key_id(&s.access_key_id)
+                    .with_secret_access_key(&s.secret_access_key)
+                    .with_allow_http(s.allow_http);
+                if !s.endpoint.is_empty() {
+                    b = b.with_endpoint(&s.endpoint);
+                }
+                let os = b.build().map_err(io_err)?;
+                let prefix = s.prefix.trim_matches('/').to_string();
+                let describe = format!("s3://{}/{}", s.bucket, prefix);
+                (Arc::new(os), prefix, describe)
+            }
+        };
+        Ok(Blobs {
+            os,
+            prefix,
+            rt: Some(rt),
+            local_dir,
+            describe,
+        })
+    }
+
+    fn path(&self, name: &str) -> ObjPath {
+        if self.prefix.is_empty() {
+            ObjPath::from(name)
+        } else {
+            ObjPath::from(format!("{}/{name}", self.prefix))
+        }
+    }
+
+    fn run<F: std::future::Future + Send>(&self, f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        // `rt` is only taken in `drop`.
+        let rt = self.rt.as_ref().expect("runtime lives until drop");
+        if tokio::runtime::Handle::try_current().is_err() {
+            return rt.block_on(f);
+        }
+        // Called on a thread of another runtime (an async test, a misplaced call): blocking
+        // there is not allowed, so wait on a thread of our own.
+        std::thread::scope(|s| match s.spawn(|| rt.block_on(f)).join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        })
+    }
+
+    pub fn put(&self, name: &str, bytes: Vec<u8>) -> std::io::Result<()> {
+        let p = self.path(name);
+        self.run(self.os.put(&p, PutPayload::from(bytes)))
+            .map_err(io_err)?;
+        // `object_store` renames a complete temporary file into place but does not fsync:
+        // make the block durable before the WAL segments it replaces are deleted.
+        if let Some(dir) = &self.local_dir {
+            std::fs::File::open(dir.join(name))?.sync_all()?;
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    pub fn get_range(&self, name: &str, r: Range<u64>) -> std::io::Result<Vec<u8>> {
+        let p = self.path(name);
+        self.run(self.os.get_range(&p, r))
+            .map(|b| b.to_vec())
+            .map_err(io_err)
+    }
+
+    pub fn delete(&self, name: &str) -> std::io::Result<()> {
+        let p = self.path(name);
+        match self.run(self.os.delete(&p)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    /// Objects directly under the prefix whose names end in `suffix`.
+    pub fn list(&self, suffix: &str) -> std::io::Result<Vec<Listed>> {
+        let prefix = (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.as_str()));
+        let res = self
+            .run(self.os.list_with_delimiter(prefix.as_ref()))
+            .map_err(io_err)?;
+        Ok(res
+            .objects
+            .into_iter()
+            .filter_map(|o| {
+                let name = o.location.filename()?.to_string();
+                name.ends_with(suffix)
+                    .then_some(Listed { name, size: o.size })
+            })
+            .collect())
+    }
+}
+
+impl Drop for Blobs {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; the store may be dropped inside an async context.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}

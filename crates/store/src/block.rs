@@ -1,0 +1,549 @@
+//! Immutable blocks: every profile and metric point of a stretch of time, with symbols
+//! deduplicated per service, stacks as a prefix tree, and rollups (pre-merged profiles per
+//! hour and per day) for long ranges. Byte layout: `docs/format/block.md`.
+//!
+//! This module only turns data into bytes and back; [`crate::blobs`] moves the bytes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{Read, Write};
+
+use gocost_pprof::{Combiner, Profile};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{CodecError, R, W};
+use crate::series::SeriesKey;
+use crate::symtab::{SymTab, SymTabBuilder};
+
+pub const MAGIC: &[u8; 8] = b"GCBLK001";
+pub const FOOTER_MAGIC: &[u8; 8] = b"GCBLKEND";
+/// `index_len` u32, `index_crc` u32, magic.
+pub const FOOTER_LEN: usize = 16;
+pub const VERSION: u32 = 1;
+pub const HOUR_NS: i64 = 3600 * 1_000_000_000;
+pub const DAY_NS: i64 = 24 * HOUR_NS;
+/// The most a section or index may inflate to.
+const MAX_SECTION: u64 = 1 << 30;
+
+/// A malformed block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockError(pub String);
+
+impl fmt::Display for BlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BlockError {}
+
+fn section_err(what: &str, e: CodecError) -> BlockError {
+    BlockError(format!("{what} section: {e}"))
+}
+
+/// Where a deflate-compressed section lies in the block file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    pub offset: u64,
+    pub len: u64,
+    /// Length after inflating.
+    pub raw_len: u64,
+    /// CRC-32 (IEEE) of the compressed bytes.
+    pub crc: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMeta {
+    /// The services's `job` label ("" when series have none).
+    pub name: String,
+    pub symbols: Section,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesMeta {
+    pub key: String,
+    pub group: u32,
+    pub profiles: u64,
+    pub min_time_ns: i64,
+    pub max_time_ns: i64,
+    pub raw: Section,
+    pub rollups: Option<Section>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricMeta {
+    pub key: String,
+    pub points: u64,
+    pub min_time_ns: i64,
+    pub max_time_ns: i64,
+}
+
+/// A block's index: everything needed to plan a query without reading its sections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    pub version: u32,
+    pub id: String,
+    /// 0 = cut from the WAL, 1 = compacted to one UTC day.
+    pub level: u32,
+    pub min_time_ns: i64,
+    pub max_time_ns: i64,
+    /// Rollup bucket widths, largest last.
+    pub steps: Vec<i64>,
+    /// WAL segments whose records this block holds (level 0).
+    pub sources: Vec<u64>,
+    /// Blocks this one replaces (compaction).
+    pub replaces: Vec<String>,
+    /// Bytes of the profiles as received (for the disk-per-raw-byte ratio).
+    pub ingested_bytes: u64,
+    pub groups: Vec<GroupMeta>,
+    pub series: Vec<SeriesMeta>,
+    pub metrics: Vec<MetricMeta>,
+    pub points: Option<Section>,
+}
+
+/// The group (service) a series belongs to: symbols are shared within it.
+pub fn group_of(key: &SeriesKey) -> &str {
+    key.labels
+        .get("job")
+        .or_else(|| key.labels.get("service_name"))
+        .map_or("", String::as_str)
+}
+
+fn deflate(body: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    // Writing into a Vec cannot fail.
+    let _ = e.write_all(body);
+    e.finish().unwrap_or_default()
+}
+
+struct FileWriter {
+    out: Vec<u8>,
+}
+
+impl FileWriter {
+    fn section(&mut self, body: &[u8]) -> Section {
+        let z = deflate(body);
+        let s = Section {
+            offset: self.out.len() as u64,
+            len: z.len() as u64,
+            raw_len: body.len() as u64,
+            crc: crc32fast::hash(&z),
+        };
+        self.out.extend_from_slice(&z);
+        s
+    }
+}
+
+/// Inflates and checks one section of a block file held in `file` (starting at `base`).
+pub fn read_section(file: &[u8], base: u64, s: &Section) -> Result<Vec<u8>, BlockError> {
+    let start = s
+        .offset
+        .checked_sub(base)
+        .ok_or_else(|| BlockError(format!("section at {} precedes the read", s.offset)))?;
+    let z = usize::try_from(start)
+        .ok()
+        .and_then(|a| Some((a, usize::try_from(s.len).ok()?)))
+        .and_then(|(a, n)| file.get(a..a.checked_add(n)?))
+        .ok_or_else(|| {
+            BlockError(format!(
+                "section at byte {} ({} bytes) lies outside the block",
+                s.offset, s.len
+            ))
+        })?;
+    inflate_checked(z, s)
+}
+
+/// Inflates one section's compressed bytes.
+pub fn inflate_checked(z: &[u8], s: &Section) -> Result<Vec<u8>, BlockError> {
+    if crc32fast::hash(z) != s.crc {
+        return Err(BlockError(format!(
+            "section at byte {}: checksum mismatch",
+            s.offset
+        )));
+    }
+    if s.raw_len > MAX_SECTION {
+        return Err(BlockError(format!(
+            "section at byte {}: {} bytes inflated exceeds the limit",
+            s.offset, s.raw_len
+        )));
+    }
+    let mut out = Vec::with_capacity(s.raw_len as usize);
+    flate2::read::DeflateDecoder::new(z)
+        .take(s.raw_len + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BlockError(format!("section at byte {}: {e}", s.offset)))?;
+    if out.len() as u64 != s.raw_len {
+        return Err(BlockError(format!(
+            "section at byte {}: inflates to {} bytes, index says {}",
+            s.offset,
+            out.len(),
+            s.raw_len
+        )));
+    }
+    Ok(out)
+}
+
+/// Parses the footer (the last [`FOOTER_LEN`] bytes): the index's length and checksum.
+pub fn parse_footer(tail: &[u8]) -> Result<(u32, u32), BlockError> {
+    if tail.len() != FOOTER_LEN || &tail[8..] != FOOTER_MAGIC {
+        return Err(BlockError("missing block footer (truncated file?)".into()));
+    }
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&tail[0..4]);
+    let len = u32::from_le_bytes(a);
+    a.copy_from_slice(&tail[4..8]);
+    Ok((len, u32::from_le_bytes(a)))
+}
+
+pub fn parse_index(b: &[u8], crc: u32) -> Result<BlockMeta, BlockError> {
+    if crc32fast::hash(b) != crc {
+        return Err(BlockError("index checksum mismatch".into()));
+    }
+    let m: BlockMeta = serde_json::from_slice(b).map_err(|e| BlockError(format!("index: {e}")))?;
+    if m.version != VERSION {
+        return Err(BlockError(format!(
+            "block format version {} (this gocost reads {VERSION})",
+            m.version
+        )));
+    }
+    Ok(m)
+}
+
+/// Parses a whole block file's index (queries read ranges instead).
+pub fn parse_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
+    if file.len() < MAGIC.len() + FOOTER_LEN || &file[..8] != MAGIC {
+        return Err(BlockError("not a gocost block (bad magic)".into()));
+    }
+    let (len, crc) = parse_footer(&file[file.len() - FOOTER_LEN..])?;
+    let end = file.len() - FOOTER_LEN;
+    let start = end
+        .checked_sub(len as usize)
+        .filter(|&s| s >= MAGIC.len())
+        .ok_or_else(|| BlockError(format!("index length {len} exceeds the file")))?;
+    parse_index(&file[start..end], crc)
+}
+
+/// What the caller knows about a block being written.
+pub struct BlockInfo {
+    pub id: String,
+    pub level: u32,
+    pub steps: Vec<i64>,
+    pub sources: Vec<u64>,
+    pub replaces: Vec<String>,
+}
+
+/// One profile handed to [`BlockWriter::series`]: ingest time, the profile, and its size
+/// as received.
+pub type Item = (i64, Profile, u64);
+
+/// The merge of one rollup bucket in progress.
+struct Bucket {
+    start: i64,
+    first: i64,
+    last: i64,
+    count: u64,
+    c: Combiner,
+}
+
+/// Writes a block one series at a time, so memory holds one series' profiles, the current
+/// service's symbols and the compressed output, never the whole block decoded.
+pub struct BlockWriter {
+    f: FileWriter,
+    meta: BlockMeta,
+    group: Option<(String, SymTabBuilder)>,
+}
+
+impl BlockWriter {
+    pub fn new(info: BlockInfo) -> Self {
+        BlockWriter {
+            f: FileWriter {
+                out: MAGIC.to_vec(),
+            },
+            meta: BlockMeta {
+                version: VERSION,
+                id: info.id,
+                level: info.level,
+                min_time_ns: i64::MAX,
+                max_time_ns: i64::MIN,
+                steps: info.steps,
+                sources: info.sources,
+                replaces: info.replaces,
+                ingested_bytes: 0,
+                groups: Vec::new(),
+                series: Vec::new(),
+                metrics: Vec::new(),
+                points: None,
+            },
+            group: None,
+        }
+    }
+
+    fn end_group(&mut self) {
+        if let Some((name, sym)) = self.group.take() {
+            let symbols = self.f.section(&sym.encode());
+            self.meta.groups.push(GroupMeta { name, symbols });
+        }
+    }
+
+    /// Adds one series with its profiles in time order. Series of one group (service)
+    /// must come one after another: symbols are shared within a group.
+    pub fn series(
+        &mut self,
+        key: &SeriesKey,
+        profiles: impl IntoIterator<Item = Result<Item, BlockError>>,
+    ) -> Result<(), BlockError> {
+        let name = group_of(key);
+        if self.group.as_ref().is_none_or(|(g, _)| g != name) {
+            self.end_group();
+            if self.meta.groups.iter().any(|g| g.name == name) {
+                return Err(BlockError(format!(
+                    "series of group {name:?} are not contiguous"
+                )));
+            }
+            self.group = Some((name.to_string(), SymTabBuilder::new()));
+        }
+        let gi = self.meta.groups.len() as u32;
+        let Some((_, sym)) = self.group.as_mut() else {
+            return Ok(());
+        };
+        let steps = self.meta.steps.clone();
+        let mut raw = W::default();
+        let mut rollups = W::default();
+        let mut n_rollups = 0u64;
+        let mut open: Vec<Option<Bucket>> = steps.iter().map(|_| None).collect();
+        let (mut n, mut lo, mut hi, mut prev) = (0u64, i64::MAX, i64::MIN, i64::MIN);
+        let mut close = |si: usize, b: Bucket, sym: &mut SymTabBuilder, out: &mut W| {
+            // One profile needs no rollup; nor does a bucket a smaller step already holds.
+            let same_as_smaller =
+                si > 0 && b.first.div_euclid(steps[si - 1]) == b.last.div_euclid(steps[si - 1]);
+            if b.count > 1
+                && !same_as_smaller
+                && let Some(m) = b.c.finish()
+            {
+                out.u(steps[si] as u64);
+                out.u(b.count);
+                out.bytes(&sym.encode_profile(&m, b.start));
+                n_rollups += 1;
+            }
+        };
+        for item in profiles {
+            let (t, p, raw_len) = item?;
+            if t < prev {
+                return Err(BlockError(format!(
+                    "series {key}: profiles out of time order"
+                )));
+            }
+            prev = t;
+            raw.bytes(&sym.encode_profile(&p, t));
+            (n, lo, hi) = (n + 1, lo.min(t), hi.max(t));
+            self.meta.ingested_bytes += raw_len;
+            let last = steps.len().saturating_sub(1);
+            let mut p = Some(p);
+            for (si, &step) in steps.iter().enumerate() {
+                let start = t.div_euclid(step) * step;
+                if let Some(b) = open[si].take_if(|b| b.start != start) {
+                    close(si, b, sym, &mut rollups);
+                }
+                let b = open[si].get_or_insert_with(|| Bucket {
+                    start,
+                    first: t,
+                    last: t,
+                    count: 0,
+                    c: Combiner::new(),
+                });
+                b.last = t;
+                b.count += 1;
+                let q = if si == last { p.take() } else { p.clone() };
+                if let Some(q) = q {
+                    b.c.push(q)
+                        .map_err(|e| BlockError(format!("series {key}: rollup: {e}")))?;
+                }
+            }
+        }
+        for (si, b) in open.into_iter().enumerate() {
+            if let Some(b) = b {
+                close(si, b, sym, &mut rollups);
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut body = W::default();
+        body.u(n);
+        body.0.extend_from_slice(&raw.0);
+        let raw = self.f.section(&body.0);
+        let rollups = (n_rollups > 0).then(|| {
+            let mut body = W::default();
+            body.u(n_rollups);
+            body.0.extend_from_slice(&rollups.0);
+            self.f.section(&body.0)
+        });
+        self.meta.min_time_ns = self.meta.min_time_ns.min(lo);
+        self.meta.max_time_ns = self.meta.max_time_ns.max(hi);
+        self.meta.series.push(SeriesMeta {
+            key: key.to_string(),
+            group: gi,
+            profiles: n,
+            min_time_ns: lo,
+            max_time_ns: hi,
+            raw,
+            rollups,
+        });
+        Ok(())
+    }
+
+    /// Adds runtime-metric points (any order).
+    pub fn points(&mut self, points: BTreeMap<SeriesKey, Vec<(i64, f64)>>) {
+        let points: Vec<_> = points.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        if points.is_empty() {
+            return;
+        }
+        let mut w = W::default();
+        w.u(points.len() as u64);
+        for (key, mut pts) in points {
+            pts.sort_by_key(|p| p.0);
+            let (lo, hi) = (pts[0].0, pts[pts.len() - 1].0);
+            self.meta.min_time_ns = self.meta.min_time_ns.min(lo);
+            self.meta.max_time_ns = self.meta.max_time_ns.max(hi);
+            self.meta.metrics.push(MetricMeta {
+                key: key.to_string(),
+                points: pts.len() as u64,
+                min_time_ns: lo,
+                max_time_ns: hi,
+            });
+            w.u(pts.len() as u64);
+            let mut prev = 0i64;
+            for &(t, v) in &pts {
+                w.i(t.wrapping_sub(prev));
+                w.f64(v);
+                prev = t;
+            }
+        }
+        self.meta.points = Some(self.f.section(&w.0));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meta.series.is_empty() && self.meta.metrics.is_empty()
+    }
+
+    /// The block file and its index.
+    pub fn finish(mut self) -> Result<(Vec<u8>, BlockMeta), BlockError> {
+        self.end_group();
+        let index =
+            serde_json::to_vec(&self.meta).map_err(|e| BlockError(format!("index: {e}")))?;
+        let out = &mut self.f.out;
+        out.extend_from_slice(&index);
+        out.extend_from_slice(&(index.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&index).to_le_bytes());
+        out.extend_from_slice(FOOTER_MAGIC);
+        Ok((self.f.out, self.meta))
+    }
+}
+
+/// One stored rollup: the merge of the profiles in `[start, start + step)`.
+pub struct Rollup<'a> {
+    pub step: i64,
+    pub start: i64,
+    pub bytes: &'a [u8],
+}
+
+pub fn parse_rollups(b: &[u8]) -> Result<Vec<Rollup<'_>>, BlockError> {
+    let mut r = R::new(b);
+    let n = r.len().map_err(|e| section_err("rollups", e))?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let step = r.u().map_err(|e| section_err("rollups", e))? as i64;
+        // How many profiles were merged (informational).
+        r.u().map_err(|e| section_err("rollups", e))?;
+        let bytes = r.bytes().map_err(|e| section_err("rollups", e))?;
+        let start = SymTab::header(bytes)
+            .map_err(|e| section_err("rollups", e))?
+            .time_ns;
+        if step <= 0 {
+            return Err(BlockError("rollups section: step must be positive".into()));
+        }
+        out.push(Rollup { step, start, bytes });
+    }
+    Ok(out)
+}
+
+/// The stored profiles of a raw section, in time order.
+pub fn parse_raw(b: &[u8]) -> Result<Vec<&[u8]>, BlockError> {
+    let mut r = R::new(b);
+    let n = r.len().map_err(|e| section_err("raw", e))?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.bytes().map_err(|e| section_err("raw", e))?);
+    }
+    Ok(out)
+}
+
+/// Every metric series of a points section with its points.
+pub fn parse_points(b: &[u8], n_series: usize) -> Result<Vec<Vec<(i64, f64)>>, BlockError> {
+    let e = |e| section_err("points", e);
+    let mut r = R::new(b);
+    let n = r.len().map_err(e)?;
+    if n != n_series {
+        return Err(BlockError(format!(
+            "points section holds {n} series, index says {n_series}"
+        )));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = r.len().map_err(e)?;
+        let mut pts = Vec::with_capacity(m);
+        let mut t = 0i64;
+        for _ in 0..m {
+            t = t.wrapping_add(r.i().map_err(e)?);
+            pts.push((t, r.f64().map_err(e)?));
+        }
+        out.push(pts);
+    }
+    Ok(out)
+}
+
+/// Checks a whole block file: the index, every section's checksum, and that every symbol
+/// table, profile, rollup and point decodes. Returns the index and the number of profiles
+/// (raw and rollups) decoded.
+pub fn verify_file(file: &[u8]) -> Result<(BlockMeta, u64), BlockError> {
+    let meta = parse_file(file)?;
+    let mut tabs = Vec::with_capacity(meta.groups.len());
+    for g in &meta.groups {
+        let b = read_section(file, 0, &g.symbols)?;
+        tabs.push(SymTab::decode(&b).map_err(|e| section_err("symbols", e))?);
+    }
+    let mut n = 0u64;
+    for s in &meta.series {
+        let tab = tabs.get(s.group as usize).ok_or_else(|| {
+            BlockError(format!("series {}: group {} out of range", s.key, s.group))
+        })?;
+        let raw = read_section(file, 0, &s.raw)?;
+        let profiles = parse_raw(&raw)?;
+        if profiles.len() as u64 != s.profiles {
+            return Err(BlockError(format!(
+                "series {}: {} profiles stored, index says {}",
+                s.key,
+                profiles.len(),
+                s.profiles
+            )));
+        }
+        for b in profiles {
+            let sp = SymTab::header(b).map_err(|e| section_err("raw", e))?;
+            tab.profile(sp, true).map_err(|e| section_err("raw", e))?;
+            n += 1;
+        }
+        if let Some(r) = &s.rollups {
+            let sec = read_section(file, 0, r)?;
+            for r in parse_rollups(&sec)? {
+                let sp = SymTab::header(r.bytes).map_err(|e| section_err("rollups", e))?;
+                tab.profile(sp, true)
+                    .map_err(|e| section_err("rollups", e))?;
+                n += 1;
+            }
+        }
+    }
+    if let Some(p) = &meta.points {
+        parse_points(&read_section(file, 0, p)?, meta.metrics.len())?;
+    }
+    Ok((meta, n))
+}

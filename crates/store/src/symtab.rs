@@ -1,0 +1,531 @@
+//! One service's symbols, deduplicated across all its profiles in a block: strings,
+//! mappings, functions, locations, and call stacks as a prefix tree. Profiles are stored as
+//! columns that point into these tables (`docs/format/block.md`).
+
+use std::hash::Hash;
+
+use gocost_pprof::{
+    Function, Label, LabelValue, Line, Location, Mapping, Profile, Sample, Str, ValueType,
+};
+use rustc_hash::FxHashMap;
+
+use crate::codec::{CodecError, R, W};
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct MappingRow {
+    memory_start: u64,
+    memory_limit: u64,
+    file_offset: u64,
+    filename: u32,
+    build_id: u32,
+    flags: u8,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FunctionRow {
+    name: u32,
+    system_name: u32,
+    filename: u32,
+    start_line: i64,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LocationRow {
+    /// 0 = none, else mapping row + 1.
+    mapping: u32,
+    address: u64,
+    is_folded: bool,
+    /// (function row, line, column)
+    lines: Vec<(u32, i64, i64)>,
+}
+
+/// A table that hands out a dense index per distinct row.
+struct Table<T> {
+    rows: Vec<T>,
+    index: FxHashMap<T, u32>,
+}
+
+impl<T: Clone + Eq + Hash> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            rows: Vec::new(),
+            index: FxHashMap::default(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + Hash> Table<T> {
+    fn intern(&mut self, row: T) -> u32 {
+        if let Some(&i) = self.index.get(&row) {
+            return i;
+        }
+        let i = self.rows.len() as u32;
+        self.rows.push(row.clone());
+        self.index.insert(row, i);
+        i
+    }
+}
+
+/// The symbol tables of one group, built up as profiles are added.
+#[derive(Default)]
+pub struct SymTabBuilder {
+    strings: Table<Str>,
+    mappings: Table<MappingRow>,
+    functions: Table<FunctionRow>,
+    locations: Table<LocationRow>,
+    /// Stack tree nodes (parent node, location row); node 0 is the root (empty stack), so
+    /// node `i` ≥ 1 is row `i - 1`.
+    stacks: Table<(u32, u32)>,
+}
+
+impl SymTabBuilder {
+    pub fn new() -> Self {
+        let mut b = SymTabBuilder::default();
+        b.strings.intern(Str::from(""));
+        b
+    }
+
+    fn s(&mut self, s: &Str) -> u32 {
+        self.strings.intern(s.clone())
+    }
+
+    fn vt(&mut self, w: &mut W, v: &ValueType) {
+        let (t, u) = (self.s(&v.r#type), self.s(&v.unit));
+        w.u(t.into());
+        w.u(u.into());
+    }
+
+    /// Encodes `p` against these tables (adding what is new).
+    pub fn encode_profile(&mut self, p: &Profile, time_ns: i64) -> Vec<u8> {
+        let mut w = W::default();
+        w.i(time_ns);
+        w.i(p.time_nanos);
+        w.i(p.duration_nanos);
+        self.vt(&mut w, &p.period_type);
+        w.i(p.period);
+        w.u(p.sample_type.len() as u64);
+        for st in &p.sample_type {
+            self.vt(&mut w, st);
+        }
+        for s in [
+            &p.default_sample_type,
+            &p.drop_frames,
+            &p.keep_frames,
+            &p.doc_url,
+        ] {
+            let i = self.s(s);
+            w.u(i.into());
+        }
+        w.u(p.comments.len() as u64);
+        for c in &p.comments {
+            let i = self.s(c);
+            w.u(i.into());
+        }
+        // All mappings, in order: pprof's report header names the first one's file.
+        let mut maps: Vec<Option<u32>> = Vec::with_capacity(p.mapping.len());
+        w.u(p.mapping.len() as u64);
+        for mp in &p.mapping {
+            let row = MappingRow {
+                memory_start: mp.memory_start,
+                memory_limit: mp.memory_limit,
+                file_offset: mp.file_offset,
+                filename: self.s(&mp.filename),
+                build_id: self.s(&mp.build_id),
+                flags: u8::from(mp.has_functions)
+                    | u8::from(mp.has_filenames) << 1
+                    | u8::from(mp.has_line_numbers) << 2
+                    | u8::from(mp.has_inline_frames) << 3,
+            };
+            let r = self.mappings.intern(row);
+            w.u(r.into());
+            maps.push(Some(r));
+        }
+        // Rows of this profile's functions and locations, interned on first use.
+        let mut funcs: Vec<Option<u32>> = vec![None; p.function.len()];
+        let mut locs: Vec<Option<u32>> = vec![None; p.location.len()];
+        w.u(p.sample.len() as u64);
+        for s in &p.sample {
+            let mut node = 0u32;
+            for &l in s.location.iter().rev() {
+                let row = match locs.get(l as usize).copied().flatten() {
+                    Some(r) => r,
+                    None => {
+                        let r = self.location_row(p, l as usize, &maps, &mut funcs);
+                        if let Some(slot) = locs.get_mut(l as usize) {
+                            *slot = Some(r);
+                        }
+                        r
+                    }
+                };
+                node = self.stacks.intern((node, row)) + 1;
+            }
+            w.u(node.into());
+        }
+        for s in &p.sample {
+            for k in 0..p.sample_type.len() {
+                w.i(s.value.get(k).copied().unwrap_or(0));
+            }
+        }
+        for s in &p.sample {
+            w.u(s.label.len() as u64);
+            for l in &s.label {
+                let k = self.s(&l.key);
+                w.u(k.into());
+                match &l.value {
+                    LabelValue::Str(v) => {
+                        w.u(0);
+                        let v = self.s(v);
+                        w.u(v.into());
+                    }
+                    LabelValue::Num { value, unit } => {
+                        w.u(1);
+                        w.i(*value);
+                        let u = self.s(unit);
+                        w.u(u.into());
+                    }
+                }
+            }
+        }
+        w.0
+    }
+
+    fn location_row(
+        &mut self,
+        p: &Profile,
+        l: usize,
+        maps: &[Option<u32>],
+        funcs: &mut [Option<u32>],
+    ) -> u32 {
+        let Some(loc) = p.location.get(l) else {
+            return self.locations.intern(LocationRow {
+                mapping: 0,
+                address: 0,
+                is_folded: false,
+                lines: Vec::new(),
+            });
+        };
+        let mapping = loc
+            .mapping
+            .and_then(|m| maps.get(m as usize).copied().flatten())
+            .map_or(0, |r| r + 1);
+        let mut lines = Vec::with_capacity(loc.line.len());
+        for ln in &loc.line {
+            let f = ln.function as usize;
+            let fr = match funcs.get(f).copied().flatten() {
+                Some(r) => r,
+                None => {
+                    let row = match p.function.get(f) {
+                        Some(func) => FunctionRow {
+                            name: self.s(&func.name),
+                            system_name: self.s(&func.system_name),
+                            filename: self.s(&func.filename),
+                            start_line: func.start_line,
+                        },
+                        None => FunctionRow {
+                            name: 0,
+                            system_name: 0,
+                            filename: 0,
+                            start_line: 0,
+                        },
+                    };
+                    let r = self.functions.intern(row);
+                    if let Some(slot) = funcs.get_mut(f) {
+                        *slot = Some(r);
+                    }
+                    r
+                }
+            };
+            lines.push((fr, ln.line, ln.column));
+        }
+        self.locations.intern(LocationRow {
+            mapping,
+            address: loc.address,
+            is_folded: loc.is_folded,
+            lines,
+        })
+    }
+
+    /// The tables as a section body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = W::default();
+        w.u(self.strings.rows.len() as u64);
+        for s in &self.strings.rows {
+            w.bytes(s.as_bytes());
+        }
+        w.u(self.mappings.rows.len() as u64);
+        for m in &self.mappings.rows {
+            w.u(m.memory_start);
+            w.u(m.memory_limit);
+            w.u(m.file_offset);
+            w.u(m.filename.into());
+            w.u(m.build_id.into());
+            w.u(m.flags.into());
+        }
+        w.u(self.functions.rows.len() as u64);
+        for f in &self.functions.rows {
+            w.u(f.name.into());
+            w.u(f.system_name.into());
+            w.u(f.filename.into());
+            w.i(f.start_line);
+        }
+        w.u(self.locations.rows.len() as u64);
+        for l in &self.locations.rows {
+            w.u(l.mapping.into());
+            w.u(l.address);
+            w.u(l.is_folded.into());
+            w.u(l.lines.len() as u64);
+            for &(f, line, col) in &l.lines {
+                w.u(f.into());
+                w.i(line);
+                w.i(col);
+            }
+        }
+        w.u(self.stacks.rows.len() as u64);
+        for &(parent, loc) in &self.stacks.rows {
+            w.u(parent.into());
+            w.u(loc.into());
+        }
+        w.0
+    }
+}
+
+/// Decoded symbol tables of one group, ready to rebuild profiles.
+pub struct SymTab {
+    strings: Vec<Str>,
+    mappings: Vec<Mapping>,
+    functions: Vec<Function>,
+    /// Locations with `mapping` holding a mapping row + 1 (0 = none) and line functions
+    /// holding function rows; remapped per rebuilt profile.
+    locations: Vec<(u32, Location)>,
+    stacks: Vec<(u32, u32)>,
+}
+
+/// The header and samples of one stored profile, before symbols are attached.
+pub struct StoredProfile<'a> {
+    pub time_ns: i64,
+    r: R<'a>,
+}
+
+impl SymTab {
+    pub fn decode(b: &[u8]) -> Result<SymTab, CodecError> {
+        let mut r = R::new(b);
+        let n = r.len()?;
+        let mut strings = Vec::with_capacity(n);
+        for _ in 0..n {
+            strings.push(Str::from(r.str()?));
+        }
+        let ns = strings.len();
+        let n = r.len()?;
+        let mut mappings = Vec::with_capacity(n);
+        for i in 0..n {
+            let (memory_start, memory_limit, file_offset) = (r.u()?, r.u()?, r.u()?);
+            let filename = strings[r.idx(ns)? as usize].clone();
+            let build_id = strings[r.idx(ns)? as usize].clone();
+            let flags = r.u()?;
+            mappings.push(Mapping {
+                id: i as u64 + 1,
+                memory_start,
+                memory_limit,
+                file_offset,
+                filename,
+                build_id,
+                has_functions: flags & 1 != 0,
+                has_filenames: flags & 2 != 0,
+                has_line_numbers: flags & 4 != 0,
+                has_inline_frames: flags & 8 != 0,
+            });
+        }
+        let n = r.len()?;
+        let mut functions = Vec::with_capacity(n);
+        for i in 0..n {
+            let name = strings[r.idx(ns)? as usize].clone();
+            let system_name = strings[r.idx(ns)? as usize].clone();
+            let filename = strings[r.idx(ns)? as usize].clone();
+            functions.push(Function {
+                id: i as u64 + 1,
+                name,
+                system_name,
+                filename,
+                start_line: r.i()?,
+            });
+        }
+        let n = r.len()?;
+        let mut locations = Vec::with_capacity(n);
+        for i in 0..n {
+            let mapping = r.idx(mappings.len() + 1)?;
+            let address = r.u()?;
+            let is_folded = r.u()? != 0;
+            let nl = r.len()?;
+            let mut line = Vec::with_capacity(nl);
+            for _ in 0..nl {
+                line.push(Line {
+                    function: r.idx(functions.len())?,
+                    line: r.i()?,
+                    column: r.i()?,
+                });
+            }
+            locations.push((
+                mapping,
+                Location {
+                    id: i as u64 + 1,
+                    mapping: None,
+                    address,
+                    line,
+                    is_folded,
+                },
+            ));
+        }
+        let n = r.len()?;
+        let mut stacks = Vec::with_capacity(n);
+        for i in 0..n {
+            // A parent always precedes its child: node i + 1 has a parent ≤ i.
+            let parent = r.idx(i + 1)?;
+            let loc = r.idx(locations.len())?;
+            stacks.push((parent, loc));
+        }
+        if !r.done() {
+            return Err(r.err("trailing bytes after the symbol tables"));
+        }
+        Ok(SymTab {
+            strings,
+            mappings,
+            functions,
+            locations,
+            stacks,
+        })
+    }
+
+    fn s(&self, r: &mut R) -> Result<Str, CodecError> {
+        Ok(self.strings[r.idx(self.strings.len())? as usize].clone())
+    }
+
+    /// Reads the ingest time of a stored profile; [`SymTab::profile`] reads the rest.
+    pub fn header<'a>(b: &'a [u8]) -> Result<StoredProfile<'a>, CodecError> {
+        let mut r = R::new(b);
+        let time_ns = r.i()?;
+        Ok(StoredProfile { time_ns, r })
+    }
+
+    /// Rebuilds a stored profile, with only the symbols its samples use.
+    pub fn profile(&self, sp: StoredProfile, labels: bool) -> Result<Profile, CodecError> {
+        let mut r = sp.r;
+        let mut p = Profile {
+            time_nanos: r.i()?,
+            duration_nanos: r.i()?,
+            ..Default::default()
+        };
+        p.period_type = ValueType {
+            r#type: self.s(&mut r)?,
+            unit: self.s(&mut r)?,
+        };
+        p.period = r.i()?;
+        let nst = r.len()?;
+        for _ in 0..nst {
+            let (t, u) = (self.s(&mut r)?, self.s(&mut r)?);
+            p.sample_type.push(ValueType { r#type: t, unit: u });
+        }
+        p.default_sample_type = self.s(&mut r)?;
+        p.drop_frames = self.s(&mut r)?;
+        p.keep_frames = self.s(&mut r)?;
+        p.doc_url = self.s(&mut r)?;
+        let nc = r.len()?;
+        for _ in 0..nc {
+            p.comments.push(self.s(&mut r)?);
+        }
+        let nm = r.len()?;
+        let mut map_map: FxHashMap<u32, u32> = FxHashMap::default();
+        for _ in 0..nm {
+            let row = r.idx(self.mappings.len())?;
+            let mut m = self.mappings[row as usize].clone();
+            m.id = p.mapping.len() as u64 + 1;
+            map_map.entry(row + 1).or_insert(p.mapping.len() as u32);
+            p.mapping.push(m);
+        }
+        let ns = r.len()?;
+        let mut loc_map: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut fn_map: FxHashMap<u32, u32> = FxHashMap::default();
+        p.sample = Vec::with_capacity(ns);
+        for _ in 0..ns {
+            let mut node = r.idx(self.stacks.len() + 1)?;
+            let mut location = Vec::new();
+            while node != 0 {
+                let (parent, row) = self.stacks[node as usize - 1];
+                let idx = match loc_map.get(&row) {
+                    Some(&i) => i,
+                    None => {
+                        let i = self.add_location(&mut p, row, &mut fn_map, &mut map_map);
+                        loc_map.insert(row, i);
+                        i
+                    }
+                };
+                location.push(idx);
+                node = parent;
+            }
+            p.sample.push(Sample {
+                location,
+                value: Vec::with_capacity(nst),
+                label: Vec::new(),
+            });
+        }
+        for s in &mut p.sample {
+            for _ in 0..nst {
+                s.value.push(r.i()?);
+            }
+        }
+        for s in &mut p.sample {
+            let nl = r.len()?;
+            for _ in 0..nl {
+                let key = self.s(&mut r)?;
+                let value = match r.u()? {
+                    0 => LabelValue::Str(self.s(&mut r)?),
+                    1 => {
+                        let value = r.i()?;
+                        LabelValue::Num {
+                            value,
+                            unit: self.s(&mut r)?,
+                        }
+                    }
+                    _ => return Err(r.err("unknown label kind")),
+                };
+                if labels {
+                    s.label.push(Label { key, value });
+                }
+            }
+        }
+        if !r.done() {
+            return Err(r.err("trailing bytes after a profile"));
+        }
+        Ok(p)
+    }
+
+    fn add_location(
+        &self,
+        p: &mut Profile,
+        row: u32,
+        fn_map: &mut FxHashMap<u32, u32>,
+        map_map: &mut FxHashMap<u32, u32>,
+    ) -> u32 {
+        let (mrow, src) = &self.locations[row as usize];
+        let mut loc = src.clone();
+        loc.id = p.location.len() as u64 + 1;
+        if *mrow != 0 {
+            let m = *map_map.entry(*mrow).or_insert_with(|| {
+                let mut m = self.mappings[*mrow as usize - 1].clone();
+                m.id = p.mapping.len() as u64 + 1;
+                p.mapping.push(m);
+                p.mapping.len() as u32 - 1
+            });
+            loc.mapping = Some(m);
+        }
+        for ln in &mut loc.line {
+            ln.function = *fn_map.entry(ln.function).or_insert_with(|| {
+                let mut f = self.functions[ln.function as usize].clone();
+                f.id = p.function.len() as u64 + 1;
+                p.function.push(f);
+                p.function.len() as u32 - 1
+            });
+        }
+        p.location.push(loc);
+        p.location.len() as u32 - 1
+    }
+}
