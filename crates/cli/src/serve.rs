@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use gocost_scrape::{Config, Scraper};
 use gocost_server::{AppState, HealthSource};
-use gocost_store::{Options, SeriesKey, Store};
+use gocost_store::{BlobConfig, Options, S3Config, SeriesKey, Store};
 
 use crate::source::InputError;
 
@@ -93,32 +93,129 @@ fn health_source(s: &Arc<Scraper>) -> Box<dyn Fn() -> Vec<gocost_scrape::Health>
     Box::new(move || s.health())
 }
 
+/// One round of block upkeep; failures are logged and retried next round (the WAL keeps
+/// everything until a block holding it is written).
+fn maintain(s: &Store) {
+    match s.flush(false) {
+        Ok(true) => {
+            let st = s.stats();
+            eprintln!(
+                "gocost: cut a block; {} blocks, {} bytes for {} bytes of profiles as received",
+                st.blocks, st.block_bytes, st.block_ingested_bytes
+            );
+        }
+        Ok(false) => {}
+        Err(e) => eprintln!("gocost: cutting a block failed (will retry): {e}"),
+    }
+    if let Err(e) = s.compact(now_ns()) {
+        eprintln!("gocost: compaction failed (will retry): {e}");
+    }
+    if let Err(e) = s.apply_retention(now_ns()) {
+        eprintln!("gocost: retention failed: {e}");
+    }
+}
+
+/// The store options a config asks for.
+fn store_options(cfg: &Config, data: &std::path::Path) -> Options {
+    let mut opts = Options::new(data);
+    if let Some(r) = cfg.storage.retention {
+        opts.retention_ns = r.as_nanos() as i64;
+    }
+    if let Some(b) = cfg.storage.block_duration {
+        opts.block_duration_ns = b.as_nanos() as i64;
+    }
+    if let Some(s3) = &cfg.storage.s3 {
+        let env = |k: &str| std::env::var(k).unwrap_or_default();
+        opts.blobs = BlobConfig::S3(S3Config {
+            bucket: s3.bucket.clone(),
+            prefix: s3.prefix.clone(),
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            access_key_id: s3
+                .access_key_id
+                .clone()
+                .unwrap_or_else(|| env("AWS_ACCESS_KEY_ID")),
+            secret_access_key: s3
+                .secret_access_key
+                .clone()
+                .unwrap_or_else(|| env("AWS_SECRET_ACCESS_KEY")),
+            allow_http: s3.allow_http,
+        });
+    }
+    opts
+}
+
+/// The data directory: `--data`, else the config's `storage.path`, else `./gocost-data`.
+fn data_dir(arg: Option<PathBuf>, cfg: &Config) -> PathBuf {
+    arg.or_else(|| cfg.storage.path.clone())
+        .unwrap_or_else(|| PathBuf::from("gocost-data"))
+}
+
+/// `gocost verify`: opens the store as `serve` would and reads every block whole.
+pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<bool> {
+    let cfg = match &config {
+        Some(p) => Config::load(p).map_err(InputError)?,
+        None => Config::default(),
+    };
+    let data = data_dir(data, &cfg);
+    if !data.is_dir() {
+        return Err(InputError(format!("{}: no such data directory", data.display())).into());
+    }
+    let (store, report) = Store::open(store_options(&cfg, &data))
+        .with_context(|| format!("opening store {}", data.display()))?;
+    let mut problems = report.corrupt.clone();
+    problems.extend(store.verify()?);
+    let st = store.stats();
+    println!(
+        "{}: {} series, {} profiles: {} in {} blocks ({} bytes for {} bytes as received), {} in the WAL ({} records replayed{})",
+        data.display(),
+        st.series,
+        st.profiles,
+        st.profiles - st.head_profiles as u64,
+        st.blocks,
+        st.block_bytes,
+        st.block_ingested_bytes,
+        st.head_profiles,
+        report.records,
+        if report.truncated_bytes > 0 {
+            format!(", a torn record of {} bytes cut", report.truncated_bytes)
+        } else {
+            String::new()
+        }
+    );
+    for p in &problems {
+        println!("problem: {p}");
+    }
+    if problems.is_empty() {
+        println!("clean");
+    }
+    Ok(problems.is_empty())
+}
+
 pub fn serve(a: ServeArgs) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = match &a.config {
         Some(p) => Config::load(p).map_err(InputError)?,
         None => Config::default(),
     };
-    let data = a
-        .data
-        .clone()
-        .or_else(|| cfg.storage.path.clone())
-        .unwrap_or_else(|| PathBuf::from("gocost-data"));
+    let data = data_dir(a.data.clone(), &cfg);
     let listen = a
         .listen
         .clone()
         .or_else(|| cfg.server.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:4040".to_string());
-    let mut opts = Options::new(&data);
-    if let Some(r) = cfg.storage.retention {
-        opts.retention_ns = r.as_nanos() as i64;
-    }
+    let opts = store_options(&cfg, &data);
+    // Cut blocks, compact finished days and apply retention this often.
+    let maintain_every = Duration::from_nanos(
+        (opts.block_duration_ns / 4).clamp(1_000_000_000, 60_000_000_000) as u64,
+    );
     let sync_every = cfg.storage.sync_interval.unwrap_or(Duration::from_secs(1));
     let (store, report) =
         Store::open(opts).with_context(|| format!("opening store {}", data.display()))?;
     eprintln!(
-        "gocost: store {}: replayed {} profiles from {} WAL segments{}",
+        "gocost: store {} (blocks in {}): replayed {} records from {} WAL segments{}",
         data.display(),
+        store.blocks_location(),
         report.records,
         report.segments,
         if report.truncated_bytes > 0 {
@@ -155,26 +252,29 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             cfg.scrape.len()
         );
 
-        // Durability: fsync the WAL on an interval; retention once a minute.
+        // Durability: fsync the WAL on an interval.
         let st = store.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(sync_every);
-            let mut n: u64 = 0;
             loop {
                 tick.tick().await;
                 let s = st.clone();
-                let retention =
-                    n.is_multiple_of((60_000 / sync_every.as_millis().max(1) as u64).max(1));
                 let _ = tokio::task::spawn_blocking(move || {
                     if let Err(e) = s.sync() {
                         eprintln!("gocost: WAL sync failed: {e}");
                     }
-                    if retention && let Err(e) = s.apply_retention(now_ns()) {
-                        eprintln!("gocost: retention failed: {e}");
-                    }
                 })
                 .await;
-                n += 1;
+            }
+        });
+        // Blocks: cut the WAL into blocks, compact finished days, apply retention.
+        let st = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(maintain_every);
+            loop {
+                tick.tick().await;
+                let s = st.clone();
+                let _ = tokio::task::spawn_blocking(move || maintain(&s)).await;
             }
         });
 
@@ -221,7 +321,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         axum::serve(listener, gocost_server::router(state))
             .with_graceful_shutdown(shutdown)
             .await?;
-        store.sync()?;
+        let st = store.clone();
+        tokio::task::spawn_blocking(move || st.sync()).await??;
         eprintln!("gocost: stopped; store synced");
         Ok::<(), anyhow::Error>(())
     })

@@ -127,6 +127,7 @@ fn scrapes_a_go_service_and_serves_pprof() {
 [storage]
 retention = "1d"
 sync_interval = "500ms"
+block_duration = "2s"
 
 [[scrape]]
 job = "demo"
@@ -177,7 +178,7 @@ profiles = ["goroutine"]
     .to_string();
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let pprof_top = |query: &str| {
+    let pprof_top = |base: &str, query: &str| {
         let out = Command::new(&pprof)
             .args([
                 "-symbolize=none",
@@ -195,12 +196,12 @@ profiles = ["goroutine"]
         );
         String::from_utf8(out.stdout).unwrap()
     };
-    let g = pprof_top(r#"goroutine{job="demo",env="test"}"#);
+    let g = pprof_top(&base, r#"goroutine{job="demo",env="test"}"#);
     assert!(
         g.contains("Type: goroutine") && g.contains("main.blockOnChan"),
         "{g}"
     );
-    let cpu = pprof_top(r#"cpu{job="demo"}"#);
+    let cpu = pprof_top(&base, r#"cpu{job="demo"}"#);
     assert!(cpu.contains("Type: cpu") && cpu.contains("main."), "{cpu}");
 
     // Cumulative kinds are stored as deltas once two scrapes exist.
@@ -280,7 +281,25 @@ profiles = ["goroutine"]
         );
         base = base2;
     }
+    // Blocks were cut while serving (every 2 s) and survived the kills.
+    let blocks = metric(&format!("{base}/metrics"), "gocost_store_blocks");
+    assert!(blocks >= 1.0, "no blocks cut");
+    // The real tool still reads a range that spans blocks and the head.
+    let g = pprof_top(&base, r#"goroutine{job="demo"}"#);
+    assert!(g.contains("main.blockOnChan"), "{g}");
     drop(gocost);
+    // Stopped, the store verifies clean: every block and WAL record decodes.
+    let v = Command::new(env!("CARGO_BIN_EXE_gocost"))
+        .args(["verify", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        v.status.success() && text.contains("clean"),
+        "{text}{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -100,6 +100,33 @@ pub struct StorageConfig {
     /// How often appended profiles are fsynced (≤ 5 s).
     #[serde(default, deserialize_with = "de_duration")]
     pub sync_interval: Option<Duration>,
+    /// How long the WAL collects before it is cut into an immutable block (default 1h).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub block_duration: Option<Duration>,
+    /// Keep blocks in an S3-compatible bucket instead of `<path>/blocks/`.
+    pub s3: Option<S3Storage>,
+}
+
+/// `[storage.s3]`: where blocks go when one machine's disk is not the place for them.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct S3Storage {
+    pub bucket: String,
+    /// Key prefix inside the bucket.
+    #[serde(default)]
+    pub prefix: String,
+    /// e.g. `http://127.0.0.1:3900` for a self-hosted server; empty = AWS.
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default)]
+    pub region: String,
+    /// Default: the `AWS_ACCESS_KEY_ID` environment variable.
+    pub access_key_id: Option<String>,
+    /// Default: the `AWS_SECRET_ACCESS_KEY` environment variable.
+    pub secret_access_key: Option<String>,
+    /// Allow a plain-HTTP endpoint.
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -236,6 +263,19 @@ impl Config {
             if cfg.scrape[..i].iter().any(|o| o.job == s.job) {
                 return Err(at("duplicate job name"));
             }
+        }
+        if let Some(b) = cfg.storage.block_duration
+            && (b < Duration::from_secs(1) || b > Duration::from_secs(86400))
+        {
+            return Err(format!(
+                "{}: storage.block_duration must be between 1s and 24h",
+                file.display()
+            ));
+        }
+        if let Some(s3) = &cfg.storage.s3
+            && s3.bucket.is_empty()
+        {
+            return Err(format!("{}: storage.s3.bucket must be set", file.display()));
         }
         if let Some(si) = cfg.storage.sync_interval
             && si > Duration::from_secs(5)

@@ -186,6 +186,7 @@ struct Inner {
 /// The store. All methods take `&self`; it is safe to share across threads.
 pub struct Store {
     opts: Options,
+    _lock: File,
     blobs: blobs::Blobs,
     inner: Mutex<Inner>,
     /// Held while a flush, compaction or retention pass rewrites blocks.
@@ -216,6 +217,19 @@ impl Store {
     /// Opens the store in `opts.dir`: reads the block catalog, then replays the WAL
     /// segments that are not in blocks yet.
     pub fn open(opts: Options) -> Result<(Store, ReplayReport), Error> {
+        std::fs::create_dir_all(&opts.dir)?;
+        // One process per data directory: two would interleave WAL segments. The kernel
+        // drops the lock when the process dies, however it dies.
+        let lock = File::create(opts.dir.join("LOCK"))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "{} is in use by another gocost process ({e})",
+                    opts.dir.display()
+                ),
+            )));
+        }
         let blobs = blobs::Blobs::open(&opts.blobs, &opts.dir)?;
         let mut report = ReplayReport::default();
         let mut blocks = Vec::new();
@@ -284,6 +298,7 @@ impl Store {
         }
         let store = Store {
             opts,
+            _lock: lock,
             blobs,
             inner: Mutex::new(Inner {
                 wal,
