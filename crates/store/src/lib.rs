@@ -885,6 +885,13 @@ impl Store {
     }
 }
 
+/// Parses the bytes of one WAL segment file as replay does: how many records decode, and
+/// what stopped the read early (with the byte offset), if anything. For checks and fuzzing.
+pub fn check_wal_segment(bytes: &[u8]) -> (usize, Option<String>) {
+    let (records, _, problem) = wal::parse_segment(bytes, Path::new("segment"));
+    (records.len(), problem)
+}
+
 /// Whether `[lo, hi]` lies inside the union of the (disjoint) intervals.
 fn covered_range(picked: &[(i64, i64)], lo: i64, hi: i64) -> bool {
     if lo > hi {

@@ -179,38 +179,43 @@ type Read = Vec<(u64, Record)>;
 fn read_segment(path: &Path) -> io::Result<(Read, u64, Option<String>)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
+    Ok(parse_segment(&data, path))
+}
+
+/// Parses a segment's bytes (see [`read_segment`]).
+pub fn parse_segment(data: &[u8], path: &Path) -> (Read, u64, Option<String>) {
     if data.len() < SEGMENT_MAGIC.len() || &data[..8] != SEGMENT_MAGIC {
-        return Ok((
+        return (
             Vec::new(),
             0,
             Some(format!("{}: bad segment header", path.display())),
-        ));
+        );
     }
     let mut off = SEGMENT_MAGIC.len();
     let mut out = Vec::new();
     while off < data.len() {
         let bad = |why: &str| Some(format!("{}: {why} at byte {off}", path.display()));
         if data.len() - off < 8 {
-            return Ok((out, off as u64, bad("truncated record header")));
+            return (out, off as u64, bad("truncated record header"));
         }
         let len = u32::from_le_bytes(data[off..off + 4].try_into().unwrap_or_default()) as usize;
         let crc = u32::from_le_bytes(data[off + 4..off + 8].try_into().unwrap_or_default());
         if len > MAX_RECORD {
-            return Ok((out, off as u64, bad("record length out of range")));
+            return (out, off as u64, bad("record length out of range"));
         }
         let Some(body) = data.get(off + 8..off + 8 + len) else {
-            return Ok((out, off as u64, bad("truncated record")));
+            return (out, off as u64, bad("truncated record"));
         };
         if crc32fast::hash(body) != crc {
-            return Ok((out, off as u64, bad("checksum mismatch")));
+            return (out, off as u64, bad("checksum mismatch"));
         }
         let Some(rec) = Record::decode(body) else {
-            return Ok((out, off as u64, bad("malformed record")));
+            return (out, off as u64, bad("malformed record"));
         };
         out.push(((off + 8) as u64, rec));
         off += 8 + len;
     }
-    Ok((out, off as u64, None))
+    (out, off as u64, None)
 }
 
 impl Wal {

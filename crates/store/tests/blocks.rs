@@ -234,6 +234,14 @@ fn blocks_and_rollups_answer_what_the_head_answered() {
     }
     assert_eq!(points(&s), head_points);
     drop(s);
+    // `GOCOST_FUZZ_SEEDS=DIR` keeps these real blocks as seeds for `cargo fuzz run block`.
+    if let Some(seeds) = std::env::var_os("GOCOST_FUZZ_SEEDS") {
+        std::fs::create_dir_all(&seeds).unwrap();
+        for e in std::fs::read_dir(d.join("blocks")).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, PathBuf::from(&seeds).join(p.file_name().unwrap())).unwrap();
+        }
+    }
 
     // A restart reads the catalog back and replays nothing twice.
     let (s, r) = Store::open(Options::new(&d)).unwrap();

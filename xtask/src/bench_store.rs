@@ -1,0 +1,206 @@
+//! `cargo run --release -p xtask -- bench-store`: the store's numbers from issue 3.
+//!
+//! 1. Ingest throughput: real recorded profiles appended (validated, WAL-written) and then
+//!    cut into a block, in MB of pprof per CPU-second, against Pyroscope's own sizing rule
+//!    of about 8 MB/s per core.
+//! 2. History: DAYS days × SERVICES services of CPU profiles (real recordings with shifted
+//!    timestamps), cut into hourly blocks and compacted per day; bytes on disk per byte
+//!    of pprof received.
+//! 3. Flame graphs over the whole history (all services, one service, and a range that does
+//!    not start or end on an hour): query + report + flame tree, p50/p95 over repeats.
+
+use std::time::Instant;
+
+use gocost_store::{DAY_NS, HOUR_NS, Options, Selector, SeriesKey, Store};
+use gocost_testkit::profiles_dir;
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name's closing parenthesis; utime and stime are 14 and 15.
+    let rest = s.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn arg(args: &[String], name: &str, default: i64) -> Result<i64, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} needs a number")),
+    }
+}
+
+fn read(name: &str) -> Result<Vec<u8>, String> {
+    let p = profiles_dir().join(name);
+    std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn key(kind: &str, svc: i64) -> SeriesKey {
+    SeriesKey::new(
+        kind,
+        [
+            ("job".to_string(), format!("svc-{svc:02}")),
+            ("instance".to_string(), format!("10.0.0.{svc}:6060")),
+        ],
+    )
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let days = arg(args, "--days", 30)?;
+    let services = arg(args, "--services", 20)?;
+    let interval = arg(args, "--interval-secs", 300)? * 1_000_000_000;
+    let repeats = arg(args, "--repeats", 10)?.max(1) as usize;
+    let e = |e: gocost_store::Error| e.to_string();
+    let tmp = std::env::temp_dir().join(format!("gocost-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    // 1. Ingest throughput over every recorded kind.
+    let kinds = [
+        ("cpu", "cpu.pb.gz"),
+        ("cpu", "cpu2.pb.gz"),
+        ("heap", "heap.pb.gz"),
+        ("allocs", "allocs.delta.pb.gz"),
+        ("goroutine", "goroutine.pb.gz"),
+        ("mutex", "mutex.delta.pb.gz"),
+        ("block", "block.delta.pb.gz"),
+    ];
+    let data: Vec<(&str, Vec<u8>)> = kinds
+        .iter()
+        .map(|(k, f)| Ok((*k, read(f)?)))
+        .collect::<Result<_, String>>()?;
+    let (s, _) = Store::open(Options::new(tmp.join("ingest"))).map_err(e)?;
+    let n = 20_000i64;
+    let (c0, w0) = (cpu_seconds(), Instant::now());
+    let mut bytes = 0u64;
+    for i in 0..n {
+        let (kind, b) = &data[(i as usize) % data.len()];
+        s.append(&key(kind, i % 50), i * 1_000_000_000, b)
+            .map_err(e)?;
+        bytes += b.len() as u64;
+    }
+    s.sync().map_err(e)?;
+    let (c1, w1) = (cpu_seconds(), w0.elapsed().as_secs_f64());
+    s.flush(true).map_err(e)?;
+    let (c2, w2) = (cpu_seconds(), w0.elapsed().as_secs_f64());
+    let mb = bytes as f64 / 1e6;
+    let append_rate = mb / (c1 - c0).max(1e-9);
+    let total_rate = mb / (c2 - c0).max(1e-9);
+    println!("ingest: {n} profiles, {mb:.1} MB of pprof");
+    println!(
+        "  append (validate + WAL): {append_rate:.1} MB/s per core ({:.2} CPU-s, {w1:.2} s wall)",
+        c1 - c0
+    );
+    println!(
+        "  append + cut into a block: {total_rate:.1} MB/s per core ({:.2} CPU-s, {w2:.2} s wall)",
+        c2 - c0
+    );
+    println!(
+        "  ratio vs Pyroscope's sizing rule (8 MB/s per core): {:.1}x (goal >= 6.2x, i.e. 50 MB/s)",
+        total_rate / 8.0
+    );
+    let st = s.stats();
+    println!(
+        "  block bytes per byte received: {:.3}",
+        st.block_bytes as f64 / st.block_ingested_bytes.max(1) as f64
+    );
+    drop(s);
+
+    // 2. History.
+    let cpus = [
+        read("cpu.pb.gz")?,
+        read("cpu2.pb.gz")?,
+        read("batch.cpu.pb.gz")?,
+    ];
+    let mut o = Options::new(tmp.join("history"));
+    o.retention_ns = 0;
+    let (s, _) = Store::open(o).map_err(e)?;
+    let start = 20_000 * DAY_NS;
+    let per_day = DAY_NS / interval;
+    let (c0, w0) = (cpu_seconds(), Instant::now());
+    let mut count = 0u64;
+    for d in 0..days {
+        for h in 0..24 {
+            for i in 0..per_day / 24 {
+                let t = start + d * DAY_NS + h * HOUR_NS + i * interval;
+                for svc in 0..services {
+                    let b = &cpus[((i + svc) % 3) as usize];
+                    s.append(&key("cpu", svc), t + svc, b).map_err(e)?;
+                    count += 1;
+                }
+            }
+            s.flush(true).map_err(e)?;
+        }
+        s.compact(start + (d + 2) * DAY_NS).map_err(e)?;
+        eprint!("\r  history: day {}/{days}", d + 1);
+    }
+    eprintln!();
+    s.compact(start + (days + 2) * DAY_NS).map_err(e)?;
+    let st = s.stats();
+    println!(
+        "history: {days} days x {services} services every {}s = {count} profiles, {:.1} MB of pprof, built in {:.1} CPU-s ({:.1} s wall)",
+        interval / 1_000_000_000,
+        st.block_ingested_bytes as f64 / 1e6,
+        cpu_seconds() - c0,
+        w0.elapsed().as_secs_f64()
+    );
+    println!(
+        "  on disk: {} blocks, {:.1} MB = {:.2}% of the pprof received (goal <= 10%)",
+        st.blocks,
+        st.block_bytes as f64 / 1e6,
+        100.0 * st.block_bytes as f64 / st.block_ingested_bytes.max(1) as f64
+    );
+
+    // 3. Flame graphs over the history.
+    let end = start + days * DAY_NS - 1;
+    let cases = [
+        ("all services, whole range", "cpu", start, end),
+        (
+            "one service, whole range",
+            r#"cpu{job="svc-03"}"#,
+            start,
+            end,
+        ),
+        (
+            "all services, unaligned range",
+            "cpu",
+            start + 90 * 60 * 1_000_000_000 + 7,
+            end - 7 * 60 * 1_000_000_000,
+        ),
+    ];
+    for (name, q, from, to) in cases {
+        let sel = Selector::parse(q)?;
+        let mut times = Vec::new();
+        let mut nodes = 0;
+        for _ in 0..repeats {
+            let t0 = Instant::now();
+            let p = s.query(&sel, from, to).map_err(e)?.ok_or("no data")?;
+            // As the API's flame endpoint builds it.
+            let opts = gocost_report::Options {
+                nodecount: Some(0),
+                ..Default::default()
+            };
+            let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.0)?;
+            nodes = gocost_flame::tree_from_report(&rpt).node_count();
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        println!(
+            "flame, {name}: p50 {:.3}s p95 {:.3}s ({nodes} nodes; goal p95 < 1s)",
+            pct(&mut times, 0.5),
+            pct(&mut times, 0.95)
+        );
+    }
+    drop(s);
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
