@@ -162,11 +162,14 @@ pub struct ScrapeConfig {
     /// Accept invalid TLS certificates (self-signed test targets).
     #[serde(default)]
     pub insecure_skip_verify: bool,
-    /// Runtime-metric sources to scrape besides profiles: `expvar` (`/debug/vars`).
+    /// Runtime-metric sources to scrape besides profiles: `expvar` (`/debug/vars`) and
+    /// `prometheus` (the `go_*` and `process_*` families of a Prometheus `/metrics`).
     #[serde(default)]
     pub metrics: Vec<String>,
     /// Path of expvar's handler (default `/debug/vars`).
     pub expvar_path: Option<String>,
+    /// Path of the Prometheus handler (default `/metrics`).
+    pub metrics_path: Option<String>,
     /// Largest response accepted (default 64MiB).
     #[serde(default, deserialize_with = "de_size")]
     pub max_body: Option<u64>,
@@ -213,6 +216,9 @@ impl ScrapeConfig {
     pub fn expvar_path(&self) -> &str {
         self.expvar_path.as_deref().unwrap_or("/debug/vars")
     }
+    pub fn metrics_path(&self) -> &str {
+        self.metrics_path.as_deref().unwrap_or("/metrics")
+    }
     pub fn path_prefix(&self) -> &str {
         self.path_prefix.as_deref().unwrap_or("/debug/pprof")
     }
@@ -240,9 +246,9 @@ impl Config {
                 }
             }
             for m in &s.metrics {
-                if m != "expvar" {
+                if m != "expvar" && m != "prometheus" {
                     return Err(at(&format!(
-                        "unknown metrics source {m:?} (supported: expvar)"
+                        "unknown metrics source {m:?} (supported: expvar, prometheus)"
                     )));
                 }
             }

@@ -14,4 +14,5 @@ pub mod runtime;
 mod scraper;
 
 pub use config::{Config, ScrapeConfig, parse_duration};
+pub use runtime::{MAX_PROM_SAMPLES, PromSample, parse_prometheus};
 pub use scraper::{Health, Scraper, is_cumulative};

@@ -1,4 +1,6 @@
-//! Go runtime metrics from `/debug/vars` (expvar's `memstats`), as time-series points.
+//! Go runtime metrics as time-series points: from `/debug/vars` (expvar's `memstats`) and
+//! from Prometheus text exposition (`/metrics` of services using the Go client: `go_*`,
+//! `process_*`).
 
 use serde_json::Value;
 
@@ -77,6 +79,106 @@ pub fn parse_expvar(body: &[u8], prev_num_gc: Option<u32>) -> Result<Expvar, Str
     Ok(out)
 }
 
+/// One sample of a Prometheus text exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromSample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// At most this many samples are kept from one `/metrics` scrape.
+pub const MAX_PROM_SAMPLES: usize = 10_000;
+
+/// Parses Prometheus text exposition format (version 0.0.4), keeping the Go runtime and
+/// process families (`go_*`, `process_*`). Timestamps in the text are ignored: points get
+/// the scrape time. Errors name the line.
+pub fn parse_prometheus(body: &[u8]) -> Result<Vec<PromSample>, String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("/metrics is not UTF-8: {e}"))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = |what: &str| format!("/metrics line {}: {what}", i + 1);
+        let name_end = line
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(line.len());
+        let name = &line[..name_end];
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(at("expected a metric name"));
+        }
+        let mut rest = &line[name_end..];
+        let mut labels = Vec::new();
+        if let Some(r) = rest.strip_prefix('{') {
+            rest = r;
+            loop {
+                rest = rest.trim_start_matches([' ', ',']);
+                if let Some(r) = rest.strip_prefix('}') {
+                    rest = r;
+                    break;
+                }
+                let eq = rest
+                    .find('=')
+                    .ok_or_else(|| at("expected label=\"value\""))?;
+                let lname = rest[..eq].trim();
+                if lname.is_empty() || !lname.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(at("bad label name"));
+                }
+                let r = rest[eq + 1..]
+                    .trim_start()
+                    .strip_prefix('"')
+                    .ok_or_else(|| at("label value must be quoted"))?;
+                let mut value = String::new();
+                let mut chars = r.char_indices();
+                let end = loop {
+                    match chars.next() {
+                        None => return Err(at("unterminated label value")),
+                        Some((j, '"')) => break j,
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, 'n')) => value.push('\n'),
+                            Some((_, c)) => value.push(c),
+                            None => return Err(at("unterminated label value")),
+                        },
+                        Some((_, c)) => value.push(c),
+                    }
+                };
+                labels.push((lname.to_string(), value));
+                rest = &r[end + 1..];
+            }
+        }
+        let mut fields = rest.split_whitespace();
+        let v = fields.next().ok_or_else(|| at("missing value"))?;
+        let value = match v {
+            "+Inf" | "Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v.parse().map_err(|_| at(&format!("bad value {v:?}")))?,
+        };
+        if let Some(ts) = fields.next()
+            && ts.parse::<i64>().is_err()
+        {
+            return Err(at(&format!("bad timestamp {ts:?}")));
+        }
+        if !(name.starts_with("go_") || name.starts_with("process_")) {
+            continue;
+        }
+        if out.len() >= MAX_PROM_SAMPLES {
+            return Err(format!(
+                "/metrics has more than {MAX_PROM_SAMPLES} go_*/process_* samples"
+            ));
+        }
+        out.push(PromSample {
+            name: name.to_string(),
+            labels,
+            value,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +217,61 @@ mod tests {
         assert_eq!(inc.pauses[1].1, 7891736.0 / 1e9);
         assert!(parse_expvar(b"{}", None).is_err());
         assert!(parse_expvar(b"nope", None).is_err());
+    }
+
+    #[test]
+    fn prometheus_text_from_a_real_go_client() {
+        // Recorded from a real Prometheus server's own /metrics (a Go program using
+        // client_golang): testdata/metrics/README.md says how.
+        let body = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../testdata/metrics/prometheus.txt"),
+        )
+        .unwrap();
+        let s = parse_prometheus(&body).unwrap();
+        let get = |name: &str, labels: &[(&str, &str)]| {
+            s.iter()
+                .find(|x| {
+                    x.name == name
+                        && x.labels.len() == labels.len()
+                        && labels
+                            .iter()
+                            .all(|(k, v)| x.labels.iter().any(|(a, b)| a == k && b == v))
+                })
+                .map(|x| x.value)
+        };
+        assert!(get("go_goroutines", &[]).is_some_and(|v| v > 0.0));
+        assert!(get("process_resident_memory_bytes", &[]).is_some_and(|v| v > 1e6));
+        assert!(get("go_gc_duration_seconds", &[("quantile", "0.5")]).is_some());
+        assert!(get("go_memstats_heap_alloc_bytes", &[]).is_some());
+        assert!(
+            s.iter()
+                .all(|x| x.name.starts_with("go_") || x.name.starts_with("process_"))
+        );
+        assert!(!s.iter().any(|x| x.name.starts_with("prometheus_")));
+    }
+
+    #[test]
+    fn prometheus_text_edge_cases_and_errors() {
+        let s = parse_prometheus(
+            b"# HELP go_x x\n# TYPE go_x gauge\ngo_x{a=\"q\\\"\\\\\\n\",b=\"\"} +Inf 1700000000000\n\
+              process_y -1.5e3\nother 1\ngo_nan NaN\n",
+        )
+        .unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].labels[0], ("a".to_string(), "q\"\\\n".to_string()));
+        assert_eq!(s[0].value, f64::INFINITY);
+        assert_eq!(s[1].value, -1500.0);
+        assert!(s[2].value.is_nan());
+        for (bad, why) in [
+            (&b"go_x{a=1} 2\n"[..], "line 1: label value must be quoted"),
+            (b"ok 1\ngo_x{a=\"1} 2\n", "line 2: unterminated label value"),
+            (b"go_x\n", "line 1: missing value"),
+            (b"go_x abc\n", "line 1: bad value \"abc\""),
+            (b"{a=\"b\"} 1\n", "line 1: expected a metric name"),
+        ] {
+            let e = parse_prometheus(bad).unwrap_err();
+            assert!(e.contains(why), "{e} (wanted {why})");
+        }
     }
 }

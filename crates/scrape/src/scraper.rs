@@ -124,6 +124,36 @@ async fn scrape_expvar(job: &Job, store: &Store, prev_gc: &mut Option<u32>) -> R
     Ok(body.len() as u64)
 }
 
+/// Scrapes a Prometheus `/metrics` into runtime-metric points (`go_*`, `process_*`). A
+/// metric label that collides with a target label is kept as `exported_<name>`, as
+/// Prometheus does.
+async fn scrape_prometheus(job: &Job, store: &Store) -> Result<u64, String> {
+    let body = fetch(job).await?;
+    let t = now_ns();
+    let samples = crate::runtime::parse_prometheus(&body)?;
+    let points: Vec<(SeriesKey, i64, f64)> = samples
+        .into_iter()
+        .map(|s| {
+            let mut labels = job.key.labels.clone();
+            for (k, v) in s.labels {
+                let k = if labels.contains_key(&k) || k == "__name__" {
+                    format!("exported_{k}")
+                } else {
+                    k
+                };
+                labels.insert(k, v);
+            }
+            labels.insert("__name__".into(), s.name);
+            (SeriesKey::new("metric", labels), t, s.value)
+        })
+        .collect();
+    if points.is_empty() {
+        return Err("/metrics has no go_* or process_* samples".into());
+    }
+    store.append_points(&points).map_err(|e| e.to_string())?;
+    Ok(body.len() as u64)
+}
+
 async fn scrape_once(job: &Job, store: &Store, prev: &mut Option<Profile>) -> Result<u64, String> {
     let body = fetch(job).await?;
     let n = body.len() as u64;
@@ -167,6 +197,8 @@ async fn run(job: Job, store: Arc<Store>, health: HealthMap) {
         let start = Instant::now();
         let res = if job.kind == "expvar" {
             scrape_expvar(&job, &store, &mut prev_gc).await
+        } else if job.kind == "prometheus" {
+            scrape_prometheus(&job, &store).await
         } else {
             scrape_once(&job, &store, &mut prev).await
         };
@@ -232,6 +264,8 @@ impl Scraper {
                     let scheme = sc.scheme.as_deref().unwrap_or("http");
                     let mut url = if kind == "expvar" {
                         format!("{scheme}://{target}{}", sc.expvar_path())
+                    } else if kind == "prometheus" {
+                        format!("{scheme}://{target}{}", sc.metrics_path())
                     } else {
                         format!(
                             "{scheme}://{target}{}/{}",

@@ -161,9 +161,10 @@ pub fn inflate_checked(z: &[u8], s: &Section) -> Result<Vec<u8>, BlockError> {
             s.offset
         )));
     }
-    if s.raw_len > MAX_SECTION {
+    // Deflate cannot expand more than ~1032:1: a larger claim is damage, not data.
+    if s.raw_len > MAX_SECTION || s.raw_len > (z.len() as u64).saturating_mul(1032) + 64 {
         return Err(BlockError(format!(
-            "section at byte {}: {} bytes inflated exceeds the limit",
+            "section at byte {}: {} bytes inflated is impossible or over the limit",
             s.offset, s.raw_len
         )));
     }
