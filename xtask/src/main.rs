@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+mod bench_fleet;
 mod bench_store;
 
 use gocost_testkit::{Case, cases, golden_dir, profiles_dir, repo_root};
@@ -314,13 +315,17 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["capture"] => capture(),
+        ["bench-fleet", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            bench_fleet::run(&rest)
+        }
         ["bench-store", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             bench_store::run(&rest)
         }
         ["goldens"] => goldens(false),
         ["goldens", "--check"] => goldens(true),
-        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N]".into()),
+        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N]".into()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

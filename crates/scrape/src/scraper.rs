@@ -56,7 +56,8 @@ fn endpoint(kind: &str) -> &str {
 }
 
 struct Job {
-    cfg: ScrapeConfig,
+    /// Shared by every target × kind of the job (a job may list hundreds of targets).
+    cfg: Arc<ScrapeConfig>,
     instance: String,
     kind: String,
     url: String,
@@ -173,7 +174,7 @@ async fn scrape_once(job: &Job, store: &Store, prev: &mut Option<Profile>) -> Re
     };
     if let Some(d) = stored {
         store
-            .append(&job.key, t, &gocost_pprof::encode(&d))
+            .append_profile(&job.key, t, &d)
             .map_err(|e| e.to_string())?;
     }
     *prev = Some(cur);
@@ -242,6 +243,7 @@ impl Scraper {
         let mut tasks = Vec::new();
         let mut clients: HashMap<(bool, u64), reqwest::Client> = HashMap::new();
         for sc in &cfg.scrape {
+            let shared = Arc::new(sc.clone());
             for target in &sc.targets {
                 for kind in sc.profiles().into_iter().chain(sc.metrics.iter().cloned()) {
                     let cpu = kind == "cpu";
@@ -253,6 +255,9 @@ impl Scraper {
                             let c = reqwest::Client::builder()
                                 .timeout(timeout)
                                 .connect_timeout(Duration::from_secs(5))
+                                // One idle connection per target and client: a fleet of
+                                // hundreds of targets must not hold thousands of buffers.
+                                .pool_max_idle_per_host(1)
                                 .danger_accept_invalid_certs(sc.insecure_skip_verify)
                                 .no_proxy()
                                 .build()
@@ -280,7 +285,7 @@ impl Scraper {
                     labels.insert("job".into(), sc.job.clone());
                     labels.insert("instance".into(), target.clone());
                     let job = Job {
-                        cfg: sc.clone(),
+                        cfg: shared.clone(),
                         instance: target.clone(),
                         kind: kind.clone(),
                         key: SeriesKey::new(&kind, labels),

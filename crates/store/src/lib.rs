@@ -335,6 +335,20 @@ impl Store {
             labels: false,
         };
         gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
+        self.append_valid(key, time_ns, bytes)
+    }
+
+    /// Stores a profile gocost built itself (a delta of cumulative scrapes): it is encoded
+    /// here, and needs no validation.
+    pub fn append_profile(&self, key: &SeriesKey, time_ns: i64, p: &Profile) -> Result<(), Error> {
+        let bytes = gocost_pprof::encode(p);
+        if bytes.len() > MAX_RECORD - 1024 {
+            return Err(Error::TooLarge(bytes.len()));
+        }
+        self.append_valid(key, time_ns, &bytes)
+    }
+
+    fn append_valid(&self, key: &SeriesKey, time_ns: i64, bytes: &[u8]) -> Result<(), Error> {
         let rec = wal::Record::Profile {
             time_ns,
             key: key.to_string(),
