@@ -67,6 +67,9 @@ impl Blobs {
                 (Arc::new(fs), String::new(), dir.display().to_string())
             }
             BlobConfig::S3(s) => {
+                // The S3 client speaks TLS through rustls with the ring provider (a no-op
+                // if the process installed one already).
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let mut b = object_store::aws::AmazonS3Builder::new()
                     .with_bucket_name(&s.bucket)
                     .with_region(if s.region.is_empty() {

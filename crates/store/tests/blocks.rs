@@ -2,158 +2,17 @@
 //! head, again after they are cut into blocks (with hourly rollups), again after a day's
 //! blocks are compacted (daily rollups), and again after a restart.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::PathBuf;
 
-use gocost_pprof::{LabelValue, Profile};
-use gocost_store::{DAY_NS, HOUR_NS, Options, Selector, SeriesKey, Store};
+use common::*;
+use gocost_store::{DAY_NS, Options, Selector, Store};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gocost-blocks-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-fn testdata(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/profiles")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn key(kind: &str, job: &str, instance: &str) -> SeriesKey {
-    SeriesKey::new(
-        kind,
-        [
-            ("job".into(), job.into()),
-            ("instance".into(), instance.into()),
-        ],
-    )
-}
-
-/// What a report can see of a profile, independent of ids and sample order.
-fn canon(p: &Profile) -> (String, BTreeMap<String, Vec<i64>>) {
-    let header = format!(
-        "types={:?} period={:?}/{} time={} dur={} file={:?} comments={:?} default={:?}",
-        p.sample_type,
-        p.period_type,
-        p.period,
-        p.time_nanos,
-        p.duration_nanos,
-        p.mapping.first().map(|m| (&m.filename, &m.build_id)),
-        p.comments,
-        p.default_sample_type,
-    );
-    let mut samples: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for s in &p.sample {
-        let mut k = String::new();
-        for &l in &s.location {
-            let loc = &p.location[l as usize];
-            k.push_str(&format!("{:x}", loc.address));
-            for ln in &loc.line {
-                let f = &p.function[ln.function as usize];
-                k.push_str(&format!("|{}:{}:{}", f.name, f.filename, ln.line));
-            }
-            k.push(';');
-        }
-        let mut labels: Vec<String> = s
-            .label
-            .iter()
-            .map(|l| match &l.value {
-                LabelValue::Str(v) => format!("{}={v}", l.key),
-                LabelValue::Num { value, unit } => format!("{}={value}{unit}", l.key),
-            })
-            .collect();
-        labels.sort();
-        k.push_str(&labels.join(","));
-        let v = samples.entry(k).or_insert_with(|| vec![0; s.value.len()]);
-        for (a, b) in v.iter_mut().zip(&s.value) {
-            *a += b;
-        }
-    }
-    samples.retain(|_, v| v.iter().any(|&x| x != 0));
-    (header, samples)
-}
-
-/// 22:00 the day before `DAY`, so the data crosses midnight.
-const BASE: i64 = 20_000 * DAY_NS - 2 * HOUR_NS;
-const STEP: i64 = 10 * 60 * 1_000_000_000;
-
-fn fill(s: &Store) {
-    let cpu = [testdata("cpu.pb.gz"), testdata("cpu2.pb.gz")];
-    let heap = testdata("heap.pb.gz");
-    let gor = testdata("goroutine.pb.gz");
-    let mutex = testdata("mutex.delta.pb.gz");
-    for i in 0..30i64 {
-        let t = BASE + i * STEP;
-        s.append(&key("cpu", "api", "a:1"), t, &cpu[(i % 2) as usize])
-            .unwrap();
-        s.append(
-            &key("cpu", "api", "b:1"),
-            t + 7,
-            &cpu[((i + 1) % 2) as usize],
-        )
-        .unwrap();
-        s.append(&key("heap", "api", "a:1"), t + 3, &heap).unwrap();
-        s.append(&key("goroutine", "db", "c:1"), t + 5, &gor)
-            .unwrap();
-        if i % 3 == 0 {
-            s.append(&key("mutex", "db", "c:1"), t + 9, &mutex).unwrap();
-        }
-        s.append_points(&[(
-            SeriesKey::new(
-                "metric",
-                [
-                    ("__name__".into(), "go_goroutines".into()),
-                    ("job".into(), "api".into()),
-                ],
-            ),
-            t,
-            i as f64,
-        )])
-        .unwrap();
-    }
-    s.sync().unwrap();
-}
-
-fn queries() -> Vec<(&'static str, i64, i64)> {
-    let end = BASE + 30 * STEP;
-    vec![
-        ("cpu", i64::MIN, i64::MAX),
-        (
-            r#"cpu{instance="a:1"}"#,
-            BASE + 25 * 60 * 1_000_000_000,
-            end - STEP,
-        ),
-        ("cpu", 20_000 * DAY_NS, 20_000 * DAY_NS + HOUR_NS - 1),
-        (
-            "cpu",
-            20_000 * DAY_NS - 1,
-            20_000 * DAY_NS + 2 * HOUR_NS + 5,
-        ),
-        ("heap", BASE, end),
-        (r#"goroutine{job="db"}"#, i64::MIN, i64::MAX),
-        ("mutex", BASE + STEP, end),
-        ("cpu", end + 1, end + HOUR_NS),
-    ]
-}
-
-type Answers = Vec<Option<(String, BTreeMap<String, Vec<i64>>)>>;
-
-fn answers(s: &Store) -> Answers {
-    queries()
-        .into_iter()
-        .map(|(q, from, to)| {
-            s.query(&Selector::parse(q).unwrap(), from, to)
-                .unwrap()
-                .map(|p| canon(&p))
-        })
-        .collect()
-}
-
-fn points(s: &Store) -> Vec<(SeriesKey, Vec<(i64, f64)>)> {
-    s.select_points(&Selector::parse("metric").unwrap(), BASE + STEP, i64::MAX)
-        .unwrap()
 }
 
 #[test]
