@@ -277,7 +277,7 @@ async fn timeline(
         let wanted = q.sample_index.as_deref().unwrap_or("");
         let mut bad_index = None;
         st.store
-            .for_each_profile(&sel, from, to, &mut |_, t, p| {
+            .for_each_profile(&sel, from, to, Some(step), &mut |_, t, p| {
                 let i = match p.sample_index_by_name(wanted) {
                     Ok(i) => i,
                     Err(e) => {

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
 
-use gocost_pprof::{Combiner, Profile};
+use gocost_pprof::Profile;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{CodecError, R, W};
 use crate::series::SeriesKey;
-use crate::symtab::{SymTab, SymTabBuilder};
+use crate::symtab::{RollupAcc, SymTab, SymTabBuilder};
 
 pub const MAGIC: &[u8; 8] = b"GCBLK001";
 pub const FOOTER_MAGIC: &[u8; 8] = b"GCBLKEND";
@@ -242,8 +242,7 @@ struct Bucket {
     start: i64,
     first: i64,
     last: i64,
-    count: u64,
-    c: Combiner,
+    acc: RollupAcc,
 }
 
 /// Writes a block one series at a time, so memory holds one series' profiles, the current
@@ -313,17 +312,15 @@ impl BlockWriter {
         let mut n_rollups = 0u64;
         let mut open: Vec<Option<Bucket>> = steps.iter().map(|_| None).collect();
         let (mut n, mut lo, mut hi, mut prev) = (0u64, i64::MAX, i64::MIN, i64::MIN);
-        let mut close = |si: usize, b: Bucket, sym: &mut SymTabBuilder, out: &mut W| {
+        let mut close = |si: usize, b: Bucket, out: &mut W| {
             // One profile needs no rollup; nor does a bucket a smaller step already holds.
             let same_as_smaller =
                 si > 0 && b.first.div_euclid(steps[si - 1]) == b.last.div_euclid(steps[si - 1]);
-            if b.count > 1
-                && !same_as_smaller
-                && let Some(m) = b.c.finish()
-            {
+            let count = b.acc.count();
+            if !same_as_smaller && let Some(bytes) = b.acc.finish(b.start) {
                 out.u(steps[si] as u64);
-                out.u(b.count);
-                out.bytes(&sym.encode_profile(&m, b.start));
+                out.u(count);
+                out.bytes(&bytes);
                 n_rollups += 1;
             }
         };
@@ -335,35 +332,31 @@ impl BlockWriter {
                 )));
             }
             prev = t;
-            raw.bytes(&sym.encode_profile(&p, t));
+            let enc = sym.encode_profile(&p, t);
+            drop(p);
             (n, lo, hi) = (n + 1, lo.min(t), hi.max(t));
             self.meta.ingested_bytes += raw_len;
-            let last = steps.len().saturating_sub(1);
-            let mut p = Some(p);
             for (si, &step) in steps.iter().enumerate() {
                 let start = t.div_euclid(step) * step;
                 if let Some(b) = open[si].take_if(|b| b.start != start) {
-                    close(si, b, sym, &mut rollups);
+                    close(si, b, &mut rollups);
                 }
                 let b = open[si].get_or_insert_with(|| Bucket {
                     start,
                     first: t,
                     last: t,
-                    count: 0,
-                    c: Combiner::new(),
+                    acc: RollupAcc::new(),
                 });
                 b.last = t;
-                b.count += 1;
-                let q = if si == last { p.take() } else { p.clone() };
-                if let Some(q) = q {
-                    b.c.push(q)
-                        .map_err(|e| BlockError(format!("series {key}: rollup: {e}")))?;
-                }
+                b.acc
+                    .add(&enc)
+                    .map_err(|e| BlockError(format!("series {key}: rollup: {e}")))?;
             }
+            raw.bytes(&enc);
         }
         for (si, b) in open.into_iter().enumerate() {
             if let Some(b) = b {
-                close(si, b, sym, &mut rollups);
+                close(si, b, &mut rollups);
             }
         }
         if n == 0 {

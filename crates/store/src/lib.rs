@@ -706,16 +706,28 @@ impl Store {
         Ok(())
     }
 
-    /// Calls `f` with every profile of matching series within `[from_ns, to_ns]` (series
-    /// by series; each series' profiles in time order), decoded without sample labels.
+    /// Calls `f` with the profiles of matching series within `[from_ns, to_ns]`, decoded
+    /// without sample labels, for totals over time. With `step_ns`, a stored rollup (the
+    /// merge of every profile of an hour or a day) stands in for its profiles when it lies
+    /// wholly inside one `step_ns` bucket counted from `from_ns`; `f` then sees it at its
+    /// bucket start. Without, every profile is visited at its own time.
     pub fn for_each_profile(
         &self,
         sel: &Selector,
         from_ns: i64,
         to_ns: i64,
+        step_ns: Option<i64>,
         f: &mut dyn FnMut(&SeriesKey, i64, Profile) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        self.visit(sel, from_ns, to_ns, false, false, f)
+        match step_ns.filter(|&s| s > 0) {
+            Some(step) => {
+                let same_bucket = |a: i64, z: i64| {
+                    (a - from_ns).div_euclid(step) == (z - from_ns).div_euclid(step)
+                };
+                self.visit(sel, from_ns, to_ns, Some(&same_bucket), false, f)
+            }
+            None => self.visit(sel, from_ns, to_ns, None, false, f),
+        }
     }
 
     /// The merged profile of matching series within `[from_ns, to_ns]` (`None` if nothing
@@ -728,9 +740,14 @@ impl Store {
         to_ns: i64,
     ) -> Result<Option<Profile>, Error> {
         let mut c = Combiner::new();
-        self.visit(sel, from_ns, to_ns, true, true, &mut |_, _, p| {
-            c.push(p).map_err(Error::Merge)
-        })?;
+        self.visit(
+            sel,
+            from_ns,
+            to_ns,
+            Some(&|_, _| true),
+            true,
+            &mut |_, _, p| c.push(p).map_err(Error::Merge),
+        )?;
         Ok(c.finish())
     }
 
@@ -739,7 +756,9 @@ impl Store {
         sel: &Selector,
         from: i64,
         to: i64,
-        use_rollups: bool,
+        // Which rollups (bucket start, end) inside the range may stand in for their
+        // profiles; `None`: none.
+        use_rollup: Option<&dyn Fn(i64, i64) -> bool>,
         labels: bool,
         f: &mut dyn FnMut(&SeriesKey, i64, Profile) -> Result<(), Error>,
     ) -> Result<(), Error> {
@@ -783,7 +802,9 @@ impl Store {
                 let bad_codec = |e: codec::CodecError| block_err(&b.name, e);
                 // Whole buckets inside the range, largest first, never overlapping.
                 let mut picked: Vec<(i64, i64)> = Vec::new();
-                if use_rollups && let Some(rs) = &sm.rollups {
+                if let Some(ok) = use_rollup
+                    && let Some(rs) = &sm.rollups
+                {
                     let sec = self.section(b, rs)?;
                     let mut rolls = block::parse_rollups(&sec).map_err(bad)?;
                     rolls.sort_by_key(|r| (std::cmp::Reverse(r.step), r.start));
@@ -791,6 +812,7 @@ impl Store {
                         let end = r.start.saturating_add(r.step - 1);
                         if r.start < from
                             || end > to
+                            || !ok(r.start, end)
                             || picked.iter().any(|&(a, z)| r.start <= z && a <= end)
                         {
                             continue;

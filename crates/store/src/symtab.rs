@@ -529,3 +529,239 @@ impl SymTab {
         p.location.len() as u32 - 1
     }
 }
+
+/// A stored profile read back without its symbols: header fields as string ids, samples as
+/// (stack node, values, the encoded bytes of its labels).
+struct Stored<'a> {
+    time_nanos: i64,
+    duration_nanos: i64,
+    period_type: (u64, u64),
+    period: i64,
+    sample_types: Vec<(u64, u64)>,
+    /// default_sample_type, drop_frames, keep_frames, doc_url
+    strs: [u64; 4],
+    comments: Vec<u64>,
+    mappings: Vec<u64>,
+    nodes: Vec<u64>,
+    values: Vec<i64>,
+    labels: Vec<&'a [u8]>,
+}
+
+fn parse_stored(b: &[u8]) -> Result<Stored<'_>, CodecError> {
+    let mut r = R::new(b);
+    r.i()?; // ingest time
+    let (time_nanos, duration_nanos) = (r.i()?, r.i()?);
+    let period_type = (r.u()?, r.u()?);
+    let period = r.i()?;
+    let nst = r.len()?;
+    let mut sample_types = Vec::with_capacity(nst);
+    for _ in 0..nst {
+        sample_types.push((r.u()?, r.u()?));
+    }
+    let strs = [r.u()?, r.u()?, r.u()?, r.u()?];
+    let nc = r.len()?;
+    let mut comments = Vec::with_capacity(nc);
+    for _ in 0..nc {
+        comments.push(r.u()?);
+    }
+    let nm = r.len()?;
+    let mut mappings = Vec::with_capacity(nm);
+    for _ in 0..nm {
+        mappings.push(r.u()?);
+    }
+    let ns = r.len()?;
+    let mut nodes = Vec::with_capacity(ns);
+    for _ in 0..ns {
+        nodes.push(r.u()?);
+    }
+    let mut values = Vec::with_capacity(ns * nst);
+    for _ in 0..ns * nst {
+        values.push(r.i()?);
+    }
+    let mut labels = Vec::with_capacity(ns);
+    for _ in 0..ns {
+        let start = r.off;
+        let nl = r.len()?;
+        for _ in 0..nl {
+            r.u()?;
+            match r.u()? {
+                0 => {
+                    r.u()?;
+                }
+                1 => {
+                    r.i()?;
+                    r.u()?;
+                }
+                _ => return Err(r.err("unknown label kind")),
+            }
+        }
+        labels.push(&b[start..r.off]);
+    }
+    if !r.done() {
+        return Err(r.err("trailing bytes after a profile"));
+    }
+    Ok(Stored {
+        time_nanos,
+        duration_nanos,
+        period_type,
+        period,
+        sample_types,
+        strs,
+        comments,
+        mappings,
+        nodes,
+        values,
+        labels,
+    })
+}
+
+/// Merges stored profiles of one series into a rollup without rebuilding them: samples
+/// with the same stack node and labels are summed, the header follows pprof's merge (time
+/// = earliest, durations summed, period = largest, comments once each, the first
+/// non-empty default sample type and doc URL, the first profile's mappings). This is finer
+/// than pprof's sample identity, never coarser, and queries merge rollups with pprof's
+/// rules, so answers are the same as merging the profiles themselves.
+pub struct RollupAcc {
+    count: u64,
+    time_nanos: i64,
+    duration_nanos: i64,
+    period: i64,
+    period_type: (u64, u64),
+    sample_types: Vec<(u64, u64)>,
+    strs: [u64; 4],
+    comments: Vec<u64>,
+    mappings: Vec<u64>,
+    index: FxHashMap<(u64, Vec<u8>), usize>,
+    samples: Vec<(u64, Vec<u8>, Vec<i64>)>,
+    /// Sample or period types changed within the bucket: no rollup (queries use the
+    /// profiles).
+    incompatible: bool,
+}
+
+impl RollupAcc {
+    pub fn new() -> Self {
+        RollupAcc {
+            count: 0,
+            time_nanos: 0,
+            duration_nanos: 0,
+            period: 0,
+            period_type: (0, 0),
+            sample_types: Vec::new(),
+            strs: [0; 4],
+            comments: Vec::new(),
+            mappings: Vec::new(),
+            index: FxHashMap::default(),
+            samples: Vec::new(),
+            incompatible: false,
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Adds one stored profile (as written by [`SymTabBuilder::encode_profile`]).
+    pub fn add(&mut self, b: &[u8]) -> Result<(), CodecError> {
+        let s = parse_stored(b)?;
+        self.count += 1;
+        if self.count == 1 {
+            self.period_type = s.period_type;
+            self.sample_types = s.sample_types.clone();
+            self.strs[1] = s.strs[1];
+            self.strs[2] = s.strs[2];
+            self.mappings = s.mappings.clone();
+        } else if s.period_type != self.period_type || s.sample_types != self.sample_types {
+            self.incompatible = true;
+        }
+        if self.incompatible {
+            return Ok(());
+        }
+        if self.time_nanos == 0 || s.time_nanos < self.time_nanos {
+            self.time_nanos = s.time_nanos;
+        }
+        self.duration_nanos = self.duration_nanos.wrapping_add(s.duration_nanos);
+        if self.period == 0 || self.period < s.period {
+            self.period = s.period;
+        }
+        for c in &s.comments {
+            if !self.comments.contains(c) {
+                self.comments.push(*c);
+            }
+        }
+        if self.strs[0] == 0 {
+            self.strs[0] = s.strs[0];
+        }
+        if self.strs[3] == 0 {
+            self.strs[3] = s.strs[3];
+        }
+        let nst = s.sample_types.len();
+        for (i, (&node, labels)) in s.nodes.iter().zip(&s.labels).enumerate() {
+            let v = &s.values[i * nst..(i + 1) * nst];
+            if v.iter().all(|&x| x == 0) {
+                continue;
+            }
+            match self.index.get(&(node, labels.to_vec())) {
+                Some(&j) => {
+                    for (a, b) in self.samples[j].2.iter_mut().zip(v) {
+                        *a = a.wrapping_add(*b);
+                    }
+                }
+                None => {
+                    self.index
+                        .insert((node, labels.to_vec()), self.samples.len());
+                    self.samples.push((node, labels.to_vec(), v.to_vec()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rollup as a stored profile at `start`; `None` if it needs none (one profile) or
+    /// cannot be made (types changed).
+    pub fn finish(self, start: i64) -> Option<Vec<u8>> {
+        if self.count < 2 || self.incompatible {
+            return None;
+        }
+        let mut w = W::default();
+        w.i(start);
+        w.i(self.time_nanos);
+        w.i(self.duration_nanos);
+        w.u(self.period_type.0);
+        w.u(self.period_type.1);
+        w.i(self.period);
+        w.u(self.sample_types.len() as u64);
+        for &(t, u) in &self.sample_types {
+            w.u(t);
+            w.u(u);
+        }
+        for s in self.strs {
+            w.u(s);
+        }
+        w.u(self.comments.len() as u64);
+        for &c in &self.comments {
+            w.u(c);
+        }
+        w.u(self.mappings.len() as u64);
+        for &m in &self.mappings {
+            w.u(m);
+        }
+        let samples: Vec<_> = self
+            .samples
+            .into_iter()
+            .filter(|s| s.2.iter().any(|&v| v != 0))
+            .collect();
+        w.u(samples.len() as u64);
+        for s in &samples {
+            w.u(s.0);
+        }
+        for s in &samples {
+            for &v in &s.2 {
+                w.i(v);
+            }
+        }
+        for s in &samples {
+            w.0.extend_from_slice(&s.1);
+        }
+        Some(w.0)
+    }
+}

@@ -4,15 +4,37 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::*;
-use gocost_store::{DAY_NS, Options, Selector, Store};
+use gocost_store::{DAY_NS, HOUR_NS, Options, Selector, Store};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gocost-blocks-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
+}
+
+/// CPU nanoseconds per bucket of `bucket` width from `origin`, and how many profiles `f` saw.
+fn timeline(s: &Store, origin: i64, step: Option<i64>, bucket: i64) -> (BTreeMap<i64, i64>, usize) {
+    let mut m = BTreeMap::new();
+    let mut visits = 0;
+    s.for_each_profile(
+        &Selector::parse("cpu").unwrap(),
+        origin,
+        i64::MAX,
+        step,
+        &mut |_, t, p| {
+            visits += 1;
+            let i = p.sample_index_by_name("cpu").unwrap();
+            *m.entry(origin + (t - origin).div_euclid(bucket) * bucket)
+                .or_default() += p.sample.iter().map(|x| x.value[i]).sum::<i64>();
+            Ok(())
+        },
+    )
+    .unwrap();
+    (m, visits)
 }
 
 #[test]
@@ -92,6 +114,23 @@ fn blocks_and_rollups_answer_what_the_head_answered() {
         }
     }
     assert_eq!(points(&s), head_points);
+    // Totals over time (the timeline) are the same from rollups as from every profile, and
+    // rollups mean far fewer profiles to decode.
+    for (origin, step) in [
+        (BASE, HOUR_NS),
+        (BASE + 7 * 60_000_000_000, 2 * HOUR_NS),
+        (0, DAY_NS),
+    ] {
+        let with = timeline(&s, origin, Some(step), step);
+        let without = timeline(&s, origin, None, step);
+        assert_eq!(with.0, without.0, "origin {origin} step {step}");
+        assert!(
+            with.1 < without.1,
+            "rollups used: {} vs {} visits",
+            with.1,
+            without.1
+        );
+    }
     drop(s);
     // `GOCOST_FUZZ_SEEDS=DIR` keeps these real blocks as seeds for `cargo fuzz run block`.
     if let Some(seeds) = std::env::var_os("GOCOST_FUZZ_SEEDS") {

@@ -129,7 +129,11 @@ fn blocks_live_in_a_real_s3_compatible_server() {
     let head = answers(&s);
     assert!(s.flush(true).unwrap());
     assert_eq!(answers(&s), head);
-    assert_eq!(s.compact(20_002 * DAY_NS).unwrap(), 1, "one block, one day to compact");
+    assert_eq!(
+        s.compact(20_002 * DAY_NS).unwrap(),
+        1,
+        "one block, one day to compact"
+    );
     assert_eq!(answers(&s), head);
     assert_eq!(s.verify().unwrap(), Vec::<String>::new());
     let ids: Vec<String> = s.blocks().into_iter().map(|b| b.id).collect();

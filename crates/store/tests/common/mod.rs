@@ -150,4 +150,3 @@ pub fn points(s: &Store) -> Vec<(SeriesKey, Vec<(i64, f64)>)> {
     s.select_points(&Selector::parse("metric").unwrap(), BASE + STEP, i64::MAX)
         .unwrap()
 }
-
