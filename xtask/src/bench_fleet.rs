@@ -11,17 +11,8 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::arg;
 use gocost_testkit::{profiles_dir, repo_root};
-
-fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a number")),
-    }
-}
 
 /// (utime + stime in seconds, RSS in bytes) of a process.
 fn proc_usage(pid: u32) -> Option<(f64, u64)> {

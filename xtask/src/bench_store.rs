@@ -11,6 +11,7 @@
 
 use std::time::Instant;
 
+use crate::arg;
 use gocost_store::{DAY_NS, HOUR_NS, Options, Selector, SeriesKey, Store};
 use gocost_testkit::profiles_dir;
 
@@ -24,16 +25,6 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn arg(args: &[String], name: &str, default: i64) -> Result<i64, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a number")),
-    }
 }
 
 fn read(name: &str) -> Result<Vec<u8>, String> {
@@ -57,9 +48,9 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    let days = arg(args, "--days", 30)?;
-    let services = arg(args, "--services", 20)?;
-    let interval = arg(args, "--interval-secs", 300)? * 1_000_000_000;
+    let days = arg(args, "--days", 30)? as i64;
+    let services = arg(args, "--services", 20)? as i64;
+    let interval = arg(args, "--interval-secs", 300)? as i64 * 1_000_000_000;
     let repeats = arg(args, "--repeats", 10)?.max(1) as usize;
     let e = |e: gocost_store::Error| e.to_string();
     let tmp = std::env::temp_dir().join(format!("gocost-bench-store-{}", std::process::id()));

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use object_store::path::Path as ObjPath;
+use std::io::Read;
+
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 /// Where blocks are kept.
@@ -123,17 +125,43 @@ impl Blobs {
         })
     }
 
-    pub fn put(&self, name: &str, bytes: Vec<u8>) -> std::io::Result<()> {
-        let p = self.path(name);
-        self.run(self.os.put(&p, PutPayload::from(bytes)))
-            .map_err(io_err)?;
-        // `object_store` renames a complete temporary file into place but does not fsync:
-        // make the block durable before the WAL segments it replaces are deleted.
+    /// Moves a finished block file into place as `name`: a rename within the data
+    /// directory (fsynced), or an upload (multipart for large blocks) after which the file
+    /// is deleted. The object appears whole or not at all.
+    pub fn put_file(&self, name: &str, path: &std::path::Path) -> std::io::Result<()> {
+        std::fs::File::open(path)?.sync_all()?;
         if let Some(dir) = &self.local_dir {
-            std::fs::File::open(dir.join(name))?.sync_all()?;
+            // Durable before the WAL segments it replaces are deleted.
+            std::fs::rename(path, dir.join(name))?;
             std::fs::File::open(dir)?.sync_all()?;
+            return Ok(());
         }
-        Ok(())
+        const PART: usize = 16 << 20;
+        let p = self.path(name);
+        let size = std::fs::metadata(path)?.len();
+        if size <= PART as u64 {
+            let bytes = std::fs::read(path)?;
+            self.run(self.os.put(&p, PutPayload::from(bytes)))
+                .map_err(io_err)?;
+        } else {
+            self.run(async {
+                let mut up = self.os.put_multipart(&p).await.map_err(io_err)?;
+                let mut f = std::fs::File::open(path)?;
+                loop {
+                    let mut buf = Vec::with_capacity(PART);
+                    (&mut f).take(PART as u64).read_to_end(&mut buf)?;
+                    if buf.is_empty() {
+                        break;
+                    }
+                    if let Err(e) = up.put_part(PutPayload::from(buf)).await {
+                        let _ = up.abort().await;
+                        return Err(io_err(e));
+                    }
+                }
+                up.complete().await.map(|_| ()).map_err(io_err)
+            })?;
+        }
+        std::fs::remove_file(path)
     }
 
     pub fn get_range(&self, name: &str, r: Range<u64>) -> std::io::Result<Vec<u8>> {

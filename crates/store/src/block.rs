@@ -117,20 +117,29 @@ fn deflate(body: &[u8]) -> Vec<u8> {
 }
 
 struct FileWriter {
-    out: Vec<u8>,
+    out: Box<dyn Write + Send>,
+    pos: u64,
 }
 
 impl FileWriter {
-    fn section(&mut self, body: &[u8]) -> Section {
+    fn write(&mut self, b: &[u8]) -> Result<(), BlockError> {
+        self.out
+            .write_all(b)
+            .map_err(|e| BlockError(format!("writing the block: {e}")))?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    fn section(&mut self, body: &[u8]) -> Result<Section, BlockError> {
         let z = deflate(body);
         let s = Section {
-            offset: self.out.len() as u64,
+            offset: self.pos,
             len: z.len() as u64,
             raw_len: body.len() as u64,
             crc: crc32fast::hash(&z),
         };
-        self.out.extend_from_slice(&z);
-        s
+        self.write(&z)?;
+        Ok(s)
     }
 }
 
@@ -245,8 +254,8 @@ struct Bucket {
     acc: RollupAcc,
 }
 
-/// Writes a block one series at a time, so memory holds one series' profiles, the current
-/// service's symbols and the compressed output, never the whole block decoded.
+/// Writes a block one series at a time into a file (or any writer), so memory holds one
+/// series' profiles and the current service's symbols, never the whole block.
 pub struct BlockWriter {
     f: FileWriter,
     meta: BlockMeta,
@@ -254,11 +263,11 @@ pub struct BlockWriter {
 }
 
 impl BlockWriter {
-    pub fn new(info: BlockInfo) -> Self {
-        BlockWriter {
-            f: FileWriter {
-                out: MAGIC.to_vec(),
-            },
+    pub fn new(info: BlockInfo, out: Box<dyn Write + Send>) -> Result<Self, BlockError> {
+        let mut f = FileWriter { out, pos: 0 };
+        f.write(MAGIC)?;
+        Ok(BlockWriter {
+            f,
             meta: BlockMeta {
                 version: VERSION,
                 id: info.id,
@@ -275,14 +284,15 @@ impl BlockWriter {
                 points: None,
             },
             group: None,
-        }
+        })
     }
 
-    fn end_group(&mut self) {
+    fn end_group(&mut self) -> Result<(), BlockError> {
         if let Some((name, sym)) = self.group.take() {
-            let symbols = self.f.section(&sym.encode());
+            let symbols = self.f.section(&sym.encode())?;
             self.meta.groups.push(GroupMeta { name, symbols });
         }
+        Ok(())
     }
 
     /// Adds one series with its profiles in time order. Series of one group (service)
@@ -294,7 +304,7 @@ impl BlockWriter {
     ) -> Result<(), BlockError> {
         let name = group_of(key);
         if self.group.as_ref().is_none_or(|(g, _)| g != name) {
-            self.end_group();
+            self.end_group()?;
             if self.meta.groups.iter().any(|g| g.name == name) {
                 return Err(BlockError(format!(
                     "series of group {name:?} are not contiguous"
@@ -365,13 +375,15 @@ impl BlockWriter {
         let mut body = W::default();
         body.u(n);
         body.0.extend_from_slice(&raw.0);
-        let raw = self.f.section(&body.0);
-        let rollups = (n_rollups > 0).then(|| {
+        let raw = self.f.section(&body.0)?;
+        let rollups = if n_rollups > 0 {
             let mut body = W::default();
             body.u(n_rollups);
             body.0.extend_from_slice(&rollups.0);
-            self.f.section(&body.0)
-        });
+            Some(self.f.section(&body.0)?)
+        } else {
+            None
+        };
         self.meta.min_time_ns = self.meta.min_time_ns.min(lo);
         self.meta.max_time_ns = self.meta.max_time_ns.max(hi);
         self.meta.series.push(SeriesMeta {
@@ -387,10 +399,13 @@ impl BlockWriter {
     }
 
     /// Adds runtime-metric points (any order).
-    pub fn points(&mut self, points: BTreeMap<SeriesKey, Vec<(i64, f64)>>) {
+    pub fn points(
+        &mut self,
+        points: BTreeMap<SeriesKey, Vec<(i64, f64)>>,
+    ) -> Result<(), BlockError> {
         let points: Vec<_> = points.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         if points.is_empty() {
-            return;
+            return Ok(());
         }
         let mut w = W::default();
         w.u(points.len() as u64);
@@ -413,24 +428,28 @@ impl BlockWriter {
                 prev = t;
             }
         }
-        self.meta.points = Some(self.f.section(&w.0));
+        self.meta.points = Some(self.f.section(&w.0)?);
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
         self.meta.series.is_empty() && self.meta.metrics.is_empty()
     }
 
-    /// The block file and its index.
-    pub fn finish(mut self) -> Result<(Vec<u8>, BlockMeta), BlockError> {
-        self.end_group();
+    /// Ends the block (index and footer) and flushes the writer; returns the index.
+    pub fn finish(mut self) -> Result<BlockMeta, BlockError> {
+        self.end_group()?;
         let index =
             serde_json::to_vec(&self.meta).map_err(|e| BlockError(format!("index: {e}")))?;
-        let out = &mut self.f.out;
-        out.extend_from_slice(&index);
-        out.extend_from_slice(&(index.len() as u32).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&index).to_le_bytes());
-        out.extend_from_slice(FOOTER_MAGIC);
-        Ok((self.f.out, self.meta))
+        self.f.write(&index)?;
+        self.f.write(&(index.len() as u32).to_le_bytes())?;
+        self.f.write(&crc32fast::hash(&index).to_le_bytes())?;
+        self.f.write(FOOTER_MAGIC)?;
+        self.f
+            .out
+            .flush()
+            .map_err(|e| BlockError(format!("writing the block: {e}")))?;
+        Ok(self.meta)
     }
 }
 

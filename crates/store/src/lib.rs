@@ -230,6 +230,8 @@ impl Store {
                 ),
             )));
         }
+        // Block files a crash left half-written.
+        let _ = std::fs::remove_dir_all(opts.dir.join("tmp"));
         let blobs = blobs::Blobs::open(&opts.blobs, &opts.dir)?;
         let mut report = ReplayReport::default();
         let mut blocks = Vec::new();
@@ -494,13 +496,13 @@ impl Store {
             }
             (through, sources, series, points, files)
         };
-        let mut w = BlockWriter::new(BlockInfo {
+        let (mut w, tmp) = self.block_writer(BlockInfo {
             id: new_block_id(0),
             level: 0,
             steps: vec![HOUR_NS],
             sources,
             replaces: Vec::new(),
-        });
+        })?;
         let decode = gocost_pprof::DecodeOptions {
             max_size: self.opts.max_profile_size,
             labels: true,
@@ -515,11 +517,11 @@ impl Store {
             w.series(key, items)
                 .map_err(|e| Error::Block(e.to_string()))?;
         }
-        w.points(points);
+        w.points(points).map_err(|e| Error::Block(e.to_string()))?;
         let wrote = !w.is_empty();
         if wrote {
-            let (bytes, meta) = w.finish().map_err(|e| Error::Block(e.to_string()))?;
-            let b = self.put_block(bytes, meta)?;
+            let meta = w.finish().map_err(|e| Error::Block(e.to_string()))?;
+            let b = self.put_block(&tmp, meta)?;
             let mut g = self.lock();
             g.blocks.push(Arc::new(b));
             g.blocks
@@ -539,10 +541,24 @@ impl Store {
         Ok(wrote)
     }
 
-    fn put_block(&self, bytes: Vec<u8>, meta: BlockMeta) -> Result<Block, Error> {
+    /// A block writer into a temporary file under `<data>/tmp/`.
+    fn block_writer(&self, info: BlockInfo) -> Result<(BlockWriter, PathBuf), Error> {
+        let dir = self.opts.dir.join("tmp");
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!("{}{BLOCK_SUFFIX}.tmp", info.id));
+        let f = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let w = BlockWriter::new(info, Box::new(f)).map_err(|e| Error::Block(e.to_string()))?;
+        Ok((w, tmp))
+    }
+
+    /// Moves a written block into block storage and makes its catalog entry.
+    fn put_block(&self, tmp: &Path, meta: BlockMeta) -> Result<Block, Error> {
         let name = format!("{}{BLOCK_SUFFIX}", meta.id);
-        let size = bytes.len() as u64;
-        self.blobs.put(&name, bytes)?;
+        let size = std::fs::metadata(tmp)?.len();
+        if let Err(e) = self.blobs.put_file(&name, tmp) {
+            let _ = std::fs::remove_file(tmp);
+            return Err(e.into());
+        }
         catalog_entry(name, size, meta)
     }
 
@@ -571,13 +587,13 @@ impl Store {
     }
 
     fn compact_group(&self, group: &[Arc<Block>]) -> Result<(), Error> {
-        let mut w = BlockWriter::new(BlockInfo {
+        let (mut w, tmp) = self.block_writer(BlockInfo {
             id: new_block_id(1),
             level: 1,
             steps: vec![HOUR_NS, DAY_NS],
             sources: Vec::new(),
             replaces: group.iter().map(|b| b.meta.id.clone()).collect(),
-        });
+        })?;
         // Every series of every input, grouped by service, each merged across inputs.
         let mut keys: BTreeSet<(String, SeriesKey)> = BTreeSet::new();
         for b in group {
@@ -632,10 +648,10 @@ impl Store {
                 points.entry(k.clone()).or_default().extend(pts);
             }
         }
-        w.points(points);
-        let (bytes, mut meta) = w.finish().map_err(|e| Error::Block(e.to_string()))?;
+        w.points(points).map_err(|e| Error::Block(e.to_string()))?;
+        let mut meta = w.finish().map_err(|e| Error::Block(e.to_string()))?;
         meta.ingested_bytes = ingested;
-        let nb = self.put_block(bytes, meta)?;
+        let nb = self.put_block(&tmp, meta)?;
         {
             let mut g = self.lock();
             let gone: BTreeSet<&str> = group.iter().map(|b| b.meta.id.as_str()).collect();

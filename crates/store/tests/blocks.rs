@@ -150,6 +150,18 @@ fn blocks_and_rollups_answer_what_the_head_answered() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// Every file of a directory with its bytes, to put back later.
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect()
+}
+
 #[test]
 fn a_crash_between_block_write_and_wal_cleanup_replays_nothing_twice() {
     let d = dir("crash");
@@ -159,14 +171,7 @@ fn a_crash_between_block_write_and_wal_cleanup_replays_nothing_twice() {
     // Keep a copy of the WAL as it was before the cut, then put it back after: as if the
     // process died after writing the block but before deleting the segments.
     let wal = d.join("wal");
-    let saved: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&wal)
-        .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect();
+    let saved = snapshot(&wal);
     s.flush(true).unwrap();
     drop(s);
     for (p, b) in saved {
@@ -177,14 +182,7 @@ fn a_crash_between_block_write_and_wal_cleanup_replays_nothing_twice() {
     assert_eq!(answers(&s), head);
     // Same for compaction: an input block that outlived its replacement is dropped.
     let blocks_dir = d.join("blocks");
-    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&blocks_dir)
-        .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect();
+    let before = snapshot(&blocks_dir);
     s.compact(20_002 * DAY_NS).unwrap();
     drop(s);
     for (p, b) in before {
