@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{CodecError, R, W};
 use crate::series::SeriesKey;
-use crate::symtab::{RollupAcc, SymTab, SymTabBuilder};
+pub use crate::symtab::SymTabBuilder;
+use crate::symtab::{RollupAcc, SymTab};
 
 pub const MAGIC: &[u8; 8] = b"GCBLK001";
 pub const FOOTER_MAGIC: &[u8; 8] = b"GCBLKEND";
@@ -242,9 +243,15 @@ pub struct BlockInfo {
     pub replaces: Vec<String>,
 }
 
-/// One profile handed to [`BlockWriter::series`]: ingest time, the profile, and its size
-/// as received.
-pub type Item = (i64, Profile, u64);
+/// One profile handed to [`BlockWriter::series`], with its ingest time and its size as
+/// received.
+pub enum Item {
+    /// A decoded profile: encoded against the group's symbols here.
+    Profile(i64, Box<Profile>, u64),
+    /// Already encoded against the symbols handed over with
+    /// [`BlockWriter::group_symbols`] (the head did it on append).
+    Encoded(i64, std::sync::Arc<[u8]>, u64),
+}
 
 /// The merge of one rollup bucket in progress.
 struct Bucket {
@@ -295,6 +302,19 @@ impl BlockWriter {
         Ok(())
     }
 
+    /// Starts the group `name` with symbols built elsewhere (the head's, which encoded the
+    /// [`Item::Encoded`] profiles of its series). Its series must follow.
+    pub fn group_symbols(&mut self, name: &str, sym: SymTabBuilder) -> Result<(), BlockError> {
+        self.end_group()?;
+        if self.meta.groups.iter().any(|g| g.name == name) {
+            return Err(BlockError(format!(
+                "series of group {name:?} are not contiguous"
+            )));
+        }
+        self.group = Some((name.to_string(), sym));
+        Ok(())
+    }
+
     /// Adds one series with its profiles in time order. Series of one group (service)
     /// must come one after another: symbols are shared within a group.
     pub fn series(
@@ -335,15 +355,16 @@ impl BlockWriter {
             }
         };
         for item in profiles {
-            let (t, p, raw_len) = item?;
+            let (t, enc, raw_len) = match item? {
+                Item::Profile(t, p, raw_len) => (t, sym.encode_profile(&p, t).into(), raw_len),
+                Item::Encoded(t, enc, raw_len) => (t, enc, raw_len),
+            };
             if t < prev {
                 return Err(BlockError(format!(
                     "series {key}: profiles out of time order"
                 )));
             }
             prev = t;
-            let enc = sym.encode_profile(&p, t);
-            drop(p);
             (n, lo, hi) = (n + 1, lo.min(t), hi.max(t));
             self.meta.ingested_bytes += raw_len;
             for (si, &step) in steps.iter().enumerate() {

@@ -68,6 +68,9 @@ pub struct Options {
     pub block_duration_ns: i64,
     /// Where blocks are kept.
     pub blobs: BlobConfig,
+    /// Memory for profiles the head keeps encoded until their block is cut (past it,
+    /// the cut decodes them again from the WAL).
+    pub head_cache_bytes: usize,
 }
 
 impl Options {
@@ -78,6 +81,7 @@ impl Options {
             max_profile_size: 64 << 20,
             block_duration_ns: HOUR_NS,
             blobs: BlobConfig::Local,
+            head_cache_bytes: 64 << 20,
         }
     }
 }
@@ -144,11 +148,14 @@ pub struct Stats {
 /// A runtime-metric series with its (time, value) points.
 pub type MetricSeries = (SeriesKey, Vec<(i64, f64)>);
 
-/// A profile in the head: its time and where its payload lies in the WAL.
-#[derive(Debug, Clone, Copy)]
+/// A profile in the head: its time, where its payload lies in the WAL, and — while the
+/// head cache has room — the profile already encoded against its segment's symbols, so
+/// cutting the block needs no second decode.
+#[derive(Debug, Clone)]
 struct Entry {
     time_ns: i64,
     pos: wal::Pos,
+    enc: Option<Arc<[u8]>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -173,8 +180,14 @@ impl Block {
     }
 }
 
+/// Symbols of the profiles the head encoded on append: per WAL segment, per service.
+type HeadSymbols = BTreeMap<u64, BTreeMap<String, block::SymTabBuilder>>;
+
 struct Inner {
     wal: wal::Wal,
+    head_symbols: HeadSymbols,
+    /// Bytes of encoded profiles held by head entries.
+    cache_bytes: usize,
     head: BTreeMap<SeriesKey, Vec<Entry>>,
     metrics: BTreeMap<SeriesKey, Vec<Point>>,
     blocks: Vec<Arc<Block>>,
@@ -266,11 +279,15 @@ impl Store {
             |seq, pos, r| match (r, pos) {
                 (wal::Record::Profile { time_ns, key, .. }, Some(pos)) => {
                     match SeriesKey::parse(&key) {
-                        Ok(k) => {
-                            insert_sorted(head.entry(k).or_default(), Entry { time_ns, pos }, |e| {
-                                e.time_ns
-                            })
-                        }
+                        Ok(k) => insert_sorted(
+                            head.entry(k).or_default(),
+                            Entry {
+                                time_ns,
+                                pos,
+                                enc: None,
+                            },
+                            |e| e.time_ns,
+                        ),
                         Err(_) => skipped += 1,
                     }
                 }
@@ -304,6 +321,8 @@ impl Store {
             blobs,
             inner: Mutex::new(Inner {
                 wal,
+                head_symbols: BTreeMap::new(),
+                cache_bytes: 0,
                 head,
                 metrics,
                 blocks: blocks.into_iter().map(Arc::new).collect(),
@@ -334,10 +353,10 @@ impl Store {
         }
         let opts = gocost_pprof::DecodeOptions {
             max_size: self.opts.max_profile_size,
-            labels: false,
+            labels: true,
         };
-        gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
-        self.append_valid(key, time_ns, bytes)
+        let p = gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
+        self.append_valid(key, time_ns, bytes, &p)
     }
 
     /// Stores a profile gocost built itself (a delta of cumulative scrapes): it is encoded
@@ -347,10 +366,16 @@ impl Store {
         if bytes.len() > MAX_RECORD - 1024 {
             return Err(Error::TooLarge(bytes.len()));
         }
-        self.append_valid(key, time_ns, &bytes)
+        self.append_valid(key, time_ns, &bytes, p)
     }
 
-    fn append_valid(&self, key: &SeriesKey, time_ns: i64, bytes: &[u8]) -> Result<(), Error> {
+    fn append_valid(
+        &self,
+        key: &SeriesKey,
+        time_ns: i64,
+        bytes: &[u8],
+        p: &Profile,
+    ) -> Result<(), Error> {
         let rec = wal::Record::Profile {
             time_ns,
             key: key.to_string(),
@@ -361,9 +386,22 @@ impl Store {
             return Ok(());
         };
         g.appends += 1;
+        let enc = if g.cache_bytes < self.opts.head_cache_bytes {
+            let sym = g
+                .head_symbols
+                .entry(pos.seq)
+                .or_default()
+                .entry(block::group_of(key).to_string())
+                .or_default();
+            let enc: Arc<[u8]> = sym.encode_profile(p, time_ns).into();
+            g.cache_bytes += enc.len();
+            Some(enc)
+        } else {
+            None
+        };
         insert_sorted(
             g.head.entry(key.clone()).or_default(),
-            Entry { time_ns, pos },
+            Entry { time_ns, pos, enc },
             |e| e.time_ns,
         );
         Ok(())
@@ -449,11 +487,12 @@ impl Store {
         block::inflate_checked(&z, s).map_err(|e| block_err(&b.name, e))
     }
 
-    /// Cuts closed WAL segments into a block. The current segment is closed first if it is
-    /// older than the block duration, or if `force`. Returns whether a block was written.
+    /// Cuts closed WAL segments into blocks (one each). The current segment is closed
+    /// first if it is older than the block duration, or if `force`. Returns whether a
+    /// block was written.
     pub fn flush(&self, force: bool) -> Result<bool, Error> {
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
-        let (through, sources, series, points, files) = {
+        {
             let mut g = self.lock();
             let due = g
                 .wal
@@ -462,16 +501,25 @@ impl Store {
             if due {
                 g.wal.rotate()?;
             }
-            let sources = g.wal.closed();
-            let Some(&through) = sources.last() else {
-                return Ok(false);
+        }
+        let mut wrote = false;
+        loop {
+            let Some(seq) = self.lock().wal.closed().first().copied() else {
+                return Ok(wrote);
             };
+            wrote |= self.flush_segment(seq)?;
+        }
+    }
+
+    /// Writes the block of one closed WAL segment, then deletes the segment.
+    fn flush_segment(&self, seq: u64) -> Result<bool, Error> {
+        let (series, points, file, mut symbols) = {
+            let mut g = self.lock();
             let mut series: Vec<(SeriesKey, Vec<Entry>)> = g
                 .head
                 .iter()
                 .filter_map(|(k, v)| {
-                    let e: Vec<Entry> =
-                        v.iter().filter(|e| e.pos.seq <= through).copied().collect();
+                    let e: Vec<Entry> = v.iter().filter(|e| e.pos.seq == seq).cloned().collect();
                     (!e.is_empty()).then(|| (k.clone(), e))
                 })
                 .collect();
@@ -481,63 +529,79 @@ impl Store {
                 .metrics
                 .iter()
                 .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.iter()
-                            .filter(|p| p.seq <= through)
-                            .map(|p| (p.t, p.v))
-                            .collect(),
-                    )
+                    let pts = v.iter().filter(|p| p.seq == seq).map(|p| (p.t, p.v));
+                    (k.clone(), pts.collect())
                 })
                 .collect();
-            let mut files = HashMap::new();
-            for &seq in &sources {
-                files.insert(seq, g.wal.open_segment(seq)?);
-            }
-            (through, sources, series, points, files)
+            let file = g.wal.open_segment(seq)?;
+            let symbols = g.head_symbols.remove(&seq).unwrap_or_default();
+            (series, points, file, symbols)
         };
         let (mut w, tmp) = self.block_writer(BlockInfo {
             id: new_block_id(0),
             level: 0,
             steps: vec![HOUR_NS],
-            sources,
+            sources: vec![seq],
             replaces: Vec::new(),
         })?;
         let decode = gocost_pprof::DecodeOptions {
             max_size: self.opts.max_profile_size,
             labels: true,
         };
+        let berr = |e: BlockError| Error::Block(e.to_string());
+        let mut group: Option<&str> = None;
         for (key, entries) in &series {
+            let name = block::group_of(key);
+            if group != Some(name) {
+                group = Some(name);
+                if let Some(sym) = symbols.remove(name) {
+                    w.group_symbols(name, sym).map_err(berr)?;
+                }
+            }
             let items = entries.iter().filter_map(|e| {
-                let bytes = read_entry(&files, e).ok()?;
+                let raw_len = u64::from(e.pos.len);
+                if let Some(enc) = &e.enc {
+                    return Some(Ok(block::Item::Encoded(e.time_ns, enc.clone(), raw_len)));
+                }
+                let bytes = wal::read_payload(&file, e.pos).ok()?;
                 // Validated on append; a payload that no longer decodes is left out.
                 let p = gocost_pprof::decode_with(&bytes, &decode).ok()?;
-                Some(Ok((e.time_ns, p, bytes.len() as u64)))
+                Some(Ok(block::Item::Profile(e.time_ns, Box::new(p), raw_len)))
             });
-            w.series(key, items)
-                .map_err(|e| Error::Block(e.to_string()))?;
+            w.series(key, items).map_err(berr)?;
         }
-        w.points(points).map_err(|e| Error::Block(e.to_string()))?;
+        w.points(points).map_err(berr)?;
         let wrote = !w.is_empty();
         if wrote {
-            let meta = w.finish().map_err(|e| Error::Block(e.to_string()))?;
+            let meta = w.finish().map_err(berr)?;
             let b = self.put_block(&tmp, meta)?;
             let mut g = self.lock();
             g.blocks.push(Arc::new(b));
             g.blocks
                 .sort_by_key(|b| (b.meta.min_time_ns, b.meta.id.clone()));
             g.blocks_written += 1;
+        } else {
+            drop(w);
+            let _ = std::fs::remove_file(&tmp);
         }
         let mut g = self.lock();
+        let mut freed = 0;
         for v in g.head.values_mut() {
-            v.retain(|e| e.pos.seq > through);
+            v.retain(|e| {
+                let keep = e.pos.seq != seq;
+                if !keep {
+                    freed += e.enc.as_ref().map_or(0, |b| b.len());
+                }
+                keep
+            });
         }
+        g.cache_bytes -= freed;
         g.head.retain(|_, v| !v.is_empty());
         for v in g.metrics.values_mut() {
-            v.retain(|p| p.seq > through);
+            v.retain(|p| p.seq != seq);
         }
         g.metrics.retain(|_, v| !v.is_empty());
-        g.wal.remove_through(through)?;
+        g.wal.remove_through(seq)?;
         Ok(wrote)
     }
 
@@ -634,7 +698,7 @@ impl Store {
                 let p = tab
                     .profile(sp, true)
                     .map_err(|e| BlockError(format!("{name}: {e}")))?;
-                Ok((t, p, 0))
+                Ok(block::Item::Profile(t, Box::new(p), 0))
             });
             w.series(key, items)
                 .map_err(|e| Error::Block(e.to_string()))?;
@@ -700,10 +764,15 @@ impl Store {
         let cutoff = now_ns - self.opts.retention_ns;
         let expired: Vec<Arc<Block>> = {
             let mut g = self.lock();
+            let mut freed = 0;
             for v in g.head.values_mut() {
                 let n = v.partition_point(|e| e.time_ns < cutoff);
-                v.drain(..n);
+                freed += v
+                    .drain(..n)
+                    .map(|e| e.enc.map_or(0, |b| b.len()))
+                    .sum::<usize>();
             }
+            g.cache_bytes -= freed;
             g.head.retain(|_, v| !v.is_empty());
             for v in g.metrics.values_mut() {
                 let n = v.partition_point(|p| p.t < cutoff);

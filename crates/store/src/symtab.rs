@@ -67,7 +67,6 @@ impl<T: Clone + Eq + Hash> Table<T> {
 }
 
 /// The symbol tables of one group, built up as profiles are added.
-#[derive(Default)]
 pub struct SymTabBuilder {
     strings: Table<Str>,
     mappings: Table<MappingRow>,
@@ -76,13 +75,32 @@ pub struct SymTabBuilder {
     /// Stack tree nodes (parent node, location row); node 0 is the root (empty stack), so
     /// node `i` ≥ 1 is row `i - 1`.
     stacks: Table<(u32, u32)>,
+    /// Whole stacks (location rows, root first) → node.
+    stack_memo: FxHashMap<Box<[u32]>, u32>,
+    /// (mapping row, address, is_folded) → location row.
+    addr_memo: FxHashMap<(u32, u64, bool), u32>,
+}
+
+impl Default for SymTabBuilder {
+    /// Empty tables but for string 0, which is always "".
+    fn default() -> Self {
+        let mut b = SymTabBuilder {
+            strings: Table::default(),
+            mappings: Table::default(),
+            functions: Table::default(),
+            locations: Table::default(),
+            stacks: Table::default(),
+            stack_memo: FxHashMap::default(),
+            addr_memo: FxHashMap::default(),
+        };
+        b.strings.intern(Str::from(""));
+        b
+    }
 }
 
 impl SymTabBuilder {
     pub fn new() -> Self {
-        let mut b = SymTabBuilder::default();
-        b.strings.intern(Str::from(""));
-        b
+        Self::default()
     }
 
     fn s(&mut self, s: &Str) -> u32 {
@@ -144,21 +162,50 @@ impl SymTabBuilder {
         let mut funcs: Vec<Option<u32>> = vec![None; p.function.len()];
         let mut locs: Vec<Option<u32>> = vec![None; p.location.len()];
         w.u(p.sample.len() as u64);
+        let mut rows: Vec<u32> = Vec::new();
         for s in &p.sample {
-            let mut node = 0u32;
+            rows.clear();
             for &l in s.location.iter().rev() {
                 let row = match locs.get(l as usize).copied().flatten() {
                     Some(r) => r,
                     None => {
-                        let r = self.location_row(p, l as usize, &maps, &mut funcs);
+                        // Within one mapping (same binary, same load address, same
+                        // symbolization flags) an address always means the same location.
+                        let key = p.location.get(l as usize).and_then(|loc| {
+                            let m = maps.get(loc.mapping? as usize).copied().flatten()?;
+                            (loc.address != 0).then_some((m, loc.address, loc.is_folded))
+                        });
+                        let r = match key.and_then(|k| self.addr_memo.get(&k).copied()) {
+                            Some(r) => r,
+                            None => {
+                                let r = self.location_row(p, l as usize, &maps, &mut funcs);
+                                if let Some(k) = key {
+                                    self.addr_memo.insert(k, r);
+                                }
+                                r
+                            }
+                        };
                         if let Some(slot) = locs.get_mut(l as usize) {
                             *slot = Some(r);
                         }
                         r
                     }
                 };
-                node = self.stacks.intern((node, row)) + 1;
+                rows.push(row);
             }
+            // Whole stacks repeat from profile to profile: one lookup instead of one per
+            // frame.
+            let node = match self.stack_memo.get(rows.as_slice()) {
+                Some(&n) => n,
+                None => {
+                    let mut node = 0u32;
+                    for &row in &rows {
+                        node = self.stacks.intern((node, row)) + 1;
+                    }
+                    self.stack_memo.insert(rows.as_slice().into(), node);
+                    node
+                }
+            };
             w.u(node.into());
         }
         for s in &p.sample {
