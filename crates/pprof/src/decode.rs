@@ -84,7 +84,7 @@ pub fn gunzip(data: &[u8], max_size: u64) -> Result<Vec<u8>, DecodeError> {
         let body =
             pos + gzip_header_len(&data[pos..]).map_err(|e| gz(format!("{e} at byte {pos}")))?;
         let start = out.len();
-        let mut d = flate2::Decompress::new(false);
+        let mut d = take_inflater();
         loop {
             if out.len() as u64 > max_size {
                 return Err(DecodeError::new(ErrorKind::TooLarge { limit: max_size }));
@@ -121,10 +121,28 @@ pub fn gunzip(data: &[u8], max_size: u64) -> Result<Vec<u8>, DecodeError> {
         if crc32fast::hash(&out[start..]) != crc || size != (out.len() - start) as u32 {
             return Err(gz(format!("checksum error in the member at byte {pos}")));
         }
+        INFLATER.with(|c| *c.borrow_mut() = Some(d));
         pos = end + 8;
         if pos == data.len() {
             return Ok(out);
         }
+    }
+}
+
+thread_local! {
+    /// One inflater per thread, reset between members: allocating and clearing a fresh
+    /// 32 KiB window for every small profile costs more than inflating it.
+    static INFLATER: std::cell::RefCell<Option<flate2::Decompress>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn take_inflater() -> flate2::Decompress {
+    match INFLATER.with(|c| c.borrow_mut().take()) {
+        Some(mut d) => {
+            d.reset(false);
+            d
+        }
+        None => flate2::Decompress::new(false),
     }
 }
 

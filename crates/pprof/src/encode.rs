@@ -1,8 +1,6 @@
 //! Encoding profile.proto the way Go's pprof writes it (field order, packing rules,
 //! string-table order), gzip'd or raw.
 
-use std::io::Write;
-
 use rustc_hash::FxHashMap;
 
 use crate::model::*;
@@ -166,11 +164,88 @@ pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
 /// Serializes a profile as gzip-compressed protobuf (what Go and pprof write to disk).
 pub fn encode(p: &Profile) -> Vec<u8> {
     let raw = encode_uncompressed(p);
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(raw.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = gz.write_all(&raw);
-    gz.finish().unwrap_or_default()
+    // A gzip member (RFC 1952) as flate2's `GzEncoder` writes it at the fast level: no
+    // name, mtime 0, XFL 4, OS unknown.
+    let mut out = Vec::with_capacity(raw.len() / 4 + 64);
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff]);
+    DEFLATER.with(|c| {
+        let mut c = c.borrow_mut();
+        let z = c.get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), false));
+        z.reset();
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(1 << 12));
+            }
+            let done = z.total_in() as usize;
+            match z.compress_vec(&raw[done..], &mut out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => break,
+                Ok(_) => {}
+                // Compressing from memory into memory cannot fail; keep the output valid.
+                Err(_) => {
+                    *c = None;
+                    return fallback(&raw, &mut out);
+                }
+            }
+        }
+    });
+    out.extend_from_slice(&crc32fast::hash(&raw).to_le_bytes());
+    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    out
+}
+
+thread_local! {
+    /// One compressor per thread, reset between profiles: its state is far larger than a
+    /// typical profile, and allocating it each time dominated encoding small deltas.
+    static DEFLATER: std::cell::RefCell<Option<flate2::Compress>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Stored (uncompressed) deflate blocks: always valid, used only if compression failed.
+fn fallback(raw: &[u8], out: &mut Vec<u8>) {
+    out.truncate(10);
+    let mut chunks = raw.chunks(0xffff).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(c) = chunks.next() {
+        let last = u8::from(chunks.peek().is_none());
+        let n = c.len() as u16;
+        out.push(last);
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&(!n).to_le_bytes());
+        out.extend_from_slice(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_block_fallback_is_valid_gzip() {
+        for n in [0usize, 1, 0xffff, 0x10000, 200_000] {
+            let raw: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+            let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff];
+            fallback(&raw, &mut out);
+            out.extend_from_slice(&crc32fast::hash(&raw).to_le_bytes());
+            out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+            assert_eq!(crate::gunzip(&out, 1 << 30).unwrap(), raw, "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn reused_compressor_gives_identical_output() {
+        let p = Profile {
+            sample_type: vec![crate::ValueType::new("samples", "count")],
+            sample: vec![crate::Sample {
+                value: vec![3],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let a = encode(&p);
+        let b = encode(&p);
+        assert_eq!(a, b);
+        assert_eq!(crate::decode(&a).unwrap(), p);
+    }
 }
