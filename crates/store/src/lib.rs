@@ -511,8 +511,24 @@ impl Store {
         }
     }
 
-    /// Writes the block of one closed WAL segment, then deletes the segment.
+    /// Writes the block of one closed WAL segment, then deletes the segment. If that
+    /// fails, the segment stays for the next try, which decodes its profiles from the WAL
+    /// (their cached encodings went with the symbols handed to the failed block).
     fn flush_segment(&self, seq: u64) -> Result<bool, Error> {
+        let res = self.try_flush_segment(seq);
+        if res.is_err() {
+            let mut g = self.lock();
+            g.head_symbols.remove(&seq);
+            let mut freed = 0;
+            for e in g.head.values_mut().flatten().filter(|e| e.pos.seq == seq) {
+                freed += e.enc.take().map_or(0, |b| b.len());
+            }
+            g.cache_bytes -= freed;
+        }
+        res
+    }
+
+    fn try_flush_segment(&self, seq: u64) -> Result<bool, Error> {
         let (series, points, file, mut symbols) = {
             let mut g = self.lock();
             let mut series: Vec<(SeriesKey, Vec<Entry>)> = g
