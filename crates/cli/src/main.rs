@@ -51,8 +51,19 @@ enum Cmd {
     /// Scrape Go services into the embedded store and serve the API (default: 127.0.0.1:4040).
     #[command(
         after_help = "With no --config, gocost loads a recording of a real Go service as job=\"demo\", so\n\
-                      `go tool pprof 'http://127.0.0.1:4040/api/v1/profile?query=cpu{job=\"demo\"}'` works at once.\n\
-                      SIGHUP reloads the config's scrape jobs. The API is described in API.md."
+                      `go tool pprof 'http://127.0.0.1:4040/api/v1/profile?query=cpu{job=\"demo\"}'` works at once.\n\n\
+                      A minimal config (Prometheus-style scrape jobs):\n\n\
+                      \x20 [storage]\n\
+                      \x20 path = \"./data\"\n\
+                      \x20 retention = \"30d\"            # also: sync_interval (<= 5s), block_duration (1h), [storage.s3]\n\n\
+                      \x20 [[scrape]]\n\
+                      \x20 job = \"checkout\"\n\
+                      \x20 targets = [\"127.0.0.1:6060\"]\n\
+                      \x20 interval = \"15s\"\n\
+                      \x20 profiles = [\"cpu\", \"heap\", \"allocs\", \"goroutine\", \"mutex\", \"block\"]\n\
+                      \x20 metrics = [\"expvar\", \"prometheus\"]\n\
+                      \x20 labels = { env = \"prod\" }\n\n\
+                      SIGHUP reloads the config's scrape jobs. Every key is in the README; the API in API.md."
     )]
     Serve(ServeCmd),
     /// Print the top functions by flat (or cum) value: `go tool pprof -top`.
