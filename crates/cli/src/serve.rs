@@ -124,6 +124,9 @@ fn store_options(cfg: &Config, data: &std::path::Path) -> Options {
     if let Some(b) = cfg.storage.block_duration {
         opts.block_duration_ns = b.as_nanos() as i64;
     }
+    if let Some(c) = cfg.storage.head_cache {
+        opts.head_cache_bytes = usize::try_from(c).unwrap_or(usize::MAX);
+    }
     if let Some(s3) = &cfg.storage.s3 {
         let env = |k: &str| std::env::var(k).unwrap_or_default();
         opts.blobs = BlobConfig::S3(S3Config {

@@ -128,6 +128,7 @@ fn scrapes_a_go_service_and_serves_pprof() {
 retention = "1d"
 sync_interval = "500ms"
 block_duration = "2s"
+head_cache = "100KiB"
 
 [[scrape]]
 job = "demo"

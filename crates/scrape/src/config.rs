@@ -103,6 +103,10 @@ pub struct StorageConfig {
     /// How long the WAL collects before it is cut into an immutable block (default 1h).
     #[serde(default, deserialize_with = "de_duration")]
     pub block_duration: Option<Duration>,
+    /// Memory for profiles kept encoded until their block is cut (default 64MiB; past it,
+    /// the cut decodes them again from the WAL).
+    #[serde(default, deserialize_with = "de_size")]
+    pub head_cache: Option<u64>,
     /// Keep blocks in an S3-compatible bucket instead of `<path>/blocks/`.
     pub s3: Option<S3Storage>,
 }
