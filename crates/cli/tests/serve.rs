@@ -103,11 +103,13 @@ fn json(url: &str) -> serde_json::Value {
     serde_json::from_slice(&body).unwrap()
 }
 
+/// Polls `f` until it holds; generous, because CI machines run many tests (and a real
+/// Prometheus starting up) on two cores at once.
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(
-            t.elapsed() < Duration::from_secs(45),
+            t.elapsed() < Duration::from_secs(90),
             "timed out waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(250));
