@@ -110,16 +110,13 @@ pub fn group_of(key: &SeriesKey) -> &str {
         .map_or("", String::as_str)
 }
 
-fn deflate(body: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
-    // Writing into a Vec cannot fail.
-    let _ = e.write_all(body);
-    e.finish().unwrap_or_default()
-}
-
 struct FileWriter {
     out: Box<dyn Write + Send>,
     pos: u64,
+    /// One compressor for every section, reset between them: its state is far larger
+    /// than most sections.
+    z: flate2::Compress,
+    buf: Vec<u8>,
 }
 
 impl FileWriter {
@@ -131,26 +128,40 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Writes `body` deflate-compressed; returns where it went.
     fn section(&mut self, body: &[u8]) -> Result<Section, BlockError> {
-        let z = deflate(body);
+        self.z.reset();
+        let mut z = std::mem::take(&mut self.buf);
+        z.clear();
+        z.reserve(body.len() / 2 + 64);
+        loop {
+            if z.len() == z.capacity() {
+                z.reserve(z.capacity().max(1 << 12));
+            }
+            let done = self.z.total_in() as usize;
+            let st = self
+                .z
+                .compress_vec(&body[done..], &mut z, flate2::FlushCompress::Finish)
+                .map_err(|e| BlockError(format!("compressing a section: {e}")))?;
+            if st == flate2::Status::StreamEnd {
+                break;
+            }
+        }
         let s = Section {
             offset: self.pos,
             len: z.len() as u64,
             raw_len: body.len() as u64,
             crc: crc32fast::hash(&z),
         };
-        self.write(&z)?;
-        Ok(s)
+        let res = self.write(&z);
+        self.buf = z;
+        res.map(|()| s)
     }
 }
 
-/// Inflates and checks one section of a block file held in `file` (starting at `base`).
-pub fn read_section(file: &[u8], base: u64, s: &Section) -> Result<Vec<u8>, BlockError> {
-    let start = s
-        .offset
-        .checked_sub(base)
-        .ok_or_else(|| BlockError(format!("section at {} precedes the read", s.offset)))?;
-    let z = usize::try_from(start)
+/// Inflates and checks one section of a whole block file held in `file`.
+fn read_section(file: &[u8], s: &Section) -> Result<Vec<u8>, BlockError> {
+    let z = usize::try_from(s.offset)
         .ok()
         .and_then(|a| Some((a, usize::try_from(s.len).ok()?)))
         .and_then(|(a, n)| file.get(a..a.checked_add(n)?))
@@ -194,16 +205,20 @@ pub fn inflate_checked(z: &[u8], s: &Section) -> Result<Vec<u8>, BlockError> {
     Ok(out)
 }
 
-/// Parses the footer (the last [`FOOTER_LEN`] bytes): the index's length and checksum.
-pub fn parse_footer(tail: &[u8]) -> Result<(u32, u32), BlockError> {
+/// Parses the footer (the last [`FOOTER_LEN`] bytes of a block of `size` bytes): where
+/// the index lies and its checksum.
+pub fn parse_footer(tail: &[u8], size: u64) -> Result<(std::ops::Range<u64>, u32), BlockError> {
     if tail.len() != FOOTER_LEN || &tail[8..] != FOOTER_MAGIC {
         return Err(BlockError("missing block footer (truncated file?)".into()));
     }
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&tail[0..4]);
-    let len = u32::from_le_bytes(a);
-    a.copy_from_slice(&tail[4..8]);
-    Ok((len, u32::from_le_bytes(a)))
+    let word = |i: usize| u32::from_le_bytes([tail[i], tail[i + 1], tail[i + 2], tail[i + 3]]);
+    let (len, crc) = (word(0), word(4));
+    let end = size.saturating_sub(FOOTER_LEN as u64);
+    let start = end
+        .checked_sub(u64::from(len))
+        .filter(|&s| s >= MAGIC.len() as u64)
+        .ok_or_else(|| BlockError(format!("index length {len} exceeds the block")))?;
+    Ok((start..end, crc))
 }
 
 pub fn parse_index(b: &[u8], crc: u32) -> Result<BlockMeta, BlockError> {
@@ -225,13 +240,8 @@ pub fn parse_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
     if file.len() < MAGIC.len() + FOOTER_LEN || &file[..8] != MAGIC {
         return Err(BlockError("not a gocost block (bad magic)".into()));
     }
-    let (len, crc) = parse_footer(&file[file.len() - FOOTER_LEN..])?;
-    let end = file.len() - FOOTER_LEN;
-    let start = end
-        .checked_sub(len as usize)
-        .filter(|&s| s >= MAGIC.len())
-        .ok_or_else(|| BlockError(format!("index length {len} exceeds the file")))?;
-    parse_index(&file[start..end], crc)
+    let (index, crc) = parse_footer(&file[file.len() - FOOTER_LEN..], file.len() as u64)?;
+    parse_index(&file[index.start as usize..index.end as usize], crc)
 }
 
 /// What the caller knows about a block being written.
@@ -271,7 +281,12 @@ pub struct BlockWriter {
 
 impl BlockWriter {
     pub fn new(info: BlockInfo, out: Box<dyn Write + Send>) -> Result<Self, BlockError> {
-        let mut f = FileWriter { out, pos: 0 };
+        let mut f = FileWriter {
+            out,
+            pos: 0,
+            z: flate2::Compress::new(flate2::Compression::new(6), false),
+            buf: Vec::new(),
+        };
         f.write(MAGIC)?;
         Ok(BlockWriter {
             f,
@@ -315,6 +330,14 @@ impl BlockWriter {
         Ok(())
     }
 
+    /// Makes `name` the current group, with fresh symbols if it is not already.
+    fn enter_group(&mut self, name: &str) -> Result<(), BlockError> {
+        if self.group.as_ref().is_none_or(|(g, _)| g != name) {
+            self.group_symbols(name, SymTabBuilder::new())?;
+        }
+        Ok(())
+    }
+
     /// Adds one series with its profiles in time order. Series of one group (service)
     /// must come one after another: symbols are shared within a group.
     pub fn series(
@@ -322,21 +345,12 @@ impl BlockWriter {
         key: &SeriesKey,
         profiles: impl IntoIterator<Item = Result<Item, BlockError>>,
     ) -> Result<(), BlockError> {
-        let name = group_of(key);
-        if self.group.as_ref().is_none_or(|(g, _)| g != name) {
-            self.end_group()?;
-            if self.meta.groups.iter().any(|g| g.name == name) {
-                return Err(BlockError(format!(
-                    "series of group {name:?} are not contiguous"
-                )));
-            }
-            self.group = Some((name.to_string(), SymTabBuilder::new()));
-        }
+        self.enter_group(group_of(key))?;
         let gi = self.meta.groups.len() as u32;
-        let Some((_, sym)) = self.group.as_mut() else {
-            return Ok(());
-        };
         let steps = self.meta.steps.clone();
+        let Some((_, sym)) = self.group.as_mut() else {
+            return Err(BlockError(format!("series {key}: no group")));
+        };
         let mut raw = W::default();
         let mut rollups = W::default();
         let mut n_rollups = 0u64;
@@ -355,9 +369,14 @@ impl BlockWriter {
             }
         };
         for item in profiles {
-            let (t, enc, raw_len) = match item? {
-                Item::Profile(t, p, raw_len) => (t, sym.encode_profile(&p, t).into(), raw_len),
-                Item::Encoded(t, enc, raw_len) => (t, enc, raw_len),
+            let item = item?;
+            let encoded;
+            let (t, enc, raw_len): (i64, &[u8], u64) = match &item {
+                Item::Profile(t, p, raw_len) => {
+                    encoded = sym.encode_profile(p, *t);
+                    (*t, &encoded, *raw_len)
+                }
+                Item::Encoded(t, enc, raw_len) => (*t, enc, *raw_len),
             };
             if t < prev {
                 return Err(BlockError(format!(
@@ -380,10 +399,10 @@ impl BlockWriter {
                 });
                 b.last = t;
                 b.acc
-                    .add(&enc)
+                    .add(enc)
                     .map_err(|e| BlockError(format!("series {key}: rollup: {e}")))?;
             }
-            raw.bytes(&enc);
+            raw.bytes(enc);
         }
         for (si, b) in open.into_iter().enumerate() {
             if let Some(b) = b {
@@ -537,21 +556,19 @@ pub fn parse_points(b: &[u8], n_series: usize) -> Result<Vec<Vec<(i64, f64)>>, B
 }
 
 /// Checks a whole block file: the index, every section's checksum, and that every symbol
-/// table, profile, rollup and point decodes. Returns the index and the number of profiles
-/// (raw and rollups) decoded.
-pub fn verify_file(file: &[u8]) -> Result<(BlockMeta, u64), BlockError> {
+/// table, profile, rollup and point decodes. Returns the index.
+pub fn verify_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
     let meta = parse_file(file)?;
     let mut tabs = Vec::with_capacity(meta.groups.len());
     for g in &meta.groups {
-        let b = read_section(file, 0, &g.symbols)?;
+        let b = read_section(file, &g.symbols)?;
         tabs.push(SymTab::decode(&b).map_err(|e| section_err("symbols", e))?);
     }
-    let mut n = 0u64;
     for s in &meta.series {
         let tab = tabs.get(s.group as usize).ok_or_else(|| {
             BlockError(format!("series {}: group {} out of range", s.key, s.group))
         })?;
-        let raw = read_section(file, 0, &s.raw)?;
+        let raw = read_section(file, &s.raw)?;
         let profiles = parse_raw(&raw)?;
         if profiles.len() as u64 != s.profiles {
             return Err(BlockError(format!(
@@ -564,20 +581,18 @@ pub fn verify_file(file: &[u8]) -> Result<(BlockMeta, u64), BlockError> {
         for b in profiles {
             let sp = SymTab::header(b).map_err(|e| section_err("raw", e))?;
             tab.profile(sp, true).map_err(|e| section_err("raw", e))?;
-            n += 1;
         }
         if let Some(r) = &s.rollups {
-            let sec = read_section(file, 0, r)?;
+            let sec = read_section(file, r)?;
             for r in parse_rollups(&sec)? {
                 let sp = SymTab::header(r.bytes).map_err(|e| section_err("rollups", e))?;
                 tab.profile(sp, true)
                     .map_err(|e| section_err("rollups", e))?;
-                n += 1;
             }
         }
     }
     if let Some(p) = &meta.points {
-        parse_points(&read_section(file, 0, p)?, meta.metrics.len())?;
+        parse_points(&read_section(file, p)?, meta.metrics.len())?;
     }
-    Ok((meta, n))
+    Ok(meta)
 }

@@ -123,6 +123,12 @@ impl From<std::io::Error> for Error {
     }
 }
 
+impl From<BlockError> for Error {
+    fn from(e: BlockError) -> Self {
+        Error::Block(e.0)
+    }
+}
+
 fn block_err(name: &str, e: impl fmt::Display) -> Error {
     Error::Block(format!("{name}: {e}"))
 }
@@ -206,6 +212,18 @@ pub struct Store {
     maintenance: Mutex<()>,
 }
 
+/// Catalog order: oldest data first.
+fn block_order(a: &Block, b: &Block) -> std::cmp::Ordering {
+    (a.meta.min_time_ns, &a.meta.id).cmp(&(b.meta.min_time_ns, &b.meta.id))
+}
+
+impl Inner {
+    fn add_block(&mut self, b: Block) {
+        let at = self.blocks.partition_point(|x| block_order(x, &b).is_le());
+        self.blocks.insert(at, Arc::new(b));
+    }
+}
+
 fn insert_sorted<T>(v: &mut Vec<T>, x: T, t: impl Fn(&T) -> i64) {
     let at = t(&x);
     let pos = v.partition_point(|e| t(e) <= at);
@@ -265,7 +283,7 @@ impl Store {
             blobs.delete(&b.name)?;
         }
         blocks.retain(|b| !replaced.contains(&b.meta.id));
-        blocks.sort_by_key(|b| (b.meta.min_time_ns, b.meta.id.clone()));
+        blocks.sort_by(block_order);
         let done: BTreeSet<u64> = blocks
             .iter()
             .flat_map(|b| b.meta.sources.iter().copied())
@@ -564,14 +582,13 @@ impl Store {
             max_size: self.opts.max_profile_size,
             labels: true,
         };
-        let berr = |e: BlockError| Error::Block(e.to_string());
         let mut group: Option<&str> = None;
         for (key, entries) in &series {
             let name = block::group_of(key);
             if group != Some(name) {
                 group = Some(name);
                 if let Some(sym) = symbols.remove(name) {
-                    w.group_symbols(name, sym).map_err(berr)?;
+                    w.group_symbols(name, sym)?;
                 }
             }
             let items = entries.iter().filter_map(|e| {
@@ -584,17 +601,15 @@ impl Store {
                 let p = gocost_pprof::decode_with(&bytes, &decode).ok()?;
                 Some(Ok(block::Item::Profile(e.time_ns, Box::new(p), raw_len)))
             });
-            w.series(key, items).map_err(berr)?;
+            w.series(key, items)?;
         }
-        w.points(points).map_err(berr)?;
+        w.points(points)?;
         let wrote = !w.is_empty();
         if wrote {
-            let meta = w.finish().map_err(berr)?;
+            let meta = w.finish()?;
             let b = self.put_block(&tmp, meta)?;
             let mut g = self.lock();
-            g.blocks.push(Arc::new(b));
-            g.blocks
-                .sort_by_key(|b| (b.meta.min_time_ns, b.meta.id.clone()));
+            g.add_block(b);
             g.blocks_written += 1;
         } else {
             drop(w);
@@ -627,7 +642,7 @@ impl Store {
         std::fs::create_dir_all(&dir)?;
         let tmp = dir.join(format!("{}{BLOCK_SUFFIX}.tmp", info.id));
         let f = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        let w = BlockWriter::new(info, Box::new(f)).map_err(|e| Error::Block(e.to_string()))?;
+        let w = BlockWriter::new(info, Box::new(f))?;
         Ok((w, tmp))
     }
 
@@ -686,7 +701,13 @@ impl Store {
         for b in group {
             ingested += b.meta.ingested_bytes;
         }
-        for (_, key) in &keys {
+        let mut service: Option<&str> = None;
+        for (name, key) in &keys {
+            // Symbols are per service: keep only the current one's decoded.
+            if service != Some(name.as_str()) {
+                service = Some(name.as_str());
+                tabs.clear();
+            }
             // The series' stored profiles in every input, decoded one at a time in time
             // order: a day of one series never sits in memory decoded.
             let mut raws: Vec<(Arc<SymTab>, Vec<u8>, &str)> = Vec::new();
@@ -716,8 +737,7 @@ impl Store {
                     .map_err(|e| BlockError(format!("{name}: {e}")))?;
                 Ok(block::Item::Profile(t, Box::new(p), 0))
             });
-            w.series(key, items)
-                .map_err(|e| Error::Block(e.to_string()))?;
+            w.series(key, items)?;
         }
         let mut points: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
         for b in group {
@@ -728,17 +748,15 @@ impl Store {
                 points.entry(k.clone()).or_default().extend(pts);
             }
         }
-        w.points(points).map_err(|e| Error::Block(e.to_string()))?;
-        let mut meta = w.finish().map_err(|e| Error::Block(e.to_string()))?;
+        w.points(points)?;
+        let mut meta = w.finish()?;
         meta.ingested_bytes = ingested;
         let nb = self.put_block(&tmp, meta)?;
         {
             let mut g = self.lock();
             let gone: BTreeSet<&str> = group.iter().map(|b| b.meta.id.as_str()).collect();
             g.blocks.retain(|b| !gone.contains(b.meta.id.as_str()));
-            g.blocks.push(Arc::new(nb));
-            g.blocks
-                .sort_by_key(|b| (b.meta.min_time_ns, b.meta.id.clone()));
+            g.add_block(nb);
             g.compactions += 1;
         }
         for b in group {
@@ -1090,12 +1108,8 @@ fn read_index(blobs: &blobs::Blobs, name: &str, size: u64) -> Result<Block, Erro
         return Err(block_err(name, "too short to be a block"));
     }
     let tail = blobs.get_range(name, size - footer..size)?;
-    let (len, crc) = block::parse_footer(&tail).map_err(|e| block_err(name, e))?;
-    let start = (size - footer)
-        .checked_sub(u64::from(len))
-        .filter(|&s| s >= block::MAGIC.len() as u64)
-        .ok_or_else(|| block_err(name, format!("index length {len} exceeds the block")))?;
-    let idx = blobs.get_range(name, start..size - footer)?;
+    let (index, crc) = block::parse_footer(&tail, size).map_err(|e| block_err(name, e))?;
+    let idx = blobs.get_range(name, index)?;
     let meta = block::parse_index(&idx, crc).map_err(|e| block_err(name, e))?;
     catalog_entry(name.to_string(), size, meta)
 }
