@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{CodecError, R, W};
 use crate::series::SeriesKey;
 pub use crate::symtab::SymTabBuilder;
-use crate::symtab::{RollupAcc, SymTab};
+use crate::symtab::{RollupAcc, SymTab, stored_time};
 
 pub const MAGIC: &[u8; 8] = b"GCBLK001";
 pub const FOOTER_MAGIC: &[u8; 8] = b"GCBLKEND";
@@ -395,7 +395,7 @@ impl BlockWriter {
                     start,
                     first: t,
                     last: t,
-                    acc: RollupAcc::new(),
+                    acc: RollupAcc::default(),
                 });
                 b.last = t;
                 b.acc
@@ -509,9 +509,7 @@ pub fn parse_rollups(b: &[u8]) -> Result<Vec<Rollup<'_>>, BlockError> {
         // How many profiles were merged (informational).
         r.u().map_err(|e| section_err("rollups", e))?;
         let bytes = r.bytes().map_err(|e| section_err("rollups", e))?;
-        let start = SymTab::header(bytes)
-            .map_err(|e| section_err("rollups", e))?
-            .time_ns;
+        let start = stored_time(bytes).map_err(|e| section_err("rollups", e))?;
         if step <= 0 {
             return Err(BlockError("rollups section: step must be positive".into()));
         }
@@ -579,14 +577,12 @@ pub fn verify_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
             )));
         }
         for b in profiles {
-            let sp = SymTab::header(b).map_err(|e| section_err("raw", e))?;
-            tab.profile(sp, true).map_err(|e| section_err("raw", e))?;
+            tab.profile(b, true).map_err(|e| section_err("raw", e))?;
         }
         if let Some(r) = &s.rollups {
             let sec = read_section(file, r)?;
             for r in parse_rollups(&sec)? {
-                let sp = SymTab::header(r.bytes).map_err(|e| section_err("rollups", e))?;
-                tab.profile(sp, true)
+                tab.profile(r.bytes, true)
                     .map_err(|e| section_err("rollups", e))?;
             }
         }

@@ -722,18 +722,15 @@ impl Store {
             let mut order: Vec<(i64, usize, &[u8])> = Vec::new();
             for (ri, (_, raw, name)) in raws.iter().enumerate() {
                 for bytes in block::parse_raw(raw).map_err(|e| block_err(name, e))? {
-                    let t = SymTab::header(bytes)
-                        .map_err(|e| block_err(name, e))?
-                        .time_ns;
+                    let t = symtab::stored_time(bytes).map_err(|e| block_err(name, e))?;
                     order.push((t, ri, bytes));
                 }
             }
             order.sort_by_key(|x| (x.0, x.1));
             let items = order.into_iter().map(|(t, ri, bytes)| {
                 let (tab, _, name) = &raws[ri];
-                let sp = SymTab::header(bytes).map_err(|e| BlockError(format!("{name}: {e}")))?;
                 let p = tab
-                    .profile(sp, true)
+                    .profile(bytes, true)
                     .map_err(|e| BlockError(format!("{name}: {e}")))?;
                 Ok(block::Item::Profile(t, Box::new(p), 0))
             });
@@ -937,8 +934,11 @@ impl Store {
                             continue;
                         }
                         picked.push((r.start, end));
-                        let sp = SymTab::header(r.bytes).map_err(bad_codec)?;
-                        f(key, r.start, tab.profile(sp, labels).map_err(bad_codec)?)?;
+                        f(
+                            key,
+                            r.start,
+                            tab.profile(r.bytes, labels).map_err(bad_codec)?,
+                        )?;
                     }
                 }
                 let covered = |t: i64| picked.iter().any(|&(a, z)| a <= t && t <= z);
@@ -948,12 +948,11 @@ impl Store {
                 }
                 let raw = self.section(b, &sm.raw)?;
                 for bytes in block::parse_raw(&raw).map_err(bad)? {
-                    let sp = SymTab::header(bytes).map_err(bad_codec)?;
-                    let t = sp.time_ns;
+                    let t = symtab::stored_time(bytes).map_err(bad_codec)?;
                     if t < from || t > to || covered(t) {
                         continue;
                     }
-                    f(key, t, tab.profile(sp, labels).map_err(bad_codec)?)?;
+                    f(key, t, tab.profile(bytes, labels).map_err(bad_codec)?)?;
                 }
             }
         }

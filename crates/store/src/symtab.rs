@@ -107,57 +107,50 @@ impl SymTabBuilder {
         self.strings.intern(s.clone())
     }
 
-    fn vt(&mut self, w: &mut W, v: &ValueType) {
-        let (t, u) = (self.s(&v.r#type), self.s(&v.unit));
-        w.u(t.into());
-        w.u(u.into());
+    fn vt(&mut self, v: &ValueType) -> (u64, u64) {
+        (self.s(&v.r#type).into(), self.s(&v.unit).into())
     }
 
     /// Encodes `p` against these tables (adding what is new).
     pub fn encode_profile(&mut self, p: &Profile, time_ns: i64) -> Vec<u8> {
+        // All mappings, in order: pprof's report header names the first one's file.
+        let maps: Vec<u32> = p
+            .mapping
+            .iter()
+            .map(|mp| {
+                let row = MappingRow {
+                    memory_start: mp.memory_start,
+                    memory_limit: mp.memory_limit,
+                    file_offset: mp.file_offset,
+                    filename: self.s(&mp.filename),
+                    build_id: self.s(&mp.build_id),
+                    flags: u8::from(mp.has_functions)
+                        | u8::from(mp.has_filenames) << 1
+                        | u8::from(mp.has_line_numbers) << 2
+                        | u8::from(mp.has_inline_frames) << 3,
+                };
+                self.mappings.intern(row)
+            })
+            .collect();
+        let head = Header {
+            time_nanos: p.time_nanos,
+            duration_nanos: p.duration_nanos,
+            period_type: self.vt(&p.period_type),
+            period: p.period,
+            sample_types: p.sample_type.iter().map(|v| self.vt(v)).collect(),
+            strs: [
+                &p.default_sample_type,
+                &p.drop_frames,
+                &p.keep_frames,
+                &p.doc_url,
+            ]
+            .map(|x| self.s(x).into()),
+            comments: p.comments.iter().map(|c| self.s(c).into()).collect(),
+            mappings: maps.iter().map(|&m| m.into()).collect(),
+        };
         let mut w = W::default();
         w.i(time_ns);
-        w.i(p.time_nanos);
-        w.i(p.duration_nanos);
-        self.vt(&mut w, &p.period_type);
-        w.i(p.period);
-        w.u(p.sample_type.len() as u64);
-        for st in &p.sample_type {
-            self.vt(&mut w, st);
-        }
-        for s in [
-            &p.default_sample_type,
-            &p.drop_frames,
-            &p.keep_frames,
-            &p.doc_url,
-        ] {
-            let i = self.s(s);
-            w.u(i.into());
-        }
-        w.u(p.comments.len() as u64);
-        for c in &p.comments {
-            let i = self.s(c);
-            w.u(i.into());
-        }
-        // All mappings, in order: pprof's report header names the first one's file.
-        let mut maps: Vec<Option<u32>> = Vec::with_capacity(p.mapping.len());
-        w.u(p.mapping.len() as u64);
-        for mp in &p.mapping {
-            let row = MappingRow {
-                memory_start: mp.memory_start,
-                memory_limit: mp.memory_limit,
-                file_offset: mp.file_offset,
-                filename: self.s(&mp.filename),
-                build_id: self.s(&mp.build_id),
-                flags: u8::from(mp.has_functions)
-                    | u8::from(mp.has_filenames) << 1
-                    | u8::from(mp.has_line_numbers) << 2
-                    | u8::from(mp.has_inline_frames) << 3,
-            };
-            let r = self.mappings.intern(row);
-            w.u(r.into());
-            maps.push(Some(r));
-        }
+        head.write(&mut w);
         // Rows of this profile's functions and locations, interned on first use.
         let mut funcs: Vec<Option<u32>> = vec![None; p.function.len()];
         let mut locs: Vec<Option<u32>> = vec![None; p.location.len()];
@@ -169,22 +162,7 @@ impl SymTabBuilder {
                 let row = match locs.get(l as usize).copied().flatten() {
                     Some(r) => r,
                     None => {
-                        // Within one mapping (same binary, same load address, same
-                        // symbolization flags) an address always means the same location.
-                        let key = p.location.get(l as usize).and_then(|loc| {
-                            let m = maps.get(loc.mapping? as usize).copied().flatten()?;
-                            (loc.address != 0).then_some((m, loc.address, loc.is_folded))
-                        });
-                        let r = match key.and_then(|k| self.addr_memo.get(&k).copied()) {
-                            Some(r) => r,
-                            None => {
-                                let r = self.location_row(p, l as usize, &maps, &mut funcs);
-                                if let Some(k) = key {
-                                    self.addr_memo.insert(k, r);
-                                }
-                                r
-                            }
-                        };
+                        let r = self.location_of(p, l as usize, &maps, &mut funcs);
                         if let Some(slot) = locs.get_mut(l as usize) {
                             *slot = Some(r);
                         }
@@ -236,11 +214,35 @@ impl SymTabBuilder {
         w.0
     }
 
+    /// The row of `p`'s location `l`. Within one mapping (same binary, same load address,
+    /// same symbolization flags) an address always means the same location, so known
+    /// addresses skip building the row.
+    fn location_of(
+        &mut self,
+        p: &Profile,
+        l: usize,
+        maps: &[u32],
+        funcs: &mut [Option<u32>],
+    ) -> u32 {
+        let key = p.location.get(l).and_then(|loc| {
+            let m = *maps.get(loc.mapping? as usize)?;
+            (loc.address != 0).then_some((m, loc.address, loc.is_folded))
+        });
+        if let Some(&r) = key.as_ref().and_then(|k| self.addr_memo.get(k)) {
+            return r;
+        }
+        let r = self.location_row(p, l, maps, funcs);
+        if let Some(k) = key {
+            self.addr_memo.insert(k, r);
+        }
+        r
+    }
+
     fn location_row(
         &mut self,
         p: &Profile,
         l: usize,
-        maps: &[Option<u32>],
+        maps: &[u32],
         funcs: &mut [Option<u32>],
     ) -> u32 {
         let Some(loc) = p.location.get(l) else {
@@ -253,7 +255,7 @@ impl SymTabBuilder {
         };
         let mapping = loc
             .mapping
-            .and_then(|m| maps.get(m as usize).copied().flatten())
+            .and_then(|m| maps.get(m as usize).copied())
             .map_or(0, |r| r + 1);
         let mut lines = Vec::with_capacity(loc.line.len());
         for ln in &loc.line {
@@ -347,12 +349,6 @@ pub struct SymTab {
     stacks: Vec<(u32, u32)>,
 }
 
-/// The header and samples of one stored profile, before symbols are attached.
-pub struct StoredProfile<'a> {
-    pub time_ns: i64,
-    r: R<'a>,
-}
-
 impl SymTab {
     pub fn decode(b: &[u8]) -> Result<SymTab, CodecError> {
         let mut r = R::new(b);
@@ -442,58 +438,90 @@ impl SymTab {
         })
     }
 
-    fn s(&self, r: &mut R) -> Result<Str, CodecError> {
-        Ok(self.strings[r.idx(self.strings.len())? as usize].clone())
+    fn str(&self, id: u64) -> Result<Str, CodecError> {
+        self.strings.get(id as usize).cloned().ok_or(CodecError {
+            offset: 0,
+            what: "string index out of range",
+        })
     }
 
-    /// Reads the ingest time of a stored profile; [`SymTab::profile`] reads the rest.
-    pub fn header<'a>(b: &'a [u8]) -> Result<StoredProfile<'a>, CodecError> {
+    fn value_type(&self, (t, u): (u64, u64)) -> Result<ValueType, CodecError> {
+        Ok(ValueType {
+            r#type: self.str(t)?,
+            unit: self.str(u)?,
+        })
+    }
+
+    /// Decodes one sample's encoded labels.
+    fn labels(&self, b: &[u8]) -> Result<Vec<Label>, CodecError> {
         let mut r = R::new(b);
-        let time_ns = r.i()?;
-        Ok(StoredProfile { time_ns, r })
+        let n = r.len()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = self.str(r.u()?)?;
+            let value = match r.u()? {
+                0 => LabelValue::Str(self.str(r.u()?)?),
+                _ => {
+                    let value = r.i()?;
+                    LabelValue::Num {
+                        value,
+                        unit: self.str(r.u()?)?,
+                    }
+                }
+            };
+            out.push(Label { key, value });
+        }
+        Ok(out)
     }
 
     /// Rebuilds a stored profile, with only the symbols its samples use.
-    pub fn profile(&self, sp: StoredProfile, labels: bool) -> Result<Profile, CodecError> {
-        let mut r = sp.r;
+    pub fn profile(&self, b: &[u8], labels: bool) -> Result<Profile, CodecError> {
+        let s = parse_stored(b)?;
+        let h = &s.head;
         let mut p = Profile {
-            time_nanos: r.i()?,
-            duration_nanos: r.i()?,
+            time_nanos: h.time_nanos,
+            duration_nanos: h.duration_nanos,
+            period_type: self.value_type(h.period_type)?,
+            period: h.period,
+            default_sample_type: self.str(h.strs[0])?,
+            drop_frames: self.str(h.strs[1])?,
+            keep_frames: self.str(h.strs[2])?,
+            doc_url: self.str(h.strs[3])?,
             ..Default::default()
         };
-        p.period_type = ValueType {
-            r#type: self.s(&mut r)?,
-            unit: self.s(&mut r)?,
-        };
-        p.period = r.i()?;
-        let nst = r.len()?;
-        for _ in 0..nst {
-            let (t, u) = (self.s(&mut r)?, self.s(&mut r)?);
-            p.sample_type.push(ValueType { r#type: t, unit: u });
+        for &vt in &h.sample_types {
+            p.sample_type.push(self.value_type(vt)?);
         }
-        p.default_sample_type = self.s(&mut r)?;
-        p.drop_frames = self.s(&mut r)?;
-        p.keep_frames = self.s(&mut r)?;
-        p.doc_url = self.s(&mut r)?;
-        let nc = r.len()?;
-        for _ in 0..nc {
-            p.comments.push(self.s(&mut r)?);
+        for &c in &h.comments {
+            p.comments.push(self.str(c)?);
         }
-        let nm = r.len()?;
         let mut map_map: FxHashMap<u32, u32> = FxHashMap::default();
-        for _ in 0..nm {
-            let row = r.idx(self.mappings.len())?;
-            let mut m = self.mappings[row as usize].clone();
+        for &row in &h.mappings {
+            let Some(m) = self.mappings.get(row as usize) else {
+                return Err(CodecError {
+                    offset: 0,
+                    what: "mapping index out of range",
+                });
+            };
+            let mut m = m.clone();
             m.id = p.mapping.len() as u64 + 1;
-            map_map.entry(row + 1).or_insert(p.mapping.len() as u32);
+            map_map
+                .entry(row as u32 + 1)
+                .or_insert(p.mapping.len() as u32);
             p.mapping.push(m);
         }
-        let ns = r.len()?;
+        let nst = h.sample_types.len();
         let mut loc_map: FxHashMap<u32, u32> = FxHashMap::default();
         let mut fn_map: FxHashMap<u32, u32> = FxHashMap::default();
-        p.sample = Vec::with_capacity(ns);
-        for _ in 0..ns {
-            let mut node = r.idx(self.stacks.len() + 1)?;
+        p.sample = Vec::with_capacity(s.nodes.len());
+        for (i, (&node, &lb)) in s.nodes.iter().zip(&s.labels).enumerate() {
+            if node > self.stacks.len() as u64 {
+                return Err(CodecError {
+                    offset: 0,
+                    what: "stack node out of range",
+                });
+            }
+            let mut node = node as u32;
             let mut location = Vec::new();
             while node != 0 {
                 let (parent, row) = self.stacks[node as usize - 1];
@@ -510,37 +538,9 @@ impl SymTab {
             }
             p.sample.push(Sample {
                 location,
-                value: Vec::with_capacity(nst),
-                label: Vec::new(),
+                value: s.values[i * nst..(i + 1) * nst].to_vec(),
+                label: if labels { self.labels(lb)? } else { Vec::new() },
             });
-        }
-        for s in &mut p.sample {
-            for _ in 0..nst {
-                s.value.push(r.i()?);
-            }
-        }
-        for s in &mut p.sample {
-            let nl = r.len()?;
-            for _ in 0..nl {
-                let key = self.s(&mut r)?;
-                let value = match r.u()? {
-                    0 => LabelValue::Str(self.s(&mut r)?),
-                    1 => {
-                        let value = r.i()?;
-                        LabelValue::Num {
-                            value,
-                            unit: self.s(&mut r)?,
-                        }
-                    }
-                    _ => return Err(r.err("unknown label kind")),
-                };
-                if labels {
-                    s.label.push(Label { key, value });
-                }
-            }
-        }
-        if !r.done() {
-            return Err(r.err("trailing bytes after a profile"));
         }
         Ok(p)
     }
@@ -577,9 +577,10 @@ impl SymTab {
     }
 }
 
-/// A stored profile read back without its symbols: header fields as string ids, samples as
-/// (stack node, values, the encoded bytes of its labels).
-struct Stored<'a> {
+/// A stored profile's header with its strings and mappings as table ids. Layout in
+/// `docs/format/block.md` ("A stored profile"); this is its one reader and writer.
+#[derive(Clone, Default, PartialEq)]
+struct Header {
     time_nanos: i64,
     duration_nanos: i64,
     period_type: (u64, u64),
@@ -589,33 +590,85 @@ struct Stored<'a> {
     strs: [u64; 4],
     comments: Vec<u64>,
     mappings: Vec<u64>,
+}
+
+impl Header {
+    fn write(&self, w: &mut W) {
+        w.i(self.time_nanos);
+        w.i(self.duration_nanos);
+        w.u(self.period_type.0);
+        w.u(self.period_type.1);
+        w.i(self.period);
+        w.u(self.sample_types.len() as u64);
+        for &(t, u) in &self.sample_types {
+            w.u(t);
+            w.u(u);
+        }
+        for s in self.strs {
+            w.u(s);
+        }
+        w.u(self.comments.len() as u64);
+        for &c in &self.comments {
+            w.u(c);
+        }
+        w.u(self.mappings.len() as u64);
+        for &m in &self.mappings {
+            w.u(m);
+        }
+    }
+
+    fn read(r: &mut R) -> Result<Header, CodecError> {
+        let (time_nanos, duration_nanos) = (r.i()?, r.i()?);
+        let period_type = (r.u()?, r.u()?);
+        let period = r.i()?;
+        let n = r.len()?;
+        let mut sample_types = Vec::with_capacity(n);
+        for _ in 0..n {
+            sample_types.push((r.u()?, r.u()?));
+        }
+        let strs = [r.u()?, r.u()?, r.u()?, r.u()?];
+        let n = r.len()?;
+        let mut comments = Vec::with_capacity(n);
+        for _ in 0..n {
+            comments.push(r.u()?);
+        }
+        let n = r.len()?;
+        let mut mappings = Vec::with_capacity(n);
+        for _ in 0..n {
+            mappings.push(r.u()?);
+        }
+        Ok(Header {
+            time_nanos,
+            duration_nanos,
+            period_type,
+            period,
+            sample_types,
+            strs,
+            comments,
+            mappings,
+        })
+    }
+}
+
+/// A stored profile read back without its symbols: the header, and samples as stack
+/// nodes, values (`sample_types` per sample) and the encoded bytes of each one's labels.
+struct Stored<'a> {
+    head: Header,
     nodes: Vec<u64>,
     values: Vec<i64>,
     labels: Vec<&'a [u8]>,
 }
 
+/// The ingest time of a stored profile (its first field).
+pub fn stored_time(b: &[u8]) -> Result<i64, CodecError> {
+    R::new(b).i()
+}
+
 fn parse_stored(b: &[u8]) -> Result<Stored<'_>, CodecError> {
     let mut r = R::new(b);
     r.i()?; // ingest time
-    let (time_nanos, duration_nanos) = (r.i()?, r.i()?);
-    let period_type = (r.u()?, r.u()?);
-    let period = r.i()?;
-    let nst = r.len()?;
-    let mut sample_types = Vec::with_capacity(nst);
-    for _ in 0..nst {
-        sample_types.push((r.u()?, r.u()?));
-    }
-    let strs = [r.u()?, r.u()?, r.u()?, r.u()?];
-    let nc = r.len()?;
-    let mut comments = Vec::with_capacity(nc);
-    for _ in 0..nc {
-        comments.push(r.u()?);
-    }
-    let nm = r.len()?;
-    let mut mappings = Vec::with_capacity(nm);
-    for _ in 0..nm {
-        mappings.push(r.u()?);
-    }
+    let head = Header::read(&mut r)?;
+    let nst = head.sample_types.len();
     let ns = r.len()?;
     let mut nodes = Vec::with_capacity(ns);
     for _ in 0..ns {
@@ -648,14 +701,7 @@ fn parse_stored(b: &[u8]) -> Result<Stored<'_>, CodecError> {
         return Err(r.err("trailing bytes after a profile"));
     }
     Ok(Stored {
-        time_nanos,
-        duration_nanos,
-        period_type,
-        period,
-        sample_types,
-        strs,
-        comments,
-        mappings,
+        head,
         nodes,
         values,
         labels,
@@ -663,22 +709,18 @@ fn parse_stored(b: &[u8]) -> Result<Stored<'_>, CodecError> {
 }
 
 /// Merges stored profiles of one series into a rollup without rebuilding them: samples
-/// with the same stack node and labels are summed, the header follows pprof's merge (time
-/// = earliest, durations summed, period = largest, comments once each, the first
-/// non-empty default sample type and doc URL, the first profile's mappings). This is finer
-/// than pprof's sample identity, never coarser, and queries merge rollups with pprof's
-/// rules, so answers are the same as merging the profiles themselves.
+/// with the same stack node and labels are summed, the header follows pprof's merge
+/// (`Merger::add_header`: time = earliest, durations summed, period = largest, comments
+/// once each, the first non-empty default sample type and doc URL, the first profile's
+/// drop/keep frames and mappings). This is finer than pprof's sample identity, never
+/// coarser, and queries merge rollups with pprof's rules, so answers are the same as
+/// merging the profiles themselves.
+#[derive(Default)]
 pub struct RollupAcc {
     count: u64,
-    time_nanos: i64,
-    duration_nanos: i64,
-    period: i64,
-    period_type: (u64, u64),
-    sample_types: Vec<(u64, u64)>,
-    strs: [u64; 4],
-    comments: Vec<u64>,
-    mappings: Vec<u64>,
-    index: FxHashMap<(u64, Vec<u8>), usize>,
+    head: Header,
+    /// Hash of (stack node, label bytes) → indexes into `samples` with that hash.
+    index: FxHashMap<u64, Vec<usize>>,
     samples: Vec<(u64, Vec<u8>, Vec<i64>)>,
     /// Sample or period types changed within the bucket: no rollup (queries use the
     /// profiles).
@@ -686,23 +728,6 @@ pub struct RollupAcc {
 }
 
 impl RollupAcc {
-    pub fn new() -> Self {
-        RollupAcc {
-            count: 0,
-            time_nanos: 0,
-            duration_nanos: 0,
-            period: 0,
-            period_type: (0, 0),
-            sample_types: Vec::new(),
-            strs: [0; 4],
-            comments: Vec::new(),
-            mappings: Vec::new(),
-            index: FxHashMap::default(),
-            samples: Vec::new(),
-            incompatible: false,
-        }
-    }
-
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -711,51 +736,62 @@ impl RollupAcc {
     pub fn add(&mut self, b: &[u8]) -> Result<(), CodecError> {
         let s = parse_stored(b)?;
         self.count += 1;
+        let (h, o) = (&mut self.head, &s.head);
         if self.count == 1 {
-            self.period_type = s.period_type;
-            self.sample_types = s.sample_types.clone();
-            self.strs[1] = s.strs[1];
-            self.strs[2] = s.strs[2];
-            self.mappings = s.mappings.clone();
-        } else if s.period_type != self.period_type || s.sample_types != self.sample_types {
+            h.period_type = o.period_type;
+            h.sample_types = o.sample_types.clone();
+            h.strs[1] = o.strs[1];
+            h.strs[2] = o.strs[2];
+            h.mappings = o.mappings.clone();
+        } else if o.period_type != h.period_type || o.sample_types != h.sample_types {
             self.incompatible = true;
         }
         if self.incompatible {
             return Ok(());
         }
-        if self.time_nanos == 0 || s.time_nanos < self.time_nanos {
-            self.time_nanos = s.time_nanos;
+        if h.time_nanos == 0 || o.time_nanos < h.time_nanos {
+            h.time_nanos = o.time_nanos;
         }
-        self.duration_nanos = self.duration_nanos.wrapping_add(s.duration_nanos);
-        if self.period == 0 || self.period < s.period {
-            self.period = s.period;
+        h.duration_nanos = h.duration_nanos.wrapping_add(o.duration_nanos);
+        if h.period == 0 || h.period < o.period {
+            h.period = o.period;
         }
-        for c in &s.comments {
-            if !self.comments.contains(c) {
-                self.comments.push(*c);
+        for c in &o.comments {
+            if !h.comments.contains(c) {
+                h.comments.push(*c);
             }
         }
-        if self.strs[0] == 0 {
-            self.strs[0] = s.strs[0];
+        for i in [0, 3] {
+            if h.strs[i] == 0 {
+                h.strs[i] = o.strs[i];
+            }
         }
-        if self.strs[3] == 0 {
-            self.strs[3] = s.strs[3];
-        }
-        let nst = s.sample_types.len();
-        for (i, (&node, labels)) in s.nodes.iter().zip(&s.labels).enumerate() {
+        let nst = o.sample_types.len();
+        for (i, (&node, &labels)) in s.nodes.iter().zip(&s.labels).enumerate() {
             let v = &s.values[i * nst..(i + 1) * nst];
             if v.iter().all(|&x| x == 0) {
                 continue;
             }
-            match self.index.get(&(node, labels.to_vec())) {
-                Some(&j) => {
+            let hash = {
+                use std::hash::{BuildHasher, Hasher};
+                let mut hs = rustc_hash::FxBuildHasher.build_hasher();
+                hs.write_u64(node);
+                hs.write(labels);
+                hs.finish()
+            };
+            let same = self.index.entry(hash).or_default();
+            match same
+                .iter()
+                .copied()
+                .find(|&j| self.samples[j].0 == node && self.samples[j].1 == labels)
+            {
+                Some(j) => {
                     for (a, b) in self.samples[j].2.iter_mut().zip(v) {
                         *a = a.wrapping_add(*b);
                     }
                 }
                 None => {
-                    self.index
-                        .insert((node, labels.to_vec()), self.samples.len());
+                    same.push(self.samples.len());
                     self.samples.push((node, labels.to_vec(), v.to_vec()));
                 }
             }
@@ -771,27 +807,7 @@ impl RollupAcc {
         }
         let mut w = W::default();
         w.i(start);
-        w.i(self.time_nanos);
-        w.i(self.duration_nanos);
-        w.u(self.period_type.0);
-        w.u(self.period_type.1);
-        w.i(self.period);
-        w.u(self.sample_types.len() as u64);
-        for &(t, u) in &self.sample_types {
-            w.u(t);
-            w.u(u);
-        }
-        for s in self.strs {
-            w.u(s);
-        }
-        w.u(self.comments.len() as u64);
-        for &c in &self.comments {
-            w.u(c);
-        }
-        w.u(self.mappings.len() as u64);
-        for &m in &self.mappings {
-            w.u(m);
-        }
+        self.head.write(&mut w);
         let samples: Vec<_> = self
             .samples
             .into_iter()
