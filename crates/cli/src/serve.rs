@@ -115,6 +115,23 @@ fn maintain(s: &Store) {
     }
 }
 
+/// The config file's settings, or the defaults without one.
+fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p).map_err(InputError)?,
+        None => Config::default(),
+    })
+}
+
+/// What replay cut from a torn WAL tail, for the start-up line ("" if nothing).
+fn torn(report: &gocost_store::ReplayReport) -> String {
+    if report.truncated_bytes > 0 {
+        format!(" (cut a torn record of {} bytes)", report.truncated_bytes)
+    } else {
+        String::new()
+    }
+}
+
 /// The store options a config asks for.
 fn store_options(cfg: &Config, data: &std::path::Path) -> Options {
     let mut opts = Options::new(data);
@@ -156,10 +173,7 @@ fn data_dir(arg: Option<PathBuf>, cfg: &Config) -> PathBuf {
 
 /// `gocost verify`: opens the store as `serve` would and reads every block whole.
 pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<bool> {
-    let cfg = match &config {
-        Some(p) => Config::load(p).map_err(InputError)?,
-        None => Config::default(),
-    };
+    let cfg = load_config(config.as_deref())?;
     let data = data_dir(data, &cfg);
     if !data.is_dir() {
         return Err(InputError(format!("{}: no such data directory", data.display())).into());
@@ -170,7 +184,7 @@ pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<bool> {
     problems.extend(store.verify()?);
     let st = store.stats();
     println!(
-        "{}: {} series, {} profiles: {} in {} blocks ({} bytes for {} bytes as received), {} in the WAL ({} records replayed{})",
+        "{}: {} series, {} profiles: {} in {} blocks ({} bytes for {} bytes as received), {} in the WAL ({} records replayed){}",
         data.display(),
         st.series,
         st.profiles,
@@ -180,11 +194,7 @@ pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<bool> {
         st.block_ingested_bytes,
         st.head_profiles,
         report.records,
-        if report.truncated_bytes > 0 {
-            format!(", a torn record of {} bytes cut", report.truncated_bytes)
-        } else {
-            String::new()
-        }
+        torn(&report)
     );
     for p in &problems {
         println!("problem: {p}");
@@ -197,10 +207,7 @@ pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<bool> {
 
 pub fn serve(a: ServeArgs) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cfg = match &a.config {
-        Some(p) => Config::load(p).map_err(InputError)?,
-        None => Config::default(),
-    };
+    let cfg = load_config(a.config.as_deref())?;
     let data = data_dir(a.data.clone(), &cfg);
     let listen = a
         .listen
@@ -221,11 +228,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         store.blocks_location(),
         report.records,
         report.segments,
-        if report.truncated_bytes > 0 {
-            format!(" (cut a torn record of {} bytes)", report.truncated_bytes)
-        } else {
-            String::new()
-        }
+        torn(&report)
     );
     for c in &report.corrupt {
         eprintln!("gocost: warning: {c}");

@@ -22,7 +22,11 @@ fn profile(name: &str) -> Vec<u8> {
 fn app(name: &str) -> axum::Router {
     let dir = std::env::temp_dir().join(format!("gocost-api-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (store, _) = Store::open(Options::new(&dir)).unwrap();
+    // The store's API is for blocking threads; the tests run on an async one.
+    let (store, _) = std::thread::spawn(move || Store::open(Options::new(&dir)))
+        .join()
+        .unwrap()
+        .unwrap();
     let key = |kind: &str, inst: &str| {
         SeriesKey::new(
             kind,

@@ -108,21 +108,14 @@ impl Blobs {
         }
     }
 
-    fn run<F: std::future::Future + Send>(&self, f: F) -> F::Output
-    where
-        F::Output: Send,
-    {
+    /// Drives an `object_store` future to completion on the store's runtime. The caller is
+    /// a blocking thread (the store's contract); from an async worker, tokio refuses.
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
         // `rt` is only taken in `drop`.
-        let rt = self.rt.as_ref().expect("runtime lives until drop");
-        if tokio::runtime::Handle::try_current().is_err() {
-            return rt.block_on(f);
-        }
-        // Called on a thread of another runtime (an async test, a misplaced call): blocking
-        // there is not allowed, so wait on a thread of our own.
-        std::thread::scope(|s| match s.spawn(|| rt.block_on(f)).join() {
-            Ok(v) => v,
-            Err(p) => std::panic::resume_unwind(p),
-        })
+        self.rt
+            .as_ref()
+            .expect("runtime lives until drop")
+            .block_on(f)
     }
 
     /// Moves a finished block file into place as `name`: a rename within the data
