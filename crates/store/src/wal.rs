@@ -174,16 +174,16 @@ fn create_segment(dir: &Path, seq: u64) -> io::Result<(File, u64)> {
 /// Reads a segment's records; returns them, the offset of the end of the last good record,
 /// and a description of what stopped the read early, if anything.
 /// Each record comes with the file offset of its body.
-type Read = Vec<(u64, Record)>;
+type Records = Vec<(u64, Record)>;
 
-fn read_segment(path: &Path) -> io::Result<(Read, u64, Option<String>)> {
+fn read_segment(path: &Path) -> io::Result<(Records, u64, Option<String>)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     Ok(parse_segment(&data, path))
 }
 
 /// Parses a segment's bytes (see [`read_segment`]).
-pub fn parse_segment(data: &[u8], path: &Path) -> (Read, u64, Option<String>) {
+pub fn parse_segment(data: &[u8], path: &Path) -> (Records, u64, Option<String>) {
     if data.len() < SEGMENT_MAGIC.len() || &data[..8] != SEGMENT_MAGIC {
         return (
             Vec::new(),
