@@ -255,6 +255,70 @@ impl Tree {
     }
 }
 
+/// Two flame trees over the union of their stacks, for a diff flame graph: the nodes of
+/// `head` (same indices) followed by nodes only `base` has, each with its value in both.
+#[derive(Debug, Clone)]
+pub struct DiffTree {
+    /// The union tree; its values ([`Node::total`], [`Node::self_value`]) are the head's
+    /// (0 for nodes only the base has).
+    pub tree: Tree,
+    /// Per node of [`DiffTree::tree`]: the base's total.
+    pub base_total: Vec<i64>,
+    /// Per node of [`DiffTree::tree`]: the base's self value.
+    pub base_self: Vec<i64>,
+}
+
+impl DiffTree {
+    /// Matches `base`'s nodes to `head`'s by path (frame name and inline flag from the root)
+    /// and adds the base-only paths as nodes with zero head values.
+    pub fn new(head: &Tree, base: &Tree) -> DiffTree {
+        let mut tree = head.clone();
+        let mut base_total = vec![0i64; tree.nodes.len()];
+        let mut base_self = vec![0i64; tree.nodes.len()];
+        // Base node index → union node index; parents precede children in `base.nodes`.
+        let mut map = vec![Tree::ROOT; base.nodes.len()];
+        for (i, n) in base.nodes.iter().enumerate() {
+            let u = if i == 0 {
+                Tree::ROOT
+            } else {
+                let parent = map[n.parent as usize];
+                let name = tree.intern(&base.names[n.name as usize]);
+                let key = (parent, name, n.inline);
+                match tree.child_index.get(&key) {
+                    Some(&u) => u,
+                    None => {
+                        let u = tree.nodes.len() as u32;
+                        let depth = tree.nodes[parent as usize].depth + 1;
+                        tree.nodes.push(Node {
+                            name,
+                            inline: n.inline,
+                            parent,
+                            depth,
+                            total: 0,
+                            abs_total: 0,
+                            self_value: 0,
+                            children: Vec::new(),
+                        });
+                        tree.nodes[parent as usize].children.push(u);
+                        tree.child_index.insert(key, u);
+                        base_total.push(0);
+                        base_self.push(0);
+                        u
+                    }
+                }
+            };
+            map[i] = u;
+            base_total[u as usize] = base_total[u as usize].wrapping_add(n.total);
+            base_self[u as usize] = base_self[u as usize].wrapping_add(n.self_value);
+        }
+        DiffTree {
+            tree,
+            base_total,
+            base_self,
+        }
+    }
+}
+
 /// The flame graph of a report: every sample's stack (pprof's flame-graph frames: function
 /// names, inlined frames marked) weighted by the report's sample type.
 pub fn tree_from_report(rpt: &gocost_report::Report) -> Tree {

@@ -661,3 +661,48 @@ fn fifty_thousand_nodes() {
     );
     assert_eq!(parse_folded(&text).total(), t.total());
 }
+
+#[test]
+fn diff_tree_matches_paths_and_keeps_base_only_nodes() {
+    let mut head = Tree::new();
+    head.add(&[f("main"), f("a")], 30);
+    head.add(&[f("main"), fi("b")], 10);
+    let mut base = Tree::new();
+    base.add(&[f("main"), f("a")], 20);
+    base.add(&[f("main"), f("b")], 5);
+    base.add(&[f("main"), f("c"), f("d")], 7);
+    let d = gocost_flame::DiffTree::new(&head, &base);
+    let t = &d.tree;
+    // Head nodes keep their indices and values.
+    assert_eq!(t.nodes.len(), 4 + 3);
+    assert_eq!(t.total(), 40);
+    assert_eq!(d.base_total[0], 32);
+    let find = |path: &[(&str, bool)]| {
+        (1..t.nodes.len() as u32)
+            .find(|&n| {
+                let p = t.path(n);
+                p.len() == path.len()
+                    && p.iter()
+                        .zip(path)
+                        .all(|(&n, &(name, inl))| t.name(n) == name && t.node(n).inline == inl)
+            })
+            .unwrap()
+    };
+    let a = find(&[("main", false), ("a", false)]) as usize;
+    assert_eq!(
+        (t.nodes[a].total, d.base_total[a], d.base_self[a]),
+        (30, 20, 20)
+    );
+    // The inlined b of the head and the normal b of the base are different boxes.
+    let bi = find(&[("main", false), ("b", true)]) as usize;
+    assert_eq!((t.nodes[bi].total, d.base_total[bi]), (10, 0));
+    let b = find(&[("main", false), ("b", false)]) as usize;
+    assert_eq!((t.nodes[b].total, d.base_total[b]), (0, 5));
+    let dd = find(&[("main", false), ("c", false), ("d", false)]) as usize;
+    assert_eq!(
+        (t.nodes[dd].total, d.base_total[dd], d.base_self[dd]),
+        (0, 7, 7)
+    );
+    let main = find(&[("main", false)]) as usize;
+    assert_eq!((d.base_total[main], d.base_self[main]), (32, 0));
+}

@@ -8,6 +8,8 @@
 //!
 //! It does not scrape or store (it is handed a [`Store`] and a health source).
 
+mod ui;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -95,7 +97,7 @@ pub fn parse_time(s: &str, now: i64) -> Result<i64, String> {
         .map_err(|_| format!("bad time {s:?}: use unix seconds, RFC 3339, now or now-1h"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct RangeQuery {
     query: Option<String>,
     from: Option<String>,
@@ -108,6 +110,10 @@ struct RangeQuery {
     base_query: Option<String>,
     base_from: Option<String>,
     base_to: Option<String>,
+    /// Flame: `json` (default), `svg`, `folded` or `speedscope`.
+    format: Option<String>,
+    /// Flame SVG: `1`/`true` for an icicle graph (root at the top).
+    inverted: Option<String>,
 }
 
 fn selection(q: &RangeQuery) -> Result<(Selector, i64, i64), ApiError> {
@@ -209,47 +215,179 @@ fn report(p: gocost_pprof::Profile, q: &RangeQuery) -> Result<gocost_report::Rep
     gocost_report::Report::new(p, &opts).map_err(|e| ApiError::BadRequest(e.0))
 }
 
-/// The flame graph of the merged profile as a flat, depth-first node list (children sorted
-/// by name): `names[i]`, and per node `[name index, inline 0/1, parent index, total, self]`;
-/// node 0 is the root.
+/// The flame graph of the merged profile. `format=json` (default): a flat, depth-first node
+/// list (children sorted by name): `names[i]`, and per node `[name index, inline 0/1, parent
+/// index, total, self]`; node 0 is the root. With `base_from` and `base_to` (and optionally
+/// `base_query`) a diff: the union of both trees, per node `[…, base total, base self]`, and
+/// `base_total`. `format=svg|folded|speedscope`: the `gocost flame` files.
 async fn flame(
     State(st): State<Arc<AppState>>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
+    let format = q.format.clone().unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "svg" | "folded" | "speedscope") {
+        return Err(ApiError::BadRequest(format!(
+            "unknown format {format:?}: use json, svg, folded or speedscope"
+        )));
+    }
+    let is_diff = q.base_from.is_some() || q.base_to.is_some() || q.base_query.is_some();
+    if is_diff && format != "json" {
+        return Err(ApiError::BadRequest(
+            "a diff flame graph is only available as format=json".into(),
+        ));
+    }
+    let speedscope = format == "speedscope";
     let body = blocking(move || {
         let rpt = report(merged(&st, &q)?, &q)?;
         let tree = gocost_flame::tree_from_report(&rpt);
-        let mut nodes: Vec<[i64; 5]> = Vec::with_capacity(tree.nodes.len());
-        let mut index = vec![0usize; tree.nodes.len()];
-        let mut stack = vec![0u32];
-        while let Some(n) = stack.pop() {
-            let node = &tree.nodes[n as usize];
-            index[n as usize] = nodes.len();
-            let parent = if n == 0 {
-                -1
-            } else {
-                index[node.parent as usize] as i64
-            };
-            nodes.push([
-                i64::from(node.name),
-                i64::from(node.inline),
-                parent,
-                node.total,
-                node.self_value,
-            ]);
-            stack.extend(tree.sorted_children(n).into_iter().rev());
+        if is_diff {
+            let base_rpt = report(merged(&st, &base_of(&q)?)?, &q)?;
+            if base_rpt.sample_type != rpt.sample_type {
+                return Err(ApiError::BadRequest(format!(
+                    "base sample type {:?} differs from {:?}",
+                    base_rpt.sample_type, rpt.sample_type
+                )));
+            }
+            let base = gocost_flame::tree_from_report(&base_rpt);
+            let d = gocost_flame::DiffTree::new(&tree, &base);
+            let (order, parents) = flame_order(&d.tree);
+            let nodes: Vec<[i64; 7]> = order
+                .iter()
+                .zip(parents)
+                .map(|(&n, parent)| {
+                    let node = &d.tree.nodes[n as usize];
+                    [
+                        i64::from(node.name),
+                        i64::from(node.inline),
+                        parent,
+                        node.total,
+                        node.self_value,
+                        d.base_total[n as usize],
+                        d.base_self[n as usize],
+                    ]
+                })
+                .collect();
+            let json = serde_json::json!({
+                "sample_type": rpt.sample_type,
+                "unit": rpt.sample_unit,
+                "total": rpt.total,
+                "base_total": base_rpt.total,
+                "names": d.tree.names,
+                "nodes": nodes,
+            });
+            return Ok::<_, ApiError>(("application/json", json.to_string().into_bytes()));
         }
-        Ok::<_, ApiError>(serde_json::json!({
-            "sample_type": rpt.sample_type,
-            "unit": rpt.sample_unit,
-            "total": rpt.total,
-            "names": tree.names,
-            "nodes": nodes,
-        }))
+        let mut buf = Vec::new();
+        let unit = rpt.sample_unit.clone();
+        let written = match format.as_str() {
+            "svg" => {
+                let fmt = |v: i64| gocost_pprof::units::label(v, &unit);
+                let title = q.query.clone().unwrap_or_default();
+                let opts = gocost_flame::Options {
+                    title,
+                    subtitle: format!("Type: {} · Total: {}", rpt.sample_type, fmt(rpt.total)),
+                    format_value: &fmt,
+                    inverted: matches!(q.inverted.as_deref(), Some("1" | "true")),
+                    ..gocost_flame::Options::default()
+                };
+                gocost_flame::write_svg(&tree, &opts, &mut buf).map(|_| "image/svg+xml")
+            }
+            "folded" => {
+                gocost_flame::write_folded(&tree, &mut buf).map(|_| "text/plain; charset=utf-8")
+            }
+            "speedscope" => {
+                let su = match gocost_pprof::units::scale(1, &unit, "auto").1.as_str() {
+                    "ns" | "us" | "ms" | "s" | "hrs" => gocost_flame::SpeedscopeUnit::Nanoseconds,
+                    "B" | "kB" | "MB" | "GB" | "TB" | "PB" => gocost_flame::SpeedscopeUnit::Bytes,
+                    _ => gocost_flame::SpeedscopeUnit::None,
+                };
+                gocost_flame::write_speedscope(&tree, &rpt.sample_type, su, &mut buf)
+                    .map(|_| "application/json")
+            }
+            _ => {
+                let (order, parents) = flame_order(&tree);
+                let nodes: Vec<[i64; 5]> = order
+                    .iter()
+                    .zip(parents)
+                    .map(|(&n, parent)| {
+                        let node = &tree.nodes[n as usize];
+                        [
+                            i64::from(node.name),
+                            i64::from(node.inline),
+                            parent,
+                            node.total,
+                            node.self_value,
+                        ]
+                    })
+                    .collect();
+                let json = serde_json::json!({
+                    "sample_type": rpt.sample_type,
+                    "unit": rpt.sample_unit,
+                    "total": rpt.total,
+                    "names": tree.names,
+                    "nodes": nodes,
+                });
+                serde_json::to_writer(&mut buf, &json)
+                    .map_err(std::io::Error::other)
+                    .map(|_| "application/json")
+            }
+        }
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok((written, buf))
     })
     .await??;
-    Ok(axum::Json(body).into_response())
+    let (content_type, bytes) = body;
+    let mut r = bytes.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let file = match content_type {
+        "image/svg+xml" => Some("attachment; filename=\"flame.svg\""),
+        "text/plain; charset=utf-8" => Some("attachment; filename=\"flame.folded\""),
+        _ if speedscope => Some("attachment; filename=\"flame.speedscope.json\""),
+        _ => None,
+    };
+    if let Some(f) = file {
+        r.headers_mut()
+            .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(f));
+    }
+    Ok(r)
+}
+
+/// The nodes of a tree depth-first, children sorted by name (node 0 the root), and each
+/// one's parent's position in that order (-1 for the root).
+fn flame_order(tree: &gocost_flame::Tree) -> (Vec<u32>, Vec<i64>) {
+    let mut order = Vec::with_capacity(tree.nodes.len());
+    let mut parents = Vec::with_capacity(tree.nodes.len());
+    let mut index = vec![0usize; tree.nodes.len()];
+    let mut stack = vec![0u32];
+    while let Some(n) = stack.pop() {
+        index[n as usize] = order.len();
+        parents.push(if n == 0 {
+            -1
+        } else {
+            index[tree.nodes[n as usize].parent as usize] as i64
+        });
+        order.push(n);
+        stack.extend(tree.sorted_children(n).into_iter().rev());
+    }
+    (order, parents)
+}
+
+/// The base side of a diff request: `base_query` (default `query`) over
+/// `base_from..base_to`, both required.
+fn base_of(q: &RangeQuery) -> Result<RangeQuery, ApiError> {
+    if q.base_from.is_none() || q.base_to.is_none() {
+        return Err(ApiError::BadRequest(
+            "diff needs base_from and base_to".into(),
+        ));
+    }
+    Ok(RangeQuery {
+        query: q.base_query.clone().or_else(|| q.query.clone()),
+        from: q.base_from.clone(),
+        to: q.base_to.clone(),
+        ..RangeQuery::default()
+    })
 }
 
 /// Totals per time bucket of the selected profiles (for the default or given sample type).
@@ -316,22 +454,7 @@ async fn diff(
     st.requests.fetch_add(1, Ordering::Relaxed);
     let top = blocking(move || {
         let p = merged(&st, &q)?;
-        let bq = RangeQuery {
-            query: q.base_query.clone().or_else(|| q.query.clone()),
-            from: q.base_from.clone(),
-            to: q.base_to.clone(),
-            sample_index: None,
-            nodecount: None,
-            step: None,
-            base_query: None,
-            base_from: None,
-            base_to: None,
-        };
-        if q.base_from.is_none() || q.base_to.is_none() {
-            return Err(ApiError::BadRequest(
-                "diff needs base_from and base_to".into(),
-            ));
-        }
+        let bq = base_of(&q)?;
         let mut base = merged(&st, &bq)?;
         base.set_label("pprof::base", "true");
         base.scale(-1.0);
@@ -581,29 +704,11 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     r
 }
 
-async fn index() -> Response {
-    let html = r#"<!doctype html><meta charset="utf-8"><title>gocost</title>
-<h1>gocost</h1>
-<p>The web UI arrives with a later release. The API is live:</p>
-<ul>
-<li><a href="/api/v1/series">/api/v1/series</a> — stored series</li>
-<li><a href="/api/v1/targets">/api/v1/targets</a> — scrape targets and their health</li>
-<li><a href="/api/v1/labels">/api/v1/labels</a> — label names</li>
-<li><a href="/metrics">/metrics</a> — gocost's own metrics</li>
-</ul>
-<p>Read a merged profile with pprof: <code>go tool pprof 'http://HOST/api/v1/profile?query=cpu{job="demo"}&amp;from=now-1h'</code></p>"#;
-    let mut r = html.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r
-}
-
 /// The router with every route.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::file))
         .route("/api/v1/profile", get(profile))
         .route("/api/v1/top", get(top))
         .route("/api/v1/flame", get(flame))

@@ -254,3 +254,104 @@ fn times() {
     );
     assert!(gocost_server::parse_time("soon", now).is_err());
 }
+
+#[tokio::test]
+async fn flame_downloads_and_diff_flame() {
+    let app = app("flamefmt");
+    let q = enc(r#"cpu{job="demo"}"#);
+    let r = range(0, 9);
+    let (code, svg) = get(&app, &format!("/api/v1/flame?query={q}&{r}&format=svg")).await;
+    assert_eq!(code, StatusCode::OK);
+    let svg = String::from_utf8(svg).unwrap();
+    assert!(
+        svg.starts_with("<?xml") || svg.starts_with("<svg"),
+        "{}",
+        &svg[..80]
+    );
+    assert!(svg.trim_end().ends_with("</svg>"));
+    let (code, folded) = get(&app, &format!("/api/v1/flame?query={q}&{r}&format=folded")).await;
+    assert_eq!(code, StatusCode::OK);
+    let (_, fl) = get(&app, &format!("/api/v1/flame?query={q}&{r}")).await;
+    let fl: serde_json::Value = serde_json::from_slice(&fl).unwrap();
+    let sum: i64 = String::from_utf8(folded)
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(sum, fl["total"].as_i64().unwrap(), "folded lines add up");
+    let (code, ss) = get(
+        &app,
+        &format!("/api/v1/flame?query={q}&{r}&format=speedscope"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let ss: serde_json::Value = serde_json::from_slice(&ss).unwrap();
+    assert_eq!(ss["profiles"][0]["type"], "sampled");
+    assert_eq!(ss["profiles"][0]["unit"], "nanoseconds");
+    let (code, body) = get(&app, &format!("/api/v1/flame?query={q}&{r}&format=png")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("unknown format"));
+
+    // Diff: minute 1 (cpu2) against minute 0 (cpu); the union tree carries both totals.
+    let (code, body) = get(
+        &app,
+        &format!(
+            "/api/v1/flame?query={q}&{}&base_from={}&base_to={}",
+            range(1, 1),
+            T0 / 1_000_000_000,
+            T0 / 1_000_000_000
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let d: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let cpu = gocost_pprof::decode(&profile("cpu.pb.gz")).unwrap();
+    let cpu2 = gocost_pprof::decode(&profile("cpu2.pb.gz")).unwrap();
+    let sum = |p: &gocost_pprof::Profile| p.sample.iter().map(|s| s.value[1]).sum::<i64>();
+    let nodes = d["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0][3].as_i64().unwrap(), sum(&cpu2), "head total");
+    assert_eq!(nodes[0][5].as_i64().unwrap(), sum(&cpu), "base total");
+    assert_eq!(d["base_total"].as_i64().unwrap(), sum(&cpu));
+    let (head_self, base_self) = nodes.iter().fold((0, 0), |(h, b), n| {
+        (h + n[4].as_i64().unwrap(), b + n[6].as_i64().unwrap())
+    });
+    assert_eq!((head_self, base_self), (sum(&cpu2), sum(&cpu)));
+    let (code, _) = get(
+        &app,
+        &format!("/api/v1/flame?query={q}&{}&base_from=0", range(1, 1)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "base_to is required");
+}
+
+#[tokio::test]
+async fn ui_is_embedded() {
+    let app = app("ui");
+    let (code, html) = get(&app, "/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&html).contains("/ui/app.js"));
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/ui/app.js").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let etag = resp.headers()["etag"].clone();
+    let again = app
+        .clone()
+        .oneshot(
+            Request::get("/ui/app.js")
+                .header("if-none-match", etag)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let (code, _) = get(&app, "/ui/nope.js").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,149 @@
+// Time-series charts on <canvas>: bars (profile totals per bucket), lines (runtime gauges)
+// and dots (one point per GC pause), all over one shared x range so that charts stacked on
+// a page line up. Dragging across a chart selects a range (onSelect(fromMs, toMs)).
+
+import { clock, dateTime, label, esc } from './format.js';
+
+const PAD_L = 64, PAD_R = 12, PAD_T = 8, PAD_B = 20;
+export const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#f0e442', '#999999'];
+
+export class TimeChart {
+  /**
+   * @param {HTMLElement} host  the chart's box (a canvas is added to it)
+   * @param {object} o  { height, unit, onSelect(from, to), tooltip, empty }
+   */
+  constructor(host, o = {}) {
+    this.host = host;
+    this.o = o;
+    this.canvas = document.createElement('canvas');
+    this.canvas.className = 'chart';
+    this.canvas.setAttribute('role', 'img');
+    host.append(this.canvas);
+    this.series = [];
+    this.range = [0, 1];
+    this.drag = null;
+    this.hoverX = null;
+    const c = this.canvas;
+    c.addEventListener('mousedown', (e) => { this.drag = { a: e.offsetX, b: e.offsetX }; });
+    c.addEventListener('mousemove', (e) => {
+      if (this.drag) this.drag.b = e.offsetX;
+      this.hoverX = e.offsetX;
+      this.render();
+      this.tip(e);
+    });
+    c.addEventListener('mouseleave', () => { this.hoverX = null; this.render(); if (this.o.tooltip) this.o.tooltip.hidden = true; });
+    window.addEventListener('mouseup', (e) => {
+      if (!this.drag) return;
+      const { a } = this.drag;
+      const b = e.target === c ? e.offsetX : this.drag.b;
+      this.drag = null;
+      this.render();
+      if (Math.abs(b - a) > 4 && this.o.onSelect) {
+        const t1 = this.timeAt(Math.min(a, b)), t2 = this.timeAt(Math.max(a, b));
+        this.o.onSelect(Math.round(t1), Math.round(t2));
+      }
+    });
+    new ResizeObserver(() => this.render()).observe(host);
+  }
+
+  /** series: [{ name, points: [[ms, v]], kind: 'bar'|'line'|'dots', color }]; range [ms, ms]. */
+  set(series, range, { unit = this.o.unit, step = 0 } = {}) {
+    this.series = series;
+    this.range = range;
+    this.unit = unit;
+    this.step = step;
+    this.render();
+  }
+
+  timeAt(px) {
+    const w = this.canvas.clientWidth - PAD_L - PAD_R;
+    return this.range[0] + ((px - PAD_L) / w) * (this.range[1] - this.range[0]);
+  }
+
+  xOf(t) {
+    const w = this.canvas.clientWidth - PAD_L - PAD_R;
+    return PAD_L + ((t - this.range[0]) / (this.range[1] - this.range[0] || 1)) * w;
+  }
+
+  render() {
+    const c = this.canvas, ctx = c.getContext('2d');
+    const dpr = window.devicePixelRatio || 1;
+    const W = this.host.clientWidth, H = this.o.height || 110;
+    if (c.width !== Math.round(W * dpr) || c.height !== Math.round(H * dpr)) {
+      c.width = Math.round(W * dpr); c.height = Math.round(H * dpr);
+      c.style.width = W + 'px'; c.style.height = H + 'px';
+    }
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const st = getComputedStyle(document.documentElement);
+    const fg = st.getPropertyValue('--muted').trim(), grid = st.getPropertyValue('--grid').trim();
+    ctx.clearRect(0, 0, W, H);
+    ctx.font = '11px system-ui, sans-serif';
+    let max = 0;
+    for (const s of this.series) for (const [, v] of s.points) if (v > max) max = v;
+    if (max === 0) max = 1;
+    const plotH = H - PAD_T - PAD_B;
+    const yOf = (v) => PAD_T + plotH - (v / max) * plotH;
+    // Grid and axes.
+    ctx.strokeStyle = grid; ctx.fillStyle = fg; ctx.lineWidth = 1;
+    ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
+    for (let k = 0; k <= 2; k++) {
+      const v = (max * k) / 2, y = Math.round(yOf(v)) + 0.5;
+      ctx.beginPath(); ctx.moveTo(PAD_L, y); ctx.lineTo(W - PAD_R, y); ctx.stroke();
+      ctx.fillText(this.unit === '%' ? (v * 100).toFixed(1) + '%' : label(v, this.unit || ''), PAD_L - 6, y);
+    }
+    const span = this.range[1] - this.range[0];
+    ctx.textAlign = 'center'; ctx.textBaseline = 'top';
+    const ticks = Math.max(2, Math.floor((W - PAD_L - PAD_R) / 110));
+    for (let k = 0; k <= ticks; k++) {
+      const t = this.range[0] + (span * k) / ticks;
+      ctx.fillText(clock(t, span), Math.min(Math.max(this.xOf(t), PAD_L + 20), W - PAD_R - 20), H - PAD_B + 5);
+    }
+    // Data.
+    this.series.forEach((s, si) => {
+      const color = s.color || PALETTE[si % PALETTE.length];
+      ctx.fillStyle = color; ctx.strokeStyle = color;
+      if (s.kind === 'bar') {
+        const bw = Math.max(1, this.xOf(this.range[0] + (this.step || span / 120)) - this.xOf(this.range[0]) - 1);
+        for (const [t, v] of s.points) ctx.fillRect(this.xOf(t), yOf(v), bw, PAD_T + plotH - yOf(v));
+      } else if (s.kind === 'dots') {
+        for (const [t, v] of s.points) { ctx.beginPath(); ctx.arc(this.xOf(t), yOf(v), 2.5, 0, 7); ctx.fill(); }
+      } else {
+        ctx.lineWidth = 1.5; ctx.beginPath();
+        s.points.forEach(([t, v], k) => (k ? ctx.lineTo(this.xOf(t), yOf(v)) : ctx.moveTo(this.xOf(t), yOf(v))));
+        ctx.stroke();
+      }
+    });
+    if (!this.series.some((s) => s.points.length)) {
+      ctx.fillStyle = fg; ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
+      ctx.fillText(this.o.empty || 'no data in this range', W / 2, PAD_T + plotH / 2);
+    }
+    if (this.drag) {
+      ctx.fillStyle = st.getPropertyValue('--select').trim();
+      const a = Math.min(this.drag.a, this.drag.b), b = Math.max(this.drag.a, this.drag.b);
+      ctx.fillRect(a, PAD_T, b - a, plotH);
+    } else if (this.hoverX != null && this.hoverX > PAD_L) {
+      ctx.strokeStyle = fg; ctx.beginPath(); ctx.moveTo(this.hoverX + 0.5, PAD_T); ctx.lineTo(this.hoverX + 0.5, PAD_T + plotH); ctx.stroke();
+    }
+  }
+
+  /** Shows the nearest point of each series under the pointer. */
+  tip(e) {
+    const tip = this.o.tooltip;
+    if (!tip || this.drag) return;
+    const t = this.timeAt(e.offsetX);
+    const rows = [];
+    for (const s of this.series) {
+      let best = null;
+      for (const p of s.points) if (!best || Math.abs(p[0] - t) < Math.abs(best[0] - t)) best = p;
+      if (best && Math.abs(this.xOf(best[0]) - e.offsetX) < 30) {
+        const v = this.unit === '%' ? (best[1] * 100).toFixed(2) + '%' : label(best[1], this.unit || '');
+        rows.push(`<tr><th>${esc(s.name || '')}</th><td>${esc(v)}</td><td class="muted">${dateTime(best[0])}</td></tr>`);
+      }
+    }
+    if (!rows.length) { tip.hidden = true; return; }
+    tip.innerHTML = `<table>${rows.join('')}</table>`;
+    tip.hidden = false;
+    tip.style.left = Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 8) + 'px';
+    tip.style.top = e.clientY + 16 + 'px';
+  }
+}

@@ -1,0 +1,308 @@
+// Explore: a timeline of totals (drag to zoom the range), the flame graph (hover, click to
+// zoom, search, icicle/flame, sandwich) and the top table beside it, kept in sync: clicking a
+// row highlights that function in the graph; clicking a frame selects its row.
+
+import { getJSON, apiUrl, selector } from './api.js';
+import { label, esc, searchRegex, toApiTime, shiftTime } from './format.js';
+import { Flame } from './flame.js';
+import { TimeChart } from './charts.js';
+
+export function mount(root, app) {
+  root.innerHTML = `
+    <div class="error" id="x-error" role="alert"></div>
+    <div class="panel"><h3 id="x-tl-title">Timeline</h3><div id="x-timeline"></div>
+      <div class="hint">Drag across the timeline to zoom into a range.</div></div>
+    <div class="toolbar">
+      <input type="search" id="x-search" placeholder="Search (regexp) — /" aria-label="Search frames">
+      <span class="matched" id="x-matched" aria-live="polite"></span>
+      <button type="button" id="x-reset" title="Reset zoom and search (Esc)">Reset</button>
+      <button type="button" id="x-layout" title="Icicle / flame (i)"></button>
+      <button type="button" id="x-sandwich" title="Sandwich view of the selected function (s)">Sandwich</button>
+      <button type="button" id="x-compare" title="Compare this range with the same range 24 hours earlier">Compare with yesterday</button>
+      <span class="spacer"></span>
+      <span class="downloads">Download:
+        <a id="dl-pprof" download="profile.pb.gz">pprof</a>
+        <a id="dl-svg" download="flame.svg">SVG</a>
+        <a id="dl-folded" download="flame.folded">folded</a>
+        <a id="dl-speedscope" download="flame.speedscope.json">speedscope</a></span>
+    </div>
+    <div id="x-sandwich-panel" class="panel sandwich" hidden></div>
+    <div class="split">
+      <div class="flamebox" id="x-flamebox"><canvas id="x-flame" aria-label="Flame graph; arrow keys move, Enter zooms"></canvas></div>
+      <div class="tablebox"><table class="data" id="x-top" aria-label="Top functions">
+        <thead><tr><th><button data-sort="flat">flat</button></th><th>flat%</th><th>sum%</th><th><button data-sort="cum">cum</button></th><th>cum%</th><th class="name">function</th></tr></thead>
+        <tbody></tbody></table></div>
+    </div>`;
+  const $ = (id) => root.querySelector(id);
+  const err = $('#x-error');
+  const tooltip = app.tooltip;
+  let top = null, flameJson = null, ctrl = null, sandwichFlames = [];
+
+  const timeline = new TimeChart($('#x-timeline'), {
+    height: 100, tooltip,
+    onSelect: (a, b) => app.set({ from: toApiTime(a), to: toApiTime(b), zoom: '' }, true),
+  });
+  const flame = new Flame($('#x-flame'), {
+    tooltip,
+    onZoom: (i) => { if (!restoring) app.set({ zoom: i > 0 ? JSON.stringify(flame.pathOf(i)) : '' }); },
+    onSelect: (i) => selectRow(i > 0 ? flame.data.names[flame.data.name[i]] : ''),
+  });
+  let restoring = false;
+  const timing = app.timings;
+
+  function query() {
+    const s = app.state;
+    return { query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to };
+  }
+
+  function downloads() {
+    const q = query(), s = app.state;
+    $('#dl-pprof').href = apiUrl('profile', q);
+    $('#dl-svg').href = apiUrl('flame', { ...q, sample_index: s.si, format: 'svg', inverted: s.layout === 'icicle' ? '1' : '' });
+    $('#dl-folded').href = apiUrl('flame', { ...q, sample_index: s.si, format: 'folded' });
+    $('#dl-speedscope').href = apiUrl('flame', { ...q, sample_index: s.si, format: 'speedscope' });
+  }
+
+  async function load() {
+    ctrl?.abort();
+    ctrl = new AbortController();
+    const signal = ctrl.signal;
+    const s = app.state;
+    err.textContent = '';
+    downloads();
+    if (!s.kind) { err.textContent = 'No profiles stored yet: gocost shows them here once it has scraped a target (see Targets).'; return; }
+    const q = query();
+    const [from, to] = app.rangeMs();
+    $('#x-tl-title').textContent = `Timeline — ${q.query}`;
+    document.body.dataset.ready = '';
+    const t0 = performance.now();
+    const results = await Promise.allSettled([
+      getJSON('timeline', { ...q, sample_index: s.si }, { signal }),
+      getJSON('flame', { ...q, sample_index: s.si }, { signal }),
+      getJSON('top', { ...q, sample_index: s.si, nodecount: 500 }, { signal }),
+    ]);
+    if (signal.aborted) return;
+    const errors = results.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
+    err.textContent = [...new Set(errors)].join('\n');
+    const [tl, fl, tp] = results.map((r) => (r.status === 'fulfilled' ? r.value : null));
+    timeline.set(tl ? [{ name: tl.sample_type, points: tl.points, kind: 'bar' }] : [], [from, to], { unit: tl?.unit, step: tl?.step_ms });
+    flameJson = fl;
+    top = tp;
+    const t1 = performance.now();
+    if (fl) {
+      flame.inverted = s.layout === 'icicle';
+      flame.setData(fl);
+      restoreZoom();
+      flame.render();
+    } else {
+      flame.data = null;
+      const c = $('#x-flame'); c.getContext('2d').clearRect(0, 0, c.width, c.height);
+    }
+    timing.flameFetchMs = t1 - t0;
+    timing.flameLayoutMs = flame.timings.layout;
+    timing.flameDrawMs = flame.timings.draw;
+    timing.flameRenderMs = performance.now() - t1;
+    timing.flameNodes = flame.nodeCount;
+    renderTable();
+    applySearch();
+    renderSandwich();
+    document.body.dataset.ready = 'explore';
+  }
+
+  function restoreZoom() {
+    const s = app.state;
+    let z = 0;
+    if (s.zoom) {
+      try { z = Math.max(0, flame.findPath(JSON.parse(s.zoom))); } catch { z = 0; }
+    }
+    restoring = true;
+    flame.setZoom(z);
+    restoring = false;
+  }
+
+  function applySearch() {
+    const s = app.state, out = $('#x-matched');
+    $('#x-search').value = s.search;
+    if (!flame.data) { out.textContent = ''; return; }
+    let share = null;
+    if (s.search) {
+      share = flame.setSearch(searchRegex(s.search));
+      out.textContent = `matched ${label(flame.matchedValue, flame.data.unit)} · ${(share * 100).toFixed(2)}%`;
+    } else if (s.fn) {
+      share = flame.setSearch(null, s.fn);
+      out.textContent = `${s.fn}: ${(share * 100).toFixed(2)}% of total`;
+    } else {
+      flame.setSearch(null);
+      out.textContent = '';
+    }
+    out.dataset.share = share == null ? '' : String(share);
+    timing.searchMs = flame.timings.search;
+  }
+
+  function rows() {
+    if (!top) return [];
+    const r = top.rows.slice();
+    if (app.state.sort === 'cum') r.sort((a, b) => b.cum - a.cum || a.name.localeCompare(b.name));
+    return r;
+  }
+
+  function renderTable() {
+    const tb = $('#x-top tbody'), s = app.state;
+    for (const b of root.querySelectorAll('[data-sort]')) b.setAttribute('aria-pressed', String(b.dataset.sort === s.sort));
+    if (!top) { tb.innerHTML = ''; return; }
+    tb.innerHTML = rows().map((r) => `<tr tabindex="0" data-name="${esc(r.name)}" aria-selected="${r.name === s.fn}">
+      <td>${esc(r.flat_text)}</td><td>${esc(r.flat_percent.trim())}</td><td>${esc(r.sum_percent.trim())}</td>
+      <td>${esc(r.cum_text)}</td><td>${esc(r.cum_percent.trim())}</td>
+      <td class="name" title="${esc(r.name)}">${esc(r.name)}${r.inline ? ` <span class="muted">${esc(r.inline)}</span>` : ''}</td></tr>`).join('');
+  }
+
+  function selectRow(name) {
+    for (const tr of root.querySelectorAll('#x-top tbody tr')) {
+      const on = tr.dataset.name === name;
+      tr.setAttribute('aria-selected', String(on));
+      if (on) tr.scrollIntoView({ block: 'nearest' });
+    }
+  }
+
+  // Sandwich: the callers of one function (all its call paths, flame-style, the function at
+  // the bottom) above its callees (everything it calls, merged, icicle-style).
+  function renderSandwich() {
+    const panel = $('#x-sandwich-panel'), s = app.state;
+    sandwichFlames.forEach((f) => f.resizeObserver.disconnect());
+    sandwichFlames = [];
+    if (!s.sandwich || !flame.data) { panel.hidden = true; panel.replaceChildren(); return; }
+    const { callers, callees } = sandwich(flame.data, s.sandwich);
+    panel.hidden = false;
+    panel.innerHTML = `<div class="toolbar"><h3>Sandwich: ${esc(s.sandwich)}</h3><span class="muted">callers above, callees below</span>
+      <span class="spacer"></span><button type="button" id="x-sw-close">Close</button></div>
+      <div class="flamebox"><canvas aria-label="Callers"></canvas></div><div class="flamebox"><canvas aria-label="Callees"></canvas></div>`;
+    panel.querySelector('#x-sw-close').addEventListener('click', () => app.set({ sandwich: '' }, true));
+    const [a, b] = panel.querySelectorAll('canvas');
+    const up = new Flame(a, { tooltip }), down = new Flame(b, { tooltip });
+    up.inverted = false; up.setData(callers); up.render();
+    down.inverted = true; down.setData(callees); down.render();
+    sandwichFlames = [up, down];
+  }
+
+  const on = (id, ev, f) => $(id).addEventListener(ev, f);
+  let searchTimer = 0;
+  on('#x-search', 'input', (e) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => app.set({ search: e.target.value }), 120);
+  });
+  on('#x-search', 'keydown', (e) => { if (e.key === 'Enter') { clearTimeout(searchTimer); app.set({ search: e.target.value }, true); } });
+  on('#x-reset', 'click', () => app.set({ zoom: '', search: '', fn: '' }, true));
+  on('#x-layout', 'click', () => app.set({ layout: app.state.layout === 'icicle' ? 'flame' : 'icicle' }, true));
+  on('#x-sandwich', 'click', () => openSandwich());
+  on('#x-compare', 'click', () => {
+    const s = app.state, day = -86400e3;
+    app.set({ view: 'compare', bfrom: shiftTime(s.from, day), bto: shiftTime(s.to, day), zoom: '', fn: '' }, true);
+  });
+  for (const b of root.querySelectorAll('[data-sort]')) b.addEventListener('click', () => app.set({ sort: b.dataset.sort }, true));
+  const tbody = $('#x-top tbody');
+  const pick = (tr) => app.set({ fn: tr.dataset.name === app.state.fn ? '' : tr.dataset.name, search: '' }, true);
+  tbody.addEventListener('click', (e) => { const tr = e.target.closest('tr'); if (tr) pick(tr); });
+  tbody.addEventListener('keydown', (e) => {
+    const tr = e.target.closest('tr');
+    if (!tr) return;
+    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); pick(tr); }
+    else if (e.key === 'ArrowDown' || e.key === 'j') { e.preventDefault(); tr.nextElementSibling?.focus(); }
+    else if (e.key === 'ArrowUp' || e.key === 'k') { e.preventDefault(); tr.previousElementSibling?.focus(); }
+  });
+  $('#x-layout').textContent = app.state.layout === 'icicle' ? 'Icicle ▾' : 'Flame ▴';
+
+  function openSandwich() {
+    const s = app.state;
+    const d = flame.data;
+    const name = flame.sel > 0 && d ? d.names[d.name[flame.sel]] : s.fn || (top?.rows[0]?.name ?? '');
+    if (name) app.set({ sandwich: s.sandwich === name ? '' : name }, true);
+  }
+
+  load();
+  return {
+    update(changed) {
+      const has = (...k) => k.some((x) => changed.has(x));
+      if (has('job', 'kind', 'si', 'sel', 'from', 'to')) { load(); return; }
+      if (has('layout')) {
+        $('#x-layout').textContent = app.state.layout === 'icicle' ? 'Icicle ▾' : 'Flame ▴';
+        flame.inverted = app.state.layout === 'icicle';
+        flame.render();
+        downloads();
+      }
+      if (has('zoom') && flame.data) restoreZoom();
+      if (has('search', 'fn')) { applySearch(); renderTable(); }
+      if (has('sort')) renderTable();
+      if (has('sandwich')) renderSandwich();
+      if (has('theme')) { flame.colors = []; flame.render(); timeline.render(); sandwichFlames.forEach((f) => { f.colors = []; f.render(); }); }
+    },
+    unmount() { ctrl?.abort(); flame.resizeObserver.disconnect(); tooltip.hidden = true; },
+    onKey(e) {
+      if (e.key === '/') { e.preventDefault(); $('#x-search').focus(); }
+      else if (e.key === 'Escape') app.set({ zoom: '', search: '', fn: '' }, true);
+      else if (e.key === 'i') app.set({ layout: app.state.layout === 'icicle' ? 'flame' : 'icicle' }, true);
+      else if (e.key === 's') openSandwich();
+      else return false;
+      return true;
+    },
+    flame, timeline,
+    get top() { return top; },
+    get flameJson() { return flameJson; },
+  };
+}
+
+/** A prefix tree of labelled stacks → the API's flame JSON shape. */
+class Trie {
+  constructor() { this.root = { kids: new Map(), total: 0, self: 0 }; }
+  add(path, value) {
+    let n = this.root;
+    n.total += value;
+    for (const key of path) {
+      let c = n.kids.get(key);
+      if (!c) { c = { kids: new Map(), total: 0, self: 0 }; n.kids.set(key, c); }
+      c.total += value;
+      n = c;
+    }
+    n.self += value;
+  }
+  toJson(names, unit) {
+    const nodes = [];
+    const out = [];
+    const nameIdx = new Map();
+    const visit = (node, key, parent) => {
+      let nameI = 0;
+      if (key !== null) {
+        const [nm, inl] = key.split('\u0000');
+        if (!nameIdx.has(nm)) { nameIdx.set(nm, names.length + out.length); out.push(nm); }
+        nameI = nameIdx.get(nm);
+        nodes.push([nameI, Number(inl), parent, node.total, node.self]);
+      } else nodes.push([0, 0, -1, node.total, node.self]);
+      const me = nodes.length - 1;
+      for (const k of [...node.kids.keys()].sort()) visit(node.kids.get(k), k, me);
+    };
+    visit(this.root, null, -1);
+    return { names: names.concat(out), nodes, unit, total: this.root.total };
+  }
+}
+
+/** Callers and callees of function `fn` from a laid-out flame tree. */
+export function sandwich(d, fn) {
+  const callers = new Trie(), callees = new Trie();
+  const key = (i) => `${d.names[d.name[i]]}\u0000${d.inline[i]}`;
+  for (let i = 1; i < d.n; i++) {
+    if (d.names[d.name[i]] !== fn) continue;
+    let outer = true;
+    for (let a = d.parent[i]; a > 0; a = d.parent[a]) if (d.names[d.name[a]] === fn) { outer = false; break; }
+    if (!outer) continue;
+    const up = [];
+    for (let a = i; a > 0; a = d.parent[a]) up.push(key(a));
+    callers.add(up, d.total[i]);
+    for (let u = i; u < d.end[i]; u++) {
+      if (!d.self[u]) continue;
+      const path = [];
+      for (let a = u; a !== i; a = d.parent[a]) path.push(key(a));
+      path.push(key(i));
+      callees.add(path.reverse(), d.self[u]);
+    }
+  }
+  return { callers: callers.toJson([''], d.unit), callees: callees.toJson([''], d.unit) };
+}

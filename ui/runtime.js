@@ -1,0 +1,139 @@
+// Runtime: the service's profile timeline with GC pauses, heap and goroutines beneath it on
+// the same time axis (drag on any chart to zoom all of them). Targets: every scrape target
+// and profile kind, its health and last error.
+
+import { getJSON, selector } from './api.js';
+import { esc, label, ago, dateTime, toApiTime } from './format.js';
+import { TimeChart } from './charts.js';
+
+const CHARTS = [
+  { id: 'cpu', title: 'CPU (profile totals)', unit: 'nanoseconds' },
+  { id: 'gc', title: 'GC pauses (one dot per cycle)', unit: 'seconds',
+    metrics: [['go_gc_pause_seconds', 'dots']] },
+  { id: 'heap', title: 'Heap', unit: 'bytes',
+    metrics: [['go_memstats_heap_alloc_bytes', 'line'], ['go_memstats_heap_inuse_bytes', 'line'], ['go_memstats_next_gc_bytes', 'line']] },
+  { id: 'goroutines', title: 'Goroutines', unit: '' },
+];
+
+export function mount(root, app) {
+  root.innerHTML = `<div class="error" id="r-error" role="alert"></div>
+    ${CHARTS.map((c) => `<div class="panel" data-chart="${c.id}"><h3>${c.title}</h3><div id="r-${c.id}"></div></div>`).join('')}
+    <div class="hint">Points are per instance; drag across any chart to zoom all of them.</div>`;
+  const err = root.querySelector('#r-error');
+  const onSelect = (a, b) => app.set({ from: toApiTime(a), to: toApiTime(b) }, true);
+  const charts = Object.fromEntries(CHARTS.map((c) => [c.id, new TimeChart(root.querySelector(`#r-${c.id}`), {
+    height: 110, unit: c.unit, tooltip: app.tooltip, onSelect, empty: 'no data in this range',
+  })]));
+  const counts = {};
+  let ctrl = null;
+
+  async function load() {
+    ctrl?.abort();
+    ctrl = new AbortController();
+    const signal = ctrl.signal;
+    const s = app.state;
+    document.body.dataset.ready = '';
+    err.textContent = '';
+    const range = app.rangeMs();
+    const errors = [];
+    const sel = (extra) => selector('', s.job, [s.sel, extra].filter(Boolean).join(','));
+    const series = async (name) => {
+      try { return await getJSON('runtime', { query: sel(`__name__="${name}"`), from: s.from, to: s.to }, { signal }); }
+      catch (e) { if (e.status !== 404) errors.push(e.message); return []; }
+    };
+    const inst = (labels) => labels.instance || labels.job || '';
+    const jobs = [];
+    // CPU profile totals (the timeline the Explore view shows).
+    jobs.push((async () => {
+      try {
+        const tl = await getJSON('timeline', { query: selector('cpu', s.job, s.sel), from: s.from, to: s.to }, { signal });
+        counts.cpu = tl.points.length;
+        charts.cpu.set([{ name: 'cpu', points: tl.points, kind: 'bar' }], range, { unit: tl.unit || 'nanoseconds', step: tl.step_ms });
+      } catch (e) {
+        if (e.name === 'AbortError') return;
+        if (e.status !== 404) errors.push(e.message);
+        counts.cpu = 0;
+        charts.cpu.set([], range);
+      }
+    })());
+    for (const c of CHARTS.filter((c) => c.metrics)) {
+      jobs.push((async () => {
+        const out = [];
+        for (const [name, kind] of c.metrics) {
+          for (const x of await series(name)) out.push({ name: `${name.replace(/^go_memstats_|^go_/, '')} ${inst(x.labels)}`, points: x.points, kind });
+        }
+        counts[c.id] = out.reduce((a, x) => a + x.points.length, 0);
+        charts[c.id].set(out, range);
+      })());
+    }
+    // Goroutines: Prometheus' go_goroutines when the job exports it, else the goroutine
+    // profile's count at each scrape (one point per profile, not summed per bucket).
+    jobs.push((async () => {
+      let out = (await series('go_goroutines')).map((x) => ({ name: `goroutines ${inst(x.labels)}`, points: x.points, kind: 'line' }));
+      if (!out.length) {
+        try {
+          const [from, to] = range;
+          const step = Math.max(1, Math.floor((to - from) / 1000 / 400));
+          const tl = await getJSON('timeline', { query: selector('goroutine', s.job, s.sel), from: s.from, to: s.to, step: `${step}s` }, { signal });
+          out = [{ name: 'goroutines (profile)', points: tl.points, kind: 'line' }];
+        } catch (e) { if (e.name !== 'AbortError' && e.status !== 404) errors.push(e.message); }
+      }
+      counts.goroutines = out.reduce((a, x) => a + x.points.length, 0);
+      charts.goroutines.set(out, range);
+    })());
+    await Promise.all(jobs);
+    if (signal.aborted) return;
+    err.textContent = [...new Set(errors)].join('\n');
+    document.body.dataset.ready = 'runtime';
+  }
+
+  load();
+  return {
+    update(changed) {
+      if (['job', 'sel', 'from', 'to'].some((k) => changed.has(k))) load();
+      else if (changed.has('theme')) Object.values(charts).forEach((c) => c.render());
+    },
+    unmount() { ctrl?.abort(); app.tooltip.hidden = true; },
+    counts,
+  };
+}
+
+export const targets = {
+  mount(root, app) {
+    root.innerHTML = `<div class="toolbar"><h2 style="margin:0;font-size:16px">Targets</h2>
+      <span class="muted" id="t-summary"></span><span class="spacer"></span>
+      <button type="button" id="t-refresh">Refresh</button></div>
+      <div class="error" id="t-error" role="alert"></div>
+      <div class="tablebox" style="max-height:none"><table class="data" id="t-table" aria-label="Scrape targets">
+      <thead><tr><th class="name">job</th><th class="name">instance</th><th class="name">kind</th><th>state</th><th>last scrape</th><th>duration</th><th>bytes</th><th>scrapes</th><th>failures</th><th class="name">last error</th></tr></thead>
+      <tbody></tbody></table></div>`;
+    const $ = (id) => root.querySelector(id);
+    let timer = 0, list = [];
+    async function load() {
+      document.body.dataset.ready = '';
+      try {
+        list = await getJSON('targets');
+        $('#t-error').textContent = '';
+      } catch (e) {
+        $('#t-error').textContent = e.message;
+        list = [];
+      }
+      list.sort((a, b) => a.job.localeCompare(b.job) || a.instance.localeCompare(b.instance) || a.kind.localeCompare(b.kind));
+      const down = list.filter((t) => !t.up).length;
+      $('#t-summary').textContent = `${list.length} target×kind, ${down} down`;
+      $('#t-table tbody').innerHTML = list.length ? list.map((t) => `<tr data-up="${t.up}">
+        <td class="name">${esc(t.job)}</td><td class="name">${esc(t.instance)}</td><td class="name"><a href="?view=explore&job=${encodeURIComponent(t.job)}&kind=${encodeURIComponent(t.kind)}">${esc(t.kind)}</a></td>
+        <td><span class="badge ${t.up ? 'up' : 'down'}">${t.up ? 'up' : 'down'}</span></td>
+        <td title="${t.last_scrape_ms ? dateTime(t.last_scrape_ms) : ''}">${t.last_scrape_ms ? ago(t.last_scrape_ms) : 'never'}</td>
+        <td>${t.last_duration_ms}ms</td><td>${esc(label(t.last_bytes, 'bytes'))}</td><td>${t.scrapes_total}</td>
+        <td class="${t.failures_total ? 'bad' : ''}">${t.failures_total}</td>
+        <td class="err">${esc(t.last_error || '')}</td></tr>`).join('')
+        : '<tr><td colspan="10" class="empty">No scrape targets: start gocost with --config (see README).</td></tr>';
+      document.body.dataset.ready = 'targets';
+    }
+    $('#t-refresh').addEventListener('click', load);
+    load();
+    timer = setInterval(load, 10000);
+    return { update() {}, unmount() { clearInterval(timer); }, get list() { return list; } };
+  },
+};
