@@ -4,6 +4,7 @@
 //! or malformed profile, incompatible profiles, or a bad flag. A closed stdout (e.g. piping
 //! into `head`) is not an error.
 
+mod compare;
 mod flame;
 mod serve;
 mod source;
@@ -31,8 +32,9 @@ Examples:
   gocost merge -o day.pb.gz profiles/*.pb.gz
   gocost flame -o cpu.svg cpu.pb.gz
   gocost top http://127.0.0.1:6060/debug/pprof/profile --seconds 10
+  gocost compare --base old.txt --head new.txt  # go test -bench output or profiles, for CI
 
-Exit codes: 0 ok, 1 operational error (I/O, network), 2 bad input or usage.";
+Exit codes: 0 ok, 1 operational error (I/O, network) or, for compare, a regression,\n2 bad input or usage.";
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +83,9 @@ enum Cmd {
     Merge(MergeArgs),
     /// Draw a flame graph: .svg (interactive), .folded (collapsed stacks) or .json (speedscope).
     Flame(FlameArgs),
+    /// CI gate: compare benchmark results or profiles, base vs head; exit 1 on a regression.
+    #[command(after_help = compare::AFTER_HELP)]
+    Compare(compare::CompareArgs),
     /// Check a stopped server's data directory: replay the WAL, read every block whole.
     #[command(
         after_help = "Exits 0 when every block and WAL record decodes, 1 when something is damaged \
@@ -319,6 +324,13 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("writing {}", a.output.display()))?;
             Ok(())
         }
+        Cmd::Compare(a) => {
+            if compare::run(a)? {
+                Err(Regressed.into())
+            } else {
+                Ok(())
+            }
+        }
         Cmd::Flame(a) => {
             flame::check_format(&a.output)?;
             let rpt = build_report(&a.src, &report_options(Kind::Top, &a.filter)?)?;
@@ -326,6 +338,18 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
 }
+
+/// `gocost compare` found a regression: exit code 1, the report already said why.
+#[derive(Debug)]
+struct Regressed;
+
+impl std::fmt::Display for Regressed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("regression")
+    }
+}
+
+impl std::error::Error for Regressed {}
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -339,6 +363,9 @@ fn main() -> ExitCode {
                 && io.kind() == std::io::ErrorKind::BrokenPipe
             {
                 return ExitCode::SUCCESS;
+            }
+            if e.downcast_ref::<Regressed>().is_some() {
+                return ExitCode::from(1);
             }
             eprintln!("gocost: {e:#}");
             if e.downcast_ref::<InputError>().is_some() {

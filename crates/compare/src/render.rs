@@ -44,7 +44,7 @@ impl Outcome {
                 .map(|r| Finding {
                     what: r.function.clone(),
                     change: change_text(r.flat_change, Some(r.base.flat_norm)),
-                    p: r.p.map_or(String::new(), |p| format!("p={p:.3}")),
+                    p: r.p_adjusted.map_or(String::new(), |p| format!("p={p:.3}")),
                 })
                 .collect(),
         }
@@ -64,11 +64,7 @@ impl Outcome {
             Outcome::Benchmarks(c) => format!("{} benchmark results", c.rows.len()),
             Outcome::Profiles(c) => format!("{} functions", c.rows.len()),
         };
-        let rule = format!(
-            "threshold {}, alpha {}",
-            pct(o.threshold),
-            trim_float(o.alpha)
-        );
+        let rule = format!("threshold {}, alpha {}", pct(o.threshold), o.alpha);
         let mut s = if reg.is_empty() {
             format!("ok: no regression ({rule}; {what} compared")
         } else {
@@ -98,11 +94,6 @@ impl Outcome {
         s.push(')');
         s
     }
-}
-
-fn trim_float(v: f64) -> String {
-    let s = format!("{v}");
-    s
 }
 
 fn pct(f: f64) -> String {
@@ -292,7 +283,7 @@ pub fn text(out: &Outcome, o: &Options, top: usize) -> String {
                     v(r.base.cum_norm),
                     v(r.head.cum_norm),
                     change_text(r.cum_change, Some(r.base.cum_norm)),
-                    r.p.map_or("-".into(), |p| format!("{p:.3}")),
+                    r.p_adjusted.map_or("-".into(), |p| format!("{p:.3}")),
                     verdict_word(r.verdict).into(),
                 ]);
             }
@@ -325,9 +316,9 @@ fn profile_header(c: &profiles::Comparison) -> String {
         c.head_profiles,
         if c.head_profiles == 1 { "" } else { "s" },
         match c.test {
-            "u-test" => "Mann–Whitney U test over the profiles",
-            "two-proportion" => "two-proportion test of sample counts",
-            "rate" => "rate test of sample counts",
+            "u-test" => "Mann–Whitney U test over the profiles, Holm-corrected",
+            "two-proportion" => "two-proportion test of sample counts, Holm-corrected",
+            "rate" => "rate test of sample counts, Holm-corrected",
             _ => "none",
         }
     )
@@ -445,7 +436,7 @@ pub fn markdown(out: &Outcome, o: &Options, top: usize) -> String {
                     v(r.base.cum_norm),
                     v(r.head.cum_norm),
                     change_text(r.cum_change, Some(r.base.cum_norm)),
-                    r.p.map_or("-".into(), |p| format!("{p:.3}")),
+                    r.p_adjusted.map_or("-".into(), |p| format!("{p:.3}")),
                     mark
                 );
             }

@@ -1,0 +1,3 @@
+module example.com/benchcmp
+
+go 1.27

@@ -1,0 +1,5 @@
+//go:build !slow
+
+package benchcmp
+
+const passes = 20
