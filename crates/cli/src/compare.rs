@@ -154,7 +154,7 @@ fn read_input(src: &str, max: u64) -> Result<Vec<u8>> {
 
 enum Input {
     Bench(Vec<benchfmt::Result>),
-    Profile(gocost_pprof::Profile),
+    Profile(Box<gocost_pprof::Profile>),
 }
 
 /// Benchmark output is text; a profile is gzip'd or binary protobuf.
@@ -167,7 +167,7 @@ fn parse_input(src: &str, bytes: &[u8], max: u64) -> Result<Input> {
         };
         let p = gocost_pprof::decode_with(bytes, &opts)
             .map_err(|e| bad(format!("{src}: parsing profile: {e}")))?;
-        return Ok(Input::Profile(p));
+        return Ok(Input::Profile(Box::new(p)));
     }
     let text = std::str::from_utf8(bytes).unwrap_or_default();
     let (results, errors) = benchfmt::parse(text);
@@ -245,7 +245,7 @@ pub fn run(a: CompareArgs) -> Result<bool> {
         let ps = |side: Vec<(String, Input)>| -> Vec<(String, gocost_pprof::Profile)> {
             side.into_iter()
                 .filter_map(|(n, i)| match i {
-                    Input::Profile(p) => Some((n, p)),
+                    Input::Profile(p) => Some((n, *p)),
                     Input::Bench(_) => None,
                 })
                 .collect()
