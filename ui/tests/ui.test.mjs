@@ -1,0 +1,371 @@
+// Browser tests of gocost's web UI: node ui.test.mjs <gocost base URL> <output dir> [start unix s]
+//
+// Drives Debian's chromium (headless) with playwright-core against a running gocost that
+// scrapes real Go services (crates/cli/tests/ui.rs sets that up), and checks what the page
+// shows against the API: top table rows, hover values, search shares (computed here
+// independently from the flame JSON), zoom and URL round trips, range selection, downloads,
+// the diff flame graph and its table, runtime charts and targets. Every view must load with
+// no console errors. Screenshots, downloads and timings.txt go to the output directory.
+// Exits 1 on any failed check.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [base, outDir, startArg] = process.argv.slice(2);
+if (!base || !outDir) {
+  console.error('usage: node ui.test.mjs <gocost URL> <output dir> [start unix seconds]');
+  process.exit(2);
+}
+fs.mkdirSync(path.join(outDir, 'downloads'), { recursive: true });
+
+const failures = [];
+const timings = [];
+function check(cond, what, detail = '') {
+  if (cond) console.log(`ok    ${what}`);
+  else { failures.push(what); console.log(`FAIL  ${what} ${detail}`); }
+}
+function note(line) { console.log(line); timings.push(line); }
+
+async function api(p, params = {}) {
+  const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== ''));
+  const r = await fetch(`${base}/api/v1/${p}?${q}`);
+  if (!r.ok) throw new Error(`${p}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+/** Σ total of nodes matching `test` with no matching ancestor, over the root's total. */
+function share(fl, test) {
+  const n = fl.nodes.length;
+  const end = new Int32Array(n);
+  for (let i = 0; i < n; i++) end[i] = i + 1;
+  for (let i = n - 1; i > 0; i--) { const p = fl.nodes[i][2]; if (end[i] > end[p]) end[p] = end[i]; }
+  let sum = 0, covered = 0;
+  for (let i = 1; i < n; i++) {
+    const [nm, inl, , total] = fl.nodes[i];
+    const name = fl.names[nm];
+    if (i >= covered && test(name, inl ? `${name} (inline)` : name)) { sum += Math.abs(total); covered = end[i]; }
+  }
+  return sum / Math.abs(fl.nodes[0][3]);
+}
+
+const now = Math.floor(Date.now() / 1000);
+const T2 = now - 4; // scrapes still in flight cannot change this range any more
+const T0 = Math.max(Number(startArg || now - 600), T2 - 600);
+const T1 = Math.floor((T0 + T2) / 2);
+const range = { from: String(T0), to: String(T2) };
+const cpuQ = 'cpu{job="demo"}';
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-background-networking'],
+});
+const context = await browser.newContext({ viewport: { width: 1440, height: 960 }, acceptDownloads: true, colorScheme: 'light' });
+const page = await context.newPage();
+let consoleErrors = [];
+page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') consoleErrors.push(`${m.type()}: ${m.text()}`); });
+page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+
+async function ready(view) {
+  await page.waitForFunction((v) => document.body.dataset.ready === v && document.body.dataset.busy === '0', view, { timeout: 30000 });
+}
+async function open(params, view) {
+  await page.goto(`${base}/?${new URLSearchParams(params)}`);
+  await ready(view);
+}
+function noConsoleErrors(view) {
+  check(consoleErrors.length === 0, `${view}: no console errors`, consoleErrors.join('\n'));
+  consoleErrors = [];
+}
+async function shot(name) { await page.screenshot({ path: path.join(outDir, `${name}.png`), fullPage: true }); }
+const urlParam = (k) => new URL(page.url()).searchParams.get(k);
+const errorsShown = () => page.evaluate(() => [...document.querySelectorAll('.error')].map((e) => e.textContent).join(''));
+
+try {
+  // ---- Explore: the first page a newcomer sees -------------------------------------------
+  await page.goto(`${base}/`);
+  await ready('explore');
+  check(urlParam('job') === 'demo' && urlParam('kind') === 'cpu', 'explore: defaults to the first service and cpu', page.url());
+  await shot('explore-default');
+  noConsoleErrors('explore (default)');
+
+  await open({ view: 'explore', job: 'demo', kind: 'cpu', ...range }, 'explore');
+  check((await errorsShown()) === '', 'explore: no error shown');
+  const top = await api('top', { query: cpuQ, ...range, nodecount: 500 });
+  const rows = await page.$$eval('#x-top tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent.trim())));
+  check(rows.length === top.rows.length && rows.length > 0, `explore: table has the API's ${top.rows.length} rows`, `${rows.length}`);
+  const rowMismatch = top.rows.findIndex((r, i) => !rows[i] || rows[i][0] !== r.flat_text || rows[i][1] !== r.flat_percent.trim()
+    || rows[i][3] !== r.cum_text || rows[i][4] !== r.cum_percent.trim() || !rows[i][5].startsWith(r.name));
+  check(rowMismatch === -1, 'explore: every row equals /api/v1/top (flat, flat%, cum, cum%, name)', JSON.stringify([rows[rowMismatch], top.rows[rowMismatch]]));
+  const hottest = top.rows[0].name;
+  console.log(`      hottest function: ${hottest} (${top.rows[0].flat_text})`);
+
+  const fl = await api('flame', { query: cpuQ, ...range });
+  const pageTotal = await page.evaluate(() => window.gocost.view.flame.data.total[0]);
+  check(pageTotal === fl.nodes[0][3], 'explore: flame root total equals /api/v1/flame', `${pageTotal} vs ${fl.nodes[0][3]}`);
+
+  // Hover the widest frame at depth 3: the tooltip shows the API's values.
+  const depthOf = (i) => { let d = 0; for (; i > 0; i = fl.nodes[i][2]) d++; return d; };
+  let target = -1;
+  fl.nodes.forEach((r, i) => { if (i > 0 && depthOf(i) === 3 && (target < 0 || r[3] > fl.nodes[target][3])) target = i; });
+  const canvas = page.locator('#x-flame');
+  const box = await page.evaluate((i) => window.gocost.view.flame.boxOf(i), target);
+  const cbox = await canvas.boundingBox();
+  await page.mouse.move(cbox.x + box.x + box.w / 2, cbox.y + box.y + box.h / 2);
+  const tip = await page.evaluate(() => {
+    const t = document.getElementById('tooltip');
+    return { hidden: t.hidden, node: t.dataset.node, total: t.dataset.total, self: t.dataset.self, text: t.textContent };
+  });
+  const label = (i) => fl.names[fl.nodes[i][0]] + (fl.nodes[i][1] ? ' (inline)' : '');
+  const pctText = ((fl.nodes[target][3] / fl.nodes[0][3]) * 100).toFixed(2) + '%';
+  check(!tip.hidden && Number(tip.node) === target && Number(tip.total) === fl.nodes[target][3] && Number(tip.self) === fl.nodes[target][4]
+    && tip.text.includes(label(target)) && tip.text.includes(pctText),
+  'explore: hover tooltip shows the node\'s cum/flat and % from /api/v1/flame', JSON.stringify({ tip, target: fl.nodes[target], pctText }));
+  await shot('explore-hover');
+
+  // Search: the page's matched share equals one computed here from the JSON.
+  await page.fill('#x-search', 'main\\.');
+  await page.press('#x-search', 'Enter');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('search') === 'main\\.');
+  const pageShare = Number(await page.getAttribute('#x-matched', 'data-share'));
+  const re = /main\./i;
+  const want = share(fl, (n, l) => re.test(n) || re.test(l));
+  check(Math.abs(pageShare - want) < 1e-12 && want > 0, `explore: search "main\\." matched share ${(want * 100).toFixed(2)}% equals the JSON's`, `${pageShare} vs ${want}`);
+  check((await page.textContent('#x-matched')).includes((want * 100).toFixed(2) + '%'), 'explore: matched % is shown');
+  await shot('explore-search');
+
+  // Click to zoom; the URL keeps it; a reload shows the same view.
+  await page.mouse.click(cbox.x + box.x + box.w / 2, cbox.y + box.y + box.h / 2);
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('zoom'));
+  const zoomed = await page.evaluate(() => window.gocost.view.flame.zoom);
+  check(zoomed === target, 'explore: click zooms into the frame', `${zoomed} vs ${target}`);
+  const zoomTimes = await page.evaluate(() => window.gocost.view.flame.timings);
+  await shot('explore-zoom');
+  const zoomUrl = page.url();
+  await page.goto(zoomUrl);
+  await ready('explore');
+  const after = await page.evaluate(() => ({ zoom: window.gocost.view.flame.zoom, share: document.getElementById('x-matched').dataset.share, search: document.getElementById('x-search').value }));
+  check(after.zoom === target && Number(after.share) === pageShare && after.search === 'main\\.', 'explore: reloading the URL restores zoom and search', JSON.stringify(after));
+  check(page.url() === zoomUrl, 'explore: the URL is stable across a reload', `${page.url()} vs ${zoomUrl}`);
+
+  // Escape resets; keyboard: arrows select, Enter zooms.
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !new URL(location.href).searchParams.get('zoom'));
+  await canvas.focus();
+  await page.keyboard.press('ArrowDown'); // icicle: toward the leaves (the widest child of root)
+  await page.keyboard.press('ArrowDown');
+  const sel = await page.evaluate(() => window.gocost.view.flame.sel);
+  await page.keyboard.press('Enter');
+  const kz = await page.evaluate(() => window.gocost.view.flame.zoom);
+  check(sel > 0 && kz === sel && depthOf(sel) === 2, 'explore: keyboard selects (arrows) and zooms (Enter)', `${sel} ${kz}`);
+  await page.keyboard.press('Escape');
+
+  // Sort by cum; click a row: the function is highlighted and its share reported.
+  await page.click('[data-sort="cum"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('sort') === 'cum');
+  const cums = await page.$$eval('#x-top tbody tr', (trs) => trs.map((tr) => tr.dataset.name));
+  const byCum = top.rows.slice().sort((a, b) => b.cum - a.cum || a.name.localeCompare(b.name)).map((r) => r.name);
+  check(JSON.stringify(cums) === JSON.stringify(byCum), 'explore: sorting by cum orders the rows by the API\'s cum');
+  await page.click(`#x-top tbody tr[data-name="${hottest}"]`);
+  await page.waitForFunction((n) => new URL(location.href).searchParams.get('fn') === n, hottest);
+  const fnShare = Number(await page.getAttribute('#x-matched', 'data-share'));
+  const wantFn = share(fl, (n) => n === hottest);
+  check(Math.abs(fnShare - wantFn) < 1e-12, `explore: clicking ${hottest} highlights it (${(wantFn * 100).toFixed(2)}% of the graph)`, `${fnShare} vs ${wantFn}`);
+  check(await page.getAttribute(`#x-top tbody tr[data-name="${hottest}"]`, 'aria-selected') === 'true', 'explore: the clicked row stays selected');
+  await shot('explore-function');
+
+  // Sandwich of the hottest function: callers and callees both add up to its share.
+  await page.click('#x-sandwich');
+  await page.waitForFunction(() => !document.getElementById('x-sandwich-panel').hidden);
+  const sw = await page.evaluate(() => [...document.querySelectorAll('#x-sandwich-panel canvas')].length);
+  const swTotals = await page.evaluate(async (fn) => {
+    const m = await import('/ui/explore.js');
+    const s = m.sandwich(window.gocost.view.flame.data, fn);
+    return [s.callers.total, s.callees.total];
+  }, hottest);
+  const wantSw = wantFn * fl.nodes[0][3];
+  check(sw === 2 && Math.abs(swTotals[0] - wantSw) < 1e-6 && Math.abs(swTotals[1] - wantSw) < 1e-6, 'explore: sandwich view (callers and callees add up to the function\'s cum)', JSON.stringify({ sw, swTotals, wantSw }));
+  await shot('explore-sandwich');
+  await page.click('#x-sw-close');
+
+  // Flame layout toggle and the dark theme.
+  await page.keyboard.press('i');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('layout') === 'flame');
+  check(await page.evaluate(() => window.gocost.view.flame.inverted === false), 'explore: i toggles icicle/flame');
+  await page.click('#theme');
+  check(await page.evaluate(() => document.documentElement.dataset.theme) === 'dark', 'theme: toggles to dark');
+  await shot('explore-dark');
+  await page.click('#theme');
+
+  // Downloads: pprof (checked with gocost top by the Rust side), SVG, folded, speedscope.
+  const dl = {};
+  for (const [id, file] of [['dl-pprof', 'profile.pb.gz'], ['dl-svg', 'flame.svg'], ['dl-folded', 'flame.folded'], ['dl-speedscope', 'flame.speedscope.json']]) {
+    const [d] = await Promise.all([page.waitForEvent('download'), page.click(`#${id}`)]);
+    const p = path.join(outDir, 'downloads', file);
+    await d.saveAs(p);
+    dl[file] = fs.readFileSync(p);
+  }
+  const gz = dl['profile.pb.gz'];
+  check(gz[0] === 0x1f && gz[1] === 0x8b && gz.length > 100, 'download: pprof is gzip');
+  const svgOk = await page.evaluate((text) => {
+    const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+    return !doc.querySelector('parsererror') && doc.documentElement.nodeName === 'svg' && doc.querySelectorAll('rect').length > 10;
+  }, dl['flame.svg'].toString('utf8'));
+  check(svgOk, 'download: SVG parses with boxes');
+  const foldedLines = dl['flame.folded'].toString('utf8').trimEnd().split('\n');
+  const foldedOk = foldedLines.every((l) => /^[^\n]+ -?\d+$/.test(l));
+  const foldedSum = foldedLines.reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  check(foldedOk && foldedSum === fl.nodes[0][3], 'download: folded lines parse and add up to the flame total', `${foldedSum} vs ${fl.nodes[0][3]}`);
+  const ss = JSON.parse(dl['flame.speedscope.json'].toString('utf8'));
+  const prof = ss.profiles?.[0];
+  const ssOk = ss.$schema === 'https://www.speedscope.app/file-format-schema.json' && prof?.type === 'sampled'
+    && prof.samples.length === prof.weights.length && prof.samples.every((s) => s.every((f) => f >= 0 && f < ss.shared.frames.length))
+    && prof.weights.reduce((a, b) => a + b, 0) === prof.endValue && prof.unit === 'nanoseconds';
+  check(ssOk, 'download: speedscope JSON follows the schema');
+
+  // Range selection: drag across the middle of the timeline.
+  await page.goto(`${base}/?${new URLSearchParams({ view: 'explore', job: 'demo', kind: 'cpu', ...range })}`);
+  await ready('explore');
+  const tl = await page.locator('#x-timeline canvas').boundingBox();
+  await page.mouse.move(tl.x + 64 + (tl.width - 76) * 0.3, tl.y + 40);
+  await page.mouse.down();
+  await page.mouse.move(tl.x + 64 + (tl.width - 76) * 0.7, tl.y + 40, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction((f) => new URL(location.href).searchParams.get('from') !== f, range.from);
+  await ready('explore');
+  const nf = urlParam('from'), nt = urlParam('to');
+  const mid = T0 + (T2 - T0) * 0.3;
+  check(Math.abs(Number(nf) - mid) <= 2 && Number(nt) > Number(nf) && Number(nt) < T2, 'timeline: dragging selects a range into the URL', `${nf}..${nt}`);
+  const fl2 = await api('flame', { query: cpuQ, from: nf, to: nt });
+  const t2 = await page.evaluate(() => window.gocost.view.flame.data.total[0]);
+  check(t2 === fl2.nodes[0][3] && t2 < fl.nodes[0][3], 'timeline: the flame graph shows the selected range (total equals the API\'s)', `${t2} vs ${fl2.nodes[0][3]}`);
+  await page.goBack();
+  await page.waitForFunction((f) => new URL(location.href).searchParams.get('from') === f, range.from);
+  await ready('explore');
+  check(await page.evaluate(() => window.gocost.view.flame.data.total[0]) === fl.nodes[0][3], 'history: Back returns to the previous range');
+  await shot('explore-range');
+  noConsoleErrors('explore');
+
+  // An API error is shown, not swallowed.
+  await page.goto(`${base}/?view=explore&job=demo&kind=cpu&sel=${encodeURIComponent('instance=~"("')}`);
+  await page.waitForFunction(() => document.querySelector('#x-error').textContent.length > 0);
+  const apiErr = await fetch(`${base}/api/v1/flame?query=${encodeURIComponent('cpu{job="demo",instance=~"("}')}`).then((r) => r.json());
+  check((await page.textContent('#x-error')).includes(apiErr.error), 'explore: shows the API\'s error message', apiErr.error);
+  consoleErrors = consoleErrors.filter((e) => !e.includes('400')); // the browser logs the failed fetches
+
+  // ---- Compare: A = first half, B = second half --------------------------------------------
+  const cmp = { view: 'compare', job: 'demo', kind: 'cpu', from: String(T1), to: String(T2), bfrom: String(T0), bto: String(T1) };
+  await open(cmp, 'compare');
+  check((await errorsShown()) === '', 'compare: no error shown', await errorsShown());
+  const df = await api('flame', { query: cpuQ, from: cmp.from, to: cmp.to, base_from: cmp.bfrom, base_to: cmp.bto });
+  const pj = await page.evaluate(() => { const v = window.gocost.view; return { head: v.flame.data.total[0], base: v.flame.data.bTotal[0], n: v.flame.data.n }; });
+  const scale = df.total / df.base_total;
+  check(pj.head === df.nodes[0][3] && Math.abs(pj.base - df.nodes[0][5] * scale) < 1e-6 && pj.n === df.nodes.length,
+    'compare: the diff flame graph is the API\'s, base normalised to the head total', JSON.stringify({ pj, head: df.nodes[0][3], base: df.nodes[0][5] }));
+  // The changes table: per function Σ flat head − Σ flat base × scale, biggest first (computed here).
+  const head = new Map(), baseM = new Map();
+  for (const r of df.nodes.slice(1)) {
+    const n = df.names[r[0]];
+    if (r[4]) head.set(n, (head.get(n) || 0) + r[4]);
+    if (r[6]) baseM.set(n, (baseM.get(n) || 0) + r[6] * scale);
+  }
+  const wantChanges = [...new Set([...head.keys(), ...baseM.keys()])]
+    .map((n) => ({ n, d: (head.get(n) || 0) - (baseM.get(n) || 0) }))
+    .sort((a, b) => Math.abs(b.d) - Math.abs(a.d) || a.n.localeCompare(b.n)).slice(0, 10).map((x) => x.n);
+  const gotChanges = (await page.$$eval('#d-table tbody tr', (trs) => trs.map((tr) => tr.dataset.name))).slice(0, 10);
+  check(JSON.stringify(gotChanges) === JSON.stringify(wantChanges), 'compare: the biggest changes are the ones computed from the API', JSON.stringify({ gotChanges, wantChanges }));
+  await shot('compare');
+  await page.click('#d-norm');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('norm') === '0');
+  check(await page.evaluate(() => window.gocost.view.flame.data.bTotal[0]) === df.nodes[0][5], 'compare: unnormalised shows raw base values');
+  // Two label sets: instance A against instance B over the same range.
+  const inst = (await api('series', { query: cpuQ })).map((x) => x.labels.instance).sort();
+  const lab = { ...cmp, from: String(T0), to: String(T2), bfrom: String(T0), bto: String(T2), sel: `instance="${inst[0]}"`, bsel: `instance="${inst[1]}"` };
+  await open(lab, 'compare');
+  const dl2 = await api('flame', { query: `cpu{job="demo",instance="${inst[0]}"}`, from: lab.from, to: lab.to, base_query: `cpu{job="demo",instance="${inst[1]}"}`, base_from: lab.bfrom, base_to: lab.bto });
+  const pl = await page.evaluate(() => window.gocost.view.flame.data.total[0]);
+  check(inst.length === 2 && pl === dl2.nodes[0][3], 'compare: two label sets (instance vs instance)', `${pl} vs ${dl2.nodes[0][3]}`);
+  await shot('compare-labels');
+  noConsoleErrors('compare');
+
+  // ---- Runtime ----------------------------------------------------------------------------
+  await open({ view: 'runtime', job: 'demo', ...range }, 'runtime');
+  check((await errorsShown()) === '', 'runtime: no error shown', await errorsShown());
+  const counts = await page.evaluate(() => ({ ...window.gocost.view.counts }));
+  const pts = async (name) => (await api('runtime', { query: `{job="demo",__name__="${name}"}`, ...range })).reduce((a, s) => a + s.points.length, 0);
+  const gcWant = await pts('go_gc_pause_seconds');
+  const heapWant = (await pts('go_memstats_heap_alloc_bytes')) + (await pts('go_memstats_heap_inuse_bytes')) + (await pts('go_memstats_next_gc_bytes'));
+  check(counts.gc === gcWant && counts.heap === heapWant && heapWant > 0 && counts.cpu > 0 && counts.goroutines > 0,
+    `runtime: charts hold the API's points (${gcWant} GC pauses, ${heapWant} heap points)`, JSON.stringify({ counts, gcWant, heapWant }));
+  await shot('runtime');
+  noConsoleErrors('runtime');
+
+  // ---- Targets ----------------------------------------------------------------------------
+  await open({ view: 'targets' }, 'targets');
+  const targets = await api('targets');
+  const trows = await page.$$eval('#t-table tbody tr', (trs) => trs.map((tr) => ({ up: tr.dataset.up, text: tr.textContent })));
+  const down = targets.find((t) => !t.up);
+  check(trows.length === targets.length && trows.length >= 10, `targets: one row per target and kind (${targets.length})`);
+  check(down && trows.some((r) => r.up === 'false' && r.text.includes('down') && r.text.includes(down.last_error || '?')), 'targets: a down target shows its last error', JSON.stringify(down));
+  await shot('targets');
+  noConsoleErrors('targets');
+
+  // ---- The 50k-node flame graph -----------------------------------------------------------
+  const synth = { view: 'explore', job: 'synthetic', kind: 'goroutine', from: String(T0 - 60), to: String(now) };
+  const navStart = Date.now();
+  await open(synth, 'explore');
+  const endToEnd = Date.now() - navStart;
+  const big = await page.evaluate(() => ({ ...window.gocost.timings, drawn: window.gocost.view.flame.drawn }));
+  const bigApi = await api('flame', { query: 'goroutine{job="synthetic"}', from: synth.from, to: synth.to });
+  check(big.flameNodes === bigApi.nodes.length - 1 && big.flameNodes >= 50000, `50k: the page holds all ${bigApi.nodes.length - 1} nodes`, `${big.flameNodes}`);
+  // Redraws from scratch (layout + draw), median of 5, and interactions.
+  const redraw = await page.evaluate(() => {
+    const f = window.gocost.view.flame;
+    const json = f.data.json;
+    const times = [];
+    for (let k = 0; k < 5; k++) {
+      const t0 = performance.now();
+      f.setData(json); f.render();
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return times[2];
+  });
+  const bc = await page.locator('#x-flame').boundingBox();
+  const hoverTimes = [];
+  for (let k = 0; k < 20; k++) {
+    await page.mouse.move(bc.x + 20 + k * 37, bc.y + 18 * 3 + 5);
+    hoverTimes.push(await page.evaluate(() => window.gocost.view.flame.timings.hover));
+  }
+  hoverTimes.sort((a, b) => a - b);
+  await page.mouse.click(bc.x + 300, bc.y + 18 * 2 + 5);
+  const clickZoom = await page.evaluate(() => window.gocost.view.flame.timings.zoom);
+  const searchT0 = Date.now();
+  await page.fill('#x-search', 'leaf07');
+  await page.press('#x-search', 'Enter');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('search') === 'leaf07');
+  const searchMs = await page.evaluate(() => window.gocost.view.flame.timings.search);
+  const searchRound = Date.now() - searchT0;
+  const leafShare = Number(await page.getAttribute('#x-matched', 'data-share'));
+  const wantLeaf = share(bigApi, (n) => /leaf07/i.test(n));
+  check(Math.abs(leafShare - wantLeaf) < 1e-12, '50k: search share equals the JSON\'s', `${leafShare} vs ${wantLeaf}`);
+  await shot('explore-50k');
+  note(`50k-node flame graph (${big.flameNodes} nodes, ${big.drawn} boxes wide enough to draw at ${Math.round(bc.width)} px):`);
+  note(`  first render after the data arrived: ${big.flameRenderMs.toFixed(1)} ms (layout ${big.flameLayoutMs.toFixed(1)} ms + draw ${big.flameDrawMs.toFixed(1)} ms); API fetch + JSON parse ${big.flameFetchMs.toFixed(0)} ms; navigation to ready ${endToEnd} ms`);
+  note(`  re-render from JSON (layout + draw), median of 5: ${redraw.toFixed(1)} ms`);
+  note(`  hover (hit test + redraw + tooltip): median ${hoverTimes[10].toFixed(2)} ms, max ${hoverTimes[19].toFixed(2)} ms`);
+  note(`  click-zoom redraw: ${clickZoom.toFixed(1)} ms; search "leaf07" (match + redraw): ${searchMs.toFixed(1)} ms (${searchRound} ms including the URL update round trip)`);
+  noConsoleErrors('explore 50k');
+} catch (e) {
+  failures.push(`exception: ${e.stack || e}`);
+  console.log(`FAIL  exception: ${e.stack || e}`);
+  await shot('failure').catch(() => {});
+} finally {
+  await browser.close();
+}
+fs.writeFileSync(path.join(outDir, 'timings.txt'), timings.join('\n') + '\n');
+if (failures.length) {
+  console.log(`\n${failures.length} UI check(s) failed:\n- ${failures.join('\n- ')}`);
+  process.exit(1);
+}
+console.log('\nall UI checks passed');
