@@ -62,26 +62,36 @@ fn now_ns() -> i64 {
 }
 
 /// Loads the bundled recording as job `demo`: one set of profiles per minute over the last
-/// hour.
+/// hour, and over the same hour a day earlier with another mix of the two CPU recordings
+/// (so that the UI's "Compare with yesterday" has something to show).
 fn load_demo(store: &Store) -> Result<usize> {
+    const DAY: i64 = 86_400_000_000_000;
     let now = now_ns();
     let mut n = 0;
-    for minute in 0..60i64 {
-        let t = now - (60 - minute) * 60_000_000_000;
-        for (i, (kind, bytes)) in BUNDLED.iter().enumerate() {
-            // Alternate the two CPU recordings so the timeline is not flat.
-            if *kind == "cpu" && (i as i64 + minute) % 2 == 0 {
-                continue;
+    for (start, today) in [(now - DAY, false), (now, true)] {
+        for minute in 0..60i64 {
+            let t = start - (60 - minute) * 60_000_000_000;
+            for (i, (kind, bytes)) in BUNDLED.iter().enumerate() {
+                // Today the two CPU recordings alternate, so the timeline is not flat;
+                // yesterday the first one (index 0) ran three minutes out of four.
+                let skip = if today {
+                    (i as i64 + minute) % 2 == 0
+                } else {
+                    (i == 0) == (minute % 4 == 0)
+                };
+                if *kind == "cpu" && skip {
+                    continue;
+                }
+                let key = SeriesKey::new(
+                    kind,
+                    [
+                        ("job".to_string(), "demo".to_string()),
+                        ("instance".to_string(), "recorded".to_string()),
+                    ],
+                );
+                store.append(&key, t, bytes)?;
+                n += 1;
             }
-            let key = SeriesKey::new(
-                kind,
-                [
-                    ("job".to_string(), "demo".to_string()),
-                    ("instance".to_string(), "recorded".to_string()),
-                ],
-            );
-            store.append(&key, t, bytes)?;
-            n += 1;
         }
     }
     store.sync()?;
