@@ -270,16 +270,17 @@ fn row(
     }
     let (mut change, mut p, mut significant, mut verdict) = (None, None, false, Verdict::Missing);
     if let (Some(b), Some(h)) = (&base, &head) {
-        let pv = match stats::mann_whitney_u(&b.values, &h.values) {
-            Ok(t) => t.p,
+        let (pv, tested) = match stats::mann_whitney_u(&b.values, &h.values) {
+            Ok(t) => (t.p, true),
             Err(e @ UTestError::AllEqual) | Err(e @ UTestError::SampleSize) => {
                 warnings.push(e.to_string());
-                1.0
+                (1.0, false)
             }
         };
         p = Some(pv);
         significant = pv <= o.alpha;
-        if !significant
+        if tested
+            && !significant
             && let Some(need) = stats::samples_for_u_test(o.alpha)
             && b.values.len() < need
             && h.values.len() < need
