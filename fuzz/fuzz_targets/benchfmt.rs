@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let (base, _) = benchfmt::parse(a);
     let (head, _) = benchfmt::parse(b);
     let o = Options::default();
-    let out = render::Outcome::Benchmarks(bench::compare(&base, &head, &o));
+    let out = render::Outcome {
+        benchmarks: Some(bench::compare(&base, &head, &o)),
+        profiles: None,
+    };
     let _ = render::text(&out, &o, 20);
     let _ = render::markdown(&out, &o, 20);
     let _ = render::json(&out, &o);

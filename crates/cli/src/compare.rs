@@ -17,8 +17,9 @@ use crate::source::InputError;
 
 pub const AFTER_HELP: &str = "\
 Inputs are either `go test -bench` output (several runs per benchmark: -count=10) or pprof
-profiles (e.g. from `go test -cpuprofile`); all inputs must be of one kind. Several files per
-side are concatenated (benchmarks) or compared profile by profile (profiles). `-` reads stdin.
+profiles (e.g. from `go test -cpuprofile`), told apart by their bytes; give both at once for a
+benchmark table plus the functions that changed most. Several benchmark files per side are
+concatenated; several profiles are compared profile by profile. `-` reads stdin.
 
 Benchmarks are summarised and tested as benchstat does: per benchmark and unit, the median
 and its 95% confidence interval, and a two-sided Mann-Whitney U test between base and head.
@@ -228,46 +229,38 @@ pub fn run(a: CompareArgs) -> Result<bool> {
     }
     let base = load_side(&a.base, a.max_size)?;
     let head = load_side(&a.head, a.max_size)?;
-    let profiles =
-        |side: &[(String, Input)]| side.iter().all(|(_, i)| matches!(i, Input::Profile(_)));
-    let benches = |side: &[(String, Input)]| side.iter().all(|(_, i)| matches!(i, Input::Bench(_)));
-    let outcome = if benches(&base) && benches(&head) {
-        let flat = |side: Vec<(String, Input)>| -> Vec<benchfmt::Result> {
-            side.into_iter()
-                .flat_map(|(_, i)| match i {
-                    Input::Bench(r) => r,
-                    Input::Profile(_) => Vec::new(),
-                })
-                .collect()
-        };
-        Outcome::Benchmarks(gocost_compare::bench::compare(&flat(base), &flat(head), &o))
-    } else if profiles(&base) && profiles(&head) {
-        let ps = |side: Vec<(String, Input)>| -> Vec<(String, gocost_pprof::Profile)> {
-            side.into_iter()
-                .filter_map(|(n, i)| match i {
-                    Input::Profile(p) => Some((n, *p)),
-                    Input::Bench(_) => None,
-                })
-                .collect()
-        };
-        Outcome::Profiles(
-            gocost_compare::profiles::compare(ps(base), ps(head), &po, &o).map_err(bad)?,
-        )
-    } else {
-        let kind = |(n, i): &(String, Input)| {
-            format!(
-                "{n} ({})",
-                match i {
-                    Input::Bench(_) => "benchmark output",
-                    Input::Profile(_) => "profile",
-                }
-            )
-        };
-        let all: Vec<String> = base.iter().chain(&head).map(kind).collect();
-        return Err(bad(format!(
-            "inputs mix benchmark output and profiles: {}",
-            all.join(", ")
-        )));
+    // Each side may hold benchmark output, profiles, or both; what one side has, the other
+    // must have too.
+    type Side = (Vec<benchfmt::Result>, Vec<(String, gocost_pprof::Profile)>);
+    let split = |side: Vec<(String, Input)>| -> Side {
+        let (mut benches, mut profiles) = (Vec::new(), Vec::new());
+        for (name, input) in side {
+            match input {
+                Input::Bench(r) => benches.extend(r),
+                Input::Profile(p) => profiles.push((name, *p)),
+            }
+        }
+        (benches, profiles)
+    };
+    let ((bb, bp), (hb, hp)) = (split(base), split(head));
+    for (what, b, h) in [
+        ("benchmark output", !bb.is_empty(), !hb.is_empty()),
+        ("profiles", !bp.is_empty(), !hp.is_empty()),
+    ] {
+        if b != h {
+            return Err(bad(format!(
+                "only the {} side has {what}; give both sides the same kinds of input",
+                if b { "base" } else { "head" }
+            )));
+        }
+    }
+    let outcome = Outcome {
+        benchmarks: (!bb.is_empty()).then(|| gocost_compare::bench::compare(&bb, &hb, &o)),
+        profiles: if bp.is_empty() {
+            None
+        } else {
+            Some(gocost_compare::profiles::compare(bp, hp, &po, &o).map_err(bad)?)
+        },
     };
     let text = match format {
         Format::Text => render::text(&outcome, &o, top),

@@ -87,7 +87,11 @@ fn benchmarks_identical_builds_pass_and_a_slowdown_fails() {
     // Identical code: no regression.
     let o = gocost(&["--base", "a.txt", "--head", "b.txt"], &dir);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).starts_with("ok: no regression"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("ok: no regression"),
+        "{}",
+        stdout(&o)
+    );
 
     // 15% more work in checksum: a regression, named, in every format.
     let o = gocost(&["--base", "a.txt", "--head", "c.txt"], &dir);
@@ -100,14 +104,20 @@ fn benchmarks_identical_builds_pass_and_a_slowdown_fails() {
         .unwrap_or_else(|| panic!("checksum not flagged:\n{text}"));
     assert!(line.contains('+'), "{line}");
     for l in text.lines().filter(|l| l.contains("REGRESSION")) {
-        assert!(l.starts_with("Checksum-"), "only checksum regressed: {l}\n{text}");
+        assert!(
+            l.starts_with("Checksum-"),
+            "only checksum regressed: {l}\n{text}"
+        );
     }
 
-    let o = gocost(&["--base", "a.txt", "--head", "c.txt", "--format", "json"], &dir);
+    let o = gocost(
+        &["--base", "a.txt", "--head", "c.txt", "--format", "json"],
+        &dir,
+    );
     assert_eq!(o.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["verdict"], "fail");
-    let regs: Vec<&serde_json::Value> = doc["rows"]
+    let regs: Vec<&serde_json::Value> = doc["benchmarks"]["rows"]
         .as_array()
         .unwrap()
         .iter()
@@ -135,7 +145,10 @@ fn benchmarks_identical_builds_pass_and_a_slowdown_fails() {
     assert_eq!(o.status.code(), Some(1));
     let md = stdout(&o);
     assert!(md.starts_with("### ❌ gocost compare: "), "{md}");
-    assert!(md.contains("| Checksum-") && md.contains("❌ regression"), "{md}");
+    assert!(
+        md.contains("| Checksum-") && md.contains("❌ regression"),
+        "{md}"
+    );
 
     // Only allocations gate: the time regression is reported, not failed.
     let o = gocost(
@@ -143,14 +156,21 @@ fn benchmarks_identical_builds_pass_and_a_slowdown_fails() {
         &dir,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("worse outside --fail-on"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("worse outside --fail-on"),
+        "{}",
+        stdout(&o)
+    );
 
     // A repository's config raises the threshold beyond the change; flags still win.
     std::fs::write(dir.join("gocost.toml"), "[compare]\nthreshold = \"60%\"\n").unwrap();
     let o = gocost(&["--base", "a.txt", "--head", "c.txt"], &dir);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("threshold 60%"));
-    let o = gocost(&["--base", "a.txt", "--head", "c.txt", "--threshold", "5%"], &dir);
+    let o = gocost(
+        &["--base", "a.txt", "--head", "c.txt", "--threshold", "5%"],
+        &dir,
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -173,10 +193,18 @@ fn profiles_name_the_function_that_got_slower() {
         ] {
             let f = format!("{side}{i}.pprof");
             let prof = format!("-test.cpuprofile={}", dir.join(&f).display());
-            run_bench(
+            let out = run_bench(
                 bin,
-                &["-test.bench=^BenchmarkMixParallel$", "-test.benchtime=20000x", &prof],
+                &[
+                    "-test.bench=^BenchmarkMixParallel$",
+                    "-test.benchtime=20000x",
+                    &prof,
+                ],
             );
+            let txt = dir.join(format!("{side}.txt"));
+            let mut all = std::fs::read(&txt).unwrap_or_default();
+            all.extend(out);
+            std::fs::write(&txt, all).unwrap();
             list.push(f);
         }
     }
@@ -193,15 +221,20 @@ fn profiles_name_the_function_that_got_slower() {
     };
 
     let o = run(args(&names.0, &names.1));
-    assert_eq!(o.status.code(), Some(0), "identical builds:\n{}", stdout(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "identical builds:\n{}",
+        stdout(&o)
+    );
 
     let mut a = args(&names.0, &names.2);
     a.extend(["--format".to_string(), "json".into()]);
     let o = run(a);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(o.status.code(), Some(1), "{doc:#}");
-    assert_eq!(doc["test"], "u-test");
-    let regs: Vec<&str> = doc["rows"]
+    assert_eq!(doc["profiles"]["test"], "u-test");
+    let regs: Vec<&str> = doc["profiles"]["rows"]
         .as_array()
         .unwrap()
         .iter()
@@ -209,6 +242,22 @@ fn profiles_name_the_function_that_got_slower() {
         .map(|r| r["function"].as_str().unwrap())
         .collect();
     assert_eq!(regs, ["example.com/benchcmp.checksum"], "{doc:#}");
+
+    // Benchmark output and profiles together: the table, then the functions that changed.
+    let mut a = args(&names.0, &names.2);
+    a.extend(["--format", "markdown", "--base", "a.txt", "--head", "c.txt"].map(String::from));
+    let o = run(a);
+    let md = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{md}");
+    let table = md.find("| MixParallel-").unwrap_or_else(|| panic!("{md}"));
+    let funcs = md
+        .find("#### Top changed functions")
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(table < funcs, "{md}");
+    assert!(
+        md[funcs..].contains("| `example.com/benchcmp.checksum` |"),
+        "{md}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -262,13 +311,34 @@ fn bad_input_is_exit_2_and_names_the_file() {
         .unwrap();
     std::fs::copy(&some_profile, dir.join("p.pb.gz")).unwrap();
     for (args, needle) in [
-        (vec!["--base", "missing.txt", "--head", "b.txt"], "missing.txt"),
-        (vec!["--base", "empty.txt", "--head", "b.txt"], "empty.txt: no benchmark results"),
-        (vec!["--base", "junk.pprof", "--head", "b.txt"], "junk.pprof: parsing profile"),
-        (vec!["--base", "p.pb.gz", "--head", "b.txt"], "inputs mix benchmark output and profiles"),
-        (vec!["--base", "b.txt", "--head", "b.txt", "--threshold", "lots"], "--threshold"),
-        (vec!["--base", "b.txt", "--head", "b.txt", "--fail-on", "speed"], "speed"),
-        (vec!["--base", "b.txt", "--head", "b.txt", "--alpha", "2"], "--alpha"),
+        (
+            vec!["--base", "missing.txt", "--head", "b.txt"],
+            "missing.txt",
+        ),
+        (
+            vec!["--base", "empty.txt", "--head", "b.txt"],
+            "empty.txt: no benchmark results",
+        ),
+        (
+            vec!["--base", "junk.pprof", "--head", "b.txt"],
+            "junk.pprof: parsing profile",
+        ),
+        (
+            vec!["--base", "p.pb.gz", "--head", "b.txt"],
+            "only the head side has benchmark output",
+        ),
+        (
+            vec!["--base", "b.txt", "--head", "b.txt", "--threshold", "lots"],
+            "--threshold",
+        ),
+        (
+            vec!["--base", "b.txt", "--head", "b.txt", "--fail-on", "speed"],
+            "speed",
+        ),
+        (
+            vec!["--base", "b.txt", "--head", "b.txt", "--alpha", "2"],
+            "--alpha",
+        ),
     ] {
         let o = gocost(&args, &dir);
         let err = String::from_utf8_lossy(&o.stderr);

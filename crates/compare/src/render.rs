@@ -9,12 +9,12 @@ use crate::benchfmt::is_binary_unit;
 use crate::scale::common_scale;
 use crate::{Options, Verdict, bench, profiles};
 
-/// What was compared.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Outcome {
-    Benchmarks(bench::Comparison),
-    Profiles(profiles::Comparison),
+/// What was compared: benchmarks, profiles, or both (a summary line first, the benchmark
+/// table, then the functions that changed most).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Outcome {
+    pub benchmarks: Option<bench::Comparison>,
+    pub profiles: Option<profiles::Comparison>,
 }
 
 /// One line per regression, for the summary.
@@ -26,28 +26,22 @@ struct Finding {
 
 impl Outcome {
     fn findings(&self, v: Verdict) -> Vec<Finding> {
-        match self {
-            Outcome::Benchmarks(c) => c
-                .rows
-                .iter()
-                .filter(|r| r.verdict == v)
-                .map(|r| Finding {
-                    what: format!("{} {}", r.name, r.unit),
-                    change: change_text(r.change, r.base.as_ref().map(|b| b.median)),
-                    p: r.p.map_or(String::new(), |p| format!("p={p:.3}")),
-                })
-                .collect(),
-            Outcome::Profiles(c) => c
-                .rows
-                .iter()
-                .filter(|r| r.verdict == v)
-                .map(|r| Finding {
-                    what: r.function.clone(),
-                    change: change_text(r.flat_change, Some(r.base.flat_norm)),
-                    p: r.p_adjusted.map_or(String::new(), |p| format!("p={p:.3}")),
-                })
-                .collect(),
+        let mut out: Vec<Finding> = Vec::new();
+        if let Some(c) = &self.benchmarks {
+            out.extend(c.rows.iter().filter(|r| r.verdict == v).map(|r| Finding {
+                what: format!("{} {}", r.name, r.unit),
+                change: change_text(r.change, r.base.as_ref().map(|b| b.median)),
+                p: r.p.map_or(String::new(), |p| format!("p={p:.3}")),
+            }));
         }
+        if let Some(c) = &self.profiles {
+            out.extend(c.rows.iter().filter(|r| r.verdict == v).map(|r| Finding {
+                what: r.function.clone(),
+                change: change_text(r.flat_change, Some(r.base.flat_norm)),
+                p: r.p_adjusted.map_or(String::new(), |p| format!("p={p:.3}")),
+            }));
+        }
+        out
     }
 
     /// How many rows fail the gate.
@@ -60,10 +54,14 @@ impl Outcome {
         let reg = self.findings(Verdict::Regression);
         let imp = self.findings(Verdict::Improvement).len();
         let worse = self.findings(Verdict::Worse).len();
-        let what = match self {
-            Outcome::Benchmarks(c) => format!("{} benchmark results", c.rows.len()),
-            Outcome::Profiles(c) => format!("{} functions", c.rows.len()),
-        };
+        let mut parts = Vec::new();
+        if let Some(c) = &self.benchmarks {
+            parts.push(format!("{} benchmark results", c.rows.len()));
+        }
+        if let Some(c) = &self.profiles {
+            parts.push(format!("{} functions", c.rows.len()));
+        }
+        let what = parts.join(" and ");
         let rule = format!("threshold {}, alpha {}", pct(o.threshold), o.alpha);
         let mut s = if reg.is_empty() {
             format!("ok: no regression ({rule}; {what} compared")
@@ -203,101 +201,102 @@ fn bench_warnings(c: &bench::Comparison) -> Vec<String> {
 pub fn text(out: &Outcome, o: &Options, top: usize) -> String {
     let mut s = out.summary(o);
     s.push_str("\n\n");
-    match out {
-        Outcome::Benchmarks(c) => {
-            for (k, v) in &c.config {
-                let _ = writeln!(s, "{k}: {v}");
-            }
-            for unit in units(c) {
-                let mut rows = vec![vec![
-                    String::new(),
-                    format!("base {unit}"),
-                    format!("head {unit}"),
-                    "vs base".into(),
-                    String::new(),
-                    String::new(),
-                ]];
-                for r in c.rows.iter().filter(|r| r.unit == unit) {
-                    let cells = bench_cells(r, o);
-                    let p = if cells.p.is_empty() {
-                        String::new()
-                    } else {
-                        format!("({})", cells.p)
-                    };
-                    rows.push(vec![
-                        r.name.clone(),
-                        cells.base,
-                        cells.head,
-                        cells.delta,
-                        p,
-                        verdict_word(r.verdict).into(),
-                    ]);
-                }
-                if let Some(g) = c.geomeans.iter().find(|g| g.unit == unit) {
-                    let sc = common_scale(
-                        &[g.base, g.head].into_iter().flatten().collect::<Vec<_>>(),
-                        is_binary_unit(unit),
-                    );
-                    rows.push(vec![
-                        "geomean".into(),
-                        g.base.map_or("?".into(), |v| sc.format(v)),
-                        g.head.map_or("?".into(), |v| sc.format(v)),
-                        g.change
-                            .map_or("?".into(), |c| format!("{:+.2}%", c * 100.0)),
-                        String::new(),
-                        String::new(),
-                    ]);
-                }
-                s.push('\n');
-                s.push_str(&table(&rows));
-            }
-            let warns = bench_warnings(c);
-            if !warns.is_empty() {
-                s.push('\n');
-                for w in warns {
-                    let _ = writeln!(s, "note: {w}");
-                }
-            }
+    if let Some(c) = &out.benchmarks {
+        for (k, v) in &c.config {
+            let _ = writeln!(s, "{k}: {v}");
         }
-        Outcome::Profiles(c) => {
-            s.push_str(&profile_header(c));
-            s.push('\n');
+        for unit in units(c) {
             let mut rows = vec![vec![
-                "function".to_string(),
-                "base flat".into(),
-                "head flat".into(),
-                "flat".into(),
-                "base cum".into(),
-                "head cum".into(),
-                "cum".into(),
-                "p".into(),
+                String::new(),
+                format!("base {unit}"),
+                format!("head {unit}"),
+                "vs base".into(),
+                String::new(),
                 String::new(),
             ]];
-            for r in c.rows.iter().take(top) {
-                let v = |x: f64| norm_text(c, x);
+            for r in c.rows.iter().filter(|r| r.unit == unit) {
+                let cells = bench_cells(r, o);
+                let p = if cells.p.is_empty() {
+                    String::new()
+                } else {
+                    format!("({})", cells.p)
+                };
                 rows.push(vec![
-                    r.function.clone(),
-                    v(r.base.flat_norm),
-                    v(r.head.flat_norm),
-                    change_text(r.flat_change, Some(r.base.flat_norm)),
-                    v(r.base.cum_norm),
-                    v(r.head.cum_norm),
-                    change_text(r.cum_change, Some(r.base.cum_norm)),
-                    r.p_adjusted.map_or("-".into(), |p| format!("{p:.3}")),
+                    r.name.clone(),
+                    cells.base,
+                    cells.head,
+                    cells.delta,
+                    p,
                     verdict_word(r.verdict).into(),
                 ]);
             }
-            s.push_str(&table(&rows));
-            if c.rows.len() > top {
-                let _ = writeln!(
-                    s,
-                    "({} more functions; --top N to see more)",
-                    c.rows.len() - top
+            if let Some(g) = c.geomeans.iter().find(|g| g.unit == unit) {
+                let sc = common_scale(
+                    &[g.base, g.head].into_iter().flatten().collect::<Vec<_>>(),
+                    is_binary_unit(unit),
                 );
+                rows.push(vec![
+                    "geomean".into(),
+                    g.base.map_or("?".into(), |v| sc.format(v)),
+                    g.head.map_or("?".into(), |v| sc.format(v)),
+                    g.change
+                        .map_or("?".into(), |c| format!("{:+.2}%", c * 100.0)),
+                    String::new(),
+                    String::new(),
+                ]);
             }
-            for w in &c.warnings {
+            s.push('\n');
+            s.push_str(&table(&rows));
+        }
+        let warns = bench_warnings(c);
+        if !warns.is_empty() {
+            s.push('\n');
+            for w in warns {
                 let _ = writeln!(s, "note: {w}");
             }
+        }
+    }
+    if let Some(c) = &out.profiles {
+        if out.benchmarks.is_some() {
+            s.push('\n');
+        }
+        s.push_str(&profile_header(c));
+        s.push('\n');
+        let mut rows = vec![vec![
+            "function".to_string(),
+            "base flat".into(),
+            "head flat".into(),
+            "flat".into(),
+            "base cum".into(),
+            "head cum".into(),
+            "cum".into(),
+            "p".into(),
+            String::new(),
+        ]];
+        for r in c.rows.iter().take(top) {
+            let v = |x: f64| norm_text(c, x);
+            rows.push(vec![
+                r.function.clone(),
+                v(r.base.flat_norm),
+                v(r.head.flat_norm),
+                change_text(r.flat_change, Some(r.base.flat_norm)),
+                v(r.base.cum_norm),
+                v(r.head.cum_norm),
+                change_text(r.cum_change, Some(r.base.cum_norm)),
+                r.p_adjusted.map_or("-".into(), |p| format!("{p:.3}")),
+                verdict_word(r.verdict).into(),
+            ]);
+        }
+        s.push_str(&table(&rows));
+        if c.rows.len() > top {
+            let _ = writeln!(
+                s,
+                "({} more functions; --top N to see more)",
+                c.rows.len() - top
+            );
+        }
+        for w in &c.warnings {
+            let _ = writeln!(s, "note: {w}");
         }
     }
     s
@@ -361,88 +360,89 @@ pub fn markdown(out: &Outcome, o: &Options, top: usize) -> String {
         }
     );
     let _ = writeln!(s, "{}\n", md_escape(&out.summary(o)));
-    match out {
-        Outcome::Benchmarks(c) => {
-            for unit in units(c) {
-                let _ = writeln!(
-                    s,
-                    "| {} | base | head | vs base | p (n) | |\n|:--|--:|--:|--:|--:|:--|",
-                    md_escape(unit)
-                );
-                let mut rows: Vec<&bench::Row> = c.rows.iter().filter(|r| r.unit == unit).collect();
-                // Regressions first, then the rest in input order.
-                rows.sort_by_key(|r| r.verdict != Verdict::Regression);
-                for r in rows {
-                    let cells = bench_cells(r, o);
-                    let mark = match r.verdict {
-                        Verdict::Regression => "❌ regression",
-                        Verdict::Worse => "⚠️ worse",
-                        Verdict::Improvement => "✅ improved",
-                        _ => "",
-                    };
-                    let delta = if r.verdict == Verdict::Regression {
-                        format!("**{}**", cells.delta)
-                    } else {
-                        cells.delta
-                    };
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} | {} | {} | {} | {} |",
-                        md_escape(&r.name),
-                        cells.base,
-                        cells.head,
-                        delta,
-                        cells.p,
-                        mark
-                    );
-                }
-                if let Some(g) = c.geomeans.iter().find(|g| g.unit == unit) {
-                    let _ = writeln!(
-                        s,
-                        "| *geomean* | | | {} | | |",
-                        g.change
-                            .map_or("?".into(), |c| format!("{:+.2}%", c * 100.0))
-                    );
-                }
-                s.push('\n');
-            }
-            let warns = bench_warnings(c);
-            if !warns.is_empty() {
-                s.push_str("<details><summary>Notes</summary>\n\n");
-                for w in warns {
-                    let _ = writeln!(s, "- {}", md_escape(&w));
-                }
-                s.push_str("\n</details>\n");
-            }
-        }
-        Outcome::Profiles(c) => {
-            let _ = writeln!(s, "{}", md_escape(&profile_header(c)));
-            s.push_str("| function | base flat | head flat | flat | base cum | head cum | cum | p | |\n|:--|--:|--:|--:|--:|--:|--:|--:|:--|\n");
-            for r in c.rows.iter().take(top) {
-                let v = |x: f64| norm_text(c, x);
+    if let Some(c) = &out.benchmarks {
+        for unit in units(c) {
+            let _ = writeln!(
+                s,
+                "| {} | base | head | vs base | p (n) | |\n|:--|--:|--:|--:|--:|:--|",
+                md_escape(unit)
+            );
+            let mut rows: Vec<&bench::Row> = c.rows.iter().filter(|r| r.unit == unit).collect();
+            // Regressions first, then the rest in input order.
+            rows.sort_by_key(|r| r.verdict != Verdict::Regression);
+            for r in rows {
+                let cells = bench_cells(r, o);
                 let mark = match r.verdict {
                     Verdict::Regression => "❌ regression",
                     Verdict::Worse => "⚠️ worse",
                     Verdict::Improvement => "✅ improved",
                     _ => "",
                 };
+                let delta = if r.verdict == Verdict::Regression {
+                    format!("**{}**", cells.delta)
+                } else {
+                    cells.delta
+                };
                 let _ = writeln!(
                     s,
-                    "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    r.function.replace('`', "'"),
-                    v(r.base.flat_norm),
-                    v(r.head.flat_norm),
-                    change_text(r.flat_change, Some(r.base.flat_norm)),
-                    v(r.base.cum_norm),
-                    v(r.head.cum_norm),
-                    change_text(r.cum_change, Some(r.base.cum_norm)),
-                    r.p_adjusted.map_or("-".into(), |p| format!("{p:.3}")),
+                    "| {} | {} | {} | {} | {} | {} |",
+                    md_escape(&r.name),
+                    cells.base,
+                    cells.head,
+                    delta,
+                    cells.p,
                     mark
                 );
             }
-            for w in &c.warnings {
-                let _ = writeln!(s, "\n> {}", md_escape(w));
+            if let Some(g) = c.geomeans.iter().find(|g| g.unit == unit) {
+                let _ = writeln!(
+                    s,
+                    "| *geomean* | | | {} | | |",
+                    g.change
+                        .map_or("?".into(), |c| format!("{:+.2}%", c * 100.0))
+                );
             }
+            s.push('\n');
+        }
+        let warns = bench_warnings(c);
+        if !warns.is_empty() {
+            s.push_str("<details><summary>Notes</summary>\n\n");
+            for w in warns {
+                let _ = writeln!(s, "- {}", md_escape(&w));
+            }
+            s.push_str("\n</details>\n");
+        }
+    }
+    if let Some(c) = &out.profiles {
+        if out.benchmarks.is_some() {
+            s.push_str("\n#### Top changed functions\n\n");
+        }
+        let _ = writeln!(s, "{}", md_escape(&profile_header(c)));
+        s.push_str("| function | base flat | head flat | flat | base cum | head cum | cum | p | |\n|:--|--:|--:|--:|--:|--:|--:|--:|:--|\n");
+        for r in c.rows.iter().take(top) {
+            let v = |x: f64| norm_text(c, x);
+            let mark = match r.verdict {
+                Verdict::Regression => "❌ regression",
+                Verdict::Worse => "⚠️ worse",
+                Verdict::Improvement => "✅ improved",
+                _ => "",
+            };
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.function.replace('`', "'"),
+                v(r.base.flat_norm),
+                v(r.head.flat_norm),
+                change_text(r.flat_change, Some(r.base.flat_norm)),
+                v(r.base.cum_norm),
+                v(r.head.cum_norm),
+                change_text(r.cum_change, Some(r.base.cum_norm)),
+                r.p_adjusted.map_or("-".into(), |p| format!("{p:.3}")),
+                mark
+            );
+        }
+        for w in &c.warnings {
+            let _ = writeln!(s, "\n> {}", md_escape(w));
         }
     }
     s
