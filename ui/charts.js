@@ -19,6 +19,9 @@ export class TimeChart {
     this.canvas.className = 'chart';
     this.canvas.setAttribute('role', 'img');
     host.append(this.canvas);
+    this.legend = document.createElement('div');
+    this.legend.className = 'legend-row';
+    host.append(this.legend);
     this.series = [];
     this.range = [0, 1];
     this.drag = null;
@@ -40,18 +43,24 @@ export class TimeChart {
       this.render();
       if (Math.abs(b - a) > 4 && this.o.onSelect) {
         const t1 = this.timeAt(Math.min(a, b)), t2 = this.timeAt(Math.max(a, b));
-        this.o.onSelect(Math.round(t1), Math.round(t2));
+        this.o.onSelect(Math.round(t1), Math.round(t2), e);
       }
     });
     new ResizeObserver(() => this.render()).observe(host);
   }
 
   /** series: [{ name, points: [[ms, v]], kind: 'bar'|'line'|'dots', color }]; range [ms, ms]. */
-  set(series, range, { unit = this.o.unit, step = 0 } = {}) {
+  /** bands: [{ from, to, label }] shaded behind the data (e.g. Compare's ranges A and B). */
+  set(series, range, { unit = this.o.unit, step = 0, bands = [] } = {}) {
     this.series = series;
     this.range = range;
     this.unit = unit;
     this.step = step;
+    this.bands = bands;
+    const named = series.filter((s) => s.name);
+    this.legend.innerHTML = named.length > 1 || this.o.legend
+      ? named.map((s) => `<span><i style="background:${s.color || PALETTE[series.indexOf(s) % PALETTE.length]}"></i>${esc(s.name)}</span>`).join('')
+      : '';
     this.render();
   }
 
@@ -80,7 +89,8 @@ export class TimeChart {
     ctx.font = '11px system-ui, sans-serif';
     let max = 0;
     for (const s of this.series) for (const [, v] of s.points) if (v > max) max = v;
-    if (max === 0) max = 1;
+    const empty = max === 0;
+    if (empty) max = 1;
     const plotH = H - PAD_T - PAD_B;
     const yOf = (v) => PAD_T + plotH - (v / max) * plotH;
     // Grid and axes.
@@ -89,7 +99,7 @@ export class TimeChart {
     for (let k = 0; k <= 2; k++) {
       const v = (max * k) / 2, y = Math.round(yOf(v)) + 0.5;
       ctx.beginPath(); ctx.moveTo(PAD_L, y); ctx.lineTo(W - PAD_R, y); ctx.stroke();
-      ctx.fillText(this.unit === '%' ? (v * 100).toFixed(1) + '%' : label(v, this.unit || ''), PAD_L - 6, y);
+      if (!empty) ctx.fillText(this.unit === '%' ? (v * 100).toFixed(1) + '%' : label(v, this.unit || ''), PAD_L - 6, y);
     }
     const span = this.range[1] - this.range[0];
     ctx.textAlign = 'center'; ctx.textBaseline = 'top';
@@ -97,6 +107,14 @@ export class TimeChart {
     for (let k = 0; k <= ticks; k++) {
       const t = this.range[0] + (span * k) / ticks;
       ctx.fillText(clock(t, span), Math.min(Math.max(this.xOf(t), PAD_L + 20), W - PAD_R - 20), H - PAD_B + 5);
+    }
+    // Bands (ranges A and B in Compare).
+    for (const b of this.bands || []) {
+      const a = Math.max(PAD_L, this.xOf(b.from)), z = Math.min(W - PAD_R, this.xOf(b.to));
+      ctx.fillStyle = st.getPropertyValue('--select').trim();
+      ctx.fillRect(a, PAD_T, Math.max(2, z - a), plotH);
+      ctx.fillStyle = fg; ctx.textAlign = 'left'; ctx.textBaseline = 'top';
+      ctx.fillText(b.label, a + 3, PAD_T + 2);
     }
     // Data.
     this.series.forEach((s, si) => {

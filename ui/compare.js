@@ -4,8 +4,9 @@
 // regression) and a table of the functions whose flat value changed most.
 
 import { getJSON, apiUrl, selector } from './api.js';
-import { label, signed, esc, searchRegex, prettyTime, shiftTime } from './format.js';
+import { label, signed, esc, searchRegex, prettyTime, shiftTime, toApiTime } from './format.js';
 import { Flame } from './flame.js';
+import { TimeChart } from './charts.js';
 
 export function mount(root, app) {
   const s0 = app.state;
@@ -28,9 +29,13 @@ export function mount(root, app) {
       <label><input type="checkbox" id="d-norm"> normalise totals</label>
     </div>
     <div class="error" id="d-error" role="alert"></div>
+    <div class="panel"><h3 id="d-tl-title">Timeline</h3><div id="d-timeline"></div>
+      <div class="hint">Drag to choose range B; Shift+drag to choose range A.</div></div>
     <div class="toolbar">
       <input type="search" id="d-search" placeholder="Search (regexp)" aria-label="Search frames">
-      <span class="matched" id="d-summary" aria-live="polite"></span>
+      <span class="matched" id="d-matched" aria-live="polite"></span>
+      <button type="button" id="d-reset" title="Reset zoom and search (Esc)">Reset</button>
+      <span class="muted" id="d-summary"></span>
       <span class="legend"><span>less in B</span><span class="swatch" style="background:linear-gradient(90deg,hsl(212 80% 52%),hsl(212 10% 88%),hsl(28 95% 52%))"></span><span>more in B</span></span>
       <span class="spacer"></span>
       <span class="downloads">Download: <a id="dl-a" download="base.pb.gz">A as pprof</a> <a id="dl-b" download="head.pb.gz">B as pprof</a></span>
@@ -44,8 +49,14 @@ export function mount(root, app) {
   const $ = (id) => root.querySelector(id);
   const err = $('#d-error');
   let ctrl = null, json = null, changes = [];
+  const timeline = new TimeChart($('#d-timeline'), {
+    height: 90, tooltip: app.tooltip,
+    onSelect: (a, b, e) => app.set(e?.shiftKey ? { bfrom: toApiTime(a), bto: toApiTime(b), zoom: '' } : { from: toApiTime(a), to: toApiTime(b), zoom: '' }, true),
+  });
+  let restoring = false;
   const flame = new Flame($('#d-flame'), {
     tooltip: app.tooltip,
+    onZoom: (i) => { if (!restoring) app.set({ zoom: i > 0 ? JSON.stringify(flame.pathOf(i)) : '' }); },
     onSelect: (i) => {
       const nm = i > 0 ? flame.data.names[flame.data.name[i]] : '';
       for (const tr of root.querySelectorAll('#d-table tbody tr')) tr.setAttribute('aria-selected', String(tr.dataset.name === nm));
@@ -78,14 +89,20 @@ export function mount(root, app) {
     const p = params();
     $('#dl-a').href = apiUrl('profile', { query: p.base_query || p.query, from: p.base_from, to: p.base_to });
     $('#dl-b').href = apiUrl('profile', { query: p.query, from: p.from, to: p.to });
-    try {
-      json = await getJSON('flame', p, { signal });
-    } catch (e) {
-      if (signal.aborted) return;
-      json = null;
-      err.textContent = e.message;
-    }
+    const [a0, a1] = app.rangeMs(p.base_from, p.base_to), [b0, b1] = app.rangeMs();
+    const span = [Math.min(a0, b0), Math.max(a1, b1)];
+    $('#d-tl-title').textContent = `Timeline — ${p.query}${p.base_query ? ` (A: ${p.base_query})` : ''}`;
+    const [fl, tl] = await Promise.allSettled([
+      getJSON('flame', p, { signal }),
+      getJSON('timeline', { query: p.query, from: String(span[0] / 1000), to: String(span[1] / 1000), sample_index: p.sample_index }, { signal }),
+    ]);
     if (signal.aborted) return;
+    json = fl.status === 'fulfilled' ? fl.value : null;
+    err.textContent = fl.status === 'rejected' ? fl.reason.message : '';
+    const t = tl.status === 'fulfilled' ? tl.value : null;
+    timeline.set(t ? [{ name: t.sample_type, points: t.points, kind: 'bar' }] : [], span, {
+      unit: t?.unit, step: t?.step_ms, bands: [{ from: a0, to: a1, label: 'A' }, { from: b0, to: b1, label: 'B' }],
+    });
     draw();
     document.body.dataset.ready = 'compare';
   }
@@ -101,7 +118,7 @@ export function mount(root, app) {
     const k = baseScale();
     flame.inverted = app.state.layout !== 'flame';
     flame.setData(json, { diff: true, baseScale: k });
-    flame.render();
+    restoreZoom();
     app.timings.diffRenderMs = flame.timings.layout + flame.timings.draw;
     const u = json.unit;
     $('#d-summary').textContent = `B ${label(json.total, u)} · A ${label(json.base_total, u)}${k !== 1 ? ` (×${k.toFixed(3)} normalised)` : ''}`;
@@ -115,9 +132,24 @@ export function mount(root, app) {
     search();
   }
 
+  function restoreZoom() {
+    let z = 0;
+    if (app.state.zoom) {
+      try { z = Math.max(0, flame.findPath(JSON.parse(app.state.zoom))); } catch { z = 0; }
+    }
+    restoring = true;
+    flame.setZoom(z);
+    restoring = false;
+  }
+
   function search() {
-    const t = $('#d-search').value;
-    flame.setSearch(t ? searchRegex(t) : null);
+    const { search: t, fn } = app.state;
+    $('#d-search').value = t;
+    for (const r of root.querySelectorAll('#d-table tbody tr')) r.setAttribute('aria-selected', String(!t && r.dataset.name === fn));
+    let share = null;
+    if (flame.data) share = t ? flame.setSearch(searchRegex(t)) : fn ? flame.setSearch(null, fn) : flame.setSearch(null);
+    $('#d-matched').textContent = share == null ? '' : `${t ? 'matched' : fn} ${(share * 100).toFixed(2)}% of the width`;
+    $('#d-matched').dataset.share = share == null ? '' : String(share);
   }
 
   const set = (patch) => app.set(patch, true);
@@ -125,7 +157,12 @@ export function mount(root, app) {
   $('#d-bto').addEventListener('change', (e) => set({ bto: e.target.value.trim() }));
   $('#d-bsel').addEventListener('change', (e) => set({ bsel: e.target.value.trim() }));
   $('#d-norm').addEventListener('change', (e) => set({ norm: e.target.checked ? '1' : '0' }));
-  $('#d-search').addEventListener('input', search);
+  let searchTimer = 0;
+  $('#d-search').addEventListener('input', (e) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => app.set({ search: e.target.value }), 120);
+  });
+  $('#d-reset').addEventListener('click', () => app.set({ zoom: '', search: '' }, true));
   for (const b of root.querySelectorAll('[data-shift]')) {
     b.addEventListener('click', () => {
       const s = app.state;
@@ -134,12 +171,7 @@ export function mount(root, app) {
       set({ bfrom: shiftTime(s.from, back), bto: shiftTime(s.to, back) });
     });
   }
-  const pick = (tr) => {
-    const name = tr.dataset.name;
-    for (const r of root.querySelectorAll('#d-table tbody tr')) r.setAttribute('aria-selected', String(r === tr));
-    $('#d-search').value = '';
-    flame.setSearch(null, name);
-  };
+  const pick = (tr) => app.set({ fn: tr.dataset.name === app.state.fn ? '' : tr.dataset.name, search: '' }, true);
   $('#d-table tbody').addEventListener('click', (e) => { const tr = e.target.closest('tr'); if (tr) pick(tr); });
   $('#d-table tbody').addEventListener('keydown', (e) => {
     const tr = e.target.closest('tr');
@@ -152,13 +184,17 @@ export function mount(root, app) {
   return {
     update(changed) {
       if (['job', 'kind', 'si', 'sel', 'from', 'to', 'bfrom', 'bto', 'bsel'].some((k) => changed.has(k))) load();
-      else if (changed.has('norm')) { fillInputs(); draw(); }
-      else if (changed.has('theme') || changed.has('layout')) draw();
+      else if (changed.has('norm') || changed.has('theme') || changed.has('layout')) { fillInputs(); draw(); }
+      else {
+        if (changed.has('zoom') && flame.data) restoreZoom();
+        if (changed.has('search') || changed.has('fn')) search();
+      }
     },
     unmount() { ctrl?.abort(); flame.resizeObserver.disconnect(); app.tooltip.hidden = true; },
+    timeline,
     onKey(e) {
       if (e.key === '/') { e.preventDefault(); $('#d-search').focus(); return true; }
-      if (e.key === 'Escape') { $('#d-search').value = ''; flame.setSearch(null); flame.setZoom(0); return true; }
+      if (e.key === 'Escape') { app.set({ zoom: '', search: '' }, true); return true; }
       return false;
     },
     flame,

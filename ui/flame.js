@@ -39,7 +39,7 @@ export class Flame {
     this.sel = -1;
     this.hover = -1;
     this.match = null; // Uint8Array: 1 = matched
-    this.normalize = true;
+    this.minPx = MIN_PX; // boxes narrower than this are skipped with their subtrees
     this.timings = { layout: 0, draw: 0, hover: 0, search: 0, zoom: 0 };
     canvas.tabIndex = 0;
     canvas.addEventListener('mousemove', (e) => this.onMove(e));
@@ -178,7 +178,7 @@ export class Flame {
       const head = d.total[i], base = d.bTotal[i];
       const m = Math.max(Math.abs(head), Math.abs(base));
       const r = m ? (head - base) / m : 0; // -1 … 1
-      const a = Math.min(1, Math.abs(r));
+      const a = Math.min(1, Math.sqrt(Math.abs(r))); // ±6% → 0.25, ±25% → 0.5, ±100% → 1
       // Blue (less) / orange (more): distinguishable with every common colour-vision deficiency.
       const [h, s] = r > 0 ? [28, 95] : [212, 80];
       const l = dark ? 22 + 26 * a : 92 - 40 * a;
@@ -262,7 +262,7 @@ export class Flame {
     for (const a of ancestors) box(a, 0, cssW);
     for (let i = z; i < zEnd;) {
       const w = d.width[i] * scale;
-      if (w < MIN_PX) { i = d.end[i]; continue; }
+      if (w < this.minPx) { i = d.end[i]; continue; }
       box(i, (d.x0[i] - vx) * scale, w);
       i++;
     }
@@ -295,7 +295,7 @@ export class Flame {
     if (found < 0) return -1;
     const i = list[found];
     if (vxAt >= d.x0[i] + d.width[i] || i < z || i >= d.end[z]) return -1;
-    if (d.width[i] * scale < MIN_PX) return -1;
+    if (d.width[i] * scale < this.minPx) return -1;
     return i;
   }
 

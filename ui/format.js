@@ -142,8 +142,9 @@ function toSecondsForm(t) {
   return t;
 }
 
-/** `now-3600s` → `now-1h`, for display. */
+/** For display: `now-3600s` → `now-1h`; unix seconds → RFC 3339 UTC (both as the API reads them). */
 export function prettyTime(t) {
+  if (/^\d{9,11}(\.\d+)?$/.test(t)) return new Date(Number(t) * 1000).toISOString().replace('.000Z', 'Z');
   const m = /^now-(\d+)s$/.exec(t);
   if (!m) return t;
   const s = Number(m[1]);

@@ -2,6 +2,9 @@
 //! the binary, served at `/` (the page) and `/ui/<file>`. Responses carry an `ETag` (a hash
 //! of the bytes) and `Cache-Control: no-cache`, so a browser revalidates each load and gets
 //! `304 Not Modified` until the binary changes.
+//!
+//! For working on the UI, `GOCOST_UI_DIR=ui gocost serve` reads the same files from that
+//! directory on every request instead, so an edit shows on reload without a rebuild.
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -53,7 +56,15 @@ fn serve(name: &str, req: &HeaderMap) -> Response {
     let Some(a) = ASSETS.iter().find(|a| a.name == name) else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
-    let tag = etag(a.body);
+    // Only names from the list above are read, so a request cannot name another path; a
+    // development aid, so the small synchronous read is acceptable here.
+    let from_disk = std::env::var_os("GOCOST_UI_DIR")
+        .and_then(|d| std::fs::read(std::path::Path::new(&d).join(a.name)).ok());
+    let body: std::borrow::Cow<'static, [u8]> = match from_disk {
+        Some(b) => b.into(),
+        None => a.body.into(),
+    };
+    let tag = etag(&body);
     let fresh = req
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -61,7 +72,10 @@ fn serve(name: &str, req: &HeaderMap) -> Response {
     let mut r = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        a.body.into_response()
+        match body {
+            std::borrow::Cow::Borrowed(b) => b.into_response(),
+            std::borrow::Cow::Owned(v) => v.into_response(),
+        }
     };
     let h = r.headers_mut();
     h.insert(
