@@ -137,14 +137,16 @@ class App {
     const kinds = this.kinds(s.job);
     const types = SAMPLE_TYPES[s.kind] || [];
     const presets = ['5m', '15m', '1h', '6h', '24h', '7d'];
-    const labelNames = [...new Set(this.series.flatMap((x) => Object.keys(x.labels)))].filter((k) => k !== 'job' && k !== '__name__');
+    // Suggestions for the matchers box: every label="value" pair of the service's series.
+    const pairs = [...new Set(this.series.filter((x) => x.labels.job === s.job)
+      .flatMap((x) => Object.entries(x.labels).filter(([k]) => k !== 'job' && k !== '__name__').map(([k, val]) => `${k}="${val}"`)))].sort();
     box.innerHTML = `
       <label>Service <select id="c-job">${jobs.map((j) => opt(j, j, s.job)).join('') || '<option value="">(no data yet)</option>'}</select></label>
       ${v === 'runtime' ? '' : `<label>Profile <select id="c-kind">${kinds.map((k) => opt(k, k, s.kind)).join('')}</select></label>
       <label>Type <select id="c-si">${opt('', 'default', s.si)}${types.map((t) => opt(t, t, s.si)).join('')}</select></label>`}
       <label title="Label matchers, e.g. instance=&quot;10.0.0.1:6060&quot;, env!=&quot;dev&quot;, pod=~&quot;api-.*&quot;">Labels
         <input id="c-sel" class="sel" list="c-labels" placeholder='instance="host:port"' value="${attr(s.sel)}"></label>
-      <datalist id="c-labels">${labelNames.map((k) => `<option value='${k}=""'>`).join('')}</datalist>
+      <datalist id="c-labels">${pairs.map((p) => `<option value="${attr(p)}">`).join('')}</datalist>
       <span class="presets" role="group" aria-label="Time range presets">${presets.map((p) =>
         `<button type="button" data-preset="${p}" aria-pressed="${s.from === 'now-' + p && s.to === 'now'}">${p}</button>`).join('')}</span>
       <label>${v === 'compare' ? 'B (head)' : 'From'} <input id="c-from" class="time" value="${attr(prettyTime(s.from))}" title="unix seconds, RFC 3339, now or now-1h"></label>

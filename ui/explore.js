@@ -94,6 +94,7 @@ export function mount(root, app) {
       flame.setData(fl);
       restoreZoom();
       flame.render();
+      scrollToRoot();
     } else {
       flame.data = null;
       const c = $('#x-flame'); c.getContext('2d').clearRect(0, 0, c.width, c.height);
@@ -107,6 +108,12 @@ export function mount(root, app) {
     applySearch();
     renderSandwich();
     document.body.dataset.ready = 'explore';
+  }
+
+  /** In the flame layout the root is at the bottom of a possibly tall canvas: show it. */
+  function scrollToRoot() {
+    const box = $('#x-flamebox');
+    box.scrollTop = flame.inverted ? 0 : box.scrollHeight;
   }
 
   function restoreZoom() {
@@ -227,6 +234,7 @@ export function mount(root, app) {
         $('#x-layout').textContent = app.state.layout === 'icicle' ? 'Icicle ▾' : 'Flame ▴';
         flame.inverted = app.state.layout === 'icicle';
         flame.render();
+        scrollToRoot();
         downloads();
       }
       if (has('zoom') && flame.data) restoreZoom();

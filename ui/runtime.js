@@ -98,6 +98,15 @@ export function mount(root, app) {
   };
 }
 
+/** Where a target's kind is shown: its profiles in Explore, its metrics in Runtime. */
+function kindLink(t) {
+  const q = new URLSearchParams({ view: PROFILE_KINDS.includes(t.kind) ? 'explore' : 'runtime', job: t.job, sel: `instance="${t.instance}"` });
+  if (PROFILE_KINDS.includes(t.kind)) q.set('kind', t.kind);
+  return `?${q}`;
+}
+
+const PROFILE_KINDS = ['cpu', 'heap', 'allocs', 'goroutine', 'goroutineleak', 'mutex', 'block'];
+
 export const targets = {
   mount(root, app) {
     root.innerHTML = `<div class="toolbar"><h2 style="margin:0;font-size:16px">Targets</h2>
@@ -122,7 +131,7 @@ export const targets = {
       const down = list.filter((t) => !t.up).length;
       $('#t-summary').textContent = `${list.length} target×kind, ${down} down`;
       $('#t-table tbody').innerHTML = list.length ? list.map((t) => `<tr data-up="${t.up}">
-        <td class="name">${esc(t.job)}</td><td class="name">${esc(t.instance)}</td><td class="name"><a href="?view=explore&job=${encodeURIComponent(t.job)}&kind=${encodeURIComponent(t.kind)}">${esc(t.kind)}</a></td>
+        <td class="name">${esc(t.job)}</td><td class="name">${esc(t.instance)}</td><td class="name"><a href="${kindLink(t)}">${esc(t.kind)}</a></td>
         <td><span class="badge ${t.up ? 'up' : 'down'}">${t.up ? 'up' : 'down'}</span></td>
         <td title="${t.last_scrape_ms ? dateTime(t.last_scrape_ms) : ''}">${t.last_scrape_ms ? ago(t.last_scrape_ms) : 'never'}</td>
         <td>${t.last_duration_ms}ms</td><td>${esc(label(t.last_bytes, 'bytes'))}</td><td>${t.scrapes_total}</td>

@@ -36,6 +36,11 @@ async function api(p, params = {}) {
 
 /** Σ total of nodes matching `test` with no matching ancestor, over the root's total. */
 function share(fl, test) {
+  return matchedSum(fl, test) / Math.abs(fl.nodes[0][3]);
+}
+
+/** Σ total of nodes matching `test` with no matching ancestor. */
+function matchedSum(fl, test) {
   const n = fl.nodes.length;
   const end = new Int32Array(n);
   for (let i = 0; i < n; i++) end[i] = i + 1;
@@ -46,7 +51,7 @@ function share(fl, test) {
     const name = fl.names[nm];
     if (i >= covered && test(name, inl ? `${name} (inline)` : name)) { sum += Math.abs(total); covered = end[i]; }
   }
-  return sum / Math.abs(fl.nodes[0][3]);
+  return sum;
 }
 
 const now = Math.floor(Date.now() / 1000);
@@ -183,8 +188,8 @@ try {
     const s = m.sandwich(window.gocost.view.flame.data, fn);
     return [s.callers.total, s.callees.total];
   }, hottest);
-  const wantSw = wantFn * fl.nodes[0][3];
-  check(sw === 2 && Math.abs(swTotals[0] - wantSw) < 1e-6 && Math.abs(swTotals[1] - wantSw) < 1e-6, 'explore: sandwich view (callers and callees add up to the function\'s cum)', JSON.stringify({ sw, swTotals, wantSw }));
+  const wantSw = matchedSum(fl, (n) => n === hottest);
+  check(sw === 2 && swTotals[0] === wantSw && swTotals[1] === wantSw, 'explore: sandwich view (callers and callees add up to the function\'s cum)', JSON.stringify({ sw, swTotals, wantSw }));
   await shot('explore-sandwich');
   await page.click('#x-sw-close');
 
