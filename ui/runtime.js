@@ -43,8 +43,11 @@ export function mount(root, app) {
     };
     const inst = (labels) => labels.instance || labels.job || '';
     const jobs = [];
+    // Kinds this service has (asking for others would only log 404s in the console).
+    const has = (kind) => app.series.some((x) => x.kind === kind && x.labels.job === s.job);
     // CPU profile totals (the timeline the Explore view shows).
     jobs.push((async () => {
+      if (!has('cpu')) { counts.cpu = 0; charts.cpu.set([], range); return; }
       try {
         const tl = await getJSON('timeline', { query: selector('cpu', s.job, s.sel), from: s.from, to: s.to }, { signal });
         counts.cpu = tl.points.length;
@@ -70,7 +73,7 @@ export function mount(root, app) {
     // profile's count at each scrape (one point per profile, not summed per bucket).
     jobs.push((async () => {
       let out = (await series('go_goroutines')).map((x) => ({ name: `goroutines ${inst(x.labels)}`, points: x.points, kind: 'line' }));
-      if (!out.length) {
+      if (!out.length && has('goroutine')) {
         try {
           const [from, to] = range;
           const step = Math.max(1, Math.floor((to - from) / 1000 / 400));

@@ -258,6 +258,16 @@ try {
   check((await page.textContent('#x-error')).includes(apiErr.error), 'explore: shows the API\'s error message', apiErr.error);
   consoleErrors = consoleErrors.filter((e) => !e.includes('400')); // the browser logs the failed fetches
 
+  // "Compare with yesterday" from Explore: the base is the same range a day earlier (this
+  // gocost has no data from yesterday, so the page must say so, naming the base).
+  await open({ view: 'explore', job: 'demo', kind: 'cpu', from: 'now-10m', to: 'now' }, 'explore');
+  await page.click('#x-compare');
+  await ready('compare');
+  check(urlParam('view') === 'compare' && urlParam('bfrom') === 'now-1450m' && urlParam('bto') === 'now-1d',
+    'explore → Compare with yesterday: base range is one day earlier', page.url());
+  check((await page.textContent('#d-error')).startsWith('base: no profiles match'), 'compare: a base with no data says so', await page.textContent('#d-error'));
+  consoleErrors = consoleErrors.filter((e) => !e.includes('404'));
+
   // ---- Compare: A = first half, B = second half --------------------------------------------
   const cmp = { view: 'compare', job: 'demo', kind: 'cpu', from: String(T1), to: String(T2), bfrom: String(T0), bto: String(T1) };
   await open(cmp, 'compare');
@@ -304,6 +314,11 @@ try {
     `runtime: charts hold the API's points (${gcWant} GC pauses, ${heapWant} heap points)`, JSON.stringify({ counts, gcWant, heapWant }));
   await shot('runtime');
   noConsoleErrors('runtime');
+
+  // A service without runtime metrics or cpu: empty charts, no errors, nothing logged.
+  await open({ view: 'runtime', job: 'synthetic', ...range }, 'runtime');
+  check((await errorsShown()) === '', 'runtime: a service without metrics shows empty charts', await errorsShown());
+  noConsoleErrors('runtime (no metrics)');
 
   // ---- Targets ----------------------------------------------------------------------------
   await open({ view: 'targets' }, 'targets');

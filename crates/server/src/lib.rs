@@ -163,6 +163,14 @@ fn merged(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiErr
     }
 }
 
+/// [`merged`] for the base side of a diff: "nothing matched" says it was the base.
+fn merged_base(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiError> {
+    merged(st, q).map_err(|e| match e {
+        ApiError::NotFound(m) => ApiError::NotFound(format!("base: {m}")),
+        e => e,
+    })
+}
+
 /// How long one query may take before the client gets 503 (the work is not cancelled, but
 /// the connection is not held open forever).
 pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -242,7 +250,7 @@ async fn flame(
         let rpt = report(merged(&st, &q)?, &q)?;
         let tree = gocost_flame::tree_from_report(&rpt);
         if is_diff {
-            let base_rpt = report(merged(&st, &base_of(&q)?)?, &q)?;
+            let base_rpt = report(merged_base(&st, &base_of(&q)?)?, &q)?;
             if base_rpt.sample_type != rpt.sample_type {
                 return Err(ApiError::BadRequest(format!(
                     "base sample type {:?} differs from {:?}",
@@ -455,7 +463,7 @@ async fn diff(
     let top = blocking(move || {
         let p = merged(&st, &q)?;
         let bq = base_of(&q)?;
-        let mut base = merged(&st, &bq)?;
+        let mut base = merged_base(&st, &bq)?;
         base.set_label("pprof::base", "true");
         base.scale(-1.0);
         let d =
