@@ -106,7 +106,10 @@ class App {
     this.state = next;
     writeUrl(next, push);
     if (changed.has('view') || !this.view) this.mountView();
-    else if (changed.size) { this.renderControls(); this.view.update(changed); }
+    else if (changed.size) {
+      if (['job', 'kind', 'si', 'sel', 'from', 'to'].some((k) => changed.has(k))) this.renderControls();
+      this.view.update(changed);
+    }
   }
 
   mountView() {

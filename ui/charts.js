@@ -27,18 +27,22 @@ export class TimeChart {
     this.drag = null;
     this.hoverX = null;
     const c = this.canvas;
-    c.addEventListener('mousedown', (e) => { this.drag = { a: e.offsetX, b: e.offsetX }; });
-    c.addEventListener('mousemove', (e) => {
-      if (this.drag) this.drag.b = e.offsetX;
+    // Pointer capture keeps the drag on this chart even when the pointer leaves it.
+    c.addEventListener('pointerdown', (e) => {
+      if (e.button !== 0) return;
+      c.setPointerCapture(e.pointerId);
+      this.drag = { a: e.offsetX, b: e.offsetX };
+    });
+    c.addEventListener('pointermove', (e) => {
+      if (this.drag) this.drag.b = Math.max(0, Math.min(e.offsetX, c.clientWidth));
       this.hoverX = e.offsetX;
       this.render();
       this.tip(e);
     });
-    c.addEventListener('mouseleave', () => { this.hoverX = null; this.render(); if (this.o.tooltip) this.o.tooltip.hidden = true; });
-    window.addEventListener('mouseup', (e) => {
+    c.addEventListener('pointerleave', () => { this.hoverX = null; this.render(); if (this.o.tooltip) this.o.tooltip.hidden = true; });
+    c.addEventListener('pointerup', (e) => {
       if (!this.drag) return;
-      const { a } = this.drag;
-      const b = e.target === c ? e.offsetX : this.drag.b;
+      const { a, b } = this.drag;
       this.drag = null;
       this.render();
       if (Math.abs(b - a) > 4 && this.o.onSelect) {
@@ -46,6 +50,7 @@ export class TimeChart {
         this.o.onSelect(Math.round(t1), Math.round(t2), e);
       }
     });
+    c.addEventListener('pointercancel', () => { this.drag = null; this.render(); });
     new ResizeObserver(() => this.render()).observe(host);
   }
 
