@@ -45,9 +45,10 @@ export function mount(root, app) {
   const flame = new Flame($('#x-flame'), {
     tooltip,
     onZoom: (i) => { if (!restoring) app.set({ zoom: i > 0 ? JSON.stringify(flame.pathOf(i)) : '' }); },
-    onSelect: (i) => selectRow(i > 0 ? flame.data.names[flame.data.name[i]] : ''),
+    onSelect: (i) => { lastPicked = i > 0 ? flame.data.names[flame.data.name[i]] : ''; selectRow(lastPicked); },
   });
   let restoring = false;
+  let lastPicked = ''; // the function last clicked in the graph or the table: the sandwich's
   const timing = app.timings;
 
   function query() {
@@ -185,7 +186,8 @@ export function mount(root, app) {
       <div class="flamebox"><canvas aria-label="Callers"></canvas></div><div class="flamebox"><canvas aria-label="Callees"></canvas></div>`;
     panel.querySelector('#x-sw-close').addEventListener('click', () => app.set({ sandwich: '' }, true));
     const [a, b] = panel.querySelectorAll('canvas');
-    const up = new Flame(a, { tooltip }), down = new Flame(b, { tooltip });
+    const up = new Flame(a, { tooltip, rootLabel: `all callers of ${s.sandwich}` });
+    const down = new Flame(b, { tooltip, rootLabel: `all callees of ${s.sandwich}` });
     up.inverted = false; up.setData(callers); up.render();
     down.inverted = true; down.setData(callees); down.render();
     sandwichFlames = [up, down];
@@ -207,7 +209,10 @@ export function mount(root, app) {
   });
   for (const b of root.querySelectorAll('[data-sort]')) b.addEventListener('click', () => app.set({ sort: b.dataset.sort }, true));
   const tbody = $('#x-top tbody');
-  const pick = (tr) => app.set({ fn: tr.dataset.name === app.state.fn ? '' : tr.dataset.name, search: '' }, true);
+  const pick = (tr) => {
+    lastPicked = tr.dataset.name;
+    app.set({ fn: tr.dataset.name === app.state.fn ? '' : tr.dataset.name, search: '' }, true);
+  };
   tbody.addEventListener('click', (e) => { const tr = e.target.closest('tr'); if (tr) pick(tr); });
   tbody.addEventListener('keydown', (e) => {
     const tr = e.target.closest('tr');
@@ -220,8 +225,7 @@ export function mount(root, app) {
 
   function openSandwich() {
     const s = app.state;
-    const d = flame.data;
-    const name = flame.sel > 0 && d ? d.names[d.name[flame.sel]] : s.fn || (top?.rows[0]?.name ?? '');
+    const name = lastPicked || s.fn || (top?.rows[0]?.name ?? '');
     if (name) app.set({ sandwich: s.sandwich === name ? '' : name }, true);
   }
 

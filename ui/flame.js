@@ -97,7 +97,7 @@ export class Flame {
 
   label(i) {
     const d = this.data;
-    if (i === 0) return 'root';
+    if (i === 0) return this.o.rootLabel || 'root';
     const s = d.names[d.name[i]];
     return d.inline[i] ? `${s} (inline)` : s;
   }
@@ -251,7 +251,7 @@ export class Flame {
       const chars = Math.floor((w - 6) / this.charW);
       if (chars >= 3) {
         let t = this.label(i);
-        if (i === 0) t = `root · ${label(d.total[0], d.unit)}`;
+        if (i === 0) t = `${this.o.rootLabel || 'root'} · ${label(d.total[0], d.unit)}`;
         if (t.length > chars) t = t.slice(0, chars - 1) + '…';
         ctx.fillStyle = textColor;
         ctx.fillText(t, x + 3, y + ROW / 2);

@@ -183,6 +183,7 @@ try {
   await page.click('#x-sandwich');
   await page.waitForFunction(() => !document.getElementById('x-sandwich-panel').hidden);
   const sw = await page.evaluate(() => [...document.querySelectorAll('#x-sandwich-panel canvas')].length);
+  check(urlParam('sandwich') === hottest, 'explore: the sandwich is of the function last clicked in the table', urlParam('sandwich'));
   const swTotals = await page.evaluate(async (fn) => {
     const m = await import('/ui/explore.js');
     const s = m.sandwich(window.gocost.view.flame.data, fn);
