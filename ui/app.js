@@ -3,7 +3,7 @@
 // with `mount(root, app)` returning `{ update(changed), unmount() }`.
 
 import { getJSON } from './api.js';
-import { parseTime, prettyTime } from './format.js';
+import { parseTime, prettyTime, toApiTime } from './format.js';
 import * as explore from './explore.js';
 import * as compare from './compare.js';
 import * as runtime from './runtime.js';
@@ -153,7 +153,9 @@ class App {
       <span class="presets" role="group" aria-label="Time range presets">${presets.map((p) =>
         `<button type="button" data-preset="${p}" aria-pressed="${s.from === 'now-' + p && s.to === 'now'}">${p}</button>`).join('')}</span>
       <label>${v === 'compare' ? 'B (head)' : 'From'} <input id="c-from" class="time" value="${attr(prettyTime(s.from))}" title="unix seconds, RFC 3339, now or now-1h"></label>
-      <label>to <input id="c-to" class="time" value="${attr(prettyTime(s.to))}"></label>`;
+      <label>to <input id="c-to" class="time" value="${attr(prettyTime(s.to))}"></label>
+      <button type="button" id="c-out" title="Zoom out: twice the range, same centre (-)">−</button>
+      <button type="button" id="c-reload" title="Reload the data (r)">↻</button>`;
     const on = (id, ev, f) => box.querySelector(id)?.addEventListener(ev, f);
     on('#c-job', 'change', (e) => this.set({ job: e.target.value, zoom: '', fn: '', sandwich: '' }, true));
     on('#c-kind', 'change', (e) => this.set({ kind: e.target.value, zoom: '', fn: '', sandwich: '' }, true));
@@ -163,6 +165,8 @@ class App {
     const range = () => this.set({ from: box.querySelector('#c-from').value.trim() || 'now-1h', to: box.querySelector('#c-to').value.trim() || 'now' }, true);
     on('#c-from', 'change', range);
     on('#c-to', 'change', range);
+    on('#c-out', 'click', () => this.zoomOut());
+    on('#c-reload', 'click', () => this.reload());
     for (const b of box.querySelectorAll('[data-preset]')) b.addEventListener('click', () => this.set({ from: 'now-' + b.dataset.preset, to: 'now' }, true));
   }
 
@@ -170,6 +174,19 @@ class App {
   rangeMs(from = this.state.from, to = this.state.to) {
     const now = Date.now();
     return [parseTime(from, now) ?? now - 3600e3, parseTime(to, now) ?? now];
+  }
+
+  /** Twice the range around the same centre, ending no later than now. */
+  zoomOut() {
+    const [from, to] = this.rangeMs();
+    const now = Date.now(), span = to - from;
+    const end = Math.min(now, to + span / 2);
+    this.set({ from: toApiTime(end - 2 * span), to: end === now ? 'now' : toApiTime(end) }, true);
+  }
+
+  /** Fetches the view's data again (relative ranges move to the current time). */
+  reload() {
+    this.view?.update(new Set(['reload']));
   }
 
   toggleTheme() {
@@ -186,6 +203,8 @@ class App {
     if (e.key >= '1' && e.key <= '4') this.set({ view: views[Number(e.key) - 1] }, true);
     else if (e.key === 't') this.toggleTheme();
     else if (e.key === '?') document.getElementById('keys').showModal();
+    else if (e.key === 'r') this.reload();
+    else if (e.key === '-') this.zoomOut();
     else if (this.view?.onKey?.(e) !== false) return;
   }
 }

@@ -183,7 +183,7 @@ export function mount(root, app) {
   load();
   return {
     update(changed) {
-      if (['job', 'kind', 'si', 'sel', 'from', 'to', 'bfrom', 'bto', 'bsel'].some((k) => changed.has(k))) load();
+      if (['job', 'kind', 'si', 'sel', 'from', 'to', 'bfrom', 'bto', 'bsel', 'reload'].some((k) => changed.has(k))) load();
       else if (changed.has('norm') || changed.has('theme') || changed.has('layout')) { fillInputs(); draw(); }
       else {
         if (changed.has('zoom') && flame.data) restoreZoom();

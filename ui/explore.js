@@ -233,7 +233,7 @@ export function mount(root, app) {
   return {
     update(changed) {
       const has = (...k) => k.some((x) => changed.has(x));
-      if (has('job', 'kind', 'si', 'sel', 'from', 'to')) { load(); return; }
+      if (has('job', 'kind', 'si', 'sel', 'from', 'to', 'reload')) { load(); return; }
       if (has('layout')) {
         $('#x-layout').textContent = app.state.layout === 'icicle' ? 'Icicle ▾' : 'Flame ▴';
         flame.inverted = app.state.layout === 'icicle';

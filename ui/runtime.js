@@ -93,7 +93,7 @@ export function mount(root, app) {
   load();
   return {
     update(changed) {
-      if (['job', 'sel', 'from', 'to'].some((k) => changed.has(k))) load();
+      if (['job', 'sel', 'from', 'to', 'reload'].some((k) => changed.has(k))) load();
       else if (changed.has('theme')) Object.values(charts).forEach((c) => c.render());
     },
     unmount() { ctrl?.abort(); app.tooltip.hidden = true; },
@@ -146,6 +146,6 @@ export const targets = {
     $('#t-refresh').addEventListener('click', load);
     load();
     timer = setInterval(load, 10000);
-    return { update() {}, unmount() { clearInterval(timer); }, get list() { return list; } };
+    return { update(changed) { if (changed.has('reload')) load(); }, unmount() { clearInterval(timer); }, get list() { return list; } };
   },
 };

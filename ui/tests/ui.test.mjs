@@ -245,6 +245,13 @@ try {
   const fl2 = await api('flame', { query: cpuQ, from: nf, to: nt });
   const t2 = await page.evaluate(() => window.gocost.view.flame.data.total[0]);
   check(t2 === fl2.nodes[0][3] && t2 < fl.nodes[0][3], 'timeline: the flame graph shows the selected range (total equals the API\'s)', `${t2} vs ${fl2.nodes[0][3]}`);
+  await page.click('#c-out');
+  await page.waitForFunction((f) => new URL(location.href).searchParams.get('from') !== f, nf);
+  await ready('explore');
+  const of = Number(urlParam('from')), ot = urlParam('to') === 'now' ? Date.now() / 1000 : Number(urlParam('to'));
+  check(Math.abs((ot - of) - 2 * (Number(nt) - Number(nf))) <= 2, 'timeline: zoom out doubles the range', `${urlParam('from')}..${urlParam('to')}`);
+  await page.goBack();
+  await ready('explore');
   await page.goBack();
   await page.waitForFunction((f) => new URL(location.href).searchParams.get('from') === f, range.from);
   await ready('explore');
