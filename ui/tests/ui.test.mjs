@@ -259,6 +259,20 @@ try {
   await shot('explore-range');
   noConsoleErrors('explore');
 
+  // Another kind and sample type, and a label filter: the page shows what the API answers.
+  await open({ view: 'explore', job: 'demo', kind: 'heap', si: 'alloc_space', ...range }, 'explore');
+  const heapTop = await api('top', { query: 'heap{job="demo"}', ...range, sample_index: 'alloc_space', nodecount: 500 });
+  const heapRows = await page.$$eval('#x-top tbody tr', (trs) => trs.map((tr) => tr.children[0].textContent.trim()));
+  check(heapTop.sample_type === 'alloc_space' && JSON.stringify(heapRows) === JSON.stringify(heapTop.rows.map((r) => r.flat_text)),
+    'explore: heap alloc_space rows equal the API\'s', `${heapRows.slice(0, 3)} vs ${heapTop.rows.slice(0, 3).map((r) => r.flat_text)}`);
+  check(await page.$eval('#c-si', (s) => s.value) === 'alloc_space', 'explore: the sample type picker shows the URL\'s');
+  const oneInst = (await api('series', { query: cpuQ }))[0].labels.instance;
+  await open({ view: 'explore', job: 'demo', kind: 'cpu', sel: `instance="${oneInst}"`, ...range }, 'explore');
+  const instFl = await api('flame', { query: `cpu{job="demo",instance="${oneInst}"}`, ...range });
+  const instTotal = await page.evaluate(() => window.gocost.view.flame.data.total[0]);
+  check(instTotal === instFl.nodes[0][3] && instTotal < fl.nodes[0][3], 'explore: a label filter (one instance) shows that instance\'s profile', `${instTotal} vs ${instFl.nodes[0][3]}`);
+  noConsoleErrors('explore (heap, label filter)');
+
   // An API error is shown, not swallowed.
   await page.goto(`${base}/?view=explore&job=demo&kind=cpu&sel=${encodeURIComponent('instance=~"("')}`);
   await page.waitForFunction(() => document.querySelector('#x-error').textContent.length > 0);
