@@ -148,7 +148,7 @@ class App {
       ${v === 'runtime' ? '' : `<label>Profile <select id="c-kind">${kinds.map((k) => opt(k, k, s.kind)).join('')}</select></label>
       <label>Type <select id="c-si">${opt('', 'default', s.si)}${types.map((t) => opt(t, t, s.si)).join('')}</select></label>`}
       <label title="Label matchers, e.g. instance=&quot;10.0.0.1:6060&quot;, env!=&quot;dev&quot;, pod=~&quot;api-.*&quot;">Labels
-        <input id="c-sel" class="sel" list="c-labels" placeholder='instance="host:port"' value="${attr(s.sel)}"></label>
+        <input id="c-sel" class="sel" list="c-labels" placeholder='instance="…"' value="${attr(s.sel)}"></label>
       <datalist id="c-labels">${pairs.map((p) => `<option value="${attr(p)}">`).join('')}</datalist>
       <span class="presets" role="group" aria-label="Time range presets">${presets.map((p) =>
         `<button type="button" data-preset="${p}" aria-pressed="${s.from === 'now-' + p && s.to === 'now'}">${p}</button>`).join('')}</span>
