@@ -19,7 +19,7 @@ export function mount(root, app) {
   }
   root.innerHTML = `
     <div class="controls" style="border:0;padding:4px 0">
-      <label>A (base) <input id="d-bfrom" class="time"></label>
+      <label title="Range A (the base B is compared with)">A <input id="d-bfrom" class="time"></label>
       <label>to <input id="d-bto" class="time"></label>
       <span class="presets" role="group" aria-label="Base presets">
         <button type="button" data-shift="prev">previous period</button>
