@@ -13,6 +13,7 @@ Prints each trial's verdicts, then the rates with 95% Wilson intervals. Measure 
 machine: other work on the same cores is noise in the very numbers being judged.
 """
 import argparse
+import json
 import math
 import os
 import shutil
@@ -57,9 +58,8 @@ def main():
                            capture_output=True, text=True)
         if r.returncode not in (0, 1):
             sys.exit(f"gocost compare failed: {r.stderr}")
-        import json
         doc = json.loads(r.stdout)
-        names = sorted({row["name"] for row in doc["rows"] if row["verdict"] == "regression"})
+        names = sorted({row["name"] for row in doc["benchmarks"]["rows"] if row["verdict"] == "regression"})
         return r.returncode, names
 
     fp = detected = wrong = 0

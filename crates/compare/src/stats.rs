@@ -396,36 +396,49 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Result<UTest, UTestError> {
 fn u_cdf(n1: usize, n2: usize, groups: &[(usize, usize)], u: f64) -> f64 {
     // U1 = R1 − n1(n1+1)/2, so U1 ≤ u ⇔ 2·R1 ≤ 2u + n1(n1+1).
     let bound = (2.0 * u) as usize + n1 * (n1 + 1);
-    // ways[j][w]: choices of j values so far with 2·(their rank sum) = w.
     let width = bound + 1;
-    let mut ways = vec![0u128; (n1 + 1) * width];
-    ways[0] = 1;
-    let mut taken = 0; // values seen so far (caps j)
+    let total = n1 + n2;
+    // ways[j][w]: choices of j values so far with 2·(their rank sum) = w, as f64 (counts
+    // reach C(100, 50) ≈ 1e29; f64 keeps 16 significant digits of each, plenty for p).
+    // [lo[j], hi[j]] is where row j can be non-zero, so loops skip the zeros.
+    let mut ways = vec![0f64; (n1 + 1) * width];
+    ways[0] = 1.0;
+    let (mut lo, mut hi) = (vec![usize::MAX; n1 + 1], vec![0usize; n1 + 1]);
+    (lo[0], hi[0]) = (0, 0);
+    let mut taken = 0; // values seen so far
     for &(first, last) in groups {
         let t = last - first + 1;
         let two_mid = first + last; // 2 × the group's mid-rank
-        let binom: Vec<u128> = (0..=t).map(|k| exact_choose(t, k)).collect();
         let jmax = (taken + t).min(n1);
+        // Rows that can no longer reach n1 with the values left are dead.
+        let jmin = n1.saturating_sub(total - taken - t).max(1);
         // Update in place from the top so that each group is used once.
-        for j in (1..=jmax).rev() {
-            for (k, &ways_k) in binom.iter().enumerate().take(t.min(j) + 1).skip(1) {
+        for j in (jmin..=jmax).rev() {
+            let mut binom = 1.0; // C(t, k), built up as k grows
+            for k in 1..=t.min(j) {
+                binom = binom * (t - k + 1) as f64 / k as f64;
                 let add = k * two_mid;
-                if add > bound {
-                    break;
+                let src_row = j - k;
+                if add > bound || lo[src_row] > hi[src_row] {
+                    continue;
                 }
-                let (src, dst) = ((j - k) * width, j * width);
-                for w in (add..width).rev() {
-                    let v = ways[src + w - add];
-                    if v != 0 {
-                        ways[dst + w] += v * ways_k;
-                    }
+                let from = lo[src_row] + add;
+                let to = (hi[src_row] + add).min(bound);
+                if from > to {
+                    continue;
                 }
+                let (src, dst) = (src_row * width, j * width);
+                for w in from..=to {
+                    ways[dst + w] += ways[src + w - add] * binom;
+                }
+                lo[j] = lo[j].min(from);
+                hi[j] = hi[j].max(to);
             }
         }
         taken += t;
     }
-    let hits: u128 = ways[n1 * width..].iter().sum();
-    hits as f64 / exact_choose(n1 + n2, n1) as f64
+    let hits: f64 = ways[n1 * width..].iter().sum();
+    hits / exact_choose(total, n1) as f64
 }
 
 /// The geometric mean of positive values (NaN when a value is not positive or there are
