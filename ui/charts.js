@@ -108,7 +108,8 @@ export class TimeChart {
     }
     const span = this.range[1] - this.range[0];
     ctx.textAlign = 'center'; ctx.textBaseline = 'top';
-    const ticks = Math.max(2, Math.floor((W - PAD_L - PAD_R) / 110));
+    // Ticks at least 110 px and (labels having seconds at most) a second apart.
+    const ticks = Math.max(2, Math.min(Math.floor((W - PAD_L - PAD_R) / 110), Math.floor(span / 1000)));
     for (let k = 0; k <= ticks; k++) {
       const t = this.range[0] + (span * k) / ticks;
       ctx.fillText(clock(t, span), Math.min(Math.max(this.xOf(t), PAD_L + 20), W - PAD_R - 20), H - PAD_B + 5);

@@ -25,7 +25,7 @@ export function mount(root, app) {
     height: 110, unit: c.unit, tooltip: app.tooltip, onSelect, empty: 'no data in this range',
   })]));
   const counts = {};
-  let ctrl = null;
+  let ctrl = null, goroutineStep = '';
 
   async function load() {
     ctrl?.abort();
@@ -70,15 +70,19 @@ export function mount(root, app) {
       })());
     }
     // Goroutines: Prometheus' go_goroutines when the job exports it, else the goroutine
-    // profile's count at each scrape (one point per profile, not summed per bucket).
+    // profiles: per bucket Σ goroutines / profiles merged (the timeline's `counts`), i.e.
+    // the mean count per scrape, over all instances. Steps stay under an hour, where the
+    // timeline merges profiles, not rollups, so the counts are exact.
     jobs.push((async () => {
       let out = (await series('go_goroutines')).map((x) => ({ name: `goroutines ${inst(x.labels)}`, points: x.points, kind: 'line' }));
       if (!out.length && has('goroutine')) {
         try {
           const [from, to] = range;
-          const step = Math.max(1, Math.floor((to - from) / 1000 / 400));
+          const step = Math.min(3540, Math.max(1, Math.floor((to - from) / 1000 / 400)));
           const tl = await getJSON('timeline', { query: selector('goroutine', s.job, s.sel), from: s.from, to: s.to, step: `${step}s` }, { signal });
-          out = [{ name: 'goroutines (profile)', points: tl.points, kind: 'line' }];
+          goroutineStep = `${step}s`;
+          out = [{ name: 'goroutines (mean per scrape, from goroutine profiles)',
+            points: tl.points.map(([t, v], k) => [t, v / (tl.counts?.[k] || 1)]), kind: 'line' }];
         } catch (e) { if (e.name !== 'AbortError' && e.status !== 404) errors.push(e.message); }
       }
       counts.goroutines = out.reduce((a, x) => a + x.points.length, 0);
@@ -97,7 +101,8 @@ export function mount(root, app) {
       else if (changed.has('theme')) Object.values(charts).forEach((c) => c.render());
     },
     unmount() { ctrl?.abort(); app.tooltip.hidden = true; },
-    counts,
+    counts, charts,
+    get goroutineStep() { return goroutineStep; },
   };
 }
 

@@ -418,7 +418,8 @@ async fn timeline(
                 "step too small for the range (at most 10000 points)".into(),
             ));
         }
-        let mut buckets: std::collections::BTreeMap<i64, i64> = Default::default();
+        // Bucket start → (Σ value, profiles or rollups merged).
+        let mut buckets: std::collections::BTreeMap<i64, (i64, u64)> = Default::default();
         let (mut stype, mut unit) = (String::new(), String::new());
         let wanted = q.sample_index.as_deref().unwrap_or("");
         let mut bad_index = None;
@@ -434,7 +435,9 @@ async fn timeline(
                 stype = p.sample_type[i].r#type.to_string();
                 unit = p.sample_type[i].unit.to_string();
                 let v: i64 = p.sample.iter().map(|s| s.value[i]).sum();
-                *buckets.entry(from + (t - from) / step * step).or_default() += v;
+                let b = buckets.entry(from + (t - from) / step * step).or_default();
+                b.0 += v;
+                b.1 += 1;
                 Ok(())
             })
             .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -442,11 +445,13 @@ async fn timeline(
             return Err(ApiError::BadRequest(e));
         }
         let points: Vec<[i64; 2]> = buckets
-            .into_iter()
-            .map(|(t, v)| [t / 1_000_000, v])
+            .iter()
+            .map(|(t, (v, _))| [t / 1_000_000, *v])
             .collect();
+        let counts: Vec<u64> = buckets.values().map(|(_, n)| *n).collect();
         Ok::<_, ApiError>(serde_json::json!({
             "sample_type": stype, "unit": unit, "step_ms": step / 1_000_000, "points": points,
+            "counts": counts,
         }))
     })
     .await??;

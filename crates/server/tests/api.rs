@@ -151,6 +151,10 @@ async fn top_flame_timeline_and_diff() {
     let cpu2 = gocost_pprof::decode(&profile("cpu2.pb.gz")).unwrap();
     let sum = |p: &gocost_pprof::Profile| p.sample.iter().map(|s| s.value[1]).sum::<i64>();
     assert_eq!(pts[0][1].as_i64().unwrap(), sum(&cpu) + sum(&cpu2));
+    assert_eq!(
+        tl["counts"][0], 2,
+        "two profiles in the first 2-minute bucket"
+    );
 
     let (code, body) = get(
         &app,
