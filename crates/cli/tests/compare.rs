@@ -267,13 +267,15 @@ fn table_cells(text: &str, sep: &str) -> Vec<Vec<String>> {
         r"^(\S+)\s+(\S+) ± (\S+)(?: [¹²³⁴⁵⁶⁷⁸⁹⁰]+)?\s+(\S+) ± (\S+)(?: [¹²³⁴⁵⁶⁷⁸⁹⁰]+)?\s+(\S+){sep}\(([^)]*)\)"
     ))
     .unwrap();
-    let geo = Regex::new(r"^geomean\s+(\S+)\s+(\S+)\s+(\S+)\s*$").unwrap();
+    let sup = Regex::new("[¹²³⁴⁵⁶⁷⁸⁹⁰]+").unwrap();
     let mut out = Vec::new();
     for l in text.lines() {
         if let Some(c) = row.captures(l) {
             out.push((1..=7).map(|i| c[i].to_string()).collect());
-        } else if let Some(c) = geo.captures(l) {
-            out.push((1..=3).map(|i| c[i].to_string()).collect());
+        } else if let Some(rest) = l.strip_prefix("geomean ") {
+            // Values, without warning markers (a missing geomean is blank in both).
+            let rest = sup.replace_all(rest, "");
+            out.push(rest.split_whitespace().map(String::from).collect());
         }
     }
     out

@@ -231,6 +231,11 @@ pub fn compare(base: &[benchfmt::Result], head: &[benchfmt::Result], o: &Options
         } else {
             gm(ratios).map(|g| g - 1.0)
         };
+        if base.is_none() || head.is_none() {
+            warnings.push(format!(
+                "{unit}: no geomean of the medians: summaries must be >0 to compute geomean"
+            ));
+        }
         geomeans.push(Geomean {
             unit: unit.to_string(),
             base,

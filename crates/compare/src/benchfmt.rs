@@ -3,6 +3,8 @@
 //! are `BenchmarkName-P  iterations  value unit [value unit]...`; everything else (PASS,
 //! `ok pkg 1.2s`, test logs) is ignored.
 
+use std::sync::Arc;
+
 /// One benchmark result line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Result {
@@ -14,8 +16,9 @@ pub struct Result {
     pub iterations: u64,
     /// (value, unit) as printed: `ns/op`, `B/op`, `allocs/op`, `MB/s` or custom units.
     pub values: Vec<(f64, String)>,
-    /// The file configuration in effect for this result (`goos`, `goarch`, `pkg`, `cpu`, ...).
-    pub config: Vec<(String, String)>,
+    /// The file configuration in effect for this result (`goos`, `goarch`, `pkg`, `cpu`, ...),
+    /// shared by every result until a configuration line changes it.
+    pub config: Arc<Vec<(String, String)>>,
 }
 
 impl Result {
@@ -37,12 +40,13 @@ pub struct SyntaxError {
 
 /// Parses benchmark output. Returns the results and the malformed result lines.
 pub fn parse(text: &str) -> (Vec<Result>, Vec<SyntaxError>) {
-    let mut config: Vec<(String, String)> = Vec::new();
+    let mut config: Arc<Vec<(String, String)>> = Arc::default();
     let mut results = Vec::new();
     let mut errors = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if let Some((k, v)) = config_line(line) {
+            let config = Arc::make_mut(&mut config);
             match config.iter_mut().find(|(ck, _)| ck == k) {
                 Some(e) => e.1 = v.to_string(),
                 None => config.push((k.to_string(), v.to_string())),
@@ -104,7 +108,7 @@ pub fn parse(text: &str) -> (Vec<Result>, Vec<SyntaxError>) {
             line: line_no,
             iterations,
             values,
-            config: config.clone(),
+            config: Arc::clone(&config),
         });
     }
     (results, errors)

@@ -237,8 +237,8 @@ pub fn text(out: &Outcome, o: &Options, top: usize) -> String {
                 );
                 rows.push(vec![
                     "geomean".into(),
-                    g.base.map_or("?".into(), |v| sc.format(v)),
-                    g.head.map_or("?".into(), |v| sc.format(v)),
+                    g.base.map_or(String::new(), |v| sc.format(v)),
+                    g.head.map_or(String::new(), |v| sc.format(v)),
                     g.change
                         .map_or("?".into(), |c| format!("{:+.2}%", c * 100.0)),
                     String::new(),

@@ -189,6 +189,9 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub scrape: Vec<ScrapeConfig>,
+    /// `gocost compare`'s settings (read by the CLI); a file may hold both.
+    #[serde(default)]
+    pub compare: Option<toml::Table>,
 }
 
 pub const DEFAULT_PROFILES: &[&str] = &["cpu", "heap", "allocs", "goroutine", "mutex", "block"];
@@ -328,6 +331,10 @@ labels = { env = "prod" }
         assert_eq!(c.scrape[0].interval(), Duration::from_secs(15));
         assert_eq!(c.scrape[0].cpu_window(), Duration::from_secs(10));
         assert_eq!(c.scrape[0].labels["env"], "prod");
+        // One file can also hold `gocost compare`'s settings.
+        let both = format!("{MINIMAL}\n[compare]\nthreshold = \"10%\"\n");
+        let c = Config::parse(&both, Path::new("gocost.toml")).unwrap();
+        assert!(c.compare.is_some());
     }
 
     #[test]
