@@ -135,7 +135,7 @@ class App {
     const v = s.view;
     if (v === 'targets') { box.replaceChildren(); box.hidden = true; return; }
     box.hidden = false;
-    const opt = (val, text, cur) => `<option value="${val}"${val === cur ? ' selected' : ''}>${text}</option>`;
+    const opt = (val, text, cur) => `<option value="${attr(val)}"${val === cur ? ' selected' : ''}>${attr(text)}</option>`;
     const jobs = this.jobs();
     const kinds = this.kinds(s.job);
     const types = SAMPLE_TYPES[s.kind] || [];
@@ -209,8 +209,9 @@ class App {
   }
 }
 
+/** Escapes text for HTML attributes and content. */
 function attr(s) {
-  return String(s).replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+  return String(s).replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 new App().start();
