@@ -6,6 +6,7 @@
 
 mod compare;
 mod flame;
+mod leaks;
 mod serve;
 mod source;
 
@@ -33,6 +34,7 @@ Examples:
   gocost flame -o cpu.svg cpu.pb.gz
   gocost top http://127.0.0.1:6060/debug/pprof/profile --seconds 10
   gocost compare --base old.txt --head new.txt  # go test -bench output or profiles, for CI
+  gocost leaks goroutine-*.pb.gz                # goroutine leaks over time
 
 Exit codes: 0 ok, 1 operational error (I/O, network) or, for compare, a regression,\n2 bad input or usage.";
 
@@ -86,6 +88,9 @@ enum Cmd {
     /// CI gate: compare benchmark results or profiles, base vs head; exit 1 on a regression.
     #[command(after_help = compare::AFTER_HELP)]
     Compare(compare::CompareArgs),
+    /// Find goroutine leaks in goroutine profiles (or debug=2 dumps) taken over time.
+    #[command(after_help = leaks::AFTER_HELP)]
+    Leaks(leaks::LeaksArgs),
     /// Check a stopped server's data directory: replay the WAL, read every block whole.
     #[command(
         after_help = "Exits 0 when every block and WAL record decodes, 1 when something is damaged \
@@ -331,6 +336,7 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
+        Cmd::Leaks(a) => leaks::run(a),
         Cmd::Flame(a) => {
             flame::check_format(&a.output)?;
             let rpt = build_report(&a.src, &report_options(Kind::Top, &a.filter)?)?;

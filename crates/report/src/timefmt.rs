@@ -120,6 +120,14 @@ pub fn go_duration_4(d: i64) -> String {
     go_duration(d).chars().take(4).collect()
 }
 
+/// Unix milliseconds as RFC 3339 in UTC, to the second (`2026-11-23T12:00:00Z`).
+pub fn rfc3339_utc(ms: i64) -> String {
+    match Timestamp::from_second(ms.div_euclid(1000)) {
+        Ok(ts) => ts.to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,203 @@
+//! `gocost leaks`: goroutine leaks from goroutine profiles (or `debug=2` dumps) taken over
+//! time, in any order.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use gocost_insights::{dump, leaks};
+
+use crate::source::InputError;
+
+pub const AFTER_HELP: &str = "\
+Give goroutine profiles of one process taken over time (at least 5, spanning at least 30 s;
+e.g. `curl -o g$(date +%s).pb.gz http://HOST/debug/pprof/goroutine` every 15 s), in any order:
+they are sorted by the time inside them. `debug=2` dumps work too (their time is the file's
+modification time) and add who created the goroutines and how long they have waited. A
+`goroutineleak` profile (Go 1.27+) adds leaks Go's runtime proved.
+
+A group of goroutines (what they run, where they wait) is a leak when its count keeps
+growing, still grows in the later half, rarely goes down, and is not in time.Sleep. Pools,
+caches warming up and finite sleeps plateau; per-request goroutines come and go.
+
+Examples:
+  gocost leaks goroutine-*.pb.gz
+  gocost leaks --json goroutine-*.pb.gz | jq '.[] | {function, rate_per_hour}'
+
+Exit codes: 0 ok (leaks or not), 1 operational error, 2 bad input.";
+
+#[derive(Args)]
+pub struct LeaksArgs {
+    /// Goroutine profiles, goroutineleak profiles or debug=2 dumps of one process.
+    #[arg(required = true, value_name = "PROFILE")]
+    profiles: Vec<PathBuf>,
+    /// Print a JSON array, one object per leak.
+    #[arg(long)]
+    json: bool,
+    /// Slower growth than this many goroutines per hour is not reported.
+    #[arg(long, value_name = "N", default_value_t = 60.0)]
+    min_rate: f64,
+    /// Refuse inputs larger than this many bytes (after decompression).
+    #[arg(long, value_name = "BYTES", default_value_t = gocost_pprof::DEFAULT_MAX_SIZE)]
+    max_size: u64,
+}
+
+fn bad(msg: String) -> anyhow::Error {
+    InputError(msg).into()
+}
+
+fn snapshot(path: &PathBuf, max: u64) -> Result<leaks::Snapshot> {
+    let name = path.display();
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|e| bad(format!("{name}: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(bad(format!("{name}: larger than {max} bytes (--max-size)")));
+    }
+    if dump::looks_like_dump(&bytes) {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| bad(format!("{name}: not a goroutine dump: {e}")))?;
+        let gs = dump::parse(text).map_err(|e| bad(format!("{name}: {e}")))?;
+        let mtime = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        let ms = mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        return Ok(leaks::snapshot_from_dump(&gs, ms));
+    }
+    let opts = gocost_pprof::DecodeOptions {
+        max_size: max,
+        labels: false,
+    };
+    let p = gocost_pprof::decode_with(&bytes, &opts)
+        .map_err(|e| bad(format!("{name}: parsing profile: {e}")))?;
+    let typ = p
+        .sample_type
+        .first()
+        .map(|t| t.r#type.to_string())
+        .unwrap_or_default();
+    let proven = match typ.as_str() {
+        "goroutine" => false,
+        "goroutineleak" => true,
+        other => {
+            return Err(bad(format!(
+                "{name}: a {other:?} profile; gocost leaks reads goroutine and goroutineleak profiles"
+            )));
+        }
+    };
+    if p.time_nanos == 0 {
+        return Err(bad(format!("{name}: the profile has no time (time_nanos)")));
+    }
+    Ok(leaks::snapshot_from_profile(&p, proven))
+}
+
+fn time_text(ms: i64) -> String {
+    gocost_report::timefmt::rfc3339_utc(ms)
+}
+
+pub fn run(a: LeaksArgs) -> Result<()> {
+    let mut snaps = a
+        .profiles
+        .iter()
+        .map(|p| snapshot(p, a.max_size))
+        .collect::<Result<Vec<_>>>()?;
+    let params = leaks::Params {
+        min_rate_per_hour: a.min_rate,
+        ..leaks::Params::default()
+    };
+    let counted = snaps
+        .iter()
+        .filter(|s| s.groups.values().any(|g| g.count > 0))
+        .count();
+    if counted < params.min_points {
+        eprintln!(
+            "gocost: {counted} goroutine snapshot(s): growth needs at least {} over {} s; \
+             only leaks Go's runtime proved can be reported",
+            params.min_points, params.min_span_secs
+        );
+    }
+    let found = leaks::find(&mut snaps, &params);
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            #[serde(flatten)]
+            f: &'a leaks::Finding,
+            first_seen: String,
+        }
+        let rows: Vec<Row> = found
+            .iter()
+            .map(|f| Row {
+                f,
+                first_seen: time_text(f.first_seen_ms),
+            })
+            .collect();
+        let mut s = serde_json::to_string_pretty(&rows)?;
+        s.push('\n');
+        return crate::write_stdout(&s);
+    }
+    if found.is_empty() {
+        return crate::write_stdout(&format!(
+            "no goroutine leaks in {} snapshots\n",
+            snaps.len()
+        ));
+    }
+    let mut rows = vec![[
+        "FUNCTION".to_string(),
+        "BLOCKING".into(),
+        "COUNT".into(),
+        "RATE/HOUR".into(),
+        "FIRST SEEN".into(),
+        "CONFIDENCE".into(),
+        "CREATED BY".into(),
+    ]];
+    for f in &found {
+        rows.push([
+            f.function.clone(),
+            if f.blocking_frame == f.function {
+                f.blocking.clone()
+            } else {
+                format!("{} in {}", f.blocking, f.blocking_frame)
+            },
+            f.count.to_string(),
+            format!("{:.0}", f.rate_per_hour),
+            time_text(f.first_seen_ms),
+            format!(
+                "{:.2}{}",
+                f.confidence,
+                if f.evidence.contains(&"runtime") {
+                    " (proven)"
+                } else {
+                    ""
+                }
+            ),
+            f.created_by.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut w = [0usize; 7];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    for r in &rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            let pad = w[i] - c.chars().count();
+            if (2..=3).contains(&i) {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                line.push_str(&" ".repeat(pad));
+            }
+            line.push_str("  ");
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    crate::write_stdout(&s)
+}

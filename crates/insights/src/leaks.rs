@@ -1,0 +1,458 @@
+//! Goroutine leaks: goroutine stacks whose counts keep growing, told apart from ones that
+//! plateau (worker pools, caches warming up, finite sleeps) or churn (per-request work).
+//!
+//! Goroutines are grouped by what they run (the outermost function) and where they block (the
+//! innermost frame outside the runtime and the standard library's sync/time/poll internals),
+//! with the kind of wait read from the runtime frames under it. A group is a leak when,
+//! over snapshots spanning at least [`Params::min_span_secs`]:
+//!
+//! - it grows: the Theil–Sen slope is above [`Params::min_rate_per_hour`] and the count rose
+//!   by at least [`Params::min_growth`];
+//! - it still grows: the slope over the later half is at least half the whole slope (a
+//!   plateau's is about zero);
+//! - it rarely shrinks: at most a quarter of the steps go down (per-request goroutines come
+//!   and go);
+//! - it is not asleep: a goroutine in `time.Sleep` always wakes up.
+//!
+//! Go's own leak detector (the `goroutineleak` profile and `(leaked)` marks in dumps, go1.27)
+//! proves leaks directly: such groups are reported with confidence 1 whatever their growth.
+
+use std::collections::BTreeMap;
+
+use gocost_pprof::Profile;
+use serde::Serialize;
+
+use crate::dump::Goroutine;
+
+/// Goroutine counts per group at one time.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub time_ms: i64,
+    pub groups: BTreeMap<Key, GroupObs>,
+}
+
+/// What a group of goroutines runs and where it waits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    /// The outermost function: what the goroutine was started to run.
+    pub function: String,
+    /// The innermost frame of the program (outside runtime internals): where it waits.
+    pub blocking_frame: String,
+    /// The kind of wait (`chan receive`, `select`, `sync.Mutex.Lock`, ...).
+    pub blocking: String,
+}
+
+/// One group in one snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct GroupObs {
+    pub count: i64,
+    /// Goroutines Go's leak detector proved leaked.
+    pub proven: i64,
+    /// The `go` statement's site, from dumps.
+    pub created_by: Option<String>,
+    /// Longest wait in minutes, from dumps.
+    pub max_wait_minutes: Option<u64>,
+    /// One full stack (innermost first), for the report.
+    pub stack: Vec<String>,
+}
+
+/// Frames that say how a goroutine waits, innermost first; the first match wins.
+const WAITS: &[(&str, &str)] = &[
+    ("runtime.chanrecv", "chan receive"),
+    ("runtime.chansend", "chan send"),
+    ("runtime.selectgo", "select"),
+    ("runtime.block", "select (no cases)"),
+    ("sync.(*WaitGroup).Wait", "sync.WaitGroup.Wait"),
+    ("sync.(*Cond).Wait", "sync.Cond.Wait"),
+    ("sync.(*RWMutex).RLock", "sync.RWMutex.RLock"),
+    ("sync.(*RWMutex).Lock", "sync.RWMutex.Lock"),
+    ("sync.(*Mutex).Lock", "sync.Mutex.Lock"),
+    ("internal/sync.(*Mutex).Lock", "sync.Mutex.Lock"),
+    ("time.Sleep", "sleep"),
+    ("internal/poll.runtime_pollWait", "IO wait"),
+    ("syscall.Syscall", "syscall"),
+    ("syscall.RawSyscall", "syscall"),
+];
+
+/// Frames that belong to the waiting machinery, not to the program.
+fn is_internal(f: &str) -> bool {
+    f.starts_with("runtime.")
+        || f.starts_with("internal/")
+        || f.starts_with("sync.")
+        || f.starts_with("time.Sleep")
+        || f.starts_with("syscall.")
+}
+
+/// Groups a stack (innermost first).
+pub fn key_of(stack: &[String]) -> Key {
+    let blocking = stack
+        .iter()
+        .find_map(|f| {
+            WAITS
+                .iter()
+                .find(|(prefix, _)| f.starts_with(prefix))
+                .map(|(_, k)| k.to_string())
+        })
+        .unwrap_or_else(|| "running".to_string());
+    let blocking_frame = stack
+        .iter()
+        .find(|f| !is_internal(f))
+        .or(stack.first())
+        .cloned()
+        .unwrap_or_default();
+    Key {
+        function: stack.last().cloned().unwrap_or_default(),
+        blocking_frame,
+        blocking,
+    }
+}
+
+/// Function names of a pprof sample's stack, innermost first (inlined frames expanded).
+fn sample_stack(p: &Profile, locs: &[u32]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &l in locs {
+        let Some(loc) = p.location.get(l as usize) else {
+            continue;
+        };
+        for line in &loc.line {
+            if let Some(f) = p.function.get(line.function as usize) {
+                out.push(f.name.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A snapshot from a `goroutine` profile; `proven` marks a `goroutineleak` profile (its
+/// goroutines are the ones Go proved leaked).
+pub fn snapshot_from_profile(p: &Profile, proven: bool) -> Snapshot {
+    let mut s = Snapshot {
+        time_ms: p.time_nanos / 1_000_000,
+        groups: BTreeMap::new(),
+    };
+    for sample in &p.sample {
+        let count = sample.value.first().copied().unwrap_or(0);
+        let stack = sample_stack(p, &sample.location);
+        let g = s.groups.entry(key_of(&stack)).or_default();
+        if proven {
+            g.proven += count;
+        } else {
+            g.count += count;
+        }
+        if g.stack.is_empty() {
+            g.stack = stack;
+        }
+    }
+    s
+}
+
+/// A snapshot from a parsed `debug=2` dump taken at `time_ms`.
+pub fn snapshot_from_dump(gs: &[Goroutine], time_ms: i64) -> Snapshot {
+    let mut s = Snapshot {
+        time_ms,
+        groups: BTreeMap::new(),
+    };
+    for g in gs {
+        if g.state == "running" && g.frames.iter().any(|f| f.starts_with("runtime/pprof.")) {
+            continue; // the handler writing this very dump
+        }
+        // Dumps hide the runtime's frames; the header's wait reason says how it waits.
+        let mut key = key_of(&g.frames);
+        if !matches!(
+            g.state.as_str(),
+            "running"
+                | "runnable"
+                | "syscall"
+                | "waiting"
+                | "idle"
+                | "dead"
+                | "copystack"
+                | "preempted"
+        ) {
+            key.blocking = g.state.clone();
+        }
+        let o = s.groups.entry(key).or_default();
+        o.count += 1;
+        o.proven += g.leaked as i64;
+        if o.created_by.is_none()
+            && let Some((f, site)) = &g.created_by
+        {
+            o.created_by = Some(if site.is_empty() {
+                f.clone()
+            } else {
+                format!("{f} at {site}")
+            });
+        }
+        if let Some(m) = g.wait_minutes {
+            o.max_wait_minutes = Some(o.max_wait_minutes.map_or(m, |x: u64| x.max(m)));
+        }
+        if o.stack.is_empty() {
+            o.stack = g.frames.clone();
+        }
+    }
+    s
+}
+
+/// Thresholds of the classification.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub min_span_secs: f64,
+    pub min_points: usize,
+    /// Slower growth than this is not reported.
+    pub min_rate_per_hour: f64,
+    /// The smallest rise in count that counts.
+    pub min_growth: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            min_span_secs: 30.0,
+            min_points: 5,
+            min_rate_per_hour: 60.0,
+            min_growth: 10.0,
+        }
+    }
+}
+
+/// A leak found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// What the leaked goroutines run (e.g. `main.watchLoop`).
+    pub function: String,
+    /// How they wait (`chan receive`, `chan send`, `select`, `sync.Mutex.Lock`,
+    /// `sync.WaitGroup.Wait`, `IO wait`, ...).
+    pub blocking: String,
+    /// The program's frame where they wait.
+    pub blocking_frame: String,
+    /// Goroutines in the group at the last snapshot.
+    pub count: i64,
+    /// Growth per hour (Theil–Sen slope).
+    pub rate_per_hour: f64,
+    /// Unix milliseconds of the first snapshot the group appeared in.
+    pub first_seen_ms: i64,
+    /// 0..1: how sure the evidence makes us (1 = proven by Go's leak detector).
+    pub confidence: f64,
+    /// `growth` (counts over time) and/or `runtime` (Go's leak detector).
+    pub evidence: Vec<&'static str>,
+    /// The `go` statement that created them, when a dump said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_wait_minutes: Option<u64>,
+    /// One of their stacks, innermost first.
+    pub stack: Vec<String>,
+}
+
+/// Median of pairwise slopes (per second).
+fn theil_sen(pts: &[(f64, f64)]) -> f64 {
+    let mut slopes = Vec::with_capacity(pts.len() * pts.len() / 2);
+    for i in 0..pts.len() {
+        for j in i + 1..pts.len() {
+            let dt = pts[j].0 - pts[i].0;
+            if dt > 0.0 {
+                slopes.push((pts[j].1 - pts[i].1) / dt);
+            }
+        }
+    }
+    if slopes.is_empty() {
+        return 0.0;
+    }
+    slopes.sort_by(f64::total_cmp);
+    let n = slopes.len();
+    if n % 2 == 1 {
+        slopes[n / 2]
+    } else {
+        (slopes[n / 2 - 1] + slopes[n / 2]) / 2.0
+    }
+}
+
+/// R² of the least-squares line through the points.
+fn r_squared(pts: &[(f64, f64)]) -> f64 {
+    let n = pts.len() as f64;
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for &(x, y) in pts {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    if sxx == 0.0 || syy == 0.0 {
+        return 0.0;
+    }
+    (sxy * sxy) / (sxx * syy)
+}
+
+/// Finds leaks in snapshots (any order; they are sorted by time).
+pub fn find(snapshots: &mut [Snapshot], params: &Params) -> Vec<Finding> {
+    snapshots.sort_by_key(|s| s.time_ms);
+    if snapshots.is_empty() {
+        return Vec::new();
+    }
+    let t0 = snapshots[0].time_ms;
+    let mut keys: Vec<&Key> = snapshots.iter().flat_map(|s| s.groups.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    // Goroutine snapshots are complete: a group absent from one had 0 goroutines. (Snapshots
+    // of the goroutineleak profile only hold proven leaks, so they carry no counts.)
+    let counted: Vec<&Snapshot> = snapshots
+        .iter()
+        .filter(|s| s.groups.values().any(|g| g.count > 0))
+        .collect();
+    let mut out = Vec::new();
+    for key in keys {
+        let pts: Vec<(f64, f64)> = counted
+            .iter()
+            .map(|s| {
+                (
+                    (s.time_ms - t0) as f64 / 1000.0,
+                    s.groups.get(key).map_or(0, |g| g.count) as f64,
+                )
+            })
+            .collect();
+        let obs: Vec<&GroupObs> = snapshots.iter().filter_map(|s| s.groups.get(key)).collect();
+        let proven = obs.iter().map(|g| g.proven).max().unwrap_or(0);
+        let first_seen_ms = snapshots
+            .iter()
+            .find(|s| {
+                s.groups
+                    .get(key)
+                    .is_some_and(|g| g.count > 0 || g.proven > 0)
+            })
+            .map_or(t0, |s| s.time_ms);
+        let latest = |f: &dyn Fn(&GroupObs) -> Option<String>| obs.iter().rev().find_map(|g| f(g));
+        let created_by = latest(&|g| g.created_by.clone());
+        let max_wait_minutes = obs.iter().filter_map(|g| g.max_wait_minutes).max();
+        let stack = obs
+            .iter()
+            .rev()
+            .find(|g| !g.stack.is_empty())
+            .map_or(Vec::new(), |g| g.stack.clone());
+        let count = counted
+            .last()
+            .and_then(|s| s.groups.get(key))
+            .map_or(0, |g| g.count)
+            .max(proven);
+
+        let mut evidence = Vec::new();
+        let mut confidence: f64 = 0.0;
+        let mut rate = 0.0;
+        let span = pts.last().map_or(0.0, |p| p.0) - pts.first().map_or(0.0, |p| p.0);
+        if pts.len() >= params.min_points && span >= params.min_span_secs && key.blocking != "sleep"
+        {
+            let slope = theil_sen(&pts);
+            let half = &pts[pts.len() / 2..];
+            let recent = theil_sen(half);
+            let k = 3.min(pts.len() / 2).max(1);
+            let med = |xs: &[(f64, f64)]| {
+                let mut v: Vec<f64> = xs.iter().map(|p| p.1).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let growth = med(&pts[pts.len() - k..]) - med(&pts[..k]);
+            let steps = pts.len() - 1;
+            let drops = pts.windows(2).filter(|w| w[1].1 < w[0].1).count();
+            let drop_frac = drops as f64 / steps as f64;
+            let rate_h = slope * 3600.0;
+            if rate_h >= params.min_rate_per_hour
+                && growth >= params.min_growth
+                && recent >= 0.5 * slope
+                && drop_frac <= 0.25
+            {
+                rate = rate_h;
+                evidence.push("growth");
+                let fit = r_squared(&pts);
+                let duration = (span / 120.0).min(1.0);
+                confidence = (fit * (1.0 - drop_frac) * (0.5 + 0.5 * duration)).clamp(0.0, 0.99);
+            }
+        }
+        if proven > 0 {
+            evidence.push("runtime");
+            confidence = 1.0;
+        }
+        if evidence.is_empty() {
+            continue;
+        }
+        out.push(Finding {
+            function: key.function.clone(),
+            blocking: key.blocking.clone(),
+            blocking_frame: key.blocking_frame.clone(),
+            count,
+            rate_per_hour: (rate * 10.0).round() / 10.0,
+            first_seen_ms,
+            confidence: (confidence * 100.0).round() / 100.0,
+            evidence,
+            created_by,
+            max_wait_minutes,
+            stack,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.rate_per_hour
+            .total_cmp(&a.rate_per_hour)
+            .then_with(|| b.count.cmp(&a.count))
+            .then_with(|| a.function.cmp(&b.function))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(t: i64, groups: &[(&str, &str, i64)]) -> Snapshot {
+        let mut s = Snapshot {
+            time_ms: t * 1000,
+            groups: BTreeMap::new(),
+        };
+        for &(f, kind, n) in groups {
+            let stack: Vec<String> = match kind {
+                "recv" => vec![
+                    "runtime.gopark".into(),
+                    "runtime.chanrecv1".into(),
+                    f.into(),
+                ],
+                "sleep" => vec!["runtime.gopark".into(), "time.Sleep".into(), f.into()],
+                _ => vec!["runtime.gopark".into(), "runtime.selectgo".into(), f.into()],
+            };
+            s.groups.insert(
+                key_of(&stack),
+                GroupObs {
+                    count: n,
+                    stack,
+                    ..Default::default()
+                },
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn growth_is_a_leak_plateaus_churn_and_sleeps_are_not() {
+        let mut snaps: Vec<Snapshot> = (0..20)
+            .map(|i| {
+                let t = i * 5;
+                snap(
+                    t,
+                    &[
+                        ("main.leak", "recv", t),
+                        ("main.pool", "recv", t.min(30)),
+                        ("main.req", "select", [3, 9, 1, 7, 0, 12, 4][i as usize % 7]),
+                        ("main.nap", "sleep", t),
+                    ],
+                )
+            })
+            .collect();
+        snaps.reverse(); // any order
+        let f = find(&mut snaps, &Params::default());
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].function, "main.leak");
+        assert_eq!(f[0].blocking, "chan receive");
+        assert_eq!(f[0].count, 95);
+        assert_eq!(f[0].rate_per_hour, 3600.0);
+        assert!(f[0].confidence >= 0.9, "{}", f[0].confidence);
+    }
+}

@@ -1,0 +1,10 @@
+//! # gocost-insights
+//!
+//! Analyses of profiles over time that no profiler viewer does by itself. Synchronous, no
+//! I/O: callers (the CLI, the server) read profiles and hand them over.
+//!
+//! - [`leaks`]: goroutine leaks from goroutine profiles over time, Go's `goroutineleak`
+//!   profile and `debug=2` dumps ([`dump`]).
+
+pub mod dump;
+pub mod leaks;
