@@ -6,16 +6,10 @@
 //! Go is found through `$GO` or `go` on `PATH`; without it the test skips, except in CI.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use gocost_testkit::procs::{Proc, go_build, http_get, start_gocost, start_with_addr_file};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gocost-leaks-{}-{name}", std::process::id()));
@@ -25,16 +19,24 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn get(url: &str) -> Vec<u8> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let r = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{url}: {}", r.status());
-    r.bytes().unwrap().to_vec()
+    let (code, body) = http_get(url);
+    assert_eq!(code, 200, "{url}: {}", String::from_utf8_lossy(&body));
+    body
+}
+
+/// Builds and starts the test bed (rates ×4, naps of 12 s) in `dir`.
+fn start_bed(go: &Path, dir: &Path) -> (Proc, String) {
+    let bin = dir.join("leaks");
+    go_build(
+        go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/leaks"),
+        &bin,
+    );
+    start_with_addr_file(
+        &bin,
+        &["-rate=4", "-nap=12s", "-duration=3m"],
+        &dir.join("addr"),
+    )
 }
 
 fn leaks(args: &[&str], dir: &Path) -> Output {
@@ -70,38 +72,7 @@ fn finds_every_leak_and_no_decoy() {
         return;
     };
     let dir = tmp("bed");
-    let bin = dir.join("leaks");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/leaks");
-    let st = Command::new(&go)
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir(root)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let addr_file = dir.join("addr");
-    let _p = Proc(
-        Command::new(&bin)
-            .args(["-rate=4", "-nap=12s", "-duration=3m"])
-            .arg(&addr_file)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let t = Instant::now();
-    let addr = loop {
-        if let Ok(a) = std::fs::read_to_string(&addr_file)
-            && !a.is_empty()
-        {
-            break a;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "test bed did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (_bed, addr) = start_bed(&go, &dir);
 
     // A goroutine profile every 2 s for 40 s, named out of time order on purpose.
     let mut files = Vec::new();
@@ -217,4 +188,86 @@ fn bad_input_is_exit_2_and_names_the_file() {
         assert_eq!(o.status.code(), Some(2), "{file}: {err}");
         assert!(err.contains(needle), "{file}: {err}");
     }
+}
+
+/// The same analysis through `gocost serve`: it scrapes goroutine and goroutineleak profiles
+/// and `/api/v1/leaks` reports per target.
+#[test]
+fn serve_reports_leaks_per_target() {
+    let Some(go) = gocost_testkit::go_toolchain() else {
+        return;
+    };
+    let dir = tmp("serve");
+    let (_bed, addr) = start_bed(&go, &dir);
+    let config = dir.join("gocost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[scrape]]\njob = \"bed\"\ntargets = [\"{addr}\"]\ninterval = \"2s\"\n\
+             profiles = [\"goroutine\", \"goroutineleak\"]\n"
+        ),
+    )
+    .unwrap();
+    let (_gocost, api) = start_gocost(
+        Path::new(env!("CARGO_BIN_EXE_gocost")),
+        &config,
+        &dir.join("data"),
+    );
+    let url =
+        format!("http://{api}/api/v1/leaks?query=goroutine%7Bjob%3D%22bed%22%7D&from=now-10m");
+    let start = Instant::now();
+    let found = loop {
+        std::thread::sleep(Duration::from_secs(5));
+        let (code, body) = http_get(&url);
+        if code == 200 {
+            let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let series = doc.as_array().unwrap();
+            assert_eq!(series.len(), 1, "{doc:#}");
+            assert_eq!(series[0]["labels"]["job"], "bed");
+            let f = series[0]["findings"].as_array().unwrap().clone();
+            let growth = f
+                .iter()
+                .filter(|x| {
+                    x["evidence"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|e| e == "growth")
+                })
+                .count();
+            if growth == 4 {
+                break f;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no four leaks by growth within 2 minutes: {code} {}",
+            String::from_utf8_lossy(&body)
+        );
+    };
+    let mut names: Vec<&str> = found
+        .iter()
+        .map(|f| f["function"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "main.lockForever",
+            "main.publish",
+            "main.waitForAll",
+            "main.watchLoop"
+        ],
+        "{found:#?}"
+    );
+    for f in &found {
+        let proven = f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "runtime");
+        assert_eq!(proven, f["function"] != "main.lockForever", "{f:#}");
+    }
+    let (code, body) = http_get(&format!("http://{api}/api/v1/leaks?query=heap"));
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
 }

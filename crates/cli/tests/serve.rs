@@ -2,21 +2,14 @@
 //! reads merged profiles from the API, a broken target shows its error without disturbing
 //! the healthy one, and `kill -9` loses nothing older than the sync interval.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use gocost_testkit::procs::{Proc, go_build, http_get as get, start_with_addr_file};
 
 fn go() -> Option<PathBuf> {
     gocost_testkit::go_toolchain()
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -28,73 +21,17 @@ fn tmp(name: &str) -> PathBuf {
 
 fn start_demo(go: &Path, dir: &Path) -> (Proc, String) {
     let bin = dir.join("demo");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/demo");
-    let st = Command::new(go)
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir(root)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let addr_file = dir.join("addr");
-    let p = Proc(
-        Command::new(&bin)
-            .arg("-duration=2m")
-            .arg(&addr_file)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    go_build(
+        go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/demo"),
+        &bin,
     );
-    let t = Instant::now();
-    loop {
-        if let Ok(a) = std::fs::read_to_string(&addr_file)
-            && !a.is_empty()
-        {
-            return (p, a);
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "demo did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    start_with_addr_file(&bin, &["-duration=2m"], &dir.join("addr"))
 }
 
 /// Starts `gocost serve` on a free loopback port; returns it and its address.
 fn start_gocost(config: &Path, data: &Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gocost"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving on http://").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("gocost serve did not start");
-    (Proc(child), addr)
-}
-
-fn get(url: &str) -> (u16, Vec<u8>) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let r = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
-        .unwrap();
-    let code = r.status().as_u16();
-    (code, r.bytes().unwrap().to_vec())
+    gocost_testkit::procs::start_gocost(Path::new(env!("CARGO_BIN_EXE_gocost")), config, data)
 }
 
 fn json(url: &str) -> serde_json::Value {

@@ -8,6 +8,7 @@
 //!
 //! It does not scrape or store (it is handed a [`Store`] and a health source).
 
+mod insights;
 mod ui;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -732,6 +733,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/labels", get(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/targets", get(targets))
+        .route("/api/v1/leaks", get(insights::leaks))
         .route("/metrics", get(metrics))
         .with_state(state)
 }

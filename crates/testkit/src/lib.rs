@@ -10,6 +10,8 @@
 //! assert_eq!(case.slug, "top__nodecount=5__cum__cpu.pb.gz");
 //! ```
 
+pub mod procs;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

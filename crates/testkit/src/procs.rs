@@ -1,0 +1,115 @@
+//! Processes and HTTP for end-to-end tests: real Go programs and `gocost serve` on loopback,
+//! killed when dropped; a plain HTTP/1.0 GET that needs no client library.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process, killed and reaped when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `go build -o out .` in `src`; panics with Go's output if it fails.
+pub fn go_build(go: &Path, src: &Path, out: &Path) {
+    let o = Command::new(go)
+        .args(["build", "-o"])
+        .arg(out)
+        .arg(".")
+        .current_dir(src)
+        .output()
+        .expect("running go build");
+    assert!(
+        o.status.success(),
+        "go build in {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Starts a test-bed program that writes its listen address to `addr_file` (its last
+/// argument) and returns it with that address.
+pub fn start_with_addr_file(bin: &Path, args: &[&str], addr_file: &Path) -> (Proc, String) {
+    let p = Proc(
+        Command::new(bin)
+            .args(args)
+            .arg(addr_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting the test bed"),
+    );
+    let t = Instant::now();
+    loop {
+        if let Ok(a) = std::fs::read_to_string(addr_file)
+            && !a.is_empty()
+        {
+            return (p, a.trim().to_string());
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{} did not start",
+            bin.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts `gocost serve` (the binary at `gocost`) on a free loopback port with `config` and
+/// `data`; returns it and its address.
+pub fn start_gocost(gocost: &Path, config: &Path, data: &Path) -> (Proc, String) {
+    let mut child = Command::new(gocost)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .arg("--data")
+        .arg(data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting gocost serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("gocost serve did not start");
+    (Proc(child), addr)
+}
+
+/// `GET http://host:port/path` over HTTP/1.0 (the server closes the connection after the
+/// response): the status and the body. Loopback test servers only.
+pub fn http_get(url: &str) -> (u16, Vec<u8>) {
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut s = TcpStream::connect(host).unwrap_or_else(|e| panic!("{url}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("sending the request");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("{url}: no HTTP header in the response"));
+    let head = String::from_utf8_lossy(&buf[..split]);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{url}: bad status line {head:?}"));
+    (code, buf[split + 4..].to_vec())
+}
