@@ -84,8 +84,13 @@ fn benchmarks_identical_builds_pass_and_a_slowdown_fails() {
     std::fs::write(dir.join("b.txt"), &b).unwrap();
     std::fs::write(dir.join("c.txt"), &c).unwrap();
 
-    // Identical code: no regression.
-    let o = gocost(&["--base", "a.txt", "--head", "b.txt"], &dir);
+    // Identical code: no regression. At the default alpha of 0.05 a few percent of
+    // identical pairs fail by chance (measured by scripts/compare_fpr.py: 1 in 30 on a quiet
+    // machine); this check uses 0.01 so that CI does not fail on that chance.
+    let o = gocost(
+        &["--base", "a.txt", "--head", "b.txt", "--alpha", "0.01"],
+        &dir,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(
         stdout(&o).starts_with("ok: no regression"),

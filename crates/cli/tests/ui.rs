@@ -12,18 +12,12 @@
 //! `GOCOST_UI_HOLD=<seconds>` the setup stays up that long first (its URL is printed), to look
 //! at the page or rerun the script by hand.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use gocost_testkit::procs::{Proc, go_build, http_get, start_with_addr_file};
 
 fn root() -> PathBuf {
     gocost_testkit::repo_root()
@@ -59,36 +53,9 @@ fn prerequisites() -> Result<(PathBuf, PathBuf, PathBuf), String> {
 
 fn start_demo(go: &Path, dir: &Path, n: usize) -> Vec<(Proc, String)> {
     let bin = dir.join("demo");
-    let st = Command::new(go)
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir(root().join("testdata/go/demo"))
-        .status()
-        .unwrap();
-    assert!(st.success(), "go build demo");
+    go_build(go, &root().join("testdata/go/demo"), &bin);
     (0..n)
-        .map(|i| {
-            let addr_file = dir.join(format!("addr{i}"));
-            let p = Proc(
-                Command::new(&bin)
-                    .arg("-duration=5m")
-                    .arg(&addr_file)
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            );
-            let t = Instant::now();
-            loop {
-                if let Ok(a) = std::fs::read_to_string(&addr_file)
-                    && !a.is_empty()
-                {
-                    return (p, a);
-                }
-                assert!(t.elapsed() < Duration::from_secs(20), "demo did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
+        .map(|i| start_with_addr_file(&bin, &["-duration=5m"], &dir.join(format!("addr{i}"))))
         .collect()
 }
 
@@ -180,46 +147,15 @@ fn serve_bytes(body: Vec<u8>) -> String {
 }
 
 fn start_gocost(config: &Path, data: &Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gocost"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving on http://").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("gocost serve did not start");
-    (Proc(child), addr)
+    gocost_testkit::procs::start_gocost(Path::new(env!("CARGO_BIN_EXE_gocost")), config, data)
 }
 
+/// The JSON at `url`, or null when the request fails.
 fn json(url: &str) -> serde_json::Value {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let r = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
-        .unwrap();
-    if !r.status().is_success() {
-        return serde_json::Value::Null;
+    match http_get(url) {
+        (200, body) => serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        _ => serde_json::Value::Null,
     }
-    r.bytes()
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(serde_json::Value::Null)
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
