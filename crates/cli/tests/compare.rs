@@ -16,10 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gocost-compare-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    gocost_testkit::procs::fresh_dir("compare", name)
 }
 
 fn gocost(args: &[&str], dir: &Path) -> Output {

@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 use gocost_testkit::procs::{Proc, go_build, http_get, start_gocost, start_with_addr_file};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gocost-leaks-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    gocost_testkit::procs::fresh_dir("leaks", name)
 }
 
 fn get(url: &str) -> Vec<u8> {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gocost_testkit::procs::{Proc, go_build, http_get as get, start_with_addr_file};
 
@@ -13,10 +13,7 @@ fn go() -> Option<PathBuf> {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gocost-serve-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    gocost_testkit::procs::fresh_dir("serve", name)
 }
 
 fn start_demo(go: &Path, dir: &Path) -> (Proc, String) {
@@ -40,17 +37,8 @@ fn json(url: &str) -> serde_json::Value {
     serde_json::from_slice(&body).unwrap()
 }
 
-/// Polls `f` until it holds; generous, because CI machines run many tests (and a real
-/// Prometheus starting up) on two cores at once.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(90),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    gocost_testkit::procs::wait_for(what, Duration::from_secs(90), f)
 }
 
 #[test]

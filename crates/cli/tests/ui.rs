@@ -15,7 +15,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gocost_testkit::procs::{Proc, go_build, http_get, start_with_addr_file};
 
@@ -158,15 +158,8 @@ fn json(url: &str) -> serde_json::Value {
     }
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(90),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    gocost_testkit::procs::wait_for(what, Duration::from_secs(90), f)
 }
 
 fn enc(s: &str) -> String {

@@ -120,6 +120,29 @@ fn verdict_word(v: Verdict) -> &'static str {
     }
 }
 
+fn verdict_mark(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Regression => "❌ regression",
+        Verdict::Worse => "⚠️ worse",
+        Verdict::Improvement => "✅ improved",
+        Verdict::Unchanged | Verdict::Missing => "",
+    }
+}
+
+/// A function row's values: base, head and change of flat, then of cum, then p (Holm).
+fn fn_cells(c: &profiles::Comparison, r: &profiles::FnRow) -> [String; 7] {
+    let v = |x: f64| norm_text(c, x);
+    [
+        v(r.base.flat_norm),
+        v(r.head.flat_norm),
+        change_text(r.flat_change, Some(r.base.flat_norm)),
+        v(r.base.cum_norm),
+        v(r.head.cum_norm),
+        change_text(r.cum_change, Some(r.base.cum_norm)),
+        r.p_adjusted.map_or("-".into(), |p| format!("{p:.3}")),
+    ]
+}
+
 /// Left-aligned first column, right-aligned others, two spaces apart; trailing spaces cut.
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -274,18 +297,10 @@ pub fn text(out: &Outcome, o: &Options, top: usize) -> String {
             String::new(),
         ]];
         for r in c.rows.iter().take(top) {
-            let v = |x: f64| norm_text(c, x);
-            rows.push(vec![
-                r.function.clone(),
-                v(r.base.flat_norm),
-                v(r.head.flat_norm),
-                change_text(r.flat_change, Some(r.base.flat_norm)),
-                v(r.base.cum_norm),
-                v(r.head.cum_norm),
-                change_text(r.cum_change, Some(r.base.cum_norm)),
-                r.p_adjusted.map_or("-".into(), |p| format!("{p:.3}")),
-                verdict_word(r.verdict).into(),
-            ]);
+            let mut cells = vec![r.function.clone()];
+            cells.extend(fn_cells(c, r));
+            cells.push(verdict_word(r.verdict).into());
+            rows.push(cells);
         }
         s.push_str(&table(&rows));
         if c.rows.len() > top {
@@ -372,12 +387,7 @@ pub fn markdown(out: &Outcome, o: &Options, top: usize) -> String {
             rows.sort_by_key(|r| r.verdict != Verdict::Regression);
             for r in rows {
                 let cells = bench_cells(r, o);
-                let mark = match r.verdict {
-                    Verdict::Regression => "❌ regression",
-                    Verdict::Worse => "⚠️ worse",
-                    Verdict::Improvement => "✅ improved",
-                    _ => "",
-                };
+                let mark = verdict_mark(r.verdict);
                 let delta = if r.verdict == Verdict::Regression {
                     format!("**{}**", cells.delta)
                 } else {
@@ -420,25 +430,12 @@ pub fn markdown(out: &Outcome, o: &Options, top: usize) -> String {
         let _ = writeln!(s, "{}", md_escape(&profile_header(c)));
         s.push_str("| function | base flat | head flat | flat | base cum | head cum | cum | p | |\n|:--|--:|--:|--:|--:|--:|--:|--:|:--|\n");
         for r in c.rows.iter().take(top) {
-            let v = |x: f64| norm_text(c, x);
-            let mark = match r.verdict {
-                Verdict::Regression => "❌ regression",
-                Verdict::Worse => "⚠️ worse",
-                Verdict::Improvement => "✅ improved",
-                _ => "",
-            };
             let _ = writeln!(
                 s,
-                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| `{}` | {} | {} |",
                 r.function.replace('`', "'"),
-                v(r.base.flat_norm),
-                v(r.head.flat_norm),
-                change_text(r.flat_change, Some(r.base.flat_norm)),
-                v(r.base.cum_norm),
-                v(r.head.cum_norm),
-                change_text(r.cum_change, Some(r.base.cum_norm)),
-                r.p_adjusted.map_or("-".into(), |p| format!("{p:.3}")),
-                mark
+                fn_cells(c, r).join(" | "),
+                verdict_mark(r.verdict)
             );
         }
         for w in &c.warnings {

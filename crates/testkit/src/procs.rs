@@ -113,3 +113,21 @@ pub fn http_get(url: &str) -> (u16, Vec<u8>) {
         .unwrap_or_else(|| panic!("{url}: bad status line {head:?}"));
     (code, buf[split + 4..].to_vec())
 }
+
+/// Polls `f` until it holds, panicking after `timeout`; generous timeouts, because CI
+/// machines run many tests (and real servers starting up) on two cores at once.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A fresh, empty directory `gocost-<what>-<pid>-<name>` under the system's temp dir.
+pub fn fresh_dir(what: &str, name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("gocost-{what}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("creating a temp dir");
+    d
+}
