@@ -267,4 +267,31 @@ fn serve_reports_leaks_per_target() {
     }
     let (code, body) = http_get(&format!("http://{api}/api/v1/leaks?query=heap"));
     assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
+
+    // The same leaks as gauges for Prometheus and Alertmanager.
+    let metrics = String::from_utf8(get(&format!("http://{api}/metrics"))).unwrap();
+    for f in &found {
+        let func = f["function"].as_str().unwrap();
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("gocost_goroutine_leak_rate_per_hour{")
+                    && l.contains(&format!("function=\"{func}\""))
+            })
+            .unwrap_or_else(|| panic!("no rate gauge for {func}:\n{metrics}"));
+        assert!(
+            line.contains("job=\"bed\"") && line.contains("blocking=\""),
+            "{line}"
+        );
+        let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(v > 1000.0, "{line}");
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("gocost_goroutine_leak_confidence{")
+                && l.contains("main.watchLoop")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
 }

@@ -36,6 +36,8 @@ pub struct AppState {
     query_errors: AtomicU64,
     query_nanos: AtomicU64,
     queries: AtomicU64,
+    /// `/metrics`' leak gauges and when they were computed (see `insights::leak_metrics`).
+    leak_metrics: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             query_errors: AtomicU64::new(0),
             query_nanos: AtomicU64::new(0),
             queries: AtomicU64::new(0),
+            leak_metrics: std::sync::Mutex::new(None),
         })
     }
 }
@@ -710,6 +713,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
             );
         }
     }
+    o.push_str(&insights::leak_metrics(&st).await);
     let mut r = o.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
