@@ -359,6 +359,27 @@ try {
   check((await errorsShown()) === '', 'runtime: a service without metrics shows empty charts', await errorsShown());
   noConsoleErrors('runtime (no metrics)');
 
+  // ---- Leaks ------------------------------------------------------------------------------
+  // A fixed range in the past, so that scrapes in flight change neither side.
+  const L2 = Math.floor(Date.now() / 1000) - 5;
+  const leakRange = { from: String(L2 - 600), to: String(L2) };
+  await open({ view: 'leaks', job: 'leaky', ...leakRange }, 'leaks');
+  const leakApi = await api('leaks', { query: 'goroutine{job="leaky"}', ...leakRange });
+  const leakRows = await page.$$eval('#l-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+  const findings = leakApi.flatMap((x) => x.findings);
+  check(findings.length === 4 && leakRows.length === findings.length, `leaks: one row per finding (${findings.length})`, JSON.stringify(leakRows));
+  for (const f of findings) {
+    const row = leakRows.find((r) => r[1] === f.function);
+    check(row && row[2].startsWith(f.blocking) && row[3] === String(f.count) && row[4] === f.rate_per_hour.toFixed(0)
+      && row[6].startsWith(f.confidence.toFixed(2)), `leaks: ${f.function} shows the API's blocking, count, rate and confidence`, JSON.stringify({ row, f }));
+  }
+  check(!leakRows.some((r) => /poolWorker|handleRequest|cacheFill|napper|tickerLoop/.test(r[1])), 'leaks: no decoy listed');
+  await shot('leaks');
+  noConsoleErrors('leaks');
+  await open({ view: 'leaks', job: 'demo', from: 'now-10m', to: 'now' }, 'leaks');
+  check((await errorsShown()) === '' && (await page.textContent('#l-table tbody')).includes('No goroutine leaks'), 'leaks: a service without leaks says so', await errorsShown());
+  noConsoleErrors('leaks (none)');
+
   // ---- Targets ----------------------------------------------------------------------------
   await open({ view: 'targets' }, 'targets');
   const targets = await api('targets');

@@ -188,6 +188,14 @@ fn web_ui_in_headless_chromium() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let demos = start_demo(&go, &dir, 2);
+    // The goroutine-leak test bed (four leaks, five decoys; rates ×4) for the Leaks view.
+    let bed_bin = dir.join("leaks");
+    go_build(&go, &root().join("testdata/go/leaks"), &bed_bin);
+    let (_bed, bed) = start_with_addr_file(
+        &bed_bin,
+        &["-rate=4", "-nap=12s", "-duration=5m"],
+        &dir.join("addr-leaks"),
+    );
     let synth = serve_bytes(synthetic_profile());
     let config = dir.join("gocost.toml");
     std::fs::write(
@@ -209,6 +217,12 @@ metrics = ["expvar"]
 job = "synthetic"
 targets = ["{synth}"]
 interval = "10s"
+profiles = ["goroutine"]
+
+[[scrape]]
+job = "leaky"
+targets = ["{bed}"]
+interval = "1s"
 profiles = ["goroutine"]
 
 [[scrape]]
@@ -246,6 +260,13 @@ profiles = ["goroutine"]
             enc(r#"{__name__="go_memstats_heap_alloc_bytes",job="demo"}"#)
         ));
         g["rows"].is_array() && heap.as_array().is_some_and(|a| !a.is_empty())
+    });
+    wait_for("the leaks of the test bed", || {
+        let l = json(&format!(
+            "{base}/api/v1/leaks?query={}&from=now-10m&to=now-6s",
+            enc(r#"goroutine{job="leaky"}"#)
+        ));
+        l[0]["findings"].as_array().is_some_and(|f| f.len() == 4)
     });
 
     if let Some(secs) = std::env::var_os("GOCOST_UI_HOLD") {

@@ -40,6 +40,7 @@ static ASSETS: &[Asset] = &[
     asset!("explore.js", JS),
     asset!("compare.js", JS),
     asset!("runtime.js", JS),
+    asset!("insights.js", JS),
 ];
 
 /// 64-bit FNV-1a of the bytes, as the ETag.
