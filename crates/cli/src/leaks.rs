@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use gocost_insights::{dump, leaks};
+use gocost_insights::{dump, heap, leaks};
 
 use crate::source::InputError;
 
@@ -47,7 +47,8 @@ fn bad(msg: String) -> anyhow::Error {
     InputError(msg).into()
 }
 
-fn snapshot(path: &PathBuf, max: u64) -> Result<leaks::Snapshot> {
+/// A file's bytes, refused beyond `max`.
+fn read_capped(path: &PathBuf, max: u64) -> Result<Vec<u8>> {
     let name = path.display();
     let mut bytes = Vec::new();
     std::fs::File::open(path)
@@ -56,6 +57,28 @@ fn snapshot(path: &PathBuf, max: u64) -> Result<leaks::Snapshot> {
     if bytes.len() as u64 > max {
         return Err(bad(format!("{name}: larger than {max} bytes (--max-size)")));
     }
+    Ok(bytes)
+}
+
+fn decode(path: &PathBuf, bytes: &[u8], max: u64) -> Result<gocost_pprof::Profile> {
+    let opts = gocost_pprof::DecodeOptions {
+        max_size: max,
+        labels: false,
+    };
+    let p = gocost_pprof::decode_with(bytes, &opts)
+        .map_err(|e| bad(format!("{}: parsing profile: {e}", path.display())))?;
+    if p.time_nanos == 0 {
+        return Err(bad(format!(
+            "{}: the profile has no time (time_nanos)",
+            path.display()
+        )));
+    }
+    Ok(p)
+}
+
+fn snapshot(path: &PathBuf, max: u64) -> Result<leaks::Snapshot> {
+    let name = path.display();
+    let bytes = read_capped(path, max)?;
     if dump::looks_like_dump(&bytes) {
         let text = std::str::from_utf8(&bytes)
             .map_err(|e| bad(format!("{name}: not a goroutine dump: {e}")))?;
@@ -68,12 +91,7 @@ fn snapshot(path: &PathBuf, max: u64) -> Result<leaks::Snapshot> {
             .map_or(0, |d| d.as_millis() as i64);
         return Ok(leaks::snapshot_from_dump(&gs, ms));
     }
-    let opts = gocost_pprof::DecodeOptions {
-        max_size: max,
-        labels: false,
-    };
-    let p = gocost_pprof::decode_with(&bytes, &opts)
-        .map_err(|e| bad(format!("{name}: parsing profile: {e}")))?;
+    let p = decode(path, &bytes, max)?;
     let typ = p
         .sample_type
         .first()
@@ -88,9 +106,6 @@ fn snapshot(path: &PathBuf, max: u64) -> Result<leaks::Snapshot> {
             )));
         }
     };
-    if p.time_nanos == 0 {
-        return Err(bad(format!("{name}: the profile has no time (time_nanos)")));
-    }
     Ok(leaks::snapshot_from_profile(&p, proven))
 }
 
@@ -144,7 +159,7 @@ pub fn run(a: LeaksArgs) -> Result<()> {
             snaps.len()
         ));
     }
-    let mut rows = vec![[
+    let mut rows = vec![vec![
         "FUNCTION".to_string(),
         "BLOCKING".into(),
         "COUNT".into(),
@@ -154,7 +169,7 @@ pub fn run(a: LeaksArgs) -> Result<()> {
         "CREATED BY".into(),
     ]];
     for f in &found {
-        rows.push([
+        rows.push(vec![
             f.function.clone(),
             if f.blocking_frame == f.function {
                 f.blocking.clone()
@@ -176,28 +191,122 @@ pub fn run(a: LeaksArgs) -> Result<()> {
             f.created_by.clone().unwrap_or_default(),
         ]);
     }
-    let mut w = [0usize; 7];
-    for r in &rows {
+    crate::write_stdout(&table(&rows, &[2, 3]))
+}
+
+/// Columns padded to their widest cell; the `right` ones right-aligned.
+fn table(rows: &[Vec<String>], right: &[usize]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut w = vec![0usize; cols];
+    for r in rows {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.chars().count());
         }
     }
     let mut s = String::new();
-    for r in &rows {
+    for r in rows {
         let mut line = String::new();
         for (i, c) in r.iter().enumerate() {
-            let pad = w[i] - c.chars().count();
-            if (2..=3).contains(&i) {
-                line.push_str(&" ".repeat(pad));
+            let pad = " ".repeat(w[i] - c.chars().count());
+            if right.contains(&i) {
+                line.push_str(&pad);
                 line.push_str(c);
             } else {
                 line.push_str(c);
-                line.push_str(&" ".repeat(pad));
+                line.push_str(&pad);
             }
             line.push_str("  ");
         }
         s.push_str(line.trim_end());
         s.push('\n');
     }
-    crate::write_stdout(&s)
+    s
+}
+
+pub const HEAP_AFTER_HELP: &str = "\
+Give heap profiles of one process taken over time (at least 5, spanning at least 30 s; e.g.
+`curl -o h$(date +%s).pb.gz http://HOST/debug/pprof/heap` every 15 s), in any order: they are
+sorted by the time inside them. Heap in use (inuse_space, as of each profile's last GC) is
+summed per allocation site, the innermost function above Go's allocator.
+
+A site is reported when its heap in use keeps growing: the same rule as `gocost leaks`
+(robust slope, still growing lately, rarely shrinking), with at least --min-rate bytes per
+hour and 4 MiB of growth (the heap profile samples one allocation per 512 KiB). Caches that
+warm up plateau; garbage is freed by the next GC.
+
+Examples:
+  gocost heap-growth heap-*.pb.gz
+  gocost heap-growth --json heap-*.pb.gz | jq '.[0].site'
+
+Exit codes: 0 ok (growth or not), 1 operational error, 2 bad input.";
+
+#[derive(Args)]
+pub struct HeapArgs {
+    /// Heap profiles of one process.
+    #[arg(required = true, value_name = "PROFILE")]
+    profiles: Vec<PathBuf>,
+    /// Print a JSON array, one object per growing site.
+    #[arg(long)]
+    json: bool,
+    /// Slower growth (bytes per hour) is not reported [default: 4 MiB/hour].
+    #[arg(long, value_name = "BYTES", default_value_t = 4.0 * 1024.0 * 1024.0)]
+    min_rate: f64,
+    /// Refuse inputs larger than this many bytes (after decompression).
+    #[arg(long, value_name = "BYTES", default_value_t = gocost_pprof::DEFAULT_MAX_SIZE)]
+    max_size: u64,
+}
+
+pub fn run_heap(a: HeapArgs) -> Result<()> {
+    let mut snaps = Vec::with_capacity(a.profiles.len());
+    for path in &a.profiles {
+        let p = decode(path, &read_capped(path, a.max_size)?, a.max_size)?;
+        snaps.push(
+            heap::snapshot_from_profile(&p).map_err(|e| bad(format!("{}: {e}", path.display())))?,
+        );
+    }
+    let params = heap::Params {
+        min_rate_per_hour: a.min_rate,
+        ..heap::Params::default()
+    };
+    let found = heap::find(&mut snaps, &params);
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            #[serde(flatten)]
+            f: &'a heap::Finding,
+            first_seen: String,
+        }
+        let rows: Vec<Row> = found
+            .iter()
+            .map(|f| Row {
+                f,
+                first_seen: time_text(f.first_seen_ms),
+            })
+            .collect();
+        let mut s = serde_json::to_string_pretty(&rows)?;
+        s.push('\n');
+        return crate::write_stdout(&s);
+    }
+    if found.is_empty() {
+        return crate::write_stdout(&format!(
+            "no growing heap in {} heap profiles\n",
+            snaps.len()
+        ));
+    }
+    let mb = |b: f64| format!("{:.1} MiB", b / (1024.0 * 1024.0));
+    let mut rows = vec![
+        ["SITE", "IN USE", "GROWTH/HOUR", "FIRST SEEN", "CONFIDENCE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for f in &found {
+        rows.push(vec![
+            f.site.clone(),
+            mb(f.inuse_bytes as f64),
+            mb(f.rate_bytes_per_hour),
+            time_text(f.first_seen_ms),
+            format!("{:.2}", f.confidence),
+        ]);
+    }
+    crate::write_stdout(&table(&rows, &[1, 2]))
 }

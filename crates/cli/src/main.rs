@@ -35,6 +35,7 @@ Examples:
   gocost top http://127.0.0.1:6060/debug/pprof/profile --seconds 10
   gocost compare --base old.txt --head new.txt  # go test -bench output or profiles, for CI
   gocost leaks goroutine-*.pb.gz                # goroutine leaks over time
+  gocost heap-growth heap-*.pb.gz               # allocation sites that keep growing
 
 Exit codes: 0 ok, 1 operational error (I/O, network) or, for compare, a regression,\n2 bad input or usage.";
 
@@ -91,6 +92,9 @@ enum Cmd {
     /// Find goroutine leaks in goroutine profiles (or debug=2 dumps) taken over time.
     #[command(after_help = leaks::AFTER_HELP)]
     Leaks(leaks::LeaksArgs),
+    /// Find allocation sites whose heap in use keeps growing, in heap profiles over time.
+    #[command(after_help = leaks::HEAP_AFTER_HELP)]
+    HeapGrowth(leaks::HeapArgs),
     /// Check a stopped server's data directory: replay the WAL, read every block whole.
     #[command(
         after_help = "Exits 0 when every block and WAL record decodes, 1 when something is damaged \
@@ -337,6 +341,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Leaks(a) => leaks::run(a),
+        Cmd::HeapGrowth(a) => leaks::run_heap(a),
         Cmd::Flame(a) => {
             flame::check_format(&a.output)?;
             let rpt = build_report(&a.src, &report_options(Kind::Top, &a.filter)?)?;

@@ -295,3 +295,99 @@ fn serve_reports_leaks_per_target() {
         "{metrics}"
     );
 }
+
+/// Heap growth on a real Go service (`testdata/go/heapgrow`): two sites whose heap in use
+/// grows, three that look busy but do not (a cache that warms up, a ring buffer, garbage).
+/// The CLI reads heap profiles the test saved; `gocost serve`, scraping the same service,
+/// answers `/api/v1/heap_growth` and exports the gauges.
+#[test]
+fn heap_growth_names_the_growing_sites() {
+    let Some(go) = gocost_testkit::go_toolchain() else {
+        return;
+    };
+    let dir = tmp("heap");
+    let bin = dir.join("heapgrow");
+    go_build(
+        &go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/heapgrow"),
+        &bin,
+    );
+    let (_bed, addr) = start_with_addr_file(&bin, &["-duration=3m"], &dir.join("addr"));
+    let config = dir.join("gocost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[scrape]]\njob = \"heapy\"\ntargets = [\"{addr}\"]\ninterval = \"2s\"\nprofiles = [\"heap\"]\n"
+        ),
+    )
+    .unwrap();
+    let (_gocost, api) = start_gocost(
+        Path::new(env!("CARGO_BIN_EXE_gocost")),
+        &config,
+        &dir.join("data"),
+    );
+    let mut files = Vec::new();
+    let start = Instant::now();
+    for i in 0..21u64 {
+        if let Some(wait) = Duration::from_secs(2 * i).checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let name = format!("h{i:02}.pb.gz");
+        std::fs::write(
+            dir.join(&name),
+            get(&format!("http://{addr}/debug/pprof/heap")),
+        )
+        .unwrap();
+        files.push(name);
+    }
+    let want = ["main.cacheForever", "main.remember"];
+    let sites = |found: &[serde_json::Value]| {
+        let mut s: Vec<String> = found
+            .iter()
+            .map(|f| f["site"].as_str().unwrap().to_string())
+            .collect();
+        s.sort();
+        s
+    };
+
+    let mut args = vec!["--json"];
+    args.extend(files.iter().map(String::as_str));
+    let o = Command::new(env!("CARGO_BIN_EXE_gocost"))
+        .arg("heap-growth")
+        .args(&args)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let found = json(&o);
+    assert_eq!(sites(&found), want, "{found:#?}");
+    for f in &found {
+        // Both grow by hundreds of KiB a second; 4 MiB/h is the reporting floor.
+        let rate = f["rate_bytes_per_hour"].as_f64().unwrap();
+        assert!(rate > 100.0 * 1024.0 * 1024.0, "{f:#}");
+        assert!(f["inuse_bytes"].as_i64().unwrap() > 4 << 20, "{f:#}");
+    }
+
+    let url =
+        format!("http://{api}/api/v1/heap_growth?query=heap%7Bjob%3D%22heapy%22%7D&from=now-10m");
+    let doc: serde_json::Value = serde_json::from_slice(&get(&url)).unwrap();
+    let series = doc.as_array().unwrap();
+    assert_eq!(series.len(), 1, "{doc:#}");
+    assert_eq!(
+        sites(series[0]["findings"].as_array().unwrap()),
+        want,
+        "{doc:#}"
+    );
+    let metrics = String::from_utf8(get(&format!("http://{api}/metrics"))).unwrap();
+    for site in want {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("gocost_heap_growth_bytes_per_hour{")
+                    && l.contains("job=\"heapy\"")
+                    && l.contains(&format!("site=\"{site}\""))),
+            "no gauge for {site}:\n{metrics}"
+        );
+    }
+    let (code, _) = http_get(&format!("http://{api}/api/v1/heap_growth?query=cpu"));
+    assert_eq!(code, 400);
+}

@@ -23,6 +23,7 @@ use gocost_pprof::Profile;
 use serde::Serialize;
 
 use crate::dump::Goroutine;
+use crate::growth;
 
 /// Goroutine counts per group at one time.
 #[derive(Debug, Clone, Default)]
@@ -204,6 +205,17 @@ pub struct Params {
     pub min_growth: f64,
 }
 
+impl Params {
+    fn growth(&self) -> growth::Rule {
+        growth::Rule {
+            min_span_secs: self.min_span_secs,
+            min_points: self.min_points,
+            min_rate_per_hour: self.min_rate_per_hour,
+            min_growth: self.min_growth,
+        }
+    }
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {
@@ -242,48 +254,6 @@ pub struct Finding {
     pub max_wait_minutes: Option<u64>,
     /// One of their stacks, innermost first.
     pub stack: Vec<String>,
-}
-
-/// Median of pairwise slopes (per second).
-fn theil_sen(pts: &[(f64, f64)]) -> f64 {
-    let mut slopes = Vec::with_capacity(pts.len() * pts.len() / 2);
-    for i in 0..pts.len() {
-        for j in i + 1..pts.len() {
-            let dt = pts[j].0 - pts[i].0;
-            if dt > 0.0 {
-                slopes.push((pts[j].1 - pts[i].1) / dt);
-            }
-        }
-    }
-    if slopes.is_empty() {
-        return 0.0;
-    }
-    slopes.sort_by(f64::total_cmp);
-    let n = slopes.len();
-    if n % 2 == 1 {
-        slopes[n / 2]
-    } else {
-        (slopes[n / 2 - 1] + slopes[n / 2]) / 2.0
-    }
-}
-
-/// R² of the least-squares line through the points.
-fn r_squared(pts: &[(f64, f64)]) -> f64 {
-    let n = pts.len() as f64;
-    let (mx, my) = (
-        pts.iter().map(|p| p.0).sum::<f64>() / n,
-        pts.iter().map(|p| p.1).sum::<f64>() / n,
-    );
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for &(x, y) in pts {
-        sxy += (x - mx) * (y - my);
-        sxx += (x - mx) * (x - mx);
-        syy += (y - my) * (y - my);
-    }
-    if sxx == 0.0 || syy == 0.0 {
-        return 0.0;
-    }
-    (sxy * sxy) / (sxx * syy)
 }
 
 /// Finds leaks in snapshots (any order; they are sorted by time).
@@ -340,34 +310,12 @@ pub fn find(snapshots: &mut [Snapshot], params: &Params) -> Vec<Finding> {
         let mut evidence = Vec::new();
         let mut confidence: f64 = 0.0;
         let mut rate = 0.0;
-        let span = pts.last().map_or(0.0, |p| p.0) - pts.first().map_or(0.0, |p| p.0);
-        if pts.len() >= params.min_points && span >= params.min_span_secs && key.blocking != "sleep"
+        if key.blocking != "sleep"
+            && let Some(g) = growth::sustained(&pts, &params.growth())
         {
-            let slope = theil_sen(&pts);
-            let half = &pts[pts.len() / 2..];
-            let recent = theil_sen(half);
-            let k = 3.min(pts.len() / 2).max(1);
-            let med = |xs: &[(f64, f64)]| {
-                let mut v: Vec<f64> = xs.iter().map(|p| p.1).collect();
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
-            let growth = med(&pts[pts.len() - k..]) - med(&pts[..k]);
-            let steps = pts.len() - 1;
-            let drops = pts.windows(2).filter(|w| w[1].1 < w[0].1).count();
-            let drop_frac = drops as f64 / steps as f64;
-            let rate_h = slope * 3600.0;
-            if rate_h >= params.min_rate_per_hour
-                && growth >= params.min_growth
-                && recent >= 0.5 * slope
-                && drop_frac <= 0.25
-            {
-                rate = rate_h;
-                evidence.push("growth");
-                let fit = r_squared(&pts);
-                let duration = (span / 120.0).min(1.0);
-                confidence = (fit * (1.0 - drop_frac) * (0.5 + 0.5 * duration)).clamp(0.0, 0.99);
-            }
+            rate = g.rate_per_hour;
+            confidence = g.confidence;
+            evidence.push("growth");
         }
         if proven > 0 {
             evidence.push("runtime");

@@ -4,7 +4,11 @@
 //! I/O: callers (the CLI, the server) read profiles and hand them over.
 //!
 //! - [`leaks`]: goroutine leaks from goroutine profiles over time, Go's `goroutineleak`
-//!   profile and `debug=2` dumps ([`dump`]).
+//!   profile and `debug=2` dumps ([`dump`]);
+//! - [`heap`]: allocation sites whose heap in use keeps growing;
+//! - [`growth`]: the one rule for "keeps growing" both use.
 
 pub mod dump;
+pub mod growth;
+pub mod heap;
 pub mod leaks;

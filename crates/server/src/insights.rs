@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use gocost_insights::leaks;
+use gocost_insights::{heap, leaks};
 use gocost_store::Selector;
 use serde::{Deserialize, Serialize};
 
@@ -111,9 +111,10 @@ fn leaks_by_series(
 const METRICS_WINDOW_NS: i64 = 15 * 60 * 1_000_000_000;
 const METRICS_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The leak gauges of `/metrics` (Prometheus text), recomputed at most once a minute.
-pub(crate) async fn leak_metrics(st: &Arc<AppState>) -> String {
-    if let Ok(c) = st.leak_metrics.lock()
+/// The insight gauges of `/metrics` (goroutine leaks, heap growth; Prometheus text),
+/// recomputed at most once a minute.
+pub(crate) async fn insight_metrics(st: &Arc<AppState>) -> String {
+    if let Ok(c) = st.insight_metrics.lock()
         && let Some((at, text)) = c.as_ref()
         && at.elapsed() < METRICS_REFRESH
     {
@@ -126,19 +127,20 @@ pub(crate) async fn leak_metrics(st: &Arc<AppState>) -> String {
             kind: Some("goroutine".into()),
             matchers: Vec::new(),
         };
-        let series = leaks_by_series(
-            &st2,
-            &sel,
-            to - METRICS_WINDOW_NS,
-            to,
-            &leaks::Params::default(),
-        )
-        .unwrap_or_default();
-        render_metrics(&series)
+        let from = to - METRICS_WINDOW_NS;
+        let series =
+            leaks_by_series(&st2, &sel, from, to, &leaks::Params::default()).unwrap_or_default();
+        let heap_sel = Selector {
+            kind: Some("heap".into()),
+            matchers: Vec::new(),
+        };
+        let heaps =
+            heap_by_series(&st2, &heap_sel, from, to, &heap::Params::default()).unwrap_or_default();
+        render_metrics(&series) + &render_heap_metrics(&heaps)
     })
     .await
     .unwrap_or_default();
-    if let Ok(mut c) = st.leak_metrics.lock() {
+    if let Ok(mut c) = st.insight_metrics.lock() {
         *c = Some((std::time::Instant::now(), text.clone()));
     }
     text
@@ -164,19 +166,139 @@ fn render_metrics(series: &[SeriesLeaks]) -> String {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
         for s in series {
             for f in &s.findings {
-                let mut labels: Vec<String> = s
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}=\"{}\"", crate::esc(v)))
-                    .collect();
-                labels.push(format!("function=\"{}\"", crate::esc(&f.function)));
-                labels.push(format!("blocking=\"{}\"", crate::esc(&f.blocking)));
+                let labels = label_set(
+                    &s.labels,
+                    &[("function", &f.function), ("blocking", &f.blocking)],
+                );
                 let v = match name {
                     "gocost_goroutine_leak_rate_per_hour" => f.rate_per_hour,
                     "gocost_goroutine_leak_goroutines" => f.count as f64,
                     _ => f.confidence,
                 };
-                let _ = writeln!(o, "{name}{{{}}} {v}", labels.join(","));
+                let _ = writeln!(o, "{name}{{{labels}}} {v}");
+            }
+        }
+    }
+    o
+}
+
+#[derive(Serialize)]
+struct SeriesHeap {
+    labels: BTreeMap<String, String>,
+    /// Heap profiles analysed.
+    snapshots: usize,
+    findings: Vec<heap::Finding>,
+}
+
+/// Heap growth per target of the heap series `sel` matches, over `[from, to]`.
+fn heap_by_series(
+    st: &AppState,
+    sel: &Selector,
+    from: i64,
+    to: i64,
+    params: &heap::Params,
+) -> Result<Vec<SeriesHeap>, ApiError> {
+    let mut per: BTreeMap<BTreeMap<String, String>, Vec<heap::Snapshot>> = BTreeMap::new();
+    st.store
+        .for_each_profile(sel, from, to, None, &mut |key, t, mut p| {
+            p.time_nanos = t;
+            // A profile without inuse_space (not a heap profile) is skipped.
+            if let Ok(snap) = heap::snapshot_from_profile(&p) {
+                per.entry(key.labels.clone()).or_default().push(snap);
+            }
+            Ok(())
+        })
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(per
+        .into_iter()
+        .map(|(labels, mut snaps)| SeriesHeap {
+            labels,
+            snapshots: snaps.len(),
+            findings: heap::find(&mut snaps, params),
+        })
+        .collect())
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct HeapQuery {
+    query: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// Slower growth (bytes per hour) is not reported; default 4 MiB.
+    min_rate: Option<f64>,
+}
+
+/// `GET /api/v1/heap_growth?query=heap{job="api"}&from=now-1h`: allocation sites whose heap
+/// in use keeps growing, per target.
+pub(crate) async fn heap_growth(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<HeapQuery>,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let body = blocking(move || {
+        let text = q.query.as_deref().unwrap_or("heap");
+        let mut sel = Selector::parse(text).map_err(ApiError::BadRequest)?;
+        match sel.kind.as_deref() {
+            None | Some("heap") => sel.kind = Some("heap".into()),
+            Some(k) => {
+                return Err(ApiError::BadRequest(format!(
+                    "heap growth is found in heap profiles, not {k:?}: query=heap{{...}}"
+                )));
+            }
+        }
+        let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
+        let params = heap::Params {
+            min_rate_per_hour: q
+                .min_rate
+                .unwrap_or(heap::Params::default().min_rate_per_hour),
+            ..heap::Params::default()
+        };
+        let out = heap_by_series(&st, &sel, from, to, &params)?;
+        if out.is_empty() {
+            return Err(ApiError::NotFound(format!(
+                "no heap profiles match {text} in the range"
+            )));
+        }
+        Ok(out)
+    })
+    .await??;
+    Ok(axum::Json(body).into_response())
+}
+
+/// Series labels plus extra ones, as Prometheus text.
+fn label_set(labels: &BTreeMap<String, String>, extra: &[(&str, &str)]) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra.iter().copied())
+        .map(|(k, v)| format!("{k}=\"{}\"", crate::esc(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn render_heap_metrics(series: &[SeriesHeap]) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    for (name, help) in [
+        (
+            "gocost_heap_growth_bytes_per_hour",
+            "Growth of the heap in use of an allocation site that keeps growing (last 15 minutes).",
+        ),
+        (
+            "gocost_heap_growth_inuse_bytes",
+            "Heap in use of a growing allocation site at its last heap profile.",
+        ),
+    ] {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for s in series {
+            for f in &s.findings {
+                let v = if name == "gocost_heap_growth_bytes_per_hour" {
+                    f.rate_bytes_per_hour
+                } else {
+                    f.inuse_bytes as f64
+                };
+                let labels = label_set(&s.labels, &[("site", &f.site)]);
+                let _ = writeln!(o, "{name}{{{labels}}} {v}");
             }
         }
     }

@@ -36,8 +36,8 @@ pub struct AppState {
     query_errors: AtomicU64,
     query_nanos: AtomicU64,
     queries: AtomicU64,
-    /// `/metrics`' leak gauges and when they were computed (see `insights::leak_metrics`).
-    leak_metrics: std::sync::Mutex<Option<(Instant, String)>>,
+    /// `/metrics`' leak gauges and when they were computed (see `insights::insight_metrics`).
+    insight_metrics: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl AppState {
@@ -50,7 +50,7 @@ impl AppState {
             query_errors: AtomicU64::new(0),
             query_nanos: AtomicU64::new(0),
             queries: AtomicU64::new(0),
-            leak_metrics: std::sync::Mutex::new(None),
+            insight_metrics: std::sync::Mutex::new(None),
         })
     }
 }
@@ -713,7 +713,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
             );
         }
     }
-    o.push_str(&insights::leak_metrics(&st).await);
+    o.push_str(&insights::insight_metrics(&st).await);
     let mut r = o.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -738,6 +738,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/leaks", get(insights::leaks))
+        .route("/api/v1/heap_growth", get(insights::heap_growth))
         .route("/metrics", get(metrics))
         .with_state(state)
 }

@@ -1,0 +1,198 @@
+//! Heap growth: allocation sites whose heap in use (`inuse_space` of heap profiles, as of
+//! each profile's last completed GC) keeps growing over time, told apart from caches that
+//! warm up and plateau and from garbage that a GC frees. The site is the innermost frame of
+//! the program above the runtime's allocator; the rule is [`crate::growth::sustained`].
+
+use std::collections::BTreeMap;
+
+use gocost_pprof::Profile;
+use serde::Serialize;
+
+use crate::growth;
+
+/// Heap in use per allocation site at one time.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub time_ms: i64,
+    /// Site → (bytes in use, objects in use, one stack innermost first).
+    pub sites: BTreeMap<String, (i64, i64, Vec<String>)>,
+}
+
+/// The allocating frame: the first one outside the runtime's allocation machinery.
+pub fn site_of(stack: &[String]) -> String {
+    stack
+        .iter()
+        .find(|f| !f.starts_with("runtime.") && !f.starts_with("internal/"))
+        .or(stack.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A snapshot from a heap profile; an error if it has no `inuse_space`.
+pub fn snapshot_from_profile(p: &Profile) -> Result<Snapshot, String> {
+    let idx = |name: &str| p.sample_type.iter().position(|t| &*t.r#type == name);
+    let space = idx("inuse_space").ok_or("not a heap profile (no inuse_space sample type)")?;
+    let objects = idx("inuse_objects");
+    let mut s = Snapshot {
+        time_ms: p.time_nanos / 1_000_000,
+        sites: BTreeMap::new(),
+    };
+    for sample in &p.sample {
+        let bytes = sample.value.get(space).copied().unwrap_or(0);
+        let objs = objects
+            .and_then(|i| sample.value.get(i))
+            .copied()
+            .unwrap_or(0);
+        if bytes == 0 && objs == 0 {
+            continue;
+        }
+        let mut stack = Vec::new();
+        for &l in &sample.location {
+            if let Some(loc) = p.location.get(l as usize) {
+                for line in &loc.line {
+                    if let Some(f) = p.function.get(line.function as usize) {
+                        stack.push(f.name.to_string());
+                    }
+                }
+            }
+        }
+        let e = s.sites.entry(site_of(&stack)).or_default();
+        e.0 += bytes;
+        e.1 += objs;
+        if e.2.is_empty() {
+            e.2 = stack;
+        }
+    }
+    Ok(s)
+}
+
+/// Thresholds of the heap analysis.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub min_span_secs: f64,
+    pub min_points: usize,
+    /// Slower growth (bytes per hour) is not reported.
+    pub min_rate_per_hour: f64,
+    /// The smallest rise in bytes that counts: well above the heap profile's sampling
+    /// granularity (one sample per 512 KiB allocated, on average).
+    pub min_growth: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            min_span_secs: 30.0,
+            min_points: 5,
+            min_rate_per_hour: 4.0 * 1024.0 * 1024.0,
+            min_growth: 4.0 * 1024.0 * 1024.0,
+        }
+    }
+}
+
+/// An allocation site whose heap in use keeps growing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The function that allocates what is kept.
+    pub site: String,
+    /// Bytes in use at the last snapshot (the heap profile's sampled estimate).
+    pub inuse_bytes: i64,
+    pub inuse_objects: i64,
+    /// Growth in bytes per hour (Theil–Sen slope).
+    pub rate_bytes_per_hour: f64,
+    pub first_seen_ms: i64,
+    pub confidence: f64,
+    /// One allocating stack, innermost first.
+    pub stack: Vec<String>,
+}
+
+/// Sites whose heap in use keeps growing, fastest first.
+pub fn find(snapshots: &mut [Snapshot], params: &Params) -> Vec<Finding> {
+    snapshots.sort_by_key(|s| s.time_ms);
+    let Some(t0) = snapshots.first().map(|s| s.time_ms) else {
+        return Vec::new();
+    };
+    let rule = growth::Rule {
+        min_span_secs: params.min_span_secs,
+        min_points: params.min_points,
+        min_rate_per_hour: params.min_rate_per_hour,
+        min_growth: params.min_growth,
+    };
+    let mut sites: Vec<&String> = snapshots.iter().flat_map(|s| s.sites.keys()).collect();
+    sites.sort();
+    sites.dedup();
+    let mut out = Vec::new();
+    for site in sites {
+        let pts: Vec<(f64, f64)> = snapshots
+            .iter()
+            .map(|s| {
+                (
+                    (s.time_ms - t0) as f64 / 1000.0,
+                    s.sites.get(site).map_or(0, |v| v.0) as f64,
+                )
+            })
+            .collect();
+        let Some(g) = growth::sustained(&pts, &rule) else {
+            continue;
+        };
+        let last = snapshots.iter().rev().find_map(|s| s.sites.get(site));
+        let first_seen_ms = snapshots
+            .iter()
+            .find(|s| s.sites.contains_key(site))
+            .map_or(t0, |s| s.time_ms);
+        out.push(Finding {
+            site: site.clone(),
+            inuse_bytes: last.map_or(0, |v| v.0),
+            inuse_objects: last.map_or(0, |v| v.1),
+            rate_bytes_per_hour: g.rate_per_hour.round(),
+            first_seen_ms,
+            confidence: (g.confidence * 100.0).round() / 100.0,
+            stack: last.map_or(Vec::new(), |v| v.2.clone()),
+        });
+    }
+    out.sort_by(|a, b| {
+        b.rate_bytes_per_hour
+            .total_cmp(&a.rate_bytes_per_hour)
+            .then_with(|| a.site.cmp(&b.site))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growing_sites_are_found_plateaus_and_garbage_are_not() {
+        const MB: i64 = 1 << 20;
+        let mut snaps: Vec<Snapshot> = (0..20i64)
+            .map(|i| {
+                let mut s = Snapshot {
+                    time_ms: i * 5000,
+                    ..Default::default()
+                };
+                for (site, bytes) in [
+                    ("main.remember", i * 2 * MB),
+                    ("main.warm", (i * 4 * MB).min(24 * MB)),
+                    ("main.scratch", [3, 0, 5, 1, 4, 0, 2][i as usize % 7] * MB),
+                ] {
+                    s.sites
+                        .insert(site.into(), (bytes, bytes / 1024, vec![site.into()]));
+                }
+                s
+            })
+            .collect();
+        let f = find(&mut snaps, &Params::default());
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].site, "main.remember");
+        assert_eq!(f[0].inuse_bytes, 38 * MB);
+        assert_eq!(f[0].rate_bytes_per_hour, (2 * MB * 720) as f64);
+        assert_eq!(
+            site_of(&[
+                "runtime.mallocgc".into(),
+                "runtime.makeslice".into(),
+                "main.f".into()
+            ]),
+            "main.f"
+        );
+    }
+}

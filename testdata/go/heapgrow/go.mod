@@ -1,0 +1,3 @@
+module example.com/heapgrow
+
+go 1.27
