@@ -2,7 +2,7 @@
 //! time, in any order.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
@@ -48,7 +48,7 @@ fn bad(msg: String) -> anyhow::Error {
 }
 
 /// A file's bytes, refused beyond `max`.
-fn read_capped(path: &PathBuf, max: u64) -> Result<Vec<u8>> {
+fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
     let name = path.display();
     let mut bytes = Vec::new();
     std::fs::File::open(path)
@@ -60,7 +60,7 @@ fn read_capped(path: &PathBuf, max: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn decode(path: &PathBuf, bytes: &[u8], max: u64) -> Result<gocost_pprof::Profile> {
+fn decode(path: &Path, bytes: &[u8], max: u64) -> Result<gocost_pprof::Profile> {
     let opts = gocost_pprof::DecodeOptions {
         max_size: max,
         labels: false,
@@ -76,7 +76,7 @@ fn decode(path: &PathBuf, bytes: &[u8], max: u64) -> Result<gocost_pprof::Profil
     Ok(p)
 }
 
-fn snapshot(path: &PathBuf, max: u64) -> Result<leaks::Snapshot> {
+fn snapshot(path: &Path, max: u64) -> Result<leaks::Snapshot> {
     let name = path.display();
     let bytes = read_capped(path, max)?;
     if dump::looks_like_dump(&bytes) {
