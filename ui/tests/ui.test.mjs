@@ -376,6 +376,13 @@ try {
   check(!leakRows.some((r) => /poolWorker|handleRequest|cacheFill|napper|tickerLoop/.test(r[1])), 'leaks: no decoy listed');
   await shot('leaks');
   noConsoleErrors('leaks');
+  // The demo service's heap: the Growing heap table lists exactly what the API finds.
+  await open({ view: 'leaks', job: 'demo', ...leakRange }, 'leaks');
+  const heapApi = await api('heap_growth', { query: 'heap{job="demo"}', ...leakRange });
+  const heapSites = await page.$$eval('#h-table tbody tr', (trs) => trs.map((tr) => tr.cells.length > 1 ? tr.cells[1].textContent.trim() : ''));
+  const apiSites = heapApi.flatMap((x) => x.findings.map((f) => f.site));
+  check(apiSites.length === 0 ? heapSites.length === 1 && heapSites[0] === '' : JSON.stringify(heapSites) === JSON.stringify(apiSites),
+    `leaks: the growing-heap table shows the API's ${apiSites.length} site(s)`, JSON.stringify({ heapSites, apiSites }));
   await open({ view: 'leaks', job: 'demo', from: 'now-10m', to: 'now' }, 'leaks');
   check((await errorsShown()) === '' && (await page.textContent('#l-table tbody')).includes('No goroutine leaks'), 'leaks: a service without leaks says so', await errorsShown());
   noConsoleErrors('leaks (none)');
