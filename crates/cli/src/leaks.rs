@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use gocost_insights::{dump, heap, leaks};
+use gocost_insights::{cost, dump, heap, leaks};
 
 use crate::source::InputError;
 
@@ -309,4 +309,128 @@ pub fn run_heap(a: HeapArgs) -> Result<()> {
         ]);
     }
     crate::write_stdout(&table(&rows, &[1, 2]))
+}
+
+pub const COST_AFTER_HELP: &str = "\
+Give CPU profiles (with their durations, e.g. from /debug/pprof/profile or `go test
+-cpuprofile`) and/or heap profiles of one service. Cores = CPU time ÷ the time the CPU
+profiles covered; memory = the mean heap in use of the heap profiles (a lower bound of the
+process's memory: the Go heap only). Each is priced per hour and per month (730 hours) and
+split over functions by their flat CPU time and heap in use.
+
+Default rates are AWS Fargate's on-demand Linux/x86 prices in us-east-1: $0.04048 per
+vCPU-hour and $0.004445 per GB-hour. Set your own with --cpu-rate and --memory-rate.
+
+Examples:
+  gocost cost cpu.pb.gz heap.pb.gz
+  gocost cost --cpu-rate 0.05 --json cpu-*.pb.gz | jq .total_per_month
+
+Exit codes: 0 ok, 1 operational error, 2 bad input.";
+
+#[derive(Args)]
+pub struct CostArgs {
+    /// CPU and/or heap profiles of one service.
+    #[arg(required = true, value_name = "PROFILE")]
+    profiles: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Price of one core for an hour.
+    #[arg(long, value_name = "PRICE", default_value_t = 0.04048)]
+    cpu_rate: f64,
+    /// Price of one GiB of memory for an hour.
+    #[arg(long, value_name = "PRICE", default_value_t = 0.004445)]
+    memory_rate: f64,
+    /// Currency of the rates (for display).
+    #[arg(long, value_name = "CODE", default_value = "USD")]
+    currency: String,
+    /// Functions to list.
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    top: usize,
+    /// Refuse inputs larger than this many bytes (after decompression).
+    #[arg(long, value_name = "BYTES", default_value_t = gocost_pprof::DEFAULT_MAX_SIZE)]
+    max_size: u64,
+}
+
+pub fn run_cost(a: CostArgs) -> Result<()> {
+    let (mut cpu, mut heap) = (Vec::new(), Vec::new());
+    for path in &a.profiles {
+        let p = decode(path, &read_capped(path, a.max_size)?, a.max_size)?;
+        let has = |t: &str| p.sample_type.iter().any(|s| &*s.r#type == t);
+        if has("cpu") {
+            cpu.push(p);
+        } else if has("inuse_space") {
+            heap.push(p);
+        } else {
+            return Err(bad(format!(
+                "{}: neither a CPU profile (cpu) nor a heap profile (inuse_space)",
+                path.display()
+            )));
+        }
+    }
+    if !(a.cpu_rate >= 0.0 && a.memory_rate >= 0.0) {
+        return Err(bad("--cpu-rate and --memory-rate must be 0 or more".into()));
+    }
+    let rates = cost::Rates {
+        cpu_per_core_hour: a.cpu_rate,
+        memory_per_gib_hour: a.memory_rate,
+        currency: a.currency.clone(),
+    };
+    let e = cost::estimate(cpu, heap, &rates).map_err(bad)?;
+    if a.json {
+        let mut s = serde_json::to_string_pretty(&e)?;
+        s.push('\n');
+        return crate::write_stdout(&s);
+    }
+    let money = |v: f64| format!("{v:.2} {}", rates.currency);
+    let mut s = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "CPU     {:.3} cores ({:.2} s of CPU in {:.2} s of {} CPU profile{})  {}/month",
+        e.cores,
+        e.cpu_seconds,
+        e.covered_seconds,
+        e.cpu_profiles,
+        if e.cpu_profiles == 1 { "" } else { "s" },
+        money(e.cpu_per_month)
+    );
+    let _ = writeln!(
+        s,
+        "Memory  {:.3} GiB (mean Go heap in use of {} heap profile{})  {}/month",
+        e.heap_gib,
+        e.heap_profiles,
+        if e.heap_profiles == 1 { "" } else { "s" },
+        money(e.memory_per_month)
+    );
+    let _ = writeln!(s, "Total   {}/month", money(e.total_per_month));
+    let _ = writeln!(
+        s,
+        "Rates: {} {} per core-hour, {} per GiB-hour; a month is 730 hours.\n",
+        a.cpu_rate, rates.currency, a.memory_rate
+    );
+    let mut rows = vec![
+        [
+            "FUNCTION",
+            "CORES",
+            "HEAP MiB",
+            "CPU/MONTH",
+            "MEMORY/MONTH",
+            "TOTAL/MONTH",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for f in e.functions.iter().take(a.top) {
+        rows.push(vec![
+            f.function.clone(),
+            format!("{:.3}", f.cores),
+            format!("{:.1}", f.heap_gib * 1024.0),
+            format!("{:.2}", f.cpu_per_month),
+            format!("{:.2}", f.memory_per_month),
+            format!("{:.2}", f.total_per_month),
+        ]);
+    }
+    s.push_str(&table(&rows, &[1, 2, 3, 4, 5]));
+    crate::write_stdout(&s)
 }

@@ -36,6 +36,7 @@ Examples:
   gocost compare --base old.txt --head new.txt  # go test -bench output or profiles, for CI
   gocost leaks goroutine-*.pb.gz                # goroutine leaks over time
   gocost heap-growth heap-*.pb.gz               # allocation sites that keep growing
+  gocost cost cpu.pb.gz heap.pb.gz              # cores and heap, priced per month
 
 Exit codes: 0 ok, 1 operational error (I/O, network) or, for compare, a regression,\n2 bad input or usage.";
 
@@ -95,6 +96,9 @@ enum Cmd {
     /// Find allocation sites whose heap in use keeps growing, in heap profiles over time.
     #[command(after_help = leaks::HEAP_AFTER_HELP)]
     HeapGrowth(leaks::HeapArgs),
+    /// What a service costs: cores and heap from its CPU and heap profiles, priced.
+    #[command(after_help = leaks::COST_AFTER_HELP)]
+    Cost(leaks::CostArgs),
     /// Check a stopped server's data directory: replay the WAL, read every block whole.
     #[command(
         after_help = "Exits 0 when every block and WAL record decodes, 1 when something is damaged \
@@ -342,6 +346,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Leaks(a) => leaks::run(a),
         Cmd::HeapGrowth(a) => leaks::run_heap(a),
+        Cmd::Cost(a) => leaks::run_cost(a),
         Cmd::Flame(a) => {
             flame::check_format(&a.output)?;
             let rpt = build_report(&a.src, &report_options(Kind::Top, &a.filter)?)?;

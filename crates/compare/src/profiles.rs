@@ -73,15 +73,10 @@ struct Summarized {
     funcs: HashMap<String, FnValues>,
 }
 
-/// Go's asynchronous preemption makes `runtime.asyncPreempt` the leaf of whatever tight loop
-/// it interrupted; its time belongs to that caller (pprof's `-hide`), or a hot loop's flat
-/// value would move between the two from run to run.
-const HIDE: &str = r"^runtime\.asyncPreempt$";
-
 fn report(p: Profile, index: Option<&str>) -> Result<Report, String> {
     let o = ReportOptions {
         sample_index: index.map(str::to_string),
-        hide: Some(HIDE.to_string()),
+        hide: Some(gocost_report::HIDE_ASYNC_PREEMPT.to_string()),
         nodefraction: 0.0,
         edgefraction: 0.0,
         nodecount: Some(0),

@@ -6,8 +6,10 @@
 //! - [`leaks`]: goroutine leaks from goroutine profiles over time, Go's `goroutineleak`
 //!   profile and `debug=2` dumps ([`dump`]);
 //! - [`heap`]: allocation sites whose heap in use keeps growing;
+//! - [`cost`]: what CPU and memory cost, per service and per function;
 //! - [`growth`]: the one rule for "keeps growing" both use.
 
+pub mod cost;
 pub mod dump;
 pub mod growth;
 pub mod heap;

@@ -36,6 +36,11 @@ pub use graph::NodeInfo;
 pub use stacks::{StackFrame, flame_stacks};
 pub use text::{TopReport, TopRow};
 
+/// A `hide` regexp for Go's asynchronous preemption: `runtime.asyncPreempt` is the leaf of
+/// whatever tight loop it interrupted, so its time belongs to that caller. Analyses that
+/// rank functions (compare, cost) hide it; pprof's own reports do not.
+pub const HIDE_ASYNC_PREEMPT: &str = r"^runtime\.asyncPreempt$";
+
 /// Report granularity (pprof's `-functions`, `-filefunctions`, `-files`, `-lines`,
 /// `-addresses`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
