@@ -13,6 +13,6 @@ fuzz_target!(|data: &[u8]| {
         let mut snaps: Vec<leaks::Snapshot> = (0..6)
             .map(|i| leaks::snapshot_from_dump(&gs[..gs.len() * i / 5], i as i64 * 10_000))
             .collect();
-        let _ = leaks::find(&mut snaps, &leaks::Params::default());
+        let _ = leaks::find(&mut snaps, &leaks::defaults());
     }
 });

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use gocost_insights::{cost, dump, heap, leaks};
+use gocost_insights::{cost, dump, growth, heap, leaks};
 
 use crate::source::InputError;
 
@@ -119,9 +119,9 @@ pub fn run(a: LeaksArgs) -> Result<()> {
         .iter()
         .map(|p| snapshot(p, a.max_size))
         .collect::<Result<Vec<_>>>()?;
-    let params = leaks::Params {
+    let params = growth::Rule {
         min_rate_per_hour: a.min_rate,
-        ..leaks::Params::default()
+        ..leaks::defaults()
     };
     let counted = snaps
         .iter()
@@ -136,22 +136,7 @@ pub fn run(a: LeaksArgs) -> Result<()> {
     }
     let found = leaks::find(&mut snaps, &params);
     if a.json {
-        #[derive(serde::Serialize)]
-        struct Row<'a> {
-            #[serde(flatten)]
-            f: &'a leaks::Finding,
-            first_seen: String,
-        }
-        let rows: Vec<Row> = found
-            .iter()
-            .map(|f| Row {
-                f,
-                first_seen: time_text(f.first_seen_ms),
-            })
-            .collect();
-        let mut s = serde_json::to_string_pretty(&rows)?;
-        s.push('\n');
-        return crate::write_stdout(&s);
+        return write_json_with_times(&found, |f| f.first_seen_ms);
     }
     if found.is_empty() {
         return crate::write_stdout(&format!(
@@ -264,28 +249,13 @@ pub fn run_heap(a: HeapArgs) -> Result<()> {
             heap::snapshot_from_profile(&p).map_err(|e| bad(format!("{}: {e}", path.display())))?,
         );
     }
-    let params = heap::Params {
+    let params = growth::Rule {
         min_rate_per_hour: a.min_rate,
-        ..heap::Params::default()
+        ..heap::defaults()
     };
     let found = heap::find(&mut snaps, &params);
     if a.json {
-        #[derive(serde::Serialize)]
-        struct Row<'a> {
-            #[serde(flatten)]
-            f: &'a heap::Finding,
-            first_seen: String,
-        }
-        let rows: Vec<Row> = found
-            .iter()
-            .map(|f| Row {
-                f,
-                first_seen: time_text(f.first_seen_ms),
-            })
-            .collect();
-        let mut s = serde_json::to_string_pretty(&rows)?;
-        s.push('\n');
-        return crate::write_stdout(&s);
+        return write_json_with_times(&found, |f| f.first_seen_ms);
     }
     if found.is_empty() {
         return crate::write_stdout(&format!(
@@ -432,5 +402,25 @@ pub fn run_cost(a: CostArgs) -> Result<()> {
         ]);
     }
     s.push_str(&table(&rows, &[1, 2, 3, 4, 5]));
+    crate::write_stdout(&s)
+}
+
+/// Findings as a JSON array, each with `first_seen` (RFC 3339) beside its unix milliseconds.
+fn write_json_with_times<T: serde::Serialize>(found: &[T], ms: impl Fn(&T) -> i64) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct Row<'a, T> {
+        #[serde(flatten)]
+        f: &'a T,
+        first_seen: String,
+    }
+    let rows: Vec<Row<T>> = found
+        .iter()
+        .map(|f| Row {
+            f,
+            first_seen: time_text(ms(f)),
+        })
+        .collect();
+    let mut s = serde_json::to_string_pretty(&rows)?;
+    s.push('\n');
     crate::write_stdout(&s)
 }

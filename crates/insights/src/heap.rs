@@ -66,26 +66,14 @@ pub fn snapshot_from_profile(p: &Profile) -> Result<Snapshot, String> {
     Ok(s)
 }
 
-/// Thresholds of the heap analysis.
-#[derive(Debug, Clone)]
-pub struct Params {
-    pub min_span_secs: f64,
-    pub min_points: usize,
-    /// Slower growth (bytes per hour) is not reported.
-    pub min_rate_per_hour: f64,
-    /// The smallest rise in bytes that counts: well above the heap profile's sampling
-    /// granularity (one sample per 512 KiB allocated, on average).
-    pub min_growth: f64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            min_span_secs: 30.0,
-            min_points: 5,
-            min_rate_per_hour: 4.0 * 1024.0 * 1024.0,
-            min_growth: 4.0 * 1024.0 * 1024.0,
-        }
+/// The growth rule for heap in use: 5 profiles over 30 s, 4 MiB an hour, a rise of 4 MiB —
+/// well above the heap profile's sampling (one sample per 512 KiB allocated, on average).
+pub fn defaults() -> growth::Rule {
+    growth::Rule {
+        min_span_secs: 30.0,
+        min_points: 5,
+        min_rate_per_hour: 4.0 * 1024.0 * 1024.0,
+        min_growth: 4.0 * 1024.0 * 1024.0,
     }
 }
 
@@ -106,16 +94,10 @@ pub struct Finding {
 }
 
 /// Sites whose heap in use keeps growing, fastest first.
-pub fn find(snapshots: &mut [Snapshot], params: &Params) -> Vec<Finding> {
+pub fn find(snapshots: &mut [Snapshot], rule: &growth::Rule) -> Vec<Finding> {
     snapshots.sort_by_key(|s| s.time_ms);
     let Some(t0) = snapshots.first().map(|s| s.time_ms) else {
         return Vec::new();
-    };
-    let rule = growth::Rule {
-        min_span_secs: params.min_span_secs,
-        min_points: params.min_points,
-        min_rate_per_hour: params.min_rate_per_hour,
-        min_growth: params.min_growth,
     };
     let mut sites: Vec<&String> = snapshots.iter().flat_map(|s| s.sites.keys()).collect();
     sites.sort();
@@ -131,7 +113,7 @@ pub fn find(snapshots: &mut [Snapshot], params: &Params) -> Vec<Finding> {
                 )
             })
             .collect();
-        let Some(g) = growth::sustained(&pts, &rule) else {
+        let Some(g) = growth::sustained(&pts, rule) else {
             continue;
         };
         let last = snapshots.iter().rev().find_map(|s| s.sites.get(site));
@@ -181,7 +163,7 @@ mod tests {
                 s
             })
             .collect();
-        let f = find(&mut snaps, &Params::default());
+        let f = find(&mut snaps, &defaults());
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].site, "main.remember");
         assert_eq!(f[0].inuse_bytes, 38 * MB);

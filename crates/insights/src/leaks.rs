@@ -194,36 +194,14 @@ pub fn snapshot_from_dump(gs: &[Goroutine], time_ms: i64) -> Snapshot {
     s
 }
 
-/// Thresholds of the classification.
-#[derive(Debug, Clone)]
-pub struct Params {
-    pub min_span_secs: f64,
-    pub min_points: usize,
-    /// Slower growth than this is not reported.
-    pub min_rate_per_hour: f64,
-    /// The smallest rise in count that counts.
-    pub min_growth: f64,
-}
-
-impl Params {
-    fn growth(&self) -> growth::Rule {
-        growth::Rule {
-            min_span_secs: self.min_span_secs,
-            min_points: self.min_points,
-            min_rate_per_hour: self.min_rate_per_hour,
-            min_growth: self.min_growth,
-        }
-    }
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            min_span_secs: 30.0,
-            min_points: 5,
-            min_rate_per_hour: 60.0,
-            min_growth: 10.0,
-        }
+/// The growth rule for goroutine counts: 5 snapshots over 30 s, 60 goroutines an hour, a
+/// rise of 10.
+pub fn defaults() -> growth::Rule {
+    growth::Rule {
+        min_span_secs: 30.0,
+        min_points: 5,
+        min_rate_per_hour: 60.0,
+        min_growth: 10.0,
     }
 }
 
@@ -257,7 +235,7 @@ pub struct Finding {
 }
 
 /// Finds leaks in snapshots (any order; they are sorted by time).
-pub fn find(snapshots: &mut [Snapshot], params: &Params) -> Vec<Finding> {
+pub fn find(snapshots: &mut [Snapshot], rule: &growth::Rule) -> Vec<Finding> {
     snapshots.sort_by_key(|s| s.time_ms);
     if snapshots.is_empty() {
         return Vec::new();
@@ -311,7 +289,7 @@ pub fn find(snapshots: &mut [Snapshot], params: &Params) -> Vec<Finding> {
         let mut confidence: f64 = 0.0;
         let mut rate = 0.0;
         if key.blocking != "sleep"
-            && let Some(g) = growth::sustained(&pts, &params.growth())
+            && let Some(g) = growth::sustained(&pts, rule)
         {
             rate = g.rate_per_hour;
             confidence = g.confidence;
@@ -395,7 +373,7 @@ mod tests {
             })
             .collect();
         snaps.reverse(); // any order
-        let f = find(&mut snaps, &Params::default());
+        let f = find(&mut snaps, &defaults());
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].function, "main.leak");
         assert_eq!(f[0].blocking, "chan receive");

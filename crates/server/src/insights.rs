@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use gocost_insights::{heap, leaks};
+use gocost_insights::{growth, heap, leaks};
 use gocost_store::Selector;
 use serde::{Deserialize, Serialize};
 
@@ -49,9 +49,9 @@ pub(crate) async fn leaks(
             }
         }
         let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
-        let params = leaks::Params {
+        let params = growth::Rule {
             min_rate_per_hour: q.min_rate.unwrap_or(60.0),
-            ..leaks::Params::default()
+            ..leaks::defaults()
         };
         let out = leaks_by_series(&st, &sel, from, to, &params)?;
         if out.is_empty() {
@@ -71,7 +71,7 @@ fn leaks_by_series(
     sel: &Selector,
     from: i64,
     to: i64,
-    params: &leaks::Params,
+    params: &growth::Rule,
 ) -> Result<Vec<SeriesLeaks>, ApiError> {
     // Per target (the series' labels): its snapshots, counted and proven.
     let mut per: BTreeMap<BTreeMap<String, String>, Vec<leaks::Snapshot>> = BTreeMap::new();
@@ -128,14 +128,13 @@ pub(crate) async fn insight_metrics(st: &Arc<AppState>) -> String {
             matchers: Vec::new(),
         };
         let from = to - METRICS_WINDOW_NS;
-        let series =
-            leaks_by_series(&st2, &sel, from, to, &leaks::Params::default()).unwrap_or_default();
+        let series = leaks_by_series(&st2, &sel, from, to, &leaks::defaults()).unwrap_or_default();
         let heap_sel = Selector {
             kind: Some("heap".into()),
             matchers: Vec::new(),
         };
         let heaps =
-            heap_by_series(&st2, &heap_sel, from, to, &heap::Params::default()).unwrap_or_default();
+            heap_by_series(&st2, &heap_sel, from, to, &heap::defaults()).unwrap_or_default();
         render_metrics(&series) + &render_heap_metrics(&heaps)
     })
     .await
@@ -196,7 +195,7 @@ fn heap_by_series(
     sel: &Selector,
     from: i64,
     to: i64,
-    params: &heap::Params,
+    params: &growth::Rule,
 ) -> Result<Vec<SeriesHeap>, ApiError> {
     let mut per: BTreeMap<BTreeMap<String, String>, Vec<heap::Snapshot>> = BTreeMap::new();
     st.store
@@ -247,11 +246,9 @@ pub(crate) async fn heap_growth(
             }
         }
         let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
-        let params = heap::Params {
-            min_rate_per_hour: q
-                .min_rate
-                .unwrap_or(heap::Params::default().min_rate_per_hour),
-            ..heap::Params::default()
+        let params = growth::Rule {
+            min_rate_per_hour: q.min_rate.unwrap_or(heap::defaults().min_rate_per_hour),
+            ..heap::defaults()
         };
         let out = heap_by_series(&st, &sel, from, to, &params)?;
         if out.is_empty() {
