@@ -3,7 +3,6 @@
 //! hands the rest to `gocost-compare`. Exit code 0 = no regression, 1 = regression,
 //! 2 = bad input (the caller maps errors).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -136,23 +135,6 @@ fn file_settings(explicit: Option<&Path>) -> Result<FileSettings> {
     Ok(f.compare)
 }
 
-fn read_input(src: &str, max: u64) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let res = if src == "-" {
-        std::io::stdin()
-            .lock()
-            .take(max + 1)
-            .read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(src).and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
-    };
-    res.map_err(|e| bad(format!("{src}: {e}")))?;
-    if bytes.len() as u64 > max {
-        return Err(bad(format!("{src}: larger than {max} bytes (--max-size)")));
-    }
-    Ok(bytes)
-}
-
 enum Input {
     Bench(Vec<benchfmt::Result>),
     Profile(Box<gocost_pprof::Profile>),
@@ -162,12 +144,7 @@ enum Input {
 fn parse_input(src: &str, bytes: &[u8], max: u64) -> Result<Input> {
     let looks_binary = bytes.starts_with(&[0x1f, 0x8b]) || std::str::from_utf8(bytes).is_err();
     if looks_binary {
-        let opts = gocost_pprof::DecodeOptions {
-            max_size: max,
-            labels: false,
-        };
-        let p = gocost_pprof::decode_with(bytes, &opts)
-            .map_err(|e| bad(format!("{src}: parsing profile: {e}")))?;
+        let p = crate::source::decode(src, bytes, max, false)?;
         return Ok(Input::Profile(Box::new(p)));
     }
     let text = std::str::from_utf8(bytes).unwrap_or_default();
@@ -185,7 +162,12 @@ fn parse_input(src: &str, bytes: &[u8], max: u64) -> Result<Input> {
 
 fn load_side(srcs: &[String], max: u64) -> Result<Vec<(String, Input)>> {
     srcs.iter()
-        .map(|s| Ok((s.clone(), parse_input(s, &read_input(s, max)?, max)?)))
+        .map(|s| {
+            Ok((
+                s.clone(),
+                parse_input(s, &crate::source::read_capped(s, max)?, max)?,
+            ))
+        })
         .collect()
 }
 

@@ -6,7 +6,7 @@
 
 mod compare;
 mod flame;
-mod leaks;
+mod insights;
 mod serve;
 mod source;
 
@@ -91,14 +91,14 @@ enum Cmd {
     #[command(after_help = compare::AFTER_HELP)]
     Compare(compare::CompareArgs),
     /// Find goroutine leaks in goroutine profiles (or debug=2 dumps) taken over time.
-    #[command(after_help = leaks::AFTER_HELP)]
-    Leaks(leaks::LeaksArgs),
+    #[command(after_help = insights::AFTER_HELP)]
+    Leaks(insights::LeaksArgs),
     /// Find allocation sites whose heap in use keeps growing, in heap profiles over time.
-    #[command(after_help = leaks::HEAP_AFTER_HELP)]
-    HeapGrowth(leaks::HeapArgs),
+    #[command(after_help = insights::HEAP_AFTER_HELP)]
+    HeapGrowth(insights::HeapArgs),
     /// What a service costs: cores and heap from its CPU and heap profiles, priced.
-    #[command(after_help = leaks::COST_AFTER_HELP)]
-    Cost(leaks::CostArgs),
+    #[command(after_help = insights::COST_AFTER_HELP)]
+    Cost(insights::CostArgs),
     /// Check a stopped server's data directory: replay the WAL, read every block whole.
     #[command(
         after_help = "Exits 0 when every block and WAL record decodes, 1 when something is damaged \
@@ -344,9 +344,9 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
-        Cmd::Leaks(a) => leaks::run(a),
-        Cmd::HeapGrowth(a) => leaks::run_heap(a),
-        Cmd::Cost(a) => leaks::run_cost(a),
+        Cmd::Leaks(a) => insights::run(a),
+        Cmd::HeapGrowth(a) => insights::run_heap(a),
+        Cmd::Cost(a) => insights::run_cost(a),
         Cmd::Flame(a) => {
             flame::check_format(&a.output)?;
             let rpt = build_report(&a.src, &report_options(Kind::Top, &a.filter)?)?;

@@ -86,12 +86,34 @@ fn read(src: &str, o: &LoadOptions) -> Result<Profile> {
     } else {
         std::fs::read(src).map_err(|e| anyhow::anyhow!("{src}: {e}"))?
     };
-    let opts = gocost_pprof::DecodeOptions {
-        max_size: o.max_size,
-        labels: o.labels,
-    };
-    gocost_pprof::decode_with(&bytes, &opts)
+    decode(src, &bytes, o.max_size, o.labels)
+}
+
+/// Decodes the profile in `bytes` (named `src` in errors); bad input is exit code 2.
+pub fn decode(src: &str, bytes: &[u8], max_size: u64, labels: bool) -> Result<Profile> {
+    let opts = gocost_pprof::DecodeOptions { max_size, labels };
+    gocost_pprof::decode_with(bytes, &opts)
         .map_err(|e| InputError(format!("{src}: parsing profile: {e}")).into())
+}
+
+/// The bytes of a file, or of stdin for `-`, refused beyond `max`. Any failure is bad input
+/// naming the file.
+pub fn read_capped(src: &str, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let res = if src == "-" {
+        std::io::stdin()
+            .lock()
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(src).and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+    };
+    res.map_err(|e| InputError(format!("{src}: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(InputError(format!("{src}: larger than {max} bytes (--max-size)")).into());
+    }
+    Ok(bytes)
 }
 
 /// Merges profiles in order, one at a time, the way pprof's `combineProfiles` does: a single

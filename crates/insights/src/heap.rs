@@ -46,16 +46,7 @@ pub fn snapshot_from_profile(p: &Profile) -> Result<Snapshot, String> {
         if bytes == 0 && objs == 0 {
             continue;
         }
-        let mut stack = Vec::new();
-        for &l in &sample.location {
-            if let Some(loc) = p.location.get(l as usize) {
-                for line in &loc.line {
-                    if let Some(f) = p.function.get(line.function as usize) {
-                        stack.push(f.name.to_string());
-                    }
-                }
-            }
-        }
+        let stack = crate::leaks::sample_stack(p, &sample.location);
         let e = s.sites.entry(site_of(&stack)).or_default();
         e.0 += bytes;
         e.1 += objs;

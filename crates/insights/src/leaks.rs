@@ -32,6 +32,19 @@ pub struct Snapshot {
     pub groups: BTreeMap<Key, GroupObs>,
 }
 
+impl Snapshot {
+    /// Whether it counts goroutines (a goroutine profile or dump); snapshots of the
+    /// goroutineleak profile only hold proven leaks.
+    pub fn is_counted(&self) -> bool {
+        self.groups.values().any(|g| g.count > 0)
+    }
+}
+
+/// How many snapshots count goroutines (see [`Snapshot::is_counted`]).
+pub fn counted(snapshots: &[Snapshot]) -> usize {
+    snapshots.iter().filter(|s| s.is_counted()).count()
+}
+
 /// What a group of goroutines runs and where it waits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
@@ -109,7 +122,7 @@ pub fn key_of(stack: &[String]) -> Key {
 }
 
 /// Function names of a pprof sample's stack, innermost first (inlined frames expanded).
-fn sample_stack(p: &Profile, locs: &[u32]) -> Vec<String> {
+pub(crate) fn sample_stack(p: &Profile, locs: &[u32]) -> Vec<String> {
     let mut out = Vec::new();
     for &l in locs {
         let Some(loc) = p.location.get(l as usize) else {
@@ -244,12 +257,8 @@ pub fn find(snapshots: &mut [Snapshot], rule: &growth::Rule) -> Vec<Finding> {
     let mut keys: Vec<&Key> = snapshots.iter().flat_map(|s| s.groups.keys()).collect();
     keys.sort();
     keys.dedup();
-    // Goroutine snapshots are complete: a group absent from one had 0 goroutines. (Snapshots
-    // of the goroutineleak profile only hold proven leaks, so they carry no counts.)
-    let counted: Vec<&Snapshot> = snapshots
-        .iter()
-        .filter(|s| s.groups.values().any(|g| g.count > 0))
-        .collect();
+    // Goroutine snapshots are complete: a group absent from one had 0 goroutines.
+    let counted: Vec<&Snapshot> = snapshots.iter().filter(|s| s.is_counted()).collect();
     let mut out = Vec::new();
     for key in keys {
         let pts: Vec<(f64, f64)> = counted

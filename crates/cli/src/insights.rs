@@ -1,7 +1,6 @@
-//! `gocost leaks`: goroutine leaks from goroutine profiles (or `debug=2` dumps) taken over
-//! time, in any order.
+//! The insight commands over profile files taken over time (in any order): `gocost leaks`
+//! (goroutine profiles or `debug=2` dumps), `gocost heap-growth` and `gocost cost`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -49,24 +48,12 @@ fn bad(msg: String) -> anyhow::Error {
 
 /// A file's bytes, refused beyond `max`.
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let name = path.display();
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
-        .map_err(|e| bad(format!("{name}: {e}")))?;
-    if bytes.len() as u64 > max {
-        return Err(bad(format!("{name}: larger than {max} bytes (--max-size)")));
-    }
-    Ok(bytes)
+    crate::source::read_capped(&path.to_string_lossy(), max)
 }
 
+/// A profile that says when it was taken (analyses over time need it).
 fn decode(path: &Path, bytes: &[u8], max: u64) -> Result<gocost_pprof::Profile> {
-    let opts = gocost_pprof::DecodeOptions {
-        max_size: max,
-        labels: false,
-    };
-    let p = gocost_pprof::decode_with(bytes, &opts)
-        .map_err(|e| bad(format!("{}: parsing profile: {e}", path.display())))?;
+    let p = crate::source::decode(&path.to_string_lossy(), bytes, max, false)?;
     if p.time_nanos == 0 {
         return Err(bad(format!(
             "{}: the profile has no time (time_nanos)",
@@ -123,10 +110,7 @@ pub fn run(a: LeaksArgs) -> Result<()> {
         min_rate_per_hour: a.min_rate,
         ..leaks::defaults()
     };
-    let counted = snaps
-        .iter()
-        .filter(|s| s.groups.values().any(|g| g.count > 0))
-        .count();
+    let counted = leaks::counted(&snaps);
     if counted < params.min_points {
         eprintln!(
             "gocost: {counted} goroutine snapshot(s): growth needs at least {} over {} s; \
