@@ -289,15 +289,19 @@ pub struct CostArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// Price of one core for an hour.
-    #[arg(long, value_name = "PRICE", default_value_t = 0.04048)]
-    cpu_rate: f64,
-    /// Price of one GiB of memory for an hour.
-    #[arg(long, value_name = "PRICE", default_value_t = 0.004445)]
-    memory_rate: f64,
-    /// Currency of the rates (for display).
-    #[arg(long, value_name = "CODE", default_value = "USD")]
-    currency: String,
+    /// Price of one core for an hour [default: the config's, else 0.04048].
+    #[arg(long, value_name = "PRICE")]
+    cpu_rate: Option<f64>,
+    /// Price of one GiB of memory for an hour [default: the config's, else 0.004445].
+    #[arg(long, value_name = "PRICE")]
+    memory_rate: Option<f64>,
+    /// Currency of the rates, for display [default: the config's, else USD].
+    #[arg(long, value_name = "CODE")]
+    currency: Option<String>,
+    /// Read prices from this file's `[cost]` section (the file `gocost serve` reads);
+    /// flags win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Functions to list.
     #[arg(long, value_name = "N", default_value_t = 15)]
     top: usize,
@@ -307,30 +311,27 @@ pub struct CostArgs {
 }
 
 pub fn run_cost(a: CostArgs) -> Result<()> {
-    let (mut cpu, mut heap) = (Vec::new(), Vec::new());
+    let mut usage = cost::Usage::new();
     for path in &a.profiles {
         let p = decode(path, &read_capped(path, a.max_size)?, a.max_size)?;
-        let has = |t: &str| p.sample_type.iter().any(|s| &*s.r#type == t);
-        if has("cpu") {
-            cpu.push(p);
-        } else if has("inuse_space") {
-            heap.push(p);
-        } else {
-            return Err(bad(format!(
-                "{}: neither a CPU profile (cpu) nor a heap profile (inuse_space)",
-                path.display()
-            )));
-        }
+        usage
+            .add(p)
+            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
     }
-    if !(a.cpu_rate >= 0.0 && a.memory_rate >= 0.0) {
+    let from_file = match &a.config {
+        Some(path) => gocost_scrape::Config::load(path).map_err(bad)?.cost,
+        None => gocost_scrape::CostConfig::default(),
+    };
+    let cfg = crate::serve::cost_rates(&from_file);
+    let rates = cost::Rates {
+        cpu_per_core_hour: a.cpu_rate.unwrap_or(cfg.cpu_per_core_hour),
+        memory_per_gib_hour: a.memory_rate.unwrap_or(cfg.memory_per_gib_hour),
+        currency: a.currency.clone().unwrap_or(cfg.currency),
+    };
+    if !(rates.cpu_per_core_hour >= 0.0 && rates.memory_per_gib_hour >= 0.0) {
         return Err(bad("--cpu-rate and --memory-rate must be 0 or more".into()));
     }
-    let rates = cost::Rates {
-        cpu_per_core_hour: a.cpu_rate,
-        memory_per_gib_hour: a.memory_rate,
-        currency: a.currency.clone(),
-    };
-    let e = cost::estimate(cpu, heap, &rates).map_err(bad)?;
+    let e = usage.estimate(&rates).map_err(bad)?;
     if a.json {
         let mut s = serde_json::to_string_pretty(&e)?;
         s.push('\n');
@@ -361,7 +362,7 @@ pub fn run_cost(a: CostArgs) -> Result<()> {
     let _ = writeln!(
         s,
         "Rates: {} {} per core-hour, {} per GiB-hour; a month is 730 hours.\n",
-        a.cpu_rate, rates.currency, a.memory_rate
+        rates.cpu_per_core_hour, rates.currency, rates.memory_per_gib_hour
     );
     let mut rows = vec![
         [

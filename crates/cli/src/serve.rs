@@ -259,6 +259,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let scraper = Arc::new(Scraper::start(&cfg, store.clone()).map_err(InputError)?);
         let health: HealthSource = Arc::new(RwLock::new(health_source(&scraper)));
         let state = AppState::new(store.clone(), health.clone());
+        state.set_cost_rates(cost_rates(&cfg.cost));
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -299,6 +300,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         if let Some(path) = a.config.clone() {
             let store = store.clone();
             let health = health.clone();
+            let state = state.clone();
             let mut current = scraper.clone();
             tokio::spawn(async move {
                 let Ok(mut hup) =
@@ -312,6 +314,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                             Ok(s) => {
                                 current.stop();
                                 current = Arc::new(s);
+                                state.set_cost_rates(cost_rates(&new_cfg.cost));
                                 if let Ok(mut h) = health.write() {
                                     *h = health_source(&current);
                                 }
@@ -342,4 +345,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         eprintln!("gocost: stopped; store synced");
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// The `[cost]` section's prices over gocost's defaults.
+pub fn cost_rates(c: &gocost_scrape::CostConfig) -> gocost_insights::cost::Rates {
+    let d = gocost_insights::cost::Rates::default();
+    gocost_insights::cost::Rates {
+        cpu_per_core_hour: c.cpu_per_core_hour.unwrap_or(d.cpu_per_core_hour),
+        memory_per_gib_hour: c.memory_per_gib_hour.unwrap_or(d.memory_per_gib_hour),
+        currency: c.currency.clone().unwrap_or(d.currency),
+    }
 }

@@ -96,3 +96,201 @@ fn cost_agrees_with_pprof_and_the_rates() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("goroutine.pb.gz: neither a CPU profile"));
 }
+
+/// The first number after `key` in `text`, if any.
+fn try_number_after(text: &str, key: &str) -> Option<f64> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let num: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    num.parse().ok()
+}
+
+/// `go tool pprof -top` of a profile the API serves, as text.
+fn pprof_top(go: &Path, url: &str, dir: &Path, name: &str, extra: &[&str]) -> String {
+    let (code, body) = gocost_testkit::procs::http_get(url);
+    assert_eq!(code, 200, "{url}: {}", String::from_utf8_lossy(&body));
+    let file = dir.join(name);
+    std::fs::write(&file, body).unwrap();
+    let o = Command::new(go)
+        .args(["tool", "pprof", "-top"])
+        .args(extra)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// `gocost serve` prices each service from what it scrapes: two instances of one job and
+/// one of another, CPU and heap profiles and the Go runtime's memory (expvar). Cores per
+/// target equal `go tool pprof`'s "Total samples ÷ Duration" of the same range through the
+/// API; memory is the mean of the target's `go_memstats_sys_bytes` points; groups add up
+/// their targets; the `[cost]` rates are applied; `/metrics` has a cost per hour per target.
+#[test]
+fn serve_prices_each_service() {
+    use gocost_testkit::procs::{fresh_dir, go_build, start_gocost, start_with_addr_file};
+    let Some(go) = gocost_testkit::go_toolchain() else {
+        return;
+    };
+    let dir = fresh_dir("cost", "serve");
+    let bin = dir.join("demo");
+    go_build(&go, &root().join("testdata/go/demo"), &bin);
+    let demos: Vec<_> = (0..3)
+        .map(|i| start_with_addr_file(&bin, &["-duration=2m"], &dir.join(format!("addr{i}"))))
+        .collect();
+    let config = dir.join("gocost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cost]\ncpu_per_core_hour = 0.5\nmemory_per_gib_hour = 0.25\ncurrency = \"EUR\"\n\n\
+             [[scrape]]\njob = \"shop\"\ntargets = [\"{}\", \"{}\"]\ninterval = \"2s\"\n\
+             profiles = [\"cpu\", \"heap\"]\nmetrics = [\"expvar\"]\n\n\
+             [[scrape]]\njob = \"ads\"\ntargets = [\"{}\"]\ninterval = \"2s\"\n\
+             profiles = [\"cpu\", \"heap\"]\nmetrics = [\"expvar\"]\n",
+            demos[0].1, demos[1].1, demos[2].1
+        ),
+    )
+    .unwrap();
+    let (_gocost, api) = start_gocost(
+        Path::new(env!("CARGO_BIN_EXE_gocost")),
+        &config,
+        &dir.join("data"),
+    );
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::thread::sleep(std::time::Duration::from_secs(24));
+    // A closed range that ended a while ago: nothing arrives in it any more.
+    let (from, to) = (t0 - 60, t0 + 14);
+    let get_json = |path: &str| -> serde_json::Value {
+        let url = format!("http://{api}{path}&from={from}&to={to}");
+        let (code, body) = gocost_testkit::procs::http_get(&url);
+        assert_eq!(code, 200, "{url}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    };
+
+    let per_target = get_json("/api/v1/cost?by=");
+    assert_eq!(per_target["rates"]["currency"], "EUR", "{per_target:#}");
+    let groups = per_target["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3, "{per_target:#}");
+    let close = |a: f64, b: f64, rel: f64| (a - b).abs() <= rel * b.abs().max(1e-12);
+    let mut shop_cores = 0.0;
+    for (i, g) in groups.iter().enumerate() {
+        let job = g["labels"]["job"].as_str().unwrap();
+        let inst = g["labels"]["instance"].as_str().unwrap();
+        let sel = format!("%7Bjob%3D%22{job}%22%2Cinstance%3D%22{inst}%22%7D");
+        // Cores: pprof's "Total samples ÷ Duration" of the same merged CPU profile.
+        let top = pprof_top(
+            &go,
+            &format!("http://{api}/api/v1/profile?query=cpu{sel}&from={from}&to={to}"),
+            &dir,
+            &format!("cpu{i}.pb.gz"),
+            &[],
+        );
+        let cores = g["cores"].as_f64().unwrap();
+        let pct = try_number_after(&top, "s (").unwrap_or_else(|| panic!("{top}"));
+        assert!(
+            (cores * 100.0 - pct).abs() <= 0.006,
+            "{cores} vs pprof {pct}%\n{top}"
+        );
+        assert!(cores > 0.0);
+        if job == "shop" {
+            shop_cores += cores;
+        }
+        // Memory: the mean of the target's go_memstats_sys_bytes over the range.
+        assert_eq!(g["memory_source"], "go_sys", "{g:#}");
+        let rt = get_json(&format!(
+            "/api/v1/runtime?query=%7B__name__%3D%22go_memstats_sys_bytes%22%2Cjob%3D%22{job}%22%2Cinstance%3D%22{inst}%22%7D"
+        ));
+        let pts = rt[0]["points"].as_array().unwrap();
+        let mean = pts.iter().map(|p| p[1].as_f64().unwrap()).sum::<f64>() / pts.len() as f64;
+        let mem = g["memory_gib"].as_f64().unwrap() * 1024.0 * 1024.0 * 1024.0;
+        assert!(close(mem, mean, 1e-9), "{mem} vs {mean}");
+        // Heap: the merged heap profile's total ÷ the number of heap profiles.
+        let n_heap = g["heap_profiles"].as_f64().unwrap();
+        assert!(n_heap >= 5.0, "{g:#}");
+        let htop = pprof_top(
+            &go,
+            &format!("http://{api}/api/v1/profile?query=heap{sel}&from={from}&to={to}"),
+            &dir,
+            &format!("heap{i}.pb.gz"),
+            &["-sample_index=inuse_space", "-unit=kB"],
+        );
+        let kb = try_number_after(&htop, "% of ").unwrap_or_else(|| panic!("{htop}"));
+        let heap_kb = g["heap_gib"].as_f64().unwrap() * n_heap * 1024.0 * 1024.0;
+        assert!(close(heap_kb, kb, 1e-3), "{heap_kb} kB vs pprof {kb} kB");
+        // Rates: [cost] prices, a month of 730 hours.
+        let (c, m) = (
+            g["cores"].as_f64().unwrap(),
+            g["memory_gib"].as_f64().unwrap(),
+        );
+        assert!(close(g["cpu_per_hour"].as_f64().unwrap(), c * 0.5, 1e-9));
+        assert!(close(
+            g["memory_per_hour"].as_f64().unwrap(),
+            m * 0.25,
+            1e-9
+        ));
+        assert!(close(
+            g["total_per_month"].as_f64().unwrap(),
+            (c * 0.5 + m * 0.25) * 730.0,
+            1e-9
+        ));
+    }
+
+    // Per job: shop adds up its two instances; biggest spender first.
+    let by_job = get_json("/api/v1/cost?by=job");
+    let jobs = by_job["groups"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{by_job:#}");
+    let shop = jobs.iter().find(|g| g["labels"]["job"] == "shop").unwrap();
+    assert_eq!(shop["targets"], 2);
+    assert_eq!(shop["labels"].as_object().unwrap().len(), 1);
+    assert!(close(shop["cores"].as_f64().unwrap(), shop_cores, 1e-9));
+    assert!(jobs[0]["total_per_month"].as_f64() >= jobs[1]["total_per_month"].as_f64());
+    let total: f64 = jobs
+        .iter()
+        .map(|g| g["total_per_month"].as_f64().unwrap())
+        .sum();
+    assert!(close(
+        by_job["total_per_month"].as_f64().unwrap(),
+        total,
+        1e-9
+    ));
+    // The demo's functions are named; the biggest spenders come first.
+    let fs = shop["functions"].as_array().unwrap();
+    assert!(
+        fs.iter()
+            .any(|f| f["function"].as_str().unwrap().starts_with("main.")),
+        "{fs:#?}"
+    );
+
+    // Bad selectors are 400s, nothing matched is a 404.
+    let (code, _) =
+        gocost_testkit::procs::http_get(&format!("http://{api}/api/v1/cost?query=goroutine"));
+    assert_eq!(code, 400);
+    let (code, _) = gocost_testkit::procs::http_get(&format!(
+        "http://{api}/api/v1/cost?query=%7Bjob%3D%22nope%22%7D"
+    ));
+    assert_eq!(code, 404);
+
+    // /metrics: a cost per hour per target and resource.
+    let (_, body) = gocost_testkit::procs::http_get(&format!("http://{api}/metrics"));
+    let metrics = String::from_utf8(body).unwrap();
+    for d in &demos {
+        for res in ["cpu", "memory"] {
+            let line = metrics
+                .lines()
+                .find(|l| {
+                    l.starts_with("gocost_cost_per_hour{")
+                        && l.contains(&format!("instance=\"{}\"", d.1))
+                        && l.contains(&format!("resource=\"{res}\""))
+                })
+                .unwrap_or_else(|| panic!("no {res} cost for {}:\n{metrics}", d.1));
+            let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(v > 0.0, "{line}");
+        }
+    }
+}

@@ -192,6 +192,20 @@ pub struct Config {
     /// `gocost compare`'s settings (read by the CLI); a file may hold both.
     #[serde(default)]
     pub compare: Option<toml::Table>,
+    /// Prices for cost (`/api/v1/cost`, the cost gauges, `gocost cost --config`).
+    #[serde(default)]
+    pub cost: CostConfig,
+}
+
+/// `[cost]`: what a core and a GiB of memory cost per hour. Unset fields keep gocost's
+/// defaults (AWS Fargate on-demand in us-east-1: 0.04048 per vCPU-hour, 0.004445 per
+/// GB-hour, USD).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    pub cpu_per_core_hour: Option<f64>,
+    pub memory_per_gib_hour: Option<f64>,
+    pub currency: Option<String>,
 }
 
 pub const DEFAULT_PROFILES: &[&str] = &["cpu", "heap", "allocs", "goroutine", "mutex", "block"];
@@ -275,6 +289,19 @@ impl Config {
             }
             if cfg.scrape[..i].iter().any(|o| o.job == s.job) {
                 return Err(at("duplicate job name"));
+            }
+        }
+        for (k, v) in [
+            ("cpu_per_core_hour", cfg.cost.cpu_per_core_hour),
+            ("memory_per_gib_hour", cfg.cost.memory_per_gib_hour),
+        ] {
+            if let Some(x) = v
+                && !(x >= 0.0 && x.is_finite())
+            {
+                return Err(format!(
+                    "{}: cost.{k} must be a price of 0 or more, not {x}",
+                    file.display()
+                ));
             }
         }
         if let Some(b) = cfg.storage.block_duration

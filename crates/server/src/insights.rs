@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use gocost_insights::{growth, heap, leaks};
+use gocost_insights::{cost, growth, heap, leaks};
 use gocost_pprof::Profile;
 use gocost_store::Selector;
 use serde::{Deserialize, Serialize};
@@ -90,7 +90,7 @@ async fn per_target<F: Serialize + Send + 'static>(
 
 /// Calls `f` with every profile of `kind` matching `sel`'s labels in `[from, to]`, its time
 /// set to when it was stored.
-fn each_profile(
+pub(crate) fn each_profile(
     st: &AppState,
     sel: &Selector,
     kind: &str,
@@ -199,6 +199,187 @@ fn heap_by_series(
         .collect())
 }
 
+#[derive(Deserialize, Default)]
+pub(crate) struct CostQuery {
+    query: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// Label names to add up by (comma-separated); default `job`. Empty: per target.
+    by: Option<String>,
+    /// Functions listed per group (default 20).
+    top: Option<usize>,
+}
+
+/// One group's cost (targets whose `by` labels are equal), as `gocost cost` estimates it.
+#[derive(Serialize)]
+struct GroupCost {
+    labels: Labels,
+    /// Targets (label sets) added up.
+    targets: usize,
+    #[serde(flatten)]
+    estimate: cost::Estimate,
+}
+
+/// `GET /api/v1/cost?query={job="api"}&from=now-24h&by=job`: what each service (or any
+/// label's value) costs per hour and month, from its CPU profiles (cores), its resident
+/// memory (or the Go runtime's, or the heap profiles'), priced with the `[cost]` rates;
+/// biggest spenders first, each with its most expensive functions.
+pub(crate) async fn cost(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<CostQuery>,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let body = blocking(move || {
+        let sel =
+            Selector::parse(q.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
+        if let Some(k) = sel.kind.as_deref()
+            && k != "cpu"
+            && k != "heap"
+        {
+            return Err(ApiError::BadRequest(format!(
+                "cost reads cpu and heap profiles; leave the kind out of the query (got {k:?})"
+            )));
+        }
+        let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
+        let by: Vec<String> = match q.by.as_deref() {
+            None => vec!["job".into()],
+            Some(s) => s
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect(),
+        };
+        let rates = st.cost_rates();
+        let per = cost_by_series(&st, &sel, from, to, &rates)?;
+        if per.is_empty() {
+            return Err(ApiError::NotFound(format!(
+                "no cpu or heap profiles match {} in the range",
+                q.query.as_deref().unwrap_or("{}")
+            )));
+        }
+        let mut groups: BTreeMap<Labels, GroupCost> = BTreeMap::new();
+        for (labels, e) in per {
+            let key: Labels = if by.is_empty() {
+                labels
+            } else {
+                by.iter()
+                    .map(|k| (k.clone(), labels.get(k).cloned().unwrap_or_default()))
+                    .collect()
+            };
+            match groups.get_mut(&key) {
+                Some(g) => {
+                    g.targets += 1;
+                    g.estimate.add(&e);
+                }
+                None => {
+                    groups.insert(
+                        key.clone(),
+                        GroupCost {
+                            labels: key,
+                            targets: 1,
+                            estimate: e,
+                        },
+                    );
+                }
+            }
+        }
+        let mut groups: Vec<GroupCost> = groups.into_values().collect();
+        groups.sort_by(|a, b| {
+            b.estimate
+                .total_per_month
+                .total_cmp(&a.estimate.total_per_month)
+        });
+        let top = q.top.unwrap_or(20);
+        for g in &mut groups {
+            g.estimate.functions.truncate(top);
+        }
+        let total: f64 = groups.iter().map(|g| g.estimate.total_per_month).sum();
+        Ok(serde_json::json!({
+            "by": by,
+            "rates": rates,
+            "hours_per_month": cost::HOURS_PER_MONTH,
+            "total_per_month": total,
+            "groups": groups,
+        }))
+    })
+    .await??;
+    Ok(axum::Json(body).into_response())
+}
+
+/// Memory series gocost prefers for cost, best first.
+const MEMORY_METRICS: &[(&str, cost::MemorySource)] = &[
+    ("process_resident_memory_bytes", cost::MemorySource::Rss),
+    ("go_memstats_sys_bytes", cost::MemorySource::GoSys),
+];
+
+/// Each target's cost estimate over `[from, to]`: CPU and heap profiles, memory from its
+/// runtime metrics when scraped.
+fn cost_by_series(
+    st: &AppState,
+    sel: &Selector,
+    from: i64,
+    to: i64,
+    rates: &cost::Rates,
+) -> Result<Vec<(Labels, cost::Estimate)>, ApiError> {
+    let mut per: BTreeMap<Labels, cost::Usage> = BTreeMap::new();
+    let mut bad = None;
+    for kind in ["cpu", "heap"] {
+        each_profile(st, sel, kind, from, to, &mut |labels, p| {
+            let u = per.entry(labels.clone()).or_default();
+            let r = if kind == "cpu" {
+                u.add_cpu(p)
+            } else {
+                u.add_heap(p)
+            };
+            if let Err(e) = r {
+                bad.get_or_insert(e);
+            }
+        })?;
+    }
+    if let Some(e) = bad {
+        return Err(ApiError::Internal(format!("cost: {e}")));
+    }
+    // Memory: the mean of the best memory metric each target has.
+    let names: Vec<&str> = MEMORY_METRICS.iter().map(|m| m.0).collect();
+    let mut msel = Selector::parse(&format!("metric{{__name__=~\"{}\"}}", names.join("|")))
+        .map_err(ApiError::Internal)?;
+    msel.matchers.extend(sel.matchers.iter().cloned());
+    let points = st
+        .store
+        .select_points(&msel, from, to)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut best: BTreeMap<Labels, (usize, f64)> = BTreeMap::new();
+    for (key, pts) in points {
+        let mut labels = key.labels.clone();
+        let Some(name) = labels.remove("__name__") else {
+            continue;
+        };
+        let Some(rank) = MEMORY_METRICS.iter().position(|m| m.0 == name) else {
+            continue;
+        };
+        if pts.is_empty() || !per.contains_key(&labels) {
+            continue;
+        }
+        let mean = pts.iter().map(|p| p.1).sum::<f64>() / pts.len() as f64;
+        if best.get(&labels).is_none_or(|b| rank < b.0) {
+            best.insert(labels, (rank, mean));
+        }
+    }
+    for (labels, (rank, mean)) in best {
+        if let Some(u) = per.get_mut(&labels) {
+            u.set_memory(mean, MEMORY_METRICS[rank].1);
+        }
+    }
+    per.into_iter()
+        .filter(|(_, u)| !u.is_empty())
+        .map(|(l, u)| {
+            u.estimate(rates)
+                .map(|e| (l, e))
+                .map_err(|e| ApiError::Internal(format!("cost: {e}")))
+        })
+        .collect()
+}
+
 /// How far back `/metrics` looks, and how long its answer is reused: Prometheus may scrape
 /// every few seconds, the analyses read every goroutine and heap profile in the window.
 const METRICS_WINDOW_NS: i64 = 15 * 60 * 1_000_000_000;
@@ -263,6 +444,7 @@ pub(crate) async fn insight_metrics(st: &Arc<AppState>) -> String {
             ],
             |f| vec![("site", f.site.as_str())],
         );
+        cost_gauges(&mut o, &st2, &all, from, to);
         o
     })
     .await
@@ -271,6 +453,60 @@ pub(crate) async fn insight_metrics(st: &Arc<AppState>) -> String {
         *c = Some((std::time::Instant::now(), text.clone()));
     }
     text
+}
+
+/// Cost per target over the `/metrics` window: `gocost_cost_per_hour{resource="cpu|memory"}`,
+/// `gocost_cost_cores`, `gocost_cost_memory_bytes`.
+fn cost_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64) {
+    use std::fmt::Write as _;
+    let rates = st.cost_rates();
+    let per = cost_by_series(st, all, from, to, &rates).unwrap_or_default();
+    let labels = |l: &Labels, extra: Option<(&str, &str)>| {
+        l.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(extra)
+            .map(|(k, v)| format!("{k}=\"{}\"", crate::esc(v)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let cur = crate::esc(&rates.currency);
+    let _ = writeln!(
+        o,
+        "# HELP gocost_cost_per_hour What a target costs per hour (currency {cur}) at the [cost] rates, over the last 15 minutes: resource=\"cpu\" from CPU profiles, \"memory\" from resident memory (or the heap).\n# TYPE gocost_cost_per_hour gauge"
+    );
+    for (l, e) in &per {
+        let _ = writeln!(
+            o,
+            "gocost_cost_per_hour{{{}}} {}",
+            labels(l, Some(("resource", "cpu"))),
+            e.cpu_per_hour
+        );
+        let _ = writeln!(
+            o,
+            "gocost_cost_per_hour{{{}}} {}",
+            labels(l, Some(("resource", "memory"))),
+            e.memory_per_hour
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP gocost_cost_cores Cores a target kept busy on average over the last 15 minutes (CPU profiles).\n# TYPE gocost_cost_cores gauge"
+    );
+    for (l, e) in &per {
+        let _ = writeln!(o, "gocost_cost_cores{{{}}} {}", labels(l, None), e.cores);
+    }
+    let _ = writeln!(
+        o,
+        "# HELP gocost_cost_memory_bytes Memory a target is charged for (mean over the last 15 minutes; see the API's memory_source).\n# TYPE gocost_cost_memory_bytes gauge"
+    );
+    for (l, e) in &per {
+        let _ = writeln!(
+            o,
+            "gocost_cost_memory_bytes{{{}}} {}",
+            labels(l, None),
+            e.memory_gib * 1024.0 * 1024.0 * 1024.0
+        );
+    }
 }
 
 /// One gauge family per (name, help, value): a sample per finding, labelled with its

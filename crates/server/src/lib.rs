@@ -38,6 +38,8 @@ pub struct AppState {
     queries: AtomicU64,
     /// `/metrics`' leak gauges and when they were computed (see `insights::insight_metrics`).
     insight_metrics: std::sync::Mutex<Option<(Instant, String)>>,
+    /// Prices for `/api/v1/cost` and the cost gauges (the config's `[cost]`).
+    cost_rates: RwLock<gocost_insights::cost::Rates>,
 }
 
 impl AppState {
@@ -51,7 +53,22 @@ impl AppState {
             query_nanos: AtomicU64::new(0),
             queries: AtomicU64::new(0),
             insight_metrics: std::sync::Mutex::new(None),
+            cost_rates: RwLock::new(Default::default()),
         })
+    }
+
+    /// Sets the prices cost is computed with (from the config's `[cost]`; reloadable).
+    pub fn set_cost_rates(&self, r: gocost_insights::cost::Rates) {
+        if let Ok(mut g) = self.cost_rates.write() {
+            *g = r;
+        }
+    }
+
+    fn cost_rates(&self) -> gocost_insights::cost::Rates {
+        self.cost_rates
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -739,6 +756,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/leaks", get(insights::leaks))
         .route("/api/v1/heap_growth", get(insights::heap_growth))
+        .route("/api/v1/regressions", get(regress::regressions))
+        .route("/api/v1/cost", get(insights::cost))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
