@@ -1,0 +1,212 @@
+//! # gocost-ingest
+//!
+//! What Pyroscope agents push, turned into gocost profiles: the `/ingest` query
+//! (`name=app.kind{k=v,…}`, `from`, `until`, `format`, `sampleRate`, `spyName`, `units`,
+//! `aggregationType`), its bodies (pprof raw or gzip'd, `multipart/form-data` with
+//! `profile`, `prev_profile` and `sample_type_config`, `folded`, `lines`) and the Connect
+//! `push.v1.PusherService/Push` request (`PushRequest` in protobuf). Every push becomes zero
+//! or more [`Pushed`] profiles, each with its gocost kind and series labels.
+//!
+//! It is synchronous and does no I/O: the server hands it bytes. Errors name the field, part
+//! or line at fault. Nothing is returned unless the whole push parsed (so nothing is stored
+//! half). Decompressed sizes are capped ([`Limits`]).
+
+mod kind;
+mod multipart;
+mod push;
+mod query;
+mod text;
+
+use std::collections::BTreeMap;
+
+use gocost_pprof::Profile;
+
+pub use kind::{kind_for_profile, kind_from_name, sanitize_label_name};
+pub use multipart::{Part, boundary_of, parse_multipart};
+pub use push::parse_push_request;
+pub use query::{Format, IngestQuery, parse_name};
+pub use text::{parse_folded, parse_lines};
+
+/// The label every pushed series gets for its application name (as scraped series do for
+/// their job).
+pub const JOB_LABEL: &str = "job";
+
+/// Caps on what one push may make us hold in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest decompressed size of one profile, or of a decompressed request body.
+    pub max_decompressed: u64,
+    /// Most labels one series may have (after the app name's `job`).
+    pub max_labels: usize,
+    /// Longest label name or value, and app name, in bytes.
+    pub max_label_len: usize,
+    /// Most stacks (lines) in a folded/lines body.
+    pub max_lines: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_decompressed: 64 << 20,
+            max_labels: 32,
+            max_label_len: 1024,
+            max_lines: 1_000_000,
+        }
+    }
+}
+
+/// A push that cannot be stored, with what is wrong (field, part or line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, Error> {
+    Err(Error(msg.into()))
+}
+
+/// One profile a push produced: the gocost kind (`cpu`, `heap`, `allocs`, `wall`, …), the
+/// series labels (`job` = the application name, plus the agent's tags) and when it was taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pushed {
+    pub kind: String,
+    pub labels: BTreeMap<String, String>,
+    pub time_ns: i64,
+    pub profile: Profile,
+}
+
+/// Decompresses a request body sent with `Content-Encoding: gzip` (other encodings are
+/// refused; identity passes through), capped at `limits.max_decompressed`.
+pub fn decode_body(
+    content_encoding: Option<&str>,
+    body: Vec<u8>,
+    limits: &Limits,
+) -> Result<Vec<u8>, Error> {
+    match content_encoding.map(str::trim) {
+        None | Some("" | "identity") => Ok(body),
+        Some(e) if e.eq_ignore_ascii_case("gzip") => {
+            gocost_pprof::gunzip(&body, limits.max_decompressed)
+                .map_err(|e| Error(format!("request body: {e}")))
+        }
+        Some(e) => err(format!(
+            "Content-Encoding {e:?} is not supported: use gzip or none"
+        )),
+    }
+}
+
+/// Decodes one pprof profile (raw or gzip'd) under the size cap; `what` names it in errors.
+pub(crate) fn decode_pprof(bytes: &[u8], what: &str, limits: &Limits) -> Result<Profile, Error> {
+    let opts = gocost_pprof::DecodeOptions {
+        max_size: limits.max_decompressed,
+        labels: true,
+    };
+    gocost_pprof::decode_with(bytes, &opts).map_err(|e| Error(format!("{what}: {e}")))
+}
+
+/// An `/ingest` request: its parsed query, the request's `Content-Type` and its (already
+/// content-decoded) body. `now_ns` stands in for a missing `from`.
+pub fn ingest(
+    q: &IngestQuery,
+    content_type: Option<&str>,
+    body: &[u8],
+    now_ns: i64,
+    limits: &Limits,
+) -> Result<Vec<Pushed>, Error> {
+    let time_from_query = q.from.map(|s| s.saturating_mul(1_000_000_000));
+    let mut labels = q.labels.clone();
+    labels.insert(JOB_LABEL.to_string(), q.app.clone());
+    let boundary = content_type.and_then(boundary_of);
+    let out = match (q.format, boundary) {
+        (Format::Pprof, Some(b)) => {
+            let parts = parse_multipart(body, &b)?;
+            multipart::profiles(&parts, q, limits)?
+        }
+        (Format::Pprof, None) => vec![decode_pprof(body, "body (pprof)", limits)?],
+        (Format::Folded | Format::Lines, _) => {
+            let text = std::str::from_utf8(body)
+                .map_err(|e| Error(format!("body: not UTF-8 text ({e})")))?;
+            let stacks = if q.format == Format::Folded {
+                parse_folded(text, limits)?
+            } else {
+                parse_lines(text, limits)?
+            };
+            vec![text::profile_from_stacks(&stacks, q)]
+        }
+    };
+    let mut pushed = Vec::with_capacity(out.len());
+    for mut p in out {
+        let kind = match &q.kind {
+            Some(k) => k.clone(),
+            None => kind_for_profile(&p),
+        };
+        let time_ns = time_from_query.unwrap_or(if p.time_nanos > 0 {
+            p.time_nanos
+        } else {
+            now_ns
+        });
+        if p.time_nanos == 0 {
+            p.time_nanos = time_ns;
+        }
+        if p.duration_nanos == 0
+            && let (Some(f), Some(u)) = (q.from, q.until)
+            && u > f
+        {
+            p.duration_nanos = (u - f).saturating_mul(1_000_000_000);
+        }
+        pushed.push(Pushed {
+            kind,
+            labels: labels.clone(),
+            time_ns,
+            profile: p,
+        });
+    }
+    Ok(pushed)
+}
+
+/// Series labels from a push's label pairs: names sanitized to `[A-Za-z0-9_]`, reserved
+/// (`__…`) names dropped, `service_name` becomes `job`; capped in number and length.
+pub(crate) fn series_labels<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    limits: &Limits,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for (k, v) in pairs {
+        if k.len() > limits.max_label_len || v.len() > limits.max_label_len {
+            return err(format!(
+                "label {:?}: longer than {} bytes",
+                truncate(k, 64),
+                limits.max_label_len
+            ));
+        }
+        let name = if k == "service_name" {
+            JOB_LABEL.to_string()
+        } else {
+            sanitize_label_name(k)
+        };
+        if name.is_empty() || name.starts_with("__") || v.is_empty() {
+            continue;
+        }
+        out.insert(name, v.to_string());
+        if out.len() > limits.max_labels {
+            return err(format!("more than {} labels", limits.max_labels));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn truncate(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s;
+    }
+    let mut i = n;
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    &s[..i]
+}
