@@ -7,6 +7,7 @@
 //!   profile and `debug=2` dumps ([`dump`]);
 //! - [`heap`]: allocation sites whose heap in use keeps growing;
 //! - [`cost`]: what CPU and memory cost, per service and per function;
+//! - [`regress`]: functions that got more expensive when a build changed;
 //! - [`growth`]: the one rule for "keeps growing" both use.
 
 pub mod cost;
@@ -14,3 +15,4 @@ pub mod dump;
 pub mod growth;
 pub mod heap;
 pub mod leaks;
+pub mod regress;

@@ -9,6 +9,7 @@
 //! It does not scrape or store (it is handed a [`Store`] and a health source).
 
 mod insights;
+mod regress;
 mod ui;
 
 use std::sync::atomic::{AtomicU64, Ordering};

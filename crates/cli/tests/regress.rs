@@ -1,0 +1,168 @@
+//! Regressions across deploys under a real `gocost serve`: two copies of the test bed
+//! `testdata/go/regress` are scraped (CPU every 2 s), then each is restarted on its address
+//! as a new build — one with `main.checksum` 30 % slower (`-tags slow`), one of identical
+//! code that differs only in its version string (and so its build ID). `/api/v1/regressions`
+//! must name `main.checksum` for the first and nothing for the second.
+//!
+//! Go is found through `$GO` or `go` on `PATH`; without it the test skips, except in CI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gocost_testkit::procs::{Proc, http_get, start_gocost, start_with_addr_file};
+
+fn tmp(name: &str) -> PathBuf {
+    gocost_testkit::procs::fresh_dir("regress", name)
+}
+
+/// `go build` of the test bed with a version string and build tags.
+fn build(go: &Path, out: &Path, version: &str, tags: &str) {
+    let o = Command::new(go)
+        .args(["build", "-tags", tags])
+        .arg(format!("-ldflags=-X main.version={version}"))
+        .arg("-o")
+        .arg(out)
+        .arg(".")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/regress"))
+        .output()
+        .expect("running go build");
+    assert!(
+        o.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn start(bin: &Path, addr: &str, addr_file: &Path) -> (Proc, String) {
+    let _ = std::fs::remove_file(addr_file);
+    start_with_addr_file(bin, &[&format!("-addr={addr}"), "-duration=5m"], addr_file)
+}
+
+/// The targets of `/api/v1/regressions` by job.
+fn targets(api: &str) -> Vec<(String, serde_json::Value)> {
+    let (code, body) = http_get(&format!(
+        "http://{api}/api/v1/regressions?query=cpu&from=now-10m"
+    ));
+    if code != 200 {
+        return Vec::new();
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    doc.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["labels"]["job"].as_str().unwrap().to_string(), s.clone()))
+        .collect()
+}
+
+#[test]
+fn finds_the_slowed_function_and_not_an_identical_build() {
+    let Some(go) = gocost_testkit::go_toolchain() else {
+        return;
+    };
+    let dir = tmp("serve");
+    let (a, slow, same) = (dir.join("a"), dir.join("slow"), dir.join("same"));
+    build(&go, &a, "1.0", "");
+    build(&go, &slow, "1.1", "slow");
+    build(&go, &same, "1.1", "");
+
+    let (bed1, addr1) = start(&a, "127.0.0.1:0", &dir.join("addr1"));
+    let (bed2, addr2) = start(&a, "127.0.0.1:0", &dir.join("addr2"));
+    let config = dir.join("gocost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[scrape]]\njob = \"slow\"\ntargets = [\"{addr1}\"]\ninterval = \"2s\"\n\
+             cpu_window = \"2s\"\nprofiles = [\"cpu\"]\n\n\
+             [[scrape]]\njob = \"same\"\ntargets = [\"{addr2}\"]\ninterval = \"2s\"\n\
+             cpu_window = \"2s\"\nprofiles = [\"cpu\"]\n"
+        ),
+    )
+    .unwrap();
+    let (_gocost, api) = start_gocost(
+        Path::new(env!("CARGO_BIN_EXE_gocost")),
+        &config,
+        &dir.join("data"),
+    );
+
+    // Enough profiles of the first build (8 are needed per side).
+    let t0 = Instant::now();
+    let enough = |n: u64| {
+        move |ts: &[(String, serde_json::Value)]| {
+            ts.len() == 2
+                && ts
+                    .iter()
+                    .all(|(_, s)| s["profiles"].as_u64().unwrap_or(0) >= n)
+        }
+    };
+    gocost_testkit::procs::wait_for("9 profiles per target", Duration::from_secs(60), || {
+        enough(9)(&targets(&api))
+    });
+    for (job, s) in targets(&api) {
+        assert_eq!(s["changes"], serde_json::json!([]), "{job}: {s:#}");
+    }
+
+    // The deploys: each service restarts as its new build on the same address.
+    drop(bed1);
+    let (_bed1, again1) = start(&slow, &addr1, &dir.join("addr1"));
+    drop(bed2);
+    let (_bed2, again2) = start(&same, &addr2, &dir.join("addr2"));
+    assert_eq!(
+        (again1.as_str(), again2.as_str()),
+        (addr1.as_str(), addr2.as_str())
+    );
+
+    let judged = |ts: &[(String, serde_json::Value)]| {
+        ts.len() == 2
+            && ts.iter().all(|(_, s)| {
+                s["changes"]
+                    .as_array()
+                    .is_some_and(|c| c.len() == 1 && c[0]["compared"] == true)
+            })
+    };
+    let mut last = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(75);
+    while !judged(&last) {
+        assert!(
+            Instant::now() < deadline,
+            "the changes were not judged in time: {last:#?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        last = targets(&api);
+    }
+    for (job, s) in &last {
+        let c = &s["changes"][0];
+        assert_eq!(
+            c["before"]["build_id"].as_str().map(str::len),
+            Some(40),
+            "{c:#}"
+        );
+        assert_ne!(c["before"]["build_id"], c["after"]["build_id"], "{c:#}");
+        assert!(c["before_profiles"].as_u64().unwrap() >= 8, "{c:#}");
+        assert!(c["after_profiles"].as_u64().unwrap() >= 8, "{c:#}");
+        let found: Vec<&str> = c["regressions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["function"].as_str().unwrap())
+            .collect();
+        match job.as_str() {
+            "slow" => {
+                assert_eq!(found, ["main.checksum"], "{c:#}");
+                let r = &c["regressions"][0];
+                let change = r["change"].as_f64().unwrap();
+                assert!((0.1..3.0).contains(&change), "{r:#}");
+                assert!(
+                    r["after_cores"].as_f64() > r["before_cores"].as_f64(),
+                    "{r:#}"
+                );
+            }
+            "same" => assert!(found.is_empty(), "identical code flagged: {c:#}"),
+            other => panic!("unexpected job {other}"),
+        }
+    }
+    eprintln!("judged {:.0?} after the start", t0.elapsed());
+
+    let (code, body) = http_get(&format!("http://{api}/api/v1/regressions?query=heap"));
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
+}
