@@ -124,13 +124,34 @@ fn pprof_top(go: &Path, url: &str, dir: &Path, name: &str, extra: &[&str]) -> St
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// pprof's printed duration (`1.23s`, `450ms`, `0`) in seconds.
+fn seconds(text: &str) -> f64 {
+    let t = text.trim().trim_end_matches(',');
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n.parse().unwrap_or_else(|_| panic!("duration {text:?}"));
+    n * match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "mins" => 60.0,
+        u => panic!("unit {u:?} in {text:?}"),
+    }
+}
+
 /// `gocost serve` prices each service from what it scrapes: two instances of one job and
 /// one of another, CPU and heap profiles and the Go runtime's memory (expvar). Cores per
 /// target equal `go tool pprof`'s "Total samples ÷ Duration" of the same range through the
 /// API; memory is the mean of the target's `go_memstats_sys_bytes` points; groups add up
 /// their targets; the `[cost]` rates are applied; `/metrics` has a cost per hour per target.
+/// The same scrapes give each target's GC cost: pause quantiles equal the runtime points',
+/// GC CPU equals `go tool pprof -focus` over the collector's frames, the allocation rate
+/// equals pprof's alloc_space total over the time the deltas covered.
 #[test]
-fn serve_prices_each_service() {
+fn serve_prices_each_service_and_its_gc() {
     use gocost_testkit::procs::{fresh_dir, go_build, start_gocost, start_with_addr_file};
     let Some(go) = gocost_testkit::go_toolchain() else {
         return;
@@ -147,9 +168,9 @@ fn serve_prices_each_service() {
         format!(
             "[cost]\ncpu_per_core_hour = 0.5\nmemory_per_gib_hour = 0.25\ncurrency = \"EUR\"\n\n\
              [[scrape]]\njob = \"shop\"\ntargets = [\"{}\", \"{}\"]\ninterval = \"2s\"\n\
-             profiles = [\"cpu\", \"heap\"]\nmetrics = [\"expvar\"]\n\n\
+             profiles = [\"cpu\", \"heap\", \"allocs\"]\nmetrics = [\"expvar\"]\n\n\
              [[scrape]]\njob = \"ads\"\ntargets = [\"{}\"]\ninterval = \"2s\"\n\
-             profiles = [\"cpu\", \"heap\"]\nmetrics = [\"expvar\"]\n",
+             profiles = [\"cpu\", \"heap\", \"allocs\"]\nmetrics = [\"expvar\"]\n",
             demos[0].1, demos[1].1, demos[2].1
         ),
     )
@@ -241,6 +262,101 @@ fn serve_prices_each_service() {
         ));
     }
 
+    // GC per target.
+    let gcs = get_json("/api/v1/gc?top=5");
+    let gcs = gcs.as_array().unwrap();
+    assert_eq!(gcs.len(), 3, "{gcs:#?}");
+    for (i, g) in gcs.iter().enumerate() {
+        let job = g["labels"]["job"].as_str().unwrap();
+        let inst = g["labels"]["instance"].as_str().unwrap();
+        let sel = format!("%7Bjob%3D%22{job}%22%2Cinstance%3D%22{inst}%22%7D");
+        // Pauses: the quantiles of the per-cycle points (type 7).
+        let rt = get_json(&format!(
+            "/api/v1/runtime?query=%7B__name__%3D%22go_gc_pause_seconds%22%2Cjob%3D%22{job}%22%2Cinstance%3D%22{inst}%22%7D"
+        ));
+        let mut v: Vec<f64> = rt[0]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[1].as_f64().unwrap())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let p = &g["pauses"];
+        assert_eq!(p["count"].as_u64().unwrap() as usize, v.len(), "{g:#}");
+        let q = |f: f64| {
+            let h = (v.len() - 1) as f64 * f;
+            let lo = h.floor() as usize;
+            v[lo] + (h - lo as f64) * (v[(lo + 1).min(v.len() - 1)] - v[lo])
+        };
+        assert!(close(p["p50"].as_f64().unwrap(), q(0.5), 1e-12));
+        assert!(close(p["p99"].as_f64().unwrap(), q(0.99), 1e-12));
+        assert_eq!(p["max"].as_f64().unwrap(), v[v.len() - 1]);
+        let cells: u64 = g["heatmap"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c[1].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()))
+            .sum();
+        assert_eq!(cells as usize, v.len());
+        // GC CPU: pprof's total of the samples through the collector's frames.
+        let top = pprof_top(
+            &go,
+            &format!("http://{api}/api/v1/profile?query=cpu{sel}&from={from}&to={to}"),
+            &dir,
+            &format!("gccpu{i}.pb.gz"),
+            &[
+                &format!("-focus={}", gocost_insights::gc::GC_FRAMES),
+                "-nodefraction=0",
+                "-nodecount=1000000",
+            ],
+        );
+        let line = top
+            .lines()
+            .find(|l| l.starts_with("Showing nodes accounting for "))
+            .unwrap_or_else(|| panic!("{top}"));
+        let shown = seconds(
+            line["Showing nodes accounting for ".len()..]
+                .split(' ')
+                .next()
+                .unwrap(),
+        );
+        let gc_s = g["gc_cpu"]["gc_seconds"].as_f64().unwrap();
+        assert!(
+            (gc_s - shown).abs() <= 0.006 + 0.005 * shown,
+            "{gc_s} vs pprof {shown}\n{top}"
+        );
+        let phases: f64 = g["gc_cpu"]["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["seconds"].as_f64().unwrap())
+            .sum();
+        assert!(close(phases, gc_s, 1e-9));
+        // Allocation: pprof's alloc_space total over the deltas' time.
+        let atop = pprof_top(
+            &go,
+            &format!("http://{api}/api/v1/profile?query=allocs{sel}&from={from}&to={to}"),
+            &dir,
+            &format!("allocs{i}.pb.gz"),
+            &["-sample_index=alloc_space", "-unit=kB"],
+        );
+        let kb = try_number_after(&atop, "% of ").unwrap_or_else(|| panic!("{atop}"));
+        let a = &g["allocation"];
+        let bytes = a["bytes_per_second"].as_f64().unwrap() * a["seconds"].as_f64().unwrap();
+        assert!(
+            close(bytes / 1024.0, kb, 1e-3),
+            "{bytes} B vs pprof {kb} kB"
+        );
+        let sites = a["sites"].as_array().unwrap();
+        assert!(!sites.is_empty() && sites.len() <= 5, "{a:#}");
+        assert!(
+            sites
+                .iter()
+                .all(|s| !s["site"].as_str().unwrap().starts_with("runtime.")),
+            "{a:#}"
+        );
+    }
+
     // Per job: shop adds up its two instances; biggest spender first.
     let by_job = get_json("/api/v1/cost?by=job");
     let jobs = by_job["groups"].as_array().unwrap();
@@ -291,6 +407,19 @@ fn serve_prices_each_service() {
                 .unwrap_or_else(|| panic!("no {res} cost for {}:\n{metrics}", d.1));
             let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
             assert!(v > 0.0, "{line}");
+        }
+        for family in [
+            "gocost_gc_pause_seconds{",
+            "gocost_gc_cpu_fraction{",
+            "gocost_allocation_bytes_per_second{",
+        ] {
+            assert!(
+                metrics
+                    .lines()
+                    .any(|l| l.starts_with(family) && l.contains(&format!("instance=\"{}\"", d.1))),
+                "no {family} for {}:\n{metrics}",
+                d.1
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use gocost_insights::{cost, growth, heap, leaks};
+use gocost_insights::{cost, gc, growth, heap, leaks};
 use gocost_pprof::Profile;
 use gocost_store::Selector;
 use serde::{Deserialize, Serialize};
@@ -380,6 +380,175 @@ fn cost_by_series(
         .collect()
 }
 
+/// One target's GC cost.
+#[derive(Serialize, Default)]
+struct GcCost {
+    labels: Labels,
+    /// Stop-the-world pauses in the range (needs the job's `metrics = ["expvar"]`).
+    pauses: Option<gc::Pauses>,
+    heatmap: Option<gc::Heatmap>,
+    /// The collector's share of the CPU profiles' time.
+    gc_cpu: Option<gc::GcCpu>,
+    /// Allocation rates from the `allocs` deltas, by site.
+    allocation: Option<gc::Allocation>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct GcQuery {
+    query: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// Allocation sites listed (default 20).
+    top: Option<usize>,
+}
+
+/// `GET /api/v1/gc?query={job="api"}&from=now-1h`: per target, GC pauses (quantiles and a
+/// heatmap), the CPU the collector takes (from CPU profiles) and the allocation that drives
+/// it (from allocs profiles, by site).
+pub(crate) async fn gc(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<GcQuery>,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let body = blocking(move || {
+        let sel =
+            Selector::parse(q.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
+        if let Some(k) = sel.kind.as_deref() {
+            return Err(ApiError::BadRequest(format!(
+                "gc reads pauses, cpu and allocs profiles; leave the kind out of the query (got {k:?})"
+            )));
+        }
+        let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
+        let out = gc_by_series(&st, &sel, from, to, q.top.unwrap_or(20))?;
+        if out.is_empty() {
+            return Err(ApiError::NotFound(format!(
+                "no GC pauses, cpu or allocs profiles match {} in the range",
+                q.query.as_deref().unwrap_or("{}")
+            )));
+        }
+        Ok(out)
+    })
+    .await??;
+    Ok(axum::Json(body).into_response())
+}
+
+fn gc_by_series(
+    st: &AppState,
+    sel: &Selector,
+    from: i64,
+    to: i64,
+    top: usize,
+) -> Result<Vec<GcCost>, ApiError> {
+    let mut cpu: BTreeMap<Labels, gocost_pprof::Combiner> = BTreeMap::new();
+    let mut allocs: BTreeMap<Labels, gocost_pprof::Combiner> = BTreeMap::new();
+    let mut merge_err = None;
+    for (kind, per) in [("cpu", &mut cpu), ("allocs", &mut allocs)] {
+        each_profile(st, sel, kind, from, to, &mut |labels, p| {
+            if let Err(e) = per.entry(labels.clone()).or_default().push(p) {
+                merge_err.get_or_insert(e.to_string());
+            }
+        })?;
+    }
+    if let Some(e) = merge_err {
+        return Err(ApiError::Internal(format!("gc: {e}")));
+    }
+    let mut out: BTreeMap<Labels, GcCost> = BTreeMap::new();
+    let mut psel =
+        Selector::parse("metric{__name__=\"go_gc_pause_seconds\"}").map_err(ApiError::Internal)?;
+    psel.matchers.extend(sel.matchers.iter().cloned());
+    for (key, pts) in st
+        .store
+        .select_points(&psel, from, to)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+    {
+        let mut labels = key.labels;
+        labels.remove("__name__");
+        let g = out.entry(labels.clone()).or_default();
+        g.labels = labels;
+        g.pauses = gc::pauses(&pts);
+        g.heatmap = Some(gc::heatmap(&pts, from, to, 60));
+    }
+    for (labels, c) in cpu {
+        if let Some(p) = c.finish() {
+            let g = out.entry(labels.clone()).or_default();
+            g.labels = labels;
+            g.gc_cpu = gc::gc_cpu(&p).ok();
+        }
+    }
+    for (labels, c) in allocs {
+        if let Some(p) = c.finish() {
+            let g = out.entry(labels.clone()).or_default();
+            g.labels = labels;
+            g.allocation = gc::allocation(&p, top).ok();
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// GC gauges per target over the `/metrics` window.
+fn gc_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64) {
+    use std::fmt::Write as _;
+    let per = gc_by_series(st, all, from, to, 0).unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "# HELP gocost_gc_pause_seconds Stop-the-world GC pauses of the last 15 minutes (quantile 1 = the longest).\n# TYPE gocost_gc_pause_seconds gauge"
+    );
+    for g in &per {
+        if let Some(p) = &g.pauses {
+            for (q, v) in [
+                ("0.5", p.p50),
+                ("0.9", p.p90),
+                ("0.99", p.p99),
+                ("1", p.max),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "gocost_gc_pause_seconds{{{}}} {v}",
+                    label_text(&g.labels, &[("quantile", q)])
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        o,
+        "# HELP gocost_gc_cpu_fraction Share of the last 15 minutes' CPU profile time spent in the garbage collector (mark, assists, sweep, stop-the-world).\n# TYPE gocost_gc_cpu_fraction gauge"
+    );
+    for g in &per {
+        if let Some(c) = &g.gc_cpu {
+            let _ = writeln!(
+                o,
+                "gocost_gc_cpu_fraction{{{}}} {}",
+                label_text(&g.labels, &[]),
+                c.fraction
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "# HELP gocost_allocation_bytes_per_second Bytes allocated per second over the last 15 minutes (allocs profiles).\n# TYPE gocost_allocation_bytes_per_second gauge"
+    );
+    for g in &per {
+        if let Some(a) = &g.allocation {
+            let _ = writeln!(
+                o,
+                "gocost_allocation_bytes_per_second{{{}}} {}",
+                label_text(&g.labels, &[]),
+                a.bytes_per_second
+            );
+        }
+    }
+}
+
+/// Prometheus label text: a target's labels, then extra ones.
+fn label_text(l: &Labels, extra: &[(&str, &str)]) -> String {
+    l.iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra.iter().copied())
+        .map(|(k, v)| format!("{k}=\"{}\"", crate::esc(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// How far back `/metrics` looks, and how long its answer is reused: Prometheus may scrape
 /// every few seconds, the analyses read every goroutine and heap profile in the window.
 const METRICS_WINDOW_NS: i64 = 15 * 60 * 1_000_000_000;
@@ -445,6 +614,7 @@ pub(crate) async fn insight_metrics(st: &Arc<AppState>) -> String {
             |f| vec![("site", f.site.as_str())],
         );
         cost_gauges(&mut o, &st2, &all, from, to);
+        gc_gauges(&mut o, &st2, &all, from, to);
         o
     })
     .await
@@ -461,14 +631,6 @@ fn cost_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64
     use std::fmt::Write as _;
     let rates = st.cost_rates();
     let per = cost_by_series(st, all, from, to, &rates).unwrap_or_default();
-    let labels = |l: &Labels, extra: Option<(&str, &str)>| {
-        l.iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain(extra)
-            .map(|(k, v)| format!("{k}=\"{}\"", crate::esc(v)))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     let cur = crate::esc(&rates.currency);
     let _ = writeln!(
         o,
@@ -478,13 +640,13 @@ fn cost_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64
         let _ = writeln!(
             o,
             "gocost_cost_per_hour{{{}}} {}",
-            labels(l, Some(("resource", "cpu"))),
+            label_text(l, &[("resource", "cpu")]),
             e.cpu_per_hour
         );
         let _ = writeln!(
             o,
             "gocost_cost_per_hour{{{}}} {}",
-            labels(l, Some(("resource", "memory"))),
+            label_text(l, &[("resource", "memory")]),
             e.memory_per_hour
         );
     }
@@ -493,7 +655,7 @@ fn cost_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64
         "# HELP gocost_cost_cores Cores a target kept busy on average over the last 15 minutes (CPU profiles).\n# TYPE gocost_cost_cores gauge"
     );
     for (l, e) in &per {
-        let _ = writeln!(o, "gocost_cost_cores{{{}}} {}", labels(l, None), e.cores);
+        let _ = writeln!(o, "gocost_cost_cores{{{}}} {}", label_text(l, &[]), e.cores);
     }
     let _ = writeln!(
         o,
@@ -503,7 +665,7 @@ fn cost_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64
         let _ = writeln!(
             o,
             "gocost_cost_memory_bytes{{{}}} {}",
-            labels(l, None),
+            label_text(l, &[]),
             e.memory_gib * 1024.0 * 1024.0 * 1024.0
         );
     }
@@ -522,14 +684,8 @@ fn gauges<F>(
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
         for s in series {
             for f in &s.findings {
-                let labels: Vec<String> = s
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .chain(labels_of(f))
-                    .map(|(k, v)| format!("{k}=\"{}\"", crate::esc(v)))
-                    .collect();
-                let _ = writeln!(o, "{name}{{{}}} {}", labels.join(","), value(f));
+                let labels = label_text(&s.labels, &labels_of(f));
+                let _ = writeln!(o, "{name}{{{labels}}} {}", value(f));
             }
         }
     }

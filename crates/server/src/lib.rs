@@ -759,6 +759,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/heap_growth", get(insights::heap_growth))
         .route("/api/v1/regressions", get(regress::regressions))
         .route("/api/v1/cost", get(insights::cost))
+        .route("/api/v1/gc", get(insights::gc))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
