@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,13 +25,14 @@ var (
 	version = "dev"
 
 	addr     = flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
-	rate     = flag.Int("rate", 2000, "rounds of work per second")
+	rate     = flag.Int("rate", 2000, "rounds of work per second (0: as many as the CPU allows)")
+	workers  = flag.Int("workers", 1, "goroutines sharing the work")
 	duration = flag.Duration("duration", 10*time.Minute, "exit after this long")
 
 	data    = make([]byte, 16384)
 	records string
 	ints    []int
-	sink    int
+	sink    atomic.Int64
 )
 
 // checksum hashes data `passes` times (FNV-1a, re-seeded per pass).
@@ -79,13 +81,19 @@ func sortCopy(xs []int) []int {
 //
 //go:noinline
 func round() {
-	sink += int(checksum(data)) + parseRecords(records) + sortCopy(ints)[0]
+	sink.Add(int64(checksum(data)) + int64(parseRecords(records)) + int64(sortCopy(ints)[0]))
 }
 
-// serve does -rate rounds per second, in batches every 10 ms; a batch that falls behind
-// (a busy machine) is dropped rather than made up, as a service sheds load.
-func serve() {
-	per := *rate / 100
+// serve does its share of -rate rounds per second, in batches every 10 ms; a batch that
+// falls behind (a busy machine) is dropped rather than made up, as a service sheds load.
+// With -rate=0 it works without pause.
+func serve(rate int) {
+	if rate <= 0 {
+		for {
+			round()
+		}
+	}
+	per := rate / 100
 	if per < 1 {
 		per = 1
 	}
@@ -107,7 +115,9 @@ func main() {
 	}
 	records = sb.String()
 	ints = r.Perm(4000)
-	go serve()
+	for i := 0; i < *workers; i++ {
+		go serve(*rate / *workers)
+	}
 	http.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, version)
 	})
