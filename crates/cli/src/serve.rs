@@ -259,6 +259,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let scraper = Arc::new(Scraper::start(&cfg, store.clone()).map_err(InputError)?);
         let health: HealthSource = Arc::new(RwLock::new(health_source(&scraper)));
         let state = AppState::new(store.clone(), health.clone());
+        state.access.configure(&cfg);
         state.set_cost_rates(cost_rates(&cfg.cost));
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
@@ -315,6 +316,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                                 current.stop();
                                 current = Arc::new(s);
                                 state.set_cost_rates(cost_rates(&new_cfg.cost));
+                                state.access.configure(&new_cfg);
                                 if let Ok(mut h) = health.write() {
                                     *h = health_source(&current);
                                 }

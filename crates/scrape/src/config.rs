@@ -195,6 +195,82 @@ pub struct Config {
     /// Prices for cost (`/api/v1/cost`, the cost gauges, `gocost cost --config`).
     #[serde(default)]
     pub cost: CostConfig,
+    /// Bearer tokens and their scopes (`[[auth.tokens]]`); none = no auth, as before.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// `X-Scope-OrgID` tenants (`[tenancy]`); off = one anonymous tenant.
+    #[serde(default)]
+    pub tenancy: TenancyConfig,
+    /// Per-tenant push limits (`[limits]`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[auth]`: who may use the server. With no tokens every route is open (gocost's default,
+/// for a loopback listener); with any, every API route needs one.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One `[[auth.tokens]]` entry. Its `Debug` never shows the secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A name for logs and errors (the secret is never printed).
+    pub name: String,
+    /// The secret, sent as `Authorization: Bearer <token>` (or as a basic-auth password).
+    pub token: String,
+    /// `read` (queries, the UI's API calls), `write` (pushes), `admin` (everything,
+    /// including gocost's own `/metrics`, any tenant).
+    pub scopes: Vec<String>,
+    /// Tenants this token may act for; empty = any.
+    #[serde(default)]
+    pub tenants: Vec<String>,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .field("tenants", &self.tenants)
+            .finish()
+    }
+}
+
+/// `[tenancy]`: keep tenants' data apart by `X-Scope-OrgID`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TenancyConfig {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// `[limits]`: per tenant. Unset = unlimited (except `max_body`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Pushes per second a tenant may make (sustained).
+    pub ingest_rate: Option<f64>,
+    /// Pushes a tenant may make at once above the rate (default: the rate, at least 1).
+    pub ingest_burst: Option<f64>,
+    /// Most series a tenant may push to (new series past it are refused).
+    pub max_series: Option<usize>,
+    /// Largest push body (default 16MiB); decompressed profiles may be 4× that.
+    #[serde(default, deserialize_with = "de_size")]
+    pub max_body: Option<u64>,
+}
+
+/// A tenant id: 1–64 of `[A-Za-z0-9_.-]`.
+pub fn valid_tenant(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// `[cost]`: what a core and a GiB of memory cost per hour. Unset fields keep gocost's
@@ -300,6 +376,50 @@ impl Config {
             {
                 return Err(format!(
                     "{}: cost.{k} must be a price of 0 or more, not {x}",
+                    file.display()
+                ));
+            }
+        }
+        for (i, t) in cfg.auth.tokens.iter().enumerate() {
+            let at = |what: &str| {
+                format!(
+                    "{}: auth.tokens[{i}] ({:?}): {what}",
+                    file.display(),
+                    t.name
+                )
+            };
+            if t.name.is_empty() {
+                return Err(at("name must not be empty"));
+            }
+            if t.token.len() < 16 || t.token.len() > 256 {
+                return Err(at("token must be 16 to 256 bytes"));
+            }
+            if t.scopes.is_empty() {
+                return Err(at("scopes must list read, write and/or admin"));
+            }
+            for sc in &t.scopes {
+                if !matches!(sc.as_str(), "read" | "write" | "admin") {
+                    return Err(at(&format!("unknown scope {sc:?} (read, write, admin)")));
+                }
+            }
+            for tn in &t.tenants {
+                if !valid_tenant(tn) {
+                    return Err(at(&format!("tenant {tn:?}: 1 to 64 of A-Z a-z 0-9 _ - .")));
+                }
+            }
+            if cfg.auth.tokens[..i].iter().any(|o| o.token == t.token) {
+                return Err(at("the same token is configured twice"));
+            }
+        }
+        for (k, v) in [
+            ("ingest_rate", cfg.limits.ingest_rate),
+            ("ingest_burst", cfg.limits.ingest_burst),
+        ] {
+            if let Some(x) = v
+                && !(x > 0.0 && x.is_finite())
+            {
+                return Err(format!(
+                    "{}: limits.{k} must be a positive number, not {x}",
                     file.display()
                 ));
             }

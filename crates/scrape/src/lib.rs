@@ -13,6 +13,9 @@ pub mod delta;
 pub mod runtime;
 mod scraper;
 
-pub use config::{Config, CostConfig, ScrapeConfig, parse_duration};
+pub use config::{
+    AuthConfig, Config, CostConfig, LimitsConfig, ScrapeConfig, TenancyConfig, TokenConfig,
+    parse_duration, valid_tenant,
+};
 pub use runtime::{MAX_PROM_SAMPLES, PromSample, parse_prometheus};
 pub use scraper::{Health, Scraper, is_cumulative};

@@ -8,7 +8,9 @@
 //!
 //! It does not scrape or store (it is handed a [`Store`] and a health source).
 
+mod access;
 mod insights;
+mod push;
 mod regress;
 mod ui;
 
@@ -41,6 +43,8 @@ pub struct AppState {
     insight_metrics: std::sync::Mutex<Option<(Instant, String)>>,
     /// Prices for `/api/v1/cost` and the cost gauges (the config's `[cost]`).
     cost_rates: RwLock<gocost_insights::cost::Rates>,
+    /// Tokens, tenancy and push limits (the config's `[auth]`, `[tenancy]`, `[limits]`).
+    pub access: access::Access,
 }
 
 impl AppState {
@@ -55,6 +59,7 @@ impl AppState {
             queries: AtomicU64::new(0),
             insight_metrics: std::sync::Mutex::new(None),
             cost_rates: RwLock::new(Default::default()),
+            access: access::Access::default(),
         })
     }
 
@@ -742,7 +747,17 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
 
 /// The router with every route.
 pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = usize::try_from(state.access.max_body()).unwrap_or(usize::MAX);
+    let pushes = Router::new()
+        .route("/ingest", axum::routing::post(push::ingest))
+        .route("/pyroscope/ingest", axum::routing::post(push::ingest))
+        .route(
+            "/push.v1.PusherService/Push",
+            axum::routing::post(push::push),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(max_body));
     Router::new()
+        .merge(pushes)
         .route("/", get(ui::index))
         .route("/ui/{file}", get(ui::file))
         .route("/api/v1/profile", get(profile))
@@ -761,5 +776,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/cost", get(insights::cost))
         .route("/api/v1/gc", get(insights::gc))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .with_state(state)
 }
