@@ -1,11 +1,11 @@
 //! The insight commands over profile files taken over time (in any order): `gocost leaks`
-//! (goroutine profiles or `debug=2` dumps), `gocost heap-growth` and `gocost cost`.
+//! (goroutine profiles or `debug=2` dumps), `gocost heap-growth`, `gocost cost` and `gocost gc`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use gocost_insights::{cost, dump, growth, heap, leaks};
+use gocost_insights::{cost, dump, gc, growth, heap, leaks};
 
 use crate::source::InputError;
 
@@ -407,5 +407,147 @@ fn write_json_with_times<T: serde::Serialize>(found: &[T], ms: impl Fn(&T) -> i6
         .collect();
     let mut s = serde_json::to_string_pretty(&rows)?;
     s.push('\n');
+    crate::write_stdout(&s)
+}
+
+pub const GC_AFTER_HELP: &str = "\
+Give CPU profiles (what the collector takes) and/or allocs profiles (what drives it) of one
+service; several of a kind are merged.
+
+GC CPU is the share of CPU samples whose stack passes through the collector: background mark
+workers (mark), mark assists charged to allocating goroutines (assist), sweeping (sweep) and
+the stop-the-world phases. It is what `go tool pprof -focus` over those frames counts:
+  go tool pprof -top -focus='^runtime\\.(gcAssistAlloc|gcBgMarkWorker|bgsweep|sweepone|\\(\\*sweepLocked\\)\\.sweep|gcStart|gcMarkDone|gcMarkTermination)$' cpu.pb.gz
+
+Allocation is listed by site (the innermost frame above the allocator). A delta profile
+(`/debug/pprof/allocs?seconds=30`, or what `gocost serve` stores) also gives rates per
+second; a plain allocs profile counts since the process started. The allocation rate paces
+the collector: the top sites are where GC cost is cut.
+
+Examples:
+  gocost gc cpu.pb.gz allocs.pb.gz
+  curl -o a.pb.gz 'http://HOST/debug/pprof/allocs?seconds=30' && gocost gc --json a.pb.gz
+
+Exit codes: 0 ok, 1 operational error, 2 bad input.";
+
+#[derive(Args)]
+pub struct GcArgs {
+    /// CPU and/or allocs profiles of one service.
+    #[arg(required = true, value_name = "PROFILE")]
+    profiles: Vec<PathBuf>,
+    /// Print JSON: {"gc_cpu": …, "allocation": …} (null without profiles of that kind).
+    #[arg(long)]
+    json: bool,
+    /// Allocation sites to list.
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    top: usize,
+    /// Refuse inputs larger than this many bytes (after decompression).
+    #[arg(long, value_name = "BYTES", default_value_t = gocost_pprof::DEFAULT_MAX_SIZE)]
+    max_size: u64,
+}
+
+pub fn run_gc(a: GcArgs) -> Result<()> {
+    let (mut cpu, mut allocs) = (gocost_pprof::Combiner::new(), gocost_pprof::Combiner::new());
+    for path in &a.profiles {
+        let p = crate::source::decode(
+            &path.to_string_lossy(),
+            &read_capped(path, a.max_size)?,
+            a.max_size,
+            false,
+        )?;
+        let has = |t: &str| p.sample_type.iter().any(|s| &*s.r#type == t);
+        let into = if has("cpu") {
+            &mut cpu
+        } else if has("alloc_space") {
+            &mut allocs
+        } else {
+            return Err(bad(format!(
+                "{}: neither a CPU profile (cpu) nor an allocs profile (alloc_space)",
+                path.display()
+            )));
+        };
+        into.push(p)
+            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    }
+    let gc_cpu = cpu
+        .finish()
+        .map(|p| gc::gc_cpu(&p))
+        .transpose()
+        .map_err(bad)?;
+    let allocation = allocs
+        .finish()
+        .map(|p| gc::allocation(&p, a.top))
+        .transpose()
+        .map_err(bad)?;
+    if a.json {
+        let mut s = serde_json::to_string_pretty(
+            &serde_json::json!({ "gc_cpu": gc_cpu, "allocation": allocation }),
+        )?;
+        s.push('\n');
+        return crate::write_stdout(&s);
+    }
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let pct = |f: f64| format!("{:.2}%", f * 100.0);
+    if let Some(c) = &gc_cpu {
+        let _ = writeln!(
+            s,
+            "GC CPU  {} of {:.2}s of CPU ({:.2}s; {:.3} cores)",
+            pct(c.fraction),
+            c.cpu_seconds,
+            c.gc_seconds,
+            c.cores
+        );
+        let mut rows = vec![["PHASE", "CPU", "SHARE"].map(String::from).to_vec()];
+        for ph in &c.phases {
+            rows.push(vec![
+                ph.phase.to_string(),
+                format!("{:.2}s", ph.seconds),
+                pct(ph.fraction),
+            ]);
+        }
+        s.push_str(&table(&rows, &[1, 2]));
+        s.push('\n');
+    }
+    if let Some(al) = &allocation {
+        let bytes = |n: f64| gocost_pprof::units::label(n.round() as i64, "bytes");
+        if al.seconds > 0.0 {
+            let _ = writeln!(
+                s,
+                "Allocation  {} in {:.1}s: {}/s, {:.0} objects/s",
+                bytes(al.bytes as f64),
+                al.seconds,
+                bytes(al.bytes_per_second),
+                al.objects_per_second
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "Allocation  {} in {} objects since the process started (no duration: \
+                 take a delta, e.g. ?seconds=30, for rates)",
+                bytes(al.bytes as f64),
+                al.objects
+            );
+        }
+        let mut rows = vec![
+            ["SITE", "BYTES", "OBJECTS", "BYTES/S", "SHARE"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for site in &al.sites {
+            rows.push(vec![
+                site.site.clone(),
+                bytes(site.bytes as f64),
+                site.objects.to_string(),
+                if al.seconds > 0.0 {
+                    bytes(site.bytes_per_second)
+                } else {
+                    "-".into()
+                },
+                pct(site.share),
+            ]);
+        }
+        s.push_str(&table(&rows, &[1, 2, 3, 4]));
+    }
     crate::write_stdout(&s)
 }

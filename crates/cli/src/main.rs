@@ -37,6 +37,7 @@ Examples:
   gocost leaks goroutine-*.pb.gz                # goroutine leaks over time
   gocost heap-growth heap-*.pb.gz               # allocation sites that keep growing
   gocost cost cpu.pb.gz heap.pb.gz              # cores and heap, priced per month
+  gocost gc cpu.pb.gz allocs.pb.gz              # GC CPU by phase, allocation by site
 
 Exit codes: 0 ok, 1 operational error (I/O, network) or, for compare, a regression,\n2 bad input or usage.";
 
@@ -99,6 +100,9 @@ enum Cmd {
     /// What a service costs: cores and heap from its CPU and heap profiles, priced.
     #[command(after_help = insights::COST_AFTER_HELP)]
     Cost(insights::CostArgs),
+    /// What garbage collection costs (GC CPU by phase) and what drives it (allocation sites).
+    #[command(after_help = insights::GC_AFTER_HELP)]
+    Gc(insights::GcArgs),
     /// Check a stopped server's data directory: replay the WAL, read every block whole.
     #[command(
         after_help = "Exits 0 when every block and WAL record decodes, 1 when something is damaged \
@@ -347,6 +351,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Leaks(a) => insights::run(a),
         Cmd::HeapGrowth(a) => insights::run_heap(a),
         Cmd::Cost(a) => insights::run_cost(a),
+        Cmd::Gc(a) => insights::run_gc(a),
         Cmd::Flame(a) => {
             flame::check_format(&a.output)?;
             let rpt = build_report(&a.src, &report_options(Kind::Top, &a.filter)?)?;

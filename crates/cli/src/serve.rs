@@ -261,6 +261,10 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let state = AppState::new(store.clone(), health.clone());
         state.access.configure(&cfg);
         state.set_cost_rates(cost_rates(&cfg.cost));
+        state
+            .alerts
+            .set_rules(cfg.alert.clone(), cfg.alerting.interval());
+        tokio::spawn(gocost_server::alerts::run(state.clone()));
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -316,6 +320,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                                 current.stop();
                                 current = Arc::new(s);
                                 state.set_cost_rates(cost_rates(&new_cfg.cost));
+                                state
+                                    .alerts
+                                    .set_rules(new_cfg.alert.clone(), new_cfg.alerting.interval());
                                 state.access.configure(&new_cfg);
                                 if let Ok(mut h) = health.write() {
                                     *h = health_source(&current);

@@ -423,3 +423,77 @@ fn serve_prices_each_service_and_its_gc() {
         }
     }
 }
+
+/// `gocost gc` against `go tool pprof`'s goldens: GC CPU is what `-focus` over the
+/// collector's frames keeps (`Showing nodes accounting for 0.19s, 13.57% of 1.40s total`),
+/// allocation is the delta's alloc_space total over its duration.
+#[test]
+fn gc_agrees_with_pprof_focus() {
+    let golden =
+        |name: &str| std::fs::read_to_string(root().join("testdata/golden").join(name)).unwrap();
+    let slug = format!(
+        "top__nodefraction=0__nodecount=100000__focus={}__batch.cpu.pb.gz.txt",
+        gocost_insights::gc::GC_FRAMES
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "._=-".contains(c) {
+                c
+            } else {
+                '~'
+            })
+            .collect::<String>()
+    );
+    let focus = golden(&slug);
+    let gc_s = number_after(&focus, "Showing nodes accounting for ");
+    let showing = &focus[focus.find("Showing nodes").unwrap()..];
+    let gc_pct = number_after(showing, "s, ");
+    let allocs = golden("top__hide=runtime__sample_index=alloc_space__allocs.delta.pb.gz.txt");
+    let total_mb = number_after(&allocs, "Total samples = ");
+    assert!(
+        allocs.contains("Total samples = ")
+            && allocs[allocs.find("Total samples = ").unwrap()..].contains("MB")
+    );
+    let duration = number_after(&allocs, "Duration: ");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_gocost"))
+        .args(["gc", "--json", "--top", "3"])
+        .arg(root().join("testdata/profiles/batch.cpu.pb.gz"))
+        .arg(root().join("testdata/profiles/allocs.delta.pb.gz"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["gc_cpu"];
+    assert!(
+        (c["gc_seconds"].as_f64().unwrap() - gc_s).abs() <= 0.005,
+        "{c:#} vs {gc_s}s"
+    );
+    assert!(
+        (c["fraction"].as_f64().unwrap() * 100.0 - gc_pct).abs() <= 0.005,
+        "{c:#} vs {gc_pct}%"
+    );
+    let phases: f64 = c["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["seconds"].as_f64().unwrap())
+        .sum();
+    assert!((phases - c["gc_seconds"].as_f64().unwrap()).abs() < 1e-9);
+    let a = &v["allocation"];
+    let mb = a["bytes"].as_f64().unwrap() / 1024.0 / 1024.0;
+    assert!(
+        (mb - total_mb).abs() <= 0.005,
+        "{mb} MB vs pprof {total_mb} MB"
+    );
+    assert!((a["seconds"].as_f64().unwrap() - duration).abs() <= 0.005);
+    assert_eq!(a["sites"].as_array().unwrap().len(), 3);
+    assert_eq!(a["sites"][0]["site"], "main.sortWords", "{a:#}");
+
+    // Not a CPU or allocs profile: named, exit 2.
+    let o = Command::new(env!("CARGO_BIN_EXE_gocost"))
+        .arg("gc")
+        .arg(root().join("testdata/profiles/goroutine.pb.gz"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("goroutine.pb.gz: neither a CPU profile"));
+}

@@ -211,6 +211,8 @@ pub fn gc_cpu(p: &Profile) -> Result<GcCpu, String> {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Site {
     pub site: String,
+    pub bytes: i64,
+    pub objects: i64,
     pub bytes_per_second: f64,
     pub objects_per_second: f64,
     /// Of all bytes allocated.
@@ -220,23 +222,24 @@ pub struct Site {
 /// What a service allocates per second, by site.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Allocation {
-    /// Time the `allocs` deltas covered.
+    /// Time the `allocs` deltas covered; 0 for a profile counted since the process started
+    /// (then the rates are 0 too).
     pub seconds: f64,
+    pub bytes: i64,
+    pub objects: i64,
     pub bytes_per_second: f64,
     pub objects_per_second: f64,
     /// Biggest first.
     pub sites: Vec<Site>,
 }
 
-/// Allocation rates of merged `allocs` deltas (their durations summed), the `top` biggest
-/// sites listed.
+/// Allocation by site of merged `allocs` deltas (their durations summed: rates per second)
+/// or of a profile counted since the process started (no duration: totals only); the `top`
+/// biggest sites listed.
 pub fn allocation(p: &Profile, top: usize) -> Result<Allocation, String> {
     let idx = |name: &str| p.sample_type.iter().position(|t| &*t.r#type == name);
     let space = idx("alloc_space").ok_or("not an allocs profile (no alloc_space sample type)")?;
     let objects = idx("alloc_objects");
-    if p.duration_nanos <= 0 {
-        return Err("allocs profile without a duration: not a delta between two scrapes".into());
-    }
     let mut per: std::collections::HashMap<String, (i64, i64)> = Default::default();
     let (mut bytes, mut objs) = (0i64, 0i64);
     for s in &p.sample {
@@ -256,13 +259,16 @@ pub fn allocation(p: &Profile, top: usize) -> Result<Allocation, String> {
         e.0 += b;
         e.1 += o;
     }
-    let secs = p.duration_nanos as f64 / 1e9;
+    let secs = p.duration_nanos.max(0) as f64 / 1e9;
+    let rate = |n: i64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
     let mut sites: Vec<Site> = per
         .into_iter()
         .map(|(site, (b, o))| Site {
             site,
-            bytes_per_second: b as f64 / secs,
-            objects_per_second: o as f64 / secs,
+            bytes: b,
+            objects: o,
+            bytes_per_second: rate(b),
+            objects_per_second: rate(o),
             share: if bytes > 0 {
                 b as f64 / bytes as f64
             } else {
@@ -270,16 +276,14 @@ pub fn allocation(p: &Profile, top: usize) -> Result<Allocation, String> {
             },
         })
         .collect();
-    sites.sort_by(|a, b| {
-        b.bytes_per_second
-            .total_cmp(&a.bytes_per_second)
-            .then_with(|| a.site.cmp(&b.site))
-    });
+    sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.site.cmp(&b.site)));
     sites.truncate(top);
     Ok(Allocation {
         seconds: secs,
-        bytes_per_second: bytes as f64 / secs,
-        objects_per_second: objs as f64 / secs,
+        bytes,
+        objects: objs,
+        bytes_per_second: rate(bytes),
+        objects_per_second: rate(objs),
         sites,
     })
 }

@@ -79,7 +79,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {s:?} too large"))
 }
 
-fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn de_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
     let s: Option<String> = Option::deserialize(d)?;
     s.map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
         .transpose()
@@ -195,6 +197,11 @@ pub struct Config {
     /// Prices for cost (`/api/v1/cost`, the cost gauges, `gocost cost --config`).
     #[serde(default)]
     pub cost: CostConfig,
+    /// Alert rules (`[[alert]]`) and how often they run (`[alerting]`).
+    #[serde(default)]
+    pub alert: Vec<crate::alerting::AlertRule>,
+    #[serde(default)]
+    pub alerting: crate::alerting::AlertingConfig,
     /// Bearer tokens and their scopes (`[[auth.tokens]]`); none = no auth, as before.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -365,6 +372,17 @@ impl Config {
             }
             if cfg.scrape[..i].iter().any(|o| o.job == s.job) {
                 return Err(at("duplicate job name"));
+            }
+        }
+        for (i, r) in cfg.alert.iter().enumerate() {
+            r.validate()
+                .map_err(|e| format!("{}: alert[{i}] ({:?}): {e}", file.display(), r.name))?;
+            if cfg.alert[..i].iter().any(|o| o.name == r.name) {
+                return Err(format!(
+                    "{}: alert[{i}] ({:?}): duplicate alert name",
+                    file.display(),
+                    r.name
+                ));
             }
         }
         for (k, v) in [

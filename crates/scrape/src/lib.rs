@@ -8,6 +8,7 @@
 //!
 //! It does not serve HTTP or decide how profiles are stored.
 
+pub mod alerting;
 pub mod config;
 pub mod delta;
 pub mod runtime;

@@ -25,11 +25,11 @@ pub(crate) struct InsightQuery {
 
 /// One target's findings.
 #[derive(Serialize)]
-struct SeriesFindings<F> {
-    labels: BTreeMap<String, String>,
+pub(crate) struct SeriesFindings<F> {
+    pub labels: BTreeMap<String, String>,
     /// Profiles analysed (for leaks: goroutine profiles).
-    snapshots: usize,
-    findings: Vec<F>,
+    pub snapshots: usize,
+    pub findings: Vec<F>,
 }
 
 type Labels = BTreeMap<String, String>;
@@ -129,7 +129,7 @@ pub(crate) async fn leaks(
     .await
 }
 
-fn leaks_by_series(
+pub(crate) fn leaks_by_series(
     st: &AppState,
     sel: &Selector,
     from: i64,
@@ -175,7 +175,7 @@ pub(crate) async fn heap_growth(
     .await
 }
 
-fn heap_by_series(
+pub(crate) fn heap_by_series(
     st: &AppState,
     sel: &Selector,
     from: i64,
@@ -314,7 +314,7 @@ const MEMORY_METRICS: &[(&str, cost::MemorySource)] = &[
 
 /// Each target's cost estimate over `[from, to]`: CPU and heap profiles, memory from its
 /// runtime metrics when scraped.
-fn cost_by_series(
+pub(crate) fn cost_by_series(
     st: &AppState,
     sel: &Selector,
     from: i64,
@@ -382,15 +382,15 @@ fn cost_by_series(
 
 /// One target's GC cost.
 #[derive(Serialize, Default)]
-struct GcCost {
-    labels: Labels,
+pub(crate) struct GcCost {
+    pub labels: Labels,
     /// Stop-the-world pauses in the range (needs the job's `metrics = ["expvar"]`).
-    pauses: Option<gc::Pauses>,
-    heatmap: Option<gc::Heatmap>,
+    pub pauses: Option<gc::Pauses>,
+    pub heatmap: Option<gc::Heatmap>,
     /// The collector's share of the CPU profiles' time.
-    gc_cpu: Option<gc::GcCpu>,
+    pub gc_cpu: Option<gc::GcCpu>,
     /// Allocation rates from the `allocs` deltas, by site.
-    allocation: Option<gc::Allocation>,
+    pub allocation: Option<gc::Allocation>,
 }
 
 #[derive(Deserialize, Default)]
@@ -432,7 +432,7 @@ pub(crate) async fn gc(
     Ok(axum::Json(body).into_response())
 }
 
-fn gc_by_series(
+pub(crate) fn gc_by_series(
     st: &AppState,
     sel: &Selector,
     from: i64,

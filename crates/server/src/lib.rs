@@ -9,6 +9,7 @@
 //! It does not scrape or store (it is handed a [`Store`] and a health source).
 
 mod access;
+pub mod alerts;
 mod insights;
 mod push;
 mod regress;
@@ -43,6 +44,8 @@ pub struct AppState {
     insight_metrics: std::sync::Mutex<Option<(Instant, String)>>,
     /// Prices for `/api/v1/cost` and the cost gauges (the config's `[cost]`).
     cost_rates: RwLock<gocost_insights::cost::Rates>,
+    /// Alert rules and their state (the config's `[[alert]]`; see `alerts::run`).
+    pub alerts: alerts::Alerts,
     /// Tokens, tenancy and push limits (the config's `[auth]`, `[tenancy]`, `[limits]`).
     pub access: access::Access,
 }
@@ -59,6 +62,7 @@ impl AppState {
             queries: AtomicU64::new(0),
             insight_metrics: std::sync::Mutex::new(None),
             cost_rates: RwLock::new(Default::default()),
+            alerts: alerts::Alerts::default(),
             access: access::Access::default(),
         })
     }
@@ -737,6 +741,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         }
     }
     o.push_str(&insights::insight_metrics(&st).await);
+    alerts::metrics(&st, &mut o);
     let mut r = o.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -775,6 +780,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/regressions", get(regress::regressions))
         .route("/api/v1/cost", get(insights::cost))
         .route("/api/v1/gc", get(insights::gc))
+        .route("/api/v1/alerts", get(alerts::list))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,0 +1,219 @@
+//! Alert rules end to end: `gocost serve` watches a real Go service with goroutine leaks
+//! (`testdata/go/leaks`, rates ×4), a `goroutine_leak` rule fires and POSTs Alertmanager's
+//! webhook JSON to a local receiver, a cost rule over budget fires and resolves when a
+//! reload raises the budget, a rule under its threshold never notifies, and `/api/v1/alerts`
+//! and `/metrics` show the state.
+//!
+//! Go is found through `$GO` or `go` on `PATH`; without it the test skips, except in CI.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use gocost_testkit::procs::{fresh_dir, go_build, http_get, start_gocost, start_with_addr_file};
+
+/// A webhook receiver on a free loopback port: each POST body (JSON) is sent on the channel
+/// and answered 200. It serves at most `max` requests, each with a 10 s read timeout.
+fn receiver(max: usize) -> (String, mpsc::Receiver<serde_json::Value>) {
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in ln.incoming().take(max) {
+            let Ok(mut c) = conn else { continue };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut len = 0usize;
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let l = line.trim_end().to_ascii_lowercase();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some(v) = l.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; len.min(1 << 20)];
+            if r.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if let Ok(v) = serde_json::from_slice(&body) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (addr, rx)
+}
+
+fn config(bed: &str, hook: &str, budget: f64) -> String {
+    format!(
+        "[alerting]\ninterval = \"2s\"\n\n\
+         [[alert]]\nname = \"leaking goroutines\"\nwhen = \"goroutine_leak\"\n\
+         query = '{{job=\"bed\"}}'\nwindow = \"10m\"\nwebhook = [\"http://{hook}/hook\"]\n\
+         labels = {{ severity = \"page\" }}\n\n\
+         [[alert]]\nname = \"over budget\"\nwhen = \"cost_per_month\"\nabove = {budget}\n\
+         window = \"10m\"\nwebhook = [\"http://{hook}/hook\"]\n\n\
+         [[alert]]\nname = \"slow GC\"\nwhen = \"gc_cpu_fraction\"\nabove = 0.99\n\
+         webhook = [\"http://{hook}/hook\"]\n\n\
+         [[scrape]]\njob = \"bed\"\ntargets = [\"{bed}\"]\ninterval = \"2s\"\n\
+         profiles = [\"goroutine\", \"cpu\"]\n"
+    )
+}
+
+/// The next notification of rule `name`, waiting up to `secs`.
+fn next_of(rx: &mpsc::Receiver<serde_json::Value>, name: &str, secs: u64) -> serde_json::Value {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(v) if v["groupLabels"]["alertname"] == name => return v,
+            Ok(v) => assert_ne!(v["groupLabels"]["alertname"], "slow GC", "{v:#}"),
+            Err(_) => panic!("no notification for {name:?} within {secs} s"),
+        }
+    }
+}
+
+#[test]
+fn rules_fire_resolve_and_notify_webhooks() {
+    let Some(go) = gocost_testkit::go_toolchain() else {
+        return;
+    };
+    let dir = fresh_dir("alerts", "serve");
+    let bin = dir.join("leaks");
+    go_build(
+        &go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/leaks"),
+        &bin,
+    );
+    let (_bed, bed) = start_with_addr_file(
+        &bin,
+        &["-rate=4", "-nap=12s", "-duration=3m"],
+        &dir.join("addr"),
+    );
+    let (hook, rx) = receiver(50);
+    let cfg = dir.join("gocost.toml");
+    // Any CPU use is over a budget of 0.
+    std::fs::write(&cfg, config(&bed, &hook, 0.0)).unwrap();
+    let (gocost, api) = start_gocost(
+        Path::new(env!("CARGO_BIN_EXE_gocost")),
+        &cfg,
+        &dir.join("data"),
+    );
+
+    // Cost over budget: fires within a few evaluations.
+    let v = next_of(&rx, "over budget", 60);
+    assert_eq!(v["version"], "4");
+    assert_eq!(v["status"], "firing", "{v:#}");
+    let a = &v["alerts"][0];
+    assert_eq!(a["labels"]["job"], "bed", "{v:#}");
+    assert!(
+        a["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("a month")
+    );
+    assert_eq!(a["endsAt"], "0001-01-01T00:00:00Z");
+
+    // Leaks: every one the leaks test finds, each an alert with the rule's labels.
+    let mut functions = std::collections::BTreeSet::new();
+    let end = Instant::now() + Duration::from_secs(120);
+    while functions.len() < 4 {
+        let left = end.saturating_duration_since(Instant::now()).as_secs();
+        let v = next_of(&rx, "leaking goroutines", left.max(1));
+        assert_eq!(v["status"], "firing");
+        for a in v["alerts"].as_array().unwrap() {
+            assert_eq!(a["status"], "firing", "{v:#}");
+            assert_eq!(a["labels"]["severity"], "page");
+            assert_eq!(a["labels"]["alertname"], "leaking goroutines");
+            assert!(a["labels"]["blocking"].is_string(), "{a:#}");
+            functions.insert(a["labels"]["function"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        functions.into_iter().collect::<Vec<_>>(),
+        [
+            "main.lockForever",
+            "main.publish",
+            "main.waitForAll",
+            "main.watchLoop"
+        ]
+    );
+
+    // The API and /metrics agree.
+    let (code, body) = http_get(&format!("http://{api}/api/v1/alerts"));
+    assert_eq!(code, 200);
+    let rules: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let rule = |n: &str| {
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {rules:#}"))
+            .clone()
+    };
+    assert!(
+        rule("leaking goroutines")["firing"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 4
+    );
+    assert!(rule("slow GC")["firing"].as_array().unwrap().is_empty());
+    assert!(rule("slow GC")["last_evaluation_ms"].is_i64());
+    assert_eq!(rule("over budget")["unit"], "money per month, per job");
+    let (_, m) = http_get(&format!("http://{api}/metrics"));
+    let m = String::from_utf8(m).unwrap();
+    assert!(
+        m.contains("gocost_alerts_firing{alertname=\"over budget\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("gocost_alerts_firing{alertname=\"slow GC\"} 0"),
+        "{m}"
+    );
+    let sent = m
+        .lines()
+        .find_map(|l| l.strip_prefix("gocost_alert_notifications_total "))
+        .unwrap();
+    assert!(sent.parse::<u64>().unwrap() >= 2, "{m}");
+
+    // A reload raises the budget: the cost alert resolves.
+    std::fs::write(&cfg, config(&bed, &hook, 1e9)).unwrap();
+    let pid = gocost.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let v = next_of(&rx, "over budget", 60);
+    assert_eq!(v["status"], "resolved", "{v:#}");
+    assert_eq!(v["alerts"][0]["status"], "resolved");
+    assert_ne!(v["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+
+    // A bad rule is refused with the file, the rule and the reason.
+    std::fs::write(
+        dir.join("bad.toml"),
+        "[[alert]]\nname = \"x\"\nwhen = \"gc_pause_p99\"\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gocost"))
+        .args(["serve", "--config"])
+        .arg(dir.join("bad.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml: alert[0] (\"x\"): gc_pause_p99 needs a threshold"),
+        "{err}"
+    );
+}

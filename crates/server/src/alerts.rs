@@ -1,0 +1,557 @@
+//! Alert rules (`[[alert]]` in the config): evaluated on an interval over the same analyses
+//! the API serves, notified to webhooks in Alertmanager's webhook JSON (so anything that
+//! takes Alertmanager notifications takes gocost's), listed at `/api/v1/alerts` and counted
+//! on `/metrics`.
+//!
+//! An alert is one (rule, labels) pair: a target's labels plus what the finding names
+//! (`function`, `blocking`, `site`). It fires when first seen above the threshold and
+//! resolves when an evaluation no longer finds it; each change POSTs the rule's firing
+//! alerts plus the ones that just resolved (Alertmanager's grouping by `alertname`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use gocost_insights::{heap, leaks};
+use gocost_scrape::alerting::AlertRule;
+use gocost_store::Selector;
+use serde::Serialize;
+
+use crate::{ApiError, AppState, blocking, insights, regress};
+
+type Labels = BTreeMap<String, String>;
+
+/// One alert found by an evaluation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub(crate) struct Instance {
+    pub labels: Labels,
+    pub value: f64,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Active {
+    #[serde(flatten)]
+    alert: Instance,
+    starts_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+struct RuleState {
+    firing: Vec<Active>,
+    last_evaluation_ms: Option<i64>,
+    last_error: Option<String>,
+}
+
+/// Rules, their state and delivery counters.
+pub struct Alerts {
+    rules: RwLock<Vec<AlertRule>>,
+    interval: RwLock<Duration>,
+    state: Mutex<BTreeMap<String, RuleState>>,
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            rules: RwLock::new(Vec::new()),
+            interval: RwLock::new(Duration::from_secs(60)),
+            state: Mutex::new(BTreeMap::new()),
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Alerts {
+    /// Replaces the rules (on start and reload); state of rules that remain is kept.
+    pub fn set_rules(&self, rules: Vec<AlertRule>, interval: Duration) {
+        if let Ok(mut st) = self.state.lock() {
+            st.retain(|name, _| rules.iter().any(|r| &r.name == name));
+        }
+        if let Ok(mut r) = self.rules.write() {
+            *r = rules;
+        }
+        if let Ok(mut i) = self.interval.write() {
+            *i = interval;
+        }
+    }
+
+    fn rules(&self) -> Vec<AlertRule> {
+        self.rules.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+            .read()
+            .map(|i| *i)
+            .unwrap_or(Duration::from_secs(60))
+    }
+}
+
+/// Evaluates every rule forever, on the configured interval.
+pub async fn run(st: Arc<AppState>) {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gocost: alerts disabled: cannot build an HTTP client: {e}");
+            return;
+        }
+    };
+    loop {
+        tokio::time::sleep(st.alerts.interval()).await;
+        for rule in st.alerts.rules() {
+            let st2 = Arc::clone(&st);
+            let r = rule.clone();
+            let found = blocking(move || evaluate(&st2, &r)).await;
+            let now = crate::now_ns() / 1_000_000;
+            let found = match found {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) | Err(e) => Err(error_text(e)),
+            };
+            if let Some(body) = transition(&st.alerts, &rule, found, now) {
+                for url in &rule.webhook {
+                    deliver(&st, &client, url.clone(), body.clone());
+                }
+            }
+        }
+    }
+}
+
+fn error_text(e: ApiError) -> String {
+    match e {
+        ApiError::BadRequest(m)
+        | ApiError::NotFound(m)
+        | ApiError::Unavailable(m)
+        | ApiError::Internal(m) => m,
+    }
+}
+
+/// Applies an evaluation to the rule's state; returns the webhook body when something
+/// fired or resolved.
+fn transition(
+    alerts: &Alerts,
+    rule: &AlertRule,
+    found: Result<Vec<Instance>, String>,
+    now_ms: i64,
+) -> Option<Vec<u8>> {
+    let mut all = alerts.state.lock().ok()?;
+    let st = all.entry(rule.name.clone()).or_default();
+    st.last_evaluation_ms = Some(now_ms);
+    let found = match found {
+        Ok(f) => {
+            st.last_error = None;
+            f
+        }
+        Err(e) => {
+            // An evaluation that failed changes nothing: no data is not "resolved".
+            st.last_error = Some(e);
+            return None;
+        }
+    };
+    let mut resolved = Vec::new();
+    let mut firing = Vec::new();
+    let mut changed = false;
+    let old: BTreeMap<Labels, Active> = std::mem::take(&mut st.firing)
+        .into_iter()
+        .map(|a| (a.alert.labels.clone(), a))
+        .collect();
+    let mut new_labels = std::collections::BTreeSet::new();
+    for mut i in found {
+        i.labels.insert("alertname".into(), rule.name.clone());
+        for (k, v) in &rule.labels {
+            i.labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        new_labels.insert(i.labels.clone());
+        let starts_at_ms = match old.get(&i.labels) {
+            Some(a) => a.starts_at_ms,
+            None => {
+                changed = true;
+                now_ms
+            }
+        };
+        firing.push(Active {
+            alert: i,
+            starts_at_ms,
+        });
+    }
+    for (labels, a) in old {
+        if !new_labels.contains(&labels) {
+            changed = true;
+            resolved.push(a);
+        }
+    }
+    st.firing = firing.clone();
+    if !changed {
+        return None;
+    }
+    Some(webhook_body(rule, &firing, &resolved, now_ms))
+}
+
+/// Alertmanager's webhook payload (version 4) for one rule's group.
+fn webhook_body(rule: &AlertRule, firing: &[Active], resolved: &[Active], now_ms: i64) -> Vec<u8> {
+    use gocost_report::timefmt::rfc3339_utc;
+    let alert = |a: &Active, status: &str, ends: Option<i64>| {
+        serde_json::json!({
+            "status": status,
+            "labels": a.alert.labels,
+            "annotations": {
+                "summary": a.alert.summary,
+                "value": a.alert.value.to_string(),
+                "description": format!("{} above {} ({})", rule.when, rule.threshold(), unit(&rule.when)),
+            },
+            "startsAt": rfc3339_utc(a.starts_at_ms),
+            "endsAt": ends.map_or_else(|| "0001-01-01T00:00:00Z".to_string(), rfc3339_utc),
+            "generatorURL": "",
+            "fingerprint": fingerprint(&a.alert.labels),
+        })
+    };
+    let alerts: Vec<serde_json::Value> = firing
+        .iter()
+        .map(|a| alert(a, "firing", None))
+        .chain(resolved.iter().map(|a| alert(a, "resolved", Some(now_ms))))
+        .collect();
+    let group = serde_json::json!({ "alertname": rule.name });
+    let body = serde_json::json!({
+        "version": "4",
+        "receiver": "gocost",
+        "status": if firing.is_empty() { "resolved" } else { "firing" },
+        "groupKey": format!("{{}}:{{alertname={:?}}}", rule.name),
+        "truncatedAlerts": 0,
+        "groupLabels": group,
+        "commonLabels": group,
+        "commonAnnotations": {},
+        "externalURL": "",
+        "alerts": alerts,
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+fn unit(when: &str) -> &'static str {
+    gocost_scrape::alerting::WHEN
+        .iter()
+        .find(|w| w.0 == when)
+        .map_or("", |w| w.1)
+}
+
+/// FNV-1a over the sorted labels, as 16 hex digits (stable across restarts).
+fn fingerprint(l: &Labels) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for (k, v) in l {
+        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// POSTs a body in the background: 3 tries, 1 s then 2 s apart.
+fn deliver(st: &Arc<AppState>, client: &reqwest::Client, url: String, body: Vec<u8>) {
+    let st = Arc::clone(st);
+    let client = client.clone();
+    tokio::spawn(async move {
+        let mut last = String::new();
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+            }
+            match client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {
+                    st.alerts.sent.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(r) => last = format!("HTTP {}", r.status()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        st.alerts.failed.fetch_add(1, Ordering::Relaxed);
+        // The URL may carry a secret (chat webhooks do): name its host only.
+        let host = url.split('/').nth(2).unwrap_or("?");
+        eprintln!("gocost: alert notification to {host} failed after 3 tries: {last}");
+    });
+}
+
+/// What a rule finds now.
+pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>, ApiError> {
+    let sel =
+        Selector::parse(rule.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
+    let to = crate::now_ns();
+    let from = to - rule.window().as_nanos() as i64;
+    let above = rule.threshold();
+    let mut out = Vec::new();
+    let with = |l: &Labels, extra: &[(&str, &str)]| -> Labels {
+        let mut l = l.clone();
+        for (k, v) in extra {
+            l.insert(k.to_string(), v.to_string());
+        }
+        l
+    };
+    match rule.when.as_str() {
+        "goroutine_leak" => {
+            for s in insights::leaks_by_series(st, &sel, from, to, &leaks::defaults())? {
+                for f in s.findings.iter().filter(|f| f.rate_per_hour > above) {
+                    out.push(Instance {
+                        labels: with(
+                            &s.labels,
+                            &[("function", &f.function), ("blocking", &f.blocking)],
+                        ),
+                        value: f.rate_per_hour,
+                        summary: format!(
+                            "{} goroutines running {} blocked in {}, growing by {:.0} an hour",
+                            f.count, f.function, f.blocking, f.rate_per_hour
+                        ),
+                    });
+                }
+            }
+        }
+        "heap_growth" => {
+            for s in insights::heap_by_series(st, &sel, from, to, &heap::defaults())? {
+                for f in s.findings.iter().filter(|f| f.rate_bytes_per_hour > above) {
+                    out.push(Instance {
+                        labels: with(&s.labels, &[("site", &f.site)]),
+                        value: f.rate_bytes_per_hour,
+                        summary: format!(
+                            "heap in use allocated by {} grows by {:.1} MiB an hour ({:.1} MiB now)",
+                            f.site,
+                            f.rate_bytes_per_hour / 1048576.0,
+                            f.inuse_bytes as f64 / 1048576.0
+                        ),
+                    });
+                }
+            }
+        }
+        "gc_pause_p99" | "gc_cpu_fraction" => {
+            for g in insights::gc_by_series(st, &sel, from, to, 0)? {
+                let v = if rule.when == "gc_pause_p99" {
+                    g.pauses.as_ref().map(|p| p.p99)
+                } else {
+                    g.gc_cpu.as_ref().map(|c| c.fraction)
+                };
+                if let Some(v) = v.filter(|&v| v > above) {
+                    out.push(Instance {
+                        summary: if rule.when == "gc_pause_p99" {
+                            format!("GC pause p99 is {:.3} ms", v * 1e3)
+                        } else {
+                            format!("the garbage collector takes {:.1} % of CPU time", v * 100.0)
+                        },
+                        labels: g.labels,
+                        value: v,
+                    });
+                }
+            }
+        }
+        "cost_per_month" => {
+            let rates = st.cost_rates();
+            let mut per_job: BTreeMap<String, f64> = BTreeMap::new();
+            for (l, e) in insights::cost_by_series(st, &sel, from, to, &rates)? {
+                *per_job
+                    .entry(l.get("job").cloned().unwrap_or_default())
+                    .or_default() += e.total_per_month;
+            }
+            for (job, v) in per_job.into_iter().filter(|&(_, v)| v > above) {
+                out.push(Instance {
+                    summary: format!(
+                        "{job} costs {v:.2} {} a month at the current rate (budget {above})",
+                        rates.currency
+                    ),
+                    labels: BTreeMap::from([("job".to_string(), job)]),
+                    value: v,
+                });
+            }
+        }
+        "regression" => {
+            for s in regress::regressions_by_series(st, &sel, from, to)? {
+                for c in s.changes.iter().filter(|c| c.compared) {
+                    let build = |b: &gocost_insights::regress::Build| {
+                        b.version
+                            .clone()
+                            .or_else(|| b.build_id.clone())
+                            .unwrap_or_else(|| "?".into())
+                    };
+                    for r in c.regressions.iter().filter(|r| r.change > above) {
+                        out.push(Instance {
+                            labels: with(
+                                &s.labels,
+                                &[("function", &r.function), ("build", &build(&c.after))],
+                            ),
+                            value: r.change,
+                            summary: format!(
+                                "{} costs {:+.0} % more CPU since build {} (was {})",
+                                r.function,
+                                r.change * 100.0,
+                                build(&c.after),
+                                build(&c.before)
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown alert kind {other:?}"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /api/v1/alerts`: every rule with its firing alerts and last evaluation.
+pub(crate) async fn list(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let state = st
+        .alerts
+        .state
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let rules: Vec<serde_json::Value> = st
+        .alerts
+        .rules()
+        .iter()
+        .map(|r| {
+            let s = state.get(&r.name).cloned().unwrap_or_default();
+            serde_json::json!({
+                "name": r.name,
+                "when": r.when,
+                "query": r.query,
+                "above": r.threshold(),
+                "unit": unit(&r.when),
+                "window_seconds": r.window().as_secs(),
+                "webhooks": r.webhook.len(),
+                "firing": s.firing,
+                "last_evaluation_ms": s.last_evaluation_ms,
+                "last_error": s.last_error,
+            })
+        })
+        .collect();
+    Ok(axum::Json(rules).into_response())
+}
+
+/// `/metrics` lines: firing alerts per rule, notifications sent and failed.
+pub(crate) fn metrics(st: &AppState, o: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        o,
+        "# HELP gocost_alerts_firing Alerts of a rule firing now.\n# TYPE gocost_alerts_firing gauge"
+    );
+    let state = st
+        .alerts
+        .state
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    for r in st.alerts.rules() {
+        let n = state.get(&r.name).map_or(0, |s| s.firing.len());
+        let _ = writeln!(
+            o,
+            "gocost_alerts_firing{{alertname=\"{}\"}} {n}",
+            crate::esc(&r.name)
+        );
+    }
+    for (name, help, v) in [
+        (
+            "gocost_alert_notifications_total",
+            "Webhook notifications delivered.",
+            &st.alerts.sent,
+        ),
+        (
+            "gocost_alert_notifications_failed_total",
+            "Webhook notifications given up on after 3 tries.",
+            &st.alerts.failed,
+        ),
+    ] {
+        let _ = writeln!(
+            o,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> AlertRule {
+        AlertRule {
+            name: "leaks".into(),
+            when: "goroutine_leak".into(),
+            query: None,
+            above: None,
+            window: None,
+            webhook: vec![],
+            labels: BTreeMap::from([("severity".into(), "page".into())]),
+        }
+    }
+
+    fn inst(f: &str) -> Instance {
+        Instance {
+            labels: BTreeMap::from([("job".into(), "a".into()), ("function".into(), f.into())]),
+            value: 1.0,
+            summary: String::new(),
+        }
+    }
+
+    fn body(b: Option<Vec<u8>>) -> serde_json::Value {
+        serde_json::from_slice(&b.expect("a notification")).unwrap()
+    }
+
+    #[test]
+    fn fires_once_resolves_once_and_failed_evaluations_change_nothing() {
+        let a = Alerts::default();
+        let r = rule();
+        let b = body(transition(&a, &r, Ok(vec![inst("main.f")]), 1000));
+        assert_eq!(b["status"], "firing");
+        assert_eq!(b["alerts"][0]["labels"]["alertname"], "leaks");
+        assert_eq!(b["alerts"][0]["labels"]["severity"], "page");
+        assert_eq!(b["alerts"][0]["startsAt"], "1970-01-01T00:00:01Z");
+        // Still firing, nothing new: no notification.
+        assert!(transition(&a, &r, Ok(vec![inst("main.f")]), 2000).is_none());
+        assert!(transition(&a, &r, Err("store down".into()), 3000).is_none());
+        // A second alert: both are sent, the first with its original start.
+        let b = body(transition(
+            &a,
+            &r,
+            Ok(vec![inst("main.f"), inst("main.g")]),
+            4000,
+        ));
+        assert_eq!(b["alerts"].as_array().unwrap().len(), 2);
+        assert!(
+            b["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["startsAt"] == "1970-01-01T00:00:01Z")
+        );
+        // Both gone: resolved, with an end.
+        let b = body(transition(&a, &r, Ok(vec![]), 5000));
+        assert_eq!(b["status"], "resolved");
+        assert!(
+            b["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["status"] == "resolved" && x["endsAt"] == "1970-01-01T00:00:05Z")
+        );
+        assert!(transition(&a, &r, Ok(vec![]), 6000).is_none());
+        let fp = b["alerts"][0]["fingerprint"].as_str().unwrap();
+        assert_eq!(fp.len(), 16);
+    }
+}
