@@ -205,7 +205,12 @@ impl Tenant {
 
     /// Whether a series belongs to this tenant.
     pub fn owns(&self, k: &SeriesKey) -> bool {
-        !self.enabled || k.labels.get(TENANT_LABEL).map_or("", String::as_str) == self.label()
+        self.owns_labels(&k.labels)
+    }
+
+    /// Whether labels (a series', an alert's) belong to this tenant.
+    pub fn owns_labels(&self, l: &std::collections::BTreeMap<String, String>) -> bool {
+        !self.enabled || l.get(TENANT_LABEL).map_or("", String::as_str) == self.label()
     }
 
     /// Tags a pushed series with this tenant.

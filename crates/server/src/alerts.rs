@@ -358,19 +358,23 @@ pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>,
         }
         "cost_per_month" => {
             let rates = st.cost_rates();
-            let mut per_job: BTreeMap<String, f64> = BTreeMap::new();
+            // Per job (and tenant: two tenants' jobs of one name are not one service).
+            let mut per_job: BTreeMap<Labels, f64> = BTreeMap::new();
             for (l, e) in insights::cost_by_series(st, &sel, from, to, &rates)? {
-                *per_job
-                    .entry(l.get("job").cloned().unwrap_or_default())
-                    .or_default() += e.total_per_month;
+                let key: Labels = l
+                    .into_iter()
+                    .filter(|(k, _)| k == "job" || k == crate::access::TENANT_LABEL)
+                    .collect();
+                *per_job.entry(key).or_default() += e.total_per_month;
             }
-            for (job, v) in per_job.into_iter().filter(|&(_, v)| v > above) {
+            for (labels, v) in per_job.into_iter().filter(|&(_, v)| v > above) {
                 out.push(Instance {
                     summary: format!(
-                        "{job} costs {v:.2} {} a month at the current rate (budget {above})",
+                        "{} costs {v:.2} {} a month at the current rate (budget {above})",
+                        labels.get("job").map_or("?", String::as_str),
                         rates.currency
                     ),
-                    labels: BTreeMap::from([("job".to_string(), job)]),
+                    labels,
                     value: v,
                 });
             }
@@ -412,15 +416,24 @@ pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>,
     Ok(out)
 }
 
-/// `GET /api/v1/alerts`: every rule with its firing alerts and last evaluation.
-pub(crate) async fn list(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// `GET /api/v1/alerts`: every rule with its firing alerts and last evaluation; with
+/// tenancy, only the alerts about the caller's tenant's series.
+pub(crate) async fn list(
+    State(st): State<Arc<AppState>>,
+    tenant: Option<axum::Extension<crate::access::Tenant>>,
+) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let state = st
+    let mut state = st
         .alerts
         .state
         .lock()
         .map(|s| s.clone())
         .unwrap_or_default();
+    if let Some(axum::Extension(t)) = tenant {
+        for s in state.values_mut() {
+            s.firing.retain(|a| t.owns_labels(&a.alert.labels));
+        }
+    }
     let rules: Vec<serde_json::Value> = st
         .alerts
         .rules()
