@@ -7,9 +7,11 @@ import { parseTime, prettyTime, toApiTime } from './format.js';
 import * as explore from './explore.js';
 import * as compare from './compare.js';
 import * as runtime from './runtime.js';
-import * as leaks from './insights.js';
+import * as insights from './insights.js';
 
-const VIEWS = { explore, compare, runtime, leaks, targets: runtime.targets };
+const VIEWS = { explore, compare, runtime, insights, targets: runtime.targets };
+/** Old view names that still open their successor (shared links keep working). */
+const ALIASES = { leaks: 'insights' };
 
 /** Every piece of view state and its default; only non-defaults are written to the URL. */
 const DEFAULTS = {
@@ -33,6 +35,7 @@ function readUrl() {
   const q = new URLSearchParams(location.search);
   const s = { ...DEFAULTS };
   for (const k of Object.keys(DEFAULTS)) if (q.has(k)) s[k] = q.get(k);
+  if (ALIASES[s.view]) s.view = ALIASES[s.view];
   if (!VIEWS[s.view]) s.view = 'explore';
   return s;
 }
@@ -146,7 +149,7 @@ class App {
       .flatMap((x) => Object.entries(x.labels).filter(([k]) => k !== 'job' && k !== '__name__').map(([k, val]) => `${k}="${val}"`)))].sort();
     box.innerHTML = `
       <label>Service <select id="c-job">${jobs.map((j) => opt(j, j, s.job)).join('') || '<option value="">(no data yet)</option>'}</select></label>
-      ${v === 'runtime' || v === 'leaks' ? '' : `<label>Profile <select id="c-kind">${kinds.map((k) => opt(k, k, s.kind)).join('')}</select></label>
+      ${v === 'runtime' || v === 'insights' ? '' : `<label>Profile <select id="c-kind">${kinds.map((k) => opt(k, k, s.kind)).join('')}</select></label>
       <label>Type <select id="c-si">${opt('', 'default', s.si)}${types.map((t) => opt(t, t, s.si)).join('')}</select></label>`}
       <label title="Label matchers, e.g. instance=&quot;10.0.0.1:6060&quot;, env!=&quot;dev&quot;, pod=~&quot;api-.*&quot;">Labels
         <input id="c-sel" class="sel" list="c-labels" placeholder='instance="…"' value="${attr(s.sel)}"></label>
@@ -200,7 +203,7 @@ class App {
   onKey(e) {
     const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName);
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
-    const views = ['explore', 'compare', 'runtime', 'leaks', 'targets'];
+    const views = ['explore', 'compare', 'runtime', 'insights', 'targets'];
     if (e.key >= '1' && e.key <= '5') this.set({ view: views[Number(e.key) - 1] }, true);
     else if (e.key === 't') this.toggleTheme();
     else if (e.key === '?') document.getElementById('keys').showModal();

@@ -171,3 +171,121 @@ export class TimeChart {
     tip.style.top = e.clientY + 16 + 'px';
   }
 }
+
+/**
+ * A heatmap of counts on <canvas>: x = time columns over a range, y = buckets (bottom = the
+ * first), colour = count (log-scaled from faint to the accent colour). For GC pauses: one
+ * column per `step_ms`, one row per pause bucket `le` plus one for longer pauses.
+ */
+export class Heatmap {
+  /** @param {HTMLElement} host  @param {object} o  { height, tooltip, rowLabel(i) } */
+  constructor(host, o = {}) {
+    this.host = host;
+    this.o = o;
+    this.canvas = document.createElement('canvas');
+    this.canvas.className = 'chart heatmap';
+    this.canvas.setAttribute('role', 'img');
+    host.append(this.canvas);
+    this.legend = document.createElement('div');
+    this.legend.className = 'legend-row';
+    host.append(this.legend);
+    this.data = { step_ms: 1, columns: [] };
+    this.rows = 1;
+    this.range = [0, 1];
+    this.cells = [];
+    this.drawn = 0;
+    this.canvas.addEventListener('pointermove', (e) => this.tip(e));
+    this.canvas.addEventListener('pointerleave', () => { if (this.o.tooltip) this.o.tooltip.hidden = true; });
+    new ResizeObserver(() => this.render()).observe(host);
+  }
+
+  /** data: { step_ms, columns: [[ms, [count per row]]] }; rows: row count; range [ms, ms]. */
+  set(data, rows, range) {
+    this.data = data;
+    this.rows = rows;
+    this.range = range;
+    this.max = 0;
+    for (const [, counts] of data.columns) for (const c of counts) if (c > this.max) this.max = c;
+    this.legend.innerHTML = this.max
+      ? `<span>pauses per cell</span><span>1 <i class="ramp"></i> ${this.max}</span>`
+      : '';
+    this.canvas.setAttribute('aria-label', `heatmap: ${data.columns.length} columns of ${rows} buckets, at most ${this.max} per cell`);
+    this.render();
+  }
+
+  xOf(t) {
+    const w = this.canvas.clientWidth - PAD_L - PAD_R;
+    return PAD_L + ((t - this.range[0]) / (this.range[1] - this.range[0] || 1)) * w;
+  }
+
+  render() {
+    const c = this.canvas, ctx = c.getContext('2d');
+    const dpr = window.devicePixelRatio || 1;
+    const W = this.host.clientWidth, H = this.o.height || 180;
+    if (!W) return;
+    if (c.width !== Math.round(W * dpr) || c.height !== Math.round(H * dpr)) {
+      c.width = Math.round(W * dpr); c.height = Math.round(H * dpr);
+      c.style.width = W + 'px'; c.style.height = H + 'px';
+    }
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const st = getComputedStyle(document.documentElement);
+    const fg = st.getPropertyValue('--muted').trim(), grid = st.getPropertyValue('--grid').trim();
+    const accent = st.getPropertyValue('--accent').trim();
+    ctx.clearRect(0, 0, W, H);
+    ctx.font = '11px system-ui, sans-serif';
+    const plotH = H - PAD_T - PAD_B, rowH = plotH / this.rows;
+    const yOf = (row) => PAD_T + plotH - (row + 1) * rowH;
+    // Row labels (every other one when rows are thin) and the time axis.
+    ctx.fillStyle = fg; ctx.strokeStyle = grid; ctx.lineWidth = 1;
+    ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
+    const every = rowH < 12 ? 2 : 1;
+    for (let r = 0; r < this.rows; r++) {
+      if (r % every === 0 && this.o.rowLabel) ctx.fillText(this.o.rowLabel(r), PAD_L - 6, yOf(r) + rowH / 2);
+    }
+    ctx.strokeRect(PAD_L + 0.5, PAD_T + 0.5, W - PAD_L - PAD_R - 1, plotH - 1);
+    const span = this.range[1] - this.range[0];
+    ctx.textAlign = 'center'; ctx.textBaseline = 'top';
+    const ticks = Math.max(2, Math.min(Math.floor((W - PAD_L - PAD_R) / 110), Math.floor(span / 1000)));
+    for (let k = 0; k <= ticks; k++) {
+      const t = this.range[0] + (span * k) / ticks;
+      ctx.fillText(clock(t, span), Math.min(Math.max(this.xOf(t), PAD_L + 20), W - PAD_R - 20), H - PAD_B + 5);
+    }
+    // Cells: opacity from log(1 + count) over log(1 + max), at least 0.18 so 1 shows.
+    this.cells = [];
+    this.drawn = 0;
+    ctx.fillStyle = accent;
+    const lmax = Math.log1p(this.max || 1);
+    for (const [t, counts] of this.data.columns) {
+      const x0 = Math.max(PAD_L, this.xOf(t)), x1 = Math.min(W - PAD_R, this.xOf(t + this.data.step_ms));
+      if (x1 <= PAD_L || x0 >= W - PAD_R) continue;
+      const w = Math.max(1, x1 - x0 - (x1 - x0 > 3 ? 1 : 0));
+      counts.forEach((n, r) => {
+        if (!n) return;
+        ctx.globalAlpha = 0.18 + 0.82 * (Math.log1p(n) / lmax);
+        const y = yOf(r);
+        ctx.fillRect(x0, y + 0.5, w, Math.max(1, rowH - 1));
+        this.cells.push([x0, y, w, rowH, t, r, n]);
+      });
+      this.drawn++;
+    }
+    ctx.globalAlpha = 1;
+    if (!this.data.columns.length) {
+      ctx.fillStyle = fg; ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
+      ctx.fillText(this.o.empty || 'no pauses in this range', W / 2, PAD_T + plotH / 2);
+    }
+  }
+
+  /** The cell under the pointer: its time, bucket and count. */
+  tip(e) {
+    const tip = this.o.tooltip;
+    if (!tip) return;
+    const cell = this.cells.find(([x, y, w, h]) => e.offsetX >= x && e.offsetX < x + Math.max(w, 2) && e.offsetY >= y && e.offsetY < y + h);
+    if (!cell) { tip.hidden = true; return; }
+    const [, , , , t, r, n] = cell;
+    tip.innerHTML = `<table><tr><th>${esc(this.o.rowTitle ? this.o.rowTitle(r) : String(r))}</th><td>${n}</td></tr>
+      <tr><th>from</th><td class="muted">${dateTime(t)}</td></tr><tr><th>to</th><td class="muted">${dateTime(t + this.data.step_ms)}</td></tr></table>`;
+    tip.hidden = false;
+    tip.style.left = Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 8) + 'px';
+    tip.style.top = e.clientY + 16 + 'px';
+  }
+}

@@ -51,6 +51,26 @@ export function pct(part, whole) {
   return ((part / whole) * 100).toFixed(2) + '%';
 }
 
+/**
+ * Money in `currency` (an ISO 4217 code formats with its symbol, anything else is appended):
+ * two decimals from 1 up, three significant digits below (`€1,234.50`, `€0.0123`).
+ */
+export function money(value, currency) {
+  const abs = Math.abs(value);
+  const o = abs >= 1 || abs === 0 ? { minimumFractionDigits: 2, maximumFractionDigits: 2 } : { maximumSignificantDigits: 3 };
+  try {
+    return new Intl.NumberFormat('en', { style: 'currency', currency, ...o }).format(value);
+  } catch {
+    return `${new Intl.NumberFormat('en', o).format(value)} ${currency}`;
+  }
+}
+
+/** A duration in seconds as the config writes it: `90s`, `15m`, `2h`, `1d`. */
+export function durationText(secs) {
+  for (const [u, n] of [['d', 86400], ['h', 3600], ['m', 60]]) if (secs >= n && secs % n === 0) return `${secs / n}${u}`;
+  return `${secs}s`;
+}
+
 /** Durations as the API takes them: 15m, 1h, 7d. */
 export function parseDuration(s) {
   const m = /^(\d+(?:ms|s|m|h|d|w|y))+$/.test(s) ? s.match(/\d+(?:ms|s|m|h|d|w|y)/g) : null;

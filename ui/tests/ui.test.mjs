@@ -4,12 +4,14 @@
 // scrapes real Go services (crates/cli/tests/ui.rs sets that up), and checks what the page
 // shows against the API: top table rows, hover values, search shares (computed here
 // independently from the flame JSON), zoom and URL round trips, range selection, downloads,
-// the diff flame graph and its table, runtime charts and targets. Every view must load with
+// the diff flame graph and its table, runtime charts, the Insights sections (cost, regressions,
+// GC and its heatmap, leaks, heap growth, alerts) and targets. Every view must load with
 // no console errors. Screenshots, downloads and timings.txt go to the output directory.
 // Exits 1 on any failed check.
 
 import { chromium } from 'playwright-core';
-import { label as formatValue } from '../format.js';
+import { label as formatValue, money, dateTime, durationText } from '../format.js';
+import * as ins from '../insights.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -362,11 +364,15 @@ try {
   check((await errorsShown()) === '', 'runtime: a service without metrics shows empty charts', await errorsShown());
   noConsoleErrors('runtime (no metrics)');
 
-  // ---- Leaks ------------------------------------------------------------------------------
+  // ---- Insights --------------------------------------------------------------------------
+  {
   // A fixed range in the past, so that scrapes in flight change neither side.
   const L2 = Math.floor(Date.now() / 1000) - 5;
   const leakRange = { from: String(L2 - 600), to: String(L2) };
-  await open({ view: 'leaks', job: 'leaky', ...leakRange }, 'leaks');
+  // The old view name (view=leaks) still opens the page, as Insights.
+  await open({ view: 'leaks', job: 'leaky', ...leakRange }, 'insights');
+  check(urlParam('view') === 'insights' && await page.getAttribute('#nav a[aria-current="page"]', 'data-view') === 'insights',
+    'insights: view=leaks opens Insights', page.url());
   const leakApi = await api('leaks', { query: 'goroutine{job="leaky"}', ...leakRange });
   const leakRows = await page.$$eval('#l-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
   const findings = leakApi.flatMap((x) => x.findings);
@@ -377,18 +383,139 @@ try {
       && row[6].startsWith(f.confidence.toFixed(2)), `leaks: ${f.function} shows the API's blocking, count, rate and confidence`, JSON.stringify({ row, f }));
   }
   check(!leakRows.some((r) => /poolWorker|handleRequest|cacheFill|napper|tickerLoop/.test(r[1])), 'leaks: no decoy listed');
-  await shot('leaks');
-  noConsoleErrors('leaks');
-  // The demo service's heap: the Growing heap table lists exactly what the API finds.
-  await open({ view: 'leaks', job: 'demo', ...leakRange }, 'leaks');
-  const heapApi = await api('heap_growth', { query: 'heap{job="demo"}', ...leakRange });
+  // This service has goroutine profiles only: every other section says what to scrape.
+  const emptyText = (id) => page.textContent(`${id} tbody`);
+  check((await emptyText('#cost-functions')).includes('scrape cpu') && (await emptyText('#reg-changes')).includes('scrape cpu')
+    && (await emptyText('#gc-pauses')).includes('metrics = ["expvar"]') && (await emptyText('#gc-alloc')).includes('"allocs"')
+    && (await emptyText('#h-table')).includes('scrape the heap'),
+  'insights: sections without data say what to scrape', await page.textContent('#view'));
+  check((await errorsShown()) === '', 'insights: no error shown (goroutine profiles only)', await errorsShown());
+  await shot('insights-leaks');
+  noConsoleErrors('insights (leaky)');
+
+  // The demo service: cost, GC, heap growth and alerts against the API's answers.
+  const demoRange = { from: String(T0), to: String(L2) };
+  await open({ view: 'insights', job: 'demo', ...demoRange }, 'insights');
+  check((await errorsShown()) === '', 'insights: no error shown (demo)', await errorsShown());
+  const tableText = (id) => page.$$eval(`${id} tbody tr`, (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+  // Cost: the service (by=job), its instances (by=instance), its functions and all services.
+  const costJob = await api('cost', { query: '{job="demo"}', by: 'job', ...demoRange });
+  const cur = costJob.rates.currency, m = (v) => money(v, cur);
+  const g = costJob.groups[0];
+  check(cur === 'EUR' && costJob.rates.cpu_per_core_hour === 0.05 && costJob.rates.memory_per_gib_hour === 0.01,
+    'cost: the config\'s [cost] prices and currency', JSON.stringify(costJob.rates));
+  const facts = await page.$$eval('#cost-facts dd', (dds) => Object.fromEntries(dds.map((d) => [d.dataset.key, d.textContent])));
+  const wantFacts = { cores: ins.cores(g.cores), memory: ins.gib(g.memory_gib), memory_source: ins.MEMORY_SOURCE[g.memory_source],
+    per_hour: m(g.cpu_per_hour + g.memory_per_hour), per_month: m(g.total_per_month) };
+  check(JSON.stringify(facts) === JSON.stringify(wantFacts) && g.cores > 0 && g.memory_source === 'go_sys' && facts.per_month.startsWith('€'),
+    `cost: the service's cores, memory (${g.memory_source}) and money per hour and month (${facts.per_month})`, JSON.stringify({ facts, wantFacts }));
+  const fnRows = await tableText('#cost-functions');
+  const wantFn = g.functions.map((f) => [f.function, ins.cores(f.cores), ins.gib(f.memory_gib), m(f.cpu_per_month), m(f.memory_per_month), m(f.total_per_month)]);
+  check(wantFn.length > 0 && JSON.stringify(fnRows) === JSON.stringify(wantFn), `cost: the top functions by money are the API's ${wantFn.length}`,
+    JSON.stringify({ got: fnRows.slice(0, 2), want: wantFn.slice(0, 2) }));
+  const costInst = await api('cost', { query: '{job="demo"}', by: 'instance', ...demoRange });
+  const instRows = await tableText('#cost-instances');
+  const wantInst = costInst.groups.map((x) => [x.labels.instance, ins.cores(x.cores), ins.gib(x.memory_gib), ins.MEMORY_SOURCE[x.memory_source],
+    m(x.cpu_per_month), m(x.memory_per_month), m(x.cpu_per_hour + x.memory_per_hour), m(x.total_per_month)]);
+  check(wantInst.length === 2 && JSON.stringify(instRows) === JSON.stringify(wantInst), 'cost: one row per instance, the API\'s numbers',
+    JSON.stringify({ instRows, wantInst }));
+  const costAll = await api('cost', { by: 'job', top: 1, ...demoRange });
+  const svcRows = await tableText('#cost-services');
+  const wantSvc = costAll.groups.map((x) => [x.labels.job, String(x.targets), ins.cores(x.cores), ins.gib(x.memory_gib), m(x.cpu_per_hour + x.memory_per_hour),
+    m(x.total_per_month), ((x.total_per_month / costAll.total_per_month) * 100).toFixed(2) + '%']);
+  check(wantSvc.length >= 2 && JSON.stringify(svcRows) === JSON.stringify(wantSvc), `cost: all services' top spenders (${wantSvc.map((r) => `${r[0]} ${r[5]}`).join(', ')})`,
+    JSON.stringify({ svcRows, wantSvc }));
+  // GC: pause quantiles, the heatmap (drawn, one column per API column), GC CPU, allocation sites.
+  const gcApi = await api('gc', { query: '{job="demo"}', ...demoRange });
+  const secs = (v) => formatValue(v, 'seconds');
+  const pauseRows = await tableText('#gc-pauses');
+  const wantPauses = gcApi.filter((x) => x.pauses).map((x) => [x.labels.instance, String(x.pauses.count), secs(x.pauses.total_seconds),
+    secs(x.pauses.p50), secs(x.pauses.p90), secs(x.pauses.p99), secs(x.pauses.max)]);
+  check(wantPauses.length === 2 && JSON.stringify(pauseRows) === JSON.stringify(wantPauses), 'gc: pause count, total and p50/p90/p99/max per instance are the API\'s',
+    JSON.stringify({ pauseRows, wantPauses }));
+  // Each drawn cell's centre pixel is painted (not transparent), read from one copy of the canvas.
+  const paintedCells = () => page.evaluate(() => window.gocost.view.heatmaps.map((h) => {
+    const c = h.canvas, dpr = c.width / c.clientWidth;
+    const copy = document.createElement('canvas');
+    copy.width = c.width; copy.height = c.height;
+    const ctx = copy.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(c, 0, 0);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    const painted = h.cells.filter(([x, y, w, hh]) => px[(Math.floor((y + hh / 2) * dpr) * c.width + Math.floor((x + w / 2) * dpr)) * 4 + 3] > 0).length;
+    return { instance: h.instance, drawn: h.drawn, cells: h.cells.length, painted, width: c.clientWidth };
+  }));
+  const maps = await paintedCells();
+  for (const x of gcApi.filter((y) => y.heatmap)) {
+    const h = maps.find((y) => y.instance === x.labels.instance);
+    const cells = x.heatmap.columns.reduce((n, [, counts]) => n + counts.filter((c) => c > 0).length, 0);
+    check(h && x.heatmap.columns.length > 0 && h.drawn === x.heatmap.columns.length && h.cells === cells && h.painted === cells,
+      `gc: heatmap of ${x.labels.instance} draws the API's ${x.heatmap.columns.length} columns (${cells} painted cells)`, JSON.stringify({ h, cols: x.heatmap.columns.length, cells }));
+  }
+  const cpuRows = await tableText('#gc-cpu');
+  const wantGcCpu = gcApi.filter((x) => x.gc_cpu).map((x) => [x.labels.instance, secs(x.gc_cpu.cpu_seconds), secs(x.gc_cpu.gc_seconds),
+    ins.share(x.gc_cpu.fraction), ins.cores(x.gc_cpu.cores), x.gc_cpu.phases.map((p) => `${p.phase.replace(/_/g, ' ')} ${ins.share(p.fraction)}`).join(' · ')]);
+  check(wantGcCpu.length === 2 && JSON.stringify(cpuRows) === JSON.stringify(wantGcCpu), 'gc: GC CPU fraction by phase is the API\'s', JSON.stringify({ cpuRows, wantGcCpu }));
+  const allocRows = await tableText('#gc-alloc');
+  const wantAlloc = gcApi.filter((x) => x.allocation).flatMap((x) => x.allocation.sites.map((y) => [x.labels.instance, y.site,
+    ins.rate(y.bytes_per_second, 'bytes'), ins.rate(y.objects_per_second, ''), ins.share(y.share)]));
+  check(wantAlloc.length > 0 && JSON.stringify(allocRows) === JSON.stringify(wantAlloc), `gc: the top allocation sites (${wantAlloc.length}) are the API's`,
+    JSON.stringify({ got: allocRows.slice(0, 2), want: wantAlloc.slice(0, 2) }));
+  // The growing-heap table lists exactly what the API finds.
+  const heapApi = await api('heap_growth', { query: 'heap{job="demo"}', ...demoRange });
   const heapSites = await page.$$eval('#h-table tbody tr', (trs) => trs.map((tr) => tr.cells.length > 1 ? tr.cells[1].textContent.trim() : ''));
   const apiSites = heapApi.flatMap((x) => x.findings.map((f) => f.site));
   check(apiSites.length === 0 ? heapSites.length === 1 && heapSites[0] === '' : JSON.stringify(heapSites) === JSON.stringify(apiSites),
     `leaks: the growing-heap table shows the API's ${apiSites.length} site(s)`, JSON.stringify({ heapSites, apiSites }));
-  await open({ view: 'leaks', job: 'demo', from: 'now-10m', to: 'now' }, 'leaks');
+  // Alerts: the rules and what fires, as the page fetched them (evaluations every 2 s move the
+  // values), and the same rules and firing label sets as the API answers now.
+  const pageAlerts = await page.evaluate(() => window.gocost.view.data.alerts);
+  const alertsApi = await api('alerts');
+  const ruleRows = await tableText('#alert-rules');
+  const wantRules = pageAlerts.map((r) => [r.name, r.when, ins.alertValue(r.when, r.above, cur), r.query || 'all', durationText(r.window_seconds)]);
+  check(JSON.stringify(ruleRows.map((r) => r.slice(0, 5))) === JSON.stringify(wantRules) && JSON.stringify(alertsApi.map((r) => r.name)) === JSON.stringify(pageAlerts.map((r) => r.name))
+    && ruleRows[0]?.[2] === '€0.00/month' && ruleRows[0]?.[5] === `${pageAlerts[0].firing.length} firing`,
+  'alerts: each rule with its when, threshold and unit, targets, window and state', JSON.stringify({ ruleRows, wantRules }));
+  const firingRows = await tableText('#alert-firing');
+  const pageFiring = pageAlerts.flatMap((r) => r.firing.map((a) => [r.name, Object.entries(a.labels).map(([k, v]) => `${k}="${v}"`).join(', '), ins.alertValue(r.when, a.value, cur), a.summary]));
+  const labelsOf = (rules) => JSON.stringify(rules.flatMap((r) => r.firing.map((a) => a.labels)));
+  check(pageFiring.length >= 1 && JSON.stringify(firingRows.map((r) => r.slice(0, 4))) === JSON.stringify(pageFiring) && labelsOf(alertsApi) === labelsOf(pageAlerts),
+    `alerts: firing alerts with labels, value and summary (${pageFiring.map((r) => r[2]).join(', ')})`, JSON.stringify({ firingRows, pageFiring }));
+  await shot('insights-demo');
+  // Dark theme: the heatmap is drawn again in the dark palette.
+  await page.keyboard.press('t');
+  const dark = await paintedCells();
+  check(await page.evaluate(() => document.documentElement.dataset.theme) === 'dark' && dark.length === maps.length
+    && dark.every((h) => h.cells > 0 && h.painted === h.cells), 'gc: the heatmap redraws in the dark theme', JSON.stringify(dark));
+  await shot('insights-demo-dark');
+  await page.keyboard.press('t');
+  noConsoleErrors('insights (demo)');
+
+  // Regressions: the deploy of the slower build.
+  await open({ view: 'insights', job: 'deploy', ...demoRange }, 'insights');
+  const regApi = await api('regressions', { query: 'cpu{job="deploy"}', ...demoRange });
+  const changes = regApi.flatMap((x) => x.changes.map((c) => ({ instance: x.labels.instance, ...c }))).sort((a, b) => b.at_ms - a.at_ms);
+  const changeRows = await tableText('#reg-changes');
+  const wantChangeRows = changes.map((c) => [c.instance, ins.build(c.before) + ' → ' + ins.build(c.after), `${c.before_profiles} → ${c.after_profiles}`,
+    c.compared ? (c.regressions.length ? `${c.regressions.length} function${c.regressions.length === 1 ? '' : 's'} slower` : 'no regression') : `not compared: ${c.note || ''}`]);
+  check(changes.length >= 1 && changes[0].compared && JSON.stringify(changeRows.map((r) => [r[0], r[2], r[3], r[4]])) === JSON.stringify(wantChangeRows)
+    && changeRows.every((r, k) => r[1] === dateTime(changes[k].at_ms)),
+  `regressions: the build change (${wantChangeRows.map((r) => `${r[1]}, ${r[2]} profiles: ${r[3]}`).join('; ')})`, JSON.stringify({ changeRows, wantChangeRows }));
+  const fnRegRows = await tableText('#reg-functions');
+  const wantReg = changes.flatMap((c) => c.regressions.map((r) => [c.instance, dateTime(c.at_ms), r.function, ins.change(r.change),
+    `${ins.share(r.before_share)} → ${ins.share(r.after_share)}`, `${ins.cores(r.before_cores)} → ${ins.cores(r.after_cores)}`, r.p_adjusted.toPrecision(2)]));
+  check(wantReg.length === 0 ? fnRegRows.length === 1 && fnRegRows[0].length === 1 : JSON.stringify(fnRegRows) === JSON.stringify(wantReg),
+    `regressions: the functions that got more expensive are the API's (${wantReg.map((r) => `${r[2]} ${r[3]}`).join(', ') || 'none found'})`, JSON.stringify({ fnRegRows, wantReg }));
+  await shot('insights-regressions');
+  noConsoleErrors('insights (deploy)');
+
+  // Keyboard: 4 opens Insights; a service without leaks says so.
+  await open({ view: 'explore', job: 'demo', kind: 'cpu', from: 'now-10m', to: 'now' }, 'explore');
+  await page.keyboard.press('4');
+  await ready('insights');
+  check(urlParam('view') === 'insights', 'insights: key 4 opens Insights', page.url());
   check((await errorsShown()) === '' && (await page.textContent('#l-table tbody')).includes('No goroutine leaks'), 'leaks: a service without leaks says so', await errorsShown());
-  noConsoleErrors('leaks (none)');
+  noConsoleErrors('insights (now)');
+  }
 
   // ---- Targets ----------------------------------------------------------------------------
   await open({ view: 'targets' }, 'targets');

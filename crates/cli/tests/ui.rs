@@ -1,6 +1,8 @@
 //! The web UI in headless Chromium against a real `gocost serve` that scrapes real Go
-//! services: two instances of `testdata/go/demo` (profiles and expvar runtime metrics), a
-//! target that is down (for the targets page), and a synthetic target serving one real
+//! services: two instances of `testdata/go/demo` (profiles, allocs and expvar runtime
+//! metrics; priced by a `[cost]` section and watched by an alert rule that fires), the
+//! goroutine-leak test bed, `testdata/go/regress` deployed as a slower build during the test
+//! (a regression), a target that is down (for the targets page), and a synthetic target serving one real
 //! goroutine profile whose flame graph has 51,842 nodes (the 50k-node render measurement).
 //! The browser half is `ui/tests/ui.test.mjs` (playwright-core driving Debian's chromium);
 //! it checks every view against the API, saves screenshots and downloads to
@@ -49,6 +51,24 @@ fn prerequisites() -> Result<(PathBuf, PathBuf, PathBuf), String> {
         return Err("ui/tests/node_modules missing (run npm ci in ui/tests)".into());
     }
     Ok((go, chromium, root().join("ui/tests/ui.test.mjs")))
+}
+
+/// `go build` of the regression test bed with a version string and build tags.
+fn build_regress(go: &Path, out: &Path, version: &str, tags: &str) {
+    let o = Command::new(go)
+        .args(["build", "-tags", tags])
+        .arg(format!("-ldflags=-X main.version={version}"))
+        .arg("-o")
+        .arg(out)
+        .arg(".")
+        .current_dir(root().join("testdata/go/regress"))
+        .output()
+        .expect("running go build");
+    assert!(
+        o.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn start_demo(go: &Path, dir: &Path, n: usize) -> Vec<(Proc, String)> {
@@ -196,6 +216,16 @@ fn web_ui_in_headless_chromium() {
         &["-rate=4", "-nap=12s", "-duration=5m"],
         &dir.join("addr-leaks"),
     );
+    // A service that is deployed during the test (the regression test bed, restarted on its
+    // address as a build with `main.checksum` 30 % slower) for the Insights regressions.
+    let (v1, v2) = (dir.join("regress-1.0"), dir.join("regress-1.1"));
+    build_regress(&go, &v1, "1.0", "");
+    build_regress(&go, &v2, "1.1", "slow");
+    let (deploy1, deploy) = start_with_addr_file(
+        &v1,
+        &["-addr=127.0.0.1:0", "-duration=5m"],
+        &dir.join("addr-deploy"),
+    );
     let synth = serve_bytes(synthetic_profile());
     let config = dir.join("gocost.toml");
     std::fs::write(
@@ -205,13 +235,35 @@ fn web_ui_in_headless_chromium() {
 [storage]
 retention = "1d"
 
+[cost]
+cpu_per_core_hour = 0.05
+memory_per_gib_hour = 0.01
+currency = "EUR"
+
+[alerting]
+interval = "2s"
+
+[[alert]]
+name = "demo over budget"
+when = "cost_per_month"
+query = '{{job="demo"}}'
+above = 0
+window = "10m"
+
 [[scrape]]
 job = "demo"
 targets = ["{}", "{}"]
 interval = "2s"
 cpu_window = "1s"
-profiles = ["cpu", "heap", "goroutine", "mutex"]
+profiles = ["cpu", "heap", "allocs", "goroutine", "mutex"]
 metrics = ["expvar"]
+
+[[scrape]]
+job = "deploy"
+targets = ["{deploy}"]
+interval = "2s"
+cpu_window = "2s"
+profiles = ["cpu"]
 
 [[scrape]]
 job = "synthetic"
@@ -250,6 +302,26 @@ profiles = ["goroutine"]
         ));
         tl["points"].as_array().is_some_and(|p| p.len() >= 10)
     });
+    // The deploy: once the first build has enough profiles, it restarts as the slower one.
+    let regressions = || {
+        json(&format!(
+            "{base}/api/v1/regressions?query={}&from=now-10m",
+            enc(r#"cpu{job="deploy"}"#)
+        ))
+    };
+    wait_for("10 profiles of the first build", || {
+        regressions()[0]["profiles"]
+            .as_u64()
+            .is_some_and(|n| n >= 10)
+    });
+    drop(deploy1);
+    let _ = std::fs::remove_file(dir.join("addr-deploy"));
+    let (_deploy2, again) = start_with_addr_file(
+        &v2,
+        &[&format!("-addr={deploy}"), "-duration=5m"],
+        &dir.join("addr-deploy"),
+    );
+    assert_eq!(again, deploy);
     wait_for("the synthetic profile and runtime metrics", || {
         let g = json(&format!(
             "{base}/api/v1/top?query={}&from=now-10m&nodecount=1",
@@ -260,6 +332,20 @@ profiles = ["goroutine"]
             enc(r#"{__name__="go_memstats_heap_alloc_bytes",job="demo"}"#)
         ));
         g["rows"].is_array() && heap.as_array().is_some_and(|a| !a.is_empty())
+    });
+    wait_for("the deploy compared", || {
+        regressions()[0]["changes"][0]["compared"] == true
+    });
+    wait_for("allocs profiles and a firing alert", || {
+        let gc = json(&format!(
+            "{base}/api/v1/gc?query={}&from=now-10m",
+            enc(r#"{job="demo"}"#)
+        ));
+        let alerts = json(&format!("{base}/api/v1/alerts"));
+        gc[0]["allocation"].is_object()
+            && alerts[0]["firing"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
     });
     wait_for("the leaks of the test bed", || {
         let l = json(&format!(
