@@ -485,6 +485,38 @@ pub(crate) fn gc_by_series(
     Ok(out.into_values().collect())
 }
 
+/// Regressions need profiles on both sides of a deploy: `/metrics` looks back an hour.
+const REGRESSION_WINDOW_NS: i64 = 3600 * 1_000_000_000;
+
+/// `gocost_regression_change{function, build}`: how much more CPU (relative, 0.3 = +30 %) a
+/// function takes since a build change of the last hour, per target.
+fn regression_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64) {
+    use std::fmt::Write as _;
+    let per = crate::regress::regressions_by_series(st, all, from, to).unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "# HELP gocost_regression_change Relative CPU increase of a function after a build change in the last hour (0.3 = 30 % more), significant after Holm correction.\n# TYPE gocost_regression_change gauge"
+    );
+    for s in &per {
+        for c in s.changes.iter().filter(|c| c.compared) {
+            let build = c
+                .after
+                .version
+                .as_deref()
+                .or(c.after.build_id.as_deref())
+                .unwrap_or("");
+            for r in &c.regressions {
+                let _ = writeln!(
+                    o,
+                    "gocost_regression_change{{{}}} {}",
+                    label_text(&s.labels, &[("function", &r.function), ("build", build)]),
+                    r.change
+                );
+            }
+        }
+    }
+}
+
 /// GC gauges per target over the `/metrics` window.
 fn gc_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64) {
     use std::fmt::Write as _;
@@ -615,6 +647,7 @@ pub(crate) async fn insight_metrics(st: &Arc<AppState>) -> String {
         );
         cost_gauges(&mut o, &st2, &all, from, to);
         gc_gauges(&mut o, &st2, &all, from, to);
+        regression_gauges(&mut o, &st2, &all, to - REGRESSION_WINDOW_NS, to);
         o
     })
     .await

@@ -97,7 +97,6 @@ pub(crate) async fn regressions(
 }
 
 /// Build changes per target with the default rule (for `/metrics` and the UI).
-#[allow(dead_code)] // their callers are being written
 pub(crate) fn regressions_by_series(
     st: &AppState,
     sel: &Selector,
