@@ -19,7 +19,7 @@ export const MEMORY_SOURCE = {
 };
 
 /** Where an instance's rows come from: its instance label, else the job's. */
-const inst = (labels) => labels.instance || labels.job || '';
+const inst = (labels) => labels.instance || labels.job || '(no instance label)';
 const plural = (n, one, many = one + 's') => `${n} ${n === 1 ? one : many}`;
 export const cores = (v) => v.toFixed(3);
 export const gib = (v) => label(v * 1073741824, 'bytes');

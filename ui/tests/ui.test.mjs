@@ -395,7 +395,9 @@ try {
 
   // The demo service: cost, GC, heap growth and alerts against the API's answers.
   const demoRange = { from: String(T0), to: String(L2) };
+  const insightsStart = Date.now();
   await open({ view: 'insights', job: 'demo', ...demoRange }, 'insights');
+  note(`Insights page of demo over ${L2 - T0} s (9 API requests): navigation to ready ${Date.now() - insightsStart} ms`);
   check((await errorsShown()) === '', 'insights: no error shown (demo)', await errorsShown());
   const tableText = (id) => page.$$eval(`${id} tbody tr`, (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
   // Cost: the service (by=job), its instances (by=instance), its functions and all services.
@@ -451,6 +453,20 @@ try {
     check(h && x.heatmap.columns.length > 0 && h.drawn === x.heatmap.columns.length && h.cells === cells && h.painted === cells,
       `gc: heatmap of ${x.labels.instance} draws the API's ${x.heatmap.columns.length} columns (${cells} painted cells)`, JSON.stringify({ h, cols: x.heatmap.columns.length, cells }));
   }
+  // Hovering the heatmap's busiest cell shows its bucket and count.
+  const hot = await page.evaluate(() => {
+    const h = window.gocost.view.heatmaps[0];
+    const [x, y, w, hh, , r, n] = h.cells.reduce((a, b) => (b[6] > a[6] ? b : a));
+    h.canvas.scrollIntoView();
+    return { x: x + w / 2, y: y + hh / 2, r, n };
+  });
+  const hbox = await page.locator('canvas.heatmap').first().boundingBox();
+  await page.mouse.move(hbox.x + hot.x, hbox.y + hot.y);
+  const hoverTip = await page.evaluate(() => { const t = document.getElementById('tooltip'); return { hidden: t.hidden, text: t.textContent }; });
+  const le0 = gcApi.find((x) => x.heatmap).heatmap.le;
+  check(!hoverTip.hidden && hoverTip.text.includes(`pauses ${ins.bucketText(le0, hot.r)}${hot.n}`), `gc: hovering the heatmap's busiest cell shows its bucket and count (${ins.bucketText(le0, hot.r)}: ${hot.n})`,
+    JSON.stringify({ hoverTip, hot }));
+  await page.mouse.move(0, 0);
   const cpuRows = await tableText('#gc-cpu');
   const wantGcCpu = gcApi.filter((x) => x.gc_cpu).map((x) => [x.labels.instance, secs(x.gc_cpu.cpu_seconds), secs(x.gc_cpu.gc_seconds),
     ins.share(x.gc_cpu.fraction), ins.cores(x.gc_cpu.cores), x.gc_cpu.phases.map((p) => `${p.phase.replace(/_/g, ' ')} ${ins.share(p.fraction)}`).join(' · ')]);
