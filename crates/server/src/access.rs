@@ -429,8 +429,72 @@ pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
             Err(m) => return error(StatusCode::BAD_REQUEST, m),
         }
     }
+    let confined = tenant.enabled && scope == Scope::Read;
+    let path = req.uri().path().to_string();
+    let tenant_label = tenant.label().to_string();
     req.extensions_mut().insert(tenant);
-    next.run(req).await
+    let resp = next.run(req).await;
+    if confined
+        && !matches!(
+            path.as_str(),
+            "/api/v1/top"
+                | "/api/v1/flame"
+                | "/api/v1/timeline"
+                | "/api/v1/diff"
+                | "/api/v1/profile"
+        )
+    {
+        return hide_tenant(resp, &tenant_label).await;
+    }
+    resp
+}
+
+/// Removes the reserved label from a JSON answer that lists series labels (insight
+/// routes): `"__tenant__"` keys, and the matcher inside series-key strings.
+async fn hide_tenant(resp: Response, label: &str) -> Response {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 256 << 20).await else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "response too large");
+    };
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    let m = format!("{TENANT_LABEL}=\"{label}\"");
+    strip(&mut v, &m);
+    let mut r = Response::from_parts(parts, axum::body::Body::from(v.to_string()));
+    r.headers_mut().remove(header::CONTENT_LENGTH);
+    r
+}
+
+fn strip(v: &mut serde_json::Value, matcher: &str) {
+    match v {
+        serde_json::Value::Object(o) => {
+            o.remove(TENANT_LABEL);
+            for x in o.values_mut() {
+                strip(x, matcher);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a {
+                strip(x, matcher);
+            }
+        }
+        serde_json::Value::String(s) if s.contains(matcher) => {
+            *s = s
+                .replace(&format!("{matcher},"), "")
+                .replace(&format!(",{matcher}"), "")
+                .replace(matcher, "");
+        }
+        _ => {}
+    }
 }
 
 /// The request's URI with the tenant's matcher added to `query` and `base_query` (a

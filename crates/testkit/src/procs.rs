@@ -193,7 +193,8 @@ pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u
     }
     req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     s.write_all(req.as_bytes()).expect("sending the request");
-    s.write_all(body).expect("sending the body");
+    // A server may refuse a body before reading all of it (413): still read its answer.
+    let _ = s.write_all(body);
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)
         .unwrap_or_else(|e| panic!("{url}: {e}"));
