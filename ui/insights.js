@@ -49,6 +49,10 @@ export function alertValue(when, v, currency) {
 
 const table = (id, aria, head) => `<div class="tablebox short"><table class="data" id="${id}" aria-label="${aria}">
   <thead><tr>${head.map((h) => `<th${h.startsWith('!') ? ' class="name"' : ''}>${h.replace(/^!/, '')}</th>`).join('')}</tr></thead><tbody></tbody></table></div>`;
+/** A row attribute that opens `patch` of the app state on click or Enter (see `mount`). */
+const go = (patch) => ` tabindex="0" data-go="${esc(JSON.stringify(patch))}"`;
+/** Explore with `fn` highlighted in a kind's profile. */
+const explore = (kind, si, fn) => go({ view: 'explore', kind, si, fn, zoom: '', search: '', sandwich: '' });
 const emptyRow = (cols, text) => `<tr><td colspan="${cols}" class="empty">${text}</td></tr>`;
 
 export function mount(root, app) {
@@ -64,7 +68,7 @@ export function mount(root, app) {
     ${table('cost-services', 'All services by cost', ['!service', 'instances', 'cores', 'memory', 'per hour', 'per month', 'share'])}
     <div class="hint">Cores: CPU profile time ÷ the time the profiles cover. Memory: resident memory when scraped, else the Go
     runtime's (<code>metrics = ["expvar"]</code>), else the heap profiles' in-use heap. A function's memory is its share of the
-    heap × the service's memory. Prices from the config's <code>[cost]</code>.</div></section>
+    heap × the service's memory. Prices from the config's <code>[cost]</code>. Click a function to see it in Explore, a service to switch to it.</div></section>
 
     <section class="insight" id="sec-regressions" aria-labelledby="h-reg"><h2 id="h-reg">Regressions <span class="muted" id="reg-summary"></span></h2>
     <div class="error" id="reg-error" role="alert"></div>
@@ -73,7 +77,8 @@ export function mount(root, app) {
     <h3>Functions that got more expensive</h3>
     ${table('reg-functions', 'Regressed functions', ['!instance', 'deployed', '!function', 'change', 'share before → after', 'cores before → after', 'p'])}
     <div class="hint">At each change of build (the executable's build ID or the <code>version</code> label) the CPU profiles before and
-    after are compared; a function is listed when its share of the CPU grew significantly (p ≤ 0.05 after Holm's correction).</div></section>
+    after are compared; a function is listed when its share of the CPU grew significantly (p ≤ 0.05 after Holm's correction).
+    Click it to compare before and after.</div></section>
 
     <section class="insight" id="sec-gc" aria-labelledby="h-gc"><h2 id="h-gc">GC <span class="muted" id="gc-summary"></span></h2>
     <div class="error" id="gc-error" role="alert"></div>
@@ -94,7 +99,7 @@ export function mount(root, app) {
     <th>growth / hour</th><th>first seen</th><th>confidence</th><th class="name">created by</th></tr></thead>
     <tbody></tbody></table></div>
     <div class="hint">A group of goroutines (what it runs, where it waits) leaks when its count keeps growing, still grows
-    lately, rarely shrinks and is not sleeping; Go's goroutineleak profile proves some (confidence 1). Hover a row for its stack.</div></section>
+    lately, rarely shrinks and is not sleeping; Go's goroutineleak profile proves some (confidence 1). Hover a row for its stack, click it to see the function in Explore.</div></section>
 
     <section class="insight" id="sec-heap" aria-labelledby="h-heap"><h2 id="h-heap">Growing heap <span class="muted" id="h-summary"></span></h2>
     <div class="error" id="h-error" role="alert"></div>
@@ -112,6 +117,14 @@ export function mount(root, app) {
     <div class="hint">Rules are the config's <code>[[alert]]</code> entries, evaluated every <code>[alerting] interval</code>;
     firing alerts are POSTed to the rule's webhooks (Alertmanager's JSON) and counted on <code>/metrics</code>.</div></section>`;
   const $ = (id) => root.querySelector(id);
+  // Rows that lead somewhere (a function in Explore, a deploy in Compare, another service).
+  const follow = (e) => {
+    const tr = e.target.closest('tr[data-go]');
+    if (!tr || (e.type === 'keydown' && e.key !== 'Enter')) return;
+    app.set(JSON.parse(tr.dataset.go), true);
+  };
+  root.addEventListener('click', follow);
+  root.addEventListener('keydown', follow);
   let ctrl = null;
   const data = { cost: null, services: null, instances: null, regressions: null, gc: null, alerts: null, currency: '' };
   let rows = [], heapRows = [], heatmaps = [];
@@ -177,7 +190,7 @@ export function mount(root, app) {
         ['memory_source', 'memory from', MEMORY_SOURCE[g.memory_source] || g.memory_source],
         ['per_hour', 'per hour', m(g.cpu_per_hour + g.memory_per_hour)], ['per_month', 'per month', m(g.total_per_month)]];
       $('#cost-facts').innerHTML = facts.map(([k, t, v]) => `<div><dt>${t}</dt><dd data-key="${k}">${esc(v)}</dd></div>`).join('');
-      $('#cost-functions tbody').innerHTML = g.functions.length ? g.functions.map((f) => `<tr data-name="${esc(f.function)}">
+      $('#cost-functions tbody').innerHTML = g.functions.length ? g.functions.map((f) => `<tr data-name="${esc(f.function)}"${explore('cpu', '', f.function)} title="Show in Explore">
         <td class="name" title="${esc(f.function)}">${esc(f.function)}</td><td>${cores(f.cores)}</td><td>${esc(gib(f.memory_gib))}</td>
         <td>${esc(m(f.cpu_per_month))}</td><td>${esc(m(f.memory_per_month))}</td><td>${esc(m(f.total_per_month))}</td></tr>`).join('')
         : emptyRow(6, 'No functions in the profiles of this range.');
@@ -195,14 +208,11 @@ export function mount(root, app) {
       <td>${esc(m(x.cpu_per_hour + x.memory_per_hour))}</td><td>${esc(m(x.total_per_month))}</td></tr>`).join('')
       : emptyRow(8, 'No instances with CPU or heap profiles in this range.');
     const svc = all?.groups || [];
-    $('#cost-services tbody').innerHTML = svc.length ? svc.map((x) => `<tr data-job="${esc(x.labels.job || '')}"${x.labels.job === s.job ? ' aria-selected="true"' : ''}>
+    $('#cost-services tbody').innerHTML = svc.length ? svc.map((x) => `<tr data-job="${esc(x.labels.job || '')}"${x.labels.job ? go({ job: x.labels.job }) : ''}${x.labels.job === s.job ? ' aria-selected="true"' : ''}>
       <td class="name">${esc(x.labels.job || '(no job)')}</td><td>${x.targets}</td><td>${cores(x.cores)}</td><td>${esc(gib(x.memory_gib))}</td>
       <td>${esc(m(x.cpu_per_hour + x.memory_per_hour))}</td><td>${esc(m(x.total_per_month))}</td>
       <td>${share(all.total_per_month ? x.total_per_month / all.total_per_month : 0)}</td></tr>`).join('')
       : emptyRow(7, 'No service has CPU or heap profiles in this range.');
-    for (const tr of root.querySelectorAll('#cost-services tbody tr[data-job]')) {
-      tr.addEventListener('click', () => { if (tr.dataset.job) app.set({ job: tr.dataset.job }, true); });
-    }
   }
 
   async function loadRegressions(s, has, range, signal) {
@@ -221,7 +231,8 @@ export function mount(root, app) {
         : `<span class="muted">not compared: ${esc(c.note || '')}</span>`}</td></tr>`).join('')
       : emptyRow(5, has('cpu') ? 'No build changes in this range (a deploy shows as a new build ID or version label in the CPU profiles).'
         : 'No CPU profiles for this service: scrape <code>cpu</code> to compare builds.');
-    $('#reg-functions tbody').innerHTML = fns.length ? fns.map((r) => `<tr data-name="${esc(r.function)}">
+    $('#reg-functions tbody').innerHTML = fns.length ? fns.map((r) => `<tr data-name="${esc(r.function)}"${go({ view: 'compare', kind: 'cpu', si: '', bfrom: s.from, bto: String(Math.floor(r.at_ms / 1000)),
+      from: String(Math.ceil(r.at_ms / 1000)), to: s.to, bsel: '', zoom: '', search: '', fn: '' })} title="Compare before and after the deploy">
       <td class="name">${esc(r.instance)}</td>${when(r.at_ms)}<td class="name" title="${esc(r.function)}">${esc(r.function)}</td>
       <td class="bad">${change(r.change)}</td><td>${share(r.before_share)} → ${share(r.after_share)}</td>
       <td>${cores(r.before_cores)} → ${cores(r.after_cores)}</td><td>${r.p_adjusted.toPrecision(2)}</td></tr>`).join('')
@@ -273,7 +284,7 @@ export function mount(root, app) {
       <td class="name">${phases.map((ph) => { const p = c.phases.find((x) => x.phase === ph); return `${esc(ph.replace(/_/g, ' '))} ${share(p ? p.fraction : 0)}`; }).join(' · ')}</td></tr>`; }).join('')
       : emptyRow(6, 'No CPU profiles for this service in this range: scrape <code>cpu</code> to see the collector\'s share.');
     const sites = withAlloc.flatMap((g) => g.allocation.sites.map((x) => ({ instance: inst(g.labels), ...x })));
-    $('#gc-alloc tbody').innerHTML = sites.length ? sites.map((x) => `<tr data-name="${esc(x.site)}">
+    $('#gc-alloc tbody').innerHTML = sites.length ? sites.map((x) => `<tr data-name="${esc(x.site)}"${explore('allocs', 'alloc_space', x.site)} title="Show in Explore">
       <td class="name">${esc(x.instance)}</td><td class="name" title="${esc(x.site)}">${esc(x.site)}</td>
       <td>${rate(x.bytes_per_second, 'bytes')}</td><td>${rate(x.objects_per_second, '')}</td><td>${share(x.share)}</td></tr>`).join('')
       : emptyRow(5, has('allocs') ? 'No allocations in this range.'
@@ -287,7 +298,7 @@ export function mount(root, app) {
     rows = series.flatMap((x) => x.findings.map((f) => ({ instance: inst(x.labels), ...f })));
     const snaps = series.reduce((n, x) => n + x.snapshots, 0);
     $('#l-summary').textContent = `${plural(rows.length, 'leak')} in ${plural(series.length, 'instance')}, ${plural(snaps, 'goroutine profile')}`;
-    $('#l-table tbody').innerHTML = rows.length ? rows.map((f) => `<tr title="${esc(f.stack.join('\n'))}">
+    $('#l-table tbody').innerHTML = rows.length ? rows.map((f) => `<tr title="${esc(f.stack.join('\n'))}"${explore('goroutine', '', f.function)}>
       <td class="name">${esc(f.instance)}</td><td class="name">${esc(f.function)}</td>
       <td class="name">${esc(f.blocking)}${f.blocking_frame !== f.function ? ` <span class="muted">in ${esc(f.blocking_frame)}</span>` : ''}</td>
       <td>${f.count}</td><td>${f.rate_per_hour.toFixed(0)}</td>
@@ -304,7 +315,7 @@ export function mount(root, app) {
       'scrape the heap profile to find growth') || [];
     heapRows = series.flatMap((x) => x.findings.map((f) => ({ instance: inst(x.labels), ...f })));
     $('#h-summary').textContent = has('heap') ? `${plural(heapRows.length, 'growing site')}, ${plural(series.reduce((n, x) => n + x.snapshots, 0), 'heap profile')}` : '';
-    $('#h-table tbody').innerHTML = heapRows.length ? heapRows.map((f) => `<tr title="${esc(f.stack.join('\n'))}">
+    $('#h-table tbody').innerHTML = heapRows.length ? heapRows.map((f) => `<tr title="${esc(f.stack.join('\n'))}"${explore('heap', 'inuse_space', f.site)}>
       <td class="name">${esc(f.instance)}</td><td class="name">${esc(f.site)}</td>
       <td>${esc(label(f.inuse_bytes, 'bytes'))}</td><td>${esc(label(f.rate_bytes_per_hour, 'bytes'))}</td>
       <td title="${esc(dateTime(f.first_seen_ms))}">${esc(ago(f.first_seen_ms))}</td><td>${f.confidence.toFixed(2)}</td></tr>`).join('')

@@ -504,6 +504,15 @@ try {
     && dark.every((h) => h.cells > 0 && h.painted === h.cells), 'gc: the heatmap redraws in the dark theme', JSON.stringify(dark));
   await shot('insights-demo-dark');
   await page.keyboard.press('t');
+  // A function's row opens Explore with it highlighted; Back returns.
+  await page.click('#cost-functions tbody tr:first-child');
+  await ready('explore');
+  check(urlParam('view') === 'explore' && urlParam('kind') === 'cpu' && urlParam('fn') === g.functions[0].function
+    && await page.$eval('#x-top tbody tr[aria-selected="true"]', (tr) => tr.dataset.name).catch(() => '') === g.functions[0].function,
+  `cost: clicking ${g.functions[0].function} shows it in Explore`, page.url());
+  await page.goBack();
+  await ready('insights');
+  check(urlParam('view') === 'insights', 'insights: Back returns from Explore', page.url());
   noConsoleErrors('insights (demo)');
 
   // Regressions: the deploy of the slower build.
