@@ -183,7 +183,7 @@ fn names_in(r: &Response) -> String {
 
 #[test]
 fn isolation() {
-    let (_gocost, addr) = start("isolation", "");
+    let (_gocost, addr) = start("isolation", "\n[storage]\nblock_duration = \"2s\"\n");
     let base = format!("http://{addr}");
     // Same service and labels for both tenants; only the functions differ.
     for (c, f, n) in [(A_WRITE, "a_only_fn", 100), (B_WRITE, "b_only_fn", 700)] {
@@ -246,79 +246,100 @@ fn isolation() {
     ];
     let mut checked = 0;
     let mut table = String::new();
-    for (path, what) in &routes {
-        let url = format!("{base}{path}");
-        for c in creds {
-            let expect = match (*what, c.name) {
-                ("ui", _) => 200,
-                (_, "no token" | "wrong token") => 401,
-                (_, "team-a token, team-b header") => 403,
-                ("metrics", "admin, team-a header") => 200,
-                ("metrics", _) => 403,
-                _ => D,
-            };
-            let r = req("GET", &url, c, b"");
-            let body = names_in(&r);
-            table.push_str(&format!("{what:>20} | {:<40} | {}\n", c.name, r.status));
-            // A reader's answer: 404 where its tenant has no profile of the route's kind
-            // (goroutine and heap profiles: nobody pushed any; the anonymous tenant has no
-            // pushed data at all), 200 otherwise.
-            let expect = if expect != D {
-                expect
-            } else if matches!(*what, "leaks" | "heap growth")
-                || (c.name.starts_with("unbound reader, no header")
-                    && !matches!(
-                        *what,
-                        "timeline"
-                            | "series"
-                            | "series (all)"
-                            | "labels"
-                            | "label values"
-                            | "tenant label values"
-                            | "targets"
-                            | "alerts"
-                    ))
-            {
-                404
-            } else {
-                200
-            };
-            assert_eq!(r.status, expect, "{what} as {}: {}", c.name, r.text());
-            if r.status == 401 {
-                assert!(
-                    r.header("www-authenticate").is_some(),
-                    "{what}: 401 without a challenge"
-                );
-                assert!(r.text().contains("token"), "{}", r.text());
-            }
-            if r.status == 200 && *what != "metrics" && *what != "ui" {
-                assert!(
-                    !body.contains("__tenant__"),
-                    "{what} as {} shows the tenant label: {body}",
-                    c.name
-                );
-                let (mine, other) = match c.name {
-                    "team-a read-only" | "team-a read-write" | "admin, team-a header" => {
-                        (Some("a_only_fn"), &["b_only_fn"][..])
-                    }
-                    "team-b read-write" | "unbound reader, team-b header" => {
-                        (Some("b_only_fn"), &["a_only_fn"][..])
-                    }
-                    _ => (None, &["a_only_fn", "b_only_fn"][..]),
-                };
-                for o in other {
-                    assert!(!body.contains(o), "{what} as {} leaks {o}: {body}", c.name);
-                }
-                if let Some(m) = mine
-                    && matches!(*what, "profile" | "top" | "flame" | "flame folded")
+    // Twice: from the WAL head right after the pushes, then from blocks once they are cut
+    // (tenants share a service name, so they share its block symbol table).
+    for phase in ["head", "blocks"] {
+        if phase == "blocks" {
+            let t = Instant::now();
+            loop {
+                let m = req("GET", &format!("{base}/metrics"), ADMIN_A, b"").text();
+                if m.lines().any(|l| l == "gocost_store_head_profiles 0")
+                    && !m.lines().any(|l| l == "gocost_store_blocks 0")
                 {
-                    assert!(body.contains(m), "{what} as {}: no {m} in {body}", c.name);
+                    break;
                 }
-                if c.name.starts_with("unbound reader, no header") && what.starts_with("series") {
-                    assert_eq!(body.trim(), "[]", "anonymous tenant sees pushed series");
-                }
+                assert!(t.elapsed() < Duration::from_secs(60), "no block cut: {m}");
+                std::thread::sleep(Duration::from_millis(250));
             }
-            checked += 1;
+        }
+        for (path, what) in &routes {
+            let url = format!("{base}{path}");
+            for c in creds {
+                let expect = match (*what, c.name) {
+                    ("ui", _) => 200,
+                    (_, "no token" | "wrong token") => 401,
+                    (_, "team-a token, team-b header") => 403,
+                    ("metrics", "admin, team-a header") => 200,
+                    ("metrics", _) => 403,
+                    _ => D,
+                };
+                let r = req("GET", &url, c, b"");
+                let body = names_in(&r);
+                table.push_str(&format!(
+                    "{phase:>6} {what:>20} | {:<40} | {}\n",
+                    c.name, r.status
+                ));
+                // A reader's answer: 404 where its tenant has no profile of the route's kind
+                // (goroutine and heap profiles: nobody pushed any; the anonymous tenant has no
+                // pushed data at all), 200 otherwise.
+                let expect = if expect != D {
+                    expect
+                } else if matches!(*what, "leaks" | "heap growth")
+                    || (c.name.starts_with("unbound reader, no header")
+                        && !matches!(
+                            *what,
+                            "timeline"
+                                | "series"
+                                | "series (all)"
+                                | "labels"
+                                | "label values"
+                                | "tenant label values"
+                                | "targets"
+                                | "alerts"
+                        ))
+                {
+                    404
+                } else {
+                    200
+                };
+                assert_eq!(r.status, expect, "{what} as {}: {}", c.name, r.text());
+                if r.status == 401 {
+                    assert!(
+                        r.header("www-authenticate").is_some(),
+                        "{what}: 401 without a challenge"
+                    );
+                    assert!(r.text().contains("token"), "{}", r.text());
+                }
+                if r.status == 200 && *what != "metrics" && *what != "ui" {
+                    assert!(
+                        !body.contains("__tenant__"),
+                        "{what} as {} shows the tenant label: {body}",
+                        c.name
+                    );
+                    let (mine, other) = match c.name {
+                        "team-a read-only" | "team-a read-write" | "admin, team-a header" => {
+                            (Some("a_only_fn"), &["b_only_fn"][..])
+                        }
+                        "team-b read-write" | "unbound reader, team-b header" => {
+                            (Some("b_only_fn"), &["a_only_fn"][..])
+                        }
+                        _ => (None, &["a_only_fn", "b_only_fn"][..]),
+                    };
+                    for o in other {
+                        assert!(!body.contains(o), "{what} as {} leaks {o}: {body}", c.name);
+                    }
+                    if let Some(m) = mine
+                        && matches!(*what, "profile" | "top" | "flame" | "flame folded")
+                    {
+                        assert!(body.contains(m), "{what} as {}: no {m} in {body}", c.name);
+                    }
+                    if c.name.starts_with("unbound reader, no header") && what.starts_with("series")
+                    {
+                        assert_eq!(body.trim(), "[]", "anonymous tenant sees pushed series");
+                    }
+                }
+                checked += 1;
+            }
         }
     }
     // Values: each tenant's total is its own pushes only (3 × (n + shared)).
