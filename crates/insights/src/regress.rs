@@ -71,6 +71,16 @@ pub struct Build {
     pub version: Option<String>,
 }
 
+impl Build {
+    /// How to name the build: its version label, else its build ID.
+    pub fn name(&self) -> &str {
+        self.version
+            .as_deref()
+            .or(self.build_id.as_deref())
+            .unwrap_or("?")
+    }
+}
+
 /// A function that got more expensive.
 #[derive(Debug, Clone, Serialize)]
 pub struct Regression {

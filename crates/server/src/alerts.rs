@@ -382,25 +382,19 @@ pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>,
         "regression" => {
             for s in regress::regressions_by_series(st, &sel, from, to)? {
                 for c in s.changes.iter().filter(|c| c.compared) {
-                    let build = |b: &gocost_insights::regress::Build| {
-                        b.version
-                            .clone()
-                            .or_else(|| b.build_id.clone())
-                            .unwrap_or_else(|| "?".into())
-                    };
                     for r in c.regressions.iter().filter(|r| r.change > above) {
                         out.push(Instance {
                             labels: with(
                                 &s.labels,
-                                &[("function", &r.function), ("build", &build(&c.after))],
+                                &[("function", &r.function), ("build", c.after.name())],
                             ),
                             value: r.change,
                             summary: format!(
                                 "{} costs {:+.0} % more CPU since build {} (was {})",
                                 r.function,
                                 r.change * 100.0,
-                                build(&c.after),
-                                build(&c.before)
+                                c.after.name(),
+                                c.before.name()
                             ),
                         });
                     }

@@ -491,83 +491,75 @@ const REGRESSION_WINDOW_NS: i64 = 3600 * 1_000_000_000;
 /// `gocost_regression_change{function, build}`: how much more CPU (relative, 0.3 = +30 %) a
 /// function takes since a build change of the last hour, per target.
 fn regression_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64) {
-    use std::fmt::Write as _;
     let per = crate::regress::regressions_by_series(st, all, from, to).unwrap_or_default();
-    let _ = writeln!(
+    family(
         o,
-        "# HELP gocost_regression_change Relative CPU increase of a function after a build change in the last hour (0.3 = 30 % more), significant after Holm correction.\n# TYPE gocost_regression_change gauge"
+        "gocost_regression_change",
+        "Relative CPU increase of a function after a build change in the last hour (0.3 = 30 % more), significant after Holm correction.",
+        per.iter().flat_map(|s| {
+            s.changes.iter().filter(|c| c.compared).flat_map(move |c| {
+                c.regressions.iter().map(move |r| {
+                    let build = c.after.name();
+                    (
+                        label_text(&s.labels, &[("function", &r.function), ("build", build)]),
+                        r.change,
+                    )
+                })
+            })
+        }),
     );
-    for s in &per {
-        for c in s.changes.iter().filter(|c| c.compared) {
-            let build = c
-                .after
-                .version
-                .as_deref()
-                .or(c.after.build_id.as_deref())
-                .unwrap_or("");
-            for r in &c.regressions {
-                let _ = writeln!(
-                    o,
-                    "gocost_regression_change{{{}}} {}",
-                    label_text(&s.labels, &[("function", &r.function), ("build", build)]),
-                    r.change
-                );
-            }
-        }
-    }
 }
 
 /// GC gauges per target over the `/metrics` window.
 fn gc_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64) {
-    use std::fmt::Write as _;
     let per = gc_by_series(st, all, from, to, 0).unwrap_or_default();
-    let _ = writeln!(
+    family(
         o,
-        "# HELP gocost_gc_pause_seconds Stop-the-world GC pauses of the last 15 minutes (quantile 1 = the longest).\n# TYPE gocost_gc_pause_seconds gauge"
+        "gocost_gc_pause_seconds",
+        "Stop-the-world GC pauses of the last 15 minutes (quantile 1 = the longest).",
+        per.iter().flat_map(|g| {
+            g.pauses.iter().flat_map(|p| {
+                [
+                    ("0.5", p.p50),
+                    ("0.9", p.p90),
+                    ("0.99", p.p99),
+                    ("1", p.max),
+                ]
+                .map(|(q, v)| (label_text(&g.labels, &[("quantile", q)]), v))
+            })
+        }),
     );
-    for g in &per {
-        if let Some(p) = &g.pauses {
-            for (q, v) in [
-                ("0.5", p.p50),
-                ("0.9", p.p90),
-                ("0.99", p.p99),
-                ("1", p.max),
-            ] {
-                let _ = writeln!(
-                    o,
-                    "gocost_gc_pause_seconds{{{}}} {v}",
-                    label_text(&g.labels, &[("quantile", q)])
-                );
-            }
-        }
-    }
-    let _ = writeln!(
+    family(
         o,
-        "# HELP gocost_gc_cpu_fraction Share of the last 15 minutes' CPU profile time spent in the garbage collector (mark, assists, sweep, stop-the-world).\n# TYPE gocost_gc_cpu_fraction gauge"
+        "gocost_gc_cpu_fraction",
+        "Share of the last 15 minutes' CPU profile time spent in the garbage collector (mark, assists, sweep, stop-the-world).",
+        per.iter()
+            .filter_map(|g| Some((label_text(&g.labels, &[]), g.gc_cpu.as_ref()?.fraction))),
     );
-    for g in &per {
-        if let Some(c) = &g.gc_cpu {
-            let _ = writeln!(
-                o,
-                "gocost_gc_cpu_fraction{{{}}} {}",
+    family(
+        o,
+        "gocost_allocation_bytes_per_second",
+        "Bytes allocated per second over the last 15 minutes (allocs profiles).",
+        per.iter().filter_map(|g| {
+            Some((
                 label_text(&g.labels, &[]),
-                c.fraction
-            );
-        }
-    }
-    let _ = writeln!(
-        o,
-        "# HELP gocost_allocation_bytes_per_second Bytes allocated per second over the last 15 minutes (allocs profiles).\n# TYPE gocost_allocation_bytes_per_second gauge"
+                g.allocation.as_ref()?.bytes_per_second,
+            ))
+        }),
     );
-    for g in &per {
-        if let Some(a) = &g.allocation {
-            let _ = writeln!(
-                o,
-                "gocost_allocation_bytes_per_second{{{}}} {}",
-                label_text(&g.labels, &[]),
-                a.bytes_per_second
-            );
-        }
+}
+
+/// One gauge family in Prometheus text: `# HELP`, `# TYPE`, then a sample per (labels, value).
+fn family(
+    o: &mut String,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, f64)>,
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (labels, v) in samples {
+        let _ = writeln!(o, "{name}{{{labels}}} {v}");
     }
 }
 
@@ -661,47 +653,33 @@ pub(crate) async fn insight_metrics(st: &Arc<AppState>) -> String {
 /// Cost per target over the `/metrics` window: `gocost_cost_per_hour{resource="cpu|memory"}`,
 /// `gocost_cost_cores`, `gocost_cost_memory_bytes`.
 fn cost_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64) {
-    use std::fmt::Write as _;
     let rates = st.cost_rates();
     let per = cost_by_series(st, all, from, to, &rates).unwrap_or_default();
-    let cur = crate::esc(&rates.currency);
-    let _ = writeln!(
+    family(
         o,
-        "# HELP gocost_cost_per_hour What a target costs per hour (currency {cur}) at the [cost] rates, over the last 15 minutes: resource=\"cpu\" from CPU profiles, \"memory\" from resident memory (or the heap).\n# TYPE gocost_cost_per_hour gauge"
+        "gocost_cost_per_hour",
+        &format!(
+            "What a target costs per hour (currency {}) at the [cost] rates, over the last 15 minutes: resource=\"cpu\" from CPU profiles, \"memory\" from resident memory (or the heap).",
+            crate::esc(&rates.currency)
+        ),
+        per.iter().flat_map(|(l, e)| {
+            [("cpu", e.cpu_per_hour), ("memory", e.memory_per_hour)]
+                .map(|(r, v)| (label_text(l, &[("resource", r)]), v))
+        }),
     );
-    for (l, e) in &per {
-        let _ = writeln!(
-            o,
-            "gocost_cost_per_hour{{{}}} {}",
-            label_text(l, &[("resource", "cpu")]),
-            e.cpu_per_hour
-        );
-        let _ = writeln!(
-            o,
-            "gocost_cost_per_hour{{{}}} {}",
-            label_text(l, &[("resource", "memory")]),
-            e.memory_per_hour
-        );
-    }
-    let _ = writeln!(
+    family(
         o,
-        "# HELP gocost_cost_cores Cores a target kept busy on average over the last 15 minutes (CPU profiles).\n# TYPE gocost_cost_cores gauge"
+        "gocost_cost_cores",
+        "Cores a target kept busy on average over the last 15 minutes (CPU profiles).",
+        per.iter().map(|(l, e)| (label_text(l, &[]), e.cores)),
     );
-    for (l, e) in &per {
-        let _ = writeln!(o, "gocost_cost_cores{{{}}} {}", label_text(l, &[]), e.cores);
-    }
-    let _ = writeln!(
+    family(
         o,
-        "# HELP gocost_cost_memory_bytes Memory a target is charged for (mean over the last 15 minutes; see the API's memory_source).\n# TYPE gocost_cost_memory_bytes gauge"
+        "gocost_cost_memory_bytes",
+        "Memory a target is charged for (mean over the last 15 minutes; see the API's memory_source).",
+        per.iter()
+            .map(|(l, e)| (label_text(l, &[]), e.memory_gib * 1024.0 * 1024.0 * 1024.0)),
     );
-    for (l, e) in &per {
-        let _ = writeln!(
-            o,
-            "gocost_cost_memory_bytes{{{}}} {}",
-            label_text(l, &[]),
-            e.memory_gib * 1024.0 * 1024.0 * 1024.0
-        );
-    }
 }
 
 /// One gauge family per (name, help, value): a sample per finding, labelled with its
@@ -712,14 +690,16 @@ fn gauges<F>(
     families: &[Family<F>],
     labels_of: fn(&F) -> Vec<(&str, &str)>,
 ) {
-    use std::fmt::Write as _;
     for (name, help, value) in families {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for s in series {
-            for f in &s.findings {
-                let labels = label_text(&s.labels, &labels_of(f));
-                let _ = writeln!(o, "{name}{{{labels}}} {}", value(f));
-            }
-        }
+        family(
+            o,
+            name,
+            help,
+            series.iter().flat_map(|s| {
+                s.findings
+                    .iter()
+                    .map(|f| (label_text(&s.labels, &labels_of(f)), value(f)))
+            }),
+        );
     }
 }
