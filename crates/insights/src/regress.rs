@@ -6,11 +6,12 @@
 //! the CPU, its odds-ratio change, a U test over the profiles, Holm's correction).
 //!
 //! A function is reported when its share grew significantly (p ≤ alpha after the
-//! correction) by at least the threshold, it holds at least `min_share` of the CPU on one
-//! side, and its CPU per second grew too (by at least half the threshold). The last
-//! condition keeps a deploy that makes one hot function *faster* from reporting every other
-//! function as slower (their shares grow when it shrinks); the price is that a regression
-//! deployed while the service's load drops by as much may be missed.
+//! correction) by at least the threshold and it holds at least `min_share` of the CPU on one
+//! side. Shares are relative: when a deploy makes one hot function *faster*, every other
+//! function's share grows. So when some function got significantly cheaper, a function
+//! whose share grew is reported only if its CPU per second grew too (by at least half the
+//! threshold); otherwise it is listed in `share_only`. CPU per second is not required
+//! always: it moves with the service's load and with the CPU a busy machine leaves it.
 //!
 //! The first profile after a change is not compared (it covers the restart: start-up work,
 //! a cold heap); a change with fewer than `min_profiles` on either side is listed with a
@@ -114,6 +115,10 @@ pub struct Change {
     pub note: Option<String>,
     /// Most expensive change first.
     pub regressions: Vec<Regression>,
+    /// Functions whose share grew significantly, at a change where another function got
+    /// significantly cheaper, but whose CPU per second did not grow with it: the cheaper
+    /// function left them a bigger share. Not regressions; listed so nothing is hidden.
+    pub share_only: Vec<Regression>,
 }
 
 /// The main mapping's build ID (`mapping[0]`), if it has one.
@@ -167,6 +172,7 @@ pub fn find(observations: &mut [Observation], rule: &Rule) -> Vec<Change> {
             compared: false,
             note: None,
             regressions: Vec::new(),
+            share_only: Vec::new(),
         };
         if base.len() < rule.min_profiles || head.len() < rule.min_profiles {
             c.note = Some(format!(
@@ -179,9 +185,10 @@ pub fn find(observations: &mut [Observation], rule: &Rule) -> Vec<Change> {
             ));
         } else {
             match judge(observations, &base, &head, rule) {
-                Ok(r) => {
+                Ok((r, s)) => {
                     c.compared = true;
                     c.regressions = r;
+                    c.share_only = s;
                 }
                 Err(e) => c.note = Some(format!("not judged: {e}")),
             }
@@ -197,7 +204,7 @@ fn judge(
     base: &[usize],
     head: &[usize],
     rule: &Rule,
-) -> Result<Vec<Regression>, String> {
+) -> Result<(Vec<Regression>, Vec<Regression>), String> {
     let side = |idx: &[usize]| -> Vec<(String, Profile)> {
         idx.iter()
             .map(|&i| {
@@ -233,7 +240,7 @@ fn judge(
             0.0
         }
     };
-    let mut out: Vec<Regression> = cmp
+    let mut grew: Vec<Regression> = cmp
         .rows
         .iter()
         .filter(|r| r.verdict == Verdict::Regression)
@@ -246,17 +253,23 @@ fn judge(
             after_cores: cores(r.head.flat, sh),
             p_adjusted: r.p_adjusted.unwrap_or(1.0),
         })
-        // Without durations there is no CPU per second to check: the share decides.
-        .filter(|r| {
-            sb <= 0.0 || sh <= 0.0 || r.after_cores >= r.before_cores * (1.0 + rule.threshold / 2.0)
-        })
         .collect();
-    out.sort_by(|a, b| {
+    grew.sort_by(|a, b| {
         b.change
             .total_cmp(&a.change)
             .then_with(|| a.function.cmp(&b.function))
     });
-    Ok(out)
+    // Shares grow when another function shrinks: when one got significantly cheaper, a
+    // function whose share grew must also have grown in CPU per second. Otherwise the
+    // share decides (CPU per second moves with load and with the CPU a busy machine
+    // leaves the service; without durations there is none to check).
+    let improved = cmp.rows.iter().any(|r| r.verdict == Verdict::Improvement);
+    Ok(grew.into_iter().partition(|r| {
+        !improved
+            || sb <= 0.0
+            || sh <= 0.0
+            || r.after_cores >= r.before_cores * (1.0 + rule.threshold / 2.0)
+    }))
 }
 
 #[cfg(test)]
@@ -363,6 +376,13 @@ mod tests {
         let ch = find(&mut obs, &Rule::default());
         assert_eq!(ch.len(), 1);
         assert!(ch[0].compared && ch[0].regressions.is_empty(), "{ch:#?}");
+        let mut others: Vec<&str> = ch[0]
+            .share_only
+            .iter()
+            .map(|r| r.function.as_str())
+            .collect();
+        others.sort();
+        assert_eq!(others, ["main.b", "main.c"], "{ch:#?}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 // Command regress is the test bed for gocost's regression finder: a service that does a
-// steady amount of work per second in three named functions and serves net/http/pprof.
+// steady amount of work per second in three named functions (compute-bound loops over
+// data that fits in the L1 cache, so that a busy neighbour slows them alike) and serves
+// net/http/pprof.
 // Building with `-tags slow` makes exactly one function, main.checksum, do 30% more work
 // (passes_*.go); `-ldflags=-X main.version=...` makes builds of identical code with
 // different build IDs. It listens on -addr (127.0.0.1 only), writes its address to the
@@ -14,9 +16,6 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -29,10 +28,8 @@ var (
 	workers  = flag.Int("workers", 1, "goroutines sharing the work")
 	duration = flag.Duration("duration", 10*time.Minute, "exit after this long")
 
-	data    = make([]byte, 16384)
-	records string
-	ints    []int
-	sink    atomic.Int64
+	data = make([]byte, 16384)
+	sink atomic.Int64
 )
 
 // checksum hashes data `passes` times (FNV-1a, re-seeded per pass).
@@ -50,38 +47,44 @@ func checksum(data []byte) uint32 {
 	return h
 }
 
-// parseRecords sums the numbers in "key=value;" records.
+// scramble mixes data's 8-byte words with xorshift-multiply steps.
 //
 //go:noinline
-func parseRecords(s string) int {
-	total := 0
-	for _, rec := range strings.Split(s, ";") {
-		_, v, ok := strings.Cut(rec, "=")
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(v)
-		if err == nil {
-			total += n
+func scramble(data []byte) uint64 {
+	var h uint64 = 88172645463325252
+	for r := 0; r < 20; r++ {
+		for i := 0; i+8 <= len(data); i += 8 {
+			w := uint64(data[i]) | uint64(data[i+1])<<8 | uint64(data[i+2])<<16 | uint64(data[i+3])<<24 |
+				uint64(data[i+4])<<32 | uint64(data[i+5])<<40 | uint64(data[i+6])<<48 | uint64(data[i+7])<<56
+			h ^= w
+			h ^= h << 13
+			h ^= h >> 7
+			h ^= h << 17
+			h *= 0x2545F4914F6CDD1D
 		}
 	}
-	return total
+	return h
 }
 
-// sortCopy sorts a copy of xs.
+// tally is Adler-32 over data, a few times.
 //
 //go:noinline
-func sortCopy(xs []int) []int {
-	out := append([]int(nil), xs...)
-	sort.Ints(out)
-	return out
+func tally(data []byte) uint32 {
+	a, b := uint32(1), uint32(0)
+	for r := 0; r < 3; r++ {
+		for _, x := range data {
+			a = (a + uint32(x)) % 65521
+			b = (b + a) % 65521
+		}
+	}
+	return b<<16 | a
 }
 
 // round is one unit of the service's work.
 //
 //go:noinline
 func round() {
-	sink.Add(int64(checksum(data)) + int64(parseRecords(records)) + int64(sortCopy(ints)[0]))
+	sink.Add(int64(checksum(data)) + int64(scramble(data)) + int64(tally(data)))
 }
 
 // serve does its share of -rate rounds per second, in batches every 10 ms; a batch that
@@ -109,12 +112,6 @@ func main() {
 	flag.Parse()
 	r := rand.New(rand.NewSource(1))
 	r.Read(data)
-	var sb strings.Builder
-	for i := 0; i < 1000; i++ {
-		sb.WriteString("k" + strconv.Itoa(i) + "=" + strconv.Itoa(r.Intn(1000)) + ";")
-	}
-	records = sb.String()
-	ints = r.Perm(4000)
 	for i := 0; i < *workers; i++ {
 		go serve(*rate / *workers)
 	}
