@@ -342,6 +342,27 @@ fn isolation() {
             }
         }
     }
+    // Escaped paths reach no route with weaker rules.
+    for path in [
+        "/%6Detrics",
+        "/api/v1/%6Cabels",
+        "/api/v1/label/%5F_tenant__/values",
+        "/api/v1/%73eries",
+    ] {
+        let r = req("GET", &format!("{base}{path}"), A_READ, b"");
+        let t = r.text();
+        assert!(
+            r.status != 200
+                || !(t.contains("team-b") || t.contains("__tenant__") || t.contains("b_only_fn")),
+            "{path}: {t}"
+        );
+        assert!(
+            path != "/%6Detrics" || r.status != 200,
+            "{path}: {}",
+            r.status
+        );
+        checked += 1;
+    }
     // Values: each tenant's total is its own pushes only (3 × (n + shared)).
     let top = |c: Cred| -> i64 {
         let r = req(

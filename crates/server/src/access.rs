@@ -174,11 +174,23 @@ impl Access {
                 .filter(|k| tenant.owns(k))
                 .collect()
         });
-        let new: BTreeSet<&SeriesKey> = keys.iter().filter(|k| !known.contains(*k)).collect();
-        if known.len() + new.len() > max {
-            return Err(known.len());
+        let count_new = |known: &HashSet<SeriesKey>| {
+            keys.iter()
+                .filter(|k| !known.contains(*k))
+                .collect::<BTreeSet<&SeriesKey>>()
+        };
+        if known.len() + count_new(known).len() > max {
+            // Retention may have dropped series since the count was taken: recount once.
+            *known = store
+                .series()
+                .into_iter()
+                .filter(|k| tenant.owns(k))
+                .collect();
+            if known.len() + count_new(known).len() > max {
+                return Err(known.len());
+            }
         }
-        for k in new {
+        for k in keys {
             known.insert(k.clone());
         }
         Ok(())
@@ -316,7 +328,9 @@ fn unauthorized(msg: &str) -> Response {
 /// The middleware: authenticate, authorize, pick the tenant, confine reads, limit pushes.
 pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let s = st.access.settings();
-    let scope = scope_of(req.uri().path());
+    // Decoded, so that an escaped path cannot dodge a rule the router would still route.
+    let path = percent_decode(req.uri().path());
+    let scope = scope_of(&path);
     let mut token: Option<&Token> = None;
     if !s.tokens.is_empty() && scope != Scope::Public {
         let presented = match credential(&req) {
@@ -414,7 +428,6 @@ pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
         return r;
     }
     if tenant.enabled && scope == Scope::Read {
-        let path = req.uri().path().to_string();
         match path.as_str() {
             "/api/v1/series" | "/api/v1/labels" => return listing(&st, &req, &tenant, &path),
             p if p.starts_with("/api/v1/label/") => return listing(&st, &req, &tenant, p),
@@ -430,7 +443,6 @@ pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
         }
     }
     let confined = tenant.enabled && scope == Scope::Read;
-    let path = req.uri().path().to_string();
     let tenant_label = tenant.label().to_string();
     req.extensions_mut().insert(tenant);
     let resp = next.run(req).await;
@@ -554,7 +566,7 @@ fn listing(st: &AppState, req: &Request, tenant: &Tenant, path: &str) -> Respons
         let Some(name) = rest.strip_suffix("/values") else {
             return error(StatusCode::NOT_FOUND, "no such route");
         };
-        let name = percent_decode(name);
+        let name = name.to_string();
         let s: BTreeSet<&String> = keys.iter().filter_map(|k| k.labels.get(&name)).collect();
         return axum::Json(s).into_response();
     }
