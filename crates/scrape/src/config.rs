@@ -272,6 +272,29 @@ pub struct LimitsConfig {
     pub max_body: Option<u64>,
 }
 
+/// A TOML error about a line that mentions a token (it quotes that line, and may quote the
+/// value) with every quoted string replaced, so a typo never prints a secret.
+fn redact_secrets(e: &str) -> String {
+    if !e.to_ascii_lowercase().contains("token") {
+        return e.to_string();
+    }
+    let mut out = String::with_capacity(e.len());
+    let mut quoted = false;
+    for c in e.chars() {
+        if c == '"' {
+            if quoted {
+                out.push_str("<redacted>\"");
+            } else {
+                out.push('"');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A tenant id: 1–64 of `[A-Za-z0-9_.-]`.
 pub fn valid_tenant(t: &str) -> bool {
     !t.is_empty()
@@ -331,7 +354,8 @@ impl ScrapeConfig {
 impl Config {
     /// Parses and validates a config file's text; errors name the file, line and key.
     pub fn parse(text: &str, file: &Path) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let cfg: Config = toml::from_str(text)
+            .map_err(|e| format!("{}: {}", file.display(), redact_secrets(&e.to_string())))?;
         for (i, s) in cfg.scrape.iter().enumerate() {
             let at =
                 |what: &str| format!("{}: scrape[{i}] (job {:?}): {what}", file.display(), s.job);
@@ -513,6 +537,13 @@ labels = { env = "prod" }
         let typo = MINIMAL.replace("targets", "tragets");
         let e = Config::parse(&typo, Path::new("g.toml")).unwrap_err();
         assert!(e.contains("tragets") && e.contains("line 8"), "{e}");
+        // A broken token line is reported without the secret.
+        let secret =
+            "[[auth.tokens]]\nname = \"a\"\ntoken = \"s3cret-s3cret-s3cret\nscopes = [\"read\"]\n";
+        let e = Config::parse(secret, Path::new("g.toml")).unwrap_err();
+        assert!(e.contains("line 3") && !e.contains("s3cret"), "{e}");
+        let secret = "[[auth.tokens]]\nname = \"a\"\ntoken = 42\nscopes = [\"read\"]\n";
+        assert!(Config::parse(secret, Path::new("g.toml")).is_err());
         let kind = MINIMAL.replace("\"mutex\"", "\"mutexes\"");
         let e = Config::parse(&kind, Path::new("g.toml")).unwrap_err();
         assert!(e.contains("unknown profile \"mutexes\""), "{e}");
