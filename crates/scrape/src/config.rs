@@ -230,8 +230,8 @@ pub struct TokenConfig {
     pub name: String,
     /// The secret, sent as `Authorization: Bearer <token>` (or as a basic-auth password).
     pub token: String,
-    /// `read` (queries, the UI's API calls), `write` (pushes), `admin` (everything,
-    /// including gocost's own `/metrics`, any tenant).
+    /// `read` (queries, the UI's API calls), `write` (pushes; alias `ingest`), `admin`
+    /// (everything, including gocost's own `/metrics`, any tenant).
     pub scopes: Vec<String>,
     /// Tenants this token may act for; empty = any.
     #[serde(default)]
@@ -440,8 +440,10 @@ impl Config {
                 return Err(at("scopes must list read, write and/or admin"));
             }
             for sc in &t.scopes {
-                if !matches!(sc.as_str(), "read" | "write" | "admin") {
-                    return Err(at(&format!("unknown scope {sc:?} (read, write, admin)")));
+                if !matches!(sc.as_str(), "read" | "write" | "ingest" | "admin") {
+                    return Err(at(&format!(
+                        "unknown scope {sc:?} (read, write or its alias ingest, admin)"
+                    )));
                 }
             }
             for tn in &t.tenants {

@@ -101,7 +101,7 @@ impl Access {
                     name: t.name.clone(),
                     secret: t.token.as_bytes().to_vec(),
                     read: has("read") || has("admin"),
-                    write: has("write") || has("admin"),
+                    write: has("write") || has("ingest") || has("admin"),
                     admin: has("admin"),
                     tenants: t.tenants.clone(),
                 }

@@ -24,7 +24,10 @@ fn gocost_rust_spin_b(n: u64) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let url = args.get(1).cloned().unwrap_or_else(|| "http://127.0.0.1:4040".into());
+    let url = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "http://127.0.0.1:4040".into());
     let app = args.get(2).cloned().unwrap_or_else(|| "rust-agent".into());
     let secs: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(25);
     let token = std::env::var("GOCOST_TOKEN").ok();
