@@ -31,6 +31,8 @@ use crate::AppState;
 pub const TENANT_LABEL: &str = "__tenant__";
 /// The tenant of scraped data and of requests without `X-Scope-OrgID`.
 pub const ANONYMOUS: &str = "anonymous";
+/// Tenants whose push rate is tracked before idle ones are forgotten.
+const MAX_TRACKED: usize = 10_000;
 /// Longest token compared (configured tokens are at most this long).
 const MAX_TOKEN: usize = 256;
 
@@ -143,6 +145,13 @@ impl Access {
         };
         let now = Instant::now();
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if b.len() >= MAX_TRACKED && !b.contains_key(tenant) {
+            // Unbound tokens (or no tokens) may name any tenant: forget the idle buckets
+            // (those that would be full again) rather than grow without bound.
+            b.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < s.burst
+            });
+        }
         let e = b.entry(tenant.to_string()).or_insert((s.burst, now));
         e.0 = (e.0 + now.duration_since(e.1).as_secs_f64() * rate).min(s.burst);
         e.1 = now;
