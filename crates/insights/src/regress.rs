@@ -7,10 +7,11 @@
 //!
 //! A function is reported when its share grew significantly (p ≤ alpha after the
 //! correction) by at least the threshold and it holds at least `min_share` of the CPU on one
-//! side. Shares are relative: when a deploy makes one hot function *faster*, every other
-//! function's share grows. So when some function got significantly cheaper, a function
-//! whose share grew is reported only if its CPU per second grew too (by at least half the
-//! threshold); otherwise it is listed in `share_only`. CPU per second is not required
+//! side. Shares are relative: one function slowing lowers every other share, one speeding
+//! up raises them. So when some functions also got significantly cheaper and they are fewer
+//! than those that grew (one function got faster, not several slower), a function whose
+//! share grew is reported only if its CPU per second grew too (by at least half the
+//! threshold); otherwise it is listed in `share_only`. CPU per second does not decide
 //! always: it moves with the service's load and with the CPU a busy machine leaves it.
 //!
 //! The first profile after a change is not compared (it covers the restart: start-up work,
@@ -115,9 +116,9 @@ pub struct Change {
     pub note: Option<String>,
     /// Most expensive change first.
     pub regressions: Vec<Regression>,
-    /// Functions whose share grew significantly, at a change where another function got
+    /// Functions whose share grew significantly, at a change where fewer functions got
     /// significantly cheaper, but whose CPU per second did not grow with it: the cheaper
-    /// function left them a bigger share. Not regressions; listed so nothing is hidden.
+    /// ones left them a bigger share. Not regressions; listed so nothing is hidden.
     pub share_only: Vec<Regression>,
 }
 
@@ -259,13 +260,20 @@ fn judge(
             .total_cmp(&a.change)
             .then_with(|| a.function.cmp(&b.function))
     });
-    // Shares grow when another function shrinks: when one got significantly cheaper, a
-    // function whose share grew must also have grown in CPU per second. Otherwise the
-    // share decides (CPU per second moves with load and with the CPU a busy machine
-    // leaves the service; without durations there is none to check).
-    let improved = cmp.rows.iter().any(|r| r.verdict == Verdict::Improvement);
+    // Shares are relative: one function slowing lowers every other share, one speeding up
+    // raises them. When some functions got significantly cheaper too, the side with fewer
+    // functions is taken as what changed (one got slower, not several faster); otherwise
+    // CPU per second must confirm the growth. CPU per second does not decide always: it
+    // moves with load and with the CPU a busy machine leaves the service.
+    let cheaper = cmp
+        .rows
+        .iter()
+        .filter(|r| r.verdict == Verdict::Improvement)
+        .count();
+    let odd_one_out = grew.len() <= cheaper;
     Ok(grew.into_iter().partition(|r| {
-        !improved
+        cheaper == 0
+            || odd_one_out
             || sb <= 0.0
             || sh <= 0.0
             || r.after_cores >= r.before_cores * (1.0 + rule.threshold / 2.0)
