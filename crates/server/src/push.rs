@@ -126,6 +126,43 @@ pub(crate) async fn ingest(
 /// (`Content-Type: application/proto`, optionally gzip'd); answers an empty
 /// `PushResponse`.
 pub(crate) async fn push(
+    state: State<Arc<AppState>>,
+    tenant: Extension<Tenant>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    connect_error(push_call(state, tenant, headers, body).await).await
+}
+
+/// An error answer in Connect's shape (`code`, `message`; `error` kept for gocost's
+/// clients), so Connect clients log what went wrong.
+async fn connect_error(r: Response) -> Response {
+    let code = match r.status() {
+        StatusCode::OK => return r,
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => "invalid_argument",
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => "resource_exhausted",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "permission_denied",
+        _ => "internal",
+    };
+    let (mut parts, body) = r.into_parts();
+    let msg = match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(b) => serde_json::from_slice::<serde_json::Value>(&b)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&b).into_owned()),
+        Err(e) => e.to_string(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({ "code": code, "message": msg, "error": msg }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+async fn push_call(
     State(st): State<Arc<AppState>>,
     Extension(tenant): Extension<Tenant>,
     headers: HeaderMap,
