@@ -36,7 +36,17 @@ fn build(go: &Path, out: &Path, version: &str, tags: &str) {
 
 fn start(bin: &Path, addr: &str, addr_file: &Path) -> (Proc, String) {
     let _ = std::fs::remove_file(addr_file);
-    start_with_addr_file(bin, &[&format!("-addr={addr}"), "-duration=5m"], addr_file)
+    // Busy (every round back to back, on two goroutines): the most samples per profile.
+    start_with_addr_file(
+        bin,
+        &[
+            &format!("-addr={addr}"),
+            "-rate=0",
+            "-workers=2",
+            "-duration=5m",
+        ],
+        addr_file,
+    )
 }
 
 /// The targets of `/api/v1/regressions` by job.
@@ -95,8 +105,8 @@ fn finds_the_slowed_function_and_not_an_identical_build() {
                     .all(|(_, s)| s["profiles"].as_u64().unwrap_or(0) >= n)
         }
     };
-    gocost_testkit::procs::wait_for("15 profiles per target", Duration::from_secs(75), || {
-        enough(15)(&targets(&api))
+    gocost_testkit::procs::wait_for("12 profiles per target", Duration::from_secs(75), || {
+        enough(12)(&targets(&api))
     });
     for (job, s) in targets(&api) {
         assert_eq!(s["changes"], serde_json::json!([]), "{job}: {s:#}");
@@ -113,8 +123,8 @@ fn finds_the_slowed_function_and_not_an_identical_build() {
     );
 
     // Profiles of 2 s on a busy machine hold few samples: the comparison gains power as
-    // profiles of the new build arrive (up to 30), so the slowed build is watched until
-    // it is found; the identical one is judged with at least as many profiles.
+    // profiles of the new build arrive (up to 30), so the slowed build is watched from 10
+    // profiles on until it is found; the identical one is judged with at least as many.
     let judged = |ts: &[(String, serde_json::Value)]| {
         let change = |job: &str| {
             ts.iter()
@@ -125,8 +135,10 @@ fn finds_the_slowed_function_and_not_an_identical_build() {
         };
         match (change("slow"), change("same")) {
             (Some(a), Some(b)) => {
-                a["regressions"].as_array().is_some_and(|r| !r.is_empty())
-                    && b["after_profiles"].as_u64() >= a["after_profiles"].as_u64()
+                let n = |c: &serde_json::Value| c["after_profiles"].as_u64().unwrap_or(0);
+                (a["regressions"].as_array().is_some_and(|r| !r.is_empty()) || n(&a) >= 30)
+                    && n(&a) >= 10
+                    && n(&b) >= n(&a)
             }
             _ => false,
         }
