@@ -64,27 +64,15 @@ pub fn start_with_addr_file(bin: &Path, args: &[&str], addr_file: &Path) -> (Pro
 /// Starts `gocost serve` (the binary at `gocost`) on a free loopback port with `config` and
 /// `data`; returns it and its address.
 pub fn start_gocost(gocost: &Path, config: &Path, data: &Path) -> (Proc, String) {
-    let mut child = Command::new(gocost)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting gocost serve");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving on http://").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("gocost serve did not start");
-    (Proc(child), addr)
+    start_gocost_args(
+        gocost,
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ],
+    )
 }
 
 /// `GET http://host:port/path` over HTTP/1.0 (the server closes the connection after the
