@@ -54,13 +54,38 @@ impl Default for Rule {
     }
 }
 
-/// One CPU profile of a target, with the target's `version` label when it has one.
+/// One CPU profile of a target, with the target's `version` label when it has one. Only
+/// the profiles [`wanted`] names need be held: a long range of a busy fleet does not fit in
+/// memory, the few profiles around each change do.
 #[derive(Debug, Clone)]
 pub struct Observation {
     /// When it was taken (Unix nanoseconds).
     pub time_nanos: i64,
     pub version: Option<String>,
-    pub profile: Profile,
+    /// The main mapping's build ID ([`build_id`]).
+    pub build_id: Option<String>,
+    pub profile: Option<Profile>,
+}
+
+impl Observation {
+    /// An observation holding its profile.
+    pub fn new(time_nanos: i64, version: Option<String>, profile: Profile) -> Self {
+        Observation {
+            build_id: build_id(&profile),
+            profile: Some(profile),
+            ..Self::identity(time_nanos, version, None)
+        }
+    }
+
+    /// Which build a profile came from, without the profile.
+    pub fn identity(time_nanos: i64, version: Option<String>, build_id: Option<String>) -> Self {
+        Observation {
+            time_nanos,
+            version,
+            build_id,
+            profile: None,
+        }
+    }
 }
 
 /// What identifies a build.
@@ -130,16 +155,25 @@ pub fn build_id(p: &Profile) -> Option<String> {
         .filter(|b| !b.is_empty())
 }
 
-/// Finds the build changes in one target's CPU profiles (any order; sorted by time here)
-/// and judges each.
-pub fn find(observations: &mut [Observation], rule: &Rule) -> Vec<Change> {
+/// One build change: the builds and which observations (sorted by time) each side compares.
+struct Sides {
+    before: Build,
+    after: Build,
+    /// The first observation of the new build.
+    first: usize,
+    base: Vec<usize>,
+    head: Vec<usize>,
+}
+
+/// Sorts the observations by time and pairs the runs of one build around each change.
+fn sides(observations: &mut [Observation], rule: &Rule) -> Vec<Sides> {
     observations.sort_by_key(|o| o.time_nanos);
     // Runs of profiles of one build; a profile that names no build ID belongs to the run it
     // is in (the build cannot have changed without the process restarting).
     let mut runs: Vec<(Build, Vec<usize>)> = Vec::new();
     for (i, o) in observations.iter().enumerate() {
         let mut b = Build {
-            build_id: build_id(&o.profile),
+            build_id: o.build_id.clone(),
             version: o.version.clone(),
         };
         if let Some((last, idx)) = runs.last_mut() {
@@ -153,21 +187,52 @@ pub fn find(observations: &mut [Observation], rule: &Rule) -> Vec<Change> {
         }
         runs.push((b, vec![i]));
     }
+    runs.windows(2)
+        .map(|w| {
+            let ((before, bi), (after, ai)) = (&w[0], &w[1]);
+            Sides {
+                before: before.clone(),
+                after: after.clone(),
+                first: ai[0],
+                base: bi[bi.len().saturating_sub(rule.max_profiles)..].to_vec(),
+                head: ai
+                    .iter()
+                    .skip(rule.skip_after)
+                    .take(rule.max_profiles)
+                    .copied()
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The times of the profiles [`find`] compares: load these into the observations (after a
+/// first pass that kept only each profile's [`Observation::identity`]).
+pub fn wanted(observations: &mut [Observation], rule: &Rule) -> std::collections::BTreeSet<i64> {
+    let all = sides(observations, rule);
+    all.iter()
+        .filter(|s| s.base.len() >= rule.min_profiles && s.head.len() >= rule.min_profiles)
+        .flat_map(|s| s.base.iter().chain(&s.head))
+        .map(|&i| observations[i].time_nanos)
+        .collect()
+}
+
+/// Finds the build changes in one target's CPU profiles (any order; sorted by time here)
+/// and judges each; the profiles [`wanted`] names must be present.
+pub fn find(observations: &mut [Observation], rule: &Rule) -> Vec<Change> {
     let mut changes = Vec::new();
-    for w in runs.windows(2) {
-        let ((before, bi), (after, ai)) = (&w[0], &w[1]);
-        let at_ms = observations[ai[0]].time_nanos / 1_000_000;
-        let base: Vec<usize> = bi[bi.len().saturating_sub(rule.max_profiles)..].to_vec();
-        let head: Vec<usize> = ai
-            .iter()
-            .skip(rule.skip_after)
-            .take(rule.max_profiles)
-            .copied()
-            .collect();
+    for Sides {
+        before,
+        after,
+        first,
+        base,
+        head,
+    } in sides(observations, rule)
+    {
         let mut c = Change {
-            at_ms,
-            before: before.clone(),
-            after: after.clone(),
+            at_ms: observations[first].time_nanos / 1_000_000,
+            before,
+            after,
             before_profiles: base.len(),
             after_profiles: head.len(),
             compared: false,
@@ -206,23 +271,25 @@ fn judge(
     head: &[usize],
     rule: &Rule,
 ) -> Result<(Vec<Regression>, Vec<Regression>), String> {
-    let side = |idx: &[usize]| -> Vec<(String, Profile)> {
+    let side = |idx: &[usize]| -> Result<Vec<(String, Profile)>, String> {
         idx.iter()
             .map(|&i| {
-                (
-                    format!("profile at {} ms", obs[i].time_nanos / 1_000_000),
-                    obs[i].profile.clone(),
-                )
+                let name = format!("profile at {} ms", obs[i].time_nanos / 1_000_000);
+                match &obs[i].profile {
+                    Some(p) => Ok((name, p.clone())),
+                    None => Err(format!("{name} was not loaded")),
+                }
             })
             .collect()
     };
+    let (base_p, head_p) = (side(base)?, side(head)?);
     // CPU time per second covered, to turn Σ flat into cores.
-    let seconds = |idx: &[usize]| -> f64 {
-        idx.iter()
-            .map(|&i| obs[i].profile.duration_nanos.max(0) as f64 / 1e9)
+    let seconds = |ps: &[(String, Profile)]| -> f64 {
+        ps.iter()
+            .map(|(_, p)| p.duration_nanos.max(0) as f64 / 1e9)
             .sum()
     };
-    let (sb, sh) = (seconds(base), seconds(head));
+    let (sb, sh) = (seconds(&base_p), seconds(&head_p));
     let po = ProfileOptions {
         sample_index: Some("cpu".into()),
         normalize: Normalize::Total,
@@ -233,7 +300,7 @@ fn judge(
         alpha: rule.alpha,
         ..Options::default()
     };
-    let cmp = gocost_compare::profiles::compare(side(base), side(head), &po, &o)?;
+    let cmp = gocost_compare::profiles::compare(base_p, head_p, &po, &o)?;
     let cores = |flat: i64, secs: f64| {
         if secs > 0.0 {
             flat as f64 / 1e9 / secs
@@ -340,15 +407,15 @@ mod tests {
             .map(|i| {
                 let j = (i as i64 * 37) % 11 - 5;
                 let a = ((300 + j * 2) as f64 * slow) as i64;
-                Observation {
-                    time_nanos: (t0 + i as i64) * 1_000_000_000,
-                    version: None,
-                    profile: cpu(
+                Observation::new(
+                    (t0 + i as i64) * 1_000_000_000,
+                    None,
+                    cpu(
                         build,
                         t0 + i as i64,
                         &[("main.a", a), ("main.b", 300 - j), ("main.c", 300 + j)],
                     ),
-                }
+                )
             })
             .collect()
     }
@@ -375,6 +442,39 @@ mod tests {
         assert!((r.change - 0.3).abs() < 0.05, "{r:?}");
         assert!(r.after_cores > r.before_cores * 1.2, "{r:?}");
         assert!(ch[1].compared && ch[1].regressions.is_empty(), "{ch:#?}");
+    }
+
+    #[test]
+    fn only_the_wanted_profiles_are_needed() {
+        let mut all = run("aaa", 0, 20, 1.0);
+        all.extend(run("bbb", 20, 20, 1.3));
+        let rule = Rule::default();
+        let mut ids: Vec<Observation> = all
+            .iter()
+            .map(|o| Observation::identity(o.time_nanos, None, o.build_id.clone()))
+            .collect();
+        let w = wanted(&mut ids, &rule);
+        // The last max_profiles before the change, the first after it (skipping skip_after).
+        assert_eq!(w.len(), 2 * rule.max_profiles);
+        assert!(w.contains(&(19 * 1_000_000_000)) && !w.contains(&(20 * 1_000_000_000)));
+        for o in &mut ids {
+            if w.contains(&o.time_nanos) {
+                o.profile = all
+                    .iter()
+                    .find(|a| a.time_nanos == o.time_nanos)
+                    .and_then(|a| a.profile.clone());
+            }
+        }
+        let lean = find(&mut ids, &rule);
+        let full = find(&mut all, &rule);
+        assert_eq!(format!("{lean:?}"), format!("{full:?}"));
+        assert!(lean[0].compared && lean[0].regressions.len() == 1);
+        // A profile missing from a side: the change says so instead of judging.
+        if let Some(o) = ids.iter_mut().rev().find(|o| o.profile.is_some()) {
+            o.profile = None;
+        }
+        let ch = find(&mut ids, &rule);
+        assert!(!ch[0].compared && ch[0].note.as_deref().unwrap_or("").contains("not loaded"));
     }
 
     #[test]

@@ -113,16 +113,42 @@ fn regressions_with(
     to: i64,
     rule: &Rule,
 ) -> Result<Vec<SeriesRegressions>, ApiError> {
+    // Two passes: which build each profile came from, then only the profiles compared
+    // (a long range of many targets does not fit in memory; the profiles around each
+    // change do).
     let mut per: BTreeMap<BTreeMap<String, String>, Vec<Observation>> = BTreeMap::new();
     each_profile(st, sel, "cpu", from, to, &mut |labels, p| {
         let mut target = labels.clone();
         let version = target.remove(VERSION_LABEL);
-        per.entry(target).or_default().push(Observation {
-            time_nanos: p.time_nanos,
+        per.entry(target).or_default().push(Observation::identity(
+            p.time_nanos,
             version,
-            profile: p,
-        });
+            regress::build_id(&p),
+        ));
     })?;
+    let wanted: BTreeMap<BTreeMap<String, String>, std::collections::BTreeSet<i64>> = per
+        .iter_mut()
+        .map(|(t, obs)| (t.clone(), regress::wanted(obs, rule)))
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    if !wanted.is_empty() {
+        each_profile(st, sel, "cpu", from, to, &mut |labels, p| {
+            let mut target = labels.clone();
+            let version = target.remove(VERSION_LABEL);
+            if !wanted
+                .get(&target)
+                .is_some_and(|w| w.contains(&p.time_nanos))
+            {
+                return;
+            }
+            if let Some(o) = per.get_mut(&target).and_then(|obs| {
+                obs.iter_mut()
+                    .find(|o| o.time_nanos == p.time_nanos && o.version == version)
+            }) {
+                o.profile = Some(p);
+            }
+        })?;
+    }
     Ok(per
         .into_iter()
         .map(|(labels, mut obs)| SeriesRegressions {
