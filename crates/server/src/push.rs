@@ -82,6 +82,27 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Undoes the body's `Content-Encoding` and parses it with `f`, off the async threads (both
+/// are CPU work on up to `max_body` bytes); a bad push is a 400 naming the problem.
+async fn parse<T: Send + 'static>(
+    headers: &HeaderMap,
+    body: Bytes,
+    lim: gocost_ingest::Limits,
+    f: impl FnOnce(&[u8], &gocost_ingest::Limits) -> Result<T, gocost_ingest::Error> + Send + 'static,
+) -> Result<T, Response> {
+    let enc = header_str(headers, header::CONTENT_ENCODING).map(str::to_string);
+    match tokio::task::spawn_blocking(move || {
+        let body = gocost_ingest::decode_body(enc.as_deref(), body.to_vec(), &lim)?;
+        f(&body, &lim)
+    })
+    .await
+    {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(bad(e)),
+        Err(e) => Err(status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
 /// `POST /ingest?name=app{k=v}&from=&until=&format=pprof|folded|lines&sampleRate=…`.
 pub(crate) async fn ingest(
     State(st): State<Arc<AppState>>,
@@ -105,16 +126,12 @@ pub(crate) async fn ingest(
         Err(e) => return bad(e),
     };
     let ct = header_str(&headers, header::CONTENT_TYPE).map(str::to_string);
-    let enc = header_str(&headers, header::CONTENT_ENCODING).map(str::to_string);
-    let parsed = tokio::task::spawn_blocking(move || {
-        let body = gocost_ingest::decode_body(enc.as_deref(), body.to_vec(), &lim)?;
-        gocost_ingest::ingest(&q, ct.as_deref(), &body, now_ns(), &lim)
-    })
-    .await;
-    let pushed = match parsed {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return bad(e),
-        Err(e) => return status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let parsed = parse(&headers, body, lim, move |body, lim| {
+        gocost_ingest::ingest(&q, ct.as_deref(), body, now_ns(), lim)
+    });
+    let pushed = match parsed.await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     match store(st, tenant, pushed).await {
         Ok(n) => Json(serde_json::json!({ "profiles": n })).into_response(),
@@ -177,16 +194,12 @@ async fn push_call(
             format!("Content-Type {ct:?}: send application/proto (Connect's protobuf codec)"),
         );
     }
-    let enc = header_str(&headers, header::CONTENT_ENCODING).map(str::to_string);
-    let parsed = tokio::task::spawn_blocking(move || {
-        let body = gocost_ingest::decode_body(enc.as_deref(), body.to_vec(), &lim)?;
-        gocost_ingest::parse_push_request(&body, now_ns(), &lim)
-    })
-    .await;
-    let pushed = match parsed {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return bad(e),
-        Err(e) => return status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let parsed = parse(&headers, body, lim, |body, lim| {
+        gocost_ingest::parse_push_request(body, now_ns(), lim)
+    });
+    let pushed = match parsed.await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     match store(st, tenant, pushed).await {
         Ok(_) => {

@@ -78,28 +78,8 @@ pub fn start_gocost(gocost: &Path, config: &Path, data: &Path) -> (Proc, String)
 /// `GET http://host:port/path` over HTTP/1.0 (the server closes the connection after the
 /// response): the status and the body. Loopback test servers only.
 pub fn http_get(url: &str) -> (u16, Vec<u8>) {
-    let rest = url.strip_prefix("http://").expect("an http:// URL");
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let mut s = TcpStream::connect(host).unwrap_or_else(|e| panic!("{url}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("sending the request");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("{url}: no HTTP header in the response"));
-    let head = String::from_utf8_lossy(&buf[..split]);
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{url}: bad status line {head:?}"));
-    (code, buf[split + 4..].to_vec())
+    let r = http_request("GET", url, &[], b"");
+    (r.status, r.body)
 }
 
 /// Polls `f` until it holds, panicking after `timeout`; generous timeouts, because CI
