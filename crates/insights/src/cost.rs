@@ -126,19 +126,29 @@ impl Usage {
 
     /// Adds a CPU profile (`cpu`/`nanoseconds`, with its duration).
     pub fn add_cpu(&mut self, p: Profile) -> Result<(), String> {
+        self.add_cpu_merged(p, 1)
+    }
+
+    /// Adds the merge of `n` CPU profiles (their durations summed).
+    pub fn add_cpu_merged(&mut self, p: Profile, n: usize) -> Result<(), String> {
         if p.duration_nanos <= 0 {
             return Err(format!(
                 "CPU profile {} has no duration: it cannot say how many cores were busy",
                 self.cpu_profiles + 1
             ));
         }
-        self.cpu_profiles += 1;
+        self.cpu_profiles += n;
         self.cpu.push(p).map_err(|e| e.to_string())
     }
 
     /// Adds a heap profile (a snapshot with `inuse_space`).
     pub fn add_heap(&mut self, p: Profile) -> Result<(), String> {
-        self.heap_profiles += 1;
+        self.add_heap_merged(p, 1)
+    }
+
+    /// Adds the merge (sum) of `n` heap profiles.
+    pub fn add_heap_merged(&mut self, p: Profile, n: usize) -> Result<(), String> {
+        self.heap_profiles += n;
         self.heap.push(p).map_err(|e| e.to_string())
     }
 

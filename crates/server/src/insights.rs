@@ -321,23 +321,61 @@ pub(crate) fn cost_by_series(
     to: i64,
     rates: &cost::Rates,
 ) -> Result<Vec<(Labels, cost::Estimate)>, ApiError> {
-    let mut per: BTreeMap<Labels, cost::Usage> = BTreeMap::new();
+    let cpu = merged_by_series(st, sel, "cpu", from, to)?;
+    cost_with(st, sel, from, to, rates, &cpu)
+}
+
+/// Each target's profiles of `kind` in `[from, to]`, merged, and how many were merged.
+pub(crate) type Merged = BTreeMap<Labels, (Profile, usize)>;
+
+pub(crate) fn merged_by_series(
+    st: &AppState,
+    sel: &Selector,
+    kind: &str,
+    from: i64,
+    to: i64,
+) -> Result<Merged, ApiError> {
+    let mut per: BTreeMap<Labels, (gocost_pprof::Combiner, usize)> = BTreeMap::new();
     let mut bad = None;
-    for kind in ["cpu", "heap"] {
-        each_profile(st, sel, kind, from, to, &mut |labels, p| {
-            let u = per.entry(labels.clone()).or_default();
-            let r = if kind == "cpu" {
-                u.add_cpu(p)
-            } else {
-                u.add_heap(p)
-            };
-            if let Err(e) = r {
-                bad.get_or_insert(e);
-            }
-        })?;
-    }
+    each_profile(st, sel, kind, from, to, &mut |labels, p| {
+        let (c, n) = per.entry(labels.clone()).or_default();
+        *n += 1;
+        if let Err(e) = c.push(p) {
+            bad.get_or_insert(e);
+        }
+    })?;
     if let Some(e) = bad {
-        return Err(ApiError::Internal(format!("cost: {e}")));
+        return Err(ApiError::Internal(format!("merging {kind} profiles: {e}")));
+    }
+    Ok(per
+        .into_iter()
+        .filter_map(|(l, (c, n))| Some((l, (c.finish()?, n))))
+        .collect())
+}
+
+/// [`cost_by_series`] with the targets' CPU profiles already merged (`/metrics` shares them
+/// with GC).
+fn cost_with(
+    st: &AppState,
+    sel: &Selector,
+    from: i64,
+    to: i64,
+    rates: &cost::Rates,
+    cpu: &Merged,
+) -> Result<Vec<(Labels, cost::Estimate)>, ApiError> {
+    let mut per: BTreeMap<Labels, cost::Usage> = BTreeMap::new();
+    let bad = |e: String| ApiError::Internal(format!("cost: {e}"));
+    for (labels, (p, n)) in cpu {
+        per.entry(labels.clone())
+            .or_default()
+            .add_cpu_merged(p.clone(), *n)
+            .map_err(bad)?;
+    }
+    for (labels, (p, n)) in merged_by_series(st, sel, "heap", from, to)? {
+        per.entry(labels)
+            .or_default()
+            .add_heap_merged(p, n)
+            .map_err(bad)?;
     }
     // Memory: the mean of the best memory metric each target has.
     let names: Vec<&str> = MEMORY_METRICS.iter().map(|m| m.0).collect();
@@ -439,19 +477,20 @@ pub(crate) fn gc_by_series(
     to: i64,
     top: usize,
 ) -> Result<Vec<GcCost>, ApiError> {
-    let mut cpu: BTreeMap<Labels, gocost_pprof::Combiner> = BTreeMap::new();
-    let mut allocs: BTreeMap<Labels, gocost_pprof::Combiner> = BTreeMap::new();
-    let mut merge_err = None;
-    for (kind, per) in [("cpu", &mut cpu), ("allocs", &mut allocs)] {
-        each_profile(st, sel, kind, from, to, &mut |labels, p| {
-            if let Err(e) = per.entry(labels.clone()).or_default().push(p) {
-                merge_err.get_or_insert(e.to_string());
-            }
-        })?;
-    }
-    if let Some(e) = merge_err {
-        return Err(ApiError::Internal(format!("gc: {e}")));
-    }
+    let cpu = merged_by_series(st, sel, "cpu", from, to)?;
+    gc_with(st, sel, from, to, top, &cpu)
+}
+
+/// [`gc_by_series`] with the targets' CPU profiles already merged.
+fn gc_with(
+    st: &AppState,
+    sel: &Selector,
+    from: i64,
+    to: i64,
+    top: usize,
+    cpu: &Merged,
+) -> Result<Vec<GcCost>, ApiError> {
+    let allocs = merged_by_series(st, sel, "allocs", from, to)?;
     let mut out: BTreeMap<Labels, GcCost> = BTreeMap::new();
     let mut psel =
         Selector::parse("metric{__name__=\"go_gc_pause_seconds\"}").map_err(ApiError::Internal)?;
@@ -468,19 +507,15 @@ pub(crate) fn gc_by_series(
         g.pauses = gc::pauses(&pts);
         g.heatmap = Some(gc::heatmap(&pts, from, to, 60));
     }
-    for (labels, c) in cpu {
-        if let Some(p) = c.finish() {
-            let g = out.entry(labels.clone()).or_default();
-            g.labels = labels;
-            g.gc_cpu = gc::gc_cpu(&p).ok();
-        }
+    for (labels, (p, _)) in cpu {
+        let g = out.entry(labels.clone()).or_default();
+        g.labels = labels.clone();
+        g.gc_cpu = gc::gc_cpu(p).ok();
     }
-    for (labels, c) in allocs {
-        if let Some(p) = c.finish() {
-            let g = out.entry(labels.clone()).or_default();
-            g.labels = labels;
-            g.allocation = gc::allocation(&p, top).ok();
-        }
+    for (labels, (p, _)) in allocs {
+        let g = out.entry(labels.clone()).or_default();
+        g.labels = labels;
+        g.allocation = gc::allocation(&p, top).ok();
     }
     Ok(out.into_values().collect())
 }
@@ -511,8 +546,8 @@ fn regression_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, t
 }
 
 /// GC gauges per target over the `/metrics` window.
-fn gc_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64) {
-    let per = gc_by_series(st, all, from, to, 0).unwrap_or_default();
+fn gc_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64, cpu: &Merged) {
+    let per = gc_with(st, all, from, to, 0, cpu).unwrap_or_default();
     family(
         o,
         "gocost_gc_pause_seconds",
@@ -637,8 +672,10 @@ pub(crate) async fn insight_metrics(st: &Arc<AppState>) -> String {
             ],
             |f| vec![("site", f.site.as_str())],
         );
-        cost_gauges(&mut o, &st2, &all, from, to);
-        gc_gauges(&mut o, &st2, &all, from, to);
+        // One merge of each target's CPU profiles serves cost and GC.
+        let cpu = merged_by_series(&st2, &all, "cpu", from, to).unwrap_or_default();
+        cost_gauges(&mut o, &st2, &all, from, to, &cpu);
+        gc_gauges(&mut o, &st2, &all, from, to, &cpu);
         regression_gauges(&mut o, &st2, &all, to - REGRESSION_WINDOW_NS, to);
         o
     })
@@ -652,9 +689,9 @@ pub(crate) async fn insight_metrics(st: &Arc<AppState>) -> String {
 
 /// Cost per target over the `/metrics` window: `gocost_cost_per_hour{resource="cpu|memory"}`,
 /// `gocost_cost_cores`, `gocost_cost_memory_bytes`.
-fn cost_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64) {
+fn cost_gauges(o: &mut String, st: &AppState, all: &Selector, from: i64, to: i64, cpu: &Merged) {
     let rates = st.cost_rates();
-    let per = cost_by_series(st, all, from, to, &rates).unwrap_or_default();
+    let per = cost_with(st, all, from, to, &rates, cpu).unwrap_or_default();
     family(
         o,
         "gocost_cost_per_hour",
