@@ -7,21 +7,25 @@ import { clock, dateTime, label, esc } from './format.js';
 const PAD_L = 64, PAD_R = 12, PAD_T = 8, PAD_B = 20;
 export const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#f0e442', '#999999'];
 
+/** Gives a chart its host, options, a canvas and a legend row below it. */
+function mountCanvas(chart, host, o, className) {
+  chart.host = host;
+  chart.o = o;
+  chart.canvas = document.createElement('canvas');
+  chart.canvas.className = className;
+  chart.canvas.setAttribute('role', 'img');
+  chart.legend = document.createElement('div');
+  chart.legend.className = 'legend-row';
+  host.append(chart.canvas, chart.legend);
+}
+
 export class TimeChart {
   /**
    * @param {HTMLElement} host  the chart's box (a canvas is added to it)
    * @param {object} o  { height, unit, onSelect(from, to), tooltip, empty }
    */
   constructor(host, o = {}) {
-    this.host = host;
-    this.o = o;
-    this.canvas = document.createElement('canvas');
-    this.canvas.className = 'chart';
-    this.canvas.setAttribute('role', 'img');
-    host.append(this.canvas);
-    this.legend = document.createElement('div');
-    this.legend.className = 'legend-row';
-    host.append(this.legend);
+    mountCanvas(this, host, o, 'chart');
     this.series = [];
     this.range = [0, 1];
     this.drag = null;
@@ -180,15 +184,7 @@ export class TimeChart {
 export class Heatmap {
   /** @param {HTMLElement} host  @param {object} o  { height, tooltip, rowLabel(i) } */
   constructor(host, o = {}) {
-    this.host = host;
-    this.o = o;
-    this.canvas = document.createElement('canvas');
-    this.canvas.className = 'chart heatmap';
-    this.canvas.setAttribute('role', 'img');
-    host.append(this.canvas);
-    this.legend = document.createElement('div');
-    this.legend.className = 'legend-row';
-    host.append(this.legend);
+    mountCanvas(this, host, o, 'chart heatmap');
     this.data = { step_ms: 1, columns: [] };
     this.rows = 1;
     this.range = [0, 1];
