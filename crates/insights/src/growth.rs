@@ -2,7 +2,9 @@
 //! `(seconds, value)` spanning at least `min_span_secs`, the Theil–Sen slope is at least
 //! `min_rate_per_hour`, the value rose by at least `min_growth` (median of the last three
 //! points minus median of the first three), the later half still grows at half the slope or
-//! more (a plateau's is about zero), and at most a quarter of the steps go down (churn).
+//! more (a plateau's is about zero), at most a quarter of the steps go down (churn), and the
+//! confidence is at least `min_confidence` (noisy series that only drift upwards, such as a
+//! buffer that fills slowly on a busy machine, score far below a steady leak).
 
 /// Thresholds of [`sustained`].
 #[derive(Debug, Clone)]
@@ -11,6 +13,8 @@ pub struct Rule {
     pub min_points: usize,
     pub min_rate_per_hour: f64,
     pub min_growth: f64,
+    /// Growth whose [`Growth::confidence`] is lower is not reported.
+    pub min_confidence: f64,
 }
 
 /// Sustained growth found.
@@ -90,8 +94,59 @@ pub fn sustained(pts: &[(f64, f64)], rule: &Rule) -> Option<Growth> {
         return None;
     }
     let watched = (span / 120.0).min(1.0);
-    Some(Growth {
+    let confidence =
+        (r_squared(pts) * (1.0 - drop_frac) * (0.5 + 0.5 * watched)).clamp(0.0, 0.99);
+    (confidence >= rule.min_confidence).then_some(Growth {
         rate_per_hour,
-        confidence: (r_squared(pts) * (1.0 - drop_frac) * (0.5 + 0.5 * watched)).clamp(0.0, 0.99),
+        confidence,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> Rule {
+        Rule {
+            min_span_secs: 30.0,
+            min_points: 5,
+            min_rate_per_hour: 4.0,
+            min_growth: 4.0,
+            min_confidence: 0.3,
+        }
+    }
+
+    fn pts(values: &[f64]) -> Vec<(f64, f64)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (2.0 * i as f64, v))
+            .collect()
+    }
+
+    #[test]
+    fn steady_growth_is_confident() {
+        let v: Vec<f64> = (0..21).map(|i| f64::from(i) * 1.5).collect();
+        let g = sustained(&pts(&v), &rule()).expect("a straight line grows");
+        assert!(g.confidence > 0.6, "{g:?}");
+        assert_eq!(g.rate_per_hour, 1.5 / 2.0 * 3600.0);
+    }
+
+    /// A buffer filling in fits and starts through sampling noise (as a ring of 32 KiB
+    /// buffers does on a busy machine): it passes the slope, rise, later-half and churn
+    /// rules, and only its confidence (≈ 0.05) tells it from growth.
+    #[test]
+    fn noisy_drift_is_below_the_confidence_floor() {
+        let v = [
+            2., 2., 2., 8., 8., 8., 1., 1., 1., 1., 8., 8., 8., 2., 2., 2., 3., 3., 9., 9., 9.,
+        ];
+        let p = pts(&v);
+        let lenient = Rule {
+            min_confidence: 0.0,
+            ..rule()
+        };
+        let g = sustained(&p, &lenient).expect("the other rules pass");
+        assert!(g.confidence < 0.1, "{g:?}");
+        assert_eq!(sustained(&p, &rule()), None);
+    }
 }

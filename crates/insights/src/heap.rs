@@ -58,13 +58,16 @@ pub fn snapshot_from_profile(p: &Profile) -> Result<Snapshot, String> {
 }
 
 /// The growth rule for heap in use: 5 profiles over 30 s, 4 MiB an hour, a rise of 4 MiB —
-/// well above the heap profile's sampling (one sample per 512 KiB allocated, on average).
+/// well above the heap profile's sampling (one sample per 512 KiB allocated, on average) —
+/// and confidence 0.3: a buffer that fills slowly on a busy machine drifts up through the
+/// sampling noise and scores about 0.1; a site that keeps what it allocates, above 0.5.
 pub fn defaults() -> growth::Rule {
     growth::Rule {
         min_span_secs: 30.0,
         min_points: 5,
         min_rate_per_hour: 4.0 * 1024.0 * 1024.0,
         min_growth: 4.0 * 1024.0 * 1024.0,
+        min_confidence: 0.3,
     }
 }
 

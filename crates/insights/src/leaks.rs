@@ -208,13 +208,14 @@ pub fn snapshot_from_dump(gs: &[Goroutine], time_ms: i64) -> Snapshot {
 }
 
 /// The growth rule for goroutine counts: 5 snapshots over 30 s, 60 goroutines an hour, a
-/// rise of 10.
+/// rise of 10, confidence 0.3 (a steady leak watched for 30 s scores above 0.5).
 pub fn defaults() -> growth::Rule {
     growth::Rule {
         min_span_secs: 30.0,
         min_points: 5,
         min_rate_per_hour: 60.0,
         min_growth: 10.0,
+        min_confidence: 0.3,
     }
 }
 
