@@ -16,11 +16,17 @@ const ALIASES = { leaks: 'insights' };
 /** Every piece of view state and its default; only non-defaults are written to the URL. */
 const DEFAULTS = {
   view: 'explore', job: '', kind: '', si: '', sel: '', from: 'now-1h', to: 'now',
+  // How snapshots (goroutines, heap in use) combine over the range: '' = mean per instance
+  agg: '',
   // Explore
   zoom: '', search: '', layout: 'icicle', sort: 'flat', fn: '', sandwich: '',
   // Compare: base range and labels (the head is from/to and sel)
   bfrom: '', bto: '', bsel: '', norm: '1',
 };
+
+/** Kinds whose profiles are snapshots (what a process holds at one time): over a range the
+ * API answers each instance's mean (agg=mean), its last (latest) or the plain sum. */
+export const SNAPSHOT_KINDS = ['goroutine', 'goroutineleak', 'heap'];
 
 /** Sample types per kind, as Go writes them ('' = the profile's default). */
 export const SAMPLE_TYPES = {
@@ -111,7 +117,7 @@ class App {
     writeUrl(next, push);
     if (changed.has('view') || !this.view) this.mountView();
     else if (changed.size) {
-      if (['job', 'kind', 'si', 'sel', 'from', 'to'].some((k) => changed.has(k))) this.renderControls();
+      if (['job', 'kind', 'si', 'agg', 'sel', 'from', 'to'].some((k) => changed.has(k))) this.renderControls();
       this.view.update(changed);
     }
   }
@@ -150,7 +156,8 @@ class App {
     box.innerHTML = `
       <label>Service <select id="c-job">${jobs.map((j) => opt(j, j, s.job)).join('') || '<option value="">(no data yet)</option>'}</select></label>
       ${v === 'runtime' || v === 'insights' ? '' : `<label>Profile <select id="c-kind">${kinds.map((k) => opt(k, k, s.kind)).join('')}</select></label>
-      <label>Type <select id="c-si">${opt('', 'default', s.si)}${types.map((t) => opt(t, t, s.si)).join('')}</select></label>`}
+      <label>Type <select id="c-si">${opt('', 'default', s.si)}${types.map((t) => opt(t, t, s.si)).join('')}</select></label>
+      ${SNAPSHOT_KINDS.includes(s.kind) ? `<label title="Goroutines and heap in use are snapshots: over a range, each instance's mean (instances add up), its last snapshot, or every snapshot added up (pprof's merge)">Over range <select id="c-agg">${opt('', 'mean', s.agg)}${opt('latest', 'latest', s.agg)}${opt('sum', 'sum', s.agg)}</select></label>` : ''}`}
       <label title="Label matchers, e.g. instance=&quot;10.0.0.1:6060&quot;, env!=&quot;dev&quot;, pod=~&quot;api-.*&quot;">Labels
         <input id="c-sel" class="sel" list="c-labels" placeholder='instance="…"' value="${attr(s.sel)}"></label>
       <datalist id="c-labels">${pairs.map((p) => `<option value="${attr(p)}">`).join('')}</datalist>
@@ -164,6 +171,7 @@ class App {
     on('#c-job', 'change', (e) => this.set({ job: e.target.value, zoom: '', fn: '', sandwich: '' }, true));
     on('#c-kind', 'change', (e) => this.set({ kind: e.target.value, zoom: '', fn: '', sandwich: '' }, true));
     on('#c-si', 'change', (e) => this.set({ si: e.target.value }, true));
+    on('#c-agg', 'change', (e) => this.set({ agg: e.target.value }, true));
     const commit = (e) => { if (e.type === 'change' || e.key === 'Enter') this.set({ sel: box.querySelector('#c-sel').value.trim() }, true); };
     on('#c-sel', 'change', commit);
     const range = () => this.set({ from: box.querySelector('#c-from').value.trim() || 'now-1h', to: box.querySelector('#c-to').value.trim() || 'now' }, true);

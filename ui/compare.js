@@ -74,7 +74,7 @@ export function mount(root, app) {
   function params() {
     const s = app.state;
     return {
-      query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to, sample_index: s.si,
+      query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to, sample_index: s.si, agg: s.agg,
       base_query: s.bsel ? selector(s.kind, s.job, s.bsel) : '', base_from: s.bfrom, base_to: s.bto,
     };
   }
@@ -87,14 +87,14 @@ export function mount(root, app) {
     err.textContent = '';
     document.body.dataset.ready = '';
     const p = params();
-    $('#dl-a').href = apiUrl('profile', { query: p.base_query || p.query, from: p.base_from, to: p.base_to });
-    $('#dl-b').href = apiUrl('profile', { query: p.query, from: p.from, to: p.to });
+    $('#dl-a').href = apiUrl('profile', { query: p.base_query || p.query, from: p.base_from, to: p.base_to, agg: p.agg });
+    $('#dl-b').href = apiUrl('profile', { query: p.query, from: p.from, to: p.to, agg: p.agg });
     const [a0, a1] = app.rangeMs(p.base_from, p.base_to), [b0, b1] = app.rangeMs();
     const span = [Math.min(a0, b0), Math.max(a1, b1)];
     $('#d-tl-title').textContent = `Timeline — ${p.query}${p.base_query ? ` (A: ${p.base_query})` : ''}`;
     const [fl, tl] = await Promise.allSettled([
       getJSON('flame', p, { signal }),
-      getJSON('timeline', { query: p.query, from: String(span[0] / 1000), to: String(span[1] / 1000), sample_index: p.sample_index }, { signal }),
+      getJSON('timeline', { query: p.query, from: String(span[0] / 1000), to: String(span[1] / 1000), sample_index: p.sample_index, agg: p.agg }, { signal }),
     ]);
     if (signal.aborted) return;
     json = fl.status === 'fulfilled' ? fl.value : null;
@@ -183,7 +183,7 @@ export function mount(root, app) {
   load();
   return {
     update(changed) {
-      if (['job', 'kind', 'si', 'sel', 'from', 'to', 'bfrom', 'bto', 'bsel', 'reload'].some((k) => changed.has(k))) load();
+      if (['job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'bfrom', 'bto', 'bsel', 'reload'].some((k) => changed.has(k))) load();
       else if (changed.has('norm') || changed.has('theme') || changed.has('layout')) { fillInputs(); draw(); }
       else {
         if (changed.has('zoom') && flame.data) restoreZoom();

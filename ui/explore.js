@@ -53,7 +53,7 @@ export function mount(root, app) {
 
   function query() {
     const s = app.state;
-    return { query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to };
+    return { query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to, agg: s.agg };
   }
 
   function downloads() {
@@ -233,7 +233,7 @@ export function mount(root, app) {
   return {
     update(changed) {
       const has = (...k) => k.some((x) => changed.has(x));
-      if (has('job', 'kind', 'si', 'sel', 'from', 'to', 'reload')) { load(); return; }
+      if (has('job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'reload')) { load(); return; }
       if (has('layout')) {
         $('#x-layout').textContent = app.state.layout === 'icicle' ? 'Icicle ▾' : 'Flame ▴';
         flame.inverted = app.state.layout === 'icicle';

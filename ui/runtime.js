@@ -70,19 +70,17 @@ export function mount(root, app) {
       })());
     }
     // Goroutines: Prometheus' go_goroutines when the job exports it, else the goroutine
-    // profiles: per bucket Σ goroutines / profiles merged (the timeline's `counts`), i.e.
-    // the mean count per scrape, over all instances. Steps stay under an hour, where the
-    // timeline merges profiles, not rollups, so the counts are exact.
+    // profiles: the timeline gives, per bucket, each instance's mean of its snapshots,
+    // instances added up — what the service holds.
     jobs.push((async () => {
       let out = (await series('go_goroutines')).map((x) => ({ name: `goroutines ${inst(x.labels)}`, points: x.points, kind: 'line' }));
       if (!out.length && has('goroutine')) {
         try {
           const [from, to] = range;
-          const step = Math.min(3540, Math.max(1, Math.floor((to - from) / 1000 / 400)));
+          const step = Math.max(1, Math.floor((to - from) / 1000 / 400));
           const tl = await getJSON('timeline', { query: selector('goroutine', s.job, s.sel), from: s.from, to: s.to, step: `${step}s` }, { signal });
           goroutineStep = `${step}s`;
-          out = [{ name: 'goroutines (mean per scrape, from goroutine profiles)',
-            points: tl.points.map(([t, v], k) => [t, v / (tl.counts?.[k] || 1)]), kind: 'line' }];
+          out = [{ name: 'goroutines (from goroutine profiles)', points: tl.points, kind: 'line' }];
         } catch (e) { if (e.name !== 'AbortError' && e.status !== 404) errors.push(e.message); }
       }
       counts.goroutines = out.reduce((a, x) => a + x.points.length, 0);

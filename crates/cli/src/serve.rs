@@ -68,10 +68,15 @@ fn load_demo(store: &Store) -> Result<usize> {
     const DAY: i64 = 86_400_000_000_000;
     let now = now_ns();
     let mut n = 0;
+    let decoded = BUNDLED
+        .iter()
+        .map(|(_, b)| gocost_pprof::decode(b))
+        .collect::<Result<Vec<_>, _>>()
+        .context("decoding the bundled recording")?;
     for (start, today) in [(now - DAY, false), (now, true)] {
         for minute in 0..60i64 {
             let t = start - (60 - minute) * 60_000_000_000;
-            for (i, (kind, bytes)) in BUNDLED.iter().enumerate() {
+            for (i, (kind, _)) in BUNDLED.iter().enumerate() {
                 // Today the two CPU recordings alternate, so the timeline is not flat;
                 // yesterday the first one (index 0) ran three minutes out of four.
                 let skip = if today {
@@ -89,7 +94,10 @@ fn load_demo(store: &Store) -> Result<usize> {
                         ("instance".to_string(), "recorded".to_string()),
                     ],
                 );
-                store.append(&key, t, bytes)?;
+                // Each replayed profile says when it was "taken", as a scraped one does.
+                let mut p = decoded[i].clone();
+                p.time_nanos = t;
+                store.append_profile(&key, t, &p)?;
                 n += 1;
             }
         }

@@ -94,8 +94,7 @@ pub fn sustained(pts: &[(f64, f64)], rule: &Rule) -> Option<Growth> {
         return None;
     }
     let watched = (span / 120.0).min(1.0);
-    let confidence =
-        (r_squared(pts) * (1.0 - drop_frac) * (0.5 + 0.5 * watched)).clamp(0.0, 0.99);
+    let confidence = (r_squared(pts) * (1.0 - drop_frac) * (0.5 + 0.5 * watched)).clamp(0.0, 0.99);
     (confidence >= rule.min_confidence).then_some(Growth {
         rate_per_hour,
         confidence,

@@ -159,6 +159,15 @@ async fn scrape_once(job: &Job, store: &Store, prev: &mut Option<Profile>) -> Re
     let body = fetch(job).await?;
     let n = body.len() as u64;
     let t = now_ns();
+    if job.kind == "heap" {
+        let cur = gocost_pprof::decode(&body).map_err(|e| format!("parsing profile: {e}"))?;
+        let stored = crate::delta::heap(prev.as_ref(), &cur).map_err(|e| e.to_string())?;
+        store
+            .append_profile(&job.key, t, &stored)
+            .map_err(|e| e.to_string())?;
+        *prev = Some(cur);
+        return Ok(n);
+    }
     if !is_cumulative(&job.kind) {
         store
             .append(&job.key, t, &body)

@@ -103,7 +103,7 @@ pub(crate) fn each_profile(
         matchers: sel.matchers.clone(),
     };
     st.store
-        .for_each_profile(&s, from, to, None, &mut |key, t, mut p| {
+        .for_each_profile(&s, from, to, None, &mut |key, t, _, mut p| {
             p.time_nanos = t;
             f(&key.labels, p);
             Ok(())

@@ -25,7 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gocost_scrape::Health;
-use gocost_store::{Selector, Store};
+use gocost_store::{Agg, Selector, Store};
 use serde::Deserialize;
 
 /// Where target health comes from (the running scraper; swapped on reload).
@@ -145,6 +145,19 @@ struct RangeQuery {
     format: Option<String>,
     /// Flame SVG: `1`/`true` for an icicle graph (root at the top).
     inverted: Option<String>,
+    /// How a series' profiles over the range combine: `mean` (the default for goroutine,
+    /// goroutineleak and heap: snapshots are averaged per series, series add up), `latest`
+    /// (each series' last profile) or `sum` (pprof's plain merge).
+    agg: Option<String>,
+}
+
+/// The `agg` of a request, or the default: [`Agg::Mean`] (it only changes snapshot columns,
+/// so it is pprof's sum for every other kind).
+fn agg_of(q: &RangeQuery) -> Result<Agg, ApiError> {
+    q.agg
+        .as_deref()
+        .map_or(Ok(Agg::Mean), Agg::parse)
+        .map_err(ApiError::BadRequest)
 }
 
 fn selection(q: &RangeQuery) -> Result<(Selector, i64, i64), ApiError> {
@@ -176,8 +189,9 @@ fn time_range(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ApiErr
 
 fn merged(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiError> {
     let (sel, from, to) = selection(q)?;
+    let agg = agg_of(q)?;
     let t = Instant::now();
-    let res = st.store.query(&sel, from, to);
+    let res = st.store.query_agg(&sel, from, to, agg);
     st.queries.fetch_add(1, Ordering::Relaxed);
     st.query_nanos
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -425,11 +439,14 @@ fn base_of(q: &RangeQuery) -> Result<RangeQuery, ApiError> {
         query: q.base_query.clone().or_else(|| q.query.clone()),
         from: q.base_from.clone(),
         to: q.base_to.clone(),
+        agg: q.agg.clone(),
         ..RangeQuery::default()
     })
 }
 
 /// Totals per time bucket of the selected profiles (for the default or given sample type).
+/// Snapshot columns (goroutines, heap in use) are each series' mean in the bucket, summed
+/// over series; with `agg=sum`, plain sums.
 async fn timeline(
     State(st): State<Arc<AppState>>,
     Query(q): Query<RangeQuery>,
@@ -449,13 +466,16 @@ async fn timeline(
                 "step too small for the range (at most 10000 points)".into(),
             ));
         }
-        // Bucket start → (Σ value, profiles or rollups merged).
-        let mut buckets: std::collections::BTreeMap<i64, (i64, u64)> = Default::default();
-        let (mut stype, mut unit) = (String::new(), String::new());
+        let agg = agg_of(&q)?;
+        // (Bucket start, series) → (Σ value, profiles merged).
+        let mut cells: std::collections::BTreeMap<(i64, gocost_store::SeriesKey), (i64, u64)> =
+            Default::default();
+        // Whether the column is a snapshot (averaged per series unless agg=sum).
+        let (mut stype, mut unit, mut snapshot) = (String::new(), String::new(), false);
         let wanted = q.sample_index.as_deref().unwrap_or("");
         let mut bad_index = None;
         st.store
-            .for_each_profile(&sel, from, to, Some(step), &mut |_, t, p| {
+            .for_each_profile(&sel, from, to, Some(step), &mut |k, t, n, p| {
                 let i = match p.sample_index_by_name(wanted) {
                     Ok(i) => i,
                     Err(e) => {
@@ -465,15 +485,29 @@ async fn timeline(
                 };
                 stype = p.sample_type[i].r#type.to_string();
                 unit = p.sample_type[i].unit.to_string();
+                snapshot = gocost_store::is_snapshot(&k.kind, &stype);
                 let v: i64 = p.sample.iter().map(|s| s.value[i]).sum();
-                let b = buckets.entry(from + (t - from) / step * step).or_default();
-                b.0 += v;
-                b.1 += 1;
+                let c = cells
+                    .entry((from + (t - from) / step * step, k.clone()))
+                    .or_default();
+                c.0 += v;
+                c.1 += n;
                 Ok(())
             })
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         if let Some(e) = bad_index {
             return Err(ApiError::BadRequest(e));
+        }
+        // Bucket start → (value, profiles merged).
+        let mut buckets: std::collections::BTreeMap<i64, (i64, u64)> = Default::default();
+        for ((b, _), (v, n)) in cells {
+            let e = buckets.entry(b).or_default();
+            e.0 += if snapshot && agg != Agg::Sum {
+                (v as f64 / n.max(1) as f64).round() as i64
+            } else {
+                v
+            };
+            e.1 += n;
         }
         let points: Vec<[i64; 2]> = buckets
             .iter()

@@ -359,3 +359,65 @@ async fn ui_is_embedded() {
     let (code, _) = get(&app, "/ui/nope.js").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
+
+/// Goroutines and heap in use over a range are what one target holds (the mean of its
+/// snapshots), not the sum of every snapshot; `agg=latest` and `agg=sum` can be asked for.
+#[tokio::test]
+async fn snapshot_kinds_over_a_range_are_means() {
+    let app = app("agg");
+    let total =
+        |p: &gocost_pprof::Profile, i: usize| p.sample.iter().map(|s| s.value[i]).sum::<i64>();
+    let g = gocost_pprof::decode(&profile("goroutine.pb.gz")).unwrap();
+    let h = gocost_pprof::decode(&profile("heap.pb.gz")).unwrap();
+    let q = enc(r#"goroutine{job="demo"}"#);
+    for (agg, times) in [
+        ("", 1),
+        ("&agg=mean", 1),
+        ("&agg=latest", 1),
+        ("&agg=sum", 10),
+    ] {
+        let (code, body) = get(
+            &app,
+            &format!("/api/v1/profile?query={q}&{}{agg}", range(0, 9)),
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK, "{agg}");
+        let p = gocost_pprof::decode(&body).unwrap();
+        assert_eq!(total(&p, 0), times * total(&g, 0), "{agg}");
+    }
+    let (code, body) = get(
+        &app,
+        &format!("/api/v1/timeline?query={q}&{}&step=2m", range(0, 9)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let tl: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    for pt in tl["points"].as_array().unwrap() {
+        assert_eq!(pt[1].as_i64().unwrap(), total(&g, 0), "{tl}");
+    }
+    // Heap: inuse_space is the mean, alloc_space (as stored) adds up.
+    let q = enc(r#"heap{job="demo"}"#);
+    let (code, body) = get(&app, &format!("/api/v1/profile?query={q}&{}", range(0, 9))).await;
+    assert_eq!(code, StatusCode::OK);
+    let p = gocost_pprof::decode(&body).unwrap();
+    let col = |p: &gocost_pprof::Profile, name: &str| {
+        p.sample_type
+            .iter()
+            .position(|t| &*t.r#type == name)
+            .unwrap()
+    };
+    assert_eq!(
+        total(&p, col(&p, "inuse_space")),
+        total(&h, col(&h, "inuse_space"))
+    );
+    assert_eq!(
+        total(&p, col(&p, "alloc_space")),
+        10 * total(&h, col(&h, "alloc_space"))
+    );
+    let (code, _) = get(
+        &app,
+        &format!("/api/v1/top?query={q}&{}&agg=max", range(0, 9)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+}

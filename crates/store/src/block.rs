@@ -497,6 +497,8 @@ impl BlockWriter {
 pub struct Rollup<'a> {
     pub step: i64,
     pub start: i64,
+    /// How many profiles were merged into it.
+    pub count: u64,
     pub bytes: &'a [u8],
 }
 
@@ -506,14 +508,18 @@ pub fn parse_rollups(b: &[u8]) -> Result<Vec<Rollup<'_>>, BlockError> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let step = r.u().map_err(|e| section_err("rollups", e))? as i64;
-        // How many profiles were merged (informational).
-        r.u().map_err(|e| section_err("rollups", e))?;
+        let count = r.u().map_err(|e| section_err("rollups", e))?;
         let bytes = r.bytes().map_err(|e| section_err("rollups", e))?;
         let start = stored_time(bytes).map_err(|e| section_err("rollups", e))?;
         if step <= 0 {
             return Err(BlockError("rollups section: step must be positive".into()));
         }
-        out.push(Rollup { step, start, bytes });
+        out.push(Rollup {
+            step,
+            start,
+            count,
+            bytes,
+        });
     }
     Ok(out)
 }

@@ -32,6 +32,7 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod agg;
 mod blobs;
 mod block;
 mod codec;
@@ -48,6 +49,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use gocost_pprof::{Combiner, DecodeError, MergeError, Profile};
 
+pub use agg::{Agg, is_snapshot};
 pub use blobs::{BlobConfig, S3Config};
 pub use block::{BlockError, BlockMeta, DAY_NS, HOUR_NS, verify_file as verify_block};
 pub use series::{KINDS, Matcher, Op, Selector, SeriesKey};
@@ -150,6 +152,27 @@ pub struct Stats {
     pub blocks_written_total: u64,
     pub compactions_total: u64,
 }
+
+/// What a visit of the stored profiles is called with: the series, the profile's time (a
+/// rollup's bucket start), how many profiles it stands for (1, or a rollup's count), and
+/// the profile.
+pub type Visitor<'a> = dyn FnMut(&SeriesKey, i64, u64, Profile) -> Result<(), Error> + 'a;
+
+/// How a visit reads the stored profiles.
+#[derive(Default)]
+struct Visit<'a> {
+    /// Which rollups (bucket start, end) inside the range may stand in for their
+    /// profiles; `None`: none.
+    use_rollup: Option<&'a dyn Fn(i64, i64) -> bool>,
+    /// Decode sample labels.
+    labels: bool,
+    /// Which single profiles (series, time) to read, asked before anything is decoded;
+    /// `None`: all.
+    keep: Option<&'a Keep<'a>>,
+}
+
+/// Whether to read the single profile of a series at a time.
+type Keep<'a> = dyn Fn(&SeriesKey, i64) -> bool + 'a;
 
 /// A runtime-metric series with its (time, value) points.
 pub type MetricSeries = (SeriesKey, Vec<(i64, f64)>);
@@ -823,32 +846,37 @@ impl Store {
     }
 
     /// Calls `f` with the profiles of matching series within `[from_ns, to_ns]`, decoded
-    /// without sample labels, for totals over time. With `step_ns`, a stored rollup (the
-    /// merge of every profile of an hour or a day) stands in for its profiles when it lies
-    /// wholly inside one `step_ns` bucket counted from `from_ns`; `f` then sees it at its
-    /// bucket start. Without, every profile is visited at its own time.
+    /// without sample labels, for totals over time, with how many profiles each stands for.
+    /// With `step_ns`, a stored rollup (the merge of every profile of an hour or a day)
+    /// stands in for its profiles when it lies wholly inside one `step_ns` bucket counted
+    /// from `from_ns`; `f` then sees it at its bucket start, with its profile count. Without,
+    /// every profile is visited at its own time (count 1).
     pub fn for_each_profile(
         &self,
         sel: &Selector,
         from_ns: i64,
         to_ns: i64,
         step_ns: Option<i64>,
-        f: &mut dyn FnMut(&SeriesKey, i64, Profile) -> Result<(), Error>,
+        f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
         match step_ns.filter(|&s| s > 0) {
             Some(step) => {
                 let same_bucket = |a: i64, z: i64| {
                     (a - from_ns).div_euclid(step) == (z - from_ns).div_euclid(step)
                 };
-                self.visit(sel, from_ns, to_ns, Some(&same_bucket), false, f)
+                let how = Visit {
+                    use_rollup: Some(&same_bucket),
+                    ..Visit::default()
+                };
+                self.visit(sel, from_ns, to_ns, &how, f)
             }
-            None => self.visit(sel, from_ns, to_ns, None, false, f),
+            None => self.visit(sel, from_ns, to_ns, &Visit::default(), f),
         }
     }
 
     /// The merged profile of matching series within `[from_ns, to_ns]` (`None` if nothing
-    /// matched), merged with pprof's rules. Whole hours and days inside the range come from
-    /// rollups, merged when the block was written.
+    /// matched), merged with pprof's rules: [`Agg::Sum`]. Whole hours and days inside the
+    /// range come from rollups, merged when the block was written.
     pub fn query(
         &self,
         sel: &Selector,
@@ -856,14 +884,14 @@ impl Store {
         to_ns: i64,
     ) -> Result<Option<Profile>, Error> {
         let mut c = Combiner::new();
-        self.visit(
-            sel,
-            from_ns,
-            to_ns,
-            Some(&|_, _| true),
-            true,
-            &mut |_, _, p| c.push(p).map_err(Error::Merge),
-        )?;
+        let how = Visit {
+            use_rollup: Some(&|_, _| true),
+            labels: true,
+            keep: None,
+        };
+        self.visit(sel, from_ns, to_ns, &how, &mut |_, _, _, p| {
+            c.push(p).map_err(Error::Merge)
+        })?;
         Ok(c.finish())
     }
 
@@ -872,12 +900,10 @@ impl Store {
         sel: &Selector,
         from: i64,
         to: i64,
-        // Which rollups (bucket start, end) inside the range may stand in for their
-        // profiles; `None`: none.
-        use_rollup: Option<&dyn Fn(i64, i64) -> bool>,
-        labels: bool,
-        f: &mut dyn FnMut(&SeriesKey, i64, Profile) -> Result<(), Error>,
+        how: &Visit<'_>,
+        f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
+        let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
         // Take what to read under the lock; read it without. Open segment handles stay
         // readable if a flush deletes the files meanwhile.
         let (head, files, blocks) = {
@@ -889,7 +915,12 @@ impl Store {
                 .filter_map(|(k, v)| {
                     let lo = v.partition_point(|e| e.time_ns < from);
                     let hi = v.partition_point(|e| e.time_ns <= to);
-                    (lo < hi).then(|| (k.clone(), v[lo..hi].to_vec()))
+                    let picked: Vec<Entry> = v[lo..hi]
+                        .iter()
+                        .filter(|e| keep(k, e.time_ns))
+                        .cloned()
+                        .collect();
+                    (!picked.is_empty()).then(|| (k.clone(), picked))
                 })
                 .collect();
             let mut files = HashMap::new();
@@ -906,6 +937,7 @@ impl Store {
                 .collect();
             (head, files, blocks)
         };
+        let labels = how.labels;
         for (bi, b) in blocks.iter().enumerate() {
             let mut tabs = HashMap::new();
             for (si, key) in b.keys.iter().enumerate() {
@@ -918,7 +950,7 @@ impl Store {
                 let bad_codec = |e: codec::CodecError| block_err(&b.name, e);
                 // Whole buckets inside the range, largest first, never overlapping.
                 let mut picked: Vec<(i64, i64)> = Vec::new();
-                if let Some(ok) = use_rollup
+                if let Some(ok) = how.use_rollup
                     && let Some(rs) = &sm.rollups
                 {
                     let sec = self.section(b, rs)?;
@@ -937,6 +969,7 @@ impl Store {
                         f(
                             key,
                             r.start,
+                            r.count.max(1),
                             tab.profile(r.bytes, labels).map_err(bad_codec)?,
                         )?;
                     }
@@ -949,10 +982,10 @@ impl Store {
                 let raw = self.section(b, &sm.raw)?;
                 for bytes in block::parse_raw(&raw).map_err(bad)? {
                     let t = symtab::stored_time(bytes).map_err(bad_codec)?;
-                    if t < from || t > to || covered(t) {
+                    if t < from || t > to || covered(t) || !keep(key, t) {
                         continue;
                     }
-                    f(key, t, tab.profile(bytes, labels).map_err(bad_codec)?)?;
+                    f(key, t, 1, tab.profile(bytes, labels).map_err(bad_codec)?)?;
                 }
             }
         }
@@ -964,7 +997,7 @@ impl Store {
             for e in entries {
                 let bytes = read_entry(&files, e)?;
                 let p = gocost_pprof::decode_with(&bytes, &decode).map_err(Error::BadProfile)?;
-                f(key, e.time_ns, p)?;
+                f(key, e.time_ns, 1, p)?;
             }
         }
         Ok(())

@@ -1,0 +1,218 @@
+//! How the profiles of a range add up.
+//!
+//! Profiles of events in an interval — CPU time, allocations, contentions (`cpu`, `allocs`,
+//! `mutex`, `block`, and the `alloc_*` columns of `heap`, which the scraper stores as the
+//! allocations since the previous scrape) — add up over a range. Snapshots of what a process
+//! holds at one time — goroutines and the heap in use (`goroutine`, `goroutineleak`, the
+//! `inuse_*` columns of `heap`) — do not: thirty snapshots of 2,900 goroutines are not
+//! 87,000 goroutines. Over a range such a column is, per series (one target), the mean of
+//! its snapshots, and series add up ([`Agg::Mean`], Pyroscope's `aggregationType=average`).
+//! [`Agg::Latest`] (the last profile of each series) and [`Agg::Sum`] (pprof's plain merge of
+//! everything) can be asked for.
+
+use std::collections::{BTreeMap, HashMap};
+
+use gocost_pprof::{Combiner, Profile};
+
+use crate::{Error, Selector, SeriesKey, Store, Visit, block, symtab};
+
+/// How the profiles of one series over a range combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    /// pprof's plain merge: every value adds up.
+    Sum,
+    /// Snapshot columns ([`is_snapshot`]): the mean of each series' snapshots, then series
+    /// add up. Other columns add up.
+    Mean,
+    /// The last profile of each series in the range; series add up.
+    Latest,
+}
+
+impl Agg {
+    /// The names the API takes: `mean`, `latest`, `sum`.
+    pub const NAMES: [&'static str; 3] = ["mean", "latest", "sum"];
+
+    pub fn parse(s: &str) -> Result<Agg, String> {
+        match s {
+            "mean" | "average" => Ok(Agg::Mean),
+            "latest" => Ok(Agg::Latest),
+            "sum" => Ok(Agg::Sum),
+            _ => Err(format!("unknown agg {s:?}: use mean, latest or sum")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Agg::Mean => "mean",
+            Agg::Latest => "latest",
+            Agg::Sum => "sum",
+        }
+    }
+}
+
+/// Whether a sample type of a profile kind is a snapshot (what a process holds at one
+/// time) rather than a count of events in an interval.
+pub fn is_snapshot(kind: &str, sample_type: &str) -> bool {
+    match kind {
+        "goroutine" | "goroutineleak" => true,
+        "heap" => sample_type.starts_with("inuse_"),
+        _ => false,
+    }
+}
+
+/// Divides the snapshot columns of a series' merged profile by its profile count; samples
+/// left with no non-zero value are dropped.
+fn mean_of(kind: &str, mut p: Profile, n: u64) -> Profile {
+    let snap: Vec<bool> = p
+        .sample_type
+        .iter()
+        .map(|t| is_snapshot(kind, &t.r#type))
+        .collect();
+    if n <= 1 || !snap.contains(&true) {
+        return p;
+    }
+    let r = 1.0 / n as f64;
+    p.sample.retain_mut(|s| {
+        for (v, &is) in s.value.iter_mut().zip(&snap) {
+            if is {
+                *v = (*v as f64 * r).round() as i64;
+            }
+        }
+        s.value.iter().any(|&v| v != 0)
+    });
+    p
+}
+
+impl Store {
+    /// The profile of matching series within `[from_ns, to_ns]` combined as `agg` says
+    /// (`None` if nothing matched).
+    pub fn query_agg(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+        agg: Agg,
+    ) -> Result<Option<Profile>, Error> {
+        match agg {
+            Agg::Sum => self.query(sel, from_ns, to_ns),
+            Agg::Mean => {
+                let mut per: BTreeMap<SeriesKey, (Combiner, u64)> = BTreeMap::new();
+                let how = Visit {
+                    use_rollup: Some(&|_, _| true),
+                    labels: true,
+                    keep: None,
+                };
+                self.visit(sel, from_ns, to_ns, &how, &mut |k, _, n, p| {
+                    let e = per.entry(k.clone()).or_default();
+                    e.1 += n;
+                    e.0.push(p).map_err(Error::Merge)
+                })?;
+                let mut all = Combiner::new();
+                for (k, (c, n)) in per {
+                    if let Some(p) = c.finish() {
+                        all.push(mean_of(&k.kind, p, n)).map_err(Error::Merge)?;
+                    }
+                }
+                Ok(all.finish())
+            }
+            Agg::Latest => {
+                let latest = self.latest_times(sel, from_ns, to_ns)?;
+                let (Some(&lo), Some(&hi)) = (latest.values().min(), latest.values().max()) else {
+                    return Ok(None);
+                };
+                let mut all = Combiner::new();
+                let keep = |k: &SeriesKey, t: i64| latest.get(k) == Some(&t);
+                let how = Visit {
+                    use_rollup: None,
+                    labels: true,
+                    keep: Some(&keep),
+                };
+                self.visit(sel, lo, hi, &how, &mut |_, _, _, p| {
+                    all.push(p).map_err(Error::Merge)
+                })?;
+                Ok(all.finish())
+            }
+        }
+    }
+
+    /// The time of each matching series' last profile within `[from, to]`. Blocks are
+    /// read only where a series' last profile in the block lies after `to`.
+    fn latest_times(
+        &self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+    ) -> Result<HashMap<SeriesKey, i64>, Error> {
+        let (mut latest, blocks) = {
+            let g = self.lock();
+            let mut latest = HashMap::new();
+            for (k, v) in g.head.iter().filter(|(k, _)| sel.matches(k)) {
+                let hi = v.partition_point(|e| e.time_ns <= to);
+                if let Some(e) = hi.checked_sub(1).map(|i| &v[i])
+                    && e.time_ns >= from
+                {
+                    latest.insert(k.clone(), e.time_ns);
+                }
+            }
+            let blocks: Vec<_> = g
+                .blocks
+                .iter()
+                .filter(|b| b.overlaps(from, to))
+                .cloned()
+                .collect();
+            (latest, blocks)
+        };
+        for b in &blocks {
+            for (si, key) in b.keys.iter().enumerate() {
+                let sm = &b.meta.series[si];
+                if !sel.matches(key) || sm.min_time_ns > to || sm.max_time_ns < from {
+                    continue;
+                }
+                if latest
+                    .get(key)
+                    .is_some_and(|&t| t >= sm.max_time_ns.min(to))
+                {
+                    continue;
+                }
+                let t = if sm.max_time_ns <= to {
+                    sm.max_time_ns
+                } else {
+                    let raw = self.section(b, &sm.raw)?;
+                    let mut best = None;
+                    for bytes in block::parse_raw(&raw).map_err(|e| crate::block_err(&b.name, e))? {
+                        let t =
+                            symtab::stored_time(bytes).map_err(|e| crate::block_err(&b.name, e))?;
+                        if (from..=to).contains(&t) {
+                            best = best.max(Some(t));
+                        }
+                    }
+                    match best {
+                        Some(t) => t,
+                        None => continue,
+                    }
+                };
+                let e = latest.entry(key.clone()).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+        Ok(latest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_columns() {
+        assert!(is_snapshot("goroutine", "goroutine"));
+        assert!(is_snapshot("heap", "inuse_space"));
+        assert!(!is_snapshot("heap", "alloc_space"));
+        assert!(!is_snapshot("allocs", "inuse_space"));
+        assert!(!is_snapshot("cpu", "samples"));
+        for n in Agg::NAMES {
+            assert_eq!(Agg::parse(n).map(Agg::name), Ok(n));
+        }
+        assert!(Agg::parse("max").is_err());
+    }
+}
