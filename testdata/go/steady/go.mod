@@ -1,0 +1,3 @@
+module example.com/steady
+
+go 1.27
