@@ -164,6 +164,20 @@ struct FilterArgs {
     /// Keep only frames matching this regexp.
     #[arg(long, value_name = "RE")]
     show: Option<String>,
+    /// Drop the frames above (callers of) the outermost frame matching this regexp, and
+    /// samples without one.
+    #[arg(long, value_name = "RE")]
+    show_from: Option<String>,
+    /// Only samples with a label matching: `key=RE[,RE...]`, `RE` (against `key:value`), or
+    /// a range of a numeric label (`64kb:`, `:1mb`, `4kb:64kb`, `bytes=512`).
+    #[arg(long, value_name = "FILTER")]
+    tagfocus: Option<String>,
+    /// Drop samples with a label matching (as --tagfocus).
+    #[arg(long, value_name = "FILTER")]
+    tagignore: Option<String>,
+    /// Drop the frames below (callees of) the innermost frame matching this regexp.
+    #[arg(long, value_name = "RE")]
+    prune_from: Option<String>,
     /// Aggregate by functions (default), filefunctions, files, lines or addresses.
     #[arg(long, value_name = "G", default_value = "functions")]
     granularity: String,
@@ -269,6 +283,10 @@ fn report_options(kind: Kind, f: &FilterArgs) -> Result<Options> {
         ignore: f.ignore.clone(),
         hide: f.hide.clone(),
         show: f.show.clone(),
+        show_from: f.show_from.clone(),
+        tagfocus: f.tagfocus.clone(),
+        tagignore: f.tagignore.clone(),
+        prune_from: f.prune_from.clone(),
         granularity,
         noinlines: f.noinlines,
         ..Options::default()
@@ -276,8 +294,11 @@ fn report_options(kind: Kind, f: &FilterArgs) -> Result<Options> {
 }
 
 fn build_report(src: &SourceArgs, opts: &Options) -> Result<Report> {
-    // Only -raw and -traces print labels; other reports ignore them.
-    let labels = matches!(opts.kind, Kind::Raw | Kind::Traces);
+    // Only -raw and -traces print labels, and tag filters read them; other reports ignore
+    // them.
+    let labels = matches!(opts.kind, Kind::Raw | Kind::Traces)
+        || opts.tagfocus.is_some()
+        || opts.tagignore.is_some();
     let p = source::load(&inputs(src), &load_opts(src, labels))?;
     let rpt = Report::new(p, opts).map_err(|e| InputError(e.0))?;
     for w in &rpt.warnings {

@@ -92,6 +92,14 @@ pub struct Options {
     pub ignore: Option<String>,
     pub hide: Option<String>,
     pub show: Option<String>,
+    /// `-show_from`: drop frames rootward of the rootmost frame matching this.
+    pub show_from: Option<String>,
+    /// `-tagfocus`, `-tagignore`: keep / drop samples by label (`key=regexp`, `regexp`
+    /// matched against `key:value`, or a numeric range such as `64kb:`).
+    pub tagfocus: Option<String>,
+    pub tagignore: Option<String>,
+    /// `-prune_from`: drop frames leafward of the leafmost frame matching this.
+    pub prune_from: Option<String>,
     /// `-nodecount`: `None` = pprof's default for the report kind (unlimited for top).
     pub nodecount: Option<usize>,
     pub nodefraction: f64,
@@ -111,6 +119,10 @@ impl Default for Options {
             ignore: None,
             hide: None,
             show: None,
+            show_from: None,
+            tagfocus: None,
+            tagignore: None,
+            prune_from: None,
             nodecount: None,
             nodefraction: 0.005,
             edgefraction: 0.001,
@@ -200,6 +212,9 @@ impl Report {
             ("ignore", &opts.ignore),
             ("hide", &opts.hide),
             ("show", &opts.show),
+            ("show_from", &opts.show_from),
+            ("tagfocus", &opts.tagfocus),
+            ("tagignore", &opts.tagignore),
         ] {
             if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
                 active_filters.push(format!("{k}={v}"));
@@ -217,12 +232,33 @@ impl Report {
             hide.as_ref(),
             show.as_ref(),
         );
+        let show_from = compile("show_from", &opts.show_from)?;
+        let show_from_matched = show_from
+            .as_ref()
+            .is_none_or(|rx| filter::show_from(&mut prof, rx));
+        let units = filter::num_label_units(&prof);
+        let tag = |name: &str, v: &Option<String>| {
+            v.as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| filter::tag_filter(name, v, &units).map_err(Error))
+                .transpose()
+        };
+        let tagfocus = tag("tagfocus", &opts.tagfocus)?;
+        let tagignore = tag("tagignore", &opts.tagignore)?;
+        let (tf, ti) =
+            filter::filter_samples_by_tag(&mut prof, tagfocus.as_ref(), tagignore.as_ref());
+        if let Some(rx) = compile("prune_from", &opts.prune_from)? {
+            gocost_pprof::prune::prune_from(&mut prof, &rx);
+        }
         let mut warnings = Vec::new();
         for (name, present, matched) in [
             ("Focus", focus.is_some(), m.focus),
             ("Ignore", ignore.is_some(), m.ignore),
             ("Hide", hide.is_some(), m.hide),
             ("Show", show.is_some(), m.show),
+            ("ShowFrom", show_from.is_some(), show_from_matched),
+            ("TagFocus", tagfocus.is_some(), tf),
+            ("TagIgnore", tagignore.is_some(), ti),
         ] {
             if present && !matched {
                 warnings.push(format!("{name} expression matched no samples"));

@@ -145,10 +145,58 @@ struct RangeQuery {
     format: Option<String>,
     /// Flame SVG: `1`/`true` for an icicle graph (root at the top).
     inverted: Option<String>,
+    /// pprof's refine options, as `go tool pprof -focus=…` etc.: regexps over frames
+    /// (`focus`, `ignore`, `hide`, `show`, `show_from`, `prune_from`), label filters
+    /// (`tagfocus`, `tagignore`), `granularity` (functions, filefunctions, files, lines,
+    /// addresses), `noinlines`, and for top `cum` and `nodefraction`.
+    #[serde(flatten)]
+    refine: Refine,
     /// How a series' profiles over the range combine: `mean` (the default for goroutine,
     /// goroutineleak and heap: snapshots are averaged per series, series add up), `latest`
     /// (each series' last profile) or `sum` (pprof's plain merge).
     agg: Option<String>,
+}
+
+/// pprof's refine options in a query string.
+#[derive(Deserialize, Default, Clone)]
+struct Refine {
+    focus: Option<String>,
+    ignore: Option<String>,
+    hide: Option<String>,
+    show: Option<String>,
+    show_from: Option<String>,
+    prune_from: Option<String>,
+    tagfocus: Option<String>,
+    tagignore: Option<String>,
+    granularity: Option<String>,
+    noinlines: Option<String>,
+    cum: Option<String>,
+    /// A string: numbers inside a flattened struct arrive as text.
+    nodefraction: Option<String>,
+}
+
+fn flag(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), Some("" | "1" | "true"))
+}
+
+impl Refine {
+    /// Whether any option changes the profile itself (not only how a report sorts it).
+    fn changes_profile(&self) -> bool {
+        [
+            &self.focus,
+            &self.ignore,
+            &self.hide,
+            &self.show,
+            &self.show_from,
+            &self.prune_from,
+            &self.tagfocus,
+            &self.tagignore,
+            &self.granularity,
+        ]
+        .iter()
+        .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()))
+            || flag(&self.noinlines)
+    }
 }
 
 /// The `agg` of a request, or the default: [`Agg::Mean`] (it only changes snapshot columns,
@@ -237,7 +285,18 @@ async fn profile(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let bytes = blocking(move || merged(&st, &q).map(|p| gocost_pprof::encode(&p))).await??;
+    let bytes = blocking(move || {
+        let p = merged(&st, &q)?;
+        // Refined, it is the profile pprof's report would read (as `go tool pprof -proto`
+        // with the same options writes it).
+        let p = if q.refine.changes_profile() {
+            report(p, &q)?.prof
+        } else {
+            p
+        };
+        Ok::<_, ApiError>(gocost_pprof::encode(&p))
+    })
+    .await??;
     let mut r = bytes.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -255,15 +314,58 @@ async fn top(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
+    let text = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(f) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown format {f:?}: use json or text"
+            )));
+        }
+    };
     let top = blocking(move || Ok::<_, ApiError>(report(merged(&st, &q)?, &q)?.top())).await??;
+    if text {
+        let mut r = top.to_text().into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return Ok(r);
+    }
     Ok(axum::Json(top).into_response())
 }
 
 fn report(p: gocost_pprof::Profile, q: &RangeQuery) -> Result<gocost_report::Report, ApiError> {
+    let r = &q.refine;
+    let granularity = match r.granularity.as_deref().filter(|g| !g.is_empty()) {
+        Some(g) => g.parse().map_err(ApiError::BadRequest)?,
+        None => gocost_report::Granularity::Functions,
+    };
+    let defaults = gocost_report::Options::default();
+    let nodefraction = match r.nodefraction.as_deref().filter(|v| !v.is_empty()) {
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .ok_or_else(|| ApiError::BadRequest(format!("bad nodefraction {v:?}")))?,
+        None => defaults.nodefraction,
+    };
     let opts = gocost_report::Options {
         sample_index: q.sample_index.clone(),
         nodecount: Some(q.nodecount.unwrap_or(0)),
-        ..Default::default()
+        focus: r.focus.clone(),
+        ignore: r.ignore.clone(),
+        hide: r.hide.clone(),
+        show: r.show.clone(),
+        show_from: r.show_from.clone(),
+        prune_from: r.prune_from.clone(),
+        tagfocus: r.tagfocus.clone(),
+        tagignore: r.tagignore.clone(),
+        granularity,
+        noinlines: flag(&r.noinlines),
+        cum: flag(&r.cum),
+        nodefraction,
+        ..defaults
     };
     gocost_report::Report::new(p, &opts).map_err(|e| ApiError::BadRequest(e.0))
 }
@@ -440,6 +542,7 @@ fn base_of(q: &RangeQuery) -> Result<RangeQuery, ApiError> {
         from: q.base_from.clone(),
         to: q.base_to.clone(),
         agg: q.agg.clone(),
+        refine: q.refine.clone(),
         ..RangeQuery::default()
     })
 }
