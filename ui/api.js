@@ -47,3 +47,13 @@ export function selector(kind, job, extra) {
   if (extra && extra.trim()) m.push(extra.trim().replace(/^\{|\}$/g, ''));
   return `${kind || ''}{${m.join(',')}}`;
 }
+
+/** pprof's refine options kept in the URL and passed to the API as they are. */
+export const REFINE = ['focus', 'ignore', 'hide', 'show', 'show_from', 'prune_from', 'tagfocus', 'tagignore'];
+
+/** The active refine options of a state, for API parameters. */
+export function refineParams(s) {
+  const r = {};
+  for (const k of REFINE) if (s[k]) r[k] = s[k];
+  return r;
+}

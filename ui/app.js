@@ -20,6 +20,8 @@ const DEFAULTS = {
   agg: '',
   // Explore
   zoom: '', search: '', layout: 'icicle', sort: 'flat', fn: '', sandwich: '',
+  // Refine, as go tool pprof's flags (Explore and Compare)
+  focus: '', ignore: '', hide: '', show: '', show_from: '', prune_from: '', tagfocus: '', tagignore: '',
   // Compare: base range and labels (the head is from/to and sel)
   bfrom: '', bto: '', bsel: '', norm: '1',
 };

@@ -2,8 +2,8 @@
 // zoom, search, icicle/flame, sandwich) and the top table beside it, kept in sync: clicking a
 // row highlights that function in the graph; clicking a frame selects its row.
 
-import { getJSON, apiUrl, selector } from './api.js';
-import { label, esc, searchRegex, toApiTime, shiftTime } from './format.js';
+import { getJSON, apiUrl, selector, REFINE, refineParams } from './api.js';
+import { label, esc, searchRegex, toApiTime, shiftTime, reEscape } from './format.js';
 import { Flame } from './flame.js';
 import { TimeChart } from './charts.js';
 
@@ -26,6 +26,16 @@ export function mount(root, app) {
         <a id="dl-folded" download="flame.folded">folded</a>
         <a id="dl-speedscope" download="flame.speedscope.json">speedscope</a></span>
     </div>
+    <div class="toolbar refine" id="x-refine" aria-label="Refine, as go tool pprof">
+      <span class="muted">Refine the selected function:</span>
+      <button type="button" data-refine="focus" title="Only samples through it (pprof -focus)">Focus</button>
+      <button type="button" data-refine="ignore" title="Drop samples through it (-ignore)">Ignore</button>
+      <button type="button" data-refine="hide" title="Remove it from stacks, its cost to its caller (-hide)">Hide</button>
+      <button type="button" data-refine="show_from" title="Drop its callers (-show_from)">Show from</button>
+      <label title="pprof labels set with pprof.Do: key=regexp, a regexp against key:value, or a numeric range such as bytes=64kb: (-tagfocus)">Labels
+        <input id="x-tag" placeholder="tenant=acme" size="14"></label>
+      <span id="x-chips"></span>
+    </div>
     <div id="x-sandwich-panel" class="panel sandwich" hidden></div>
     <div class="split">
       <div class="flamebox" id="x-flamebox"><canvas id="x-flame" aria-label="Flame graph; arrow keys move, Enter zooms"></canvas></div>
@@ -45,7 +55,7 @@ export function mount(root, app) {
   const flame = new Flame($('#x-flame'), {
     tooltip,
     onZoom: (i) => { if (!restoring) app.set({ zoom: i > 0 ? JSON.stringify(flame.pathOf(i)) : '' }); },
-    onSelect: (i) => { lastPicked = i > 0 ? flame.data.names[flame.data.name[i]] : ''; selectRow(lastPicked); },
+    onSelect: (i) => { lastPicked = i > 0 ? flame.data.names[flame.data.name[i]] : ''; selectRow(lastPicked); renderRefine(); },
   });
   let restoring = false;
   let lastPicked = ''; // the function last clicked in the graph or the table: the sandwich's
@@ -53,7 +63,7 @@ export function mount(root, app) {
 
   function query() {
     const s = app.state;
-    return { query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to, agg: s.agg };
+    return { query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to, agg: s.agg, ...refineParams(s) };
   }
 
   function downloads() {
@@ -108,6 +118,7 @@ export function mount(root, app) {
     renderTable();
     applySearch();
     renderSandwich();
+    renderRefine();
     document.body.dataset.ready = 'explore';
   }
 
@@ -152,6 +163,18 @@ export function mount(root, app) {
     const r = top.rows.slice();
     if (app.state.sort === 'cum') r.sort((a, b) => b.cum - a.cum || a.name.localeCompare(b.name));
     return r;
+  }
+
+  /** The active refine options as removable chips, and the buttons' state. */
+  function renderRefine() {
+    const s = app.state, name = lastPicked || s.fn;
+    for (const b of root.querySelectorAll('[data-refine]')) {
+      b.disabled = !name;
+      b.title = b.title.replace(/ — .*$/, '') + (name ? ` — ${name}` : '');
+    }
+    $('#x-tag').value = s.tagfocus;
+    $('#x-chips').innerHTML = REFINE.filter((k) => s[k]).map((k) =>
+      `<button type="button" class="chip" data-unrefine="${k}" title="Remove this filter">${esc(k)}=${esc(s[k])} ×</button>`).join('');
   }
 
   function renderTable() {
@@ -214,6 +237,20 @@ export function mount(root, app) {
     app.set({ fn: tr.dataset.name === app.state.fn ? '' : tr.dataset.name, search: '' }, true);
   };
   tbody.addEventListener('click', (e) => { const tr = e.target.closest('tr'); if (tr) pick(tr); });
+  for (const b of root.querySelectorAll('[data-refine]')) {
+    b.addEventListener('click', () => {
+      const name = lastPicked || app.state.fn, k = b.dataset.refine;
+      if (!name) return;
+      const re = `^${reEscape(name)}$`, cur = app.state[k];
+      // Several functions: one regexp that matches any of them, as pprof's refine menu does.
+      app.set({ [k]: cur ? `${cur}|${re}` : re, zoom: '', fn: '', sandwich: '' }, true);
+    });
+  }
+  on('#x-tag', 'change', (e) => app.set({ tagfocus: e.target.value.trim(), zoom: '' }, true));
+  on('#x-chips', 'click', (e) => {
+    const b = e.target.closest('[data-unrefine]');
+    if (b) app.set({ [b.dataset.unrefine]: '', zoom: '' }, true);
+  });
   tbody.addEventListener('keydown', (e) => {
     const tr = e.target.closest('tr');
     if (!tr) return;
@@ -233,7 +270,7 @@ export function mount(root, app) {
   return {
     update(changed) {
       const has = (...k) => k.some((x) => changed.has(x));
-      if (has('job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'reload')) { load(); return; }
+      if (has('job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'reload', ...REFINE)) { load(); return; }
       if (has('layout')) {
         $('#x-layout').textContent = app.state.layout === 'icicle' ? 'Icicle ▾' : 'Flame ▴';
         flame.inverted = app.state.layout === 'icicle';
@@ -242,7 +279,7 @@ export function mount(root, app) {
         downloads();
       }
       if (has('zoom') && flame.data) restoreZoom();
-      if (has('search', 'fn')) { applySearch(); renderTable(); }
+      if (has('search', 'fn')) { applySearch(); renderTable(); renderRefine(); }
       if (has('sort')) renderTable();
       if (has('sandwich')) renderSandwich();
       if (has('theme')) { flame.colors = []; flame.render(); timeline.render(); sandwichFlames.forEach((f) => { f.colors = []; f.render(); }); }

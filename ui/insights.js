@@ -18,11 +18,22 @@ export const MEMORY_SOURCE = {
   none: 'no memory data', heap: 'heap profiles (a lower bound)', go_sys: 'Go runtime (sys)', rss: 'resident (RSS)',
 };
 
+/** What a growing runtime.malg site is: new goroutines, and who starts them if known. */
+const goroutinesNote = (f) => `descriptors of new goroutines that never exit${f.started_by?.length
+  ? `: started by ${f.started_by.join(', ')} (see Goroutine leaks)` : ' (scrape goroutine profiles to see who starts them)'}`;
+
 /** Where an instance's rows come from: its instance label, else the job's. */
 const inst = (labels) => labels.instance || labels.job || '(no instance label)';
 const plural = (n, one, many = one + 's') => `${n} ${n === 1 ? one : many}`;
-export const cores = (v) => v.toFixed(3);
-export const gib = (v) => label(v * 1073741824, 'bytes');
+/** Cores: `1.25`, or millicores as Kubernetes writes them (`12.5m`) below a tenth of a core. */
+export const cores = (v) => {
+  if (v === 0) return '0';
+  if (Math.abs(v) >= 0.1) return v.toFixed(2);
+  const m = v * 1000;
+  return `${Math.abs(m) >= 10 ? m.toFixed(1) : m.toPrecision(2)}m`;
+};
+/** Memory with its unit, also when it is none at all (`0B`). */
+export const gib = (v) => (v === 0 ? '0B' : label(v * 1073741824, 'bytes'));
 export const share = (v) => (v * 100).toFixed(2) + '%';
 /** Per second: bytes as pprof scales them (`1.25GB/s`), counts with thousands separators (`27,136,394/s`). */
 export const rate = (v, unit) => `${unit ? label(v, unit) : count(v)}/s`;
@@ -66,7 +77,7 @@ export function mount(root, app) {
     ${table('cost-functions', 'Top functions by cost', ['!function', 'cores', 'memory', 'CPU / month', 'memory / month', 'per month'])}
     <h3>All services: top spenders</h3>
     ${table('cost-services', 'All services by cost', ['!service', 'instances', 'cores', 'memory', 'per hour', 'per month', 'share'])}
-    <div class="hint">Cores: CPU profile time ÷ the time the profiles cover. Memory: resident memory when scraped, else the Go
+    <div class="hint">Cores: CPU profile time ÷ the time the profiles cover (<code>12.5m</code> = 12.5 millicores). Memory: resident memory when scraped, else the Go
     runtime's (<code>metrics = ["expvar"]</code>), else the heap profiles' in-use heap. A function's memory is its share of the
     heap × the service's memory. Prices from the config's <code>[cost]</code>. Click a function to see it in Explore, a service to switch to it.</div></section>
 
@@ -316,7 +327,7 @@ export function mount(root, app) {
     heapRows = series.flatMap((x) => x.findings.map((f) => ({ instance: inst(x.labels), ...f })));
     $('#h-summary').textContent = has('heap') ? `${plural(heapRows.length, 'growing site')}, ${plural(series.reduce((n, x) => n + x.snapshots, 0), 'heap profile')}` : '';
     $('#h-table tbody').innerHTML = heapRows.length ? heapRows.map((f) => `<tr title="${esc(f.stack.join('\n'))}"${explore('heap', 'inuse_space', f.site)}>
-      <td class="name">${esc(f.instance)}</td><td class="name">${esc(f.site)}</td>
+      <td class="name">${esc(f.instance)}</td><td class="name"${f.site === 'runtime.malg' ? ` title="${esc(goroutinesNote(f))}"` : ''}>${esc(f.site)}</td>
       <td>${esc(label(f.inuse_bytes, 'bytes'))}</td><td>${esc(label(f.rate_bytes_per_hour, 'bytes'))}</td>
       <td title="${esc(dateTime(f.first_seen_ms))}">${esc(ago(f.first_seen_ms))}</td><td>${f.confidence.toFixed(2)}</td></tr>`).join('')
       : emptyRow(6, has('heap') ? 'No growing heap in this range.'

@@ -288,6 +288,33 @@ try {
   check(instTotal === instFl.nodes[0][3] && instTotal < fl.nodes[0][3], 'explore: a label filter (one instance) shows that instance\'s profile', `${instTotal} vs ${instFl.nodes[0][3]}`);
   noConsoleErrors('explore (heap, label filter)');
 
+  // Refine as go tool pprof: pick the top function, Focus on it — the graph is the API's with
+  // that -focus, the filter is a chip in the URL, and removing the chip restores the graph.
+  await open({ view: 'explore', job: 'demo', kind: 'cpu', ...range }, 'explore');
+  const fname = await page.$eval('#x-top tbody tr', (tr) => tr.dataset.name);
+  await page.click('#x-top tbody tr');
+  await page.click('[data-refine="focus"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('focus'));
+  await ready('explore');
+  const focusRe = urlParam('focus');
+  const focusFl = await api('flame', { query: cpuQ, ...range, focus: focusRe });
+  const focusTotal = await page.evaluate(() => window.gocost.view.flame.data.total[0]);
+  check(focusRe === `^${fname.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$` && focusTotal === focusFl.nodes[0][3] && focusTotal < fl.nodes[0][3],
+    'refine: Focus on the picked function shows the API\'s focused graph', `${focusRe}: ${focusTotal} vs ${focusFl.nodes[0][3]} of ${fl.nodes[0][3]}`);
+  const chip = await page.textContent('#x-chips [data-unrefine="focus"]');
+  check(chip.includes(focusRe), 'refine: the active filter is a chip', chip);
+  await shot('explore-refine');
+  await page.click('#x-chips [data-unrefine="focus"]');
+  await page.waitForFunction(() => !new URL(location.href).searchParams.get('focus'));
+  await ready('explore');
+  check(await page.evaluate(() => window.gocost.view.flame.data.total[0]) === fl.nodes[0][3], 'refine: removing the chip restores the whole graph');
+  await open({ view: 'explore', job: 'demo', kind: 'cpu', tagfocus: 'tenant=acme', ...range }, 'explore');
+  const tagFl = await api('flame', { query: cpuQ, ...range, tagfocus: 'tenant=acme' });
+  const tagTotal = await page.evaluate(() => window.gocost.view.flame.data.total[0]);
+  check(tagTotal === tagFl.nodes[0][3] && tagTotal > 0 && tagTotal < fl.nodes[0][3] && (await page.$eval('#x-tag', (i) => i.value)) === 'tenant=acme',
+    'refine: a pprof label filter (tagfocus) shows the labelled samples', `${tagTotal} of ${fl.nodes[0][3]}`);
+  noConsoleErrors('explore (refine)');
+
   // An API error is shown, not swallowed.
   await page.goto(`${base}/?view=explore&job=demo&kind=cpu&sel=${encodeURIComponent('instance=~"("')}`);
   await page.waitForFunction(() => document.querySelector('#x-error').textContent.length > 0);

@@ -18,11 +18,47 @@ pub struct Snapshot {
     pub sites: BTreeMap<String, (i64, i64, Vec<String>)>,
 }
 
-/// The allocating frame: the first one outside the runtime's allocation machinery.
+/// The site of what new goroutines allocate: their descriptors (`g`), from `runtime.malg`.
+/// Go's heap profile cannot say which function started them (the stack ends in
+/// `runtime.systemstack`); goroutine profiles can ([`Finding::started_by`]).
+pub const GOROUTINES_SITE: &str = "runtime.malg";
+
+/// The runtime's allocation entry points, never a site themselves.
+fn allocator(f: &str) -> bool {
+    f.starts_with("runtime.mallocgc")
+        || matches!(
+            f,
+            "runtime.newobject"
+                | "runtime.newarray"
+                | "runtime.makeslice"
+                | "runtime.makeslicecopy"
+                | "runtime.growslice"
+                | "runtime.makemap"
+                | "runtime.makemap_small"
+                | "runtime.makechan"
+                | "runtime.rawbyteslice"
+                | "runtime.rawruneslice"
+                | "runtime.rawstring"
+                | "runtime.rawstringtmp"
+                | "runtime.concatstrings"
+                | "runtime.slicebytetostring"
+                | "runtime.convTslice"
+                | "runtime.convTstring"
+                | "runtime.convT"
+                | "runtime.convT64"
+                | "runtime.convT32"
+                | "runtime.convT16"
+        )
+}
+
+/// The allocating frame: the first one outside the runtime and its internal packages; for
+/// stacks wholly inside the runtime (goroutine descriptors, the runtime's own caches), the
+/// first frame past its allocation entry points.
 pub fn site_of(stack: &[String]) -> String {
     stack
         .iter()
         .find(|f| !f.starts_with("runtime.") && !f.starts_with("internal/"))
+        .or_else(|| stack.iter().find(|f| !allocator(f)))
         .or(stack.first())
         .cloned()
         .unwrap_or_default()
@@ -85,6 +121,10 @@ pub struct Finding {
     pub confidence: f64,
     /// One allocating stack, innermost first.
     pub stack: Vec<String>,
+    /// For [`GOROUTINES_SITE`]: the functions whose goroutines keep growing in the same
+    /// target's goroutine profiles (filled in by whoever has them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub started_by: Vec<String>,
 }
 
 /// Sites whose heap in use keeps growing, fastest first.
@@ -123,6 +163,7 @@ pub fn find(snapshots: &mut [Snapshot], rule: &growth::Rule) -> Vec<Finding> {
             first_seen_ms,
             confidence: (g.confidence * 100.0).round() / 100.0,
             stack: last.map_or(Vec::new(), |v| v.2.clone()),
+            started_by: Vec::new(),
         });
     }
     out.sort_by(|a, b| {
@@ -170,5 +211,17 @@ mod tests {
             ]),
             "main.f"
         );
+        // A new goroutine's descriptor, as Go 1.27's heap profile records it.
+        let g: Vec<String> = [
+            "runtime.mallocgc",
+            "runtime.newobject",
+            "runtime.malg",
+            "runtime.newproc1",
+            "runtime.newproc.func1",
+            "runtime.systemstack",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(site_of(&g), GOROUTINES_SITE);
     }
 }

@@ -103,7 +103,7 @@ pub(crate) fn each_profile(
         matchers: sel.matchers.clone(),
     };
     st.store
-        .for_each_profile(&s, from, to, None, &mut |key, t, _, mut p| {
+        .for_each_profile(&s, from, to, None, false, &mut |key, t, _, mut p| {
             p.time_nanos = t;
             f(&key.labels, p);
             Ok(())
@@ -189,14 +189,33 @@ pub(crate) fn heap_by_series(
             per.entry(labels.clone()).or_default().push(snap);
         }
     })?;
-    Ok(per
+    let mut out: Vec<SeriesFindings<heap::Finding>> = per
         .into_iter()
         .map(|(labels, mut snaps)| SeriesFindings {
             labels,
             snapshots: snaps.len(),
             findings: heap::find(&mut snaps, rule),
         })
-        .collect())
+        .collect();
+    // Growing goroutine descriptors: the heap profile cannot say who starts them; the same
+    // target's goroutine profiles can.
+    let goroutines = |f: &heap::Finding| f.site == heap::GOROUTINES_SITE;
+    if out.iter().any(|s| s.findings.iter().any(goroutines)) {
+        let leaking: BTreeMap<Labels, Vec<String>> =
+            leaks_by_series(st, sel, from, to, &leaks::defaults())?
+                .into_iter()
+                .map(|s| {
+                    let fs = s.findings.iter().map(|f| f.function.clone()).collect();
+                    (s.labels, fs)
+                })
+                .collect();
+        for s in &mut out {
+            for f in s.findings.iter_mut().filter(|f| goroutines(f)) {
+                f.started_by = leaking.get(&s.labels).cloned().unwrap_or_default();
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize, Default)]

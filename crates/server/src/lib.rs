@@ -577,8 +577,24 @@ async fn timeline(
         let (mut stype, mut unit, mut snapshot) = (String::new(), String::new(), false);
         let wanted = q.sample_index.as_deref().unwrap_or("");
         let mut bad_index = None;
+        // Refined, each profile goes through pprof's filters first (the report's sample
+        // values, not its total, which is from before filtering).
+        let refined = q.refine.changes_profile();
+        let labels = q.refine.tagfocus.is_some() || q.refine.tagignore.is_some();
+        let mut bad_refine = None;
         st.store
-            .for_each_profile(&sel, from, to, Some(step), &mut |k, t, n, p| {
+            .for_each_profile(&sel, from, to, Some(step), labels, &mut |k, t, n, p| {
+                let p = if refined {
+                    match report(p, &q) {
+                        Ok(r) => r.prof,
+                        Err(e) => {
+                            bad_refine = Some(e);
+                            return Ok(());
+                        }
+                    }
+                } else {
+                    p
+                };
                 let i = match p.sample_index_by_name(wanted) {
                     Ok(i) => i,
                     Err(e) => {
@@ -600,6 +616,9 @@ async fn timeline(
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         if let Some(e) = bad_index {
             return Err(ApiError::BadRequest(e));
+        }
+        if let Some(e) = bad_refine {
+            return Err(e);
         }
         // Bucket start → (value, profiles merged).
         let mut buckets: std::collections::BTreeMap<i64, (i64, u64)> = Default::default();

@@ -421,3 +421,51 @@ async fn snapshot_kinds_over_a_range_are_means() {
     .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
 }
+
+/// A refined timeline sums what the refined profile holds, bucket by bucket.
+#[tokio::test]
+async fn refine_applies_to_profile_and_timeline() {
+    let app = app("refine");
+    let q = enc(r#"cpu{job="demo"}"#);
+    let focus = "focus=%5Emain%5C.fib%24";
+    let (code, body) = get(
+        &app,
+        &format!("/api/v1/profile?query={q}&{}&{focus}", range(0, 9)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let p = gocost_pprof::decode(&body).unwrap();
+    let i = p.sample_index_by_name("cpu").unwrap();
+    let refined: i64 = p.sample.iter().map(|s| s.value[i]).sum();
+    let (_, body) = get(&app, &format!("/api/v1/profile?query={q}&{}", range(0, 9))).await;
+    let whole = gocost_pprof::decode(&body).unwrap();
+    let all: i64 = whole.sample.iter().map(|s| s.value[i]).sum();
+    assert!(0 < refined && refined < all, "{refined} of {all}");
+    let (code, body) = get(
+        &app,
+        &format!(
+            "/api/v1/timeline?query={q}&{}&step=2m&sample_index=cpu&{focus}",
+            range(0, 9)
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let tl: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let sum: i64 = tl["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_i64().unwrap())
+        .sum();
+    assert_eq!(sum, refined);
+    let (code, _) = get(
+        &app,
+        &format!("/api/v1/top?query={q}&{}&focus=%28", range(0, 9)),
+    )
+    .await;
+    assert_eq!(
+        code,
+        StatusCode::BAD_REQUEST,
+        "a bad regexp is the user's mistake"
+    );
+}

@@ -845,8 +845,9 @@ impl Store {
         Ok(())
     }
 
-    /// Calls `f` with the profiles of matching series within `[from_ns, to_ns]`, decoded
-    /// without sample labels, for totals over time, with how many profiles each stands for.
+    /// Calls `f` with the profiles of matching series within `[from_ns, to_ns]`, for totals
+    /// over time, with how many profiles each stands for; sample labels are decoded only
+    /// with `labels`.
     /// With `step_ns`, a stored rollup (the merge of every profile of an hour or a day)
     /// stands in for its profiles when it lies wholly inside one `step_ns` bucket counted
     /// from `from_ns`; `f` then sees it at its bucket start, with its profile count. Without,
@@ -857,6 +858,7 @@ impl Store {
         from_ns: i64,
         to_ns: i64,
         step_ns: Option<i64>,
+        labels: bool,
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
         match step_ns.filter(|&s| s > 0) {
@@ -866,11 +868,18 @@ impl Store {
                 };
                 let how = Visit {
                     use_rollup: Some(&same_bucket),
+                    labels,
+                    keep: None,
+                };
+                self.visit(sel, from_ns, to_ns, &how, f)
+            }
+            None => {
+                let how = Visit {
+                    labels,
                     ..Visit::default()
                 };
                 self.visit(sel, from_ns, to_ns, &how, f)
             }
-            None => self.visit(sel, from_ns, to_ns, &Visit::default(), f),
         }
     }
 

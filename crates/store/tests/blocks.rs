@@ -25,6 +25,7 @@ fn timeline(s: &Store, origin: i64, step: Option<i64>, bucket: i64) -> (BTreeMap
         origin,
         i64::MAX,
         step,
+        false,
         &mut |_, t, _, p| {
             visits += 1;
             let i = p.sample_index_by_name("cpu").unwrap();
