@@ -39,8 +39,8 @@ export function mount(root, app) {
     <div id="x-sandwich-panel" class="panel sandwich" hidden></div>
     <div class="split">
       <div class="flamebox" id="x-flamebox"><canvas id="x-flame" aria-label="Flame graph; arrow keys move, Enter zooms"></canvas></div>
-      <div class="tablebox"><table class="data" id="x-top" aria-label="Top functions">
-        <thead><tr><th><button data-sort="flat">flat</button></th><th>flat%</th><th>sum%</th><th><button data-sort="cum">cum</button></th><th>cum%</th><th class="name">function</th></tr></thead>
+      <div class="tablebox"><div class="hint" id="x-dropped" aria-live="polite"></div><table class="data top" id="x-top" aria-label="Top functions">
+        <thead><tr><th class="name">function</th><th><button data-sort="flat">flat</button></th><th class="pct">flat%</th><th class="pct">sum%</th><th><button data-sort="cum">cum</button></th><th class="pct">cum%</th></tr></thead>
         <tbody></tbody></table></div>
     </div>`;
   const $ = (id) => root.querySelector(id);
@@ -90,7 +90,7 @@ export function mount(root, app) {
     const results = await Promise.allSettled([
       getJSON('timeline', { ...q, sample_index: s.si }, { signal }),
       getJSON('flame', { ...q, sample_index: s.si }, { signal }),
-      getJSON('top', { ...q, sample_index: s.si, nodecount: 500 }, { signal }),
+      getJSON('top', { ...q, sample_index: s.si, nodecount: 500, ...(s.all ? { nodefraction: 0 } : {}) }, { signal }),
     ]);
     if (signal.aborted) return;
     const errors = results.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
@@ -160,7 +160,8 @@ export function mount(root, app) {
 
   function rows() {
     if (!top) return [];
-    const r = top.rows.slice();
+    const re = searchRegex(app.state.search);
+    const r = re ? top.rows.filter((x) => re.test(x.name)) : top.rows.slice();
     if (app.state.sort === 'cum') r.sort((a, b) => b.cum - a.cum || a.name.localeCompare(b.name));
     return r;
   }
@@ -180,11 +181,21 @@ export function mount(root, app) {
   function renderTable() {
     const tb = $('#x-top tbody'), s = app.state;
     for (const b of root.querySelectorAll('[data-sort]')) b.setAttribute('aria-pressed', String(b.dataset.sort === s.sort));
-    if (!top) { tb.innerHTML = ''; return; }
-    tb.innerHTML = rows().map((r) => `<tr tabindex="0" data-name="${esc(r.name)}" aria-selected="${r.name === s.fn}">
-      <td>${esc(r.flat_text)}</td><td>${esc(r.flat_percent.trim())}</td><td>${esc(r.sum_percent.trim())}</td>
-      <td>${esc(r.cum_text)}</td><td>${esc(r.cum_percent.trim())}</td>
-      <td class="name" title="${esc(r.name)}">${esc(r.name)}${r.inline ? ` <span class="muted">${esc(r.inline)}</span>` : ''}</td></tr>`).join('');
+    const dropped = $('#x-dropped');
+    if (!top) { tb.innerHTML = ''; dropped.textContent = ''; return; }
+    const shown = rows();
+    tb.innerHTML = shown.map((r) => `<tr tabindex="0" data-name="${esc(r.name)}" aria-selected="${r.name === s.fn}">
+      <td class="name" title="${esc(r.name)}">${esc(r.name)}${r.inline ? ` <span class="muted">${esc(r.inline)}</span>` : ''}</td>
+      <td>${esc(r.flat_text)}</td><td class="pct">${esc(r.flat_percent.trim())}</td><td class="pct">${esc(r.sum_percent.trim())}</td>
+      <td>${esc(r.cum_text)}</td><td class="pct">${esc(r.cum_percent.trim())}</td></tr>`).join('');
+    // pprof's own words for what the table leaves out, and a way to see it.
+    const drop = (top.header || []).find((h) => /^Dropped \d+ nodes?/.test(h));
+    const parts = [];
+    if (s.search) parts.push(`${shown.length} of ${top.rows.length} functions match the search`);
+    if (drop) parts.push(`${drop.replace('Dropped', 'Hidden:').replace(/ nodes?/, ' small functions')} <button type="button" id="x-all">show all</button>`);
+    else if (s.all) parts.push('All functions shown <button type="button" id="x-all">hide small ones</button>');
+    dropped.innerHTML = parts.join(' · ');
+    dropped.querySelector('#x-all')?.addEventListener('click', () => app.set({ all: s.all ? '' : '1' }, true));
   }
 
   function selectRow(name) {
@@ -270,7 +281,7 @@ export function mount(root, app) {
   return {
     update(changed) {
       const has = (...k) => k.some((x) => changed.has(x));
-      if (has('job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'reload', ...REFINE)) { load(); return; }
+      if (has('job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'reload', 'all', ...REFINE)) { load(); return; }
       if (has('layout')) {
         $('#x-layout').textContent = app.state.layout === 'icicle' ? 'Icicle ▾' : 'Flame ▴';
         flame.inverted = app.state.layout === 'icicle';

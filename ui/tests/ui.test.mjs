@@ -102,8 +102,8 @@ try {
   const top = await api('top', { query: cpuQ, ...range, nodecount: 500 });
   const rows = await page.$$eval('#x-top tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent.trim())));
   check(rows.length === top.rows.length && rows.length > 0, `explore: table has the API's ${top.rows.length} rows`, `${rows.length}`);
-  const rowMismatch = top.rows.findIndex((r, i) => !rows[i] || rows[i][0] !== r.flat_text || rows[i][1] !== r.flat_percent.trim()
-    || rows[i][3] !== r.cum_text || rows[i][4] !== r.cum_percent.trim() || !rows[i][5].startsWith(r.name));
+  const rowMismatch = top.rows.findIndex((r, i) => !rows[i] || !rows[i][0].startsWith(r.name) || rows[i][1] !== r.flat_text
+    || rows[i][2] !== r.flat_percent.trim() || rows[i][4] !== r.cum_text || rows[i][5] !== r.cum_percent.trim());
   check(rowMismatch === -1, 'explore: every row equals /api/v1/top (flat, flat%, cum, cum%, name)', JSON.stringify([rows[rowMismatch], top.rows[rowMismatch]]));
   const hottest = top.rows[0].name;
   console.log(`      hottest function: ${hottest} (${top.rows[0].flat_text})`);
@@ -141,6 +141,19 @@ try {
   check(Math.abs(pageShare - want) < 1e-12 && want > 0, `explore: search "main\\." matched share ${(want * 100).toFixed(2)}% equals the JSON's`, `${pageShare} vs ${want}`);
   check((await page.textContent('#x-matched')).includes((want * 100).toFixed(2) + '%'), 'explore: matched % is shown');
   await shot('explore-search');
+  const shownNames = await page.$$eval('#x-top tbody tr', (trs) => trs.map((tr) => tr.dataset.name));
+  const wantNames = top.rows.filter((r) => re.test(r.name)).map((r) => r.name);
+  check(JSON.stringify(shownNames) === JSON.stringify(wantNames) && shownNames.length > 0 && shownNames.length < top.rows.length
+    && (await page.textContent('#x-dropped')).includes(`${wantNames.length} of ${top.rows.length} functions match`),
+  'explore: search filters the table too, and says how many match', `${shownNames.length} of ${top.rows.length}`);
+  // Every function name is whole (wrapped, never clipped), on a desktop and on a phone.
+  const clippedNames = () => page.$$eval('#x-top td.name', (tds) => tds.filter((td) => td.scrollWidth > td.clientWidth + 1).length);
+  check(await clippedNames() === 0, 'explore: no function name is clipped at 1440 px');
+  await page.setViewportSize({ width: 390, height: 844 });
+  const phone = await page.$eval('#x-top td.name', (td) => td.getBoundingClientRect().width);
+  check(await clippedNames() === 0 && phone > 150, 'explore: names are whole and wide at 390 px', `${phone}px`);
+  await shot('explore-phone');
+  await page.setViewportSize({ width: 1440, height: 960 });
 
   // Click to zoom; the URL keeps it; a reload shows the same view.
   await page.mouse.click(cbox.x + box.x + box.w / 2, cbox.y + box.y + box.h / 2);
@@ -277,7 +290,7 @@ try {
   // Another kind and sample type, and a label filter: the page shows what the API answers.
   await open({ view: 'explore', job: 'demo', kind: 'heap', si: 'alloc_space', ...range }, 'explore');
   const heapTop = await api('top', { query: 'heap{job="demo"}', ...range, sample_index: 'alloc_space', nodecount: 500 });
-  const heapRows = await page.$$eval('#x-top tbody tr', (trs) => trs.map((tr) => tr.children[0].textContent.trim()));
+  const heapRows = await page.$$eval('#x-top tbody tr', (trs) => trs.map((tr) => tr.children[1].textContent.trim()));
   check(heapTop.sample_type === 'alloc_space' && JSON.stringify(heapRows) === JSON.stringify(heapTop.rows.map((r) => r.flat_text)),
     'explore: heap alloc_space rows equal the API\'s', `${heapRows.slice(0, 3)} vs ${heapTop.rows.slice(0, 3).map((r) => r.flat_text)}`);
   check(await page.$eval('#c-si', (s) => s.value) === 'alloc_space', 'explore: the sample type picker shows the URL\'s');
