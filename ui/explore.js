@@ -36,6 +36,8 @@ export function mount(root, app) {
         <input id="x-tag" placeholder="tenant=acme" size="14"></label>
       <span id="x-chips"></span>
     </div>
+    <details class="panel" id="x-labels"><summary>Labels — the pprof labels of these samples and their shares (go tool pprof -tags); click a value to filter</summary>
+      <div id="x-labels-body" class="labels"></div></details>
     <div id="x-sandwich-panel" class="panel sandwich" hidden></div>
     <div class="split">
       <div class="flamebox" id="x-flamebox"><canvas id="x-flame" aria-label="Flame graph; arrow keys move, Enter zooms"></canvas></div>
@@ -119,6 +121,7 @@ export function mount(root, app) {
     applySearch();
     renderSandwich();
     renderRefine();
+    loadLabels();
     document.body.dataset.ready = 'explore';
   }
 
@@ -164,6 +167,24 @@ export function mount(root, app) {
     const r = re ? top.rows.filter((x) => re.test(x.name)) : top.rows.slice();
     if (app.state.sort === 'cum') r.sort((a, b) => b.cum - a.cum || a.name.localeCompare(b.name));
     return r;
+  }
+
+  /** The label explorer: `/api/v1/tags` of the current selection, fetched when open. */
+  async function loadLabels() {
+    const body = $('#x-labels-body');
+    if (!$('#x-labels').open || !app.state.kind) return;
+    const s = app.state;
+    try {
+      const t = await getJSON('tags', { ...query(), sample_index: s.si });
+      if (!t.keys.length) { body.innerHTML = '<p class="muted">No pprof labels in these samples (Go programs set them with <code>pprof.Do</code>).</p>'; return; }
+      body.innerHTML = t.keys.map((k) => `<table class="data labels" aria-label="${esc(k.key)}"><thead><tr><th class="name">${esc(k.key)}</th>
+        <th>${esc(label(k.total, t.unit))}</th><th>${t.total ? ((k.total / t.total) * 100).toFixed(2) + '%' : ''}</th></tr></thead><tbody>
+        ${k.values.slice(0, 20).map(([v, n]) => `<tr tabindex="0" data-key="${esc(k.key)}" data-value="${esc(v)}" data-numeric="${k.numeric ? '1' : ''}" title="Only samples with ${esc(k.key)}=${esc(v)} (tagfocus)">
+          <td class="name">${esc(v)}</td><td>${esc(label(n, t.unit))}</td><td>${t.total ? ((n / t.total) * 100).toFixed(2) + '%' : ''}</td></tr>`).join('')}
+        ${k.values.length > 20 ? `<tr><td class="name muted" colspan="3">and ${k.values.length - 20} more values</td></tr>` : ''}</tbody></table>`).join('');
+    } catch (e) {
+      if (e.name !== 'AbortError') body.innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    }
   }
 
   /** The active refine options as removable chips, and the buttons' state. */
@@ -258,6 +279,16 @@ export function mount(root, app) {
     });
   }
   on('#x-tag', 'change', (e) => app.set({ tagfocus: e.target.value.trim(), zoom: '' }, true));
+  on('#x-labels', 'toggle', () => loadLabels());
+  on('#x-labels-body', 'click', (e) => {
+    const tr = e.target.closest('tr[data-key]');
+    if (!tr) return;
+    // A numeric label (allocation bytes) is filtered by a range; a whole value (1MB) is one,
+    // a rounded one (5.25kB) cannot be matched exactly: type a range in Labels instead.
+    const { key, value, numeric } = tr.dataset;
+    if (numeric && value.includes('.')) { $('#x-tag').value = `${key}=`; $('#x-tag').focus(); return; }
+    app.set({ tagfocus: `${key}=${numeric ? value : `^${reEscape(value)}$`}`, zoom: '' }, true);
+  });
   on('#x-chips', 'click', (e) => {
     const b = e.target.closest('[data-unrefine]');
     if (b) app.set({ [b.dataset.unrefine]: '', zoom: '' }, true);

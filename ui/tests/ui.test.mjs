@@ -326,6 +326,24 @@ try {
   const tagTotal = await page.evaluate(() => window.gocost.view.flame.data.total[0]);
   check(tagTotal === tagFl.nodes[0][3] && tagTotal > 0 && tagTotal < fl.nodes[0][3] && (await page.$eval('#x-tag', (i) => i.value)) === 'tenant=acme',
     'refine: a pprof label filter (tagfocus) shows the labelled samples', `${tagTotal} of ${fl.nodes[0][3]}`);
+  // The label explorer: the API's -tags numbers; a click filters by that value.
+  await open({ view: 'explore', job: 'demo', kind: 'cpu', ...range }, 'explore');
+  await page.click('#x-labels summary');
+  await page.waitForSelector('#x-labels-body table');
+  const tagsApi = await api('tags', { query: cpuQ, ...range });
+  const shownTags = await page.$$eval('#x-labels-body table', (ts) => ts.map((t) => [t.querySelector('th').textContent,
+    [...t.querySelectorAll('tbody tr[data-key]')].map((tr) => tr.dataset.value)]));
+  const wantTags = tagsApi.keys.map((k) => [k.key, k.values.slice(0, 20).map(([v]) => v)]);
+  check(JSON.stringify(shownTags) === JSON.stringify(wantTags) && wantTags.some(([k]) => k === 'tenant'),
+    'labels: the explorer lists the API\'s label keys and values (go tool pprof -tags)', JSON.stringify(shownTags));
+  await shot('explore-labels');
+  await page.click('#x-labels-body tr[data-key="tenant"][data-value="acme"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('tagfocus') === 'tenant=^acme$');
+  await ready('explore');
+  const acmeFl = await api('flame', { query: cpuQ, ...range, tagfocus: 'tenant=^acme$' });
+  check(await page.evaluate(() => window.gocost.view.flame.data.total[0]) === acmeFl.nodes[0][3],
+    'labels: clicking a value filters the graph by it (tagfocus)');
+  noConsoleErrors('explore (labels)');
   noConsoleErrors('explore (refine)');
 
   // An API error is shown, not swallowed.

@@ -84,6 +84,8 @@ enum Cmd {
     Traces(ReportArgs),
     /// Print the profile's raw contents: `go tool pprof -raw`.
     Raw(ReportArgs),
+    /// Print the pprof labels (pprof.Do, allocation sizes) and their shares: `go tool pprof -tags`.
+    Tags(ReportArgs),
     /// Merge profiles into one file that `go tool pprof` reads like the inputs together.
     Merge(MergeArgs),
     /// Draw a flame graph: .svg (interactive), .folded (collapsed stacks) or .json (speedscope).
@@ -296,7 +298,7 @@ fn report_options(kind: Kind, f: &FilterArgs) -> Result<Options> {
 fn build_report(src: &SourceArgs, opts: &Options) -> Result<Report> {
     // Only -raw and -traces print labels, and tag filters read them; other reports ignore
     // them.
-    let labels = matches!(opts.kind, Kind::Raw | Kind::Traces)
+    let labels = matches!(opts.kind, Kind::Raw | Kind::Traces | Kind::Tags)
         || opts.tagfocus.is_some()
         || opts.tagignore.is_some();
     let p = source::load(&inputs(src), &load_opts(src, labels))?;
@@ -353,6 +355,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Raw(a) => {
             let rpt = build_report(&a.src, &report_options(Kind::Raw, &a.filter)?)?;
             write_stdout(&rpt.raw_text())
+        }
+        Cmd::Tags(a) => {
+            let rpt = build_report(&a.src, &report_options(Kind::Tags, &a.filter)?)?;
+            write_stdout(&rpt.tags_text())
         }
         Cmd::Merge(a) => {
             let p = source::load(&inputs(&a.src), &load_opts(&a.src, true))?;

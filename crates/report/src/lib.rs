@@ -34,7 +34,7 @@ use regex::Regex;
 
 pub use graph::NodeInfo;
 pub use stacks::{StackFrame, flame_stacks};
-pub use text::{TopReport, TopRow};
+pub use text::{TagKey, TopReport, TopRow};
 
 /// A `hide` regexp for Go's asynchronous preemption: `runtime.asyncPreempt` is the leaf of
 /// whatever tight loop it interrupted, so its time belongs to that caller. Analyses that
@@ -78,6 +78,8 @@ pub enum Kind {
     Top,
     Traces,
     Raw,
+    /// `-tags`: label keys and values (reads sample labels).
+    Tags,
 }
 
 /// Report options, named after pprof's flags.
@@ -184,7 +186,7 @@ impl Report {
                 opts.nodefraction = 0.0;
                 opts.edgefraction = 0.0;
             }
-            Kind::Top => {
+            Kind::Top | Kind::Tags => {
                 if opts.nodecount.is_none() {
                     opts.nodecount = Some(0);
                 }
@@ -290,6 +292,16 @@ impl Report {
     /// The `-top` report as data.
     pub fn top(&self) -> TopReport {
         text::top(self)
+    }
+
+    /// The `-tags` report as data: label keys with their values' shares.
+    pub fn tags(&self) -> Vec<text::TagKey> {
+        text::tag_keys(self)
+    }
+
+    /// The `-tags` report as pprof prints it.
+    pub fn tags_text(&self) -> String {
+        text::tags(self)
     }
 
     /// The `-top` report as pprof prints it.

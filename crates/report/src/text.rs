@@ -456,3 +456,106 @@ pub fn raw(p: &Profile) -> String {
     out.push('\n');
     out
 }
+
+/// One label key of the `-tags` report: its values' share of the sample values.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagKey {
+    pub key: String,
+    /// A numeric label (allocation `bytes`, ...): filter it with a range (`bytes=1MB`), not
+    /// a regexp.
+    pub numeric: bool,
+    /// Σ of the values of samples with this key (a sample counts once per value it has).
+    pub total: i64,
+    /// Values by share, largest first (then by name), as pprof lists them; numeric values
+    /// are formatted in their unit (`1MB`).
+    pub values: Vec<(String, i64)>,
+}
+
+/// The label keys and values of the report's samples, as pprof's `-tags` counts them: keys
+/// by name, values by share.
+pub fn tag_keys(rpt: &Report) -> Vec<TagKey> {
+    let units = crate::filter::num_label_units(&rpt.prof);
+    let mut keys: std::collections::BTreeMap<String, std::collections::HashMap<String, i64>> =
+        Default::default();
+    let mut numeric = std::collections::HashSet::new();
+    for s in &rpt.prof.sample {
+        let v = s.value[rpt.index];
+        for l in &s.label {
+            let val = match &l.value {
+                LabelValue::Str(x) => x.to_string(),
+                LabelValue::Num { value, .. } => {
+                    numeric.insert(l.key.to_string());
+                    scaled_label(
+                        *value,
+                        units.get(&*l.key).map_or("", String::as_str),
+                        "minimum",
+                    )
+                }
+            };
+            let e = keys
+                .entry(l.key.to_string())
+                .or_default()
+                .entry(val)
+                .or_default();
+            *e = e.wrapping_add(v);
+        }
+    }
+    keys.into_iter()
+        .map(|(key, vals)| {
+            let mut values: Vec<(String, i64)> = vals.into_iter().collect();
+            values.sort_by(|a, b| {
+                b.1.wrapping_abs()
+                    .cmp(&a.1.wrapping_abs())
+                    .then_with(|| a.0.cmp(&b.0))
+            });
+            let total = values.iter().fold(0i64, |t, v| t.wrapping_add(v.1));
+            TagKey {
+                numeric: numeric.contains(&key),
+                key,
+                total,
+                values,
+            }
+        })
+        .collect()
+}
+
+/// The `-tags` report as pprof prints it (`text/tabwriter`, right-aligned, one space of
+/// padding; each key's lines are one block of columns).
+pub fn tags(rpt: &Report) -> String {
+    let fmt = |v: i64| scaled_label(v, &rpt.sample_unit, "minimum");
+    let mut out = String::new();
+    for k in tag_keys(rpt) {
+        let head = if rpt.total > 0 {
+            format!(
+                " Total {} of {} ({})",
+                fmt(k.total),
+                fmt(rpt.total),
+                percentage(k.total, rpt.total)
+            )
+        } else {
+            format!(" Total {} of {}", fmt(k.total), fmt(rpt.total))
+        };
+        let cells: Vec<(String, String)> = k
+            .values
+            .iter()
+            .map(|(name, v)| {
+                let c = if rpt.total > 0 {
+                    format!("{} ({}):", fmt(*v), percentage(*v, rpt.total))
+                } else {
+                    format!("{}:", fmt(*v))
+                };
+                (c, format!(" {name}"))
+            })
+            .collect();
+        let key = format!("{}:", k.key);
+        // Widths in characters, as tabwriter counts them (UTF-8 runes).
+        let w0 = key.chars().count().max(1) + 1;
+        let w1 = cells.iter().map(|c| c.0.chars().count()).max().unwrap_or(0) + 1;
+        let _ = writeln!(out, "{key:>w0$}{head}");
+        for (c, name) in &cells {
+            let _ = writeln!(out, "{:>w0$}{c:>w1$}{name}", " ");
+        }
+        out.push('\n');
+    }
+    out
+}

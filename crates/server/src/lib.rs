@@ -335,6 +335,40 @@ async fn top(
     Ok(axum::Json(top).into_response())
 }
 
+/// `/api/v1/tags`: the pprof labels of the range's samples (`go tool pprof -tags`): per key
+/// its values' shares. `format=text`: pprof's text.
+async fn tags(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let text = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(f) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown format {f:?}: use json or text"
+            )));
+        }
+    };
+    let body = blocking(move || {
+        let rpt = report(merged(&st, &q)?, &q)?;
+        Ok::<_, ApiError>(if text {
+            rpt.tags_text().into_response()
+        } else {
+            axum::Json(serde_json::json!({
+                "sample_type": rpt.sample_type,
+                "unit": rpt.sample_unit,
+                "total": rpt.total,
+                "keys": rpt.tags(),
+            }))
+            .into_response()
+        })
+    })
+    .await??;
+    Ok(body)
+}
+
 fn report(p: gocost_pprof::Profile, q: &RangeQuery) -> Result<gocost_report::Report, ApiError> {
     let r = &q.refine;
     let granularity = match r.granularity.as_deref().filter(|g| !g.is_empty()) {
@@ -923,6 +957,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ui/{file}", get(ui::file))
         .route("/api/v1/profile", get(profile))
         .route("/api/v1/top", get(top))
+        .route("/api/v1/tags", get(tags))
         .route("/api/v1/flame", get(flame))
         .route("/api/v1/timeline", get(timeline))
         .route("/api/v1/diff", get(diff))

@@ -1,8 +1,9 @@
-//! The API's refine options are pprof's: every `-top` case of `testdata/golden/cases.txt`
-//! (focus, ignore, hide, show, show_from, prune_from, tagfocus, tagignore, granularity,
-//! noinlines, cum, nodecount, nodefraction, sample_index, several files merged), asked of
-//! `/api/v1/top?format=text` with the same options over the stored profiles, prints exactly
-//! what `go tool pprof -top` printed for the files (the committed golden), byte for byte.
+//! The API's refine options are pprof's: every `-top` and `-tags` case of
+//! `testdata/golden/cases.txt` (focus, ignore, hide, show, show_from, prune_from, tagfocus,
+//! tagignore, granularity, noinlines, cum, nodecount, nodefraction, sample_index, several
+//! files merged), asked of `/api/v1/top?format=text` or `/api/v1/tags?format=text` with the
+//! same options over the stored profiles, prints exactly what `go tool pprof` printed for the
+//! files (the committed golden), byte for byte.
 
 use std::sync::{Arc, RwLock};
 
@@ -53,7 +54,7 @@ fn params(args: &[String]) -> Option<(Vec<String>, Vec<String>)> {
 }
 
 #[tokio::test]
-async fn top_with_refine_options_is_go_tool_pprof_top() {
+async fn top_and_tags_with_refine_options_are_go_tool_pprofs() {
     let dir = std::env::temp_dir().join(format!("gocost-api-golden-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (store, _) = std::thread::spawn(move || Store::open(Options::new(&dir)))
@@ -63,7 +64,7 @@ async fn top_with_refine_options_is_go_tool_pprof_top() {
     let known = divergences();
     let mut asked = Vec::new();
     for (i, case) in cases().iter().enumerate() {
-        if case.args[0] != "-top" || known.contains_key(&case.slug) {
+        if !matches!(case.args[0].as_str(), "-top" | "-tags") || known.contains_key(&case.slug) {
             continue;
         }
         let Some((q, files)) = params(&case.args) else {
@@ -74,14 +75,14 @@ async fn top_with_refine_options_is_go_tool_pprof_top() {
             let bytes = std::fs::read(profiles_dir().join(f)).unwrap();
             store.append(&key, T0 + j as i64, &bytes).unwrap();
         }
-        asked.push((case.slug.clone(), i, q));
+        asked.push((case.slug.clone(), i, case.args[0][1..].to_string(), q));
     }
     let health: HealthSource = Arc::new(RwLock::new(Box::new(Vec::new)));
     let app = router(AppState::new(Arc::new(store), health));
     let mut failures = Vec::new();
-    for (slug, i, q) in &asked {
+    for (slug, i, report, q) in &asked {
         let uri = format!(
-            "/api/v1/top?format=text&agg=sum&query=cpu%7Bcase%3D%22{i}%22%7D&from={}&to={}&{}",
+            "/api/v1/{report}?format=text&agg=sum&query=cpu%7Bcase%3D%22{i}%22%7D&from={}&to={}&{}",
             T0 / 1_000_000_000 - 1,
             T0 / 1_000_000_000 + 10,
             q.join("&")
@@ -105,10 +106,11 @@ async fn top_with_refine_options_is_go_tool_pprof_top() {
             failures.push(e);
         }
     }
-    assert!(asked.len() >= 200, "only {} -top cases asked", asked.len());
+    assert!(asked.len() >= 200, "only {} cases asked", asked.len());
+    assert!(asked.iter().filter(|a| a.2 == "tags").count() >= 10);
     assert!(
         failures.is_empty(),
-        "{} of {} API answers differ from go tool pprof -top (actual output in target/golden-actual/):\n{}",
+        "{} of {} API answers differ from go tool pprof (actual output in target/golden-actual/):\n{}",
         failures.len(),
         asked.len(),
         failures

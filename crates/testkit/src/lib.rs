@@ -48,6 +48,7 @@ const FLAGS: &[&str] = &[
     "-top",
     "-raw",
     "-traces",
+    "-tags",
     "-nodecount=",
     "-sample_index=",
     "-cum",
@@ -91,9 +92,9 @@ impl Case {
                 return Err(format!("unsupported flag {a:?}"));
             }
         }
-        if !matches!(args[0].as_str(), "-top" | "-raw" | "-traces") {
+        if !matches!(args[0].as_str(), "-top" | "-raw" | "-traces" | "-tags") {
             return Err(format!(
-                "a case starts with -top, -raw or -traces, not {:?}",
+                "a case starts with -top, -raw, -traces or -tags, not {:?}",
                 args[0]
             ));
         }
@@ -171,6 +172,7 @@ pub fn gocost_args(case: &Case) -> Vec<String> {
             "-top" => out.insert(0, "top".to_string()),
             "-raw" => out.insert(0, "raw".to_string()),
             "-traces" => out.insert(0, "traces".to_string()),
+            "-tags" => out.insert(0, "tags".to_string()),
             "-cum" => out.push("--cum".into()),
             "-normalize" => out.push("--normalize".into()),
             "-noinlines" => out.push("--noinlines".into()),
