@@ -165,7 +165,7 @@ class App {
       <datalist id="c-labels">${pairs.map((p) => `<option value="${attr(p)}">`).join('')}</datalist>
       <span class="presets" role="group" aria-label="Time range presets">${presets.map((p) =>
         `<button type="button" data-preset="${p}" aria-pressed="${s.from === 'now-' + p && s.to === 'now'}">${p}</button>`).join('')}</span>
-      <label title="${v === 'compare' ? 'Range B (the head, compared with A)' : 'Start of the range'}">${v === 'compare' ? 'B' : 'From'} <input id="c-from" class="time" value="${attr(prettyTime(s.from))}" title="unix seconds, RFC 3339, now or now-1h"></label>
+      <label title="${v === 'compare' ? 'The head range (compared with the base)' : 'Start of the range'}">${v === 'compare' ? '<span class="head-key">Head</span>' : 'From'} <input id="c-from" class="time" value="${attr(prettyTime(s.from))}" title="unix seconds, RFC 3339, now or now-1h"></label>
       <label>to <input id="c-to" class="time" value="${attr(prettyTime(s.to))}"></label>
       <button type="button" id="c-out" title="Zoom out: twice the range, same centre (-)">−</button>
       <button type="button" id="c-reload" title="Reload the data (r)">↻</button>`;

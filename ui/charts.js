@@ -59,7 +59,7 @@ export class TimeChart {
   }
 
   /** series: [{ name, points: [[ms, v]], kind: 'bar'|'line'|'dots', color }]; range [ms, ms]. */
-  /** bands: [{ from, to, label }] shaded behind the data (e.g. Compare's ranges A and B). */
+  /** bands: [{ from, to, label, color? }] shaded behind the data (e.g. Compare's base and head); color is a CSS variable. */
   set(series, range, { unit = this.o.unit, step = 0, bands = [] } = {}) {
     this.series = series;
     this.range = range;
@@ -118,12 +118,15 @@ export class TimeChart {
       const t = this.range[0] + (span * k) / ticks;
       ctx.fillText(clock(t, span), Math.min(Math.max(this.xOf(t), PAD_L + 20), W - PAD_R - 20), H - PAD_B + 5);
     }
-    // Bands (ranges A and B in Compare).
+    // Bands (the base and head ranges in Compare).
     for (const b of this.bands || []) {
       const a = Math.max(PAD_L, this.xOf(b.from)), z = Math.min(W - PAD_R, this.xOf(b.to));
-      ctx.fillStyle = st.getPropertyValue('--select').trim();
+      // A band's own colour (a CSS variable, e.g. Compare's base and head), faint.
+      ctx.fillStyle = st.getPropertyValue(b.color || '--select').trim();
+      if (b.color) ctx.globalAlpha = 0.18;
       ctx.fillRect(a, PAD_T, Math.max(2, z - a), plotH);
-      ctx.fillStyle = fg; ctx.textAlign = 'left'; ctx.textBaseline = 'top';
+      ctx.globalAlpha = 1;
+      ctx.fillStyle = b.color ? st.getPropertyValue(b.color).trim() : fg; ctx.textAlign = 'left'; ctx.textBaseline = 'top';
       ctx.fillText(b.label, a + 3, PAD_T + 2);
     }
     // Data.

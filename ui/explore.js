@@ -122,6 +122,7 @@ export function mount(root, app) {
     renderSandwich();
     renderRefine();
     loadLabels();
+    probeYesterday(signal);
     document.body.dataset.ready = 'explore';
   }
 
@@ -167,6 +168,19 @@ export function mount(root, app) {
     const r = re ? top.rows.filter((x) => re.test(x.name)) : top.rows.slice();
     if (app.state.sort === 'cum') r.sort((a, b) => b.cum - a.cum || a.name.localeCompare(b.name));
     return r;
+  }
+
+  /** "Compare with yesterday" only when there are profiles a day earlier to compare with. */
+  async function probeYesterday(signal) {
+    const b = $('#x-compare'), s = app.state, day = -86400e3;
+    let ok = false;
+    try {
+      const t = await getJSON('timeline', { query: query().query, from: shiftTime(s.from, day), to: shiftTime(s.to, day), step: '24h' }, { signal });
+      ok = t.points.length > 0;
+    } catch (e) { if (e.name === 'AbortError') return; }
+    b.disabled = !ok;
+    b.title = ok ? 'Compare this range with the same range 24 hours earlier'
+      : 'No profiles a day earlier to compare with: pick any two ranges in Compare (key 2)';
   }
 
   /** The label explorer: `/api/v1/tags` of the current selection, fetched when open. */
@@ -260,7 +274,7 @@ export function mount(root, app) {
   on('#x-sandwich', 'click', () => openSandwich());
   on('#x-compare', 'click', () => {
     const s = app.state, day = -86400e3;
-    app.set({ view: 'compare', bfrom: shiftTime(s.from, day), bto: shiftTime(s.to, day), zoom: '', fn: '' }, true);
+    app.set({ view: 'compare', bfrom: shiftTime(s.from, day), bto: shiftTime(s.to, day), zoom: '' }, true);
   });
   for (const b of root.querySelectorAll('[data-sort]')) b.addEventListener('click', () => app.set({ sort: b.dataset.sort }, true));
   const tbody = $('#x-top tbody');

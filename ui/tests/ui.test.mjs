@@ -353,13 +353,13 @@ try {
   check((await page.textContent('#x-error')).includes(apiErr.error), 'explore: shows the API\'s error message', apiErr.error);
   consoleErrors = consoleErrors.filter((e) => !e.includes('400')); // the browser logs the failed fetches
 
-  // "Compare with yesterday" from Explore: the base is the same range a day earlier (this
-  // gocost has no data from yesterday, so the page must say so, naming the base).
+  // "Compare with yesterday" from Explore: this gocost has no data from yesterday, so the
+  // button is not offered (no dead end); Compare with such a base says so, naming the base.
   await open({ view: 'explore', job: 'demo', kind: 'cpu', from: 'now-10m', to: 'now' }, 'explore');
-  await page.click('#x-compare');
-  await ready('compare');
-  check(urlParam('view') === 'compare' && urlParam('bfrom') === 'now-1450m' && urlParam('bto') === 'now-1d',
-    'explore → Compare with yesterday: base range is one day earlier', page.url());
+  await page.waitForFunction(() => document.querySelector('#x-compare').disabled);
+  check((await page.getAttribute('#x-compare', 'title')).startsWith('No profiles a day earlier'),
+    'explore: "Compare with yesterday" is disabled, and says why, when there is no yesterday', await page.getAttribute('#x-compare', 'title'));
+  await open({ view: 'compare', job: 'demo', kind: 'cpu', from: 'now-10m', to: 'now', bfrom: 'now-1450m', bto: 'now-1d' }, 'compare');
   check((await page.textContent('#d-error')).startsWith('base: no profiles match'), 'compare: a base with no data says so', await page.textContent('#d-error'));
   consoleErrors = consoleErrors.filter((e) => !e.includes('404'));
 
@@ -385,6 +385,32 @@ try {
   const gotChanges = (await page.$$eval('#d-table tbody tr', (trs) => trs.map((tr) => tr.dataset.name))).slice(0, 10);
   check(JSON.stringify(gotChanges) === JSON.stringify(wantChanges), 'compare: the biggest changes are the ones computed from the API', JSON.stringify({ gotChanges, wantChanges }));
   await shot('compare');
+  // Cum changes (growth through a frame), each stack counted once per function: sorted by them
+  // on request; the diff downloads as the profile go tool pprof -diff_base would build.
+  const cumOf = (vi) => {
+    const m = new Map();
+    df.nodes.forEach((r, i) => {
+      if (i === 0 || !r[vi]) return;
+      const n = df.names[r[0]];
+      for (let a = r[2]; a > 0; a = df.nodes[a][2]) if (df.names[df.nodes[a][0]] === n) return;
+      m.set(n, (m.get(n) || 0) + r[vi] * (vi === 5 ? scale : 1));
+    });
+    return m;
+  };
+  const hc = cumOf(3), bc = cumOf(5);
+  const wantCum = [...new Set([...hc.keys(), ...bc.keys(), ...head.keys(), ...baseM.keys()])]
+    .map((n) => ({ n, d: (hc.get(n) || 0) - (bc.get(n) || 0) }))
+    .sort((a, b) => Math.abs(b.d) - Math.abs(a.d) || a.n.localeCompare(b.n)).slice(0, 10).map((x) => x.n);
+  await page.click('[data-dsort="cum"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('sort') === 'cum');
+  const gotCum = (await page.$$eval('#d-table tbody tr', (trs) => trs.map((tr) => tr.dataset.name))).slice(0, 10);
+  check(JSON.stringify(gotCum) === JSON.stringify(wantCum), 'compare: sorted by cum change, as computed from the API', JSON.stringify({ gotCum, wantCum }));
+  const diffHref = new URL(await page.getAttribute('#dl-diff', 'href'), base);
+  const diffDl = await fetch(diffHref);
+  check(diffHref.pathname === '/api/v1/profile' && diffHref.searchParams.get('base_from') === cmp.bfrom && diffDl.status === 200,
+    'compare: the diff downloads as a pprof profile (-diff_base)', diffHref.search);
+  await page.click('[data-dsort="flat"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('sort') !== 'cum');
   await page.click('#d-norm');
   await page.waitForFunction(() => new URL(location.href).searchParams.get('norm') === '0');
   check(await page.evaluate(() => window.gocost.view.flame.data.bTotal[0]) === df.nodes[0][5], 'compare: unnormalised shows raw base values');

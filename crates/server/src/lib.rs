@@ -286,7 +286,11 @@ async fn profile(
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
     let bytes = blocking(move || {
-        let p = merged(&st, &q)?;
+        let p = if q.base_from.is_some() || q.base_to.is_some() || q.base_query.is_some() {
+            diff_profile(&st, &q)?
+        } else {
+            merged(&st, &q)?
+        };
         // Refined, it is the profile pprof's report would read (as `go tool pprof -proto`
         // with the same options writes it).
         let p = if q.refine.changes_profile() {
@@ -686,18 +690,20 @@ async fn diff(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let top = blocking(move || {
-        let p = merged(&st, &q)?;
-        let bq = base_of(&q)?;
-        let mut base = merged_base(&st, &bq)?;
-        base.set_label("pprof::base", "true");
-        base.scale(-1.0);
-        let d =
-            gocost_pprof::merge::combine(vec![p, base]).map_err(|e| ApiError::BadRequest(e.0))?;
-        Ok::<_, ApiError>(report(d, &q)?.top())
-    })
-    .await??;
+    let top =
+        blocking(move || Ok::<_, ApiError>(report(diff_profile(&st, &q)?, &q)?.top())).await??;
     Ok(axum::Json(top).into_response())
+}
+
+/// The head (`query` over `from..to`) with the base subtracted and its samples labelled
+/// `pprof::base=true`: what `go tool pprof -diff_base` builds, so that pprof reading it
+/// reports the change with percentages of the base.
+fn diff_profile(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiError> {
+    let p = merged(st, q)?;
+    let mut base = merged_base(st, &base_of(q)?)?;
+    base.set_label("pprof::base", "true");
+    base.scale(-1.0);
+    gocost_pprof::merge::combine(vec![p, base]).map_err(|e| ApiError::BadRequest(e.0))
 }
 
 /// Runtime-metric series (`metric{__name__="go_memstats_heap_alloc_bytes",job="api"}`) with

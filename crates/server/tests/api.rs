@@ -469,3 +469,30 @@ async fn refine_applies_to_profile_and_timeline() {
         "a bad regexp is the user's mistake"
     );
 }
+
+/// The diff download is what `go tool pprof -diff_base` builds: head − base, base samples
+/// labelled, so the report's total is the base's.
+#[tokio::test]
+async fn diff_download_is_pprofs_diff_base() {
+    let app = app("diffdl");
+    let q = enc(r#"cpu{job="demo"}"#);
+    let (code, body) = get(
+        &app,
+        &format!(
+            "/api/v1/profile?query={q}&{}&base_from={}&base_to={}",
+            range(1, 1),
+            T0 / 1_000_000_000,
+            T0 / 1_000_000_000
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let d = gocost_pprof::decode(&body).unwrap();
+    let cpu = gocost_pprof::decode(&profile("cpu.pb.gz")).unwrap();
+    let cpu2 = gocost_pprof::decode(&profile("cpu2.pb.gz")).unwrap();
+    let i = d.sample_index_by_name("cpu").unwrap();
+    let sum = |p: &gocost_pprof::Profile| p.sample.iter().map(|s| s.value[i]).sum::<i64>();
+    assert_eq!(sum(&d), sum(&cpu2) - sum(&cpu), "head − base");
+    let rpt = gocost_report::Report::new(d, &Default::default()).unwrap();
+    assert_eq!(rpt.total, sum(&cpu), "percentages of the base");
+}
