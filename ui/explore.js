@@ -41,7 +41,7 @@ export function mount(root, app) {
     <div id="x-sandwich-panel" class="panel sandwich" hidden></div>
     <div class="split">
       <div class="flamebox" id="x-flamebox"><canvas id="x-flame" aria-label="Flame graph; arrow keys move, Enter zooms"></canvas></div>
-      <div class="tablebox"><div class="hint" id="x-dropped" aria-live="polite"></div><table class="data top" id="x-top" aria-label="Top functions">
+      <div class="tablebox"><div class="hint" id="x-dropped" aria-live="polite"></div><table class="data toptable" id="x-top" aria-label="Top functions">
         <thead><tr><th class="name">function</th><th><button data-sort="flat">flat</button></th><th class="pct">flat%</th><th class="pct">sum%</th><th><button data-sort="cum">cum</button></th><th class="pct">cum%</th></tr></thead>
         <tbody></tbody></table></div>
     </div>`;
