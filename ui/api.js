@@ -1,5 +1,7 @@
 // The HTTP API (API.md): JSON GETs whose errors carry the server's message.
 
+import { esc } from './format.js';
+
 export class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
@@ -56,4 +58,23 @@ export function refineParams(s) {
   const r = {};
   for (const k of REFINE) if (s[k]) r[k] = s[k];
   return r;
+}
+
+/** What each scraped kind needs from a Go service, for hints when its scrape fails. */
+const NEEDS = {
+  expvar: 'the service serves no /debug/vars: add <code>import _ "expvar"</code> to it (or scrape <code>metrics = ["prometheus"]</code>)',
+  prometheus: 'the service serves no Prometheus metrics there: expose them (e.g. promhttp) or set the job\'s <code>metrics_path</code>',
+  profile: 'the service serves no /debug/pprof: add <code>import _ "net/http/pprof"</code> to it (or set the job\'s <code>path_prefix</code>)',
+};
+
+/**
+ * Why a job's data may be missing: its failing scrape targets (of `kinds`, default all),
+ * each with its error and, for a 404, what the service lacks. HTML, empty when all is well.
+ */
+export function scrapeHints(targets, job, kinds = null) {
+  return targets.filter((t) => t.job === job && !t.up && t.last_error && (!kinds || kinds.includes(t.kind)))
+    .map((t) => {
+      const need = /\b404\b/.test(t.last_error) ? NEEDS[t.kind] || NEEDS.profile : '';
+      return `<div class="hint-fail">The <b>${esc(t.kind)}</b> scrape of ${esc(t.instance)} fails: <code>${esc(t.last_error)}</code>${need ? ` — ${need}` : ''}. See Targets.</div>`;
+    }).join('');
 }

@@ -7,7 +7,7 @@
 // the service does not have are not asked (a 404 would only log an error in the console):
 // the section says what to scrape instead.
 
-import { getJSON, selector } from './api.js';
+import { getJSON, selector, scrapeHints } from './api.js';
 import { esc, ago, dateTime, label, money, durationText } from './format.js';
 import { Heatmap } from './charts.js';
 
@@ -92,7 +92,7 @@ export function mount(root, app) {
     Click it to compare before and after.</div></section>
 
     <section class="insight" id="sec-gc" aria-labelledby="h-gc"><h2 id="h-gc">GC <span class="muted" id="gc-summary"></span></h2>
-    <div class="error" id="gc-error" role="alert"></div>
+    <div class="error" id="gc-error" role="alert"></div><div id="gc-hints"></div>
     <h3>Stop-the-world pauses</h3>
     ${table('gc-pauses', 'GC pauses', ['!instance', 'pauses', 'total', 'p50', 'p90', 'p99', 'max'])}
     <div id="gc-heatmaps"></div>
@@ -253,10 +253,13 @@ export function mount(root, app) {
   async function loadGc(s, has, range, signal) {
     const err = $('#gc-error');
     // Pauses come from Go's /debug/vars (series lists profiles only; targets list every kind).
-    let pausesScraped = false;
+    let pausesScraped = false, hints = '';
     try {
-      pausesScraped = (await getJSON('targets', {}, { signal })).some((t) => t.job === s.job && t.kind === 'expvar');
+      const targets = await getJSON('targets', {}, { signal });
+      pausesScraped = targets.some((t) => t.job === s.job && t.kind === 'expvar');
+      hints = scrapeHints(targets, s.job, ['expvar', 'prometheus', 'cpu', 'allocs']);
     } catch (e) { if (e.name === 'AbortError') throw e; }
+    $('#gc-hints').innerHTML = hints;
     const any = has('cpu') || has('allocs') || pausesScraped;
     const list = any ? await fetchOr404('gc', { query: selector('', s.job, s.sel), ...range }, signal, err) || [] : [];
     data.gc = list;

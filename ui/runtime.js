@@ -2,7 +2,7 @@
 // the same time axis (drag on any chart to zoom all of them). Targets: every scrape target
 // and profile kind, its health and last error.
 
-import { getJSON, selector } from './api.js';
+import { getJSON, selector, scrapeHints } from './api.js';
 import { esc, label, ago, dateTime, toApiTime } from './format.js';
 import { TimeChart } from './charts.js';
 
@@ -16,7 +16,7 @@ const CHARTS = [
 ];
 
 export function mount(root, app) {
-  root.innerHTML = `<div class="error" id="r-error" role="alert"></div>
+  root.innerHTML = `<div class="error" id="r-error" role="alert"></div><div id="r-hints"></div>
     ${CHARTS.map((c) => `<div class="panel" data-chart="${c.id}"><h3>${c.title}</h3><div id="r-${c.id}"></div></div>`).join('')}
     <div class="hint">Points are per instance; drag across any chart to zoom all of them.</div>`;
   const err = root.querySelector('#r-error');
@@ -85,6 +85,12 @@ export function mount(root, app) {
       }
       counts.goroutines = out.reduce((a, x) => a + x.points.length, 0);
       charts.goroutines.set(out, range);
+    })());
+    // Charts left empty by a failing scrape say which one and what the service lacks.
+    jobs.push((async () => {
+      try {
+        root.querySelector('#r-hints').innerHTML = scrapeHints(await getJSON('targets', {}, { signal }), s.job);
+      } catch (e) { if (e.name !== 'AbortError') errors.push(e.message); }
     })());
     await Promise.all(jobs);
     if (signal.aborted) return;

@@ -397,9 +397,9 @@ try {
     });
     return m;
   };
-  const hc = cumOf(3), bc = cumOf(5);
-  const wantCum = [...new Set([...hc.keys(), ...bc.keys(), ...head.keys(), ...baseM.keys()])]
-    .map((n) => ({ n, d: (hc.get(n) || 0) - (bc.get(n) || 0) }))
+  const headCum = cumOf(3), baseCum = cumOf(5);
+  const wantCum = [...new Set([...headCum.keys(), ...baseCum.keys(), ...head.keys(), ...baseM.keys()])]
+    .map((n) => ({ n, d: (headCum.get(n) || 0) - (baseCum.get(n) || 0) }))
     .sort((a, b) => Math.abs(b.d) - Math.abs(a.d) || a.n.localeCompare(b.n)).slice(0, 10).map((x) => x.n);
   await page.click('[data-dsort="cum"]');
   await page.waitForFunction(() => new URL(location.href).searchParams.get('sort') === 'cum');
@@ -447,6 +447,13 @@ try {
   await open({ view: 'runtime', job: 'synthetic', ...range }, 'runtime');
   check((await errorsShown()) === '', 'runtime: a service without metrics shows empty charts', await errorsShown());
   noConsoleErrors('runtime (no metrics)');
+  // A service whose /debug/vars answers 404: the page says which scrape fails and what the
+  // service lacks, instead of sitting empty.
+  await open({ view: 'runtime', job: 'noexpvar', ...range }, 'runtime');
+  const hint = await page.textContent('#r-hints');
+  check(hint.includes('expvar scrape of') && hint.includes('404') && hint.includes('import _ "expvar"'),
+    'runtime: a failing expvar scrape is named, with what the service lacks', hint);
+  noConsoleErrors('runtime (expvar 404)');
 
   // ---- Insights --------------------------------------------------------------------------
   {

@@ -282,6 +282,13 @@ job = "down"
 targets = ["127.0.0.1:1"]
 interval = "2s"
 profiles = ["goroutine"]
+
+[[scrape]]
+job = "noexpvar"
+targets = ["{bed}"]
+interval = "2s"
+profiles = []
+metrics = ["expvar"]
 "#,
             demos[0].1, demos[1].1
         ),
