@@ -51,7 +51,7 @@ export function selector(kind, job, extra) {
 }
 
 /** pprof's refine options kept in the URL and passed to the API as they are. */
-export const REFINE = ['focus', 'ignore', 'hide', 'show', 'show_from', 'prune_from', 'tagfocus', 'tagignore'];
+export const REFINE = ['focus', 'ignore', 'hide', 'show', 'show_from', 'prune_from', 'tagfocus', 'tagignore', 'granularity'];
 
 /** The active refine options of a state, for API parameters. */
 export function refineParams(s) {

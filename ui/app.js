@@ -21,7 +21,7 @@ const DEFAULTS = {
   // Explore
   zoom: '', search: '', layout: 'icicle', sort: 'flat', fn: '', sandwich: '', all: '',
   // Refine, as go tool pprof's flags (Explore and Compare)
-  focus: '', ignore: '', hide: '', show: '', show_from: '', prune_from: '', tagfocus: '', tagignore: '',
+  focus: '', ignore: '', hide: '', show: '', show_from: '', prune_from: '', tagfocus: '', tagignore: '', granularity: '',
   // Compare: base range and labels (the head is from/to and sel)
   bfrom: '', bto: '', bsel: '', norm: '1',
 };

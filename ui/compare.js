@@ -3,7 +3,7 @@
 // blue = less; normalised by default so that a longer range or more instances do not read as
 // a regression) and a table of the functions whose flat or cumulative value changed most.
 
-import { getJSON, apiUrl, selector } from './api.js';
+import { getJSON, apiUrl, selector, REFINE, refineParams } from './api.js';
 import { label, signed, esc, searchRegex, prettyTime, shiftTime, toApiTime } from './format.js';
 import { Flame } from './flame.js';
 import { TimeChart } from './charts.js';
@@ -75,7 +75,7 @@ export function mount(root, app) {
   function params() {
     const s = app.state;
     return {
-      query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to, sample_index: s.si, agg: s.agg,
+      query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to, sample_index: s.si, agg: s.agg, ...refineParams(s),
       base_query: s.bsel ? selector(s.kind, s.job, s.bsel) : '', base_from: s.bfrom, base_to: s.bto,
     };
   }
@@ -188,7 +188,7 @@ export function mount(root, app) {
   load();
   return {
     update(changed) {
-      if (['job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'bfrom', 'bto', 'bsel', 'reload'].some((k) => changed.has(k))) load();
+      if (['job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'bfrom', 'bto', 'bsel', 'reload', ...REFINE].some((k) => changed.has(k))) load();
       else if (changed.has('norm') || changed.has('theme') || changed.has('layout') || changed.has('sort')) { fillInputs(); draw(); }
       else {
         if (changed.has('zoom') && flame.data) restoreZoom();

@@ -32,6 +32,8 @@ export function mount(root, app) {
       <button type="button" data-refine="ignore" title="Drop samples through it (-ignore)">Ignore</button>
       <button type="button" data-refine="hide" title="Remove it from stacks, its cost to its caller (-hide)">Hide</button>
       <button type="button" data-refine="show_from" title="Drop its callers (-show_from)">Show from</button>
+      <label title="What a frame is: a function (default), a function per file, a file, a source line or an address (pprof's -functions, -filefunctions, -files, -lines, -addresses)">By
+        <select id="x-gran">${['', 'filefunctions', 'files', 'lines', 'addresses'].map((g) => `<option value="${g}">${g || 'functions'}</option>`).join('')}</select></label>
       <label title="pprof labels set with pprof.Do: key=regexp, a regexp against key:value, or a numeric range such as bytes=64kb: (-tagfocus)">Labels
         <input id="x-tag" placeholder="tenant=acme" size="14"></label>
       <span id="x-chips"></span>
@@ -209,7 +211,8 @@ export function mount(root, app) {
       b.title = b.title.replace(/ — .*$/, '') + (name ? ` — ${name}` : '');
     }
     $('#x-tag').value = s.tagfocus;
-    $('#x-chips').innerHTML = REFINE.filter((k) => s[k]).map((k) =>
+    $('#x-gran').value = s.granularity;
+    $('#x-chips').innerHTML = REFINE.filter((k) => s[k] && k !== 'granularity').map((k) =>
       `<button type="button" class="chip" data-unrefine="${k}" title="Remove this filter">${esc(k)}=${esc(s[k])} ×</button>`).join('');
   }
 
@@ -293,6 +296,7 @@ export function mount(root, app) {
     });
   }
   on('#x-tag', 'change', (e) => app.set({ tagfocus: e.target.value.trim(), zoom: '' }, true));
+  on('#x-gran', 'change', (e) => app.set({ granularity: e.target.value, zoom: '', fn: '', sandwich: '' }, true));
   on('#x-labels', 'toggle', () => loadLabels());
   on('#x-labels-body', 'click', (e) => {
     const tr = e.target.closest('tr[data-key]');
