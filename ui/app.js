@@ -19,7 +19,7 @@ const DEFAULTS = {
   // How snapshots (goroutines, heap in use) combine over the range: '' = mean per instance
   agg: '',
   // Explore
-  zoom: '', search: '', layout: 'icicle', sort: 'flat', fn: '', sandwich: '', all: '',
+  zoom: '', search: '', layout: 'icicle', sort: 'flat', fn: '', sandwich: '', all: '', by: '',
   // Refine, as go tool pprof's flags (Explore and Compare)
   focus: '', ignore: '', hide: '', show: '', show_from: '', prune_from: '', tagfocus: '', tagignore: '', granularity: '',
   // Compare: base range and labels (the head is from/to and sel)

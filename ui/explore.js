@@ -92,7 +92,7 @@ export function mount(root, app) {
     document.body.dataset.ready = '';
     const t0 = performance.now();
     const results = await Promise.allSettled([
-      getJSON('timeline', { ...q, sample_index: s.si }, { signal }),
+      getJSON('timeline', { ...q, sample_index: s.si, by: s.by }, { signal }),
       getJSON('flame', { ...q, sample_index: s.si }, { signal }),
       getJSON('top', { ...q, sample_index: s.si, nodecount: 500, ...(s.all ? { nodefraction: 0 } : {}) }, { signal }),
     ]);
@@ -100,7 +100,10 @@ export function mount(root, app) {
     const errors = results.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
     err.textContent = [...new Set(errors)].join('\n');
     const [tl, fl, tp] = results.map((r) => (r.status === 'fulfilled' ? r.value : null));
-    timeline.set(tl ? [{ name: tl.sample_type, points: tl.points, kind: 'bar' }] : [], [from, to], { unit: tl?.unit, step: tl?.step_ms });
+    // Broken down by a label: a line per value (the ten largest, then the rest).
+    const lines = tl?.series?.map((x) => ({ name: x.other ? 'other values' : x.value ? `${s.by}=${x.value}` : `no ${s.by}`, points: x.points, kind: 'line' }));
+    timeline.set(tl ? lines || [{ name: tl.sample_type, points: tl.points, kind: 'bar' }] : [], [from, to], { unit: tl?.unit, step: tl?.step_ms });
+    $('#x-tl-title').textContent = `Timeline — ${q.query}${s.by ? ` by ${s.by}` : ''}`;
     flameJson = fl;
     top = tp;
     const t1 = performance.now();
@@ -193,7 +196,8 @@ export function mount(root, app) {
     try {
       const t = await getJSON('tags', { ...query(), sample_index: s.si });
       if (!t.keys.length) { body.innerHTML = '<p class="muted">No pprof labels in these samples (Go programs set them with <code>pprof.Do</code>).</p>'; return; }
-      body.innerHTML = t.keys.map((k) => `<table class="data labels" aria-label="${esc(k.key)}"><thead><tr><th class="name">${esc(k.key)}</th>
+      body.innerHTML = t.keys.map((k) => `<table class="data labels" aria-label="${esc(k.key)}"><thead><tr><th class="name">${esc(k.key)}
+        <button type="button" class="by" data-by="${esc(k.key)}" aria-pressed="${s.by === k.key}" title="Break the timeline down by ${esc(k.key)}">timeline</button></th>
         <th>${esc(label(k.total, t.unit))}</th><th>${t.total ? ((k.total / t.total) * 100).toFixed(2) + '%' : ''}</th></tr></thead><tbody>
         ${k.values.slice(0, 20).map(([v, n]) => `<tr tabindex="0" data-key="${esc(k.key)}" data-value="${esc(v)}" data-numeric="${k.numeric ? '1' : ''}" title="Only samples with ${esc(k.key)}=${esc(v)} (tagfocus)">
           <td class="name">${esc(v)}</td><td>${esc(label(n, t.unit))}</td><td>${t.total ? ((n / t.total) * 100).toFixed(2) + '%' : ''}</td></tr>`).join('')}
@@ -213,7 +217,8 @@ export function mount(root, app) {
     $('#x-tag').value = s.tagfocus;
     $('#x-gran').value = s.granularity;
     $('#x-chips').innerHTML = REFINE.filter((k) => s[k] && k !== 'granularity').map((k) =>
-      `<button type="button" class="chip" data-unrefine="${k}" title="Remove this filter">${esc(k)}=${esc(s[k])} ×</button>`).join('');
+      `<button type="button" class="chip" data-unrefine="${k}" title="Remove this filter">${esc(k)}=${esc(s[k])} ×</button>`).join('')
+      + (s.by ? `<button type="button" class="chip" data-unrefine="by" title="One timeline again">timeline by ${esc(s.by)} ×</button>` : '');
   }
 
   function renderTable() {
@@ -299,6 +304,8 @@ export function mount(root, app) {
   on('#x-gran', 'change', (e) => app.set({ granularity: e.target.value, zoom: '', fn: '', sandwich: '' }, true));
   on('#x-labels', 'toggle', () => loadLabels());
   on('#x-labels-body', 'click', (e) => {
+    const by = e.target.closest('[data-by]');
+    if (by) { app.set({ by: app.state.by === by.dataset.by ? '' : by.dataset.by }, true); return; }
     const tr = e.target.closest('tr[data-key]');
     if (!tr) return;
     // A numeric label (allocation bytes) is filtered by a range; a whole value (1MB) is one,
@@ -330,7 +337,7 @@ export function mount(root, app) {
   return {
     update(changed) {
       const has = (...k) => k.some((x) => changed.has(x));
-      if (has('job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'reload', 'all', ...REFINE)) { load(); return; }
+      if (has('job', 'kind', 'si', 'agg', 'sel', 'from', 'to', 'reload', 'all', 'by', ...REFINE)) { load(); return; }
       if (has('layout')) {
         $('#x-layout').textContent = app.state.layout === 'icicle' ? 'Icicle ▾' : 'Flame ▴';
         flame.inverted = app.state.layout === 'icicle';

@@ -337,6 +337,19 @@ try {
   check(JSON.stringify(shownTags) === JSON.stringify(wantTags) && wantTags.some(([k]) => k === 'tenant'),
     'labels: the explorer lists the API\'s label keys and values (go tool pprof -tags)', JSON.stringify(shownTags));
   await shot('explore-labels');
+  await page.click('#x-labels-body [data-by="tenant"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('by') === 'tenant');
+  await ready('explore');
+  const byApi = await api('timeline', { query: cpuQ, ...range, by: 'tenant' });
+  const byShown = await page.evaluate(() => window.gocost.view.timeline.series.map((x) => [x.name, x.points.length]));
+  check(JSON.stringify(byShown) === JSON.stringify(byApi.series.map((x) => [x.other ? 'other values' : x.value ? `tenant=${x.value}` : 'no tenant', x.points.length]))
+    && byShown.some(([n]) => n === 'tenant=acme'), 'labels: the timeline breaks down by a label, a line per value (the API\'s)', JSON.stringify(byShown));
+  await shot('explore-by-label');
+  await page.click('#x-chips [data-unrefine="by"]');
+  await page.waitForFunction(() => !new URL(location.href).searchParams.get('by'));
+  await ready('explore');
+  if (!(await page.$('#x-labels[open]'))) await page.click('#x-labels summary');
+  await page.waitForSelector('#x-labels-body tr[data-key="tenant"][data-value="acme"]');
   await page.click('#x-labels-body tr[data-key="tenant"][data-value="acme"]');
   await page.waitForFunction(() => new URL(location.href).searchParams.get('tagfocus') === 'tenant=^acme$');
   await ready('explore');

@@ -15,6 +15,7 @@ mod push;
 mod regress;
 mod ui;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -151,6 +152,8 @@ struct RangeQuery {
     /// addresses), `noinlines`, and for top `cum` and `nodefraction`.
     #[serde(flatten)]
     refine: Refine,
+    /// Timeline: break the totals down by this pprof label's values (`series`).
+    by: Option<String>,
     /// How a series' profiles over the range combine: `mean` (the default for goroutine,
     /// goroutineleak and heap: snapshots are averaged per series, series add up), `latest`
     /// (each series' last profile) or `sum` (pprof's plain merge).
@@ -608,9 +611,11 @@ async fn timeline(
             ));
         }
         let agg = agg_of(&q)?;
-        // (Bucket start, series) → (Σ value, profiles merged).
-        let mut cells: std::collections::BTreeMap<(i64, gocost_store::SeriesKey), (i64, u64)> =
-            Default::default();
+        let by = q.by.clone().filter(|b| !b.is_empty());
+        // (Bucket start, series) → (Σ value per value of the `by` label ("" without one or
+        // without `by`), profiles merged).
+        type Cell = (BTreeMap<String, i64>, u64);
+        let mut cells: BTreeMap<(i64, gocost_store::SeriesKey), Cell> = BTreeMap::new();
         // Whether the column is a snapshot (averaged per series unless agg=sum).
         let (mut stype, mut unit, mut snapshot) = (String::new(), String::new(), false);
         let wanted = q.sample_index.as_deref().unwrap_or("");
@@ -618,7 +623,7 @@ async fn timeline(
         // Refined, each profile goes through pprof's filters first (the report's sample
         // values, not its total, which is from before filtering).
         let refined = q.refine.changes_profile();
-        let labels = q.refine.tagfocus.is_some() || q.refine.tagignore.is_some();
+        let labels = by.is_some() || q.refine.tagfocus.is_some() || q.refine.tagignore.is_some();
         let mut bad_refine = None;
         st.store
             .for_each_profile(&sel, from, to, Some(step), labels, &mut |k, t, n, p| {
@@ -643,11 +648,13 @@ async fn timeline(
                 stype = p.sample_type[i].r#type.to_string();
                 unit = p.sample_type[i].unit.to_string();
                 snapshot = gocost_store::is_snapshot(&k.kind, &stype);
-                let v: i64 = p.sample.iter().map(|s| s.value[i]).sum();
                 let c = cells
                     .entry((from + (t - from) / step * step, k.clone()))
                     .or_default();
-                c.0 += v;
+                for s in &p.sample {
+                    let value = by.as_deref().map_or(String::new(), |b| label_value(s, b));
+                    *c.0.entry(value).or_default() += s.value[i];
+                }
                 c.1 += n;
                 Ok(())
             })
@@ -658,29 +665,86 @@ async fn timeline(
         if let Some(e) = bad_refine {
             return Err(e);
         }
-        // Bucket start → (value, profiles merged).
-        let mut buckets: std::collections::BTreeMap<i64, (i64, u64)> = Default::default();
-        for ((b, _), (v, n)) in cells {
+        // Bucket start → (value per label value, profiles merged).
+        let mut buckets: BTreeMap<i64, (BTreeMap<String, i64>, u64)> = BTreeMap::new();
+        for ((b, _), (vals, n)) in cells {
             let e = buckets.entry(b).or_default();
-            e.0 += if snapshot && agg != Agg::Sum {
-                (v as f64 / n.max(1) as f64).round() as i64
-            } else {
-                v
-            };
+            for (label, v) in vals {
+                *e.0.entry(label).or_default() += if snapshot && agg != Agg::Sum {
+                    (v as f64 / n.max(1) as f64).round() as i64
+                } else {
+                    v
+                };
+            }
             e.1 += n;
         }
         let points: Vec<[i64; 2]> = buckets
             .iter()
-            .map(|(t, (v, _))| [t / 1_000_000, *v])
+            .map(|(t, (v, _))| [t / 1_000_000, v.values().sum()])
             .collect();
         let counts: Vec<u64> = buckets.values().map(|(_, n)| *n).collect();
-        Ok::<_, ApiError>(serde_json::json!({
+        // With `by`: the ten values of the label with the most in the range, then the rest.
+        let series = by.map(|_| {
+            let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+            for (vals, _) in buckets.values() {
+                for (l, v) in vals {
+                    *totals.entry(l).or_default() += v.abs();
+                }
+            }
+            let mut ranked: Vec<(&str, i64)> = totals.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let top: Vec<&str> = ranked.iter().take(10).map(|x| x.0).collect();
+            let mut out: Vec<serde_json::Value> = top
+                .iter()
+                .map(|l| {
+                    let pts: Vec<[i64; 2]> = buckets
+                        .iter()
+                        .map(|(t, (v, _))| [t / 1_000_000, v.get(*l).copied().unwrap_or(0)])
+                        .collect();
+                    serde_json::json!({ "value": l, "points": pts })
+                })
+                .collect();
+            if ranked.len() > top.len() {
+                let pts: Vec<[i64; 2]> = buckets
+                    .iter()
+                    .map(|(t, (v, _))| {
+                        let rest = v
+                            .iter()
+                            .filter(|(l, _)| !top.contains(&l.as_str()))
+                            .map(|(_, x)| x)
+                            .sum();
+                        [t / 1_000_000, rest]
+                    })
+                    .collect();
+                out.push(serde_json::json!({ "value": "other", "other": true, "points": pts }));
+            }
+            out
+        });
+        let mut body = serde_json::json!({
             "sample_type": stype, "unit": unit, "step_ms": step / 1_000_000, "points": points,
             "counts": counts,
-        }))
+        });
+        if let Some(series) = series {
+            body["series"] = serde_json::Value::Array(series);
+        }
+        Ok::<_, ApiError>(body)
     })
     .await??;
     Ok(axum::Json(body).into_response())
+}
+
+/// A sample's value of label `key` as the timeline breaks it down: the string value, or a
+/// number in its unit as `-tags` prints it; `""` without one.
+fn label_value(s: &gocost_pprof::Sample, key: &str) -> String {
+    s.label
+        .iter()
+        .find(|l| &*l.key == key)
+        .map_or(String::new(), |l| match &l.value {
+            gocost_pprof::LabelValue::Str(v) => v.to_string(),
+            gocost_pprof::LabelValue::Num { value, unit } => {
+                gocost_pprof::units::scaled_label(*value, unit, "minimum")
+            }
+        })
 }
 
 /// `query` over `from..to` compared with `base_query` over `base_from..base_to`, as

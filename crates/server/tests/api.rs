@@ -496,3 +496,34 @@ async fn diff_download_is_pprofs_diff_base() {
     let rpt = gocost_report::Report::new(d, &Default::default()).unwrap();
     assert_eq!(rpt.total, sum(&cpu), "percentages of the base");
 }
+
+/// The timeline broken down by a pprof label: one series per value, adding up to the totals.
+#[tokio::test]
+async fn timeline_by_label() {
+    let app = app("by");
+    let q = enc(r#"cpu{job="demo"}"#);
+    let (code, body) = get(
+        &app,
+        &format!(
+            "/api/v1/timeline?query={q}&{}&step=2m&sample_index=cpu&by=tenant",
+            range(0, 9)
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let tl: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let series = tl["series"].as_array().unwrap();
+    let mut values: Vec<&str> = series
+        .iter()
+        .map(|s| s["value"].as_str().unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["", "acme", "globex"], "{tl}");
+    for (k, p) in tl["points"].as_array().unwrap().iter().enumerate() {
+        let sum: i64 = series
+            .iter()
+            .map(|s| s["points"][k][1].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum, p[1].as_i64().unwrap(), "bucket {k}");
+    }
+}
