@@ -321,25 +321,24 @@ async fn top(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let text = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("text") => true,
-        Some(f) => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown format {f:?}: use json or text"
-            )));
-        }
-    };
+    let text = wants_text(&q)?;
     let top = blocking(move || Ok::<_, ApiError>(report(merged(&st, &q)?, &q)?.top())).await??;
     if text {
-        let mut r = top.to_text().into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        return Ok(r);
+        // A String answers as text/plain; charset=utf-8.
+        return Ok(top.to_text().into_response());
     }
     Ok(axum::Json(top).into_response())
+}
+
+/// Whether a report is asked for as pprof's text (`format=text`) rather than JSON.
+fn wants_text(q: &RangeQuery) -> Result<bool, ApiError> {
+    match q.format.as_deref() {
+        None | Some("json") => Ok(false),
+        Some("text") => Ok(true),
+        Some(f) => Err(ApiError::BadRequest(format!(
+            "unknown format {f:?}: use json or text"
+        ))),
+    }
 }
 
 /// `/api/v1/tags`: the pprof labels of the range's samples (`go tool pprof -tags`): per key
@@ -349,15 +348,7 @@ async fn tags(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let text = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("text") => true,
-        Some(f) => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown format {f:?}: use json or text"
-            )));
-        }
-    };
+    let text = wants_text(&q)?;
     let body = blocking(move || {
         let rpt = report(merged(&st, &q)?, &q)?;
         Ok::<_, ApiError>(if text {
