@@ -10,6 +10,7 @@ import { TimeChart } from './charts.js';
 export function mount(root, app) {
   root.innerHTML = `
     <div class="error" id="x-error" role="alert"></div>
+    <div class="hint" id="x-empty" aria-live="polite"></div>
     <div class="panel"><h3 id="x-tl-title">Timeline</h3><div id="x-timeline"></div>
       <div class="hint">Drag across the timeline to zoom into a range.</div></div>
     <div class="toolbar">
@@ -99,7 +100,11 @@ export function mount(root, app) {
     if (signal.aborted) return;
     const errors = results.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
     err.textContent = [...new Set(errors)].join('\n');
-    const [tl, fl, tp] = results.map((r) => (r.status === 'fulfilled' ? r.value : null));
+    const [tl, fl0, tp0] = results.map((r) => (r.status === 'fulfilled' ? r.value : null));
+    // An empty range is an answer (200, with the reason), not an error.
+    const empty = fl0?.empty || tp0?.empty || '';
+    $('#x-empty').textContent = empty ? `Nothing in this range: ${empty}. Widen the range or check Targets.` : '';
+    const fl = fl0?.empty ? null : fl0, tp = tp0?.empty ? null : tp0;
     // Broken down by a label: a line per value (the ten largest, then the rest).
     const lines = tl?.series?.map((x) => ({ name: x.other ? 'other values' : x.value ? `${s.by}=${x.value}` : `no ${s.by}`, points: x.points, kind: 'line' }));
     timeline.set(tl ? lines || [{ name: tl.sample_type, points: tl.points, kind: 'bar' }] : [], [from, to], { unit: tl?.unit, step: tl?.step_ms });

@@ -359,6 +359,12 @@ try {
   noConsoleErrors('explore (labels)');
   noConsoleErrors('explore (refine)');
 
+  // An empty range is an answer, not an error: the page says so, nothing fails in the console.
+  await open({ view: 'explore', job: 'demo', kind: 'cpu', from: String(T0 - 7200), to: String(T0 - 3600) }, 'explore');
+  const emptyText = await page.textContent('#x-empty');
+  check(emptyText.startsWith('Nothing in this range') && (await errorsShown()) === '', 'explore: an empty range says so (200 with a reason)', emptyText);
+  noConsoleErrors('explore (empty range)');
+
   // An API error is shown, not swallowed.
   await page.goto(`${base}/?view=explore&job=demo&kind=cpu&sel=${encodeURIComponent('instance=~"("')}`);
   await page.waitForFunction(() => document.querySelector('#x-error').textContent.length > 0);

@@ -259,6 +259,14 @@ fn merged(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiErr
     }
 }
 
+/// Nothing in the range is an answer, not a failure: JSON reports answer 200 with their
+/// empty shape and the reason in `empty` (a pprof download, which must be a profile, and
+/// text reports still answer 404).
+fn empty_answer(reason: String, mut shape: serde_json::Value) -> Response {
+    shape["empty"] = serde_json::Value::String(reason);
+    axum::Json(shape).into_response()
+}
+
 /// [`merged`] for the base side of a diff: "nothing matched" says it was the base.
 fn merged_base(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiError> {
     merged(st, q).map_err(|e| match e {
@@ -322,7 +330,16 @@ async fn top(
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
     let text = wants_text(&q)?;
-    let top = blocking(move || Ok::<_, ApiError>(report(merged(&st, &q)?, &q)?.top())).await??;
+    let top = match blocking(move || Ok::<_, ApiError>(report(merged(&st, &q)?, &q)?.top())).await?
+    {
+        Err(ApiError::NotFound(reason)) if !text => {
+            return Ok(empty_answer(
+                reason,
+                serde_json::json!({ "header": [], "rows": [], "total": 0 }),
+            ));
+        }
+        r => r?,
+    };
     if text {
         // A String answers as text/plain; charset=utf-8.
         return Ok(top.to_text().into_response());
@@ -350,7 +367,14 @@ async fn tags(
     st.requests.fetch_add(1, Ordering::Relaxed);
     let text = wants_text(&q)?;
     let body = blocking(move || {
-        let rpt = report(merged(&st, &q)?, &q)?;
+        let p = match merged(&st, &q) {
+            Err(ApiError::NotFound(reason)) if !text => {
+                let shape = serde_json::json!({ "keys": [], "total": 0 });
+                return Ok(empty_answer(reason, shape));
+            }
+            p => p?,
+        };
+        let rpt = report(p, &q)?;
         Ok::<_, ApiError>(if text {
             rpt.tags_text().into_response()
         } else {
@@ -426,7 +450,17 @@ async fn flame(
     }
     let speedscope = format == "speedscope";
     let body = blocking(move || {
-        let rpt = report(merged(&st, &q)?, &q)?;
+        let p = match merged(&st, &q) {
+            Err(ApiError::NotFound(reason)) if format == "json" && !is_diff => {
+                let shape = serde_json::json!({
+                    "names": [""], "nodes": [[0, 0, -1, 0, 0]], "total": 0,
+                    "sample_type": "", "unit": "", "empty": reason,
+                });
+                return Ok(("application/json", shape.to_string().into_bytes()));
+            }
+            p => p?,
+        };
+        let rpt = report(p, &q)?;
         let tree = gocost_flame::tree_from_report(&rpt);
         if is_diff {
             let base_rpt = report(merged_base(&st, &base_of(&q)?)?, &q)?;

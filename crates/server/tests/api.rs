@@ -527,3 +527,30 @@ async fn timeline_by_label() {
         assert_eq!(sum, p[1].as_i64().unwrap(), "bucket {k}");
     }
 }
+
+/// Nothing in the range is a 200 with the report's empty shape and the reason; the pprof
+/// download and pprof's text still answer 404 (they must be a profile / pprof's output).
+#[tokio::test]
+async fn an_empty_range_is_an_answer() {
+    let app = app("empty");
+    let q = enc(r#"mutex{job="demo"}"#);
+    for (path, shape) in [("top", "rows"), ("flame", "nodes"), ("tags", "keys")] {
+        let (code, body) = get(&app, &format!("/api/v1/{path}?query={q}&{}", range(0, 9))).await;
+        assert_eq!(code, StatusCode::OK, "{path}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            v["empty"].as_str().unwrap().contains("no profiles match"),
+            "{path}: {v}"
+        );
+        assert!(v[shape].is_array(), "{path}: {v}");
+    }
+    for path in ["profile", "top?format=text&"] {
+        let sep = if path.ends_with('&') { "" } else { "?" };
+        let (code, _) = get(
+            &app,
+            &format!("/api/v1/{path}{sep}query={q}&{}", range(0, 9)),
+        )
+        .await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{path}");
+    }
+}
