@@ -290,6 +290,9 @@ pub fn filter_samples_by_tag(
     ignore: Option<&TagMatch>,
 ) -> (bool, bool) {
     let (mut fm, mut im) = (false, false);
+    if focus.is_none() && ignore.is_none() {
+        return (true, false);
+    }
     p.sample.retain(|s| {
         let focused = focus.is_none_or(|f| f(s));
         let ignored = ignore.is_some_and(|f| f(s));

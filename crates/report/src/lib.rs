@@ -238,7 +238,15 @@ impl Report {
         let show_from_matched = show_from
             .as_ref()
             .is_none_or(|rx| filter::show_from(&mut prof, rx));
-        let units = filter::num_label_units(&prof);
+        // Numeric labels' units, read from the samples only when a tag filter needs them.
+        let tagged = [&opts.tagfocus, &opts.tagignore]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()));
+        let units = if tagged {
+            filter::num_label_units(&prof)
+        } else {
+            Default::default()
+        };
         let tag = |name: &str, v: &Option<String>| {
             v.as_deref()
                 .filter(|v| !v.is_empty())
