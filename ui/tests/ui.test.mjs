@@ -379,7 +379,7 @@ try {
   check((await page.getAttribute('#x-compare', 'title')).startsWith('No profiles a day earlier'),
     'explore: "Compare with yesterday" is disabled, and says why, when there is no yesterday', await page.getAttribute('#x-compare', 'title'));
   await open({ view: 'compare', job: 'demo', kind: 'cpu', from: 'now-10m', to: 'now', bfrom: 'now-1450m', bto: 'now-1d' }, 'compare');
-  check((await page.textContent('#d-error')).startsWith('base: no profiles match'), 'compare: a base with no data says so', await page.textContent('#d-error'));
+  check((await page.textContent('#d-error')).startsWith('base: no cpu profiles match'), 'compare: a base with no data says so', await page.textContent('#d-error'));
   consoleErrors = consoleErrors.filter((e) => !e.includes('404'));
 
   // ---- Compare: A = first half, B = second half --------------------------------------------

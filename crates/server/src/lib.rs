@@ -248,9 +248,10 @@ fn merged(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiErr
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
     match res {
         Ok(Some(p)) => Ok(p),
+        // The selector is not echoed: with tenancy it holds the tenant's reserved matcher.
         Ok(None) => Err(ApiError::NotFound(format!(
-            "no profiles match {} in the range",
-            q.query.as_deref().unwrap_or("")
+            "no {} profiles match the selector in the range",
+            sel.kind.as_deref().unwrap_or("")
         ))),
         Err(e) => {
             st.query_errors.fetch_add(1, Ordering::Relaxed);

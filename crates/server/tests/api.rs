@@ -539,7 +539,10 @@ async fn an_empty_range_is_an_answer() {
         assert_eq!(code, StatusCode::OK, "{path}");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(
-            v["empty"].as_str().unwrap().contains("no profiles match"),
+            v["empty"]
+                .as_str()
+                .unwrap()
+                .contains("no mutex profiles match the selector"),
             "{path}: {v}"
         );
         assert!(v[shape].is_array(), "{path}: {v}");
