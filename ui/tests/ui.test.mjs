@@ -331,7 +331,7 @@ try {
   await page.click('#x-labels summary');
   await page.waitForSelector('#x-labels-body table');
   const tagsApi = await api('tags', { query: cpuQ, ...range });
-  const shownTags = await page.$$eval('#x-labels-body table', (ts) => ts.map((t) => [t.querySelector('th').textContent,
+  const shownTags = await page.$$eval('#x-labels-body table', (ts) => ts.map((t) => [t.querySelector('[data-by]').dataset.by,
     [...t.querySelectorAll('tbody tr[data-key]')].map((tr) => tr.dataset.value)]));
   const wantTags = tagsApi.keys.map((k) => [k.key, k.values.slice(0, 20).map(([v]) => v)]);
   check(JSON.stringify(shownTags) === JSON.stringify(wantTags) && wantTags.some(([k]) => k === 'tenant'),
