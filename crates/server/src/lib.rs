@@ -661,6 +661,30 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         s.compactions_total.to_string(),
     );
     m(
+        "gocost_store_disk_full",
+        "gauge",
+        "1 while the disk holding the WAL is full: ingest is paused (pushes get 507) until space is freed.",
+        u8::from(s.disk_full).to_string(),
+    );
+    m(
+        "gocost_store_write_failing",
+        "gauge",
+        "1 while WAL writes or syncs fail (disk full or I/O errors); the log says why.",
+        u8::from(s.write_error.is_some()).to_string(),
+    );
+    m(
+        "gocost_store_write_errors_total",
+        "counter",
+        "WAL writes and syncs that failed since start (nothing of them was acknowledged).",
+        s.write_errors_total.to_string(),
+    );
+    m(
+        "gocost_store_unsynced_dropped_total",
+        "counter",
+        "Records written to the WAL but dropped because its fsync failed (never acknowledged).",
+        s.lost_records_total.to_string(),
+    );
+    m(
         "gocost_ingest_profiles_total",
         "counter",
         "Profiles appended since start.",
