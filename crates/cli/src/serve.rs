@@ -392,17 +392,68 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             });
         }
 
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        axum::serve(listener, gocost_server::router(state))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let opts = listen_options(&cfg.server);
+        *state
+            .body_timeout
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = opts.body_timeout;
+        let grace = opts.grace;
+        let drained = gocost_server::listen::serve(
+            listener,
+            gocost_server::router(state.clone()),
+            state,
+            opts,
+            stop_signal(grace),
+        )
+        .await?;
+        if drained.cut > 0 {
+            eprintln!(
+                "gocost: cut {} connections still open after the grace period",
+                drained.cut
+            );
+        }
+        scraper.stop();
         let st = store.clone();
         tokio::task::spawn_blocking(move || st.sync()).await??;
         eprintln!("gocost: stopped; store synced");
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// The listener's settings from `[server]`.
+fn listen_options(c: &gocost_scrape::config::ServerConfig) -> gocost_server::listen::ListenOptions {
+    let d = gocost_server::listen::ListenOptions::default();
+    gocost_server::listen::ListenOptions {
+        header_timeout: c.header_timeout.unwrap_or(d.header_timeout),
+        body_timeout: c.body_timeout.unwrap_or(d.body_timeout),
+        max_connections: c.max_connections.unwrap_or(d.max_connections),
+        grace: c.shutdown_grace.unwrap_or(d.grace),
+    }
+}
+
+/// Resolves on SIGTERM (how systemd and Kubernetes stop a service) or SIGINT, saying what
+/// happens next.
+async fn stop_signal(grace: Duration) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        eprintln!("gocost: {name}: stopping; requests in flight have {grace:?} to finish");
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// The `[cost]` section's prices over gocost's defaults.

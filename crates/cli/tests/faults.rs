@@ -266,3 +266,247 @@ fn a_full_disk_loses_no_acknowledged_push() {
     assert!(!logged(&log, "warning"), "{:?}", log.lock().unwrap());
     stop(p);
 }
+
+/// A push of stack `main;load;<name>` that does not panic when the server is gone: the
+/// status, or `None` if there was no answer (refused, reset, closed).
+fn try_push(base: &str, name: &str) -> Option<u16> {
+    use std::io::Read as _;
+    let host = base.strip_prefix("http://")?;
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    let body = format!("main;load;{name} 1\n");
+    let req = format!(
+        "POST /ingest?name=load.cpu&format=folded&from={} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{body}",
+        t0(),
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Leaf function → value of job `job`.
+fn leaves(base: &str, job: &str) -> BTreeMap<String, i64> {
+    let (code, body) = http_get(&format!(
+        "{base}/api/v1/flame?query=cpu%7Bjob%3D%22{job}%22%7D&from=0&to=now&format=folded"
+    ));
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let mut out = BTreeMap::new();
+    for line in String::from_utf8_lossy(&body).lines() {
+        let (stack, v) = line.rsplit_once(' ').unwrap();
+        let leaf = stack.rsplit(';').next().unwrap().to_string();
+        *out.entry(leaf).or_default() += v.parse::<i64>().unwrap();
+    }
+    out
+}
+
+/// Waits for the process to exit (at most `bound`; a hang fails the test) and returns
+/// whether it exited 0.
+fn wait_exit(p: &mut Proc, bound: Duration) -> bool {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(st) = p.0.try_wait().unwrap() {
+            return st.success();
+        }
+        assert!(t.elapsed() < bound, "gocost serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_under_push_load_keeps_every_acknowledged_push() {
+    let dir = gocost_testkit::procs::fresh_dir("faults", "sigterm");
+    let data = dir.join("data");
+    let config = dir.join("gocost.toml");
+    std::fs::write(&config, "[server]\nshutdown_grace = \"5s\"\n").unwrap();
+    let (mut p, base, log) = start(&data, &config);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let pushers: Vec<_> = (0..4)
+        .map(|t| {
+            let (base, acked) = (base.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let mut refused = 0;
+                for n in 0..5000 {
+                    let name = format!("p{t}_{n}");
+                    match try_push(&base, &name) {
+                        Some(200) => acked.lock().unwrap().push(name),
+                        Some(_) => refused += 1,
+                        None => break, // the server has gone
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    wait_for("pushes under way", || acked.lock().unwrap().len() >= 200);
+    signal(&p, "TERM");
+    assert!(
+        wait_exit(&mut p, Duration::from_secs(60)),
+        "{:?}",
+        log.lock().unwrap()
+    );
+    let refused: usize = pushers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(logged(&log, "SIGTERM: stopping") && logged(&log, "stopped; store synced"));
+    let acked = acked.lock().unwrap().clone();
+    let (ok, text) = verify(&data);
+    assert!(ok && text.contains("clean"), "{text}");
+    let (p, base, _log) = start(&data, &config);
+    let have = leaves(&base, "load");
+    let lost: Vec<&String> = acked.iter().filter(|n| !have.contains_key(*n)).collect();
+    eprintln!(
+        "SIGTERM under load: {} pushes acknowledged, {refused} refused, {} lost",
+        acked.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    stop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_half_sent_request_does_not_hold_up_shutdown() {
+    let dir = gocost_testkit::procs::fresh_dir("faults", "halfsent");
+    let data = dir.join("data");
+    let config = dir.join("gocost.toml");
+    std::fs::write(
+        &config,
+        "[server]\nshutdown_grace = \"1s\"\nbody_timeout = \"10m\"\n",
+    )
+    .unwrap();
+    for sig in ["TERM", "INT"] {
+        let (mut p, base, log) = start(&data, &config);
+        let host = base.strip_prefix("http://").unwrap();
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        s.write_all(b"POST /ingest?name=x.cpu&format=folded HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nmai")
+            .unwrap();
+        // The request is in flight: its body is being read.
+        wait_for("the request to be in flight", || {
+            metric(&base, "gocost_http_requests_reading_body") >= 1.0
+        });
+        signal(&p, sig);
+        assert!(wait_exit(&mut p, Duration::from_secs(60)), "SIG{sig}");
+        assert!(
+            logged(&log, "cut 1 connections still open after the grace period"),
+            "SIG{sig}: {:?}",
+            log.lock().unwrap()
+        );
+        drop(s);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads from `s` until the server closes it (or 60 s pass: then `false`).
+fn closed_by_server(s: &mut std::net::TcpStream) -> (bool, Vec<u8>) {
+    use std::io::Read as _;
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut buf = Vec::new();
+    match s.read_to_end(&mut buf) {
+        Ok(_) => (true, buf),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => (true, buf),
+        Err(_) => (false, buf),
+    }
+}
+
+#[test]
+fn slow_idle_and_too_many_clients_cannot_take_the_server_down() {
+    let dir = gocost_testkit::procs::fresh_dir("faults", "conns");
+    let data = dir.join("data");
+    let config = dir.join("gocost.toml");
+    std::fs::write(
+        &config,
+        "[server]\nheader_timeout = \"2s\"\nbody_timeout = \"2s\"\n",
+    )
+    .unwrap();
+    // A low file-descriptor limit in the child, as on a default-configured host.
+    let script = format!(
+        "ulimit -n 256 && exec '{}' serve --listen 127.0.0.1:0 --no-demo --data '{}' --config '{}'",
+        gocost().display(),
+        data.display(),
+        config.display()
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let p = Proc(child);
+    let log: Log = Default::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.split("serving on http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let base = format!("http://{addr}");
+    let limit = metric(&base, "gocost_http_connections_limit") as usize;
+    assert!(limit < 256, "limit {limit} is not below the fd limit");
+
+    // More idle connections than the limit (and than the fd limit): the ones past it are
+    // answered 503 and closed; the rest are closed by the header timeout.
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let mut refused = 0;
+    let mut timed_out = 0;
+    for s in &mut idle {
+        let (closed, buf) = closed_by_server(s);
+        assert!(closed, "an idle connection stayed open");
+        if String::from_utf8_lossy(&buf).contains("503") {
+            refused += 1;
+        } else {
+            timed_out += 1;
+        }
+    }
+    drop(idle);
+    eprintln!(
+        "300 idle connections: {refused} refused with 503, {timed_out} closed by the timeout"
+    );
+    assert!(refused > 0 && timed_out > 0);
+    assert!(logged(&log, "refusing new ones with 503"));
+    assert!(metric(&base, "gocost_http_connections_refused_total") >= refused as f64);
+    assert!(metric(&base, "gocost_http_header_timeouts_total") >= 1.0);
+
+    // A slow header is closed too.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"POST /ingest HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert!(closed_by_server(&mut s).0, "a slow header was held open");
+
+    // A body shorter than its Content-Length: 400 after the body timeout, not held forever.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"POST /ingest?name=x.cpu&format=folded HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nmai")
+        .unwrap();
+    let (closed, buf) = closed_by_server(&mut s);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(closed && text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("body_timeout"), "{text}");
+
+    // A huge declared body: 413 at once.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"POST /ingest?name=x.cpu&format=folded HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\nConnection: close\r\n\r\nabc")
+        .unwrap();
+    let (_, buf) = closed_by_server(&mut s);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("max_body"), "{text}");
+
+    // And the server still works.
+    assert_eq!(try_push(&base, "after"), Some(200));
+    assert!(leaves(&base, "load").contains_key("after"));
+    stop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,7 @@
 mod access;
 pub mod alerts;
 mod insights;
+pub mod listen;
 mod push;
 mod regress;
 mod ui;
@@ -48,6 +49,10 @@ pub struct AppState {
     pub alerts: alerts::Alerts,
     /// Tokens, tenancy and push limits (the config's `[auth]`, `[tenancy]`, `[limits]`).
     pub access: access::Access,
+    /// Open, refused and timed-out connections (see [`listen`]).
+    pub conns: listen::ConnStats,
+    /// How long a push's body may take to arrive (`[server] body_timeout`).
+    pub body_timeout: RwLock<std::time::Duration>,
 }
 
 impl AppState {
@@ -64,6 +69,8 @@ impl AppState {
             cost_rates: RwLock::new(Default::default()),
             alerts: alerts::Alerts::default(),
             access: access::Access::default(),
+            conns: listen::ConnStats::default(),
+            body_timeout: RwLock::new(listen::ListenOptions::default().body_timeout),
         })
     }
 
@@ -691,6 +698,42 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         s.appends_total.to_string(),
     );
     m(
+        "gocost_http_connections_open",
+        "gauge",
+        "HTTP connections open.",
+        st.conns.open.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_connections_limit",
+        "gauge",
+        "The most HTTP connections open at once (server.max_connections).",
+        st.conns.limit.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_connections_refused_total",
+        "counter",
+        "Connections refused (503 and closed) because max_connections were open, or accept failed.",
+        st.conns.refused.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_header_timeouts_total",
+        "counter",
+        "Connections closed because a request header (or the next request) did not arrive within header_timeout.",
+        st.conns.timeouts.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_requests_reading_body",
+        "gauge",
+        "Requests whose body is being received now.",
+        st.conns.reading_body.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_body_timeouts_total",
+        "counter",
+        "Requests answered 400 because their body did not arrive within body_timeout.",
+        st.conns.body_timeouts.load(Ordering::Relaxed).to_string(),
+    );
+    m(
         "gocost_http_requests_total",
         "counter",
         "API requests served.",
@@ -784,7 +827,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/push.v1.PusherService/Push",
             axum::routing::post(push::push),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(max_body));
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            listen::read_body,
+        ));
     Router::new()
         .merge(pushes)
         .route("/", get(ui::index))
