@@ -392,6 +392,11 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             });
         }
 
+        gocost_server::set_query_timeout(
+            cfg.server
+                .query_timeout
+                .unwrap_or(gocost_server::QUERY_TIMEOUT),
+        );
         let opts = listen_options(&cfg.server);
         *state
             .body_timeout

@@ -510,3 +510,32 @@ fn slow_idle_and_too_many_clients_cannot_take_the_server_down() {
     stop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_million_frame_stack_is_refused_and_the_deepest_allowed_is_served() {
+    let dir = gocost_testkit::procs::fresh_dir("faults", "deep");
+    let config = dir.join("gocost.toml");
+    std::fs::write(&config, "").unwrap();
+    let (p, base, _log) = start(&dir.join("data"), &config);
+    let push = |frames: usize| {
+        let body = format!("{} 3\n", vec!["main.f"; frames].join(";"));
+        http_request(
+            "POST",
+            &format!("{base}/ingest?name=deep.cpu&format=folded&from={}", t0()),
+            &[],
+            body.as_bytes(),
+        )
+    };
+    let r = push(1_000_000);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("at most 2048"), "{}", r.text());
+    let r = push(2048);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (code, body) = http_get(&format!(
+        "{base}/api/v1/flame?query=cpu%7Bjob%3D%22deep%22%7D&from=0&to=now&format=folded"
+    ));
+    assert_eq!(code, 200);
+    assert_eq!(String::from_utf8_lossy(&body).matches(';').count(), 2047);
+    stop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}

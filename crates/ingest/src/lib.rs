@@ -42,6 +42,8 @@ pub struct Limits {
     pub max_label_len: usize,
     /// Most stacks (lines) in a folded/lines body.
     pub max_lines: usize,
+    /// Most frames in one stack ([`gocost_pprof::MAX_STACK_DEPTH`]).
+    pub max_depth: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +53,7 @@ impl Default for Limits {
             max_labels: 32,
             max_label_len: 1024,
             max_lines: 1_000_000,
+            max_depth: gocost_pprof::MAX_STACK_DEPTH,
         }
     }
 }
@@ -159,6 +162,7 @@ pub fn ingest(
         {
             p.duration_nanos = (u - f).saturating_mul(1_000_000_000);
         }
+        gocost_pprof::check_depth(&p, limits.max_depth).map_err(Error)?;
         pushed.push(Pushed {
             kind,
             labels: labels.clone(),

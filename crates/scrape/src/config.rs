@@ -153,6 +153,9 @@ pub struct ServerConfig {
     /// The most connections open at once (default: three quarters of the process'
     /// file-descriptor limit); more get 503.
     pub max_connections: Option<usize>,
+    /// How long a query may run before it is answered 503 and stopped (default 60s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub query_timeout: Option<Duration>,
 }
 
 /// One `[[scrape]]` job.
@@ -494,6 +497,7 @@ impl Config {
             ("shutdown_grace", cfg.server.shutdown_grace),
             ("header_timeout", cfg.server.header_timeout),
             ("body_timeout", cfg.server.body_timeout),
+            ("query_timeout", cfg.server.query_timeout),
         ] {
             if v.is_some_and(|d| d.is_zero()) {
                 return Err(format!(

@@ -209,19 +209,58 @@ fn merged_base(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, A
     })
 }
 
-/// How long one query may take before the client gets 503 (the work is not cancelled, but
-/// the connection is not held open forever).
+/// How long one query may take by default before the client gets 503 and its work is
+/// cancelled (`[server] query_timeout`).
 pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+static QUERY_TIMEOUT_MS: AtomicU64 = AtomicU64::new(QUERY_TIMEOUT.as_millis() as u64);
+static QUERIES_CANCELLED: AtomicU64 = AtomicU64::new(0);
+
+/// Sets how long a query may run (the config's `[server] query_timeout`).
+pub fn set_query_timeout(d: std::time::Duration) {
+    QUERY_TIMEOUT_MS.store(d.as_millis().max(1) as u64, Ordering::Relaxed);
+}
+
+/// Runs query work on a blocking thread. Past the query timeout the client gets 503 and the
+/// work is cancelled: the merge and report loops check a flag ([`gocost_pprof::cancel`]) and
+/// unwind, so an abandoned query does not burn a core to its end.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::time::timeout(QUERY_TIMEOUT, tokio::task::spawn_blocking(f)).await {
-        Ok(r) => r.map_err(|e| ApiError::Internal(e.to_string())),
-        Err(_) => Err(ApiError::Unavailable(format!(
-            "query took longer than {}s; narrow the range or the selector",
-            QUERY_TIMEOUT.as_secs()
-        ))),
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f_flag = flag.clone();
+    let mut h = tokio::task::spawn_blocking(move || gocost_pprof::cancel::with_flag(f_flag, f));
+    let timeout = std::time::Duration::from_millis(QUERY_TIMEOUT_MS.load(Ordering::Relaxed));
+    let unavailable = || {
+        ApiError::Unavailable(format!(
+            "query took longer than {timeout:?} (the query_timeout setting in [server]) and was stopped; narrow the range or the selector"
+        ))
+    };
+    match tokio::time::timeout(timeout, &mut h).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.is_panic() => {
+            if gocost_pprof::cancel::is_cancelled(&*e.into_panic()) {
+                Err(unavailable())
+            } else {
+                Err(ApiError::Internal(
+                    "the query failed (a bug: see the log)".into(),
+                ))
+            }
+        }
+        Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
+        Err(_) => {
+            flag.store(true, Ordering::Relaxed);
+            // Counted when the work has actually stopped.
+            tokio::spawn(async move {
+                if let Err(e) = h.await
+                    && e.is_panic()
+                    && gocost_pprof::cancel::is_cancelled(&*e.into_panic())
+                {
+                    QUERIES_CANCELLED.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            Err(unavailable())
+        }
     }
 }
 
@@ -756,6 +795,12 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         "counter",
         "Time spent in profile queries.",
         format!("{:.6}", st.query_nanos.load(Ordering::Relaxed) as f64 / 1e9),
+    );
+    m(
+        "gocost_query_cancelled_total",
+        "counter",
+        "Queries stopped after running past query_timeout (their work unwound, not left running).",
+        QUERIES_CANCELLED.load(Ordering::Relaxed).to_string(),
     );
     m(
         "gocost_uptime_seconds",

@@ -89,7 +89,7 @@ async fn store(st: Arc<AppState>, tenant: Tenant, pushed: Vec<Pushed>) -> Result
 fn store_error(what: &str, e: gocost_store::Error) -> Response {
     use gocost_store::Error as E;
     let (code, retry) = match &e {
-        E::TooLarge(_) => return bad(format!("{what}{e}")),
+        E::TooLarge(_) | E::TooDeep(_) => return bad(format!("{what}{e}")),
         E::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "30"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "5"),
     };

@@ -100,6 +100,8 @@ pub enum Error {
     /// The selected profiles cannot be merged (different sample types).
     Merge(MergeError),
     TooLarge(usize),
+    /// A sample's stack is deeper than [`gocost_pprof::MAX_STACK_DEPTH`] (what is wrong).
+    TooDeep(String),
     /// A block is malformed (named, with what is wrong).
     Block(String),
     /// The disk holding the WAL is full: nothing was stored, and ingest is paused until
@@ -124,6 +126,7 @@ impl fmt::Display for Error {
                 "profile of {n} bytes exceeds the {MAX_RECORD}-byte limit"
             ),
             Error::Block(e) => write!(f, "block: {e}"),
+            Error::TooDeep(e) => write!(f, "{e}"),
             Error::DiskFull(e) => write!(f, "{e}"),
             Error::NotDurable(e) => write!(f, "{e}"),
         }
@@ -428,12 +431,14 @@ impl Store {
             labels: true,
         };
         let p = gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
+        gocost_pprof::check_depth(&p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
         self.append_valid(key, time_ns, bytes, &p)
     }
 
     /// Stores a profile gocost built itself (a delta of cumulative scrapes): it is encoded
     /// here, and needs no validation.
     pub fn append_profile(&self, key: &SeriesKey, time_ns: i64, p: &Profile) -> Result<Lsn, Error> {
+        gocost_pprof::check_depth(p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
         let bytes = gocost_pprof::encode(p);
         if bytes.len() > MAX_RECORD - 1024 {
             return Err(Error::TooLarge(bytes.len()));
