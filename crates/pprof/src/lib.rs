@@ -31,7 +31,7 @@ mod wire;
 
 pub use decode::{
     DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_uncompressed_with,
-    decode_with, gunzip,
+    decode_with, gunzip, legacy_format,
 };
 pub use encode::{encode, encode_uncompressed};
 pub use error::{DecodeError, ErrorKind};
