@@ -107,9 +107,14 @@ enum Cmd {
     Gc(insights::GcArgs),
     /// Check a stopped server's data directory: replay the WAL, read every block whole.
     #[command(
-        after_help = "Exits 0 when every block and WAL record decodes, 1 when something is damaged \
-                      (each problem is printed with the file and byte offset). Stop `gocost serve` \
-                      first: one process owns a data directory at a time."
+        after_help = "Reads the data directory and changes nothing in it (it runs on a full disk). \
+                      Exits 0 when every block and WAL record decodes, 1 when something is damaged \
+                      (each problem is printed with the file and byte offset; notes are harmless \
+                      leftovers the next start tidies), 2 when the check cannot run (no such \
+                      directory, a bad config, or a running `gocost serve` holds the directory: \
+                      stop it first). With --repair, damaged blocks and WAL segments are moved to \
+                      <data>/damaged/ (a segment's good records stay), leftovers are tidied, and \
+                      the exit code is the check's after the repair."
     )]
     Verify(VerifyCmd),
 }
@@ -122,6 +127,10 @@ struct VerifyCmd {
     /// Data directory (default: the config's storage.path, else ./gocost-data).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Fix what the check finds (moves damaged files to <data>/damaged/); without it,
+    /// nothing is changed.
+    #[arg(long)]
+    repair: bool,
 }
 
 #[derive(Args)]
@@ -325,10 +334,10 @@ fn run(cli: Cli) -> Result<()> {
             no_demo: a.no_demo,
         }),
         Cmd::Verify(a) => {
-            if serve::verify(a.config, a.data)? {
+            if serve::verify(a.config, a.data, a.repair)? {
                 Ok(())
             } else {
-                Err(source::InputError("the store has problems (listed above)".into()).into())
+                Err(anyhow::anyhow!("the store has problems (listed above)"))
             }
         }
         Cmd::Top(a) => {

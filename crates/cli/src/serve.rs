@@ -114,17 +114,31 @@ fn health_source(s: &Arc<Scraper>) -> Box<dyn Fn() -> Vec<gocost_scrape::Health>
 /// One round of block upkeep; failures are logged and retried next round (the WAL keeps
 /// everything until a block holding it is written).
 fn maintain(s: &Store) {
+    // A failure repeats every round while, say, the disk is full: said once, and when it ends.
+    static LAST_FAILURE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let mut last = LAST_FAILURE.lock().unwrap_or_else(|p| p.into_inner());
     match s.flush(false) {
-        Ok(true) => {
-            let st = s.stats();
-            eprintln!(
-                "gocost: cut a block; {} blocks, {} bytes for {} bytes of profiles as received",
-                st.blocks, st.block_bytes, st.block_ingested_bytes
-            );
+        Ok(wrote) => {
+            if last.take().is_some() {
+                eprintln!("gocost: cutting blocks works again");
+            }
+            if wrote {
+                let st = s.stats();
+                eprintln!(
+                    "gocost: cut a block; {} blocks, {} bytes for {} bytes of profiles as received",
+                    st.blocks, st.block_bytes, st.block_ingested_bytes
+                );
+            }
         }
-        Ok(false) => {}
-        Err(e) => eprintln!("gocost: cutting a block failed (will retry): {e}"),
+        Err(e) => {
+            let msg = e.to_string();
+            if last.as_deref() != Some(msg.as_str()) {
+                eprintln!("gocost: cutting a block failed (will retry): {msg}");
+            }
+            *last = Some(msg);
+        }
     }
+    drop(last);
     if let Err(e) = s.compact(now_ns()) {
         eprintln!("gocost: compaction failed (will retry): {e}");
     }
@@ -189,38 +203,61 @@ fn data_dir(arg: Option<PathBuf>, cfg: &Config) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("gocost-data"))
 }
 
-/// `gocost verify`: opens the store as `serve` would and reads every block whole.
-pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<bool> {
+/// `gocost verify`: checks the data directory without changing it (it runs on a full disk,
+/// and a damaged store stays as found); with `repair`, then fixes what it found. Returns
+/// whether the store is clean (after the repair, with `repair`).
+pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>, repair: bool) -> Result<bool> {
     let cfg = load_config(config.as_deref())?;
     let data = data_dir(data, &cfg);
     if !data.is_dir() {
         return Err(InputError(format!("{}: no such data directory", data.display())).into());
     }
-    let (store, report) = Store::open(store_options(&cfg, &data))
-        .with_context(|| format!("opening store {}", data.display()))?;
-    let mut problems = report.corrupt.clone();
-    problems.extend(store.verify()?);
-    let st = store.stats();
-    println!(
-        "{}: {} series, {} profiles: {} in {} blocks ({} bytes for {} bytes as received), {} in the WAL ({} records replayed){}",
-        data.display(),
-        st.series,
-        st.profiles,
-        st.profiles - st.head_profiles as u64,
-        st.blocks,
-        st.block_bytes,
-        st.block_ingested_bytes,
-        st.head_profiles,
-        report.records,
-        torn(&report)
-    );
-    for p in &problems {
-        println!("problem: {p}");
+    let opts = store_options(&cfg, &data);
+    let check = |opts: &Options| -> Result<gocost_store::VerifyReport> {
+        match gocost_store::verify_dir(opts) {
+            Ok(r) => Ok(r),
+            Err(gocost_store::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Err(InputError(e.to_string()).into())
+            }
+            Err(e) => Err(anyhow::Error::new(e).context(format!("checking {}", data.display()))),
+        }
+    };
+    let print = |r: &gocost_store::VerifyReport| {
+        println!(
+            "{}: {} series, {} profiles: {} in {} blocks ({} bytes for {} bytes as received), {} in the WAL ({} records in {} segments)",
+            data.display(),
+            r.series,
+            r.block_profiles + r.wal_profiles as u64,
+            r.block_profiles,
+            r.blocks,
+            r.block_bytes,
+            r.block_ingested_bytes,
+            r.wal_profiles,
+            r.wal_records,
+            r.wal_segments,
+        );
+        for n in &r.notes {
+            println!("note: {n}");
+        }
+        for p in &r.problems {
+            println!("problem: {p}");
+        }
+        if r.problems.is_empty() {
+            println!("clean");
+        }
+    };
+    let mut r = check(&opts)?;
+    print(&r);
+    if repair && !(r.problems.is_empty() && r.notes.is_empty()) {
+        let done = gocost_store::repair_dir(&opts, &r)
+            .with_context(|| format!("repairing {}", data.display()))?;
+        for d in &done {
+            println!("repaired: {d}");
+        }
+        r = check(&opts)?;
+        print(&r);
     }
-    if problems.is_empty() {
-        println!("clean");
-    }
-    Ok(problems.is_empty())
+    Ok(r.problems.is_empty())
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
@@ -282,19 +319,31 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             cfg.scrape.len()
         );
 
-        // Durability: fsync the WAL on an interval.
+        // Durability: fsync the WAL on an interval (scraped data; pushes wait for their own
+        // sync), and say when ingest stops and starts again.
         let st = store.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(sync_every);
+            let mut failing: Option<String> = None;
             loop {
                 tick.tick().await;
                 let s = st.clone();
-                let _ = tokio::task::spawn_blocking(move || {
+                let now = tokio::task::spawn_blocking(move || {
                     if let Err(e) = s.sync() {
                         eprintln!("gocost: WAL sync failed: {e}");
                     }
+                    s.stats().write_error
                 })
-                .await;
+                .await
+                .unwrap_or(None);
+                match (&failing, &now) {
+                    (None, Some(e)) => eprintln!("gocost: ingest failing: {e}"),
+                    (Some(_), None) => {
+                        eprintln!("gocost: ingest resumed: the WAL is writable again")
+                    }
+                    _ => {}
+                }
+                failing = now;
             }
         });
         // Blocks: cut the WAL into blocks, compact finished days, apply retention.
@@ -351,17 +400,73 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             });
         }
 
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        axum::serve(listener, gocost_server::router(state))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        gocost_server::set_query_timeout(
+            cfg.server
+                .query_timeout
+                .unwrap_or(gocost_server::QUERY_TIMEOUT),
+        );
+        let opts = listen_options(&cfg.server);
+        *state
+            .body_timeout
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = opts.body_timeout;
+        let grace = opts.grace;
+        let drained = gocost_server::listen::serve(
+            listener,
+            gocost_server::router(state.clone()),
+            state,
+            opts,
+            stop_signal(grace),
+        )
+        .await?;
+        if drained.cut > 0 {
+            eprintln!(
+                "gocost: cut {} connections still open after the grace period",
+                drained.cut
+            );
+        }
+        scraper.stop();
         let st = store.clone();
         tokio::task::spawn_blocking(move || st.sync()).await??;
         eprintln!("gocost: stopped; store synced");
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// The listener's settings from `[server]`.
+fn listen_options(c: &gocost_scrape::config::ServerConfig) -> gocost_server::listen::ListenOptions {
+    let d = gocost_server::listen::ListenOptions::default();
+    gocost_server::listen::ListenOptions {
+        header_timeout: c.header_timeout.unwrap_or(d.header_timeout),
+        body_timeout: c.body_timeout.unwrap_or(d.body_timeout),
+        max_connections: c.max_connections.unwrap_or(d.max_connections),
+        grace: c.shutdown_grace.unwrap_or(d.grace),
+    }
+}
+
+/// Resolves on SIGTERM (how systemd and Kubernetes stop a service) or SIGINT, saying what
+/// happens next.
+async fn stop_signal(grace: Duration) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        eprintln!("gocost: {name}: stopping; requests in flight have {grace:?} to finish");
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// The `[cost]` section's prices over gocost's defaults.

@@ -92,8 +92,13 @@ fn read(src: &str, o: &LoadOptions) -> Result<Profile> {
 /// Decodes the profile in `bytes` (named `src` in errors); bad input is exit code 2.
 pub fn decode(src: &str, bytes: &[u8], max_size: u64, labels: bool) -> Result<Profile> {
     let opts = gocost_pprof::DecodeOptions { max_size, labels };
-    gocost_pprof::decode_with(bytes, &opts)
-        .map_err(|e| InputError(format!("{src}: parsing profile: {e}")).into())
+    gocost_pprof::decode_with(bytes, &opts).map_err(|e| {
+        let hint = match e.kind {
+            gocost_pprof::ErrorKind::TooLarge { .. } => " (raise it with --max-size)",
+            _ => "",
+        };
+        InputError(format!("{src}: parsing profile: {e}{hint}")).into()
+    })
 }
 
 /// The bytes of a file, or of stdin for `-`, refused beyond `max`. Any failure is bad input

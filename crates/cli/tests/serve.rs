@@ -358,6 +358,10 @@ fn faulty_targets_do_not_disturb_healthy_ones() {
         .map(|h| format!("{}: {}", h["job"], h["last_error"]))
         .collect();
     let all = errs.join("\n");
+    // A hanging and a trickling target are timeouts, and their errors say so.
+    for slow in ["\"hang\": \"timeout", "\"trickle\": \"timeout"] {
+        assert!(all.contains(slow), "{all}");
+    }
     assert!(all.contains("500"), "{all}");
     assert!(all.contains("max_body"), "{all}");
     assert!(

@@ -359,21 +359,37 @@ fn folded_frame(t: &Tree, node: u32) -> String {
 /// - Values are signed (diff profiles keep their sign).
 /// - Lines whose text collides after the replacements above are summed into one.
 pub fn write_folded(tree: &Tree, w: &mut dyn Write) -> io::Result<()> {
+    // Depth first with one path buffer: entering a node appends its frame, leaving it cuts
+    // the buffer back, so the work is linear in the tree plus the output (a stack a million
+    // frames deep is not copied at every level).
     let mut lines: Vec<(String, i64)> = Vec::new();
-    let mut stack: Vec<(u32, String)> = vec![(0, String::new())];
-    while let Some((node, prefix)) = stack.pop() {
+    let mut path = String::new();
+    // (node, length of `path` before the node's frame, entered yet)
+    let mut stack: Vec<(u32, usize, bool)> = vec![(Tree::ROOT, 0, false)];
+    let mut visited = 0usize;
+    while let Some((node, before, entered)) = stack.pop() {
+        if entered {
+            path.truncate(before);
+            continue;
+        }
+        visited += 1;
+        if visited.is_multiple_of(4096) {
+            gocost_report::cancel::checkpoint();
+        }
+        if node != Tree::ROOT {
+            if !path.is_empty() {
+                path.push(';');
+            }
+            path.push_str(&folded_frame(tree, node));
+        }
+        stack.push((node, before, true));
         let n = &tree.nodes[node as usize];
         if node != Tree::ROOT && n.self_value != 0 {
-            lines.push((prefix.clone(), n.self_value));
+            lines.push((path.clone(), n.self_value));
         }
-        for &c in &n.children {
-            let f = folded_frame(tree, c);
-            let p = if prefix.is_empty() {
-                f
-            } else {
-                format!("{prefix};{f}")
-            };
-            stack.push((c, p));
+        let here = path.len();
+        for &c in n.children.iter().rev() {
+            stack.push((c, here, false));
         }
     }
     lines.sort_unstable();

@@ -42,6 +42,8 @@ pub struct Limits {
     pub max_label_len: usize,
     /// Most stacks (lines) in a folded/lines body.
     pub max_lines: usize,
+    /// Most frames in one stack ([`gocost_pprof::MAX_STACK_DEPTH`]).
+    pub max_depth: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +53,7 @@ impl Default for Limits {
             max_labels: 32,
             max_label_len: 1024,
             max_lines: 1_000_000,
+            max_depth: gocost_pprof::MAX_STACK_DEPTH,
         }
     }
 }
@@ -92,7 +95,7 @@ pub fn decode_body(
         None | Some("" | "identity") => Ok(body),
         Some(e) if e.eq_ignore_ascii_case("gzip") => {
             gocost_pprof::gunzip(&body, limits.max_decompressed)
-                .map_err(|e| Error(format!("request body: {e}")))
+                .map_err(|e| Error(format!("request body: {e}{}", size_hint(&e))))
         }
         Some(e) => err(format!(
             "Content-Encoding {e:?} is not supported: use gzip or none"
@@ -106,7 +109,18 @@ pub(crate) fn decode_pprof(bytes: &[u8], what: &str, limits: &Limits) -> Result<
         max_size: limits.max_decompressed,
         labels: true,
     };
-    gocost_pprof::decode_with(bytes, &opts).map_err(|e| Error(format!("{what}: {e}")))
+    gocost_pprof::decode_with(bytes, &opts)
+        .map_err(|e| Error(format!("{what}: {e}{}", size_hint(&e))))
+}
+
+/// Which server setting a decompression cap comes from.
+fn size_hint(e: &gocost_pprof::DecodeError) -> &'static str {
+    match e.kind {
+        gocost_pprof::ErrorKind::TooLarge { .. } => {
+            " (4 × the server's max_body setting in [limits])"
+        }
+        _ => "",
+    }
 }
 
 /// An `/ingest` request: its parsed query, the request's `Content-Type` and its (already
@@ -159,6 +173,7 @@ pub fn ingest(
         {
             p.duration_nanos = (u - f).saturating_mul(1_000_000_000);
         }
+        gocost_pprof::check_depth(&p, limits.max_depth).map_err(Error)?;
         pushed.push(Pushed {
             kind,
             labels: labels.clone(),

@@ -159,6 +159,8 @@ pub fn parse_push_request(body: &[u8], now_ns: i64, limits: &Limits) -> Result<V
             if p.time_nanos <= 0 {
                 p.time_nanos = now_ns;
             }
+            gocost_pprof::check_depth(&p, limits.max_depth)
+                .map_err(|e| Error(format!("{at}: {e}")))?;
             out.push(Pushed {
                 kind,
                 labels: labels.clone(),

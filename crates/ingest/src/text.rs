@@ -19,6 +19,23 @@ fn frames(stack: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Refuses a stack deeper than the limit before splitting it (a hostile line may hold a
+/// million frames).
+fn check_depth(line: usize, stack: &str, limits: &Limits) -> Result<(), Error> {
+    let n = stack
+        .split(';')
+        .filter(|f| !f.trim().is_empty())
+        .take(limits.max_depth + 1)
+        .count();
+    if n > limits.max_depth {
+        return err(format!(
+            "line {line}: a stack of more than {} frames; at most {} are accepted (Go records at most 1024)",
+            limits.max_depth, limits.max_depth
+        ));
+    }
+    Ok(())
+}
+
 fn check_lines(n: usize, limits: &Limits) -> Result<(), Error> {
     if n > limits.max_lines {
         return err(format!("body: more than {} lines", limits.max_lines));
@@ -53,6 +70,7 @@ pub fn parse_folded<'a>(text: &'a str, limits: &Limits) -> Result<Vec<Stack<'a>>
                 ));
             }
         };
+        check_depth(i + 1, stack, limits)?;
         let f = frames(stack);
         if f.is_empty() {
             return err(format!("line {}: empty stack", i + 1));
@@ -65,7 +83,8 @@ pub fn parse_folded<'a>(text: &'a str, limits: &Limits) -> Result<Vec<Stack<'a>>
 /// Parses a `lines` body: one stack per line, each counting 1.
 pub fn parse_lines<'a>(text: &'a str, limits: &Limits) -> Result<Vec<Stack<'a>>, Error> {
     let mut out = Vec::new();
-    for line in text.lines() {
+    for (i, line) in text.lines().enumerate() {
+        check_depth(i + 1, line, limits)?;
         let f = frames(line.trim_end_matches('\r'));
         if f.is_empty() {
             continue;

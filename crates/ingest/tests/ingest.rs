@@ -319,3 +319,46 @@ fn gzip_bombs_are_refused() {
     let e = decode_body(Some("br"), vec![1], &limits).unwrap_err();
     assert!(e.0.contains("Content-Encoding \"br\""), "{e}");
 }
+
+#[test]
+fn stacks_deeper_than_the_limit_are_refused_on_every_path() {
+    let lim = gocost_ingest::Limits::default();
+    let max = gocost_pprof::MAX_STACK_DEPTH;
+    // Folded and lines: refused before the stack is split (a million frames).
+    let deep = format!("{} 5\n", vec!["f"; 1_000_000].join(";"));
+    let e = gocost_ingest::parse_folded(&deep, &lim).unwrap_err();
+    assert!(e.to_string().contains(&format!("at most {max}")), "{e}");
+    assert!(e.to_string().starts_with("line 1:"), "{e}");
+    let e = gocost_ingest::parse_lines(&format!("a\n{}", vec!["f"; max + 1].join(";")), &lim)
+        .unwrap_err();
+    assert!(e.to_string().starts_with("line 2:"), "{e}");
+    // At the limit is fine.
+    let ok = format!("{} 5\n", vec!["f"; max].join(";"));
+    assert_eq!(gocost_ingest::parse_folded(&ok, &lim).unwrap().len(), 1);
+    // A pprof body: the sample is named.
+    let mut p = gocost_pprof::Profile {
+        sample_type: vec![gocost_pprof::ValueType::new("samples", "count")],
+        ..Default::default()
+    };
+    p.function.push(gocost_pprof::Function {
+        id: 1,
+        name: "main.f".into(),
+        ..Default::default()
+    });
+    p.location.push(gocost_pprof::Location {
+        id: 1,
+        line: vec![gocost_pprof::Line {
+            function: 0,
+            line: 1,
+            column: 0,
+        }],
+        ..Default::default()
+    });
+    p.sample.push(gocost_pprof::Sample {
+        location: vec![0; max + 1],
+        value: vec![1],
+        label: vec![],
+    });
+    let e = gocost_pprof::check_depth(&p, max).unwrap_err();
+    assert!(e.starts_with("sample 0 has a stack of 2049 frames"), "{e}");
+}

@@ -257,6 +257,9 @@ pub fn decode_uncompressed_with(data: &[u8], opts: &DecodeOptions) -> Result<Pro
     if data.is_empty() {
         return Err(DecodeError::new(ErrorKind::Empty));
     }
+    if let Some(format) = legacy_format(data) {
+        return Err(DecodeError::new(ErrorKind::LegacyFormat(format)));
+    }
     let mut raw = Raw::default();
     let mut r = Reader::new(data, 0);
     let mut time_seen = false;
@@ -855,4 +858,85 @@ fn resolve(raw: Raw) -> Result<(Profile, Ctx), DecodeError> {
         nsamples: raw.nsamples,
     };
     Ok((p, ctx))
+}
+
+/// Recognises the profile formats that came before profile.proto (google/pprof's
+/// `legacy_profile.go` and `legacy_java_profile.go` read them), by their first bytes. None
+/// of them can be a valid profile.proto: a protobuf message never starts with field 0, a
+/// space or a letter in the text headers' positions.
+pub fn legacy_format(data: &[u8]) -> Option<&'static str> {
+    // The binary CPU format of Go before 1.9 and of gperftools: a header of words
+    // 0, 3 (header words), 0 (version), period, 0 — 8-byte or 4-byte, either byte order.
+    let word = |w: usize, i: usize, be: bool| -> Option<u64> {
+        let b = data.get(i * w..(i + 1) * w)?;
+        let mut v = 0u64;
+        if be {
+            for &x in b {
+                v = (v << 8) | u64::from(x);
+            }
+        } else {
+            for &x in b.iter().rev() {
+                v = (v << 8) | u64::from(x);
+            }
+        }
+        Some(v)
+    };
+    for w in [8, 4] {
+        for be in [false, true] {
+            if word(w, 0, be) == Some(0) && word(w, 1, be) == Some(3) {
+                match word(w, 2, be) {
+                    Some(0) => {
+                        return Some(
+                            "a legacy binary CPU profile (the format of Go before 1.9 and of gperftools)",
+                        );
+                    }
+                    Some(1) => return Some("a legacy Java CPU profile"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let head = &data[..data.len().min(256)];
+    let text = String::from_utf8_lossy(head);
+    let t = text.trim_start();
+    if t.starts_with("--- ") && text.contains("format = java") {
+        return Some("a legacy Java profile (text)");
+    }
+    const TEXT: &[(&str, &str)] = &[
+        (
+            "heap profile:",
+            "a legacy text heap profile (`heap profile: …`)",
+        ),
+        ("heap_v2/", "a legacy text heap profile (`heap_v2/…`)"),
+        ("--- heapz", "a legacy text heap profile (`--- heapz`)"),
+        (
+            "--- growthz",
+            "a legacy text heap growth profile (`--- growthz`)",
+        ),
+        (
+            "--- contention",
+            "a legacy text contention profile (`--- contention`)",
+        ),
+        ("--- mutex:", "a legacy text mutex profile (`--- mutex:`)"),
+        (
+            "--- delay",
+            "a legacy text contention profile (`--- delay`)",
+        ),
+        ("--- threadz", "a legacy text thread dump (`--- threadz`)"),
+        ("--- contentionz", "a legacy Java contention profile"),
+        ("--- cpu", "a legacy Java CPU profile"),
+        (
+            "goroutine profile: total",
+            "a goroutine profile in text form (`?debug=1`)",
+        ),
+        (
+            "threadcreate profile: total",
+            "a threadcreate profile in text form (`?debug=1`)",
+        ),
+        (
+            "goroutine 1 [",
+            "a goroutine dump (`?debug=2`; `gocost leaks` reads it)",
+        ),
+    ];
+    TEXT.iter().find(|(p, _)| t.starts_with(p)).map(|(_, f)| *f)
 }

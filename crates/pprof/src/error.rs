@@ -28,6 +28,8 @@ pub enum ErrorKind {
     StringIndex { index: i64, len: usize },
     /// The decoded profile violates one of pprof's validity rules.
     Invalid(String),
+    /// A profile in a format that came before profile.proto (named).
+    LegacyFormat(&'static str),
 }
 
 /// A decoding error with its location in the (decompressed) protobuf.
@@ -71,7 +73,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Gzip(e) => write!(f, "decompressing profile: {e}"),
             ErrorKind::TooLarge { limit } => write!(
                 f,
-                "decompressed profile exceeds the size limit of {limit} bytes (raise it with --max-size)"
+                "decompressed profile exceeds the size limit of {limit} bytes"
             ),
             ErrorKind::BadVarint => write!(f, "bad varint (truncated or longer than 10 bytes)"),
             ErrorKind::Truncated { needed, available } => {
@@ -93,6 +95,11 @@ impl fmt::Display for ErrorKind {
                 )
             }
             ErrorKind::Invalid(m) => write!(f, "malformed profile: {m}"),
+            ErrorKind::LegacyFormat(what) => write!(
+                f,
+                "this is {what}, not profile.proto; gocost reads only the profile.proto format \
+                 Go writes since 1.9 (convert it with `go tool pprof -proto FILE > FILE.pb.gz`)"
+            ),
         }
     }
 }

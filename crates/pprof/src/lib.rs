@@ -19,6 +19,7 @@
 //! assert_eq!(decode(&bytes).unwrap(), p);
 //! ```
 
+pub mod cancel;
 mod decode;
 mod encode;
 mod error;
@@ -30,9 +31,34 @@ mod wire;
 
 pub use decode::{
     DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_uncompressed_with,
-    decode_with, gunzip,
+    decode_with, gunzip, legacy_format,
 };
 pub use encode::{encode, encode_uncompressed};
 pub use error::{DecodeError, ErrorKind};
 pub use merge::{Combiner, MergeError, Merger, combine, merge};
 pub use model::*;
+
+/// The most frames one sample may have, counting inlined functions (gocost's limit on every
+/// ingest path): twice the deepest stack Go records (`GODEBUG=profstackdepth` allows at most
+/// 1024; the default is 128). Deeper stacks are refused, not truncated.
+pub const MAX_STACK_DEPTH: usize = 2048;
+
+/// Checks that no sample of `p` is deeper than `max` frames (inlined functions counted);
+/// the error names the sample and its depth.
+pub fn check_depth(p: &Profile, max: usize) -> Result<(), String> {
+    for (i, s) in p.sample.iter().enumerate() {
+        let mut frames = 0usize;
+        for &l in &s.location {
+            frames += p
+                .location
+                .get(l as usize)
+                .map_or(1, |l| l.line.len().max(1));
+        }
+        if frames > max {
+            return Err(format!(
+                "sample {i} has a stack of {frames} frames; at most {max} are accepted (Go records at most 1024)"
+            ));
+        }
+    }
+    Ok(())
+}

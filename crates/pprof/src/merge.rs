@@ -289,7 +289,10 @@ impl Merger {
     /// Merges one more profile.
     pub fn add(&mut self, src: &Profile) -> Result<(), MergeError> {
         self.begin(src)?;
-        for s in &src.sample {
+        for (i, s) in src.sample.iter().enumerate() {
+            if i.is_multiple_of(1024) {
+                crate::cancel::checkpoint();
+            }
             if s.value.iter().all(|&v| v == 0) {
                 continue;
             }
@@ -314,7 +317,10 @@ impl Merger {
     pub fn add_owned(&mut self, mut src: Profile) -> Result<(), MergeError> {
         self.begin(&src)?;
         let samples = std::mem::take(&mut src.sample);
-        for mut s in samples {
+        for (i, mut s) in samples.into_iter().enumerate() {
+            if i.is_multiple_of(1024) {
+                crate::cancel::checkpoint();
+            }
             if s.value.iter().all(|&v| v == 0) {
                 continue;
             }

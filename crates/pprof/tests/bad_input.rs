@@ -189,3 +189,45 @@ fn gzip_members_headers_and_checksums() {
         assert!(decode(&z[..n]).is_err(), "truncated at {n} decoded");
     }
 }
+
+#[test]
+fn legacy_formats_are_recognised_and_named() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/legacy");
+    let want = [
+        ("cppbench.contention", "contention"),
+        ("cppbench.cpu", "legacy binary CPU profile"),
+        ("cppbench.growth", "text heap profile"),
+        ("cppbench.heap", "text heap profile"),
+        ("cppbench.thread", "thread dump"),
+        ("cppbench.thread.all", "thread dump"),
+        ("cppbench.thread.none", "thread dump"),
+        ("go.crc32.cpu", "Go before 1.9"),
+        ("go.godoc.thread", "threadcreate profile in text form"),
+        ("gobench.cpu", "Go before 1.9"),
+        ("gobench.heap", "text heap profile"),
+        ("java.contention", "Java"),
+        ("java.cpu", "Java CPU"),
+        ("java.heap", "Java"),
+    ];
+    for (file, what) in want {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let e = decode(&bytes).unwrap_err();
+        assert!(
+            matches!(e.kind, ErrorKind::LegacyFormat(f) if f.contains(what)),
+            "{file}: {e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("not profile.proto") && msg.contains("go tool pprof -proto"),
+            "{msg}"
+        );
+        // gzip'd the same.
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut z, &bytes).unwrap();
+        let e = decode(&z.finish().unwrap()).unwrap_err();
+        assert!(
+            matches!(e.kind, ErrorKind::LegacyFormat(_)),
+            "{file} gzip'd: {e}"
+        );
+    }
+}

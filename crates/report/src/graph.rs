@@ -189,7 +189,10 @@ fn stacks(p: &Profile, index: usize) -> Vec<(&[u32], i64)> {
     // stack → (index in out, sign seen so far: 1 positive, -1 negative)
     let mut index_of: FxHashMap<&[u32], (u32, i8)> = FxHashMap::default();
     let mut mixed: Vec<(&[u32], i64)> = Vec::new();
-    for s in &p.sample {
+    for (ci, s) in p.sample.iter().enumerate() {
+        if ci.is_multiple_of(1024) {
+            gocost_pprof::cancel::checkpoint();
+        }
         let w = s.value[index];
         if w == 0 {
             continue;
@@ -224,7 +227,10 @@ fn stacks(p: &Profile, index: usize) -> Vec<(&[u32], i64)> {
         .into_iter()
         .filter(|(st, _)| !mixed_stacks.contains(st))
         .collect();
-    for s in &p.sample {
+    for (ci, s) in p.sample.iter().enumerate() {
+        if ci.is_multiple_of(1024) {
+            gocost_pprof::cancel::checkpoint();
+        }
         let w = s.value[index];
         if w != 0 && mixed_stacks.contains(s.location.as_slice()) {
             res.push((&s.location, w));

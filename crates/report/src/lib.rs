@@ -32,6 +32,7 @@ pub mod timefmt;
 use gocost_pprof::{Profile, prune};
 use regex::Regex;
 
+pub use gocost_pprof::cancel;
 pub use graph::NodeInfo;
 pub use stacks::{StackFrame, flame_stacks};
 pub use text::{TagKey, TopReport, TopRow};
@@ -321,7 +322,10 @@ impl Report {
 /// pprof's `computeTotal`: Σ|value|, or only the `-diff_base` samples' when there are any.
 fn compute_total(p: &Profile, index: usize) -> i64 {
     let (mut total, mut diff) = (0i64, 0i64);
-    for s in &p.sample {
+    for (ci, s) in p.sample.iter().enumerate() {
+        if ci.is_multiple_of(1024) {
+            gocost_pprof::cancel::checkpoint();
+        }
         let v = s.value[index].wrapping_abs();
         total = total.wrapping_add(v);
         if s.has_label("pprof::base", "true") {

@@ -18,7 +18,10 @@ pub fn flame_stacks(rpt: &Report) -> Vec<(Vec<StackFrame>, i64)> {
     let nodes = Nodes::new(p);
     let names: Vec<String> = nodes.infos.iter().map(|i| i.printable_name()).collect();
     let mut out = Vec::with_capacity(p.sample.len());
-    for s in &p.sample {
+    for (ci, s) in p.sample.iter().enumerate() {
+        if ci.is_multiple_of(1024) {
+            gocost_pprof::cancel::checkpoint();
+        }
         let v = s.value[rpt.index];
         if v == 0 {
             continue;

@@ -139,6 +139,23 @@ pub struct S3Storage {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub listen: Option<String>,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish (default 10s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub shutdown_grace: Option<Duration>,
+    /// How long a connection may take to send a request's header, from its opening or its
+    /// previous response (idle keep-alive connections close after it; default 10s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub header_timeout: Option<Duration>,
+    /// How long a request's body may take to arrive (default 30s); a body shorter than its
+    /// Content-Length is answered 400 after it.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub body_timeout: Option<Duration>,
+    /// The most connections open at once (default: three quarters of the process'
+    /// file-descriptor limit); more get 503.
+    pub max_connections: Option<usize>,
+    /// How long a query may run before it is answered 503 and stopped (default 60s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub query_timeout: Option<Duration>,
 }
 
 /// One `[[scrape]]` job.
@@ -473,6 +490,25 @@ impl Config {
         {
             return Err(format!(
                 "{}: storage.block_duration must be between 1s and 24h",
+                file.display()
+            ));
+        }
+        for (k, v) in [
+            ("shutdown_grace", cfg.server.shutdown_grace),
+            ("header_timeout", cfg.server.header_timeout),
+            ("body_timeout", cfg.server.body_timeout),
+            ("query_timeout", cfg.server.query_timeout),
+        ] {
+            if v.is_some_and(|d| d.is_zero()) {
+                return Err(format!(
+                    "{}: server.{k} must be more than 0s",
+                    file.display()
+                ));
+            }
+        }
+        if cfg.server.max_connections == Some(0) {
+            return Err(format!(
+                "{}: server.max_connections must be at least 1",
                 file.display()
             ));
         }

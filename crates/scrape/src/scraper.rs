@@ -65,6 +65,32 @@ struct Job {
     client: reqwest::Client,
 }
 
+/// A fetch error as a health message: timeouts say so (a hanging or dripping target), with
+/// the limit and the setting it comes from; other errors with their cause.
+fn fetch_error(job: &Job, e: reqwest::Error) -> String {
+    let mut cause = String::new();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        cause = format!(": {s}");
+        src = s.source();
+    }
+    if e.is_timeout() {
+        let cpu = job.kind == "cpu";
+        let limit = job.cfg.timeout()
+            + if cpu {
+                job.cfg.cpu_window()
+            } else {
+                std::time::Duration::ZERO
+            };
+        format!(
+            "timeout: no complete response within {limit:?} (the job's timeout{}): {e}",
+            if cpu { " plus its cpu_window" } else { "" }
+        )
+    } else {
+        format!("{e}{cause}")
+    }
+}
+
 async fn fetch(job: &Job) -> Result<Vec<u8>, String> {
     let mut req = job.client.get(&job.url);
     if let Some(t) = &job.cfg.bearer_token {
@@ -73,7 +99,7 @@ async fn fetch(job: &Job) -> Result<Vec<u8>, String> {
     for (k, v) in &job.cfg.headers {
         req = req.header(k, v);
     }
-    let mut resp = req.send().await.map_err(|e| e.to_string())?;
+    let mut resp = req.send().await.map_err(|e| fetch_error(job, e))?;
     let status = resp.status();
     let cap = job.cfg.max_body();
     if let Some(len) = resp.content_length()
@@ -82,7 +108,7 @@ async fn fetch(job: &Job) -> Result<Vec<u8>, String> {
         return Err(format!("response of {len} bytes exceeds max_body ({cap})"));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_error(job, e))? {
         if body.len() as u64 + chunk.len() as u64 > cap {
             return Err(format!("response exceeds max_body ({cap} bytes)"));
         }

@@ -10,7 +10,9 @@
 
 mod access;
 pub mod alerts;
+pub mod errors;
 mod insights;
+pub mod listen;
 mod push;
 mod regress;
 mod ui;
@@ -49,6 +51,10 @@ pub struct AppState {
     pub alerts: alerts::Alerts,
     /// Tokens, tenancy and push limits (the config's `[auth]`, `[tenancy]`, `[limits]`).
     pub access: access::Access,
+    /// Open, refused and timed-out connections (see [`listen`]).
+    pub conns: listen::ConnStats,
+    /// How long a push's body may take to arrive (`[server] body_timeout`).
+    pub body_timeout: RwLock<std::time::Duration>,
 }
 
 impl AppState {
@@ -65,6 +71,8 @@ impl AppState {
             cost_rates: RwLock::new(Default::default()),
             alerts: alerts::Alerts::default(),
             access: access::Access::default(),
+            conns: listen::ConnStats::default(),
+            body_timeout: RwLock::new(listen::ListenOptions::default().body_timeout),
         })
     }
 
@@ -110,23 +118,134 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// Parses a time: unix seconds (`1700000000`, `1700000000.5`), RFC 3339, `now` or
-/// `now-<duration>` (e.g. `now-1h`).
+/// Parses a time, strictly: unix seconds (`1700000000`, `1700000000.5`, `-1`: digits with an
+/// optional fraction, no exponent, NaN or infinity), RFC 3339 over the years Go prints
+/// (`0001-01-01T00:00:00Z` … `9999-12-31T23:59:59Z`; times outside the nanosecond range of
+/// 1677…2262 are clamped to its ends, where no profile can be), `now` or `now-<duration>`
+/// (e.g. `now-1h`). Anything else, and unix seconds outside that range, is an error.
 pub fn parse_time(s: &str, now: i64) -> Result<i64, String> {
     let s = s.trim();
+    let shown: String = s.chars().take(64).collect();
+    let range =
+        || format!("time {shown:?} is out of range: unix seconds must lie between 1677 and 2262");
     if s == "now" {
         return Ok(now);
     }
     if let Some(d) = s.strip_prefix("now-") {
         let d = gocost_scrape::parse_duration(d)?;
-        return Ok(now - d.as_nanos() as i64);
+        let ns = i64::try_from(d.as_nanos()).map_err(|_| range())?;
+        return now.checked_sub(ns).ok_or_else(range);
     }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i64);
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let (sign, unsigned) = match (s.strip_prefix('-'), s.strip_prefix('+')) {
+        (Some(r), _) => (-1i128, r),
+        (_, Some(r)) => (1, r),
+        _ => (1, s),
+    };
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if digits(int) && (frac.is_empty() || digits(frac)) && !unsigned.ends_with('.') {
+        if int.len() > 12 {
+            return Err(range());
+        }
+        let secs: i128 = int.parse().map_err(|_| range())?;
+        let mut nanos: i128 = 0;
+        for (i, b) in frac.bytes().take(9).enumerate() {
+            nanos += i128::from(b - b'0') * 10i128.pow(8 - i as u32);
+        }
+        let ns = sign * (secs * 1_000_000_000 + nanos);
+        return i64::try_from(ns).map_err(|_| range());
     }
-    s.parse::<jiff::Timestamp>()
-        .map(|t| t.as_nanosecond() as i64)
-        .map_err(|_| format!("bad time {s:?}: use unix seconds, RFC 3339, now or now-1h"))
+    match rfc3339_ns(s) {
+        Some(ns) => Ok(ns.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64),
+        None => Err(format!(
+            "bad time {shown:?}: use unix seconds, RFC 3339, now or now-1h"
+        )),
+    }
+}
+
+/// RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, years 0000–9999, `T` or a space, `Z`
+/// in either case) as nanoseconds since the epoch, over the whole range (wider than i64).
+fn rfc3339_ns(s: &str) -> Option<i128> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i128> {
+        let d = b.get(r)?;
+        if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(d.iter().fold(0i128, |a, &c| a * 10 + i128::from(c - b'0')))
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || sec > 59
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0i128;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 9 {
+                nanos += i128::from(b[i] - b'0') * 10i128.pow(8 - (i - start) as u32);
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+    }
+    let offset = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = (oh * 60 + om) * 60;
+            if *sign == b'-' { -o } else { o }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    Some(secs * 1_000_000_000 + nanos)
 }
 
 #[derive(Deserialize, Default)]
@@ -276,19 +395,58 @@ fn merged_base(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, A
     })
 }
 
-/// How long one query may take before the client gets 503 (the work is not cancelled, but
-/// the connection is not held open forever).
+/// How long one query may take by default before the client gets 503 and its work is
+/// cancelled (`[server] query_timeout`).
 pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+static QUERY_TIMEOUT_MS: AtomicU64 = AtomicU64::new(QUERY_TIMEOUT.as_millis() as u64);
+static QUERIES_CANCELLED: AtomicU64 = AtomicU64::new(0);
+
+/// Sets how long a query may run (the config's `[server] query_timeout`).
+pub fn set_query_timeout(d: std::time::Duration) {
+    QUERY_TIMEOUT_MS.store(d.as_millis().max(1) as u64, Ordering::Relaxed);
+}
+
+/// Runs query work on a blocking thread. Past the query timeout the client gets 503 and the
+/// work is cancelled: the merge and report loops check a flag ([`gocost_pprof::cancel`]) and
+/// unwind, so an abandoned query does not burn a core to its end.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::time::timeout(QUERY_TIMEOUT, tokio::task::spawn_blocking(f)).await {
-        Ok(r) => r.map_err(|e| ApiError::Internal(e.to_string())),
-        Err(_) => Err(ApiError::Unavailable(format!(
-            "query took longer than {}s; narrow the range or the selector",
-            QUERY_TIMEOUT.as_secs()
-        ))),
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f_flag = flag.clone();
+    let mut h = tokio::task::spawn_blocking(move || gocost_pprof::cancel::with_flag(f_flag, f));
+    let timeout = std::time::Duration::from_millis(QUERY_TIMEOUT_MS.load(Ordering::Relaxed));
+    let unavailable = || {
+        ApiError::Unavailable(format!(
+            "query took longer than {timeout:?} (the query_timeout setting in [server]) and was stopped; narrow the range or the selector"
+        ))
+    };
+    match tokio::time::timeout(timeout, &mut h).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.is_panic() => {
+            if gocost_pprof::cancel::is_cancelled(&*e.into_panic()) {
+                Err(unavailable())
+            } else {
+                Err(ApiError::Internal(
+                    "the query failed (a bug: see the log)".into(),
+                ))
+            }
+        }
+        Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
+        Err(_) => {
+            flag.store(true, Ordering::Relaxed);
+            // Counted when the work has actually stopped.
+            tokio::spawn(async move {
+                if let Err(e) = h.await
+                    && e.is_panic()
+                    && gocost_pprof::cancel::is_cancelled(&*e.into_panic())
+                {
+                    QUERIES_CANCELLED.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            Err(unavailable())
+        }
     }
 }
 
@@ -947,10 +1105,70 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         s.compactions_total.to_string(),
     );
     m(
+        "gocost_store_disk_full",
+        "gauge",
+        "1 while the disk holding the WAL is full: ingest is paused (pushes get 507) until space is freed.",
+        u8::from(s.disk_full).to_string(),
+    );
+    m(
+        "gocost_store_write_failing",
+        "gauge",
+        "1 while WAL writes or syncs fail (disk full or I/O errors); the log says why.",
+        u8::from(s.write_error.is_some()).to_string(),
+    );
+    m(
+        "gocost_store_write_errors_total",
+        "counter",
+        "WAL writes and syncs that failed since start (nothing of them was acknowledged).",
+        s.write_errors_total.to_string(),
+    );
+    m(
+        "gocost_store_unsynced_dropped_total",
+        "counter",
+        "Records written to the WAL but dropped because its fsync failed (never acknowledged).",
+        s.lost_records_total.to_string(),
+    );
+    m(
         "gocost_ingest_profiles_total",
         "counter",
         "Profiles appended since start.",
         s.appends_total.to_string(),
+    );
+    m(
+        "gocost_http_connections_open",
+        "gauge",
+        "HTTP connections open.",
+        st.conns.open.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_connections_limit",
+        "gauge",
+        "The most HTTP connections open at once (server.max_connections).",
+        st.conns.limit.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_connections_refused_total",
+        "counter",
+        "Connections refused (503 and closed) because max_connections were open, or accept failed.",
+        st.conns.refused.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_header_timeouts_total",
+        "counter",
+        "Connections closed because a request header (or the next request) did not arrive within header_timeout.",
+        st.conns.timeouts.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_requests_reading_body",
+        "gauge",
+        "Requests whose body is being received now.",
+        st.conns.reading_body.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_http_body_timeouts_total",
+        "counter",
+        "Requests answered 400 because their body did not arrive within body_timeout.",
+        st.conns.body_timeouts.load(Ordering::Relaxed).to_string(),
     );
     m(
         "gocost_http_requests_total",
@@ -975,6 +1193,12 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         "counter",
         "Time spent in profile queries.",
         format!("{:.6}", st.query_nanos.load(Ordering::Relaxed) as f64 / 1e9),
+    );
+    m(
+        "gocost_query_cancelled_total",
+        "counter",
+        "Queries stopped after running past query_timeout (their work unwound, not left running).",
+        QUERIES_CANCELLED.load(Ordering::Relaxed).to_string(),
     );
     m(
         "gocost_uptime_seconds",
@@ -1046,7 +1270,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/push.v1.PusherService/Push",
             axum::routing::post(push::push),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(max_body));
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            listen::read_body,
+        ));
     Router::new()
         .merge(pushes)
         .route("/", get(ui::index))
@@ -1073,5 +1301,6 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             access::guard,
         ))
+        .layer(axum::middleware::from_fn(errors::json_errors))
         .with_state(state)
 }

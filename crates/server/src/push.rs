@@ -61,21 +61,42 @@ async fn store(st: Arc<AppState>, tenant: Tenant, pushed: Vec<Pushed>) -> Result
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             return Err(Box::new(r));
         }
+        // Acknowledged only once durable: every record is synced to disk (one fsync shared
+        // with concurrent pushes) before the 200.
+        let mut lsns = Vec::with_capacity(keyed.len());
         for (k, p) in &keyed {
-            st.store
+            let lsn = st
+                .store
                 .append_profile(k, p.time_ns, &p.profile)
-                .map_err(|e| {
-                    Box::new(match e {
-                        gocost_store::Error::TooLarge(_) => bad(format!("{k}: {e}")),
-                        e => status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                    })
-                })?;
+                .map_err(|e| Box::new(store_error(&format!("{k}: "), e)))?;
+            lsns.push(lsn);
+        }
+        for lsn in lsns {
+            st.store
+                .commit(lsn)
+                .map_err(|e| Box::new(store_error("", e)))?;
         }
         Ok(())
     })
     .await
     .map_err(|e| status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     res.map(|()| n).map_err(|r| *r)
+}
+
+/// The answer to a push the store did not take: 507 while the disk is full, 503 when the
+/// WAL could not be written or synced (both with `Retry-After`: nothing was stored, the
+/// agent should send it again), 400 for a profile over the record limit.
+fn store_error(what: &str, e: gocost_store::Error) -> Response {
+    use gocost_store::Error as E;
+    let (code, retry) = match &e {
+        E::TooLarge(_) | E::TooDeep(_) => return bad(format!("{what}{e}")),
+        E::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "30"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "5"),
+    };
+    let mut r = status(code, format!("not stored: {e}"));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(retry));
+    r
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -157,7 +178,10 @@ async fn connect_error(r: Response) -> Response {
     let code = match r.status() {
         StatusCode::OK => return r,
         StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => "invalid_argument",
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => "resource_exhausted",
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::INSUFFICIENT_STORAGE => "resource_exhausted",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         StatusCode::UNAUTHORIZED => "unauthenticated",
         StatusCode::FORBIDDEN => "permission_denied",
         _ => "internal",

@@ -55,6 +55,23 @@ fn io_err(e: impl std::fmt::Display) -> std::io::Error {
 
 impl Blobs {
     pub fn open(cfg: &BlobConfig, data_dir: &std::path::Path) -> std::io::Result<Blobs> {
+        Self::open_with(cfg, data_dir, true)?.ok_or_else(|| io_err("no block storage"))
+    }
+
+    /// Opens block storage without creating anything: `None` when the local `blocks/`
+    /// directory does not exist (no block was ever written).
+    pub fn open_existing(
+        cfg: &BlobConfig,
+        data_dir: &std::path::Path,
+    ) -> std::io::Result<Option<Blobs>> {
+        Self::open_with(cfg, data_dir, false)
+    }
+
+    fn open_with(
+        cfg: &BlobConfig,
+        data_dir: &std::path::Path,
+        create: bool,
+    ) -> std::io::Result<Option<Blobs>> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -62,7 +79,11 @@ impl Blobs {
         let (os, prefix, describe): (Arc<dyn ObjectStore>, String, String) = match cfg {
             BlobConfig::Local => {
                 let dir: PathBuf = data_dir.join("blocks");
-                std::fs::create_dir_all(&dir)?;
+                if create {
+                    std::fs::create_dir_all(&dir)?;
+                } else if !dir.is_dir() {
+                    return Ok(None);
+                }
                 let fs =
                     object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(io_err)?;
                 local_dir = Some(dir.clone());
@@ -91,13 +112,13 @@ impl Blobs {
                 (Arc::new(os), prefix, describe)
             }
         };
-        Ok(Blobs {
+        Ok(Some(Blobs {
             os,
             prefix,
             rt: Some(rt),
             local_dir,
             describe,
-        })
+        }))
     }
 
     fn path(&self, name: &str) -> ObjPath {
@@ -124,9 +145,15 @@ impl Blobs {
     pub fn put_file(&self, name: &str, path: &std::path::Path) -> std::io::Result<()> {
         std::fs::File::open(path)?.sync_all()?;
         if let Some(dir) = &self.local_dir {
-            // Durable before the WAL segments it replaces are deleted.
-            std::fs::rename(path, dir.join(name))?;
-            std::fs::File::open(dir)?.sync_all()?;
+            // Durable before the WAL segments it replaces are deleted. If the directory
+            // cannot be synced, the block is taken back: the cut is retried whole, and a
+            // block that might vanish in a crash never stands in for its segments.
+            let target = dir.join(name);
+            std::fs::rename(path, &target)?;
+            if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+                let _ = std::fs::remove_file(&target);
+                return Err(e);
+            }
             return Ok(());
         }
         const PART: usize = 16 << 20;
@@ -162,6 +189,11 @@ impl Blobs {
         self.run(self.os.get_range(&p, r))
             .map(|b| b.to_vec())
             .map_err(io_err)
+    }
+
+    /// The local directory of blocks, if they are local.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.local_dir.as_deref()
     }
 
     pub fn delete(&self, name: &str) -> std::io::Result<()> {

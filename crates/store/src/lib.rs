@@ -40,7 +40,7 @@ mod series;
 mod symtab;
 mod wal;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ pub use agg::{Agg, is_snapshot};
 pub use blobs::{BlobConfig, S3Config};
 pub use block::{BlockError, BlockMeta, DAY_NS, HOUR_NS, verify_file as verify_block};
 pub use series::{KINDS, Matcher, Op, Selector, SeriesKey};
-pub use wal::{MAX_RECORD, ReplayReport};
+pub use wal::{FaultHook, FaultPoint, MAX_RECORD, ReplayReport};
 
 use block::{BlockInfo, BlockWriter};
 use symtab::SymTab;
@@ -73,6 +73,9 @@ pub struct Options {
     /// Memory for profiles the head keeps encoded until their block is cut (past it,
     /// the cut decodes them again from the WAL).
     pub head_cache_bytes: usize,
+    /// Faults to inject into WAL writes and syncs (tests only).
+    #[doc(hidden)]
+    pub faults: Option<FaultHook>,
 }
 
 impl Options {
@@ -84,6 +87,7 @@ impl Options {
             block_duration_ns: HOUR_NS,
             blobs: BlobConfig::Local,
             head_cache_bytes: 64 << 20,
+            faults: None,
         }
     }
 }
@@ -98,9 +102,20 @@ pub enum Error {
     /// The selected profiles cannot be merged (different sample types).
     Merge(MergeError),
     TooLarge(usize),
+    /// A sample's stack is deeper than [`gocost_pprof::MAX_STACK_DEPTH`] (what is wrong).
+    TooDeep(String),
     /// A block is malformed (named, with what is wrong).
     Block(String),
+    /// The disk holding the WAL is full: nothing was stored, and ingest is paused until
+    /// space is freed (the next append tries again).
+    DiskFull(String),
+    /// The record was written but the WAL could not be made durable (a failed `fsync`):
+    /// it was dropped again, and is not stored.
+    NotDurable(String),
 }
+
+/// The number of an appended WAL record; [`Store::commit`] waits until it is durable.
+pub type Lsn = u64;
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -113,6 +128,9 @@ impl fmt::Display for Error {
                 "profile of {n} bytes exceeds the {MAX_RECORD}-byte limit"
             ),
             Error::Block(e) => write!(f, "block: {e}"),
+            Error::TooDeep(e) => write!(f, "{e}"),
+            Error::DiskFull(e) => write!(f, "{e}"),
+            Error::NotDurable(e) => write!(f, "{e}"),
         }
     }
 }
@@ -151,6 +169,14 @@ pub struct Stats {
     pub appends_total: u64,
     pub blocks_written_total: u64,
     pub compactions_total: u64,
+    /// Appends refuse to write because the disk is full (until one succeeds).
+    pub disk_full: bool,
+    /// Why the last WAL write or sync failed, while ingest is failing.
+    pub write_error: Option<String>,
+    /// WAL writes and syncs that failed since start.
+    pub write_errors_total: u64,
+    /// Records written but dropped again because the WAL sync failed.
+    pub lost_records_total: u64,
 }
 
 /// What a visit of the stored profiles is called with: the series, the profile's time (a
@@ -192,6 +218,8 @@ struct Point {
     t: i64,
     v: f64,
     seq: u64,
+    /// Offset of its WAL record in the segment.
+    off: u64,
 }
 
 /// A block in the catalog: its index, parsed once.
@@ -223,6 +251,23 @@ struct Inner {
     appends: u64,
     blocks_written: u64,
     compactions: u64,
+    /// Records failed syncs dropped (their LSN ranges), for [`Store::commit`].
+    lost: VecDeque<(std::ops::RangeInclusive<Lsn>, String)>,
+    lost_records: u64,
+    /// Set while WAL writes fail (the first line of the error), cleared by a good append.
+    write_error: Option<String>,
+    disk_full: bool,
+    write_errors: u64,
+}
+
+/// How many failed-sync LSN ranges [`Store::commit`] remembers.
+const LOST_RANGES: usize = 4096;
+
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// The store. All methods take `&self`; it is safe to share across threads.
@@ -233,6 +278,9 @@ pub struct Store {
     inner: Mutex<Inner>,
     /// Held while a flush, compaction or retention pass rewrites blocks.
     maintenance: Mutex<()>,
+    /// Held around every fsync of the WAL (taken before `inner`), so one sync's outcome is
+    /// never another's: Linux reports a writeback error to one `fsync` only.
+    sync_lock: Mutex<()>,
 }
 
 /// Catalog order: oldest data first.
@@ -317,7 +365,8 @@ impl Store {
         let (wal, wal_report) = wal::Wal::open(
             &opts.dir.join("wal"),
             |seq| done.contains(&seq),
-            |seq, pos, r| match (r, pos) {
+            opts.faults.clone(),
+            |seq, off, pos, r| match (r, pos) {
                 (wal::Record::Profile { time_ns, key, .. }, Some(pos)) => {
                     match SeriesKey::parse(&key) {
                         Ok(k) => insert_sorted(
@@ -337,7 +386,7 @@ impl Store {
                         match SeriesKey::parse(&key) {
                             Ok(k) => insert_sorted(
                                 metrics.entry(k).or_default(),
-                                Point { t, v, seq },
+                                Point { t, v, seq, off },
                                 |p| p.t,
                             ),
                             Err(_) => skipped += 1,
@@ -370,8 +419,14 @@ impl Store {
                 appends: 0,
                 blocks_written: 0,
                 compactions: 0,
+                lost: VecDeque::new(),
+                lost_records: 0,
+                write_error: None,
+                disk_full: false,
+                write_errors: 0,
             }),
             maintenance: Mutex::new(()),
+            sync_lock: Mutex::new(()),
         };
         Ok((store, report))
     }
@@ -387,8 +442,10 @@ impl Store {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Validates and stores one profile of a series at `time_ns`.
-    pub fn append(&self, key: &SeriesKey, time_ns: i64, bytes: &[u8]) -> Result<(), Error> {
+    /// Validates and stores one profile of a series at `time_ns`. It is written to the WAL
+    /// at once and durable after the next [`sync`](Store::sync); [`commit`](Store::commit)
+    /// with the returned number waits for that.
+    pub fn append(&self, key: &SeriesKey, time_ns: i64, bytes: &[u8]) -> Result<Lsn, Error> {
         if bytes.len() > MAX_RECORD - 1024 {
             return Err(Error::TooLarge(bytes.len()));
         }
@@ -397,12 +454,14 @@ impl Store {
             labels: true,
         };
         let p = gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
+        gocost_pprof::check_depth(&p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
         self.append_valid(key, time_ns, bytes, &p)
     }
 
     /// Stores a profile gocost built itself (a delta of cumulative scrapes): it is encoded
     /// here, and needs no validation.
-    pub fn append_profile(&self, key: &SeriesKey, time_ns: i64, p: &Profile) -> Result<(), Error> {
+    pub fn append_profile(&self, key: &SeriesKey, time_ns: i64, p: &Profile) -> Result<Lsn, Error> {
+        gocost_pprof::check_depth(p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
         let bytes = gocost_pprof::encode(p);
         if bytes.len() > MAX_RECORD - 1024 {
             return Err(Error::TooLarge(bytes.len()));
@@ -416,15 +475,15 @@ impl Store {
         time_ns: i64,
         bytes: &[u8],
         p: &Profile,
-    ) -> Result<(), Error> {
+    ) -> Result<Lsn, Error> {
         let rec = wal::Record::Profile {
             time_ns,
             key: key.to_string(),
             payload: bytes.to_vec(),
         };
-        let mut g = self.lock();
-        let Some(pos) = g.wal.append(&rec)? else {
-            return Ok(());
+        let (mut g, a) = self.wal_append(&rec)?;
+        let Some(pos) = a.payload else {
+            return Ok(a.lsn);
         };
         g.appends += 1;
         let enc = if g.cache_bytes < self.opts.head_cache_bytes {
@@ -445,14 +504,127 @@ impl Store {
             Entry { time_ns, pos, enc },
             |e| e.time_ns,
         );
-        Ok(())
+        Ok(a.lsn)
+    }
+
+    /// Appends one record to the WAL; on success returns with the lock held, so the caller
+    /// indexes the record before anyone can see the WAL without it. A write that fails
+    /// leaves the WAL as it was (the partial record is cut off again).
+    fn wal_append(
+        &self,
+        rec: &wal::Record,
+    ) -> Result<(MutexGuard<'_, Inner>, wal::Appended), Error> {
+        let frame = wal::Wal::frame(rec).map_err(|_| Error::TooLarge(MAX_RECORD))?;
+        let mut g = self.lock();
+        let mut _sync = None;
+        if g.wal.needs_rotation(frame.len()) {
+            // Starting a segment syncs the current one: that takes the sync lock first.
+            drop(g);
+            _sync = Some(self.sync_lock.lock().unwrap_or_else(|p| p.into_inner()));
+            g = self.lock();
+        }
+        let res = g.wal.append(rec, &frame);
+        self.reap(&mut g);
+        match res {
+            Ok(a) => {
+                if g.write_error.take().is_some() {
+                    g.disk_full = false;
+                }
+                Ok((g, a))
+            }
+            Err(e) => Err(self.write_failed(&mut g, e)),
+        }
+    }
+
+    /// Notes a failed WAL write or sync and says what it means for the caller.
+    fn write_failed(&self, g: &mut Inner, e: std::io::Error) -> Error {
+        g.write_errors += 1;
+        let wal = self.opts.dir.join("wal");
+        if is_disk_full(&e) {
+            g.disk_full = true;
+            let msg = format!(
+                "disk full: cannot write the WAL in {} ({e}); ingest is paused until space is freed",
+                wal.display()
+            );
+            g.write_error = Some(msg.clone());
+            Error::DiskFull(msg)
+        } else {
+            let msg = format!("writing the WAL in {} failed: {e}", wal.display());
+            g.write_error = Some(msg.clone());
+            Error::Io(std::io::Error::new(e.kind(), msg))
+        }
+    }
+
+    /// Drops from the head what failed syncs cut from the WAL, and remembers their numbers
+    /// for [`commit`](Store::commit).
+    fn reap(&self, g: &mut Inner) {
+        for l in g.wal.take_lost() {
+            let mut freed = 0;
+            let mut n = 0u64;
+            for v in g.head.values_mut() {
+                v.retain(|e| {
+                    let gone = e.pos.seq == l.seq && e.pos.offset >= l.offset;
+                    if gone {
+                        freed += e.enc.as_ref().map_or(0, |b| b.len());
+                        n += 1;
+                    }
+                    !gone
+                });
+            }
+            g.cache_bytes -= freed;
+            g.head.retain(|_, v| !v.is_empty());
+            for v in g.metrics.values_mut() {
+                v.retain(|p| !(p.seq == l.seq && p.off >= l.offset));
+            }
+            g.metrics.retain(|_, v| !v.is_empty());
+            g.appends = g.appends.saturating_sub(n);
+            g.lost_records += l.lsns.end().saturating_sub(*l.lsns.start()) + 1;
+            g.write_errors += 1;
+            g.write_error = Some(format!("syncing the WAL failed: {}", l.error));
+            if g.lost.len() == LOST_RANGES {
+                g.lost.pop_front();
+            }
+            g.lost.push_back((l.lsns, l.error));
+        }
+    }
+
+    /// Whether record `lsn` is durable: `Ok(true)` if synced, `Ok(false)` if not yet, an
+    /// error if a failed sync dropped it.
+    fn durable(g: &Inner, lsn: Lsn) -> Result<bool, Error> {
+        if let Some((_, e)) = g.lost.iter().rev().find(|(r, _)| r.contains(&lsn)) {
+            return Err(Error::NotDurable(format!(
+                "the WAL could not be synced ({e}): the profile was not stored"
+            )));
+        }
+        Ok(g.wal.synced_lsn() >= lsn)
+    }
+
+    /// Waits until record `lsn` (from an append) is durable: synced to disk, so that a crash
+    /// or power loss cannot lose it. Concurrent callers share one `fsync` (group commit).
+    /// An error means the record is not stored: the sync failed and it was dropped.
+    pub fn commit(&self, lsn: Lsn) -> Result<(), Error> {
+        if Self::durable(&self.lock(), lsn)? {
+            return Ok(());
+        }
+        let _s = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if Self::durable(&self.lock(), lsn)? {
+            return Ok(());
+        }
+        self.sync_locked()?;
+        if Self::durable(&self.lock(), lsn)? {
+            Ok(())
+        } else {
+            Err(Error::NotDurable(format!(
+                "record {lsn} is not in the WAL: the profile was not stored"
+            )))
+        }
     }
 
     /// Stores runtime-metric points: (series, time, value). Series keys use the kind
     /// `metric` and the label `__name__`.
-    pub fn append_points(&self, points: &[(SeriesKey, i64, f64)]) -> Result<(), Error> {
+    pub fn append_points(&self, points: &[(SeriesKey, i64, f64)]) -> Result<Lsn, Error> {
         if points.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let rec = wal::Record::Points(
             points
@@ -460,14 +632,17 @@ impl Store {
                 .map(|(k, t, v)| (k.to_string(), *t, *v))
                 .collect(),
         );
-        let mut g = self.lock();
-        g.wal.append(&rec)?;
-        let seq = g.wal.current_seq();
+        let (mut g, a) = self.wal_append(&rec)?;
         for (k, t, v) in points {
-            let p = Point { t: *t, v: *v, seq };
+            let p = Point {
+                t: *t,
+                v: *v,
+                seq: a.seq,
+                off: a.offset,
+            };
             insert_sorted(g.metrics.entry(k.clone()).or_default(), p, |p| p.t);
         }
-        Ok(())
+        Ok(a.lsn)
     }
 
     /// Runtime-metric series matching `sel` with their points in `[from_ns, to_ns]`.
@@ -516,9 +691,28 @@ impl Store {
         Ok(out.into_iter().collect())
     }
 
-    /// Makes every appended profile durable.
+    /// Makes every appended profile durable. The `fsync` runs outside the store's lock:
+    /// appends and queries go on meanwhile. If it fails, the records it was to make durable
+    /// are dropped (from the WAL and the head) and the next record starts a new segment.
     pub fn sync(&self) -> Result<(), Error> {
-        Ok(self.lock().wal.sync()?)
+        let _s = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.sync_locked()
+    }
+
+    /// [`sync`](Store::sync) with the sync lock held.
+    fn sync_locked(&self) -> Result<(), Error> {
+        let Some(t) = self.lock().wal.sync_ticket() else {
+            return Ok(());
+        };
+        let res = t.sync();
+        let mut g = self.lock();
+        let res = g.wal.synced(&t, res);
+        self.reap(&mut g);
+        res.map_err(|e| {
+            let msg = format!("syncing the WAL failed ({e}): unsynced records were dropped");
+            g.write_error = Some(msg.clone());
+            Error::NotDurable(msg)
+        })
     }
 
     fn section(&self, b: &Block, s: &block::Section) -> Result<Vec<u8>, Error> {
@@ -534,13 +728,18 @@ impl Store {
     pub fn flush(&self, force: bool) -> Result<bool, Error> {
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         {
+            let _s = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
             let mut g = self.lock();
             let due = g
                 .wal
                 .current_age()
                 .is_some_and(|a| force || a.as_nanos() as i64 >= self.opts.block_duration_ns);
             if due {
-                g.wal.rotate()?;
+                let res = g.wal.rotate();
+                self.reap(&mut g);
+                if let Err(e) = res {
+                    return Err(self.write_failed(&mut g, e));
+                }
             }
         }
         let mut wrote = false;
@@ -601,6 +800,7 @@ impl Store {
             sources: vec![seq],
             replaces: Vec::new(),
         })?;
+        let _tmp = TmpFile(tmp.clone());
         let decode = gocost_pprof::DecodeOptions {
             max_size: self.opts.max_profile_size,
             labels: true,
@@ -712,6 +912,7 @@ impl Store {
             sources: Vec::new(),
             replaces: group.iter().map(|b| b.meta.id.clone()).collect(),
         })?;
+        let _tmp = TmpFile(tmp.clone());
         // Every series of every input, grouped by service, each merged across inputs.
         let mut keys: BTreeSet<(String, SeriesKey)> = BTreeSet::new();
         for b in group {
@@ -1077,8 +1278,232 @@ impl Store {
             appends_total: g.appends,
             blocks_written_total: g.blocks_written,
             compactions_total: g.compactions,
+            disk_full: g.disk_full,
+            write_error: g.write_error.clone(),
+            write_errors_total: g.write_errors,
+            lost_records_total: g.lost_records,
         }
     }
+}
+
+/// What [`verify_dir`] found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Damage: data that is or would be lost (each with the file and byte offset).
+    pub problems: Vec<String>,
+    /// Harmless leftovers the next start (or `--repair`) tidies: a torn last WAL record, a
+    /// segment already in a block, a temporary file of an interrupted block cut.
+    pub notes: Vec<String>,
+    pub series: usize,
+    pub blocks: usize,
+    pub block_bytes: u64,
+    pub block_ingested_bytes: u64,
+    pub block_profiles: u64,
+    pub wal_segments: usize,
+    pub wal_records: usize,
+    pub wal_profiles: usize,
+    /// Damaged block files (names in block storage) and WAL segments (sequence numbers,
+    /// with the end of their last good record), for [`repair`].
+    damaged_blocks: Vec<String>,
+    damaged_segments: Vec<(u64, u64)>,
+}
+
+/// Checks a data directory without changing anything in it (it may be on a full disk, or
+/// be evidence): every block read whole and decoded, every WAL record's checksum, series key
+/// and profile. Fails if another process (a running server) holds the directory.
+pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
+    let dir = &opts.dir;
+    // The server's lock, taken shared: a running server holds it exclusively. Nothing is
+    // created if it does not exist.
+    let _lock = match File::open(dir.join("LOCK")) {
+        Ok(f) => {
+            if let Err(e) = f.try_lock_shared() {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!(
+                        "{} is in use by another gocost process ({e}): stop it first",
+                        dir.display()
+                    ),
+                )));
+            }
+            Some(f)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut r = VerifyReport::default();
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    let mut blocks = Vec::new();
+    if let Some(blobs) = blobs::Blobs::open_existing(&opts.blobs, dir)? {
+        for l in blobs.list(BLOCK_SUFFIX)? {
+            let b = match read_index(&blobs, &l.name, l.size) {
+                Ok(b) => b,
+                Err(e) => {
+                    r.problems.push(format!("block {}: {e}", l.name));
+                    r.damaged_blocks.push(l.name);
+                    continue;
+                }
+            };
+            let file = blobs.get_range(&b.name, 0..b.size)?;
+            if let Err(e) = block::verify_file(&file) {
+                r.problems.push(format!("block {}: {e}", b.name));
+                r.damaged_blocks.push(b.name);
+                continue;
+            }
+            blocks.push(b);
+        }
+    }
+    let replaced: BTreeSet<&str> = blocks
+        .iter()
+        .flat_map(|b| b.meta.replaces.iter().map(String::as_str))
+        .collect();
+    for b in &blocks {
+        if replaced.contains(b.meta.id.as_str()) {
+            r.notes.push(format!(
+                "block {} was compacted into another (deleted on the next start)",
+                b.name
+            ));
+            continue;
+        }
+        r.blocks += 1;
+        r.block_bytes += b.size;
+        r.block_ingested_bytes += b.meta.ingested_bytes;
+        r.block_profiles += b.meta.series.iter().map(|s| s.profiles).sum::<u64>();
+        keys.extend(b.meta.series.iter().map(|s| s.key.clone()));
+    }
+    let done: BTreeSet<u64> = blocks
+        .iter()
+        .flat_map(|b| b.meta.sources.iter().copied())
+        .collect();
+    let segs = wal::list_segments(&dir.join("wal"))?;
+    let last = segs.last().map(|s| s.0);
+    let decode = gocost_pprof::DecodeOptions {
+        max_size: opts.max_profile_size,
+        labels: false,
+    };
+    for (seq, path) in &segs {
+        if done.contains(seq) {
+            r.notes.push(format!(
+                "{}: already in a block (deleted on the next start)",
+                path.display()
+            ));
+            continue;
+        }
+        let c = wal::check_segment(*seq, path)?;
+        if c.unborn {
+            r.notes.push(format!(
+                "{}: an empty segment a failed creation left (removed on the next start)",
+                path.display()
+            ));
+            continue;
+        }
+        r.wal_segments += 1;
+        r.wal_records += c.records;
+        r.wal_profiles += c.profiles.len();
+        if let Some(p) = &c.problem {
+            // Only the newest segment can end in a record torn by a crash.
+            if Some(*seq) == last && c.good_end >= wal::SEGMENT_MAGIC.len() as u64 {
+                r.notes.push(format!(
+                    "{p}: a torn last record of {} bytes (cut on the next start)",
+                    c.bytes - c.good_end
+                ));
+            } else {
+                r.problems.push(format!(
+                    "{p} ({} bytes after it are lost)",
+                    c.bytes - c.good_end
+                ));
+                r.damaged_segments.push((*seq, c.good_end));
+            }
+        }
+        for (key, payload) in &c.profiles {
+            if SeriesKey::parse(key).is_err() {
+                r.problems
+                    .push(format!("{}: unparsable series key {key:?}", path.display()));
+                continue;
+            }
+            if let Err(e) = gocost_pprof::decode_with(payload, &decode) {
+                r.problems
+                    .push(format!("{}: profile of {key}: {e}", path.display()));
+            }
+            keys.insert(key.clone());
+        }
+        for key in &c.point_keys {
+            if SeriesKey::parse(key).is_err() {
+                r.problems
+                    .push(format!("{}: unparsable series key {key:?}", path.display()));
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(dir.join("tmp")) {
+        for e in rd.flatten() {
+            r.notes.push(format!(
+                "{}: a temporary file of an interrupted block cut (removed on the next start)",
+                e.path().display()
+            ));
+        }
+    }
+    r.series = keys.len();
+    Ok(r)
+}
+
+/// Repairs what [`verify_dir`] found: damaged blocks and WAL segments are moved to
+/// `<data>/damaged/` (a damaged segment's good records are kept in place), then the store is
+/// opened once, which tidies the rest (torn tails, leftovers). Returns what was done.
+pub fn repair_dir(opts: &Options, found: &VerifyReport) -> Result<Vec<String>, Error> {
+    let mut done = Vec::new();
+    let damaged = opts.dir.join("damaged");
+    if !found.damaged_blocks.is_empty() || !found.damaged_segments.is_empty() {
+        std::fs::create_dir_all(&damaged)?;
+    }
+    if let Some(blobs) = blobs::Blobs::open_existing(&opts.blobs, &opts.dir)? {
+        for name in &found.damaged_blocks {
+            match blobs.local_dir() {
+                Some(d) => {
+                    std::fs::rename(d.join(name), damaged.join(name))?;
+                    done.push(format!("moved block {name} to {}", damaged.display()));
+                }
+                None => {
+                    blobs.delete(name)?;
+                    done.push(format!(
+                        "deleted damaged block {name} from {}",
+                        blobs.describe
+                    ));
+                }
+            }
+        }
+    }
+    for &(seq, good_end) in &found.damaged_segments {
+        let path = opts.dir.join("wal").join(format!("{seq:08}.wal"));
+        let copy = damaged.join(format!("{seq:08}.wal"));
+        std::fs::copy(&path, &copy)?;
+        if good_end >= wal::SEGMENT_MAGIC.len() as u64 {
+            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+            f.set_len(good_end)?;
+            f.sync_all()?;
+            done.push(format!(
+                "{}: cut after its last good record (byte {good_end}); the whole file is in {}",
+                path.display(),
+                copy.display()
+            ));
+        } else {
+            std::fs::remove_file(&path)?;
+            done.push(format!(
+                "{}: no good record; moved to {}",
+                path.display(),
+                copy.display()
+            ));
+        }
+    }
+    let (store, report) = Store::open(opts.clone())?;
+    store.sync()?;
+    drop(store);
+    if report.truncated_bytes > 0 {
+        done.push(format!(
+            "cut a torn last WAL record of {} bytes",
+            report.truncated_bytes
+        ));
+    }
+    Ok(done)
 }
 
 /// Parses the bytes of one WAL segment file as replay does: how many records decode, and
@@ -1086,6 +1511,16 @@ impl Store {
 pub fn check_wal_segment(bytes: &[u8]) -> (usize, Option<String>) {
     let (records, _, problem) = wal::parse_segment(bytes, Path::new("segment"));
     (records.len(), problem)
+}
+
+/// A block's temporary file, removed when the cut that writes it ends, however it ends (a
+/// cut that succeeded has moved it away already): a failed cut leaves nothing behind.
+struct TmpFile(PathBuf);
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Whether `[lo, hi]` lies inside the union of the (disjoint) intervals.

@@ -5,6 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"GCWAL001";
 /// Records larger than this are refused on write and treated as corruption on replay.
@@ -145,13 +146,97 @@ pub struct Pos {
     pub len: u32,
 }
 
+/// Where an appended record lies, and its log sequence number: records are numbered from 1
+/// in the order this process appended them; [`Wal::synced_lsn`] says how far they are
+/// durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub lsn: u64,
+    pub seq: u64,
+    /// File offset of the record's header.
+    pub offset: u64,
+    /// A profile's payload.
+    pub payload: Option<Pos>,
+}
+
+/// Records a failed sync dropped: everything from `offset` of segment `seq`, the records
+/// numbered `lsns`. The store drops them from its head; their writers get an error.
+#[derive(Debug, Clone)]
+pub struct Lost {
+    pub seq: u64,
+    pub offset: u64,
+    pub lsns: std::ops::RangeInclusive<u64>,
+    pub error: String,
+}
+
+/// Where a fault can be injected (tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// Writing a record: an injected error fails the write after half the record is
+    /// written, as a full disk does.
+    Write,
+    /// `fdatasync` of a segment.
+    Sync,
+    /// Creating a segment file.
+    Create,
+}
+
+/// A test hook called before each WAL write, sync and segment creation; the error it returns
+/// is what the operation fails with.
+#[derive(Clone)]
+pub struct FaultHook(pub Arc<dyn Fn(FaultPoint) -> Option<io::Error> + Send + Sync>);
+
+impl std::fmt::Debug for FaultHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FaultHook")
+    }
+}
+
+fn fault(h: &Option<FaultHook>, at: FaultPoint) -> io::Result<()> {
+    match h.as_ref().and_then(|h| (h.0)(at)) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// What must be fsynced to make every record appended so far durable: taken under the
+/// store's lock, synced outside it (appends go on meanwhile), then handed back to
+/// [`Wal::synced`].
+pub struct SyncTicket {
+    pub file: Arc<File>,
+    seq: u64,
+    len: u64,
+    lsn: u64,
+    faults: Option<FaultHook>,
+}
+
+impl SyncTicket {
+    /// `fdatasync`s the segment.
+    pub fn sync(&self) -> io::Result<()> {
+        fault(&self.faults, FaultPoint::Sync)?;
+        self.file.sync_data()
+    }
+}
+
 /// An open WAL directory.
+///
+/// Invariant: the current segment holds whole records up to `out_len` and nothing after it
+/// (unless `broken`: a failed write could not be cut off, and is cut before the next
+/// append). Records up to `synced_len` are durable.
 pub struct Wal {
     dir: PathBuf,
     segments: Vec<Segment>,
-    out: File,
+    out: Arc<File>,
     out_len: u64,
-    dirty: bool,
+    synced_len: u64,
+    /// Bytes of a failed write may lie after `out_len`.
+    broken: bool,
+    /// A sync of the current segment failed: the next record goes to a new segment.
+    need_rotate: bool,
+    next_lsn: u64,
+    synced_lsn: u64,
+    lost: Vec<Lost>,
+    faults: Option<FaultHook>,
     opened: std::time::Instant,
 }
 
@@ -159,16 +244,44 @@ fn seg_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:08}.wal"))
 }
 
-fn create_segment(dir: &Path, seq: u64) -> io::Result<(File, u64)> {
+/// Creates segment `seq` holding only its magic, synced. A file left by a failed creation
+/// is removed, so the next try can create it again.
+fn create_segment(dir: &Path, seq: u64, faults: &Option<FaultHook>) -> io::Result<(File, u64)> {
     let path = seg_path(dir, seq);
-    let mut f = OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .open(&path)?;
-    f.write_all(SEGMENT_MAGIC)?;
-    f.sync_all()?;
-    File::open(dir)?.sync_all()?;
+    fault(faults, FaultPoint::Create)?;
+    let f = match OpenOptions::new().create_new(true).write(true).open(&path) {
+        Ok(f) => f,
+        // Left by a failed creation of an earlier try (only the newest segment can be).
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let len = fs::metadata(&path)?.len();
+            if len > SEGMENT_MAGIC.len() as u64 {
+                return Err(e);
+            }
+            fs::remove_file(&path)?;
+            OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(&path)?
+        }
+        Err(e) => return Err(e),
+    };
+    let res = (|| {
+        (&f).write_all(SEGMENT_MAGIC)?;
+        f.sync_all()?;
+        File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = res {
+        drop(f);
+        let _ = fs::remove_file(&path);
+        return Err(e);
+    }
     Ok((f, SEGMENT_MAGIC.len() as u64))
+}
+
+/// Whether a segment file is what a failed creation leaves: shorter than the magic, and a
+/// prefix of it. It holds no record.
+fn is_unborn(data: &[u8]) -> bool {
+    data.len() < SEGMENT_MAGIC.len() && SEGMENT_MAGIC.starts_with(data)
 }
 
 /// Reads a segment's records; returns them, the offset of the end of the last good record,
@@ -218,36 +331,104 @@ pub fn parse_segment(data: &[u8], path: &Path) -> (Records, u64, Option<String>)
     (out, off as u64, None)
 }
 
+/// The segment files of a WAL directory, oldest first (none if it does not exist).
+pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut seqs: Vec<u64> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".wal").and_then(|s| s.parse().ok())
+        })
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs.into_iter().map(|s| (s, seg_path(dir, s))).collect())
+}
+
+/// What a read-only check of one segment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentCheck {
+    pub seq: u64,
+    pub records: usize,
+    pub bytes: u64,
+    /// End of the last good record.
+    pub good_end: u64,
+    /// What stopped the read early.
+    pub problem: Option<String>,
+    /// A file a failed creation left (no records; removed on open).
+    pub unborn: bool,
+    /// Profile records: (series key, payload).
+    pub profiles: Vec<(String, Vec<u8>)>,
+    /// Series keys of runtime-metric points.
+    pub point_keys: Vec<String>,
+}
+
+/// Reads a segment without changing it.
+pub fn check_segment(seq: u64, path: &Path) -> io::Result<SegmentCheck> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    let unborn = is_unborn(&data);
+    let (records, good_end, problem) = parse_segment(&data, path);
+    let mut profiles = Vec::new();
+    let mut point_keys = Vec::new();
+    let n = records.len();
+    for (_, r) in records {
+        match r {
+            Record::Profile { key, payload, .. } => profiles.push((key, payload)),
+            Record::Points(p) => point_keys.extend(p.into_iter().map(|(k, _, _)| k)),
+        }
+    }
+    Ok(SegmentCheck {
+        seq,
+        records: n,
+        profiles,
+        point_keys,
+        bytes: data.len() as u64,
+        good_end,
+        problem: if unborn { None } else { problem },
+        unborn,
+    })
+}
+
 impl Wal {
     /// Opens (creating if needed) the WAL in `dir`, calling `f` for every record in order
-    /// with its segment and the position of its payload (profiles). Segments for which `done` is true are
-    /// already in blocks: they are deleted, not replayed. A torn record at the end of the
-    /// last segment is cut off; corruption elsewhere is reported and the rest of that
-    /// segment skipped.
+    /// with its segment, the offset of its header and the position of its payload
+    /// (profiles). Segments for which `done` is true are already in blocks: they are
+    /// deleted, not replayed. A torn record at the end of the last segment is cut off;
+    /// corruption elsewhere is reported and the rest of that segment skipped. Files a
+    /// failed segment creation left (shorter than the magic) are removed.
     pub fn open(
         dir: &Path,
         done: impl Fn(u64) -> bool,
-        mut f: impl FnMut(u64, Option<Pos>, Record),
+        faults: Option<FaultHook>,
+        mut f: impl FnMut(u64, u64, Option<Pos>, Record),
     ) -> io::Result<(Wal, ReplayReport)> {
         fs::create_dir_all(dir)?;
-        let mut seqs: Vec<u64> = fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.strip_suffix(".wal").and_then(|s| s.parse().ok())
-            })
-            .collect();
-        seqs.sort_unstable();
+        let mut listed = list_segments(dir)?;
         let mut report = ReplayReport::default();
         let mut segments = Vec::new();
-        for (i, &seq) in seqs.iter().enumerate() {
-            let path = seg_path(dir, seq);
+        // Unborn files first: the one before them is then really the last.
+        listed.retain(|(_, path)| {
+            let short = fs::metadata(path).is_ok_and(|m| m.len() < SEGMENT_MAGIC.len() as u64);
+            let unborn = short && fs::read(path).is_ok_and(|d| is_unborn(&d));
+            if unborn {
+                let _ = fs::remove_file(path);
+            }
+            !unborn
+        });
+        let n_listed = listed.len();
+        let last_seq = listed.last().map(|s| s.0);
+        for (i, (seq, path)) in listed.into_iter().enumerate() {
             if done(seq) {
                 fs::remove_file(&path)?;
                 continue;
             }
             let (records, good_end, problem) = read_segment(&path)?;
-            let last = i + 1 == seqs.len();
+            let last = i + 1 == n_listed;
             let n = records.len() as u64;
             for (off, r) in records {
                 report.records += 1;
@@ -259,7 +440,7 @@ impl Wal {
                         Record::Points(_) => 0,
                     },
                 });
-                f(seq, pos, r);
+                f(seq, off - 8, pos, r);
             }
             if let Some(p) = problem {
                 if last && good_end >= SEGMENT_MAGIC.len() as u64 {
@@ -280,8 +461,8 @@ impl Wal {
             });
         }
         // Append to a fresh segment: earlier ones are never written again.
-        let next = seqs.last().map_or(1, |s| s + 1);
-        let (out, out_len) = create_segment(dir, next)?;
+        let next = last_seq.map_or(1, |s| s + 1);
+        let (out, out_len) = create_segment(dir, next, &faults)?;
         segments.push(Segment {
             seq: next,
             path: seg_path(dir, next),
@@ -291,18 +472,23 @@ impl Wal {
             Wal {
                 dir: dir.to_path_buf(),
                 segments,
-                out,
+                out: Arc::new(out),
                 out_len,
-                dirty: false,
+                synced_len: out_len,
+                broken: false,
+                need_rotate: false,
+                next_lsn: 1,
+                synced_lsn: 0,
+                lost: Vec::new(),
+                faults,
                 opened: std::time::Instant::now(),
             },
             report,
         ))
     }
 
-    /// Appends a record (written at once; durable after the next [`sync`](Wal::sync)).
-    /// Returns where a profile's payload lies, for reading it back.
-    pub fn append(&mut self, r: &Record) -> io::Result<Option<Pos>> {
+    /// Frames a record (header + body), refusing one over [`MAX_RECORD`].
+    pub fn frame(r: &Record) -> io::Result<Vec<u8>> {
         let body = r.encode();
         if body.len() > MAX_RECORD {
             return Err(io::Error::new(
@@ -310,39 +496,140 @@ impl Wal {
                 "record too large",
             ));
         }
-        if self.out_len + 8 + body.len() as u64 > SEGMENT_SIZE {
-            self.rotate()?;
-        }
         let mut rec = Vec::with_capacity(8 + body.len());
         rec.extend_from_slice(&(body.len() as u32).to_le_bytes());
         rec.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         rec.extend_from_slice(&body);
-        if let Err(e) = self.out.write_all(&rec) {
-            // A partial record must not be followed by good ones: start a new segment.
-            let _ = self.rotate();
+        Ok(rec)
+    }
+
+    /// Whether appending `frame_len` bytes first starts a new segment (which syncs the
+    /// current one: the caller must hold the store's sync lock).
+    pub fn needs_rotation(&self, frame_len: usize) -> bool {
+        self.need_rotate
+            || (self.out_len > SEGMENT_MAGIC.len() as u64
+                && self.out_len + frame_len as u64 > SEGMENT_SIZE)
+    }
+
+    /// Appends a framed record (see [`frame`](Wal::frame)) with one positional write; it
+    /// is durable after the next sync. A failed write is cut off again, so the segment
+    /// stays a sequence of whole records; if even that fails, the cut is retried before the
+    /// next append.
+    pub fn append(&mut self, r: &Record, frame: &[u8]) -> io::Result<Appended> {
+        if self.broken {
+            self.out.set_len(self.out_len)?;
+            self.broken = false;
+        }
+        if self.needs_rotation(frame.len()) {
+            self.rotate()?;
+        }
+        let start = self.out_len;
+        let res = match fault(&self.faults, FaultPoint::Write) {
+            Ok(()) => self.out.write_all_at(frame, start),
+            Err(e) => {
+                let _ = self.out.write_all_at(&frame[..frame.len() / 2], start);
+                Err(e)
+            }
+        };
+        if let Err(e) = res {
+            if self.out.set_len(start).is_err() {
+                self.broken = true;
+            }
             return Err(e);
         }
-        let start = self.out_len + 8;
-        self.out_len += rec.len() as u64;
-        self.dirty = true;
+        self.out_len += frame.len() as u64;
+        let lsn = self.next_lsn;
+        self.next_lsn += 1;
         let seq = self.current_seq();
         if let Some(s) = self.segments.last_mut() {
             s.records += 1;
         }
-        Ok(r.payload_offset().map(|p| Pos {
+        let body_len = frame.len() as u64 - 8;
+        Ok(Appended {
+            lsn,
             seq,
-            offset: start + p,
-            len: (body.len() as u64 - p) as u32,
-        }))
+            offset: start,
+            payload: r.payload_offset().map(|p| Pos {
+                seq,
+                offset: start + 8 + p,
+                len: (body_len - p) as u32,
+            }),
+        })
     }
 
-    /// Waits until every appended record is on disk.
-    pub fn sync(&mut self) -> io::Result<()> {
-        if self.dirty {
-            self.out.sync_data()?;
-            self.dirty = false;
+    /// Every record numbered up to this is durable (or was lost: see [`take_lost`](Wal::take_lost)).
+    pub fn synced_lsn(&self) -> u64 {
+        self.synced_lsn
+    }
+
+    /// What to fsync to make every record appended so far durable; `None` if they are.
+    pub fn sync_ticket(&self) -> Option<SyncTicket> {
+        (self.next_lsn - 1 > self.synced_lsn || self.out_len > self.synced_len).then(|| {
+            SyncTicket {
+                file: self.out.clone(),
+                seq: self.current_seq(),
+                len: self.out_len,
+                lsn: self.next_lsn - 1,
+                faults: self.faults.clone(),
+            }
+        })
+    }
+
+    /// Takes the outcome of a ticket's sync. The caller holds the store's sync lock from
+    /// [`sync_ticket`](Wal::sync_ticket) to here, so the segment cannot have changed but
+    /// for appends. A failed sync leaves the records after the last good sync in doubt
+    /// (Linux may have dropped their pages): they are cut off and reported as lost, and the
+    /// next record starts a new segment.
+    pub fn synced(&mut self, t: &SyncTicket, res: io::Result<()>) -> io::Result<()> {
+        match res {
+            Ok(()) => {
+                if t.seq == self.current_seq() {
+                    self.synced_len = self.synced_len.max(t.len);
+                }
+                self.synced_lsn = self.synced_lsn.max(t.lsn);
+                Ok(())
+            }
+            Err(e) => {
+                if t.seq == self.current_seq() {
+                    self.drop_unsynced(&e);
+                }
+                Err(e)
+            }
         }
-        Ok(())
+    }
+
+    fn drop_unsynced(&mut self, e: &io::Error) {
+        let last = self.next_lsn - 1;
+        if last > self.synced_lsn || self.out_len > self.synced_len {
+            self.lost.push(Lost {
+                seq: self.current_seq(),
+                offset: self.synced_len,
+                lsns: self.synced_lsn + 1..=last,
+                error: e.to_string(),
+            });
+        }
+        if self.out.set_len(self.synced_len).is_err() {
+            self.broken = true;
+        }
+        self.out_len = self.synced_len;
+        self.synced_lsn = last;
+        self.need_rotate = true;
+    }
+
+    /// Records failed syncs dropped since the last call.
+    pub fn take_lost(&mut self) -> Vec<Lost> {
+        std::mem::take(&mut self.lost)
+    }
+
+    /// Waits until every appended record is on disk (under the store's sync lock).
+    pub fn sync(&mut self) -> io::Result<()> {
+        match self.sync_ticket() {
+            Some(t) => {
+                let res = t.sync();
+                self.synced(&t, res)
+            }
+            None => Ok(()),
+        }
     }
 
     pub fn current_seq(&self) -> u64 {
@@ -361,13 +648,20 @@ impl Wal {
         self.segments[..n].iter().map(|s| s.seq).collect()
     }
 
-    /// Closes the current segment and starts the next.
+    /// Closes the current segment (synced) and starts the next (under the store's sync
+    /// lock). If the next cannot be created, the current one stays open.
     pub fn rotate(&mut self) -> io::Result<()> {
         self.sync()?;
+        if self.broken {
+            self.out.set_len(self.out_len)?;
+            self.broken = false;
+        }
         let next = self.current_seq() + 1;
-        let (out, len) = create_segment(&self.dir, next)?;
-        self.out = out;
+        let (out, len) = create_segment(&self.dir, next, &self.faults)?;
+        self.out = Arc::new(out);
         self.out_len = len;
+        self.synced_len = len;
+        self.need_rotate = false;
         self.opened = std::time::Instant::now();
         self.segments.push(Segment {
             seq: next,
@@ -381,15 +675,19 @@ impl Wal {
     pub fn remove_through(&mut self, seq: u64) -> io::Result<()> {
         let n = self.segments.len();
         let mut keep = Vec::with_capacity(n);
+        let mut err = None;
         for (i, s) in std::mem::take(&mut self.segments).into_iter().enumerate() {
-            if i + 1 < n && s.seq <= seq {
-                fs::remove_file(&s.path)?;
-            } else {
-                keep.push(s);
+            if i + 1 < n && s.seq <= seq && err.is_none() {
+                match fs::remove_file(&s.path) {
+                    Ok(()) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => err = Some(e),
+                }
             }
+            keep.push(s);
         }
         self.segments = keep;
-        Ok(())
+        err.map_or(Ok(()), Err)
     }
 
     /// Opens a segment for reading payloads (the handle stays valid if the segment is

@@ -124,6 +124,51 @@ pub fn start_gocost_args(gocost: &Path, args: &[&std::ffi::OsStr]) -> (Proc, Str
     (Proc(child), addr)
 }
 
+/// Everything a process wrote to stderr so far, line by line (filled by a reader thread).
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`start_gocost_args`] that also keeps every stderr line, for tests that look at what
+/// gocost logged.
+pub fn start_gocost_logged(gocost: &Path, args: &[&std::ffi::OsStr]) -> (Proc, String, Log) {
+    let mut child = Command::new(gocost)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting gocost serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let log: Log = Default::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+            l.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(a) => a,
+        Err(_) => panic!(
+            "gocost serve did not start: {:?}",
+            log.lock().unwrap_or_else(|p| p.into_inner())
+        ),
+    };
+    (Proc(child), addr, log)
+}
+
+/// Sends `signal` (e.g. `"TERM"`, `"INT"`) to a process with `kill(1)`.
+pub fn signal(p: &Proc, signal: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(p.0.id().to_string())
+        .status()
+        .expect("running kill")
+        .success();
+    assert!(ok, "kill -{signal} failed");
+}
+
 /// An HTTP/1.0 response: status, header lines (lower-cased names) and body.
 pub struct Response {
     pub status: u16,
