@@ -231,7 +231,8 @@ fn serve_prices_each_service_and_its_gc() {
         let mean = pts.iter().map(|p| p[1].as_f64().unwrap()).sum::<f64>() / pts.len() as f64;
         let mem = g["memory_gib"].as_f64().unwrap() * 1024.0 * 1024.0 * 1024.0;
         assert!(close(mem, mean, 1e-9), "{mem} vs {mean}");
-        // Heap: the merged heap profile's total ÷ the number of heap profiles.
+        // Heap: the mean heap in use, which is what the API's heap profile over the range is
+        // (each stack's mean of the target's snapshots).
         let n_heap = g["heap_profiles"].as_f64().unwrap();
         assert!(n_heap >= 5.0, "{g:#}");
         let htop = pprof_top(
@@ -242,7 +243,7 @@ fn serve_prices_each_service_and_its_gc() {
             &["-sample_index=inuse_space", "-unit=kB"],
         );
         let kb = try_number_after(&htop, "% of ").unwrap_or_else(|| panic!("{htop}"));
-        let heap_kb = g["heap_gib"].as_f64().unwrap() * n_heap * 1024.0 * 1024.0;
+        let heap_kb = g["heap_gib"].as_f64().unwrap() * 1024.0 * 1024.0;
         assert!(close(heap_kb, kb, 1e-3), "{heap_kb} kB vs pprof {kb} kB");
         // Rates: [cost] prices, a month of 730 hours.
         let (c, m) = (
