@@ -1,0 +1,32 @@
+//! Any bytes as a Go execution trace (after a valid header for each supported format):
+//! reading every event, resolving its details and printing it in every dialect never panics.
+#![no_main]
+
+use gocost_trace::text::{Dialect, write_event};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&v, body)) = data.split_first() else { return };
+    // The first byte picks the header (or, rarely, none: the bytes as they are).
+    let mut t = match v % 5 {
+        0 => b"go 1.22 trace\0\0\0".to_vec(),
+        1 => b"go 1.23 trace\0\0\0".to_vec(),
+        2 => b"go 1.25 trace\0\0\0".to_vec(),
+        3 => b"go 1.26 trace\0\0\0".to_vec(),
+        _ => Vec::new(),
+    };
+    t.extend_from_slice(body);
+    let Ok(reader) = gocost_trace::Reader::new(&t) else { return };
+    let mut out = String::new();
+    for ev in reader.take(100_000) {
+        let Ok(ev) = ev else { break };
+        for minor in [22, 25, 27] {
+            out.clear();
+            write_event(&mut out, &ev, Dialect::go(minor).unwrap_or(Dialect::LATEST));
+        }
+        let _ = (ev.transition(), ev.task(), ev.sync(), ev.experimental());
+    }
+    for minor in [22, 27] {
+        let _ = gocost_trace::text::parsed(&t, Dialect::go(minor).unwrap_or(Dialect::LATEST));
+    }
+});
