@@ -7,7 +7,7 @@
 //! a proc idle before it starts, …). This mirrors Go's `internal/trace` ordering exactly,
 //! so that the stream equals `go tool trace`'s.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::error::Error;
@@ -175,10 +175,10 @@ pub(crate) struct Base {
 
 #[derive(Default)]
 pub(crate) struct Ordering {
-    g: HashMap<GoId, GState>,
-    p: HashMap<ProcId, PState>,
-    m: HashMap<ThreadId, MState>,
-    tasks: HashMap<TaskId, (String, TaskId)>,
+    g: IdMap<GoId, GState>,
+    p: IdMap<ProcId, PState>,
+    m: IdMap<ThreadId, MState>,
+    tasks: IdMap<TaskId, (String, TaskId)>,
     gc_seq: u64,
     gc: Option<GcState>,
     initial_gen: u64,

@@ -338,3 +338,33 @@ pub(crate) fn name(t: EvType) -> &'static str {
         _ => spec(t).map_or("Invalid", |s| s.name),
     }
 }
+
+/// A fast hasher for the integer IDs the reader keys its maps by (goroutines, procs,
+/// threads, string and stack IDs, PCs): not DoS-resistant, which does not matter for maps
+/// that live while one trace is read and whose size the input bounds.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+}
+
+/// A map keyed by IDs.
+pub(crate) type IdMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;

@@ -1,7 +1,6 @@
 //! Bytes → batches → generations: the header, varints, batch headers, and the per-generation
 //! tables (strings, stacks, frames, CPU samples, the clock).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
@@ -195,9 +194,9 @@ pub(crate) struct RawClock {
 /// The tables of one generation, shared by its events.
 #[derive(Debug, Default)]
 pub struct Table {
-    pub(crate) strings: HashMap<u64, String>,
-    pub(crate) stacks: HashMap<u64, Box<[u64]>>,
-    pub(crate) pcs: HashMap<u64, RawFrame>,
+    pub(crate) strings: IdMap<u64, String>,
+    pub(crate) stacks: IdMap<u64, Box<[u64]>>,
+    pub(crate) pcs: IdMap<u64, RawFrame>,
     pub(crate) freq: f64,
     pub(crate) clock: Option<RawClock>,
 }
@@ -257,7 +256,7 @@ pub(crate) struct Generation<'a> {
 pub(crate) struct Builder<'a> {
     pub gn: u64,
     batches: Vec<(i64, Vec<Batch<'a>>)>,
-    by_m: HashMap<i64, usize>,
+    by_m: IdMap<i64, usize>,
     cpu: Vec<CpuSample>,
     pub min_ts: u64,
     table: Table,
@@ -270,7 +269,7 @@ impl<'a> Builder<'a> {
         Builder {
             gn,
             batches: Vec::new(),
-            by_m: HashMap::new(),
+            by_m: IdMap::default(),
             cpu: Vec::new(),
             min_ts: 0,
             table: Table::default(),
