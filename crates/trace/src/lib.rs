@@ -15,7 +15,8 @@
 //!
 //! It is synchronous and does no I/O: give it the trace's bytes. Malformed input is an
 //! [`Error`] naming the field and byte offset, never a panic; sizes are capped
-//! ([`Limits`]). It owns no analyses (those build on the event stream).
+//! ([`Limits`]). Analyses built on the stream: [`blocking_profile`] (what `go tool trace
+//! -pprof=net|sync|syscall|sched` computes).
 //!
 //! ```
 //! // The smallest Go 1.22 trace: a header, one frequency batch, one event batch with one
@@ -31,6 +32,7 @@
 //! # Ok::<(), gocost_trace::Error>(())
 //! ```
 
+mod blocking;
 mod error;
 mod event;
 mod order;
@@ -39,6 +41,7 @@ mod spec;
 pub mod text;
 mod wire;
 
+pub use blocking::{BlockingKind, BlockingRecord, OwnedFrame, blocking_profile};
 pub use error::{Error, ErrorKind};
 pub use event::{
     Change, ClockSnapshot, Event, Experimental, Frame, GOMAXPROCS, GoId, GoState, HEAP_GOAL,

@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use gocost_trace::BlockingKind;
 use gocost_trace::text::{Dialect, parsed};
+
+mod common;
 
 /// The releases and the exact versions the goldens were made with.
 const RELEASES: [(u32, &str); 6] = [
@@ -60,6 +63,23 @@ fn go_parsed(go: &Path, minor: u32, trace: &Path) -> Vec<u8> {
     out.stdout
 }
 
+/// `go tool trace -pprof=KIND` of `trace`.
+fn go_pprof(go: &Path, kind: &str, trace: &Path) -> Vec<u8> {
+    let out = Command::new(go)
+        .args(["tool", "trace", &format!("-pprof={kind}")])
+        .arg(trace)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("go tool trace -pprof");
+    assert!(
+        out.status.success(),
+        "go tool trace -pprof={kind} {}: {}",
+        trace.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Runs the test bed under `go`, writing a trace to `out`.
 fn record(go: &Path, out: &Path, busy: bool) {
     let mut cmd = Command::new(go);
@@ -101,19 +121,40 @@ fn compare(what: &str, trace: &Path, minor: u32, want: &[u8]) -> usize {
 
 #[test]
 fn goldens_are_what_each_go_prints() {
-    let bless = std::env::var_os("GOCOST_BLESS_TRACES").is_some();
     let dir = repo().join("testdata/traces");
+    let kinds = ["net", "sync", "syscall", "sched"];
+    if std::env::var_os("GOCOST_BLESS_TRACES").is_some() {
+        for (minor, version) in RELEASES {
+            let Some(go) = toolchain(minor, version) else {
+                continue;
+            };
+            let trace = dir.join(format!("go1.{minor}.trace"));
+            record(&go, &trace, false);
+            std::fs::write(
+                dir.join(format!("go1.{minor}.parsed.txt")),
+                go_parsed(&go, minor, &trace),
+            )
+            .expect("write golden");
+            eprintln!("blessed go1.{minor}.trace and its parse");
+        }
+        // Go 1.27's blocking profiles of every release's trace (tests/blocking.rs).
+        if let Some(go27) = toolchain(27, "1.27.3") {
+            for (minor, _) in RELEASES {
+                let trace = dir.join(format!("go1.{minor}.trace"));
+                for kind in kinds {
+                    let pb = go_pprof(&go27, kind, &trace);
+                    std::fs::write(dir.join(format!("go1.{minor}.pprof-{kind}.pb")), pb)
+                        .expect("write profile");
+                }
+            }
+        }
+    }
     for (minor, version) in RELEASES {
         let Some(go) = toolchain(minor, version) else {
             continue;
         };
         let trace = dir.join(format!("go1.{minor}.trace"));
         let golden = dir.join(format!("go1.{minor}.parsed.txt"));
-        if bless {
-            record(&go, &trace, false);
-            std::fs::write(&golden, go_parsed(&go, minor, &trace)).expect("write golden");
-            eprintln!("blessed {}", golden.display());
-        }
         let committed = std::fs::read(&golden).expect("golden");
         assert!(
             go_parsed(&go, minor, &trace) == committed,
@@ -122,6 +163,18 @@ fn goldens_are_what_each_go_prints() {
         );
         let n = compare(&format!("go1.{minor}.trace"), &trace, minor, &committed);
         eprintln!("go {version}: golden checked, {n} events");
+        if let Some(go27) = toolchain(27, "1.27.3") {
+            for kind in kinds {
+                let pb = dir.join(format!("go1.{minor}.pprof-{kind}.pb"));
+                let committed = common::go_records(&std::fs::read(&pb).expect("profile golden"));
+                let today = common::go_records(&go_pprof(&go27, kind, &trace));
+                assert!(
+                    committed == today,
+                    "{}: not what Go 1.27.3's go tool trace -pprof={kind} prints today",
+                    pb.display()
+                );
+            }
+        }
     }
 }
 
@@ -142,6 +195,24 @@ fn fresh_traces_equal_each_go() {
             &go_parsed(&go, minor, &trace),
         );
         eprintln!("go {version}: fresh trace, {n} events equal");
+        // Blocking profiles: Go 1.27's rules, so against Go 1.27's tool (it reads them all).
+        if let Some(go27) = toolchain(27, "1.27.3") {
+            let bytes = std::fs::read(&trace).expect("trace");
+            for kind in [
+                BlockingKind::Net,
+                BlockingKind::Sync,
+                BlockingKind::Syscall,
+                BlockingKind::Sched,
+            ] {
+                let want = common::go_records(&go_pprof(&go27, kind.name(), &trace));
+                let got = common::our_records(&bytes, kind);
+                common::assert_same(
+                    &format!("fresh Go {version} trace, -pprof={}", kind.name()),
+                    &want,
+                    &got,
+                );
+            }
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 // Command tracebed runs a short, busy workload under the execution tracer and writes the
 // trace to the file named by its first argument. It exercises what gocost's trace parser must
 // understand: goroutine creation and exit, channel ping-pong, a mutex convoy, blocking
-// syscalls (pipe reads, file writes), sleeps, GC cycles with mark assists and sweeps, user
-// tasks, regions and logs, and CPU samples (the CPU profiler runs during the trace).
+// syscalls (pipe reads, file writes), network waits (a loopback TCP echo), sleeps, GC
+// cycles with mark assists and sweeps, user tasks, regions and logs, and CPU samples (the
+// CPU profiler runs during the trace).
 //
 // Usage: tracebed [-busy] OUT.trace
 //
@@ -14,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -136,6 +138,36 @@ func round(r, workers int) {
 		}
 		f.Close()
 		os.Remove(f.Name())
+	}()
+
+	// The network: a loopback TCP echo, the reader waiting for the writer.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fail(err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(c, c)
+			c.Close()
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			fail(err)
+		}
+		buf := make([]byte, 5)
+		for i := 0; i < 5; i++ {
+			time.Sleep(time.Millisecond)
+			c.Write([]byte("hello"))
+			io.ReadFull(c, buf)
+		}
+		c.Close()
 	}()
 
 	// Timers and a select.
