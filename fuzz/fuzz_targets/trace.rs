@@ -1,8 +1,10 @@
 //! Any bytes as a Go execution trace (after a valid header for each supported format):
-//! reading every event, resolving its details and printing it in every dialect never panics.
+//! reading every event, resolving its details, printing it in every dialect and computing the
+//! blocking profiles never panics.
 #![no_main]
 
 use gocost_trace::text::{Dialect, write_event};
+use gocost_trace::{BlockingKind, blocking_profile};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,13 +20,18 @@ fuzz_target!(|data: &[u8]| {
     t.extend_from_slice(body);
     let Ok(reader) = gocost_trace::Reader::new(&t) else { return };
     let mut out = String::new();
+    let mut events = Vec::new();
     for ev in reader.take(100_000) {
         let Ok(ev) = ev else { break };
+        events.push(ev.clone());
         for minor in [22, 25, 27] {
             out.clear();
             write_event(&mut out, &ev, Dialect::go(minor).unwrap_or(Dialect::LATEST));
         }
         let _ = (ev.transition(), ev.task(), ev.sync(), ev.experimental());
+    }
+    for kind in [BlockingKind::Net, BlockingKind::Sync, BlockingKind::Syscall, BlockingKind::Sched] {
+        let _ = blocking_profile(&events, kind);
     }
     for minor in [22, 27] {
         let _ = gocost_trace::text::parsed(&t, Dialect::go(minor).unwrap_or(Dialect::LATEST));
