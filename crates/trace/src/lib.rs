@@ -16,7 +16,8 @@
 //! It is synchronous and does no I/O: give it the trace's bytes. Malformed input is an
 //! [`Error`] naming the field and byte offset, never a panic; sizes are capped
 //! ([`Limits`]). Analyses built on the stream: [`blocking_profile`] (what `go tool trace
-//! -pprof=net|sync|syscall|sched` computes).
+//! -pprof=net|sync|syscall|sched` computes) and [`goroutine_summaries`] (its goroutine
+//! pages: execution, scheduler wait, blocking by reason, syscalls, GC ranges).
 //!
 //! ```
 //! // The smallest Go 1.22 trace: a header, one frequency batch, one event batch with one
@@ -38,6 +39,7 @@ mod event;
 mod order;
 mod reader;
 mod spec;
+mod summary;
 pub mod text;
 mod wire;
 
@@ -51,6 +53,7 @@ pub use event::{
 };
 pub use reader::{Limits, Options, Reader, SyncPlacement};
 pub use spec::Format;
+pub use summary::{ExecStats, GoroutineSummary, goroutine_summaries};
 pub use wire::Table;
 
 /// Reads a whole trace (default [`Options`]).
