@@ -1,8 +1,23 @@
-//! Prints a trace as `go tool trace -d=parsed` does: `parsed [-go 1.N] TRACE`.
+//! Prints a trace as `go tool trace -d=parsed` does: `parsed [-go MINOR] TRACE`; or
+//! `parsed -count TRACE` only reads it and prints the number of events.
 use std::io::Write;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, file] = args.as_slice()
+        && flag == "-count"
+    {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        let t = std::time::Instant::now();
+        match gocost_trace::parse(&bytes) {
+            Ok(evs) => println!("{} events in {:?}", evs.len(), t.elapsed()),
+            Err(e) => {
+                eprintln!("parsed: {file}: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let (dialect, file) = match args.as_slice() {
         [flag, minor, file] if flag == "-go" => (
             minor.parse().ok().and_then(gocost_trace::text::Dialect::go),

@@ -17,7 +17,9 @@
 //! [`Error`] naming the field and byte offset, never a panic; sizes are capped
 //! ([`Limits`]). Analyses built on the stream: [`blocking_profile`] (what `go tool trace
 //! -pprof=net|sync|syscall|sched` computes) and [`goroutine_summaries`] (its goroutine
-//! pages: execution, scheduler wait, blocking by reason, syscalls, GC ranges).
+//! pages: execution, scheduler wait, blocking by reason, syscalls, GC ranges), [`pauses`]
+//! (every stop-the-world pause with its reason) and [`gc_cycles`] (per GC cycle: mark phase,
+//! pauses, assist and sweep time).
 //!
 //! ```
 //! // The smallest Go 1.22 trace: a header, one frequency batch, one event batch with one
@@ -36,6 +38,7 @@
 mod blocking;
 mod error;
 mod event;
+mod gc;
 mod order;
 mod reader;
 mod spec;
@@ -51,6 +54,7 @@ pub use event::{
     Range, RangeKind, Region, Resource, Stack, SweepResult, Sync, Task, TaskId, ThreadId,
     Transition,
 };
+pub use gc::{GcCycle, Pause, gc_cycles, pauses};
 pub use reader::{Limits, Options, Reader, SyncPlacement};
 pub use spec::Format;
 pub use summary::{ExecStats, GoroutineSummary, goroutine_summaries};
