@@ -1,6 +1,6 @@
 //! Any bytes as a Go execution trace (after a valid header for each supported format):
 //! reading every event, resolving its details, printing it in every dialect and computing the
-//! blocking profiles never panics.
+//! analyses (blocking profiles, goroutine summaries, GC cycles) never panics.
 #![no_main]
 
 use gocost_trace::text::{Dialect, write_event};
@@ -30,6 +30,8 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = (ev.transition(), ev.task(), ev.sync(), ev.experimental());
     }
+    let _ = gocost_trace::goroutine_summaries(&events);
+    let _ = gocost_trace::gc_cycles(&events);
     for kind in [BlockingKind::Net, BlockingKind::Sync, BlockingKind::Syscall, BlockingKind::Sched] {
         let _ = blocking_profile(&events, kind);
     }

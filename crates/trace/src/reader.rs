@@ -9,6 +9,9 @@ use crate::order::{Base, Ordering};
 use crate::spec::*;
 use crate::wire::{self, Batch, Builder, CpuSample, Generation, Read, Table};
 
+/// Latest event time accepted (ns); see [`Reader`]'s iterator.
+const MAX_TIME: i64 = 1 << 61;
+
 /// Caps on what reading a trace may hold in memory.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -559,6 +562,16 @@ impl Iterator for Reader<'_> {
             Ok(Some(mut ev)) => {
                 if ev.time <= self.last_ts {
                     ev.time = self.last_ts.wrapping_add(1);
+                }
+                if !(0..=MAX_TIME).contains(&ev.time) {
+                    // Real clocks are nowhere near this (2^61 ns is 73 years); refusing it
+                    // keeps every time difference and sum an analysis makes in range.
+                    self.done = true;
+                    return Some(Err(Error::order(format!(
+                        "broken trace: {} event at time {} ns, outside 0..2^61",
+                        name(ev.typ),
+                        ev.time
+                    ))));
                 }
                 self.last_ts = ev.time;
                 Some(Ok(ev))
