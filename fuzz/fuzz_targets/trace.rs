@@ -1,6 +1,6 @@
 //! Any bytes as a Go execution trace (after a valid header for each supported format):
 //! reading every event, resolving its details, printing it in every dialect and computing the
-//! analyses (blocking profiles, goroutine summaries, GC cycles) never panics.
+//! analyses (blocking profiles, goroutine summaries, GC cycles, MMU) never panics.
 #![no_main]
 
 use gocost_trace::text::{Dialect, write_event};
@@ -32,6 +32,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = gocost_trace::goroutine_summaries(&events);
     let _ = gocost_trace::gc_cycles(&events);
+    let flags = gocost_trace::UtilFlags::ALL;
+    for f in [flags, gocost_trace::UtilFlags { per_proc: true, ..flags }] {
+        let curve = gocost_trace::MmuCurve::new(&gocost_trace::mutator_utilization(&events, f));
+        for w in [1, 1000, 1_000_000, 1_000_000_000] {
+            let _ = curve.mmu(w);
+        }
+    }
     for kind in [BlockingKind::Net, BlockingKind::Sync, BlockingKind::Syscall, BlockingKind::Sched] {
         let _ = blocking_profile(&events, kind);
     }

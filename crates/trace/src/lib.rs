@@ -19,7 +19,7 @@
 //! -pprof=net|sync|syscall|sched` computes) and [`goroutine_summaries`] (its goroutine
 //! pages: execution, scheduler wait, blocking by reason, syscalls, GC ranges), [`pauses`]
 //! (every stop-the-world pause with its reason) and [`gc_cycles`] (per GC cycle: mark phase,
-//! pauses, assist and sweep time).
+//! pauses, assist and sweep time), [`mutator_utilization`] and [`MmuCurve`] (the MMU view).
 //!
 //! ```
 //! // The smallest Go 1.22 trace: a header, one frequency batch, one event batch with one
@@ -39,6 +39,7 @@ mod blocking;
 mod error;
 mod event;
 mod gc;
+mod mmu;
 mod order;
 mod reader;
 mod spec;
@@ -55,6 +56,7 @@ pub use event::{
     Transition,
 };
 pub use gc::{GcCycle, Pause, gc_cycles, pauses};
+pub use mmu::{MmuCurve, MutatorUtil, UtilFlags, mutator_utilization};
 pub use reader::{Limits, Options, Reader, SyncPlacement};
 pub use spec::Format;
 pub use summary::{ExecStats, GoroutineSummary, goroutine_summaries};

@@ -67,3 +67,36 @@ pub fn assert_same(what: &str, want: &Records, got: &Records) {
     }
     assert!(diffs.is_empty(), "{what}:\n{}", diffs.join("\n"));
 }
+
+/// Go 1.27.3's `go tool trace -http=127.0.0.1:0 TRACE` (its web UI), killed when dropped, and
+/// the base URL it listens on; `None` (skipped) without the toolchain.
+pub fn start_trace_ui(trace: &std::path::Path) -> Option<(gocost_testkit::procs::Proc, String)> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let default =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-go/1.27.3/bin/go");
+    let go =
+        gocost_testkit::external_tool("GOCOST_GO_1_27", &default.to_string_lossy(), "version")?;
+    let out = Command::new(&go)
+        .args(["tool", "-n", "trace"])
+        .output()
+        .expect("go tool -n trace");
+    let tool = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut child = Command::new(tool)
+        .arg("-http=127.0.0.1:0")
+        .arg(trace)
+        .env("BROWSER", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("go tool trace -http");
+    let stderr = child.stderr.take().expect("stderr");
+    let proc = gocost_testkit::procs::Proc(child);
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("stderr line");
+        if let Some(i) = line.find("http://") {
+            return Some((proc, line[i..].trim().to_string()));
+        }
+    }
+    panic!("go tool trace did not say where it listens");
+}
