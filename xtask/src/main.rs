@@ -6,6 +6,9 @@
 //!   `testdata/golden/cases.txt` and writes `testdata/golden/<slug>.txt`; with `--check`,
 //!   regenerates into a temporary directory and fails on any difference.
 //!
+//! - `bench-trace [--repeats N] [--fresh]`: gocost-trace against `go tool trace -d=parsed`
+//!   on a busy trace (see `bench_trace.rs`).
+//!
 //! Go is `$GO` or `go` on `PATH`.
 
 use std::collections::BTreeSet;
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 
 mod bench_fleet;
 mod bench_store;
+mod bench_trace;
 
 use gocost_testkit::{Case, cases, golden_dir, profiles_dir, repo_root};
 
@@ -337,9 +341,13 @@ fn main() -> ExitCode {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             bench_store::run(&rest)
         }
+        ["bench-trace", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            bench_trace::run(&rest)
+        }
         ["goldens"] => goldens(false),
         ["goldens", "--check"] => goldens(true),
-        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N]".into()),
+        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N] | bench-trace [--repeats N] [--fresh]".into()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

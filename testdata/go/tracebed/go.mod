@@ -1,0 +1,3 @@
+module example.com/tracebed
+
+go 1.22
