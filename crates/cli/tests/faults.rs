@@ -539,3 +539,83 @@ fn a_million_frame_stack_is_refused_and_the_deepest_allowed_is_served() {
     stop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The peak resident memory of a process, in MiB (Linux `VmHWM`).
+fn peak_rss_mib(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap()
+        / 1024.0
+}
+
+/// Fires `n` flame-graph queries at once over both hours of the demo data; returns how many
+/// were answered 200 and 503, and the server's peak RSS.
+fn storm(max_concurrent: usize, n: usize) -> (usize, usize, f64) {
+    let dir = gocost_testkit::procs::fresh_dir("faults", &format!("storm{max_concurrent}"));
+    let config = dir.join("gocost.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nmax_concurrent_queries = {max_concurrent}\nmax_connections = 1000\n"),
+    )
+    .unwrap();
+    let (p, addr, _log) = start_gocost_logged(
+        gocost(),
+        &[
+            "--data".as_ref(),
+            dir.join("data").as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    );
+    let base = format!("http://{addr}");
+    let before = peak_rss_mib(p.0.id());
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (base, barrier) = (base.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let kind = ["cpu", "heap", "allocs", "goroutine"][i % 4];
+                let r = http_request(
+                    "GET",
+                    &format!("{base}/api/v1/flame?query={kind}%7Bjob%3D%22demo%22%7D&from=now-2d"),
+                    &[],
+                    b"",
+                );
+                if r.status == 503 {
+                    assert_eq!(r.header("retry-after"), Some("1"), "{}", r.text());
+                    assert!(r.text().contains("max_concurrent_queries"), "{}", r.text());
+                } else {
+                    assert_eq!(r.status, 200, "{}", r.text());
+                }
+                r.status
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let peak = peak_rss_mib(p.0.id());
+    // Still serving.
+    let (code, _) = http_get(&format!("{base}/api/v1/series"));
+    assert_eq!(code, 200);
+    stop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "{n} concurrent flame queries, max_concurrent_queries = {max_concurrent}: peak RSS {before:.0} → {peak:.0} MiB"
+    );
+    (
+        codes.iter().filter(|&&c| c == 200).count(),
+        codes.iter().filter(|&&c| c == 503).count(),
+        peak,
+    )
+}
+
+#[test]
+fn a_query_storm_is_bounded_by_the_concurrency_limit() {
+    let (ok, busy, peak) = storm(2, 200);
+    eprintln!("{ok} answered, {busy} refused with 503");
+    assert!(ok > 0);
+    // Unbounded, the same storm peaked at ~490 MiB (debug build).
+    assert!(peak < 200.0, "peak RSS {peak:.0} MiB");
+}
