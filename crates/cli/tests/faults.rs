@@ -622,3 +622,60 @@ fn a_query_storm_is_bounded_by_the_concurrency_limit() {
     // Unbounded, the same storm peaked at ~490 MiB (debug build).
     assert!(peak < 200.0, "peak RSS {peak:.0} MiB");
 }
+
+#[test]
+fn verify_exit_codes_are_as_documented() {
+    let dir = gocost_testkit::procs::fresh_dir("faults", "verifyexit");
+    let data = dir.join("data");
+    let code = |data: &Path| {
+        Command::new(gocost())
+            .args(["verify", "--data"])
+            .arg(data)
+            .output()
+            .unwrap()
+    };
+    // No such directory: the check cannot run.
+    assert_eq!(code(&dir.join("none")).status.code(), Some(2));
+    // Damage in a segment that is not the newest: 1, and nothing is changed.
+    std::fs::create_dir_all(data.join("wal")).unwrap();
+    let mut bad = b"GCWAL001".to_vec();
+    bad.extend_from_slice(&[10, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]);
+    std::fs::write(data.join("wal/00000001.wal"), &bad).unwrap();
+    std::fs::write(data.join("wal/00000002.wal"), b"GCWAL001").unwrap();
+    let o = code(&data);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("problem:") && text.contains("checksum mismatch"),
+        "{text}"
+    );
+    assert!(!data.join("LOCK").exists(), "verify created the lock file");
+    assert_eq!(std::fs::read(data.join("wal/00000001.wal")).unwrap(), bad);
+    // --repair fixes it: then clean.
+    let o = Command::new(gocost())
+        .args(["verify", "--repair", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("repaired:") && text.ends_with("clean\n"),
+        "{text}"
+    );
+    // A running server holds the directory: 2.
+    let config = dir.join("gocost.toml");
+    std::fs::write(&config, "").unwrap();
+    let (p, _base, _log) = start(&data, &config);
+    let o = code(&data);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("in use"));
+    stop(p);
+    assert_eq!(code(&data).status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
