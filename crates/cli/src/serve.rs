@@ -405,6 +405,11 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                 .query_timeout
                 .unwrap_or(gocost_server::QUERY_TIMEOUT),
         );
+        gocost_server::set_query_concurrency(
+            cfg.server
+                .max_concurrent_queries
+                .unwrap_or_else(gocost_server::default_query_concurrency),
+        );
         let opts = listen_options(&cfg.server);
         *state
             .body_timeout

@@ -156,6 +156,9 @@ pub struct ServerConfig {
     /// How long a query may run before it is answered 503 and stopped (default 60s).
     #[serde(default, deserialize_with = "de_duration")]
     pub query_timeout: Option<Duration>,
+    /// How many queries run at once (default: the cores, at least 2); more wait up to 5 s,
+    /// then get 503.
+    pub max_concurrent_queries: Option<usize>,
 }
 
 /// One `[[scrape]]` job.
@@ -505,6 +508,12 @@ impl Config {
                     file.display()
                 ));
             }
+        }
+        if cfg.server.max_concurrent_queries == Some(0) {
+            return Err(format!(
+                "{}: server.max_concurrent_queries must be at least 1",
+                file.display()
+            ));
         }
         if cfg.server.max_connections == Some(0) {
             return Err(format!(

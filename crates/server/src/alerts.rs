@@ -132,6 +132,7 @@ fn error_text(e: ApiError) -> String {
         ApiError::BadRequest(m)
         | ApiError::NotFound(m)
         | ApiError::Unavailable(m)
+        | ApiError::Busy(m)
         | ApiError::Internal(m) => m,
     }
 }

@@ -97,6 +97,8 @@ pub enum ApiError {
     BadRequest(String),
     NotFound(String),
     Unavailable(String),
+    /// Too many queries at once: 503 with `Retry-After`.
+    Busy(String),
     Internal(String),
 }
 
@@ -107,6 +109,16 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+            ApiError::Busy(m) => {
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(serde_json::json!({ "error": m })),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
         };
         (code, axum::Json(serde_json::json!({ "error": msg }))).into_response()
     }
@@ -402,6 +414,42 @@ pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60
 static QUERY_TIMEOUT_MS: AtomicU64 = AtomicU64::new(QUERY_TIMEOUT.as_millis() as u64);
 static QUERIES_CANCELLED: AtomicU64 = AtomicU64::new(0);
 
+static QUERIES_REFUSED: AtomicU64 = AtomicU64::new(0);
+static QUERIES_RUNNING: AtomicU64 = AtomicU64::new(0);
+/// How long a query waits for a free slot before it is refused.
+const QUERY_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+type Slots = (usize, Arc<tokio::sync::Semaphore>);
+static QUERY_SLOTS: RwLock<Option<Slots>> = RwLock::new(None);
+
+/// The default number of queries that run at once: the machine's cores (at least 2).
+pub fn default_query_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+/// Sets how many queries may run at once (the config's `[server] max_concurrent_queries`).
+/// Each query's memory is bounded by what it reads, so this bounds the memory of a storm
+/// of them: others wait up to 5 s for a slot, then get 503 with `Retry-After`.
+pub fn set_query_concurrency(n: usize) {
+    let n = n.max(1);
+    if let Ok(mut g) = QUERY_SLOTS.write() {
+        *g = Some((n, Arc::new(tokio::sync::Semaphore::new(n))));
+    }
+}
+
+fn query_slots() -> Slots {
+    if let Ok(g) = QUERY_SLOTS.read()
+        && let Some(s) = g.as_ref()
+    {
+        return s.clone();
+    }
+    set_query_concurrency(default_query_concurrency());
+    QUERY_SLOTS
+        .read()
+        .ok()
+        .and_then(|g| g.clone())
+        .unwrap_or_else(|| (2, Arc::new(tokio::sync::Semaphore::new(2))))
+}
+
 /// Sets how long a query may run (the config's `[server] query_timeout`).
 pub fn set_query_timeout(d: std::time::Duration) {
     QUERY_TIMEOUT_MS.store(d.as_millis().max(1) as u64, Ordering::Relaxed);
@@ -413,9 +461,28 @@ pub fn set_query_timeout(d: std::time::Duration) {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
+    let (n, slots) = query_slots();
+    let Ok(Ok(permit)) = tokio::time::timeout(QUERY_QUEUE_WAIT, slots.acquire_owned()).await else {
+        QUERIES_REFUSED.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::Busy(format!(
+            "too many queries at once ({n} run at a time: the max_concurrent_queries setting in [server]); retry shortly"
+        )));
+    };
     let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let f_flag = flag.clone();
-    let mut h = tokio::task::spawn_blocking(move || gocost_pprof::cancel::with_flag(f_flag, f));
+    let mut h = tokio::task::spawn_blocking(move || {
+        // The slot is held until the work ends, cancelled or not.
+        let _permit = permit;
+        QUERIES_RUNNING.fetch_add(1, Ordering::Relaxed);
+        struct Done;
+        impl Drop for Done {
+            fn drop(&mut self) {
+                QUERIES_RUNNING.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _done = Done;
+        gocost_pprof::cancel::with_flag(f_flag, f)
+    });
     let timeout = std::time::Duration::from_millis(QUERY_TIMEOUT_MS.load(Ordering::Relaxed));
     let unavailable = || {
         ApiError::Unavailable(format!(
@@ -1193,6 +1260,18 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         "counter",
         "Time spent in profile queries.",
         format!("{:.6}", st.query_nanos.load(Ordering::Relaxed) as f64 / 1e9),
+    );
+    m(
+        "gocost_query_running",
+        "gauge",
+        "Queries running now (at most max_concurrent_queries).",
+        QUERIES_RUNNING.load(Ordering::Relaxed).to_string(),
+    );
+    m(
+        "gocost_query_refused_total",
+        "counter",
+        "Queries refused with 503 because max_concurrent_queries were running for 5 s.",
+        QUERIES_REFUSED.load(Ordering::Relaxed).to_string(),
     );
     m(
         "gocost_query_cancelled_total",

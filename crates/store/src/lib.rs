@@ -2,7 +2,9 @@
 //!
 //! gocost's embedded profile store, in a data directory with no server to install. Every
 //! profile and runtime-metric point is first appended to a write-ahead log (`wal/`, fsynced
-//! on an interval the caller drives, replayed on start, torn tails cut off) and indexed in an
+//! on an interval the caller drives, or before [`Store::commit`] returns for callers that
+//! acknowledge what they store; replayed on start, torn tails cut off; a failed write or sync
+//! is cut off again, never left half in the log: `docs/adr/0006`) and indexed in an
 //! in-memory head that points into it. [`Store::flush`] turns closed WAL segments into
 //! immutable blocks — symbols deduplicated per service, stacks as a prefix tree, hourly
 //! rollups — written through `object_store` to `blocks/` or an S3-compatible bucket;
@@ -514,7 +516,12 @@ impl Store {
         &self,
         rec: &wal::Record,
     ) -> Result<(MutexGuard<'_, Inner>, wal::Appended), Error> {
-        let frame = wal::Wal::frame(rec).map_err(|_| Error::TooLarge(MAX_RECORD))?;
+        let frame = wal::Wal::frame(rec).map_err(|_| {
+            Error::TooLarge(match rec {
+                wal::Record::Profile { payload, .. } => payload.len(),
+                wal::Record::Points(p) => p.iter().map(|(k, _, _)| k.len() + 20).sum(),
+            })
+        })?;
         let mut g = self.lock();
         let mut _sync = None;
         if g.wal.needs_rotation(frame.len()) {
