@@ -212,6 +212,9 @@ fn fresh_traces_equal_each_go() {
                     &got,
                 );
             }
+            if let Some((points, _)) = common::check_mmu(&trace) {
+                eprintln!("go {version}: fresh trace, {points} MMU points equal");
+            }
         }
     }
 }

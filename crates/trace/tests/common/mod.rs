@@ -100,3 +100,80 @@ pub fn start_trace_ui(trace: &std::path::Path) -> Option<(gocost_testkit::procs:
     }
     panic!("go tool trace did not say where it listens");
 }
+
+/// The `curve` of the MMU view's JSON: `[[window, mmu], …]`.
+pub fn mmu_curve_json(json: &str) -> Vec<(f64, f64)> {
+    let start = json.find("\"curve\":[").expect("curve") + "\"curve\":[".len();
+    let body = &json[start..];
+    let end = body.find("]]").map_or(body.len(), |e| e + 1);
+    body[..end]
+        .split(']')
+        .filter_map(|p| {
+            let p = p.trim_start_matches([',', '[']);
+            let (a, b) = p.split_once(',')?;
+            Some((
+                a.trim().parse().expect("window"),
+                b.trim().parse().expect("mmu"),
+            ))
+        })
+        .collect()
+}
+
+/// Compares gocost's MMU with the MMU view of Go 1.27.3's `go tool trace` for `trace`, under
+/// several choices of what counts as GC: every one of the view's 100 points per choice.
+/// Returns (points compared, points strictly between 0 and 1); `None` without the toolchain.
+pub fn check_mmu(trace: &std::path::Path) -> Option<(usize, usize)> {
+    use gocost_trace::{MmuCurve, UtilFlags, mutator_utilization};
+    let (_proc, base) = start_trace_ui(trace)?;
+    let events = gocost_trace::parse(&std::fs::read(trace).expect("trace")).expect("parse");
+    let all = UtilFlags::ALL;
+    let cases = [
+        ("stw|background|assist|sweep", all),
+        (
+            "perProc|stw|background|assist|sweep",
+            UtilFlags {
+                per_proc: true,
+                ..all
+            },
+        ),
+        (
+            "stw",
+            UtilFlags {
+                stw: true,
+                ..UtilFlags::default()
+            },
+        ),
+        (
+            "background|assist",
+            UtilFlags {
+                background: true,
+                assist: true,
+                ..UtilFlags::default()
+            },
+        ),
+    ];
+    let (mut points, mut inner) = (0, 0);
+    for (name, flags) in cases {
+        let (status, body) =
+            gocost_testkit::procs::http_get(&format!("{base}/mmu?mode=plot&flags={name}"));
+        assert_eq!(status, 200, "{name}");
+        let want = mmu_curve_json(&String::from_utf8_lossy(&body));
+        assert_eq!(want.len(), 100, "{} {name}: points", trace.display());
+        let c = MmuCurve::new(&mutator_utilization(&events, flags));
+        for (w, mmu) in want {
+            let ours = c.mmu(w as i64);
+            // Go's search skips windows it can prove are not the worst; gocost looks at every
+            // candidate, so a difference could only be rounding (none seen: they are equal).
+            assert!(
+                (ours - mmu).abs() <= 1e-12,
+                "{} {name}: window {w} ns: go {mmu}, gocost {ours}",
+                trace.display()
+            );
+            points += 1;
+            if mmu > 0.0 && mmu < 1.0 {
+                inner += 1;
+            }
+        }
+    }
+    Some((points, inner))
+}
