@@ -217,10 +217,6 @@ async fn series_labels_and_errors() {
             StatusCode::NOT_FOUND,
         ),
         (
-            format!("/api/v1/top?query=cpux&{}", range(0, 9)),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
             format!("/api/v1/top?query=heap&sample_index=bogus&{}", range(0, 9)),
             StatusCode::BAD_REQUEST,
         ),
