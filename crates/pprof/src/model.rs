@@ -218,6 +218,23 @@ impl Profile {
         });
     }
 
+    /// Multiplies each value column by its ratio and drops samples left with no non-zero
+    /// value. Unlike [`Profile::scale_n`] (pprof's `ScaleN`, which drops a sample when its
+    /// *scaled* columns are all zero), a sample whose other columns still hold values stays.
+    pub fn scale_columns(&mut self, ratios: &[f64]) {
+        if ratios.iter().all(|&r| r == 1.0) {
+            return;
+        }
+        self.sample.retain_mut(|s| {
+            for (v, &r) in s.value.iter_mut().zip(ratios) {
+                if r != 1.0 {
+                    *v = (*v as f64 * r).round() as i64;
+                }
+            }
+            s.value.iter().any(|&v| v != 0)
+        });
+    }
+
     /// Multiplies all values by one ratio (pprof's `Scale`).
     pub fn scale(&mut self, ratio: f64) {
         let r = vec![ratio; self.sample_type.len()];

@@ -52,14 +52,11 @@ pub fn heap(prev: Option<&Profile>, cur: &Profile) -> Result<Profile, MergeError
         .collect();
     let only = |p: &Profile, keep_alloc: bool| {
         let mut p = p.clone();
-        p.sample.retain_mut(|s| {
-            for (v, &a) in s.value.iter_mut().zip(&alloc) {
-                if a != keep_alloc {
-                    *v = 0;
-                }
-            }
-            s.value.iter().any(|&v| v != 0)
-        });
+        let keep: Vec<f64> = alloc
+            .iter()
+            .map(|&a| if a == keep_alloc { 1.0 } else { 0.0 })
+            .collect();
+        p.scale_columns(&keep);
         p
     };
     let Some(prev) = prev.filter(|p| p.sample_type == cur.sample_type) else {

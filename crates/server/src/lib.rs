@@ -902,9 +902,17 @@ async fn timeline(
                 let c = cells
                     .entry((from + (t - from) / step * step, k.clone()))
                     .or_default();
-                for s in &p.sample {
-                    let value = by.as_deref().map_or(String::new(), |b| label_value(s, b));
-                    *c.0.entry(value).or_default() += s.value[i];
+                match by.as_deref() {
+                    Some(b) => {
+                        for s in &p.sample {
+                            *c.0.entry(label_value(s, b)).or_default() += s.value[i];
+                        }
+                    }
+                    // Without `by`, one total: no per-sample map lookup.
+                    None => {
+                        let v: i64 = p.sample.iter().map(|s| s.value[i]).sum();
+                        *c.0.entry(String::new()).or_default() += v;
+                    }
                 }
                 c.1 += n;
                 Ok(())

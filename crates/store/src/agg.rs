@@ -63,23 +63,13 @@ pub fn is_snapshot(kind: &str, sample_type: &str) -> bool {
 /// Divides the snapshot columns of a series' merged profile by its profile count; samples
 /// left with no non-zero value are dropped.
 fn mean_of(kind: &str, mut p: Profile, n: u64) -> Profile {
-    let snap: Vec<bool> = p
+    let r = 1.0 / n.max(1) as f64;
+    let ratios: Vec<f64> = p
         .sample_type
         .iter()
-        .map(|t| is_snapshot(kind, &t.r#type))
+        .map(|t| if is_snapshot(kind, &t.r#type) { r } else { 1.0 })
         .collect();
-    if n <= 1 || !snap.contains(&true) {
-        return p;
-    }
-    let r = 1.0 / n as f64;
-    p.sample.retain_mut(|s| {
-        for (v, &is) in s.value.iter_mut().zip(&snap) {
-            if is {
-                *v = (*v as f64 * r).round() as i64;
-            }
-        }
-        s.value.iter().any(|&v| v != 0)
-    });
+    p.scale_columns(&ratios);
     p
 }
 
