@@ -8,8 +8,9 @@ import * as explore from './explore.js';
 import * as compare from './compare.js';
 import * as runtime from './runtime.js';
 import * as insights from './insights.js';
+import * as traces from './traces.js';
 
-const VIEWS = { explore, compare, runtime, insights, targets: runtime.targets };
+const VIEWS = { explore, compare, runtime, insights, traces, targets: runtime.targets };
 /** Old view names that still open their successor (shared links keep working). */
 const ALIASES = { leaks: 'insights' };
 
@@ -19,11 +20,13 @@ const DEFAULTS = {
   // How snapshots (goroutines, heap in use) combine over the range: '' = mean per instance
   agg: '',
   // Explore
-  zoom: '', search: '', layout: 'icicle', sort: 'flat', fn: '', sandwich: '', all: '', by: '',
+  zoom: '', search: '', layout: 'icicle', sort: 'flat', fn: '', sandwich: '', all: '', by: '', graph: '', peek: '',
   // Refine, as go tool pprof's flags (Explore and Compare)
   focus: '', ignore: '', hide: '', show: '', show_from: '', prune_from: '', tagfocus: '', tagignore: '', granularity: '',
   // Compare: base range and labels (the head is from/to and sel)
   bfrom: '', bto: '', bsel: '', norm: '1',
+  // Traces: the capture shown
+  trace: '',
 };
 
 /** Kinds whose profiles are snapshots (what a process holds at one time): over a range the
@@ -88,11 +91,18 @@ class App {
   }
 
   jobs() {
+    // Services with profiles or execution traces.
     return [...new Set(this.series.filter((s) => s.kind !== 'metric').map((s) => s.labels.job).filter(Boolean))].sort();
   }
 
+  /** Profile kinds of a service (traces have their own view). */
   kinds(job) {
-    return [...new Set(this.series.filter((s) => s.kind !== 'metric' && (!job || s.labels.job === job)).map((s) => s.kind))].sort();
+    return [...new Set(this.series.filter((s) => s.kind !== 'metric' && s.kind !== 'trace' && (!job || s.labels.job === job)).map((s) => s.kind))].sort();
+  }
+
+  /** Whether a service has execution traces. */
+  traced(job) {
+    return this.series.some((s) => s.kind === 'trace' && s.labels.job === job);
   }
 
   fillDefaults(s) {
@@ -157,7 +167,7 @@ class App {
       .flatMap((x) => Object.entries(x.labels).filter(([k]) => k !== 'job' && k !== '__name__').map(([k, val]) => `${k}="${val}"`)))].sort();
     box.innerHTML = `
       <label>Service <select id="c-job">${jobs.map((j) => opt(j, j, s.job)).join('') || '<option value="">(no data yet)</option>'}</select></label>
-      ${v === 'runtime' || v === 'insights' ? '' : `<label>Profile <select id="c-kind">${kinds.map((k) => opt(k, k, s.kind)).join('')}</select></label>
+      ${v === 'runtime' || v === 'insights' || v === 'traces' ? '' : `<label>Profile <select id="c-kind">${kinds.map((k) => opt(k, k, s.kind)).join('')}</select></label>
       <label>Type <select id="c-si">${opt('', 'default', s.si)}${types.map((t) => opt(t, t, s.si)).join('')}</select></label>
       ${SNAPSHOT_KINDS.includes(s.kind) ? `<label title="Goroutines and heap in use are snapshots: over a range, each instance's mean (instances add up), its last snapshot, or every snapshot added up (pprof's merge)">Over range <select id="c-agg">${opt('', 'mean', s.agg)}${opt('latest', 'latest', s.agg)}${opt('sum', 'sum', s.agg)}</select></label>` : ''}`}
       <label title="Label matchers, e.g. instance=&quot;10.0.0.1:6060&quot;, env!=&quot;dev&quot;, pod=~&quot;api-.*&quot;">Labels
@@ -213,8 +223,8 @@ class App {
   onKey(e) {
     const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName);
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
-    const views = ['explore', 'compare', 'runtime', 'insights', 'targets'];
-    if (e.key >= '1' && e.key <= '5') this.set({ view: views[Number(e.key) - 1] }, true);
+    const views = ['explore', 'compare', 'runtime', 'insights', 'traces', 'targets'];
+    if (e.key >= '1' && e.key <= '6') this.set({ view: views[Number(e.key) - 1] }, true);
     else if (e.key === 't') this.toggleTheme();
     else if (e.key === '?') document.getElementById('keys').showModal();
     else if (e.key === 'r') this.reload();

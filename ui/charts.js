@@ -60,8 +60,10 @@ export class TimeChart {
 
   /** series: [{ name, points: [[ms, v]], kind: 'bar'|'line'|'dots', color }]; range [ms, ms]. */
   /** bands: [{ from, to, label, color? }] shaded behind the data (e.g. Compare's base and head); color is a CSS variable. */
-  set(series, range, { unit = this.o.unit, step = 0, bands = [] } = {}) {
+  /** markers: [{ t, label, color }] drawn as ticks along the top (e.g. stop-the-world pauses from execution traces). */
+  set(series, range, { unit = this.o.unit, step = 0, bands = [], markers = [] } = {}) {
     this.series = series;
+    this.markers = markers;
     this.range = range;
     this.unit = unit;
     this.step = step;
@@ -144,6 +146,13 @@ export class TimeChart {
         ctx.stroke();
       }
     });
+    // Markers: a tick from the top per event (pauses, assists), over the data.
+    for (const m of this.markers || []) {
+      const x = Math.round(this.xOf(m.t)) + 0.5;
+      if (x < PAD_L || x > W - PAD_R) continue;
+      ctx.strokeStyle = m.color || '#d55e00'; ctx.lineWidth = 1.5;
+      ctx.beginPath(); ctx.moveTo(x, PAD_T); ctx.lineTo(x, PAD_T + 8); ctx.stroke();
+    }
     if (!this.series.some((s) => s.points.length)) {
       ctx.fillStyle = fg; ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
       ctx.fillText(this.o.empty || 'no data in this range', W / 2, PAD_T + plotH / 2);
@@ -171,6 +180,8 @@ export class TimeChart {
         rows.push(`<tr><th>${esc(s.name || '')}</th><td>${esc(v)}</td><td class="muted">${dateTime(best[0])}</td></tr>`);
       }
     }
+    const near = (this.markers || []).filter((m) => Math.abs(this.xOf(m.t) - e.offsetX) < 4).slice(0, 6);
+    for (const m of near) rows.push(`<tr><th>${esc(m.label)}</th><td></td><td class="muted">${dateTime(m.t)}</td></tr>`);
     if (!rows.length) { tip.hidden = true; return; }
     tip.innerHTML = `<table>${rows.join('')}</table>`;
     tip.hidden = false;

@@ -1,10 +1,13 @@
 // Explore: a timeline of totals (drag to zoom the range), the flame graph (hover, click to
-// zoom, search, icicle/flame, sandwich) and the top table beside it, kept in sync: clicking a
-// row highlights that function in the graph; clicking a frame selects its row.
+// zoom, search, icicle/flame, sandwich) or the call graph (`go tool pprof -dot`'s), and the
+// top table beside it, kept in sync: clicking a row highlights that function in the graph;
+// clicking a frame or box selects its row. Peek lists a function's callers and callees
+// (`go tool pprof -peek`).
 
 import { getJSON, apiUrl, selector, REFINE, refineParams } from './api.js';
 import { label, esc, searchRegex, toApiTime, shiftTime, reEscape } from './format.js';
 import { Flame } from './flame.js';
+import { CallGraphView } from './graph.js';
 import { TimeChart } from './charts.js';
 
 export function mount(root, app) {
@@ -19,6 +22,8 @@ export function mount(root, app) {
       <button type="button" id="x-reset" title="Reset zoom and search (Esc)">Reset</button>
       <button type="button" id="x-layout" title="Icicle / flame (i)"></button>
       <button type="button" id="x-sandwich" title="Sandwich view of the selected function (s)">Sandwich</button>
+      <button type="button" id="x-graph" title="Call graph instead of the flame graph, as go tool pprof -http's Graph view (g)">Graph</button>
+      <button type="button" id="x-peek" title="Callers and callees of the selected function, as go tool pprof -peek (p)">Peek</button>
       <button type="button" id="x-compare" title="Compare this range with the same range 24 hours earlier">Compare with yesterday</button>
       <span class="spacer"></span>
       <span class="downloads">Download:
@@ -42,8 +47,11 @@ export function mount(root, app) {
     <details class="panel" id="x-labels"><summary>Labels — the pprof labels of these samples and their shares (go tool pprof -tags); click a value to filter</summary>
       <div id="x-labels-body" class="labels"></div></details>
     <div id="x-sandwich-panel" class="panel sandwich" hidden></div>
+    <div id="x-peek-panel" class="panel peek" hidden></div>
     <div class="split">
-      <div class="flamebox" id="x-flamebox"><canvas id="x-flame" aria-label="Flame graph; arrow keys move, Enter zooms"></canvas></div>
+      <div class="cell"><div class="flamebox" id="x-flamebox"><canvas id="x-flame" aria-label="Flame graph; arrow keys move, Enter zooms"></canvas></div>
+        <div class="hint" id="x-graph-legend" hidden></div>
+        <div class="flamebox graphbox" id="x-graphbox" hidden></div></div>
       <div class="tablebox"><div class="hint" id="x-dropped" aria-live="polite"></div><table class="data toptable" id="x-top" aria-label="Top functions">
         <thead><tr><th class="name">function</th><th><button data-sort="flat">flat</button></th><th class="pct">flat%</th><th class="pct">sum%</th><th><button data-sort="cum">cum</button></th><th class="pct">cum%</th></tr></thead>
         <tbody></tbody></table></div>
@@ -62,6 +70,10 @@ export function mount(root, app) {
     onZoom: (i) => { if (!restoring) app.set({ zoom: i > 0 ? JSON.stringify(flame.pathOf(i)) : '' }); },
     onSelect: (i) => { lastPicked = i > 0 ? flame.data.names[flame.data.name[i]] : ''; selectRow(lastPicked); renderRefine(); },
   });
+  const graphView = new CallGraphView($('#x-graphbox'), {
+    onSelect: (name) => { lastPicked = name; app.set({ fn: name === app.state.fn ? '' : name, search: '' }, true); },
+  });
+  let graphJson = null;
   let restoring = false;
   let lastPicked = ''; // the function last clicked in the graph or the table: the sandwich's
   const timing = app.timings;
@@ -92,22 +104,35 @@ export function mount(root, app) {
     $('#x-tl-title').textContent = `Timeline — ${q.query}`;
     document.body.dataset.ready = '';
     const t0 = performance.now();
+    // Execution traces of the service: stop-the-world pauses and GC assists as markers.
+    const traced = app.traced(s.job);
+    const markerSel = (name) => selector('', s.job, [s.sel, `__name__="${name}"`].filter(Boolean).join(','));
+    const markersP = traced ? Promise.all(['go_trace_stw_pause_seconds', 'go_trace_gc_assist_seconds'].map((n) =>
+      getJSON('runtime', { query: markerSel(n), from: s.from, to: s.to }, { signal }).catch(() => []))) : Promise.resolve([[], []]);
     const results = await Promise.allSettled([
       getJSON('timeline', { ...q, sample_index: s.si, by: s.by }, { signal }),
       getJSON('flame', { ...q, sample_index: s.si }, { signal }),
       getJSON('top', { ...q, sample_index: s.si, nodecount: 500, ...(s.all ? { nodefraction: 0 } : {}) }, { signal }),
+      s.graph ? getJSON('graph', { ...q, sample_index: s.si }, { signal }) : Promise.resolve(null),
     ]);
     if (signal.aborted) return;
     const errors = results.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
     err.textContent = [...new Set(errors)].join('\n');
-    const [tl, fl0, tp0] = results.map((r) => (r.status === 'fulfilled' ? r.value : null));
+    const [tl, fl0, tp0, gr0] = results.map((r) => (r.status === 'fulfilled' ? r.value : null));
+    graphJson = gr0?.empty ? null : gr0;
     // An empty range is an answer (200, with the reason), not an error.
     const empty = fl0?.empty || tp0?.empty || '';
     $('#x-empty').textContent = empty ? `Nothing in this range: ${empty}. Widen the range or check Targets.` : '';
     const fl = fl0?.empty ? null : fl0, tp = tp0?.empty ? null : tp0;
     // Broken down by a label: a line per value (the ten largest, then the rest).
     const lines = tl?.series?.map((x) => ({ name: x.other ? 'other values' : x.value ? `${s.by}=${x.value}` : `no ${s.by}`, points: x.points, kind: 'line' }));
-    timeline.set(tl ? lines || [{ name: tl.sample_type, points: tl.points, kind: 'bar' }] : [], [from, to], { unit: tl?.unit, step: tl?.step_ms });
+    const [stw, assists] = await markersP;
+    if (signal.aborted) return;
+    const markers = [
+      ...stw.flatMap((x) => x.points.map(([t, v]) => ({ t, label: `stop-the-world ${label(v, 'seconds')} (${x.labels.reason || ''})`, color: '#d55e00', kind: 'stw' }))),
+      ...assists.flatMap((x) => x.points.filter(([, v]) => v > 0).map(([t, v]) => ({ t, label: `GC mark assists ${label(v, 'seconds')} in the cycle`, color: '#cc79a7', kind: 'assist' }))),
+    ];
+    timeline.set(tl ? lines || [{ name: tl.sample_type, points: tl.points, kind: 'bar' }] : [], [from, to], { unit: tl?.unit, step: tl?.step_ms, markers });
     $('#x-tl-title').textContent = `Timeline — ${q.query}${s.by ? ` by ${s.by}` : ''}`;
     flameJson = fl;
     top = tp;
@@ -128,12 +153,66 @@ export function mount(root, app) {
     timing.flameRenderMs = performance.now() - t1;
     timing.flameNodes = flame.nodeCount;
     renderTable();
+    renderGraph();
     applySearch();
     renderSandwich();
+    renderPeek();
     renderRefine();
     loadLabels();
     probeYesterday(signal);
     document.body.dataset.ready = 'explore';
+  }
+
+  /** Flame graph or call graph: one of the two boxes shows. */
+  function renderGraph() {
+    const s = app.state, on = !!s.graph;
+    $('#x-flamebox').hidden = on;
+    $('#x-graphbox').hidden = !on;
+    $('#x-graph').setAttribute('aria-pressed', String(on));
+    $('#x-graph').textContent = on ? 'Flame graph' : 'Graph';
+    const legend = $('#x-graph-legend');
+    legend.hidden = !on;
+    if (!on) return;
+    // pprof's legend: what is shown and what was dropped (the profile's own lines left out).
+    legend.textContent = (graphJson?.legend || []).filter((l) => /^(Showing|Dropped)/.test(l)).join(' · ');
+    graphView.selected = s.fn;
+    graphView.set(graphJson);
+  }
+
+  /** Peek: the callers and callees of one function, with their share of its cum. */
+  async function renderPeek() {
+    const panel = $('#x-peek-panel'), s = app.state;
+    if (!s.peek || !s.kind) { panel.hidden = true; panel.replaceChildren(); return; }
+    panel.hidden = false;
+    panel.innerHTML = `<div class="toolbar"><h3>Peek: ${esc(s.peek)}</h3><span class="muted">callers above, callees below — click one to peek at it</span>
+      <span class="spacer"></span><a id="x-peek-text" target="_blank" rel="noopener">as text</a><button type="button" id="x-peek-close">Close</button></div><div class="peekbody">loading…</div>`;
+    panel.querySelector('#x-peek-close').addEventListener('click', () => app.set({ peek: '' }, true));
+    const params = { ...query(), sample_index: s.si, symbol: `^${reEscape(s.peek)}$` };
+    panel.querySelector('#x-peek-text').href = apiUrl('peek', { ...params, format: 'text' });
+    const body = panel.querySelector('.peekbody');
+    try {
+      const r = await getJSON('peek', params);
+      const e = r.entries?.[0];
+      if (!e) { body.textContent = r.empty ? `Nothing in this range: ${r.empty}` : 'No such function in this range.'; return; }
+      const row = (x, cls) => `<tr tabindex="0" class="${cls}" data-name="${esc(x.name)}"><td>${esc(x.weight_text)}</td><td class="pct">${esc(x.percent.trim())}</td>
+        <td class="name" title="${esc(x.name)}">${esc(x.name)}${x.inline ? ' <span class="muted">(inline)</span>' : ''}</td></tr>`;
+      body.innerHTML = `<table class="data peektable" aria-label="Callers and callees of ${esc(e.name)}"><thead><tr><th>calls</th><th class="pct">calls%</th><th class="name">context</th></tr></thead><tbody>
+        ${e.callers.map((x) => row(x, 'caller')).join('') || '<tr><td colspan="3" class="muted">no callers (an entry point)</td></tr>'}
+        <tr class="self"><td>${esc(e.flat_text)} flat</td><td class="pct">${esc(e.cum_text)} cum</td><td class="name"><b>${esc(e.name)}</b> <span class="muted">${esc(e.cum_percent.trim())} of total</span></td></tr>
+        ${e.callees.map((x) => row(x, 'callee')).join('') || '<tr><td colspan="3" class="muted">no callees (all its time is its own)</td></tr>'}</tbody></table>`;
+      body.querySelector('tbody').addEventListener('click', (ev) => {
+        const tr = ev.target.closest('tr[data-name]');
+        if (tr) app.set({ peek: tr.dataset.name, fn: tr.dataset.name }, true);
+      });
+    } catch (err2) {
+      body.innerHTML = `<p class="error">${esc(err2.message)}</p>`;
+    }
+  }
+
+  function openPeek() {
+    const s = app.state;
+    const name = lastPicked || s.fn || (top?.rows[0]?.name ?? '');
+    if (name) app.set({ peek: s.peek === name ? '' : name }, true);
   }
 
   /** In the flame layout the root is at the bottom of a possibly tall canvas: show it. */
@@ -285,6 +364,8 @@ export function mount(root, app) {
   on('#x-reset', 'click', () => app.set({ zoom: '', search: '', fn: '' }, true));
   on('#x-layout', 'click', () => app.set({ layout: app.state.layout === 'icicle' ? 'flame' : 'icicle' }, true));
   on('#x-sandwich', 'click', () => openSandwich());
+  on('#x-peek', 'click', () => openPeek());
+  on('#x-graph', 'click', () => app.set({ graph: app.state.graph ? '' : '1' }, true));
   on('#x-compare', 'click', () => {
     const s = app.state, day = -86400e3;
     app.set({ view: 'compare', bfrom: shiftTime(s.from, day), bto: shiftTime(s.to, day), zoom: '' }, true);
@@ -351,7 +432,9 @@ export function mount(root, app) {
         downloads();
       }
       if (has('zoom') && flame.data) restoreZoom();
-      if (has('search', 'fn')) { applySearch(); renderTable(); renderRefine(); }
+      if (has('graph')) { if (app.state.graph && !graphJson) { load(); return; } renderGraph(); }
+      if (has('search', 'fn')) { applySearch(); renderTable(); renderRefine(); graphView.select(app.state.fn); }
+      if (has('peek')) renderPeek();
       if (has('sort')) renderTable();
       if (has('sandwich')) renderSandwich();
       if (has('theme')) { flame.colors = []; flame.render(); timeline.render(); sandwichFlames.forEach((f) => { f.colors = []; f.render(); }); }
@@ -362,10 +445,13 @@ export function mount(root, app) {
       else if (e.key === 'Escape') app.set({ zoom: '', search: '', fn: '' }, true);
       else if (e.key === 'i') app.set({ layout: app.state.layout === 'icicle' ? 'flame' : 'icicle' }, true);
       else if (e.key === 's') openSandwich();
+      else if (e.key === 'g') app.set({ graph: app.state.graph ? '' : '1' }, true);
+      else if (e.key === 'p') openPeek();
       else return false;
       return true;
     },
-    flame, timeline,
+    flame, timeline, graphView,
+    get graph() { return graphJson; },
     get top() { return top; },
     get flameJson() { return flameJson; },
   };

@@ -79,7 +79,10 @@ export function mount(root, app) {
     ${table('cost-services', 'All services by cost', ['!service', 'instances', 'cores', 'memory', 'per hour', 'per month', 'share'])}
     <div class="hint">Cores: CPU profile time ÷ the time the profiles cover (<code>12.5m</code> = 12.5 millicores). Memory: resident memory when scraped, else the Go
     runtime's (<code>metrics = ["expvar"]</code>), else the heap profiles' in-use heap. A function's memory is its share of the
-    heap × the service's memory. Prices from the config's <code>[cost]</code>. Click a function to see it in Explore, a service to switch to it.</div></section>
+    heap × the service's memory. Prices from the config's <code>[cost]</code>. Click a function to see it in Explore, a service to switch to it.
+    <span id="preempt-rule">A function's CPU includes the <code>runtime.asyncPreempt</code> samples taken while it ran (Go's preemption
+    signal lands in tight loops, so pprof shows them as a separate leaf): here and in Regressions they are charged to the function they
+    interrupted, so its numbers can be higher than its flat time in Explore, which shows pprof's own view.</span></div></section>
 
     <section class="insight" id="sec-regressions" aria-labelledby="h-reg"><h2 id="h-reg">Regressions <span class="muted" id="reg-summary"></span></h2>
     <div class="error" id="reg-error" role="alert"></div>
@@ -89,7 +92,7 @@ export function mount(root, app) {
     ${table('reg-functions', 'Regressed functions', ['!instance', 'deployed', '!function', 'change', 'share before → after', 'cores before → after', 'p'])}
     <div class="hint">At each change of build (the executable's build ID or the <code>version</code> label) the CPU profiles before and
     after are compared; a function is listed when its share of the CPU grew significantly (p ≤ 0.05 after Holm's correction).
-    Click it to compare before and after.</div></section>
+    <code>runtime.asyncPreempt</code> samples count for the function they interrupted (see Cost). Click it to compare before and after.</div></section>
 
     <section class="insight" id="sec-gc" aria-labelledby="h-gc"><h2 id="h-gc">GC <span class="muted" id="gc-summary"></span></h2>
     <div class="error" id="gc-error" role="alert"></div><div id="gc-hints"></div>
@@ -100,7 +103,7 @@ export function mount(root, app) {
     ${table('gc-cpu', 'GC CPU', ['!instance', 'CPU profiled', 'GC CPU', 'fraction', 'GC cores', '!by phase'])}
     <h3>Top allocation sites</h3>
     ${table('gc-alloc', 'Top allocation sites', ['!instance', '!site', 'bytes / s', 'objects / s', 'share'])}
-    <div class="hint">Pauses from the Go runtime's pause ring (<code>metrics = ["expvar"]</code>); GC CPU from the CPU profiles'
+    <div class="hint">Pauses from the Go runtime's pause ring (<code>metrics = ["expvar"]</code>), else each stop-the-world pause of the GC in the service's execution traces; GC CPU from the CPU profiles'
     collector frames; allocation from the <code>allocs</code> profiles' deltas.</div></section>
 
     <section class="insight" id="sec-leaks" aria-labelledby="h-leaks"><h2 id="h-leaks">Goroutine leaks <span class="muted" id="l-summary"></span></h2>
@@ -256,7 +259,9 @@ export function mount(root, app) {
     let pausesScraped = false, hints = '';
     try {
       const targets = await getJSON('targets', {}, { signal });
-      pausesScraped = targets.some((t) => t.job === s.job && t.kind === 'expvar');
+      // Pauses from /debug/vars, else from the service's execution traces.
+      pausesScraped = targets.some((t) => t.job === s.job && (t.kind === 'expvar' || t.kind === 'trace'))
+        || app.traced(s.job);
       hints = scrapeHints(targets, s.job, ['expvar', 'prometheus', 'cpu', 'allocs']);
     } catch (e) { if (e.name === 'AbortError') throw e; }
     $('#gc-hints').innerHTML = hints;
@@ -269,11 +274,11 @@ export function mount(root, app) {
     const parts = [];
     for (const g of withAlloc) parts.push(`${inst(g.labels)} allocates ${rate(g.allocation.bytes_per_second, 'bytes')}`);
     $('#gc-summary').textContent = parts.join('; ');
-    $('#gc-pauses tbody').innerHTML = withPauses.length ? withPauses.map((g) => { const p = g.pauses; return `<tr data-instance="${esc(inst(g.labels))}">
-      <td class="name">${esc(inst(g.labels))}</td><td>${p.count}</td><td>${label(p.total_seconds, 'seconds')}</td>
+    $('#gc-pauses tbody').innerHTML = withPauses.length ? withPauses.map((g) => { const p = g.pauses; return `<tr data-instance="${esc(inst(g.labels))}" data-source="${esc(g.pause_source || '')}">
+      <td class="name">${esc(inst(g.labels))}${g.pause_source === 'trace' ? ' <span class="muted" title="No /debug/vars: each stop-the-world pause of the GC in the execution traces">(from traces)</span>' : ''}</td><td>${p.count}</td><td>${label(p.total_seconds, 'seconds')}</td>
       <td>${label(p.p50, 'seconds')}</td><td>${label(p.p90, 'seconds')}</td><td>${label(p.p99, 'seconds')}</td><td>${label(p.max, 'seconds')}</td></tr>`; }).join('')
       : emptyRow(7, pausesScraped ? 'No GC pauses in this range.'
-        : 'No GC pauses for this service: add <code>metrics = ["expvar"]</code> to its scrape job (Go\'s <code>/debug/vars</code>).');
+        : 'No GC pauses for this service: add <code>metrics = ["expvar"]</code> (Go\'s <code>/debug/vars</code>) or <code>"trace"</code> to its <code>profiles</code> (execution traces).');
     // One heatmap per instance with pauses.
     const box = $('#gc-heatmaps');
     box.replaceChildren();

@@ -8,12 +8,23 @@ import { TimeChart } from './charts.js';
 
 const CHARTS = [
   { id: 'cpu', title: 'CPU (profile totals)', unit: 'nanoseconds' },
-  { id: 'gc', title: 'GC pauses (one dot per cycle)', unit: 'seconds',
-    metrics: [['go_gc_pause_seconds', 'dots']] },
+  { id: 'gc', title: 'GC pauses (one dot per cycle; from execution traces: one per stop-the-world pause)', unit: 'seconds',
+    metrics: [['go_gc_pause_seconds', 'dots'], ['go_trace_stw_pause_seconds', 'dots']] },
   { id: 'heap', title: 'Heap', unit: 'bytes',
     metrics: [['go_memstats_heap_alloc_bytes', 'line'], ['go_memstats_heap_inuse_bytes', 'line'], ['go_memstats_next_gc_bytes', 'line']] },
   { id: 'goroutines', title: 'Goroutines', unit: '' },
+  { id: 'sched', title: 'Scheduler latency, runnable → running (execution traces: p50, p90, p99, max per capture)', unit: 'seconds',
+    metrics: [['go_trace_sched_latency_seconds', 'line']] },
+  { id: 'mmu', title: 'Minimum mutator utilisation (execution traces: per window length, per capture)', unit: '%',
+    metrics: [['go_trace_mmu', 'line']] },
 ];
+
+/** What tells apart series of one metric: a quantile, an MMU window, a pause's reason. */
+function part(l) {
+  if (l.quantile) return l.quantile === '1' ? 'max' : `p${Math.round(Number(l.quantile) * 100)}`;
+  if (l.window) return `window ${l.window}`;
+  return l.reason || '';
+}
 
 export function mount(root, app) {
   root.innerHTML = `<div class="error" id="r-error" role="alert"></div><div id="r-hints"></div>
@@ -63,7 +74,9 @@ export function mount(root, app) {
       jobs.push((async () => {
         const out = [];
         for (const [name, kind] of c.metrics) {
-          for (const x of await series(name)) out.push({ name: `${name.replace(/^go_memstats_|^go_/, '')} ${inst(x.labels)}`, points: x.points, kind });
+          for (const x of await series(name)) {
+            out.push({ name: [name.replace(/^go_memstats_|^go_trace_|^go_/, ''), part(x.labels), inst(x.labels)].filter(Boolean).join(' '), points: x.points, kind });
+          }
         }
         counts[c.id] = out.reduce((a, x) => a + x.points.length, 0);
         charts[c.id].set(out, range);
@@ -110,9 +123,10 @@ export function mount(root, app) {
   };
 }
 
-/** Where a target's kind is shown: its profiles in Explore, its metrics in Runtime. */
+/** Where a target's kind is shown: its profiles in Explore, its traces in Traces, its metrics in Runtime. */
 function kindLink(t) {
-  const q = new URLSearchParams({ view: PROFILE_KINDS.includes(t.kind) ? 'explore' : 'runtime', job: t.job, sel: `instance="${t.instance}"` });
+  const view = PROFILE_KINDS.includes(t.kind) ? 'explore' : t.kind === 'trace' ? 'traces' : 'runtime';
+  const q = new URLSearchParams({ view, job: t.job, sel: `instance="${t.instance}"` });
   if (PROFILE_KINDS.includes(t.kind)) q.set('kind', t.kind);
   return `?${q}`;
 }

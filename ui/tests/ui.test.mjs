@@ -155,8 +155,12 @@ try {
   await shot('explore-phone');
   await page.setViewportSize({ width: 1440, height: 960 });
 
-  // Click to zoom; the URL keeps it; a reload shows the same view.
-  await page.mouse.click(cbox.x + box.x + box.w / 2, cbox.y + box.y + box.h / 2);
+  // Click to zoom; the URL keeps it; a reload shows the same view. The resize above re-lays
+  // the page out (and may scroll it): let the flame graph redraw, then click the frame where
+  // it is now, relative to the canvas (the locator scrolls it into view).
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  const zbox = await page.evaluate((i) => window.gocost.view.flame.boxOf(i), target);
+  await canvas.click({ position: { x: zbox.x + zbox.w / 2, y: zbox.y + zbox.h / 2 } });
   await page.waitForFunction(() => new URL(location.href).searchParams.get('zoom'));
   const zoomed = await page.evaluate(() => window.gocost.view.flame.zoom);
   check(zoomed === target, 'explore: click zooms into the frame', `${zoomed} vs ${target}`);
@@ -359,6 +363,49 @@ try {
   noConsoleErrors('explore (labels)');
   noConsoleErrors('explore (refine)');
 
+  // The call graph (go tool pprof -dot's, which the API test compares byte for byte): every
+  // node and edge of /api/v1/graph is drawn, boxes in pprof's colours; a click selects the
+  // function; Peek lists its callers and callees as /api/v1/peek (go tool pprof -peek) does.
+  await open({ view: 'explore', job: 'demo', kind: 'cpu', graph: '1', ...range }, 'explore');
+  await page.waitForSelector('#x-graphbox svg .cg-node');
+  const cgApi = await api('graph', { query: cpuQ, ...range });
+  const drawn = await page.evaluate(() => ({
+    nodes: [...document.querySelectorAll('#x-graphbox .cg-node')].map((g) => [g.dataset.name, Number(g.dataset.flat), Number(g.dataset.cum), g.querySelector('rect').getAttribute('fill')]),
+    edges: [...document.querySelectorAll('#x-graphbox .cg-edge')].map((g) => [Number(g.dataset.src), Number(g.dataset.dst), Number(g.dataset.weight)]),
+    flameHidden: document.getElementById('x-flamebox').hidden,
+  }));
+  check(cgApi.nodes.length > 10 && JSON.stringify(drawn.nodes) === JSON.stringify(cgApi.nodes.map((n) => [n.name, n.flat, n.cum, n.fill])),
+    `graph: the ${cgApi.nodes.length} boxes are /api/v1/graph's nodes (name, flat, cum, pprof's colour)`, `${drawn.nodes.length}`);
+  check(cgApi.edges.length > 10 && JSON.stringify(drawn.edges) === JSON.stringify(cgApi.edges.map((e) => [e.src, e.dst, e.weight])),
+    `graph: the ${cgApi.edges.length} arrows are its edges with their weights`, `${drawn.edges.length}`);
+  check(drawn.flameHidden && (await page.textContent('#x-graph-legend')).includes('Showing nodes accounting for'),
+    'graph: replaces the flame graph and shows pprof\'s legend', await page.textContent('#x-graph-legend'));
+  const dotText = await fetch(`${base}/api/v1/graph?${new URLSearchParams({ query: cpuQ, ...range, format: 'dot' })}`).then((r) => r.text());
+  check(dotText.startsWith('digraph "') && cgApi.nodes.every((n) => dotText.includes(`N${n.id} [label=`)), 'graph: format=dot is the same graph in Graphviz\'s language');
+  await shot('explore-graph');
+  // A function with both callers and callees (pprof's order: the most telling first).
+  const gPick = cgApi.nodes.find((n) => cgApi.edges.some((e) => e.dst === n.id) && cgApi.edges.some((e) => e.src === n.id)) || cgApi.nodes[0];
+  await page.click(`#x-graphbox .cg-node[data-id="${gPick.id}"]`);
+  await page.waitForFunction((n) => new URL(location.href).searchParams.get('fn') === n, gPick.name);
+  check(await page.getAttribute(`#x-graphbox .cg-node[data-id="${gPick.id}"]`, 'aria-selected') === 'true'
+    && await page.getAttribute(`#x-top tbody tr[data-name="${gPick.name}"]`, 'aria-selected') === 'true',
+  'graph: clicking a box selects its function (box and table row)');
+  await page.click('#x-peek');
+  await page.waitForSelector('#x-peek-panel .peektable');
+  const pk = await api('peek', { query: cpuQ, ...range, symbol: `^${gPick.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$` });
+  const peekRows = await page.$$eval('#x-peek-panel tbody tr:is(.caller, .self, .callee)', (trs) => trs.map((tr) => [tr.className, tr.dataset.name || '', tr.children[0].textContent.trim()]));
+  const e0 = pk.entries[0];
+  const wantPeek = [...e0.callers.map((x) => ['caller', x.name, x.weight_text]), ['self', '', `${e0.flat_text} flat`], ...e0.callees.map((x) => ['callee', x.name, x.weight_text])];
+  check(pk.entries.length === 1 && JSON.stringify(peekRows) === JSON.stringify(wantPeek) && e0.callers.length + e0.callees.length > 0,
+    `peek: ${gPick.name}'s callers and callees are /api/v1/peek's`, JSON.stringify(peekRows.slice(0, 3)));
+  await shot('explore-peek');
+  await page.setViewportSize({ width: 390, height: 844 });
+  const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(pageWidth <= 400, 'graph, peek: nothing widens the page at 390 px (the graph scrolls in its box)', `${pageWidth}px`);
+  await shot('explore-graph-phone');
+  await page.setViewportSize({ width: 1440, height: 960 });
+  noConsoleErrors('explore (graph, peek)');
+
   // An empty range is an answer, not an error: the page says so, nothing fails in the console.
   await open({ view: 'explore', job: 'demo', kind: 'cpu', from: String(T0 - 7200), to: String(T0 - 3600) }, 'explore');
   const emptyText = await page.textContent('#x-empty');
@@ -473,6 +520,86 @@ try {
   check(hint.includes('expvar scrape of') && hint.includes('404') && hint.includes('import _ "expvar"'),
     'runtime: a failing expvar scrape is named, with what the service lacks', hint);
   noConsoleErrors('runtime (expvar 404)');
+
+  // ---- Traces: execution traces of the traced test bed (scraped every 3 s) ---------------
+  {
+    const tRange = { from: String(T0), to: String(T2) };
+    const list = await api('traces', { query: 'trace{job="traced"}', ...tRange });
+    await open({ view: 'traces', job: 'traced', ...tRange }, 'traces');
+    check((await errorsShown()) === '', 'traces: no error shown', await errorsShown());
+    const rowsShown = await page.$$eval('#tr-list tbody tr[data-id]', (trs) => trs.map((tr) => tr.dataset.id));
+    check(list.length >= 2 && rowsShown.length === list.length && rowsShown.every((id) => list.some((t) => t.id === id)),
+      `traces: the list shows the API's ${list.length} captures`, JSON.stringify(rowsShown));
+    const href = await page.getAttribute('#tr-list tbody tr[data-id] a[download]', 'href');
+    const dl = await fetch(base + href);
+    const head = Buffer.from(await dl.arrayBuffer()).subarray(0, 5).toString();
+    check(dl.ok && head === 'go 1.', 'traces: the download link gives the trace as Go wrote it', `${dl.status} ${head}`);
+    noConsoleErrors('traces (list)');
+
+    // One capture: its numbers and its per-P timeline.
+    const id = rowsShown[0];
+    await page.click(`#tr-list tr[data-id="${id}"] [data-open]`);
+    await page.waitForFunction((i) => new URL(location.href).searchParams.get('trace') === i, id);
+    await ready('traces');
+    const sum = await api(`trace/${id}/summary`);
+    const tl = await api(`trace/${id}/timeline`);
+    const shown = await page.evaluate(() => ({ n: window.gocost.view.data.slices.length, drawn: window.gocost.view.viewer.drawn,
+      view: window.gocost.view.viewer.view, stw: document.querySelector('[data-k="stw"]').textContent }));
+    check(shown.n === tl.slices.length && shown.n > 0 && shown.drawn > 0, `traces: the timeline holds the API's ${tl.slices.length} slices and draws them`, JSON.stringify(shown));
+    check(shown.stw.startsWith(`${sum.stw.count} pauses, max ${formatValue(sum.stw.max_ns, 'nanoseconds')}`), 'traces: the numbers are the API\'s (pauses)', shown.stw);
+    check(shown.view[0] === 0 && shown.view[1] === tl.duration_ns, 'traces: the whole trace is shown first', JSON.stringify(shown.view));
+    await shot('traces');
+    // Zoom (the + key) and pan (drag), then a double click for the whole trace again.
+    await page.keyboard.press('+');
+    const zoomed = await page.evaluate(() => window.gocost.view.viewer.view);
+    check(Math.abs((zoomed[1] - zoomed[0]) - tl.duration_ns / 2) < 2, 'traces: + zooms in twice', JSON.stringify(zoomed));
+    const cb = await page.locator('#tr-canvas').boundingBox();
+    await page.mouse.move(cb.x + cb.width / 2, cb.y + 30);
+    await page.mouse.down();
+    await page.mouse.move(cb.x + cb.width / 2 + 200, cb.y + 30, { steps: 4 });
+    await page.mouse.up();
+    const panned = await page.evaluate(() => window.gocost.view.viewer.view);
+    check(panned[0] < zoomed[0] && Math.abs((panned[1] - panned[0]) - (zoomed[1] - zoomed[0])) < 2, 'traces: dragging pans back in time', JSON.stringify({ zoomed, panned }));
+    await page.mouse.dblclick(cb.x + cb.width / 2, cb.y + 30);
+    const whole = await page.evaluate(() => window.gocost.view.viewer.view);
+    check(whole[0] === 0 && whole[1] === tl.duration_ns, 'traces: a double click shows the whole trace', JSON.stringify(whole));
+    // Hover the longest slice: the tooltip names its goroutine and start function.
+    const longest = tl.slices.reduce((a, x) => (x[2] - x[1] > a[2] - a[1] ? x : a));
+    const pos = await page.evaluate((sl) => {
+      const v = window.gocost.view.viewer;
+      return { x: v.xOf((sl[1] + sl[2]) / 2), y: 4 + (3 + v.data.procs.indexOf(sl[0])) * 18 + 9 };
+    }, longest);
+    await page.mouse.move(cb.x + pos.x, cb.y + pos.y);
+    const tip = await page.textContent('#tooltip');
+    check(tip.includes(`G${longest[3]}`) && tip.includes(tl.functions[longest[4]] || '(unknown)'), 'traces: hovering a slice names its goroutine and function', tip);
+    noConsoleErrors('traces (one capture)');
+
+    // Explore marks the pauses and assists of the traces on its timeline.
+    await open({ view: 'explore', job: 'traced', kind: 'cpu', ...tRange }, 'explore');
+    const stwApi = (await api('runtime', { query: '{job="traced",__name__="go_trace_stw_pause_seconds"}', ...tRange })).reduce((a, x) => a + x.points.length, 0);
+    const assistApi = (await api('runtime', { query: '{job="traced",__name__="go_trace_gc_assist_seconds"}', ...tRange }))
+      .reduce((a, x) => a + x.points.filter(([, v]) => v > 0).length, 0);
+    const marks = await page.evaluate(() => window.gocost.view.timeline.markers.reduce((a, m) => { a[m.kind] = (a[m.kind] || 0) + 1; return a; }, {}));
+    check(stwApi > 0 && marks.stw === stwApi && (marks.assist || 0) === assistApi, `explore: ${stwApi} stop-the-world and ${assistApi} assist markers from the traces`, JSON.stringify(marks));
+    noConsoleErrors('explore (trace markers)');
+
+    // Runtime: scheduler latency and MMU per capture.
+    await open({ view: 'runtime', job: 'traced', ...tRange }, 'runtime');
+    const rc = await page.evaluate(() => ({ ...window.gocost.view.counts }));
+    const schedApi = (await api('runtime', { query: '{job="traced",__name__="go_trace_sched_latency_seconds"}', ...tRange })).reduce((a, x) => a + x.points.length, 0);
+    const mmuApi = (await api('runtime', { query: '{job="traced",__name__="go_trace_mmu"}', ...tRange })).reduce((a, x) => a + x.points.length, 0);
+    check(schedApi > 0 && rc.sched === schedApi && rc.mmu === mmuApi, `runtime: scheduler latency (${schedApi} points) and MMU (${mmuApi}) from the traces`, JSON.stringify(rc));
+    await shot('runtime-traced');
+    noConsoleErrors('runtime (traced)');
+
+    // Insights: no expvar here, so the GC section's pauses are the traces'.
+    await open({ view: 'insights', job: 'traced', ...tRange }, 'insights');
+    const gcApi = await api('gc', { query: '{job="traced"}', ...tRange });
+    const row = await page.$eval('#gc-pauses tbody tr[data-instance]', (tr) => ({ source: tr.dataset.source, count: tr.children[1].textContent }));
+    check(gcApi[0].pause_source === 'trace' && row.source === 'trace' && row.count === String(gcApi[0].pauses.count) && gcApi[0].pauses.count > 0,
+      'insights: GC pauses from the traces when there is no expvar', JSON.stringify({ row, api: gcApi[0].pauses }));
+    noConsoleErrors('insights (traced)');
+  }
 
   // ---- Insights --------------------------------------------------------------------------
   {

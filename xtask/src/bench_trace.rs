@@ -1,5 +1,7 @@
 //! `cargo run --release -p xtask -- bench-trace [--repeats N] [--fresh]`: gocost-trace's
-//! parse of a busy trace against `go tool trace -d=parsed` of the same file.
+//! parse of a busy trace against `go tool trace -d=parsed` of the same file. With `--pprof`,
+//! `gocost trace pprof --type sched` against `go tool trace -pprof=sched` instead (see
+//! `bench_pprof.rs`).
 //!
 //! The trace is recorded once from `testdata/go/tracebed -busy` (a few MB) into
 //! `target/bench-trace/` with the newest Go found (`$GO`, else `.venv-go/1.27.3/bin/go`,
@@ -39,7 +41,7 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn newest_go() -> PathBuf {
+pub(crate) fn newest_go() -> PathBuf {
     if let Some(g) = std::env::var_os("GO") {
         return g.into();
     }
@@ -61,8 +63,11 @@ pub fn run(args: &[String]) -> Result<()> {
     let repeats = arg(args, "--repeats", 3)?.max(1);
     let go = newest_go();
     let minor = go_minor(&go)?;
+    if args.iter().any(|a| a == "--pprof") {
+        return crate::bench_pprof::run(args, &go, minor);
+    }
     let dialect = Dialect::go(minor).ok_or_else(|| format!("Go 1.{minor} has no v2 traces"))?;
-    let dir = repo_root().join("target/bench-trace");
+    let dir = crate::target_dir().join("bench-trace");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let trace = dir.join(format!("busy-go1.{minor}.trace"));
     if args.iter().any(|a| a == "--fresh") || !trace.exists() {

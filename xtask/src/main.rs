@@ -7,7 +7,16 @@
 //!   regenerates into a temporary directory and fails on any difference.
 //!
 //! - `bench-trace [--repeats N] [--fresh]`: gocost-trace against `go tool trace -d=parsed`
-//!   on a busy trace (see `bench_trace.rs`).
+//!   on a busy trace (see `bench_trace.rs`); with `--pprof`, `gocost trace pprof --type
+//!   sched` against `go tool trace -pprof=sched` on a 5 s and a 60 s trace, CPU and peak
+//!   memory (see `bench_pprof.rs`).
+//!
+//! - `bench-capture [--rounds N] …`: a real Go HTTP service's throughput under `gocost
+//!   load`, with and without continuous trace capture by `gocost serve`, alternating in one
+//!   run; prints the ratio (see `bench_capture.rs`).
+//!
+//! - `soak [--duration D] [--interval D] …`: a stability run of the release `gocost serve`
+//!   against a fleet of real Go services and a push load, failing on growth (see `soak.rs`).
 //!
 //! Go is `$GO` or `go` on `PATH`.
 
@@ -18,9 +27,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+mod bench_capture;
 mod bench_fleet;
+mod bench_pprof;
 mod bench_store;
 mod bench_trace;
+mod soak;
 
 use gocost_testkit::{Case, cases, golden_dir, profiles_dir, repo_root};
 
@@ -30,6 +42,34 @@ fn go() -> PathBuf {
     std::env::var_os("GO")
         .map(PathBuf::from)
         .unwrap_or_else(|| "go".into())
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative ones from the repository root),
+/// else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), |d| repo_root().join(d))
+}
+
+/// Builds the release `gocost` (quietly; fast when it is fresh) and returns its path.
+fn release_gocost() -> Result<PathBuf> {
+    let st = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "gocost",
+            "--bin",
+            "gocost",
+        ])
+        .current_dir(repo_root())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !st.success() {
+        return Err("cargo build --release -p gocost failed".into());
+    }
+    Ok(target_dir().join("release/gocost"))
 }
 
 fn output(cmd: &mut Command) -> Result<Vec<u8>> {
@@ -185,12 +225,24 @@ fn goldens(check: bool) -> Result<()> {
 
 // ---------------------------------------------------------------- capture
 
-/// A plain HTTP/1.0 GET to a loopback address (the demo service), body only.
-fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<Vec<u8>> {
-    let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+/// One HTTP/1.0 request to a loopback address: the response's header block and body.
+fn http_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(String, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}{path}: {e}"))?;
     s.set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())
+        .and_then(|_| s.write_all(body))
+        .map_err(|e| format!("{path}: {e}"))?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)
         .map_err(|e| format!("{path}: {e}"))?;
@@ -199,10 +251,16 @@ fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<Vec<u8>> {
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| format!("{path}: no HTTP header"))?;
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    Ok((head, buf[split + 4..].to_vec()))
+}
+
+/// A plain HTTP/1.0 GET to a loopback address (the demo service), body only.
+fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<Vec<u8>> {
+    let (head, body) = http_exchange(addr, "GET", path, b"", timeout)?;
     if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
         return Err(format!("{path}: {}", head.lines().next().unwrap_or("")));
     }
-    Ok(buf[split + 4..].to_vec())
+    Ok(body)
 }
 
 fn build(dir: &str, out: &Path) -> Result<PathBuf> {
@@ -333,6 +391,10 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["capture"] => capture(),
+        ["bench-capture", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            bench_capture::run(&rest)
+        }
         ["bench-fleet", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             bench_fleet::run(&rest)
@@ -345,9 +407,13 @@ fn main() -> ExitCode {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             bench_trace::run(&rest)
         }
+        ["soak", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            soak::run(&rest)
+        }
         ["goldens"] => goldens(false),
         ["goldens", "--check"] => goldens(true),
-        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N] | bench-trace [--repeats N] [--fresh]".into()),
+        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N] | bench-trace [--pprof] [--repeats N] [--fresh] | bench-capture [--rounds N] [--phase-secs N] [--every-secs N] [--seconds N] [--concurrency N] | soak [--duration 10m] [--interval 1m] [--warmup D] [--block D] [--scrape-interval 15s] [--pushes 5] [--csv FILE]".into()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -319,8 +319,8 @@ pub fn run_cost(a: CostArgs) -> Result<()> {
             .map_err(|e| bad(format!("{}: {e}", path.display())))?;
     }
     let from_file = match &a.config {
-        Some(path) => gocost_scrape::Config::load(path).map_err(bad)?.cost,
-        None => gocost_scrape::CostConfig::default(),
+        Some(path) => gocost_config::Config::load(path).map_err(bad)?.cost,
+        None => gocost_config::CostConfig::default(),
     };
     let cfg = crate::serve::cost_rates(&from_file);
     let rates = cost::Rates {

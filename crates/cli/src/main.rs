@@ -7,8 +7,10 @@
 mod compare;
 mod flame;
 mod insights;
+mod load;
 mod serve;
 mod source;
+mod trace;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ Examples:
   gocost heap-growth heap-*.pb.gz               # allocation sites that keep growing
   gocost cost cpu.pb.gz heap.pb.gz              # cores and heap, priced per month
   gocost gc cpu.pb.gz allocs.pb.gz              # GC CPU by phase, allocation by site
+  gocost trace http://127.0.0.1:6060 -o app.trace --seconds 5   # an execution trace
+  gocost trace summary app.trace                # pauses, scheduler latency, MMU, blocking
 
 Exit codes: 0 ok, 1 operational error (I/O, network) or, for compare, a regression,\n2 bad input or usage.";
 
@@ -51,6 +55,27 @@ Exit codes: 0 ok, 1 operational error (I/O, network) or, for compare, a regressi
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log level for what gocost reports on stderr: error, warn, info, debug or trace, or a
+    /// RUST_LOG-style filter (`gocost_scrape=debug,info`). RUST_LOG is used when this is unset.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+/// Logs go to stderr, one line per event with time, level and target (`RUST_LOG` conventions).
+fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => {
+            EnvFilter::try_new(l).map_err(|e| InputError(format!("--log-level {l:?}: {e}")))?
+        }
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -86,6 +111,25 @@ enum Cmd {
     Raw(ReportArgs),
     /// Print the pprof labels (pprof.Do, allocation sizes) and their shares: `go tool pprof -tags`.
     Tags(ReportArgs),
+    /// Print the call graph in Graphviz's dot language: `go tool pprof -dot`.
+    #[command(
+        after_help = "Output is byte-identical to `go tool pprof -dot` with the same flags: the same \
+                      nodes, edges, weights, tags and pruning (nodes by entropy, --nodecount \
+                      counting tags as nodes, redundant dotted edges removed).\n\n\
+                      Example: gocost dot --focus 'main\\.' cpu.pb.gz | dot -Tsvg > cpu.svg"
+    )]
+    Dot(DotArgs),
+    /// Print the callers and callees of functions matching a regexp: `go tool pprof -peek`.
+    #[command(
+        after_help = "Output is byte-identical to `go tool pprof -peek=REGEX`: for each matching \
+                      function, callers above it and callees below, each with its weight and its \
+                      share of the function's cum. Nothing is trimmed.\n\n\
+                      Example: gocost peek 'runtime\\.mallocgc$' heap.pb.gz"
+    )]
+    Peek(PeekArgs),
+    /// Offer HTTP load to a service (a fixed rate or concurrency) and report its latency.
+    #[command(after_help = load::AFTER_HELP)]
+    Load(load::LoadArgs),
     /// Merge profiles into one file that `go tool pprof` reads like the inputs together.
     Merge(MergeArgs),
     /// Draw a flame graph: .svg (interactive), .folded (collapsed stacks) or .json (speedscope).
@@ -105,6 +149,10 @@ enum Cmd {
     /// What garbage collection costs (GC CPU by phase) and what drives it (allocation sites).
     #[command(after_help = insights::GC_AFTER_HELP)]
     Gc(insights::GcArgs),
+    /// Go execution traces: take one from a service; summary, GC pauses and MMU, scheduler
+    /// latency, goroutines, blocking profiles (`go tool trace -pprof`).
+    #[command(after_help = trace::AFTER_HELP)]
+    Trace(trace::TraceArgs),
     /// Check a stopped server's data directory: replay the WAL, read every block whole.
     #[command(
         after_help = "Reads the data directory and changes nothing in it (it runs on a full disk). \
@@ -226,6 +274,40 @@ struct TopArgs {
 }
 
 #[derive(Args)]
+struct DotArgs {
+    /// Draw at most N nodes; a node's tags count as nodes too (pprof's default: 80).
+    #[arg(long, value_name = "N")]
+    nodecount: Option<usize>,
+    /// Hide nodes whose cum is below this fraction of the total.
+    #[arg(long, value_name = "F", default_value_t = 0.005)]
+    nodefraction: f64,
+    /// Hide edges whose weight is below this fraction of the total.
+    #[arg(long, value_name = "F", default_value_t = 0.001)]
+    edgefraction: f64,
+    /// Print the graph as JSON (nodes, edges, tags, legend) instead of dot.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    src: SourceArgs,
+}
+
+#[derive(Args)]
+struct PeekArgs {
+    /// Functions to show: a regexp matched against each node's name.
+    #[arg(value_name = "REGEX")]
+    regex: String,
+    /// Order the functions by cumulative value instead of flat.
+    #[arg(long)]
+    cum: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    src: SourceArgs,
+}
+
+#[derive(Args)]
 struct ServeCmd {
     /// Configuration file (TOML; see the README for the format).
     #[arg(long, value_name = "FILE")]
@@ -307,7 +389,7 @@ fn report_options(kind: Kind, f: &FilterArgs) -> Result<Options> {
 fn build_report(src: &SourceArgs, opts: &Options) -> Result<Report> {
     // Only -raw and -traces print labels, and tag filters read them; other reports ignore
     // them.
-    let labels = matches!(opts.kind, Kind::Raw | Kind::Traces | Kind::Tags)
+    let labels = matches!(opts.kind, Kind::Raw | Kind::Traces | Kind::Tags | Kind::Dot)
         || opts.tagfocus.is_some()
         || opts.tagignore.is_some();
     let p = source::load(&inputs(src), &load_opts(src, labels))?;
@@ -369,6 +451,28 @@ fn run(cli: Cli) -> Result<()> {
             let rpt = build_report(&a.src, &report_options(Kind::Tags, &a.filter)?)?;
             write_stdout(&rpt.tags_text())
         }
+        Cmd::Dot(a) => {
+            let mut opts = report_options(Kind::Dot, &a.filter)?;
+            opts.nodecount = a.nodecount;
+            opts.nodefraction = a.nodefraction;
+            opts.edgefraction = a.edgefraction;
+            let g = build_report(&a.src, &opts)?.call_graph();
+            if a.json {
+                let mut s = serde_json::to_string_pretty(&g)?;
+                s.push('\n');
+                write_stdout(&s)
+            } else {
+                write_stdout(&g.to_dot())
+            }
+        }
+        Cmd::Peek(a) => {
+            let mut opts = report_options(Kind::Peek, &a.filter)?;
+            opts.cum = a.cum;
+            let rpt = build_report(&a.src, &opts)?;
+            let text = rpt.peek_text(&a.regex).map_err(|e| InputError(e.0))?;
+            write_stdout(&text)
+        }
+        Cmd::Load(a) => load::run(a),
         Cmd::Merge(a) => {
             let p = source::load(&inputs(&a.src), &load_opts(&a.src, true))?;
             let bytes = gocost_pprof::encode(&p);
@@ -388,6 +492,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::HeapGrowth(a) => insights::run_heap(a),
         Cmd::Cost(a) => insights::run_cost(a),
         Cmd::Gc(a) => insights::run_gc(a),
+        Cmd::Trace(a) => trace::run(a),
         Cmd::Flame(a) => {
             flame::check_format(&a.output)?;
             let rpt = build_report(&a.src, &report_options(Kind::Top, &a.filter)?)?;
@@ -413,6 +518,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_level.as_deref()) {
+        eprintln!("gocost: {e:#}");
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

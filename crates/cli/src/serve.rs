@@ -5,7 +5,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use gocost_scrape::{Config, Scraper};
+use gocost_config::Config;
+use gocost_scrape::Scraper;
 use gocost_server::{AppState, HealthSource};
 use gocost_store::{BlobConfig, Options, S3Config, SeriesKey, Store};
 
@@ -120,30 +121,32 @@ fn maintain(s: &Store) {
     match s.flush(false) {
         Ok(wrote) => {
             if last.take().is_some() {
-                eprintln!("gocost: cutting blocks works again");
+                tracing::info!("cutting blocks works again");
             }
             if wrote {
                 let st = s.stats();
-                eprintln!(
-                    "gocost: cut a block; {} blocks, {} bytes for {} bytes of profiles as received",
-                    st.blocks, st.block_bytes, st.block_ingested_bytes
+                tracing::info!(
+                    "cut a block; {} blocks, {} bytes for {} bytes of profiles as received",
+                    st.blocks,
+                    st.block_bytes,
+                    st.block_ingested_bytes
                 );
             }
         }
         Err(e) => {
             let msg = e.to_string();
             if last.as_deref() != Some(msg.as_str()) {
-                eprintln!("gocost: cutting a block failed (will retry): {msg}");
+                tracing::error!("cutting a block failed (will retry): {msg}");
             }
             *last = Some(msg);
         }
     }
     drop(last);
     if let Err(e) = s.compact(now_ns()) {
-        eprintln!("gocost: compaction failed (will retry): {e}");
+        tracing::error!("compaction failed (will retry): {e}");
     }
     if let Err(e) = s.apply_retention(now_ns()) {
-        eprintln!("gocost: retention failed: {e}");
+        tracing::error!("retention failed: {e}");
     }
 }
 
@@ -277,8 +280,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let sync_every = cfg.storage.sync_interval.unwrap_or(Duration::from_secs(1));
     let (store, report) =
         Store::open(opts).with_context(|| format!("opening store {}", data.display()))?;
-    eprintln!(
-        "gocost: store {} (blocks in {}): replayed {} records from {} WAL segments{}",
+    tracing::info!(
+        "store {} (blocks in {}): replayed {} records from {} WAL segments{}",
         data.display(),
         store.blocks_location(),
         report.records,
@@ -286,13 +289,13 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         torn(&report)
     );
     for c in &report.corrupt {
-        eprintln!("gocost: warning: {c}");
+        tracing::warn!("{c}");
     }
     let store = Arc::new(store);
     if cfg.scrape.is_empty() && store.series().is_empty() && !a.no_demo {
         let n = load_demo(&store)?;
-        eprintln!(
-            "gocost: no scrape jobs configured: loaded {n} profiles recorded from a real Go service as job=\"demo\" (use --config to scrape your own)"
+        tracing::info!(
+            "no scrape jobs configured: loaded {n} profiles recorded from a real Go service as job=\"demo\" (use --config to scrape your own)"
         );
     }
 
@@ -313,8 +316,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        eprintln!(
-            "gocost: serving on http://{} ({} scrape jobs)",
+        tracing::info!(
+            "serving on http://{} ({} scrape jobs)",
             listener.local_addr()?,
             cfg.scrape.len()
         );
@@ -330,16 +333,16 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                 let s = st.clone();
                 let now = tokio::task::spawn_blocking(move || {
                     if let Err(e) = s.sync() {
-                        eprintln!("gocost: WAL sync failed: {e}");
+                        tracing::error!("WAL sync failed: {e}");
                     }
                     s.stats().write_error
                 })
                 .await
                 .unwrap_or(None);
                 match (&failing, &now) {
-                    (None, Some(e)) => eprintln!("gocost: ingest failing: {e}"),
+                    (None, Some(e)) => tracing::error!("ingest failing: {e}"),
                     (Some(_), None) => {
-                        eprintln!("gocost: ingest resumed: the WAL is writable again")
+                        tracing::info!("ingest resumed: the WAL is writable again")
                     }
                     _ => {}
                 }
@@ -384,17 +387,17 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                                 if let Ok(mut h) = health.write() {
                                     *h = health_source(&current);
                                 }
-                                eprintln!(
-                                    "gocost: reloaded {} ({} scrape jobs)",
+                                tracing::info!(
+                                    "reloaded {} ({} scrape jobs)",
                                     path.display(),
                                     new_cfg.scrape.len()
                                 );
                             }
                             Err(e) => {
-                                eprintln!("gocost: reload failed, keeping the old config: {e}")
+                                tracing::error!("reload failed, keeping the old config: {e}")
                             }
                         },
-                        Err(e) => eprintln!("gocost: reload failed, keeping the old config: {e}"),
+                        Err(e) => tracing::error!("reload failed, keeping the old config: {e}"),
                     }
                 }
             });
@@ -410,6 +413,21 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                 .max_concurrent_queries
                 .unwrap_or_else(gocost_server::default_query_concurrency),
         );
+        // A query's blocking thread returns the memory it freed at once, not when the
+        // allocator gets to it (docs/adr/0010).
+        gocost_server::set_after_query(|| {
+            // SAFETY: mi_collect only walks this thread's own heap.
+            unsafe { libmimalloc_sys::mi_collect(true) }
+        });
+        let defaults = gocost_server::QueryBudget::default();
+        gocost_server::set_query_budget(gocost_server::QueryBudget {
+            max_nodes: cfg.server.query_max_nodes.unwrap_or(defaults.max_nodes),
+            max_depth: cfg.server.query_max_depth.unwrap_or(defaults.max_depth),
+            max_output: cfg
+                .server
+                .query_max_output
+                .map_or(defaults.max_output, |b| b as usize),
+        });
         let opts = listen_options(&cfg.server);
         *state
             .body_timeout
@@ -425,21 +443,21 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         )
         .await?;
         if drained.cut > 0 {
-            eprintln!(
-                "gocost: cut {} connections still open after the grace period",
+            tracing::warn!(
+                "cut {} connections still open after the grace period",
                 drained.cut
             );
         }
         scraper.stop();
         let st = store.clone();
         tokio::task::spawn_blocking(move || st.sync()).await??;
-        eprintln!("gocost: stopped; store synced");
+        tracing::info!("stopped; store synced");
         Ok::<(), anyhow::Error>(())
     })
 }
 
 /// The listener's settings from `[server]`.
-fn listen_options(c: &gocost_scrape::config::ServerConfig) -> gocost_server::listen::ListenOptions {
+fn listen_options(c: &gocost_config::ServerConfig) -> gocost_server::listen::ListenOptions {
     let d = gocost_server::listen::ListenOptions::default();
     gocost_server::listen::ListenOptions {
         header_timeout: c.header_timeout.unwrap_or(d.header_timeout),
@@ -466,7 +484,7 @@ async fn stop_signal(grace: Duration) {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        eprintln!("gocost: {name}: stopping; requests in flight have {grace:?} to finish");
+        tracing::info!("{name}: stopping; requests in flight have {grace:?} to finish");
     }
     #[cfg(not(unix))]
     {
@@ -475,7 +493,7 @@ async fn stop_signal(grace: Duration) {
 }
 
 /// The `[cost]` section's prices over gocost's defaults.
-pub fn cost_rates(c: &gocost_scrape::CostConfig) -> gocost_insights::cost::Rates {
+pub fn cost_rates(c: &gocost_config::CostConfig) -> gocost_insights::cost::Rates {
     let d = gocost_insights::cost::Rates::default();
     gocost_insights::cost::Rates {
         cpu_per_core_hour: c.cpu_per_core_hour.unwrap_or(d.cpu_per_core_hour),

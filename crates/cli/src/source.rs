@@ -32,28 +32,40 @@ pub struct LoadOptions {
     pub labels: bool,
 }
 
-/// Fetches a profile from a Go pprof endpoint, like pprof: a URL without a path means
-/// `/debug/pprof/profile` (CPU); `--seconds` is passed as `?seconds=N`.
-fn fetch(src: &str, o: &LoadOptions) -> Result<Vec<u8>> {
+/// Fetches from a Go net/http/pprof endpoint, like pprof: a URL without a path means
+/// `default_path` (`/debug/pprof/profile` for profiles); `seconds` is passed as `?seconds=N`;
+/// at most `max_size` bytes are read.
+pub fn fetch(
+    src: &str,
+    default_path: &str,
+    seconds: Option<u64>,
+    max_size: u64,
+) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut url = reqwest::Url::parse(src).map_err(|e| InputError(format!("{src}: {e}")))?;
     if url.path().is_empty() || url.path() == "/" {
-        url.set_path("/debug/pprof/profile");
+        url.set_path(default_path);
     }
-    if let Some(s) = o.seconds {
+    if let Some(s) = seconds {
         url.query_pairs_mut().append_pair("seconds", &s.to_string());
     }
-    let cpu_window = if url.path().ends_with("/profile") {
-        o.seconds.unwrap_or(30)
+    let window = if url.path().ends_with("/profile") {
+        seconds.unwrap_or(30)
     } else {
-        o.seconds.unwrap_or(0)
+        seconds.unwrap_or(0)
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(cpu_window + 60))
+        .timeout(std::time::Duration::from_secs(window + 60))
         .build()
         .map_err(|e| anyhow::anyhow!("{src}: {e}"))?;
-    eprintln!("Fetching profile over HTTP from {url}");
+    // pprof's words for a profile.
+    let what = if url.path().ends_with("/trace") {
+        "trace"
+    } else {
+        "profile"
+    };
+    eprintln!("Fetching {what} over HTTP from {url}");
     let resp = client
         .get(url.clone())
         .send()
@@ -67,13 +79,12 @@ fn fetch(src: &str, o: &LoadOptions) -> Result<Vec<u8>> {
         ));
     }
     let mut bytes = Vec::new();
-    resp.take(o.max_size.saturating_add(1))
+    resp.take(max_size.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-    if bytes.len() as u64 > o.max_size {
+    if bytes.len() as u64 > max_size {
         return Err(InputError(format!(
-            "{url}: response exceeds {} bytes (--max-size)",
-            o.max_size
+            "{url}: response exceeds {max_size} bytes (--max-size)"
         ))
         .into());
     }
@@ -82,7 +93,7 @@ fn fetch(src: &str, o: &LoadOptions) -> Result<Vec<u8>> {
 
 fn read(src: &str, o: &LoadOptions) -> Result<Profile> {
     let bytes = if src.starts_with("http://") || src.starts_with("https://") {
-        fetch(src, o)?
+        fetch(src, "/debug/pprof/profile", o.seconds, o.max_size)?
     } else {
         std::fs::read(src).map_err(|e| anyhow::anyhow!("{src}: {e}"))?
     };
@@ -112,7 +123,15 @@ pub fn read_capped(src: &str, max: u64) -> Result<Vec<u8>> {
             .take(max + 1)
             .read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(src).and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        std::fs::File::open(src).and_then(|f| {
+            // Sized once: growing by doubling would copy (and fault in) it again and again.
+            let len = f
+                .metadata()
+                .map_or(0, |m| m.len())
+                .min(max.saturating_add(1));
+            bytes.reserve_exact(usize::try_from(len).unwrap_or(0));
+            f.take(max + 1).read_to_end(&mut bytes)
+        })
     };
     res.map_err(|e| InputError(format!("{src}: {e}")))?;
     if bytes.len() as u64 > max {
@@ -128,18 +147,61 @@ pub fn read_capped(src: &str, max: u64) -> Result<Vec<u8>> {
 fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
     let bar = progress(srcs.len(), what);
     let mut c = Combiner::new();
-    for src in srcs {
-        c.push(read(src, o)?)
-            .map_err(|e| InputError(format!("{src}: {e}")))?;
+    for_each_decoded(srcs, o, |src, p| {
+        c.push(p?).map_err(|e| InputError(format!("{src}: {e}")))?;
         if let Some(b) = &bar {
             b.inc(1);
         }
-    }
+        Ok(())
+    })?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     c.finish()
         .ok_or_else(|| InputError("no profiles given".into()).into())
+}
+
+/// Reads and decodes every source, on all cores, and hands the profiles to `f` in the
+/// sources' order (so merging them gives what a sequential merge gives). Inflating and
+/// decoding are most of the work and independent per input; at most two decoded profiles
+/// per worker wait for `f`, so memory stays bounded. Stops at the first error `f` returns.
+fn for_each_decoded(
+    srcs: &[String],
+    o: &LoadOptions,
+    mut f: impl FnMut(&str, Result<Profile>) -> Result<()>,
+) -> Result<()> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(srcs.len());
+    if workers <= 1 {
+        for src in srcs {
+            f(src, read(src, o))?;
+        }
+        return Ok(());
+    }
+    std::thread::scope(|scope| {
+        // Worker w decodes sources w, w + workers, …; the caller takes them round-robin.
+        let queues: Vec<_> = (0..workers)
+            .map(|w| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Profile>>(2);
+                scope.spawn(move || {
+                    for src in srcs.iter().skip(w).step_by(workers) {
+                        if tx.send(read(src, o)).is_err() {
+                            return; // the caller stopped
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        for (i, src) in srcs.iter().enumerate() {
+            let p = queues[i % workers]
+                .recv()
+                .map_err(|_| anyhow::anyhow!("{src}: a decoding thread stopped"))?;
+            f(src, p)?;
+        }
+        Ok(())
+    })
 }
 
 fn progress(n: usize, what: &str) -> Option<indicatif::ProgressBar> {

@@ -5,9 +5,10 @@
 //! in functions with known names; the API must show those names with sensible values.
 //!
 //! The agents are installed by `.ci/run` (`testdata/agents/`): a venv with pyroscope-io,
-//! `npm ci` there, and the Rust program built by this test. Without them the test skips,
-//! except in CI (`CI` set), where it fails.
+//! `npm ci` there, and the Rust program built by this test. Without them the test is reported
+//! as ignored (skipped), except in CI (`CI` set), where it fails.
 
+use gocost_testkit::procs::enc;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,34 +24,17 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn missing(what: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} is missing (CI must install it: see .ci/run)");
-    }
-    eprintln!("skipping: {what} is missing");
+fn python() -> PathBuf {
+    gocost_testkit::tools::require(&gocost_testkit::tools::AGENTS);
+    repo().join("testdata/agents/python/.venv/bin/python")
 }
 
-fn python() -> Option<PathBuf> {
-    let p = repo().join("testdata/agents/python/.venv/bin/python");
-    let ok = Command::new(&p)
-        .args(["-c", "import pyroscope"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(p)
-}
-
-fn node() -> Option<PathBuf> {
-    let dir = repo().join("testdata/agents/node");
-    let ok = dir.join("node_modules/@pyroscope/nodejs").is_dir()
-        && Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    ok.then_some(dir)
+fn node() -> PathBuf {
+    repo().join("testdata/agents/node")
 }
 
 /// Builds the Rust agent's test program (fast when already built).
-fn rust_agent() -> Option<PathBuf> {
+fn rust_agent() -> PathBuf {
     let target = repo().join("target/agent-rust");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let o = Command::new(cargo)
@@ -59,15 +43,13 @@ fn rust_agent() -> Option<PathBuf> {
         .arg("--target-dir")
         .arg(&target)
         .output()
-        .ok()?;
-    if !o.status.success() {
-        eprintln!(
-            "building the Rust agent: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        return None;
-    }
-    Some(target.join("debug/gocost-agent-rust"))
+        .expect("running cargo");
+    assert!(
+        o.status.success(),
+        "building the Rust agent: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    target.join("debug/gocost-agent-rust")
 }
 
 fn get(base: &str, path: &str) -> serde_json::Value {
@@ -79,15 +61,6 @@ fn get(base: &str, path: &str) -> serde_json::Value {
     );
     assert_eq!(r.status, 200, "{path}: {}", r.text());
     serde_json::from_slice(&r.body).expect("JSON")
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The top table of a selector over the last 10 minutes: (total, [(name, flat, cum)]).
@@ -139,12 +112,13 @@ fn wait(name: &str, p: &mut Child, timeout: Duration) {
     }
 }
 
+#[cfg_attr(
+    not(has_agents),
+    ignore = "needs the Pyroscope agents of testdata/agents (see .ci/run) and node"
+)]
 #[test]
 fn real_pyroscope_agents_push_to_gocost() {
-    let (Some(py), Some(node_dir), Some(rust)) = (python(), node(), rust_agent()) else {
-        missing("a Pyroscope agent (testdata/agents: python venv, node_modules or the Rust build)");
-        return;
-    };
+    let (py, node_dir, rust) = (python(), node(), rust_agent());
     let dir = fresh_dir("agents", "push");
     let cfg = dir.join("gocost.toml");
     std::fs::write(

@@ -3,7 +3,7 @@
 //! with its blocking kind and about its rate, no decoy is, and a `debug=2` dump and Go's own
 //! `goroutineleak` profile add the creating site and proof.
 //!
-//! Go is found through `$GO` or `go` on `PATH`; without it the test skips, except in CI.
+//! Go is found through `$GO` or `go` on `PATH`; without it the test is reported as ignored, except in CI.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -63,11 +63,10 @@ fn json(o: &Output) -> Vec<serde_json::Value> {
     serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
 }
 
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn finds_every_leak_and_no_decoy() {
-    let Some(go) = gocost_testkit::go_toolchain() else {
-        return;
-    };
+    let go = gocost_testkit::go_toolchain();
     let dir = tmp("bed");
     let (_bed, addr) = start_bed(&go, &dir);
 
@@ -189,11 +188,10 @@ fn bad_input_is_exit_2_and_names_the_file() {
 
 /// The same analysis through `gocost serve`: it scrapes goroutine and goroutineleak profiles
 /// and `/api/v1/leaks` reports per target.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn serve_reports_leaks_per_target() {
-    let Some(go) = gocost_testkit::go_toolchain() else {
-        return;
-    };
+    let go = gocost_testkit::go_toolchain();
     let dir = tmp("serve");
     let (_bed, addr) = start_bed(&go, &dir);
     let config = dir.join("gocost.toml");
@@ -300,11 +298,10 @@ fn serve_reports_leaks_per_target() {
 /// grows, three that look busy but do not (a cache that warms up, a ring buffer, garbage).
 /// The CLI reads heap profiles the test saved; `gocost serve`, scraping the same service,
 /// answers `/api/v1/heap_growth` and exports the gauges.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn heap_growth_names_the_growing_sites() {
-    let Some(go) = gocost_testkit::go_toolchain() else {
-        return;
-    };
+    let go = gocost_testkit::go_toolchain();
     let dir = tmp("heap");
     let bin = dir.join("heapgrow");
     go_build(

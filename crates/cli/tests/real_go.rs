@@ -1,14 +1,14 @@
 //! Tests against the real Go toolchain: `go tool pprof` reads what `gocost merge` writes
 //! exactly as it reads the inputs, and gocost fetches profiles from a live Go service.
 //!
-//! Go is found through `$GO` or `go` on `PATH`. Without it these tests skip with a message,
+//! Go is found through `$GO` or `go` on `PATH`. Without it these tests are reported as ignored,
 //! except in CI (`CI` set), where a missing Go is a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn go() -> Option<PathBuf> {
+fn go() -> PathBuf {
     gocost_testkit::go_toolchain()
 }
 
@@ -32,13 +32,12 @@ fn tmpdir(name: &str) -> PathBuf {
 /// The pprof tool binary (`go tool -n pprof`), run directly: with `HOME` pointed elsewhere
 /// `go tool` would rebuild it into a fresh cache every time.
 fn pprof_binary(go: &Path) -> PathBuf {
-    let out = stdout_of(Command::new(go).args(["tool", "-n", "pprof"]));
-    PathBuf::from(String::from_utf8(out).unwrap().trim())
+    gocost_testkit::procs::go_tool(go, "pprof")
 }
 
 /// Runs a command that must succeed and returns its stdout.
 fn stdout_of(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap();
+    let out = gocost_testkit::procs::retry_busy(|| cmd.output()).unwrap();
     assert!(
         out.status.success(),
         "{cmd:?}: {}",
@@ -59,9 +58,10 @@ fn pprof_top(pprof: &Path, files: &[PathBuf]) -> Vec<u8> {
     )
 }
 
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn pprof_reads_gocost_merge_output_like_the_inputs() {
-    let Some(go) = go() else { return };
+    let go = go();
     let pprof = pprof_binary(&go);
     let sets: &[&[&str]] = &[
         &["cpu.pb.gz", "cpu2.pb.gz"],
@@ -102,9 +102,10 @@ impl Drop for Service {
     }
 }
 
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn fetches_profiles_from_a_live_go_service() {
-    let Some(go) = go() else { return };
+    let go = go();
     let dir = tmpdir("svc");
     let bin = dir.join("demo");
     let st = Command::new(&go)

@@ -4,34 +4,16 @@
 //! code that differs only in its version string (and so its build ID). `/api/v1/regressions`
 //! must name `main.checksum` for the first and nothing for the second.
 //!
-//! Go is found through `$GO` or `go` on `PATH`; without it the test skips, except in CI.
+//! Go is found through `$GO` or `go` on `PATH`; without it the test is reported as ignored, except in CI.
 
+use gocost_testkit::procs::build_regress;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gocost_testkit::procs::{Proc, http_get, start_gocost, start_with_addr_file};
 
 fn tmp(name: &str) -> PathBuf {
     gocost_testkit::procs::fresh_dir("regress", name)
-}
-
-/// `go build` of the test bed with a version string and build tags.
-fn build(go: &Path, out: &Path, version: &str, tags: &str) {
-    let o = Command::new(go)
-        .args(["build", "-tags", tags])
-        .arg(format!("-ldflags=-X main.version={version}"))
-        .arg("-o")
-        .arg(out)
-        .arg(".")
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/regress"))
-        .output()
-        .expect("running go build");
-    assert!(
-        o.status.success(),
-        "go build: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn start(bin: &Path, addr: &str, addr_file: &Path) -> (Proc, String) {
@@ -65,16 +47,15 @@ fn targets(api: &str) -> Vec<(String, serde_json::Value)> {
         .collect()
 }
 
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn finds_the_slowed_function_and_not_an_identical_build() {
-    let Some(go) = gocost_testkit::go_toolchain() else {
-        return;
-    };
+    let go = gocost_testkit::go_toolchain();
     let dir = tmp("serve");
     let (a, slow, same) = (dir.join("a"), dir.join("slow"), dir.join("same"));
-    build(&go, &a, "1.0", "");
-    build(&go, &slow, "1.1", "slow");
-    build(&go, &same, "1.1", "");
+    build_regress(&go, &a, "1.0", "");
+    build_regress(&go, &slow, "1.1", "slow");
+    build_regress(&go, &same, "1.1", "");
 
     let (bed1, addr1) = start(&a, "127.0.0.1:0", &dir.join("addr1"));
     let (bed2, addr2) = start(&a, "127.0.0.1:0", &dir.join("addr2"));

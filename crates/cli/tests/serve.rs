@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use gocost_testkit::procs::{Proc, go_build, http_get as get, start_with_addr_file};
 
-fn go() -> Option<PathBuf> {
+fn go() -> PathBuf {
     gocost_testkit::go_toolchain()
 }
 
@@ -41,9 +41,10 @@ fn wait_for(what: &str, f: impl FnMut() -> bool) {
     gocost_testkit::procs::wait_for(what, Duration::from_secs(90), f)
 }
 
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn scrapes_a_go_service_and_serves_pprof() {
-    let Some(go) = go() else { return };
+    let go = go();
     let dir = tmp("e2e");
     let (_demo, demo_addr) = start_demo(&go, &dir);
     let config = dir.join("gocost.toml");
@@ -94,29 +95,19 @@ profiles = ["goroutine"]
     });
 
     // go tool pprof reads the API directly.
-    let pprof = String::from_utf8(
-        Command::new(&go)
-            .args(["tool", "-n", "pprof"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let pprof = gocost_testkit::procs::go_tool(&go, "pprof");
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let pprof_top = |base: &str, query: &str| {
-        let out = Command::new(&pprof)
-            .args([
-                "-symbolize=none",
-                "-top",
-                &format!("{base}/api/v1/profile?query={query}&from=now-10m"),
-            ])
-            .env("HOME", &home)
-            .env("PPROF_TMPDIR", &home)
-            .output()
-            .unwrap();
+        let url = format!("{base}/api/v1/profile?query={query}&from=now-10m");
+        let out = gocost_testkit::procs::retry_busy(|| {
+            Command::new(&pprof)
+                .args(["-symbolize=none", "-top", &url])
+                .env("HOME", &home)
+                .env("PPROF_TMPDIR", &home)
+                .output()
+        })
+        .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -231,12 +222,17 @@ profiles = ["goroutine"]
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The value of an unlabelled series on a /metrics page; a missing or unparsable series fails
+/// the test (a check must never pass on a metric that is not there).
 fn metric(url: &str, name: &str) -> f64 {
     let text = String::from_utf8(get(url).1).unwrap();
-    text.lines()
+    let line = text
+        .lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("{url} has no series {name}:\n{text}"));
+    line.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{url}: {name} {line:?}: {e}"))
 }
 
 /// A fake target on 127.0.0.1 misbehaving in one way; serves a bounded number of requests
@@ -290,9 +286,10 @@ fn faulty(kind: &'static str) -> String {
     addr
 }
 
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn faulty_targets_do_not_disturb_healthy_ones() {
-    let Some(go) = go() else { return };
+    let go = go();
     let dir = tmp("faulty");
     let (_demo, demo_addr) = start_demo(&go, &dir);
     let kinds = ["hang", "500", "garbage", "huge", "trickle"];
@@ -374,11 +371,13 @@ fn faulty_targets_do_not_disturb_healthy_ones() {
 /// A real Prometheus scrapes gocost's `/metrics` and sees its series; gocost in turn
 /// scrapes that Prometheus — a real Go service — for profiles and for the `go_*` and
 /// `process_*` runtime metrics of its `/metrics`.
+#[cfg_attr(
+    not(has_prometheus),
+    ignore = "needs Prometheus: set $PROMETHEUS or put prometheus on PATH"
+)]
 #[test]
 fn prometheus_scrapes_gocost_metrics() {
-    let Some(prom) = gocost_testkit::external_tool("PROMETHEUS", "prometheus", "--version") else {
-        return;
-    };
+    let prom = gocost_testkit::tools::require(&gocost_testkit::tools::PROMETHEUS);
     let dir = tmp("prom");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

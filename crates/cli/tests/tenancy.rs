@@ -10,6 +10,7 @@
 //! tenant's pushes and queries all succeed; a tenant at its series limit gets 429 for new
 //! series only.
 
+use gocost_testkit::procs::enc;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -158,15 +159,6 @@ const ADMIN_A: Cred = Cred {
     tenant: Some("team-a"),
 };
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Function names in a response: JSON/text as is, pprof bodies decoded.
 fn names_in(r: &Response) -> String {
     if r.body.starts_with(&[0x1f, 0x8b]) {
@@ -280,26 +272,31 @@ fn isolation() {
                     c.name, r.status
                 ));
                 // A reader's answer: 404 where its tenant has no profile of the route's kind
-                // (goroutine and heap profiles: nobody pushed any; the anonymous tenant has no
-                // pushed data at all) — but JSON reports (top, flame) answer an empty range
-                // with 200 and the reason —, 200 otherwise.
+                // (the anonymous tenant has no pushed data at all) and the answer must be a
+                // profile or pprof's text — JSON reports (top, flame) and the insights
+                // (empty lists, cost with `empty`) answer an empty range with 200 —, 200
+                // otherwise.
                 let expect = if expect != D {
                     expect
-                } else if matches!(*what, "leaks" | "heap growth")
-                    || (c.name.starts_with("unbound reader, no header")
-                        && !matches!(
-                            *what,
-                            "timeline"
-                                | "top"
-                                | "flame"
-                                | "series"
-                                | "series (all)"
-                                | "labels"
-                                | "label values"
-                                | "tenant label values"
-                                | "targets"
-                                | "alerts"
-                        ))
+                } else if c.name.starts_with("unbound reader, no header")
+                    && !matches!(
+                        *what,
+                        "timeline"
+                            | "top"
+                            | "flame"
+                            | "series"
+                            | "series (all)"
+                            | "labels"
+                            | "label values"
+                            | "tenant label values"
+                            | "targets"
+                            | "alerts"
+                            | "cost"
+                            | "regressions"
+                            | "leaks"
+                            | "heap growth"
+                            | "gc"
+                    )
                 {
                     404
                 } else {
@@ -509,4 +506,72 @@ fn flood() {
     );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("request body"), "{}", r.text());
+}
+
+/// Execution traces belong to the tenant that uploaded them: uploads need the write scope;
+/// each tenant lists, downloads and analyses only its own; the reserved label never shows.
+#[test]
+fn traces_per_tenant() {
+    let (_p, addr) = start("traces", "");
+    let base = format!("http://{addr}");
+    let trace = std::fs::read(gocost_testkit::repo_root().join("testdata/traces/go1.27.trace"))
+        .expect("trace");
+    let a = Cred {
+        name: "a-rw",
+        token: Some(A_RW),
+        tenant: None,
+    };
+    let a_ro = Cred {
+        name: "a-ro",
+        token: Some(A_RO),
+        tenant: None,
+    };
+    let b = Cred {
+        name: "b-rw",
+        token: Some(B_RW),
+        tenant: None,
+    };
+    let url = format!("{base}/api/v1/traces?job=checkout");
+    assert_eq!(
+        req("POST", &url, a_ro, &trace).status,
+        403,
+        "read-only upload"
+    );
+    let none = Cred {
+        name: "none",
+        token: None,
+        tenant: None,
+    };
+    assert_eq!(req("POST", &url, none, &trace).status, 401);
+    let up = req("POST", &url, a, &trace);
+    assert_eq!(up.status, 200, "{}", up.text());
+    let id = serde_json::from_slice::<serde_json::Value>(&up.body).expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let list = |c: Cred| {
+        let r = req("GET", &format!("{base}/api/v1/traces?from=now-1h"), c, b"");
+        assert_eq!(r.status, 200, "{}: {}", c.name, r.text());
+        serde_json::from_slice::<serde_json::Value>(&r.body).expect("JSON")
+    };
+    let la = list(a_ro);
+    assert_eq!(la.as_array().map(Vec::len), Some(1));
+    assert!(!la.to_string().contains("__tenant__"), "{la}");
+    assert_eq!(list(b).as_array().map(Vec::len), Some(0));
+
+    let get = |c: Cred, path: &str| req("GET", &format!("{base}/api/v1/trace/{id}{path}"), c, b"");
+    let mine = get(a_ro, "");
+    assert_eq!(mine.status, 200);
+    assert_eq!(mine.body, trace);
+    let summary = get(a_ro, "/summary");
+    assert_eq!(summary.status, 200);
+    assert!(!summary.text().contains("__tenant__"));
+    for path in ["", "/summary", "/timeline"] {
+        assert_eq!(
+            get(b, path).status,
+            404,
+            "team-b reads team-a's trace{path}"
+        );
+    }
 }

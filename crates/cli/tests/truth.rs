@@ -4,8 +4,9 @@
 //! API's profile, top, flame and timeline over the range — and `go tool pprof` reading the
 //! API — agree with `/held` within 5 %, however many snapshots the range holds.
 //!
-//! Go is found through `$GO` or `go` on `PATH`; without it the test skips, except in CI.
+//! Go is found through `$GO` or `go` on `PATH`; without it the test is reported as ignored, except in CI.
 
+use gocost_testkit::procs::enc;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -18,13 +19,6 @@ fn json(url: &str) -> serde_json::Value {
     serde_json::from_slice(&body).unwrap()
 }
 
-fn enc(s: &str) -> String {
-    s.replace('{', "%7B")
-        .replace('}', "%7D")
-        .replace('"', "%22")
-        .replace('=', "%3D")
-}
-
 fn near(got: f64, want: f64, what: &str) {
     assert!(
         (got - want).abs() <= 0.05 * want,
@@ -32,11 +26,10 @@ fn near(got: f64, want: f64, what: &str) {
     );
 }
 
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn goroutines_and_heap_over_a_range_are_what_the_service_holds() {
-    let Some(go) = gocost_testkit::go_toolchain() else {
-        return;
-    };
+    let go = gocost_testkit::go_toolchain();
     let dir = gocost_testkit::procs::fresh_dir("truth", "steady");
     let bin = dir.join("steady");
     go_build(

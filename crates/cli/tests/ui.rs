@@ -3,17 +3,21 @@
 //! metrics; priced by a `[cost]` section and watched by an alert rule that fires), the
 //! goroutine-leak test bed, `testdata/go/regress` deployed as a slower build during the test
 //! (a regression), a target that is down (for the targets page), and a synthetic target serving one real
-//! goroutine profile whose flame graph has 51,842 nodes (the 50k-node render measurement).
+//! goroutine profile whose flame graph has 51,842 nodes (the 50k-node render measurement),
+//! and `testdata/go/traced` with execution traces every 3 s (the Traces view and the trace
+//! markers and charts of Explore, Runtime and Insights).
 //! The browser half is `ui/tests/ui.test.mjs` (playwright-core driving Debian's chromium);
 //! it checks every view against the API, saves screenshots and downloads to
 //! `target/ui-screenshots/`, and prints render and interaction times. This side checks the
 //! downloaded pprof with `gocost top`.
 //!
 //! Needs Go, node with `ui/tests/node_modules` (`npm ci` there) and `/usr/bin/chromium`
-//! (or `$CHROMIUM`): without them the test is skipped, unless `CI` is set. With
+//! (or `$CHROMIUM`): without them the test is reported as ignored (skipped), unless `CI` is set. With
 //! `GOCOST_UI_HOLD=<seconds>` the setup stays up that long first (its URL is printed), to look
 //! at the page or rerun the script by hand.
 
+use gocost_testkit::procs::build_regress;
+use gocost_testkit::procs::enc;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,50 +29,14 @@ fn root() -> PathBuf {
     gocost_testkit::repo_root()
 }
 
-/// What the browser half needs, or why it cannot run.
-fn prerequisites() -> Result<(PathBuf, PathBuf, PathBuf), String> {
-    let go = gocost_testkit::go_toolchain().ok_or("no Go toolchain")?;
+/// What the browser half needs (Go, Chromium, the script).
+fn prerequisites() -> (PathBuf, PathBuf, PathBuf) {
+    let go = gocost_testkit::go_toolchain();
+    gocost_testkit::tools::require(&gocost_testkit::tools::BROWSER);
     let chromium = std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if !chromium.exists() {
-        return Err(format!(
-            "{} not found (apt-get install chromium)",
-            chromium.display()
-        ));
-    }
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !node_ok {
-        return Err("node not found".into());
-    }
-    if !root()
-        .join("ui/tests/node_modules/playwright-core")
-        .exists()
-    {
-        return Err("ui/tests/node_modules missing (run npm ci in ui/tests)".into());
-    }
-    Ok((go, chromium, root().join("ui/tests/ui.test.mjs")))
-}
-
-/// `go build` of the regression test bed with a version string and build tags.
-fn build_regress(go: &Path, out: &Path, version: &str, tags: &str) {
-    let o = Command::new(go)
-        .args(["build", "-tags", tags])
-        .arg(format!("-ldflags=-X main.version={version}"))
-        .arg("-o")
-        .arg(out)
-        .arg(".")
-        .current_dir(root().join("testdata/go/regress"))
-        .output()
-        .expect("running go build");
-    assert!(
-        o.status.success(),
-        "go build: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    (go, chromium, root().join("ui/tests/ui.test.mjs"))
 }
 
 fn start_demo(go: &Path, dir: &Path, n: usize) -> Vec<(Proc, String)> {
@@ -182,28 +150,13 @@ fn wait_for(what: &str, f: impl FnMut() -> bool) {
     gocost_testkit::procs::wait_for(what, Duration::from_secs(90), f)
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
+#[cfg_attr(
+    not(has_browser),
+    ignore = "needs Go, node, Chromium (apt-get install chromium) and `npm ci` in ui/tests"
+)]
 #[test]
 fn web_ui_in_headless_chromium() {
-    let (go, chromium, script) = match prerequisites() {
-        Ok(p) => p,
-        Err(why) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must run the UI browser tests: {why}"
-            );
-            eprintln!("skipping the UI browser test: {why}");
-            return;
-        }
-    };
+    let (go, chromium, script) = prerequisites();
     let dir = std::env::temp_dir().join(format!("gocost-ui-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -226,6 +179,13 @@ fn web_ui_in_headless_chromium() {
         &["-addr=127.0.0.1:0", "-duration=5m"],
         &dir.join("addr-deploy"),
     );
+    // A service traced every 3 s (and CPU-profiled), without expvar: the Traces view, trace
+    // markers on Explore's timeline, scheduler latency and MMU on Runtime, and Insights' GC
+    // pauses from the traces.
+    let traced_bin = dir.join("traced");
+    go_build(&go, &root().join("testdata/go/traced"), &traced_bin);
+    let (_traced, traced) =
+        start_with_addr_file(&traced_bin, &["-duration=5m"], &dir.join("addr-traced"));
     let synth = serve_bytes(synthetic_profile());
     let config = dir.join("gocost.toml");
     std::fs::write(
@@ -264,6 +224,14 @@ targets = ["{deploy}"]
 interval = "2s"
 cpu_window = "2s"
 profiles = ["cpu"]
+
+[[scrape]]
+job = "traced"
+targets = ["{traced}"]
+interval = "2s"
+cpu_window = "1s"
+profiles = ["cpu", "trace"]
+trace = {{ every = "3s", seconds = 1 }}
 
 [[scrape]]
 job = "synthetic"
@@ -353,6 +321,14 @@ metrics = ["expvar"]
             && alerts[0]["firing"]
                 .as_array()
                 .is_some_and(|f| !f.is_empty())
+    });
+    wait_for("three execution traces", || {
+        json(&format!(
+            "{base}/api/v1/traces?query={}&from=now-10m",
+            enc(r#"trace{job="traced"}"#)
+        ))
+        .as_array()
+        .is_some_and(|t| t.len() >= 3)
     });
     wait_for("the leaks of the test bed", || {
         let l = json(&format!(

@@ -135,6 +135,11 @@ impl Tree {
     /// to its total (and `|value|` to its width), the last one also to its self value. An
     /// empty stack counts in the root only. Zero values are ignored.
     pub fn add(&mut self, stack: &[Frame], value: i64) {
+        self.add_frames(stack.iter().map(|f| (f.name.as_str(), f.inline)), value);
+    }
+
+    /// [`add`](Tree::add) with the frames as (name, inlined) pairs, root first.
+    pub fn add_frames<'a>(&mut self, stack: impl IntoIterator<Item = (&'a str, bool)>, value: i64) {
         if value == 0 {
             return;
         }
@@ -144,17 +149,19 @@ impl Tree {
         let root = &mut self.nodes[0];
         root.total = root.total.wrapping_add(value);
         root.abs_total = root.abs_total.saturating_add(abs);
-        for f in stack {
-            let name = self.intern(&f.name);
-            let key = (cur, name, f.inline);
+        for (f_name, f_inline) in stack {
+            let name = self.intern(f_name);
+            let key = (cur, name, f_inline);
             let next = match self.child_index.get(&key) {
                 Some(&n) => n,
                 None => {
                     let n = self.nodes.len() as u32;
+                    // A query's budget (`cancel::Budget`) bounds the tree.
+                    gocost_report::cancel::nodes(self.nodes.len() + 1);
                     let depth = self.nodes[cur as usize].depth + 1;
                     self.nodes.push(Node {
                         name,
-                        inline: f.inline,
+                        inline: f_inline,
                         parent: cur,
                         depth,
                         total: 0,
@@ -288,6 +295,7 @@ impl DiffTree {
                     Some(&u) => u,
                     None => {
                         let u = tree.nodes.len() as u32;
+                        gocost_report::cancel::nodes(tree.nodes.len() + 1);
                         let depth = tree.nodes[parent as usize].depth + 1;
                         tree.nodes.push(Node {
                             name,
@@ -322,17 +330,9 @@ impl DiffTree {
 /// The flame graph of a report: every sample's stack (pprof's flame-graph frames: function
 /// names, inlined frames marked) weighted by the report's sample type.
 pub fn tree_from_report(rpt: &gocost_report::Report) -> Tree {
+    // Stack by stack, straight into the tree: the stacks are never all held at once.
     let mut tree = Tree::new();
-    for (stack, v) in gocost_report::flame_stacks(rpt) {
-        let frames: Vec<Frame> = stack
-            .into_iter()
-            .map(|f| Frame {
-                name: f.name,
-                inline: f.inline,
-            })
-            .collect();
-        tree.add(&frames, v);
-    }
+    gocost_report::for_each_flame_stack(rpt, |stack, v| tree.add_frames(stack.iter().copied(), v));
     tree
 }
 

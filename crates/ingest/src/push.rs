@@ -10,6 +10,8 @@
 //! `__name__` names the profile type (`process_cpu`, `memory`, …), `service_name` the
 //! application (gocost's `job`); other labels become series labels.
 
+use gocost_pprof::varint::{VarintError, read_varint};
+
 use crate::kind::kind_from_profile_name;
 use crate::{Error, JOB_LABEL, Limits, Pushed, decode_pprof, err, kind_for_profile, series_labels};
 
@@ -32,21 +34,19 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self, at: &str) -> Result<u64, Error> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let Some(&c) = self.b.get(self.i) else {
-                return err(format!("{at}: truncated varint at byte {}", self.i));
-            };
-            self.i += 1;
-            v |= u64::from(c & 0x7f) << shift;
-            if c < 0x80 {
-                return Ok(v);
+        match read_varint(self.b, self.i) {
+            Ok((v, end)) => {
+                self.i = end;
+                Ok(v)
             }
+            Err(VarintError::Truncated) => {
+                err(format!("{at}: truncated varint at byte {}", self.b.len()))
+            }
+            Err(VarintError::TooLong) => err(format!(
+                "{at}: varint longer than 10 bytes at byte {}",
+                self.i + 10
+            )),
         }
-        err(format!(
-            "{at}: varint longer than 10 bytes at byte {}",
-            self.i
-        ))
     }
 
     /// The next (field number, value), or `None` at the end.

@@ -59,3 +59,111 @@ pub fn checkpoint() {
 pub fn is_cancelled(payload: &(dyn std::any::Any + Send)) -> bool {
     payload.is::<Cancelled>()
 }
+
+/// What one piece of work (a server query) may build: the samples of a merged profile and
+/// the nodes of a flame graph (`max_nodes`), and the frames of one stack (`max_depth`). Past
+/// either, the work unwinds with [`OverBudget`] — caught like a cancellation, and answered
+/// as a query too big for the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub max_nodes: usize,
+    pub max_depth: usize,
+}
+
+/// Which part of a [`Budget`] was exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Nodes,
+    Depth,
+}
+
+/// The unwind payload of work that went over its [`Budget`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget {
+    pub limit: Limit,
+    /// The budget's value for that limit.
+    pub max: usize,
+}
+
+thread_local! {
+    static BUDGET: std::cell::Cell<Option<Budget>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with `budget` as this thread's budget.
+pub fn with_budget<T>(budget: Budget, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<Budget>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BUDGET.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(BUDGET.with(|c| c.replace(Some(budget))));
+    f()
+}
+
+/// Unwinds with [`OverBudget`] if `n` nodes (samples, flame-graph nodes) are more than this
+/// thread's budget allows.
+#[inline]
+pub fn nodes(n: usize) {
+    if let Some(b) = BUDGET.with(|c| c.get())
+        && n > b.max_nodes
+    {
+        std::panic::resume_unwind(Box::new(OverBudget {
+            limit: Limit::Nodes,
+            max: b.max_nodes,
+        }));
+    }
+}
+
+/// Unwinds with [`OverBudget`] if a stack of `n` frames is deeper than this thread's budget
+/// allows.
+#[inline]
+pub fn depth(n: usize) {
+    if let Some(b) = BUDGET.with(|c| c.get())
+        && n > b.max_depth
+    {
+        std::panic::resume_unwind(Box::new(OverBudget {
+            limit: Limit::Depth,
+            max: b.max_depth,
+        }));
+    }
+}
+
+/// The [`OverBudget`] an unwind payload is, if it is one.
+pub fn over_budget(payload: &(dyn std::any::Any + Send)) -> Option<OverBudget> {
+    payload.downcast_ref::<OverBudget>().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_unwinds_past_its_limits_only_inside() {
+        nodes(usize::MAX);
+        depth(usize::MAX);
+        let b = Budget {
+            max_nodes: 10,
+            max_depth: 3,
+        };
+        with_budget(b, || {
+            nodes(10);
+            depth(3);
+        });
+        let r = std::panic::catch_unwind(|| with_budget(b, || nodes(11)));
+        assert_eq!(
+            over_budget(&*r.unwrap_err()),
+            Some(OverBudget {
+                limit: Limit::Nodes,
+                max: 10
+            })
+        );
+        let r = std::panic::catch_unwind(|| with_budget(b, || depth(4)));
+        assert_eq!(
+            over_budget(&*r.unwrap_err()).map(|o| o.limit),
+            Some(Limit::Depth)
+        );
+        // The budget ends with its work, unwound or not.
+        nodes(11);
+    }
+}

@@ -29,13 +29,21 @@ pub mod prune;
 pub mod units;
 mod wire;
 
+/// Base-128 varints as protobuf writes them: the one codec gocost has (the store's WAL and
+/// block sections and ingest's protobuf reader use it too).
+pub mod varint {
+    pub use crate::wire::{VarintError, put_varint, read_varint, unzigzag, varint_len, zigzag};
+}
+
 pub use decode::{
     DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_uncompressed_with,
     decode_with, gunzip, legacy_format,
 };
 pub use encode::{encode, encode_uncompressed};
 pub use error::{DecodeError, ErrorKind};
-pub use merge::{Combiner, MergeError, Merger, combine, merge};
+pub use merge::{
+    Combiner, HeaderOf, MergeError, MergeHeader, Merger, combine, merge, merge_header,
+};
 pub use model::*;
 
 /// The most frames one sample may have, counting inlined functions (gocost's limit on every

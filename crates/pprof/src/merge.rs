@@ -219,6 +219,110 @@ struct MappingKey {
     build_id_or_file: Str,
 }
 
+/// The header fields a merge combines, in whatever form holds them: the model's strings
+/// (`Merger`) or a store's string-table ids (gocost-store's rollups). [`merge_header`] is the
+/// one copy of pprof's rules for them.
+pub trait MergeHeader {
+    /// A string or its id; `Default` is the empty string.
+    type Str: Clone + Default + PartialEq;
+    fn time_nanos(&mut self) -> &mut i64;
+    fn duration_nanos(&mut self) -> &mut i64;
+    fn period(&mut self) -> &mut i64;
+    fn default_sample_type(&mut self) -> &mut Self::Str;
+    fn doc_url(&mut self) -> &mut Self::Str;
+    /// Whether the merged header has this comment already.
+    fn has_comment(&self, c: &Self::Str) -> bool;
+    fn push_comment(&mut self, c: Self::Str);
+}
+
+/// One input profile's header fields, as [`merge_header`] reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderOf<'a, S> {
+    pub time_nanos: i64,
+    pub duration_nanos: i64,
+    pub period: i64,
+    pub comments: &'a [S],
+    pub default_sample_type: &'a S,
+    pub doc_url: &'a S,
+}
+
+impl<'a> HeaderOf<'a, Str> {
+    /// A profile's header fields.
+    pub fn profile(p: &'a Profile) -> Self {
+        HeaderOf {
+            time_nanos: p.time_nanos,
+            duration_nanos: p.duration_nanos,
+            period: p.period,
+            comments: &p.comments,
+            default_sample_type: &p.default_sample_type,
+            doc_url: &p.doc_url,
+        }
+    }
+}
+
+/// Merges one input's header into the merged one, as pprof's `Merge` does: the earliest
+/// non-zero time, durations summed, the largest period, each comment once in first-seen
+/// order, the first non-empty default sample type and doc URL. (Sample types, period type
+/// and drop/keep frames come from the first profile; mappings are merged with the samples.)
+pub fn merge_header<H: MergeHeader + ?Sized>(into: &mut H, from: HeaderOf<'_, H::Str>) {
+    let t = into.time_nanos();
+    if *t == 0 || from.time_nanos < *t {
+        *t = from.time_nanos;
+    }
+    let d = into.duration_nanos();
+    *d = d.wrapping_add(from.duration_nanos);
+    let p = into.period();
+    if *p == 0 || *p < from.period {
+        *p = from.period;
+    }
+    for c in from.comments {
+        if !into.has_comment(c) {
+            into.push_comment(c.clone());
+        }
+    }
+    let empty = H::Str::default();
+    let s = into.default_sample_type();
+    if *s == empty {
+        *s = from.default_sample_type.clone();
+    }
+    let s = into.doc_url();
+    if *s == empty {
+        *s = from.doc_url.clone();
+    }
+}
+
+/// A merge's output header, with the comments seen so far.
+struct MergedHeader<'a> {
+    out: &'a mut Profile,
+    seen: &'a mut FxHashSet<Str>,
+}
+
+impl MergeHeader for MergedHeader<'_> {
+    type Str = Str;
+    fn time_nanos(&mut self) -> &mut i64 {
+        &mut self.out.time_nanos
+    }
+    fn duration_nanos(&mut self) -> &mut i64 {
+        &mut self.out.duration_nanos
+    }
+    fn period(&mut self) -> &mut i64 {
+        &mut self.out.period
+    }
+    fn default_sample_type(&mut self) -> &mut Str {
+        &mut self.out.default_sample_type
+    }
+    fn doc_url(&mut self) -> &mut Str {
+        &mut self.out.doc_url
+    }
+    fn has_comment(&self, c: &Str) -> bool {
+        self.seen.contains(c)
+    }
+    fn push_comment(&mut self, c: Str) {
+        self.seen.insert(c.clone());
+        self.out.comments.push(c);
+    }
+}
+
 /// Incremental merge. Create it from the first profile (which fixes the sample types),
 /// [`add`](Merger::add) each profile in order, then [`finish`](Merger::finish).
 pub struct Merger {
@@ -367,25 +471,11 @@ impl Merger {
     }
 
     fn add_header(&mut self, s: &Profile) {
-        let o = &mut self.out;
-        if o.time_nanos == 0 || s.time_nanos < o.time_nanos {
-            o.time_nanos = s.time_nanos;
-        }
-        o.duration_nanos = o.duration_nanos.wrapping_add(s.duration_nanos);
-        if o.period == 0 || o.period < s.period {
-            o.period = s.period;
-        }
-        for c in &s.comments {
-            if self.comments_seen.insert(c.clone()) {
-                o.comments.push(c.clone());
-            }
-        }
-        if o.default_sample_type.is_empty() {
-            o.default_sample_type = s.default_sample_type.clone();
-        }
-        if o.doc_url.is_empty() {
-            o.doc_url = s.doc_url.clone();
-        }
+        let mut into = MergedHeader {
+            out: &mut self.out,
+            seen: &mut self.comments_seen,
+        };
+        merge_header(&mut into, HeaderOf::profile(s));
     }
 
     /// Maps a sample's locations into `self.scratch` and finds the identical merged sample,
@@ -428,6 +518,9 @@ impl Merger {
     /// Appends a new merged sample (its locations already mapped).
     fn insert(&mut self, hash: u64, sample: Sample) {
         let idx = self.out.sample.len() as u32;
+        // A query's budget (`cancel::Budget`): the merged samples and their depth.
+        crate::cancel::nodes(self.out.sample.len() + 1);
+        crate::cancel::depth(sample.location.len());
         let head = self.samples.insert(hash, idx).unwrap_or(UNSET);
         self.sample_next.push(head);
         self.out.sample.push(sample);

@@ -52,19 +52,13 @@ impl<'a> Reader<'a> {
 
     #[inline(never)]
     fn varint_slow(&mut self) -> Result<u64, WireError> {
-        let mut u: u64 = 0;
-        let start = self.pos;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err((ErrorKind::BadVarint, self.base + start));
-            };
-            self.pos += 1;
-            u |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(u);
+        match read_varint(self.buf, self.pos) {
+            Ok((u, end)) => {
+                self.pos = end;
+                Ok(u)
             }
+            Err(_) => Err((ErrorKind::BadVarint, self.base + self.pos)),
         }
-        Err((ErrorKind::BadVarint, self.base + start))
     }
 
     /// Fast path for small messages whose known fields are all varints (labels, lines,
@@ -216,12 +210,8 @@ pub(crate) struct Writer {
 
 impl Writer {
     #[inline]
-    pub fn varint(&mut self, mut x: u64) {
-        while x >= 0x80 {
-            self.buf.push(x as u8 | 0x80);
-            x >>= 7;
-        }
-        self.buf.push(x as u8);
+    pub fn varint(&mut self, x: u64) {
+        put_varint(&mut self.buf, x);
     }
 
     #[inline]
@@ -299,9 +289,61 @@ impl Writer {
     }
 }
 
+/// The bytes [`put_varint`] writes for `x`.
 #[inline]
-pub(crate) fn varint_len(x: u64) -> usize {
+pub fn varint_len(x: u64) -> usize {
     (64 - (x | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Appends `x` as a base-128 varint, least significant group first (protobuf's encoding;
+/// gocost's WAL and block sections use the same one).
+#[inline]
+pub fn put_varint(buf: &mut Vec<u8>, mut x: u64) {
+    while x >= 0x80 {
+        buf.push(x as u8 | 0x80);
+        x >>= 7;
+    }
+    buf.push(x as u8);
+}
+
+/// Why a varint could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarintError {
+    /// The bytes end inside it.
+    Truncated,
+    /// More than 10 bytes (no `u64` needs more).
+    TooLong,
+}
+
+/// Reads the varint that starts at `b[at]`: its value and the offset just after it. As Go's
+/// and protobuf's readers do, the tenth byte's bits beyond 64 are ignored.
+#[inline]
+pub fn read_varint(b: &[u8], at: usize) -> Result<(u64, usize), VarintError> {
+    let mut u: u64 = 0;
+    let mut pos = at;
+    for i in 0..10 {
+        let Some(&c) = b.get(pos) else {
+            return Err(VarintError::Truncated);
+        };
+        pos += 1;
+        u |= u64::from(c & 0x7f) << (7 * i);
+        if c & 0x80 == 0 {
+            return Ok((u, pos));
+        }
+    }
+    Err(VarintError::TooLong)
+}
+
+/// Zigzag encoding of a signed value (protobuf's `sint64`): small magnitudes, small varints.
+#[inline]
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// The inverse of [`zigzag`].
+#[inline]
+pub fn unzigzag(u: u64) -> i64 {
+    (u >> 1) as i64 ^ -((u & 1) as i64)
 }
 
 #[cfg(test)]
@@ -318,6 +360,27 @@ mod tests {
             assert_eq!(r.varint().unwrap(), x);
             assert!(r.at_end());
         }
+    }
+
+    #[test]
+    fn shared_varint_functions() {
+        let mut b = Vec::new();
+        for x in [0u64, 1, 127, 128, 300, u64::MAX] {
+            put_varint(&mut b, x);
+        }
+        let mut at = 0;
+        for x in [0u64, 1, 127, 128, 300, u64::MAX] {
+            let (v, end) = read_varint(&b, at).unwrap();
+            assert_eq!((v, end - at), (x, varint_len(x)));
+            at = end;
+        }
+        assert_eq!(read_varint(&b, at), Err(VarintError::Truncated));
+        assert_eq!(read_varint(&[0x80, 0x80], 0), Err(VarintError::Truncated));
+        assert_eq!(read_varint(&[0xff; 11], 0), Err(VarintError::TooLong));
+        for v in [0i64, 1, -1, 63, -64, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert_eq!((zigzag(0), zigzag(-1), zigzag(1), zigzag(-2)), (0, 1, 2, 3));
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub struct NodeInfo<'a> {
 impl NodeInfo<'_> {
     /// pprof's `PrintableName`: `[%016x address] [name] [file:line[:col] | file | [obj] | <unknown>]`.
     pub fn printable_name(&self) -> String {
+        self.printable_name_parts().join(" ")
+    }
+
+    /// pprof's `NameComponents`, the parts [`NodeInfo::printable_name`] joins.
+    pub fn printable_name_parts(&self) -> Vec<String> {
         let mut parts: Vec<String> = Vec::with_capacity(3);
         if self.address != 0 {
             parts.push(format!("{:016x}", self.address));
@@ -45,7 +50,7 @@ impl NodeInfo<'_> {
         } else {
             parts.push("<unknown>".into());
         }
-        parts.join(" ")
+        parts
     }
 
     /// Go's `fmt.Sprint(NodeInfo)`, pprof's last-resort tie breaker.
@@ -239,14 +244,23 @@ fn stacks(p: &Profile, index: usize) -> Vec<(&[u32], i64)> {
     res
 }
 
+/// A call edge: its weight, whether every call through it is inlined, and whether it
+/// stands for a path through nodes that were not kept (pprof's residual edges, dotted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    pub weight: i64,
+    pub inline: bool,
+    pub residual: bool,
+}
+
 /// A built graph: values per node and the inline state of incoming edges.
 pub struct Graph {
     pub flat: Vec<i64>,
     pub cum: Vec<i64>,
     /// Nodes present in the graph (non-zero flat or cum, and kept).
     pub nodes: Vec<u32>,
-    /// (src, dst) → (weight, inline)
-    pub edges: FxHashMap<(u32, u32), (i64, bool)>,
+    /// (src, dst) → the edge.
+    pub edges: FxHashMap<(u32, u32), Edge>,
     /// The node mask the graph was built with.
     pub kept: Option<Vec<bool>>,
 }
@@ -269,8 +283,8 @@ impl Graph {
         let n = nodes.infos.len();
         let mut flat = vec![0i64; n];
         let mut cum = vec![0i64; n];
-        // (src, dst) → (weight, inline, last sample that added to it)
-        let mut wedges: FxHashMap<(u32, u32), (i64, bool, u32)> = FxHashMap::default();
+        // (src, dst) → (edge, last sample that added to it)
+        let mut wedges: FxHashMap<(u32, u32), (Edge, u32)> = FxHashMap::default();
         let mut seen = vec![u32::MAX; n];
         for (si, (locs, w)) in stacks(p, index).into_iter().enumerate() {
             let stamp = si as u32;
@@ -293,13 +307,19 @@ impl Graph {
                         && par != node
                     {
                         let inline = ni != ln.len() - 1;
-                        let e = wedges.entry((par, node)).or_insert((0, inline, u32::MAX));
-                        if e.2 != stamp {
-                            e.2 = stamp;
-                            e.0 += w;
-                            if !inline {
-                                e.1 = false;
-                            }
+                        let (e, last) = wedges.entry((par, node)).or_insert((
+                            Edge {
+                                weight: 0,
+                                inline,
+                                residual,
+                            },
+                            u32::MAX,
+                        ));
+                        if *last != stamp {
+                            *last = stamp;
+                            e.weight += w;
+                            e.inline &= inline;
+                            e.residual |= residual;
                         }
                     }
                     parent = Some(node);
@@ -318,10 +338,7 @@ impl Graph {
                     && (flat[i as usize] != 0 || cum[i as usize] != 0)
             })
             .collect();
-        let edges = wedges
-            .into_iter()
-            .map(|(k, (w, inl, _))| (k, (w, inl)))
-            .collect();
+        let edges = wedges.into_iter().map(|(k, (e, _))| (k, e)).collect();
         Graph {
             flat,
             cum,
@@ -331,6 +348,23 @@ impl Graph {
         }
     }
 
+    /// pprof's `DiscardLowFrequencyNodes`: the mask of nodes whose |cum| reaches `cutoff`
+    /// and how many fall below it; `None` when the cutoff drops nothing.
+    pub fn above_cutoff(&self, nodes: &Nodes, cutoff: i64) -> Option<(Vec<bool>, usize)> {
+        if cutoff <= 0 {
+            return None;
+        }
+        let mut kept = vec![false; nodes.infos.len()];
+        let mut count = 0;
+        for &i in &self.nodes {
+            if self.cum[i as usize].wrapping_abs() >= cutoff {
+                kept[i as usize] = true;
+                count += 1;
+            }
+        }
+        (count != self.nodes.len()).then(|| (kept, self.nodes.len() - count))
+    }
+
     /// Σ flat over the graph's nodes.
     pub fn total_flat(&self) -> i64 {
         self.nodes.iter().map(|&i| self.flat[i as usize]).sum()
@@ -338,6 +372,21 @@ impl Graph {
 
     /// pprof's `Nodes.Sort` with `FlatNameOrder` or `CumNameOrder`.
     pub fn sort(&mut self, nodes: &Nodes, cum_sort: bool) {
+        if cum_sort {
+            let cum = self.cum.clone();
+            self.sort_by_score(nodes, &cum);
+        } else {
+            self.sort_with(nodes, None);
+        }
+    }
+
+    /// pprof's score orders (`CumNameOrder`, `EntropyOrder`): by |score|, then name, then
+    /// |flat|.
+    pub fn sort_by_score(&mut self, nodes: &Nodes, score: &[i64]) {
+        self.sort_with(nodes, Some(score));
+    }
+
+    fn sort_with(&mut self, nodes: &Nodes, score: Option<&[i64]>) {
         let names: FxHashMap<u32, String> = self
             .nodes
             .iter()
@@ -361,38 +410,48 @@ impl Graph {
                 flat[a as usize].wrapping_abs(),
                 flat[b as usize].wrapping_abs(),
             );
-            let (ca, cb) = (
-                cum[a as usize].wrapping_abs(),
-                cum[b as usize].wrapping_abs(),
-            );
-            if cum_sort {
-                cb.cmp(&ca)
-                    .then_with(|| cmp_name(a, b))
-                    .then_with(|| fb.cmp(&fa))
-                    .then_with(|| tie(a, b))
-            } else {
-                fb.cmp(&fa)
-                    .then_with(|| cmp_name(a, b))
-                    .then_with(|| cb.cmp(&ca))
-                    .then_with(|| tie(a, b))
+            match score {
+                Some(score) => {
+                    let (sa, sb) = (
+                        score[a as usize].wrapping_abs(),
+                        score[b as usize].wrapping_abs(),
+                    );
+                    sb.cmp(&sa)
+                        .then_with(|| cmp_name(a, b))
+                        .then_with(|| fb.cmp(&fa))
+                        .then_with(|| tie(a, b))
+                }
+                None => {
+                    let (ca, cb) = (
+                        cum[a as usize].wrapping_abs(),
+                        cum[b as usize].wrapping_abs(),
+                    );
+                    fb.cmp(&fa)
+                        .then_with(|| cmp_name(a, b))
+                        .then_with(|| cb.cmp(&ca))
+                        .then_with(|| tie(a, b))
+                }
             }
         });
     }
 
-    /// Removes edges lighter than `cutoff` (pprof's `TrimLowFrequencyEdges`).
-    pub fn trim_edges(&mut self, cutoff: i64) {
+    /// Removes edges lighter than `cutoff` (pprof's `TrimLowFrequencyEdges`); returns how
+    /// many it removed.
+    pub fn trim_edges(&mut self, cutoff: i64) -> usize {
+        let before = self.edges.len();
         if cutoff > 0 {
-            self.edges.retain(|_, e| e.0.wrapping_abs() >= cutoff);
+            self.edges.retain(|_, e| e.weight.wrapping_abs() >= cutoff);
         }
+        before - self.edges.len()
     }
 
     /// pprof's inline label for a node: `(inline)` if all incoming edges are inline,
     /// `(partial-inline)` if some are.
     pub fn inline_labels(&self) -> FxHashMap<u32, &'static str> {
         let mut state: FxHashMap<u32, (bool, bool)> = FxHashMap::default();
-        for (&(_, dst), &(_, inline)) in &self.edges {
+        for (&(_, dst), edge) in &self.edges {
             let e = state.entry(dst).or_default();
-            if inline {
+            if edge.inline {
                 e.0 = true;
             } else {
                 e.1 = true;
@@ -426,21 +485,11 @@ pub fn trimmed_graph(
     let node_cutoff = ((total as f64 * nodefraction) as i64).wrapping_abs();
     let edge_cutoff = ((total as f64 * edgefraction) as i64).wrapping_abs();
     let mut dropped = 0;
-    if node_cutoff > 0 {
-        let mut kept = vec![false; nodes.infos.len()];
-        let mut count = 0;
-        for &i in &g.nodes {
-            if g.cum[i as usize].wrapping_abs() >= node_cutoff {
-                kept[i as usize] = true;
-                count += 1;
-            }
-        }
-        if count != g.nodes.len() {
-            dropped = g.nodes.len() - count;
-            let last = nodecount == 0 || count <= nodecount;
-            g = Graph::build_with(p, nodes, index, Some(&kept), last);
-            has_edges = last;
-        }
+    if let Some((kept, d)) = g.above_cutoff(nodes, node_cutoff) {
+        dropped = d;
+        let last = nodecount == 0 || g.nodes.len() - d <= nodecount;
+        g = Graph::build_with(p, nodes, index, Some(&kept), last);
+        has_edges = last;
     }
     let orig_count = g.nodes.len();
     g.sort(nodes, cum_sort);

@@ -23,6 +23,7 @@
 //! assert!(text.ends_with("         5   100%   100%          5   100%  main.main\n"));
 //! ```
 
+mod dot;
 mod filter;
 mod graph;
 mod stacks;
@@ -32,9 +33,13 @@ pub mod timefmt;
 use gocost_pprof::{Profile, prune};
 use regex::Regex;
 
+pub use dot::{
+    CallGraph, GraphEdge, GraphNode, GraphTag, PeekEdge, PeekEntry, PeekReport,
+    shorten_function_name,
+};
 pub use gocost_pprof::cancel;
 pub use graph::NodeInfo;
-pub use stacks::{StackFrame, flame_stacks};
+pub use stacks::{StackFrame, flame_stacks, for_each_flame_stack};
 pub use text::{TagKey, TopReport, TopRow};
 
 /// A `hide` regexp for Go's asynchronous preemption: `runtime.asyncPreempt` is the leaf of
@@ -81,6 +86,10 @@ pub enum Kind {
     Raw,
     /// `-tags`: label keys and values (reads sample labels).
     Tags,
+    /// `-dot`: the call graph (reads sample labels for its tags).
+    Dot,
+    /// `-peek`: callers and callees of matching functions, untrimmed.
+    Peek,
 }
 
 /// Report options, named after pprof's flags.
@@ -192,10 +201,15 @@ impl Report {
                     opts.nodecount = Some(0);
                 }
             }
-            Kind::Traces => {
+            Kind::Traces | Kind::Dot => {
                 if opts.nodecount.is_none() {
                     opts.nodecount = Some(80);
                 }
+            }
+            Kind::Peek => {
+                opts.nodecount = Some(0);
+                opts.nodefraction = 0.0;
+                opts.edgefraction = 0.0;
             }
         }
         prune::remove_uninteresting(&mut prof)
@@ -316,6 +330,33 @@ impl Report {
     /// The `-top` report as pprof prints it.
     pub fn top_text(&self) -> String {
         self.top().to_text()
+    }
+
+    /// The call graph `-dot` draws, as data.
+    pub fn call_graph(&self) -> CallGraph {
+        CallGraph::new(self)
+    }
+
+    /// The `-dot` report as pprof prints it.
+    pub fn dot_text(&self) -> String {
+        self.call_graph().to_dot()
+    }
+
+    /// The `-peek` report for functions matching `regexp` (build the report with
+    /// [`Kind::Peek`]); an error when nothing matches, as pprof's.
+    pub fn peek(&self, regexp: &str) -> Result<PeekReport, Error> {
+        let rx = Regex::new(regexp)
+            .map_err(|e| Error(format!("parsing argument regexp {regexp}: {e}")))?;
+        let r = PeekReport::new(self, &rx);
+        if r.entries.is_empty() {
+            return Err(Error(format!("no matches found for regexp: {regexp}")));
+        }
+        Ok(r)
+    }
+
+    /// The `-peek` report as pprof prints it.
+    pub fn peek_text(&self, regexp: &str) -> Result<String, Error> {
+        self.peek(regexp).map(|r| r.to_text())
     }
 }
 

@@ -14,10 +14,27 @@ pub struct StackFrame {
 
 /// Every sample with a non-zero value as a root→leaf stack of frames and its value.
 pub fn flame_stacks(rpt: &Report) -> Vec<(Vec<StackFrame>, i64)> {
+    let mut out = Vec::with_capacity(rpt.prof.sample.len());
+    for_each_flame_stack(rpt, |stack, v| {
+        let stack = stack
+            .iter()
+            .map(|&(name, inline)| StackFrame {
+                name: name.to_string(),
+                inline,
+            })
+            .collect();
+        out.push((stack, v));
+    });
+    out
+}
+
+/// [`flame_stacks`] one at a time, without holding them: `f` gets each stack as (name,
+/// inlined) pairs, root first, and its value.
+pub fn for_each_flame_stack(rpt: &Report, mut f: impl FnMut(&[(&str, bool)], i64)) {
     let p = &rpt.prof;
     let nodes = Nodes::new(p);
     let names: Vec<String> = nodes.infos.iter().map(|i| i.printable_name()).collect();
-    let mut out = Vec::with_capacity(p.sample.len());
+    let mut stack: Vec<(&str, bool)> = Vec::new();
     for (ci, s) in p.sample.iter().enumerate() {
         if ci.is_multiple_of(1024) {
             gocost_pprof::cancel::checkpoint();
@@ -26,17 +43,15 @@ pub fn flame_stacks(rpt: &Report) -> Vec<(Vec<StackFrame>, i64)> {
         if v == 0 {
             continue;
         }
-        let mut stack = Vec::new();
+        stack.clear();
         for &l in s.location.iter().rev() {
             let ln = &nodes.loc_nodes[l as usize];
             for i in (0..ln.len()).rev() {
-                stack.push(StackFrame {
-                    name: names[ln[i] as usize].clone(),
-                    inline: i != ln.len() - 1,
-                });
+                stack.push((names[ln[i] as usize].as_str(), i != ln.len() - 1));
             }
         }
-        out.push((stack, v));
+        // Frames, inlined ones counted: a query's budget (`cancel::Budget`) bounds them.
+        gocost_pprof::cancel::depth(stack.len());
+        f(&stack, v);
     }
-    out
 }

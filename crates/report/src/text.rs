@@ -7,7 +7,7 @@ use gocost_pprof::{LabelValue, Profile, Sample};
 use serde::Serialize;
 
 use crate::Report;
-use crate::graph::{Nodes, base_name, trimmed_graph};
+use crate::graph::{Graph, Nodes, base_name, trimmed_graph};
 use crate::timefmt;
 
 /// One row of a top report.
@@ -66,7 +66,7 @@ impl TopReport {
 }
 
 /// pprof's `ProfileLabels`: File, Build ID, comments, Type, Doc, Time, Duration.
-fn profile_labels(rpt: &Report, format: &dyn Fn(i64) -> String) -> Vec<String> {
+pub(crate) fn profile_labels(rpt: &Report, format: &dyn Fn(i64) -> String) -> Vec<String> {
     let p = &rpt.prof;
     let mut l = Vec::new();
     if let Some(m) = p.mapping.first() {
@@ -107,19 +107,9 @@ fn profile_labels(rpt: &Report, format: &dyn Fn(i64) -> String) -> Vec<String> {
     l
 }
 
-pub fn top(rpt: &Report) -> TopReport {
-    let o = &rpt.opts;
-    let nodes = Nodes::new(&rpt.prof);
-    let (g, orig_count, dropped) = trimmed_graph(
-        &rpt.prof,
-        &nodes,
-        rpt.index,
-        o.nodefraction,
-        o.edgefraction,
-        o.nodecount.unwrap_or(0),
-        o.cum,
-    );
-    // selectOutputUnit
+/// pprof's `selectOutputUnit`: the unit that prints the graph's smallest non-zero value
+/// (or a hundredth of the total) readably.
+pub(crate) fn output_unit(rpt: &Report, g: &Graph) -> String {
     let mut min = 0i64;
     for &i in &g.nodes {
         let mut v = g.flat[i as usize].wrapping_abs();
@@ -130,29 +120,47 @@ pub fn top(rpt: &Report) -> TopReport {
             min = v;
         }
     }
-    let output_unit = if g.nodes.is_empty() {
-        "minimum".to_string()
+    if g.nodes.is_empty() {
+        return "minimum".to_string();
+    }
+    let max = rpt.total;
+    if min == 0 {
+        min = max;
+    }
+    let (_, umin) = scale(min, &rpt.sample_unit, "minimum");
+    let (_, umax) = scale(max, &rpt.sample_unit, "minimum");
+    let mut unit = umin.clone();
+    if umin != umax && min.wrapping_mul(100) < max {
+        unit = scale(min.wrapping_mul(100), &rpt.sample_unit, "minimum").1;
+    }
+    if unit.is_empty() {
+        rpt.sample_unit.clone()
     } else {
-        let max = rpt.total;
-        if min == 0 {
-            min = max;
-        }
-        let (_, umin) = scale(min, &rpt.sample_unit, "minimum");
-        let (_, umax) = scale(max, &rpt.sample_unit, "minimum");
-        let mut unit = umin.clone();
-        if umin != umax && min.wrapping_mul(100) < max {
-            unit = scale(min.wrapping_mul(100), &rpt.sample_unit, "minimum").1;
-        }
-        if unit.is_empty() {
-            rpt.sample_unit.clone()
-        } else {
-            unit
-        }
-    };
-    let fmt = |v: i64| scaled_label(v, &rpt.sample_unit, &output_unit);
+        unit
+    }
+}
 
-    let shown: i64 = g.total_flat();
-    let mut header = profile_labels(rpt, &fmt);
+/// What a trimmed graph shows, for the header lines.
+pub(crate) struct Shown {
+    /// Σ flat of the shown nodes.
+    pub total: i64,
+    pub nodes: usize,
+    /// Nodes before `nodecount` truncation.
+    pub orig: usize,
+    pub dropped_nodes: usize,
+    pub dropped_edges: usize,
+}
+
+/// pprof's `reportLabels`: the profile's labels, active filters, what is shown and dropped;
+/// `full` adds the graph legend's pointer to how to read it.
+pub(crate) fn report_labels(
+    rpt: &Report,
+    fmt: &dyn Fn(i64) -> String,
+    shown: Shown,
+    full: bool,
+) -> Vec<String> {
+    let o = &rpt.opts;
+    let mut header = profile_labels(rpt, fmt);
     if !rpt.active_filters.is_empty() {
         header.push("Active filters:".into());
         for f in &rpt.active_filters {
@@ -170,28 +178,100 @@ pub fn top(rpt: &Report) -> TopReport {
     }
     header.push(format!(
         "Showing nodes accounting for {}, {} of {} total",
-        fmt(shown),
-        percentage(shown, rpt.total).trim(),
+        fmt(shown.total),
+        percentage(shown.total, rpt.total).trim(),
         fmt(rpt.total)
     ));
     if rpt.total != 0 {
-        if dropped > 0 {
+        let plural = |n: usize, what: &str| {
+            if n > 1 {
+                format!("{what}s")
+            } else {
+                what.to_string()
+            }
+        };
+        if shown.dropped_nodes > 0 {
             header.push(format!(
                 "Dropped {} {} (cum <= {})",
-                dropped,
-                if dropped > 1 { "nodes" } else { "node" },
+                shown.dropped_nodes,
+                plural(shown.dropped_nodes, "node"),
                 fmt(((rpt.total as f64 * o.nodefraction) as i64).wrapping_abs())
             ));
         }
-        let nodecount = g.nodes.len();
-        if nodecount > 0 && nodecount < orig_count {
+        if shown.dropped_edges > 0 {
+            header.push(format!(
+                "Dropped {} {} (freq <= {})",
+                shown.dropped_edges,
+                plural(shown.dropped_edges, "edge"),
+                fmt(((rpt.total as f64 * o.edgefraction) as i64).wrapping_abs())
+            ));
+        }
+        if shown.nodes > 0 && shown.nodes < shown.orig {
             header.push(format!(
                 "Showing top {} nodes out of {}",
-                g.nodes.len(),
-                orig_count
+                shown.nodes, shown.orig
             ));
         }
     }
+    if full {
+        header.push("\nSee https://git.io/JfYMW for how to read the graph".into());
+    }
+    header
+}
+
+/// The graph text reports print (pprof's `newTrimmedGraph` outside visual mode), its unit
+/// and its header lines.
+pub(crate) struct Trimmed<'a> {
+    pub nodes: Nodes<'a>,
+    pub g: Graph,
+    pub unit: String,
+    pub header: Vec<String>,
+}
+
+impl<'a> Trimmed<'a> {
+    pub fn new(rpt: &'a Report) -> Trimmed<'a> {
+        let o = &rpt.opts;
+        let nodes = Nodes::new(&rpt.prof);
+        let (g, orig, dropped) = trimmed_graph(
+            &rpt.prof,
+            &nodes,
+            rpt.index,
+            o.nodefraction,
+            o.edgefraction,
+            o.nodecount.unwrap_or(0),
+            o.cum,
+        );
+        let unit = output_unit(rpt, &g);
+        let fmt = |v: i64| scaled_label(v, &rpt.sample_unit, &unit);
+        let header = report_labels(
+            rpt,
+            &fmt,
+            Shown {
+                total: g.total_flat(),
+                nodes: g.nodes.len(),
+                orig,
+                dropped_nodes: dropped,
+                dropped_edges: 0,
+            },
+            false,
+        );
+        Trimmed {
+            nodes,
+            g,
+            unit,
+            header,
+        }
+    }
+}
+
+pub fn top(rpt: &Report) -> TopReport {
+    let Trimmed {
+        nodes,
+        g,
+        unit: output_unit,
+        header,
+    } = Trimmed::new(rpt);
+    let fmt = |v: i64| scaled_label(v, &rpt.sample_unit, &output_unit);
 
     let inl = g.inline_labels();
     let mut rows = Vec::with_capacity(g.nodes.len());

@@ -36,6 +36,33 @@ pub fn run(data: &[u8]) {
             let _ = gocost_report::flame_stacks(&r);
         }
     }
+    // The call graph (-dot, with its tags and redundant-edge removal) and -peek.
+    for (kind, nodecount) in [(Kind::Dot, None), (Kind::Dot, Some(3)), (Kind::Peek, None)] {
+        let opts = Options {
+            kind,
+            nodecount,
+            ..Options::default()
+        };
+        if let Ok(r) = Report::new(p.clone(), &opts) {
+            if kind == Kind::Peek {
+                let _ = r.peek_text(".");
+            } else {
+                let _ = r.dot_text();
+            }
+        }
+    }
+    // pprof's later filters and the -tags report over whatever labels the input has.
+    let refine = Options {
+        show_from: Some("main".into()),
+        tagfocus: Some("1kb:".into()),
+        tagignore: Some("worker=x".into()),
+        prune_from: Some("runtime".into()),
+        ..Options::default()
+    };
+    if let Ok(r) = Report::new(p.clone(), &refine) {
+        let _ = r.top_text();
+        let _ = r.tags_text();
+    }
     for kind in [Kind::Traces, Kind::Raw] {
         if let Ok(r) = Report::new(
             p.clone(),

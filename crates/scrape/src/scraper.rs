@@ -9,8 +9,8 @@ use gocost_pprof::Profile;
 use gocost_store::{SeriesKey, Store};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ScrapeConfig};
 use crate::delta::{Delta, delta};
+use gocost_config::{Config, ScrapeConfig};
 
 /// The health of one target's profile kind, for the API and `/metrics`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -68,6 +68,8 @@ struct Job {
 /// A fetch error as a health message: timeouts say so (a hanging or dripping target), with
 /// the limit and the setting it comes from; other errors with their cause.
 fn fetch_error(job: &Job, e: reqwest::Error) -> String {
+    // The URL is in the health answer already, without its userinfo; reqwest's would keep it.
+    let e = e.without_url();
     let mut cause = String::new();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -75,17 +77,16 @@ fn fetch_error(job: &Job, e: reqwest::Error) -> String {
         src = s.source();
     }
     if e.is_timeout() {
-        let cpu = job.kind == "cpu";
-        let limit = job.cfg.timeout()
-            + if cpu {
-                job.cfg.cpu_window()
-            } else {
-                std::time::Duration::ZERO
-            };
-        format!(
-            "timeout: no complete response within {limit:?} (the job's timeout{}): {e}",
-            if cpu { " plus its cpu_window" } else { "" }
-        )
+        let (extra, what) = match job.kind.as_str() {
+            "cpu" => (job.cfg.cpu_window(), " plus its cpu_window"),
+            "trace" => (
+                Duration::from_secs(job.cfg.trace.seconds()),
+                " plus its trace.seconds",
+            ),
+            _ => (Duration::ZERO, ""),
+        };
+        let limit = job.cfg.timeout() + extra;
+        format!("timeout: no complete response within {limit:?} (the job's timeout{what}): {e}")
     } else {
         format!("{e}{cause}")
     }
@@ -101,16 +102,20 @@ async fn fetch(job: &Job) -> Result<Vec<u8>, String> {
     }
     let mut resp = req.send().await.map_err(|e| fetch_error(job, e))?;
     let status = resp.status();
-    let cap = job.cfg.max_body();
+    let (cap, setting) = if job.kind == "trace" {
+        (job.cfg.trace.max_bytes(), "trace.max_bytes")
+    } else {
+        (job.cfg.max_body(), "max_body")
+    };
     if let Some(len) = resp.content_length()
         && len > cap
     {
-        return Err(format!("response of {len} bytes exceeds max_body ({cap})"));
+        return Err(format!("response of {len} bytes exceeds {setting} ({cap})"));
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_error(job, e))? {
         if body.len() as u64 + chunk.len() as u64 > cap {
-            return Err(format!("response exceeds max_body ({cap} bytes)"));
+            return Err(format!("response exceeds {setting} ({cap} bytes)"));
         }
         body.extend_from_slice(&chunk);
     }
@@ -181,41 +186,99 @@ async fn scrape_prometheus(job: &Job, store: &Store) -> Result<u64, String> {
     Ok(body.len() as u64)
 }
 
-async fn scrape_once(job: &Job, store: &Store, prev: &mut Option<Profile>) -> Result<u64, String> {
+/// Runs `f` (decoding, store appends: CPU work and the store's lock) on tokio's blocking
+/// pool, so a large profile never stalls the async workers that run the other targets.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("scrape worker: {e}"))?
+}
+
+async fn scrape_once(
+    job: &Job,
+    store: &Arc<Store>,
+    prev: &mut Option<Profile>,
+) -> Result<u64, String> {
     let body = fetch(job).await?;
     let n = body.len() as u64;
     let t = now_ns();
-    if job.kind == "heap" {
-        let cur = gocost_pprof::decode(&body).map_err(|e| format!("parsing profile: {e}"))?;
-        let stored = crate::delta::heap(prev.as_ref(), &cur).map_err(|e| e.to_string())?;
-        store
-            .append_profile(&job.key, t, &stored)
-            .map_err(|e| e.to_string())?;
-        *prev = Some(cur);
-        return Ok(n);
+    let (store, key, kind, last) = (
+        store.clone(),
+        job.key.clone(),
+        job.kind.clone(),
+        prev.take(),
+    );
+    let (next, res) =
+        blocking(move || Ok(store_profile(&store, &key, &kind, t, &body, last))).await?;
+    *prev = next;
+    res.map(|()| n)
+}
+
+/// Decodes and stores one scraped profile. Heap profiles are stored with their allocation
+/// counters as deltas (`delta::heap`); other cumulative kinds as the delta to the previous
+/// scrape (the first is only the baseline); the rest as fetched. Returns the profile to
+/// diff the next scrape against (the previous one kept when this one fails to decode).
+fn store_profile(
+    store: &Store,
+    key: &SeriesKey,
+    kind: &str,
+    t: i64,
+    body: &[u8],
+    prev: Option<Profile>,
+) -> (Option<Profile>, Result<(), String>) {
+    if kind != "heap" && !is_cumulative(kind) {
+        return (
+            prev,
+            store
+                .append(key, t, body)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        );
     }
-    if !is_cumulative(&job.kind) {
-        store
-            .append(&job.key, t, &body)
-            .map_err(|e| e.to_string())?;
-        return Ok(n);
-    }
-    let cur = gocost_pprof::decode(&body).map_err(|e| format!("parsing profile: {e}"))?;
-    let stored = match prev.as_ref() {
-        None => None, // the first scrape is the baseline
-        Some(p) => Some(match delta(p, &cur).map_err(|e| e.to_string())? {
-            Delta::Diff(d) | Delta::Restarted(d) => d,
-        }),
+    let cur = match gocost_pprof::decode(body) {
+        Ok(p) => p,
+        Err(e) => return (prev, Err(format!("parsing profile: {e}"))),
     };
-    if let Some(d) = stored {
-        store
-            .append_profile(&job.key, t, &d)
-            .map_err(|e| e.to_string())?;
-    }
-    *prev = Some(cur);
+    let stored = if kind == "heap" {
+        crate::delta::heap(prev.as_ref(), &cur)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    } else {
+        match prev.as_ref().map(|p| delta(p, &cur)) {
+            None => Ok(None), // the first scrape is the baseline
+            Some(Ok(Delta::Diff(d) | Delta::Restarted(d))) => Ok(Some(d)),
+            Some(Err(e)) => Err(e.to_string()),
+        }
+    };
+    let res = stored.and_then(|d| match d {
+        Some(d) => store
+            .append_profile(key, t, &d)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        None => Ok(()),
+    });
+    (Some(cur), res)
+}
+
+/// Takes one execution trace and stores it with its analyses (on a blocking thread).
+async fn scrape_trace(job: &Job, store: &Arc<Store>) -> Result<u64, String> {
+    let start = now_ns();
+    let body = fetch(job).await?;
+    let n = body.len() as u64;
+    let store = store.clone();
+    let labels = job.key.labels.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::trace::store_trace(&store, &labels, start, &body).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("storing the trace: {e}"))??;
     Ok(n)
 }
 
+/// A fixed offset in `[0, interval)` derived from `key` (the target's URL): each target
+/// keeps its own phase, so a fleet's scrapes (and traces) do not happen in lockstep.
 fn jitter(key: &str, interval: Duration) -> Duration {
     let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
@@ -224,17 +287,25 @@ fn jitter(key: &str, interval: Duration) -> Duration {
 }
 
 async fn run(job: Job, store: Arc<Store>, health: HealthMap) {
-    let interval = job.cfg.interval();
+    let interval = if job.kind == "trace" {
+        job.cfg.trace.every()
+    } else {
+        job.cfg.interval()
+    };
     tokio::time::sleep(jitter(&job.url, interval)).await;
     let mut prev: Option<Profile> = None;
     let mut prev_gc: Option<u32> = None;
     let mut failures: u32 = 0;
+    // The last attempt's error (`Some(None)`: it succeeded), for logging changes only.
+    let mut last_error: Option<Option<String>> = None;
     loop {
         let start = Instant::now();
         let res = if job.kind == "expvar" {
             scrape_expvar(&job, &store, &mut prev_gc).await
         } else if job.kind == "prometheus" {
             scrape_prometheus(&job, &store).await
+        } else if job.kind == "trace" {
+            scrape_trace(&job, &store).await
         } else {
             scrape_once(&job, &store, &mut prev).await
         };
@@ -260,15 +331,40 @@ async fn run(job: Job, store: Arc<Store>, health: HealthMap) {
                 }
             }
         }
-        failures = if res.is_ok() {
-            0
-        } else {
-            (failures + 1).min(2)
-        };
-        // Back off on failures (up to 4× the interval); keep the cadence otherwise.
-        let wait = (interval * (1 << failures)).saturating_sub(took);
-        tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
+        log_change(&job, &mut last_error, &res);
+        failures = if res.is_ok() { 0 } else { failures + 1 };
+        tokio::time::sleep(next_wait(interval, failures, took)).await;
     }
+}
+
+/// How long to wait before the next attempt: the interval minus what this one took (the
+/// cadence is kept), doubled after each consecutive failure up to 4× the interval, and never
+/// less than 100 ms.
+fn next_wait(interval: Duration, failures: u32, took: Duration) -> Duration {
+    let wait = (interval * (1 << failures.min(2))).saturating_sub(took);
+    wait.max(Duration::from_millis(100))
+}
+
+/// Logs a target's scrape state when it changes (down with a new error, or back up), not on
+/// every attempt: a target that stays down for a day logs once.
+fn log_change(job: &Job, last_error: &mut Option<Option<String>>, res: &Result<u64, String>) {
+    let now = res.as_ref().err().cloned();
+    if last_error.as_ref() == Some(&now) {
+        return;
+    }
+    let (j, instance, kind) = (&job.cfg.job, &job.instance, &job.kind);
+    match (&now, last_error.as_ref()) {
+        (Some(e), _) => {
+            tracing::warn!(job = %j, instance = %instance, kind = %kind, "scrape failed: {e}")
+        }
+        (None, Some(Some(_))) => {
+            tracing::info!(job = %j, instance = %instance, kind = %kind, "scrape recovered")
+        }
+        (None, _) => {
+            tracing::debug!(job = %j, instance = %instance, kind = %kind, "first scrape ok")
+        }
+    }
+    *last_error = Some(now);
 }
 
 impl Scraper {
@@ -282,7 +378,12 @@ impl Scraper {
             for target in &sc.targets {
                 for kind in sc.profiles().into_iter().chain(sc.metrics.iter().cloned()) {
                     let cpu = kind == "cpu";
-                    let timeout = sc.timeout() + if cpu { sc.cpu_window() } else { Duration::ZERO };
+                    let timeout = sc.timeout()
+                        + match kind.as_str() {
+                            "cpu" => sc.cpu_window(),
+                            "trace" => Duration::from_secs(sc.trace.seconds()),
+                            _ => Duration::ZERO,
+                        };
                     let key = (sc.insecure_skip_verify, timeout.as_millis() as u64);
                     let client = match clients.get(&key) {
                         Some(c) => c.clone(),
@@ -316,24 +417,30 @@ impl Scraper {
                     if cpu {
                         url.push_str(&format!("?seconds={}", sc.cpu_window().as_secs().max(1)));
                     }
+                    if kind == "trace" {
+                        url.push_str(&format!("?seconds={}", sc.trace.seconds()));
+                    }
+                    // A target may carry credentials (`user:pw@host:port`, sent as basic
+                    // auth): the instance label and the health answer never show them.
+                    let instance = gocost_config::redact_url(target);
                     let mut labels: BTreeMap<String, String> = sc.labels.clone();
                     labels.insert("job".into(), sc.job.clone());
-                    labels.insert("instance".into(), target.clone());
+                    labels.insert("instance".into(), instance.clone());
                     let job = Job {
                         cfg: shared.clone(),
-                        instance: target.clone(),
+                        instance: instance.clone(),
                         kind: kind.clone(),
                         key: SeriesKey::new(&kind, labels),
                         url: url.clone(),
                         client,
                     };
                     health.lock().unwrap_or_else(|p| p.into_inner()).insert(
-                        (sc.job.clone(), target.clone(), kind.clone()),
+                        (sc.job.clone(), instance.clone(), kind.clone()),
                         Health {
                             job: sc.job.clone(),
-                            instance: target.clone(),
+                            instance,
                             kind,
-                            url,
+                            url: gocost_config::redact_url(&url),
                             ..Default::default()
                         },
                     );
@@ -365,5 +472,248 @@ impl Scraper {
 impl Drop for Scraper {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gocost_config::Config;
+    use std::io::{Read, Write};
+    use std::path::{Path, PathBuf};
+
+    fn profile(name: &str) -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/profiles")
+            .join(name);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    fn store(name: &str) -> (Arc<Store>, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("gocost-scraper-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (s, _) = Store::open(gocost_store::Options::new(&dir)).expect("open store");
+        (Arc::new(s), dir)
+    }
+
+    /// A loopback target: the `i`th connection is answered with `respond(i)` (a whole HTTP
+    /// response), or held open without an answer when it returns `None`. Serves at most 20
+    /// connections; returns `host:port`.
+    fn target(respond: impl Fn(usize) -> Option<Vec<u8>> + Send + 'static) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            for (i, conn) in l.incoming().take(20).enumerate() {
+                let Ok(mut c) = conn else { return };
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                match respond(i) {
+                    Some(r) => {
+                        let _ = c.write_all(&r);
+                    }
+                    None => std::thread::sleep(Duration::from_secs(3)),
+                }
+            }
+        });
+        addr
+    }
+
+    fn ok(body: &[u8]) -> Vec<u8> {
+        let mut r = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn config(addr: &str, profiles: &str) -> Config {
+        let text = format!(
+            "[[scrape]]\njob = \"t\"\ntargets = [\"{addr}\"]\ninterval = \"1s\"\nprofiles = [{profiles}]\n"
+        );
+        Config::parse(&text, Path::new("test.toml")).expect("config")
+    }
+
+    /// A runtime for the scrape loops. The test's own thread is not one of its workers, so
+    /// it may call the store directly (store calls must come from blocking threads).
+    fn runtime() -> tokio::runtime::Runtime {
+        // TLS for reqwest, as `gocost serve` installs it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    /// Starts scraping `cfg` into `store` on `rt`.
+    fn start(rt: &tokio::runtime::Runtime, cfg: &Config, store: &Arc<Store>) -> Scraper {
+        let _in = rt.enter();
+        Scraper::start(cfg, store.clone()).expect("start")
+    }
+
+    /// Waits until `done(health)` (at most 10 s); returns the health of the one target.
+    fn wait_for(s: &Scraper, done: impl Fn(&Health) -> bool) -> Health {
+        let t0 = Instant::now();
+        loop {
+            let h = s.health().pop().expect("one target");
+            if done(&h) {
+                return h;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "no such state within 10 s: {h:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn back_off_doubles_up_to_four_intervals_and_keeps_the_cadence() {
+        let i = Duration::from_secs(10);
+        let took = Duration::from_secs(3);
+        assert_eq!(next_wait(i, 0, took), Duration::from_secs(7));
+        assert_eq!(next_wait(i, 1, took), Duration::from_secs(17));
+        assert_eq!(next_wait(i, 2, took), Duration::from_secs(37));
+        assert_eq!(next_wait(i, 9, took), Duration::from_secs(37));
+        // A scrape that took longer than the interval waits the minimum, not zero.
+        assert_eq!(
+            next_wait(i, 0, Duration::from_secs(60)),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[test]
+    fn a_hanging_target_times_out_naming_the_limit() {
+        let addr = target(|_| None);
+        let mut cfg = config(&addr, "\"goroutine\"");
+        cfg.scrape[0].timeout = Some(Duration::from_millis(300));
+        let (store, dir) = store("hang");
+        let rt = runtime();
+        let s = start(&rt, &cfg, &store);
+        let h = wait_for(&s, |h| h.failures_total > 0);
+        let e = h.last_error.clone().unwrap_or_default();
+        assert!(
+            !h.up
+                && e.contains("timeout")
+                && e.contains("300ms")
+                && e.contains("the job's timeout"),
+            "{e}"
+        );
+        assert!(h.last_duration_ms < 2_000, "the deadline held: {h:?}");
+        assert_eq!(store.stats().profiles, 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn cumulative_kinds_store_deltas_from_the_second_scrape() {
+        let allocs = profile("allocs.pb.gz");
+        let addr = target(move |_| Some(ok(&allocs)));
+        let mut cfg = config(&addr, "\"allocs\"");
+        cfg.scrape[0].interval = Some(Duration::from_secs(3));
+        let (store, dir) = store("delta");
+        let rt = runtime();
+        let s = start(&rt, &cfg, &store);
+        // The first scrape is the baseline: nothing stored (the next is 3 s away).
+        let h = wait_for(&s, |h| h.scrapes_total >= 1);
+        assert!(h.up, "{h:?}");
+        assert_eq!(
+            store.stats().profiles,
+            0,
+            "the first scrape is only the baseline"
+        );
+        let h = wait_for(&s, |h| h.scrapes_total >= 2);
+        assert!(h.up, "{h:?}");
+        assert_eq!(
+            store.stats().profiles,
+            1,
+            "the second scrape stores the delta"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn heap_is_stored_from_the_first_scrape() {
+        let heap = profile("heap.pb.gz");
+        let addr = target(move |_| Some(ok(&heap)));
+        let (store, dir) = store("heap");
+        let rt = runtime();
+        let s = start(&rt, &config(&addr, "\"heap\""), &store);
+        let h = wait_for(&s, |h| h.scrapes_total >= 1);
+        assert!(h.up, "{h:?}");
+        assert_eq!(store.stats().profiles, 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bad_answers_are_errors_with_their_cause() {
+        let allocs = profile("allocs.pb.gz");
+        let addr = target(move |i| {
+            Some(match i {
+                0 => ok(b"not a profile"),
+                1 => b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops".to_vec(),
+                _ => ok(&allocs),
+            })
+        });
+        let (store, dir) = store("bad");
+        let cfg = config(&addr, "\"allocs\"");
+        let rt = runtime();
+        let s = start(&rt, &cfg, &store);
+        let mut errors = Vec::new();
+        let t0 = Instant::now();
+        while errors.len() < 2 {
+            let h = s.health().pop().expect("one target");
+            if let Some(e) = h.last_error
+                && errors.last() != Some(&e)
+            {
+                errors.push(e);
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "errors seen: {errors:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(errors[0].starts_with("parsing profile"), "{errors:?}");
+        assert!(
+            errors[1].starts_with("HTTP 500") && errors[1].ends_with("oops"),
+            "{errors:?}"
+        );
+        assert_eq!(store.stats().profiles, 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn oversized_responses_are_refused_naming_the_setting() {
+        let addr = target(|_| Some(ok(&[b'x'; 4096])));
+        let mut cfg = config(&addr, "\"goroutine\"");
+        cfg.scrape[0].max_body = Some(1024);
+        let (store, dir) = store("big");
+        let rt = runtime();
+        let s = start(&rt, &cfg, &store);
+        let h = wait_for(&s, |h| h.failures_total > 0);
+        let e = h.last_error.unwrap_or_default();
+        assert!(e.contains("4096 bytes exceeds max_body (1024)"), "{e}");
+        assert_eq!(store.stats().profiles, 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn credentials_in_a_target_are_never_shown() {
+        let cfg = config("user:s3cret@127.0.0.1:9", "\"heap\"");
+        let (store, dir) = store("cred");
+        let rt = runtime();
+        // The first scrape fails (nothing listens there); its health shows no credentials.
+        let h = wait_for(&start(&rt, &cfg, &store), |h| h.scrapes_total > 0);
+        assert_eq!(h.instance, "127.0.0.1:9");
+        assert_eq!(h.url, "http://127.0.0.1:9/debug/pprof/heap");
+        let shown = format!("{h:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("user"),
+            "{shown}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gocost_store::{SeriesKey, Store};
 
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 /// The reserved series label holding a pushed series' tenant (absent = anonymous).
 pub const TENANT_LABEL: &str = "__tenant__";
@@ -92,7 +92,7 @@ pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
 
 impl Access {
     /// Applies a config's `[auth]`, `[tenancy]` and `[limits]` (at start and on reload).
-    pub fn configure(&self, cfg: &gocost_scrape::Config) {
+    pub fn configure(&self, cfg: &gocost_config::Config) {
         let tokens = cfg
             .auth
             .tokens
@@ -243,8 +243,9 @@ impl Tenant {
     }
 }
 
-fn scope_of(path: &str) -> Scope {
+fn scope_of(method: &axum::http::Method, path: &str) -> Scope {
     match path {
+        "/api/v1/traces" if method == axum::http::Method::POST => Scope::Write,
         "/" => Scope::Public,
         p if p.starts_with("/ui/") => Scope::Public,
         "/ingest" | "/pyroscope/ingest" | "/push.v1.PusherService/Push" => Scope::Write,
@@ -253,20 +254,36 @@ fn scope_of(path: &str) -> Scope {
     }
 }
 
-fn error(code: StatusCode, msg: impl Into<String>) -> Response {
-    (code, axum::Json(serde_json::json!({ "error": msg.into() }))).into_response()
+/// Equal in time independent of where they differ and of the presented length (up to
+/// [`MAX_TOKEN`]; longer never matches): both are padded to [`MAX_TOKEN`] bytes and
+/// compared with `subtle`, and so are their lengths.
+fn ct_eq(presented: &[u8], secret: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    let pad = |b: &[u8]| {
+        let mut a = [0u8; MAX_TOKEN];
+        let n = b.len().min(MAX_TOKEN);
+        a[..n].copy_from_slice(&b[..n]);
+        a
+    };
+    let fits = subtle::Choice::from(u8::from(presented.len() <= MAX_TOKEN));
+    let same_len = (presented.len() as u64).ct_eq(&(secret.len() as u64));
+    let same_bytes = pad(presented)[..].ct_eq(&pad(secret)[..]);
+    bool::from(fits & same_len & same_bytes)
 }
 
-/// Equal in time independent of where they differ and of the presented length (up to
-/// [`MAX_TOKEN`]; longer never matches).
-fn ct_eq(presented: &[u8], secret: &[u8]) -> bool {
-    let mut diff = u8::from(presented.len() != secret.len() || presented.len() > MAX_TOKEN);
-    for i in 0..MAX_TOKEN {
-        let a = presented.get(i).copied().unwrap_or(0);
-        let b = secret.get(i).copied().unwrap_or(0);
-        diff |= a ^ b;
+/// Standard or URL-safe base64, padded or not (what clients put in basic auth).
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::DecodePaddingMode;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    const CONFIG: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, CONFIG);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, CONFIG);
+    if s.len() > 4 * MAX_TOKEN {
+        return None;
     }
-    std::hint::black_box(diff) == 0
+    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
 }
 
 /// The credential of a request: `Authorization: Bearer <t>`, or basic auth whose password
@@ -291,65 +308,28 @@ fn credential(req: &Request) -> Result<Option<Vec<u8>>, &'static str> {
     Err("unsupported Authorization scheme: use Bearer <token>")
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s = s.trim_end_matches('=').as_bytes();
-    if s.len() > 4 * MAX_TOKEN {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= val(c)? << (18 - 6 * i);
-        }
-        let n = match chunk.len() {
-            4 => 3,
-            3 => 2,
-            2 => 1,
-            _ => return None,
-        };
-        for i in 0..n {
-            out.push((acc >> (16 - 8 * i)) as u8);
-        }
-    }
-    Some(out)
-}
-
-fn unauthorized(msg: &str) -> Response {
-    let mut r = error(StatusCode::UNAUTHORIZED, msg);
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"gocost\", charset=\"UTF-8\""),
-    );
-    r
-}
-
 /// The middleware: authenticate, authorize, pick the tenant, confine reads, limit pushes.
-pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    check(st, req, next)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn check(st: Arc<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let s = st.access.settings();
     // Decoded, so that an escaped path cannot dodge a rule the router would still route.
     let path = percent_decode(req.uri().path());
-    let scope = scope_of(&path);
+    let scope = scope_of(req.method(), &path);
     let mut token: Option<&Token> = None;
     if !s.tokens.is_empty() && scope != Scope::Public {
         let presented = match credential(&req) {
             Ok(Some(c)) => c,
             Ok(None) => {
-                return unauthorized(
-                    "missing token: send Authorization: Bearer <token> (tokens are configured in [[auth.tokens]])",
-                );
+                return Err(ApiError::Unauthorized(
+                    "missing token: send Authorization: Bearer <token> (tokens are configured in [[auth.tokens]])".into(),
+                ));
             }
-            Err(m) => return unauthorized(m),
+            Err(m) => return Err(ApiError::Unauthorized(m.into())),
         };
         // Compare with every token (no early exit).
         for t in &s.tokens {
@@ -358,7 +338,7 @@ pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
             }
         }
         let Some(t) = token else {
-            return unauthorized("invalid token");
+            return Err(ApiError::Unauthorized("invalid token".into()));
         };
         let ok = match scope {
             Scope::Public => true,
@@ -372,34 +352,30 @@ pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
                 Scope::Admin => "admin",
                 _ => "read",
             };
-            return error(
-                StatusCode::FORBIDDEN,
-                format!("token {:?} lacks the {need} scope", t.name),
-            );
+            return Err(ApiError::Forbidden(format!(
+                "token {:?} lacks the {need} scope",
+                t.name
+            )));
         }
     }
     let tenant = if s.tenancy {
         let header = match req.headers().get("x-scope-orgid").map(|v| v.to_str()) {
             None => None,
-            Some(Ok(v)) if gocost_scrape::valid_tenant(v.trim()) => Some(v.trim().to_string()),
+            Some(Ok(v)) if gocost_config::valid_tenant(v.trim()) => Some(v.trim().to_string()),
             Some(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad X-Scope-OrgID: 1 to 64 of A-Z a-z 0-9 _ - .",
-                );
+                return Err(ApiError::BadRequest(
+                    "bad X-Scope-OrgID: 1 to 64 of A-Z a-z 0-9 _ - .".into(),
+                ));
             }
         };
         let id = match (header, token) {
             (Some(h), _) => h,
             (None, Some(t)) if t.tenants.len() == 1 => t.tenants[0].clone(),
             (None, Some(t)) if !t.tenants.is_empty() && !t.admin => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "token {:?} may act for several tenants: send X-Scope-OrgID",
-                        t.name
-                    ),
-                );
+                return Err(ApiError::BadRequest(format!(
+                    "token {:?} may act for several tenants: send X-Scope-OrgID",
+                    t.name
+                )));
             }
             (None, _) => ANONYMOUS.to_string(),
         };
@@ -408,10 +384,10 @@ pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
             && !t.tenants.is_empty()
             && !t.tenants.contains(&id)
         {
-            return error(
-                StatusCode::FORBIDDEN,
-                format!("token {:?} may not act for tenant {id:?}", t.name),
-            );
+            return Err(ApiError::Forbidden(format!(
+                "token {:?} may not act for tenant {id:?}",
+                t.name
+            )));
         }
         Tenant { id, enabled: true }
     } else {
@@ -423,18 +399,14 @@ pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
     if scope == Scope::Write
         && let Err(wait) = st.access.take(&s, &tenant.id)
     {
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
+        return Err(ApiError::TooManyRequests {
+            msg: format!(
                 "tenant {:?} is over its push rate ({} per second): retry in {wait}s",
                 tenant.id,
                 s.rate.unwrap_or_default()
             ),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
+            retry_after: wait,
+        });
     }
     if tenant.enabled && scope == Scope::Read {
         match path.as_str() {
@@ -442,14 +414,11 @@ pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
             p if p.starts_with("/api/v1/label/") => return listing(&st, &req, &tenant, p),
             "/api/v1/targets" if tenant.id != ANONYMOUS => {
                 // Scrape targets belong to the anonymous tenant.
-                return axum::Json(Vec::<serde_json::Value>::new()).into_response();
+                return Ok(axum::Json(Vec::<serde_json::Value>::new()).into_response());
             }
             _ => {}
         }
-        match confine(req.uri(), &tenant) {
-            Ok(uri) => *req.uri_mut() = uri,
-            Err(m) => return error(StatusCode::BAD_REQUEST, m),
-        }
+        *req.uri_mut() = confine(req.uri(), &tenant).map_err(ApiError::BadRequest)?;
     }
     let confined = tenant.enabled && scope == Scope::Read;
     let tenant_label = tenant.label().to_string();
@@ -465,9 +434,9 @@ pub async fn guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
                 | "/api/v1/profile"
         )
     {
-        return hide_tenant(resp, &tenant_label).await;
+        return Ok(hide_tenant(resp, &tenant_label).await);
     }
-    resp
+    Ok(resp)
 }
 
 /// Removes the reserved label from a JSON answer that lists series labels (insight
@@ -483,7 +452,7 @@ async fn hide_tenant(resp: Response, label: &str) -> Response {
     }
     let (parts, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 256 << 20).await else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "response too large");
+        return ApiError::Internal("response too large".into()).into_response();
     };
     let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Response::from_parts(parts, axum::body::Body::from(bytes));
@@ -556,7 +525,12 @@ fn confine(uri: &Uri, tenant: &Tenant) -> Result<Uri, String> {
 
 /// `/api/v1/series`, `/api/v1/labels` and `/api/v1/label/{name}/values` for one tenant,
 /// without the reserved label.
-fn listing(st: &AppState, req: &Request, tenant: &Tenant, path: &str) -> Response {
+fn listing(
+    st: &AppState,
+    req: &Request,
+    tenant: &Tenant,
+    path: &str,
+) -> Result<Response, ApiError> {
     let keys: Vec<SeriesKey> = st
         .store
         .series()
@@ -569,15 +543,15 @@ fn listing(st: &AppState, req: &Request, tenant: &Tenant, path: &str) -> Respons
         .collect();
     if path == "/api/v1/labels" {
         let s: BTreeSet<&String> = keys.iter().flat_map(|k| k.labels.keys()).collect();
-        return axum::Json(s).into_response();
+        return Ok(axum::Json(s).into_response());
     }
     if let Some(rest) = path.strip_prefix("/api/v1/label/") {
         let Some(name) = rest.strip_suffix("/values") else {
-            return error(StatusCode::NOT_FOUND, "no such route");
+            return Err(ApiError::NotFound("no such route".into()));
         };
         let name = name.to_string();
         let s: BTreeSet<&String> = keys.iter().filter_map(|k| k.labels.get(&name)).collect();
-        return axum::Json(s).into_response();
+        return Ok(axum::Json(s).into_response());
     }
     let sel = match req
         .uri()
@@ -590,12 +564,9 @@ fn listing(st: &AppState, req: &Request, tenant: &Tenant, path: &str) -> Respons
             .into_iter()
             .find(|(k, _)| k == "query")
             .map(|(_, v)| gocost_store::Selector::parse(&v)),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad query string: {e}")),
+        Err(e) => return Err(ApiError::BadRequest(format!("bad query string: {e}"))),
     };
-    let sel = match sel.transpose() {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
+    let sel = sel.transpose().map_err(ApiError::BadRequest)?;
     let out: Vec<serde_json::Value> = keys
         .iter()
         .filter(|k| {
@@ -604,7 +575,7 @@ fn listing(st: &AppState, req: &Request, tenant: &Tenant, path: &str) -> Respons
         })
         .map(|k| serde_json::json!({ "kind": k.kind, "labels": k.labels, "key": k.to_string() }))
         .collect();
-    axum::Json(out).into_response()
+    Ok(axum::Json(out).into_response())
 }
 
 fn percent_decode(s: &str) -> String {
@@ -625,11 +596,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// An error response in the API's JSON shape.
-pub(crate) fn status(code: StatusCode, msg: impl Into<String>) -> Response {
-    error(code, msg)
 }
 
 #[cfg(test)]

@@ -13,16 +13,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use gocost_config::alerting::AlertRule;
 use gocost_insights::{heap, leaks};
-use gocost_scrape::alerting::AlertRule;
 use gocost_store::Selector;
 use serde::Serialize;
 
-use crate::{ApiError, AppState, blocking, insights, regress};
+use crate::prom::{self, Text, Type};
+use crate::query::blocking;
+use crate::select::Labels;
+use crate::{ApiError, AppState, insights, regress};
 
-type Labels = BTreeMap<String, String>;
+/// The CPU time (in the rule's window) below which `gc_cpu_fraction` is not judged.
+const MIN_GC_ALERT_CPU_SECONDS: f64 = 1.0;
 
 /// One alert found by an evaluation.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -33,17 +35,17 @@ pub(crate) struct Instance {
 }
 
 #[derive(Debug, Clone, Serialize)]
-struct Active {
+pub(crate) struct Active {
     #[serde(flatten)]
-    alert: Instance,
+    pub(crate) alert: Instance,
     starts_at_ms: i64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-struct RuleState {
-    firing: Vec<Active>,
-    last_evaluation_ms: Option<i64>,
-    last_error: Option<String>,
+pub(crate) struct RuleState {
+    pub(crate) firing: Vec<Active>,
+    pub(crate) last_evaluation_ms: Option<i64>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// Rules, their state and delivery counters.
@@ -81,7 +83,12 @@ impl Alerts {
         }
     }
 
-    fn rules(&self) -> Vec<AlertRule> {
+    /// Every rule's state now.
+    pub(crate) fn state(&self) -> BTreeMap<String, RuleState> {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn rules(&self) -> Vec<AlertRule> {
         self.rules.read().map(|r| r.clone()).unwrap_or_default()
     }
 
@@ -103,7 +110,7 @@ pub async fn run(st: Arc<AppState>) {
     {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("gocost: alerts disabled: cannot build an HTTP client: {e}");
+            tracing::error!(target: "gocost::alerts", error = %e, "alerts disabled: cannot build an HTTP client");
             return;
         }
     };
@@ -113,10 +120,13 @@ pub async fn run(st: Arc<AppState>) {
             let st2 = Arc::clone(&st);
             let r = rule.clone();
             let found = blocking(move || evaluate(&st2, &r)).await;
-            let now = crate::now_ns() / 1_000_000;
+            let now = crate::time::now_ns() / 1_000_000;
             let found = match found {
                 Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) | Err(e) => Err(error_text(e)),
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(target: "gocost::alerts", rule = %rule.name, error = %e, "evaluating an alert rule failed");
+                    Err(e.to_string())
+                }
             };
             if let Some(body) = transition(&st.alerts, &rule, found, now) {
                 for url in &rule.webhook {
@@ -124,16 +134,6 @@ pub async fn run(st: Arc<AppState>) {
                 }
             }
         }
-    }
-}
-
-fn error_text(e: ApiError) -> String {
-    match e {
-        ApiError::BadRequest(m)
-        | ApiError::NotFound(m)
-        | ApiError::Unavailable(m)
-        | ApiError::Busy(m)
-        | ApiError::Internal(m) => m,
     }
 }
 
@@ -237,8 +237,8 @@ fn webhook_body(rule: &AlertRule, firing: &[Active], resolved: &[Active], now_ms
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-fn unit(when: &str) -> &'static str {
-    gocost_scrape::alerting::WHEN
+pub(crate) fn unit(when: &str) -> &'static str {
+    gocost_config::alerting::WHEN
         .iter()
         .find(|w| w.0 == when)
         .map_or("", |w| w.1)
@@ -278,13 +278,19 @@ fn deliver(st: &Arc<AppState>, client: &reqwest::Client, url: String, body: Vec<
                     return;
                 }
                 Ok(r) => last = format!("HTTP {}", r.status()),
-                Err(e) => last = e.to_string(),
+                // reqwest's message holds the whole URL.
+                Err(e) => last = e.without_url().to_string(),
             }
         }
         st.alerts.failed.fetch_add(1, Ordering::Relaxed);
-        // The URL may carry a secret (chat webhooks do): name its host only.
-        let host = url.split('/').nth(2).unwrap_or("?");
-        eprintln!("gocost: alert notification to {host} failed after 3 tries: {last}");
+        // The URL may carry a secret (userinfo; chat webhooks put one in the path): its
+        // origin only.
+        tracing::warn!(
+            target: "gocost::alerts",
+            webhook = %gocost_config::url_origin(&url),
+            error = %last,
+            "alert notification failed after 3 tries"
+        );
     });
 }
 
@@ -292,7 +298,7 @@ fn deliver(st: &Arc<AppState>, client: &reqwest::Client, url: String, body: Vec<
 pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>, ApiError> {
     let sel =
         Selector::parse(rule.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
-    let to = crate::now_ns();
+    let to = crate::time::now_ns();
     let from = to - rule.window().as_nanos() as i64;
     let above = rule.threshold();
     let mut out = Vec::new();
@@ -342,7 +348,12 @@ pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>,
                 let v = if rule.when == "gc_pause_p99" {
                     g.pauses.as_ref().map(|p| p.p99)
                 } else {
-                    g.gc_cpu.as_ref().map(|c| c.fraction)
+                    // A fraction of a few samples is noise (an idle service's first profile
+                    // can be all collector): judge it on a second of CPU time or more.
+                    g.gc_cpu
+                        .as_ref()
+                        .filter(|c| c.cpu_seconds >= MIN_GC_ALERT_CPU_SECONDS)
+                        .map(|c| c.fraction)
                 };
                 if let Some(v) = v.filter(|&v| v > above) {
                     out.push(Instance {
@@ -402,6 +413,41 @@ pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>,
                 }
             }
         }
+        "trace_stw_p99" | "trace_sched_latency_p99" | "trace_gc_assist_fraction" => {
+            let (series, what, scale, unit) = match rule.when.as_str() {
+                "trace_stw_p99" => (
+                    "go_trace_stw_seconds{quantile=\"0.99\"}",
+                    "p99 stop-the-world pause",
+                    1e3,
+                    "ms",
+                ),
+                "trace_sched_latency_p99" => (
+                    "go_trace_sched_latency_seconds{quantile=\"0.99\"}",
+                    "p99 scheduler latency",
+                    1e3,
+                    "ms",
+                ),
+                _ => (
+                    "go_trace_gc_assist_fraction",
+                    "GC mark assists took",
+                    100.0,
+                    "% of the procs' time",
+                ),
+            };
+            for (labels, t, v) in worst_trace_value(st, &sel, series, from, to)? {
+                if v > above {
+                    out.push(Instance {
+                        summary: format!(
+                            "{what} {:.3} {unit} in the execution trace of {}",
+                            v * scale,
+                            gocost_report::timefmt::rfc3339_utc(t / 1_000_000)
+                        ),
+                        labels,
+                        value: v,
+                    });
+                }
+            }
+        }
         other => {
             return Err(ApiError::BadRequest(format!(
                 "unknown alert kind {other:?}"
@@ -411,68 +457,57 @@ pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>,
     Ok(out)
 }
 
-/// `GET /api/v1/alerts`: every rule with its firing alerts and last evaluation; with
-/// tenancy, only the alerts about the caller's tenant's series.
-pub(crate) async fn list(
-    State(st): State<Arc<AppState>>,
-    tenant: Option<axum::Extension<crate::access::Tenant>>,
-) -> Result<Response, ApiError> {
-    st.requests.fetch_add(1, Ordering::Relaxed);
-    let mut state = st
-        .alerts
-        .state
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
-    if let Some(axum::Extension(t)) = tenant {
-        for s in state.values_mut() {
-            s.firing.retain(|a| t.owns_labels(&a.alert.labels));
+/// Per target matching `sel`, the worst (largest) value of a stored execution-trace series
+/// (`gocost_scrape::trace` writes one point per capture, e.g.
+/// `go_trace_sched_latency_seconds{quantile="0.99"}`) in `[from, to]`, with its capture's
+/// time. Labels are the target's (`__name__` and `quantile` removed).
+fn worst_trace_value(
+    st: &AppState,
+    sel: &Selector,
+    series: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(Labels, i64, f64)>, ApiError> {
+    let text = match series.split_once('{') {
+        Some((name, rest)) => format!("metric{{__name__=\"{name}\",{rest}"),
+        None => format!("metric{{__name__=\"{series}\"}}"),
+    };
+    let mut s = Selector::parse(&text).map_err(ApiError::Internal)?;
+    s.matchers.extend(sel.matchers.iter().cloned());
+    let points = st
+        .store
+        .select_points(&s, from, to)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut worst: BTreeMap<Labels, (i64, f64)> = BTreeMap::new();
+    for (key, pts) in points {
+        let mut labels = key.labels.clone();
+        labels.remove("__name__");
+        labels.remove("quantile");
+        for &(t, v) in pts.iter().filter(|p| p.1.is_finite()) {
+            let w = worst.entry(labels.clone()).or_insert((t, v));
+            if v > w.1 {
+                *w = (t, v);
+            }
         }
     }
-    let rules: Vec<serde_json::Value> = st
-        .alerts
-        .rules()
-        .iter()
-        .map(|r| {
-            let s = state.get(&r.name).cloned().unwrap_or_default();
-            serde_json::json!({
-                "name": r.name,
-                "when": r.when,
-                "query": r.query,
-                "above": r.threshold(),
-                "unit": unit(&r.when),
-                "window_seconds": r.window().as_secs(),
-                "webhooks": r.webhook.len(),
-                "firing": s.firing,
-                "last_evaluation_ms": s.last_evaluation_ms,
-                "last_error": s.last_error,
-            })
-        })
-        .collect();
-    Ok(axum::Json(rules).into_response())
+    Ok(worst.into_iter().map(|(l, (t, v))| (l, t, v)).collect())
 }
 
 /// `/metrics` lines: firing alerts per rule, notifications sent and failed.
-pub(crate) fn metrics(st: &AppState, o: &mut String) {
-    use std::fmt::Write as _;
-    let _ = writeln!(
-        o,
-        "# HELP gocost_alerts_firing Alerts of a rule firing now.\n# TYPE gocost_alerts_firing gauge"
+pub(crate) fn metrics(st: &AppState, o: &mut Text) {
+    let state = st.alerts.state();
+    o.samples(
+        "gocost_alerts_firing",
+        Type::Gauge,
+        "Alerts of a rule firing now.",
+        st.alerts.rules().iter().map(|r| {
+            let n = state.get(&r.name).map_or(0, |s| s.firing.len());
+            (
+                prom::labels(&Labels::new(), &[("alertname", &r.name)]),
+                n as f64,
+            )
+        }),
     );
-    let state = st
-        .alerts
-        .state
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
-    for r in st.alerts.rules() {
-        let n = state.get(&r.name).map_or(0, |s| s.firing.len());
-        let _ = writeln!(
-            o,
-            "gocost_alerts_firing{{alertname=\"{}\"}} {n}",
-            crate::esc(&r.name)
-        );
-    }
     for (name, help, v) in [
         (
             "gocost_alert_notifications_total",
@@ -485,11 +520,7 @@ pub(crate) fn metrics(st: &AppState, o: &mut String) {
             &st.alerts.failed,
         ),
     ] {
-        let _ = writeln!(
-            o,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-            v.load(Ordering::Relaxed)
-        );
+        o.single(name, Type::Counter, help, v.load(Ordering::Relaxed) as f64);
     }
 }
 

@@ -20,15 +20,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use crate::AppState;
-use crate::access::status;
+use crate::{ApiError, AppState};
 
 /// How the listener treats connections (the config's `[server]`).
 #[derive(Debug, Clone)]
@@ -119,7 +118,7 @@ pub async fn serve(
                 // Out of file descriptors (EMFILE/ENFILE) or a transient error: back off
                 // instead of spinning.
                 if !stats.at_limit.swap(true, Ordering::Relaxed) {
-                    eprintln!("gocost: accepting a connection failed: {e} (retrying)");
+                    tracing::warn!(target: "gocost::http", error = %e, "accepting a connection failed (retrying)");
                 }
                 stats.refused.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -131,16 +130,18 @@ pub async fn serve(
         if conns.len() >= limit {
             stats.refused.fetch_add(1, Ordering::Relaxed);
             if !stats.at_limit.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "gocost: {} connections open, the limit (server.max_connections = {limit}): refusing new ones with 503",
-                    conns.len()
+                tracing::warn!(
+                    target: "gocost::http",
+                    open = conns.len(),
+                    limit,
+                    "connections at the limit (server.max_connections): refusing new ones with 503"
                 );
             }
             refuse(stream, limit);
             continue;
         }
         if stats.at_limit.swap(false, Ordering::Relaxed) {
-            eprintln!("gocost: accepting connections again");
+            tracing::info!(target: "gocost::http", "accepting connections again");
         }
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(app.clone());
@@ -216,13 +217,11 @@ pub(crate) async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
-        return status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "body of {} bytes is over the server's limit of {max} bytes (the max_body setting in [limits])",
-                declared.unwrap_or_default()
-            ),
-        );
+        return ApiError::PayloadTooLarge(format!(
+            "body of {} bytes is over the server's limit of {max} bytes (the max_body setting in [limits])",
+            declared.unwrap_or_default()
+        ))
+        .into_response();
     }
     let timeout = *st.body_timeout.read().unwrap_or_else(|p| p.into_inner());
     let (parts, body) = req.into_parts();
@@ -237,31 +236,24 @@ pub(crate) async fn read_body(
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
                 || e.to_string().contains("length limit");
             return if too_big {
-                status(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "body is over the server's limit of {max} bytes (the max_body setting in [limits])"
-                    ),
-                )
+                ApiError::PayloadTooLarge(format!(
+                    "body is over the server's limit of {max} bytes (the max_body setting in [limits])"
+                ))
             } else {
-                status(
-                    StatusCode::BAD_REQUEST,
-                    format!("reading the request body failed: {e}"),
-                )
-            };
+                ApiError::BadRequest(format!("reading the request body failed: {e}"))
+            }
+            .into_response();
         }
         Err(_) => {
             st.conns.body_timeouts.fetch_add(1, Ordering::Relaxed);
-            let mut r = status(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "the request body did not arrive within {:?} (the body_timeout setting in [server]){}",
-                    timeout,
-                    declared.map_or(String::new(), |n| format!(
-                        ": fewer than its Content-Length of {n} bytes"
-                    ))
-                ),
-            );
+            let mut r = ApiError::BadRequest(format!(
+                "the request body did not arrive within {:?} (the body_timeout setting in [server]){}",
+                timeout,
+                declared.map_or(String::new(), |n| format!(
+                    ": fewer than its Content-Length of {n} bytes"
+                ))
+            ))
+            .into_response();
             r.headers_mut().insert(
                 header::CONNECTION,
                 axum::http::HeaderValue::from_static("close"),

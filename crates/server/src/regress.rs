@@ -1,5 +1,6 @@
-//! `/api/v1/regressions`: per target, the build changes in its CPU profiles over the range
-//! (the main mapping's build ID, or the `version` label) and the functions each change made
+//! Regressions, the analysis behind `/api/v1/regressions`, the regression gauges and alert
+//! rules: per target, the build changes in its CPU profiles over the range (the main
+//! mapping's build ID, or the `version` label) and the functions each change made
 //! significantly more expensive ([`gocost_insights::regress`]).
 //!
 //! A target is a series' labels without `version`: series that differ only in `version`
@@ -8,32 +9,16 @@
 //! each is compared with itself, so a rolling deploy is judged per instance.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
 use gocost_insights::regress::{self, Change, Observation, Rule};
 use gocost_store::Selector;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::insights::each_profile;
-use crate::{ApiError, AppState, blocking, time_range};
+use crate::select::each_profile;
+use crate::{ApiError, AppState};
 
 /// The label that names a release; its changes are build changes.
 pub(crate) const VERSION_LABEL: &str = "version";
-
-#[derive(Deserialize, Default)]
-pub(crate) struct RegressQuery {
-    query: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    /// Smallest change that counts, as a fraction (0.1 = 10 %).
-    threshold: Option<f64>,
-    /// Profiles needed per side before a change is judged, and compared at most.
-    min_profiles: Option<usize>,
-    max_profiles: Option<usize>,
-}
 
 /// One target's build changes.
 #[derive(Serialize)]
@@ -43,57 +28,6 @@ pub(crate) struct SeriesRegressions {
     /// CPU profiles read.
     pub profiles: usize,
     pub changes: Vec<Change>,
-}
-
-/// The CPU selector of `text` (the kind may be omitted).
-fn cpu_selector(text: &str) -> Result<Selector, ApiError> {
-    let mut sel = Selector::parse(text).map_err(ApiError::BadRequest)?;
-    match sel.kind.as_deref() {
-        None => sel.kind = Some("cpu".into()),
-        Some("cpu") => {}
-        Some(k) => {
-            return Err(ApiError::BadRequest(format!(
-                "regressions are found in cpu profiles, not {k:?}: query=cpu{{...}}"
-            )));
-        }
-    }
-    Ok(sel)
-}
-
-/// `GET /api/v1/regressions?query=cpu{job="api"}&from=now-1h`: per target, every build
-/// change in the range and the functions it made more expensive.
-pub(crate) async fn regressions(
-    State(st): State<Arc<AppState>>,
-    Query(q): Query<RegressQuery>,
-) -> Result<Response, ApiError> {
-    st.requests.fetch_add(1, Ordering::Relaxed);
-    let body = blocking(move || {
-        let text = q.query.as_deref().unwrap_or("cpu");
-        let sel = cpu_selector(text)?;
-        let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
-        let d = Rule::default();
-        let rule = Rule {
-            threshold: q.threshold.unwrap_or(d.threshold),
-            min_profiles: q.min_profiles.unwrap_or(d.min_profiles).max(4),
-            max_profiles: q.max_profiles.unwrap_or(d.max_profiles).clamp(4, 100),
-            ..d
-        };
-        if !(0.0..=10.0).contains(&rule.threshold) {
-            return Err(ApiError::BadRequest(format!(
-                "threshold {} is not a fraction (0.1 = 10 %)",
-                rule.threshold
-            )));
-        }
-        let out = regressions_with(&st, &sel, from, to, &rule)?;
-        if out.is_empty() {
-            return Err(ApiError::NotFound(format!(
-                "no cpu profiles match {text} in the range"
-            )));
-        }
-        Ok(out)
-    })
-    .await??;
-    Ok(axum::Json(body).into_response())
 }
 
 /// Build changes per target with the default rule (for `/metrics` and the UI).
@@ -106,7 +40,7 @@ pub(crate) fn regressions_by_series(
     regressions_with(st, sel, from, to, &Rule::default())
 }
 
-fn regressions_with(
+pub(crate) fn regressions_with(
     st: &AppState,
     sel: &Selector,
     from: i64,

@@ -534,8 +534,19 @@ async fn timeline_by_label() {
 async fn an_empty_range_is_an_answer() {
     let app = app("empty");
     let q = enc(r#"mutex{job="demo"}"#);
-    for (path, shape) in [("top", "rows"), ("flame", "nodes"), ("tags", "keys")] {
-        let (code, body) = get(&app, &format!("/api/v1/{path}?query={q}&{}", range(0, 9))).await;
+    for (path, shape) in [
+        ("top", "rows"),
+        ("flame", "nodes"),
+        ("tags", "keys"),
+        ("graph", "nodes"),
+        ("peek?symbol=main&", "entries"),
+    ] {
+        let sep = if path.ends_with('&') { "" } else { "?" };
+        let (code, body) = get(
+            &app,
+            &format!("/api/v1/{path}{sep}query={q}&{}", range(0, 9)),
+        )
+        .await;
         assert_eq!(code, StatusCode::OK, "{path}");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(
@@ -547,6 +558,25 @@ async fn an_empty_range_is_an_answer() {
         );
         assert!(v[shape].is_array(), "{path}: {v}");
     }
+    // Insights answer lists: nothing in the range is `[]`, the reason in a header.
+    for path in ["leaks", "heap_growth", "regressions", "gc"] {
+        let resp = app
+            .clone()
+            .oneshot(
+                Request::get(format!("/api/v1/{path}?from=1000&to=2000"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let reason = resp.headers()["gocost-empty"].to_str().unwrap().to_string();
+        assert!(reason.contains("in the range"), "{path}: {reason}");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"[]", "{path}");
+    }
     for path in ["profile", "top?format=text&"] {
         let sep = if path.ends_with('&') { "" } else { "?" };
         let (code, _) = get(
@@ -556,4 +586,72 @@ async fn an_empty_range_is_an_answer() {
         .await;
         assert_eq!(code, StatusCode::NOT_FOUND, "{path}");
     }
+}
+
+/// A kind that is neither one gocost scrapes nor one the store holds is a mistake in the
+/// query: 400 naming the kinds, on every profile route (and a diff's base). A pushed kind the
+/// store holds (the Node agent's `wall`) is answered, and a known kind without data in the
+/// range stays an empty 200.
+#[tokio::test]
+async fn an_unknown_kind_is_400_naming_the_kinds() {
+    let dir = std::env::temp_dir().join(format!("gocost-api-{}-kinds", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (store, _) = std::thread::spawn(move || Store::open(Options::new(&dir)))
+        .join()
+        .unwrap()
+        .unwrap();
+    let key = |kind: &str| SeriesKey::new(kind, [("job".to_string(), "node".to_string())]);
+    for m in 0..3 {
+        store
+            .append(&key("cpu"), T0 + m * MIN, &profile("cpu.pb.gz"))
+            .unwrap();
+        store
+            .append(&key("wall"), T0 + m * MIN, &profile("cpu.pb.gz"))
+            .unwrap();
+    }
+    assert_eq!(
+        store.kinds().into_iter().collect::<Vec<_>>(),
+        ["cpu", "wall"]
+    );
+    let health: HealthSource = Arc::new(RwLock::new(Box::new(Vec::new)));
+    let app = router(AppState::new(Arc::new(store), health));
+    let bad = enc(r#"cpux{job="node"}"#);
+    for uri in [
+        format!("/api/v1/top?query={bad}&{}", range(0, 9)),
+        format!("/api/v1/flame?query={bad}&{}", range(0, 9)),
+        format!("/api/v1/profile?query={bad}&{}", range(0, 9)),
+        format!("/api/v1/timeline?query={bad}&{}", range(0, 9)),
+        format!("/api/v1/tags?query={bad}&{}", range(0, 9)),
+        format!(
+            "/api/v1/flame?query=cpu&base_query={bad}&{}&base_from={}&base_to={}",
+            range(0, 9),
+            T0 / 1_000_000_000,
+            (T0 + 9 * MIN) / 1_000_000_000
+        ),
+    ] {
+        let (code, body) = get(&app, &uri).await;
+        assert_eq!(
+            code,
+            StatusCode::BAD_REQUEST,
+            "{uri}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let e = v["error"].as_str().unwrap();
+        assert!(
+            e.contains("unknown profile kind \"cpux\"")
+                && e.contains("cpu, heap, allocs")
+                && e.contains("pushed here: wall"),
+            "{uri}: {e}"
+        );
+    }
+    let (code, body) = get(&app, &format!("/api/v1/top?query=wall&{}", range(0, 9))).await;
+    assert_eq!(code, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(!v["rows"].as_array().unwrap().is_empty(), "{v}");
+    assert!(v.get("empty").is_none_or(|e| e.is_null()), "{v}");
+    let (code, body) = get(&app, &format!("/api/v1/top?query=block&{}", range(0, 9))).await;
+    assert_eq!(code, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["empty"].as_str().is_some(), "{v}");
 }

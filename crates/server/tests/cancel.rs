@@ -26,11 +26,13 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// `gocost_query_cancelled_total` on a /metrics page; missing, the test fails.
 fn cancelled(text: &str) -> f64 {
-    text.lines()
+    let v = text
+        .lines()
         .find_map(|l| l.strip_prefix("gocost_query_cancelled_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no gocost_query_cancelled_total in /metrics:\n{text}"));
+    v.trim().parse().expect("a number")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

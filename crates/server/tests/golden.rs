@@ -1,9 +1,10 @@
-//! The API's refine options are pprof's: every `-top` and `-tags` case of
+//! The API's refine options are pprof's: every `-top`, `-tags`, `-dot` and `-peek` case of
 //! `testdata/golden/cases.txt` (focus, ignore, hide, show, show_from, prune_from, tagfocus,
 //! tagignore, granularity, noinlines, cum, nodecount, nodefraction, sample_index, several
-//! files merged), asked of `/api/v1/top?format=text` or `/api/v1/tags?format=text` with the
-//! same options over the stored profiles, prints exactly what `go tool pprof` printed for the
-//! files (the committed golden), byte for byte.
+//! files merged), asked of `/api/v1/top?format=text`, `/api/v1/tags?format=text`,
+//! `/api/v1/graph?format=dot` or `/api/v1/peek?format=text&symbol=…` with the same options
+//! over the stored profiles, prints exactly what `go tool pprof` printed for the files (the
+//! committed golden), byte for byte.
 
 use std::sync::{Arc, RwLock};
 
@@ -54,7 +55,7 @@ fn params(args: &[String]) -> Option<(Vec<String>, Vec<String>)> {
 }
 
 #[tokio::test]
-async fn top_and_tags_with_refine_options_are_go_tool_pprofs() {
+async fn top_tags_graph_and_peek_with_refine_options_are_go_tool_pprofs() {
     let dir = std::env::temp_dir().join(format!("gocost-api-golden-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (store, _) = std::thread::spawn(move || Store::open(Options::new(&dir)))
@@ -64,25 +65,36 @@ async fn top_and_tags_with_refine_options_are_go_tool_pprofs() {
     let known = divergences();
     let mut asked = Vec::new();
     for (i, case) in cases().iter().enumerate() {
-        if !matches!(case.args[0].as_str(), "-top" | "-tags") || known.contains_key(&case.slug) {
+        let (report, format, extra) = match case.args[0].as_str() {
+            "-top" => ("top", "text", None),
+            "-tags" => ("tags", "text", None),
+            "-dot" => ("graph", "dot", None),
+            a => match a.strip_prefix("-peek=") {
+                Some(rx) => ("peek", "text", Some(format!("symbol={}", enc(rx)))),
+                None => continue,
+            },
+        };
+        if known.contains_key(&case.slug) {
             continue;
         }
-        let Some((q, files)) = params(&case.args) else {
+        let Some((mut q, files)) = params(&case.args) else {
             continue;
         };
+        q.push(format!("format={format}"));
+        q.extend(extra);
         let key = SeriesKey::new("cpu", [("case".to_string(), i.to_string())]);
         for (j, f) in files.iter().enumerate() {
             let bytes = std::fs::read(profiles_dir().join(f)).unwrap();
             store.append(&key, T0 + j as i64, &bytes).unwrap();
         }
-        asked.push((case.slug.clone(), i, case.args[0][1..].to_string(), q));
+        asked.push((case.slug.clone(), i, report.to_string(), q));
     }
     let health: HealthSource = Arc::new(RwLock::new(Box::new(Vec::new)));
     let app = router(AppState::new(Arc::new(store), health));
     let mut failures = Vec::new();
     for (slug, i, report, q) in &asked {
         let uri = format!(
-            "/api/v1/{report}?format=text&agg=sum&query=cpu%7Bcase%3D%22{i}%22%7D&from={}&to={}&{}",
+            "/api/v1/{report}?agg=sum&query=cpu%7Bcase%3D%22{i}%22%7D&from={}&to={}&{}",
             T0 / 1_000_000_000 - 1,
             T0 / 1_000_000_000 + 10,
             q.join("&")
@@ -107,7 +119,10 @@ async fn top_and_tags_with_refine_options_are_go_tool_pprofs() {
         }
     }
     assert!(asked.len() >= 200, "only {} cases asked", asked.len());
-    assert!(asked.iter().filter(|a| a.2 == "tags").count() >= 10);
+    for (report, at_least) in [("tags", 10), ("graph", 20), ("peek", 5)] {
+        let n = asked.iter().filter(|a| a.2 == report).count();
+        assert!(n >= at_least, "only {n} {report} cases asked");
+    }
     assert!(
         failures.is_empty(),
         "{} of {} API answers differ from go tool pprof (actual output in target/golden-actual/):\n{}",

@@ -11,12 +11,7 @@ use gocost_store::{Options, Store};
 use tower::ServiceExt;
 
 fn testdata(name: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../testdata/profiles")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read(gocost_testkit::profiles_dir().join(name)).unwrap()
 }
 
 fn state(name: &str) -> Arc<AppState> {
@@ -209,7 +204,7 @@ async fn refused_pushes_say_why_and_store_nothing() {
 #[tokio::test]
 async fn configured_tokens_guard_pushes() {
     let st = state("tokens");
-    let cfg = gocost_scrape::Config::parse(
+    let cfg = gocost_config::Config::parse(
         r#"
 [[auth.tokens]]
 name = "pusher"

@@ -102,6 +102,8 @@ async fn too_few_profiles_and_bad_queries() {
     assert!(c["note"].as_str().unwrap().contains("8 per side"), "{c:#}");
     let (code, doc) = get(&app, &uri("heap")).await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{doc}");
+    // Nothing matched is an empty answer, not an error.
     let (code, doc) = get(&app, &uri("cpu%7Bjob%3D%22nope%22%7D")).await;
-    assert_eq!(code, StatusCode::NOT_FOUND, "{doc}");
+    assert_eq!(code, StatusCode::OK, "{doc}");
+    assert_eq!(doc, serde_json::json!([]));
 }

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use gocost_pprof::{Combiner, Profile};
 
-use crate::{Error, Selector, SeriesKey, Store, Visit, block, symtab};
+use crate::query::Visit;
+use crate::{Error, Selector, SeriesKey, Store, block, symtab};
 
 /// How the profiles of one series over a range combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,16 +1,24 @@
-//! Where blocks live: a directory or an S3-compatible bucket, through `object_store`.
+//! Where blocks live, behind one trait, [`BlobStore`]: a local directory ([`LocalBlobs`]) or
+//! an S3-compatible bucket through `object_store` ([`ObjectBlobs`]). Both pass one
+//! conformance suite (`tests/blobstore.rs`).
 //!
-//! The store's API is synchronous (it is called from blocking threads, never from async
-//! tasks), so this wrapper drives `object_store`'s futures on a small runtime of its own.
+//! The store's API is synchronous. `ObjectBlobs` drives `object_store`'s futures on a small
+//! runtime of its own, so its calls must come from blocking threads, never from a thread that
+//! drives async tasks (tokio refuses to block one); both backends answer such a call with
+//! [`Error::AsyncContext`] instead of doing it.
 
+use std::cell::Cell;
+use std::io::Read;
 use std::ops::Range;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once, OnceLock};
 
 use object_store::path::Path as ObjPath;
-use std::io::Read;
-
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::Error;
+use crate::wal::{FaultHook, FaultPoint};
 
 /// Where blocks are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,89 +44,277 @@ pub struct S3Config {
 }
 
 /// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub name: String,
     pub size: u64,
 }
 
-pub struct Blobs {
-    os: Arc<dyn ObjectStore>,
-    prefix: String,
-    rt: Option<tokio::runtime::Runtime>,
-    local_dir: Option<PathBuf>,
-    pub(crate) describe: String,
+/// Uploads larger than this go up in parts of this size (S3 multipart).
+pub const PART_SIZE: usize = 16 << 20;
+
+/// Block storage: flat names (no `/`) to immutable objects.
+///
+/// Every backend keeps these promises (checked by `tests/blobstore.rs` against each):
+/// an object appears whole or not at all — a put that fails or is interrupted (the process
+/// dies) leaves no object under its name; a put of a name that exists replaces it; `delete`
+/// of a missing name succeeds; ranged reads return exactly the bytes asked for or fail;
+/// every call made from a thread that drives async tasks fails with
+/// [`Error::AsyncContext`] and does nothing.
+pub trait BlobStore: Send + Sync {
+    /// Where the objects are, for logs: a directory, or `s3://bucket/prefix`.
+    fn describe(&self) -> &str;
+    /// Moves a finished local file into the store as `name` (durably: after `Ok` a crash
+    /// cannot lose it). On success the file is gone; on failure it is left where it was.
+    fn put_file(&self, name: &str, path: &Path) -> Result<(), Error>;
+    /// Bytes `r` of object `name`.
+    fn get_range(&self, name: &str, r: Range<u64>) -> Result<Vec<u8>, Error>;
+    /// Objects whose names end in `suffix`.
+    fn list(&self, suffix: &str) -> Result<Vec<Listed>, Error>;
+    /// Deletes `name`; deleting a missing name is not an error.
+    fn delete(&self, name: &str) -> Result<(), Error>;
+    /// The directory holding the objects as files, if the backend is local.
+    fn local_dir(&self) -> Option<&Path> {
+        None
+    }
+}
+
+/// Opens the block storage `cfg` names for the data directory `data_dir`, creating the
+/// local `blocks/` directory if needed. `faults` are for tests.
+pub fn open_blob_store(
+    cfg: &BlobConfig,
+    data_dir: &Path,
+    faults: Option<FaultHook>,
+) -> Result<Box<dyn BlobStore>, Error> {
+    open_with(cfg, data_dir, true, faults)?.ok_or_else(|| Error::Io(io_err("no block storage")))
+}
+
+/// Opens block storage without creating anything: `None` when the local `blocks/`
+/// directory does not exist (no block was ever written).
+pub(crate) fn open_existing(
+    cfg: &BlobConfig,
+    data_dir: &Path,
+) -> Result<Option<Box<dyn BlobStore>>, Error> {
+    open_with(cfg, data_dir, false, None)
+}
+
+fn open_with(
+    cfg: &BlobConfig,
+    data_dir: &Path,
+    create: bool,
+    faults: Option<FaultHook>,
+) -> Result<Option<Box<dyn BlobStore>>, Error> {
+    match cfg {
+        BlobConfig::Local => {
+            let dir: PathBuf = data_dir.join("blocks");
+            if create {
+                std::fs::create_dir_all(&dir)?;
+            } else if !dir.is_dir() {
+                return Ok(None);
+            }
+            Ok(Some(Box::new(LocalBlobs {
+                describe: dir.display().to_string(),
+                dir,
+                faults,
+            })))
+        }
+        BlobConfig::S3(s) => Ok(Some(Box::new(ObjectBlobs::s3(s, faults)?))),
+    }
 }
 
 fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-impl Blobs {
-    pub fn open(cfg: &BlobConfig, data_dir: &std::path::Path) -> std::io::Result<Blobs> {
-        Self::open_with(cfg, data_dir, true)?.ok_or_else(|| io_err("no block storage"))
+fn fault(h: &Option<FaultHook>, at: FaultPoint) -> std::io::Result<()> {
+    match h.as_ref().and_then(|h| (h.0)(at)) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+thread_local! {
+    /// Set while [`blocking_allowed`] probes, so that tokio's refusal is not printed.
+    static PROBING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread may block: it is not driving async tasks. Tokio has no question for
+/// this, only a refusal: entering a runtime from such a thread panics before it does
+/// anything. So this enters one (with a future that is ready at once), and catches the
+/// refusal (keeping it out of the panic hook's output).
+fn blocking_allowed(rt: &tokio::runtime::Runtime) -> bool {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return true; // no runtime on this thread at all
+    }
+    static QUIET: Once = Once::new();
+    QUIET.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !PROBING.with(Cell::get) {
+                prev(info);
+            }
+        }));
+    });
+    PROBING.with(|p| p.set(true));
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(async {})));
+    PROBING.with(|p| p.set(false));
+    ok.is_ok()
+}
+
+/// A runtime only for [`blocking_allowed`]'s probe from backends that have none.
+fn probe_runtime() -> Result<&'static tokio::runtime::Runtime, Error> {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(rt) = RT.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    Ok(RT.get_or_init(|| rt))
+}
+
+fn refuse(op: &'static str) -> Error {
+    Error::AsyncContext(op)
+}
+
+/// Blocks as files in a directory: a put is a rename of a file already synced, followed by a
+/// sync of the directory; reads are positional reads.
+pub struct LocalBlobs {
+    dir: PathBuf,
+    describe: String,
+    faults: Option<FaultHook>,
+}
+
+impl LocalBlobs {
+    fn check(&self, op: &'static str) -> Result<(), Error> {
+        if tokio::runtime::Handle::try_current().is_err() || blocking_allowed(probe_runtime()?) {
+            Ok(())
+        } else {
+            Err(refuse(op))
+        }
+    }
+}
+
+impl BlobStore for LocalBlobs {
+    fn describe(&self) -> &str {
+        &self.describe
     }
 
-    /// Opens block storage without creating anything: `None` when the local `blocks/`
-    /// directory does not exist (no block was ever written).
-    pub fn open_existing(
-        cfg: &BlobConfig,
-        data_dir: &std::path::Path,
-    ) -> std::io::Result<Option<Blobs>> {
-        Self::open_with(cfg, data_dir, false)
+    fn put_file(&self, name: &str, path: &Path) -> Result<(), Error> {
+        self.check("put_file")?;
+        std::fs::File::open(path)?.sync_all()?;
+        fault(&self.faults, FaultPoint::BlobPut)?;
+        // Durable before the WAL segments it replaces are deleted. If the directory cannot
+        // be synced, the object is taken back (the file moved back where it was): the cut
+        // is retried whole, and a block that might vanish in a crash never stands in for
+        // its segments.
+        let target = self.dir.join(name);
+        std::fs::rename(path, &target)?;
+        let synced = fault(&self.faults, FaultPoint::BlobComplete)
+            .and_then(|()| std::fs::File::open(&self.dir)?.sync_all());
+        if let Err(e) = synced {
+            if std::fs::rename(&target, path).is_err() {
+                let _ = std::fs::remove_file(&target);
+            }
+            return Err(e.into());
+        }
+        Ok(())
     }
 
-    fn open_with(
-        cfg: &BlobConfig,
-        data_dir: &std::path::Path,
-        create: bool,
-    ) -> std::io::Result<Option<Blobs>> {
+    fn get_range(&self, name: &str, r: Range<u64>) -> Result<Vec<u8>, Error> {
+        self.check("get_range")?;
+        let f = std::fs::File::open(self.dir.join(name))?;
+        let len = r.end.checked_sub(r.start).ok_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{name}: bad range {r:?}"),
+            ))
+        })?;
+        let size = f.metadata()?.len();
+        if r.end > size {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{name}: range {r:?} past the end ({size} bytes)"),
+            )));
+        }
+        let mut b = vec![0u8; len as usize];
+        f.read_exact_at(&mut b, r.start)?;
+        Ok(b)
+    }
+
+    fn list(&self, suffix: &str) -> Result<Vec<Listed>, Error> {
+        self.check("list")?;
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir)? {
+            let e = e?;
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            let m = e.metadata()?;
+            if m.is_file() && name.ends_with(suffix) {
+                out.push(Listed {
+                    name,
+                    size: m.len(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete(&self, name: &str) -> Result<(), Error> {
+        self.check("delete")?;
+        fault(&self.faults, FaultPoint::BlobDelete)?;
+        match std::fs::remove_file(self.dir.join(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn local_dir(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
+}
+
+/// Blocks as objects in an `object_store` (an S3-compatible bucket), driven on a runtime of
+/// its own.
+pub struct ObjectBlobs {
+    os: Arc<dyn ObjectStore>,
+    prefix: String,
+    rt: Option<tokio::runtime::Runtime>,
+    describe: String,
+    faults: Option<FaultHook>,
+}
+
+impl ObjectBlobs {
+    fn s3(s: &S3Config, faults: Option<FaultHook>) -> Result<ObjectBlobs, Error> {
+        // The S3 client speaks TLS through rustls with the ring provider (a no-op if the
+        // process installed one already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&s.bucket)
+            .with_region(if s.region.is_empty() {
+                "us-east-1"
+            } else {
+                &s.region
+            })
+            .with_access_key_id(&s.access_key_id)
+            .with_secret_access_key(&s.secret_access_key)
+            .with_allow_http(s.allow_http);
+        if !s.endpoint.is_empty() {
+            b = b.with_endpoint(&s.endpoint);
+        }
+        let os = b.build().map_err(io_err)?;
+        let prefix = s.prefix.trim_matches('/').to_string();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let mut local_dir = None;
-        let (os, prefix, describe): (Arc<dyn ObjectStore>, String, String) = match cfg {
-            BlobConfig::Local => {
-                let dir: PathBuf = data_dir.join("blocks");
-                if create {
-                    std::fs::create_dir_all(&dir)?;
-                } else if !dir.is_dir() {
-                    return Ok(None);
-                }
-                let fs =
-                    object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(io_err)?;
-                local_dir = Some(dir.clone());
-                (Arc::new(fs), String::new(), dir.display().to_string())
-            }
-            BlobConfig::S3(s) => {
-                // The S3 client speaks TLS through rustls with the ring provider (a no-op
-                // if the process installed one already).
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let mut b = object_store::aws::AmazonS3Builder::new()
-                    .with_bucket_name(&s.bucket)
-                    .with_region(if s.region.is_empty() {
-                        "us-east-1"
-                    } else {
-                        &s.region
-                    })
-                    .with_access_key_id(&s.access_key_id)
-                    .with_secret_access_key(&s.secret_access_key)
-                    .with_allow_http(s.allow_http);
-                if !s.endpoint.is_empty() {
-                    b = b.with_endpoint(&s.endpoint);
-                }
-                let os = b.build().map_err(io_err)?;
-                let prefix = s.prefix.trim_matches('/').to_string();
-                let describe = format!("s3://{}/{}", s.bucket, prefix);
-                (Arc::new(os), prefix, describe)
-            }
-        };
-        Ok(Some(Blobs {
-            os,
+        Ok(ObjectBlobs {
+            os: Arc::new(os),
+            describe: format!("s3://{}/{}", s.bucket, prefix),
             prefix,
             rt: Some(rt),
-            local_dir,
-            describe,
-        }))
+            faults,
+        })
     }
 
     fn path(&self, name: &str) -> ObjPath {
@@ -129,88 +325,108 @@ impl Blobs {
         }
     }
 
-    /// Drives an `object_store` future to completion on the store's runtime. The caller is
-    /// a blocking thread (the store's contract); from an async worker, tokio refuses.
-    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+    /// Drives an `object_store` future to completion on the store's runtime. From a thread
+    /// that drives async tasks it refuses (tokio would panic): [`Error::AsyncContext`].
+    fn run<F: std::future::Future>(&self, op: &'static str, f: F) -> Result<F::Output, Error> {
         // `rt` is only taken in `drop`.
-        self.rt
-            .as_ref()
-            .expect("runtime lives until drop")
-            .block_on(f)
+        let Some(rt) = self.rt.as_ref() else {
+            return Err(Error::Io(io_err("block storage is closed")));
+        };
+        if !blocking_allowed(rt) {
+            return Err(refuse(op));
+        }
+        Ok(rt.block_on(f))
     }
 
-    /// Moves a finished block file into place as `name`: a rename within the data
-    /// directory (fsynced), or an upload (multipart for large blocks) after which the file
-    /// is deleted. The object appears whole or not at all.
-    pub fn put_file(&self, name: &str, path: &std::path::Path) -> std::io::Result<()> {
-        std::fs::File::open(path)?.sync_all()?;
-        if let Some(dir) = &self.local_dir {
-            // Durable before the WAL segments it replaces are deleted. If the directory
-            // cannot be synced, the block is taken back: the cut is retried whole, and a
-            // block that might vanish in a crash never stands in for its segments.
-            let target = dir.join(name);
-            std::fs::rename(path, &target)?;
-            if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-                let _ = std::fs::remove_file(&target);
-                return Err(e);
+    async fn put_multipart(&self, p: &ObjPath, path: &Path) -> std::io::Result<()> {
+        let mut up = self.os.put_multipart(p).await.map_err(io_err)?;
+        let mut f = std::fs::File::open(path)?;
+        let mut part = 0u32;
+        let res: std::io::Result<()> = async {
+            loop {
+                let mut buf = Vec::with_capacity(PART_SIZE);
+                (&mut f).take(PART_SIZE as u64).read_to_end(&mut buf)?;
+                if buf.is_empty() {
+                    break;
+                }
+                part += 1;
+                fault(&self.faults, FaultPoint::BlobPart(part))?;
+                up.put_part(PutPayload::from(buf)).await.map_err(io_err)?;
             }
-            return Ok(());
+            fault(&self.faults, FaultPoint::BlobComplete)?;
+            up.complete().await.map(|_| ()).map_err(io_err)
         }
-        const PART: usize = 16 << 20;
+        .await;
+        if res.is_err() {
+            // The parts already up are dropped with the upload; it never became an object.
+            let _ = up.abort().await;
+        }
+        res
+    }
+}
+
+impl BlobStore for ObjectBlobs {
+    fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    /// An upload (multipart above [`PART_SIZE`]) after which the file is deleted. The object
+    /// appears whole or not at all: S3 makes a multipart upload an object only when it is
+    /// completed; a failed one is aborted (a crashed one leaves parts the bucket's lifecycle
+    /// rules should expire, never an object).
+    fn put_file(&self, name: &str, path: &Path) -> Result<(), Error> {
         let p = self.path(name);
         let size = std::fs::metadata(path)?.len();
-        if size <= PART as u64 {
+        if size <= PART_SIZE as u64 {
             let bytes = std::fs::read(path)?;
-            self.run(self.os.put(&p, PutPayload::from(bytes)))
-                .map_err(io_err)?;
+            self.run("put_file", async {
+                fault(&self.faults, FaultPoint::BlobPut)?;
+                self.os
+                    .put(&p, PutPayload::from(bytes))
+                    .await
+                    .map(|_| ())
+                    .map_err(io_err)
+            })??;
         } else {
-            self.run(async {
-                let mut up = self.os.put_multipart(&p).await.map_err(io_err)?;
-                let mut f = std::fs::File::open(path)?;
-                loop {
-                    let mut buf = Vec::with_capacity(PART);
-                    (&mut f).take(PART as u64).read_to_end(&mut buf)?;
-                    if buf.is_empty() {
-                        break;
-                    }
-                    if let Err(e) = up.put_part(PutPayload::from(buf)).await {
-                        let _ = up.abort().await;
-                        return Err(io_err(e));
-                    }
-                }
-                up.complete().await.map(|_| ()).map_err(io_err)
+            self.run("put_file", self.put_multipart(&p, path))??;
+        }
+        std::fs::remove_file(path)?;
+        Ok(())
+    }
+
+    fn get_range(&self, name: &str, r: Range<u64>) -> Result<Vec<u8>, Error> {
+        let p = self.path(name);
+        if r.is_empty() {
+            // object_store refuses empty ranges; nothing to read.
+            self.run("get_range", async {})?;
+            return Ok(Vec::new());
+        }
+        let want = r.end - r.start;
+        let b = self
+            .run("get_range", self.os.get_range(&p, r.clone()))?
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{name}: {e}"),
+                )),
+                e => Error::Io(io_err(e)),
             })?;
+        // A range past the end comes back short: the promise is the bytes asked for.
+        if b.len() as u64 != want {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{name}: range {r:?} past the end (got {} bytes)", b.len()),
+            )));
         }
-        std::fs::remove_file(path)
+        Ok(b.to_vec())
     }
 
-    pub fn get_range(&self, name: &str, r: Range<u64>) -> std::io::Result<Vec<u8>> {
-        let p = self.path(name);
-        self.run(self.os.get_range(&p, r))
-            .map(|b| b.to_vec())
-            .map_err(io_err)
-    }
-
-    /// The local directory of blocks, if they are local.
-    pub fn local_dir(&self) -> Option<&std::path::Path> {
-        self.local_dir.as_deref()
-    }
-
-    pub fn delete(&self, name: &str) -> std::io::Result<()> {
-        let p = self.path(name);
-        match self.run(self.os.delete(&p)) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(io_err(e)),
-        }
-    }
-
-    /// Objects directly under the prefix whose names end in `suffix`.
-    pub fn list(&self, suffix: &str) -> std::io::Result<Vec<Listed>> {
+    fn list(&self, suffix: &str) -> Result<Vec<Listed>, Error> {
         let prefix = (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.as_str()));
         let res = self
-            .run(self.os.list_with_delimiter(prefix.as_ref()))
+            .run("list", self.os.list_with_delimiter(prefix.as_ref()))?
             .map_err(io_err)?;
-        Ok(res
+        let mut out: Vec<Listed> = res
             .objects
             .into_iter()
             .filter_map(|o| {
@@ -218,11 +434,25 @@ impl Blobs {
                 name.ends_with(suffix)
                     .then_some(Listed { name, size: o.size })
             })
-            .collect())
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete(&self, name: &str) -> Result<(), Error> {
+        let p = self.path(name);
+        let res = self.run("delete", async {
+            fault(&self.faults, FaultPoint::BlobDelete)?;
+            match self.os.delete(&p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(io_err(e)),
+            }
+        })?;
+        Ok(res?)
     }
 }
 
-impl Drop for Blobs {
+impl Drop for ObjectBlobs {
     fn drop(&mut self) {
         // Dropping a runtime blocks; the store may be dropped inside an async context.
         if let Some(rt) = self.rt.take() {

@@ -1,7 +1,9 @@
-//! Byte-level helpers for block sections: LEB128 varints, zigzag, length-prefixed strings,
-//! and a reader whose errors name the byte offset.
+//! Byte-level helpers for block sections: varints and zigzag (`gocost_pprof::varint`, the
+//! one codec), length-prefixed strings, and a reader whose errors name the byte offset.
 
 use std::fmt;
+
+use gocost_pprof::varint::{VarintError, put_varint, read_varint, unzigzag, zigzag};
 
 /// A malformed block section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,15 +22,11 @@ impl fmt::Display for CodecError {
 pub struct W(pub Vec<u8>);
 
 impl W {
-    pub fn u(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
+    pub fn u(&mut self, v: u64) {
+        put_varint(&mut self.0, v);
     }
     pub fn i(&mut self, v: i64) {
-        self.u(((v << 1) ^ (v >> 63)) as u64);
+        self.u(zigzag(v));
     }
     pub fn bytes(&mut self, b: &[u8]) {
         self.u(b.len() as u64);
@@ -57,23 +55,26 @@ impl<'a> R<'a> {
     pub fn done(&self) -> bool {
         self.off >= self.b.len()
     }
+    /// A varint; an error names the offset where reading stopped (the end of the bytes,
+    /// or just after the tenth byte).
     pub fn u(&mut self) -> Result<u64, CodecError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let Some(&byte) = self.b.get(self.off) else {
-                return Err(self.err("truncated varint"));
-            };
-            self.off += 1;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                return Ok(v);
+        match read_varint(self.b, self.off) {
+            Ok((v, end)) => {
+                self.off = end;
+                Ok(v)
+            }
+            Err(VarintError::Truncated) => {
+                self.off = self.b.len();
+                Err(self.err("truncated varint"))
+            }
+            Err(VarintError::TooLong) => {
+                self.off += 10;
+                Err(self.err("varint longer than 10 bytes"))
             }
         }
-        Err(self.err("varint longer than 10 bytes"))
     }
     pub fn i(&mut self) -> Result<i64, CodecError> {
-        let u = self.u()?;
-        Ok((u >> 1) as i64 ^ -((u & 1) as i64))
+        Ok(unzigzag(self.u()?))
     }
     /// A count of items that each take at least one byte: bounded by what is left.
     pub fn len(&mut self) -> Result<usize, CodecError> {
@@ -136,6 +137,11 @@ mod tests {
         assert!(r.done());
         let mut r = R::new(&[0x80, 0x80]);
         assert_eq!(r.u().unwrap_err().to_string(), "truncated varint at byte 2");
+        let mut r = R::new(&[0xff; 12]);
+        assert_eq!(
+            r.u().unwrap_err().to_string(),
+            "varint longer than 10 bytes at byte 10"
+        );
         let mut r = R::new(&[5, b'a']);
         assert_eq!(
             r.bytes().unwrap_err().to_string(),

@@ -5,7 +5,8 @@
 use std::hash::Hash;
 
 use gocost_pprof::{
-    Function, Label, LabelValue, Line, Location, Mapping, Profile, Sample, Str, ValueType,
+    Function, HeaderOf, Label, LabelValue, Line, Location, Mapping, MergeHeader, Profile, Sample,
+    Str, ValueType, merge_header,
 };
 use rustc_hash::FxHashMap;
 
@@ -650,6 +651,33 @@ impl Header {
     }
 }
 
+/// pprof's header merge over string ids (id 0 is ""): the rollup's header is merged by the
+/// same code as `Merger`'s.
+impl MergeHeader for Header {
+    type Str = u64;
+    fn time_nanos(&mut self) -> &mut i64 {
+        &mut self.time_nanos
+    }
+    fn duration_nanos(&mut self) -> &mut i64 {
+        &mut self.duration_nanos
+    }
+    fn period(&mut self) -> &mut i64 {
+        &mut self.period
+    }
+    fn default_sample_type(&mut self) -> &mut u64 {
+        &mut self.strs[0]
+    }
+    fn doc_url(&mut self) -> &mut u64 {
+        &mut self.strs[3]
+    }
+    fn has_comment(&self, c: &u64) -> bool {
+        self.comments.contains(c)
+    }
+    fn push_comment(&mut self, c: u64) {
+        self.comments.push(c);
+    }
+}
+
 /// A stored profile read back without its symbols: the header, and samples as stack
 /// nodes, values (`sample_types` per sample) and the encoded bytes of each one's labels.
 struct Stored<'a> {
@@ -709,10 +737,9 @@ fn parse_stored(b: &[u8]) -> Result<Stored<'_>, CodecError> {
 }
 
 /// Merges stored profiles of one series into a rollup without rebuilding them: samples
-/// with the same stack node and labels are summed, the header follows pprof's merge
-/// (`Merger::add_header`: time = earliest, durations summed, period = largest, comments
-/// once each, the first non-empty default sample type and doc URL, the first profile's
-/// drop/keep frames and mappings). This is finer than pprof's sample identity, never
+/// with the same stack node and labels are summed, the header is merged by pprof's own
+/// rules (`gocost_pprof::merge_header`, the code `Merger` uses), with the first profile's
+/// drop/keep frames and mappings. This is finer than pprof's sample identity, never
 /// coarser, and queries merge rollups with pprof's rules, so answers are the same as
 /// merging the profiles themselves.
 #[derive(Default)]
@@ -749,23 +776,17 @@ impl RollupAcc {
         if self.incompatible {
             return Ok(());
         }
-        if h.time_nanos == 0 || o.time_nanos < h.time_nanos {
-            h.time_nanos = o.time_nanos;
-        }
-        h.duration_nanos = h.duration_nanos.wrapping_add(o.duration_nanos);
-        if h.period == 0 || h.period < o.period {
-            h.period = o.period;
-        }
-        for c in &o.comments {
-            if !h.comments.contains(c) {
-                h.comments.push(*c);
-            }
-        }
-        for i in [0, 3] {
-            if h.strs[i] == 0 {
-                h.strs[i] = o.strs[i];
-            }
-        }
+        merge_header(
+            h,
+            HeaderOf {
+                time_nanos: o.time_nanos,
+                duration_nanos: o.duration_nanos,
+                period: o.period,
+                comments: &o.comments,
+                default_sample_type: &o.strs[0],
+                doc_url: &o.strs[3],
+            },
+        );
         let nst = o.sample_types.len();
         for (i, (&node, &labels)) in s.nodes.iter().zip(&s.labels).enumerate() {
             let v = &s.values[i * nst..(i + 1) * nst];
@@ -826,5 +847,95 @@ impl RollupAcc {
             w.0.extend_from_slice(&s.1);
         }
         Some(w.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(
+        time: i64,
+        dur: i64,
+        period: i64,
+        comments: &[&str],
+        default: &str,
+        doc: &str,
+    ) -> Profile {
+        let f = Function {
+            id: 1,
+            name: "main.work".into(),
+            ..Default::default()
+        };
+        Profile {
+            sample_type: vec![ValueType::new("samples", "count")],
+            period_type: ValueType::new("cpu", "nanoseconds"),
+            period,
+            time_nanos: time,
+            duration_nanos: dur,
+            comments: comments.iter().map(|c| Str::from(*c)).collect(),
+            default_sample_type: default.into(),
+            doc_url: doc.into(),
+            drop_frames: "runtime\\..*".into(),
+            function: vec![f],
+            location: vec![Location {
+                id: 1,
+                line: vec![Line {
+                    function: 0,
+                    line: 7,
+                    column: 0,
+                }],
+                ..Default::default()
+            }],
+            sample: vec![Sample {
+                location: vec![0],
+                value: vec![dur / 1000],
+                label: Vec::new(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// A rollup's header must be what pprof's merge of its profiles has: if the store ever
+    /// grows its own copy of the rules again and it drifts, this fails.
+    #[test]
+    fn rollup_header_is_pprofs_merge_header() {
+        let cases: Vec<Vec<Profile>> = vec![
+            vec![
+                profile(0, 10_000, 100, &["b", "a"], "", ""),
+                profile(5_000, 20_000, 300, &["a", "c"], "samples", "https://x"),
+                profile(3_000, 30_000, 200, &["c", "d", "b"], "other", "https://y"),
+            ],
+            vec![
+                profile(9_000, 1_000, 0, &[], "samples", ""),
+                profile(0, 2_000, 50, &["z"], "", "https://doc"),
+                profile(7_000, i64::MAX, 10, &["z", "y"], "", ""),
+            ],
+        ];
+        for ps in cases {
+            let mut b = SymTabBuilder::new();
+            let mut acc = RollupAcc::default();
+            for (i, p) in ps.iter().enumerate() {
+                acc.add(&b.encode_profile(p, 1_000 + i as i64)).unwrap();
+            }
+            let bytes = acc.finish(0).expect("a rollup of several profiles");
+            let tab = SymTab::decode(&b.encode()).unwrap();
+            let got = tab.profile(&bytes, true).unwrap();
+            let want = gocost_pprof::merge(ps).unwrap();
+            let header = |p: &Profile| {
+                (
+                    p.time_nanos,
+                    p.duration_nanos,
+                    p.period,
+                    p.comments.clone(),
+                    p.default_sample_type.clone(),
+                    p.doc_url.clone(),
+                    p.drop_frames.clone(),
+                    p.period_type.clone(),
+                    p.sample_type.clone(),
+                )
+            };
+            assert_eq!(header(&got), header(&want));
+        }
     }
 }

@@ -179,10 +179,20 @@ pub enum FaultPoint {
     Sync,
     /// Creating a segment file.
     Create,
+    /// Block storage: putting an object in one piece (before the local rename or the
+    /// single upload).
+    BlobPut,
+    /// Block storage: uploading part `n` (from 1) of a multipart upload.
+    BlobPart(u32),
+    /// Block storage: completing a put (local: syncing the directory after the rename;
+    /// S3: completing the multipart upload).
+    BlobComplete,
+    /// Block storage: deleting an object.
+    BlobDelete,
 }
 
-/// A test hook called before each WAL write, sync and segment creation; the error it returns
-/// is what the operation fails with.
+/// A test hook called before each WAL write, sync and segment creation, and each block
+/// storage step ([`FaultPoint`]); the error it returns is what the operation fails with.
 #[derive(Clone)]
 pub struct FaultHook(pub Arc<dyn Fn(FaultPoint) -> Option<io::Error> + Send + Sync>);
 
@@ -688,6 +698,22 @@ impl Wal {
         }
         self.segments = keep;
         err.map_or(Ok(()), Err)
+    }
+
+    /// Copies closed segment `seq` to `dir/name` (created if needed), synced: file and
+    /// directory.
+    pub fn copy_aside(&self, seq: u64, dir: &Path, name: &str) -> io::Result<()> {
+        let Some(s) = self.segments.iter().find(|s| s.seq == seq) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no WAL segment {seq}"),
+            ));
+        };
+        fs::create_dir_all(dir)?;
+        let to = dir.join(name);
+        fs::copy(&s.path, &to)?;
+        File::open(&to)?.sync_all()?;
+        File::open(dir)?.sync_all()
     }
 
     /// Opens a segment for reading payloads (the handle stays valid if the segment is

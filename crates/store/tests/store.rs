@@ -279,3 +279,36 @@ fn metric_points_survive_restart_and_retention() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The store's set of kinds (what tells a query's unknown kind from an empty one): from the
+/// head, from blocks after a restart, and without the kinds retention dropped.
+#[test]
+fn the_store_knows_its_kinds() {
+    let d = dir("kinds");
+    let mut o = Options::new(&d);
+    o.retention_ns = 100;
+    let wall = SeriesKey::new("wall", [("job".into(), "node".into())]);
+    {
+        let (s, _) = Store::open(o.clone()).unwrap();
+        assert!(s.kinds().is_empty());
+        s.append(&key("api", "a:1"), 10, &profile(1, "main.a"))
+            .unwrap();
+        s.append(&wall, 10, &profile(1, "main.a")).unwrap();
+        assert_eq!(
+            s.kinds().into_iter().collect::<Vec<_>>(),
+            ["goroutine", "wall"]
+        );
+        assert!(s.flush(true).unwrap());
+    }
+    let (s, _) = Store::open(o).unwrap();
+    assert_eq!(s.stats().blocks, 1);
+    assert_eq!(
+        s.kinds().into_iter().collect::<Vec<_>>(),
+        ["goroutine", "wall"]
+    );
+    s.append(&key("api", "a:1"), 500, &profile(2, "main.a"))
+        .unwrap();
+    s.apply_retention(550).unwrap();
+    assert_eq!(s.kinds().into_iter().collect::<Vec<_>>(), ["goroutine"]);
+    let _ = std::fs::remove_dir_all(&d);
+}

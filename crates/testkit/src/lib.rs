@@ -11,6 +11,7 @@
 //! ```
 
 pub mod procs;
+pub mod tools;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,9 @@ const FLAGS: &[&str] = &[
     "-tagfocus=",
     "-tagignore=",
     "-nodefraction=",
+    "-edgefraction=",
+    "-dot",
+    "-peek=",
     "-functions",
     "-filefunctions",
     "-files",
@@ -92,9 +96,13 @@ impl Case {
                 return Err(format!("unsupported flag {a:?}"));
             }
         }
-        if !matches!(args[0].as_str(), "-top" | "-raw" | "-traces" | "-tags") {
+        if !matches!(
+            args[0].as_str(),
+            "-top" | "-raw" | "-traces" | "-tags" | "-dot"
+        ) && !args[0].starts_with("-peek=")
+        {
             return Err(format!(
-                "a case starts with -top, -raw, -traces or -tags, not {:?}",
+                "a case starts with -top, -raw, -traces, -tags, -dot or -peek=, not {:?}",
                 args[0]
             ));
         }
@@ -173,6 +181,11 @@ pub fn gocost_args(case: &Case) -> Vec<String> {
             "-raw" => out.insert(0, "raw".to_string()),
             "-traces" => out.insert(0, "traces".to_string()),
             "-tags" => out.insert(0, "tags".to_string()),
+            "-dot" => out.insert(0, "dot".to_string()),
+            a if a.starts_with("-peek=") => {
+                out.insert(0, a["-peek=".len()..].to_string());
+                out.insert(0, "peek".to_string());
+            }
             "-cum" => out.push("--cum".into()),
             "-normalize" => out.push("--normalize".into()),
             "-noinlines" => out.push("--noinlines".into()),
@@ -233,31 +246,10 @@ pub fn compare_golden(name: &str, expected: &[u8], actual: &[u8]) -> Result<(), 
     Err(msg)
 }
 
-/// An external tool a test needs (the Go toolchain, Prometheus): `$env_var` or `default` on
-/// `PATH`, checked by running it with `version_arg`. Missing, the test is skipped with a
-/// message — except in CI (`CI` set), where a missing tool is a failure.
-pub fn external_tool(env_var: &str, default: &str, version_arg: &str) -> Option<PathBuf> {
-    let tool = std::env::var_os(env_var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| default.into());
-    let ok = std::process::Command::new(&tool)
-        .arg(version_arg)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(tool);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must provide {default} (${env_var} or {default} on PATH)"
-    );
-    eprintln!("skipping: {default} not found (${env_var} or {default} on PATH)");
-    None
-}
-
-/// The Go toolchain (`$GO` or `go`), see [`external_tool`].
-pub fn go_toolchain() -> Option<PathBuf> {
-    external_tool("GO", "go", "version")
+/// The Go toolchain (`$GO` or `go` on PATH) for a test marked
+/// `#[cfg_attr(not(has_go), ignore = "…")]`; see [`tools`].
+pub fn go_toolchain() -> PathBuf {
+    tools::require(&tools::GO)
 }
 
 #[cfg(test)]

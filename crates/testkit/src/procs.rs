@@ -17,10 +17,50 @@ impl Drop for Proc {
     }
 }
 
+/// The path of Go's own `name` tool (`go tool -n name`: `pprof`, `trace`), which `go` builds
+/// into its cache first when the release ships it unbuilt. Run it directly: under a different
+/// `HOME` or `GOCACHE`, `go tool` would rebuild it every time.
+pub fn go_tool(go: &Path, name: &str) -> std::path::PathBuf {
+    let out = Command::new(go)
+        .args(["tool", "-n", name])
+        .output()
+        .expect("running go tool -n");
+    assert!(
+        out.status.success(),
+        "{} tool -n {name}: {}",
+        go.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Runs `f` (a spawn or an `output()`), again for up to 10 s while it fails with "text file
+/// busy": another process still has the executable open for writing (several tests' `go tool`
+/// building the same tool into Go's cache at once).
+pub fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match f() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// `go build -o out .` in `src`; panics with Go's output if it fails.
 pub fn go_build(go: &Path, src: &Path, out: &Path) {
+    go_build_with(go, src, out, &[]);
+}
+
+/// `go build ARGS -o out .` in `src` (build tags, `-ldflags`); panics with Go's output if it
+/// fails.
+pub fn go_build_with(go: &Path, src: &Path, out: &Path, args: &[&str]) {
     let o = Command::new(go)
-        .args(["build", "-o"])
+        .arg("build")
+        .args(args)
+        .arg("-o")
         .arg(out)
         .arg(".")
         .current_dir(src)
@@ -32,6 +72,23 @@ pub fn go_build(go: &Path, src: &Path, out: &Path) {
         src.display(),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// `testdata/go/regress` built as `version` with build `tags` (a slower build is a regression).
+pub fn build_regress(go: &Path, out: &Path, version: &str, tags: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/regress");
+    let ldflags = format!("-ldflags=-X main.version={version}");
+    go_build_with(go, &src, out, &["-tags", tags, &ldflags]);
+}
+
+/// Percent-encodes a query parameter's value.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Starts a test-bed program that writes its listen address to `addr_file` (its last

@@ -517,6 +517,26 @@ impl Event {
         })
     }
 
+    /// The id of the event's own stack and the table it resolves in: `Some` exactly when
+    /// [`stack`](Self::stack) is (a key to cache resolved stacks by).
+    pub(crate) fn stack_ref(&self) -> Option<(&Arc<Table>, u64)> {
+        if self.typ == EV_SYNC_EVENT {
+            return None;
+        }
+        let id = if self.typ == EV_CPU_SAMPLE {
+            self.args[0]
+        } else {
+            let sp = spec(self.typ)?;
+            let &i = sp.stack_ids.first()?;
+            let id = self.args[i - 1];
+            if id == 0 {
+                return None;
+            }
+            id
+        };
+        Some((self.table.as_ref()?, id))
+    }
+
     /// The event's own stack (where it happened), if it has one.
     pub fn stack(&self) -> Option<Stack<'_>> {
         if self.typ == EV_SYNC_EVENT {
@@ -616,20 +636,23 @@ impl Event {
 
     /// For [`Kind::StateTransition`].
     pub fn transition(&self) -> Option<Transition<'_>> {
+        Some(Transition {
+            change: self.change()?,
+            reason: self.reason(),
+            stack: self.transition_stack(),
+        })
+    }
+
+    /// What a state transition changed (the `change` of [`transition`](Self::transition),
+    /// without resolving its reason and stack).
+    #[inline]
+    pub(crate) fn change(&self) -> Option<Change> {
         use GoState as G;
         let a = &self.args;
         let g = |id: i64, from, to| Change::Goroutine(id, from, to);
-        let (change, reason, stack) = match self.typ {
-            EV_PROC_START => (
-                Change::Proc(a[0] as i64, ProcState::Idle, ProcState::Running),
-                "",
-                None,
-            ),
-            EV_PROC_STOP => (
-                Change::Proc(self.ctx.p, ProcState::Running, ProcState::Idle),
-                "",
-                None,
-            ),
+        Some(match self.typ {
+            EV_PROC_START => Change::Proc(a[0] as i64, ProcState::Idle, ProcState::Running),
+            EV_PROC_STOP => Change::Proc(self.ctx.p, ProcState::Running, ProcState::Idle),
             EV_PROC_STEAL => {
                 // a[3]: the proc's wire status before the steal (set when ordering).
                 let from = if a[3] == 4 {
@@ -637,64 +660,55 @@ impl Event {
                 } else {
                     ProcState::Running
                 };
-                (Change::Proc(a[0] as i64, from, ProcState::Idle), "", None)
+                Change::Proc(a[0] as i64, from, ProcState::Idle)
             }
-            EV_PROC_STATUS => {
-                // a[2]: the old state (set when ordering).
-                (
-                    Change::Proc(
-                        a[0] as i64,
-                        ProcState::from_u8(a[2]),
-                        ProcState::from_status(a[1]),
-                    ),
-                    "",
-                    None,
-                )
-            }
-            EV_GO_CREATE | EV_GO_CREATE_BLOCKED => {
-                let to = if self.typ == EV_GO_CREATE_BLOCKED {
-                    G::Waiting
-                } else {
-                    G::Runnable
-                };
-                (g(a[0] as i64, G::NotExist, to), "", self.stack_of(a[1]))
-            }
-            EV_GO_CREATE_SYSCALL => (g(a[0] as i64, G::NotExist, G::Syscall), "", None),
-            EV_GO_START => (g(a[0] as i64, G::Runnable, G::Running), "", None),
-            EV_GO_DESTROY => (g(self.ctx.g, G::Running, G::NotExist), "", None),
-            EV_GO_DESTROY_SYSCALL => (g(self.ctx.g, G::Syscall, G::NotExist), "", None),
-            EV_GO_STOP => (
-                g(self.ctx.g, G::Running, G::Runnable),
-                self.string(a[0]),
-                self.stack(),
+            // a[2]: the old state (set when ordering).
+            EV_PROC_STATUS => Change::Proc(
+                a[0] as i64,
+                ProcState::from_u8(a[2]),
+                ProcState::from_status(a[1]),
             ),
-            EV_GO_BLOCK => (
-                g(self.ctx.g, G::Running, G::Waiting),
-                self.string(a[0]),
-                self.stack(),
-            ),
+            EV_GO_CREATE => g(a[0] as i64, G::NotExist, G::Runnable),
+            EV_GO_CREATE_BLOCKED => g(a[0] as i64, G::NotExist, G::Waiting),
+            EV_GO_CREATE_SYSCALL => g(a[0] as i64, G::NotExist, G::Syscall),
+            EV_GO_START => g(a[0] as i64, G::Runnable, G::Running),
+            EV_GO_DESTROY => g(self.ctx.g, G::Running, G::NotExist),
+            EV_GO_DESTROY_SYSCALL => g(self.ctx.g, G::Syscall, G::NotExist),
+            EV_GO_STOP => g(self.ctx.g, G::Running, G::Runnable),
+            EV_GO_BLOCK => g(self.ctx.g, G::Running, G::Waiting),
             EV_GO_UNBLOCK | EV_GO_SWITCH | EV_GO_SWITCH_DESTROY => {
-                (g(a[0] as i64, G::Waiting, G::Runnable), "", None)
+                g(a[0] as i64, G::Waiting, G::Runnable)
             }
-            EV_GO_SYSCALL_BEGIN => (g(self.ctx.g, G::Running, G::Syscall), "", self.stack()),
-            EV_GO_SYSCALL_END => (g(self.ctx.g, G::Syscall, G::Running), "", None),
-            EV_GO_SYSCALL_END_BLOCKED => (g(self.ctx.g, G::Syscall, G::Runnable), "", None),
+            EV_GO_SYSCALL_BEGIN => g(self.ctx.g, G::Running, G::Syscall),
+            EV_GO_SYSCALL_END => g(self.ctx.g, G::Syscall, G::Running),
+            EV_GO_SYSCALL_END_BLOCKED => g(self.ctx.g, G::Syscall, G::Runnable),
             EV_GO_STATUS | EV_GO_STATUS_STACK => {
                 // a[2]: old state << 32 | wire status (set when ordering).
                 let (from, to) = (a[2] >> 32, a[2] & 0xffff_ffff);
-                (
-                    g(a[0] as i64, G::from_u8(from), G::from_status(to)),
-                    "",
-                    self.stack(),
-                )
+                g(a[0] as i64, G::from_u8(from), G::from_status(to))
             }
             _ => return None,
-        };
-        Some(Transition {
-            change,
-            reason,
-            stack,
         })
+    }
+
+    /// A transition's reason: for goroutines that stop or block, else "".
+    #[inline]
+    pub(crate) fn reason(&self) -> &str {
+        match self.typ {
+            EV_GO_STOP | EV_GO_BLOCK => self.string(self.args[0]),
+            _ => "",
+        }
+    }
+
+    /// A transition's stack (see [`Transition::stack`]).
+    fn transition_stack(&self) -> Option<Stack<'_>> {
+        match self.typ {
+            EV_GO_CREATE | EV_GO_CREATE_BLOCKED => self.stack_of(self.args[1]),
+            EV_GO_STOP | EV_GO_BLOCK | EV_GO_SYSCALL_BEGIN | EV_GO_STATUS | EV_GO_STATUS_STACK => {
+                self.stack()
+            }
+            _ => None,
+        }
     }
 
     /// For [`Kind::Sync`].

@@ -16,10 +16,12 @@
 //! It is synchronous and does no I/O: give it the trace's bytes. Malformed input is an
 //! [`Error`] naming the field and byte offset, never a panic; sizes are capped
 //! ([`Limits`]). Analyses built on the stream: [`blocking_profile`] (what `go tool trace
-//! -pprof=net|sync|syscall|sched` computes) and [`goroutine_summaries`] (its goroutine
+//! -pprof=net|sync|syscall|sched` computes; [`BlockingProfiler`] as the events stream by) and [`goroutine_summaries`] (its goroutine
 //! pages: execution, scheduler wait, blocking by reason, syscalls, GC ranges), [`pauses`]
 //! (every stop-the-world pause with its reason) and [`gc_cycles`] (per GC cycle: mark phase,
-//! pauses, assist and sweep time), [`mutator_utilization`] and [`MmuCurve`] (the MMU view).
+//! pauses, assist and sweep time), [`mutator_utilization`] and [`MmuCurve`] (the MMU view), [`sched_waits`] and
+//! [`sched_latency_by_group`] (scheduler latency, one wait at a time), and [`overview`] (a
+//! trace at a glance: pauses, scheduler latency, assist fraction, MMU at fixed windows).
 //!
 //! ```
 //! // The smallest Go 1.22 trace: a header, one frequency batch, one event batch with one
@@ -39,15 +41,17 @@ mod blocking;
 mod error;
 mod event;
 mod gc;
+mod ids;
 mod mmu;
 mod order;
+mod overview;
 mod reader;
 mod spec;
 mod summary;
 pub mod text;
 mod wire;
 
-pub use blocking::{BlockingKind, BlockingRecord, OwnedFrame, blocking_profile};
+pub use blocking::{BlockingKind, BlockingProfiler, BlockingRecord, OwnedFrame, blocking_profile};
 pub use error::{Error, ErrorKind};
 pub use event::{
     Change, ClockSnapshot, Event, Experimental, Frame, GOMAXPROCS, GoId, GoState, HEAP_GOAL,
@@ -57,6 +61,10 @@ pub use event::{
 };
 pub use gc::{GcCycle, Pause, gc_cycles, pauses};
 pub use mmu::{MmuCurve, MutatorUtil, UtilFlags, mutator_utilization};
+pub use overview::{
+    Durations, MMU_WINDOWS_NS, Overview, SchedGroup, SchedWait, overview, sched_latency_by_group,
+    sched_waits,
+};
 pub use reader::{Limits, Options, Reader, SyncPlacement};
 pub use spec::Format;
 pub use summary::{ExecStats, GoroutineSummary, goroutine_summaries};

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::event::*;
+use crate::ids::IdVec;
 use crate::spec::*;
 use crate::wire::Table;
 
@@ -173,11 +174,51 @@ pub(crate) struct Base {
     pub args: [u64; MAX_ARGS],
 }
 
+/// The threads' states, each in a slot that the reader's cursor for the thread keeps: the
+/// per-event lookup is an index (thread ids are OS thread ids, far from dense). A slot is
+/// `None` until its thread's first event is tried, as Go creates the state then.
+#[derive(Default)]
+struct Threads {
+    slots: IdMap<ThreadId, usize>,
+    states: Vec<(ThreadId, Option<MState>)>,
+}
+
+impl Threads {
+    fn slot(&mut self, m: ThreadId) -> usize {
+        let states = &mut self.states;
+        *self.slots.entry(m).or_insert_with(|| {
+            states.push((m, None));
+            states.len() - 1
+        })
+    }
+
+    fn get(&self, m: ThreadId) -> Option<&MState> {
+        let &i = self.slots.get(&m)?;
+        self.states[i].1.as_ref()
+    }
+
+    fn get_mut(&mut self, m: ThreadId) -> Option<&mut MState> {
+        let &i = self.slots.get(&m)?;
+        self.states[i].1.as_mut()
+    }
+
+    fn insert(&mut self, m: ThreadId, st: MState) {
+        let i = self.slot(m);
+        self.states[i].1 = Some(st);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (ThreadId, &MState)> {
+        self.states
+            .iter()
+            .filter_map(|(m, st)| st.as_ref().map(|st| (*m, st)))
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Ordering {
-    g: IdMap<GoId, GState>,
-    p: IdMap<ProcId, PState>,
-    m: IdMap<ThreadId, MState>,
+    g: IdVec<GoId, GState>,
+    p: IdVec<ProcId, PState>,
+    m: Threads,
     tasks: IdMap<TaskId, (String, TaskId)>,
     gc_seq: u64,
     gc: Option<GcState>,
@@ -188,13 +229,19 @@ pub(crate) struct Ordering {
 type Outcome = Result<(Ctx, bool), Error>;
 
 impl Ordering {
-    /// Tries to make `ev` (from thread `m`) happen next. `Ok(false)`: not yet, try another
-    /// thread's event first.
+    /// The slot of thread `m`'s state, for [`advance`](Self::advance).
+    pub fn thread_slot(&mut self, m: ThreadId) -> usize {
+        self.m.slot(m)
+    }
+
+    /// Tries to make `ev` (from thread `m`, whose slot is `slot`) happen next. `Ok(false)`:
+    /// not yet, try another thread's event first.
     pub fn advance(
         &mut self,
         ev: &mut Base,
         table: &Arc<Table>,
         m: ThreadId,
+        slot: usize,
         gn: u64,
     ) -> Result<bool, Error> {
         if self.initial_gen == 0 {
@@ -203,7 +250,7 @@ impl Ordering {
         let cur = if m == NO_THREAD {
             Ctx::NONE
         } else {
-            let ms = self.m.entry(m).or_insert(MState {
+            let ms = self.m.states[slot].1.get_or_insert(MState {
                 g: NO_GOROUTINE,
                 p: NO_PROC,
             });
@@ -216,7 +263,7 @@ impl Ordering {
         let (new, ok) = self.dispatch(ev, table, gn, cur)?;
         if ok
             && m != NO_THREAD
-            && let Some(ms) = self.m.get_mut(&m)
+            && let Some(ms) = self.m.states[slot].1.as_mut()
         {
             ms.p = new.p;
             ms.g = new.g;
@@ -224,6 +271,7 @@ impl Ordering {
         Ok(ok)
     }
 
+    #[inline]
     fn push(&mut self, table: &Arc<Table>, ctx: Ctx, ev: &Base) {
         self.queue.push_back(Event {
             typ: ev.typ,
@@ -248,6 +296,7 @@ impl Ordering {
         });
     }
 
+    #[inline]
     fn dispatch(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
         match ev.typ {
             EV_PROCS_CHANGE | EV_GO_LABEL | EV_USER_LOG => {
@@ -307,7 +356,7 @@ impl Ordering {
             )));
         }
         let mut old = ProcState::from_status(status);
-        if let Some(s) = self.p.get_mut(&pid) {
+        if let Some(s) = self.p.get_mut(pid) {
             if status == PROC_SYSCALL_ABANDONED && s.status == PROC_SYSCALL {
                 old = ProcState::Running;
                 ev.args[1] = PROC_SYSCALL;
@@ -346,7 +395,7 @@ impl Ordering {
             // Find the thread that had the proc: the event happens in its context. (Go
             // takes the last match in map order; a consistent trace has exactly one.)
             let mut found = None;
-            for (&mid, ms) in &self.m {
+            for (mid, ms) in self.m.iter() {
                 if ms.p == pid && found.is_none_or(|(m, _)| mid < m) {
                     found = Some((mid, ms.g));
                 }
@@ -368,7 +417,7 @@ impl Ordering {
             gn,
             seq: ev.args[1],
         };
-        match self.p.get_mut(&pid) {
+        match self.p.get_mut(pid) {
             Some(s) if s.status == PROC_IDLE && seq.succeeds(s.seq) && cur.p == NO_PROC => {
                 validate(cur, Must, MustNot, May)?;
                 s.status = PROC_RUNNING;
@@ -381,7 +430,7 @@ impl Ordering {
     }
 
     fn proc_stop(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
-        let Some(s) = self.p.get_mut(&cur.p) else {
+        let Some(s) = self.p.get_mut(cur.p) else {
             return Err(Error::order(format!(
                 "event ProcStop for proc ({}) that doesn't exist",
                 cur.p
@@ -404,7 +453,7 @@ impl Ordering {
             gn,
             seq: ev.args[1],
         };
-        let old = match self.p.get_mut(&pid) {
+        let old = match self.p.get_mut(pid) {
             Some(s)
                 if (s.status == PROC_SYSCALL || s.status == PROC_SYSCALL_ABANDONED)
                     && seq.succeeds(s.seq) =>
@@ -433,7 +482,7 @@ impl Ordering {
             self.push(t, cur, ev);
             return Ok((Ctx { p: NO_PROC, ..cur }, true));
         }
-        let Some(ms) = self.m.get_mut(&mid) else {
+        let Some(ms) = self.m.get_mut(mid) else {
             return Err(Error::order(format!(
                 "stole proc from non-existent thread {mid}"
             )));
@@ -459,7 +508,7 @@ impl Ordering {
             )));
         }
         let mut old = GoState::from_status(status);
-        if let Some(s) = self.g.get_mut(&gid) {
+        if let Some(s) = self.g.get_mut(gid) {
             if s.status != status {
                 return Err(Error::order(format!(
                     "inconsistent status for goroutine {gid}: old {} vs. new {}",
@@ -504,7 +553,7 @@ impl Ordering {
                     }
                     new.g = gid;
                 } else {
-                    match self.m.get(&mid) {
+                    match self.m.get(mid) {
                         Some(ms) => {
                             if ms.g != gid {
                                 return Err(Error::order(format!(
@@ -529,7 +578,7 @@ impl Ordering {
 
     fn go_create(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
         validate(cur, Must, Must, May)?;
-        if let Some(s) = self.g.get(&cur.g)
+        if let Some(s) = self.g.get(cur.g)
             && s.status != GO_RUNNING
         {
             return Err(Error::order(format!(
@@ -538,7 +587,7 @@ impl Ordering {
             )));
         }
         let new = ev.args[0] as i64;
-        if self.g.contains_key(&new) {
+        if self.g.contains_key(new) {
             return Err(Error::order(format!(
                 "tried to create goroutine ({new}) that already exists"
             )));
@@ -562,7 +611,7 @@ impl Ordering {
     }
 
     fn running_g(&mut self, typ: EvType, g: GoId, want: u64) -> Result<&mut GState, Error> {
-        let Some(s) = self.g.get_mut(&g) else {
+        let Some(s) = self.g.get_mut(g) else {
             return Err(Error::order(format!(
                 "event {} for goroutine ({g}) that doesn't exist",
                 name(typ)
@@ -585,7 +634,7 @@ impl Ordering {
             EV_GO_STOP => s.status = GO_RUNNABLE,
             EV_GO_BLOCK => s.status = GO_WAITING,
             _ => {
-                self.g.remove(&cur.g);
+                self.g.remove(cur.g);
             }
         }
         self.push(t, cur, ev);
@@ -604,7 +653,7 @@ impl Ordering {
             gn,
             seq: ev.args[1],
         };
-        match self.g.get_mut(&gid) {
+        match self.g.get_mut(gid) {
             Some(s) if s.status == GO_RUNNABLE && seq.succeeds(s.seq) => {
                 validate(cur, Must, Must, MustNot)?;
                 s.status = GO_RUNNING;
@@ -622,7 +671,7 @@ impl Ordering {
             gn,
             seq: ev.args[1],
         };
-        match self.g.get_mut(&gid) {
+        match self.g.get_mut(gid) {
             Some(s) if s.status == GO_WAITING && seq.succeeds(s.seq) => {
                 s.status = GO_RUNNABLE;
                 s.seq = seq;
@@ -641,21 +690,21 @@ impl Ordering {
             gn,
             seq: ev.args[1],
         };
-        match self.g.get(&next) {
+        match self.g.get(next) {
             Some(s) if s.status == GO_WAITING && seq.succeeds(s.seq) => {}
             _ => return Ok((cur, false)),
         }
         self.push(t, cur, ev);
         if ev.typ == EV_GO_SWITCH {
-            if let Some(s) = self.g.get_mut(&cur.g) {
+            if let Some(s) = self.g.get_mut(cur.g) {
                 s.status = GO_WAITING;
             }
             self.push_made(t, cur, EV_GO_BLOCK, ev.time, &[0, 0]);
         } else {
-            self.g.remove(&cur.g);
+            self.g.remove(cur.g);
             self.push_made(t, cur, EV_GO_DESTROY, ev.time, &[]);
         }
-        if let Some(s) = self.g.get_mut(&next) {
+        if let Some(s) = self.g.get_mut(next) {
             s.status = GO_RUNNING;
             s.seq = seq;
         }
@@ -670,7 +719,7 @@ impl Ordering {
     fn go_syscall_begin(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
         user_go(cur)?;
         self.running_g(ev.typ, cur.g, GO_RUNNING)?.status = GO_SYSCALL;
-        let Some(p) = self.p.get_mut(&cur.p) else {
+        let Some(p) = self.p.get_mut(cur.p) else {
             return Err(Error::order(format!(
                 "uninitialized proc {} found during GoSyscallBegin",
                 cur.p
@@ -695,7 +744,7 @@ impl Ordering {
     fn go_syscall_end(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
         user_go(cur)?;
         let typ = ev.typ;
-        let s = self.g.get_mut(&cur.g).ok_or_else(|| {
+        let s = self.g.get_mut(cur.g).ok_or_else(|| {
             Error::order(format!(
                 "event {} for goroutine ({}) that doesn't exist",
                 name(typ),
@@ -709,7 +758,7 @@ impl Ordering {
             )));
         }
         s.status = GO_RUNNING;
-        let Some(p) = self.p.get_mut(&cur.p) else {
+        let Some(p) = self.p.get_mut(cur.p) else {
             return Err(Error::order(format!(
                 "uninitialized proc {} found during {}",
                 cur.p,
@@ -730,7 +779,7 @@ impl Ordering {
 
     fn go_syscall_end_blocked(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
         if cur.p != NO_PROC {
-            let Some(p) = self.p.get(&cur.p) else {
+            let Some(p) = self.p.get(cur.p) else {
                 return Err(Error::order(format!(
                     "uninitialized proc {} found during GoSyscallEndBlocked",
                     cur.p
@@ -741,7 +790,7 @@ impl Ordering {
             }
         }
         validate(cur, Must, May, Must)?;
-        let s = self.g.get_mut(&cur.g).ok_or_else(|| {
+        let s = self.g.get_mut(cur.g).ok_or_else(|| {
             Error::order(format!(
                 "event GoSyscallEndBlocked for goroutine ({}) that doesn't exist",
                 cur.g
@@ -766,7 +815,7 @@ impl Ordering {
     fn go_create_syscall(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
         validate(cur, Must, May, MustNot)?;
         let new = ev.args[0] as i64;
-        if self.g.contains_key(&new) {
+        if self.g.contains_key(new) {
             return Err(Error::order(format!(
                 "tried to create goroutine ({new}) in syscall that already exists"
             )));
@@ -787,13 +836,13 @@ impl Ordering {
     fn go_destroy_syscall(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
         validate(cur, Must, May, Must)?;
         self.running_g(ev.typ, cur.g, GO_SYSCALL)?;
-        self.g.remove(&cur.g);
+        self.g.remove(cur.g);
         let mut new = Ctx {
             g: NO_GOROUTINE,
             ..cur
         };
         if cur.p != NO_PROC {
-            let Some(p) = self.p.get_mut(&cur.p) else {
+            let Some(p) = self.p.get_mut(cur.p) else {
                 return Err(Error::order(format!(
                     "found invalid proc {} during GoDestroySyscall",
                     cur.p
@@ -867,7 +916,7 @@ impl Ordering {
                 name(ev.typ)
             )));
         };
-        let Some(g) = self.g.get_mut(&cur.g) else {
+        let Some(g) = self.g.get_mut(cur.g) else {
             return Err(Error::order(format!(
                 "encountered {} without known state for current goroutine {}",
                 name(ev.typ),
@@ -966,7 +1015,7 @@ impl Ordering {
 
     fn proc_ranges(&mut self, p: ProcId) -> Result<&mut Ranges, Error> {
         self.p
-            .get_mut(&p)
+            .get_mut(p)
             .map(|s| &mut s.ranges)
             .ok_or_else(|| Error::order(format!("uninitialized proc {p} in a sweep event")))
     }
@@ -981,7 +1030,7 @@ impl Ordering {
     fn sweep_active(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
         let pid = ev.args[0] as i64;
         let initial = gn == self.initial_gen;
-        let Some(p) = self.p.get_mut(&pid) else {
+        let Some(p) = self.p.get_mut(pid) else {
             return Err(Error::order(format!(
                 "encountered GCSweepActive for unknown proc {pid}"
             )));
@@ -1005,7 +1054,7 @@ impl Ordering {
         } else {
             0
         };
-        let Some(g) = self.g.get_mut(&cur.g) else {
+        let Some(g) = self.g.get_mut(cur.g) else {
             return Err(Error::order(format!(
                 "encountered event of type {} without known state for current goroutine {}",
                 ev.typ, cur.g
@@ -1019,7 +1068,7 @@ impl Ordering {
     fn go_range_active(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
         let gid = ev.args[0] as i64;
         let initial = gn == self.initial_gen;
-        let Some(g) = self.g.get_mut(&gid) else {
+        let Some(g) = self.g.get_mut(gid) else {
             return Err(Error::order(format!(
                 "uninitialized goroutine {gid} found during {}",
                 name(ev.typ)
@@ -1032,7 +1081,7 @@ impl Ordering {
 
     fn go_range_end(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
         user_go(cur)?;
-        let Some(g) = self.g.get_mut(&cur.g) else {
+        let Some(g) = self.g.get_mut(cur.g) else {
             return Err(Error::order(format!(
                 "encountered event of type {} without known state for current goroutine {}",
                 ev.typ, cur.g

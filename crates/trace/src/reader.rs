@@ -55,6 +55,8 @@ pub struct Options {
 #[derive(Debug, Clone)]
 struct Cursor {
     m: i64,
+    /// The thread's slot in the ordering's states.
+    mslot: usize,
     /// Index into the generation's `batches`.
     slot: usize,
     last_ts: i64,
@@ -65,6 +67,7 @@ struct Cursor {
 
 impl Cursor {
     /// Reads this thread's next event into `ev`; false when its batches are done.
+    #[inline]
     fn next(&mut self, batches: &[Batch<'_>], freq: f64, format: Format) -> Result<bool, Error> {
         while self.idx < batches.len() && batches[self.idx].data.len() == self.off {
             self.idx += 1;
@@ -114,23 +117,31 @@ impl Cursor {
     }
 }
 
+/// A frontier entry: a thread's next event time and its cursor (an index into
+/// `Reader::cursors`). Small, so the heap moves 16 bytes, not cursors.
+#[derive(Debug, Clone, Copy)]
+struct Front {
+    time: i64,
+    slot: usize,
+}
+
 // Go's frontier is a binary min-heap on the cursors' event times; the exact heap operations
 // matter when two threads' events have the same time, so they are reproduced here.
-fn sift_up(h: &mut [Cursor], mut i: usize) -> usize {
-    while i > 0 && h[(i - 1) / 2].ev.time > h[i].ev.time {
+fn sift_up(h: &mut [Front], mut i: usize) -> usize {
+    while i > 0 && h[(i - 1) / 2].time > h[i].time {
         h.swap((i - 1) / 2, i);
         i = (i - 1) / 2;
     }
     i
 }
 
-fn sift_down(h: &mut [Cursor], mut i: usize) {
+fn sift_down(h: &mut [Front], mut i: usize) {
     loop {
         let mut m = i;
-        let mut min = if i < h.len() { h[i].ev.time } else { i64::MAX };
+        let mut min = if i < h.len() { h[i].time } else { i64::MAX };
         for c in [2 * i + 1, 2 * i + 2] {
-            if c < h.len() && h[c].ev.time < min {
-                min = h[c].ev.time;
+            if c < h.len() && h[c].time < min {
+                min = h[c].time;
                 m = c;
             }
         }
@@ -142,14 +153,14 @@ fn sift_down(h: &mut [Cursor], mut i: usize) {
     }
 }
 
-fn heap_update(h: &mut [Cursor], i: usize) {
+fn heap_update(h: &mut [Front], i: usize) {
     if sift_up(h, i) != i {
         return;
     }
     sift_down(h, i);
 }
 
-fn heap_remove(h: &mut Vec<Cursor>, mut i: usize) {
+fn heap_remove(h: &mut Vec<Front>, mut i: usize) {
     while i > 0 {
         h.swap((i - 1) / 2, i);
         i = (i - 1) / 2;
@@ -169,7 +180,10 @@ pub struct Reader<'a> {
     opts: Options,
     last_ts: i64,
     gn: Option<Generation<'a>>,
-    frontier: Vec<Cursor>,
+    /// One per thread of the generation (by its slot in `batches`).
+    cursors: Vec<Cursor>,
+    /// The heap of threads with events left.
+    frontier: Vec<Front>,
     cpu: VecDeque<CpuSample>,
     order: Ordering,
     syncs: u64,
@@ -225,6 +239,7 @@ impl<'a> Reader<'a> {
             opts,
             last_ts: 0,
             gn: None,
+            cursors: Vec::new(),
             frontier: Vec::new(),
             cpu: VecDeque::new(),
             order: Ordering::default(),
@@ -352,9 +367,11 @@ impl<'a> Reader<'a> {
 
     fn install(&mut self, gn: Generation<'a>) -> Result<(), Error> {
         self.cpu = gn.cpu_samples.iter().copied().collect();
+        self.cursors.clear();
         for (slot, (m, batches)) in gn.batches.iter().enumerate() {
             let mut c = Cursor {
                 m: *m,
+                mslot: self.order.thread_slot(*m),
                 slot,
                 last_ts: 0,
                 idx: 0,
@@ -362,10 +379,14 @@ impl<'a> Reader<'a> {
                 ev: Base::default(),
             };
             if c.next(batches, gn.table.freq, self.format)? {
-                self.frontier.push(c);
+                self.frontier.push(Front {
+                    time: c.ev.time,
+                    slot,
+                });
                 let i = self.frontier.len() - 1;
                 sift_up(&mut self.frontier, i);
             }
+            self.cursors.push(c);
         }
         self.gn = Some(gn);
         Ok(())
@@ -373,11 +394,15 @@ impl<'a> Reader<'a> {
 
     fn advance(&mut self, i: usize) -> Result<bool, Error> {
         let Some(gn) = &self.gn else { return Ok(false) };
-        let c = &mut self.frontier[i];
-        if !self.order.advance(&mut c.ev, &gn.table, c.m, gn.gn)? {
+        let c = &mut self.cursors[self.frontier[i].slot];
+        if !self
+            .order
+            .advance(&mut c.ev, &gn.table, c.m, c.mslot, gn.gn)?
+        {
             return Ok(false);
         }
         if c.next(&gn.batches[c.slot].1, gn.table.freq, self.format)? {
+            self.frontier[i].time = c.ev.time;
             heap_update(&mut self.frontier, i);
         } else {
             heap_remove(&mut self.frontier, i);
@@ -461,7 +486,7 @@ impl<'a> Reader<'a> {
             }
         }
         if let Some(&s) = self.cpu.front()
-            && self.frontier.first().is_none_or(|c| s.time < c.ev.time)
+            && self.frontier.first().is_none_or(|c| s.time < c.time)
         {
             self.cpu.pop_front();
             return Ok(Some(self.cpu_event(s)));
@@ -472,7 +497,7 @@ impl<'a> Reader<'a> {
         if !self.advance(0)? {
             // Go sorts the frontier by time (an insertion sort for up to 12 threads, which
             // is stable; a stable sort here for any number) and tries the others in order.
-            self.frontier.sort_by_key(|c| c.ev.time);
+            self.frontier.sort_by_key(|c| c.time);
             let mut ok = false;
             for i in 1..self.frontier.len() {
                 if self.advance(i)? {
@@ -485,7 +510,8 @@ impl<'a> Reader<'a> {
                 let mut msg = format!(
                     "broken trace: failed to advance: no thread's next event can happen (generation {gn}); frontier:"
                 );
-                for c in &self.frontier {
+                for f in &self.frontier {
+                    let c = &self.cursors[f.slot];
                     msg.push_str(&format!(
                         " [M {} {} time={}]",
                         c.m,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
+use crate::ids::IdVec;
 use crate::spec::*;
 
 /// `go 1.N trace` followed by NULs to 16 bytes.
@@ -46,6 +47,17 @@ pub(crate) fn read_header(b: &[u8]) -> Result<u32, Error> {
 /// A little-endian base-128 varint (Go's `binary.Uvarint`): at most 10 bytes.
 #[inline]
 pub(crate) fn uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    // Most values (deltas, small ids) fit in one byte.
+    let c = *b.get(*pos)?;
+    if c < 0x80 {
+        *pos += 1;
+        return Some(c as u64);
+    }
+    uvarint_long(b, pos)
+}
+
+#[inline(never)]
+fn uvarint_long(b: &[u8], pos: &mut usize) -> Option<u64> {
     let mut x: u64 = 0;
     let mut shift = 0u32;
     for i in 0..10 {
@@ -194,8 +206,8 @@ pub(crate) struct RawClock {
 /// The tables of one generation, shared by its events.
 #[derive(Debug, Default)]
 pub struct Table {
-    pub(crate) strings: IdMap<u64, String>,
-    pub(crate) stacks: IdMap<u64, Box<[u64]>>,
+    pub(crate) strings: IdVec<u64, String>,
+    pub(crate) stacks: IdVec<u64, Box<[u64]>>,
     pub(crate) pcs: IdMap<u64, RawFrame>,
     pub(crate) freq: f64,
     pub(crate) clock: Option<RawClock>,
@@ -207,7 +219,7 @@ impl Table {
         if id == 0 {
             Some("")
         } else {
-            self.strings.get(&id).map(String::as_str)
+            self.strings.get(id).map(String::as_str)
         }
     }
 
@@ -216,7 +228,7 @@ impl Table {
         if id == 0 {
             Some(&[])
         } else {
-            self.stacks.get(&id).map(|s| &s[..])
+            self.stacks.get(id).map(|s| &s[..])
         }
     }
 
@@ -527,10 +539,10 @@ impl<'a> Builder<'a> {
             ));
         }
         let t = &self.table;
-        let mut ids: Vec<_> = t.stacks.keys().copied().collect();
+        let mut ids: Vec<_> = t.stacks.keys().collect();
         ids.sort_unstable();
         for id in ids {
-            for pc in t.stacks[&id].iter() {
+            for pc in t.stacks.get(id).map_or(&[][..], |s| &s[..]) {
                 let Some(f) = t.pcs.get(pc) else {
                     return Err(Error::order(format!(
                         "found unknown pc {pc:x} for stack {id}"

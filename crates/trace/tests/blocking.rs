@@ -37,3 +37,52 @@ fn equal_go_tool_trace_pprof() {
     eprintln!("{compared} stacks, {waits} waits equal go tool trace -pprof");
     assert!(compared > 50);
 }
+
+/// Streamed: the eager profiler (charging waits as they end) succeeds on real traces and
+/// gives what the exact one (keeping every wait to the end) gives, record for record.
+#[test]
+fn streamed_eager_equals_exact() {
+    use gocost_trace::{BlockingProfiler, Reader};
+    for minor in [22, 23, 24, 25, 26, 27] {
+        let trace = std::fs::read(dir().join(format!("go1.{minor}.trace"))).expect("trace");
+        for kind in [
+            BlockingKind::Net,
+            BlockingKind::Sync,
+            BlockingKind::Syscall,
+            BlockingKind::Sched,
+        ] {
+            let run = |mut p: BlockingProfiler| {
+                for ev in Reader::new(&trace).expect("header") {
+                    p.push(&ev.expect("event"));
+                }
+                p.finish()
+            };
+            let eager = run(BlockingProfiler::new(kind));
+            let exact = run(BlockingProfiler::exact(kind));
+            assert!(eager.is_some(), "go1.{minor} {}: eager failed", kind.name());
+            assert_eq!(eager, exact, "go1.{minor} {}", kind.name());
+        }
+    }
+}
+
+/// A stream that breaks the eager profiler's assumption (the same trace twice: goroutines
+/// begin again, time goes back) makes it give up; the exact profiler does not, and
+/// `blocking_profile` falls back to it.
+#[test]
+fn eager_gives_up_where_exact_does_not() {
+    use gocost_trace::{BlockingProfiler, blocking_profile};
+    let trace = std::fs::read(dir().join("go1.27.trace")).expect("trace");
+    let once = gocost_trace::parse(&trace).expect("parse");
+    let twice: Vec<_> = once.iter().chain(once.iter()).cloned().collect();
+    let kind = BlockingKind::Sched;
+    let mut eager = BlockingProfiler::new(kind);
+    let mut exact = BlockingProfiler::exact(kind);
+    for ev in &twice {
+        eager.push(ev);
+        exact.push(ev);
+    }
+    assert_eq!(eager.finish(), None);
+    let exact = exact.finish().expect("exact never gives up");
+    assert!(!exact.is_empty());
+    assert_eq!(blocking_profile(&twice, kind), exact);
+}

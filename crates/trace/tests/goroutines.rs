@@ -148,35 +148,29 @@ fn parse_group_page(html: &str) -> Page {
     page
 }
 
+#[cfg_attr(
+    not(has_go_1_27),
+    ignore = "needs Go 1.27.3 in .venv-go/1.27.3 or $GOCOST_GO_1_27"
+)]
 #[test]
 fn goroutine_pages_equal_go_tool_trace() {
-    let default = repo().join(".venv-go/1.27.3/bin/go");
-    let Some(go) =
-        gocost_testkit::external_tool("GOCOST_GO_1_27", &default.to_string_lossy(), "version")
-    else {
-        return;
-    };
-    let tool = String::from_utf8(
-        Command::new(&go)
-            .args(["tool", "-n", "trace"])
-            .output()
-            .expect("go tool -n")
-            .stdout,
-    )
-    .expect("utf8");
+    let go = gocost_testkit::tools::go_release(27);
+    let tool = gocost_testkit::procs::go_tool(&go, "trace");
     let mut goroutines = 0;
     let mut range_cells = 0;
     let mut stat_cells = 0;
     for minor in [22, 23, 24, 25, 26, 27] {
         let trace = repo().join(format!("testdata/traces/go1.{minor}.trace"));
-        let mut child = Command::new(tool.trim())
-            .arg("-http=127.0.0.1:0")
-            .arg(&trace)
-            .env("BROWSER", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("go tool trace -http");
+        let mut child = gocost_testkit::procs::retry_busy(|| {
+            Command::new(&tool)
+                .arg("-http=127.0.0.1:0")
+                .arg(&trace)
+                .env("BROWSER", "true")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .expect("go tool trace -http");
         let stderr = child.stderr.take().expect("stderr");
         let _proc = Proc(child);
         let mut base = String::new();

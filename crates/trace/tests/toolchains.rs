@@ -27,21 +27,19 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn toolchain(minor: u32, version: &str) -> Option<PathBuf> {
-    let default = repo().join(".venv-go").join(version).join("bin/go");
-    let go = gocost_testkit::external_tool(
-        &format!("GOCOST_GO_1_{minor}"),
-        &default.to_string_lossy(),
-        "version",
-    )?;
-    let out = Command::new(&go).arg("version").output().ok()?;
+fn toolchain(minor: u32, version: &str) -> PathBuf {
+    let go = gocost_testkit::tools::go_release(minor);
+    let out = Command::new(&go)
+        .arg("version")
+        .output()
+        .expect("go version");
     let v = String::from_utf8_lossy(&out.stdout);
     assert!(
         v.contains(&format!("go{version} ")),
         "{} is not Go {version}: {v}",
         go.display()
     );
-    Some(go)
+    go
 }
 
 /// `go tool trace -d=parsed` (or `-d=1`) of `trace`, as the tool prints it.
@@ -119,15 +117,17 @@ fn compare(what: &str, trace: &Path, minor: u32, want: &[u8]) -> usize {
     ours.lines().filter(|l| l.starts_with("M=")).count()
 }
 
+#[cfg_attr(
+    not(has_go_releases),
+    ignore = "needs Go 1.22–1.27 in .venv-go (see .ci/run)"
+)]
 #[test]
 fn goldens_are_what_each_go_prints() {
     let dir = repo().join("testdata/traces");
     let kinds = ["net", "sync", "syscall", "sched"];
     if std::env::var_os("GOCOST_BLESS_TRACES").is_some() {
         for (minor, version) in RELEASES {
-            let Some(go) = toolchain(minor, version) else {
-                continue;
-            };
+            let go = toolchain(minor, version);
             let trace = dir.join(format!("go1.{minor}.trace"));
             record(&go, &trace, false);
             std::fs::write(
@@ -138,7 +138,8 @@ fn goldens_are_what_each_go_prints() {
             eprintln!("blessed go1.{minor}.trace and its parse");
         }
         // Go 1.27's blocking profiles of every release's trace (tests/blocking.rs).
-        if let Some(go27) = toolchain(27, "1.27.3") {
+        {
+            let go27 = toolchain(27, "1.27.3");
             for (minor, _) in RELEASES {
                 let trace = dir.join(format!("go1.{minor}.trace"));
                 for kind in kinds {
@@ -150,9 +151,7 @@ fn goldens_are_what_each_go_prints() {
         }
     }
     for (minor, version) in RELEASES {
-        let Some(go) = toolchain(minor, version) else {
-            continue;
-        };
+        let go = toolchain(minor, version);
         let trace = dir.join(format!("go1.{minor}.trace"));
         let golden = dir.join(format!("go1.{minor}.parsed.txt"));
         let committed = std::fs::read(&golden).expect("golden");
@@ -163,7 +162,8 @@ fn goldens_are_what_each_go_prints() {
         );
         let n = compare(&format!("go1.{minor}.trace"), &trace, minor, &committed);
         eprintln!("go {version}: golden checked, {n} events");
-        if let Some(go27) = toolchain(27, "1.27.3") {
+        {
+            let go27 = toolchain(27, "1.27.3");
             for kind in kinds {
                 let pb = dir.join(format!("go1.{minor}.pprof-{kind}.pb"));
                 let committed = common::go_records(&std::fs::read(&pb).expect("profile golden"));
@@ -178,14 +178,16 @@ fn goldens_are_what_each_go_prints() {
     }
 }
 
+#[cfg_attr(
+    not(has_go_releases),
+    ignore = "needs Go 1.22–1.27 in .venv-go (see .ci/run)"
+)]
 #[test]
 fn fresh_traces_equal_each_go() {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fresh-traces");
     std::fs::create_dir_all(&tmp).expect("tmp");
     for (minor, version) in RELEASES {
-        let Some(go) = toolchain(minor, version) else {
-            continue;
-        };
+        let go = toolchain(minor, version);
         let trace = tmp.join(format!("go{version}.trace"));
         record(&go, &trace, false);
         let n = compare(
@@ -196,7 +198,8 @@ fn fresh_traces_equal_each_go() {
         );
         eprintln!("go {version}: fresh trace, {n} events equal");
         // Blocking profiles: Go 1.27's rules, so against Go 1.27's tool (it reads them all).
-        if let Some(go27) = toolchain(27, "1.27.3") {
+        {
+            let go27 = toolchain(27, "1.27.3");
             let bytes = std::fs::read(&trace).expect("trace");
             for kind in [
                 BlockingKind::Net,
@@ -212,22 +215,23 @@ fn fresh_traces_equal_each_go() {
                     &got,
                 );
             }
-            if let Some((points, _)) = common::check_mmu(&trace) {
-                eprintln!("go {version}: fresh trace, {points} MMU points equal");
-            }
+            let (points, _) = common::check_mmu(&trace);
+            eprintln!("go {version}: fresh trace, {points} MMU points equal");
         }
     }
 }
 
 /// Every release's tool also reads the traces of the releases before it.
+#[cfg_attr(
+    not(has_go_releases),
+    ignore = "needs Go 1.22–1.27 in .venv-go (see .ci/run)"
+)]
 #[test]
 fn newer_tools_read_older_traces_alike() {
     let dir = repo().join("testdata/traces");
     let mut total = 0;
     for (tool, version) in RELEASES {
-        let Some(go) = toolchain(tool, version) else {
-            continue;
-        };
+        let go = toolchain(tool, version);
         for (minor, _) in RELEASES.iter().filter(|(m, _)| *m < tool) {
             let trace = dir.join(format!("go1.{minor}.trace"));
             total += compare(

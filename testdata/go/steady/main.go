@@ -7,6 +7,7 @@ package main
 
 import (
 	"encoding/json"
+	_ "expvar"
 	"flag"
 	"fmt"
 	"net"

@@ -7,7 +7,10 @@
 //
 // Usage: tracebed [-busy] OUT.trace
 //
-// -busy runs longer with more goroutines, for benchmarks (a trace of a few MB).
+// -busy runs longer with more goroutines, for benchmarks (a trace of a few MB). -for D
+// runs the busy rounds again and again for D (e.g. 5s, 60s), beside -pairs pairs of
+// goroutines that play channel ping-pong, yield and nap (-nap) all the time, as a busy
+// service would (a few MB of trace a second).
 package main
 
 import (
@@ -29,9 +32,12 @@ var sink [][]byte
 
 func main() {
 	busy := flag.Bool("busy", false, "run longer with more goroutines (benchmark traces)")
+	dur := flag.Duration("for", 0, "run busy rounds for this long (a big benchmark trace)")
+	pairs := flag.Int("pairs", 4, "with -for: ping-pong pairs in the background")
+	nap := flag.Duration("nap", 50*time.Microsecond, "with -for: each ping-pong turn sleeps this long")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: tracebed [-busy] OUT.trace")
+		fmt.Fprintln(os.Stderr, "usage: tracebed [-busy | -for DURATION] OUT.trace")
 		os.Exit(2)
 	}
 	out, err := os.Create(flag.Arg(0))
@@ -51,6 +57,14 @@ func main() {
 	rounds, workers := 2, 3
 	if *busy {
 		rounds, workers = 40, 16
+	}
+	if *dur > 0 {
+		background(*dur, *pairs, *nap)
+		end := time.Now().Add(*dur)
+		for r := 0; time.Now().Before(end); r++ {
+			round(r, 16)
+		}
+		rounds = 0
 	}
 	for r := 0; r < rounds; r++ {
 		round(r, workers)
@@ -182,6 +196,35 @@ func round(r, workers int) {
 		runtime.Gosched()
 	}()
 	wg.Wait()
+}
+
+// background starts n pairs of goroutines that ping-pong on channels (with a little work
+// and a yield and a nap each turn) for d: scheduler latency and sync waits, all the time.
+func background(d time.Duration, n int, nap time.Duration) {
+	end := time.Now().Add(d)
+	for i := 0; i < n; i++ {
+		ping, pong := make(chan int), make(chan int)
+		go func() {
+			for v := 0; time.Now().Before(end); v++ {
+				ping <- v
+				<-pong
+				runtime.Gosched()
+				if nap > 0 {
+					time.Sleep(nap)
+				}
+			}
+			close(ping)
+		}()
+		go func() {
+			for v := range ping {
+				x := 0
+				for j := 0; j < 200*v%1000; j++ {
+					x += j
+				}
+				pong <- x
+			}
+		}()
+	}
 }
 
 func spin(d time.Duration) {

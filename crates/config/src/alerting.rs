@@ -28,6 +28,15 @@ pub const WHEN: &[(&str, &str, Option<f64>)] = &[
         "relative change (0.1 = 10 % more expensive)",
         Some(0.0),
     ),
+    // From the execution traces captured in the window (the `go_trace_*` series): the
+    // worst capture counts.
+    ("trace_stw_p99", "seconds", None),
+    ("trace_sched_latency_p99", "seconds", None),
+    (
+        "trace_gc_assist_fraction",
+        "fraction of the procs' time (0..1)",
+        None,
+    ),
 ];
 
 /// One `[[alert]]` rule.
@@ -39,7 +48,7 @@ pub struct AlertRule {
     /// A selector of label matchers, e.g. `{job="checkout"}` (no kind).
     pub query: Option<String>,
     pub above: Option<f64>,
-    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    #[serde(default, deserialize_with = "crate::de_duration")]
     pub window: Option<Duration>,
     /// Where notifications are POSTed (Alertmanager's webhook JSON).
     #[serde(default)]
@@ -53,7 +62,7 @@ pub struct AlertRule {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AlertingConfig {
-    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    #[serde(default, deserialize_with = "crate::de_duration")]
     pub interval: Option<Duration>,
 }
 

@@ -36,11 +36,13 @@ static ASSETS: &[Asset] = &[
     asset!("api.js", JS),
     asset!("format.js", JS),
     asset!("flame.js", JS),
+    asset!("graph.js", JS),
     asset!("charts.js", JS),
     asset!("explore.js", JS),
     asset!("compare.js", JS),
     asset!("runtime.js", JS),
     asset!("insights.js", JS),
+    asset!("traces.js", JS),
 ];
 
 /// 64-bit FNV-1a of the bytes, as the ETag.

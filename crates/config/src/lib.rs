@@ -1,4 +1,13 @@
-//! The configuration file (TOML, shaped like Prometheus `scrape_configs`).
+//! # gocost-config
+//!
+//! gocost's configuration file (TOML; scrape jobs shaped like Prometheus `scrape_configs`):
+//! the whole schema — `[storage]`, `[server]`, `[[scrape]]`, `[cost]`, `[[alert]]` and
+//! `[alerting]` ([`alerting`]), `[auth]`, `[tenancy]`, `[limits]`, and `[compare]` kept as a
+//! table for the CLI — and its validation. Errors name the file, and the line and key (TOML
+//! errors) or the entry and key (validation), and never print a token.
+//!
+//! Also the small parsers the file's values use ([`parse_duration`], [`parse_size`]) and
+//! [`redact_url`] / [`url_origin`]: what of a URL may be logged or shown.
 //!
 //! ```toml
 //! [storage]
@@ -12,6 +21,15 @@
 //! profiles = ["cpu", "heap", "allocs", "goroutine", "mutex", "block"]
 //! labels = { env = "prod" }
 //! ```
+//!
+//! It reads a file and checks it; it does not act on it (the scraper, the server and the
+//! CLI do).
+
+pub mod alerting;
+mod url;
+
+pub use alerting::{AlertRule, AlertingConfig};
+pub use url::{redact_url, url_origin};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -159,6 +177,14 @@ pub struct ServerConfig {
     /// How many queries run at once (default: the cores, at least 2); more wait up to 5 s,
     /// then get 503.
     pub max_concurrent_queries: Option<usize>,
+    /// The most samples a query's merged profile, and nodes its flame graph, may have
+    /// (default 1,000,000); a query past it is answered 422 naming this setting.
+    pub query_max_nodes: Option<usize>,
+    /// The deepest stack a query may meet, in frames (default 2048, the ingest limit).
+    pub query_max_depth: Option<usize>,
+    /// The most bytes a query's answer may have (default 64MiB).
+    #[serde(default, deserialize_with = "de_size")]
+    pub query_max_output: Option<u64>,
 }
 
 /// One `[[scrape]]` job.
@@ -199,6 +225,37 @@ pub struct ScrapeConfig {
     /// Largest response accepted (default 64MiB).
     #[serde(default, deserialize_with = "de_size")]
     pub max_body: Option<u64>,
+    /// Execution traces, when `profiles` lists `trace`: how often and how long (default
+    /// `{ every = "5m", seconds = 5, max_bytes = "64MiB" }`).
+    #[serde(default)]
+    pub trace: TraceSettings,
+}
+
+/// `trace = { every = "5m", seconds = 5, max_bytes = "64MiB" }` in a scrape job.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSettings {
+    /// Time between two traces of a target (default 5m). Each target's schedule is offset
+    /// by a fixed fraction of it derived from its URL, so a fleet does not trace at once.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub every: Option<Duration>,
+    /// How long each trace runs, in seconds (default 5).
+    pub seconds: Option<u64>,
+    /// Largest trace kept (default 64MiB): a longer response is cut off and not stored.
+    #[serde(default, deserialize_with = "de_size")]
+    pub max_bytes: Option<u64>,
+}
+
+impl TraceSettings {
+    pub fn every(&self) -> Duration {
+        self.every.unwrap_or(Duration::from_secs(300))
+    }
+    pub fn seconds(&self) -> u64 {
+        self.seconds.unwrap_or(5)
+    }
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes.unwrap_or(64 << 20)
+    }
 }
 
 /// The whole file.
@@ -219,9 +276,9 @@ pub struct Config {
     pub cost: CostConfig,
     /// Alert rules (`[[alert]]`) and how often they run (`[alerting]`).
     #[serde(default)]
-    pub alert: Vec<crate::alerting::AlertRule>,
+    pub alert: Vec<AlertRule>,
     #[serde(default)]
-    pub alerting: crate::alerting::AlertingConfig,
+    pub alerting: AlertingConfig,
     /// Bearer tokens and their scopes (`[[auth.tokens]]`); none = no auth, as before.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -386,12 +443,25 @@ impl Config {
                 return Err(at("targets must list at least one host:port"));
             }
             for p in s.profiles() {
-                if !gocost_store::KINDS.contains(&p.as_str()) {
+                if !gocost_store::KINDS.contains(&p.as_str()) && p != "trace" {
                     return Err(at(&format!(
-                        "unknown profile {p:?} in profiles (one of {})",
+                        "unknown profile {p:?} in profiles (one of {}, trace)",
                         gocost_store::KINDS.join(", ")
                     )));
                 }
+            }
+            let t = &s.trace;
+            if t.seconds() == 0 || t.seconds() > 60 {
+                return Err(at("trace.seconds must be from 1 to 60"));
+            }
+            if t.every() < Duration::from_secs(t.seconds() + 1) {
+                return Err(at("trace.every must be longer than trace.seconds"));
+            }
+            if t.max_bytes() == 0 || t.max_bytes() > gocost_store::MAX_TRACE_BYTES as u64 {
+                return Err(at(&format!(
+                    "trace.max_bytes must be from 1 to {} bytes",
+                    gocost_store::MAX_TRACE_BYTES
+                )));
             }
             for m in &s.metrics {
                 if m != "expvar" && m != "prometheus" {
@@ -515,6 +585,18 @@ impl Config {
                 file.display()
             ));
         }
+        for (k, v) in [
+            ("query_max_nodes", cfg.server.query_max_nodes),
+            ("query_max_depth", cfg.server.query_max_depth),
+            (
+                "query_max_output",
+                cfg.server.query_max_output.map(|b| b as usize),
+            ),
+        ] {
+            if v == Some(0) {
+                return Err(format!("{}: server.{k} must be at least 1", file.display()));
+            }
+        }
         if cfg.server.max_connections == Some(0) {
             return Err(format!(
                 "{}: server.max_connections must be at least 1",
@@ -571,6 +653,24 @@ labels = { env = "prod" }
         let both = format!("{MINIMAL}\n[compare]\nthreshold = \"10%\"\n");
         let c = Config::parse(&both, Path::new("gocost.toml")).unwrap();
         assert!(c.compare.is_some());
+    }
+
+    #[test]
+    fn the_query_budget_is_read_and_checked() {
+        let with = |server: &str| format!("[server]\n{server}\n{MINIMAL}");
+        let c = Config::parse(
+            &with("query_max_nodes = 5000\nquery_max_depth = 64\nquery_max_output = \"1MiB\""),
+            Path::new("gocost.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.server.query_max_nodes, Some(5000));
+        assert_eq!(c.server.query_max_depth, Some(64));
+        assert_eq!(c.server.query_max_output, Some(1 << 20));
+        let e = Config::parse(&with("query_max_nodes = 0"), Path::new("gocost.toml")).unwrap_err();
+        assert!(
+            e.contains("server.query_max_nodes must be at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! `gocost load URL`: offer HTTP load to a service and report the latency it gave back.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use gocost_load::{Config, Model, Rate, Target};
+
+use crate::source::InputError;
+
+pub const AFTER_HELP: &str = "\
+Open model (--rate): requests are due at a fixed rate whether or not the server keeps up, and
+each latency counts from when its request was due, so a stall shows in the percentiles instead
+of slowing the load down (wrk2's correction of coordinated omission). Requests a connection
+could take only more than 1 ms late are counted as \"sent late\": add --connections.
+Closed model (--concurrency): N clients back to back, latency from each send; for peak
+throughput.
+
+Examples:
+  gocost load --rate 2000 --duration 60s http://127.0.0.1:8080/api/orders
+  gocost load --rate 1000:20000 --ramp 60s --duration 120s --json http://127.0.0.1:8080/
+  gocost load --concurrency 64 --duration 30s -H 'Authorization: Bearer x' http://127.0.0.1:8080/";
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The service's URL (http://host:port/path).
+    #[arg(value_name = "URL")]
+    url: String,
+    /// Open model: requests per second (N), or a ramp FROM:TO with --ramp.
+    #[arg(long, value_name = "N|FROM:TO", conflicts_with = "concurrency")]
+    rate: Option<String>,
+    /// How long a --rate FROM:TO ramp takes (then TO holds).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    ramp: String,
+    /// Closed model: this many clients, each sending when its last request was answered.
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    /// Measured time.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    duration: String,
+    /// Load before measuring, not in the results (connections opened, caches warm).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    warmup: String,
+    /// Open model: connections, each carrying one request at a time (default: enough for the
+    /// rate at 100 ms per request, at least 16).
+    #[arg(long, value_name = "N")]
+    connections: Option<usize>,
+    /// A new connection per request.
+    #[arg(long)]
+    no_keepalive: bool,
+    /// HTTP method.
+    #[arg(short = 'X', long, default_value = "GET")]
+    method: String,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    headers: Vec<String>,
+    /// Request body.
+    #[arg(long, conflicts_with = "body_file")]
+    body: Option<String>,
+    /// Request body from a file.
+    #[arg(long, value_name = "FILE")]
+    body_file: Option<PathBuf>,
+    /// A request not answered in this time counts as an error (`timeout`).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    timeout: String,
+    /// Print the report as JSON (per second and in total, with the latency histogram).
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn duration(name: &str, v: &str) -> Result<Duration> {
+    gocost_config::parse_duration(v).map_err(|e| InputError(format!("--{name}: {e}")).into())
+}
+
+fn config(a: &LoadArgs) -> Result<Config> {
+    let target = Target::parse(&a.url).map_err(InputError)?;
+    let ramp = duration("ramp", &a.ramp)?;
+    let model = match (&a.rate, a.concurrency) {
+        (Some(r), _) => Model::Open(Rate::parse(r, ramp.as_secs_f64()).map_err(InputError)?),
+        (None, Some(0)) => return Err(InputError("--concurrency must be at least 1".into()).into()),
+        (None, Some(c)) => Model::Closed { concurrency: c },
+        (None, None) => {
+            return Err(InputError(
+                "give --rate N (open model: a fixed arrival rate) or --concurrency N (closed model)"
+                    .into(),
+            )
+            .into());
+        }
+    };
+    let connections = match (a.connections, model) {
+        (Some(0), _) => return Err(InputError("--connections must be at least 1".into()).into()),
+        (Some(n), _) => n,
+        (None, Model::Open(r)) => ((r.from.max(r.to) * 0.1).ceil() as usize).clamp(16, 10_000),
+        (None, Model::Closed { concurrency }) => concurrency,
+    };
+    let method = hyper_method(&a.method)?;
+    let mut headers = Vec::new();
+    for h in &a.headers {
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| InputError(format!("-H {h:?}: want `Name: value`")))?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let body = match (&a.body, &a.body_file) {
+        (Some(b), _) => b.clone().into_bytes(),
+        (_, Some(f)) => {
+            std::fs::read(f).map_err(|e| InputError(format!("{}: {e}", f.display())))?
+        }
+        _ => Vec::new(),
+    };
+    Ok(Config {
+        target,
+        method,
+        headers,
+        body: body.into(),
+        model,
+        duration: duration("duration", &a.duration)?.max(Duration::from_secs(1)),
+        warmup: duration("warmup", &a.warmup)?,
+        connections,
+        keepalive: !a.no_keepalive,
+        timeout: duration("timeout", &a.timeout)?,
+    })
+}
+
+fn hyper_method(m: &str) -> Result<gocost_load::Method> {
+    gocost_load::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+        .map_err(|_| InputError(format!("-X {m:?}: not an HTTP method")).into())
+}
+
+pub fn run(a: LoadArgs) -> Result<()> {
+    let cfg = config(&a)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let tty = std::io::stderr().is_terminal();
+    let report = rt.block_on(gocost_load::run(cfg, |p| {
+        if tty {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(
+                e,
+                "\r{:>5.0}/{:.0}s  {} requests  {} errors  p99 {:.2}ms   ",
+                p.elapsed,
+                p.total,
+                p.requests,
+                p.errors,
+                p.p99_so_far * 1e3
+            );
+            let _ = e.flush();
+        }
+    }));
+    if tty {
+        eprintln!();
+    }
+    let json = serde_json::to_string_pretty(&report)? + "\n";
+    if let Some(path) = &a.output {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    let text = if a.json { json } else { report.to_text() };
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,597 @@
+//! # gocost-load
+//!
+//! The load side of `gocost load`: sends HTTP/1.1 requests to one service and measures what
+//! it answers, second by second.
+//!
+//! - **Open model** (a rate): request `i` is due at a fixed time ([`schedule::Rate`]) whether
+//!   or not earlier ones were answered, and its latency counts from when it was due. A server
+//!   that stalls for a second cannot hide the stall by slowing the generator down (the
+//!   "coordinated omission" wrk2 corrects). A request sent more than 1 ms after it was due is
+//!   counted as late: the generator (its connections) could not keep up.
+//! - **Closed model** (a concurrency): N clients each send the next request when the previous
+//!   one is answered; latency counts from the send. For peak-throughput runs.
+//!
+//! Latencies go into per-second HDR histograms ([`stats`]), merged from the workers once a
+//! second, so memory does not grow with the number of requests.
+
+pub mod schedule;
+pub mod stats;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+pub use hyper::Method;
+pub use schedule::Rate;
+use stats::{Percentiles, Second};
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Model {
+    /// Requests at a rate, latency from the due time.
+    Open(Rate),
+    /// N clients back to back, latency from the send.
+    Closed { concurrency: usize },
+}
+
+/// A run's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub method: hyper::Method,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub model: Model,
+    /// Measured time, after the warm-up.
+    pub duration: Duration,
+    /// Load before measuring (not in the results).
+    pub warmup: Duration,
+    /// Open model: connections (each carries one request at a time).
+    pub connections: usize,
+    pub keepalive: bool,
+    pub timeout: Duration,
+}
+
+/// An `http://host:port/path?query` target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, `/` at least.
+    pub path: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        if url.starts_with("https://") {
+            return Err(format!(
+                "{url}: https is not supported yet; load the service over plain HTTP (e.g. its internal port)"
+            ));
+        }
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url}: not an http:// URL"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("{url}: bad port {p:?}"))?,
+            ),
+            _ => (authority, 80),
+        };
+        if host.is_empty() {
+            return Err(format!("{url}: no host"));
+        }
+        Ok(Target {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What a run measured, second by second and in total.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub url: String,
+    /// `open` or `closed`.
+    pub model: &'static str,
+    /// Open model: the offered rate (the final one of a ramp).
+    pub rate: Option<f64>,
+    pub concurrency: Option<usize>,
+    pub connections: usize,
+    pub duration_seconds: f64,
+    pub warmup_seconds: f64,
+    pub requests: u64,
+    pub errors: u64,
+    /// Requests a connection could take up only more than 1 ms after they were due (open
+    /// model): the generator's connections could not keep up with the rate.
+    pub late: u64,
+    /// Answered requests per second over the measured time.
+    pub throughput: f64,
+    pub latency: Percentiles,
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    pub error_kinds: std::collections::BTreeMap<String, u64>,
+    pub seconds: Vec<SecondReport>,
+    /// The whole run's latency histogram: `[upper bound in seconds, count]` per bucket.
+    pub histogram: Vec<(f64, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SecondReport {
+    /// Seconds since the end of the warm-up.
+    pub t: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub late: u64,
+    pub latency: Percentiles,
+}
+
+/// Live numbers for a progress line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub elapsed: f64,
+    pub total: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p99_so_far: f64,
+}
+
+struct Shared {
+    cfg: Config,
+    start: Instant,
+    next: AtomicU64,
+    stop: AtomicBool,
+    seconds: Mutex<Vec<Second>>,
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A worker's current second, flushed into the shared table when the second changes.
+struct Local {
+    second: u64,
+    data: Second,
+}
+
+impl Local {
+    async fn record(&mut self, sh: &Shared, second: u64, f: impl FnOnce(&mut Second)) {
+        if second != self.second {
+            self.flush(sh).await;
+            self.second = second;
+        }
+        f(&mut self.data);
+    }
+
+    async fn flush(&mut self, sh: &Shared) {
+        if self.data.requests() == 0 && self.data.late == 0 {
+            return;
+        }
+        let mut all = sh.seconds.lock().await;
+        let i = self.second as usize;
+        if all.len() <= i {
+            all.resize_with(i + 1, Second::default);
+        }
+        all[i].add(&self.data);
+        self.data = Second::default();
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(t: &Target) -> Result<Sender, String> {
+    let stream = TcpStream::connect((t.host.as_str(), t.port))
+        .await
+        .map_err(|e| format!("connect: {}", e.kind()))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One request on `conn` (connecting first when needed): the status, or an error kind.
+async fn send(sh: &Shared, conn: &mut Option<Sender>) -> Result<u16, String> {
+    let cfg = &sh.cfg;
+    if conn.as_ref().is_none_or(|s| s.is_closed()) {
+        *conn = Some(connect(&cfg.target).await?);
+    }
+    let Some(sender) = conn.as_mut() else {
+        return Err("connect: no connection".into());
+    };
+    let mut req = Request::builder()
+        .method(cfg.method.clone())
+        .uri(cfg.target.path.as_str())
+        .header(hyper::header::HOST, cfg.target.authority());
+    if !cfg.keepalive {
+        req = req.header(hyper::header::CONNECTION, "close");
+    }
+    for (k, v) in &cfg.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let req = req
+        .body(Full::new(cfg.body.clone()))
+        .map_err(|e| format!("request: {e}"))?;
+    let res = async {
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection: {e}"))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("response: {}", short_error(&e)))?;
+        let status = resp.status().as_u16();
+        resp.into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?;
+        Ok::<u16, String>(status)
+    };
+    let out = match tokio::time::timeout(cfg.timeout, res).await {
+        Ok(r) => r,
+        Err(_) => Err("timeout".to_string()),
+    };
+    if out.is_err() || !cfg.keepalive {
+        *conn = None;
+    }
+    out
+}
+
+fn short_error(e: &hyper::Error) -> String {
+    if e.is_incomplete_message() {
+        "connection closed before the response".into()
+    } else if e.is_canceled() {
+        "canceled".into()
+    } else {
+        e.to_string()
+    }
+}
+
+/// Open model: take the next due request, wait for its time, send it.
+async fn open_worker(sh: Arc<Shared>, rate: Rate) {
+    let total = (sh.cfg.warmup + sh.cfg.duration).as_secs_f64();
+    let warm = sh.cfg.warmup.as_secs_f64();
+    let mut conn: Option<Sender> = None;
+    let mut local = Local {
+        second: 0,
+        data: Second::default(),
+    };
+    loop {
+        if sh.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let i = sh.next.fetch_add(1, Ordering::Relaxed);
+        let due_s = rate.due(i);
+        if due_s >= total {
+            break;
+        }
+        let due = sh.start + Duration::from_secs_f64(due_s);
+        let picked = Instant::now();
+        if picked < due {
+            tokio::time::sleep_until(due).await;
+        }
+        let sent = Instant::now();
+        let res = send(&sh, &mut conn).await;
+        let done = Instant::now();
+        // Ready before it was due: the wait past `due` is the timer's, not the server's, so
+        // time from the send. Picked up late: a previous answer held this connection, so time
+        // from when the request was due (the coordinated-omission correction).
+        let from = if picked <= due { sent } else { due };
+        if due_s < warm {
+            continue;
+        }
+        let second = (due_s - warm) as u64;
+        let late = picked.saturating_duration_since(due) > Duration::from_millis(1);
+        let us = done.saturating_duration_since(from).as_micros() as u64;
+        record(&sh, &mut local, second, res, us, late).await;
+    }
+    local.flush(&sh).await;
+}
+
+/// Closed model: send, wait for the answer, send again.
+async fn closed_worker(sh: Arc<Shared>) {
+    let total = sh.cfg.warmup + sh.cfg.duration;
+    let warm = sh.cfg.warmup;
+    let mut conn: Option<Sender> = None;
+    let mut local = Local {
+        second: 0,
+        data: Second::default(),
+    };
+    loop {
+        let sent = Instant::now();
+        let at = sent.saturating_duration_since(sh.start);
+        if at >= total || sh.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let res = send(&sh, &mut conn).await;
+        let done = Instant::now();
+        if at < warm {
+            continue;
+        }
+        let second = (at - warm).as_secs();
+        let us = done.saturating_duration_since(sent).as_micros() as u64;
+        record(&sh, &mut local, second, res, us, false).await;
+    }
+    local.flush(&sh).await;
+}
+
+async fn record(
+    sh: &Shared,
+    local: &mut Local,
+    second: u64,
+    res: Result<u16, String>,
+    us: u64,
+    late: bool,
+) {
+    sh.sent.fetch_add(1, Ordering::Relaxed);
+    local
+        .record(sh, second, |s| {
+            match &res {
+                Ok(status) => {
+                    *s.statuses.entry(*status).or_default() += 1;
+                    let _ = s.latency.record(us.max(1));
+                }
+                Err(kind) => {
+                    *s.errors.entry(kind.clone()).or_default() += 1;
+                }
+            }
+            if late {
+                s.late += 1;
+            }
+        })
+        .await;
+    if res.is_err() {
+        sh.failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs the load; `progress` is called about once a second.
+pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
+    let workers = match cfg.model {
+        Model::Open(_) => cfg.connections.max(1),
+        Model::Closed { concurrency } => concurrency.max(1),
+    };
+    let sh = Arc::new(Shared {
+        cfg: cfg.clone(),
+        start: Instant::now() + Duration::from_millis(20),
+        next: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        seconds: Mutex::new(Vec::new()),
+        sent: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
+    let mut tasks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let sh = sh.clone();
+        tasks.push(match cfg.model {
+            Model::Open(rate) => tokio::spawn(open_worker(sh, rate)),
+            Model::Closed { .. } => tokio::spawn(closed_worker(sh)),
+        });
+    }
+    let total = (cfg.warmup + cfg.duration).as_secs_f64();
+    let deadline = sh.start + cfg.warmup + cfg.duration + cfg.timeout + Duration::from_secs(1);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let all = futures_join(tasks);
+    tokio::pin!(all);
+    loop {
+        tokio::select! {
+            _ = &mut all => break,
+            _ = tick.tick() => {
+                let elapsed = sh.start.elapsed().as_secs_f64().min(total);
+                let p99 = {
+                    let secs = sh.seconds.lock().await;
+                    secs.iter().rev().find(|s| !s.latency.is_empty())
+                        .map_or(0.0, |s| s.latency.value_at_quantile(0.99) as f64 / 1e6)
+                };
+                progress(Progress {
+                    elapsed,
+                    total,
+                    requests: sh.sent.load(Ordering::Relaxed),
+                    errors: sh.failed.load(Ordering::Relaxed),
+                    p99_so_far: p99,
+                });
+                if Instant::now() > deadline {
+                    // Workers stuck past every timeout: stop them.
+                    sh.stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    let seconds = std::mem::take(&mut *sh.seconds.lock().await);
+    report(&cfg, seconds)
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn report(cfg: &Config, mut seconds: Vec<Second>) -> Report {
+    let n = cfg.duration.as_secs().max(1) as usize;
+    seconds.resize_with(seconds.len().max(n), Second::default);
+    let mut all = Second::default();
+    for s in &seconds {
+        all.add(s);
+    }
+    let (model, rate, concurrency) = match cfg.model {
+        Model::Open(r) => ("open", Some(r.to), None),
+        Model::Closed { concurrency } => ("closed", None, Some(concurrency)),
+    };
+    let dur = cfg.duration.as_secs_f64();
+    let answered: u64 = all.statuses.values().sum();
+    let mut histogram = Vec::new();
+    for v in all.latency.iter_log(1000, 1.25) {
+        if v.count_since_last_iteration() > 0 {
+            histogram.push((
+                v.value_iterated_to() as f64 / 1e6,
+                v.count_since_last_iteration(),
+            ));
+        }
+    }
+    Report {
+        url: format!("http://{}{}", cfg.target.authority(), cfg.target.path),
+        model,
+        rate,
+        concurrency,
+        connections: match cfg.model {
+            Model::Open(_) => cfg.connections,
+            Model::Closed { concurrency } => concurrency,
+        },
+        duration_seconds: dur,
+        warmup_seconds: cfg.warmup.as_secs_f64(),
+        requests: all.requests(),
+        errors: all.error_count(),
+        late: all.late,
+        throughput: answered as f64 / dur.max(1e-9),
+        latency: Percentiles::of(&all.latency),
+        statuses: all.statuses.clone(),
+        error_kinds: all.errors.clone(),
+        seconds: seconds
+            .iter()
+            .enumerate()
+            .map(|(t, s)| SecondReport {
+                t: t as u64,
+                requests: s.requests(),
+                errors: s.error_count(),
+                late: s.late,
+                latency: Percentiles::of(&s.latency),
+            })
+            .collect(),
+        histogram,
+    }
+}
+
+impl Report {
+    /// The report as text: what was offered, what came back, latency percentiles, and the
+    /// seconds whose P99 stood out.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let ms = |s: f64| {
+            if s >= 1.0 {
+                format!("{s:.3}s")
+            } else {
+                format!("{:.2}ms", s * 1e3)
+            }
+        };
+        let mut o = String::new();
+        let offered = match (self.rate, self.concurrency) {
+            (Some(r), _) => format!(
+                "open model, {r} requests/s over {} connections",
+                self.connections
+            ),
+            (_, Some(c)) => format!("closed model, {c} concurrent clients"),
+            _ => String::new(),
+        };
+        let _ = writeln!(o, "Target:     {}", self.url);
+        let _ = writeln!(
+            o,
+            "Load:       {offered}; {}s measured after {}s of warm-up",
+            self.duration_seconds, self.warmup_seconds
+        );
+        let _ = writeln!(
+            o,
+            "Requests:   {} ({:.1}/s answered), {} errors, {} sent late",
+            self.requests, self.throughput, self.errors, self.late
+        );
+        let st: Vec<String> = self
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .chain(self.error_kinds.iter().map(|(k, n)| format!("{k}: {n}")))
+            .collect();
+        let _ = writeln!(o, "Answers:    {}", st.join(", "));
+        let l = &self.latency;
+        let _ = writeln!(
+            o,
+            "Latency:    p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {})",
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max),
+            ms(l.mean)
+        );
+        if self.rate.is_some() {
+            let _ = writeln!(
+                o,
+                "            (open model: latency counts from when each request was due, so stalls are not hidden)"
+            );
+        }
+        // Seconds whose P99 is over twice the run's median P99.
+        let mut p99s: Vec<f64> = self
+            .seconds
+            .iter()
+            .filter(|s| s.requests > 0)
+            .map(|s| s.latency.p99)
+            .collect();
+        p99s.sort_by(f64::total_cmp);
+        if let Some(&mid) = p99s.get(p99s.len() / 2) {
+            let spikes: Vec<String> = self
+                .seconds
+                .iter()
+                .filter(|s| s.requests > 0 && s.latency.p99 > 2.0 * mid && s.latency.p99 > 0.001)
+                .map(|s| format!("{}s ({})", s.t, ms(s.latency.p99)))
+                .collect();
+            if !spikes.is_empty() {
+                let _ = writeln!(o, "P99 spikes: {}", spikes.join(", "));
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        let t = Target::parse("http://127.0.0.1:8080/api/x?y=1").unwrap();
+        assert_eq!(
+            t,
+            Target {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: "/api/x?y=1".into()
+            }
+        );
+        assert_eq!(Target::parse("http://localhost").unwrap().port, 80);
+        assert_eq!(Target::parse("http://[::1]:9/").unwrap().host, "::1");
+        assert!(Target::parse("https://x/").unwrap_err().contains("https"));
+        assert!(Target::parse("ftp://x/").unwrap_err().contains("http://"));
+        assert!(
+            Target::parse("http://x:99999/")
+                .unwrap_err()
+                .contains("port")
+        );
+    }
+}

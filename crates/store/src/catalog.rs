@@ -1,0 +1,186 @@
+//! The block catalog: every block's index, parsed once when the store opens or a block is
+//! written, kept in time order; reading sections and symbol tables of catalogued blocks; the
+//! series, kinds and labels the head and the blocks hold.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::head::{Entry, Inner};
+use crate::symtab::SymTab;
+use crate::{BlobStore, BlockMeta, Error, SeriesKey, Store, block, block_err};
+
+/// A block in the catalog: its index, parsed once.
+pub(crate) struct Block {
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) meta: BlockMeta,
+    pub(crate) keys: Vec<SeriesKey>,
+    pub(crate) metric_keys: Vec<SeriesKey>,
+    /// Retention is deleting it: reads pass it by.
+    pub(crate) expiring: AtomicBool,
+}
+
+impl Block {
+    /// Whether a read of `[from, to]` needs the block.
+    pub(crate) fn overlaps(&self, from: i64, to: i64) -> bool {
+        self.meta.min_time_ns <= to
+            && self.meta.max_time_ns >= from
+            && !self.expiring.load(Ordering::Relaxed)
+    }
+}
+
+/// Catalog order: oldest data first.
+pub(crate) fn block_order(a: &Block, b: &Block) -> std::cmp::Ordering {
+    (a.meta.min_time_ns, &a.meta.id).cmp(&(b.meta.min_time_ns, &b.meta.id))
+}
+
+impl Inner {
+    pub(crate) fn add_block(&mut self, b: Block) {
+        for k in &b.keys {
+            if !self.kinds.contains(&k.kind) {
+                self.kinds.insert(k.kind.clone());
+            }
+        }
+        let at = self.blocks.partition_point(|x| block_order(x, &b).is_le());
+        self.blocks.insert(at, Arc::new(b));
+    }
+}
+
+/// The kinds of the series in `head` and `blocks`.
+pub(crate) fn kinds_of(
+    head: &BTreeMap<SeriesKey, Vec<Entry>>,
+    blocks: &[Arc<Block>],
+) -> BTreeSet<String> {
+    head.keys()
+        .chain(blocks.iter().flat_map(|b| b.keys.iter()))
+        .map(|k| k.kind.clone())
+        .collect()
+}
+
+pub(crate) const BLOCK_SUFFIX: &str = ".gcb";
+
+pub(crate) fn new_block_id(level: u32) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!(
+        "L{level}-{now:016x}-{:04x}{:04x}",
+        std::process::id() & 0xffff,
+        N.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
+}
+
+impl Store {
+    /// Where blocks are kept, for logs.
+    pub fn blocks_location(&self) -> &str {
+        self.blobs.describe()
+    }
+
+    pub(crate) fn section(&self, b: &Block, s: &block::Section) -> Result<Vec<u8>, Error> {
+        let z = self
+            .blobs
+            .get_range(&b.name, s.offset..s.offset.saturating_add(s.len))?;
+        block::inflate_checked(&z, s).map_err(|e| block_err(&b.name, e))
+    }
+
+    pub(crate) fn symtab(
+        &self,
+        cache: &mut HashMap<(usize, u32), Arc<SymTab>>,
+        bi: usize,
+        b: &Block,
+        group: u32,
+    ) -> Result<Arc<SymTab>, Error> {
+        if let Some(t) = cache.get(&(bi, group)) {
+            return Ok(t.clone());
+        }
+        let gm = b
+            .meta
+            .groups
+            .get(group as usize)
+            .ok_or_else(|| block_err(&b.name, format!("group {group} out of range")))?;
+        let t = Arc::new(
+            SymTab::decode(&self.section(b, &gm.symbols)?)
+                .map_err(|e| block_err(&b.name, format!("symbols of {:?}: {e}", gm.name)))?,
+        );
+        cache.insert((bi, group), t.clone());
+        Ok(t)
+    }
+
+    /// All series keys, in the head and in blocks.
+    pub fn series(&self) -> Vec<SeriesKey> {
+        let mut out: BTreeSet<SeriesKey> = {
+            let g = self.lock();
+            g.head
+                .keys()
+                .chain(g.blocks.iter().flat_map(|b| b.keys.iter()))
+                .cloned()
+                .collect()
+        };
+        // Execution traces (kind `trace`).
+        out.extend(self.traces.keys());
+        out.into_iter().collect()
+    }
+
+    /// The profile kinds of the stored series (scraped kinds and pushed ones such as `wall`),
+    /// from memory: no block is read.
+    pub fn kinds(&self) -> BTreeSet<String> {
+        self.lock().kinds.clone()
+    }
+
+    /// Label names across all series (the kind is separate, not a label).
+    pub fn label_names(&self) -> Vec<String> {
+        let keys = self.series();
+        let s: BTreeSet<&String> = keys.iter().flat_map(|k| k.labels.keys()).collect();
+        s.into_iter().cloned().collect()
+    }
+
+    /// Values of one label across all series.
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        let keys = self.series();
+        let s: BTreeSet<&String> = keys.iter().filter_map(|k| k.labels.get(name)).collect();
+        s.into_iter().cloned().collect()
+    }
+
+    /// The block catalog's indexes, oldest first.
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        self.lock().blocks.iter().map(|b| b.meta.clone()).collect()
+    }
+}
+
+pub(crate) fn catalog_entry(name: String, size: u64, meta: BlockMeta) -> Result<Block, Error> {
+    let keys = meta
+        .series
+        .iter()
+        .map(|s| SeriesKey::parse(&s.key))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| block_err(&name, format!("series key: {e}")))?;
+    let metric_keys = meta
+        .metrics
+        .iter()
+        .map(|s| SeriesKey::parse(&s.key))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| block_err(&name, format!("metric key: {e}")))?;
+    Ok(Block {
+        name,
+        size,
+        meta,
+        keys,
+        metric_keys,
+        expiring: AtomicBool::new(false),
+    })
+}
+
+/// Reads a block's footer and index.
+pub(crate) fn read_index(blobs: &dyn BlobStore, name: &str, size: u64) -> Result<Block, Error> {
+    let footer = block::FOOTER_LEN as u64;
+    if size < block::MAGIC.len() as u64 + footer {
+        return Err(block_err(name, "too short to be a block"));
+    }
+    let tail = blobs.get_range(name, size - footer..size)?;
+    let (index, crc) = block::parse_footer(&tail, size).map_err(|e| block_err(name, e))?;
+    let idx = blobs.get_range(name, index)?;
+    let meta = block::parse_index(&idx, crc).map_err(|e| block_err(name, e))?;
+    catalog_entry(name.to_string(), size, meta)
+}

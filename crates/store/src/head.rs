@@ -1,0 +1,444 @@
+//! The head: what is in the WAL but not yet in a block. Appends (validated, framed, written
+//! to the WAL and indexed here under one lock), syncs and group commit, the reaping of records
+//! a failed sync dropped, and opening the store (replaying the WAL into the head).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs::File;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gocost_pprof::Profile;
+
+use crate::catalog::{BLOCK_SUFFIX, Block, block_order, kinds_of, read_index};
+use crate::{
+    Error, Lsn, MAX_RECORD, Options, ReplayReport, SeriesKey, Store, blobs, block, traces, wal,
+};
+
+/// A profile in the head: its time, where its payload lies in the WAL, and — while the
+/// head cache has room — the profile already encoded against its segment's symbols, so
+/// cutting the block needs no second decode.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) time_ns: i64,
+    pub(crate) pos: wal::Pos,
+    pub(crate) enc: Option<Arc<[u8]>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Point {
+    pub(crate) t: i64,
+    pub(crate) v: f64,
+    pub(crate) seq: u64,
+    /// Offset of its WAL record in the segment.
+    pub(crate) off: u64,
+}
+
+/// Symbols of the profiles the head encoded on append: per WAL segment, per service.
+pub(crate) type HeadSymbols = BTreeMap<u64, BTreeMap<String, block::SymTabBuilder>>;
+
+pub(crate) struct Inner {
+    pub(crate) wal: wal::Wal,
+    pub(crate) head_symbols: HeadSymbols,
+    /// Bytes of encoded profiles held by head entries.
+    pub(crate) cache_bytes: usize,
+    pub(crate) head: BTreeMap<SeriesKey, Vec<Entry>>,
+    pub(crate) metrics: BTreeMap<SeriesKey, Vec<Point>>,
+    pub(crate) blocks: Vec<Arc<Block>>,
+    /// The kinds of the series in the head and the blocks (kept as series arrive; recomputed
+    /// when retention drops blocks), for telling a query's unknown kind from an empty one.
+    pub(crate) kinds: BTreeSet<String>,
+    pub(crate) appends: u64,
+    pub(crate) blocks_written: u64,
+    pub(crate) compactions: u64,
+    /// Records failed syncs dropped (their LSN ranges), for [`Store::commit`].
+    pub(crate) lost: VecDeque<(std::ops::RangeInclusive<Lsn>, String)>,
+    pub(crate) lost_records: u64,
+    /// Set while WAL writes fail (the first line of the error), cleared by a good append.
+    pub(crate) write_error: Option<String>,
+    pub(crate) disk_full: bool,
+    pub(crate) write_errors: u64,
+    /// Profiles flushes found undecodable in the WAL (their segments are in quarantine).
+    pub(crate) undecodable: u64,
+    /// Block deletions retention tried and failed (the blocks stay, and are tried again).
+    pub(crate) retention_errors: u64,
+}
+
+/// How many failed-sync LSN ranges [`Store::commit`] remembers.
+pub(crate) const LOST_RANGES: usize = 4096;
+
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+pub(crate) fn insert_sorted<T>(v: &mut Vec<T>, x: T, t: impl Fn(&T) -> i64) {
+    let at = t(&x);
+    let pos = v.partition_point(|e| t(e) <= at);
+    v.insert(pos, x);
+}
+
+impl Store {
+    /// Opens the store in `opts.dir`: reads the block catalog, then replays the WAL
+    /// segments that are not in blocks yet.
+    pub fn open(opts: Options) -> Result<(Store, ReplayReport), Error> {
+        std::fs::create_dir_all(&opts.dir)?;
+        // One process per data directory: two would interleave WAL segments. The kernel
+        // drops the lock when the process dies, however it dies.
+        let lock = File::create(opts.dir.join("LOCK"))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "{} is in use by another gocost process ({e})",
+                    opts.dir.display()
+                ),
+            )));
+        }
+        // Block files a crash left half-written.
+        let _ = std::fs::remove_dir_all(opts.dir.join("tmp"));
+        let blobs = blobs::open_blob_store(&opts.blobs, &opts.dir, opts.faults.clone())?;
+        let mut report = ReplayReport::default();
+        let mut blocks = Vec::new();
+        for l in blobs.list(BLOCK_SUFFIX)? {
+            match read_index(blobs.as_ref(), &l.name, l.size) {
+                Ok(b) => blocks.push(b),
+                Err(e) => report
+                    .corrupt
+                    .push(format!("block {} skipped: {e}", l.name)),
+            }
+        }
+        // A compaction that wrote its block but did not finish deleting the inputs.
+        let replaced: BTreeSet<String> = blocks
+            .iter()
+            .flat_map(|b| b.meta.replaces.iter().cloned())
+            .collect();
+        for b in blocks.iter().filter(|b| replaced.contains(&b.meta.id)) {
+            blobs.delete(&b.name)?;
+        }
+        blocks.retain(|b| !replaced.contains(&b.meta.id));
+        blocks.sort_by(block_order);
+        let done: BTreeSet<u64> = blocks
+            .iter()
+            .flat_map(|b| b.meta.sources.iter().copied())
+            .collect();
+        let mut head: BTreeMap<SeriesKey, Vec<Entry>> = BTreeMap::new();
+        let mut metrics: BTreeMap<SeriesKey, Vec<Point>> = BTreeMap::new();
+        let mut skipped = 0usize;
+        let (wal, wal_report) = wal::Wal::open(
+            &opts.dir.join("wal"),
+            |seq| done.contains(&seq),
+            opts.faults.clone(),
+            |seq, off, pos, r| match (r, pos) {
+                (wal::Record::Profile { time_ns, key, .. }, Some(pos)) => {
+                    match SeriesKey::parse(&key) {
+                        Ok(k) => insert_sorted(
+                            head.entry(k).or_default(),
+                            Entry {
+                                time_ns,
+                                pos,
+                                enc: None,
+                            },
+                            |e| e.time_ns,
+                        ),
+                        Err(_) => skipped += 1,
+                    }
+                }
+                (wal::Record::Points(points), _) => {
+                    for (key, t, v) in points {
+                        match SeriesKey::parse(&key) {
+                            Ok(k) => insert_sorted(
+                                metrics.entry(k).or_default(),
+                                Point { t, v, seq, off },
+                                |p| p.t,
+                            ),
+                            Err(_) => skipped += 1,
+                        }
+                    }
+                }
+                (wal::Record::Profile { .. }, None) => skipped += 1,
+            },
+        )?;
+        report.segments = wal_report.segments;
+        report.records = wal_report.records;
+        report.truncated_bytes = wal_report.truncated_bytes;
+        report.corrupt.extend(wal_report.corrupt);
+        if skipped > 0 {
+            report.corrupt.push(format!(
+                "{skipped} records with unparsable series keys skipped"
+            ));
+        }
+        let traces = traces::Traces::open(&opts.dir, &mut report.corrupt)?;
+        let blocks: Vec<Arc<Block>> = blocks.into_iter().map(Arc::new).collect();
+        let kinds = kinds_of(&head, &blocks);
+        let store = Store {
+            traces,
+            opts,
+            _lock: lock,
+            blobs,
+            inner: Mutex::new(Inner {
+                wal,
+                head_symbols: BTreeMap::new(),
+                cache_bytes: 0,
+                head,
+                metrics,
+                blocks,
+                kinds,
+                appends: 0,
+                blocks_written: 0,
+                compactions: 0,
+                lost: VecDeque::new(),
+                lost_records: 0,
+                write_error: None,
+                disk_full: false,
+                write_errors: 0,
+                undecodable: 0,
+                retention_errors: 0,
+            }),
+            maintenance: Mutex::new(()),
+            sync_lock: Mutex::new(()),
+        };
+        Ok((store, report))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the head half-updated in a way that
+        // matters more than losing the store: keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Validates and stores one profile of a series at `time_ns`. It is written to the WAL
+    /// at once and durable after the next [`sync`](Store::sync); [`commit`](Store::commit)
+    /// with the returned number waits for that.
+    pub fn append(&self, key: &SeriesKey, time_ns: i64, bytes: &[u8]) -> Result<Lsn, Error> {
+        if bytes.len() > MAX_RECORD - 1024 {
+            return Err(Error::TooLarge(bytes.len()));
+        }
+        let opts = gocost_pprof::DecodeOptions {
+            max_size: self.opts.max_profile_size,
+            labels: true,
+        };
+        let p = gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
+        gocost_pprof::check_depth(&p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
+        self.append_valid(key, time_ns, bytes, &p)
+    }
+
+    /// Stores a profile gocost built itself (a delta of cumulative scrapes): it is encoded
+    /// here, and needs no validation.
+    pub fn append_profile(&self, key: &SeriesKey, time_ns: i64, p: &Profile) -> Result<Lsn, Error> {
+        gocost_pprof::check_depth(p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
+        let bytes = gocost_pprof::encode(p);
+        if bytes.len() > MAX_RECORD - 1024 {
+            return Err(Error::TooLarge(bytes.len()));
+        }
+        self.append_valid(key, time_ns, &bytes, p)
+    }
+
+    pub(crate) fn append_valid(
+        &self,
+        key: &SeriesKey,
+        time_ns: i64,
+        bytes: &[u8],
+        p: &Profile,
+    ) -> Result<Lsn, Error> {
+        let rec = wal::Record::Profile {
+            time_ns,
+            key: key.to_string(),
+            payload: bytes.to_vec(),
+        };
+        let (mut g, a) = self.wal_append(&rec)?;
+        let Some(pos) = a.payload else {
+            return Ok(a.lsn);
+        };
+        g.appends += 1;
+        let enc = if g.cache_bytes < self.opts.head_cache_bytes {
+            let sym = g
+                .head_symbols
+                .entry(pos.seq)
+                .or_default()
+                .entry(block::group_of(key).to_string())
+                .or_default();
+            let enc: Arc<[u8]> = sym.encode_profile(p, time_ns).into();
+            g.cache_bytes += enc.len();
+            Some(enc)
+        } else {
+            None
+        };
+        insert_sorted(
+            g.head.entry(key.clone()).or_default(),
+            Entry { time_ns, pos, enc },
+            |e| e.time_ns,
+        );
+        if !g.kinds.contains(&key.kind) {
+            g.kinds.insert(key.kind.clone());
+        }
+        Ok(a.lsn)
+    }
+
+    /// Appends one record to the WAL; on success returns with the lock held, so the caller
+    /// indexes the record before anyone can see the WAL without it. A write that fails
+    /// leaves the WAL as it was (the partial record is cut off again).
+    pub(crate) fn wal_append(
+        &self,
+        rec: &wal::Record,
+    ) -> Result<(MutexGuard<'_, Inner>, wal::Appended), Error> {
+        let frame = wal::Wal::frame(rec).map_err(|_| {
+            Error::TooLarge(match rec {
+                wal::Record::Profile { payload, .. } => payload.len(),
+                wal::Record::Points(p) => p.iter().map(|(k, _, _)| k.len() + 20).sum(),
+            })
+        })?;
+        let mut g = self.lock();
+        let mut _sync = None;
+        if g.wal.needs_rotation(frame.len()) {
+            // Starting a segment syncs the current one: that takes the sync lock first.
+            drop(g);
+            _sync = Some(self.sync_lock.lock().unwrap_or_else(|p| p.into_inner()));
+            g = self.lock();
+        }
+        let res = g.wal.append(rec, &frame);
+        self.reap(&mut g);
+        match res {
+            Ok(a) => {
+                if g.write_error.take().is_some() {
+                    g.disk_full = false;
+                }
+                Ok((g, a))
+            }
+            Err(e) => Err(self.write_failed(&mut g, e)),
+        }
+    }
+
+    /// Notes a failed WAL write or sync and says what it means for the caller.
+    pub(crate) fn write_failed(&self, g: &mut Inner, e: std::io::Error) -> Error {
+        g.write_errors += 1;
+        let wal = self.opts.dir.join("wal");
+        if is_disk_full(&e) {
+            g.disk_full = true;
+            let msg = format!(
+                "disk full: cannot write the WAL in {} ({e}); ingest is paused until space is freed",
+                wal.display()
+            );
+            g.write_error = Some(msg.clone());
+            Error::DiskFull(msg)
+        } else {
+            let msg = format!("writing the WAL in {} failed: {e}", wal.display());
+            g.write_error = Some(msg.clone());
+            Error::Io(std::io::Error::new(e.kind(), msg))
+        }
+    }
+
+    /// Drops from the head what failed syncs cut from the WAL, and remembers their numbers
+    /// for [`commit`](Store::commit).
+    pub(crate) fn reap(&self, g: &mut Inner) {
+        for l in g.wal.take_lost() {
+            let mut freed = 0;
+            let mut n = 0u64;
+            for v in g.head.values_mut() {
+                v.retain(|e| {
+                    let gone = e.pos.seq == l.seq && e.pos.offset >= l.offset;
+                    if gone {
+                        freed += e.enc.as_ref().map_or(0, |b| b.len());
+                        n += 1;
+                    }
+                    !gone
+                });
+            }
+            g.cache_bytes -= freed;
+            g.head.retain(|_, v| !v.is_empty());
+            for v in g.metrics.values_mut() {
+                v.retain(|p| !(p.seq == l.seq && p.off >= l.offset));
+            }
+            g.metrics.retain(|_, v| !v.is_empty());
+            g.appends = g.appends.saturating_sub(n);
+            g.lost_records += l.lsns.end().saturating_sub(*l.lsns.start()) + 1;
+            g.write_errors += 1;
+            g.write_error = Some(format!("syncing the WAL failed: {}", l.error));
+            if g.lost.len() == LOST_RANGES {
+                g.lost.pop_front();
+            }
+            g.lost.push_back((l.lsns, l.error));
+        }
+    }
+
+    /// Whether record `lsn` is durable: `Ok(true)` if synced, `Ok(false)` if not yet, an
+    /// error if a failed sync dropped it.
+    pub(crate) fn durable(g: &Inner, lsn: Lsn) -> Result<bool, Error> {
+        if let Some((_, e)) = g.lost.iter().rev().find(|(r, _)| r.contains(&lsn)) {
+            return Err(Error::NotDurable(format!(
+                "the WAL could not be synced ({e}): the profile was not stored"
+            )));
+        }
+        Ok(g.wal.synced_lsn() >= lsn)
+    }
+
+    /// Waits until record `lsn` (from an append) is durable: synced to disk, so that a crash
+    /// or power loss cannot lose it. Concurrent callers share one `fsync` (group commit).
+    /// An error means the record is not stored: the sync failed and it was dropped.
+    pub fn commit(&self, lsn: Lsn) -> Result<(), Error> {
+        if Self::durable(&self.lock(), lsn)? {
+            return Ok(());
+        }
+        let _s = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if Self::durable(&self.lock(), lsn)? {
+            return Ok(());
+        }
+        self.sync_locked()?;
+        if Self::durable(&self.lock(), lsn)? {
+            Ok(())
+        } else {
+            Err(Error::NotDurable(format!(
+                "record {lsn} is not in the WAL: the profile was not stored"
+            )))
+        }
+    }
+
+    /// Stores runtime-metric points: (series, time, value). Series keys use the kind
+    /// `metric` and the label `__name__`.
+    pub fn append_points(&self, points: &[(SeriesKey, i64, f64)]) -> Result<Lsn, Error> {
+        if points.is_empty() {
+            return Ok(0);
+        }
+        let rec = wal::Record::Points(
+            points
+                .iter()
+                .map(|(k, t, v)| (k.to_string(), *t, *v))
+                .collect(),
+        );
+        let (mut g, a) = self.wal_append(&rec)?;
+        for (k, t, v) in points {
+            let p = Point {
+                t: *t,
+                v: *v,
+                seq: a.seq,
+                off: a.offset,
+            };
+            insert_sorted(g.metrics.entry(k.clone()).or_default(), p, |p| p.t);
+        }
+        Ok(a.lsn)
+    }
+
+    /// Makes every appended profile durable. The `fsync` runs outside the store's lock:
+    /// appends and queries go on meanwhile. If it fails, the records it was to make durable
+    /// are dropped (from the WAL and the head) and the next record starts a new segment.
+    pub fn sync(&self) -> Result<(), Error> {
+        let _s = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.sync_locked()
+    }
+
+    /// [`sync`](Store::sync) with the sync lock held.
+    pub(crate) fn sync_locked(&self) -> Result<(), Error> {
+        let Some(t) = self.lock().wal.sync_ticket() else {
+            return Ok(());
+        };
+        let res = t.sync();
+        let mut g = self.lock();
+        let res = g.wal.synced(&t, res);
+        self.reap(&mut g);
+        res.map_err(|e| {
+            let msg = format!("syncing the WAL failed ({e}): unsynced records were dropped");
+            g.write_error = Some(msg.clone());
+            Error::NotDurable(msg)
+        })
+    }
+}

@@ -1,0 +1,284 @@
+//! Queries: selecting series, visiting their profiles in blocks (rollups for whole buckets
+//! inside the range, raw profiles at the edges) and in the head (read back from the WAL),
+//! merging them; runtime-metric points.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::sync::Arc;
+
+use gocost_pprof::{Combiner, Profile};
+
+use crate::catalog::Block;
+use crate::head::Entry;
+use crate::{Error, Selector, SeriesKey, Store, block, block_err, codec, symtab, wal};
+
+/// What a visit of the stored profiles is called with: the series, the profile's time (a
+/// rollup's bucket start), how many profiles it stands for (1, or a rollup's count), and
+/// the profile.
+pub type Visitor<'a> = dyn FnMut(&SeriesKey, i64, u64, Profile) -> Result<(), Error> + 'a;
+
+/// How a visit reads the stored profiles.
+#[derive(Default)]
+pub(crate) struct Visit<'a> {
+    /// Which rollups (bucket start, end) inside the range may stand in for their
+    /// profiles; `None`: none.
+    pub(crate) use_rollup: Option<&'a dyn Fn(i64, i64) -> bool>,
+    /// Decode sample labels.
+    pub(crate) labels: bool,
+    /// Which single profiles (series, time) to read, asked before anything is decoded;
+    /// `None`: all.
+    pub(crate) keep: Option<&'a Keep<'a>>,
+}
+
+/// Whether to read the single profile of a series at a time.
+pub(crate) type Keep<'a> = dyn Fn(&SeriesKey, i64) -> bool + 'a;
+
+/// A runtime-metric series with its (time, value) points.
+pub type MetricSeries = (SeriesKey, Vec<(i64, f64)>);
+
+impl Store {
+    /// Runtime-metric series matching `sel` with their points in `[from_ns, to_ns]`.
+    pub fn select_points(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<MetricSeries>, Error> {
+        let (mut out, blocks) = {
+            let g = self.lock();
+            let mut out: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
+            for (k, v) in g.metrics.iter().filter(|(k, _)| sel.matches(k)) {
+                let lo = v.partition_point(|p| p.t < from_ns);
+                let hi = v.partition_point(|p| p.t <= to_ns);
+                if lo < hi {
+                    out.insert(k.clone(), v[lo..hi].iter().map(|p| (p.t, p.v)).collect());
+                }
+            }
+            let blocks: Vec<Arc<Block>> = g
+                .blocks
+                .iter()
+                .filter(|b| {
+                    b.overlaps(from_ns, to_ns) && b.metric_keys.iter().any(|k| sel.matches(k))
+                })
+                .cloned()
+                .collect();
+            (out, blocks)
+        };
+        for b in blocks {
+            let Some(sec) = b.meta.points else { continue };
+            let all = block::parse_points(&self.section(&b, &sec)?, b.metric_keys.len())
+                .map_err(|e| block_err(&b.name, e))?;
+            for (k, pts) in b.metric_keys.iter().zip(all) {
+                if !sel.matches(k) {
+                    continue;
+                }
+                let v = out.entry(k.clone()).or_default();
+                v.extend(pts.into_iter().filter(|p| p.0 >= from_ns && p.0 <= to_ns));
+            }
+        }
+        out.retain(|_, v| !v.is_empty());
+        for v in out.values_mut() {
+            v.sort_by_key(|p| p.0);
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Calls `f` with the profiles of matching series within `[from_ns, to_ns]`, for totals
+    /// over time, with how many profiles each stands for; sample labels are decoded only
+    /// with `labels`.
+    /// With `step_ns`, a stored rollup (the merge of every profile of an hour or a day)
+    /// stands in for its profiles when it lies wholly inside one `step_ns` bucket counted
+    /// from `from_ns`; `f` then sees it at its bucket start, with its profile count. Without,
+    /// every profile is visited at its own time (count 1).
+    pub fn for_each_profile(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+        step_ns: Option<i64>,
+        labels: bool,
+        f: &mut Visitor<'_>,
+    ) -> Result<(), Error> {
+        match step_ns.filter(|&s| s > 0) {
+            Some(step) => {
+                let same_bucket = |a: i64, z: i64| {
+                    (a - from_ns).div_euclid(step) == (z - from_ns).div_euclid(step)
+                };
+                let how = Visit {
+                    use_rollup: Some(&same_bucket),
+                    labels,
+                    keep: None,
+                };
+                self.visit(sel, from_ns, to_ns, &how, f)
+            }
+            None => {
+                let how = Visit {
+                    labels,
+                    ..Visit::default()
+                };
+                self.visit(sel, from_ns, to_ns, &how, f)
+            }
+        }
+    }
+
+    /// The merged profile of matching series within `[from_ns, to_ns]` (`None` if nothing
+    /// matched), merged with pprof's rules: [`Agg::Sum`]. Whole hours and days inside the
+    /// range come from rollups, merged when the block was written.
+    pub fn query(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Option<Profile>, Error> {
+        let mut c = Combiner::new();
+        let how = Visit {
+            use_rollup: Some(&|_, _| true),
+            labels: true,
+            keep: None,
+        };
+        self.visit(sel, from_ns, to_ns, &how, &mut |_, _, _, p| {
+            c.push(p).map_err(Error::Merge)
+        })?;
+        Ok(c.finish())
+    }
+
+    pub(crate) fn visit(
+        &self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        how: &Visit<'_>,
+        f: &mut Visitor<'_>,
+    ) -> Result<(), Error> {
+        let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
+        // Take what to read under the lock; read it without. Open segment handles stay
+        // readable if a flush deletes the files meanwhile.
+        let (head, files, blocks) = {
+            let g = self.lock();
+            let head: Vec<(SeriesKey, Vec<Entry>)> = g
+                .head
+                .iter()
+                .filter(|(k, _)| sel.matches(k))
+                .filter_map(|(k, v)| {
+                    let lo = v.partition_point(|e| e.time_ns < from);
+                    let hi = v.partition_point(|e| e.time_ns <= to);
+                    let picked: Vec<Entry> = v[lo..hi]
+                        .iter()
+                        .filter(|e| keep(k, e.time_ns))
+                        .cloned()
+                        .collect();
+                    (!picked.is_empty()).then(|| (k.clone(), picked))
+                })
+                .collect();
+            let mut files = HashMap::new();
+            for e in head.iter().flat_map(|(_, v)| v) {
+                if let std::collections::hash_map::Entry::Vacant(s) = files.entry(e.pos.seq) {
+                    s.insert(g.wal.open_segment(e.pos.seq)?);
+                }
+            }
+            let blocks: Vec<Arc<Block>> = g
+                .blocks
+                .iter()
+                .filter(|b| b.overlaps(from, to))
+                .cloned()
+                .collect();
+            (head, files, blocks)
+        };
+        let labels = how.labels;
+        for (bi, b) in blocks.iter().enumerate() {
+            let mut tabs = HashMap::new();
+            for (si, key) in b.keys.iter().enumerate() {
+                let sm = &b.meta.series[si];
+                if !sel.matches(key) || sm.min_time_ns > to || sm.max_time_ns < from {
+                    continue;
+                }
+                let tab = self.symtab(&mut tabs, bi, b, sm.group)?;
+                let bad = |e: block::BlockError| block_err(&b.name, e);
+                let bad_codec = |e: codec::CodecError| block_err(&b.name, e);
+                // Whole buckets inside the range, largest first, never overlapping.
+                let mut picked: Vec<(i64, i64)> = Vec::new();
+                if let Some(ok) = how.use_rollup
+                    && let Some(rs) = &sm.rollups
+                {
+                    let sec = self.section(b, rs)?;
+                    let mut rolls = block::parse_rollups(&sec).map_err(bad)?;
+                    rolls.sort_by_key(|r| (std::cmp::Reverse(r.step), r.start));
+                    for r in rolls {
+                        let end = r.start.saturating_add(r.step - 1);
+                        if r.start < from
+                            || end > to
+                            || !ok(r.start, end)
+                            || picked.iter().any(|&(a, z)| r.start <= z && a <= end)
+                        {
+                            continue;
+                        }
+                        picked.push((r.start, end));
+                        f(
+                            key,
+                            r.start,
+                            r.count.max(1),
+                            tab.profile(r.bytes, labels).map_err(bad_codec)?,
+                        )?;
+                    }
+                }
+                let covered = |t: i64| picked.iter().any(|&(a, z)| a <= t && t <= z);
+                let (lo, hi) = (from.max(sm.min_time_ns), to.min(sm.max_time_ns));
+                if covered_range(&picked, lo, hi) {
+                    continue;
+                }
+                let raw = self.section(b, &sm.raw)?;
+                for bytes in block::parse_raw(&raw).map_err(bad)? {
+                    let t = symtab::stored_time(bytes).map_err(bad_codec)?;
+                    if t < from || t > to || covered(t) || !keep(key, t) {
+                        continue;
+                    }
+                    f(key, t, 1, tab.profile(bytes, labels).map_err(bad_codec)?)?;
+                }
+            }
+        }
+        let decode = gocost_pprof::DecodeOptions {
+            max_size: self.opts.max_profile_size,
+            labels,
+        };
+        for (key, entries) in &head {
+            for e in entries {
+                let bytes = read_entry(&files, e)?;
+                let p = gocost_pprof::decode_with(&bytes, &decode).map_err(Error::BadProfile)?;
+                f(key, e.time_ns, 1, p)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `[lo, hi]` lies inside the union of the (disjoint) intervals.
+pub(crate) fn covered_range(picked: &[(i64, i64)], lo: i64, hi: i64) -> bool {
+    if lo > hi {
+        return true;
+    }
+    let mut v = picked.to_vec();
+    v.sort_unstable();
+    let mut at = lo;
+    for (a, z) in v {
+        if a > at {
+            return false;
+        }
+        if z >= at {
+            if z >= hi {
+                return true;
+            }
+            at = z + 1;
+        }
+    }
+    false
+}
+
+pub(crate) fn read_entry(files: &HashMap<u64, File>, e: &Entry) -> Result<Vec<u8>, Error> {
+    let f = files.get(&e.pos.seq).ok_or_else(|| {
+        Error::Io(std::io::Error::other(format!(
+            "WAL segment {} not open",
+            e.pos.seq
+        )))
+    })?;
+    Ok(wal::read_payload(f, e.pos)?)
+}

@@ -1,0 +1,3 @@
+module example.com/loadbed
+
+go 1.27

@@ -1,0 +1,90 @@
+// Command loadbed is the test bed for gocost load: an HTTP server with a known latency. Every
+// request waits -delay; every -every, the server stalls for -stall (requests arriving during
+// a stall wait for its end, as behind a stop-the-world pause or a full connection pool), so a
+// load generator's percentiles can be checked against the analytic ones. /status/N answers
+// status N; /reset closes the connection without an answer. It listens on 127.0.0.1 and
+// writes its address to the file named by its first argument.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	delay    = flag.Duration("delay", 20*time.Millisecond, "latency of every request")
+	stall    = flag.Duration("stall", 0, "length of each stall (0: none)")
+	every    = flag.Duration("every", 10*time.Second, "time from one stall's start to the next")
+	duration = flag.Duration("duration", 5*time.Minute, "exit after this long")
+	started  = time.Now()
+	served   atomic.Int64
+)
+
+// stallEnd is when the stall that `t` falls in ends, or `t` outside stalls. Stalls start at
+// started + k·every.
+func stallEnd(t time.Time) time.Time {
+	if *stall <= 0 {
+		return t
+	}
+	since := t.Sub(started)
+	phase := since % *every
+	if phase < *stall {
+		return t.Add(*stall - phase)
+	}
+	return t
+}
+
+func handle(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	if end := stallEnd(now); end.After(now) {
+		time.Sleep(end.Sub(now))
+	}
+	time.Sleep(*delay)
+	served.Add(1)
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/status/"); ok {
+		code, _ := strconv.Atoi(rest)
+		w.WriteHeader(code)
+		return
+	}
+	if r.URL.Path == "/reset" {
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				c.Close()
+				return
+			}
+		}
+	}
+	if r.URL.Path == "/served" {
+		fmt.Fprintln(w, served.Load())
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func main() {
+	flag.Parse()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if flag.NArg() > 0 {
+		if err := os.WriteFile(flag.Arg(0), []byte(ln.Addr().String()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	go func() {
+		time.Sleep(*duration)
+		os.Exit(0)
+	}()
+	started = time.Now()
+	_ = http.Serve(ln, http.HandlerFunc(handle))
+}
