@@ -299,6 +299,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         );
     }
 
+    // From here on the store is reached only through the async handle: work on it runs on
+    // the blocking pool (gocost_store::AsyncStore).
+    let store = gocost_store::AsyncStore::from(store);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -330,15 +333,15 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             let mut failing: Option<String> = None;
             loop {
                 tick.tick().await;
-                let s = st.clone();
-                let now = tokio::task::spawn_blocking(move || {
-                    if let Err(e) = s.sync() {
-                        tracing::error!("WAL sync failed: {e}");
-                    }
-                    s.stats().write_error
-                })
-                .await
-                .unwrap_or(None);
+                let now = st
+                    .run("the WAL sync", |s| {
+                        if let Err(e) = s.sync() {
+                            tracing::error!("WAL sync failed: {e}");
+                        }
+                        s.stats().write_error
+                    })
+                    .await
+                    .unwrap_or_else(|e| Some(e.to_string()));
                 match (&failing, &now) {
                     (None, Some(e)) => tracing::error!("ingest failing: {e}"),
                     (Some(_), None) => {
@@ -355,8 +358,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             let mut tick = tokio::time::interval(maintain_every);
             loop {
                 tick.tick().await;
-                let s = st.clone();
-                let _ = tokio::task::spawn_blocking(move || maintain(&s)).await;
+                if let Err(e) = st.run("block maintenance", maintain).await {
+                    tracing::error!("{e}");
+                }
             }
         });
 
@@ -449,8 +453,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             );
         }
         scraper.stop();
-        let st = store.clone();
-        tokio::task::spawn_blocking(move || st.sync()).await??;
+        store.run("the last WAL sync", |s| s.sync()).await??;
         tracing::info!("stopped; store synced");
         Ok::<(), anyhow::Error>(())
     })

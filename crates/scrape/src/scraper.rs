@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gocost_pprof::Profile;
-use gocost_store::{SeriesKey, Store};
+use gocost_store::{AsyncStore, SeriesKey, Store};
 use tokio::task::JoinHandle;
 
 use crate::delta::{Delta, delta};
@@ -131,7 +131,11 @@ async fn fetch(job: &Job) -> Result<Vec<u8>, String> {
 /// Fetches once and stores what the kind calls for; returns bytes fetched.
 /// Scrapes `/debug/vars` into runtime-metric points; `prev_gc` tracks the GC count so that
 /// each GC pause is stored once.
-async fn scrape_expvar(job: &Job, store: &Store, prev_gc: &mut Option<u32>) -> Result<u64, String> {
+async fn scrape_expvar(
+    job: &Job,
+    store: &AsyncStore,
+    prev_gc: &mut Option<u32>,
+) -> Result<u64, String> {
     let body = fetch(job).await?;
     let t = now_ns();
     let e = crate::runtime::parse_expvar(&body, *prev_gc)?;
@@ -151,7 +155,7 @@ async fn scrape_expvar(job: &Job, store: &Store, prev_gc: &mut Option<u32>) -> R
     if e.lost_pauses > 0 {
         points.push((key("gocost_gc_pauses_lost"), t, e.lost_pauses as f64));
     }
-    store.append_points(&points).map_err(|e| e.to_string())?;
+    append_points(store, points).await?;
     *prev_gc = Some(e.num_gc);
     Ok(body.len() as u64)
 }
@@ -159,7 +163,7 @@ async fn scrape_expvar(job: &Job, store: &Store, prev_gc: &mut Option<u32>) -> R
 /// Scrapes a Prometheus `/metrics` into runtime-metric points (`go_*`, `process_*`). A
 /// metric label that collides with a target label is kept as `exported_<name>`, as
 /// Prometheus does.
-async fn scrape_prometheus(job: &Job, store: &Store) -> Result<u64, String> {
+async fn scrape_prometheus(job: &Job, store: &AsyncStore) -> Result<u64, String> {
     let body = fetch(job).await?;
     let t = now_ns();
     let samples = crate::runtime::parse_prometheus(&body)?;
@@ -182,36 +186,47 @@ async fn scrape_prometheus(job: &Job, store: &Store) -> Result<u64, String> {
     if points.is_empty() {
         return Err("/metrics has no go_* or process_* samples".into());
     }
-    store.append_points(&points).map_err(|e| e.to_string())?;
+    append_points(store, points).await?;
     Ok(body.len() as u64)
 }
 
-/// Runs `f` (decoding, store appends: CPU work and the store's lock) on tokio's blocking
-/// pool, so a large profile never stalls the async workers that run the other targets.
+/// Runs `f` (decoding, store appends: CPU work and the store's lock) with the store on the
+/// blocking pool, so a large profile never stalls the async workers that run the other
+/// targets.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    store: &AsyncStore,
+    what: &'static str,
+    f: impl FnOnce(&Store) -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("scrape worker: {e}"))?
+    store.run(what, f).await.map_err(|e| e.to_string())?
+}
+
+/// Appends runtime-metric points (with the store on the blocking pool).
+async fn append_points(
+    store: &AsyncStore,
+    points: Vec<(SeriesKey, i64, f64)>,
+) -> Result<(), String> {
+    blocking(store, "storing metric points", move |s| {
+        s.append_points(&points)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await
 }
 
 async fn scrape_once(
     job: &Job,
-    store: &Arc<Store>,
+    store: &AsyncStore,
     prev: &mut Option<Profile>,
 ) -> Result<u64, String> {
     let body = fetch(job).await?;
     let n = body.len() as u64;
     let t = now_ns();
-    let (store, key, kind, last) = (
-        store.clone(),
-        job.key.clone(),
-        job.kind.clone(),
-        prev.take(),
-    );
-    let (next, res) =
-        blocking(move || Ok(store_profile(&store, &key, &kind, t, &body, last))).await?;
+    let (key, kind, last) = (job.key.clone(), job.kind.clone(), prev.take());
+    let (next, res) = blocking(store, "storing the profile", move |s| {
+        Ok(store_profile(s, &key, &kind, t, &body, last))
+    })
+    .await?;
     *prev = next;
     res.map(|()| n)
 }
@@ -263,17 +278,17 @@ fn store_profile(
 }
 
 /// Takes one execution trace and stores it with its analyses (on a blocking thread).
-async fn scrape_trace(job: &Job, store: &Arc<Store>) -> Result<u64, String> {
+async fn scrape_trace(job: &Job, store: &AsyncStore) -> Result<u64, String> {
     let start = now_ns();
     let body = fetch(job).await?;
     let n = body.len() as u64;
-    let store = store.clone();
     let labels = job.key.labels.clone();
-    tokio::task::spawn_blocking(move || {
-        crate::trace::store_trace(&store, &labels, start, &body).map_err(|e| e.to_string())
+    blocking(store, "storing the trace", move |s| {
+        crate::trace::store_trace(s, &labels, start, &body)
+            .map(drop)
+            .map_err(|e| format!("storing the trace: {e}"))
     })
-    .await
-    .map_err(|e| format!("storing the trace: {e}"))??;
+    .await?;
     Ok(n)
 }
 
@@ -286,7 +301,7 @@ fn jitter(key: &str, interval: Duration) -> Duration {
     Duration::from_millis(h % (interval.as_millis().max(1) as u64))
 }
 
-async fn run(job: Job, store: Arc<Store>, health: HealthMap) {
+async fn run(job: Job, store: AsyncStore, health: HealthMap) {
     let interval = if job.kind == "trace" {
         job.cfg.trace.every()
     } else {
@@ -369,7 +384,8 @@ fn log_change(job: &Job, last_error: &mut Option<Option<String>>, res: &Result<u
 
 impl Scraper {
     /// Starts scraping every target of `cfg` into `store` (on the current tokio runtime).
-    pub fn start(cfg: &Config, store: Arc<Store>) -> Result<Scraper, String> {
+    pub fn start(cfg: &Config, store: impl Into<AsyncStore>) -> Result<Scraper, String> {
+        let store: AsyncStore = store.into();
         let health: HealthMap = Arc::default();
         let mut tasks = Vec::new();
         let mut clients: HashMap<(bool, u64), reqwest::Client> = HashMap::new();

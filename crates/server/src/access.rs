@@ -25,6 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gocost_store::{SeriesKey, Store};
 
+use crate::query::Lent;
 use crate::{ApiError, AppState};
 
 /// The reserved series label holding a pushed series' tenant (absent = anonymous).
@@ -410,8 +411,17 @@ async fn check(st: Arc<AppState>, mut req: Request, next: Next) -> Result<Respon
     }
     if tenant.enabled && scope == Scope::Read {
         match path.as_str() {
-            "/api/v1/series" | "/api/v1/labels" => return listing(&st, &req, &tenant, &path),
-            p if p.starts_with("/api/v1/label/") => return listing(&st, &req, &tenant, p),
+            p if p == "/api/v1/series"
+                || p == "/api/v1/labels"
+                || p.starts_with("/api/v1/label/") =>
+            {
+                let query = req.uri().query().map(str::to_string);
+                let path = p.to_string();
+                return crate::query::blocking(&st, move |st| {
+                    listing(st, query.as_deref(), &tenant, &path)
+                })
+                .await?;
+            }
             "/api/v1/targets" if tenant.id != ANONYMOUS => {
                 // Scrape targets belong to the anonymous tenant.
                 return Ok(axum::Json(Vec::<serde_json::Value>::new()).into_response());
@@ -526,8 +536,8 @@ fn confine(uri: &Uri, tenant: &Tenant) -> Result<Uri, String> {
 /// `/api/v1/series`, `/api/v1/labels` and `/api/v1/label/{name}/values` for one tenant,
 /// without the reserved label.
 fn listing(
-    st: &AppState,
-    req: &Request,
+    st: &Lent<'_>,
+    query: Option<&str>,
     tenant: &Tenant,
     path: &str,
 ) -> Result<Response, ApiError> {
@@ -553,9 +563,7 @@ fn listing(
         let s: BTreeSet<&String> = keys.iter().filter_map(|k| k.labels.get(&name)).collect();
         return Ok(axum::Json(s).into_response());
     }
-    let sel = match req
-        .uri()
-        .query()
+    let sel = match query
         .map(serde_urlencoded::from_str::<Vec<(String, String)>>)
         .transpose()
     {

@@ -19,7 +19,7 @@ use gocost_store::Selector;
 use serde::Serialize;
 
 use crate::prom::{self, Text, Type};
-use crate::query::blocking;
+use crate::query::{Lent, blocking};
 use crate::select::Labels;
 use crate::{ApiError, AppState, insights, regress};
 
@@ -117,9 +117,8 @@ pub async fn run(st: Arc<AppState>) {
     loop {
         tokio::time::sleep(st.alerts.interval()).await;
         for rule in st.alerts.rules() {
-            let st2 = Arc::clone(&st);
             let r = rule.clone();
-            let found = blocking(move || evaluate(&st2, &r)).await;
+            let found = blocking(&st, move |st| evaluate(st, &r)).await;
             let now = crate::time::now_ns() / 1_000_000;
             let found = match found {
                 Ok(Ok(v)) => Ok(v),
@@ -295,7 +294,7 @@ fn deliver(st: &Arc<AppState>, client: &reqwest::Client, url: String, body: Vec<
 }
 
 /// What a rule finds now.
-pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>, ApiError> {
+pub(crate) fn evaluate(st: &Lent<'_>, rule: &AlertRule) -> Result<Vec<Instance>, ApiError> {
     let sel =
         Selector::parse(rule.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
     let to = crate::time::now_ns();
@@ -462,7 +461,7 @@ pub(crate) fn evaluate(st: &AppState, rule: &AlertRule) -> Result<Vec<Instance>,
 /// `go_trace_sched_latency_seconds{quantile="0.99"}`) in `[from, to]`, with its capture's
 /// time. Labels are the target's (`__name__` and `quantile` removed).
 fn worst_trace_value(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     series: &str,
     from: i64,

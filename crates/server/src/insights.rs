@@ -9,8 +9,9 @@ use gocost_insights::{cost, gc, growth, heap, leaks};
 use gocost_store::Selector;
 use serde::Serialize;
 
+use crate::ApiError;
+use crate::query::Lent;
 use crate::select::{Labels, Merged, each_profile, merged_by_series};
-use crate::{ApiError, AppState};
 
 /// One target's findings.
 #[derive(Serialize)]
@@ -22,7 +23,7 @@ pub(crate) struct SeriesFindings<F> {
 }
 
 pub(crate) fn leaks_by_series(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     from: i64,
     to: i64,
@@ -51,7 +52,7 @@ pub(crate) fn leaks_by_series(
 }
 
 pub(crate) fn heap_by_series(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     from: i64,
     to: i64,
@@ -102,7 +103,7 @@ const MEMORY_METRICS: &[(&str, cost::MemorySource)] = &[
 /// Each target's cost estimate over `[from, to]`: CPU and heap profiles, memory from its
 /// runtime metrics when scraped.
 pub(crate) fn cost_by_series(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     from: i64,
     to: i64,
@@ -115,7 +116,7 @@ pub(crate) fn cost_by_series(
 /// [`cost_by_series`] with the targets' CPU profiles already merged (`/metrics` shares them
 /// with GC).
 pub(crate) fn cost_with(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     from: i64,
     to: i64,
@@ -191,7 +192,7 @@ pub(crate) struct GcCost {
 }
 
 pub(crate) fn gc_by_series(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     from: i64,
     to: i64,
@@ -203,7 +204,7 @@ pub(crate) fn gc_by_series(
 
 /// [`gc_by_series`] with the targets' CPU profiles already merged.
 pub(crate) fn gc_with(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     from: i64,
     to: i64,

@@ -4,7 +4,7 @@
 //! (so `go tool pprof http://…/api/v1/profile?query=…` works), top tables as JSON, series,
 //! label names and values, scrape targets' health, and gocost's own `/metrics`. The server
 //! never fetches a URL a request names. It does not scrape or store (it is handed a
-//! [`Store`] and a health source).
+//! [`gocost_store::Store`], as an [`AsyncStore`], and a health source).
 //!
 //! Where things are:
 //!
@@ -37,7 +37,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::routing::{get, post};
 use gocost_scrape::Health;
-use gocost_store::Store;
+use gocost_store::AsyncStore;
 
 pub use errors::ApiError;
 pub use query::{
@@ -56,7 +56,8 @@ pub type HealthSource = Arc<RwLock<Box<dyn Fn() -> Vec<Health> + Send + Sync>>>;
 
 /// Shared server state.
 pub struct AppState {
-    pub store: Arc<Store>,
+    /// The store, reached only from blocking work (`query::blocking` lends it as `Lent`).
+    pub store: AsyncStore,
     pub health: HealthSource,
     pub(crate) started: Instant,
     pub(crate) requests: AtomicU64,
@@ -78,9 +79,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<Store>, health: HealthSource) -> Arc<Self> {
+    pub fn new(store: impl Into<AsyncStore>, health: HealthSource) -> Arc<Self> {
         Arc::new(AppState {
-            store,
+            store: store.into(),
             health,
             started: Instant::now(),
             requests: AtomicU64::new(0),

@@ -3,7 +3,8 @@
 //! budget per query (nodes, stack depth, output bytes: 422), with the allocator told to hand
 //! memory back after big ones (docs/adr/0010). [`blocking`] is the one way a route runs
 //! store or analysis work; [`blocking_unlimited`] is the same timeout for pushes and uploads,
-//! which do not take a query slot.
+//! which do not take a query slot. Both lend the work a [`Lent`]: the state with the sync
+//! store, which exists nowhere else (`AppState::store` is a [`gocost_store::AsyncStore`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -12,7 +13,22 @@ use std::time::Instant;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::ApiError;
+use crate::{ApiError, AppState};
+
+/// The server's state with the store lent to one piece of blocking work ([`blocking`],
+/// [`blocking_unlimited`]): here, and only here, `st.store` is the synchronous
+/// [`gocost_store::Store`]; everything else of [`AppState`] is reached through `Deref`.
+pub(crate) struct Lent<'a> {
+    pub store: &'a gocost_store::Store,
+    state: &'a AppState,
+}
+
+impl std::ops::Deref for Lent<'_> {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        self.state
+    }
+}
 
 /// How long one query may take by default before the client gets 503 and its work is
 /// cancelled (`[server] query_timeout`).
@@ -198,7 +214,8 @@ pub fn set_query_timeout(d: std::time::Duration) {
 /// work is cancelled: the merge and report loops check a flag ([`gocost_pprof::cancel`]) and
 /// unwind, so an abandoned query does not burn a core to its end.
 pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
+    st: &Arc<AppState>,
+    f: impl FnOnce(&Lent<'_>) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     let (n, slots) = query_slots();
     let Ok(Ok(permit)) = tokio::time::timeout(QUERY_QUEUE_WAIT, slots.acquire_owned()).await else {
@@ -209,7 +226,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
     };
     let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let f_flag = flag.clone();
-    let mut h = tokio::task::spawn_blocking(move || {
+    let state = st.clone();
+    let mut h = st.store.spawn(move |store| {
         // The slot is held until the work ends, cancelled or not.
         let _permit = permit;
         QUERIES_RUNNING.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +256,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
             }
         }
         let _after = After(Instant::now());
-        gocost_pprof::cancel::with_flag(f_flag, || gocost_pprof::cancel::with_budget(budget, f))
+        let lent = Lent {
+            store,
+            state: &state,
+        };
+        gocost_pprof::cancel::with_flag(f_flag, || {
+            gocost_pprof::cancel::with_budget(budget, || f(&lent))
+        })
     });
     let timeout = std::time::Duration::from_millis(QUERY_TIMEOUT_MS.load(Ordering::Relaxed));
     let unavailable = || {
@@ -291,25 +315,32 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
 /// 503 naming the setting (`what` says what took long). The work itself cannot be stopped
 /// halfway (a half-done append would be worse), so it finishes in the background.
 pub(crate) async fn blocking_unlimited<T: Send + 'static>(
-    what: &str,
-    f: impl FnOnce() -> T + Send + 'static,
+    st: &Arc<AppState>,
+    what: &'static str,
+    f: impl FnOnce(&Lent<'_>) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
+    use gocost_store::RunError;
     let timeout = std::time::Duration::from_millis(QUERY_TIMEOUT_MS.load(Ordering::Relaxed));
-    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(f)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            if e.is_panic() {
-                let p = e.into_panic();
-                tracing::error!(target: "gocost::http", panic = panic_text(&*p), "{what} panicked");
-            }
-            Err(ApiError::Internal(format!(
-                "{what} failed (a bug: see the log)"
-            )))
-        }
-        Err(_) => {
+    let state = st.clone();
+    let run = st.store.run_within(what, timeout, move |store| {
+        f(&Lent {
+            store,
+            state: &state,
+        })
+    });
+    match run.await {
+        Ok(v) => Ok(v),
+        Err(RunError::Timeout { .. }) => {
             tracing::warn!(target: "gocost::http", ?timeout, "{what} timed out");
             Err(ApiError::Timeout(format!(
                 "{what} took longer than {timeout:?} (the query_timeout setting in [server])"
+            )))
+        }
+        Err(e @ RunError::ShuttingDown { .. }) => Err(ApiError::Busy(e.to_string())),
+        Err(e) => {
+            tracing::error!(target: "gocost::http", "{e}");
+            Err(ApiError::Internal(format!(
+                "{what} failed (a bug: see the log)"
             )))
         }
     }

@@ -14,8 +14,9 @@ use gocost_insights::regress::{self, Change, Observation, Rule};
 use gocost_store::Selector;
 use serde::Serialize;
 
+use crate::ApiError;
+use crate::query::Lent;
 use crate::select::each_profile;
-use crate::{ApiError, AppState};
 
 /// The label that names a release; its changes are build changes.
 pub(crate) const VERSION_LABEL: &str = "version";
@@ -32,7 +33,7 @@ pub(crate) struct SeriesRegressions {
 
 /// Build changes per target with the default rule (for `/metrics` and the UI).
 pub(crate) fn regressions_by_series(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     from: i64,
     to: i64,
@@ -41,7 +42,7 @@ pub(crate) fn regressions_by_series(
 }
 
 pub(crate) fn regressions_with(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     from: i64,
     to: i64,

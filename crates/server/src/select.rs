@@ -14,8 +14,9 @@ use gocost_pprof::Profile;
 use gocost_store::{Agg, Selector};
 use serde::{Deserialize, Serialize};
 
+use crate::query::Lent;
 use crate::time::time_range;
-use crate::{ApiError, AppState, access};
+use crate::{ApiError, access};
 
 /// A target's labels.
 pub(crate) type Labels = BTreeMap<String, String>;
@@ -106,7 +107,7 @@ pub(crate) fn agg_of(q: &RangeQuery) -> Result<Agg, ApiError> {
         .map_err(ApiError::BadRequest)
 }
 
-pub(crate) fn selection(st: &AppState, q: &RangeQuery) -> Result<(Selector, i64, i64), ApiError> {
+pub(crate) fn selection(st: &Lent<'_>, q: &RangeQuery) -> Result<(Selector, i64, i64), ApiError> {
     let text = q
         .query
         .as_deref()
@@ -128,7 +129,7 @@ pub(crate) fn selection(st: &AppState, q: &RangeQuery) -> Result<(Selector, i64,
 /// A kind gocost scrapes, or one the store holds (pushed kinds such as the Node agent's
 /// `wall`): else the query names a kind that cannot exist here, a user's mistake answered 400
 /// with the kinds there are. (A known kind with nothing in the range is an empty answer.)
-fn known_kind(st: &AppState, sel: &Selector, kind: &str) -> Result<(), ApiError> {
+fn known_kind(st: &Lent<'_>, sel: &Selector, kind: &str) -> Result<(), ApiError> {
     if gocost_store::KINDS.contains(&kind) {
         return Ok(());
     }
@@ -163,7 +164,7 @@ fn known_kind(st: &AppState, sel: &Selector, kind: &str) -> Result<(), ApiError>
     )))
 }
 
-pub(crate) fn merged(st: &AppState, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiError> {
+pub(crate) fn merged(st: &Lent<'_>, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiError> {
     let (sel, from, to) = selection(st, q)?;
     let agg = agg_of(q)?;
     let t = Instant::now();
@@ -195,7 +196,7 @@ pub(crate) fn empty_answer(reason: String, mut shape: serde_json::Value) -> Resp
 
 /// [`merged`] for the base side of a diff: "nothing matched" says it was the base.
 pub(crate) fn merged_base(
-    st: &AppState,
+    st: &Lent<'_>,
     q: &RangeQuery,
 ) -> Result<gocost_pprof::Profile, ApiError> {
     merged(st, q).map_err(|e| match e {
@@ -237,7 +238,7 @@ pub(crate) fn empty_list<T: Serialize>(list: Vec<T>, empty: Option<String>) -> R
 /// Calls `f` with every profile of `kind` matching `sel`'s labels in `[from, to]`, its time
 /// set to when it was stored.
 pub(crate) fn each_profile(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     kind: &str,
     from: i64,
@@ -261,7 +262,7 @@ pub(crate) fn each_profile(
 pub(crate) type Merged = BTreeMap<Labels, (Profile, usize)>;
 
 pub(crate) fn merged_by_series(
-    st: &AppState,
+    st: &Lent<'_>,
     sel: &Selector,
     kind: &str,
     from: i64,

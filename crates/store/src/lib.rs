@@ -14,14 +14,16 @@
 //!
 //! It owns series keys, the selector language, the WAL and block formats
 //! (`docs/format/`) and queries; it does not fetch anything (that is `gocost-scrape`) or
-//! serve HTTP. Its API is synchronous: call it from blocking threads, not async tasks (calls
-//! that touch blocks answer [`Error::AsyncContext`] there).
+//! serve HTTP. Its API is synchronous: async code holds an [`AsyncStore`], which lends the
+//! store only to closures it runs on blocking threads (a direct call does not compile; the
+//! blob layer also answers [`Error::AsyncContext`] to a call from an async task).
 //!
 //! Where each part lives:
 //!
 //! | file | part |
 //! |---|---|
 //! | `lib.rs` | [`Store`], [`Options`], [`Error`], [`Stats`] |
+//! | `handle.rs` | [`AsyncStore`]: the store for async code (blocking pool, bounded) |
 //! | `head.rs` | opening (catalog read, WAL replay), appends, sync and group commit |
 //! | `catalog.rs` | the block catalog: indexes, sections, symbol tables, series and labels |
 //! | `flush.rs` | closed WAL segments → level-0 blocks; undecodable payloads → `quarantine/` |
@@ -58,6 +60,7 @@ mod catalog;
 mod codec;
 mod compact;
 mod flush;
+mod handle;
 mod head;
 mod query;
 mod retention;
@@ -80,6 +83,7 @@ pub use blobs::{
     BlobConfig, BlobStore, Listed, LocalBlobs, ObjectBlobs, PART_SIZE, S3Config, open_blob_store,
 };
 pub use block::{BlockError, BlockMeta, DAY_NS, HOUR_NS, verify_file as verify_block};
+pub use handle::{AsyncStore, DEFAULT_BLOCKING_LIMIT, RunError};
 pub use series::{KINDS, Matcher, Op, Selector, SeriesKey};
 pub use traces::{
     MAX_TRACE_BYTES, TRACE_MAGIC, TraceInfo, check_trace_file, valid_id as valid_trace_id,

@@ -41,7 +41,10 @@ pub fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Resu
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match f() {
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && Instant::now() < deadline => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && Instant::now() < deadline =>
+            {
                 std::thread::sleep(Duration::from_millis(50));
             }
             r => return r,

@@ -36,8 +36,8 @@ pub(crate) async fn flame(
         ));
     }
     let speedscope = format == "speedscope";
-    let body = blocking(move || {
-        let p = match merged(&st, &q) {
+    let body = blocking(&st, move |st| {
+        let p = match merged(st, &q) {
             Err(ApiError::NotFound(reason)) if format == "json" && !is_diff => {
                 let shape = serde_json::json!({
                     "names": [""], "nodes": [[0, 0, -1, 0, 0]], "total": 0,
@@ -50,7 +50,7 @@ pub(crate) async fn flame(
         let rpt = report(p, &q)?;
         let tree = gocost_flame::tree_from_report(&rpt);
         if is_diff {
-            let base_rpt = report(merged_base(&st, &base_of(&q)?)?, &q)?;
+            let base_rpt = report(merged_base(st, &base_of(&q)?)?, &q)?;
             if base_rpt.sample_type != rpt.sample_type {
                 return Err(ApiError::BadRequest(format!(
                     "base sample type {:?} differs from {:?}",

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::insights::{
     SeriesFindings, cost_by_series, gc_by_series, heap_by_series, leaks_by_series,
 };
-use crate::query::blocking;
+use crate::query::{Lent, blocking};
 use crate::regress::regressions_with;
 use crate::select::{Labels, empty_list};
 use crate::time::time_range;
@@ -33,7 +33,7 @@ pub(crate) struct InsightQuery {
 
 /// An analysis of the profiles a selector matches over a range, per target.
 type Analysis<F> =
-    fn(&AppState, &Selector, i64, i64, &growth::Rule) -> Result<Vec<SeriesFindings<F>>, ApiError>;
+    fn(&Lent<'_>, &Selector, i64, i64, &growth::Rule) -> Result<Vec<SeriesFindings<F>>, ApiError>;
 
 /// The selector of `q.query` for profiles of `kind` (which the query may omit).
 fn kind_selector(q: &InsightQuery, kind: &str, what: &str) -> Result<Selector, ApiError> {
@@ -52,7 +52,8 @@ fn kind_selector(q: &InsightQuery, kind: &str, what: &str) -> Result<Selector, A
 }
 
 /// Runs `analyse` over the profiles `sel` matches, grouped per target, in a blocking task,
-/// and answers JSON; 404 when no target has profiles of the kind in the range.
+/// and answers JSON: an empty list (200, its reason in `gocost-empty`) when no target has
+/// profiles of the kind in the range.
 async fn per_target<F: Serialize + Send + 'static>(
     st: Arc<AppState>,
     q: InsightQuery,
@@ -62,14 +63,14 @@ async fn per_target<F: Serialize + Send + 'static>(
     analyse: Analysis<F>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let body = blocking(move || {
+    let body = blocking(&st, move |st| {
         let sel = kind_selector(&q, kind, what)?;
         let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
         let rule = growth::Rule {
             min_rate_per_hour: q.min_rate.unwrap_or(defaults.min_rate_per_hour),
             ..defaults
         };
-        let out = analyse(&st, &sel, from, to, &rule)?;
+        let out = analyse(st, &sel, from, to, &rule)?;
         let empty = out.is_empty().then(|| {
             format!(
                 "no {kind} profiles match {} in the range",
@@ -147,7 +148,7 @@ pub(crate) async fn cost(
     Query(q): Query<CostQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let body = blocking(move || {
+    let body = blocking(&st, move |st| {
         let sel =
             Selector::parse(q.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
         if let Some(k) = sel.kind.as_deref()
@@ -168,7 +169,7 @@ pub(crate) async fn cost(
                 .collect(),
         };
         let rates = st.cost_rates();
-        let per = cost_by_series(&st, &sel, from, to, &rates)?;
+        let per = cost_by_series(st, &sel, from, to, &rates)?;
         let empty = per.is_empty().then(|| {
             format!(
                 "no cpu or heap profiles match {} in the range",
@@ -245,7 +246,7 @@ pub(crate) async fn gc(
     Query(q): Query<GcQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let body = blocking(move || {
+    let body = blocking(&st, move |st| {
         let sel =
             Selector::parse(q.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
         if let Some(k) = sel.kind.as_deref() {
@@ -254,7 +255,7 @@ pub(crate) async fn gc(
             )));
         }
         let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
-        let out = gc_by_series(&st, &sel, from, to, q.top.unwrap_or(20))?;
+        let out = gc_by_series(st, &sel, from, to, q.top.unwrap_or(20))?;
         let empty = out.is_empty().then(|| {
             format!(
                 "no GC pauses, cpu or allocs profiles match {} in the range",
@@ -301,7 +302,7 @@ pub(crate) async fn regressions(
     Query(q): Query<RegressQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let body = blocking(move || {
+    let body = blocking(&st, move |st| {
         let text = q.query.as_deref().unwrap_or("cpu");
         let sel = cpu_selector(text)?;
         let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
@@ -318,7 +319,7 @@ pub(crate) async fn regressions(
                 rule.threshold
             )));
         }
-        let out = regressions_with(&st, &sel, from, to, &rule)?;
+        let out = regressions_with(st, &sel, from, to, &rule)?;
         let empty = out
             .is_empty()
             .then(|| format!("no cpu profiles match {text} in the range"));

@@ -17,7 +17,7 @@ use gocost_store::Selector;
 use crate::insights::{SeriesFindings, cost_with, gc_with, heap_by_series, leaks_by_series};
 use crate::prom::{self, Text, Type};
 use crate::query::{
-    QUERIES_CANCELLED, QUERIES_OVER_BUDGET, QUERIES_REFUSED, QUERIES_RUNNING, blocking,
+    Lent, QUERIES_CANCELLED, QUERIES_OVER_BUDGET, QUERIES_REFUSED, QUERIES_RUNNING, blocking,
 };
 use crate::regress::regressions_by_series;
 use crate::select::{Labels, Merged, merged_by_series};
@@ -81,7 +81,11 @@ fn family(o: &mut Text, name: &str, help: &str, samples: impl IntoIterator<Item 
 }
 
 pub(crate) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    let s = st.store.stats();
+    // The store's own slots, not a query slot: a storm of queries must not blind Prometheus.
+    let s = match st.store.run("the store's stats", |s| s.stats()).await {
+        Ok(s) => s,
+        Err(e) => return ApiError::Busy(e.to_string()).into_response(),
+    };
     let mut o = Text::new();
     let mut m = |name: &str, kind: &str, help: &str, v: f64| {
         let kind = if kind == "counter" {
@@ -342,7 +346,7 @@ const REGRESSION_WINDOW_NS: i64 = 3600 * 1_000_000_000;
 
 /// `gocost_regression_change{function, build}`: how much more CPU (relative, 0.3 = +30 %) a
 /// function takes since a build change of the last hour, per target.
-fn regression_gauges(o: &mut Text, st: &AppState, all: &Selector, from: i64, to: i64) {
+fn regression_gauges(o: &mut Text, st: &Lent<'_>, all: &Selector, from: i64, to: i64) {
     let per = or_log("regressions", regressions_by_series(st, all, from, to));
     family(
         o,
@@ -363,7 +367,7 @@ fn regression_gauges(o: &mut Text, st: &AppState, all: &Selector, from: i64, to:
 }
 
 /// GC gauges per target over the `/metrics` window.
-fn gc_gauges(o: &mut Text, st: &AppState, all: &Selector, from: i64, to: i64, cpu: &Merged) {
+fn gc_gauges(o: &mut Text, st: &Lent<'_>, all: &Selector, from: i64, to: i64, cpu: &Merged) {
     let per = or_log("gc", gc_with(st, all, from, to, 0, cpu));
     family(
         o,
@@ -415,8 +419,7 @@ async fn insight_metrics(st: &Arc<AppState>) -> String {
     {
         return text.clone();
     }
-    let st2 = Arc::clone(st);
-    let text = blocking(move || {
+    let text = blocking(st, move |st| {
         let to = crate::time::now_ns();
         let from = to - METRICS_WINDOW_NS;
         let all = Selector {
@@ -424,7 +427,7 @@ async fn insight_metrics(st: &Arc<AppState>) -> String {
             matchers: Vec::new(),
         };
         let mut o = Text::new();
-        let leaks = or_log("leaks", leaks_by_series(&st2, &all, from, to, &leaks::defaults()));
+        let leaks = or_log("leaks", leaks_by_series(st, &all, from, to, &leaks::defaults()));
         gauges(
             &mut o,
             &leaks,
@@ -447,7 +450,7 @@ async fn insight_metrics(st: &Arc<AppState>) -> String {
             ],
             |f| vec![("function", f.function.as_str()), ("blocking", f.blocking.as_str())],
         );
-        let heaps = or_log("heap_growth", heap_by_series(&st2, &all, from, to, &heap::defaults()));
+        let heaps = or_log("heap_growth", heap_by_series(st, &all, from, to, &heap::defaults()));
         gauges(
             &mut o,
             &heaps,
@@ -466,11 +469,11 @@ async fn insight_metrics(st: &Arc<AppState>) -> String {
             |f| vec![("site", f.site.as_str())],
         );
         // One merge of each target's CPU profiles serves cost and GC.
-        let cpu = or_log("cpu", merged_by_series(&st2, &all, "cpu", from, to));
-        cost_gauges(&mut o, &st2, &all, from, to, &cpu);
-        gc_gauges(&mut o, &st2, &all, from, to, &cpu);
-        regression_gauges(&mut o, &st2, &all, to - REGRESSION_WINDOW_NS, to);
-        trace_gauges(&mut o, &st2, from, to);
+        let cpu = or_log("cpu", merged_by_series(st, &all, "cpu", from, to));
+        cost_gauges(&mut o, st, &all, from, to, &cpu);
+        gc_gauges(&mut o, st, &all, from, to, &cpu);
+        regression_gauges(&mut o, st, &all, to - REGRESSION_WINDOW_NS, to);
+        trace_gauges(&mut o, st, from, to);
         o.finish()
     })
     .await;
@@ -489,7 +492,7 @@ async fn insight_metrics(st: &Arc<AppState>) -> String {
 /// From each target's latest execution trace in the `/metrics` window (the series
 /// `gocost_scrape::trace` stores): `gocost_sched_latency_seconds{quantile}` and
 /// `gocost_gc_stw_seconds{quantile}`.
-fn trace_gauges(o: &mut Text, st: &AppState, from: i64, to: i64) {
+fn trace_gauges(o: &mut Text, st: &Lent<'_>, from: i64, to: i64) {
     for (stored, name, help) in [
         (
             "go_trace_sched_latency_seconds",
@@ -536,7 +539,7 @@ fn trace_gauges(o: &mut Text, st: &AppState, from: i64, to: i64) {
 
 /// Cost per target over the `/metrics` window: `gocost_cost_per_hour{resource="cpu|memory"}`,
 /// `gocost_cost_cores`, `gocost_cost_memory_bytes`.
-fn cost_gauges(o: &mut Text, st: &AppState, all: &Selector, from: i64, to: i64, cpu: &Merged) {
+fn cost_gauges(o: &mut Text, st: &Lent<'_>, all: &Selector, from: i64, to: i64, cpu: &Merged) {
     let rates = st.cost_rates();
     let per = or_log("cost", cost_with(st, all, from, to, &rates, cpu));
     family(

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::query::{blocking, capped_json, output_too_big, query_budget};
+use crate::query::{Lent, blocking, capped_json, output_too_big, query_budget};
 use crate::select::{RangeQuery, base_of, empty_answer, flag, merged, merged_base};
 use crate::{ApiError, AppState};
 
@@ -18,11 +18,11 @@ pub(crate) async fn profile(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let bytes = blocking(move || {
+    let bytes = blocking(&st, move |st| {
         let p = if q.base_from.is_some() || q.base_to.is_some() || q.base_query.is_some() {
-            diff_profile(&st, &q)?
+            diff_profile(st, &q)?
         } else {
-            merged(&st, &q)?
+            merged(st, &q)?
         };
         // Refined, it is the profile pprof's report would read (as `go tool pprof -proto`
         // with the same options writes it).
@@ -57,7 +57,10 @@ pub(crate) async fn top(
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
     let text = wants_text(&q)?;
-    let top = match blocking(move || Ok::<_, ApiError>(report(merged(&st, &q)?, &q)?.top())).await?
+    let top = match blocking(&st, move |st| {
+        Ok::<_, ApiError>(report(merged(st, &q)?, &q)?.top())
+    })
+    .await?
     {
         Err(ApiError::NotFound(reason)) if !text => {
             return Ok(empty_answer(
@@ -93,8 +96,8 @@ pub(crate) async fn tags(
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
     let text = wants_text(&q)?;
-    let body = blocking(move || {
-        let p = match merged(&st, &q) {
+    let body = blocking(&st, move |st| {
+        let p = match merged(st, &q) {
             Err(ApiError::NotFound(reason)) if !text => {
                 let shape = serde_json::json!({ "keys": [], "total": 0 });
                 return Ok(empty_answer(reason, shape));
@@ -134,8 +137,8 @@ pub(crate) async fn graph(
             )));
         }
     };
-    blocking(move || {
-        let p = match merged(&st, &q) {
+    blocking(&st, move |st| {
+        let p = match merged(st, &q) {
             Err(ApiError::NotFound(reason)) if !dot => {
                 let shape =
                     serde_json::json!({ "legend": [], "nodes": [], "edges": [], "total": 0 });
@@ -168,8 +171,8 @@ pub(crate) async fn peek(
     let symbol = q.symbol.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
         ApiError::BadRequest("peek needs symbol=REGEXP (the functions to show)".into())
     })?;
-    blocking(move || {
-        let p = match merged(&st, &q) {
+    blocking(&st, move |st| {
+        let p = match merged(st, &q) {
             Err(ApiError::NotFound(reason)) if !text => {
                 let shape = serde_json::json!({ "header": [], "entries": [], "total": 0 });
                 return Ok(empty_answer(reason, shape));
@@ -253,8 +256,10 @@ pub(crate) async fn diff(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let top =
-        blocking(move || Ok::<_, ApiError>(report(diff_profile(&st, &q)?, &q)?.top())).await??;
+    let top = blocking(&st, move |st| {
+        Ok::<_, ApiError>(report(diff_profile(st, &q)?, &q)?.top())
+    })
+    .await??;
     Ok(axum::Json(top).into_response())
 }
 
@@ -262,7 +267,7 @@ pub(crate) async fn diff(
 /// `pprof::base=true`: what `go tool pprof -diff_base` builds, so that pprof reading it
 /// reports the change with percentages of the base.
 pub(crate) fn diff_profile(
-    st: &AppState,
+    st: &Lent<'_>,
     q: &RangeQuery,
 ) -> Result<gocost_pprof::Profile, ApiError> {
     let p = merged(st, q)?;

@@ -60,10 +60,10 @@ async fn store(st: Arc<AppState>, tenant: Tenant, pushed: Vec<Pushed>) -> Result
         })
         .collect();
     let n = keyed.len();
-    blocking_unlimited("storing the push", move || {
+    blocking_unlimited(&st, "storing the push", move |st| {
         validate(&keyed, MAX_PROFILE_BYTES)?;
         let keys: Vec<SeriesKey> = keyed.iter().map(|(k, _)| k.clone()).collect();
-        if let Err(have) = st.access.admit_series(&st.store, &tenant, &keys) {
+        if let Err(have) = st.access.admit_series(st.store, &tenant, &keys) {
             return Err(ApiError::TooManyRequests {
                 msg: format!(
                     "tenant {:?} has {have} series, its limit: this push would add more",
@@ -100,13 +100,14 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 /// are CPU work on up to `max_body` bytes) and under the query timeout; a bad push is a 400
 /// naming the problem.
 async fn parse<T: Send + 'static>(
+    st: &Arc<AppState>,
     headers: &HeaderMap,
     body: Bytes,
     lim: gocost_ingest::Limits,
     f: impl FnOnce(&[u8], &gocost_ingest::Limits) -> Result<T, gocost_ingest::Error> + Send + 'static,
 ) -> Result<T, ApiError> {
     let enc = header_str(headers, header::CONTENT_ENCODING).map(str::to_string);
-    let parsed = blocking_unlimited("decoding the push", move || {
+    let parsed = blocking_unlimited(st, "decoding the push", move |_| {
         let body = gocost_ingest::decode_body(enc.as_deref(), body.to_vec(), &lim)?;
         f(&body, &lim)
     })
@@ -132,7 +133,7 @@ pub(crate) async fn ingest(
         &lim,
     )?;
     let ct = header_str(&headers, header::CONTENT_TYPE).map(str::to_string);
-    let pushed = parse(&headers, body, lim, move |body, lim| {
+    let pushed = parse(&st, &headers, body, lim, move |body, lim| {
         gocost_ingest::ingest(&q, ct.as_deref(), body, now_ns(), lim)
     })
     .await?;
@@ -169,7 +170,7 @@ async fn push_call(
             "Content-Type {ct:?}: send application/proto (Connect's protobuf codec)"
         )));
     }
-    let pushed = parse(&headers, body, lim, |body, lim| {
+    let pushed = parse(&st, &headers, body, lim, |body, lim| {
         gocost_ingest::parse_push_request(body, now_ns(), lim)
     })
     .await?;

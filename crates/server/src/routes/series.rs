@@ -34,7 +34,7 @@ pub(crate) async fn runtime(
         }
     }
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
-    let out = blocking(move || {
+    let out = blocking(&st, move |st| {
         let series = st.store.select_points(&sel, from, to)?;
         let n: usize = series.iter().map(|(_, p)| p.len()).sum();
         if n > 200_000 {
@@ -67,27 +67,33 @@ pub(crate) async fn series(
             matchers: Vec::new(),
         },
     };
-    let out: Vec<serde_json::Value> = st
-        .store
-        .series()
-        .into_iter()
-        .filter(|k| sel.matches(k))
-        .map(|k| serde_json::json!({ "kind": k.kind, "labels": k.labels, "key": k.to_string() }))
-        .collect();
+    let out: Vec<serde_json::Value> = blocking(&st, move |st| {
+        st.store
+            .series()
+            .into_iter()
+            .filter(|k| sel.matches(k))
+            .map(
+                |k| serde_json::json!({ "kind": k.kind, "labels": k.labels, "key": k.to_string() }),
+            )
+            .collect()
+    })
+    .await?;
     Ok(axum::Json(out).into_response())
 }
 
-pub(crate) async fn labels(State(st): State<Arc<AppState>>) -> Response {
+pub(crate) async fn labels(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    axum::Json(st.store.label_names()).into_response()
+    let names = blocking(&st, |st| st.store.label_names()).await?;
+    Ok(axum::Json(names).into_response())
 }
 
 pub(crate) async fn label_values(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> Response {
+) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    axum::Json(st.store.label_values(&name)).into_response()
+    let values = blocking(&st, move |st| st.store.label_values(&name)).await?;
+    Ok(axum::Json(values).into_response())
 }
 
 pub(crate) async fn targets(State(st): State<Arc<AppState>>) -> Response {

@@ -22,8 +22,8 @@ pub(crate) async fn timeline(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let body = blocking(move || {
-        let (sel, from, to) = selection(&st, &q)?;
+    let body = blocking(&st, move |st| {
+        let (sel, from, to) = selection(st, &q)?;
         let step = match &q.step {
             Some(s) => gocost_config::parse_duration(s)
                 .map_err(ApiError::BadRequest)?

@@ -15,7 +15,7 @@ use gocost_trace::{BlockingKind, Change, Event, GoState, Kind, RangeKind, Resour
 use serde_json::{Value, json};
 
 use crate::access::Tenant;
-use crate::query::{blocking, blocking_unlimited};
+use crate::query::{Lent, blocking, blocking_unlimited};
 use crate::select::RangeQuery;
 use crate::time::{now_ns, parse_time, time_range};
 use crate::{ApiError, AppState};
@@ -51,17 +51,19 @@ pub(crate) async fn list(
         }
     }
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref())?;
-    let out: Vec<Value> = st
-        .store
-        .traces(&sel, from, to)
-        .iter()
-        .map(info_json)
-        .collect();
+    let out: Vec<Value> = blocking(&st, move |st| {
+        st.store
+            .traces(&sel, from, to)
+            .iter()
+            .map(info_json)
+            .collect()
+    })
+    .await?;
     Ok(Json(out).into_response())
 }
 
 /// The trace `id` if it exists and the tenant may see it.
-fn find(st: &AppState, tenant: &Tenant, id: &str) -> Result<TraceInfo, ApiError> {
+fn find(st: &Lent<'_>, tenant: &Tenant, id: &str) -> Result<TraceInfo, ApiError> {
     let missing = || ApiError::NotFound(format!("no trace {id:?}"));
     if !gocost_store::valid_trace_id(id) {
         return Err(missing());
@@ -73,13 +75,19 @@ fn find(st: &AppState, tenant: &Tenant, id: &str) -> Result<TraceInfo, ApiError>
     Ok(info)
 }
 
-async fn read(st: Arc<AppState>, tenant: &Tenant, id: &str) -> Result<Vec<u8>, ApiError> {
-    find(&st, tenant, id)?;
-    let id = id.to_string();
-    let st2 = st.clone();
-    let got = blocking_unlimited("reading the trace", move || st2.store.read_trace(&id)).await??;
-    got.map(|(_, b)| b)
-        .ok_or_else(|| ApiError::NotFound("the trace is gone (retention)".into()))
+/// The trace `id` and its bytes, if it exists and the tenant may see it.
+async fn read(
+    st: &Arc<AppState>,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<(TraceInfo, Vec<u8>), ApiError> {
+    let (id, tenant) = (id.to_string(), tenant.clone());
+    let got = blocking_unlimited(st, "reading the trace", move |st| {
+        find(st, &tenant, &id)?;
+        st.store.read_trace(&id).map_err(ApiError::from)
+    })
+    .await??;
+    got.ok_or_else(|| ApiError::NotFound("the trace is gone (retention)".into()))
 }
 
 /// `GET /api/v1/trace/{id}`: the trace as Go wrote it.
@@ -89,7 +97,7 @@ pub(crate) async fn download(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let bytes = read(st, &tenant, &id).await?;
+    let (_, bytes) = read(&st, &tenant, &id).await?;
     let mut r = bytes.into_response();
     let h = r.headers_mut();
     h.insert(
@@ -151,9 +159,8 @@ async fn parsed<T: Send + 'static>(
     id: &str,
     f: impl FnOnce(&TraceInfo, &[Event]) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let info = find(&st, tenant, id)?;
-    let bytes = read(st, tenant, id).await?;
-    blocking(move || {
+    let (info, bytes) = read(&st, tenant, id).await?;
+    blocking(&st, move |_| {
         let events = gocost_trace::parse(&bytes)
             .map_err(|e| ApiError::Internal(format!("stored trace does not parse: {e}")))?;
         Ok(f(&info, &events))
@@ -329,9 +336,8 @@ pub(crate) async fn upload(
         ));
     }
     tenant.tag(&mut labels);
-    let st2 = st.clone();
-    let stored = blocking_unlimited("storing the trace", move || {
-        gocost_scrape::trace::store_trace(&st2.store, &labels, time_ns, &body)
+    let stored = blocking_unlimited(&st, "storing the trace", move |st| {
+        gocost_scrape::trace::store_trace(st.store, &labels, time_ns, &body)
     })
     .await?
     .map_err(|e| match e {
