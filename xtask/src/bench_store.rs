@@ -170,7 +170,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ),
     ];
     for (name, q, from, to) in cases {
-        let sel = Selector::parse(q)?;
+        let sel = Selector::parse(q).map_err(|e| e.to_string())?;
         let mut times = Vec::new();
         let mut nodes = 0;
         for _ in 0..repeats {

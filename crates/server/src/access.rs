@@ -574,7 +574,7 @@ fn listing(
             .map(|(_, v)| gocost_store::Selector::parse(&v)),
         Err(e) => return Err(ApiError::BadRequest(format!("bad query string: {e}"))),
     };
-    let sel = sel.transpose().map_err(ApiError::BadRequest)?;
+    let sel = sel.transpose()?;
     let out: Vec<serde_json::Value> = keys
         .iter()
         .filter(|k| {

@@ -295,8 +295,7 @@ fn deliver(st: &Arc<AppState>, client: &reqwest::Client, url: String, body: Vec<
 
 /// What a rule finds now.
 pub(crate) fn evaluate(st: &Lent<'_>, rule: &AlertRule) -> Result<Vec<Instance>, ApiError> {
-    let sel =
-        Selector::parse(rule.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
+    let sel = Selector::parse(rule.query.as_deref().unwrap_or("{}"))?;
     let to = crate::time::now_ns();
     let from = to - rule.window().as_nanos() as i64;
     let above = rule.threshold();
@@ -471,7 +470,7 @@ fn worst_trace_value(
         Some((name, rest)) => format!("metric{{__name__=\"{name}\",{rest}"),
         None => format!("metric{{__name__=\"{series}\"}}"),
     };
-    let mut s = Selector::parse(&text).map_err(ApiError::Internal)?;
+    let mut s = Selector::parse(&text).map_err(|e| ApiError::Internal(e.to_string()))?;
     s.matchers.extend(sel.matchers.iter().cloned());
     let points = st
         .store

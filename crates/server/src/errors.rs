@@ -179,6 +179,14 @@ impl IntoResponse for ApiError {
 /// What a store error means to a client: a profile it cannot take or profiles it cannot
 /// merge are the request's (400); I/O and a failed sync are 503, a full disk 507 (retry
 /// later); a malformed block is gocost's (500).
+/// A selector the request gave that does not parse: the client's mistake, named with its
+/// byte offset.
+impl From<gocost_store::SelectorError> for ApiError {
+    fn from(e: gocost_store::SelectorError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
 impl From<gocost_store::Error> for ApiError {
     fn from(e: gocost_store::Error) -> Self {
         use gocost_store::Error as E;

@@ -140,7 +140,7 @@ pub(crate) fn cost_with(
     // Memory: the mean of the best memory metric each target has.
     let names: Vec<&str> = MEMORY_METRICS.iter().map(|m| m.0).collect();
     let mut msel = Selector::parse(&format!("metric{{__name__=~\"{}\"}}", names.join("|")))
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     msel.matchers.extend(sel.matchers.iter().cloned());
     let points = st.store.select_points(&msel, from, to)?;
     let mut best: BTreeMap<Labels, (usize, f64)> = BTreeMap::new();
@@ -213,8 +213,8 @@ pub(crate) fn gc_with(
 ) -> Result<Vec<GcCost>, ApiError> {
     let allocs = merged_by_series(st, sel, "allocs", from, to)?;
     let mut out: BTreeMap<Labels, GcCost> = BTreeMap::new();
-    let mut psel =
-        Selector::parse("metric{__name__=\"go_gc_pause_seconds\"}").map_err(ApiError::Internal)?;
+    let mut psel = Selector::parse("metric{__name__=\"go_gc_pause_seconds\"}")
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     psel.matchers.extend(sel.matchers.iter().cloned());
     for (key, pts) in st.store.select_points(&psel, from, to)? {
         let mut labels = key.labels;
@@ -228,7 +228,7 @@ pub(crate) fn gc_with(
     // Without expvar: the GC's stop-the-world pauses from the target's execution traces.
     let mut tsel =
         Selector::parse("metric{__name__=\"go_trace_stw_pause_seconds\",reason=~\"GC .*\"}")
-            .map_err(ApiError::Internal)?;
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
     tsel.matchers.extend(sel.matchers.iter().cloned());
     let mut traced: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
     for (key, pts) in st.store.select_points(&tsel, from, to)? {

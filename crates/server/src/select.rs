@@ -112,7 +112,7 @@ pub(crate) fn selection(st: &Lent<'_>, q: &RangeQuery) -> Result<(Selector, i64,
         .query
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest("missing query=KIND{label=\"v\"}".into()))?;
-    let sel = Selector::parse(text).map_err(ApiError::BadRequest)?;
+    let sel = Selector::parse(text)?;
     match sel.kind.as_deref() {
         None => {
             return Err(ApiError::BadRequest(format!(

@@ -84,7 +84,7 @@ pub use blobs::{
 };
 pub use block::{BlockError, BlockMeta, DAY_NS, HOUR_NS, verify_file as verify_block};
 pub use handle::{AsyncStore, DEFAULT_BLOCKING_LIMIT, RunError};
-pub use series::{KINDS, Matcher, Op, Selector, SeriesKey};
+pub use series::{KINDS, Matcher, Op, Selector, SelectorError, SelectorProblem, SeriesKey};
 pub use traces::{
     MAX_TRACE_BYTES, TRACE_MAGIC, TraceInfo, check_trace_file, valid_id as valid_trace_id,
 };

@@ -34,12 +34,19 @@ impl SeriesKey {
     }
 
     /// Parses the canonical text form written by [`Display`](fmt::Display).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let sel = Selector::parse(s)?;
         let mut labels = BTreeMap::new();
         for m in sel.matchers {
             if m.op != Op::Eq {
-                return Err(format!("series key {s:?}: only = matchers"));
+                return Err(SelectorError {
+                    text: s.to_string(),
+                    offset: s
+                        .find(&format!("{}!", m.name))
+                        .or_else(|| s.find(&m.name))
+                        .unwrap_or(0),
+                    problem: SelectorProblem::NotAKey,
+                });
             }
             labels.insert(m.name, m.value);
         }
@@ -115,9 +122,51 @@ pub struct Selector {
     pub matchers: Vec<Matcher>,
 }
 
+/// Why a selector (or a series key) does not parse: the text, the byte offset into it
+/// where the problem is, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("selector {text:?}: at byte {offset}: {problem}")]
+pub struct SelectorError {
+    pub text: String,
+    pub offset: usize,
+    pub problem: SelectorProblem,
+}
+
+/// What is wrong in a selector ([`SelectorError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SelectorProblem {
+    #[error("bad profile kind {0:?} (letters, digits and _ only)")]
+    BadKind(String),
+    #[error("missing closing '}}'")]
+    Unclosed,
+    #[error("a matcher without an operator")]
+    NoOperator,
+    #[error("an empty label name")]
+    EmptyName,
+    #[error("expected =, !=, =~ or !~ after {0}")]
+    BadOperator(String),
+    #[error("expected a quoted value")]
+    Unquoted,
+    #[error("unterminated string")]
+    Unterminated,
+    #[error("bad regexp for {name}: {error}")]
+    BadRegex { name: String, error: String },
+    #[error("expected ',' or '}}'")]
+    BadSeparator,
+    #[error("a series key has only = matchers")]
+    NotAKey,
+}
+
 impl Selector {
-    pub fn parse(s: &str) -> Result<Selector, String> {
-        let s = s.trim();
+    pub fn parse(text: &str) -> Result<Selector, SelectorError> {
+        // Every slice below is of `text`: its offset is where it starts.
+        let err = |at: &str, problem| SelectorError {
+            text: text.to_string(),
+            offset: (at.as_ptr() as usize).saturating_sub(text.as_ptr() as usize),
+            problem,
+        };
+        let s = text.trim();
         let (kind, rest) = match s.find('{') {
             Some(i) => (s[..i].trim(), &s[i..]),
             None => (s, ""),
@@ -126,7 +175,7 @@ impl Selector {
             None
         } else {
             if !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("bad profile kind {kind:?}"));
+                return Err(err(kind, SelectorProblem::BadKind(kind.to_string())));
             }
             Some(kind.to_string())
         };
@@ -135,15 +184,15 @@ impl Selector {
             let body = rest
                 .strip_prefix('{')
                 .and_then(|r| r.strip_suffix('}'))
-                .ok_or_else(|| format!("selector {s:?}: missing closing '}}'"))?;
+                .ok_or_else(|| err(&rest[rest.len()..], SelectorProblem::Unclosed))?;
             let mut p = body.trim();
             while !p.is_empty() {
                 let name_end = p
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .ok_or_else(|| format!("selector {s:?}: matcher without operator"))?;
+                    .ok_or_else(|| err(p, SelectorProblem::NoOperator))?;
                 let name = p[..name_end].to_string();
                 if name.is_empty() {
-                    return Err(format!("selector {s:?}: empty label name"));
+                    return Err(err(p, SelectorProblem::EmptyName));
                 }
                 p = p[name_end..].trim_start();
                 let (op, len) = if p.starts_with("=~") {
@@ -155,17 +204,22 @@ impl Selector {
                 } else if p.starts_with('=') {
                     (Op::Eq, 1)
                 } else {
-                    return Err(format!(
-                        "selector {s:?}: expected =, !=, =~ or !~ after {name}"
-                    ));
+                    return Err(err(p, SelectorProblem::BadOperator(name)));
                 };
                 p = p[len..].trim_start();
-                let (value, rest) = parse_string(p).map_err(|e| format!("selector {s:?}: {e}"))?;
+                let (value, rest) = parse_string(p).map_err(|e| err(p, e))?;
                 let re = match op {
-                    Op::Re | Op::NotRe => Some(
-                        Regex::new(&format!("^(?:{value})$"))
-                            .map_err(|e| format!("selector {s:?}: bad regexp for {name}: {e}"))?,
-                    ),
+                    Op::Re | Op::NotRe => {
+                        Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
+                            err(
+                                p,
+                                SelectorProblem::BadRegex {
+                                    name: name.clone(),
+                                    error: e.to_string(),
+                                },
+                            )
+                        })?)
+                    }
                     _ => None,
                 };
                 matchers.push(Matcher {
@@ -178,7 +232,7 @@ impl Selector {
                 if let Some(r) = p.strip_prefix(',') {
                     p = r.trim_start();
                 } else if !p.is_empty() {
-                    return Err(format!("selector {s:?}: expected ',' or '}}'"));
+                    return Err(err(p, SelectorProblem::BadSeparator));
                 }
             }
         }
@@ -194,12 +248,12 @@ impl Selector {
     }
 }
 
-fn parse_string(p: &str) -> Result<(String, &str), String> {
+fn parse_string(p: &str) -> Result<(String, &str), SelectorProblem> {
     let quote = p
         .chars()
         .next()
         .filter(|c| *c == '"' || *c == '\'')
-        .ok_or("expected a quoted value")?;
+        .ok_or(SelectorProblem::Unquoted)?;
     let mut out = String::new();
     let mut chars = p.char_indices().skip(1);
     while let Some((i, c)) = chars.next() {
@@ -213,7 +267,7 @@ fn parse_string(p: &str) -> Result<(String, &str), String> {
             c => out.push(c),
         }
     }
-    Err("unterminated string".into())
+    Err(SelectorProblem::Unterminated)
 }
 
 #[cfg(test)]
@@ -232,6 +286,38 @@ mod tests {
         let s = k.to_string();
         assert_eq!(s, r#"cpu{env="a \"b\"",job="checkout"}"#);
         assert_eq!(SeriesKey::parse(&s).unwrap(), k);
+    }
+
+    #[test]
+    fn errors_name_the_byte_and_the_problem() {
+        for (text, offset, problem) in [
+            ("he-ap", 0, SelectorProblem::BadKind("he-ap".into())),
+            ("  cpu{job=\"a\"", 13, SelectorProblem::Unclosed),
+            ("cpu{job}", 4, SelectorProblem::NoOperator),
+            (
+                "cpu{job<\"a\"}",
+                7,
+                SelectorProblem::BadOperator("job".into()),
+            ),
+            ("cpu{job=a}", 8, SelectorProblem::Unquoted),
+            (
+                "cpu{job=\"a\" env=\"b\"}",
+                12,
+                SelectorProblem::BadSeparator,
+            ),
+        ] {
+            let e = Selector::parse(text).expect_err(text);
+            assert_eq!((e.offset, &e.problem), (offset, &problem), "{text}: {e}");
+            assert!(
+                e.to_string().contains(&format!("at byte {offset}: ")),
+                "{e}"
+            );
+        }
+        let e = Selector::parse("cpu{job=~\"(\"}").expect_err("bad regexp");
+        assert_eq!(e.offset, 9);
+        assert!(matches!(e.problem, SelectorProblem::BadRegex { ref name, .. } if name == "job"));
+        let e = SeriesKey::parse("cpu{job!=\"a\"}").expect_err("not a key");
+        assert_eq!((e.offset, e.problem), (4, SelectorProblem::NotAKey));
     }
 
     #[test]

@@ -38,7 +38,7 @@ type Analysis<F> =
 /// The selector of `q.query` for profiles of `kind` (which the query may omit).
 fn kind_selector(q: &InsightQuery, kind: &str, what: &str) -> Result<Selector, ApiError> {
     let text = q.query.as_deref().unwrap_or(kind);
-    let mut sel = Selector::parse(text).map_err(ApiError::BadRequest)?;
+    let mut sel = Selector::parse(text)?;
     match sel.kind.as_deref() {
         None => sel.kind = Some(kind.into()),
         Some(k) if k == kind => {}
@@ -149,8 +149,7 @@ pub(crate) async fn cost(
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
     let body = blocking(&st, move |st| {
-        let sel =
-            Selector::parse(q.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
+        let sel = Selector::parse(q.query.as_deref().unwrap_or("{}"))?;
         if let Some(k) = sel.kind.as_deref()
             && k != "cpu"
             && k != "heap"
@@ -248,7 +247,7 @@ pub(crate) async fn gc(
     st.requests.fetch_add(1, Ordering::Relaxed);
     let body = blocking(&st, move |st| {
         let sel =
-            Selector::parse(q.query.as_deref().unwrap_or("{}")).map_err(ApiError::BadRequest)?;
+            Selector::parse(q.query.as_deref().unwrap_or("{}"))?;
         if let Some(k) = sel.kind.as_deref() {
             return Err(ApiError::BadRequest(format!(
                 "gc reads pauses, cpu and allocs profiles; leave the kind out of the query (got {k:?})"
@@ -282,7 +281,7 @@ pub(crate) struct RegressQuery {
 
 /// The CPU selector of `text` (the kind may be omitted).
 fn cpu_selector(text: &str) -> Result<Selector, ApiError> {
-    let mut sel = Selector::parse(text).map_err(ApiError::BadRequest)?;
+    let mut sel = Selector::parse(text)?;
     match sel.kind.as_deref() {
         None => sel.kind = Some("cpu".into()),
         Some("cpu") => {}

@@ -24,7 +24,7 @@ pub(crate) async fn runtime(
         .query
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest("missing query={__name__=\"...\"}".into()))?;
-    let mut sel = Selector::parse(text).map_err(ApiError::BadRequest)?;
+    let mut sel = Selector::parse(text)?;
     match sel.kind.as_deref() {
         None | Some("metric") => sel.kind = Some("metric".into()),
         Some(k) => {
@@ -61,7 +61,7 @@ pub(crate) async fn series(
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
     let sel = match &q.query {
-        Some(t) => Selector::parse(t).map_err(ApiError::BadRequest)?,
+        Some(t) => Selector::parse(t)?,
         None => Selector {
             kind: None,
             matchers: Vec::new(),

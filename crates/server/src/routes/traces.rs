@@ -36,7 +36,7 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
     let mut sel = match &q.query {
-        Some(t) => Selector::parse(t).map_err(ApiError::BadRequest)?,
+        Some(t) => Selector::parse(t)?,
         None => Selector {
             kind: None,
             matchers: Vec::new(),
