@@ -74,7 +74,7 @@ const NEEDS = {
 export function scrapeHints(targets, job, kinds = null) {
   return targets.filter((t) => t.job === job && !t.up && t.last_error && (!kinds || kinds.includes(t.kind)))
     .map((t) => {
-      const need = /\b404\b/.test(t.last_error) ? NEEDS[t.kind] || NEEDS.profile : '';
+      const need = t.last_status === 404 ? NEEDS[t.kind] || NEEDS.profile : '';
       return `<div class="hint-fail">The <b>${esc(t.kind)}</b> scrape of ${esc(t.instance)} fails: <code>${esc(t.last_error)}</code>${need ? ` — ${need}` : ''}. See Targets.</div>`;
     }).join('');
 }

@@ -181,7 +181,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 nodecount: Some(0),
                 ..Default::default()
             };
-            let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.0)?;
+            let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.to_string())?;
             nodes = gocost_flame::tree_from_report(&rpt).node_count();
             times.push(t0.elapsed().as_secs_f64());
         }

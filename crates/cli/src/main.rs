@@ -393,7 +393,7 @@ fn build_report(src: &SourceArgs, opts: &Options) -> Result<Report> {
         || opts.tagfocus.is_some()
         || opts.tagignore.is_some();
     let p = source::load(&inputs(src), &load_opts(src, labels))?;
-    let rpt = Report::new(p, opts).map_err(|e| InputError(e.0))?;
+    let rpt = Report::new(p, opts).map_err(|e| InputError(e.to_string()))?;
     for w in &rpt.warnings {
         eprintln!("{w}");
     }
@@ -469,7 +469,9 @@ fn run(cli: Cli) -> Result<()> {
             let mut opts = report_options(Kind::Peek, &a.filter)?;
             opts.cum = a.cum;
             let rpt = build_report(&a.src, &opts)?;
-            let text = rpt.peek_text(&a.regex).map_err(|e| InputError(e.0))?;
+            let text = rpt
+                .peek_text(&a.regex)
+                .map_err(|e| InputError(e.to_string()))?;
             write_stdout(&text)
         }
         Cmd::Load(a) => load::run(a),

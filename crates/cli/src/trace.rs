@@ -201,7 +201,7 @@ pub fn run(a: TraceArgs) -> Result<()> {
             let prof = blocking_pprof(&recs);
             if p.file.json {
                 let rpt = gocost_report::Report::new(prof, &gocost_report::Options::default())
-                    .map_err(|e| InputError(e.0))?;
+                    .map_err(|e| InputError(e.to_string()))?;
                 return print_json(&serde_json::to_value(rpt.top())?);
             }
             let bytes = gocost_pprof::encode(&prof);

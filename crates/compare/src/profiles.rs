@@ -82,7 +82,7 @@ fn report(p: Profile, index: Option<&str>) -> Result<Report, String> {
         nodecount: Some(0),
         ..ReportOptions::default()
     };
-    Report::new(p, &o).map_err(|e| e.0)
+    Report::new(p, &o).map_err(|e| e.to_string())
 }
 
 fn summarize(p: Profile, o: &ProfileOptions) -> Result<(Summarized, String, String), String> {

@@ -100,7 +100,7 @@ fn flat_by_function(p: Profile, sample_index: &str) -> Result<(Vec<(String, i64)
         nodecount: Some(0),
         ..Options::default()
     };
-    let rpt = Report::new(p, &o).map_err(|e| e.0)?;
+    let rpt = Report::new(p, &o).map_err(|e| e.to_string())?;
     let top = rpt.top();
     Ok((
         top.rows.into_iter().map(|r| (r.name, r.flat)).collect(),

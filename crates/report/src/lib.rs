@@ -144,17 +144,33 @@ impl Default for Options {
     }
 }
 
-/// A report error: a bad option for this profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(pub String);
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A report error: a bad option for this profile. The texts are pprof's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A refine option's regexp (`focus`, `ignore`, `hide`, `show`, `show_from`,
+    /// `prune_from`) does not compile.
+    #[error("parsing {option} regexp: {error}")]
+    BadRegexp { option: String, error: String },
+    /// The profile's own `drop_frames` regexp does not compile.
+    #[error("failed to compile drop_frames regexp: {0}")]
+    DropFrames(String),
+    /// The profile has no sample types.
+    #[error("profile has no samples")]
+    NoSamples,
+    /// `sample_index` names no sample type of the profile (pprof's text says which exist).
+    #[error("{0}")]
+    SampleIndex(String),
+    /// A `tagfocus`/`tagignore` value that does not parse.
+    #[error("{0}")]
+    TagFilter(String),
+    /// `peek`'s regexp does not compile.
+    #[error("parsing argument regexp {regexp}: {error}")]
+    PeekRegexp { regexp: String, error: String },
+    /// `peek`'s regexp matches no function.
+    #[error("no matches found for regexp: {0}")]
+    NoMatch(String),
 }
-
-impl std::error::Error for Error {}
 
 /// A profile prepared for reporting: filtered and aggregated, with its total.
 pub struct Report {
@@ -177,9 +193,10 @@ fn compile(name: &str, v: &Option<String>) -> Result<Option<Regex>, Error> {
     match v {
         None => Ok(None),
         Some(s) if s.is_empty() => Ok(None),
-        Some(s) => Regex::new(s)
-            .map(Some)
-            .map_err(|e| Error(format!("parsing {name} regexp: {e}"))),
+        Some(s) => Regex::new(s).map(Some).map_err(|e| Error::BadRegexp {
+            option: name.to_string(),
+            error: e.to_string(),
+        }),
     }
 }
 
@@ -212,14 +229,13 @@ impl Report {
                 opts.edgefraction = 0.0;
             }
         }
-        prune::remove_uninteresting(&mut prof)
-            .map_err(|e| Error(format!("failed to compile drop_frames regexp: {e}")))?;
+        prune::remove_uninteresting(&mut prof).map_err(|e| Error::DropFrames(e.to_string()))?;
         if prof.sample_type.is_empty() {
-            return Err(Error("profile has no samples".into()));
+            return Err(Error::NoSamples);
         }
         let index = prof
             .sample_index_by_name(opts.sample_index.as_deref().unwrap_or(""))
-            .map_err(Error)?;
+            .map_err(Error::SampleIndex)?;
         let st = &prof.sample_type[index];
         let (sample_type, sample_unit) = (st.r#type.to_string(), st.unit.to_string());
 
@@ -265,7 +281,7 @@ impl Report {
         let tag = |name: &str, v: &Option<String>| {
             v.as_deref()
                 .filter(|v| !v.is_empty())
-                .map(|v| filter::tag_filter(name, v, &units).map_err(Error))
+                .map(|v| filter::tag_filter(name, v, &units).map_err(Error::TagFilter))
                 .transpose()
         };
         let tagfocus = tag("tagfocus", &opts.tagfocus)?;
@@ -345,11 +361,13 @@ impl Report {
     /// The `-peek` report for functions matching `regexp` (build the report with
     /// [`Kind::Peek`]); an error when nothing matches, as pprof's.
     pub fn peek(&self, regexp: &str) -> Result<PeekReport, Error> {
-        let rx = Regex::new(regexp)
-            .map_err(|e| Error(format!("parsing argument regexp {regexp}: {e}")))?;
+        let rx = Regex::new(regexp).map_err(|e| Error::PeekRegexp {
+            regexp: regexp.to_string(),
+            error: e.to_string(),
+        })?;
         let r = PeekReport::new(self, &rx);
         if r.entries.is_empty() {
-            return Err(Error(format!("no matches found for regexp: {regexp}")));
+            return Err(Error::NoMatch(regexp.to_string()));
         }
         Ok(r)
     }

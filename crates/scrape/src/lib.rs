@@ -11,9 +11,11 @@
 //! It does not serve HTTP or decide how profiles are stored.
 
 pub mod delta;
+mod error;
 pub mod runtime;
 mod scraper;
 pub mod trace;
 
+pub use error::ScrapeError;
 pub use runtime::{MAX_PROM_SAMPLES, PromSample, parse_prometheus};
 pub use scraper::{Health, Scraper, is_cumulative};

@@ -9,6 +9,7 @@ use gocost_pprof::Profile;
 use gocost_store::{AsyncStore, SeriesKey, Store};
 use tokio::task::JoinHandle;
 
+use crate::ScrapeError;
 use crate::delta::{Delta, delta};
 use gocost_config::{Config, ScrapeConfig};
 
@@ -21,6 +22,9 @@ pub struct Health {
     pub url: String,
     pub up: bool,
     pub last_error: Option<String>,
+    /// The HTTP status of the last attempt, when it failed with one (404: the service does
+    /// not serve that endpoint).
+    pub last_status: Option<u16>,
     /// Unix milliseconds of the last attempt.
     pub last_scrape_ms: i64,
     pub last_duration_ms: u64,
@@ -65,9 +69,9 @@ struct Job {
     client: reqwest::Client,
 }
 
-/// A fetch error as a health message: timeouts say so (a hanging or dripping target), with
-/// the limit and the setting it comes from; other errors with their cause.
-fn fetch_error(job: &Job, e: reqwest::Error) -> String {
+/// A fetch error: timeouts say so (a hanging or dripping target), with the limit and the
+/// setting it comes from; other errors with their cause.
+fn fetch_error(job: &Job, e: reqwest::Error) -> ScrapeError {
     // The URL is in the health answer already, without its userinfo; reqwest's would keep it.
     let e = e.without_url();
     let mut cause = String::new();
@@ -77,22 +81,28 @@ fn fetch_error(job: &Job, e: reqwest::Error) -> String {
         src = s.source();
     }
     if e.is_timeout() {
-        let (extra, what) = match job.kind.as_str() {
-            "cpu" => (job.cfg.cpu_window(), " plus its cpu_window"),
+        let (extra, setting) = match job.kind.as_str() {
+            "cpu" => (
+                job.cfg.cpu_window(),
+                "the job's timeout plus its cpu_window",
+            ),
             "trace" => (
                 Duration::from_secs(job.cfg.trace.seconds()),
-                " plus its trace.seconds",
+                "the job's timeout plus its trace.seconds",
             ),
-            _ => (Duration::ZERO, ""),
+            _ => (Duration::ZERO, "the job's timeout"),
         };
-        let limit = job.cfg.timeout() + extra;
-        format!("timeout: no complete response within {limit:?} (the job's timeout{what}): {e}")
+        ScrapeError::Timeout {
+            limit: job.cfg.timeout() + extra,
+            setting,
+            cause: e.to_string(),
+        }
     } else {
-        format!("{e}{cause}")
+        ScrapeError::Fetch(format!("{e}{cause}"))
     }
 }
 
-async fn fetch(job: &Job) -> Result<Vec<u8>, String> {
+async fn fetch(job: &Job) -> Result<Vec<u8>, ScrapeError> {
     let mut req = job.client.get(&job.url);
     if let Some(t) = &job.cfg.bearer_token {
         req = req.bearer_auth(t);
@@ -110,12 +120,20 @@ async fn fetch(job: &Job) -> Result<Vec<u8>, String> {
     if let Some(len) = resp.content_length()
         && len > cap
     {
-        return Err(format!("response of {len} bytes exceeds {setting} ({cap})"));
+        return Err(ScrapeError::TooLarge {
+            len: Some(len),
+            setting,
+            cap,
+        });
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_error(job, e))? {
         if body.len() as u64 + chunk.len() as u64 > cap {
-            return Err(format!("response exceeds {setting} ({cap} bytes)"));
+            return Err(ScrapeError::TooLarge {
+                len: None,
+                setting,
+                cap,
+            });
         }
         body.extend_from_slice(&chunk);
     }
@@ -123,7 +141,7 @@ async fn fetch(job: &Job) -> Result<Vec<u8>, String> {
         let text = String::from_utf8_lossy(&body[..body.len().min(200)])
             .trim()
             .to_string();
-        return Err(format!("HTTP {status}: {text}"));
+        return Err(ScrapeError::Status { status, body: text });
     }
     Ok(body)
 }
@@ -135,10 +153,10 @@ async fn scrape_expvar(
     job: &Job,
     store: &AsyncStore,
     prev_gc: &mut Option<u32>,
-) -> Result<u64, String> {
+) -> Result<u64, ScrapeError> {
     let body = fetch(job).await?;
     let t = now_ns();
-    let e = crate::runtime::parse_expvar(&body, *prev_gc)?;
+    let e = crate::runtime::parse_expvar(&body, *prev_gc).map_err(ScrapeError::Parse)?;
     let key = |name: &str| {
         let mut labels = job.key.labels.clone();
         labels.insert("__name__".into(), name.to_string());
@@ -163,10 +181,10 @@ async fn scrape_expvar(
 /// Scrapes a Prometheus `/metrics` into runtime-metric points (`go_*`, `process_*`). A
 /// metric label that collides with a target label is kept as `exported_<name>`, as
 /// Prometheus does.
-async fn scrape_prometheus(job: &Job, store: &AsyncStore) -> Result<u64, String> {
+async fn scrape_prometheus(job: &Job, store: &AsyncStore) -> Result<u64, ScrapeError> {
     let body = fetch(job).await?;
     let t = now_ns();
-    let samples = crate::runtime::parse_prometheus(&body)?;
+    let samples = crate::runtime::parse_prometheus(&body).map_err(ScrapeError::Parse)?;
     let points: Vec<(SeriesKey, i64, f64)> = samples
         .into_iter()
         .map(|s| {
@@ -184,7 +202,9 @@ async fn scrape_prometheus(job: &Job, store: &AsyncStore) -> Result<u64, String>
         })
         .collect();
     if points.is_empty() {
-        return Err("/metrics has no go_* or process_* samples".into());
+        return Err(ScrapeError::Parse(
+            "/metrics has no go_* or process_* samples".into(),
+        ));
     }
     append_points(store, points).await?;
     Ok(body.len() as u64)
@@ -196,20 +216,18 @@ async fn scrape_prometheus(job: &Job, store: &AsyncStore) -> Result<u64, String>
 async fn blocking<T: Send + 'static>(
     store: &AsyncStore,
     what: &'static str,
-    f: impl FnOnce(&Store) -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    store.run(what, f).await.map_err(|e| e.to_string())?
+    f: impl FnOnce(&Store) -> Result<T, ScrapeError> + Send + 'static,
+) -> Result<T, ScrapeError> {
+    store.run(what, f).await?
 }
 
 /// Appends runtime-metric points (with the store on the blocking pool).
 async fn append_points(
     store: &AsyncStore,
     points: Vec<(SeriesKey, i64, f64)>,
-) -> Result<(), String> {
+) -> Result<(), ScrapeError> {
     blocking(store, "storing metric points", move |s| {
-        s.append_points(&points)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        Ok(s.append_points(&points).map(drop)?)
     })
     .await
 }
@@ -218,7 +236,7 @@ async fn scrape_once(
     job: &Job,
     store: &AsyncStore,
     prev: &mut Option<Profile>,
-) -> Result<u64, String> {
+) -> Result<u64, ScrapeError> {
     let body = fetch(job).await?;
     let n = body.len() as u64;
     let t = now_ns();
@@ -242,43 +260,43 @@ fn store_profile(
     t: i64,
     body: &[u8],
     prev: Option<Profile>,
-) -> (Option<Profile>, Result<(), String>) {
+) -> (Option<Profile>, Result<(), ScrapeError>) {
     if kind != "heap" && !is_cumulative(kind) {
         return (
             prev,
-            store
-                .append(key, t, body)
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            store.append(key, t, body).map(drop).map_err(Into::into),
         );
     }
     let cur = match gocost_pprof::decode(body) {
         Ok(p) => p,
-        Err(e) => return (prev, Err(format!("parsing profile: {e}"))),
+        Err(e) => {
+            let e = ScrapeError::Parse(format!("parsing profile: {e}"));
+            return (prev, Err(e));
+        }
     };
     let stored = if kind == "heap" {
         crate::delta::heap(prev.as_ref(), &cur)
             .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(|e| ScrapeError::Parse(e.to_string()))
     } else {
         match prev.as_ref().map(|p| delta(p, &cur)) {
             None => Ok(None), // the first scrape is the baseline
             Some(Ok(Delta::Diff(d) | Delta::Restarted(d))) => Ok(Some(d)),
-            Some(Err(e)) => Err(e.to_string()),
+            Some(Err(e)) => Err(ScrapeError::Parse(e.to_string())),
         }
     };
     let res = stored.and_then(|d| match d {
         Some(d) => store
             .append_profile(key, t, &d)
             .map(drop)
-            .map_err(|e| e.to_string()),
+            .map_err(Into::into),
         None => Ok(()),
     });
     (Some(cur), res)
 }
 
 /// Takes one execution trace and stores it with its analyses (on a blocking thread).
-async fn scrape_trace(job: &Job, store: &AsyncStore) -> Result<u64, String> {
+async fn scrape_trace(job: &Job, store: &AsyncStore) -> Result<u64, ScrapeError> {
     let start = now_ns();
     let body = fetch(job).await?;
     let n = body.len() as u64;
@@ -286,7 +304,10 @@ async fn scrape_trace(job: &Job, store: &AsyncStore) -> Result<u64, String> {
     blocking(store, "storing the trace", move |s| {
         crate::trace::store_trace(s, &labels, start, &body)
             .map(drop)
-            .map_err(|e| format!("storing the trace: {e}"))
+            .map_err(|e| match e {
+                crate::trace::StoreTraceError::Bad(e) => ScrapeError::Parse(e),
+                crate::trace::StoreTraceError::Store(e) => e.into(),
+            })
     })
     .await?;
     Ok(n)
@@ -337,11 +358,13 @@ async fn run(job: Job, store: AsyncStore, health: HealthMap) {
                 Ok(n) => {
                     e.up = true;
                     e.last_error = None;
+                    e.last_status = None;
                     e.last_bytes = *n;
                 }
                 Err(err) => {
                     e.up = false;
-                    e.last_error = Some(err.clone());
+                    e.last_error = Some(err.to_string());
+                    e.last_status = err.status();
                     e.failures_total += 1;
                 }
             }
@@ -362,8 +385,8 @@ fn next_wait(interval: Duration, failures: u32, took: Duration) -> Duration {
 
 /// Logs a target's scrape state when it changes (down with a new error, or back up), not on
 /// every attempt: a target that stays down for a day logs once.
-fn log_change(job: &Job, last_error: &mut Option<Option<String>>, res: &Result<u64, String>) {
-    let now = res.as_ref().err().cloned();
+fn log_change(job: &Job, last_error: &mut Option<Option<String>>, res: &Result<u64, ScrapeError>) {
+    let now = res.as_ref().err().map(ToString::to_string);
     if last_error.as_ref() == Some(&now) {
         return;
     }
@@ -678,6 +701,7 @@ mod tests {
         let rt = runtime();
         let s = start(&rt, &cfg, &store);
         let mut errors = Vec::new();
+        let mut statuses = Vec::new();
         let t0 = Instant::now();
         while errors.len() < 2 {
             let h = s.health().pop().expect("one target");
@@ -685,6 +709,7 @@ mod tests {
                 && errors.last() != Some(&e)
             {
                 errors.push(e);
+                statuses.push(h.last_status);
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(15),
@@ -697,6 +722,8 @@ mod tests {
             errors[1].starts_with("HTTP 500") && errors[1].ends_with("oops"),
             "{errors:?}"
         );
+        // The status is data too (the UI's hints key on a 404), only when there is one.
+        assert_eq!(statuses, [None, Some(500)]);
         assert_eq!(store.stats().profiles, 0);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -220,7 +220,7 @@ impl From<gocost_ingest::Error> for ApiError {
 /// A report option pprof refuses (a bad regexp, an unknown sample index, …).
 impl From<gocost_report::Error> for ApiError {
     fn from(e: gocost_report::Error) -> Self {
-        ApiError::BadRequest(e.0)
+        ApiError::BadRequest(e.to_string())
     }
 }
 
@@ -455,10 +455,18 @@ mod tests {
                 "line 2",
             ),
             (
-                gocost_report::Error("bad focus".into()).into(),
+                gocost_report::Error::NoMatch("bad focus".into()).into(),
                 400,
                 None,
                 "bad focus",
+            ),
+            (
+                gocost_store::Selector::parse("cpu{job}")
+                    .expect_err("no operator")
+                    .into(),
+                400,
+                None,
+                "at byte 4: a matcher without an operator",
             ),
         ] {
             let shown = format!("{e:?}");
