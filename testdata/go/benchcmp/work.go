@@ -1,6 +1,6 @@
 // Package benchcmp is the test bed for `gocost compare`: three pieces of ordinary Go work
 // with benchmarks. Building with `-tags slow` makes exactly one function, checksum, do 15%
-// more work (see passes_*.go); everything else is the same code.
+// more work (`-tags slower`: 40%; see passes_*.go); everything else is the same code.
 package benchcmp
 
 import (
