@@ -227,7 +227,7 @@ pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>, repair: bool) -> R
     };
     let print = |r: &gocost_store::VerifyReport| {
         println!(
-            "{}: {} series, {} profiles: {} in {} blocks ({} bytes for {} bytes as received), {} in the WAL ({} records in {} segments)",
+            "{}: {} series, {} profiles: {} in {} blocks ({} bytes for {} bytes as received), {} in the WAL ({} records in {} segments); {} traces ({} bytes)",
             data.display(),
             r.series,
             r.block_profiles + r.wal_profiles as u64,
@@ -238,6 +238,8 @@ pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>, repair: bool) -> R
             r.wal_profiles,
             r.wal_records,
             r.wal_segments,
+            r.traces,
+            r.trace_bytes,
         );
         for n in &r.notes {
             println!("note: {n}");
@@ -264,7 +266,6 @@ pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>, repair: bool) -> R
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = load_config(a.config.as_deref())?;
     let data = data_dir(a.data.clone(), &cfg);
     let listen = a

@@ -347,6 +347,11 @@ pub struct LimitsConfig {
     /// Largest push body (default 16MiB); decompressed profiles may be 4× that.
     #[serde(default, deserialize_with = "de_size")]
     pub max_body: Option<u64>,
+    /// Largest uploaded execution trace, `POST /api/v1/traces` (default 64MiB: what a
+    /// scrape job's `trace.max_bytes` takes by default, so a trace gocost would scrape can
+    /// also be uploaded).
+    #[serde(default, deserialize_with = "de_size")]
+    pub max_trace_bytes: Option<u64>,
 }
 
 /// A TOML error about a line that mentions a token (it quotes that line, and may quote the

@@ -30,6 +30,10 @@ use crate::{ApiError, AppState};
 
 /// The reserved series label holding a pushed series' tenant (absent = anonymous).
 pub const TENANT_LABEL: &str = "__tenant__";
+
+/// The route an execution trace is uploaded to (its body has its own cap).
+pub const TRACE_UPLOAD: &str = "/api/v1/traces";
+
 /// The tenant of scraped data and of requests without `X-Scope-OrgID`.
 pub const ANONYMOUS: &str = "anonymous";
 /// Tenants whose push rate is tracked before idle ones are forgotten.
@@ -63,6 +67,7 @@ struct Settings {
     burst: f64,
     max_series: Option<usize>,
     max_body: u64,
+    max_trace_body: u64,
 }
 
 /// Auth, tenancy and limits state, held by [`AppState`].
@@ -79,6 +84,7 @@ impl Default for Access {
         Access {
             settings: RwLock::new(Arc::new(Settings {
                 max_body: DEFAULT_MAX_BODY,
+                max_trace_body: DEFAULT_MAX_TRACE_BODY,
                 burst: 1.0,
                 ..Settings::default()
             })),
@@ -90,6 +96,9 @@ impl Default for Access {
 
 /// Largest push body by default.
 pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
+
+/// Largest uploaded execution trace by default (a scrape job's default `trace.max_bytes`).
+pub const DEFAULT_MAX_TRACE_BODY: u64 = 64 << 20;
 
 impl Access {
     /// Applies a config's `[auth]`, `[tenancy]` and `[limits]` (at start and on reload).
@@ -118,6 +127,7 @@ impl Access {
             burst: l.ingest_burst.or(l.ingest_rate).unwrap_or(1.0).max(1.0),
             max_series: l.max_series,
             max_body: l.max_body.unwrap_or(DEFAULT_MAX_BODY),
+            max_trace_body: l.max_trace_bytes.unwrap_or(DEFAULT_MAX_TRACE_BODY),
         };
         if let Ok(mut g) = self.settings.write() {
             *g = Arc::new(s);
@@ -137,6 +147,17 @@ impl Access {
     /// Largest push body accepted.
     pub fn max_body(&self) -> u64 {
         self.settings().max_body
+    }
+
+    /// Largest body `path` accepts, and the setting that says so: an uploaded trace has its
+    /// own cap (`max_trace_bytes`), every other push `max_body`.
+    pub fn body_cap(&self, path: &str) -> (u64, &'static str) {
+        let s = self.settings();
+        if path == TRACE_UPLOAD {
+            (s.max_trace_body, "max_trace_bytes")
+        } else {
+            (s.max_body, "max_body")
+        }
     }
 
     /// Takes one push from the tenant's bucket, or says how many seconds to wait.

@@ -114,9 +114,15 @@ impl AppState {
 
 /// The router with every route.
 pub fn router(state: Arc<AppState>) -> Router {
-    let max_body = usize::try_from(state.access.max_body()).unwrap_or(usize::MAX);
+    // Bodies are read whole by `listen::read_body` under each route's cap
+    // (`Access::body_cap`); axum's own limit is lifted to the largest of them.
+    let caps = [
+        state.access.body_cap(access::TRACE_UPLOAD).0,
+        state.access.max_body(),
+    ];
+    let max_body = usize::try_from(caps.into_iter().max().unwrap_or(0)).unwrap_or(usize::MAX);
     let pushes = Router::new()
-        .route("/api/v1/traces", get(traces::list).post(traces::upload))
+        .route(access::TRACE_UPLOAD, get(traces::list).post(traces::upload))
         .route("/ingest", post(push::ingest))
         .route("/pyroscope/ingest", post(push::ingest))
         .route("/push.v1.PusherService/Push", post(push::push))

@@ -203,14 +203,14 @@ fn refuse(stream: tokio::net::TcpStream, limit: usize) {
 }
 
 /// Middleware for routes that take a body: reads it whole within `body_timeout` and at most
-/// `max_body` bytes. A declared `Content-Length` over the cap is refused at once (413), a
+/// the route's cap (`Access::body_cap`: `max_body`, or `max_trace_bytes` for uploaded traces). A declared `Content-Length` over the cap is refused at once (413), a
 /// body that stops short of it is answered 400 when the timeout ends.
 pub(crate) async fn read_body(
     State(st): State<Arc<AppState>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let max = st.access.max_body();
+    let (max, setting) = st.access.body_cap(req.uri().path());
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -218,7 +218,7 @@ pub(crate) async fn read_body(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
         return ApiError::PayloadTooLarge(format!(
-            "body of {} bytes is over the server's limit of {max} bytes (the max_body setting in [limits])",
+            "body of {} bytes is over the server's limit of {max} bytes (the {setting} setting in [limits])",
             declared.unwrap_or_default()
         ))
         .into_response();
@@ -237,7 +237,7 @@ pub(crate) async fn read_body(
                 || e.to_string().contains("length limit");
             return if too_big {
                 ApiError::PayloadTooLarge(format!(
-                    "body is over the server's limit of {max} bytes (the max_body setting in [limits])"
+                    "body is over the server's limit of {max} bytes (the {setting} setting in [limits])"
                 ))
             } else {
                 ApiError::BadRequest(format!("reading the request body failed: {e}"))

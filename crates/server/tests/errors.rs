@@ -97,6 +97,22 @@ async fn every_error_is_json() {
             "max_body setting in [limits]",
         ),
         (
+            Request::post("/api/v1/traces?job=a")
+                .header("content-length", "100000000")
+                .body(Body::from("abc"))
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "limit of 67108864 bytes (the max_trace_bytes setting in [limits])",
+        ),
+        (
+            // A trace over max_body but under max_trace_bytes is read (and then judged).
+            Request::post("/api/v1/traces")
+                .body(Body::from(vec![b'x'; 20 << 20]))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "missing job=",
+        ),
+        (
             get("/api/v1/top?query=cpu&from=NaN"),
             StatusCode::BAD_REQUEST,
             "bad time",

@@ -16,7 +16,7 @@ use crate::{Error, Store};
 
 /// The first 8 bytes of a trace file.
 pub const TRACE_MAGIC: &[u8; 8] = b"GCTRACE1";
-const SUFFIX: &str = ".gctrace";
+pub(crate) const SUFFIX: &str = ".gctrace";
 /// Largest trace kept (bytes of the trace itself).
 pub const MAX_TRACE_BYTES: usize = 256 << 20;
 /// Longest series key in a header.

@@ -40,10 +40,15 @@ pub struct VerifyReport {
     pub wal_segments: usize,
     pub wal_records: usize,
     pub wal_profiles: usize,
+    /// Execution traces (`<data>/traces/`) and their bytes, each read whole and checked.
+    pub traces: usize,
+    pub trace_bytes: u64,
     /// Damaged block files (names in block storage) and WAL segments (sequence numbers,
     /// with the end of their last good record), for [`repair`].
     damaged_blocks: Vec<String>,
     damaged_segments: Vec<(u64, u64)>,
+    /// Damaged trace files (names in `<data>/traces/`).
+    damaged_traces: Vec<String>,
 }
 
 /// Checks a data directory without changing anything in it (it may be on a full disk, or
@@ -172,6 +177,7 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
             }
         }
     }
+    verify_traces(&dir.join("traces"), &mut r)?;
     if let Ok(rd) = std::fs::read_dir(dir.join(crate::flush::QUARANTINE)) {
         for e in rd.flatten() {
             r.notes.push(format!(
@@ -192,14 +198,59 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
     Ok(r)
 }
 
+/// Reads every trace file whole: header, series key and the checksum of the trace.
+fn verify_traces(dir: &Path, r: &mut VerifyReport) -> Result<(), Error> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut names: Vec<String> = rd
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        if name.starts_with("tmp-") {
+            r.notes.push(format!(
+                "{}: a trace whose write was interrupted (removed on the next start)",
+                path.display()
+            ));
+            continue;
+        }
+        if !name.ends_with(crate::traces::SUFFIX) {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        match crate::traces::check_trace_file(&bytes) {
+            Ok(_) => {
+                r.traces += 1;
+                r.trace_bytes += bytes.len() as u64;
+            }
+            Err(e) => {
+                r.problems.push(format!("{}: {e}", path.display()));
+                r.damaged_traces.push(name);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Repairs what [`verify_dir`] found: damaged blocks and WAL segments are moved to
 /// `<data>/damaged/` (a damaged segment's good records are kept in place), then the store is
 /// opened once, which tidies the rest (torn tails, leftovers). Returns what was done.
 pub fn repair_dir(opts: &Options, found: &VerifyReport) -> Result<Vec<String>, Error> {
     let mut done = Vec::new();
     let damaged = opts.dir.join("damaged");
-    if !found.damaged_blocks.is_empty() || !found.damaged_segments.is_empty() {
+    if !found.damaged_blocks.is_empty()
+        || !found.damaged_segments.is_empty()
+        || !found.damaged_traces.is_empty()
+    {
         std::fs::create_dir_all(&damaged)?;
+    }
+    for name in &found.damaged_traces {
+        std::fs::rename(opts.dir.join("traces").join(name), damaged.join(name))?;
+        done.push(format!("moved trace {name} to {}", damaged.display()));
     }
     if let Some(blobs) = blobs::open_existing(&opts.blobs, &opts.dir)? {
         for name in &found.damaged_blocks {
