@@ -21,7 +21,14 @@ throughput.
 Examples:
   gocost load --rate 2000 --duration 60s http://127.0.0.1:8080/api/orders
   gocost load --rate 1000:20000 --ramp 60s --duration 120s --json http://127.0.0.1:8080/
-  gocost load --concurrency 64 --duration 30s -H 'Authorization: Bearer x' http://127.0.0.1:8080/";
+  gocost load --concurrency 64 --duration 30s -H 'Authorization: Bearer x' http://127.0.0.1:8080/
+  gocost load --rate 500 --duration 30s --profile http://127.0.0.1:6060 --cpu-profile cpu.pprof \
+      http://127.0.0.1:8080/api/orders
+
+With --profile, the service's net/http/pprof and expvar endpoints are read while the load runs:
+goroutines, heap and GC pauses per second (every --profile-every), and one CPU profile over the
+measured seconds (CPU per request, top functions). Each second whose P99 spiked is shown with
+what the runtime did in it. The service needs import _ \"net/http/pprof\" and _ \"expvar\".";
 
 #[derive(Args)]
 pub struct LoadArgs {
@@ -71,6 +78,30 @@ pub struct LoadArgs {
     /// Also write the JSON report to this file.
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Read the loaded service's runtime while the load runs: its base URL, where
+    /// /debug/pprof/ and /debug/vars answer (e.g. http://127.0.0.1:6060).
+    #[arg(long, value_name = "URL")]
+    profile: Option<String>,
+    /// How often --profile reads goroutines, heap and GC.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        requires = "profile"
+    )]
+    profile_every: String,
+    /// Write --profile's CPU profile of the measured seconds to this file (for go tool pprof).
+    #[arg(long, value_name = "FILE", requires = "profile")]
+    cpu_profile: Option<PathBuf>,
+}
+
+/// The JSON report: the load's, with the service's beside it when --profile was given.
+#[derive(serde::Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    load: &'a gocost_load::Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'a crate::load_service::Service>,
 }
 
 fn duration(name: &str, v: &str) -> Result<Duration> {
@@ -139,7 +170,25 @@ pub fn run(a: LoadArgs) -> Result<()> {
         .build()
         .context("starting the runtime")?;
     let tty = std::io::stderr().is_terminal();
-    let report = rt.block_on(gocost_load::run(cfg, |p| {
+    let watch = match &a.profile {
+        Some(url) => {
+            let every = duration("profile-every", &a.profile_every)?;
+            if every < Duration::from_millis(100) {
+                return Err(InputError("--profile-every: at least 100ms".into()).into());
+            }
+            let (w, notes) = rt
+                .block_on(crate::load_service::Watch::new(
+                    url,
+                    every,
+                    a.cpu_profile.clone(),
+                ))
+                .map_err(InputError)?;
+            Some((w, notes))
+        }
+        None => None,
+    };
+    let (warmup, measured) = (cfg.warmup, cfg.duration);
+    let load = gocost_load::run(cfg, |p| {
         if tty {
             let mut e = std::io::stderr().lock();
             let _ = write!(
@@ -153,16 +202,37 @@ pub fn run(a: LoadArgs) -> Result<()> {
             );
             let _ = e.flush();
         }
-    }));
+    });
+    let (report, observed) = rt.block_on(async {
+        match &watch {
+            Some((w, notes)) => {
+                let start = tokio::time::Instant::now() + gocost_load::START_DELAY + warmup;
+                let (r, o) = tokio::join!(load, w.watch(start, measured, notes.clone()));
+                (r, Some(o))
+            }
+            None => (load.await, None),
+        }
+    });
     if tty {
         eprintln!();
     }
-    let json = serde_json::to_string_pretty(&report)? + "\n";
+    let service = match observed {
+        Some(o) => Some(o.join(&report).map_err(InputError)?),
+        None => None,
+    };
+    let json = serde_json::to_string_pretty(&Output {
+        load: &report,
+        service: service.as_ref(),
+    })? + "\n";
     if let Some(path) = &a.output {
         std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
-    let text = if a.json { json } else { report.to_text() };
+    let text = match (a.json, &service) {
+        (true, _) => json,
+        (false, Some(s)) => report.to_text() + &s.to_text(),
+        (false, None) => report.to_text(),
+    };
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())

@@ -8,6 +8,7 @@ mod compare;
 mod flame;
 mod insights;
 mod load;
+mod load_service;
 mod serve;
 mod source;
 mod trace;
@@ -520,6 +521,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every HTTPS client of the binary (scrapes, remote sources, traces, load --profile)
+    // uses ring's rustls provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Err(e) = init_logging(cli.log_level.as_deref()) {
         eprintln!("gocost: {e:#}");
         return ExitCode::from(2);

@@ -54,7 +54,6 @@ pub fn fetch(
     } else {
         seconds.unwrap_or(0)
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(window + 60))
         .build()

@@ -294,7 +294,6 @@ fn upload(u: UploadArgs) -> Result<()> {
             q.append_pair("time", t);
         }
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(120))
         .build()?;

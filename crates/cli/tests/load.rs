@@ -230,3 +230,191 @@ fn bad_arguments_are_clear_errors() {
             .any(|k| k.starts_with("connect"))
     );
 }
+
+/// `NumGC` from the service's `/debug/vars`.
+fn num_gc(addr: &str) -> u64 {
+    let (status, body) = gocost_testkit::procs::http_get(&format!("http://{addr}/debug/vars"));
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("expvar JSON");
+    v["memstats"]["NumGC"].as_u64().expect("memstats.NumGC")
+}
+
+/// `--profile`: the bed's stalls are batch jobs that park 500 goroutines and hold 64 MiB while
+/// they run, and each request allocates 256 KiB. The service's side of the report must put
+/// those bursts in the seconds whose P99 spiked (the join is right in time), count GC cycles
+/// the service really ran, and bring back a CPU profile `go tool pprof` reads.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn profile_joins_what_the_service_did_with_the_seconds_that_spiked() {
+    const FANOUT: u64 = 500;
+    const BURST: f64 = 64.0 * 1024.0 * 1024.0;
+    let go = gocost_testkit::go_toolchain();
+    let dir = gocost_testkit::procs::fresh_dir("load", "profile");
+    let bin = dir.join("loadbed");
+    go_build(
+        &go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
+        &bin,
+    );
+    let (_bed, addr) = start_with_addr_file(
+        &bin,
+        &[
+            "-delay=20ms",
+            "-stall=1s",
+            "-every=5s",
+            "-alloc=262144",
+            &format!("-burst={}", BURST as u64),
+            &format!("-fanout={FANOUT}"),
+            "-duration=2m",
+        ],
+        &dir.join("addr"),
+    );
+    let gc_before = num_gc(&addr);
+    let cpu = dir.join("cpu.pprof");
+    let r = load(&[
+        "--rate",
+        "200",
+        "--connections",
+        "300",
+        "--warmup",
+        "2s",
+        "--duration",
+        "15s",
+        "--profile",
+        &format!("http://{addr}/debug/pprof/"),
+        "--profile-every",
+        "250ms",
+        "--cpu-profile",
+        cpu.to_str().unwrap(),
+        &format!("http://{addr}/"),
+    ]);
+    let gc_after = num_gc(&addr);
+    let s = &r["service"];
+    assert_eq!(s["url"], format!("http://{addr}"), "{s}");
+    assert!(s["notes"].as_array().unwrap().is_empty(), "{}", s["notes"]);
+    let seconds = s["seconds"].as_array().unwrap();
+    assert_eq!(seconds.len(), 15);
+
+    // GC: the cycles placed in seconds are the pauses listed, and no more than the service ran.
+    let pauses = s["gc_pauses"].as_array().unwrap().len() as u64;
+    let per_second: u64 = seconds
+        .iter()
+        .map(|x| x["gc_cycles"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_second, pauses);
+    assert!(
+        pauses > 0,
+        "no GC cycles seen under 50 MB/s of garbage: {s}"
+    );
+    assert!(
+        pauses + s["gc_pauses_lost"].as_u64().unwrap() <= gc_after - gc_before,
+        "{pauses} pauses, the service ran {} cycles",
+        gc_after - gc_before
+    );
+
+    // The bursts sit in the seconds that spiked (or next to one: a stall straddles two).
+    let spiked: Vec<u64> = s["spikes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["t"].as_u64().unwrap())
+        .collect();
+    let base = seconds
+        .iter()
+        .filter_map(|x| x["goroutines_max"].as_u64())
+        .min()
+        .expect("goroutine counts");
+    let burst_seconds: Vec<u64> = seconds
+        .iter()
+        .filter(|x| {
+            x["goroutines_max"].as_u64().unwrap_or(0) >= base + FANOUT / 2
+                && x["heap_inuse_max_bytes"].as_f64().unwrap_or(0.0) >= BURST / 2.0
+        })
+        .map(|x| x["t"].as_u64().unwrap())
+        .collect();
+    // 15 s hold three stalls; a 250 ms read catches each.
+    assert!(
+        burst_seconds.len() >= 3,
+        "bursts seen in {burst_seconds:?}: {s}"
+    );
+    for t in &burst_seconds {
+        assert!(
+            spiked.iter().any(|&p| p.abs_diff(*t) <= 1),
+            "a burst at {t}s, but spikes only at {spiked:?}"
+        );
+    }
+    let joined = s["spikes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| {
+            x["goroutines_max"].as_u64().unwrap_or(0) >= base + FANOUT / 2
+                && x["goroutines_before"].as_u64().is_some()
+        })
+        .count();
+    assert!(joined >= 2, "spikes without their bursts: {s}");
+
+    // CPU: time per request, and the profile as the service sent it.
+    let c = &s["cpu"];
+    assert!(c["seconds"].as_f64().unwrap() > 0.0, "{c}");
+    assert!(c["per_request_seconds"].as_f64().unwrap() > 0.0, "{c}");
+    assert!(!c["top"].as_array().unwrap().is_empty(), "{c}");
+    let pprof = gocost_testkit::procs::go_tool(&go, "pprof");
+    let out = gocost_testkit::procs::retry_busy(|| {
+        Command::new(&pprof)
+            .args(["-symbolize=none", "-top"])
+            .arg(&cpu)
+            .env("HOME", &dir)
+            .env("PPROF_TMPDIR", &dir)
+            .output()
+    })
+    .expect("run go tool pprof");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("sha256") || out.contains("main.handle"),
+        "go tool pprof -top of the written profile:\n{out}"
+    );
+}
+
+/// `--profile` at an address that does not serve pprof is refused before any load is sent.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn profile_without_pprof_is_a_clear_error() {
+    let o = Command::new(env!("CARGO_BIN_EXE_gocost"))
+        .args([
+            "load",
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--profile",
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:1/",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("net/http/pprof") && err.contains("/debug/vars"),
+        "{err}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_gocost"))
+        .args([
+            "load",
+            "--rate",
+            "10",
+            "--profile-every",
+            "1s",
+            "http://127.0.0.1:1/",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--profile"));
+}

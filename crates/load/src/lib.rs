@@ -33,6 +33,9 @@ pub use hyper::Method;
 pub use schedule::Rate;
 use stats::{Percentiles, Second};
 
+/// Time from [`run`]'s call to the first request's due time (the workers' start).
+pub const START_DELAY: Duration = Duration::from_millis(20);
+
 /// How load is offered.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Model {
@@ -125,6 +128,9 @@ pub struct Report {
     pub connections: usize,
     pub duration_seconds: f64,
     pub warmup_seconds: f64,
+    /// Wall-clock time (Unix nanoseconds) at which the measured seconds begin: second `t`
+    /// of `seconds` starts `t` seconds after it.
+    pub measured_from_unix_ns: i64,
     pub requests: u64,
     pub errors: u64,
     /// Requests a connection could take up only more than 1 ms after they were due (open
@@ -378,9 +384,11 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
         Model::Open(_) => cfg.connections.max(1),
         Model::Closed { concurrency } => concurrency.max(1),
     };
+    let start = Instant::now() + START_DELAY;
+    let measured_from = std::time::SystemTime::now() + START_DELAY + cfg.warmup;
     let sh = Arc::new(Shared {
         cfg: cfg.clone(),
-        start: Instant::now() + Duration::from_millis(20),
+        start,
         next: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         seconds: Mutex::new(Vec::new()),
@@ -426,7 +434,10 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
         }
     }
     let seconds = std::mem::take(&mut *sh.seconds.lock().await);
-    report(&cfg, seconds)
+    let from_ns = measured_from
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    report(&cfg, seconds, from_ns)
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
@@ -435,7 +446,7 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-fn report(cfg: &Config, mut seconds: Vec<Second>) -> Report {
+fn report(cfg: &Config, mut seconds: Vec<Second>, measured_from_unix_ns: i64) -> Report {
     let n = cfg.duration.as_secs().max(1) as usize;
     seconds.resize_with(seconds.len().max(n), Second::default);
     let mut all = Second::default();
@@ -468,6 +479,7 @@ fn report(cfg: &Config, mut seconds: Vec<Second>) -> Report {
         },
         duration_seconds: dur,
         warmup_seconds: cfg.warmup.as_secs_f64(),
+        measured_from_unix_ns,
         requests: all.requests(),
         errors: all.error_count(),
         late: all.late,
@@ -546,7 +558,19 @@ impl Report {
                 "            (open model: latency counts from when each request was due, so stalls are not hidden)"
             );
         }
-        // Seconds whose P99 is over twice the run's median P99.
+        let spikes: Vec<String> = self
+            .spikes()
+            .into_iter()
+            .map(|t| format!("{t}s ({})", ms(self.seconds[t as usize].latency.p99)))
+            .collect();
+        if !spikes.is_empty() {
+            let _ = writeln!(o, "P99 spikes: {}", spikes.join(", "));
+        }
+        o
+    }
+
+    /// The median of the per-second P99s (seconds with requests), 0 if none.
+    pub fn typical_p99(&self) -> f64 {
         let mut p99s: Vec<f64> = self
             .seconds
             .iter()
@@ -554,18 +578,17 @@ impl Report {
             .map(|s| s.latency.p99)
             .collect();
         p99s.sort_by(f64::total_cmp);
-        if let Some(&mid) = p99s.get(p99s.len() / 2) {
-            let spikes: Vec<String> = self
-                .seconds
-                .iter()
-                .filter(|s| s.requests > 0 && s.latency.p99 > 2.0 * mid && s.latency.p99 > 0.001)
-                .map(|s| format!("{}s ({})", s.t, ms(s.latency.p99)))
-                .collect();
-            if !spikes.is_empty() {
-                let _ = writeln!(o, "P99 spikes: {}", spikes.join(", "));
-            }
-        }
-        o
+        p99s.get(p99s.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    /// The seconds whose P99 spiked: over twice the run's median P99, and over 1 ms.
+    pub fn spikes(&self) -> Vec<u64> {
+        let mid = self.typical_p99();
+        self.seconds
+            .iter()
+            .filter(|s| s.requests > 0 && s.latency.p99 > 2.0 * mid && s.latency.p99 > 0.001)
+            .map(|s| s.t)
+            .collect()
     }
 }
 

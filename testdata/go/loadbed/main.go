@@ -4,16 +4,26 @@
 // load generator's percentiles can be checked against the analytic ones. /status/N answers
 // status N; /reset closes the connection without an answer. It listens on 127.0.0.1 and
 // writes its address to the file named by its first argument.
+//
+// For `gocost load --profile` it serves net/http/pprof and expvar under /debug/ (never
+// stalled), and makes what the runtime does visible: each request allocates -alloc bytes of
+// garbage and hashes them (GC cycles, CPU samples), and each stall is a batch job that holds
+// -burst bytes of heap and -fanout parked goroutines while it runs, as a cache rebuild that
+// takes a lock would.
 package main
 
 import (
+	"crypto/sha256"
+	_ "expvar"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -23,6 +33,10 @@ var (
 	stall    = flag.Duration("stall", 0, "length of each stall (0: none)")
 	every    = flag.Duration("every", 10*time.Second, "time from one stall's start to the next")
 	duration = flag.Duration("duration", 5*time.Minute, "exit after this long")
+	alloc    = flag.Int("alloc", 0, "bytes of garbage each request allocates and hashes")
+	burst    = flag.Int("burst", 0, "bytes of heap each stall holds while it runs")
+	fanout   = flag.Int("fanout", 0, "goroutines each stall parks while it runs")
+	sink     atomic.Pointer[[sha256.Size]byte]
 	started  = time.Now()
 	served   atomic.Int64
 )
@@ -41,8 +55,40 @@ func stallEnd(t time.Time) time.Time {
 	return t
 }
 
+// batches runs the stalls' batch jobs: at each stall's start, hold -burst bytes and park
+// -fanout goroutines until the stall ends.
+func batches() {
+	for k := 1; ; k++ {
+		time.Sleep(time.Until(started.Add(time.Duration(k) * *every)))
+		end := time.Now().Add(*stall)
+		held := make([]byte, *burst)
+		for i := 0; i < len(held); i += 4096 {
+			held[i] = 1
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < *fanout; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(time.Until(end))
+			}()
+		}
+		wg.Wait()
+		time.Sleep(time.Until(end))
+		held[0] = 2
+	}
+}
+
 func handle(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
+	if *alloc > 0 {
+		b := make([]byte, *alloc)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		sum := sha256.Sum256(b)
+		sink.Store(&sum)
+	}
 	if end := stallEnd(now); end.After(now) {
 		time.Sleep(end.Sub(now))
 	}
@@ -86,5 +132,11 @@ func main() {
 		os.Exit(0)
 	}()
 	started = time.Now()
-	_ = http.Serve(ln, http.HandlerFunc(handle))
+	if *stall > 0 && (*burst > 0 || *fanout > 0) {
+		go batches()
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/debug/", http.DefaultServeMux)
+	mux.HandleFunc("/", handle)
+	_ = http.Serve(ln, mux)
 }

@@ -1,0 +1,602 @@
+//! `gocost load --profile URL`: what the loaded service did, second by second, beside what
+//! its clients saw. While the load runs, the service's `net/http/pprof` and expvar endpoints
+//! are read at the run's pace:
+//! - `/debug/vars` every `--profile-every` (default 1 s): heap in use, `Sys`, the GC CPU
+//!   fraction, and every GC cycle's stop-the-world pause with its end time (expvar's 256-entry
+//!   ring, read as the scraper reads it), placed in the second it ended in;
+//! - `/debug/pprof/goroutine?debug=1` at the same pace: the goroutine count (its first line);
+//! - `/debug/pprof/profile?seconds=D` once, over the measured seconds: CPU time, cores, CPU per
+//!   request and the top functions (written out with `--cpu-profile FILE` for `go tool pprof`).
+//!
+//! Then the join: every second whose P99 spiked (the load report's rule) with what the runtime
+//! did in it — GC cycles and the longest pause, goroutines and heap before and at most.
+//!
+//! Times: pauses carry the service's clock, the seconds the generator's; they agree on one
+//! machine and to within NTP's skew across machines.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The most per-sample failures a report lists (the rest are counted).
+const MAX_NOTES: usize = 8;
+
+/// What the service did over the measured seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    /// The service's base URL (where `/debug/pprof/` and `/debug/vars` live).
+    pub url: String,
+    pub every_seconds: f64,
+    /// One per measured second, as the load report's `seconds`.
+    pub seconds: Vec<ServiceSecond>,
+    /// Every GC cycle that ended in the measured time: when (seconds since the warm-up's
+    /// end) and its stop-the-world pause.
+    pub gc_pauses: Vec<GcPause>,
+    /// GC cycles whose pauses fell out of expvar's ring between two reads (read faster).
+    pub gc_pauses_lost: u64,
+    pub cpu: Option<Cpu>,
+    /// The seconds whose P99 spiked, with what the runtime did in them.
+    pub spikes: Vec<Spike>,
+    /// What could not be read, and what the service lacks for it.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServiceSecond {
+    pub t: u64,
+    /// The last read in the second, and the most any read in it saw.
+    pub goroutines: Option<u64>,
+    pub goroutines_max: Option<u64>,
+    pub heap_inuse_bytes: Option<f64>,
+    pub heap_inuse_max_bytes: Option<f64>,
+    pub sys_bytes: Option<f64>,
+    pub gc_cpu_fraction: Option<f64>,
+    pub gc_cycles: u32,
+    pub gc_pause_max_seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GcPause {
+    pub t: f64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cpu {
+    /// CPU time the profile sampled over the measured seconds.
+    pub seconds: f64,
+    /// That over the profile's duration.
+    pub cores: f64,
+    /// CPU per answered request.
+    pub per_request_seconds: Option<f64>,
+    /// `go tool pprof -top`'s first rows (flat).
+    pub top: Vec<TopFunction>,
+    /// Where the profile was written (`--cpu-profile`).
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopFunction {
+    pub function: String,
+    pub flat_seconds: f64,
+    pub flat_share: f64,
+    pub cum_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Spike {
+    pub t: u64,
+    pub p99_seconds: f64,
+    /// The run's median per-second P99.
+    pub typical_p99_seconds: f64,
+    pub gc_cycles: u32,
+    pub gc_pause_max_seconds: f64,
+    /// The last read of the second before, and the most seen in this one.
+    pub goroutines_before: Option<u64>,
+    pub goroutines_max: Option<u64>,
+    pub heap_inuse_before_bytes: Option<f64>,
+    pub heap_inuse_max_bytes: Option<f64>,
+}
+
+/// Reads a service's runtime while it is loaded.
+pub struct Watch {
+    base: String,
+    client: reqwest::Client,
+    every: Duration,
+    cpu_profile: Option<std::path::PathBuf>,
+}
+
+/// One read of the service.
+#[derive(Debug, Default, Clone, Copy)]
+struct Read {
+    at: f64,
+    goroutines: Option<u64>,
+    heap_inuse: Option<f64>,
+    sys: Option<f64>,
+    gc_cpu_fraction: Option<f64>,
+}
+
+/// What the reads gathered, before they are put in seconds.
+#[derive(Default)]
+struct Gathered {
+    reads: Vec<Read>,
+    pauses: Vec<(i64, f64)>,
+    lost: u64,
+    notes: Vec<String>,
+    failures: u64,
+    /// The CPU profile as the service sent it, and decoded.
+    cpu: Option<(Vec<u8>, gocost_pprof::Profile)>,
+}
+
+/// The expvar fields a read keeps (named as `gocost_scrape::runtime` names them).
+fn value(e: &gocost_scrape::runtime::Expvar, name: &str) -> Option<f64> {
+    e.values.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+}
+
+/// `goroutine profile: total N` (the first line of `?debug=1`).
+fn goroutine_total(body: &str) -> Option<u64> {
+    body.lines()
+        .next()?
+        .strip_prefix("goroutine profile: total ")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl Watch {
+    /// Checks that the service answers before any load is sent: at least one of
+    /// `/debug/vars` and `/debug/pprof/goroutine` must, or the run would measure nothing.
+    pub async fn new(
+        url: &str,
+        every: Duration,
+        cpu_profile: Option<std::path::PathBuf>,
+    ) -> Result<(Watch, Vec<String>), String> {
+        let base = url.trim_end_matches('/');
+        let base = base
+            .strip_suffix("/debug/pprof")
+            .unwrap_or(base)
+            .to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(format!(
+                "--profile {url:?}: want the service's base URL, e.g. http://127.0.0.1:6060"
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("--profile: {e}"))?;
+        let w = Watch {
+            base,
+            client,
+            every,
+            cpu_profile,
+        };
+        let mut notes = Vec::new();
+        let vars = w.get("/debug/vars", Duration::from_secs(5)).await;
+        let gor = w
+            .get("/debug/pprof/goroutine?debug=1", Duration::from_secs(5))
+            .await;
+        match (&vars, &gor) {
+            (Err(a), Err(b)) => {
+                return Err(format!(
+                    "--profile {}: the service answers neither /debug/vars ({a}) nor /debug/pprof/ ({b}); \
+                     it needs import _ \"net/http/pprof\" (and _ \"expvar\") on that address",
+                    w.base
+                ));
+            }
+            (Err(e), _) => notes.push(format!(
+                "/debug/vars: {e}: no heap or GC numbers (the service needs import _ \"expvar\")"
+            )),
+            (_, Err(e)) => notes.push(format!(
+                "/debug/pprof/goroutine: {e}: no goroutine counts or CPU profile (the service needs import _ \"net/http/pprof\")"
+            )),
+            _ => {}
+        }
+        Ok((w, notes))
+    }
+
+    async fn get(&self, path: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .client
+            .get(&url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    format!("timeout after {timeout:?}")
+                } else {
+                    e.without_url().to_string()
+                }
+            })?;
+        let status = r.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {}", status.as_u16()));
+        }
+        r.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| e.without_url().to_string())
+    }
+
+    /// Reads the service from `start` (when the measured seconds begin) for `duration`,
+    /// then joins what it read with the load's report.
+    pub async fn watch(
+        &self,
+        start: tokio::time::Instant,
+        duration: Duration,
+        mut notes: Vec<String>,
+    ) -> Observed {
+        tokio::time::sleep_until(start).await;
+        let cpu_secs = duration.as_secs().max(1);
+        let cpu = async {
+            let path = format!("/debug/pprof/profile?seconds={cpu_secs}");
+            let bytes = self
+                .get(&path, Duration::from_secs(cpu_secs + 15))
+                .await
+                .map_err(|e| format!("/debug/pprof/profile: {e}"))?;
+            let p =
+                gocost_pprof::decode(&bytes).map_err(|e| format!("/debug/pprof/profile: {e}"))?;
+            Ok::<_, String>((bytes, p))
+        };
+        let reads = async {
+            let mut g = Gathered::default();
+            let mut prev_gc = None;
+            let mut tick = tokio::time::interval_at(start, self.every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                let at = tick.tick().await;
+                let at = at.duration_since(start).as_secs_f64();
+                if at > duration.as_secs_f64() + 1e-3 {
+                    break;
+                }
+                let (vars, gor) = tokio::join!(
+                    self.get("/debug/vars", self.every.max(Duration::from_secs(1))),
+                    self.get(
+                        "/debug/pprof/goroutine?debug=1",
+                        self.every.max(Duration::from_secs(1))
+                    )
+                );
+                let mut r = Read {
+                    at,
+                    ..Read::default()
+                };
+                let mut fail = |what: &str, e: String| {
+                    g.failures += 1;
+                    if g.notes.len() < MAX_NOTES {
+                        g.notes.push(format!("{what} at {at:.1}s: {e}"));
+                    }
+                };
+                match vars.map(|b| gocost_scrape::runtime::parse_expvar(&b, prev_gc)) {
+                    Ok(Ok(e)) => {
+                        r.heap_inuse = value(&e, "go_memstats_heap_inuse_bytes");
+                        r.sys = value(&e, "go_memstats_sys_bytes");
+                        r.gc_cpu_fraction = value(&e, "go_gc_cpu_fraction");
+                        // The first read only sets where the run's cycles begin.
+                        if prev_gc.is_some() {
+                            g.pauses.extend(e.pauses);
+                            g.lost += e.lost_pauses;
+                        }
+                        prev_gc = Some(e.num_gc);
+                    }
+                    Ok(Err(e)) | Err(e) => fail("/debug/vars", e),
+                }
+                match gor.map(|b| goroutine_total(&String::from_utf8_lossy(&b))) {
+                    Ok(Some(n)) => r.goroutines = Some(n),
+                    Ok(None) => fail(
+                        "/debug/pprof/goroutine",
+                        "no \"goroutine profile: total N\" line".into(),
+                    ),
+                    Err(e) => fail("/debug/pprof/goroutine", e),
+                }
+                g.reads.push(r);
+            }
+            g
+        };
+        let (cpu, mut g) = tokio::join!(cpu, reads);
+        match cpu {
+            Ok(p) => g.cpu = Some(p),
+            Err(e) => g.notes.push(e),
+        }
+        if g.failures as usize > g.notes.len() {
+            g.notes.push(format!("{} reads failed in all", g.failures));
+        }
+        notes.append(&mut g.notes);
+        Observed {
+            g,
+            notes,
+            base: self.base.clone(),
+            every: self.every,
+            cpu_profile: self.cpu_profile.clone(),
+        }
+    }
+}
+
+/// What [`Watch::watch`] read, to be joined with the load's report.
+pub struct Observed {
+    g: Gathered,
+    notes: Vec<String>,
+    base: String,
+    every: Duration,
+    cpu_profile: Option<std::path::PathBuf>,
+}
+
+impl Observed {
+    /// Puts the reads in the load report's seconds and joins the spikes.
+    pub fn join(self, load: &gocost_load::Report) -> Result<Service, String> {
+        let Observed {
+            g,
+            mut notes,
+            base,
+            every,
+            cpu_profile,
+        } = self;
+        let n = load.seconds.len();
+        let mut seconds: Vec<ServiceSecond> = (0..n)
+            .map(|t| ServiceSecond {
+                t: t as u64,
+                ..ServiceSecond::default()
+            })
+            .collect();
+        // A read at time x (seconds since the measured start) describes the second it ends
+        // or falls in: reads at 0 < x ≤ t+1 belong to second t = ceil(x) - 1. The read at 0
+        // is the state before the first second.
+        let mut before = Read::default();
+        for r in &g.reads {
+            if r.at <= 1e-3 {
+                before = *r;
+                continue;
+            }
+            let t = ((r.at - 1e-3).floor() as usize).min(n.saturating_sub(1));
+            let Some(s) = seconds.get_mut(t) else {
+                continue;
+            };
+            let max_u = |a: Option<u64>, b: Option<u64>| a.max(b);
+            let max_f = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            s.goroutines = r.goroutines.or(s.goroutines);
+            s.goroutines_max = max_u(s.goroutines_max, r.goroutines);
+            s.heap_inuse_bytes = r.heap_inuse.or(s.heap_inuse_bytes);
+            s.heap_inuse_max_bytes = max_f(s.heap_inuse_max_bytes, r.heap_inuse);
+            s.sys_bytes = r.sys.or(s.sys_bytes);
+            s.gc_cpu_fraction = r.gc_cpu_fraction.or(s.gc_cpu_fraction);
+        }
+        let from = load.measured_from_unix_ns;
+        let mut gc_pauses = Vec::new();
+        for &(end_ns, secs) in &g.pauses {
+            let t = (end_ns - from) as f64 / 1e9;
+            if !(0.0..n as f64).contains(&t) {
+                continue;
+            }
+            gc_pauses.push(GcPause { t, seconds: secs });
+            let s = &mut seconds[t as usize];
+            s.gc_cycles += 1;
+            s.gc_pause_max_seconds = s.gc_pause_max_seconds.max(secs);
+        }
+        gc_pauses.sort_by(|a, b| a.t.total_cmp(&b.t));
+
+        let cpu = match g.cpu {
+            Some((raw, p)) => Some(cpu_summary(&raw, p, load, cpu_profile.as_deref())?),
+            None => None,
+        };
+
+        let typical = load.typical_p99();
+        let spikes = load
+            .spikes()
+            .into_iter()
+            .map(|t| {
+                let i = t as usize;
+                let s = &seconds[i];
+                let (g_before, h_before) = match i.checked_sub(1) {
+                    Some(p) => (seconds[p].goroutines, seconds[p].heap_inuse_bytes),
+                    None => (before.goroutines, before.heap_inuse),
+                };
+                Spike {
+                    t,
+                    p99_seconds: load.seconds[i].latency.p99,
+                    typical_p99_seconds: typical,
+                    gc_cycles: s.gc_cycles,
+                    gc_pause_max_seconds: s.gc_pause_max_seconds,
+                    goroutines_before: g_before,
+                    goroutines_max: s.goroutines_max,
+                    heap_inuse_before_bytes: h_before,
+                    heap_inuse_max_bytes: s.heap_inuse_max_bytes,
+                }
+            })
+            .collect();
+        if g.lost > 0 {
+            notes.push(format!(
+                "{} GC cycles' pauses fell out of expvar's 256-entry ring between reads: read more often (--profile-every)",
+                g.lost
+            ));
+        }
+        Ok(Service {
+            url: base,
+            every_seconds: every.as_secs_f64(),
+            seconds,
+            gc_pauses,
+            gc_pauses_lost: g.lost,
+            cpu,
+            spikes,
+            notes,
+        })
+    }
+}
+
+/// CPU time, cores, per request and the top functions of the run's CPU profile (its bytes
+/// written to `out` first if asked, as the service sent them).
+fn cpu_summary(
+    raw: &[u8],
+    p: gocost_pprof::Profile,
+    load: &gocost_load::Report,
+    out: Option<&std::path::Path>,
+) -> Result<Cpu, String> {
+    let profile = match out {
+        Some(path) => {
+            std::fs::write(path, raw)
+                .map_err(|e| format!("--cpu-profile {}: {e}", path.display()))?;
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
+    let dur = if p.duration_nanos > 0 {
+        p.duration_nanos as f64 / 1e9
+    } else {
+        load.duration_seconds
+    };
+    let opts = gocost_report::Options {
+        nodecount: Some(10),
+        ..gocost_report::Options::default()
+    };
+    let top = match gocost_report::Report::new(p, &opts) {
+        Ok(r) => r.top(),
+        // A profile with no samples (an idle service): no time, no functions.
+        Err(gocost_report::Error::NoSamples) => {
+            return Ok(Cpu {
+                seconds: 0.0,
+                cores: 0.0,
+                per_request_seconds: None,
+                top: Vec::new(),
+                profile,
+            });
+        }
+        Err(e) => return Err(format!("the CPU profile: {e}")),
+    };
+    let secs = top.total as f64 / 1e9;
+    let answered: u64 = load.statuses.values().sum();
+    Ok(Cpu {
+        seconds: secs,
+        cores: secs / dur.max(1e-9),
+        per_request_seconds: (answered > 0).then(|| secs / answered as f64),
+        top: top
+            .rows
+            .iter()
+            .map(|r| TopFunction {
+                function: r.name.clone(),
+                flat_seconds: r.flat as f64 / 1e9,
+                flat_share: r.flat as f64 / (top.total.max(1)) as f64,
+                cum_seconds: r.cum as f64 / 1e9,
+            })
+            .collect(),
+        profile,
+    })
+}
+
+impl Service {
+    /// The service's part of the text report.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut o = String::new();
+        let mib = |b: f64| format!("{:.1} MiB", b / (1024.0 * 1024.0));
+        let ms = |s: f64| {
+            if s >= 1.0 {
+                format!("{s:.3}s")
+            } else {
+                format!("{:.2}ms", s * 1e3)
+            }
+        };
+        let _ = writeln!(o, "Service:    {}", self.url);
+        if let Some(c) = &self.cpu {
+            let per = c
+                .per_request_seconds
+                .map_or(String::new(), |s| format!(", {} CPU per request", ms(s)));
+            let _ = writeln!(
+                o,
+                "CPU:        {:.2}s over the run ({:.2} cores){per}",
+                c.seconds, c.cores
+            );
+            for f in c.top.iter().take(5) {
+                let _ = writeln!(
+                    o,
+                    "            {:5.1}%  {}",
+                    f.flat_share * 100.0,
+                    f.function
+                );
+            }
+            if let Some(p) = &c.profile {
+                let _ = writeln!(o, "            (go tool pprof {p})");
+            }
+        }
+        let gor: Vec<u64> = self
+            .seconds
+            .iter()
+            .filter_map(|s| s.goroutines_max)
+            .collect();
+        if let (Some(lo), Some(hi)) = (gor.iter().min(), gor.iter().max()) {
+            let _ = writeln!(o, "Goroutines: {lo}–{hi}");
+        }
+        let heap: Vec<f64> = self
+            .seconds
+            .iter()
+            .filter_map(|s| s.heap_inuse_max_bytes)
+            .collect();
+        if let Some(hi) = heap.iter().copied().reduce(f64::max) {
+            let lo = heap.iter().copied().fold(f64::INFINITY, f64::min);
+            let _ = writeln!(o, "Heap:       {}–{} in use", mib(lo), mib(hi));
+        }
+        if !self.gc_pauses.is_empty() {
+            let mut p: Vec<f64> = self.gc_pauses.iter().map(|p| p.seconds).collect();
+            p.sort_by(f64::total_cmp);
+            let q = |f: f64| p[((p.len() - 1) as f64 * f).round() as usize];
+            let _ = writeln!(
+                o,
+                "GC:         {} cycles ({:.1}/s), pauses p50 {}  p99 {}  max {}",
+                p.len(),
+                p.len() as f64 / self.seconds.len().max(1) as f64,
+                ms(q(0.5)),
+                ms(q(0.99)),
+                ms(q(1.0))
+            );
+        }
+        for s in &self.spikes {
+            let mut what = Vec::new();
+            if s.gc_cycles > 0 {
+                what.push(format!(
+                    "{} GC cycles (longest pause {})",
+                    s.gc_cycles,
+                    ms(s.gc_pause_max_seconds)
+                ));
+            }
+            if let (Some(b), Some(m)) = (s.goroutines_before, s.goroutines_max) {
+                what.push(format!("goroutines {b} → {m}"));
+            }
+            if let (Some(b), Some(m)) = (s.heap_inuse_before_bytes, s.heap_inuse_max_bytes) {
+                what.push(format!("heap {} → {}", mib(b), mib(m)));
+            }
+            let _ = writeln!(
+                o,
+                "Spike {}s:   p99 {} (typical {}): {}",
+                s.t,
+                ms(s.p99_seconds),
+                ms(s.typical_p99_seconds),
+                if what.is_empty() {
+                    "no runtime data".to_string()
+                } else {
+                    what.join(", ")
+                }
+            );
+        }
+        for n in &self.notes {
+            let _ = writeln!(o, "Note:       {n}");
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goroutine_totals() {
+        assert_eq!(
+            goroutine_total("goroutine profile: total 7\n5 @ 0x1\n"),
+            Some(7)
+        );
+        assert_eq!(goroutine_total("goroutine 1 [running]:\n"), None);
+        assert_eq!(goroutine_total(""), None);
+    }
+}
