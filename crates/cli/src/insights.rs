@@ -281,14 +281,9 @@ Examples:
 
 Exit codes: 0 ok, 1 operational error, 2 bad input.";
 
+/// Prices of CPU and memory (`gocost cost`, `gocost load`).
 #[derive(Args)]
-pub struct CostArgs {
-    /// CPU and/or heap profiles of one service.
-    #[arg(required = true, value_name = "PROFILE")]
-    profiles: Vec<PathBuf>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+pub struct Prices {
     /// Price of one core for an hour [default: the config's, else 0.04048].
     #[arg(long, value_name = "PRICE")]
     cpu_rate: Option<f64>,
@@ -302,6 +297,38 @@ pub struct CostArgs {
     /// flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+impl Prices {
+    /// The flags over the config file's `[cost]` over the defaults.
+    pub fn rates(&self) -> Result<cost::Rates> {
+        let from_file = match &self.config {
+            Some(path) => gocost_config::Config::load(path).map_err(bad)?.cost,
+            None => gocost_config::CostConfig::default(),
+        };
+        let cfg = crate::serve::cost_rates(&from_file);
+        let rates = cost::Rates {
+            cpu_per_core_hour: self.cpu_rate.unwrap_or(cfg.cpu_per_core_hour),
+            memory_per_gib_hour: self.memory_rate.unwrap_or(cfg.memory_per_gib_hour),
+            currency: self.currency.clone().unwrap_or(cfg.currency),
+        };
+        if !(rates.cpu_per_core_hour >= 0.0 && rates.memory_per_gib_hour >= 0.0) {
+            return Err(bad("--cpu-rate and --memory-rate must be 0 or more".into()));
+        }
+        Ok(rates)
+    }
+}
+
+#[derive(Args)]
+pub struct CostArgs {
+    /// CPU and/or heap profiles of one service.
+    #[arg(required = true, value_name = "PROFILE")]
+    profiles: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    prices: Prices,
     /// Functions to list.
     #[arg(long, value_name = "N", default_value_t = 15)]
     top: usize,
@@ -318,19 +345,7 @@ pub fn run_cost(a: CostArgs) -> Result<()> {
             .add(p)
             .map_err(|e| bad(format!("{}: {e}", path.display())))?;
     }
-    let from_file = match &a.config {
-        Some(path) => gocost_config::Config::load(path).map_err(bad)?.cost,
-        None => gocost_config::CostConfig::default(),
-    };
-    let cfg = crate::serve::cost_rates(&from_file);
-    let rates = cost::Rates {
-        cpu_per_core_hour: a.cpu_rate.unwrap_or(cfg.cpu_per_core_hour),
-        memory_per_gib_hour: a.memory_rate.unwrap_or(cfg.memory_per_gib_hour),
-        currency: a.currency.clone().unwrap_or(cfg.currency),
-    };
-    if !(rates.cpu_per_core_hour >= 0.0 && rates.memory_per_gib_hour >= 0.0) {
-        return Err(bad("--cpu-rate and --memory-rate must be 0 or more".into()));
-    }
+    let rates = a.prices.rates()?;
     let e = usage.estimate(&rates).map_err(bad)?;
     if a.json {
         let mut s = serde_json::to_string_pretty(&e)?;

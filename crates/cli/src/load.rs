@@ -73,11 +73,15 @@ pub struct LoadArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     timeout: String,
     /// Print the report as JSON (per second and in total, with the latency histogram).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
-    /// Also write the JSON report to this file.
+    /// Print the report as Markdown (for a pull request or a wiki page).
+    #[arg(long)]
+    markdown: bool,
+    /// Also write the report to this file, as its name ends: `.html` (one self-contained page
+    /// with the charts and the CPU flame graph), `.md` (Markdown), else JSON. Repeatable.
     #[arg(short = 'o', long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    output: Vec<PathBuf>,
     /// Read the loaded service's runtime while the load runs: its base URL, where
     /// /debug/pprof/ and /debug/vars answer (e.g. http://127.0.0.1:6060).
     #[arg(long, value_name = "URL")]
@@ -93,6 +97,9 @@ pub struct LoadArgs {
     /// Write --profile's CPU profile of the measured seconds to this file (for go tool pprof).
     #[arg(long, value_name = "FILE", requires = "profile")]
     cpu_profile: Option<PathBuf>,
+    /// With --profile: prices for the cost per million requests.
+    #[command(flatten)]
+    prices: crate::insights::Prices,
 }
 
 /// The JSON report: the load's, with the service's beside it when --profile was given.
@@ -165,6 +172,7 @@ fn hyper_method(m: &str) -> Result<gocost_load::Method> {
 
 pub fn run(a: LoadArgs) -> Result<()> {
     let cfg = config(&a)?;
+    let rates = a.prices.rates()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -217,22 +225,32 @@ pub fn run(a: LoadArgs) -> Result<()> {
         eprintln!();
     }
     let service = match observed {
-        Some(o) => Some(o.join(&report).map_err(InputError)?),
+        Some(o) => Some(o.join(&report, &rates).map_err(InputError)?),
         None => None,
     };
     let json = serde_json::to_string_pretty(&Output {
         load: &report,
         service: service.as_ref(),
     })? + "\n";
-    if let Some(path) = &a.output {
-        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    for path in &a.output {
+        let body = match path.extension().and_then(|e| e.to_str()) {
+            Some("html" | "htm") => crate::load_report::html(&report, service.as_ref(), &json),
+            Some("md" | "markdown") => crate::load_report::markdown(&report, service.as_ref()),
+            _ => json.clone(),
+        };
+        std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
     }
-    let mut out = std::io::stdout().lock();
-    let text = match (a.json, &service) {
-        (true, _) => json,
-        (false, Some(s)) => report.to_text() + &s.to_text(),
-        (false, None) => report.to_text(),
+    let text = if a.json {
+        json
+    } else if a.markdown {
+        crate::load_report::markdown(&report, service.as_ref())
+    } else {
+        match &service {
+            Some(s) => report.to_text() + &s.to_text(),
+            None => report.to_text(),
+        }
     };
+    let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())

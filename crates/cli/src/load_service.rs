@@ -35,6 +35,8 @@ pub struct Service {
     /// GC cycles whose pauses fell out of expvar's ring between two reads (read faster).
     pub gc_pauses_lost: u64,
     pub cpu: Option<Cpu>,
+    /// What a million answered requests cost at the run's CPU and memory (`[cost]` prices).
+    pub cost: Option<Cost>,
     /// The seconds whose P99 spiked, with what the runtime did in them.
     pub spikes: Vec<Spike>,
     /// What could not be read, and what the service lacks for it.
@@ -73,6 +75,21 @@ pub struct Cpu {
     pub top: Vec<TopFunction>,
     /// Where the profile was written (`--cpu-profile`).
     pub profile: Option<String>,
+    /// The profile's flame graph (the interactive SVG), for the HTML report.
+    #[serde(skip)]
+    pub flame_svg: Option<String>,
+}
+
+/// The run's cost per million answered requests: CPU from the profile (cores), memory from
+/// expvar's `Sys` (the mean of the per-second reads: what the process holds from the OS).
+#[derive(Debug, Clone, Serialize)]
+pub struct Cost {
+    pub cores: f64,
+    pub memory_gib: Option<f64>,
+    pub cpu_per_million: f64,
+    pub memory_per_million: f64,
+    pub total_per_million: f64,
+    pub rates: gocost_insights::cost::Rates,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -324,7 +341,11 @@ pub struct Observed {
 
 impl Observed {
     /// Puts the reads in the load report's seconds and joins the spikes.
-    pub fn join(self, load: &gocost_load::Report) -> Result<Service, String> {
+    pub fn join(
+        self,
+        load: &gocost_load::Report,
+        rates: &gocost_insights::cost::Rates,
+    ) -> Result<Service, String> {
         let Observed {
             g,
             mut notes,
@@ -407,6 +428,7 @@ impl Observed {
                 }
             })
             .collect();
+        let cost = cpu.as_ref().and_then(|c| cost(c, &seconds, load, rates));
         if g.lost > 0 {
             notes.push(format!(
                 "{} GC cycles' pauses fell out of expvar's 256-entry ring between reads: read more often (--profile-every)",
@@ -420,6 +442,7 @@ impl Observed {
             gc_pauses,
             gc_pauses_lost: g.lost,
             cpu,
+            cost,
             spikes,
             notes,
         })
@@ -447,12 +470,8 @@ fn cpu_summary(
     } else {
         load.duration_seconds
     };
-    let opts = gocost_report::Options {
-        nodecount: Some(10),
-        ..gocost_report::Options::default()
-    };
-    let top = match gocost_report::Report::new(p, &opts) {
-        Ok(r) => r.top(),
+    let rpt = match gocost_report::Report::new(p, &gocost_report::Options::default()) {
+        Ok(r) => r,
         // A profile with no samples (an idle service): no time, no functions.
         Err(gocost_report::Error::NoSamples) => {
             return Ok(Cpu {
@@ -461,12 +480,29 @@ fn cpu_summary(
                 per_request_seconds: None,
                 top: Vec::new(),
                 profile,
+                flame_svg: None,
             });
         }
         Err(e) => return Err(format!("the CPU profile: {e}")),
     };
+    let top = rpt.top();
     let secs = top.total as f64 / 1e9;
     let answered: u64 = load.statuses.values().sum();
+    let fmt = |v: i64| gocost_pprof::units::label(v, &rpt.sample_unit);
+    let opts = gocost_flame::Options {
+        title: format!("CPU of {} under load", load.url),
+        subtitle: format!(
+            "Type: {} · Total: {} over the {}s measured",
+            rpt.sample_type,
+            fmt(rpt.total),
+            load.duration_seconds
+        ),
+        format_value: &fmt,
+        ..gocost_flame::Options::default()
+    };
+    let mut svg = Vec::new();
+    gocost_flame::write_svg(&gocost_flame::tree_from_report(&rpt), &opts, &mut svg)
+        .map_err(|e| format!("drawing the CPU flame graph: {e}"))?;
     Ok(Cpu {
         seconds: secs,
         cores: secs / dur.max(1e-9),
@@ -474,6 +510,7 @@ fn cpu_summary(
         top: top
             .rows
             .iter()
+            .take(10)
             .map(|r| TopFunction {
                 function: r.name.clone(),
                 flat_seconds: r.flat as f64 / 1e9,
@@ -482,6 +519,36 @@ fn cpu_summary(
             })
             .collect(),
         profile,
+        flame_svg: String::from_utf8(svg).ok(),
+    })
+}
+
+/// Cost per million answered requests; `None` when none was answered.
+fn cost(
+    cpu: &Cpu,
+    seconds: &[ServiceSecond],
+    load: &gocost_load::Report,
+    rates: &gocost_insights::cost::Rates,
+) -> Option<Cost> {
+    let answered: u64 = load.statuses.values().sum();
+    if answered == 0 {
+        return None;
+    }
+    let sys: Vec<f64> = seconds.iter().filter_map(|s| s.sys_bytes).collect();
+    let memory_gib =
+        (!sys.is_empty()).then(|| sys.iter().sum::<f64>() / sys.len() as f64 / (1u64 << 30) as f64);
+    let hours = load.duration_seconds / 3600.0;
+    let per_million = 1e6 / answered as f64;
+    let cpu_per_million = cpu.cores * rates.cpu_per_core_hour * hours * per_million;
+    let memory_per_million =
+        memory_gib.unwrap_or(0.0) * rates.memory_per_gib_hour * hours * per_million;
+    Some(Cost {
+        cores: cpu.cores,
+        memory_gib,
+        cpu_per_million,
+        memory_per_million,
+        total_per_million: cpu_per_million + memory_per_million,
+        rates: rates.clone(),
     })
 }
 
@@ -519,6 +586,13 @@ impl Service {
             if let Some(p) = &c.profile {
                 let _ = writeln!(o, "            (go tool pprof {p})");
             }
+        }
+        if let Some(c) = &self.cost {
+            let _ = writeln!(
+                o,
+                "Cost:       {:.4} {} per million requests (CPU {:.4}, memory {:.4})",
+                c.total_per_million, c.rates.currency, c.cpu_per_million, c.memory_per_million
+            );
         }
         let gor: Vec<u64> = self
             .seconds

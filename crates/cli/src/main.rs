@@ -8,6 +8,7 @@ mod compare;
 mod flame;
 mod insights;
 mod load;
+mod load_report;
 mod load_service;
 mod serve;
 mod source;

@@ -418,3 +418,89 @@ fn profile_without_pprof_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--profile"));
 }
+
+/// `-o report.html`: the self-contained page opens in headless Chromium with no network and
+/// shows the JSON's numbers (`ui/tests/load_report.test.mjs` checks the summary, every chart's
+/// per-second values, the spikes, the GC heatmap, the histogram and the flame graph);
+/// `-o report.md` writes the Markdown one.
+#[cfg_attr(
+    not(has_browser),
+    ignore = "needs Go, node, Chromium (apt-get install chromium) and `npm ci` in ui/tests"
+)]
+#[test]
+fn html_report_renders_in_the_browser() {
+    gocost_testkit::tools::require(&gocost_testkit::tools::BROWSER);
+    let go = gocost_testkit::go_toolchain();
+    let dir = gocost_testkit::procs::fresh_dir("load", "html");
+    let bin = dir.join("loadbed");
+    go_build(
+        &go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
+        &bin,
+    );
+    let (_bed, addr) = start_with_addr_file(
+        &bin,
+        &[
+            "-delay=10ms",
+            "-stall=500ms",
+            "-every=5s",
+            "-alloc=262144",
+            "-burst=33554432",
+            "-fanout=200",
+            "-duration=1m",
+        ],
+        &dir.join("addr"),
+    );
+    let html = dir.join("report.html");
+    let md = dir.join("report.md");
+    let r = load(&[
+        "--rate",
+        "200",
+        "--connections",
+        "200",
+        "--warmup",
+        "1s",
+        "--duration",
+        "10s",
+        "--profile",
+        &format!("http://{addr}"),
+        "--profile-every",
+        "250ms",
+        "-o",
+        html.to_str().unwrap(),
+        "-o",
+        md.to_str().unwrap(),
+        &format!("http://{addr}/"),
+    ]);
+    assert!(
+        !r["service"]["spikes"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        md.contains("| P50 | P90 | P99 |") && md.contains("P99 spike"),
+        "{md}"
+    );
+
+    let root = gocost_testkit::repo_root();
+    let out = root.join("target/ui-screenshots/load");
+    let st = Command::new("node")
+        .arg(root.join("ui/tests/load_report.test.mjs"))
+        .arg(&html)
+        .arg(&out)
+        .env(
+            "CHROMIUM",
+            std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()),
+        )
+        .current_dir(root.join("ui/tests"))
+        .status()
+        .expect("run node");
+    assert!(
+        st.success(),
+        "the report's browser checks failed (page: {}, screenshot in {})",
+        html.display(),
+        out.display()
+    );
+}
