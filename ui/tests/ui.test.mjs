@@ -201,7 +201,7 @@ try {
 
   // Sandwich of the hottest function: callers and callees both add up to its share.
   await page.click('#x-sandwich');
-  await page.waitForFunction(() => !document.getElementById('x-sandwich-panel').hidden);
+  await page.waitForFunction(() => document.getElementById('x-sandwich-panel')?.hidden === false);
   const sw = await page.evaluate(() => [...document.querySelectorAll('#x-sandwich-panel canvas')].length);
   check(urlParam('sandwich') === hottest, 'explore: the sandwich is of the function last clicked in the table', urlParam('sandwich'));
   const swTotals = await page.evaluate(async (fn) => {
@@ -414,7 +414,7 @@ try {
 
   // An API error is shown, not swallowed.
   await page.goto(`${base}/?view=explore&job=demo&kind=cpu&sel=${encodeURIComponent('instance=~"("')}`);
-  await page.waitForFunction(() => document.querySelector('#x-error').textContent.length > 0);
+  await page.waitForFunction(() => (document.querySelector('#x-error')?.textContent.length ?? 0) > 0);
   const apiErr = await fetch(`${base}/api/v1/flame?query=${encodeURIComponent('cpu{job="demo",instance=~"("}')}`).then((r) => r.json());
   check((await page.textContent('#x-error')).includes(apiErr.error), 'explore: shows the API\'s error message', apiErr.error);
   consoleErrors = consoleErrors.filter((e) => !e.includes('400')); // the browser logs the failed fetches
@@ -422,7 +422,7 @@ try {
   // "Compare with yesterday" from Explore: this gocost has no data from yesterday, so the
   // button is not offered (no dead end); Compare with such a base says so, naming the base.
   await open({ view: 'explore', job: 'demo', kind: 'cpu', from: 'now-10m', to: 'now' }, 'explore');
-  await page.waitForFunction(() => document.querySelector('#x-compare').disabled);
+  await page.waitForFunction(() => document.querySelector('#x-compare')?.disabled === true);
   check((await page.getAttribute('#x-compare', 'title')).startsWith('No profiles a day earlier'),
     'explore: "Compare with yesterday" is disabled, and says why, when there is no yesterday', await page.getAttribute('#x-compare', 'title'));
   await open({ view: 'compare', job: 'demo', kind: 'cpu', from: 'now-10m', to: 'now', bfrom: 'now-1450m', bto: 'now-1d' }, 'compare');
