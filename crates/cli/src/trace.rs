@@ -12,7 +12,7 @@ use gocost_pprof::{Function, Line, Location, Profile, Sample, Str, ValueType};
 use gocost_trace::{BlockingKind, BlockingRecord, Event, Overview};
 use serde_json::{Value, json};
 
-use crate::source::{InputError, read_capped};
+use crate::source::{InputError, map_capped, read_capped};
 
 pub const AFTER_HELP: &str = "\
 TRACE is a Go execution trace: what runtime/trace.Start, `go test -trace` or a service's
@@ -183,12 +183,13 @@ pub fn run(a: TraceArgs) -> Result<()> {
                 ))
             })?;
             // Streamed: the events go by one at a time, never held.
-            let bytes = read_capped(&p.file.trace, p.file.max_size)?;
+            let bytes = map_capped(&p.file.trace, p.file.max_size)?;
             let name = &p.file.trace;
             let bad = |e: gocost_trace::Error| InputError(format!("{name}: reading trace: {e}"));
             let profile = |mut p: gocost_trace::BlockingProfiler| -> Result<_> {
-                for ev in gocost_trace::Reader::new(&bytes).map_err(bad)? {
-                    p.push(&ev.map_err(bad)?);
+                let mut r = gocost_trace::Reader::new(&bytes).map_err(bad)?;
+                while let Some(ev) = r.next_event() {
+                    p.push(ev.map_err(bad)?);
                 }
                 Ok(p.finish())
             };
@@ -228,7 +229,7 @@ pub struct Loaded {
 }
 
 fn load(f: &FileArgs) -> Result<Loaded> {
-    let bytes = read_capped(&f.trace, f.max_size)?;
+    let bytes = map_capped(&f.trace, f.max_size)?;
     parse(&f.trace, &bytes)
 }
 

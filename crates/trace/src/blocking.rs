@@ -153,8 +153,9 @@ struct Interned {
 /// ```
 /// # let t = { let mut t = b"go 1.22 trace\0\0\0".to_vec(); t.extend([1, 1, 0, 0, 2, 8, 1]); t };
 /// let mut p = gocost_trace::BlockingProfiler::new(gocost_trace::BlockingKind::Sched);
-/// for ev in gocost_trace::Reader::new(&t)? {
-///     p.push(&ev?);
+/// let mut r = gocost_trace::Reader::new(&t)?;
+/// while let Some(ev) = r.next_event() {
+///     p.push(ev?); // lent, not copied
 /// }
 /// assert_eq!(p.finish(), Some(vec![]));
 /// # Ok::<(), gocost_trace::Error>(())

@@ -36,6 +36,9 @@
 //! assert_eq!(events.last().unwrap().kind(), gocost_trace::Kind::Sync);
 //! # Ok::<(), gocost_trace::Error>(())
 //! ```
+//!
+//! The iterator clones each event out; [`Reader::next_event`] lends it instead (no copy, no
+//! reference count per event): the way to stream a big trace through an analysis.
 
 mod blocking;
 mod error;

@@ -271,19 +271,22 @@ impl Ordering {
         Ok(ok)
     }
 
+    /// Queues an event. Queued events carry no table: they are all of the generation being
+    /// read, whose table the reader attaches as it hands them out (no reference count is
+    /// taken per event).
     #[inline]
-    fn push(&mut self, table: &Arc<Table>, ctx: Ctx, ev: &Base) {
+    fn push(&mut self, ctx: Ctx, ev: &Base) {
         self.queue.push_back(Event {
             typ: ev.typ,
             time: ev.time,
             ctx,
             args: ev.args,
-            table: Some(table.clone()),
+            table: None,
             extra: None,
         });
     }
 
-    fn push_made(&mut self, table: &Arc<Table>, ctx: Ctx, typ: EvType, time: i64, args: &[u64]) {
+    fn push_made(&mut self, ctx: Ctx, typ: EvType, time: i64, args: &[u64]) {
         let mut a = [0; MAX_ARGS];
         a[..args.len()].copy_from_slice(args);
         self.queue.push_back(Event {
@@ -291,7 +294,7 @@ impl Ordering {
             time,
             ctx,
             args: a,
-            table: Some(table.clone()),
+            table: None,
             extra: None,
         });
     }
@@ -301,44 +304,44 @@ impl Ordering {
         match ev.typ {
             EV_PROCS_CHANGE | EV_GO_LABEL | EV_USER_LOG => {
                 user_go(cur)?;
-                self.push(t, cur, ev);
+                self.push(cur, ev);
                 Ok((cur, true))
             }
-            EV_PROC_START => self.proc_start(ev, t, gn, cur),
-            EV_PROC_STOP => self.proc_stop(ev, t, cur),
-            EV_PROC_STEAL => self.proc_steal(ev, t, gn, cur),
-            EV_PROC_STATUS => self.proc_status(ev, t, gn, cur),
-            EV_GO_CREATE | EV_GO_CREATE_BLOCKED => self.go_create(ev, t, gn, cur),
-            EV_GO_CREATE_SYSCALL => self.go_create_syscall(ev, t, gn, cur),
-            EV_GO_START => self.go_start(ev, t, gn, cur),
-            EV_GO_DESTROY | EV_GO_STOP | EV_GO_BLOCK => self.go_stop_exec(ev, t, cur),
-            EV_GO_DESTROY_SYSCALL => self.go_destroy_syscall(ev, t, cur),
-            EV_GO_UNBLOCK => self.go_unblock(ev, t, gn, cur),
-            EV_GO_SYSCALL_BEGIN => self.go_syscall_begin(ev, t, gn, cur),
-            EV_GO_SYSCALL_END => self.go_syscall_end(ev, t, cur),
-            EV_GO_SYSCALL_END_BLOCKED => self.go_syscall_end_blocked(ev, t, cur),
-            EV_GO_STATUS | EV_GO_STATUS_STACK => self.go_status(ev, t, gn, cur),
-            EV_STW_BEGIN | EV_GC_MARK_ASSIST_BEGIN => self.go_range_begin(ev, t, cur),
-            EV_STW_END | EV_GC_MARK_ASSIST_END => self.go_range_end(ev, t, cur),
-            EV_GC_MARK_ASSIST_ACTIVE => self.go_range_active(ev, t, gn, cur),
-            EV_GC_ACTIVE => self.gc_active(ev, t, gn, cur),
-            EV_GC_BEGIN => self.gc_begin(ev, t, cur),
-            EV_GC_END => self.gc_end(ev, t, cur),
-            EV_GC_SWEEP_ACTIVE => self.sweep_active(ev, t, gn, cur),
-            EV_GC_SWEEP_BEGIN => self.sweep_begin(ev, t, cur),
-            EV_GC_SWEEP_END => self.sweep_end(ev, t, cur),
+            EV_PROC_START => self.proc_start(ev, gn, cur),
+            EV_PROC_STOP => self.proc_stop(ev, cur),
+            EV_PROC_STEAL => self.proc_steal(ev, gn, cur),
+            EV_PROC_STATUS => self.proc_status(ev, gn, cur),
+            EV_GO_CREATE | EV_GO_CREATE_BLOCKED => self.go_create(ev, gn, cur),
+            EV_GO_CREATE_SYSCALL => self.go_create_syscall(ev, gn, cur),
+            EV_GO_START => self.go_start(ev, gn, cur),
+            EV_GO_DESTROY | EV_GO_STOP | EV_GO_BLOCK => self.go_stop_exec(ev, cur),
+            EV_GO_DESTROY_SYSCALL => self.go_destroy_syscall(ev, cur),
+            EV_GO_UNBLOCK => self.go_unblock(ev, gn, cur),
+            EV_GO_SYSCALL_BEGIN => self.go_syscall_begin(ev, gn, cur),
+            EV_GO_SYSCALL_END => self.go_syscall_end(ev, cur),
+            EV_GO_SYSCALL_END_BLOCKED => self.go_syscall_end_blocked(ev, cur),
+            EV_GO_STATUS | EV_GO_STATUS_STACK => self.go_status(ev, gn, cur),
+            EV_STW_BEGIN | EV_GC_MARK_ASSIST_BEGIN => self.go_range_begin(ev, cur),
+            EV_STW_END | EV_GC_MARK_ASSIST_END => self.go_range_end(ev, cur),
+            EV_GC_MARK_ASSIST_ACTIVE => self.go_range_active(ev, gn, cur),
+            EV_GC_ACTIVE => self.gc_active(ev, gn, cur),
+            EV_GC_BEGIN => self.gc_begin(ev, cur),
+            EV_GC_END => self.gc_end(ev, cur),
+            EV_GC_SWEEP_ACTIVE => self.sweep_active(ev, gn, cur),
+            EV_GC_SWEEP_BEGIN => self.sweep_begin(ev, cur),
+            EV_GC_SWEEP_END => self.sweep_end(ev, cur),
             EV_HEAP_ALLOC | EV_HEAP_GOAL => {
                 validate(cur, Must, Must, May)?;
-                self.push(t, cur, ev);
+                self.push(cur, ev);
                 Ok((cur, true))
             }
             EV_USER_TASK_BEGIN => self.task_begin(ev, t, cur),
-            EV_USER_TASK_END => self.task_end(ev, t, cur),
+            EV_USER_TASK_END => self.task_end(ev, cur),
             EV_USER_REGION_BEGIN | EV_USER_REGION_END => self.region(ev, t, cur),
-            EV_GO_SWITCH | EV_GO_SWITCH_DESTROY => self.go_switch(ev, t, gn, cur),
+            EV_GO_SWITCH | EV_GO_SWITCH_DESTROY => self.go_switch(ev, gn, cur),
             EV_SPAN..=EV_GOROUTINE_STACK_FREE => {
                 validate(cur, Must, May, May)?;
-                self.push(t, cur, ev);
+                self.push(cur, ev);
                 Ok((cur, true))
             }
             other => Err(Error::order(format!(
@@ -347,7 +350,7 @@ impl Ordering {
         }
     }
 
-    fn proc_status(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, mut cur: Ctx) -> Outcome {
+    fn proc_status(&mut self, ev: &mut Base, gn: u64, mut cur: Ctx) -> Outcome {
         let pid = ev.args[0] as i64;
         let status = ev.args[1];
         if status > PROC_SYSCALL_ABANDONED {
@@ -407,11 +410,11 @@ impl Ordering {
             };
             cur = Ctx { m: mid, p: pid, g };
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((new, true))
     }
 
-    fn proc_start(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn proc_start(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         let pid = ev.args[0] as i64;
         let seq = Seq {
             gn,
@@ -425,11 +428,11 @@ impl Ordering {
             }
             _ => return Ok((cur, false)),
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((Ctx { p: pid, ..cur }, true))
     }
 
-    fn proc_stop(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn proc_stop(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         let Some(s) = self.p.get_mut(cur.p) else {
             return Err(Error::order(format!(
                 "event ProcStop for proc ({}) that doesn't exist",
@@ -443,11 +446,11 @@ impl Ordering {
         }
         validate(cur, Must, Must, May)?;
         s.status = PROC_IDLE;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((Ctx { p: NO_PROC, ..cur }, true))
     }
 
-    fn proc_steal(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn proc_steal(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         let pid = ev.args[0] as i64;
         let seq = Seq {
             gn,
@@ -468,7 +471,7 @@ impl Ordering {
         };
         ev.args[3] = old;
         if old == PROC_SYSCALL_ABANDONED {
-            self.push(t, cur, ev);
+            self.push(cur, ev);
             return Ok((cur, true));
         }
         let mid = ev.args[2] as i64;
@@ -479,7 +482,7 @@ impl Ordering {
                     cur.p
                 )));
             }
-            self.push(t, cur, ev);
+            self.push(cur, ev);
             return Ok((Ctx { p: NO_PROC, ..cur }, true));
         }
         let Some(ms) = self.m.get_mut(mid) else {
@@ -494,11 +497,11 @@ impl Ordering {
             )));
         }
         ms.p = NO_PROC;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn go_status(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, mut cur: Ctx) -> Outcome {
+    fn go_status(&mut self, ev: &mut Base, gn: u64, mut cur: Ctx) -> Outcome {
         let gid = ev.args[0] as i64;
         let mid = ev.args[1] as i64;
         let status = ev.args[2];
@@ -572,11 +575,11 @@ impl Ordering {
             }
             _ => {}
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((new, true))
     }
 
-    fn go_create(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn go_create(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         validate(cur, Must, Must, May)?;
         if let Some(s) = self.g.get(cur.g)
             && s.status != GO_RUNNING
@@ -606,7 +609,7 @@ impl Ordering {
                 ranges: Ranges::default(),
             },
         );
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
@@ -627,7 +630,7 @@ impl Ordering {
         Ok(s)
     }
 
-    fn go_stop_exec(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn go_stop_exec(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         user_go(cur)?;
         let s = self.running_g(ev.typ, cur.g, GO_RUNNING)?;
         match ev.typ {
@@ -637,7 +640,7 @@ impl Ordering {
                 self.g.remove(cur.g);
             }
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((
             Ctx {
                 g: NO_GOROUTINE,
@@ -647,7 +650,7 @@ impl Ordering {
         ))
     }
 
-    fn go_start(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn go_start(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         let gid = ev.args[0] as i64;
         let seq = Seq {
             gn,
@@ -661,11 +664,11 @@ impl Ordering {
             }
             _ => return Ok((cur, false)),
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((Ctx { g: gid, ..cur }, true))
     }
 
-    fn go_unblock(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn go_unblock(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         let gid = ev.args[0] as i64;
         let seq = Seq {
             gn,
@@ -678,11 +681,11 @@ impl Ordering {
             }
             _ => return Ok((cur, false)),
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn go_switch(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn go_switch(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         user_go(cur)?;
         self.running_g(ev.typ, cur.g, GO_RUNNING)?;
         let next = ev.args[0] as i64;
@@ -694,15 +697,15 @@ impl Ordering {
             Some(s) if s.status == GO_WAITING && seq.succeeds(s.seq) => {}
             _ => return Ok((cur, false)),
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         if ev.typ == EV_GO_SWITCH {
             if let Some(s) = self.g.get_mut(cur.g) {
                 s.status = GO_WAITING;
             }
-            self.push_made(t, cur, EV_GO_BLOCK, ev.time, &[0, 0]);
+            self.push_made(cur, EV_GO_BLOCK, ev.time, &[0, 0]);
         } else {
             self.g.remove(cur.g);
-            self.push_made(t, cur, EV_GO_DESTROY, ev.time, &[]);
+            self.push_made(cur, EV_GO_DESTROY, ev.time, &[]);
         }
         if let Some(s) = self.g.get_mut(next) {
             s.status = GO_RUNNING;
@@ -712,11 +715,11 @@ impl Ordering {
             g: NO_GOROUTINE,
             ..cur
         };
-        self.push_made(t, start, EV_GO_START, ev.time, &[next as u64, ev.args[1]]);
+        self.push_made(start, EV_GO_START, ev.time, &[next as u64, ev.args[1]]);
         Ok((Ctx { g: next, ..cur }, true))
     }
 
-    fn go_syscall_begin(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn go_syscall_begin(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         user_go(cur)?;
         self.running_g(ev.typ, cur.g, GO_RUNNING)?.status = GO_SYSCALL;
         let Some(p) = self.p.get_mut(cur.p) else {
@@ -737,11 +740,11 @@ impl Ordering {
             )));
         }
         p.seq = pseq;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn go_syscall_end(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn go_syscall_end(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         user_go(cur)?;
         let typ = ev.typ;
         let s = self.g.get_mut(cur.g).ok_or_else(|| {
@@ -773,11 +776,11 @@ impl Ordering {
             )));
         }
         p.status = PROC_RUNNING;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn go_syscall_end_blocked(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn go_syscall_end_blocked(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         if cur.p != NO_PROC {
             let Some(p) = self.p.get(cur.p) else {
                 return Err(Error::order(format!(
@@ -802,7 +805,7 @@ impl Ordering {
             ));
         }
         s.status = GO_RUNNABLE;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((
             Ctx {
                 g: NO_GOROUTINE,
@@ -812,7 +815,7 @@ impl Ordering {
         ))
     }
 
-    fn go_create_syscall(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn go_create_syscall(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         validate(cur, Must, May, MustNot)?;
         let new = ev.args[0] as i64;
         if self.g.contains_key(new) {
@@ -829,11 +832,11 @@ impl Ordering {
                 ranges: Ranges::default(),
             },
         );
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((Ctx { g: new, ..cur }, true))
     }
 
-    fn go_destroy_syscall(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn go_destroy_syscall(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         validate(cur, Must, May, Must)?;
         self.running_g(ev.typ, cur.g, GO_SYSCALL)?;
         self.g.remove(cur.g);
@@ -859,14 +862,13 @@ impl Ordering {
             new.p = NO_PROC;
             // The proc is implicitly stolen: an extra ProcSteal first.
             self.push_made(
-                t,
                 cur,
                 EV_PROC_STEAL,
                 ev.time,
                 &[cur.p as u64, 0, 0, PROC_SYSCALL],
             );
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((new, true))
     }
 
@@ -888,18 +890,18 @@ impl Ordering {
         };
         self.tasks.insert(id, (name.to_string(), parent));
         user_go(cur)?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn task_end(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn task_end(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         let (name, parent) = self
             .tasks
             .remove(&ev.args[0])
             .unwrap_or_else(|| (String::new(), NO_TASK));
         ev.args[2] = parent;
         user_go(cur)?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         if let Some(e) = self.queue.back_mut() {
             e.extra = (!name.is_empty()).then(|| name.into_boxed_str());
         }
@@ -934,11 +936,11 @@ impl Ordering {
             }
             g.regions.pop();
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn gc_active(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn gc_active(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         let seq = ev.args[0];
         if gn == self.initial_gen {
             if self.gc.is_some() {
@@ -948,7 +950,7 @@ impl Ordering {
             }
             self.gc_seq = seq;
             self.gc = Some(GcState::Running);
-            self.push(t, cur, ev);
+            self.push(cur, ev);
             return Ok((cur, true));
         }
         if seq != self.gc_seq.wrapping_add(1) {
@@ -961,16 +963,16 @@ impl Ordering {
         }
         self.gc_seq = seq;
         user_go(cur)?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn gc_begin(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn gc_begin(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         let seq = ev.args[0];
         if self.gc.is_none() {
             self.gc_seq = seq;
             self.gc = Some(GcState::Running);
-            self.push(t, cur, ev);
+            self.push(cur, ev);
             return Ok((cur, true));
         }
         if seq != self.gc_seq.wrapping_add(1) {
@@ -984,11 +986,11 @@ impl Ordering {
         self.gc_seq = seq;
         self.gc = Some(GcState::Running);
         user_go(cur)?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn gc_end(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn gc_end(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         let seq = ev.args[0];
         if seq != self.gc_seq.wrapping_add(1) {
             return Ok((cur, false));
@@ -1009,7 +1011,7 @@ impl Ordering {
         self.gc_seq = seq;
         self.gc = Some(GcState::NotRunning);
         user_go(cur)?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
@@ -1020,14 +1022,14 @@ impl Ordering {
             .ok_or_else(|| Error::order(format!("uninitialized proc {p} in a sweep event")))
     }
 
-    fn sweep_begin(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn sweep_begin(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         validate(cur, Must, Must, May)?;
         self.proc_ranges(cur.p)?.begin(range_type(ev.typ, 0))?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn sweep_active(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn sweep_active(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         let pid = ev.args[0] as i64;
         let initial = gn == self.initial_gen;
         let Some(p) = self.p.get_mut(pid) else {
@@ -1036,18 +1038,18 @@ impl Ordering {
             )));
         };
         p.ranges.active(range_type(ev.typ, 0), initial)?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn sweep_end(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn sweep_end(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         validate(cur, Must, Must, May)?;
         self.proc_ranges(cur.p)?.end(ev.typ)?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn go_range_begin(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn go_range_begin(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         user_go(cur)?;
         let desc = if ev.typ == EV_STW_BEGIN {
             ev.args[0]
@@ -1061,11 +1063,11 @@ impl Ordering {
             )));
         };
         g.ranges.begin(range_type(ev.typ, desc))?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn go_range_active(&mut self, ev: &mut Base, t: &Arc<Table>, gn: u64, cur: Ctx) -> Outcome {
+    fn go_range_active(&mut self, ev: &mut Base, gn: u64, cur: Ctx) -> Outcome {
         let gid = ev.args[0] as i64;
         let initial = gn == self.initial_gen;
         let Some(g) = self.g.get_mut(gid) else {
@@ -1075,11 +1077,11 @@ impl Ordering {
             )));
         };
         g.ranges.active(range_type(ev.typ, 0), initial)?;
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 
-    fn go_range_end(&mut self, ev: &mut Base, t: &Arc<Table>, cur: Ctx) -> Outcome {
+    fn go_range_end(&mut self, ev: &mut Base, cur: Ctx) -> Outcome {
         user_go(cur)?;
         let Some(g) = self.g.get_mut(cur.g) else {
             return Err(Error::order(format!(
@@ -1091,7 +1093,7 @@ impl Ordering {
         if ev.typ == EV_STW_END {
             ev.args[0] = desc;
         }
-        self.push(t, cur, ev);
+        self.push(cur, ev);
         Ok((cur, true))
     }
 }

@@ -82,7 +82,7 @@ impl Cursor {
         }
         let d = b.data;
         let at = b.offset + self.off;
-        let typ = d[self.off];
+        let typ = EvType::from(d[self.off]);
         let sp = match spec(typ) {
             Some(sp) if typ != EV_CPU_SAMPLE && format.has_event(typ) => sp,
             _ => {
@@ -115,6 +115,15 @@ impl Cursor {
         self.off = pos;
         Ok(true)
     }
+}
+
+/// What [`Reader::read_event`] found.
+enum Next {
+    /// An event is in the ordering's queue.
+    Queued,
+    /// An event made by the reader (a sync, a CPU sample).
+    Made(Event),
+    End,
 }
 
 /// A frontier entry: a thread's next event time and its cursor (an index into
@@ -191,6 +200,8 @@ pub struct Reader<'a> {
     spill: Option<(u64, Batch<'a>)>,
     /// An error to report after a last sync.
     pending: Option<Error>,
+    /// The event [`Reader::next_event`] lends.
+    cur: Event,
     pending_synced: bool,
     /// `SyncPlacement::GenerationEnd`: whether this generation's sync was emitted.
     emitted_sync: bool,
@@ -247,6 +258,14 @@ impl<'a> Reader<'a> {
             done: false,
             spill: None,
             pending: None,
+            cur: Event {
+                typ: EV_SYNC_EVENT,
+                time: 0,
+                ctx: Ctx::NONE,
+                args: [0; MAX_ARGS],
+                table: None,
+                extra: None,
+            },
             pending_synced: false,
             emitted_sync: true,
         })
@@ -425,26 +444,27 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The next event before clamping, or `None` at the end.
-    fn read_event(&mut self) -> Result<Option<Event>, Error> {
-        if let Some(ev) = self.order.queue.pop_front() {
-            return Ok(Some(ev));
+    /// The next event before clamping: queued by the ordering, made here (syncs, CPU
+    /// samples), or the end.
+    fn read_event(&mut self) -> Result<Next, Error> {
+        if !self.order.queue.is_empty() {
+            return Ok(Next::Queued);
         }
         if self.frontier.is_empty() && self.cpu.is_empty() {
             if self.opts.syncs == SyncPlacement::GenerationEnd {
                 if !self.emitted_sync {
                     self.emitted_sync = true;
                     let table = self.gn.as_ref().map(|g| g.table.clone());
-                    return Ok(Some(self.sync_event(table, self.last_ts)));
+                    return Ok(Next::Made(self.sync_event(table, self.last_ts)));
                 }
                 if let Some(e) = self.pending.take() {
                     return Err(e);
                 }
                 if self.gn.is_some() && self.spill.is_none() {
-                    return Ok(None);
+                    return Ok(Next::End);
                 }
                 let Some(gn) = self.read_generation()? else {
-                    return Ok(None);
+                    return Ok(Next::End);
                 };
                 self.install(gn)?;
                 self.emitted_sync = false;
@@ -455,32 +475,32 @@ impl<'a> Reader<'a> {
                     }
                     self.pending_synced = true;
                     self.pending = Some(e);
-                    return Ok(Some(self.sync_event(None, self.last_ts)));
+                    return Ok(Next::Made(self.sync_event(None, self.last_ts)));
                 }
                 if !self.format.has_end_of_generation() && self.gn.is_some() && self.spill.is_none()
                 {
                     self.done = true;
-                    return Ok(Some(self.sync_event(None, self.last_ts)));
+                    return Ok(Next::Made(self.sync_event(None, self.last_ts)));
                 }
                 match self.read_generation() {
                     Ok(Some(gn)) => {
                         self.install(gn)?;
                         let (table, t) = match &self.gn {
                             Some(g) => (g.table.clone(), g.table.mul(g.min_ts)),
-                            None => return Ok(None),
+                            None => return Ok(Next::End),
                         };
-                        return Ok(Some(self.sync_event(Some(table), t)));
+                        return Ok(Next::Made(self.sync_event(Some(table), t)));
                     }
                     Ok(None) => {
                         self.done = true;
-                        return Ok(Some(self.sync_event(None, self.last_ts)));
+                        return Ok(Next::Made(self.sync_event(None, self.last_ts)));
                     }
                     Err(e) => {
                         // Go emits a last sync before the error.
                         self.gn = None;
                         self.pending = Some(e);
                         self.pending_synced = true;
-                        return Ok(Some(self.sync_event(None, self.last_ts)));
+                        return Ok(Next::Made(self.sync_event(None, self.last_ts)));
                     }
                 }
             }
@@ -489,7 +509,7 @@ impl<'a> Reader<'a> {
             && self.frontier.first().is_none_or(|c| s.time < c.time)
         {
             self.cpu.pop_front();
-            return Ok(Some(self.cpu_event(s)));
+            return Ok(Next::Made(self.cpu_event(s)));
         }
         if self.frontier.is_empty() {
             return Err(Error::order("broken trace: frontier is empty"));
@@ -522,12 +542,12 @@ impl<'a> Reader<'a> {
                 return Err(Error::order(msg));
             }
         }
-        match self.order.queue.pop_front() {
-            Some(ev) => Ok(Some(ev)),
-            None => Err(Error::order(
+        if self.order.queue.is_empty() {
+            return Err(Error::order(
                 "internal error: advance succeeded but produced no event",
-            )),
+            ));
         }
+        Ok(Next::Queued)
     }
 
     fn validate(&self, ev: &Event) -> Result<(), Error> {
@@ -571,38 +591,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-impl Iterator for Reader<'_> {
-    type Item = Result<Event, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl Reader<'_> {
+    /// The next event, lent: the reader keeps it, so nothing is copied out or reference
+    /// counted per event (the fast way to stream a trace; [`Iterator::next`] clones it).
+    /// `None` at the end; after an error, nothing more.
+    pub fn next_event(&mut self) -> Option<Result<&Event, Error>> {
         if self.done {
             return None;
         }
-        let r = self.read_event().and_then(|ev| {
-            if let Some(ev) = &ev {
-                self.validate(ev)?;
-            }
-            Ok(ev)
-        });
-        match r {
-            Ok(Some(mut ev)) => {
-                if ev.time <= self.last_ts {
-                    ev.time = self.last_ts.wrapping_add(1);
-                }
-                if !(0..=MAX_TIME).contains(&ev.time) {
-                    // Real clocks are nowhere near this (2^61 ns is 73 years); refusing it
-                    // keeps every time difference and sum an analysis makes in range.
-                    self.done = true;
-                    return Some(Err(Error::order(format!(
-                        "broken trace: {} event at time {} ns, outside 0..2^61",
-                        name(ev.typ),
-                        ev.time
-                    ))));
-                }
-                self.last_ts = ev.time;
-                Some(Ok(ev))
-            }
-            Ok(None) => {
+        match self.step() {
+            Ok(true) => Some(Ok(&self.cur)),
+            Ok(false) => {
                 self.done = true;
                 None
             }
@@ -611,5 +610,67 @@ impl Iterator for Reader<'_> {
                 Some(Err(e))
             }
         }
+    }
+
+    /// Reads the next event into `cur`; false at the end.
+    fn step(&mut self) -> Result<bool, Error> {
+        match self.read_event()? {
+            Next::Queued => {
+                let Some(ev) = self.order.queue.pop_front() else {
+                    return Err(Error::order("internal error: no queued event"));
+                };
+                // Field by field, so that `cur` keeps its table (the generation's, unless a
+                // new generation began): no reference count per event.
+                let Event {
+                    typ,
+                    time,
+                    ctx,
+                    args,
+                    table: _,
+                    extra,
+                } = ev;
+                let c = &mut self.cur;
+                c.typ = typ;
+                c.time = time;
+                c.ctx = ctx;
+                c.args = args;
+                c.extra = extra;
+                let table = self.gn.as_ref().map(|g| &g.table);
+                let same = match (&c.table, table) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same {
+                    c.table = table.cloned();
+                }
+            }
+            Next::Made(ev) => self.cur = ev,
+            Next::End => return Ok(false),
+        }
+        self.validate(&self.cur)?;
+        let ev = &mut self.cur;
+        if ev.time <= self.last_ts {
+            ev.time = self.last_ts.wrapping_add(1);
+        }
+        if !(0..=MAX_TIME).contains(&ev.time) {
+            // Real clocks are nowhere near this (2^61 ns is 73 years); refusing it keeps
+            // every time difference and sum an analysis makes in range.
+            return Err(Error::order(format!(
+                "broken trace: {} event at time {} ns, outside 0..2^61",
+                name(ev.typ),
+                ev.time
+            )));
+        }
+        self.last_ts = ev.time;
+        Ok(true)
+    }
+}
+
+impl Iterator for Reader<'_> {
+    type Item = Result<Event, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_event().map(|r| r.cloned())
     }
 }

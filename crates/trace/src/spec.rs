@@ -4,7 +4,7 @@
 //! (`events`), how a generation's clock is announced, and how generations are delimited.
 
 /// A wire event type (the first byte of an event).
-pub(crate) type EvType = u8;
+pub(crate) type EvType = u64;
 
 pub(crate) const EV_EVENT_BATCH: EvType = 1;
 pub(crate) const EV_STACKS: EvType = 2;

@@ -109,7 +109,7 @@ pub(crate) fn read_batch<'a>(
     format: Format,
 ) -> Result<Read<'a>, Error> {
     let start = *pos;
-    let Some(&typ) = b.get(start) else {
+    let Some(typ) = b.get(start).map(|&t| EvType::from(t)) else {
         return Ok(Read::Eof);
     };
     *pos += 1;
@@ -320,7 +320,7 @@ impl<'a> Builder<'a> {
         } else {
             EV_FREQUENCY
         };
-        match b.first() {
+        match b.first().map(EvType::from) {
             Some(EV_STRINGS) => self.add_strings(b),
             Some(EV_STACKS) => self.add_stacks(b),
             Some(EV_CPU_SAMPLES) => self.add_cpu_samples(b),
@@ -342,7 +342,7 @@ impl<'a> Builder<'a> {
         let mut pos = 1;
         while pos < d.len() {
             let at = b.offset + pos;
-            if d[pos] != EV_STRING {
+            if EvType::from(d[pos]) != EV_STRING {
                 return Err(Error::at(
                     ErrorKind::Malformed,
                     at,
@@ -389,7 +389,7 @@ impl<'a> Builder<'a> {
         let mut pos = 1;
         while pos < d.len() {
             let at = b.offset + pos;
-            if d[pos] != EV_STACK {
+            if EvType::from(d[pos]) != EV_STACK {
                 return Err(Error::at(
                     ErrorKind::Malformed,
                     at,
@@ -441,7 +441,7 @@ impl<'a> Builder<'a> {
         let mut pos = 1;
         while pos < d.len() {
             let at = b.offset + pos;
-            if d[pos] != EV_CPU_SAMPLE {
+            if EvType::from(d[pos]) != EV_CPU_SAMPLE {
                 return Err(Error::at(
                     ErrorKind::Malformed,
                     at,
@@ -472,7 +472,7 @@ impl<'a> Builder<'a> {
         let mut last = b.time;
         while pos < d.len() {
             let at = b.offset + pos;
-            let t = d[pos];
+            let t = EvType::from(d[pos]);
             pos += 1;
             match t {
                 EV_FREQUENCY => {
