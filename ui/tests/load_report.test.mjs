@@ -56,7 +56,7 @@ try {
   }
 
   // Every chart is drawn (a visible box with marks in it).
-  for (const id of ['latency', 'throughput', 'histogram', 'memory', 'goroutines', 'gc-pauses', 'gc-cpu']) {
+  for (const id of ['latency', 'throughput', 'histogram', 'memory', 'goroutines', 'cpu', 'gc-pauses', 'gc-cpu']) {
     const box = await page.locator(`#chart-${id}`).boundingBox();
     const marks = await page.locator(`#chart-${id} polyline, #chart-${id} rect.cell, #chart-${id} rect.bar`).count();
     check(box && box.width > 500 && box.height > 80 && marks > 0, `chart ${id} is drawn`, JSON.stringify({ box, marks }));
@@ -75,6 +75,10 @@ try {
   const heap = await series('memory', 'heap in use (max)');
   check(heap.every((v, i) => (v === null ? s.seconds[i].heap_inuse_max_bytes == null : same(v, s.seconds[i].heap_inuse_max_bytes))),
     'heap in use per second');
+
+  const cores = await series('cpu', 'cores');
+  check(cores.every((v, i) => (v === null ? s.seconds[i].cpu_seconds == null : same(v, s.seconds[i].cpu_seconds))) && cores.some((v) => v > 0),
+    'CPU per second');
 
   // Spike seconds are shaded in the latency chart and listed with the runtime's numbers.
   const shaded = await page.$$eval('#chart-latency rect.spike', (els) => els.map((e) => Number(e.dataset.t)));

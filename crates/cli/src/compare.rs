@@ -15,9 +15,12 @@ use serde::Deserialize;
 use crate::source::InputError;
 
 pub const AFTER_HELP: &str = "\
-Inputs are either `go test -bench` output (several runs per benchmark: -count=10) or pprof
-profiles (e.g. from `go test -cpuprofile`), told apart by their bytes; give both at once for a
-benchmark table plus the functions that changed most. Several benchmark files per side are
+Inputs are `go test -bench` output (several runs per benchmark: -count=10), pprof profiles
+(e.g. from `go test -cpuprofile`) or `gocost load` runs (--json / -o run.json), told apart by
+their bytes; give benchmarks and profiles at once for a benchmark table plus the functions
+that changed most. A load run counts each measured second as one sample: its P50/P90/P99
+latency (sec/req), answered requests (req/s) and, with --profile, CPU per request
+(cpu-sec/req). Several benchmark files per side are
 concatenated; several profiles are compared profile by profile. `-` reads stdin.
 
 Benchmarks are summarised and tested as benchstat does: per benchmark and unit, the median
@@ -41,6 +44,8 @@ Examples:
   go test -run '^$' -bench . -count 10 > head.txt      # on the pull request
   gocost compare --base base.txt --head head.txt --format markdown > comment.md
   gocost compare --base main.cpu.pprof --head pr.cpu.pprof --threshold 10%
+  gocost load --rate 500 --duration 60s --profile http://127.0.0.1:6060 -o head.json http://127.0.0.1:8080/
+  gocost compare --base base.json --head head.json --threshold 10%
 
 Exit codes: 0 no regression, 1 a regression, 2 bad input or usage.";
 
@@ -140,12 +145,79 @@ enum Input {
     Profile(Box<gocost_pprof::Profile>),
 }
 
-/// Benchmark output is text; a profile is gzip'd or binary protobuf.
+/// A `gocost load --json` run as benchmark results, one sample per measured second (the
+/// seconds with answers): latency quantiles (`sec/req`), answered requests (`req/s`) and,
+/// when the run read the service (`--profile`), CPU per request (`cpu-sec/req`).
+fn load_run(src: &str, v: &serde_json::Value) -> Result<Vec<benchfmt::Result>> {
+    let seconds = v["seconds"]
+        .as_array()
+        .ok_or_else(|| bad(format!("{src}: a gocost load report without \"seconds\"")))?;
+    let cpu = v["service"]["seconds"].as_array();
+    let config = std::sync::Arc::new(vec![("pkg".to_string(), "gocost load".to_string())]);
+    let mut out = Vec::new();
+    let mut push = |name: &str, value: f64, unit: &str, line: usize| {
+        out.push(benchfmt::Result {
+            name: name.to_string(),
+            line,
+            iterations: 1,
+            values: vec![(value, unit.to_string())],
+            config: config.clone(),
+        });
+    };
+    for (i, s) in seconds.iter().enumerate() {
+        let num = |k: &str| s[k].as_f64();
+        let (Some(requests), Some(errors)) = (num("requests"), num("errors")) else {
+            return Err(bad(format!(
+                "{src}: seconds[{i}]: want \"requests\" and \"errors\" numbers"
+            )));
+        };
+        let answered = requests - errors;
+        if answered <= 0.0 {
+            continue;
+        }
+        for (name, key) in [
+            ("latency-p50", "p50"),
+            ("latency-p90", "p90"),
+            ("latency-p99", "p99"),
+        ] {
+            let q = s["latency"][key]
+                .as_f64()
+                .ok_or_else(|| bad(format!("{src}: seconds[{i}].latency.{key}: not a number")))?;
+            push(name, q, "sec/req", i + 1);
+        }
+        push("answered", answered, "req/s", i + 1);
+        if let Some(c) = cpu
+            .and_then(|c| c.get(i))
+            .and_then(|c| c["cpu_seconds"].as_f64())
+        {
+            push("cpu", c / answered, "cpu-sec/req", i + 1);
+        }
+    }
+    if out.is_empty() {
+        return Err(bad(format!(
+            "{src}: a gocost load report with no answered requests"
+        )));
+    }
+    Ok(out)
+}
+
+/// Benchmark output is text; a profile is gzip'd or binary protobuf; a `gocost load` run is
+/// JSON.
 fn parse_input(src: &str, bytes: &[u8], max: u64) -> Result<Input> {
     let looks_binary = bytes.starts_with(&[0x1f, 0x8b]) || std::str::from_utf8(bytes).is_err();
     if looks_binary {
         let p = crate::source::decode(src, bytes, max, false)?;
         return Ok(Input::Profile(Box::new(p)));
+    }
+    if bytes.trim_ascii_start().starts_with(b"{") {
+        let v: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| bad(format!("{src}: not a gocost load report: {e}")))?;
+        if v.get("model").is_none() || v.get("seconds").is_none() {
+            return Err(bad(format!(
+                "{src}: JSON, but not a gocost load report (gocost load --json or -o run.json)"
+            )));
+        }
+        return Ok(Input::Bench(load_run(src, &v)?));
     }
     let text = std::str::from_utf8(bytes).unwrap_or_default();
     let (results, errors) = benchfmt::parse(text);

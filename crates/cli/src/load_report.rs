@@ -605,6 +605,16 @@ fn service_html(o: &mut String, s: &Service, spikes: &[u64], n: usize) {
         }],
         spikes,
     ));
+    o.push_str(&line_chart(
+        "cpu",
+        "CPU of the service per second (cores; a one-second CPU profile each)",
+        &|v| format!("{v:.2}"),
+        &[Series {
+            name: "cores",
+            values: col(|x| x.cpu_seconds),
+        }],
+        spikes,
+    ));
     o.push_str(&pause_heatmap(&s.gc_pauses, n));
     o.push_str(&line_chart(
         "gc-cpu",

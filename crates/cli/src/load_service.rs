@@ -5,8 +5,10 @@
 //!   fraction, and every GC cycle's stop-the-world pause with its end time (expvar's 256-entry
 //!   ring, read as the scraper reads it), placed in the second it ended in;
 //! - `/debug/pprof/goroutine?debug=1` at the same pace: the goroutine count (its first line);
-//! - `/debug/pprof/profile?seconds=D` once, over the measured seconds: CPU time, cores, CPU per
-//!   request and the top functions (written out with `--cpu-profile FILE` for `go tool pprof`).
+//! - `/debug/pprof/profile?seconds=1` back to back, one per measured second: CPU time per
+//!   second (so CPU per request has a sample per second, for `gocost compare`), and merged,
+//!   cores, CPU per request and the top functions (written out with `--cpu-profile FILE` for
+//!   `go tool pprof`).
 //!
 //! Then the join: every second whose P99 spiked (the load report's rule) with what the runtime
 //! did in it — GC cycles and the longest pause, goroutines and heap before and at most.
@@ -55,6 +57,8 @@ pub struct ServiceSecond {
     pub gc_cpu_fraction: Option<f64>,
     pub gc_cycles: u32,
     pub gc_pause_max_seconds: f64,
+    /// CPU time the service spent in this second (its one-second CPU profile).
+    pub cpu_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -141,8 +145,8 @@ struct Gathered {
     lost: u64,
     notes: Vec<String>,
     failures: u64,
-    /// The CPU profile as the service sent it, and decoded.
-    cpu: Option<(Vec<u8>, gocost_pprof::Profile)>,
+    /// The one-second CPU profiles, by measured second.
+    cpu: Vec<(u64, gocost_pprof::Profile)>,
 }
 
 /// The expvar fields a read keeps (named as `gocost_scrape::runtime` names them).
@@ -246,16 +250,23 @@ impl Watch {
         mut notes: Vec<String>,
     ) -> Observed {
         tokio::time::sleep_until(start).await;
-        let cpu_secs = duration.as_secs().max(1);
+        // CPU: one profile per measured second, back to back (Go serves one at a time), so
+        // each second has its CPU time; they are merged for the top functions and the flame
+        // graph. A failed window ends the series (the next would fail alike).
         let cpu = async {
-            let path = format!("/debug/pprof/profile?seconds={cpu_secs}");
-            let bytes = self
-                .get(&path, Duration::from_secs(cpu_secs + 15))
-                .await
-                .map_err(|e| format!("/debug/pprof/profile: {e}"))?;
-            let p =
-                gocost_pprof::decode(&bytes).map_err(|e| format!("/debug/pprof/profile: {e}"))?;
-            Ok::<_, String>((bytes, p))
+            let mut windows = Vec::new();
+            for i in 0..duration.as_secs().max(1) {
+                tokio::time::sleep_until(start + Duration::from_secs(i)).await;
+                let got = self
+                    .get("/debug/pprof/profile?seconds=1", Duration::from_secs(16))
+                    .await
+                    .and_then(|b| gocost_pprof::decode(&b).map_err(|e| e.to_string()));
+                match got {
+                    Ok(p) => windows.push((i, p)),
+                    Err(e) => return (windows, Some(format!("/debug/pprof/profile at {i}s: {e}"))),
+                }
+            }
+            (windows, None)
         };
         let reads = async {
             let mut g = Gathered::default();
@@ -311,10 +322,10 @@ impl Watch {
             }
             g
         };
-        let (cpu, mut g) = tokio::join!(cpu, reads);
-        match cpu {
-            Ok(p) => g.cpu = Some(p),
-            Err(e) => g.notes.push(e),
+        let ((windows, cpu_err), mut g) = tokio::join!(cpu, reads);
+        g.cpu = windows;
+        if let Some(e) = cpu_err {
+            g.notes.push(e);
         }
         if g.failures as usize > g.notes.len() {
             g.notes.push(format!("{} reads failed in all", g.failures));
@@ -399,9 +410,23 @@ impl Observed {
         }
         gc_pauses.sort_by(|a, b| a.t.total_cmp(&b.t));
 
-        let cpu = match g.cpu {
-            Some((raw, p)) => Some(cpu_summary(&raw, p, load, cpu_profile.as_deref())?),
-            None => None,
+        for (t, p) in &g.cpu {
+            if let Some(s) = seconds.get_mut(*t as usize) {
+                s.cpu_seconds = Some(cpu_nanos(p) as f64 / 1e9);
+            }
+        }
+        let windows = g.cpu.len();
+        let cpu = if windows == 0 {
+            None
+        } else {
+            let merged = gocost_pprof::merge(g.cpu.into_iter().map(|(_, p)| p).collect())
+                .map_err(|e| format!("merging the CPU profiles: {e}"))?;
+            Some(cpu_summary(
+                merged,
+                windows as f64,
+                load,
+                cpu_profile.as_deref(),
+            )?)
         };
 
         let typical = load.typical_p99();
@@ -449,26 +474,32 @@ impl Observed {
     }
 }
 
-/// CPU time, cores, per request and the top functions of the run's CPU profile (its bytes
-/// written to `out` first if asked, as the service sent them).
+/// CPU nanoseconds in a CPU profile (its `cpu` column).
+fn cpu_nanos(p: &gocost_pprof::Profile) -> i64 {
+    let Some(i) = p.sample_type.iter().position(|t| &*t.r#type == "cpu") else {
+        return 0;
+    };
+    p.sample
+        .iter()
+        .map(|s| s.value.get(i).copied().unwrap_or(0))
+        .sum()
+}
+
+/// CPU time, cores, per request and the top functions of the run's CPU profile (the
+/// seconds' profiles merged, over `dur` seconds; written to `out` first if asked).
 fn cpu_summary(
-    raw: &[u8],
     p: gocost_pprof::Profile,
+    dur: f64,
     load: &gocost_load::Report,
     out: Option<&std::path::Path>,
 ) -> Result<Cpu, String> {
     let profile = match out {
         Some(path) => {
-            std::fs::write(path, raw)
+            std::fs::write(path, gocost_pprof::encode(&p))
                 .map_err(|e| format!("--cpu-profile {}: {e}", path.display()))?;
             Some(path.display().to_string())
         }
         None => None,
-    };
-    let dur = if p.duration_nanos > 0 {
-        p.duration_nanos as f64 / 1e9
-    } else {
-        load.duration_seconds
     };
     let rpt = match gocost_report::Report::new(p, &gocost_report::Options::default()) {
         Ok(r) => r,

@@ -310,6 +310,13 @@ fn bad_input_is_exit_2_and_names_the_file() {
     std::fs::write(dir.join("empty.txt"), "PASS\nok  \texample.com/x\t0.1s\n").unwrap();
     std::fs::write(dir.join("junk.pprof"), [0x1f, 0x8b, 0x08, 0x00, 0xff, 0xff]).unwrap();
     std::fs::write(dir.join("b.txt"), "BenchmarkX-2 10 5 ns/op\n").unwrap();
+    std::fs::write(dir.join("other.json"), "{\"a\": 1}").unwrap();
+    std::fs::write(dir.join("cut.json"), "{\"model\": \"open\", \"seconds\": [").unwrap();
+    std::fs::write(
+        dir.join("bad-second.json"),
+        "{\"model\": \"open\", \"seconds\": [{\"requests\": 5}]}",
+    )
+    .unwrap();
     let prof = root().join("testdata/profiles");
     let some_profile = std::fs::read_dir(&prof)
         .unwrap()
@@ -322,6 +329,18 @@ fn bad_input_is_exit_2_and_names_the_file() {
         (
             vec!["--base", "missing.txt", "--head", "b.txt"],
             "missing.txt",
+        ),
+        (
+            vec!["--base", "other.json", "--head", "b.txt"],
+            "other.json: JSON, but not a gocost load report",
+        ),
+        (
+            vec!["--base", "cut.json", "--head", "b.txt"],
+            "cut.json: not a gocost load report: EOF",
+        ),
+        (
+            vec!["--base", "bad-second.json", "--head", "b.txt"],
+            "bad-second.json: seconds[0]",
         ),
         (
             vec!["--base", "empty.txt", "--head", "b.txt"],

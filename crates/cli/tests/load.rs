@@ -504,3 +504,75 @@ fn html_report_renders_in_the_browser() {
         out.display()
     );
 }
+
+/// Runs are compared as benchmarks are (`gocost compare --base run.json --head run.json`,
+/// one sample per second): a build that answers 4× slower and burns 8× the CPU per request
+/// fails the gate (exit 1) on latency and CPU per request; the same build run twice passes.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn compare_gates_runs_on_latency_and_cpu_per_request() {
+    let go = gocost_testkit::go_toolchain();
+    let dir = gocost_testkit::procs::fresh_dir("load", "compare");
+    let bin = dir.join("loadbed");
+    go_build(
+        &go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
+        &bin,
+    );
+    let run = |name: &str, delay: &str, alloc: &str| {
+        let (_bed, addr) = start_with_addr_file(
+            &bin,
+            &[delay, alloc, "-duration=1m"],
+            &dir.join(format!("addr-{name}")),
+        );
+        let out = dir.join(format!("{name}.json"));
+        load(&[
+            "--rate",
+            "200",
+            "--warmup",
+            "1s",
+            "--duration",
+            "10s",
+            "--profile",
+            &format!("http://{addr}"),
+            "-o",
+            out.to_str().unwrap(),
+            &format!("http://{addr}/"),
+        ]);
+        out
+    };
+    let base = run("base", "-delay=10ms", "-alloc=65536");
+    let again = run("again", "-delay=10ms", "-alloc=65536");
+    let slow = run("slow", "-delay=40ms", "-alloc=524288");
+    let compare = |head: &Path, threshold: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_gocost"))
+            .args(["compare", "--threshold", threshold, "--base"])
+            .arg(&base)
+            .arg("--head")
+            .arg(head)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, out) = compare(&slow, "10%");
+    assert_eq!(code, Some(1), "{out}");
+    for row in ["latency-p50", "latency-p99", "cpu"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(row) && l.ends_with("REGRESSION")),
+            "{row} is not a regression:\n{out}"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("answered") && !l.contains("REGRESSION")),
+        "{out}"
+    );
+    // The same build again: per-second CPU samples are noisy (100 Hz sampling of ~0.1
+    // cores), so the gate that must not fail uses a wide threshold.
+    let (code, out) = compare(&again, "50%");
+    assert_eq!(code, Some(0), "{out}");
+}

@@ -26,7 +26,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
-    /// sec/op and other time units, and throughput (…/s).
+    /// sec/op and other time units (`gocost load`'s sec/req, cpu-sec/req), and throughput
+    /// (…/s).
     Time,
     /// B/op, and bytes in profiles (alloc_space, inuse_space).
     Memory,
@@ -43,7 +44,7 @@ impl Category {
             Category::Memory
         } else if unit == "allocs/op" {
             Category::Allocs
-        } else if unit.starts_with("sec/") || unit.ends_with("/s") {
+        } else if unit.starts_with("sec/") || unit.starts_with("cpu-sec/") || unit.ends_with("/s") {
             Category::Time
         } else {
             Category::Other
