@@ -58,20 +58,51 @@ impl Default for Limits {
     }
 }
 
-/// A push that cannot be stored, with what is wrong (field, part or line).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(pub String);
+/// A push that cannot be stored, with what is wrong (field, part or line). The variant is
+/// the class the server answers with (400, 413, 415); the text says exactly what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Malformed: a bad field, part, line, name or query parameter, or over a count limit.
+    #[error("{0}")]
+    Malformed(String),
+    /// A body or profile that decompresses past `max_decompressed`.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A `Content-Encoding` gocost does not read.
+    #[error("{0}")]
+    Unsupported(String),
+}
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl Error {
+    /// What is wrong, whatever the class.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Malformed(m) | Error::TooLarge(m) | Error::Unsupported(m) => m,
+        }
+    }
+
+    /// The same class with `prefix` before the text (where in the push it happened).
+    pub(crate) fn within(self, prefix: &str) -> Error {
+        match self {
+            Error::Malformed(m) => Error::Malformed(format!("{prefix}{m}")),
+            Error::TooLarge(m) => Error::TooLarge(format!("{prefix}{m}")),
+            Error::Unsupported(m) => Error::Unsupported(format!("{prefix}{m}")),
+        }
     }
 }
 
-impl std::error::Error for Error {}
-
 pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, Error> {
-    Err(Error(msg.into()))
+    Err(Error::Malformed(msg.into()))
+}
+
+/// A pprof decoding error: over the size cap is `TooLarge` (naming the server setting).
+fn decode_error(what: &str, e: &gocost_pprof::DecodeError) -> Error {
+    let msg = format!("{what}: {e}{}", size_hint(e));
+    match e.kind {
+        gocost_pprof::ErrorKind::TooLarge { .. } => Error::TooLarge(msg),
+        _ => Error::Malformed(msg),
+    }
 }
 
 /// One profile a push produced: the gocost kind (`cpu`, `heap`, `allocs`, `wall`, …), the
@@ -95,11 +126,11 @@ pub fn decode_body(
         None | Some("" | "identity") => Ok(body),
         Some(e) if e.eq_ignore_ascii_case("gzip") => {
             gocost_pprof::gunzip(&body, limits.max_decompressed)
-                .map_err(|e| Error(format!("request body: {e}{}", size_hint(&e))))
+                .map_err(|e| decode_error("request body", &e))
         }
-        Some(e) => err(format!(
+        Some(e) => Err(Error::Unsupported(format!(
             "Content-Encoding {e:?} is not supported: use gzip or none"
-        )),
+        ))),
     }
 }
 
@@ -109,8 +140,7 @@ pub(crate) fn decode_pprof(bytes: &[u8], what: &str, limits: &Limits) -> Result<
         max_size: limits.max_decompressed,
         labels: true,
     };
-    gocost_pprof::decode_with(bytes, &opts)
-        .map_err(|e| Error(format!("{what}: {e}{}", size_hint(&e))))
+    gocost_pprof::decode_with(bytes, &opts).map_err(|e| decode_error(what, &e))
 }
 
 /// Which server setting a decompression cap comes from.
@@ -144,7 +174,7 @@ pub fn ingest(
         (Format::Pprof, None) => vec![decode_pprof(body, "body (pprof)", limits)?],
         (Format::Folded | Format::Lines, _) => {
             let text = std::str::from_utf8(body)
-                .map_err(|e| Error(format!("body: not UTF-8 text ({e})")))?;
+                .map_err(|e| Error::Malformed(format!("body: not UTF-8 text ({e})")))?;
             let stacks = if q.format == Format::Folded {
                 parse_folded(text, limits)?
             } else {
@@ -173,7 +203,7 @@ pub fn ingest(
         {
             p.duration_nanos = (u - f).saturating_mul(1_000_000_000);
         }
-        gocost_pprof::check_depth(&p, limits.max_depth).map_err(Error)?;
+        gocost_pprof::check_depth(&p, limits.max_depth).map_err(Error::Malformed)?;
         pushed.push(Pushed {
             kind,
             labels: labels.clone(),

@@ -100,7 +100,7 @@ pub fn parse_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a
             return err(format!("multipart: part {n}: headers longer than 8 KiB"));
         }
         let head = std::str::from_utf8(&body[pos..head_end])
-            .map_err(|_| Error(format!("multipart: part {n}: headers are not UTF-8")))?;
+            .map_err(|_| Error::Malformed(format!("multipart: part {n}: headers are not UTF-8")))?;
         let mut name = None;
         let mut filename = None;
         for line in head.lines() {
@@ -122,8 +122,9 @@ pub fn parse_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a
                 }
             }
         }
-        let name =
-            name.ok_or_else(|| Error(format!("multipart: part {n}: no Content-Disposition name")))?;
+        let name = name.ok_or_else(|| {
+            Error::Malformed(format!("multipart: part {n}: no Content-Disposition name"))
+        })?;
         let mut end_delim = Vec::with_capacity(delim.len() + 2);
         end_delim.extend_from_slice(b"\r\n");
         end_delim.extend_from_slice(delim);
@@ -171,7 +172,9 @@ pub(crate) fn profiles(
                 .ok()
                 .filter(serde_json::Value::is_object)
                 .ok_or_else(|| {
-                    Error("multipart part \"sample_type_config\": not a JSON object".into())
+                    Error::Malformed(
+                        "multipart part \"sample_type_config\": not a JSON object".into(),
+                    )
                 })?,
         ),
         None => None,
@@ -210,7 +213,7 @@ pub(crate) fn profiles(
         cur.default_sample_type.clone(),
     );
     let mut d = gocost_pprof::merge::combine(vec![cur, prev])
-        .map_err(|e| Error(format!("multipart: profile - prev_profile: {}", e.0)))?;
+        .map_err(|e| Error::Malformed(format!("multipart: profile - prev_profile: {}", e.0)))?;
     d.time_nanos = time;
     d.duration_nanos = duration;
     d.default_sample_type = dst;
@@ -256,7 +259,7 @@ mod tests {
             ),
         ] {
             let e = parse_multipart(bad, "XX").unwrap_err();
-            assert!(e.0.contains(want), "{e}");
+            assert!(e.message().contains(want), "{e}");
         }
     }
 }

@@ -87,7 +87,7 @@ impl<'a> Reader<'a> {
 }
 
 fn utf8<'a>(b: &'a [u8], at: &str) -> Result<&'a str, Error> {
-    std::str::from_utf8(b).map_err(|_| Error(format!("{at}: not UTF-8")))
+    std::str::from_utf8(b).map_err(|_| Error::Malformed(format!("{at}: not UTF-8")))
 }
 
 /// Parses a `PushRequest` (already content-decoded) into profiles; `now_ns` stands in for a
@@ -141,7 +141,7 @@ pub fn parse_push_request(body: &[u8], now_ns: i64, limits: &Limits) -> Result<V
             }
         }
         let labels = series_labels(pairs.iter().copied(), limits)
-            .map_err(|e| Error(format!("{at}.labels: {e}")))?;
+            .map_err(|e| e.within(&format!("{at}.labels: ")))?;
         if !labels.contains_key(JOB_LABEL) {
             return err(format!("{at}: no service_name label"));
         }
@@ -160,7 +160,7 @@ pub fn parse_push_request(body: &[u8], now_ns: i64, limits: &Limits) -> Result<V
                 p.time_nanos = now_ns;
             }
             gocost_pprof::check_depth(&p, limits.max_depth)
-                .map_err(|e| Error(format!("{at}: {e}")))?;
+                .map_err(|e| Error::Malformed(format!("{at}: {e}")))?;
             out.push(Pushed {
                 kind,
                 labels: labels.clone(),

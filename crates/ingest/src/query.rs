@@ -103,14 +103,15 @@ impl IngestQuery {
                 _ => {}
             }
         }
-        let name = name.ok_or_else(|| Error("missing name=APP{tag=value,...}".into()))?;
+        let name =
+            name.ok_or_else(|| Error::Malformed("missing name=APP{tag=value,...}".into()))?;
         let (app, tags) = parse_name(name, limits)?;
         let (app, kind, sample_type) = kind_from_name(&app);
         q.app = app;
         q.kind = kind;
         q.sample_type = sample_type;
         q.labels = series_labels(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), limits)
-            .map_err(|e| Error(format!("name: {e}")))?;
+            .map_err(|e| e.within("name: "))?;
         q.labels.remove(crate::JOB_LABEL);
         if let (Some(f), Some(u)) = (q.from, q.until)
             && u < f
@@ -123,7 +124,7 @@ impl IngestQuery {
 
 fn unix_seconds(field: &str, v: &str) -> Result<i64, Error> {
     let v = v.trim();
-    let bad = || Error(format!("{field} {:?}: want unix seconds", truncate(v, 64)));
+    let bad = || Error::Malformed(format!("{field} {:?}: want unix seconds", truncate(v, 64)));
     if let Ok(s) = v.parse::<i64>() {
         return if (0..=1 << 40).contains(&s) {
             Ok(s)
@@ -167,7 +168,7 @@ pub fn parse_name(name: &str, limits: &Limits) -> Result<(String, Vec<(String, S
     let mut tags = Vec::new();
     if let Some(rest) = rest {
         let body = rest.strip_suffix('}').ok_or_else(|| {
-            Error(format!(
+            Error::Malformed(format!(
                 "name {:?}: missing closing '}}'",
                 truncate(name, 64)
             ))
@@ -184,7 +185,7 @@ pub fn parse_name(name: &str, limits: &Limits) -> Result<(String, Vec<(String, S
                 continue;
             }
             let (k, v) = t.split_once('=').ok_or_else(|| {
-                Error(format!(
+                Error::Malformed(format!(
                     "name: tag {} ({:?}) is not key=value",
                     i + 1,
                     truncate(t, 64)
@@ -262,14 +263,14 @@ mod tests {
             BTreeMap::from([("otel_scope_name".to_string(), "n".to_string())])
         );
         let e = q(&[("name", "a"), ("from", "soon")]).unwrap_err();
-        assert!(e.0.starts_with("from \"soon\""), "{e}");
+        assert!(e.message().starts_with("from \"soon\""), "{e}");
         let e = q(&[("name", "a"), ("format", "jfr")]).unwrap_err();
-        assert!(e.0.contains("format \"jfr\""), "{e}");
+        assert!(e.message().contains("format \"jfr\""), "{e}");
         let e = q(&[("name", "a"), ("sampleRate", "0")]).unwrap_err();
-        assert!(e.0.starts_with("sampleRate"), "{e}");
+        assert!(e.message().starts_with("sampleRate"), "{e}");
         let e = q(&[("format", "pprof")]).unwrap_err();
-        assert!(e.0.contains("missing name"), "{e}");
+        assert!(e.message().contains("missing name"), "{e}");
         let e = q(&[("name", "a"), ("from", "20"), ("until", "10")]).unwrap_err();
-        assert!(e.0.contains("until"), "{e}");
+        assert!(e.message().contains("until"), "{e}");
     }
 }

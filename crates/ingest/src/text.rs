@@ -197,7 +197,7 @@ mod tests {
             (" ; 3", "line 1"),
         ] {
             let e = parse_folded(bad, &l).unwrap_err();
-            assert!(e.0.starts_with(want), "{bad:?}: {e}");
+            assert!(e.message().starts_with(want), "{bad:?}: {e}");
         }
         let small = Limits {
             max_lines: 1,

@@ -155,16 +155,19 @@ fn multipart_with_prev_profile_stores_the_delta_of_cumulative_types() {
     // A broken part is named; nothing is returned.
     let (ct, body) = multipart(&[("profile", b"not a profile")]);
     let e = ingest(&q, Some(&ct), &body, 0, &Limits::default()).unwrap_err();
-    assert!(e.0.starts_with("multipart part \"profile\""), "{e}");
+    assert!(e.message().starts_with("multipart part \"profile\""), "{e}");
     let (ct, body) = multipart(&[
         ("profile", &gocost_pprof::encode(&cur)),
         ("prev_profile", b"\x0a"),
     ]);
     let e = ingest(&q, Some(&ct), &body, 0, &Limits::default()).unwrap_err();
-    assert!(e.0.starts_with("multipart part \"prev_profile\""), "{e}");
+    assert!(
+        e.message().starts_with("multipart part \"prev_profile\""),
+        "{e}"
+    );
     let (ct, body) = multipart(&[("other", b"x")]);
     let e = ingest(&q, Some(&ct), &body, 0, &Limits::default()).unwrap_err();
-    assert!(e.0.contains("no part named \"profile\""), "{e}");
+    assert!(e.message().contains("no part named \"profile\""), "{e}");
 }
 
 #[test]
@@ -211,9 +214,9 @@ fn folded_and_lines() {
 
     let q = query(&[("name", "x"), ("format", "folded")]);
     let e = ingest(&q, None, b"a;b 1\na;b oops\n", 0, &Limits::default()).unwrap_err();
-    assert!(e.0.starts_with("line 2: value \"oops\""), "{e}");
+    assert!(e.message().starts_with("line 2: value \"oops\""), "{e}");
     let e = ingest(&q, None, b"\xff\xfe", 0, &Limits::default()).unwrap_err();
-    assert!(e.0.contains("UTF-8"), "{e}");
+    assert!(e.message().contains("UTF-8"), "{e}");
 }
 
 fn pb_bytes(field: u64, data: &[u8], out: &mut Vec<u8>) {
@@ -284,7 +287,8 @@ fn connect_push_request() {
     )
     .unwrap_err();
     assert!(
-        e.0.contains("PushRequest.series[0]: no service_name"),
+        e.message()
+            .contains("PushRequest.series[0]: no service_name"),
         "{e}"
     );
     let e = parse_push_request(
@@ -294,11 +298,12 @@ fn connect_push_request() {
     )
     .unwrap_err();
     assert!(
-        e.0.starts_with("PushRequest.series[0].samples[0].raw_profile"),
+        e.message()
+            .starts_with("PushRequest.series[0].samples[0].raw_profile"),
         "{e}"
     );
     let e = parse_push_request(b"\x0a\x05ab", 0, &Limits::default()).unwrap_err();
-    assert!(e.0.contains("past the end"), "{e}");
+    assert!(e.message().contains("past the end"), "{e}");
 }
 
 #[test]
@@ -312,12 +317,15 @@ fn gzip_bombs_are_refused() {
     let bomb = gz.finish().unwrap();
     assert!(bomb.len() < 64 << 10);
     let e = decode_body(Some("gzip"), bomb.clone(), &limits).unwrap_err();
-    assert!(e.0.starts_with("request body"), "{e}");
+    assert!(e.message().starts_with("request body"), "{e}");
+    assert!(matches!(e, gocost_ingest::Error::TooLarge(_)), "{e:?}");
     let q = query(&[("name", "x"), ("format", "pprof")]);
     let e = ingest(&q, None, &bomb, 0, &limits).unwrap_err();
-    assert!(e.0.starts_with("body (pprof)"), "{e}");
+    assert!(e.message().starts_with("body (pprof)"), "{e}");
+    assert!(matches!(e, gocost_ingest::Error::TooLarge(_)), "{e:?}");
     let e = decode_body(Some("br"), vec![1], &limits).unwrap_err();
-    assert!(e.0.contains("Content-Encoding \"br\""), "{e}");
+    assert!(e.message().contains("Content-Encoding \"br\""), "{e}");
+    assert!(matches!(e, gocost_ingest::Error::Unsupported(_)), "{e:?}");
 }
 
 #[test]

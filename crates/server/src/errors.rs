@@ -210,10 +210,15 @@ impl From<gocost_store::Error> for ApiError {
     }
 }
 
-/// A push gocost-ingest refused: the error names the field, part or line.
+/// A push gocost-ingest refused: the error names the field, part or line; its class is
+/// the status (400 malformed, 413 past the decompression cap, 415 an unknown encoding).
 impl From<gocost_ingest::Error> for ApiError {
     fn from(e: gocost_ingest::Error) -> Self {
-        ApiError::BadRequest(e.0)
+        match e {
+            gocost_ingest::Error::TooLarge(m) => ApiError::PayloadTooLarge(m),
+            gocost_ingest::Error::Unsupported(m) => ApiError::UnsupportedMediaType(m),
+            other => ApiError::BadRequest(other.message().to_string()),
+        }
     }
 }
 
@@ -449,10 +454,22 @@ mod tests {
             ),
             (E::Block("b1: bad".into()).into(), 500, None, "b1: bad"),
             (
-                gocost_ingest::Error("line 2: no value".into()).into(),
+                gocost_ingest::Error::Malformed("line 2: no value".into()).into(),
                 400,
                 None,
                 "line 2",
+            ),
+            (
+                gocost_ingest::Error::TooLarge("body (pprof): too large".into()).into(),
+                413,
+                None,
+                "body (pprof)",
+            ),
+            (
+                gocost_ingest::Error::Unsupported("Content-Encoding \"br\"".into()).into(),
+                415,
+                None,
+                "Content-Encoding",
             ),
             (
                 gocost_report::Error::NoMatch("bad focus".into()).into(),

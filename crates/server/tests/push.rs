@@ -116,6 +116,13 @@ async fn pushed_go_profiles_read_back_with_their_totals() {
 async fn refused_pushes_say_why_and_store_nothing() {
     let app = router(state("refused"));
     let cpu = testdata("cpu.pb.gz");
+    // A gzip bomb: 80 MiB of zeros in ~80 KiB, past the 64 MiB decompression cap.
+    let bomb = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 80 << 20]).unwrap();
+        gz.finish().unwrap()
+    };
     for (uri, headers, body, code, want) in [
         (
             "/ingest?format=pprof",
@@ -165,6 +172,20 @@ async fn refused_pushes_say_why_and_store_nothing() {
             &[("Content-Encoding", "gzip")],
             b"not gzip".to_vec(),
             400,
+            "request body",
+        ),
+        (
+            "/ingest?name=a&format=pprof",
+            &[("Content-Encoding", "br")],
+            b"x".to_vec(),
+            415,
+            "Content-Encoding \\\"br\\\"",
+        ),
+        (
+            "/ingest?name=a&format=pprof",
+            &[("Content-Encoding", "gzip")],
+            bomb.clone(),
+            413,
             "request body",
         ),
         (
