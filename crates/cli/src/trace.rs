@@ -155,7 +155,7 @@ pub fn run(a: TraceArgs) -> Result<()> {
         Some(TraceCmd::Summary(f)) => {
             let t = load(&f)?;
             let o = gocost_trace::overview(&t.events);
-            let blocking = blocking_totals(&t.events);
+            let blocking = gocost_server::trace_json::blocking_totals(&t.events);
             if f.json {
                 print_json(&summary_json(&t, &o, &blocking))
             } else {
@@ -382,28 +382,6 @@ pub fn blocking_pprof(records: &[BlockingRecord]) -> Profile {
     p
 }
 
-const KINDS: [BlockingKind; 4] = [
-    BlockingKind::Net,
-    BlockingKind::Sync,
-    BlockingKind::Syscall,
-    BlockingKind::Sched,
-];
-
-/// Per blocking kind: waits and their total (ns), as `-pprof=KIND`'s totals.
-fn blocking_totals(events: &[Event]) -> Vec<(BlockingKind, u64, i64)> {
-    KINDS
-        .iter()
-        .map(|&k| {
-            let recs = gocost_trace::blocking_profile(events, k);
-            (
-                k,
-                recs.iter().map(|r| r.count).sum(),
-                recs.iter().map(|r| r.delay_ns).sum(),
-            )
-        })
-        .collect()
-}
-
 /// A duration as Go's `time.Duration` prints it, rounded to 3 significant decimals
 /// (`1.234ms`, `56µs`, `2.5s`).
 pub fn dur(ns: i64) -> String {
@@ -430,13 +408,6 @@ fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
 
-fn durations_json(d: &gocost_trace::Durations) -> Value {
-    json!({
-        "count": d.count, "total_ns": d.total_ns, "p50_ns": d.p50_ns, "p90_ns": d.p90_ns,
-        "p99_ns": d.p99_ns, "max_ns": d.max_ns,
-    })
-}
-
 fn durations_text(d: &gocost_trace::Durations) -> String {
     format!(
         "total {}, p50 {}, p90 {}, p99 {}, max {}",
@@ -453,24 +424,11 @@ fn window_name(ns: i64) -> String {
 }
 
 fn summary_json(t: &Loaded, o: &Overview, blocking: &[(BlockingKind, u64, i64)]) -> Value {
-    json!({
-        "file": t.name,
-        "go_format": format!("1.{}", t.go_minor),
-        "bytes": t.bytes,
-        "events": o.events,
-        "start_ns": o.start_ns,
-        "end_ns": o.end_ns,
-        "duration_ns": o.duration_ns(),
-        "gomaxprocs": o.gomaxprocs,
-        "goroutines": o.goroutines,
-        "gc_cycles": o.gc_cycles,
-        "stw": durations_json(&o.stw),
-        "sched_latency": durations_json(&o.sched),
-        "assist_ns": o.assist_ns,
-        "assist_fraction": o.assist_fraction,
-        "mmu": o.mmu.iter().map(|&(w, m)| json!({"window_ns": w, "mmu": m})).collect::<Vec<_>>(),
-        "blocking": blocking.iter().map(|&(k, n, ns)| json!({"type": k.name(), "waits": n, "total_ns": ns})).collect::<Vec<_>>(),
-    })
+    let mut m = gocost_server::trace_json::overview(o, blocking);
+    m.insert("file".into(), json!(t.name));
+    m.insert("go_format".into(), json!(format!("1.{}", t.go_minor)));
+    m.insert("bytes".into(), json!(t.bytes));
+    Value::Object(m)
 }
 
 fn summary_text(t: &Loaded, o: &Overview, blocking: &[(BlockingKind, u64, i64)]) -> String {
@@ -616,7 +574,7 @@ fn sched(t: &Loaded, as_json: bool) -> Result<()> {
                 .iter()
                 .map(|g| json!({
                     "function": g.name, "goroutines": g.goroutines,
-                    "waits": durations_json(&g.waits),
+                    "waits": gocost_server::trace_json::durations(&g.waits),
                 }))
                 .collect::<Vec<_>>()
         ));

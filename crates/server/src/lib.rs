@@ -29,6 +29,7 @@ mod regress;
 mod routes;
 mod select;
 mod time;
+pub mod trace_json;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};

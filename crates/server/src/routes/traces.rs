@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use gocost_store::{Selector, TraceInfo};
-use gocost_trace::{BlockingKind, Change, Event, GoState, Kind, RangeKind, Resource};
+use gocost_trace::{Change, Event, GoState, Kind, RangeKind, Resource};
 use serde_json::{Value, json};
 
 use crate::access::Tenant;
@@ -110,47 +110,29 @@ pub(crate) async fn download(
     Ok(r)
 }
 
-fn dur_json(d: &gocost_trace::Durations) -> Value {
-    json!({"count": d.count, "total_ns": d.total_ns, "p50_ns": d.p50_ns, "p90_ns": d.p90_ns,
-           "p99_ns": d.p99_ns, "max_ns": d.max_ns})
-}
-
 /// What `/api/v1/trace/{id}/summary` answers: the overview, pauses, GC cycles, scheduler
 /// latency per group and blocking totals (the numbers of `gocost trace summary|gc|sched`).
 pub fn summary_json(info: &TraceInfo, events: &[Event]) -> Value {
     let o = gocost_trace::overview(events);
     let start = o.start_ns;
-    let blocking: Vec<Value> = [
-        BlockingKind::Net,
-        BlockingKind::Sync,
-        BlockingKind::Syscall,
-        BlockingKind::Sched,
-    ]
-    .iter()
-    .map(|&k| {
-        let r = gocost_trace::blocking_profile(events, k);
-        json!({"type": k.name(), "waits": r.iter().map(|x| x.count).sum::<u64>(),
-               "total_ns": r.iter().map(|x| x.delay_ns).sum::<i64>()})
-    })
-    .collect();
-    json!({
-        "trace": info_json(info),
-        "duration_ns": o.duration_ns(),
-        "events": o.events,
-        "gomaxprocs": o.gomaxprocs,
-        "goroutines": o.goroutines,
-        "gc_cycles": o.gc_cycles,
-        "stw": dur_json(&o.stw),
-        "sched_latency": dur_json(&o.sched),
-        "assist_ns": o.assist_ns,
-        "assist_fraction": o.assist_fraction,
-        "mmu": o.mmu.iter().map(|&(w, m)| json!({"window_ns": w, "mmu": m})).collect::<Vec<_>>(),
-        "pauses": o.pauses.iter().map(|p| json!({"at_ns": p.start_ns - start,
-            "duration_ns": p.duration_ns(), "reason": p.reason})).collect::<Vec<_>>(),
-        "sched_groups": gocost_trace::sched_latency_by_group(events).iter().take(50).map(|g| json!({
-            "function": g.name, "goroutines": g.goroutines, "waits": dur_json(&g.waits)})).collect::<Vec<_>>(),
-        "blocking": blocking,
-    })
+    let mut m = crate::trace_json::overview(&o, &crate::trace_json::blocking_totals(events));
+    m.insert("trace".into(), info_json(info));
+    m.insert(
+        "pauses".into(),
+        o.pauses
+            .iter()
+            .map(|p| json!({"at_ns": p.start_ns - start, "duration_ns": p.duration_ns(), "reason": p.reason}))
+            .collect(),
+    );
+    m.insert(
+        "sched_groups".into(),
+        gocost_trace::sched_latency_by_group(events)
+            .iter()
+            .take(50)
+            .map(|g| json!({"function": g.name, "goroutines": g.goroutines, "waits": crate::trace_json::durations(&g.waits)}))
+            .collect(),
+    );
+    Value::Object(m)
 }
 
 async fn parsed<T: Send + 'static>(
