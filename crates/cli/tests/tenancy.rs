@@ -488,7 +488,7 @@ fn flood() {
     assert_eq!(r.status, 200, "{}", r.text());
 
     // Size caps: a body over max_body → 413; a gzip bomb (1 KiB → 8 MiB, over 4 × max_body
-    // decompressed) → 400 naming the body.
+    // decompressed) → 413 too, naming the body and the setting.
     std::thread::sleep(Duration::from_millis(600));
     let big = "main;f 1\n".repeat(10_000);
     let r = push(&base, quiet, "calm.cpu", &big);
@@ -504,8 +504,12 @@ fn flood() {
         &[("Authorization", &auth), ("Content-Encoding", "gzip")],
         &bomb,
     );
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("request body"), "{}", r.text());
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(
+        r.text().contains("request body") && r.text().contains("max_body"),
+        "{}",
+        r.text()
+    );
 }
 
 /// Execution traces belong to the tenant that uploaded them: uploads need the write scope;

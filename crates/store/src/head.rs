@@ -234,6 +234,32 @@ impl Store {
         self.append_valid(key, time_ns, &bytes, p)
     }
 
+    /// Stores profiles gocost built or checked itself (a push), all or none: they are
+    /// written to the WAL with one write, so a failed write (a full disk) stores none of
+    /// them. Durable after the next sync; [`commit`](Store::commit) the last number.
+    pub fn append_profiles(&self, items: &[(SeriesKey, i64, &Profile)]) -> Result<Vec<Lsn>, Error> {
+        let mut recs = Vec::with_capacity(items.len());
+        for (key, time_ns, p) in items {
+            gocost_pprof::check_depth(p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
+            let bytes = gocost_pprof::encode(p);
+            if bytes.len() > MAX_RECORD - 1024 {
+                return Err(Error::TooLarge(bytes.len()));
+            }
+            recs.push(wal::Record::Profile {
+                time_ns: *time_ns,
+                key: key.to_string(),
+                payload: bytes,
+            });
+        }
+        let (mut g, appended) = self.wal_append_many(&recs)?;
+        let mut lsns = Vec::with_capacity(items.len());
+        for ((key, time_ns, p), a) in items.iter().zip(appended) {
+            lsns.push(a.lsn);
+            self.index(&mut g, key, *time_ns, p, a);
+        }
+        Ok(lsns)
+    }
+
     pub(crate) fn append_valid(
         &self,
         key: &SeriesKey,
@@ -247,8 +273,16 @@ impl Store {
             payload: bytes.to_vec(),
         };
         let (mut g, a) = self.wal_append(&rec)?;
+        let lsn = a.lsn;
+        self.index(&mut g, key, time_ns, p, a);
+        Ok(lsn)
+    }
+
+    /// Puts an appended profile in the head (with its symbols encoded while the cache has
+    /// room), under the lock its append returned with.
+    fn index(&self, g: &mut Inner, key: &SeriesKey, time_ns: i64, p: &Profile, a: wal::Appended) {
         let Some(pos) = a.payload else {
-            return Ok(a.lsn);
+            return;
         };
         g.appends += 1;
         let enc = if g.cache_bytes < self.opts.head_cache_bytes {
@@ -272,7 +306,6 @@ impl Store {
         if !g.kinds.contains(&key.kind) {
             g.kinds.insert(key.kind.clone());
         }
-        Ok(a.lsn)
     }
 
     /// Appends one record to the WAL; on success returns with the lock held, so the caller
@@ -282,21 +315,42 @@ impl Store {
         &self,
         rec: &wal::Record,
     ) -> Result<(MutexGuard<'_, Inner>, wal::Appended), Error> {
-        let frame = wal::Wal::frame(rec).map_err(|_| {
-            Error::TooLarge(match rec {
-                wal::Record::Profile { payload, .. } => payload.len(),
-                wal::Record::Points(p) => p.iter().map(|(k, _, _)| k.len() + 20).sum(),
-            })
-        })?;
+        let (g, mut a) = self.wal_append_many(std::slice::from_ref(rec))?;
+        let a = a
+            .pop()
+            .ok_or_else(|| Error::Io(std::io::Error::other("internal: no record appended")))?;
+        Ok((g, a))
+    }
+
+    /// Appends records to the WAL with one write, all or none, returning with the lock held.
+    pub(crate) fn wal_append_many(
+        &self,
+        recs: &[wal::Record],
+    ) -> Result<(MutexGuard<'_, Inner>, Vec<wal::Appended>), Error> {
+        let mut frames = Vec::with_capacity(recs.len());
+        for rec in recs {
+            frames.push(wal::Wal::frame(rec).map_err(|_| {
+                Error::TooLarge(match rec {
+                    wal::Record::Profile { payload, .. } => payload.len(),
+                    wal::Record::Points(p) => p.iter().map(|(k, _, _)| k.len() + 20).sum(),
+                })
+            })?);
+        }
+        let total: usize = frames.iter().map(Vec::len).sum();
         let mut g = self.lock();
         let mut _sync = None;
-        if g.wal.needs_rotation(frame.len()) {
+        if g.wal.needs_rotation(total) {
             // Starting a segment syncs the current one: that takes the sync lock first.
             drop(g);
             _sync = Some(self.sync_lock.lock().unwrap_or_else(|p| p.into_inner()));
             g = self.lock();
         }
-        let res = g.wal.append(rec, &frame);
+        let pairs: Vec<(&wal::Record, &[u8])> = recs
+            .iter()
+            .zip(&frames)
+            .map(|(r, f)| (r, f.as_slice()))
+            .collect();
+        let res = g.wal.append_many(&pairs);
         self.reap(&mut g);
         match res {
             Ok(a) => {

@@ -521,23 +521,35 @@ impl Wal {
                 && self.out_len + frame_len as u64 > SEGMENT_SIZE)
     }
 
-    /// Appends a framed record (see [`frame`](Wal::frame)) with one positional write; it
-    /// is durable after the next sync. A failed write is cut off again, so the segment
-    /// stays a sequence of whole records; if even that fails, the cut is retried before the
-    /// next append.
-    pub fn append(&mut self, r: &Record, frame: &[u8]) -> io::Result<Appended> {
+    /// Appends framed records (see [`frame`](Wal::frame)) with one positional write, all or
+    /// none; they are durable after the next sync. A failed write is cut off again whole, so
+    /// the segment stays a sequence of whole records (if even the cut fails, it is retried
+    /// before the next append). The records stay separate frames: replay is unchanged.
+    pub fn append_many(&mut self, recs: &[(&Record, &[u8])]) -> io::Result<Vec<Appended>> {
         if self.broken {
             self.out.set_len(self.out_len)?;
             self.broken = false;
         }
-        if self.needs_rotation(frame.len()) {
+        let total: usize = recs.iter().map(|(_, f)| f.len()).sum();
+        if self.needs_rotation(total) {
             self.rotate()?;
         }
+        let joined;
+        let bytes: &[u8] = match recs {
+            [(_, one)] => one,
+            _ => {
+                joined = recs
+                    .iter()
+                    .flat_map(|(_, f)| f.iter().copied())
+                    .collect::<Vec<u8>>();
+                &joined
+            }
+        };
         let start = self.out_len;
         let res = match fault(&self.faults, FaultPoint::Write) {
-            Ok(()) => self.out.write_all_at(frame, start),
+            Ok(()) => self.out.write_all_at(bytes, start),
             Err(e) => {
-                let _ = self.out.write_all_at(&frame[..frame.len() / 2], start);
+                let _ = self.out.write_all_at(&bytes[..bytes.len() / 2], start);
                 Err(e)
             }
         };
@@ -547,24 +559,30 @@ impl Wal {
             }
             return Err(e);
         }
-        self.out_len += frame.len() as u64;
-        let lsn = self.next_lsn;
-        self.next_lsn += 1;
         let seq = self.current_seq();
-        if let Some(s) = self.segments.last_mut() {
-            s.records += 1;
-        }
-        let body_len = frame.len() as u64 - 8;
-        Ok(Appended {
-            lsn,
-            seq,
-            offset: start,
-            payload: r.payload_offset().map(|p| Pos {
+        let mut at = start;
+        let mut out = Vec::with_capacity(recs.len());
+        for (r, frame) in recs {
+            let lsn = self.next_lsn;
+            self.next_lsn += 1;
+            let body_len = frame.len() as u64 - 8;
+            out.push(Appended {
+                lsn,
                 seq,
-                offset: start + 8 + p,
-                len: (body_len - p) as u32,
-            }),
-        })
+                offset: at,
+                payload: r.payload_offset().map(|p| Pos {
+                    seq,
+                    offset: at + 8 + p,
+                    len: (body_len - p) as u32,
+                }),
+            });
+            at += frame.len() as u64;
+        }
+        self.out_len = at;
+        if let Some(s) = self.segments.last_mut() {
+            s.records += recs.len() as u64;
+        }
+        Ok(out)
     }
 
     /// Every record numbered up to this is durable (or was lost: see [`take_lost`](Wal::take_lost)).

@@ -316,3 +316,42 @@ fn verify_is_read_only_and_repair_is_explicit() {
     let r = verify(&d);
     assert!(r.problems.is_empty(), "{r:?}");
 }
+
+/// A push's profiles go to the WAL in one write: when it fails (a full disk), none of them
+/// is stored, not the first few; the next batch is stored whole and survives a reopen.
+#[test]
+fn a_batch_is_stored_whole_or_not_at_all() {
+    let d = dir("batch");
+    let f = Faults::default();
+    let decode = |b: Vec<u8>| gocost_pprof::decode(&b).unwrap();
+    let batch = |tag: &str, t: i64| {
+        (1..=3)
+            .map(|i| (key(), t + i, decode(profile(i, &format!("main.{tag}{i}")))))
+            .collect::<Vec<_>>()
+    };
+    {
+        let s = open(&d, &f);
+        let one = batch("a", 0);
+        f.write.store(1, Ordering::SeqCst);
+        let items: Vec<_> = one.iter().map(|(k, t, p)| (k.clone(), *t, p)).collect();
+        let e = s.append_profiles(&items).unwrap_err();
+        assert!(matches!(e, Error::DiskFull(_)), "{e}");
+        assert!(contents(&s).is_empty(), "a part of a failed batch was kept");
+        let two = batch("b", 100);
+        let items: Vec<_> = two.iter().map(|(k, t, p)| (k.clone(), *t, p)).collect();
+        let lsns = s.append_profiles(&items).unwrap();
+        assert_eq!(lsns.len(), 3);
+        assert!(lsns.windows(2).all(|w| w[1] == w[0] + 1));
+        s.commit(*lsns.last().unwrap()).unwrap();
+        let want = BTreeMap::from([
+            ("main.b1".to_string(), 1),
+            ("main.b2".to_string(), 2),
+            ("main.b3".to_string(), 3),
+        ]);
+        assert_eq!(contents(&s), want);
+    }
+    let r = verify(&d);
+    assert!(r.problems.is_empty() && r.notes.is_empty(), "{r:?}");
+    let s = open(&d, &f);
+    assert_eq!(contents(&s).values().sum::<i64>(), 6);
+}

@@ -74,17 +74,18 @@ async fn store(st: Arc<AppState>, tenant: Tenant, pushed: Vec<Pushed>) -> Result
         }
         // Acknowledged only once durable: every record is synced to disk (one fsync shared
         // with concurrent pushes) before the 200.
-        let mut lsns = Vec::with_capacity(keyed.len());
-        for (k, p) in &keyed {
-            let lsn = st
-                .store
-                .append_profile(k, p.time_ns, &p.profile)
-                .map_err(|e| ApiError::from(e).context(&format!("{k}: ")).not_stored())?;
-            lsns.push(lsn);
-        }
-        for lsn in lsns {
+        // All or none: the push's profiles go to the WAL in one write.
+        let items: Vec<(SeriesKey, i64, &gocost_pprof::Profile)> = keyed
+            .iter()
+            .map(|(k, p)| (k.clone(), p.time_ns, &p.profile))
+            .collect();
+        let lsns = st
+            .store
+            .append_profiles(&items)
+            .map_err(|e| ApiError::from(e).not_stored())?;
+        if let Some(&last) = lsns.last() {
             st.store
-                .commit(lsn)
+                .commit(last)
                 .map_err(|e| ApiError::from(e).not_stored())?;
         }
         Ok(n)
