@@ -124,18 +124,31 @@ pub(crate) fn cost_with(
     cpu: &Merged,
 ) -> Result<Vec<(Labels, cost::Estimate)>, ApiError> {
     let mut per: BTreeMap<Labels, cost::Usage> = BTreeMap::new();
-    let bad = |e: String| ApiError::Internal(format!("cost: {e}"));
+    // A target whose stored profiles are not what cost reads (a "cpu" series pushed without
+    // a cpu/nanoseconds column, say) is left out of the table and logged; the others are
+    // still priced.
+    let skip = |labels: &Labels, e: String| {
+        tracing::warn!(target: "gocost::query", target_labels = ?labels, error = %e, "cost: a target's profiles cannot be priced; left out");
+    };
+    let mut unpriced: Vec<Labels> = Vec::new();
     for (labels, (p, n)) in cpu {
-        per.entry(labels.clone())
+        if let Err(e) = per
+            .entry(labels.clone())
             .or_default()
             .add_cpu_merged(p.clone(), *n)
-            .map_err(bad)?;
+        {
+            skip(labels, e);
+            unpriced.push(labels.clone());
+        }
     }
     for (labels, (p, n)) in merged_by_series(st, sel, "heap", from, to)? {
-        per.entry(labels)
-            .or_default()
-            .add_heap_merged(p, n)
-            .map_err(bad)?;
+        if let Err(e) = per.entry(labels.clone()).or_default().add_heap_merged(p, n) {
+            skip(&labels, e);
+            unpriced.push(labels);
+        }
+    }
+    for l in &unpriced {
+        per.remove(l);
     }
     // Memory: the mean of the best memory metric each target has.
     let names: Vec<&str> = MEMORY_METRICS.iter().map(|m| m.0).collect();
@@ -165,14 +178,17 @@ pub(crate) fn cost_with(
             u.set_memory(mean, MEMORY_METRICS[rank].1);
         }
     }
-    per.into_iter()
+    Ok(per
+        .into_iter()
         .filter(|(_, u)| !u.is_empty())
-        .map(|(l, u)| {
-            u.estimate(rates)
-                .map(|e| (l, e))
-                .map_err(|e| ApiError::Internal(format!("cost: {e}")))
+        .filter_map(|(l, u)| match u.estimate(rates) {
+            Ok(e) => Some((l, e)),
+            Err(e) => {
+                skip(&l, e);
+                None
+            }
         })
-        .collect()
+        .collect())
 }
 
 /// One target's GC cost.

@@ -280,3 +280,34 @@ scopes = ["write"]
     );
     assert!(!body.contains("0123456789abcdef"), "{body}");
 }
+
+/// A target whose stored profiles cost cannot read (a heap profile pushed under a `.cpu`
+/// name) is left out of the cost table, not a 500 for every target.
+#[tokio::test]
+async fn cost_leaves_out_a_target_it_cannot_price() {
+    let app = router(state("cost-odd"));
+    for (name, file) in [("good", "cpu.pb.gz"), ("odd.cpu", "heap.pb.gz")] {
+        let (code, body) = send(
+            &app,
+            "POST",
+            &format!("/ingest?name={name}&from=1800000000&format=pprof"),
+            &[],
+            testdata(file),
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK, "{name}: {body}");
+    }
+    let (code, body) = send(
+        &app,
+        "GET",
+        "/api/v1/cost?by=job&from=1799999990&to=1800000020",
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("\"good\"") && !body.contains("\"odd\""),
+        "{body}"
+    );
+}
