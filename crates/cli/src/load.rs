@@ -22,6 +22,7 @@ Examples:
   gocost load --rate 2000 --duration 60s http://127.0.0.1:8080/api/orders
   gocost load --rate 1000:20000 --ramp 60s --duration 120s --json http://127.0.0.1:8080/
   gocost load --concurrency 64 --duration 30s -H 'Authorization: Bearer x' http://127.0.0.1:8080/
+  gocost load --rate 1000 --requests mix.txt http://127.0.0.1:8080/     # mix.txt: GET /a, POST /b {...}
   gocost load --rate 500 --duration 30s --profile http://127.0.0.1:6060 --cpu-profile cpu.pprof \
       http://127.0.0.1:8080/api/orders
 
@@ -69,6 +70,10 @@ pub struct LoadArgs {
     /// Request body from a file.
     #[arg(long, value_name = "FILE")]
     body_file: Option<PathBuf>,
+    /// Rotate through the requests in FILE, one per line: `[METHOD] /path [body]` (GET when
+    /// the method is left out; `#` comments). Replaces -X, --body and the URL's path.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["body", "body_file"])]
+    requests: Option<PathBuf>,
     /// A request not answered in this time counts as an error (`timeout`).
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     timeout: String,
@@ -151,7 +156,17 @@ fn config(a: &LoadArgs) -> Result<Config> {
         }
         _ => Vec::new(),
     };
+    let requests = match &a.requests {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| InputError(format!("--requests {}: {e}", f.display())))?;
+            gocost_load::requests::parse(&text, &target)
+                .map_err(|e| InputError(format!("--requests {}: {e}", f.display())))?
+        }
+        None => Vec::new(),
+    };
     Ok(Config {
+        requests,
         target,
         method,
         headers,

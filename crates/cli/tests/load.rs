@@ -576,3 +576,56 @@ fn compare_gates_runs_on_latency_and_cpu_per_request() {
     let (code, out) = compare(&again, "50%");
     assert_eq!(code, Some(0), "{out}");
 }
+
+/// `--requests FILE` rotates through its lines: against the bed's `/status/N`, a third of the
+/// answers are each line's status; a bad line is exit 2 naming the file and line.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn requests_file_rotates_and_bad_lines_are_named() {
+    let go = gocost_testkit::go_toolchain();
+    let dir = gocost_testkit::procs::fresh_dir("load", "requests");
+    let bin = dir.join("loadbed");
+    go_build(
+        &go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
+        &bin,
+    );
+    let (_bed, addr) =
+        start_with_addr_file(&bin, &["-delay=1ms", "-duration=1m"], &dir.join("addr"));
+    let file = dir.join("mix.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "# a mix\n/status/200\n\nPOST /status/201 {{\"a\": 1}}\nGET http://{addr}/status/404\n"
+        ),
+    )
+    .unwrap();
+    let r = load(&[
+        "--rate",
+        "90",
+        "--warmup",
+        "0s",
+        "--duration",
+        "2s",
+        "--requests",
+        file.to_str().unwrap(),
+        &format!("http://{addr}/"),
+    ]);
+    let st = r["statuses"].as_object().unwrap();
+    let n = |k: &str| st.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    assert_eq!(n("200") + n("201") + n("404"), 180, "{r}");
+    for k in ["200", "201", "404"] {
+        assert!((59..=61).contains(&n(k)), "{k}: {}: {r}", n(k));
+    }
+
+    std::fs::write(&file, "/ok\nget /lower\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_gocost"))
+        .args(["load", "--rate", "10", "--requests"])
+        .arg(&file)
+        .arg(format!("http://{addr}/"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("mix.txt: line 2"), "{err}");
+}

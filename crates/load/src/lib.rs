@@ -14,6 +14,7 @@
 //! Latencies go into per-second HDR histograms ([`stats`]), merged from the workers once a
 //! second, so memory does not grow with the number of requests.
 
+pub mod requests;
 pub mod schedule;
 pub mod stats;
 
@@ -52,6 +53,9 @@ pub struct Config {
     pub method: hyper::Method,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// `--requests`: requests to rotate through (request `i` is `i mod n`); empty = every
+    /// request is `method` `target.path` with `body`.
+    pub requests: Vec<requests::Spec>,
     pub model: Model,
     /// Measured time, after the warm-up.
     pub duration: Duration,
@@ -174,6 +178,8 @@ struct Shared {
     seconds: Mutex<Vec<Second>>,
     sent: AtomicU64,
     failed: AtomicU64,
+    /// The next `--requests` entry.
+    rotation: AtomicU64,
 }
 
 /// A worker's current second, flushed into the shared table when the second changes.
@@ -231,9 +237,17 @@ async fn send(sh: &Shared, conn: &mut Option<Sender>) -> Result<u16, String> {
     let Some(sender) = conn.as_mut() else {
         return Err("connect: no connection".into());
     };
+    let (method, path, body) = match cfg.requests.len() {
+        0 => (&cfg.method, cfg.target.path.as_str(), &cfg.body),
+        n => {
+            let k = (sh.rotation.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
+            let r = &cfg.requests[k];
+            (&r.method, r.path.as_str(), &r.body)
+        }
+    };
     let mut req = Request::builder()
-        .method(cfg.method.clone())
-        .uri(cfg.target.path.as_str())
+        .method(method.clone())
+        .uri(path)
         .header(hyper::header::HOST, cfg.target.authority());
     if !cfg.keepalive {
         req = req.header(hyper::header::CONNECTION, "close");
@@ -242,7 +256,7 @@ async fn send(sh: &Shared, conn: &mut Option<Sender>) -> Result<u16, String> {
         req = req.header(k.as_str(), v.as_str());
     }
     let req = req
-        .body(Full::new(cfg.body.clone()))
+        .body(Full::new(body.clone()))
         .map_err(|e| format!("request: {e}"))?;
     let res = async {
         sender
@@ -394,6 +408,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
         seconds: Mutex::new(Vec::new()),
         sent: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        rotation: AtomicU64::new(0),
     });
     let mut tasks = Vec::with_capacity(workers);
     for _ in 0..workers {
