@@ -33,7 +33,7 @@ what the runtime did in it. The service needs import _ \"net/http/pprof\" and _ 
 
 #[derive(Args)]
 pub struct LoadArgs {
-    /// The service's URL (http://host:port/path).
+    /// The service's URL (http://host:port/path or https://…).
     #[arg(value_name = "URL")]
     url: String,
     /// Open model: requests per second (N), or a ramp FROM:TO with --ramp.
@@ -58,6 +58,12 @@ pub struct LoadArgs {
     /// A new connection per request.
     #[arg(long)]
     no_keepalive: bool,
+    /// https: trust only the CA certificates in this PEM file (not the system's).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    cacert: Option<PathBuf>,
+    /// https: do not check the server's certificate (a test server's self-signed one).
+    #[arg(short = 'k', long)]
+    insecure: bool,
     /// HTTP method.
     #[arg(short = 'X', long, default_value = "GET")]
     method: String,
@@ -165,7 +171,26 @@ fn config(a: &LoadArgs) -> Result<Config> {
         }
         None => Vec::new(),
     };
+    let tls = if target.tls {
+        let trust = match (&a.cacert, a.insecure) {
+            (Some(f), _) => gocost_load::tls::Trust::Ca(
+                std::fs::read(f)
+                    .map_err(|e| InputError(format!("--cacert {}: {e}", f.display())))?,
+            ),
+            (None, true) => gocost_load::tls::Trust::Insecure,
+            (None, false) => gocost_load::tls::Trust::Platform,
+        };
+        Some(
+            gocost_load::tls::client_config(&trust).map_err(|e| match &a.cacert {
+                Some(f) => InputError(format!("--cacert {}: {e}", f.display())),
+                None => InputError(e),
+            })?,
+        )
+    } else {
+        None
+    };
     Ok(Config {
+        tls,
         requests,
         target,
         method,

@@ -629,3 +629,47 @@ fn requests_file_rotates_and_bad_lines_are_named() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("mix.txt: line 2"), "{err}");
 }
+
+/// `https://` targets: the bed's self-signed certificate is trusted with `--cacert` (its
+/// PEM) or ignored with `-k`; without either every request is a counted TLS error naming
+/// the certificate problem, not a crash.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn https_targets_check_the_certificate() {
+    let go = gocost_testkit::go_toolchain();
+    let dir = gocost_testkit::procs::fresh_dir("load", "https");
+    let bin = dir.join("loadbed");
+    go_build(
+        &go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
+        &bin,
+    );
+    let pem = dir.join("cert.pem");
+    let (_bed, addr) = start_with_addr_file(
+        &bin,
+        &["-delay=1ms", "-duration=1m", "-tls", pem.to_str().unwrap()],
+        &dir.join("addr"),
+    );
+    let url = format!("https://{addr}/");
+    let base = ["--rate", "40", "--warmup", "0s", "--duration", "1s"];
+    for trust in [vec!["--cacert", pem.to_str().unwrap()], vec!["-k"]] {
+        let args: Vec<&str> = base
+            .iter()
+            .copied()
+            .chain(trust.clone())
+            .chain([url.as_str()])
+            .collect();
+        let r = load(&args);
+        assert_eq!(r["errors"], 0, "{trust:?}: {r}");
+        assert_eq!(r["statuses"]["200"], 40, "{trust:?}: {r}");
+        assert_eq!(r["url"], url);
+    }
+    let args: Vec<&str> = base.iter().copied().chain([url.as_str()]).collect();
+    let r = load(&args);
+    assert_eq!(r["errors"], r["requests"], "{r}");
+    let kinds = r["error_kinds"].as_object().unwrap();
+    assert!(
+        kinds.keys().all(|k| k.starts_with("tls: certificate")),
+        "{r}"
+    );
+}

@@ -17,6 +17,7 @@
 pub mod requests;
 pub mod schedule;
 pub mod stats;
+pub mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,6 +66,8 @@ pub struct Config {
     pub connections: usize,
     pub keepalive: bool,
     pub timeout: Duration,
+    /// For an `https://` target: how its certificate is checked ([`tls::client_config`]).
+    pub tls: Option<Arc<tls::ClientConfig>>,
 }
 
 /// An `http://host:port/path?query` target.
@@ -74,18 +77,17 @@ pub struct Target {
     pub port: u16,
     /// Path and query, `/` at least.
     pub path: String,
+    /// `https://`: TLS (HTTP/1.1 over it), verified by [`Config::tls`].
+    pub tls: bool,
 }
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
-        if url.starts_with("https://") {
-            return Err(format!(
-                "{url}: https is not supported yet; load the service over plain HTTP (e.g. its internal port)"
-            ));
-        }
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{url}: not an http:// URL"))?;
+        let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+            (Some(r), _) => (true, r),
+            (None, Some(r)) => (false, r),
+            _ => return Err(format!("{url}: not an http:// or https:// URL")),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -96,7 +98,7 @@ impl Target {
                 p.parse::<u16>()
                     .map_err(|_| format!("{url}: bad port {p:?}"))?,
             ),
-            _ => (authority, 80),
+            _ => (authority, if tls { 443 } else { 80 }),
         };
         if host.is_empty() {
             return Err(format!("{url}: no host"));
@@ -108,6 +110,7 @@ impl Target {
                 .to_string(),
             port,
             path: path.to_string(),
+            tls,
         })
     }
 
@@ -213,11 +216,24 @@ impl Local {
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-async fn connect(t: &Target) -> Result<Sender, String> {
+async fn connect(t: &Target, tls: Option<&Arc<tls::ClientConfig>>) -> Result<Sender, String> {
     let stream = TcpStream::connect((t.host.as_str(), t.port))
         .await
         .map_err(|e| format!("connect: {}", e.kind()))?;
     let _ = stream.set_nodelay(true);
+    if t.tls {
+        let cfg = tls.ok_or("tls: no TLS settings for an https target")?;
+        let stream = tls::connect(cfg, &t.host, stream).await?;
+        return handshake(stream).await;
+    }
+    handshake(stream).await
+}
+
+/// HTTP/1.1 over a connected stream; the connection is driven by a task of its own.
+async fn handshake<S>(stream: S) -> Result<Sender, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -232,7 +248,7 @@ async fn connect(t: &Target) -> Result<Sender, String> {
 async fn send(sh: &Shared, conn: &mut Option<Sender>) -> Result<u16, String> {
     let cfg = &sh.cfg;
     if conn.as_ref().is_none_or(|s| s.is_closed()) {
-        *conn = Some(connect(&cfg.target).await?);
+        *conn = Some(connect(&cfg.target, cfg.tls.as_ref()).await?);
     }
     let Some(sender) = conn.as_mut() else {
         return Err("connect: no connection".into());
@@ -484,7 +500,12 @@ fn report(cfg: &Config, mut seconds: Vec<Second>, measured_from_unix_ns: i64) ->
         }
     }
     Report {
-        url: format!("http://{}{}", cfg.target.authority(), cfg.target.path),
+        url: format!(
+            "{}://{}{}",
+            if cfg.target.tls { "https" } else { "http" },
+            cfg.target.authority(),
+            cfg.target.path
+        ),
         model,
         rate,
         concurrency,
@@ -619,12 +640,15 @@ mod tests {
             Target {
                 host: "127.0.0.1".into(),
                 port: 8080,
-                path: "/api/x?y=1".into()
+                path: "/api/x?y=1".into(),
+                tls: false,
             }
         );
         assert_eq!(Target::parse("http://localhost").unwrap().port, 80);
         assert_eq!(Target::parse("http://[::1]:9/").unwrap().host, "::1");
-        assert!(Target::parse("https://x/").unwrap_err().contains("https"));
+        let t = Target::parse("https://example.test/x").unwrap();
+        assert!(t.tls && t.port == 443, "{t:?}");
+        assert!(Target::parse("ftp://x/").unwrap_err().contains("https://"));
         assert!(Target::parse("ftp://x/").unwrap_err().contains("http://"));
         assert!(
             Target::parse("http://x:99999/")

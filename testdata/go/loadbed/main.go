@@ -9,14 +9,23 @@
 // stalled), and makes what the runtime does visible: each request allocates -alloc bytes of
 // garbage and hashes them (GC cycles, CPU samples), and each stall is a batch job that holds
 // -burst bytes of heap and -fanout parked goroutines while it runs, as a cache rebuild that
-// takes a lock would.
+// takes a lock would. With -tls FILE it serves HTTPS with a self-signed certificate for
+// 127.0.0.1, written to FILE as PEM (for `gocost load --cacert`).
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	_ "expvar"
 	"flag"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
@@ -36,6 +45,7 @@ var (
 	alloc    = flag.Int("alloc", 0, "bytes of garbage each request allocates and hashes")
 	burst    = flag.Int("burst", 0, "bytes of heap each stall holds while it runs")
 	fanout   = flag.Int("fanout", 0, "goroutines each stall parks while it runs")
+	tlsCert  = flag.String("tls", "", "serve HTTPS; write the self-signed certificate (PEM) to this file")
 	sink     atomic.Pointer[[sha256.Size]byte]
 	started  = time.Now()
 	served   atomic.Int64
@@ -114,12 +124,48 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
+// selfSigned makes a certificate for 127.0.0.1 and writes it to path as PEM.
+func selfSigned(path string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "loadbed"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(path, pemBytes, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
 func main() {
 	flag.Parse()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if *tlsCert != "" {
+		cert, err := selfSigned(*tlsCert)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
 	if flag.NArg() > 0 {
 		if err := os.WriteFile(flag.Arg(0), []byte(ln.Addr().String()), 0o644); err != nil {
