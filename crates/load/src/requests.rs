@@ -67,10 +67,11 @@ pub fn parse(text: &str, target: &Target) -> Result<Vec<Spec>, String> {
             url.to_string()
         } else {
             let t = Target::parse(url).map_err(|e| format!("line {n}: {e}"))?;
-            if t.host != target.host || t.port != target.port {
+            if t.host != target.host || t.port != target.port || t.tls != target.tls {
                 return Err(format!(
-                    "line {n}: {} is not the run's host {}:{} (the connections are to it)",
+                    "line {n}: {} is not the run's {}://{}:{} (the connections are to it)",
                     clip(url),
+                    if target.tls { "https" } else { "http" },
                     target.host,
                     target.port
                 ));
