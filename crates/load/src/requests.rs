@@ -145,11 +145,11 @@ mod tests {
             ("POST\n", "line 1: POST without a path"),
             (
                 "GET http://other:80/x\n",
-                "line 1: http://other:80/x is not the run's host",
+                "line 1: http://other:80/x is not the run's http://127.0.0.1:8080",
             ),
             (
                 "GET https://127.0.0.1:8080/x\n",
-                "line 1: https://127.0.0.1:8080/x: https",
+                "line 1: https://127.0.0.1:8080/x is not the run's http://",
             ),
             ("# nothing\n\n", "no requests"),
         ] {
