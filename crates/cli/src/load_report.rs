@@ -16,6 +16,7 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
+use gocost_flame::esc;
 use gocost_load::Report;
 
 use crate::load_service::{GcPause, Service};
@@ -54,21 +55,6 @@ fn count(v: f64) -> String {
     } else {
         format!("{v:.1}")
     }
-}
-
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 /// A round step for about `n` ticks up to `max`.

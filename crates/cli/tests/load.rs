@@ -8,7 +8,7 @@
 //!
 //! Go is found through `$GO` or `go` on `PATH`; without it the test is reported as ignored, except in CI.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gocost_testkit::procs::{go_build, start_with_addr_file};
@@ -16,6 +16,20 @@ use gocost_testkit::procs::{go_build, start_with_addr_file};
 const DELAY: f64 = 0.050;
 const STALL: f64 = 1.0;
 const EVERY: f64 = 5.0;
+
+/// The test bed, built into a fresh directory named for the test: (Go, the directory, the
+/// binary).
+fn build_bed(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let go = gocost_testkit::go_toolchain();
+    let dir = gocost_testkit::procs::fresh_dir("load", name);
+    let bin = dir.join("loadbed");
+    go_build(
+        &go,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
+        &bin,
+    );
+    (go, dir, bin)
+}
 
 fn load(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_gocost"))
@@ -43,14 +57,7 @@ fn within(got: f64, want: f64, tol: f64, what: &str) {
 #[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn latency_under_load_is_the_analytic_one_and_stalls_are_not_hidden() {
-    let go = gocost_testkit::go_toolchain();
-    let dir = gocost_testkit::procs::fresh_dir("load", "loadbed");
-    let bin = dir.join("loadbed");
-    go_build(
-        &go,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
-        &bin,
-    );
+    let (_, dir, bin) = build_bed("loadbed");
     let (_bed, addr) = start_with_addr_file(
         &bin,
         &["-delay=50ms", "-stall=1s", "-every=5s", "-duration=4m"],
@@ -198,9 +205,18 @@ fn bad_arguments_are_clear_errors() {
     let (code, err) = run(&["--rate", "1000:2000", "http://127.0.0.1:1/"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--ramp"), "{err}");
-    let (code, err) = run(&["--rate", "10", "https://127.0.0.1:1/"]);
+    let (code, err) = run(&["--rate", "10", "ftp://127.0.0.1:1/"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("https"), "{err}");
+    assert!(err.contains("http:// or https://"), "{err}");
+    let (code, err) = run(&[
+        "--rate",
+        "10",
+        "--cacert",
+        "/nonexistent/ca.pem",
+        "https://127.0.0.1:1/",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--cacert /nonexistent/ca.pem"), "{err}");
     let (code, err) = run(&["--rate", "10", "-H", "nocolon", "http://127.0.0.1:1/"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("Name: value"), "{err}");
@@ -248,14 +264,7 @@ fn num_gc(addr: &str) -> u64 {
 fn profile_joins_what_the_service_did_with_the_seconds_that_spiked() {
     const FANOUT: u64 = 500;
     const BURST: f64 = 64.0 * 1024.0 * 1024.0;
-    let go = gocost_testkit::go_toolchain();
-    let dir = gocost_testkit::procs::fresh_dir("load", "profile");
-    let bin = dir.join("loadbed");
-    go_build(
-        &go,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
-        &bin,
-    );
+    let (go, dir, bin) = build_bed("profile");
     let (_bed, addr) = start_with_addr_file(
         &bin,
         &[
@@ -430,14 +439,7 @@ fn profile_without_pprof_is_a_clear_error() {
 #[test]
 fn html_report_renders_in_the_browser() {
     gocost_testkit::tools::require(&gocost_testkit::tools::BROWSER);
-    let go = gocost_testkit::go_toolchain();
-    let dir = gocost_testkit::procs::fresh_dir("load", "html");
-    let bin = dir.join("loadbed");
-    go_build(
-        &go,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
-        &bin,
-    );
+    let (_, dir, bin) = build_bed("html");
     let (_bed, addr) = start_with_addr_file(
         &bin,
         &[
@@ -511,14 +513,7 @@ fn html_report_renders_in_the_browser() {
 #[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn compare_gates_runs_on_latency_and_cpu_per_request() {
-    let go = gocost_testkit::go_toolchain();
-    let dir = gocost_testkit::procs::fresh_dir("load", "compare");
-    let bin = dir.join("loadbed");
-    go_build(
-        &go,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
-        &bin,
-    );
+    let (_, dir, bin) = build_bed("compare");
     let run = |name: &str, delay: &str, alloc: &str| {
         let (_bed, addr) = start_with_addr_file(
             &bin,
@@ -582,14 +577,7 @@ fn compare_gates_runs_on_latency_and_cpu_per_request() {
 #[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn requests_file_rotates_and_bad_lines_are_named() {
-    let go = gocost_testkit::go_toolchain();
-    let dir = gocost_testkit::procs::fresh_dir("load", "requests");
-    let bin = dir.join("loadbed");
-    go_build(
-        &go,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
-        &bin,
-    );
+    let (_, dir, bin) = build_bed("requests");
     let (_bed, addr) =
         start_with_addr_file(&bin, &["-delay=1ms", "-duration=1m"], &dir.join("addr"));
     let file = dir.join("mix.txt");
@@ -636,14 +624,7 @@ fn requests_file_rotates_and_bad_lines_are_named() {
 #[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
 fn https_targets_check_the_certificate() {
-    let go = gocost_testkit::go_toolchain();
-    let dir = gocost_testkit::procs::fresh_dir("load", "https");
-    let bin = dir.join("loadbed");
-    go_build(
-        &go,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go/loadbed"),
-        &bin,
-    );
+    let (_, dir, bin) = build_bed("https");
     let pem = dir.join("cert.pem");
     let (_bed, addr) = start_with_addr_file(
         &bin,

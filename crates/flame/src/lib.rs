@@ -45,7 +45,7 @@ use std::io::{self, Write};
 
 use rustc_hash::FxHashMap;
 
-pub use svg::{Options, write_svg};
+pub use svg::{Options, esc, write_svg};
 
 /// One frame of a stack: a box label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

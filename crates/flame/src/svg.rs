@@ -47,8 +47,9 @@ const HEADER: f64 = 56.0;
 const FOOTER: f64 = 28.0;
 const CHAR_W: f64 = FONT * 0.59;
 
-/// XML-escapes text and attribute values; characters XML 1.0 forbids become U+FFFD.
-fn esc(s: &str) -> String {
+/// XML-escapes text and attribute values; characters XML 1.0 forbids become U+FFFD. Also
+/// right for HTML text and quoted attributes.
+pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
