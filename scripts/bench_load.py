@@ -7,6 +7,10 @@
    time; its CPU time comes from wait4. Printed: requests/s, generator CPU seconds, requests
    per generator CPU-second, and that against gocost's. Goal (issue 14): gocost >= oha and
    >= 0.8x wrk.
+3. With --memory-minutes N: gocost load's resident memory over an N-minute open-model run
+   (5,000 requests/s), read every 10 s from /proc: it must stay flat (per-second HDR
+   histograms, nothing kept per request). Printed: the samples, their max and the fitted
+   slope.
 2. Accuracy: the bed with a known latency (20 ms, plus a 1 s stall every 5 s) at a fixed
    rate: gocost's open model counts each latency from when its request was due, so the
    stall's requests wait up to a second; the analytic P99/P99.9 are printed beside gocost's,
@@ -15,7 +19,7 @@
 
     cargo build --release -p gocost
     apt-get install wrk hey; cargo install oha        # whichever are missing are skipped
-    python3 scripts/bench_load.py [--seconds 10] [--connections 64]
+    python3 scripts/bench_load.py [--seconds 10] [--connections 64] [--memory-minutes 10]
 
 Needs Go (`go` on PATH or $GO) to build the bed; servers listen on 127.0.0.1 only.
 """
@@ -151,11 +155,57 @@ def accuracy(args, tools, go):
         bed.kill()
 
 
+def rss_mb(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def memory(minutes, go):
+    bed, addr = start_bed(go, ["-delay=1ms"])
+    try:
+        gocost = os.path.join(ROOT, "target/release/gocost")
+        secs = minutes * 60
+        # The report goes to a file: a long run's JSON is more than a pipe holds.
+        report = os.path.join(tempfile.mkdtemp(prefix="gocost-bench-load-"), "run.json")
+        p = subprocess.Popen(pinned(1, [gocost, "load", "--rate", "5000", "--warmup", "0s",
+                                        "--duration", f"{secs}s", "-o", report, f"http://{addr}/"]),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples = []
+        t0 = time.monotonic()
+        while p.poll() is None:
+            time.sleep(10)
+            m = rss_mb(p.pid)
+            if m is not None and p.poll() is None:
+                samples.append((time.monotonic() - t0, m))
+        r = json.load(open(report))
+    finally:
+        bed.kill()
+    n = len(samples)
+    if n < 3:
+        print("\n3. Memory: too few samples")
+        return
+    mt = sum(t for t, _ in samples) / n
+    mm = sum(m for _, m in samples) / n
+    slope = sum((t - mt) * (m - mm) for t, m in samples) / max(sum((t - mt) ** 2 for t, _ in samples), 1e-9)
+    print(f"\n3. Memory of gocost load over {minutes} min at 5,000 req/s ({r['requests']} requests, {r['errors']} errors)")
+    print("RSS MiB every 10 s: " + " ".join(f"{m:.1f}" for _, m in samples))
+    print(f"first {samples[0][1]:.1f} MiB, last {samples[-1][1]:.1f} MiB, max {max(m for _, m in samples):.1f} MiB, "
+          f"fitted slope {slope * 60:+.3f} MiB/min")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--oha", default=shutil.which("oha"))
+    ap.add_argument("--memory-minutes", type=int, default=0,
+                    help="also measure gocost load's RSS over a run this long (0: skip)")
+    ap.add_argument("--memory-only", action="store_true", help="only the memory measurement")
     args = ap.parse_args()
     go = os.environ.get("GO") or shutil.which("go")
     if not go:
@@ -166,12 +216,15 @@ def main():
     for t in ("wrk", "hey", "oha"):
         if t not in tools:
             print(f"skipped: {t} is not installed")
-    bed, addr = start_bed(go, ["-delay=0s"])
-    try:
-        efficiency(args, tools, f"http://{addr}/")
-    finally:
-        bed.kill()
-    accuracy(args, tools, go)
+    if not args.memory_only:
+        bed, addr = start_bed(go, ["-delay=0s"])
+        try:
+            efficiency(args, tools, f"http://{addr}/")
+        finally:
+            bed.kill()
+        accuracy(args, tools, go)
+    if args.memory_minutes > 0:
+        memory(args.memory_minutes, go)
 
 
 if __name__ == "__main__":
