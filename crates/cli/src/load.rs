@@ -27,9 +27,10 @@ Examples:
       http://127.0.0.1:8080/api/orders
 
 With --profile, the service's net/http/pprof and expvar endpoints are read while the load runs:
-goroutines, heap and GC pauses per second (every --profile-every), and one CPU profile over the
-measured seconds (CPU per request, top functions). Each second whose P99 spiked is shown with
-what the runtime did in it. The service needs import _ \"net/http/pprof\" and _ \"expvar\".";
+goroutines, heap and GC pauses per second (every --profile-every), and a one-second CPU profile
+per measured second (CPU per second and per request, top functions). Each second whose P99
+spiked is shown with what the runtime did in it. -o report.html writes the charts and the flame
+graph as one page; two -o run.json files compare with gocost compare. The service needs import _ \"net/http/pprof\" and _ \"expvar\".";
 
 #[derive(Args)]
 pub struct LoadArgs {

@@ -4,7 +4,8 @@
 //! - `/debug/vars` every `--profile-every` (default 1 s): heap in use, `Sys`, the GC CPU
 //!   fraction, and every GC cycle's stop-the-world pause with its end time (expvar's 256-entry
 //!   ring, read as the scraper reads it), placed in the second it ended in;
-//! - `/debug/pprof/goroutine?debug=1` at the same pace: the goroutine count (its first line);
+//! - `/debug/pprof/` (the index) at the same pace: the goroutine count, as `runtime.NumGoroutine`
+//!   gives it (a goroutine profile would stop the world at every read);
 //! - `/debug/pprof/profile?seconds=1` back to back, one per measured second: CPU time per
 //!   second (so CPU per request has a sample per second, for `gocost compare`), and merged,
 //!   cores, CPU per request and the top functions (written out with `--cpu-profile FILE` for
@@ -19,6 +20,9 @@
 use std::time::Duration;
 
 use serde::Serialize;
+
+/// Largest answer read from the service (a CPU profile of a busy service is a few MB).
+const MAX_BODY: usize = 64 << 20;
 
 /// The most per-sample failures a report lists (the rest are counted).
 const MAX_NOTES: usize = 8;
@@ -154,19 +158,22 @@ fn value(e: &gocost_scrape::runtime::Expvar, name: &str) -> Option<f64> {
     e.values.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
 }
 
-/// `goroutine profile: total N` (the first line of `?debug=1`).
-fn goroutine_total(body: &str) -> Option<u64> {
-    body.lines()
-        .next()?
-        .strip_prefix("goroutine profile: total ")?
-        .trim()
-        .parse()
-        .ok()
+/// The goroutine count on `/debug/pprof/`'s index page, whose rows are
+/// `<tr><td>N</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>` (Go 1.22–1.27).
+fn goroutine_total(index: &str) -> Option<u64> {
+    index.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("<tr><td>")?;
+        let (n, rest) = rest.split_once("</td>")?;
+        if !rest.contains(">goroutine</a>") {
+            return None;
+        }
+        n.parse().ok()
+    })
 }
 
 impl Watch {
     /// Checks that the service answers before any load is sent: at least one of
-    /// `/debug/vars` and `/debug/pprof/goroutine` must, or the run would measure nothing.
+    /// `/debug/vars` and `/debug/pprof/` must, or the run would measure nothing.
     pub async fn new(
         url: &str,
         every: Duration,
@@ -194,9 +201,7 @@ impl Watch {
         };
         let mut notes = Vec::new();
         let vars = w.get("/debug/vars", Duration::from_secs(5)).await;
-        let gor = w
-            .get("/debug/pprof/goroutine?debug=1", Duration::from_secs(5))
-            .await;
+        let gor = w.get("/debug/pprof/", Duration::from_secs(5)).await;
         match (&vars, &gor) {
             (Err(a), Err(b)) => {
                 return Err(format!(
@@ -209,7 +214,7 @@ impl Watch {
                 "/debug/vars: {e}: no heap or GC numbers (the service needs import _ \"expvar\")"
             )),
             (_, Err(e)) => notes.push(format!(
-                "/debug/pprof/goroutine: {e}: no goroutine counts or CPU profile (the service needs import _ \"net/http/pprof\")"
+                "/debug/pprof/: {e}: no goroutine counts or CPU profile (the service needs import _ \"net/http/pprof\")"
             )),
             _ => {}
         }
@@ -218,7 +223,7 @@ impl Watch {
 
     async fn get(&self, path: &str, timeout: Duration) -> Result<Vec<u8>, String> {
         let url = format!("{}{path}", self.base);
-        let r = self
+        let mut r = self
             .client
             .get(&url)
             .timeout(timeout)
@@ -235,10 +240,15 @@ impl Watch {
         if !status.is_success() {
             return Err(format!("HTTP {}", status.as_u16()));
         }
-        r.bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| e.without_url().to_string())
+        // Capped: a service answering without end must not fill this process.
+        let mut body = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(|e| e.without_url().to_string())? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(format!("answer larger than {MAX_BODY} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Reads the service from `start` (when the measured seconds begin) for `duration`,
@@ -281,10 +291,7 @@ impl Watch {
                 }
                 let (vars, gor) = tokio::join!(
                     self.get("/debug/vars", self.every.max(Duration::from_secs(1))),
-                    self.get(
-                        "/debug/pprof/goroutine?debug=1",
-                        self.every.max(Duration::from_secs(1))
-                    )
+                    self.get("/debug/pprof/", self.every.max(Duration::from_secs(1)))
                 );
                 let mut r = Read {
                     at,
@@ -312,11 +319,8 @@ impl Watch {
                 }
                 match gor.map(|b| goroutine_total(&String::from_utf8_lossy(&b))) {
                     Ok(Some(n)) => r.goroutines = Some(n),
-                    Ok(None) => fail(
-                        "/debug/pprof/goroutine",
-                        "no \"goroutine profile: total N\" line".into(),
-                    ),
-                    Err(e) => fail("/debug/pprof/goroutine", e),
+                    Ok(None) => fail("/debug/pprof/", "no goroutine row on the index page".into()),
+                    Err(e) => fail("/debug/pprof/", e),
                 }
                 g.reads.push(r);
             }
@@ -697,10 +701,9 @@ mod tests {
 
     #[test]
     fn goroutine_totals() {
-        assert_eq!(
-            goroutine_total("goroutine profile: total 7\n5 @ 0x1\n"),
-            Some(7)
-        );
+        let index = "<table>\n<tr><td>0</td><td><a href='block?debug=1'>block</a></td></tr>\n\
+                     <tr><td>7</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>\n";
+        assert_eq!(goroutine_total(index), Some(7));
         assert_eq!(goroutine_total("goroutine 1 [running]:\n"), None);
         assert_eq!(goroutine_total(""), None);
     }
