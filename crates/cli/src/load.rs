@@ -170,7 +170,11 @@ fn config(a: &LoadArgs) -> Result<Config> {
             gocost_load::requests::parse(&text, &target)
                 .map_err(|e| InputError(format!("--requests {}: {e}", f.display())))?
         }
-        None => Vec::new(),
+        None => vec![gocost_load::requests::Spec {
+            method,
+            path: target.path.clone(),
+            body: body.into(),
+        }],
     };
     let tls = if target.tls {
         let trust = match (&a.cacert, a.insecure) {
@@ -194,9 +198,7 @@ fn config(a: &LoadArgs) -> Result<Config> {
         tls,
         requests,
         target,
-        method,
         headers,
-        body: body.into(),
         model,
         duration: duration("duration", &a.duration)?.max(Duration::from_secs(1)),
         warmup: duration("warmup", &a.warmup)?,

@@ -51,11 +51,8 @@ pub enum Model {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: Target,
-    pub method: hyper::Method,
     pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-    /// `--requests`: requests to rotate through (request `i` is `i mod n`); empty = every
-    /// request is `method` `target.path` with `body`.
+    /// The requests to send, rotated (request `i` is `i mod n`): one, or a `--requests` file.
     pub requests: Vec<requests::Spec>,
     pub model: Model,
     /// Measured time, after the warm-up.
@@ -253,17 +250,14 @@ async fn send(sh: &Shared, conn: &mut Option<Sender>) -> Result<u16, String> {
     let Some(sender) = conn.as_mut() else {
         return Err("connect: no connection".into());
     };
-    let (method, path, body) = match cfg.requests.len() {
-        0 => (&cfg.method, cfg.target.path.as_str(), &cfg.body),
-        n => {
-            let k = (sh.rotation.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
-            let r = &cfg.requests[k];
-            (&r.method, r.path.as_str(), &r.body)
-        }
+    let spec = match cfg.requests.as_slice() {
+        [one] => one,
+        [] => return Err("request: none configured".into()),
+        all => &all[(sh.rotation.fetch_add(1, Ordering::Relaxed) % all.len() as u64) as usize],
     };
     let mut req = Request::builder()
-        .method(method.clone())
-        .uri(path)
+        .method(spec.method.clone())
+        .uri(spec.path.as_str())
         .header(hyper::header::HOST, cfg.target.authority());
     if !cfg.keepalive {
         req = req.header(hyper::header::CONNECTION, "close");
@@ -272,7 +266,7 @@ async fn send(sh: &Shared, conn: &mut Option<Sender>) -> Result<u16, String> {
         req = req.header(k.as_str(), v.as_str());
     }
     let req = req
-        .body(Full::new(body.clone()))
+        .body(Full::new(spec.body.clone()))
         .map_err(|e| format!("request: {e}"))?;
     let res = async {
         sender
