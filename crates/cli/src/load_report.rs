@@ -45,7 +45,7 @@ pub fn secs(s: f64) -> String {
     }
 }
 
-fn mib(b: f64) -> String {
+pub fn mib(b: f64) -> String {
     format!("{:.1} MiB", b / (1024.0 * 1024.0))
 }
 

@@ -590,16 +590,10 @@ fn cost(
 impl Service {
     /// The service's part of the text report.
     pub fn to_text(&self) -> String {
+        use crate::load_report::mib;
+        use gocost_load::ms;
         use std::fmt::Write as _;
         let mut o = String::new();
-        let mib = |b: f64| format!("{:.1} MiB", b / (1024.0 * 1024.0));
-        let ms = |s: f64| {
-            if s >= 1.0 {
-                format!("{s:.3}s")
-            } else {
-                format!("{:.2}ms", s * 1e3)
-            }
-        };
         let _ = writeln!(o, "Service:    {}", self.url);
         if let Some(c) = &self.cpu {
             let per = c

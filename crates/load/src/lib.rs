@@ -35,6 +35,15 @@ pub use hyper::Method;
 pub use schedule::Rate;
 use stats::{Percentiles, Second};
 
+/// Seconds as the text reports print a latency: `1.234s`, else `21.02ms`.
+pub fn ms(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.3}s")
+    } else {
+        format!("{:.2}ms", s * 1e3)
+    }
+}
+
 /// Time from [`run`]'s call to the first request's due time (the workers' start).
 pub const START_DELAY: Duration = Duration::from_millis(20);
 
@@ -537,13 +546,6 @@ impl Report {
     /// seconds whose P99 stood out.
     pub fn to_text(&self) -> String {
         use std::fmt::Write as _;
-        let ms = |s: f64| {
-            if s >= 1.0 {
-                format!("{s:.3}s")
-            } else {
-                format!("{:.2}ms", s * 1e3)
-            }
-        };
         let mut o = String::new();
         let offered = match (self.rate, self.concurrency) {
             (Some(r), _) => format!(
