@@ -400,7 +400,10 @@ try {
     `peek: ${gPick.name}'s callers and callees are /api/v1/peek's`, JSON.stringify(peekRows.slice(0, 3)));
   await shot('explore-peek');
   await page.setViewportSize({ width: 390, height: 844 });
-  const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+  // The layout follows the resize a frame or more later: give it up to 5 s to settle.
+  const width = () => page.evaluate(() => document.documentElement.scrollWidth);
+  await page.waitForFunction(() => document.documentElement.scrollWidth <= 400, null, { timeout: 5000 }).catch(() => {});
+  const pageWidth = await width();
   check(pageWidth <= 400, 'graph, peek: nothing widens the page at 390 px (the graph scrolls in its box)', `${pageWidth}px`);
   await shot('explore-graph-phone');
   await page.setViewportSize({ width: 1440, height: 960 });
