@@ -40,12 +40,14 @@
 #![warn(missing_docs)]
 
 mod svg;
+mod visible;
 
 use std::io::{self, Write};
 
 use rustc_hash::FxHashMap;
 
 pub use svg::{Options, esc, write_svg};
+pub use visible::{Kind, Row, find_path, visible_rows};
 
 /// One frame of a stack: a box label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

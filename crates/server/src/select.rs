@@ -38,6 +38,12 @@ pub(crate) struct RangeQuery {
     pub(crate) format: Option<String>,
     /// Flame SVG: `1`/`true` for an icicle graph (root at the top).
     pub(crate) inverted: Option<String>,
+    /// Flame JSON: the graph's width in pixels; children narrower than a pixel are folded
+    /// into one row per parent (`gocost_flame::visible_rows`).
+    pub(crate) width: Option<String>,
+    /// Flame JSON: the zoomed node, a JSON array of frame labels from the root; below it,
+    /// a pixel is measured against its width.
+    pub(crate) zoom: Option<String>,
     /// pprof's refine options, as `go tool pprof -focus=…` etc.: regexps over frames
     /// (`focus`, `ignore`, `hide`, `show`, `show_from`, `prune_from`), label filters
     /// (`tagfocus`, `tagignore`), `granularity` (functions, filefunctions, files, lines,

@@ -655,3 +655,119 @@ async fn an_unknown_kind_is_400_naming_the_kinds() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(v["empty"].as_str().is_some(), "{v}");
 }
+
+/// Each row's path of labels from the root (kind 1 rows get " (inline)"), by row.
+fn flame_paths(fl: &serde_json::Value) -> Vec<String> {
+    let names = fl["names"].as_array().unwrap();
+    let mut paths: Vec<String> = Vec::new();
+    for n in fl["nodes"].as_array().unwrap() {
+        let name = names[n[0].as_u64().unwrap() as usize].as_str().unwrap();
+        let label = if n[1] == 1 {
+            format!("{name} (inline)")
+        } else {
+            name.to_string()
+        };
+        let path = match n[2].as_i64().unwrap() {
+            -1 => String::new(),
+            p => format!("{}\u{1f}{label}", paths[p as usize]),
+        };
+        paths.push(path);
+    }
+    paths
+}
+
+#[tokio::test]
+async fn flame_width_keeps_every_box_a_pixel_can_show() {
+    let app = app("flame-width");
+    let q = enc(r#"cpu{job="demo"}"#);
+    let url = |extra: &str| format!("/api/v1/flame?query={q}&{}{extra}", range(0, 9));
+    let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
+    let (code, body) = get(&app, &url("")).await;
+    assert_eq!(code, StatusCode::OK);
+    let full = json(&body);
+    let full_paths = flame_paths(&full);
+    let full_nodes = full["nodes"].as_array().unwrap();
+    let by_path: std::collections::HashMap<&str, &serde_json::Value> = full_paths
+        .iter()
+        .map(String::as_str)
+        .zip(full_nodes)
+        .collect();
+    let root = full_nodes[0][3].as_i64().unwrap();
+    let w = 120i64;
+    let (code, body) = get(&app, &url(&format!("&width={w}"))).await;
+    assert_eq!(code, StatusCode::OK);
+    let cut = json(&body);
+    let cut_nodes = cut["nodes"].as_array().unwrap();
+    let cut_paths = flame_paths(&cut);
+    let hidden = cut["hidden"].as_u64().unwrap() as usize;
+    assert!(hidden > 0, "the demo profile has boxes under a pixel at {w} px");
+    let mut frames = 0;
+    let mut child_sum = vec![0i64; cut_nodes.len()];
+    for (i, (n, path)) in cut_nodes.iter().zip(&cut_paths).enumerate() {
+        let total = n[3].as_i64().unwrap();
+        if i > 0 {
+            child_sum[n[2].as_u64().unwrap() as usize] += total;
+        }
+        if n[1] == 2 {
+            assert_eq!(n[4], n[3], "an other row's self is its total");
+            continue;
+        }
+        frames += 1;
+        let f = by_path.get(path.as_str()).expect("a kept row is a node of the full tree");
+        assert_eq!((&f[3], &f[4]), (&n[3], &n[4]), "{path}: same total and self");
+        assert!(i == 0 || total * w >= root, "{path}: {total} is under a pixel");
+    }
+    assert_eq!(frames + hidden, full_nodes.len(), "every node kept or counted hidden");
+    for (i, n) in cut_nodes.iter().enumerate() {
+        if n[1] != 2 && child_sum[i] > 0 {
+            assert_eq!(child_sum[i] + n[4].as_i64().unwrap(), n[3].as_i64().unwrap());
+        }
+    }
+    // Every full-tree node at least a pixel wide is kept.
+    let kept: std::collections::HashSet<&str> = cut_paths.iter().map(String::as_str).collect();
+    for (n, path) in full_nodes.iter().zip(&full_paths) {
+        if n[3].as_i64().unwrap() * w >= root {
+            assert!(kept.contains(path.as_str()), "{path} is a pixel wide but missing");
+        }
+    }
+
+    // Zoomed into a narrow node: its children are measured against it.
+    let (narrow, np) = full_nodes
+        .iter()
+        .zip(&full_paths)
+        .filter(|(n, p)| {
+            let t = n[3].as_i64().unwrap();
+            t * w < root && t > n[4].as_i64().unwrap() && !p.is_empty()
+        })
+        .max_by_key(|(n, _)| n[3].as_i64().unwrap())
+        .expect("a narrow node with children");
+    let labels: Vec<&str> = np.split('\u{1f}').skip(1).collect();
+    let zoom = serde_json::to_string(&labels).unwrap();
+    let zoom_q = zoom
+        .replace('%', "%25")
+        .replace('"', "%22")
+        .replace(' ', "%20")
+        .replace('[', "%5B")
+        .replace(']', "%5D")
+        .replace('(', "%28")
+        .replace(')', "%29")
+        .replace('*', "%2A")
+        .replace('&', "%26")
+        .replace('/', "%2F");
+    let (code, body) = get(&app, &url(&format!("&width={w}&zoom={zoom_q}"))).await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let zoomed = json(&body);
+    let zoomed_paths = flame_paths(&zoomed);
+    let zt = narrow[3].as_i64().unwrap();
+    for (n, path) in full_nodes.iter().zip(&full_paths) {
+        if path.starts_with(&format!("{np}\u{1f}")) && n[3].as_i64().unwrap() * w >= zt {
+            assert!(zoomed_paths.contains(path), "{path} is a pixel wide in the zoom");
+        }
+    }
+
+    for bad in ["&width=0", "&width=wide", "&width=10&zoom=main", "&width=10&format=svg"] {
+        let (code, body) = get(&app, &url(bad)).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(String::from_utf8_lossy(&body).contains("error"));
+    }
+}

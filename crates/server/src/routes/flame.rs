@@ -36,6 +36,31 @@ pub(crate) async fn flame(
         ));
     }
     let speedscope = format == "speedscope";
+    let width = match q.width.as_deref() {
+        None | Some("") => None,
+        Some(w) => match w.parse::<u32>() {
+            Ok(w @ 1..=100_000) => Some(w),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "width {w:?}: the graph's width in pixels, a whole number from 1 to 100000"
+                )));
+            }
+        },
+    };
+    let zoom: Option<Vec<String>> = match q.zoom.as_deref() {
+        None | Some("") => None,
+        Some(z) => Some(serde_json::from_str(z).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "zoom: a JSON array of frame labels from the root, as the UI's zoom ({e})"
+            ))
+        })?),
+    };
+    if (width.is_some() || zoom.is_some()) && (format != "json" || is_diff) {
+        return Err(ApiError::BadRequest(
+            "width and zoom cut the JSON flame graph of one selection: not a diff or another format"
+                .into(),
+        ));
+    }
     let body = blocking(&st, move |st| {
         let p = match merged(st, &q) {
             Err(ApiError::NotFound(reason)) if format == "json" && !is_diff => {
@@ -59,21 +84,22 @@ pub(crate) async fn flame(
             }
             let base = gocost_flame::tree_from_report(&base_rpt);
             let d = gocost_flame::DiffTree::new(&tree, &base);
-            let (order, parents) = flame_order(&d.tree);
-            let nodes: Vec<[i64; 7]> = order
+            // Every node (no `width` cut for diffs: a box's width there mixes both sides).
+            let (rows, _) = gocost_flame::visible_rows(&d.tree, None, &[]);
+            let nodes: Vec<[i64; 7]> = rows
                 .iter()
-                .zip(parents)
-                .map(|(&n, parent)| {
-                    let node = &d.tree.nodes[n as usize];
-                    [
+                .filter_map(|r| {
+                    let n = r.node? as usize;
+                    let node = &d.tree.nodes[n];
+                    Some([
                         i64::from(node.name),
                         i64::from(node.inline),
-                        parent,
-                        node.total,
-                        node.self_value,
-                        d.base_total[n as usize],
-                        d.base_self[n as usize],
-                    ]
+                        r.parent,
+                        r.total,
+                        r.self_value,
+                        d.base_total[n],
+                        d.base_self[n],
+                    ])
                 })
                 .collect();
             let json = serde_json::json!({
@@ -118,28 +144,18 @@ pub(crate) async fn flame(
                     .map(|_| "application/json")
             }
             _ => {
-                let (order, parents) = flame_order(&tree);
-                let nodes: Vec<[i64; 5]> = order
-                    .iter()
-                    .zip(parents)
-                    .map(|(&n, parent)| {
-                        let node = &tree.nodes[n as usize];
-                        [
-                            i64::from(node.name),
-                            i64::from(node.inline),
-                            parent,
-                            node.total,
-                            node.self_value,
-                        ]
-                    })
-                    .collect();
-                let json = serde_json::json!({
+                let (names, nodes, hidden) = drawable(&tree, width, zoom.as_deref());
+                let mut json = serde_json::json!({
                     "sample_type": rpt.sample_type,
                     "unit": rpt.sample_unit,
                     "total": rpt.total,
-                    "names": tree.names,
+                    "names": names,
                     "nodes": nodes,
                 });
+                if let Some(w) = width {
+                    json["width"] = w.into();
+                    json["hidden"] = hidden.into();
+                }
                 serde_json::to_writer(&mut buf, &json)
                     .map_err(std::io::Error::other)
                     .map(|_| "application/json")
@@ -169,22 +185,61 @@ pub(crate) async fn flame(
     Ok(r)
 }
 
-/// The nodes of a tree depth-first, children sorted by name (node 0 the root), and each
-/// one's parent's position in that order (-1 for the root).
-fn flame_order(tree: &gocost_flame::Tree) -> (Vec<u32>, Vec<i64>) {
-    let mut order = Vec::with_capacity(tree.nodes.len());
-    let mut parents = Vec::with_capacity(tree.nodes.len());
-    let mut index = vec![0usize; tree.nodes.len()];
-    let mut stack = vec![0u32];
-    while let Some(n) = stack.pop() {
-        index[n as usize] = order.len();
-        parents.push(if n == 0 {
-            -1
-        } else {
-            index[tree.nodes[n as usize].parent as usize] as i64
-        });
-        order.push(n);
-        stack.extend(tree.sorted_children(n).into_iter().rev());
+/// The name of the rows that stand for the children narrower than a pixel (kind 2).
+const OTHER: &str = "(other)";
+
+/// The flame JSON's `names` and `nodes` (`[name, kind, parent, total, self]`, kind 0 a frame,
+/// 1 an inlined frame, 2 the children of the parent narrower than a pixel) of a graph
+/// `width` pixels wide zoomed into `zoom` (frame labels from the root; a path the tree does
+/// not have is no zoom), and the number of tree nodes left out. Without a width: every node,
+/// with the tree's own names.
+fn drawable(
+    tree: &gocost_flame::Tree,
+    width: Option<u32>,
+    zoom: Option<&[String]>,
+) -> (Vec<String>, Vec<[i64; 5]>, usize) {
+    let path = zoom
+        .and_then(|z| gocost_flame::find_path(tree, z))
+        .unwrap_or_default();
+    let (rows, hidden) = gocost_flame::visible_rows(tree, width, &path);
+    let row = |name: i64, r: &gocost_flame::Row| {
+        let kind = match r.kind {
+            gocost_flame::Kind::Frame => 0,
+            gocost_flame::Kind::Inline => 1,
+            gocost_flame::Kind::Other => 2,
+        };
+        [name, kind, r.parent, r.total, r.self_value]
+    };
+    if width.is_none() {
+        let nodes = rows
+            .iter()
+            .map(|r| row(r.node.map_or(0, |n| i64::from(tree.nodes[n as usize].name)), r))
+            .collect();
+        return (tree.names.clone(), nodes, hidden);
     }
-    (order, parents)
+    // Only the names the kept rows use, in first-use order.
+    let mut index = vec![u32::MAX; tree.names.len()];
+    let mut names: Vec<String> = Vec::new();
+    let mut other = None;
+    let nodes = rows
+        .iter()
+        .map(|r| {
+            let id = match r.node {
+                Some(n) => {
+                    let k = tree.nodes[n as usize].name as usize;
+                    if index[k] == u32::MAX {
+                        index[k] = names.len() as u32;
+                        names.push(tree.names[k].clone());
+                    }
+                    index[k]
+                }
+                None => *other.get_or_insert_with(|| {
+                    names.push(OTHER.to_string());
+                    names.len() as u32 - 1
+                }),
+            };
+            row(i64::from(id), r)
+        })
+        .collect();
+    (names, nodes, hidden)
 }
