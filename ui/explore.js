@@ -6,7 +6,7 @@
 
 import { getJSON, apiUrl, selector, REFINE, refineParams } from './api.js';
 import { label, esc, searchRegex, toApiTime, shiftTime, reEscape } from './format.js';
-import { Flame } from './flame.js';
+import { Flame, layout } from './flame.js';
 import { CallGraphView } from './graph.js';
 import { TimeChart } from './charts.js';
 
@@ -83,6 +83,46 @@ export function mount(root, app) {
     return { query: selector(s.kind, s.job, s.sel), from: s.from, to: s.to, agg: s.agg, ...refineParams(s) };
   }
 
+  /**
+   * The flame graph's size for the API: boxes narrower than the drawing's smallest box
+   * (`minPx`) come back summed into one row per parent, so the JSON is what can be drawn,
+   * not the whole tree; `zoom` asks for the detail below the zoomed frame.
+   */
+  function flameParams() {
+    const css = $('#x-flamebox').clientWidth || root.clientWidth || 1200;
+    return { width: Math.ceil(css / flame.minPx), zoom: app.state.zoom || undefined };
+  }
+
+  /** The flame graph alone, again (zoomed into a frame whose detail the data lacks). */
+  async function reloadFlame() {
+    const s = app.state, signal = ctrl?.signal;
+    document.body.dataset.ready = '';
+    try {
+      const fl = await getJSON('flame', { ...query(), sample_index: s.si, ...flameParams() }, { signal });
+      if (signal?.aborted) return;
+      if (!fl.empty) {
+        flameJson = fl;
+        flame.setData(fl);
+        restoreZoom();
+        applySearch();
+      }
+    } catch (e) {
+      if (signal?.aborted) return;
+      err.textContent = e.message;
+    }
+    document.body.dataset.ready = 'explore';
+  }
+
+  /** The whole tree, laid out (the sandwich needs every caller, however thin). */
+  let fullFlame = null, fullKey = '';
+  async function wholeFlame() {
+    if (!flameJson?.hidden) return flame.data;
+    const q = { ...query(), sample_index: app.state.si };
+    const key = JSON.stringify(q);
+    if (key !== fullKey) { fullFlame = layout(await getJSON('flame', q)); fullKey = key; }
+    return fullFlame;
+  }
+
   function downloads() {
     const q = query(), s = app.state;
     $('#dl-pprof').href = apiUrl('profile', q);
@@ -111,7 +151,7 @@ export function mount(root, app) {
       getJSON('runtime', { query: markerSel(n), from: s.from, to: s.to }, { signal }).catch(() => []))) : Promise.resolve([[], []]);
     const results = await Promise.allSettled([
       getJSON('timeline', { ...q, sample_index: s.si, by: s.by }, { signal }),
-      getJSON('flame', { ...q, sample_index: s.si }, { signal }),
+      getJSON('flame', { ...q, sample_index: s.si, ...flameParams() }, { signal }),
       getJSON('top', { ...q, sample_index: s.si, nodecount: 500, ...(s.all ? { nodefraction: 0 } : {}) }, { signal }),
       s.graph ? getJSON('graph', { ...q, sample_index: s.si }, { signal }) : Promise.resolve(null),
     ]);
@@ -135,6 +175,7 @@ export function mount(root, app) {
     timeline.set(tl ? lines || [{ name: tl.sample_type, points: tl.points, kind: 'bar' }] : [], [from, to], { unit: tl?.unit, step: tl?.step_ms, markers });
     $('#x-tl-title').textContent = `Timeline — ${q.query}${s.by ? ` by ${s.by}` : ''}`;
     flameJson = fl;
+    fullKey = '';
     top = tp;
     const t1 = performance.now();
     if (fl) {
@@ -237,12 +278,17 @@ export function mount(root, app) {
     $('#x-search').value = s.search;
     if (!flame.data) { out.textContent = ''; return; }
     let share = null;
+    // Boxes the API summed (thinner than the drawing shows) have no name to match: over a
+    // cut tree a search's share is a lower bound, and a function's share is its cum.
+    const cut = flame.cutBelow(0);
     if (s.search) {
       share = flame.setSearch(searchRegex(s.search));
-      out.textContent = `matched ${label(flame.matchedValue, flame.data.unit)} · ${(share * 100).toFixed(2)}%`;
+      out.textContent = `matched ${cut ? 'at least ' : ''}${label(flame.matchedValue, flame.data.unit)} · ${(share * 100).toFixed(2)}%`;
     } else if (s.fn) {
       share = flame.setSearch(null, s.fn);
-      out.textContent = `${s.fn}: ${(share * 100).toFixed(2)}% of total`;
+      const row = cut && top?.total ? top.rows.find((r) => r.name === s.fn) : null;
+      if (row) share = Math.abs(row.cum) / Math.abs(top.total);
+      out.textContent = `${s.fn}: ${cut && !row ? 'at least ' : ''}${(share * 100).toFixed(2)}% of total`;
     } else {
       flame.setSearch(null);
       out.textContent = '';
@@ -335,12 +381,15 @@ export function mount(root, app) {
 
   // Sandwich: the callers of one function (all its call paths, flame-style, the function at
   // the bottom) above its callees (everything it calls, merged, icicle-style).
-  function renderSandwich() {
+  async function renderSandwich() {
     const panel = $('#x-sandwich-panel'), s = app.state;
     sandwichFlames.forEach((f) => f.resizeObserver.disconnect());
     sandwichFlames = [];
     if (!s.sandwich || !flame.data) { panel.hidden = true; panel.replaceChildren(); return; }
-    const { callers, callees } = sandwich(flame.data, s.sandwich);
+    let data;
+    try { data = await wholeFlame(); } catch (e) { err.textContent = e.message; return; }
+    if (app.state.sandwich !== s.sandwich) return;
+    const { callers, callees } = sandwich(data, s.sandwich);
     panel.hidden = false;
     panel.innerHTML = `<div class="toolbar"><h3>Sandwich: ${esc(s.sandwich)}</h3><span class="muted">callers above, callees below</span>
       <span class="spacer"></span><button type="button" id="x-sw-close">Close</button></div>
@@ -431,7 +480,12 @@ export function mount(root, app) {
         scrollToRoot();
         downloads();
       }
-      if (has('zoom') && flame.data) restoreZoom();
+      if (has('zoom') && flame.data) {
+        // Zoomed into a frame whose thin children the API summed: ask for them.
+        let z = 0;
+        try { z = app.state.zoom ? flame.findPath(JSON.parse(app.state.zoom)) : 0; } catch { z = 0; }
+        if (z > 0 && flame.cutBelow(z)) reloadFlame(); else restoreZoom();
+      }
       if (has('graph')) { if (app.state.graph && !graphJson) { load(); return; } renderGraph(); }
       if (has('search', 'fn')) { applySearch(); renderTable(); renderRefine(); graphView.select(app.state.fn); }
       if (has('peek')) renderPeek();

@@ -1,6 +1,7 @@
 // A flame graph drawn on a <canvas>. Input: the API's flame JSON (`names`, `nodes` as
-// depth-first `[name, inline, parent, total, self(, base total, base self)]`, node 0 the
-// root). Layout is computed once per data set into typed arrays; a frame draws only boxes
+// depth-first `[name, kind, parent, total, self(, base total, base self)]`, node 0 the
+// root; kind 0 a frame, 1 an inlined frame, 2 a parent's children narrower than a pixel
+// when the API cut the tree to the graph's `width`). Layout is computed once per data set into typed arrays; a frame draws only boxes
 // at least MIN_PX wide and skips whole subtrees of narrower ones (a depth-first list keeps
 // every subtree contiguous: `end[i]` is one past its last node), so drawing costs what is
 // visible, not the tree's size. Hit testing is a binary search in the nodes of one depth.
@@ -54,40 +55,9 @@ export class Flame {
   }
 
   /** Loads a flame JSON. `diff`: nodes carry base values; `scale` multiplies them. */
-  setData(json, { diff = false, baseScale = 1 } = {}) {
+  setData(json, opts = {}) {
     const t0 = performance.now();
-    const nodes = json.nodes;
-    const n = nodes.length;
-    const name = new Int32Array(n), parent = new Int32Array(n), depth = new Int32Array(n);
-    const inline = new Uint8Array(n), end = new Int32Array(n);
-    const total = new Float64Array(n), self = new Float64Array(n);
-    const width = new Float64Array(n), x0 = new Float64Array(n), next = new Float64Array(n);
-    const bTotal = diff ? new Float64Array(n) : null, bSelf = diff ? new Float64Array(n) : null;
-    let maxDepth = 0;
-    for (let i = 0; i < n; i++) {
-      const r = nodes[i];
-      name[i] = r[0]; inline[i] = r[1]; parent[i] = r[2]; total[i] = r[3]; self[i] = r[4];
-      if (diff) { bTotal[i] = r[5] * baseScale; bSelf[i] = r[6] * baseScale; }
-      width[i] = Math.abs(r[3]) + (diff ? Math.abs(bTotal[i]) : 0);
-      end[i] = i + 1;
-      if (i > 0) {
-        const p = r[2];
-        depth[i] = depth[p] + 1;
-        if (depth[i] > maxDepth) maxDepth = depth[i];
-        x0[i] = next[p];
-        next[p] += width[i];
-      }
-      next[i] = x0[i];
-    }
-    for (let i = n - 1; i > 0; i--) if (end[i] > end[parent[i]]) end[parent[i]] = end[i];
-    // Nodes of each depth, left to right (depth-first order is left-to-right per depth).
-    const counts = new Int32Array(maxDepth + 1);
-    for (let i = 0; i < n; i++) counts[depth[i]]++;
-    const byDepth = Array.from(counts, (c) => new Int32Array(c));
-    counts.fill(0);
-    for (let i = 0; i < n; i++) byDepth[depth[i]][counts[depth[i]]++] = i;
-    this.data = { json, names: json.names, unit: json.unit, n, name, parent, depth, inline, end,
-      total, self, width, x0, bTotal, bSelf, maxDepth, byDepth, diff };
+    this.data = layout(json, opts);
     this.colors = new Array(json.names.length);
     this.zoom = 0; this.sel = -1; this.hover = -1; this.match = null;
     this.timings.layout = performance.now() - t0;
@@ -99,7 +69,17 @@ export class Flame {
     const d = this.data;
     if (i === 0) return this.o.rootLabel || 'root';
     const s = d.names[d.name[i]];
-    return d.inline[i] ? `${s} (inline)` : s;
+    return d.inline[i] === 1 ? `${s} (inline)` : s;
+  }
+
+  /** Whether node `i` stands for children narrower than a pixel (the API's kind 2). */
+  isOther(i) { return this.data.inline[i] === 2; }
+
+  /** Whether the subtree of `i` has rows the API cut (kind 2): zooming in needs detail. */
+  cutBelow(i) {
+    const d = this.data;
+    for (let k = i; k < d.end[i]; k++) if (d.inline[k] === 2) return true;
+    return false;
   }
 
   /** The path of a node as frame labels (for the URL). */
@@ -160,7 +140,8 @@ export class Flame {
     let sum = 0, covered = 0;
     for (let i = 1; i < d.n; i++) {
       let hit = nameHit[d.name[i]];
-      if (!hit && re && exactName == null && d.inline[i]) hit = re.test(this.label(i)) ? 1 : 0;
+      if (!hit && re && exactName == null && d.inline[i] === 1) hit = re.test(this.label(i)) ? 1 : 0;
+      if (d.inline[i] === 2) hit = 0; // boxes too thin to draw, summed: no name to match
       m[i] = hit;
       if (hit && i >= covered) { sum += d.width[i]; covered = d.end[i]; }
     }
@@ -184,6 +165,7 @@ export class Flame {
       const l = dark ? 22 + 26 * a : 92 - 40 * a;
       return `hsl(${h} ${Math.round(s * Math.max(a, 0.12))}% ${Math.round(l)}%)`;
     }
+    if (d.inline[i] === 2) return dark ? '#555' : '#c8c8c8';
     const k = d.name[i];
     let c = this.colors[k];
     if (c === undefined) {
@@ -336,7 +318,8 @@ export class Flame {
       ['flat', `${label(d.self[i], u)} (${pct(d.self[i], root)})`],
     ];
     if (z > 0) rows.push(['of zoomed', pct(d.total[i], d.width[z])]);
-    return { name: this.label(i), rows, values: { total: d.total[i], self: d.self[i] } };
+    const name = this.isOther(i) ? 'frames narrower than a pixel here (zoom in to see them)' : this.label(i);
+    return { name, rows, values: { total: d.total[i], self: d.self[i] } };
   }
 
   showTip(i, cx, cy) {
@@ -390,4 +373,44 @@ export class Flame {
     const r = this.canvas.getBoundingClientRect();
     this.showTip(next, r.left + b.x + Math.min(b.w, 40), r.top + b.y);
   }
+}
+
+/**
+ * A flame JSON laid out in typed arrays: per node its depth, x offset and width (Σ |value|,
+ * plus the base's in a diff), and `end` (one past its subtree in the depth-first list).
+ * `diff`: nodes carry base values; `baseScale` multiplies them.
+ */
+export function layout(json, { diff = false, baseScale = 1 } = {}) {
+  const nodes = json.nodes;
+  const n = nodes.length;
+  const name = new Int32Array(n), parent = new Int32Array(n), depth = new Int32Array(n);
+  const inline = new Uint8Array(n), end = new Int32Array(n);
+  const total = new Float64Array(n), self = new Float64Array(n);
+  const width = new Float64Array(n), x0 = new Float64Array(n), next = new Float64Array(n);
+  const bTotal = diff ? new Float64Array(n) : null, bSelf = diff ? new Float64Array(n) : null;
+  let maxDepth = 0;
+  for (let i = 0; i < n; i++) {
+    const r = nodes[i];
+    name[i] = r[0]; inline[i] = r[1]; parent[i] = r[2]; total[i] = r[3]; self[i] = r[4];
+    if (diff) { bTotal[i] = r[5] * baseScale; bSelf[i] = r[6] * baseScale; }
+    width[i] = Math.abs(r[3]) + (diff ? Math.abs(bTotal[i]) : 0);
+    end[i] = i + 1;
+    if (i > 0) {
+      const p = r[2];
+      depth[i] = depth[p] + 1;
+      if (depth[i] > maxDepth) maxDepth = depth[i];
+      x0[i] = next[p];
+      next[p] += width[i];
+    }
+    next[i] = x0[i];
+  }
+  for (let i = n - 1; i > 0; i--) if (end[i] > end[parent[i]]) end[parent[i]] = end[i];
+  // Nodes of each depth, left to right (depth-first order is left-to-right per depth).
+  const counts = new Int32Array(maxDepth + 1);
+  for (let i = 0; i < n; i++) counts[depth[i]]++;
+  const byDepth = Array.from(counts, (c) => new Int32Array(c));
+  counts.fill(0);
+  for (let i = 0; i < n; i++) byDepth[depth[i]][counts[depth[i]]++] = i;
+  return { json, names: json.names, unit: json.unit, n, name, parent, depth, inline, end,
+    total, self, width, x0, bTotal, bSelf, maxDepth, byDepth, diff };
 }

@@ -77,6 +77,14 @@ page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
 async function ready(view) {
   await page.waitForFunction((v) => document.body.dataset.ready === v && document.body.dataset.busy === '0', view, { timeout: 30000 });
 }
+/** /api/v1/flame as the page asked for it: the same width (and zoom) as the data it holds. */
+async function pageFlame(params) {
+  const { width, zoom } = await page.evaluate(() => ({
+    width: window.gocost.view.flameJson?.width,
+    zoom: new URL(location.href).searchParams.get('zoom'),
+  }));
+  return api('flame', { ...params, ...(width ? { width } : {}), ...(zoom ? { zoom } : {}) });
+}
 async function open(params, view) {
   await page.goto(`${base}/?${new URLSearchParams(params)}`);
   await ready(view);
@@ -108,7 +116,10 @@ try {
   const hottest = top.rows[0].name;
   console.log(`      hottest function: ${hottest} (${top.rows[0].flat_text})`);
 
-  const fl = await api('flame', { query: cpuQ, ...range });
+  const fl = await pageFlame({ query: cpuQ, ...range });
+  const askedWidth = await page.evaluate(() => window.gocost.view.flameJson.width);
+  const cssWidth = await page.evaluate(() => document.getElementById('x-flamebox').clientWidth);
+  check(askedWidth === Math.ceil(cssWidth / 0.35), 'explore: the flame graph is asked for at the width it draws (a box per 0.35 px)', `${askedWidth} for ${cssWidth} px`);
   const pageTotal = await page.evaluate(() => window.gocost.view.flame.data.total[0]);
   check(pageTotal === fl.nodes[0][3], 'explore: flame root total equals /api/v1/flame', `${pageTotal} vs ${fl.nodes[0][3]}`);
 
@@ -798,8 +809,14 @@ try {
   await open(synth, 'explore');
   const endToEnd = Date.now() - navStart;
   const big = await page.evaluate(() => ({ ...window.gocost.timings, drawn: window.gocost.view.flame.drawn }));
-  const bigApi = await api('flame', { query: 'goroutine{job="synthetic"}', from: synth.from, to: synth.to });
-  check(big.flameNodes === bigApi.nodes.length - 1 && big.flameNodes >= 50000, `50k: the page holds all ${bigApi.nodes.length - 1} nodes`, `${big.flameNodes}`);
+  const bigQ = { query: 'goroutine{job="synthetic"}', from: synth.from, to: synth.to };
+  const bigApi = await pageFlame(bigQ);
+  const bigFull = await api('flame', bigQ);
+  const bigFrames = bigApi.nodes.filter((r) => r[1] !== 2).length - 1;
+  check(big.flameNodes === bigApi.nodes.length - 1 && bigFull.nodes.length - 1 >= 50000 && bigApi.hidden > 0
+    && bigFrames + bigApi.hidden === bigFull.nodes.length - 1 && bigApi.nodes[0][3] === bigFull.nodes[0][3],
+  `50k: the page holds what ${bigApi.width} px can draw (${bigApi.nodes.length - 1} of ${bigFull.nodes.length - 1} nodes; the rest summed, same total)`, `${big.flameNodes} ${bigApi.hidden}`);
+  const cutBytes = JSON.stringify(bigApi).length, fullBytes = JSON.stringify(bigFull).length;
   // Redraws from scratch (layout + draw), median of 5, and interactions.
   const redraw = await page.evaluate(() => {
     const f = window.gocost.view.flame;
@@ -833,6 +850,7 @@ try {
   hoverTimes.sort((a, b) => a - b);
   await page.mouse.click(bc.x + 300, bc.y + 18 * 2 + 5);
   const clickZoom = await page.evaluate(() => window.gocost.view.flame.timings.zoom);
+  await ready('explore'); // a zoom into summed children asks the API for them
   const searchT0 = Date.now();
   await page.fill('#x-search', 'leaf07');
   await page.press('#x-search', 'Enter');
@@ -840,10 +858,10 @@ try {
   const searchMs = await page.evaluate(() => window.gocost.view.flame.timings.search);
   const searchRound = Date.now() - searchT0;
   const leafShare = Number(await page.getAttribute('#x-matched', 'data-share'));
-  const wantLeaf = share(bigApi, (n) => /leaf07/i.test(n));
+  const wantLeaf = share(await pageFlame(bigQ), (n) => /leaf07/i.test(n));
   check(Math.abs(leafShare - wantLeaf) < 1e-12, '50k: search share equals the JSON\'s', `${leafShare} vs ${wantLeaf}`);
   await shot('explore-50k');
-  note(`50k-node flame graph (${big.flameNodes} nodes, ${big.drawn} boxes wide enough to draw at ${Math.round(bc.width)} px):`);
+  note(`50k-node flame graph (${bigFull.nodes.length - 1} nodes; ${big.flameNodes} sent for ${Math.round(bc.width)} px, ${big.drawn} boxes wide enough to draw; JSON ${(cutBytes / 1024).toFixed(0)} KiB instead of ${(fullBytes / 1024).toFixed(0)} KiB):`);
   note(`  first render after the data arrived: ${big.flameRenderMs.toFixed(1)} ms (layout ${big.flameLayoutMs.toFixed(1)} ms + draw ${big.flameDrawMs.toFixed(1)} ms); API fetch + JSON parse ${big.flameFetchMs.toFixed(0)} ms; navigation to ready ${endToEnd} ms`);
   note(`  re-render from JSON (layout + draw), median of 5: ${redraw.toFixed(1)} ms`);
   note(`  drawing all ${drawAll.drawn} boxes (no sub-pixel culling), median of 5: ${drawAll.ms.toFixed(1)} ms`);

@@ -56,8 +56,15 @@ pub fn visible_rows(tree: &Tree, width: Option<u32>, zoom: &[u32]) -> (Vec<Row>,
     let mut rows = Vec::with_capacity(nodes.len().min(1 << 16));
     let mut hidden = 0usize;
     enum Item {
-        Node { node: u32, parent: i64, reference: i64 },
-        Other { parent: i64, total: i64 },
+        Node {
+            node: u32,
+            parent: i64,
+            reference: i64,
+        },
+        Other {
+            parent: i64,
+            total: i64,
+        },
     }
     let mut stack = vec![Item::Node {
         node: Tree::ROOT,
@@ -190,15 +197,28 @@ mod tests {
         let (rows, hidden) = visible_rows(&t, Some(100), &[]);
         assert_eq!(hidden, 3);
         let last = rows.last().unwrap();
-        assert_eq!((last.kind, last.node, last.total, last.self_value), (Kind::Other, None, 7, 7));
-        assert_eq!(rows[last.parent as usize].node.map(|n| t.name(n)), Some("main"));
+        assert_eq!(
+            (last.kind, last.node, last.total, last.self_value),
+            (Kind::Other, None, 7, 7)
+        );
+        assert_eq!(
+            rows[last.parent as usize].node.map(|n| t.name(n)),
+            Some("main")
+        );
         // The kept rows' widths add up as in the full tree.
         let main_children: i64 = rows.iter().filter(|r| r.parent == 1).map(|r| r.total).sum();
         assert_eq!(main_children, 1000);
         // Exactly one pixel is kept.
         let (rows, _) = visible_rows(&t, Some(250), &[]);
-        assert!(rows.iter().any(|r| r.node.is_some_and(|n| t.name(n) == "small")));
-        assert!(!rows.iter().any(|r| r.node.is_some_and(|n| t.name(n) == "tiny")));
+        assert!(
+            rows.iter()
+                .any(|r| r.node.is_some_and(|n| t.name(n) == "small"))
+        );
+        assert!(
+            !rows
+                .iter()
+                .any(|r| r.node.is_some_and(|n| t.name(n) == "tiny"))
+        );
     }
 
     #[test]
@@ -208,7 +228,10 @@ mod tests {
         let path = find_path(&t, &labels).unwrap();
         let (rows, hidden) = visible_rows(&t, Some(100), &path);
         // small is on the path (kept although narrow); leaf fills it (4 of 4).
-        assert!(rows.iter().any(|r| r.node.is_some_and(|n| t.name(n) == "leaf")));
+        assert!(
+            rows.iter()
+                .any(|r| r.node.is_some_and(|n| t.name(n) == "leaf"))
+        );
         assert_eq!(hidden, 1); // tiny
         assert!(find_path(&t, &["main".into(), "nope".into()]).is_none());
         let inl = find_path(&t, &["main".into(), "big".into(), "a (inline)".into()]).unwrap();

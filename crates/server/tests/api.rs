@@ -700,7 +700,10 @@ async fn flame_width_keeps_every_box_a_pixel_can_show() {
     let cut_nodes = cut["nodes"].as_array().unwrap();
     let cut_paths = flame_paths(&cut);
     let hidden = cut["hidden"].as_u64().unwrap() as usize;
-    assert!(hidden > 0, "the demo profile has boxes under a pixel at {w} px");
+    assert!(
+        hidden > 0,
+        "the demo profile has boxes under a pixel at {w} px"
+    );
     let mut frames = 0;
     let mut child_sum = vec![0i64; cut_nodes.len()];
     for (i, (n, path)) in cut_nodes.iter().zip(&cut_paths).enumerate() {
@@ -713,21 +716,40 @@ async fn flame_width_keeps_every_box_a_pixel_can_show() {
             continue;
         }
         frames += 1;
-        let f = by_path.get(path.as_str()).expect("a kept row is a node of the full tree");
-        assert_eq!((&f[3], &f[4]), (&n[3], &n[4]), "{path}: same total and self");
-        assert!(i == 0 || total * w >= root, "{path}: {total} is under a pixel");
+        let f = by_path
+            .get(path.as_str())
+            .expect("a kept row is a node of the full tree");
+        assert_eq!(
+            (&f[3], &f[4]),
+            (&n[3], &n[4]),
+            "{path}: same total and self"
+        );
+        assert!(
+            i == 0 || total * w >= root,
+            "{path}: {total} is under a pixel"
+        );
     }
-    assert_eq!(frames + hidden, full_nodes.len(), "every node kept or counted hidden");
+    assert_eq!(
+        frames + hidden,
+        full_nodes.len(),
+        "every node kept or counted hidden"
+    );
     for (i, n) in cut_nodes.iter().enumerate() {
         if n[1] != 2 && child_sum[i] > 0 {
-            assert_eq!(child_sum[i] + n[4].as_i64().unwrap(), n[3].as_i64().unwrap());
+            assert_eq!(
+                child_sum[i] + n[4].as_i64().unwrap(),
+                n[3].as_i64().unwrap()
+            );
         }
     }
     // Every full-tree node at least a pixel wide is kept.
     let kept: std::collections::HashSet<&str> = cut_paths.iter().map(String::as_str).collect();
     for (n, path) in full_nodes.iter().zip(&full_paths) {
         if n[3].as_i64().unwrap() * w >= root {
-            assert!(kept.contains(path.as_str()), "{path} is a pixel wide but missing");
+            assert!(
+                kept.contains(path.as_str()),
+                "{path} is a pixel wide but missing"
+            );
         }
     }
 
@@ -761,11 +783,19 @@ async fn flame_width_keeps_every_box_a_pixel_can_show() {
     let zt = narrow[3].as_i64().unwrap();
     for (n, path) in full_nodes.iter().zip(&full_paths) {
         if path.starts_with(&format!("{np}\u{1f}")) && n[3].as_i64().unwrap() * w >= zt {
-            assert!(zoomed_paths.contains(path), "{path} is a pixel wide in the zoom");
+            assert!(
+                zoomed_paths.contains(path),
+                "{path} is a pixel wide in the zoom"
+            );
         }
     }
 
-    for bad in ["&width=0", "&width=wide", "&width=10&zoom=main", "&width=10&format=svg"] {
+    for bad in [
+        "&width=0",
+        "&width=wide",
+        "&width=10&zoom=main",
+        "&width=10&format=svg",
+    ] {
         let (code, body) = get(&app, &url(bad)).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}");
         assert!(String::from_utf8_lossy(&body).contains("error"));

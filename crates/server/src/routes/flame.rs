@@ -213,7 +213,12 @@ fn drawable(
     if width.is_none() {
         let nodes = rows
             .iter()
-            .map(|r| row(r.node.map_or(0, |n| i64::from(tree.nodes[n as usize].name)), r))
+            .map(|r| {
+                row(
+                    r.node.map_or(0, |n| i64::from(tree.nodes[n as usize].name)),
+                    r,
+                )
+            })
             .collect();
         return (tree.names.clone(), nodes, hidden);
     }
