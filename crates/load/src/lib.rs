@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 pub use hyper::Method;
 pub use schedule::Rate;
-use stats::{Percentiles, Second};
+use stats::{Percentiles, Second, Tally};
 
 /// Seconds as the text reports print a latency: `1.234s`, else `21.02ms`.
 pub fn ms(s: f64) -> String {
@@ -184,7 +184,7 @@ struct Shared {
     start: Instant,
     next: AtomicU64,
     stop: AtomicBool,
-    seconds: Mutex<Vec<Second>>,
+    seconds: Mutex<Vec<Tally>>,
     sent: AtomicU64,
     failed: AtomicU64,
     /// The next `--requests` entry.
@@ -207,16 +207,17 @@ impl Local {
     }
 
     async fn flush(&mut self, sh: &Shared) {
-        if self.data.requests() == 0 && self.data.late == 0 {
+        if self.data.is_empty() {
             return;
         }
         let mut all = sh.seconds.lock().await;
         let i = self.second as usize;
         if all.len() <= i {
-            all.resize_with(i + 1, Second::default);
+            all.resize_with(i + 1, Tally::default);
         }
         all[i].add(&self.data);
-        self.data = Second::default();
+        drop(all);
+        self.data.clear();
     }
 }
 
@@ -394,15 +395,15 @@ async fn record(
         .record(sh, second, |s| {
             match &res {
                 Ok(status) => {
-                    *s.statuses.entry(*status).or_default() += 1;
+                    *s.counts.statuses.entry(*status).or_default() += 1;
                     let _ = s.latency.record(us.max(1));
                 }
                 Err(kind) => {
-                    *s.errors.entry(kind.clone()).or_default() += 1;
+                    *s.counts.errors.entry(kind.clone()).or_default() += 1;
                 }
             }
             if late {
-                s.late += 1;
+                s.counts.late += 1;
             }
         })
         .await;
@@ -450,8 +451,8 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
                 let elapsed = sh.start.elapsed().as_secs_f64().min(total);
                 let p99 = {
                     let secs = sh.seconds.lock().await;
-                    secs.iter().rev().find(|s| !s.latency.is_empty())
-                        .map_or(0.0, |s| s.latency.value_at_quantile(0.99) as f64 / 1e6)
+                    secs.iter().rev().find(|s| !s.is_empty())
+                        .map_or(0.0, |s| s.quantile(0.99) as f64 / 1e6)
                 };
                 progress(Progress {
                     elapsed,
@@ -480,19 +481,31 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-fn report(cfg: &Config, mut seconds: Vec<Second>, measured_from_unix_ns: i64) -> Report {
+fn report(cfg: &Config, mut seconds: Vec<Tally>, measured_from_unix_ns: i64) -> Report {
     let n = cfg.duration.as_secs().max(1) as usize;
-    seconds.resize_with(seconds.len().max(n), Second::default);
+    seconds.resize_with(seconds.len().max(n), Tally::default);
     let mut all = Second::default();
-    for s in &seconds {
-        all.add(s);
+    let mut one = stats::histogram();
+    let mut per_second = Vec::with_capacity(seconds.len());
+    for (t, s) in seconds.iter().enumerate() {
+        all.counts.add(&s.counts);
+        s.fill(&mut all.latency);
+        one.reset();
+        s.fill(&mut one);
+        per_second.push(SecondReport {
+            t: t as u64,
+            requests: s.counts.requests(),
+            errors: s.counts.error_count(),
+            late: s.counts.late,
+            latency: Percentiles::of(&one),
+        });
     }
     let (model, rate, concurrency) = match cfg.model {
         Model::Open(r) => ("open", Some(r.to), None),
         Model::Closed { concurrency } => ("closed", None, Some(concurrency)),
     };
     let dur = cfg.duration.as_secs_f64();
-    let answered: u64 = all.statuses.values().sum();
+    let answered: u64 = all.counts.statuses.values().sum();
     let mut histogram = Vec::new();
     for v in all.latency.iter_log(1000, 1.25) {
         if v.count_since_last_iteration() > 0 {
@@ -519,24 +532,14 @@ fn report(cfg: &Config, mut seconds: Vec<Second>, measured_from_unix_ns: i64) ->
         duration_seconds: dur,
         warmup_seconds: cfg.warmup.as_secs_f64(),
         measured_from_unix_ns,
-        requests: all.requests(),
-        errors: all.error_count(),
-        late: all.late,
+        requests: all.counts.requests(),
+        errors: all.counts.error_count(),
+        late: all.counts.late,
         throughput: answered as f64 / dur.max(1e-9),
         latency: Percentiles::of(&all.latency),
-        statuses: all.statuses.clone(),
-        error_kinds: all.errors.clone(),
-        seconds: seconds
-            .iter()
-            .enumerate()
-            .map(|(t, s)| SecondReport {
-                t: t as u64,
-                requests: s.requests(),
-                errors: s.error_count(),
-                late: s.late,
-                latency: Percentiles::of(&s.latency),
-            })
-            .collect(),
+        statuses: all.counts.statuses,
+        error_kinds: all.counts.errors,
+        seconds: per_second,
         histogram,
     }
 }
