@@ -57,8 +57,16 @@ pub struct LoadArgs {
     #[arg(long, value_name = "N")]
     connections: Option<usize>,
     /// A new connection per request.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "http2")]
     no_keepalive: bool,
+    /// HTTP/2: h2c (prior knowledge) to http://, ALPN h2 to https://. --connections is then
+    /// the number of TCP connections (default: one per 100 requests in flight) and --streams
+    /// the requests in flight on each (default: the in-flight requests spread over them).
+    #[arg(long)]
+    http2: bool,
+    /// HTTP/2: requests in flight at once on each connection (its concurrent streams).
+    #[arg(long, value_name = "N", requires = "http2")]
+    streams: Option<usize>,
     /// https: trust only the CA certificates in this PEM file (not the system's).
     #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
     cacert: Option<PathBuf>,
@@ -142,12 +150,29 @@ fn config(a: &LoadArgs) -> Result<Config> {
             .into());
         }
     };
-    let connections = match (a.connections, model) {
-        (Some(0), _) => return Err(InputError("--connections must be at least 1".into()).into()),
-        (Some(n), _) => n,
-        (None, Model::Open(r)) => ((r.from.max(r.to) * 0.1).ceil() as usize).clamp(16, 10_000),
-        (None, Model::Closed { concurrency }) => concurrency,
+    if a.streams == Some(0) {
+        return Err(InputError("--streams must be at least 1".into()).into());
+    }
+    // Requests in flight the rate needs at 100 ms each (or the closed model's clients).
+    let in_flight = match model {
+        Model::Open(r) => ((r.from.max(r.to) * 0.1).ceil() as usize).clamp(16, 10_000),
+        Model::Closed { concurrency } => concurrency,
     };
+    let connections = match (a.connections, a.http2, a.streams) {
+        (Some(0), _, _) => {
+            return Err(InputError("--connections must be at least 1".into()).into());
+        }
+        (Some(n), _, _) => n,
+        (None, false, _) => in_flight,
+        (None, true, Some(s)) => in_flight.div_ceil(s).max(1),
+        (None, true, None) => in_flight.div_ceil(100).max(1),
+    };
+    let http2 = a.http2.then(|| gocost_load::Http2 {
+        streams: a
+            .streams
+            .unwrap_or_else(|| in_flight.div_ceil(connections))
+            .max(1),
+    });
     let method = hyper_method(&a.method)?;
     let mut headers = Vec::new();
     for h in &a.headers {
@@ -186,7 +211,7 @@ fn config(a: &LoadArgs) -> Result<Config> {
             (None, false) => gocost_load::tls::Trust::Platform,
         };
         Some(
-            gocost_load::tls::client_config(&trust).map_err(|e| match &a.cacert {
+            gocost_load::tls::client_config(&trust, a.http2).map_err(|e| match &a.cacert {
                 Some(f) => InputError(format!("--cacert {}: {e}", f.display())),
                 None => InputError(e),
             })?,
@@ -204,6 +229,7 @@ fn config(a: &LoadArgs) -> Result<Config> {
         warmup: duration("warmup", &a.warmup)?,
         connections,
         keepalive: !a.no_keepalive,
+        http2,
         timeout: duration("timeout", &a.timeout)?,
     })
 }

@@ -654,3 +654,123 @@ fn https_targets_check_the_certificate() {
         "{r}"
     );
 }
+
+/// The bed's `/conns`: connections it accepted and requests that came over HTTP/2.
+fn bed_conns(addr: &str) -> (u64, u64) {
+    let (status, body) = gocost_testkit::procs::http_get(&format!("http://{addr}/conns"));
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body).to_string();
+    let num = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{key} in {text:?}"))
+    };
+    (num("connections "), num("http2 "))
+}
+
+/// `--http2`: every request reaches the server as HTTP/2 (h2c with prior knowledge), several
+/// at a time on each of the few connections asked for, with the latency the server gives;
+/// over TLS the server must agree to h2 by ALPN.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn http2_multiplexes_requests_over_few_connections() {
+    let (_, dir, bin) = build_bed("http2");
+    let (_bed, addr) = start_with_addr_file(
+        &bin,
+        &["-delay=50ms", "-duration=2m", "-h2c"],
+        &dir.join("addr"),
+    );
+    let url = format!("http://{addr}/");
+    // 200 req/s × 50 ms = 10 in flight: over 2 connections × 8 streams, never late.
+    let r = load(&[
+        "--http2",
+        "--connections",
+        "2",
+        "--streams",
+        "8",
+        "--rate",
+        "200",
+        "--warmup",
+        "0s",
+        "--duration",
+        "3s",
+        &url,
+    ]);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["statuses"]["200"], 600, "{r}");
+    assert_eq!(r["protocol"], "HTTP/2", "{r}");
+    assert_eq!(
+        (r["connections"].as_u64(), r["streams"].as_u64()),
+        (Some(2), Some(8))
+    );
+    assert_eq!(r["late"], 0, "16 streams for 10 in flight: {r}");
+    within(
+        r["latency"]["p50"].as_f64().unwrap(),
+        0.050,
+        0.3,
+        "HTTP/2 P50",
+    );
+    let (conns, h2) = bed_conns(&addr);
+    assert_eq!(h2, 600, "every request over HTTP/2");
+    assert!(conns <= 3, "2 connections (and the /conns read): {conns}");
+
+    // Without --streams: the in-flight requests (16 at least) spread over the connections.
+    let r = load(&[
+        "--http2",
+        "--concurrency",
+        "6",
+        "--warmup",
+        "0s",
+        "--duration",
+        "1s",
+        &url,
+    ]);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(
+        (r["connections"].as_u64(), r["streams"].as_u64()),
+        (Some(1), Some(6))
+    );
+
+    // HTTPS: h2 by ALPN.
+    let pem = dir.join("cert.pem");
+    let (_tls_bed, tls_addr) = start_with_addr_file(
+        &bin,
+        &["-delay=1ms", "-duration=1m", "-tls", pem.to_str().unwrap()],
+        &dir.join("tls-addr"),
+    );
+    let r = load(&[
+        "--http2",
+        "--cacert",
+        pem.to_str().unwrap(),
+        "--rate",
+        "50",
+        "--warmup",
+        "0s",
+        "--duration",
+        "1s",
+        &format!("https://{tls_addr}/"),
+    ]);
+    assert_eq!(
+        (r["errors"].as_u64(), r["statuses"]["200"].as_u64()),
+        (Some(0), Some(50)),
+        "{r}"
+    );
+
+    // A server without h2c: the failures say so (a protocol error, not a hang).
+    let (_h1_bed, h1_addr) =
+        start_with_addr_file(&bin, &["-delay=1ms", "-duration=1m"], &dir.join("h1-addr"));
+    let r = load(&[
+        "--http2",
+        "--rate",
+        "10",
+        "--warmup",
+        "0s",
+        "--duration",
+        "1s",
+        "--timeout",
+        "2s",
+        &format!("http://{h1_addr}/"),
+    ]);
+    assert_eq!(r["errors"], r["requests"], "{r}");
+}

@@ -1,7 +1,7 @@
 //! # gocost-load
 //!
-//! The load side of `gocost load`: sends HTTP/1.1 requests to one service and measures what
-//! it answers, second by second.
+//! The load side of `gocost load`: sends HTTP/1.1 or HTTP/2 requests to one service and
+//! measures what it answers, second by second.
 //!
 //! - **Open model** (a rate): request `i` is due at a fixed time ([`schedule::Rate`]) whether
 //!   or not earlier ones were answered, and its latency counts from when it was due. A server
@@ -71,9 +71,19 @@ pub struct Config {
     /// Open model: connections (each carries one request at a time).
     pub connections: usize,
     pub keepalive: bool,
+    /// HTTP/2 (h2c with prior knowledge on `http://`, ALPN `h2` on `https://`), `streams`
+    /// requests at a time on each of the connections; `None`: HTTP/1.1.
+    pub http2: Option<Http2>,
     pub timeout: Duration,
     /// For an `https://` target: how its certificate is checked ([`tls::client_config`]).
     pub tls: Option<Arc<tls::ClientConfig>>,
+}
+
+/// HTTP/2 settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Http2 {
+    /// Requests in flight at once on one connection (its concurrent streams).
+    pub streams: usize,
 }
 
 /// An `http://host:port/path?query` target.
@@ -139,6 +149,11 @@ pub struct Report {
     pub rate: Option<f64>,
     pub concurrency: Option<usize>,
     pub connections: usize,
+    /// `HTTP/1.1` or `HTTP/2`.
+    pub protocol: &'static str,
+    /// HTTP/2: requests in flight on each connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streams: Option<usize>,
     pub duration_seconds: f64,
     pub warmup_seconds: f64,
     /// Wall-clock time (Unix nanoseconds) at which the measured seconds begin: second `t`
@@ -185,6 +200,9 @@ struct Shared {
     next: AtomicU64,
     stop: AtomicBool,
     seconds: Mutex<Vec<Tally>>,
+    /// HTTP/2: the connections the workers share (worker `w` uses `w / streams`), each opened
+    /// by the first worker that finds it missing or closed.
+    h2: Vec<Mutex<Option<H2Sender>>>,
     sent: AtomicU64,
     failed: AtomicU64,
     /// The next `--requests` entry.
@@ -222,6 +240,55 @@ impl Local {
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+type H2Sender = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
+
+/// An HTTP/2 connection: h2c with prior knowledge, or TLS whose ALPN agreed on `h2`.
+async fn connect_h2(t: &Target, tls: Option<&Arc<tls::ClientConfig>>) -> Result<H2Sender, String> {
+    let stream = TcpStream::connect((t.host.as_str(), t.port))
+        .await
+        .map_err(|e| format!("connect: {}", e.kind()))?;
+    let _ = stream.set_nodelay(true);
+    if t.tls {
+        let cfg = tls.ok_or("tls: no TLS settings for an https target")?;
+        let stream = tls::connect(cfg, &t.host, stream).await?;
+        if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Err("tls: the server did not agree to HTTP/2 (ALPN h2)".into());
+        }
+        return handshake_h2(stream).await;
+    }
+    handshake_h2(stream).await
+}
+
+/// HTTP/2 over a connected stream; the connection is driven by a task of its own.
+async fn handshake_h2<S>(stream: S) -> Result<H2Sender, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Worker `worker`'s HTTP/2 connection (opened or replaced under its slot's lock).
+async fn h2_sender(sh: &Shared, worker: usize, streams: usize) -> Result<H2Sender, String> {
+    let slot = &sh.h2[(worker / streams.max(1)).min(sh.h2.len().saturating_sub(1))];
+    let mut g = slot.lock().await;
+    match g.as_ref() {
+        Some(s) if !s.is_closed() => Ok(s.clone()),
+        _ => {
+            let s = connect_h2(&sh.cfg.target, sh.cfg.tls.as_ref()).await?;
+            *g = Some(s.clone());
+            Ok(s)
+        }
+    }
+}
 
 async fn connect(t: &Target, tls: Option<&Arc<tls::ClientConfig>>) -> Result<Sender, String> {
     let stream = TcpStream::connect((t.host.as_str(), t.port))
@@ -251,27 +318,34 @@ where
     Ok(sender)
 }
 
-/// One request on `conn` (connecting first when needed): the status, or an error kind.
-async fn send(sh: &Shared, conn: &mut Option<Sender>) -> Result<u16, String> {
+/// One request on `conn` (connecting first when needed), or with HTTP/2 on worker
+/// `worker`'s shared connection: the status, or an error kind.
+async fn send(sh: &Shared, worker: usize, conn: &mut Option<Sender>) -> Result<u16, String> {
     let cfg = &sh.cfg;
-    if conn.as_ref().is_none_or(|s| s.is_closed()) {
-        *conn = Some(connect(&cfg.target, cfg.tls.as_ref()).await?);
-    }
-    let Some(sender) = conn.as_mut() else {
-        return Err("connect: no connection".into());
-    };
     let spec = match cfg.requests.as_slice() {
         [one] => one,
         [] => return Err("request: none configured".into()),
         all => &all[(sh.rotation.fetch_add(1, Ordering::Relaxed) % all.len() as u64) as usize],
     };
-    let mut req = Request::builder()
-        .method(spec.method.clone())
-        .uri(spec.path.as_str())
-        .header(hyper::header::HOST, cfg.target.authority());
-    if !cfg.keepalive {
-        req = req.header(hyper::header::CONNECTION, "close");
-    }
+    let mut req = Request::builder().method(spec.method.clone());
+    req = if cfg.http2.is_some() {
+        // HTTP/2 carries the authority in the URI (:authority), and has no Connection.
+        let scheme = if cfg.target.tls { "https" } else { "http" };
+        req.uri(format!(
+            "{scheme}://{}{}",
+            cfg.target.authority(),
+            spec.path
+        ))
+    } else {
+        let r = req
+            .uri(spec.path.as_str())
+            .header(hyper::header::HOST, cfg.target.authority());
+        if cfg.keepalive {
+            r
+        } else {
+            r.header(hyper::header::CONNECTION, "close")
+        }
+    };
     for (k, v) in &cfg.headers {
         req = req.header(k.as_str(), v.as_str());
     }
@@ -279,14 +353,32 @@ async fn send(sh: &Shared, conn: &mut Option<Sender>) -> Result<u16, String> {
         .body(Full::new(spec.body.clone()))
         .map_err(|e| format!("request: {e}"))?;
     let res = async {
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection: {e}"))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("response: {}", short_error(&e)))?;
+        let resp = if let Some(h2) = cfg.http2 {
+            let mut sender = h2_sender(sh, worker, h2.streams).await?;
+            sender
+                .ready()
+                .await
+                .map_err(|e| format!("connection: {e}"))?;
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("response: {}", short_error(&e)))?
+        } else {
+            if conn.as_ref().is_none_or(|s| s.is_closed()) {
+                *conn = Some(connect(&cfg.target, cfg.tls.as_ref()).await?);
+            }
+            let Some(sender) = conn.as_mut() else {
+                return Err("connect: no connection".into());
+            };
+            sender
+                .ready()
+                .await
+                .map_err(|e| format!("connection: {e}"))?;
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("response: {}", short_error(&e)))?
+        };
         let status = resp.status().as_u16();
         resp.into_body()
             .collect()
@@ -310,12 +402,16 @@ fn short_error(e: &hyper::Error) -> String {
     } else if e.is_canceled() {
         "canceled".into()
     } else {
-        e.to_string()
+        // hyper's own text ("http2 error") says little; its cause names the problem.
+        match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        }
     }
 }
 
 /// Open model: take the next due request, wait for its time, send it.
-async fn open_worker(sh: Arc<Shared>, rate: Rate) {
+async fn open_worker(sh: Arc<Shared>, worker: usize, rate: Rate) {
     let total = (sh.cfg.warmup + sh.cfg.duration).as_secs_f64();
     let warm = sh.cfg.warmup.as_secs_f64();
     let mut conn: Option<Sender> = None;
@@ -338,7 +434,7 @@ async fn open_worker(sh: Arc<Shared>, rate: Rate) {
             tokio::time::sleep_until(due).await;
         }
         let sent = Instant::now();
-        let res = send(&sh, &mut conn).await;
+        let res = send(&sh, worker, &mut conn).await;
         let done = Instant::now();
         // Ready before it was due: the wait past `due` is the timer's, not the server's, so
         // time from the send. Picked up late: a previous answer held this connection, so time
@@ -356,7 +452,7 @@ async fn open_worker(sh: Arc<Shared>, rate: Rate) {
 }
 
 /// Closed model: send, wait for the answer, send again.
-async fn closed_worker(sh: Arc<Shared>) {
+async fn closed_worker(sh: Arc<Shared>, worker: usize) {
     let total = sh.cfg.warmup + sh.cfg.duration;
     let warm = sh.cfg.warmup;
     let mut conn: Option<Sender> = None;
@@ -370,7 +466,7 @@ async fn closed_worker(sh: Arc<Shared>) {
         if at >= total || sh.stop.load(Ordering::Relaxed) {
             break;
         }
-        let res = send(&sh, &mut conn).await;
+        let res = send(&sh, worker, &mut conn).await;
         let done = Instant::now();
         if at < warm {
             continue;
@@ -414,9 +510,16 @@ async fn record(
 
 /// Runs the load; `progress` is called about once a second.
 pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
-    let workers = match cfg.model {
-        Model::Open(_) => cfg.connections.max(1),
-        Model::Closed { concurrency } => concurrency.max(1),
+    let workers = match (cfg.model, cfg.http2) {
+        (Model::Open(_), Some(h2)) => cfg.connections.max(1) * h2.streams.max(1),
+        (Model::Open(_), None) => cfg.connections.max(1),
+        (Model::Closed { concurrency }, _) => concurrency.max(1),
+    };
+    // HTTP/2: `connections` shared connections (closed model: enough for the clients).
+    let h2_conns = match (cfg.http2, cfg.model) {
+        (None, _) => 0,
+        (Some(_), Model::Open(_)) => cfg.connections.max(1),
+        (Some(h2), Model::Closed { concurrency }) => concurrency.max(1).div_ceil(h2.streams.max(1)),
     };
     let start = Instant::now() + START_DELAY;
     let measured_from = std::time::SystemTime::now() + START_DELAY + cfg.warmup;
@@ -426,16 +529,17 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
         next: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         seconds: Mutex::new(Vec::new()),
+        h2: (0..h2_conns).map(|_| Mutex::new(None)).collect(),
         sent: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         rotation: AtomicU64::new(0),
     });
     let mut tasks = Vec::with_capacity(workers);
-    for _ in 0..workers {
+    for w in 0..workers {
         let sh = sh.clone();
         tasks.push(match cfg.model {
-            Model::Open(rate) => tokio::spawn(open_worker(sh, rate)),
-            Model::Closed { .. } => tokio::spawn(closed_worker(sh)),
+            Model::Open(rate) => tokio::spawn(open_worker(sh, w, rate)),
+            Model::Closed { .. } => tokio::spawn(closed_worker(sh, w)),
         });
     }
     let total = (cfg.warmup + cfg.duration).as_secs_f64();
@@ -525,9 +629,16 @@ fn report(cfg: &Config, mut seconds: Vec<Tally>, measured_from_unix_ns: i64) -> 
         model,
         rate,
         concurrency,
-        connections: match cfg.model {
-            Model::Open(_) => cfg.connections,
-            Model::Closed { concurrency } => concurrency,
+        protocol: if cfg.http2.is_some() {
+            "HTTP/2"
+        } else {
+            "HTTP/1.1"
+        },
+        streams: cfg.http2.map(|h| h.streams),
+        connections: match (cfg.model, cfg.http2) {
+            (Model::Closed { concurrency }, Some(h)) => concurrency.div_ceil(h.streams.max(1)),
+            (Model::Closed { concurrency }, None) => concurrency,
+            (Model::Open(_), _) => cfg.connections,
         },
         duration_seconds: dur,
         warmup_seconds: cfg.warmup.as_secs_f64(),
@@ -550,11 +661,15 @@ impl Report {
     pub fn to_text(&self) -> String {
         use std::fmt::Write as _;
         let mut o = String::new();
+        let conns = match self.streams {
+            Some(s) => format!("{} HTTP/2 connections × {s} streams", self.connections),
+            None => format!("{} connections", self.connections),
+        };
         let offered = match (self.rate, self.concurrency) {
-            (Some(r), _) => format!(
-                "open model, {r} requests/s over {} connections",
-                self.connections
-            ),
+            (Some(r), _) => format!("open model, {r} requests/s over {conns}"),
+            (_, Some(c)) if self.streams.is_some() => {
+                format!("closed model, {c} concurrent clients over {conns}")
+            }
             (_, Some(c)) => format!("closed model, {c} concurrent clients"),
             _ => String::new(),
         };

@@ -29,8 +29,9 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The client configuration for `trust`; errors say which certificate file is wrong.
-pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
+/// The client configuration for `trust`, offering HTTP/2 (ALPN `h2`) or HTTP/1.1; errors say
+/// which certificate file is wrong.
+pub fn client_config(trust: &Trust, http2: bool) -> Result<Arc<ClientConfig>, String> {
     let b = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?;
@@ -61,7 +62,11 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
             .with_no_client_auth(),
     };
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![if http2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
     Ok(Arc::new(cfg))
 }
 

@@ -46,9 +46,12 @@ var (
 	burst    = flag.Int("burst", 0, "bytes of heap each stall holds while it runs")
 	fanout   = flag.Int("fanout", 0, "goroutines each stall parks while it runs")
 	tlsCert  = flag.String("tls", "", "serve HTTPS; write the self-signed certificate (PEM) to this file")
+	h2c      = flag.Bool("h2c", false, "also serve HTTP/2 without TLS (prior knowledge); HTTPS offers h2 always")
 	sink     atomic.Pointer[[sha256.Size]byte]
 	started  = time.Now()
 	served   atomic.Int64
+	conns    atomic.Int64 // connections accepted
+	h2served atomic.Int64 // requests that came over HTTP/2
 )
 
 // stallEnd is when the stall that `t` falls in ends, or `t` outside stalls. Stalls start at
@@ -104,6 +107,9 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	}
 	time.Sleep(*delay)
 	served.Add(1)
+	if r.ProtoMajor == 2 {
+		h2served.Add(1)
+	}
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/status/"); ok {
 		code, _ := strconv.Atoi(rest)
 		w.WriteHeader(code)
@@ -119,6 +125,10 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == "/served" {
 		fmt.Fprintln(w, served.Load())
+		return
+	}
+	if r.URL.Path == "/conns" {
+		fmt.Fprintf(w, "connections %d\nhttp2 %d\n", conns.Load(), h2served.Load())
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
@@ -159,13 +169,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	srv := &http.Server{ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	srv.Protocols.SetUnencryptedHTTP2(*h2c)
 	if *tlsCert != "" {
 		cert, err := selfSigned(*tlsCert)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	if flag.NArg() > 0 {
 		if err := os.WriteFile(flag.Arg(0), []byte(ln.Addr().String()), 0o644); err != nil {
@@ -184,5 +203,10 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle("/debug/", http.DefaultServeMux)
 	mux.HandleFunc("/", handle)
-	_ = http.Serve(ln, mux)
+	srv.Handler = mux
+	if *tlsCert != "" {
+		_ = srv.ServeTLS(ln, "", "") // offers h2 and http/1.1 by ALPN
+		return
+	}
+	_ = srv.Serve(ln)
 }
