@@ -145,62 +145,6 @@ enum Input {
     Profile(Box<gocost_pprof::Profile>),
 }
 
-/// A `gocost load --json` run as benchmark results, one sample per measured second (the
-/// seconds with answers): latency quantiles (`sec/req`), answered requests (`req/s`) and,
-/// when the run read the service (`--profile`), CPU per request (`cpu-sec/req`).
-fn load_run(src: &str, v: &serde_json::Value) -> Result<Vec<benchfmt::Result>> {
-    let seconds = v["seconds"]
-        .as_array()
-        .ok_or_else(|| bad(format!("{src}: a gocost load report without \"seconds\"")))?;
-    let cpu = v["service"]["seconds"].as_array();
-    let config = std::sync::Arc::new(vec![("pkg".to_string(), "gocost load".to_string())]);
-    let mut out = Vec::new();
-    let mut push = |name: &str, value: f64, unit: &str, line: usize| {
-        out.push(benchfmt::Result {
-            name: name.to_string(),
-            line,
-            iterations: 1,
-            values: vec![(value, unit.to_string())],
-            config: config.clone(),
-        });
-    };
-    for (i, s) in seconds.iter().enumerate() {
-        let num = |k: &str| s[k].as_f64();
-        let (Some(requests), Some(errors)) = (num("requests"), num("errors")) else {
-            return Err(bad(format!(
-                "{src}: seconds[{i}]: want \"requests\" and \"errors\" numbers"
-            )));
-        };
-        let answered = requests - errors;
-        if answered <= 0.0 {
-            continue;
-        }
-        for (name, key) in [
-            ("latency-p50", "p50"),
-            ("latency-p90", "p90"),
-            ("latency-p99", "p99"),
-        ] {
-            let q = s["latency"][key]
-                .as_f64()
-                .ok_or_else(|| bad(format!("{src}: seconds[{i}].latency.{key}: not a number")))?;
-            push(name, q, "sec/req", i + 1);
-        }
-        push("answered", answered, "req/s", i + 1);
-        if let Some(c) = cpu
-            .and_then(|c| c.get(i))
-            .and_then(|c| c["cpu_seconds"].as_f64())
-        {
-            push("cpu", c / answered, "cpu-sec/req", i + 1);
-        }
-    }
-    if out.is_empty() {
-        return Err(bad(format!(
-            "{src}: a gocost load report with no answered requests"
-        )));
-    }
-    Ok(out)
-}
-
 /// Benchmark output is text; a profile is gzip'd or binary protobuf; a `gocost load` run is
 /// JSON.
 fn parse_input(src: &str, bytes: &[u8], max: u64) -> Result<Input> {
@@ -217,7 +161,9 @@ fn parse_input(src: &str, bytes: &[u8], max: u64) -> Result<Input> {
                 "{src}: JSON, but not a gocost load report (gocost load --json or -o run.json)"
             )));
         }
-        return Ok(Input::Bench(load_run(src, &v)?));
+        return Ok(Input::Bench(
+            benchfmt::load_run(&v).map_err(|e| bad(format!("{src}: {e}")))?,
+        ));
     }
     let text = std::str::from_utf8(bytes).unwrap_or_default();
     let (results, errors) = benchfmt::parse(text);

@@ -158,19 +158,6 @@ fn value(e: &gocost_scrape::runtime::Expvar, name: &str) -> Option<f64> {
     e.values.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
 }
 
-/// The goroutine count on `/debug/pprof/`'s index page, whose rows are
-/// `<tr><td>N</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>` (Go 1.22–1.27).
-fn goroutine_total(index: &str) -> Option<u64> {
-    index.lines().find_map(|l| {
-        let rest = l.trim().strip_prefix("<tr><td>")?;
-        let (n, rest) = rest.split_once("</td>")?;
-        if !rest.contains(">goroutine</a>") {
-            return None;
-        }
-        n.parse().ok()
-    })
-}
-
 impl Watch {
     /// Checks that the service answers before any load is sent: at least one of
     /// `/debug/vars` and `/debug/pprof/` must, or the run would measure nothing.
@@ -317,7 +304,9 @@ impl Watch {
                     }
                     Ok(Err(e)) | Err(e) => fail("/debug/vars", e),
                 }
-                match gor.map(|b| goroutine_total(&String::from_utf8_lossy(&b))) {
+                match gor
+                    .map(|b| gocost_scrape::runtime::index_goroutines(&String::from_utf8_lossy(&b)))
+                {
                     Ok(Some(n)) => r.goroutines = Some(n),
                     Ok(None) => fail("/debug/pprof/", "no goroutine row on the index page".into()),
                     Err(e) => fail("/debug/pprof/", e),
@@ -686,19 +675,5 @@ impl Service {
             let _ = writeln!(o, "Note:       {n}");
         }
         o
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn goroutine_totals() {
-        let index = "<table>\n<tr><td>0</td><td><a href='block?debug=1'>block</a></td></tr>\n\
-                     <tr><td>7</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>\n";
-        assert_eq!(goroutine_total(index), Some(7));
-        assert_eq!(goroutine_total("goroutine 1 [running]:\n"), None);
-        assert_eq!(goroutine_total(""), None);
     }
 }

@@ -90,6 +90,20 @@ pub struct PromSample {
 /// At most this many samples are kept from one `/metrics` scrape.
 pub const MAX_PROM_SAMPLES: usize = 10_000;
 
+/// The goroutine count on `net/http/pprof`'s index page (`/debug/pprof/`), whose rows are
+/// `<tr><td>N</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>` (Go 1.22–1.27):
+/// `runtime.NumGoroutine` without a goroutine profile's stop-the-world.
+pub fn index_goroutines(index: &str) -> Option<u64> {
+    index.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("<tr><td>")?;
+        let (n, rest) = rest.split_once("</td>")?;
+        if !rest.contains(">goroutine</a>") {
+            return None;
+        }
+        n.parse().ok()
+    })
+}
+
 /// Parses Prometheus text exposition format (version 0.0.4), keeping the Go runtime and
 /// process families (`go_*`, `process_*`). Timestamps in the text are ignored: points get
 /// the scrape time. Errors name the line.
@@ -182,6 +196,15 @@ pub fn parse_prometheus(body: &[u8]) -> Result<Vec<PromSample>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn goroutines_from_the_pprof_index() {
+        let index = "<table>\n<tr><td>0</td><td><a href='block?debug=1'>block</a></td></tr>\n\
+                     <tr><td>7</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>\n";
+        assert_eq!(index_goroutines(index), Some(7));
+        assert_eq!(index_goroutines("goroutine 1 [running]:\n"), None);
+        assert_eq!(index_goroutines(""), None);
+    }
 
     fn vars() -> Vec<u8> {
         std::fs::read(
