@@ -199,7 +199,11 @@ struct Shared {
     start: Instant,
     next: AtomicU64,
     stop: AtomicBool,
-    seconds: Mutex<Vec<Tally>>,
+    table: Mutex<Table>,
+    /// Per worker: the earliest measured second it may still add to (a request in flight, or
+    /// what it recorded and has not yet flushed); `u64::MAX` for none. With the next request's
+    /// due second, the seconds before the smallest of these are finished and can be sealed.
+    holding: Vec<AtomicU64>,
     /// HTTP/2: the connections the workers share (worker `w` uses `w / streams`), each opened
     /// by the first worker that finds it missing or closed.
     h2: Vec<Mutex<Option<H2Sender>>>,
@@ -207,6 +211,75 @@ struct Shared {
     failed: AtomicU64,
     /// The next `--requests` entry.
     rotation: AtomicU64,
+}
+
+/// The run's seconds: finished ones sealed (percentiles and counts, their latencies folded
+/// into the run's histogram), later ones still open to the workers' additions. Memory stays
+/// flat: an open second holds only its histogram's non-empty buckets, and seconds are open
+/// only until every request due in them is answered.
+struct Table {
+    sealed: Vec<SecondReport>,
+    /// Second `sealed.len() + k` at index `k`.
+    open: std::collections::VecDeque<Tally>,
+    /// The sealed seconds' latencies and counts.
+    total: Second,
+    scratch: hdrhistogram::Histogram<u64>,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            sealed: Vec::new(),
+            open: std::collections::VecDeque::new(),
+            total: Second::default(),
+            scratch: stats::histogram(),
+        }
+    }
+
+    fn add(&mut self, second: u64, s: &Second) {
+        let i = second as usize;
+        if let Some(done) = self.sealed.get_mut(i) {
+            // Sealing waits for every request due in a second (`holding`), so this does
+            // not happen; should it, the run's totals still count it.
+            done.requests += s.counts.requests();
+            done.errors += s.counts.error_count();
+            done.late += s.counts.late;
+            let _ = self.total.latency.add(&s.latency);
+            self.total.counts.add(&s.counts);
+            return;
+        }
+        let k = i - self.sealed.len();
+        if self.open.len() <= k {
+            self.open.resize_with(k + 1, Tally::default);
+        }
+        self.open[k].add(s);
+    }
+
+    /// Seals every second before `second`.
+    fn seal_before(&mut self, second: u64) {
+        while (self.sealed.len() as u64) < second {
+            let t = self.open.pop_front().unwrap_or_default();
+            self.scratch.reset();
+            t.fill(&mut self.scratch);
+            t.fill(&mut self.total.latency);
+            self.total.counts.add(&t.counts);
+            self.sealed.push(SecondReport {
+                t: self.sealed.len() as u64,
+                requests: t.counts.requests(),
+                errors: t.counts.error_count(),
+                late: t.counts.late,
+                latency: Percentiles::of(&self.scratch),
+            });
+        }
+    }
+
+    /// The P99 of the latest second with answers (for the progress line).
+    fn recent_p99(&self) -> f64 {
+        match self.open.iter().rev().find(|t| !t.is_empty()) {
+            Some(t) => t.quantile(0.99) as f64 / 1e6,
+            None => self.sealed.last().map_or(0.0, |s| s.latency.p99),
+        }
+    }
 }
 
 /// A worker's current second, flushed into the shared table when the second changes.
@@ -228,14 +301,18 @@ impl Local {
         if self.data.is_empty() {
             return;
         }
-        let mut all = sh.seconds.lock().await;
-        let i = self.second as usize;
-        if all.len() <= i {
-            all.resize_with(i + 1, Tally::default);
-        }
-        all[i].add(&self.data);
-        drop(all);
+        sh.table.lock().await.add(self.second, &self.data);
         self.data.clear();
+    }
+
+    /// What this worker may still add to: `next` (the second of a request it is about to
+    /// send or has in flight) or the second of its unflushed data, if earlier.
+    fn holds(&self, next: u64) -> u64 {
+        if self.data.is_empty() {
+            next
+        } else {
+            self.second.min(next)
+        }
     }
 }
 
@@ -419,11 +496,16 @@ async fn open_worker(sh: Arc<Shared>, worker: usize, rate: Rate) {
         second: 0,
         data: Second::default(),
     };
+    let second_of = |due_s: f64| (due_s - warm).max(0.0) as u64;
     loop {
         if sh.stop.load(Ordering::Relaxed) {
             break;
         }
-        let i = sh.next.fetch_add(1, Ordering::Relaxed);
+        // Announced before taking a request, so the table never seals a second this one
+        // may land in (the request taken is due no earlier than `next` was).
+        let unpicked = second_of(rate.due(sh.next.load(Ordering::SeqCst)));
+        sh.holding[worker].store(local.holds(unpicked), Ordering::SeqCst);
+        let i = sh.next.fetch_add(1, Ordering::SeqCst);
         let due_s = rate.due(i);
         if due_s >= total {
             break;
@@ -431,6 +513,11 @@ async fn open_worker(sh: Arc<Shared>, worker: usize, rate: Rate) {
         let due = sh.start + Duration::from_secs_f64(due_s);
         let picked = Instant::now();
         if picked < due {
+            if due - picked > Duration::from_millis(50) && !local.data.is_empty() {
+                // Idle for a while: hand over what this worker holds.
+                local.flush(&sh).await;
+                sh.holding[worker].store(second_of(due_s), Ordering::SeqCst);
+            }
             tokio::time::sleep_until(due).await;
         }
         let sent = Instant::now();
@@ -449,6 +536,7 @@ async fn open_worker(sh: Arc<Shared>, worker: usize, rate: Rate) {
         record(&sh, &mut local, second, res, us, late).await;
     }
     local.flush(&sh).await;
+    sh.holding[worker].store(u64::MAX, Ordering::SeqCst);
 }
 
 /// Closed model: send, wait for the answer, send again.
@@ -461,6 +549,9 @@ async fn closed_worker(sh: Arc<Shared>, worker: usize) {
         data: Second::default(),
     };
     loop {
+        // Announced before the send's time is taken: it is no earlier (see `Table`).
+        let now = sh.start.elapsed().saturating_sub(warm).as_secs();
+        sh.holding[worker].store(local.holds(now), Ordering::SeqCst);
         let sent = Instant::now();
         let at = sent.saturating_duration_since(sh.start);
         if at >= total || sh.stop.load(Ordering::Relaxed) {
@@ -476,6 +567,7 @@ async fn closed_worker(sh: Arc<Shared>, worker: usize) {
         record(&sh, &mut local, second, res, us, false).await;
     }
     local.flush(&sh).await;
+    sh.holding[worker].store(u64::MAX, Ordering::SeqCst);
 }
 
 async fn record(
@@ -528,7 +620,8 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
         start,
         next: AtomicU64::new(0),
         stop: AtomicBool::new(false),
-        seconds: Mutex::new(Vec::new()),
+        table: Mutex::new(Table::new()),
+        holding: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         h2: (0..h2_conns).map(|_| Mutex::new(None)).collect(),
         sent: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -553,10 +646,21 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
             _ = &mut all => break,
             _ = tick.tick() => {
                 let elapsed = sh.start.elapsed().as_secs_f64().min(total);
+                // What no worker can add to any more: before the next request's second (read
+                // first) and before every second a worker holds.
+                let warm = cfg.warmup.as_secs_f64();
+                let unpicked = match cfg.model {
+                    Model::Open(rate) => rate.due(sh.next.load(Ordering::SeqCst)),
+                    Model::Closed { .. } => sh.start.elapsed().as_secs_f64(),
+                };
+                let mut finished = (unpicked - warm).max(0.0) as u64;
+                for h in &sh.holding {
+                    finished = finished.min(h.load(Ordering::SeqCst));
+                }
                 let p99 = {
-                    let secs = sh.seconds.lock().await;
-                    secs.iter().rev().find(|s| !s.is_empty())
-                        .map_or(0.0, |s| s.quantile(0.99) as f64 / 1e6)
+                    let mut t = sh.table.lock().await;
+                    t.seal_before(finished.min(cfg.duration.as_secs()));
+                    t.recent_p99()
                 };
                 progress(Progress {
                     elapsed,
@@ -572,11 +676,11 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
             }
         }
     }
-    let seconds = std::mem::take(&mut *sh.seconds.lock().await);
+    let table = std::mem::replace(&mut *sh.table.lock().await, Table::new());
     let from_ns = measured_from
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
-    report(&cfg, seconds, from_ns)
+    report(&cfg, table, from_ns)
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
@@ -585,25 +689,15 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-fn report(cfg: &Config, mut seconds: Vec<Tally>, measured_from_unix_ns: i64) -> Report {
-    let n = cfg.duration.as_secs().max(1) as usize;
-    seconds.resize_with(seconds.len().max(n), Tally::default);
-    let mut all = Second::default();
-    let mut one = stats::histogram();
-    let mut per_second = Vec::with_capacity(seconds.len());
-    for (t, s) in seconds.iter().enumerate() {
-        all.counts.add(&s.counts);
-        s.fill(&mut all.latency);
-        one.reset();
-        s.fill(&mut one);
-        per_second.push(SecondReport {
-            t: t as u64,
-            requests: s.counts.requests(),
-            errors: s.counts.error_count(),
-            late: s.counts.late,
-            latency: Percentiles::of(&one),
-        });
-    }
+fn report(cfg: &Config, mut table: Table, measured_from_unix_ns: i64) -> Report {
+    let n = cfg.duration.as_secs().max(1);
+    let end = table.sealed.len() as u64 + table.open.len() as u64;
+    table.seal_before(end.max(n));
+    let Table {
+        sealed: per_second,
+        total: all,
+        ..
+    } = table;
     let (model, rate, concurrency) = match cfg.model {
         Model::Open(r) => ("open", Some(r.to), None),
         Model::Closed { concurrency } => ("closed", None, Some(concurrency)),
