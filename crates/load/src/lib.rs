@@ -194,8 +194,63 @@ pub struct Progress {
     pub p99_so_far: f64,
 }
 
+/// A request as sent, built once per run (an URI parsed and headers checked once, not per
+/// request); errors are what each request using it fails with.
+struct Prepared {
+    requests: Vec<PreparedRequest>,
+    headers: Result<hyper::HeaderMap, String>,
+}
+
+struct PreparedRequest {
+    method: Method,
+    uri: Result<hyper::Uri, String>,
+    body: Bytes,
+}
+
+impl Prepared {
+    fn new(cfg: &Config) -> Prepared {
+        let authority = cfg.target.authority();
+        let requests = cfg
+            .requests
+            .iter()
+            .map(|spec| PreparedRequest {
+                method: spec.method.clone(),
+                // HTTP/2 carries the authority in the URI (:authority); HTTP/1.1 in Host.
+                uri: if cfg.http2.is_some() {
+                    let scheme = if cfg.target.tls { "https" } else { "http" };
+                    format!("{scheme}://{authority}{}", spec.path).parse()
+                } else {
+                    spec.path.parse()
+                }
+                .map_err(|e| format!("request: {e}")),
+                body: spec.body.clone(),
+            })
+            .collect();
+        let headers = (|| {
+            let mut h = hyper::HeaderMap::new();
+            let value = |v: &str| {
+                hyper::header::HeaderValue::from_str(v).map_err(|e| format!("request: {e}"))
+            };
+            if cfg.http2.is_none() {
+                h.insert(hyper::header::HOST, value(&authority)?);
+                if !cfg.keepalive {
+                    h.insert(hyper::header::CONNECTION, value("close")?);
+                }
+            }
+            for (k, v) in &cfg.headers {
+                let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+                    .map_err(|e| format!("request: {e}"))?;
+                h.append(name, value(v)?);
+            }
+            Ok(h)
+        })();
+        Prepared { requests, headers }
+    }
+}
+
 struct Shared {
     cfg: Config,
+    prepared: Prepared,
     start: Instant,
     next: AtomicU64,
     stop: AtomicBool,
@@ -399,36 +454,20 @@ where
 /// `worker`'s shared connection: the status, or an error kind.
 async fn send(sh: &Shared, worker: usize, conn: &mut Option<Sender>) -> Result<u16, String> {
     let cfg = &sh.cfg;
-    let spec = match cfg.requests.as_slice() {
+    let prepared = &sh.prepared;
+    let p = match prepared.requests.as_slice() {
         [one] => one,
         [] => return Err("request: none configured".into()),
         all => &all[(sh.rotation.fetch_add(1, Ordering::Relaxed) % all.len() as u64) as usize],
     };
-    let mut req = Request::builder().method(spec.method.clone());
-    req = if cfg.http2.is_some() {
-        // HTTP/2 carries the authority in the URI (:authority), and has no Connection.
-        let scheme = if cfg.target.tls { "https" } else { "http" };
-        req.uri(format!(
-            "{scheme}://{}{}",
-            cfg.target.authority(),
-            spec.path
-        ))
-    } else {
-        let r = req
-            .uri(spec.path.as_str())
-            .header(hyper::header::HOST, cfg.target.authority());
-        if cfg.keepalive {
-            r
-        } else {
-            r.header(hyper::header::CONNECTION, "close")
-        }
+    let (uri, headers) = match (&p.uri, &prepared.headers) {
+        (Ok(u), Ok(h)) => (u.clone(), h.clone()),
+        (Err(e), _) | (_, Err(e)) => return Err(e.clone()),
     };
-    for (k, v) in &cfg.headers {
-        req = req.header(k.as_str(), v.as_str());
-    }
-    let req = req
-        .body(Full::new(spec.body.clone()))
-        .map_err(|e| format!("request: {e}"))?;
+    let mut req = Request::new(Full::new(p.body.clone()));
+    *req.method_mut() = p.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
     let res = async {
         let resp = if let Some(h2) = cfg.http2 {
             let mut sender = h2_sender(sh, worker, h2.streams).await?;
@@ -616,6 +655,7 @@ pub async fn run(cfg: Config, mut progress: impl FnMut(Progress)) -> Report {
     let start = Instant::now() + START_DELAY;
     let measured_from = std::time::SystemTime::now() + START_DELAY + cfg.warmup;
     let sh = Arc::new(Shared {
+        prepared: Prepared::new(&cfg),
         cfg: cfg.clone(),
         start,
         next: AtomicU64::new(0),
