@@ -33,6 +33,8 @@ pub const TENANT_LABEL: &str = "__tenant__";
 
 /// The route an execution trace is uploaded to (its body has its own cap).
 pub const TRACE_UPLOAD: &str = "/api/v1/traces";
+/// Where `gocost load --store` uploads runs (and the list of them).
+pub const LOAD_RUNS: &str = "/api/v1/loadruns";
 
 /// The tenant of scraped data and of requests without `X-Scope-OrgID`.
 pub const ANONYMOUS: &str = "anonymous";
@@ -268,6 +270,7 @@ impl Tenant {
 fn scope_of(method: &axum::http::Method, path: &str) -> Scope {
     match path {
         "/api/v1/traces" if method == axum::http::Method::POST => Scope::Write,
+        LOAD_RUNS if method == axum::http::Method::POST => Scope::Write,
         "/" => Scope::Public,
         p if p.starts_with("/ui/") => Scope::Public,
         "/ingest" | "/pyroscope/ingest" | "/push.v1.PusherService/Push" => Scope::Write,

@@ -48,8 +48,8 @@ pub use query::{
 pub use time::parse_time;
 
 use routes::{
-    alerts as alert_routes, flame, insights as insight_routes, metrics, profiles, push, series,
-    timeline, traces, ui,
+    alerts as alert_routes, flame, insights as insight_routes, loadruns, metrics, profiles, push,
+    series, timeline, traces, ui,
 };
 
 /// Where target health comes from (the running scraper; swapped on reload).
@@ -124,6 +124,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     let max_body = usize::try_from(caps.into_iter().max().unwrap_or(0)).unwrap_or(usize::MAX);
     let pushes = Router::new()
         .route(access::TRACE_UPLOAD, get(traces::list).post(traces::upload))
+        .route(
+            access::LOAD_RUNS,
+            get(loadruns::list).post(loadruns::upload),
+        )
         .route("/ingest", post(push::ingest))
         .route("/pyroscope/ingest", post(push::ingest))
         .route("/push.v1.PusherService/Push", post(push::push))
@@ -155,6 +159,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/cost", get(insight_routes::cost))
         .route("/api/v1/gc", get(insight_routes::gc))
         .route("/api/v1/alerts", get(alert_routes::list))
+        .route("/api/v1/loadruns/{id}", get(loadruns::get))
+        .route("/api/v1/loadruns/{id}/report", get(loadruns::report))
         .route("/api/v1/trace/{id}", get(traces::download))
         .route("/api/v1/trace/{id}/summary", get(traces::summary))
         .route("/api/v1/trace/{id}/timeline", get(traces::timeline))

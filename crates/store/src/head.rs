@@ -168,11 +168,13 @@ impl Store {
                 "{skipped} records with unparsable series keys skipped"
             ));
         }
-        let traces = traces::Traces::open(&opts.dir, &mut report.corrupt)?;
+        let traces = traces::Traces::open(&opts.dir, "traces", &mut report.corrupt)?;
+        let load_runs = traces::Traces::open(&opts.dir, "loadruns", &mut report.corrupt)?;
         let blocks: Vec<Arc<Block>> = blocks.into_iter().map(Arc::new).collect();
         let kinds = kinds_of(&head, &blocks);
         let store = Store {
             traces,
+            load_runs,
             opts,
             _lock: lock,
             blobs,

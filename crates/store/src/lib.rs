@@ -243,6 +243,8 @@ pub struct Store {
     maintenance: Mutex<()>,
     /// Execution traces (`<data>/traces/`).
     traces: traces::Traces,
+    /// `gocost load` runs (`<data>/loadruns/`), stored as traces are.
+    load_runs: traces::Traces,
     /// Held around every fsync of the WAL (taken before `inner`), so one sync's outcome is
     /// never another's: Linux reports a writeback error to one `fsync` only.
     sync_lock: Mutex<()>,

@@ -71,6 +71,7 @@ impl Store {
             }
         }
         self.traces.expire(cutoff)?;
+        self.load_runs.expire(cutoff)?;
         failed.map_or(Ok(()), Err)
     }
 }

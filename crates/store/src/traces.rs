@@ -1,6 +1,7 @@
 //! Execution traces as files: `<data>/traces/<id>.gctrace`, one per capture, each the trace's
 //! bytes as Go wrote them behind a small header naming its series and time
-//! (`docs/format/traces.md`). A trace is durable when [`Traces::put`] returns: the file is
+//! (`docs/format/traces.md`). `gocost load` runs are kept the same way in `<data>/loadruns/`
+//! (kind `loadrun`, the bytes a JSON document). A trace is durable when [`Traces::put`] returns: the file is
 //! written under a temporary name, `fsync`ed, renamed into place, and the directory
 //! `fsync`ed (docs/adr/0008).
 
@@ -128,10 +129,15 @@ fn read_info(path: &Path, id: &str) -> Result<TraceInfo, String> {
 }
 
 impl Traces {
-    /// Opens `<data>/traces`, indexing every file's header; files that are not whole trace
-    /// files (a crash's temporaries, damage) are reported and skipped.
-    pub(crate) fn open(data: &Path, problems: &mut Vec<String>) -> Result<Traces, Error> {
-        let dir = data.join("traces");
+    /// Opens `<data>/<sub>` (`traces`, `loadruns`), indexing every file's header; files
+    /// that are not whole capture files (a crash's temporaries, damage) are reported and
+    /// skipped.
+    pub(crate) fn open(
+        data: &Path,
+        sub: &str,
+        problems: &mut Vec<String>,
+    ) -> Result<Traces, Error> {
+        let dir = data.join(sub);
         std::fs::create_dir_all(&dir)?;
         let mut index = BTreeMap::new();
         for e in std::fs::read_dir(&dir)? {
@@ -148,7 +154,7 @@ impl Traces {
                 Ok(info) => {
                     index.insert(id.to_string(), info);
                 }
-                Err(err) => problems.push(format!("trace {name} skipped: {err}")),
+                Err(err) => problems.push(format!("{sub}/{name} skipped: {err}")),
             }
         }
         Ok(Traces {
@@ -311,6 +317,27 @@ impl Store {
     /// if there is no such trace.
     pub fn read_trace(&self, id: &str) -> Result<Option<(TraceInfo, Vec<u8>)>, Error> {
         self.traces.read(id)
+    }
+
+    /// Stores a `gocost load` run (`key`'s kind is `loadrun`; `doc` its JSON document) that
+    /// began at `time_ns`, durably, as traces are.
+    pub fn put_load_run(
+        &self,
+        key: &SeriesKey,
+        time_ns: i64,
+        doc: &[u8],
+    ) -> Result<TraceInfo, Error> {
+        self.load_runs.put(key, time_ns, doc)
+    }
+
+    /// Stored load runs of matching series that began in `[from_ns, to_ns]`, oldest first.
+    pub fn load_runs(&self, sel: &Selector, from_ns: i64, to_ns: i64) -> Vec<TraceInfo> {
+        self.load_runs.list(sel, from_ns, to_ns)
+    }
+
+    /// One stored load run's document, checked against its checksum.
+    pub fn read_load_run(&self, id: &str) -> Result<Option<(TraceInfo, Vec<u8>)>, Error> {
+        self.load_runs.read(id)
     }
 }
 

@@ -43,11 +43,13 @@ pub struct VerifyReport {
     /// Execution traces (`<data>/traces/`) and their bytes, each read whole and checked.
     pub traces: usize,
     pub trace_bytes: u64,
+    /// `gocost load` runs (`<data>/loadruns/`), checked as traces are.
+    pub load_runs: usize,
     /// Damaged block files (names in block storage) and WAL segments (sequence numbers,
     /// with the end of their last good record), for [`repair`].
     damaged_blocks: Vec<String>,
     damaged_segments: Vec<(u64, u64)>,
-    /// Damaged trace files (names in `<data>/traces/`).
+    /// Damaged trace and load-run files (paths under the data directory).
     damaged_traces: Vec<String>,
 }
 
@@ -177,7 +179,8 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
             }
         }
     }
-    verify_traces(&dir.join("traces"), &mut r)?;
+    verify_traces(dir, "traces", &mut r)?;
+    verify_traces(dir, "loadruns", &mut r)?;
     if let Ok(rd) = std::fs::read_dir(dir.join(crate::flush::QUARANTINE)) {
         for e in rd.flatten() {
             r.notes.push(format!(
@@ -198,8 +201,10 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
     Ok(r)
 }
 
-/// Reads every trace file whole: header, series key and the checksum of the trace.
-fn verify_traces(dir: &Path, r: &mut VerifyReport) -> Result<(), Error> {
+/// Reads every capture file in `<data>/<sub>` whole: header, series key and the checksum of
+/// the trace (or load run).
+fn verify_traces(data: &Path, sub: &str, r: &mut VerifyReport) -> Result<(), Error> {
+    let dir = &data.join(sub);
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -223,13 +228,14 @@ fn verify_traces(dir: &Path, r: &mut VerifyReport) -> Result<(), Error> {
         }
         let bytes = std::fs::read(&path)?;
         match crate::traces::check_trace_file(&bytes) {
+            Ok(_) if sub == "loadruns" => r.load_runs += 1,
             Ok(_) => {
                 r.traces += 1;
                 r.trace_bytes += bytes.len() as u64;
             }
             Err(e) => {
                 r.problems.push(format!("{}: {e}", path.display()));
-                r.damaged_traces.push(name);
+                r.damaged_traces.push(format!("{sub}/{name}"));
             }
         }
     }
@@ -248,8 +254,9 @@ pub fn repair_dir(opts: &Options, found: &VerifyReport) -> Result<Vec<String>, E
     {
         std::fs::create_dir_all(&damaged)?;
     }
-    for name in &found.damaged_traces {
-        std::fs::rename(opts.dir.join("traces").join(name), damaged.join(name))?;
+    for rel in &found.damaged_traces {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        std::fs::rename(opts.dir.join(rel), damaged.join(name))?;
         done.push(format!("moved trace {name} to {}", damaged.display()));
     }
     if let Some(blobs) = blobs::open_existing(&opts.blobs, &opts.dir)? {

@@ -11,6 +11,7 @@
 //! | `insights.rs` | `/api/v1/leaks`, `heap_growth`, `cost`, `gc`, `regressions` |
 //! | `alerts.rs` | `/api/v1/alerts` |
 //! | `traces.rs` | `/api/v1/traces` (list, upload), `/api/v1/trace/{id}` (download, `summary`, `timeline`) |
+//! | `loadruns.rs` | `/api/v1/loadruns` (list, upload), `/api/v1/loadruns/{id}` (the run's JSON), `/api/v1/loadruns/{id}/report` (its HTML) |
 //! | `push.rs` | `/ingest`, `/pyroscope/ingest`, `/push.v1.PusherService/Push` |
 //! | `metrics.rs` | `/metrics` |
 //! | `ui.rs` | `/`, `/ui/{file}` |
@@ -18,6 +19,7 @@
 pub(crate) mod alerts;
 pub(crate) mod flame;
 pub(crate) mod insights;
+pub(crate) mod loadruns;
 pub(crate) mod metrics;
 pub(crate) mod profiles;
 pub(crate) mod push;
