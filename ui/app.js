@@ -9,8 +9,9 @@ import * as compare from './compare.js';
 import * as runtime from './runtime.js';
 import * as insights from './insights.js';
 import * as traces from './traces.js';
+import * as loadruns from './loadruns.js';
 
-const VIEWS = { explore, compare, runtime, insights, traces, targets: runtime.targets };
+const VIEWS = { explore, compare, runtime, insights, traces, loadruns, targets: runtime.targets };
 /** Old view names that still open their successor (shared links keep working). */
 const ALIASES = { leaks: 'insights' };
 
@@ -165,13 +166,14 @@ class App {
     // Suggestions for the matchers box: every label="value" pair of the service's series.
     const pairs = [...new Set(this.series.filter((x) => x.labels.job === s.job)
       .flatMap((x) => Object.entries(x.labels).filter(([k]) => k !== 'job' && k !== '__name__').map(([k, val]) => `${k}="${val}"`)))].sort();
+    const onlyRange = v === 'loadruns'; // runs are listed by time alone
     box.innerHTML = `
-      <label>Service <select id="c-job">${jobs.map((j) => opt(j, j, s.job)).join('') || '<option value="">(no data yet)</option>'}</select></label>
-      ${v === 'runtime' || v === 'insights' || v === 'traces' ? '' : `<label>Profile <select id="c-kind">${kinds.map((k) => opt(k, k, s.kind)).join('')}</select></label>
+      ${onlyRange ? '' : `<label>Service <select id="c-job">${jobs.map((j) => opt(j, j, s.job)).join('') || '<option value="">(no data yet)</option>'}</select></label>`}
+      ${v === 'runtime' || v === 'insights' || v === 'traces' || onlyRange ? '' : `<label>Profile <select id="c-kind">${kinds.map((k) => opt(k, k, s.kind)).join('')}</select></label>
       <label>Type <select id="c-si">${opt('', 'default', s.si)}${types.map((t) => opt(t, t, s.si)).join('')}</select></label>
       ${SNAPSHOT_KINDS.includes(s.kind) ? `<label title="Goroutines and heap in use are snapshots: over a range, each instance's mean (instances add up), its last snapshot, or every snapshot added up (pprof's merge)">Over range <select id="c-agg">${opt('', 'mean', s.agg)}${opt('latest', 'latest', s.agg)}${opt('sum', 'sum', s.agg)}</select></label>` : ''}`}
-      <label title="Label matchers, e.g. instance=&quot;10.0.0.1:6060&quot;, env!=&quot;dev&quot;, pod=~&quot;api-.*&quot;">Labels
-        <input id="c-sel" class="sel" list="c-labels" placeholder='instance="…"' value="${attr(s.sel)}"></label>
+      ${onlyRange ? '' : `<label title="Label matchers, e.g. instance=&quot;10.0.0.1:6060&quot;, env!=&quot;dev&quot;, pod=~&quot;api-.*&quot;">Labels
+        <input id="c-sel" class="sel" list="c-labels" placeholder='instance="…"' value="${attr(s.sel)}"></label>`}
       <datalist id="c-labels">${pairs.map((p) => `<option value="${attr(p)}">`).join('')}</datalist>
       <span class="presets" role="group" aria-label="Time range presets">${presets.map((p) =>
         `<button type="button" data-preset="${p}" aria-pressed="${s.from === 'now-' + p && s.to === 'now'}">${p}</button>`).join('')}</span>
@@ -223,8 +225,8 @@ class App {
   onKey(e) {
     const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName);
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
-    const views = ['explore', 'compare', 'runtime', 'insights', 'traces', 'targets'];
-    if (e.key >= '1' && e.key <= '6') this.set({ view: views[Number(e.key) - 1] }, true);
+    const views = ['explore', 'compare', 'runtime', 'insights', 'traces', 'targets', 'loadruns'];
+    if (e.key >= '1' && e.key <= '7') this.set({ view: views[Number(e.key) - 1] }, true);
     else if (e.key === 't') this.toggleTheme();
     else if (e.key === '?') document.getElementById('keys').showModal();
     else if (e.key === 'r') this.reload();

@@ -803,6 +803,30 @@ try {
   await shot('targets');
   noConsoleErrors('targets');
 
+  // ---- Load runs: two runs kept by the server, listed with the API's numbers -----------------
+  const loadRun = (p99, at) => ({
+    url: 'http://127.0.0.1:8080/api', model: 'open', rate: 200, protocol: 'HTTP/1.1', duration_seconds: 2,
+    measured_from_unix_ns: at * 1e9, requests: 400, errors: 3, throughput: 198.5,
+    latency: { p50: 0.0102, p90: 0.02, p99, p999: p99 * 1.5, max: p99 * 2, mean: 0.012 },
+    seconds: [{ t: 0, requests: 200, errors: 1, late: 0, latency: { p50: 0.01, p90: 0.02, p99, p999: p99, max: p99, mean: 0.01 } }],
+  });
+  for (const [name, p99, at, html] of [['checkout-v1', 0.031, T0 + 10, '<!doctype html><title>v1</title><p>the v1 report</p>'], ['checkout-v2', 0.047, T0 + 20, null]]) {
+    const r = await fetch(`${base}/api/v1/loadruns`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, run: loadRun(p99, at), html }) });
+    check(r.ok, `load runs: ${name} stored`, await r.text());
+  }
+  await open({ view: 'loadruns', from: String(T0), to: String(now + 60) }, 'loadruns');
+  const lrApi = await api('loadruns', { from: String(T0), to: String(now + 60) });
+  const lrRows = await page.$$eval('#lr-list tbody tr', (trs) => trs.map((tr) => ({ id: tr.dataset.id, cells: [...tr.children].map((td) => td.textContent.trim()), report: tr.querySelector('a[href*="/report"]')?.getAttribute('href') || '' })));
+  check(lrApi.length === 2 && lrRows.length === 2 && lrRows.every((r, i) => r.id === lrApi[i].id), 'load runs: one row per stored run, newest first, as /api/v1/loadruns', JSON.stringify(lrRows.map((r) => r.id)));
+  check(lrRows[0].cells[1] === 'checkout-v2' && lrRows[1].cells[1] === 'checkout-v1' && lrRows[1].cells[8] === '31ms' && lrRows[0].cells[8] === '47ms'
+    && lrRows[1].cells[4] === '400' && lrRows[1].cells[5] === '3' && lrRows[1].cells[3].includes('200/s'),
+  'load runs: name, requests, errors, offered load and P99 as the API gives them', JSON.stringify(lrRows.map((r) => r.cells)));
+  check(lrRows[1].report !== '' && lrRows[0].report === '', 'load runs: a report link only for the run stored with its report');
+  const rep = await fetch(`${base}${lrRows[1].report}`);
+  check(rep.ok && (await rep.text()).includes('the v1 report') && rep.headers.get('content-security-policy') === 'sandbox allow-scripts', 'load runs: the report opens, sandboxed');
+  await shot('loadruns');
+  noConsoleErrors('loadruns');
+
   // ---- The 50k-node flame graph -----------------------------------------------------------
   const synth = { view: 'explore', job: 'synthetic', kind: 'goroutine', from: String(T0 - 60), to: String(now) };
   const navStart = Date.now();

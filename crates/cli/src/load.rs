@@ -120,6 +120,16 @@ pub struct LoadArgs {
     /// With --profile: prices for the cost per million requests.
     #[command(flatten)]
     prices: crate::insights::Prices,
+    /// Keep the run in a gocost server (its base URL, e.g. http://127.0.0.1:4040): the run,
+    /// its numbers in the list at /api/v1/loadruns, and its HTML report.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// --store: the run's name (the `job` it is listed under), e.g. the service and the change.
+    #[arg(long, value_name = "NAME", default_value = "load", requires = "store")]
+    name: String,
+    /// --store: bearer token (one with the write scope, when the server has [auth]).
+    #[arg(long, requires = "store")]
+    token: Option<String>,
 }
 
 /// The JSON report: the load's, with the service's beside it when --profile was given.
@@ -234,6 +244,48 @@ fn config(a: &LoadArgs) -> Result<Config> {
     })
 }
 
+/// Uploads the run (its JSON and HTML report) to a gocost server; its id.
+fn store_run(
+    server: &str,
+    name: &str,
+    token: Option<&str>,
+    json: &str,
+    html: String,
+) -> Result<String> {
+    let mut url =
+        reqwest::Url::parse(server).map_err(|e| InputError(format!("--store {server}: {e}")))?;
+    url.set_path("/api/v1/loadruns");
+    let run: serde_json::Value = serde_json::from_str(json)?;
+    let doc = serde_json::json!({"name": name, "run": run, "html": html});
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let mut req = client
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(doc.to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().map_err(|e| {
+        anyhow::anyhow!("--store {url}: {e} (the run is not kept; -o run.json keeps it locally)")
+    })?;
+    let status = resp.status();
+    let body = resp.text().unwrap_or_default();
+    if !status.is_success() {
+        return Err(anyhow::anyhow!(
+            "--store {url}: the server answered {status}: {}",
+            body.trim()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| anyhow::anyhow!("--store {url}: not gocost's answer: {e}"))?;
+    v["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("--store {url}: no id in the answer {body:?}"))
+}
+
 fn hyper_method(m: &str) -> Result<gocost_load::Method> {
     gocost_load::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
         .map_err(|_| InputError(format!("-X {m:?}: not an HTTP method")).into())
@@ -310,7 +362,7 @@ pub fn run(a: LoadArgs) -> Result<()> {
         std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
     }
     let text = if a.json {
-        json
+        json.clone()
     } else if a.markdown {
         crate::load_report::markdown(&report, service.as_ref())
     } else {
@@ -322,5 +374,14 @@ pub fn run(a: LoadArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
+    // Last: a server that cannot take the run does not cost the report printed or written.
+    if let Some(server) = &a.store {
+        let html = crate::load_report::html(&report, service.as_ref(), &json);
+        let id = store_run(server, &a.name, a.token.as_deref(), &json, html)?;
+        eprintln!(
+            "stored as load run {id}: {}/api/v1/loadruns/{id}/report",
+            server.trim_end_matches('/')
+        );
+    }
     Ok(())
 }

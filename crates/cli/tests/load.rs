@@ -774,3 +774,93 @@ fn http2_multiplexes_requests_over_few_connections() {
     ]);
     assert_eq!(r["errors"], r["requests"], "{r}");
 }
+
+/// `--store`: the run is kept by a real `gocost serve` — listed under its name with its
+/// numbers, its JSON given back as `-o` wrote it (what `gocost compare` reads), its HTML
+/// report served sandboxed — and a server that refuses it is an error after the report.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn store_keeps_the_run_in_a_gocost_server() {
+    let (_, dir, bin) = build_bed("store");
+    let (_bed, addr) =
+        start_with_addr_file(&bin, &["-delay=2ms", "-duration=1m"], &dir.join("addr"));
+    let gocost = Path::new(env!("CARGO_BIN_EXE_gocost"));
+    let data = dir.join("data");
+    let (_srv, srv) = gocost_testkit::procs::start_gocost_args(
+        gocost,
+        &["--no-demo".as_ref(), "--data".as_ref(), data.as_os_str()],
+    );
+    let local = dir.join("run.json");
+    let server = format!("http://{srv}");
+    let r = load(&[
+        "--rate",
+        "50",
+        "--warmup",
+        "0s",
+        "--duration",
+        "2s",
+        "--store",
+        &server,
+        "--name",
+        "checkout-v2",
+        "-o",
+        local.to_str().unwrap(),
+        &format!("http://{addr}/"),
+    ]);
+    assert_eq!(r["statuses"]["200"], 100, "{r}");
+    let (status, body) = gocost_testkit::procs::http_get(&format!("{server}/api/v1/loadruns"));
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["name"], "checkout-v2");
+    assert_eq!(list[0]["requests"], 100);
+    assert_eq!(list[0]["latency"], r["latency"]);
+    let id = list[0]["id"].as_str().unwrap();
+    let (status, body) = gocost_testkit::procs::http_get(&format!("{server}/api/v1/loadruns/{id}"));
+    assert_eq!(status, 200);
+    let kept: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&local).unwrap()).unwrap();
+    assert_eq!(kept, written, "the kept run is the -o file");
+    let resp = gocost_testkit::procs::http_request(
+        "GET",
+        &format!("{server}/api/v1/loadruns/{id}/report"),
+        &[],
+        b"",
+    );
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.text().contains("<svg"),
+        "the HTML report with its charts"
+    );
+    assert_eq!(
+        resp.header("content-security-policy"),
+        Some("sandbox allow-scripts")
+    );
+
+    // A bad name: the report is still printed, then the refusal, and the exit is non-zero.
+    let out = Command::new(gocost)
+        .args([
+            "load",
+            "--rate",
+            "10",
+            "--warmup",
+            "0s",
+            "--duration",
+            "1s",
+            "--store",
+        ])
+        .args([
+            server.as_str(),
+            "--name",
+            "no spaces",
+            &format!("http://{addr}/"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Requests:"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("400") && err.contains("name"), "{err}");
+}

@@ -43,6 +43,7 @@ static ASSETS: &[Asset] = &[
     asset!("runtime.js", JS),
     asset!("insights.js", JS),
     asset!("traces.js", JS),
+    asset!("loadruns.js", JS),
 ];
 
 /// 64-bit FNV-1a of the bytes, as the ETag.
