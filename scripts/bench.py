@@ -89,7 +89,10 @@ def bench(name, seeds, a, gocost, corpus_tool, env):
 
         # top, dot and peek on the big merged profile
         big = out
-        nsamples = sum(1 for _ in subprocess.run([gocost, "raw", big], capture_output=True, env=env).stdout.splitlines() if _.startswith(b"          ") and b": " in _)
+        # Counted from a stream: holding `raw`'s output (GBs for a big day) would raise this
+        # process's RSS, which every later child's peak-RSS figure would then include.
+        with subprocess.Popen([gocost, "raw", big], stdout=subprocess.PIPE, env=env) as raw:
+            nsamples = sum(1 for line in raw.stdout if line.startswith(b"          ") and b": " in line)
         rows = [(f"merge {len(files)} CPU profiles", g, p, same_merge)]
         for label, mine, theirs in (("top on merged profile", [gocost, "top", big], pprof + ["-top", big]),
                                     ("dot on merged profile", [gocost, "dot", big], pprof + ["-dot", big]),
