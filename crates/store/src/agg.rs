@@ -92,6 +92,7 @@ impl Store {
                     use_rollup: Some(&|_, _| true),
                     labels: true,
                     keep: None,
+                    merge: true,
                 };
                 self.visit(sel, from_ns, to_ns, &how, &mut |k, _, n, p| {
                     let e = per.entry(k.clone()).or_default();
@@ -114,9 +115,9 @@ impl Store {
                 let mut all = Combiner::new();
                 let keep = |k: &SeriesKey, t: i64| latest.get(k) == Some(&t);
                 let how = Visit {
-                    use_rollup: None,
                     labels: true,
                     keep: Some(&keep),
+                    ..Visit::default()
                 };
                 self.visit(sel, lo, hi, &how, &mut |_, _, _, p| {
                     all.push(p).map_err(Error::Merge)

@@ -10,6 +10,7 @@ use gocost_pprof::{Combiner, Profile};
 
 use crate::catalog::Block;
 use crate::head::Entry;
+use crate::symtab::{RollupAcc, SymTab};
 use crate::{Error, Selector, SeriesKey, Store, block, block_err, codec, symtab, wal};
 
 /// What a visit of the stored profiles is called with: the series, the profile's time (a
@@ -28,7 +29,19 @@ pub(crate) struct Visit<'a> {
     /// Which single profiles (series, time) to read, asked before anything is decoded;
     /// `None`: all.
     pub(crate) keep: Option<&'a Keep<'a>>,
+    /// Sum the profiles of each series that share symbol tables (a block's group, a WAL
+    /// segment's) in stack space before one profile is rebuilt from the sum, instead of
+    /// rebuilding each: the visitor sees fewer profiles, at the earliest time, with the
+    /// count they stand for. For callers that only merge what they are given.
+    pub(crate) merge: bool,
 }
+
+/// Stored profiles of one series sharing a symbol table: (time, count, bytes).
+type Parts<'b> = Vec<(i64, u64, &'b [u8])>;
+
+/// Symbol snapshots of the head: WAL segment → group → tables (only groups with profiles
+/// encoded on append).
+type HeadTabs = HashMap<u64, HashMap<String, Arc<SymTab>>>;
 
 /// Whether to read the single profile of a series at a time.
 pub(crate) type Keep<'a> = dyn Fn(&SeriesKey, i64) -> bool + 'a;
@@ -107,7 +120,7 @@ impl Store {
                 let how = Visit {
                     use_rollup: Some(&same_bucket),
                     labels,
-                    keep: None,
+                    ..Visit::default()
                 };
                 self.visit(sel, from_ns, to_ns, &how, f)
             }
@@ -135,6 +148,7 @@ impl Store {
             use_rollup: Some(&|_, _| true),
             labels: true,
             keep: None,
+            merge: true,
         };
         self.visit(sel, from_ns, to_ns, &how, &mut |_, _, _, p| {
             c.push(p).map_err(Error::Merge)
@@ -151,10 +165,11 @@ impl Store {
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
         let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
-        // Take what to read under the lock; read it without. Open segment handles stay
-        // readable if a flush deletes the files meanwhile.
-        let (head, files, blocks) = {
-            let g = self.lock();
+        // Take what to read under the lock; read it without. Head profiles encoded on append
+        // are read through snapshots of their segment's symbols; the rest from the WAL (open
+        // segment handles stay readable if a flush deletes the files meanwhile).
+        let (head, tabs, files, blocks) = {
+            let mut g = self.lock();
             let head: Vec<(SeriesKey, Vec<Entry>)> = g
                 .head
                 .iter()
@@ -170,8 +185,24 @@ impl Store {
                     (!picked.is_empty()).then(|| (k.clone(), picked))
                 })
                 .collect();
+            let mut tabs: HeadTabs = HashMap::new();
             let mut files = HashMap::new();
-            for e in head.iter().flat_map(|(_, v)| v) {
+            for (k, e) in head.iter().flat_map(|(k, v)| v.iter().map(move |e| (k, e))) {
+                let group = block::group_of(k);
+                if e.enc.is_some() {
+                    let seg = tabs.entry(e.pos.seq).or_default();
+                    if !seg.contains_key(group)
+                        && let Some(b) = g
+                            .head_symbols
+                            .get_mut(&e.pos.seq)
+                            .and_then(|m| m.get_mut(group))
+                    {
+                        seg.insert(group.to_string(), b.snapshot());
+                    }
+                    if seg.contains_key(group) {
+                        continue;
+                    }
+                }
                 if let std::collections::hash_map::Entry::Vacant(s) = files.entry(e.pos.seq) {
                     s.insert(g.wal.open_segment(e.pos.seq)?);
                 }
@@ -182,9 +213,8 @@ impl Store {
                 .filter(|b| b.overlaps(from, to))
                 .cloned()
                 .collect();
-            (head, files, blocks)
+            (head, tabs, files, blocks)
         };
-        let labels = how.labels;
         for (bi, b) in blocks.iter().enumerate() {
             let mut tabs = HashMap::new();
             for (si, key) in b.keys.iter().enumerate() {
@@ -197,11 +227,15 @@ impl Store {
                 let bad_codec = |e: codec::CodecError| block_err(&b.name, e);
                 // Whole buckets inside the range, largest first, never overlapping.
                 let mut picked: Vec<(i64, i64)> = Vec::new();
+                let rollups = match (how.use_rollup, &sm.rollups) {
+                    (Some(_), Some(rs)) => self.section(b, rs)?,
+                    _ => Vec::new(),
+                };
+                let mut parts: Parts<'_> = Vec::new();
                 if let Some(ok) = how.use_rollup
-                    && let Some(rs) = &sm.rollups
+                    && !rollups.is_empty()
                 {
-                    let sec = self.section(b, rs)?;
-                    let mut rolls = block::parse_rollups(&sec).map_err(bad)?;
+                    let mut rolls = block::parse_rollups(&rollups).map_err(bad)?;
                     rolls.sort_by_key(|r| (std::cmp::Reverse(r.step), r.start));
                     for r in rolls {
                         let end = r.start.saturating_add(r.step - 1);
@@ -213,42 +247,89 @@ impl Store {
                             continue;
                         }
                         picked.push((r.start, end));
-                        f(
-                            key,
-                            r.start,
-                            r.count.max(1),
-                            tab.profile(r.bytes, labels).map_err(bad_codec)?,
-                        )?;
+                        parts.push((r.start, r.count.max(1), r.bytes));
                     }
                 }
                 let covered = |t: i64| picked.iter().any(|&(a, z)| a <= t && t <= z);
                 let (lo, hi) = (from.max(sm.min_time_ns), to.min(sm.max_time_ns));
-                if covered_range(&picked, lo, hi) {
-                    continue;
-                }
-                let raw = self.section(b, &sm.raw)?;
-                for bytes in block::parse_raw(&raw).map_err(bad)? {
-                    let t = symtab::stored_time(bytes).map_err(bad_codec)?;
-                    if t < from || t > to || covered(t) || !keep(key, t) {
-                        continue;
+                let raw = if covered_range(&picked, lo, hi) {
+                    Vec::new()
+                } else {
+                    self.section(b, &sm.raw)?
+                };
+                if !raw.is_empty() {
+                    for bytes in block::parse_raw(&raw).map_err(bad)? {
+                        let t = symtab::stored_time(bytes).map_err(bad_codec)?;
+                        if t < from || t > to || covered(t) || !keep(key, t) {
+                            continue;
+                        }
+                        parts.push((t, 1, bytes));
                     }
-                    f(key, t, 1, tab.profile(bytes, labels).map_err(bad_codec)?)?;
                 }
+                emit(key, &tab, parts, how, &bad_codec, f)?;
             }
         }
         let decode = gocost_pprof::DecodeOptions {
             max_size: self.opts.max_profile_size,
-            labels,
+            labels: how.labels,
         };
+        let bad_head =
+            |e: codec::CodecError| Error::Io(std::io::Error::other(format!("head: {e}")));
         for (key, entries) in &head {
+            let seg_tabs = |seq: u64| tabs.get(&seq).and_then(|m| m.get(block::group_of(key)));
+            // Encoded profiles per segment (one symbol table each), in time order.
+            let mut encoded: BTreeMap<u64, Parts<'_>> = BTreeMap::new();
             for e in entries {
-                let bytes = read_entry(&files, e)?;
-                let p = gocost_pprof::decode_with(&bytes, &decode).map_err(Error::BadProfile)?;
-                f(key, e.time_ns, 1, p)?;
+                match (&e.enc, seg_tabs(e.pos.seq)) {
+                    (Some(enc), Some(_)) => encoded
+                        .entry(e.pos.seq)
+                        .or_default()
+                        .push((e.time_ns, 1, enc)),
+                    _ => {
+                        let bytes = read_entry(&files, e)?;
+                        let p = gocost_pprof::decode_with(&bytes, &decode)
+                            .map_err(Error::BadProfile)?;
+                        f(key, e.time_ns, 1, p)?;
+                    }
+                }
+            }
+            for (seq, parts) in encoded {
+                if let Some(tab) = seg_tabs(seq) {
+                    emit(key, tab, parts, how, &bad_head, f)?;
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Calls `f` with the profiles of `parts` (of one series, sharing `tab`): their sum in stack
+/// space as one profile when the visit merges, else each.
+fn emit(
+    key: &SeriesKey,
+    tab: &SymTab,
+    parts: Parts<'_>,
+    how: &Visit<'_>,
+    bad: &dyn Fn(codec::CodecError) -> Error,
+    f: &mut Visitor<'_>,
+) -> Result<(), Error> {
+    if how.merge && parts.len() > 1 {
+        let mut acc = RollupAcc::default();
+        let (mut t0, mut n) = (i64::MAX, 0u64);
+        for &(t, c, bytes) in &parts {
+            acc.add(bytes).map_err(bad)?;
+            t0 = t0.min(t);
+            n = n.saturating_add(c);
+        }
+        // `None`: sample or period types changed within the parts: each on its own.
+        if let Some(sum) = acc.finish(t0) {
+            return f(key, t0, n, tab.profile(&sum, how.labels).map_err(bad)?);
+        }
+    }
+    for (t, n, bytes) in parts {
+        f(key, t, n, tab.profile(bytes, how.labels).map_err(bad)?)?;
+    }
+    Ok(())
 }
 
 /// Whether `[lo, hi]` lies inside the union of the (disjoint) intervals.

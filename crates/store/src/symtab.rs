@@ -3,6 +3,7 @@
 //! columns that point into these tables (`docs/format/block.md`).
 
 use std::hash::Hash;
+use std::sync::Arc;
 
 use gocost_pprof::{
     Function, HeaderOf, Label, LabelValue, Line, Location, Mapping, MergeHeader, Profile, Sample,
@@ -80,6 +81,8 @@ pub struct SymTabBuilder {
     stack_memo: FxHashMap<Box<[u32]>, u32>,
     /// (mapping row, address, is_folded) → location row.
     addr_memo: FxHashMap<(u32, u64, bool), u32>,
+    /// The last [`SymTabBuilder::snapshot`], extended by the next one.
+    snap: Option<Arc<SymTab>>,
 }
 
 impl Default for SymTabBuilder {
@@ -93,6 +96,7 @@ impl Default for SymTabBuilder {
             stacks: Table::default(),
             stack_memo: FxHashMap::default(),
             addr_memo: FxHashMap::default(),
+            snap: None,
         };
         b.strings.intern(Str::from(""));
         b
@@ -295,6 +299,76 @@ impl SymTabBuilder {
         })
     }
 
+    /// The tables as they are now, to rebuild the profiles encoded so far without writing
+    /// and decoding them (queries of the head). The tables only grow, so the last snapshot
+    /// is kept and extended: a snapshot costs the rows added since the previous one (a
+    /// copy of them all while a query still holds the previous one).
+    pub fn snapshot(&mut self) -> Arc<SymTab> {
+        let mut t = self.snap.take().unwrap_or_default();
+        if t.strings.len() < self.strings.rows.len()
+            || t.mappings.len() < self.mappings.rows.len()
+            || t.functions.len() < self.functions.rows.len()
+            || t.locations.len() < self.locations.rows.len()
+            || t.stacks.len() < self.stacks.rows.len()
+        {
+            self.extend(Arc::make_mut(&mut t));
+        }
+        self.snap = Some(t.clone());
+        t
+    }
+
+    /// Appends the rows `t` lacks.
+    fn extend(&self, t: &mut SymTab) {
+        let str = |i: u32| self.strings.rows[i as usize].clone();
+        t.strings
+            .extend_from_slice(&self.strings.rows[t.strings.len()..]);
+        for (i, m) in self.mappings.rows.iter().enumerate().skip(t.mappings.len()) {
+            t.mappings.push(mapping(
+                i,
+                [m.memory_start, m.memory_limit, m.file_offset],
+                str(m.filename),
+                str(m.build_id),
+                m.flags.into(),
+            ));
+        }
+        for (i, f) in self
+            .functions
+            .rows
+            .iter()
+            .enumerate()
+            .skip(t.functions.len())
+        {
+            t.functions.push(Function {
+                id: i as u64 + 1,
+                name: str(f.name),
+                system_name: str(f.system_name),
+                filename: str(f.filename),
+                start_line: f.start_line,
+            });
+        }
+        for (i, l) in self
+            .locations
+            .rows
+            .iter()
+            .enumerate()
+            .skip(t.locations.len())
+        {
+            let line = l
+                .lines
+                .iter()
+                .map(|&(function, line, column)| Line {
+                    function,
+                    line,
+                    column,
+                })
+                .collect();
+            t.locations
+                .push((l.mapping, location(i, l.address, l.is_folded, line)));
+        }
+        t.stacks
+            .extend_from_slice(&self.stacks.rows[t.stacks.len()..]);
+    }
+
     /// The tables as a section body.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = W::default();
@@ -340,6 +414,7 @@ impl SymTabBuilder {
 }
 
 /// Decoded symbol tables of one group, ready to rebuild profiles.
+#[derive(Clone, Default)]
 pub struct SymTab {
     strings: Vec<Str>,
     mappings: Vec<Mapping>,
@@ -366,18 +441,13 @@ impl SymTab {
             let filename = strings[r.idx(ns)? as usize].clone();
             let build_id = strings[r.idx(ns)? as usize].clone();
             let flags = r.u()?;
-            mappings.push(Mapping {
-                id: i as u64 + 1,
-                memory_start,
-                memory_limit,
-                file_offset,
+            mappings.push(mapping(
+                i,
+                [memory_start, memory_limit, file_offset],
                 filename,
                 build_id,
-                has_functions: flags & 1 != 0,
-                has_filenames: flags & 2 != 0,
-                has_line_numbers: flags & 4 != 0,
-                has_inline_frames: flags & 8 != 0,
-            });
+                flags,
+            ));
         }
         let n = r.len()?;
         let mut functions = Vec::with_capacity(n);
@@ -408,16 +478,7 @@ impl SymTab {
                     column: r.i()?,
                 });
             }
-            locations.push((
-                mapping,
-                Location {
-                    id: i as u64 + 1,
-                    mapping: None,
-                    address,
-                    line,
-                    is_folded,
-                },
-            ));
+            locations.push((mapping, location(i, address, is_folded, line)));
         }
         let n = r.len()?;
         let mut stacks = Vec::with_capacity(n);
@@ -575,6 +636,39 @@ impl SymTab {
         }
         p.location.push(loc);
         p.location.len() as u32 - 1
+    }
+}
+
+/// Mapping row `i` as a profile's mapping (`flags` as [`SymTabBuilder::encode`] writes them).
+fn mapping(
+    i: usize,
+    [start, limit, offset]: [u64; 3],
+    filename: Str,
+    build_id: Str,
+    flags: u64,
+) -> Mapping {
+    Mapping {
+        id: i as u64 + 1,
+        memory_start: start,
+        memory_limit: limit,
+        file_offset: offset,
+        filename,
+        build_id,
+        has_functions: flags & 1 != 0,
+        has_filenames: flags & 2 != 0,
+        has_line_numbers: flags & 4 != 0,
+        has_inline_frames: flags & 8 != 0,
+    }
+}
+
+/// Location row `i`, its mapping set per rebuilt profile.
+fn location(i: usize, address: u64, is_folded: bool, line: Vec<Line>) -> Location {
+    Location {
+        id: i as u64 + 1,
+        mapping: None,
+        address,
+        line,
+        is_folded,
     }
 }
 

@@ -38,6 +38,36 @@ fn timeline(s: &Store, origin: i64, step: Option<i64>, bucket: i64) -> (BTreeMap
     (m, visits)
 }
 
+/// The store sums a series' profiles in stack space (against the symbols of their block
+/// or WAL segment) before it rebuilds a profile: the answers must be what merging the
+/// profiles as received gives, from the head (encoded on append, read back from the WAL,
+/// and both mixed) and from blocks.
+#[test]
+fn answers_are_the_merge_of_the_profiles_as_received() {
+    let want = expected_answers();
+    assert!(want.iter().filter(|a| a.is_some()).count() >= 6);
+    for cache in [64 << 20, 40_000, 0] {
+        let d = dir(&format!("oracle-{cache}"));
+        let mut o = Options::new(&d);
+        o.head_cache_bytes = cache;
+        let (s, _) = Store::open(o).unwrap();
+        fill(&s);
+        for (i, (a, b)) in answers(&s).iter().zip(&want).enumerate() {
+            assert!(a == b, "head (cache {cache}), query {i} {:?}", queries()[i]);
+        }
+        s.flush(true).unwrap();
+        for (i, (a, b)) in answers(&s).iter().zip(&want).enumerate() {
+            assert!(
+                a == b,
+                "blocks (cache {cache}), query {i} {:?}",
+                queries()[i]
+            );
+        }
+        drop(s);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
 #[test]
 fn blocks_and_rollups_answer_what_the_head_answered() {
     let d = dir("same");

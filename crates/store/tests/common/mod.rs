@@ -76,27 +76,35 @@ pub fn canon(p: &Profile) -> (String, BTreeMap<String, Vec<i64>>) {
 pub const BASE: i64 = 20_000 * DAY_NS - 2 * HOUR_NS;
 pub const STEP: i64 = 10 * 60 * 1_000_000_000;
 
-pub fn fill(s: &Store) {
+/// The profiles [`fill`] appends: (series, time, bytes as received).
+pub fn appended() -> Vec<(SeriesKey, i64, Vec<u8>)> {
     let cpu = [testdata("cpu.pb.gz"), testdata("cpu2.pb.gz")];
     let heap = testdata("heap.pb.gz");
     let gor = testdata("goroutine.pb.gz");
     let mutex = testdata("mutex.delta.pb.gz");
+    let mut out = Vec::new();
     for i in 0..30i64 {
         let t = BASE + i * STEP;
-        s.append(&key("cpu", "api", "a:1"), t, &cpu[(i % 2) as usize])
-            .unwrap();
-        s.append(
-            &key("cpu", "api", "b:1"),
+        out.push((key("cpu", "api", "a:1"), t, cpu[(i % 2) as usize].clone()));
+        out.push((
+            key("cpu", "api", "b:1"),
             t + 7,
-            &cpu[((i + 1) % 2) as usize],
-        )
-        .unwrap();
-        s.append(&key("heap", "api", "a:1"), t + 3, &heap).unwrap();
-        s.append(&key("goroutine", "db", "c:1"), t + 5, &gor)
-            .unwrap();
+            cpu[((i + 1) % 2) as usize].clone(),
+        ));
+        out.push((key("heap", "api", "a:1"), t + 3, heap.clone()));
+        out.push((key("goroutine", "db", "c:1"), t + 5, gor.clone()));
         if i % 3 == 0 {
-            s.append(&key("mutex", "db", "c:1"), t + 9, &mutex).unwrap();
+            out.push((key("mutex", "db", "c:1"), t + 9, mutex.clone()));
         }
+    }
+    out
+}
+
+pub fn fill(s: &Store) {
+    for (k, t, b) in appended() {
+        s.append(&k, t, &b).unwrap();
+    }
+    for i in 0..30i64 {
         s.append_points(&[(
             SeriesKey::new(
                 "metric",
@@ -105,12 +113,31 @@ pub fn fill(s: &Store) {
                     ("job".into(), "api".into()),
                 ],
             ),
-            t,
+            BASE + i * STEP,
             i as f64,
         )])
         .unwrap();
     }
     s.sync().unwrap();
+}
+
+/// The answers to [`queries`] computed without the store: the appended profiles in each
+/// range, decoded and merged with pprof's rules.
+pub fn expected_answers() -> Answers {
+    let all = appended();
+    queries()
+        .into_iter()
+        .map(|(q, from, to)| {
+            let sel = Selector::parse(q).unwrap();
+            let mut c = gocost_pprof::Combiner::new();
+            for (k, t, b) in &all {
+                if sel.matches(k) && (from..=to).contains(t) {
+                    c.push(gocost_pprof::decode(b).unwrap()).unwrap();
+                }
+            }
+            c.finish().map(|p| canon(&p))
+        })
+        .collect()
 }
 
 pub fn queries() -> Vec<(&'static str, i64, i64)> {
