@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--profiles", type=int, default=360)
     ap.add_argument("--interval", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--perf", metavar="FILE", help="record the server with `perf record -g` into FILE while the cases run")
     a = ap.parse_args()
     subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "gocost", "--bin", "gocost", "--example", "bench_corpus"], cwd=ROOT)
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -90,6 +91,10 @@ def main():
                 ("top, nodecount=500", url("top", nodecount=500)),
                 ("timeline", url("timeline")),
             ]
+            perf = None
+            if a.perf:
+                perf = subprocess.Popen(["perf", "record", "-q", "-g", "-o", a.perf, "-p", str(srv.pid)])
+                time.sleep(0.5)
             print(f"{'request':<32}{'p50 ms':>9}{'p95 ms':>9}{'size KB':>10}  detail")
             for name, u in cases:
                 get(u)  # warm
@@ -110,6 +115,9 @@ def main():
                     list(ex.map(get, explore))
                     times.append(time.monotonic() - t0)
             print(f"{'Explore (3 in parallel)':<32}{pct(times, .5) * 1e3:>9.0f}{pct(times, .95) * 1e3:>9.0f}")
+            if perf:
+                perf.send_signal(2)
+                perf.wait(timeout=120)
         finally:
             srv.terminate()
             srv.wait(timeout=30)

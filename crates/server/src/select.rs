@@ -171,10 +171,30 @@ fn known_kind(st: &Lent<'_>, sel: &Selector, kind: &str) -> Result<(), ApiError>
 }
 
 pub(crate) fn merged(st: &Lent<'_>, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiError> {
+    merged_as(st, q, true)
+}
+
+/// [`merged`] for reports that never show sample labels (flame graphs, top, graphs, peek):
+/// labels are read only when a tag filter needs them.
+pub(crate) fn merged_for_report(
+    st: &Lent<'_>,
+    q: &RangeQuery,
+) -> Result<gocost_pprof::Profile, ApiError> {
+    let tags = [&q.refine.tagfocus, &q.refine.tagignore]
+        .iter()
+        .any(|t| t.as_deref().is_some_and(|t| !t.is_empty()));
+    merged_as(st, q, tags)
+}
+
+fn merged_as(
+    st: &Lent<'_>,
+    q: &RangeQuery,
+    labels: bool,
+) -> Result<gocost_pprof::Profile, ApiError> {
     let (sel, from, to) = selection(st, q)?;
     let agg = agg_of(q)?;
     let t = Instant::now();
-    let res = st.store.query_agg(&sel, from, to, agg);
+    let res = st.store.query_agg_labels(&sel, from, to, agg, labels);
     st.queries.fetch_add(1, Ordering::Relaxed);
     st.query_nanos
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);

@@ -84,13 +84,27 @@ impl Store {
         to_ns: i64,
         agg: Agg,
     ) -> Result<Option<Profile>, Error> {
+        self.query_agg_labels(sel, from_ns, to_ns, agg, true)
+    }
+
+    /// [`Store::query_agg`], with sample labels only if `labels`: for reports that never
+    /// show them (flame graphs, top, graphs), samples that differ only in their labels are
+    /// then merged — the same totals, for far less work on labelled profiles.
+    pub fn query_agg_labels(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+        agg: Agg,
+        labels: bool,
+    ) -> Result<Option<Profile>, Error> {
         match agg {
-            Agg::Sum => self.query(sel, from_ns, to_ns),
+            Agg::Sum => self.query_sum(sel, from_ns, to_ns, labels),
             Agg::Mean => {
                 let mut per: BTreeMap<SeriesKey, (Combiner, u64)> = BTreeMap::new();
                 let how = Visit {
                     use_rollup: Some(&|_, _| true),
-                    labels: true,
+                    labels,
                     keep: None,
                     merge: true,
                 };
@@ -115,7 +129,7 @@ impl Store {
                 let mut all = Combiner::new();
                 let keep = |k: &SeriesKey, t: i64| latest.get(k) == Some(&t);
                 let how = Visit {
-                    labels: true,
+                    labels,
                     keep: Some(&keep),
                     ..Visit::default()
                 };

@@ -143,10 +143,20 @@ impl Store {
         from_ns: i64,
         to_ns: i64,
     ) -> Result<Option<Profile>, Error> {
+        self.query_sum(sel, from_ns, to_ns, true)
+    }
+
+    pub(crate) fn query_sum(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+        labels: bool,
+    ) -> Result<Option<Profile>, Error> {
         let mut c = Combiner::new();
         let how = Visit {
             use_rollup: Some(&|_, _| true),
-            labels: true,
+            labels,
             keep: None,
             merge: true,
         };
@@ -314,7 +324,11 @@ fn emit(
     f: &mut Visitor<'_>,
 ) -> Result<(), Error> {
     if how.merge && parts.len() > 1 {
-        let mut acc = RollupAcc::default();
+        let mut acc = if how.labels {
+            RollupAcc::default()
+        } else {
+            RollupAcc::without_labels()
+        };
         let (mut t0, mut n) = (i64::MAX, 0u64);
         for &(t, c, bytes) in &parts {
             acc.add(bytes).map_err(bad)?;

@@ -44,25 +44,30 @@ fn timeline(s: &Store, origin: i64, step: Option<i64>, bucket: i64) -> (BTreeMap
 /// and both mixed) and from blocks.
 #[test]
 fn answers_are_the_merge_of_the_profiles_as_received() {
-    let want = expected_answers();
-    assert!(want.iter().filter(|a| a.is_some()).count() >= 6);
+    let want = [expected_answers(false), expected_answers(true)];
+    assert!(want[1].iter().filter(|a| a.is_some()).count() >= 6);
+    assert_ne!(want[0], want[1], "the test profiles have sample labels");
+    let check = |s: &Store, at: &str| {
+        for labels in [false, true] {
+            let got = answers_as(s, labels);
+            for (i, (a, b)) in got.iter().zip(&want[usize::from(labels)]).enumerate() {
+                assert!(
+                    a == b,
+                    "{at}, labels {labels}: query {i} {:?}",
+                    queries()[i]
+                );
+            }
+        }
+    };
     for cache in [64 << 20, 40_000, 0] {
         let d = dir(&format!("oracle-{cache}"));
         let mut o = Options::new(&d);
         o.head_cache_bytes = cache;
         let (s, _) = Store::open(o).unwrap();
         fill(&s);
-        for (i, (a, b)) in answers(&s).iter().zip(&want).enumerate() {
-            assert!(a == b, "head (cache {cache}), query {i} {:?}", queries()[i]);
-        }
+        check(&s, &format!("head (cache {cache})"));
         s.flush(true).unwrap();
-        for (i, (a, b)) in answers(&s).iter().zip(&want).enumerate() {
-            assert!(
-                a == b,
-                "blocks (cache {cache}), query {i} {:?}",
-                queries()[i]
-            );
-        }
+        check(&s, &format!("blocks (cache {cache})"));
         drop(s);
         std::fs::remove_dir_all(&d).unwrap();
     }

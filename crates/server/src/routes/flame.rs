@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::query::{Capped, blocking, output_too_big};
 use crate::routes::profiles::report;
-use crate::select::{RangeQuery, base_of, merged, merged_base};
+use crate::select::{RangeQuery, base_of, merged_base, merged_for_report};
 use crate::{ApiError, AppState};
 
 /// The flame graph of the merged profile. `format=json` (default): a flat, depth-first node
@@ -62,7 +62,7 @@ pub(crate) async fn flame(
         ));
     }
     let body = blocking(&st, move |st| {
-        let p = match merged(st, &q) {
+        let p = match merged_for_report(st, &q) {
             Err(ApiError::NotFound(reason)) if format == "json" && !is_diff => {
                 let shape = serde_json::json!({
                     "names": [""], "nodes": [[0, 0, -1, 0, 0]], "total": 0,

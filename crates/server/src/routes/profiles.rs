@@ -10,7 +10,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::query::{Lent, blocking, capped_json, output_too_big, query_budget};
-use crate::select::{RangeQuery, base_of, empty_answer, flag, merged, merged_base};
+use crate::select::{
+    RangeQuery, base_of, empty_answer, flag, merged, merged_base, merged_for_report,
+};
 use crate::{ApiError, AppState};
 
 pub(crate) async fn profile(
@@ -58,7 +60,7 @@ pub(crate) async fn top(
     st.requests.fetch_add(1, Ordering::Relaxed);
     let text = wants_text(&q)?;
     let top = match blocking(&st, move |st| {
-        Ok::<_, ApiError>(report(merged(st, &q)?, &q)?.top())
+        Ok::<_, ApiError>(report(merged_for_report(st, &q)?, &q)?.top())
     })
     .await?
     {
@@ -138,7 +140,7 @@ pub(crate) async fn graph(
         }
     };
     blocking(&st, move |st| {
-        let p = match merged(st, &q) {
+        let p = match merged_for_report(st, &q) {
             Err(ApiError::NotFound(reason)) if !dot => {
                 let shape =
                     serde_json::json!({ "legend": [], "nodes": [], "edges": [], "total": 0 });
@@ -172,7 +174,7 @@ pub(crate) async fn peek(
         ApiError::BadRequest("peek needs symbol=REGEXP (the functions to show)".into())
     })?;
     blocking(&st, move |st| {
-        let p = match merged(st, &q) {
+        let p = match merged_for_report(st, &q) {
             Err(ApiError::NotFound(reason)) if !text => {
                 let shape = serde_json::json!({ "header": [], "entries": [], "total": 0 });
                 return Ok(empty_answer(reason, shape));

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use gocost_pprof::{LabelValue, Profile};
-use gocost_store::{DAY_NS, HOUR_NS, Selector, SeriesKey, Store};
+use gocost_store::{Agg, DAY_NS, HOUR_NS, Selector, SeriesKey, Store};
 
 pub fn testdata(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -122,8 +122,9 @@ pub fn fill(s: &Store) {
 }
 
 /// The answers to [`queries`] computed without the store: the appended profiles in each
-/// range, decoded and merged with pprof's rules.
-pub fn expected_answers() -> Answers {
+/// range, decoded (their sample labels dropped unless `labels`) and merged with pprof's
+/// rules.
+pub fn expected_answers(labels: bool) -> Answers {
     let all = appended();
     queries()
         .into_iter()
@@ -132,7 +133,11 @@ pub fn expected_answers() -> Answers {
             let mut c = gocost_pprof::Combiner::new();
             for (k, t, b) in &all {
                 if sel.matches(k) && (from..=to).contains(t) {
-                    c.push(gocost_pprof::decode(b).unwrap()).unwrap();
+                    let mut p = gocost_pprof::decode(b).unwrap();
+                    if !labels {
+                        p.sample.iter_mut().for_each(|s| s.label.clear());
+                    }
+                    c.push(p).unwrap();
                 }
             }
             c.finish().map(|p| canon(&p))
@@ -165,10 +170,15 @@ pub fn queries() -> Vec<(&'static str, i64, i64)> {
 pub type Answers = Vec<Option<(String, BTreeMap<String, Vec<i64>>)>>;
 
 pub fn answers(s: &Store) -> Answers {
+    answers_as(s, true)
+}
+
+/// [`answers`], the store asked for sample labels only if `labels`.
+pub fn answers_as(s: &Store, labels: bool) -> Answers {
     queries()
         .into_iter()
         .map(|(q, from, to)| {
-            s.query(&Selector::parse(q).unwrap(), from, to)
+            s.query_agg_labels(&Selector::parse(q).unwrap(), from, to, Agg::Sum, labels)
                 .unwrap()
                 .map(|p| canon(&p))
         })
