@@ -107,6 +107,7 @@ impl Store {
                     labels,
                     keep: None,
                     merge: true,
+                    totals: false,
                 };
                 self.visit(sel, from_ns, to_ns, &how, &mut |k, _, n, p| {
                     let e = per.entry(k.clone()).or_default();

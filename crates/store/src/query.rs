@@ -34,6 +34,9 @@ pub(crate) struct Visit<'a> {
     /// rebuilding each: the visitor sees fewer profiles, at the earliest time, with the
     /// count they stand for. For callers that only merge what they are given.
     pub(crate) merge: bool,
+    /// Only each profile's totals per sample type ([`SymTab::totals`]) for profiles read
+    /// from blocks and the head's encoded ones; others are whole.
+    pub(crate) totals: bool,
 }
 
 /// Stored profiles of one series sharing a symbol table: (time, count, bytes).
@@ -112,26 +115,45 @@ impl Store {
         labels: bool,
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
-        match step_ns.filter(|&s| s > 0) {
-            Some(step) => {
-                let same_bucket = |a: i64, z: i64| {
-                    (a - from_ns).div_euclid(step) == (z - from_ns).div_euclid(step)
-                };
-                let how = Visit {
-                    use_rollup: Some(&same_bucket),
-                    labels,
-                    ..Visit::default()
-                };
-                self.visit(sel, from_ns, to_ns, &how, f)
-            }
-            None => {
-                let how = Visit {
-                    labels,
-                    ..Visit::default()
-                };
-                self.visit(sel, from_ns, to_ns, &how, f)
-            }
-        }
+        self.for_each(sel, from_ns, to_ns, step_ns, labels, false, f)
+    }
+
+    /// [`Store::for_each_profile`] for timelines of totals: `f` is given profiles that may
+    /// hold only their totals per sample type (one stackless sample), without labels, read
+    /// without rebuilding stacks.
+    pub fn for_each_total(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+        step_ns: Option<i64>,
+        f: &mut Visitor<'_>,
+    ) -> Result<(), Error> {
+        self.for_each(sel, from_ns, to_ns, step_ns, false, true, f)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn for_each(
+        &self,
+        sel: &Selector,
+        from_ns: i64,
+        to_ns: i64,
+        step_ns: Option<i64>,
+        labels: bool,
+        totals: bool,
+        f: &mut Visitor<'_>,
+    ) -> Result<(), Error> {
+        let same_bucket = |step: i64| {
+            move |a: i64, z: i64| (a - from_ns).div_euclid(step) == (z - from_ns).div_euclid(step)
+        };
+        let bucket = step_ns.filter(|&s| s > 0).map(same_bucket);
+        let how = Visit {
+            use_rollup: bucket.as_ref().map(|b| b as &dyn Fn(i64, i64) -> bool),
+            labels,
+            totals,
+            ..Visit::default()
+        };
+        self.visit(sel, from_ns, to_ns, &how, f)
     }
 
     /// The merged profile of matching series within `[from_ns, to_ns]` (`None` if nothing
@@ -159,6 +181,7 @@ impl Store {
             labels,
             keep: None,
             merge: true,
+            totals: false,
         };
         self.visit(sel, from_ns, to_ns, &how, &mut |_, _, _, p| {
             c.push(p).map_err(Error::Merge)
@@ -323,6 +346,13 @@ fn emit(
     bad: &dyn Fn(codec::CodecError) -> Error,
     f: &mut Visitor<'_>,
 ) -> Result<(), Error> {
+    let rebuild = |b: &[u8]| {
+        if how.totals {
+            tab.totals(b)
+        } else {
+            tab.profile(b, how.labels)
+        }
+    };
     if how.merge && parts.len() > 1 {
         let mut acc = if how.labels {
             RollupAcc::default()
@@ -337,11 +367,11 @@ fn emit(
         }
         // `None`: sample or period types changed within the parts: each on its own.
         if let Some(sum) = acc.finish(t0) {
-            return f(key, t0, n, tab.profile(&sum, how.labels).map_err(bad)?);
+            return f(key, t0, n, rebuild(&sum).map_err(bad)?);
         }
     }
     for (t, n, bytes) in parts {
-        f(key, t, n, tab.profile(bytes, how.labels).map_err(bad)?)?;
+        f(key, t, n, rebuild(bytes).map_err(bad)?)?;
     }
     Ok(())
 }

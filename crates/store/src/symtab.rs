@@ -539,7 +539,34 @@ impl SymTab {
     /// Rebuilds a stored profile, with only the symbols its samples use.
     pub fn profile(&self, b: &[u8], labels: bool) -> Result<Profile, CodecError> {
         let s = parse_stored(b)?;
-        let h = &s.head;
+        let (mut p, mut map_map) = self.header(&s.head)?;
+        self.add_samples(&mut p, &mut map_map, &s, labels)?;
+        Ok(p)
+    }
+
+    /// A stored profile's header with one sample, stackless, holding the profile's total per
+    /// sample type: what a timeline needs, without rebuilding stacks.
+    pub fn totals(&self, b: &[u8]) -> Result<Profile, CodecError> {
+        let s = parse_stored(b)?;
+        let (mut p, _) = self.header(&s.head)?;
+        let nst = s.head.sample_types.len();
+        let mut value = vec![0i64; nst];
+        for row in s.values.chunks_exact(nst.max(1)) {
+            for (a, b) in value.iter_mut().zip(row) {
+                *a = a.wrapping_add(*b);
+            }
+        }
+        p.sample.push(Sample {
+            location: Vec::new(),
+            value,
+            label: Vec::new(),
+        });
+        Ok(p)
+    }
+
+    /// A profile with a stored header's fields and mappings, no samples yet; and the
+    /// mapping rows (+ 1) it holds → their index in it.
+    fn header(&self, h: &Header) -> Result<(Profile, FxHashMap<u32, u32>), CodecError> {
         let mut p = Profile {
             time_nanos: h.time_nanos,
             duration_nanos: h.duration_nanos,
@@ -572,7 +599,19 @@ impl SymTab {
                 .or_insert(p.mapping.len() as u32);
             p.mapping.push(m);
         }
-        let nst = h.sample_types.len();
+        Ok((p, map_map))
+    }
+
+    /// Adds a stored profile's samples (and the locations and functions they use) to `p`,
+    /// made by [`SymTab::header`] with `map_map`.
+    fn add_samples(
+        &self,
+        p: &mut Profile,
+        map_map: &mut FxHashMap<u32, u32>,
+        s: &Stored<'_>,
+        labels: bool,
+    ) -> Result<(), CodecError> {
+        let nst = s.head.sample_types.len();
         let mut loc_map: FxHashMap<u32, u32> = FxHashMap::default();
         let mut fn_map: FxHashMap<u32, u32> = FxHashMap::default();
         p.sample = Vec::with_capacity(s.nodes.len());
@@ -590,7 +629,7 @@ impl SymTab {
                 let idx = match loc_map.get(&row) {
                     Some(&i) => i,
                     None => {
-                        let i = self.add_location(&mut p, row, &mut fn_map, &mut map_map);
+                        let i = self.add_location(p, row, &mut fn_map, map_map);
                         loc_map.insert(row, i);
                         i
                     }
@@ -604,7 +643,7 @@ impl SymTab {
                 label: if labels { self.labels(lb)? } else { Vec::new() },
             });
         }
-        Ok(p)
+        Ok(())
     }
 
     fn add_location(

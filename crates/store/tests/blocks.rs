@@ -16,26 +16,40 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-/// CPU nanoseconds per bucket of `bucket` width from `origin`, and how many profiles `f` saw.
-fn timeline(s: &Store, origin: i64, step: Option<i64>, bucket: i64) -> (BTreeMap<i64, i64>, usize) {
+/// CPU nanoseconds per bucket of `bucket` width from `origin`, and how many profiles `f` saw
+/// (through `for_each_total` if `totals`, else `for_each_profile`).
+fn timeline_as(
+    s: &Store,
+    origin: i64,
+    step: Option<i64>,
+    bucket: i64,
+    totals: bool,
+) -> (BTreeMap<i64, i64>, usize) {
     let mut m = BTreeMap::new();
     let mut visits = 0;
-    s.for_each_profile(
-        &Selector::parse("cpu").unwrap(),
-        origin,
-        i64::MAX,
-        step,
-        false,
-        &mut |_, t, _, p| {
-            visits += 1;
-            let i = p.sample_index_by_name("cpu").unwrap();
-            *m.entry(origin + (t - origin).div_euclid(bucket) * bucket)
-                .or_default() += p.sample.iter().map(|x| x.value[i]).sum::<i64>();
-            Ok(())
-        },
-    )
-    .unwrap();
+    let sel = Selector::parse("cpu").unwrap();
+    let mut f = |_: &gocost_store::SeriesKey, t: i64, _: u64, p: gocost_pprof::Profile| {
+        visits += 1;
+        let i = p.sample_index_by_name("cpu").unwrap();
+        *m.entry(origin + (t - origin).div_euclid(bucket) * bucket)
+            .or_default() += p.sample.iter().map(|x| x.value[i]).sum::<i64>();
+        Ok(())
+    };
+    if totals {
+        s.for_each_total(&sel, origin, i64::MAX, step, &mut f)
+            .unwrap();
+    } else {
+        s.for_each_profile(&sel, origin, i64::MAX, step, false, &mut f)
+            .unwrap();
+    }
     (m, visits)
+}
+
+fn timeline(s: &Store, origin: i64, step: Option<i64>, bucket: i64) -> (BTreeMap<i64, i64>, usize) {
+    let with = timeline_as(s, origin, step, bucket, false);
+    // Totals read without rebuilding stacks are the same, from as many profiles.
+    assert_eq!(timeline_as(s, origin, step, bucket, true), with);
+    with
 }
 
 /// The store sums a series' profiles in stack space (against the symbols of their block
@@ -81,6 +95,7 @@ fn blocks_and_rollups_answer_what_the_head_answered() {
     let head = answers(&s);
     let head_points = points(&s);
     assert!(head[0].is_some() && head[7].is_none());
+    timeline(&s, BASE, Some(HOUR_NS), HOUR_NS);
     assert_eq!(head_points[0].1.len(), 29);
     let stats = s.stats();
     assert_eq!(stats.blocks, 0);

@@ -51,47 +51,54 @@ pub(crate) async fn timeline(
         let refined = q.refine.changes_profile();
         let labels = by.is_some() || q.refine.tagfocus.is_some() || q.refine.tagignore.is_some();
         let mut bad_refine = None;
-        st.store
-            .for_each_profile(&sel, from, to, Some(step), labels, &mut |k, t, n, p| {
-                let p = if refined {
-                    match report(p, &q) {
-                        Ok(r) => r.prof,
-                        Err(e) => {
-                            bad_refine = Some(e);
-                            return Ok(());
-                        }
-                    }
-                } else {
-                    p
-                };
-                let i = match p.sample_index_by_name(wanted) {
-                    Ok(i) => i,
+        let mut visit = |k: &gocost_store::SeriesKey, t: i64, n: u64, p: gocost_pprof::Profile| {
+            let p = if refined {
+                match report(p, &q) {
+                    Ok(r) => r.prof,
                     Err(e) => {
-                        bad_index = Some(e);
+                        bad_refine = Some(e);
                         return Ok(());
                     }
-                };
-                stype = p.sample_type[i].r#type.to_string();
-                unit = p.sample_type[i].unit.to_string();
-                snapshot = gocost_store::is_snapshot(&k.kind, &stype);
-                let c = cells
-                    .entry((from + (t - from) / step * step, k.clone()))
-                    .or_default();
-                match by.as_deref() {
-                    Some(b) => {
-                        for s in &p.sample {
-                            *c.0.entry(label_value(s, b)).or_default() += s.value[i];
-                        }
-                    }
-                    // Without `by`, one total: no per-sample map lookup.
-                    None => {
-                        let v: i64 = p.sample.iter().map(|s| s.value[i]).sum();
-                        *c.0.entry(String::new()).or_default() += v;
+                }
+            } else {
+                p
+            };
+            let i = match p.sample_index_by_name(wanted) {
+                Ok(i) => i,
+                Err(e) => {
+                    bad_index = Some(e);
+                    return Ok(());
+                }
+            };
+            stype = p.sample_type[i].r#type.to_string();
+            unit = p.sample_type[i].unit.to_string();
+            snapshot = gocost_store::is_snapshot(&k.kind, &stype);
+            let c = cells
+                .entry((from + (t - from) / step * step, k.clone()))
+                .or_default();
+            match by.as_deref() {
+                Some(b) => {
+                    for s in &p.sample {
+                        *c.0.entry(label_value(s, b)).or_default() += s.value[i];
                     }
                 }
-                c.1 += n;
-                Ok(())
-            })?;
+                // Without `by`, one total: no per-sample map lookup.
+                None => {
+                    let v: i64 = p.sample.iter().map(|s| s.value[i]).sum();
+                    *c.0.entry(String::new()).or_default() += v;
+                }
+            }
+            c.1 += n;
+            Ok(())
+        };
+        // Plain totals need no stacks: the store reads them without rebuilding profiles.
+        if refined || labels {
+            st.store
+                .for_each_profile(&sel, from, to, Some(step), labels, &mut visit)?;
+        } else {
+            st.store
+                .for_each_total(&sel, from, to, Some(step), &mut visit)?;
+        }
         if let Some(e) = bad_index {
             return Err(ApiError::BadRequest(e));
         }
