@@ -28,7 +28,8 @@ Examples:
 
 With --profile, the service's net/http/pprof and expvar endpoints are read while the load runs:
 goroutines, heap and GC pauses per second (every --profile-every), and a one-second CPU profile
-per measured second (CPU per second and per request, top functions). Each second whose P99
+per measured second (CPU per second and per request, top functions), and an execution trace of
+--trace-seconds in the middle (GC, stop-the-world pauses, scheduler latency, assists). Each second whose P99
 spiked is shown with what the runtime did in it. -o report.html writes the charts and the flame
 graph as one page; two -o run.json files compare with gocost compare. The service needs import _ \"net/http/pprof\" and _ \"expvar\".";
 
@@ -117,6 +118,19 @@ pub struct LoadArgs {
     /// Write --profile's CPU profile of the measured seconds to this file (for go tool pprof).
     #[arg(long, value_name = "FILE", requires = "profile")]
     cpu_profile: Option<PathBuf>,
+    /// With --profile: take an execution trace this long in the middle of the measured time
+    /// (GC, stop-the-world pauses, scheduler latency, assists; 0 for none). Go's tracer costs
+    /// the service a few percent while it runs.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        requires = "profile"
+    )]
+    trace_seconds: String,
+    /// Write --profile's execution trace to this file (for go tool trace).
+    #[arg(long, value_name = "FILE", requires = "profile")]
+    trace_file: Option<PathBuf>,
     /// With --profile: prices for the cost per million requests.
     #[command(flatten)]
     prices: crate::insights::Prices,
@@ -310,6 +324,13 @@ pub fn run(a: LoadArgs) -> Result<()> {
                     url,
                     every,
                     a.cpu_profile.clone(),
+                    crate::load_service::TraceWant {
+                        seconds: match a.trace_seconds.trim() {
+                            "0" => Duration::ZERO,
+                            v => duration("trace-seconds", v)?,
+                        },
+                        file: a.trace_file.clone(),
+                    },
                 ))
                 .map_err(InputError)?;
             Some((w, notes))

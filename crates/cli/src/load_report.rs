@@ -682,6 +682,20 @@ fn service_html(o: &mut String, s: &Service, spikes: &[u64], n: usize) {
             );
         }
     }
+    if let Some(t) = &s.trace {
+        let _ = write!(
+            o,
+            r#"<h2>Execution trace</h2><p id="trace">{}</p>"#,
+            esc(&t.summary())
+        );
+        if let Some(f) = &t.file {
+            let _ = write!(
+                o,
+                r#"<p class="note">The trace: <code>go tool trace {}</code></p>"#,
+                esc(f)
+            );
+        }
+    }
     if !s.notes.is_empty() {
         o.push_str(r#"<h2>Notes</h2><ul id="notes">"#);
         for n in &s.notes {
@@ -778,6 +792,9 @@ pub fn markdown(load: &Report, service: Option<&Service>) -> String {
             s.gc_pauses.len(),
             secs(max)
         );
+    }
+    if let Some(t) = &s.trace {
+        let _ = writeln!(o, "Execution trace: {}.\n", t.summary());
     }
     if !s.spikes.is_empty() {
         o.push_str("| P99 spike | P99 | GC cycles | longest pause | goroutines | heap in use |\n|---:|---:|---:|---:|---|---|\n");

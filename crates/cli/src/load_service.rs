@@ -11,6 +11,12 @@
 //!   cores, CPU per request and the top functions (written out with `--cpu-profile FILE` for
 //!   `go tool pprof`).
 //!
+//! - `/debug/pprof/trace?seconds=N` once, for the `--trace-seconds` in the middle of the
+//!   measured time (default 1 s; Go's tracer costs a few percent while it runs): the
+//!   execution trace's overview — GC cycles, stop-the-world pauses, scheduler latency, mark
+//!   assists, minimum mutator utilisation, blocking — as `gocost trace` gives it (written out
+//!   with `--trace-file FILE` for `go tool trace`).
+//!
 //! Then the join: every second whose P99 spiked (the load report's rule) with what the runtime
 //! did in it — GC cycles and the longest pause, goroutines and heap before and at most.
 //!
@@ -45,8 +51,60 @@ pub struct Service {
     pub cost: Option<Cost>,
     /// The seconds whose P99 spiked, with what the runtime did in them.
     pub spikes: Vec<Spike>,
+    /// The execution trace of some measured seconds.
+    pub trace: Option<Trace>,
     /// What could not be read, and what the service lacks for it.
     pub notes: Vec<String>,
+}
+
+/// An execution trace taken during the measured seconds (`--trace-seconds`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    /// When it began (seconds since the measured start) and for how long it was asked.
+    pub from: f64,
+    pub seconds: f64,
+    pub bytes: usize,
+    /// What it shows: the overview `gocost trace --json` and the API give (events, GC
+    /// cycles, `stw` and `sched_latency` percentiles, `assist_fraction`, `mmu`, `blocking`).
+    pub overview: serde_json::Map<String, serde_json::Value>,
+    /// Where it was written (`--trace-file`).
+    pub file: Option<String>,
+}
+
+impl Trace {
+    /// One line: the window, GC, stop-the-world pauses, scheduler latency and assists.
+    pub fn summary(&self) -> String {
+        use gocost_load::ms;
+        let o = &self.overview;
+        let num = |k: &str| o.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+        let pct = |k: &str, p: &str| {
+            o.get(k)
+                .and_then(|d| d.get(p))
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0)
+                / 1e9
+        };
+        format!(
+            "{:.1}s from {:.1}s: {} GC cycles, {} stop-the-world pauses (max {}), scheduler latency p99 {}, mark assists {:.1}% of the CPU",
+            self.seconds,
+            self.from,
+            num("gc_cycles"),
+            o.get("stw")
+                .and_then(|d| d.get("count"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+            ms(pct("stw", "max_ns")),
+            ms(pct("sched_latency", "p99_ns")),
+            num("assist_fraction") * 100.0
+        )
+    }
+}
+
+/// What to do about an execution trace: how long (zero: none) and where to write it.
+#[derive(Debug, Clone, Default)]
+pub struct TraceWant {
+    pub seconds: Duration,
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -129,6 +187,7 @@ pub struct Watch {
     client: reqwest::Client,
     every: Duration,
     cpu_profile: Option<std::path::PathBuf>,
+    trace: TraceWant,
 }
 
 /// One read of the service.
@@ -151,6 +210,8 @@ struct Gathered {
     failures: u64,
     /// The one-second CPU profiles, by measured second.
     cpu: Vec<(u64, gocost_pprof::Profile)>,
+    /// The execution trace: when it began (since the measured start), how long, its bytes.
+    trace: Option<(Duration, Duration, Result<Vec<u8>, String>)>,
 }
 
 /// The expvar fields a read keeps (named as `gocost_scrape::runtime` names them).
@@ -165,6 +226,7 @@ impl Watch {
         url: &str,
         every: Duration,
         cpu_profile: Option<std::path::PathBuf>,
+        trace: TraceWant,
     ) -> Result<(Watch, Vec<String>), String> {
         let base = url.trim_end_matches('/');
         let base = base
@@ -185,6 +247,7 @@ impl Watch {
             client,
             every,
             cpu_profile,
+            trace,
         };
         let mut notes = Vec::new();
         let vars = w.get("/debug/vars", Duration::from_secs(5)).await;
@@ -315,8 +378,25 @@ impl Watch {
             }
             g
         };
-        let ((windows, cpu_err), mut g) = tokio::join!(cpu, reads);
+        // The execution trace: once, centred in the measured time (beside the CPU profile:
+        // Go runs both at once).
+        let trace = async {
+            let len = self.trace.seconds.min(duration);
+            if len.is_zero() {
+                return None;
+            }
+            let at = (duration - len) / 2;
+            tokio::time::sleep_until(start + at).await;
+            let path = format!("/debug/pprof/trace?seconds={}", len.as_secs_f64());
+            Some((
+                at,
+                len,
+                self.get(&path, len + Duration::from_secs(16)).await,
+            ))
+        };
+        let ((windows, cpu_err), mut g, trace) = tokio::join!(cpu, reads, trace);
         g.cpu = windows;
+        g.trace = trace;
         if let Some(e) = cpu_err {
             g.notes.push(e);
         }
@@ -330,6 +410,7 @@ impl Watch {
             base: self.base.clone(),
             every: self.every,
             cpu_profile: self.cpu_profile.clone(),
+            trace_file: self.trace.file.clone(),
         }
     }
 }
@@ -341,6 +422,7 @@ pub struct Observed {
     base: String,
     every: Duration,
     cpu_profile: Option<std::path::PathBuf>,
+    trace_file: Option<std::path::PathBuf>,
 }
 
 impl Observed {
@@ -351,12 +433,32 @@ impl Observed {
         rates: &gocost_insights::cost::Rates,
     ) -> Result<Service, String> {
         let Observed {
-            g,
+            mut g,
             mut notes,
             base,
             every,
             cpu_profile,
+            trace_file,
         } = self;
+        let trace = match g.trace.take() {
+            Some((at, len, Ok(bytes))) => {
+                match trace_summary(at, len, bytes, trace_file.as_deref()) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        notes.push(e);
+                        None
+                    }
+                }
+            }
+            Some((at, _, Err(e))) => {
+                notes.push(format!(
+                    "/debug/pprof/trace at {:.1}s: {e}",
+                    at.as_secs_f64()
+                ));
+                None
+            }
+            None => None,
+        };
         let n = load.seconds.len();
         let mut seconds: Vec<ServiceSecond> = (0..n)
             .map(|t| ServiceSecond {
@@ -462,9 +564,39 @@ impl Observed {
             cpu,
             cost,
             spikes,
+            trace,
             notes,
         })
     }
+}
+
+/// The overview of an execution trace taken at `at` for `len` (written to `out` first if
+/// asked).
+fn trace_summary(
+    at: Duration,
+    len: Duration,
+    bytes: Vec<u8>,
+    out: Option<&std::path::Path>,
+) -> Result<Trace, String> {
+    let file = match out {
+        Some(path) => {
+            std::fs::write(path, &bytes)
+                .map_err(|e| format!("--trace-file {}: {e}", path.display()))?;
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
+    let events = gocost_trace::parse(&bytes)
+        .map_err(|e| format!("the execution trace ({} bytes): {e}", bytes.len()))?;
+    let o = gocost_trace::overview(&events);
+    let blocking = gocost_server::trace_json::blocking_totals(&events);
+    Ok(Trace {
+        from: at.as_secs_f64(),
+        seconds: len.as_secs_f64(),
+        bytes: bytes.len(),
+        overview: gocost_server::trace_json::overview(&o, &blocking),
+        file,
+    })
 }
 
 /// CPU nanoseconds in a CPU profile (its `cpu` column).
@@ -642,6 +774,12 @@ impl Service {
                 ms(q(0.99)),
                 ms(q(1.0))
             );
+        }
+        if let Some(t) = &self.trace {
+            let _ = writeln!(o, "Trace:      {}", t.summary());
+            if let Some(f) = &t.file {
+                let _ = writeln!(o, "            (go tool trace {f})");
+            }
         }
         for s in &self.spikes {
             let mut what = Vec::new();

@@ -131,7 +131,7 @@ enum Cmd {
     Peek(PeekArgs),
     /// Offer HTTP load to a service (a fixed rate or concurrency) and report its latency.
     #[command(after_help = load::AFTER_HELP)]
-    Load(load::LoadArgs),
+    Load(Box<load::LoadArgs>),
     /// Merge profiles into one file that `go tool pprof` reads like the inputs together.
     Merge(MergeArgs),
     /// Draw a flame graph: .svg (interactive), .folded (collapsed stacks) or .json (speedscope).
@@ -476,7 +476,7 @@ fn run(cli: Cli) -> Result<()> {
                 .map_err(|e| InputError(e.to_string()))?;
             write_stdout(&text)
         }
-        Cmd::Load(a) => load::run(a),
+        Cmd::Load(a) => load::run(*a),
         Cmd::Merge(a) => {
             let p = source::load(&inputs(&a.src), &load_opts(&a.src, true))?;
             let bytes = gocost_pprof::encode(&p);

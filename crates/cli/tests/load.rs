@@ -280,6 +280,7 @@ fn profile_joins_what_the_service_did_with_the_seconds_that_spiked() {
     );
     let gc_before = num_gc(&addr);
     let cpu = dir.join("cpu.pprof");
+    let trace = dir.join("trace.out");
     let r = load(&[
         "--rate",
         "200",
@@ -295,6 +296,10 @@ fn profile_joins_what_the_service_did_with_the_seconds_that_spiked() {
         "250ms",
         "--cpu-profile",
         cpu.to_str().unwrap(),
+        "--trace-seconds",
+        "4s",
+        "--trace-file",
+        trace.to_str().unwrap(),
         &format!("http://{addr}/"),
     ]);
     let gc_after = num_gc(&addr);
@@ -362,6 +367,34 @@ fn profile_joins_what_the_service_did_with_the_seconds_that_spiked() {
         })
         .count();
     assert!(joined >= 2, "spikes without their bursts: {s}");
+
+    // The execution trace: 4 s in the middle, as written to the file, and its GC cycles are
+    // the ones expvar saw end in that window (give or take the edges).
+    let t = &s["trace"];
+    assert_eq!(t["from"].as_f64(), Some(5.5), "{t}");
+    assert_eq!(
+        t["bytes"].as_u64(),
+        Some(std::fs::metadata(&trace).unwrap().len()),
+        "{t}"
+    );
+    let o = &t["overview"];
+    assert!(o["events"].as_u64().unwrap() > 1000, "{o}");
+    assert!(o["sched_latency"]["count"].as_u64().unwrap() > 0, "{o}");
+    let in_window = s["gc_pauses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| (5.5..=9.5).contains(&p["t"].as_f64().unwrap()))
+        .count() as i64;
+    let traced = o["gc_cycles"].as_i64().unwrap();
+    assert!(
+        in_window >= 2 && (traced - in_window).abs() <= 2,
+        "{traced} GC cycles in the trace, {in_window} ended in its window by expvar: {o}"
+    );
+    assert!(
+        o["stw"]["count"].as_i64().unwrap() >= 2 * (traced - 1),
+        "{o}"
+    );
 
     // CPU: time per request, and the profile as the service sent it.
     let c = &s["cpu"];

@@ -907,7 +907,10 @@ impl RollupAcc {
     }
 
     /// Adds one stored profile (as written by [`SymTabBuilder::encode_profile`]).
+    /// Under a server query's budget and cancellation flag (`gocost_pprof::cancel`), the
+    /// summed samples count as nodes and each profile is a checkpoint.
     pub fn add(&mut self, b: &[u8]) -> Result<(), CodecError> {
+        gocost_pprof::cancel::checkpoint();
         let s = parse_stored(b)?;
         self.count += 1;
         let (h, o) = (&mut self.head, &s.head);
@@ -960,6 +963,7 @@ impl RollupAcc {
                     }
                 }
                 None => {
+                    gocost_pprof::cancel::nodes(self.samples.len() + 1);
                     same.push(self.samples.len());
                     self.samples.push((node, labels.to_vec(), v.to_vec()));
                 }
