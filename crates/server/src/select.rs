@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use axum::response::{IntoResponse, Response};
 use gocost_pprof::Profile;
-use gocost_store::{Agg, Selector};
+use gocost_store::{Agg, Read, Selector};
 use serde::{Deserialize, Serialize};
 
 use crate::query::Lent;
@@ -170,31 +170,37 @@ fn known_kind(st: &Lent<'_>, sel: &Selector, kind: &str) -> Result<(), ApiError>
     )))
 }
 
+/// The selection's profile as pprof's merge of the stored profiles gives it, sample for
+/// sample (downloads, diffs of downloads).
 pub(crate) fn merged(st: &Lent<'_>, q: &RangeQuery) -> Result<gocost_pprof::Profile, ApiError> {
-    merged_as(st, q, true)
+    merged_as(st, q, Read::Exact)
 }
 
-/// [`merged`] for reports that never show sample labels (flame graphs, top, graphs, peek):
-/// labels are read only when a tag filter needs them.
+/// [`merged`] for a report: summed in stack space (docs/adr/0017), with sample labels when
+/// the report shows them (`labels`: tags, the call graph's tag nodes) or a tag filter needs
+/// them.
 pub(crate) fn merged_for_report(
-    st: &Lent<'_>,
-    q: &RangeQuery,
-) -> Result<gocost_pprof::Profile, ApiError> {
-    let tags = [&q.refine.tagfocus, &q.refine.tagignore]
-        .iter()
-        .any(|t| t.as_deref().is_some_and(|t| !t.is_empty()));
-    merged_as(st, q, tags)
-}
-
-fn merged_as(
     st: &Lent<'_>,
     q: &RangeQuery,
     labels: bool,
 ) -> Result<gocost_pprof::Profile, ApiError> {
+    let tags = [&q.refine.tagfocus, &q.refine.tagignore]
+        .iter()
+        .any(|t| t.as_deref().is_some_and(|t| !t.is_empty()));
+    merged_as(
+        st,
+        q,
+        Read::Summed {
+            labels: labels || tags,
+        },
+    )
+}
+
+fn merged_as(st: &Lent<'_>, q: &RangeQuery, read: Read) -> Result<gocost_pprof::Profile, ApiError> {
     let (sel, from, to) = selection(st, q)?;
     let agg = agg_of(q)?;
     let t = Instant::now();
-    let res = st.store.query_agg_labels(&sel, from, to, agg, labels);
+    let res = st.store.query_agg_as(&sel, from, to, agg, read);
     st.queries.fetch_add(1, Ordering::Relaxed);
     st.query_nanos
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);

@@ -17,6 +17,19 @@ use gocost_pprof::{Combiner, Profile};
 use crate::query::Visit;
 use crate::{Error, Selector, SeriesKey, Store, block, symtab};
 
+/// How a query reads the stored profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Each profile as stored, merged one by one by pprof's rules: the profile pprof's merge
+    /// of them gives, sample for sample (a download for `go tool pprof`).
+    Exact,
+    /// Each series' profiles summed in stack space against their symbols first, one profile
+    /// rebuilt per series and symbol table, then merged (docs/adr/0017): the same value for
+    /// every stack (and label set, with `labels`; without, samples that differ only in
+    /// their labels are one) for far less work — for reports.
+    Summed { labels: bool },
+}
+
 /// How the profiles of one series over a range combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agg {
@@ -76,7 +89,7 @@ fn mean_of(kind: &str, mut p: Profile, n: u64) -> Profile {
 
 impl Store {
     /// The profile of matching series within `[from_ns, to_ns]` combined as `agg` says
-    /// (`None` if nothing matched).
+    /// (`None` if nothing matched), read [`Read::Exact`]ly.
     pub fn query_agg(
         &self,
         sel: &Selector,
@@ -84,29 +97,31 @@ impl Store {
         to_ns: i64,
         agg: Agg,
     ) -> Result<Option<Profile>, Error> {
-        self.query_agg_labels(sel, from_ns, to_ns, agg, true)
+        self.query_agg_as(sel, from_ns, to_ns, agg, Read::Exact)
     }
 
-    /// [`Store::query_agg`], with sample labels only if `labels`: for reports that never
-    /// show them (flame graphs, top, graphs), samples that differ only in their labels are
-    /// then merged — the same totals, for far less work on labelled profiles.
-    pub fn query_agg_labels(
+    /// [`Store::query_agg`], the stored profiles read as `read` says.
+    pub fn query_agg_as(
         &self,
         sel: &Selector,
         from_ns: i64,
         to_ns: i64,
         agg: Agg,
-        labels: bool,
+        read: Read,
     ) -> Result<Option<Profile>, Error> {
+        let (labels, merge) = match read {
+            Read::Exact => (true, false),
+            Read::Summed { labels } => (labels, true),
+        };
         match agg {
-            Agg::Sum => self.query_sum(sel, from_ns, to_ns, labels),
+            Agg::Sum => self.query_sum(sel, from_ns, to_ns, labels, merge),
             Agg::Mean => {
                 let mut per: BTreeMap<SeriesKey, (Combiner, u64)> = BTreeMap::new();
                 let how = Visit {
                     use_rollup: Some(&|_, _| true),
                     labels,
                     keep: None,
-                    merge: true,
+                    merge,
                     totals: false,
                 };
                 self.visit(sel, from_ns, to_ns, &how, &mut |k, _, n, p| {

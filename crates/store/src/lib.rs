@@ -78,7 +78,7 @@ use std::sync::Mutex;
 
 use gocost_pprof::{DecodeError, MergeError};
 
-pub use agg::{Agg, is_snapshot};
+pub use agg::{Agg, Read, is_snapshot};
 pub use blobs::{
     BlobConfig, BlobStore, Listed, LocalBlobs, ObjectBlobs, PART_SIZE, S3Config, open_blob_store,
 };

@@ -165,7 +165,7 @@ impl Store {
         from_ns: i64,
         to_ns: i64,
     ) -> Result<Option<Profile>, Error> {
-        self.query_sum(sel, from_ns, to_ns, true)
+        self.query_sum(sel, from_ns, to_ns, true, false)
     }
 
     pub(crate) fn query_sum(
@@ -174,13 +174,14 @@ impl Store {
         from_ns: i64,
         to_ns: i64,
         labels: bool,
+        merge: bool,
     ) -> Result<Option<Profile>, Error> {
         let mut c = Combiner::new();
         let how = Visit {
             use_rollup: Some(&|_, _| true),
             labels,
             keep: None,
-            merge: true,
+            merge,
             totals: false,
         };
         self.visit(sel, from_ns, to_ns, &how, &mut |_, _, _, p| {

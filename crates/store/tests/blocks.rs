@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::*;
-use gocost_store::{DAY_NS, HOUR_NS, Options, Selector, Store};
+use gocost_store::{DAY_NS, HOUR_NS, Options, Read, Selector, Store};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gocost-blocks-{}-{name}", std::process::id()));
@@ -62,14 +62,15 @@ fn answers_are_the_merge_of_the_profiles_as_received() {
     assert!(want[1].iter().filter(|a| a.is_some()).count() >= 6);
     assert_ne!(want[0], want[1], "the test profiles have sample labels");
     let check = |s: &Store, at: &str| {
-        for labels in [false, true] {
-            let got = answers_as(s, labels);
+        for read in [
+            Read::Exact,
+            Read::Summed { labels: false },
+            Read::Summed { labels: true },
+        ] {
+            let labels = read != Read::Summed { labels: false };
+            let got = answers_as(s, read);
             for (i, (a, b)) in got.iter().zip(&want[usize::from(labels)]).enumerate() {
-                assert!(
-                    a == b,
-                    "{at}, labels {labels}: query {i} {:?}",
-                    queries()[i]
-                );
+                assert!(a == b, "{at}, {read:?}: query {i} {:?}", queries()[i]);
             }
         }
     };

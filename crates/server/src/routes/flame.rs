@@ -62,7 +62,7 @@ pub(crate) async fn flame(
         ));
     }
     let body = blocking(&st, move |st| {
-        let p = match merged_for_report(st, &q) {
+        let p = match merged_for_report(st, &q, false) {
             Err(ApiError::NotFound(reason)) if format == "json" && !is_diff => {
                 let shape = serde_json::json!({
                     "names": [""], "nodes": [[0, 0, -1, 0, 0]], "total": 0,

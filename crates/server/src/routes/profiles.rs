@@ -60,7 +60,7 @@ pub(crate) async fn top(
     st.requests.fetch_add(1, Ordering::Relaxed);
     let text = wants_text(&q)?;
     let top = match blocking(&st, move |st| {
-        Ok::<_, ApiError>(report(merged_for_report(st, &q)?, &q)?.top())
+        Ok::<_, ApiError>(report(merged_for_report(st, &q, false)?, &q)?.top())
     })
     .await?
     {
@@ -99,7 +99,7 @@ pub(crate) async fn tags(
     st.requests.fetch_add(1, Ordering::Relaxed);
     let text = wants_text(&q)?;
     let body = blocking(&st, move |st| {
-        let p = match merged(st, &q) {
+        let p = match merged_for_report(st, &q, true) {
             Err(ApiError::NotFound(reason)) if !text => {
                 let shape = serde_json::json!({ "keys": [], "total": 0 });
                 return Ok(empty_answer(reason, shape));
@@ -140,7 +140,7 @@ pub(crate) async fn graph(
         }
     };
     blocking(&st, move |st| {
-        let p = match merged_for_report(st, &q) {
+        let p = match merged_for_report(st, &q, true) {
             Err(ApiError::NotFound(reason)) if !dot => {
                 let shape =
                     serde_json::json!({ "legend": [], "nodes": [], "edges": [], "total": 0 });
@@ -174,7 +174,7 @@ pub(crate) async fn peek(
         ApiError::BadRequest("peek needs symbol=REGEXP (the functions to show)".into())
     })?;
     blocking(&st, move |st| {
-        let p = match merged_for_report(st, &q) {
+        let p = match merged_for_report(st, &q, false) {
             Err(ApiError::NotFound(reason)) if !text => {
                 let shape = serde_json::json!({ "header": [], "entries": [], "total": 0 });
                 return Ok(empty_answer(reason, shape));

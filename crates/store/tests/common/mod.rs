@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use gocost_pprof::{LabelValue, Profile};
-use gocost_store::{Agg, DAY_NS, HOUR_NS, Selector, SeriesKey, Store};
+use gocost_store::{Agg, DAY_NS, HOUR_NS, Read, Selector, SeriesKey, Store};
 
 pub fn testdata(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -169,16 +169,17 @@ pub fn queries() -> Vec<(&'static str, i64, i64)> {
 
 pub type Answers = Vec<Option<(String, BTreeMap<String, Vec<i64>>)>>;
 
+/// The answers to [`queries`], read [`Read::Exact`]ly.
 pub fn answers(s: &Store) -> Answers {
-    answers_as(s, true)
+    answers_as(s, Read::Exact)
 }
 
-/// [`answers`], the store asked for sample labels only if `labels`.
-pub fn answers_as(s: &Store, labels: bool) -> Answers {
+/// [`answers`], the store reading as `read` says.
+pub fn answers_as(s: &Store, read: Read) -> Answers {
     queries()
         .into_iter()
         .map(|(q, from, to)| {
-            s.query_agg_labels(&Selector::parse(q).unwrap(), from, to, Agg::Sum, labels)
+            s.query_agg_as(&Selector::parse(q).unwrap(), from, to, Agg::Sum, read)
                 .unwrap()
                 .map(|p| canon(&p))
         })
