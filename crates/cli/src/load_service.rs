@@ -75,27 +75,22 @@ impl Trace {
     /// One line: the window, GC, stop-the-world pauses, scheduler latency and assists.
     pub fn summary(&self) -> String {
         use gocost_load::ms;
-        let o = &self.overview;
-        let num = |k: &str| o.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-        let pct = |k: &str, p: &str| {
-            o.get(k)
-                .and_then(|d| d.get(p))
+        let o = serde_json::Value::Object(self.overview.clone());
+        // A number of the overview by its JSON pointer, e.g. `/stw/max_ns`.
+        let num = |at: &str| {
+            o.pointer(at)
                 .and_then(serde_json::Value::as_f64)
                 .unwrap_or(0.0)
-                / 1e9
         };
         format!(
             "{:.1}s from {:.1}s: {} GC cycles, {} stop-the-world pauses (max {}), scheduler latency p99 {}, mark assists {:.1}% of the CPU",
             self.seconds,
             self.from,
-            num("gc_cycles"),
-            o.get("stw")
-                .and_then(|d| d.get("count"))
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0),
-            ms(pct("stw", "max_ns")),
-            ms(pct("sched_latency", "p99_ns")),
-            num("assist_fraction") * 100.0
+            num("/gc_cycles"),
+            num("/stw/count"),
+            ms(num("/stw/max_ns") / 1e9),
+            ms(num("/sched_latency/p99_ns") / 1e9),
+            num("/assist_fraction") * 100.0
         )
     }
 }
@@ -813,5 +808,33 @@ impl Service {
             let _ = writeln!(o, "Note:       {n}");
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-line summary reads the overview's fields where `trace_json::overview` puts them.
+    #[test]
+    fn trace_summary_line_reads_the_overview() {
+        let overview = serde_json::json!({
+            "gc_cycles": 7,
+            "stw": {"count": 14, "max_ns": 2_500_000},
+            "sched_latency": {"p99_ns": 40_000},
+            "assist_fraction": 0.0125,
+        });
+        let t = Trace {
+            from: 5.5,
+            seconds: 4.0,
+            bytes: 1,
+            overview: overview.as_object().cloned().unwrap_or_default(),
+            file: None,
+        };
+        assert_eq!(
+            t.summary(),
+            "4.0s from 5.5s: 7 GC cycles, 14 stop-the-world pauses (max 2.50ms), \
+             scheduler latency p99 0.04ms, mark assists 1.2% of the CPU"
+        );
     }
 }

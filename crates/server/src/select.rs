@@ -85,6 +85,13 @@ pub(crate) fn flag(v: &Option<String>) -> bool {
 }
 
 impl Refine {
+    /// Whether a label filter (`tagfocus`, `tagignore`) is set: the samples' labels are needed.
+    pub(crate) fn filters_tags(&self) -> bool {
+        [&self.tagfocus, &self.tagignore]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()))
+    }
+
     /// Whether any option changes the profile itself (not only how a report sorts it).
     pub(crate) fn changes_profile(&self) -> bool {
         [
@@ -184,16 +191,8 @@ pub(crate) fn merged_for_report(
     q: &RangeQuery,
     labels: bool,
 ) -> Result<gocost_pprof::Profile, ApiError> {
-    let tags = [&q.refine.tagfocus, &q.refine.tagignore]
-        .iter()
-        .any(|t| t.as_deref().is_some_and(|t| !t.is_empty()));
-    merged_as(
-        st,
-        q,
-        Read::Summed {
-            labels: labels || tags,
-        },
-    )
+    let labels = labels || q.refine.filters_tags();
+    merged_as(st, q, Read::Summed { labels })
 }
 
 fn merged_as(st: &Lent<'_>, q: &RangeQuery, read: Read) -> Result<gocost_pprof::Profile, ApiError> {

@@ -30,6 +30,16 @@ pub enum Read {
     Summed { labels: bool },
 }
 
+impl Read {
+    /// How a visit reads for it: (sample labels, summed per series and symbol table).
+    pub(crate) fn labels_and_sum(self) -> (bool, bool) {
+        match self {
+            Read::Exact => (true, false),
+            Read::Summed { labels } => (labels, true),
+        }
+    }
+}
+
 /// How the profiles of one series over a range combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agg {
@@ -109,12 +119,9 @@ impl Store {
         agg: Agg,
         read: Read,
     ) -> Result<Option<Profile>, Error> {
-        let (labels, merge) = match read {
-            Read::Exact => (true, false),
-            Read::Summed { labels } => (labels, true),
-        };
+        let (labels, merge) = read.labels_and_sum();
         match agg {
-            Agg::Sum => self.query_sum(sel, from_ns, to_ns, labels, merge),
+            Agg::Sum => self.query_sum(sel, from_ns, to_ns, read),
             Agg::Mean => {
                 let mut per: BTreeMap<SeriesKey, (Combiner, u64)> = BTreeMap::new();
                 let how = Visit {

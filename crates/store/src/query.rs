@@ -115,7 +115,11 @@ impl Store {
         labels: bool,
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
-        self.for_each(sel, from_ns, to_ns, step_ns, labels, false, f)
+        let how = Visit {
+            labels,
+            ..Visit::default()
+        };
+        self.for_each(sel, from_ns, to_ns, step_ns, how, f)
     }
 
     /// [`Store::for_each_profile`] for timelines of totals: `f` is given profiles that may
@@ -129,18 +133,21 @@ impl Store {
         step_ns: Option<i64>,
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
-        self.for_each(sel, from_ns, to_ns, step_ns, false, true, f)
+        let how = Visit {
+            totals: true,
+            ..Visit::default()
+        };
+        self.for_each(sel, from_ns, to_ns, step_ns, how, f)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Visits with `how`, rollups standing in for whole `step_ns` buckets.
     fn for_each(
         &self,
         sel: &Selector,
         from_ns: i64,
         to_ns: i64,
         step_ns: Option<i64>,
-        labels: bool,
-        totals: bool,
+        how: Visit<'_>,
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
         let same_bucket = |step: i64| {
@@ -149,9 +156,7 @@ impl Store {
         let bucket = step_ns.filter(|&s| s > 0).map(same_bucket);
         let how = Visit {
             use_rollup: bucket.as_ref().map(|b| b as &dyn Fn(i64, i64) -> bool),
-            labels,
-            totals,
-            ..Visit::default()
+            ..how
         };
         self.visit(sel, from_ns, to_ns, &how, f)
     }
@@ -165,17 +170,18 @@ impl Store {
         from_ns: i64,
         to_ns: i64,
     ) -> Result<Option<Profile>, Error> {
-        self.query_sum(sel, from_ns, to_ns, true, false)
+        self.query_sum(sel, from_ns, to_ns, crate::Read::Exact)
     }
 
+    /// [`Store::query`], the stored profiles read as `read` says.
     pub(crate) fn query_sum(
         &self,
         sel: &Selector,
         from_ns: i64,
         to_ns: i64,
-        labels: bool,
-        merge: bool,
+        read: crate::Read,
     ) -> Result<Option<Profile>, Error> {
+        let (labels, merge) = read.labels_and_sum();
         let mut c = Combiner::new();
         let how = Visit {
             use_rollup: Some(&|_, _| true),
@@ -222,18 +228,18 @@ impl Store {
             let mut tabs: HeadTabs = HashMap::new();
             let mut files = HashMap::new();
             for (k, e) in head.iter().flat_map(|(k, v)| v.iter().map(move |e| (k, e))) {
-                let group = block::group_of(k);
                 if e.enc.is_some() {
+                    let group = block::group_of(k);
                     let seg = tabs.entry(e.pos.seq).or_default();
-                    if !seg.contains_key(group)
-                        && let Some(b) = g
-                            .head_symbols
-                            .get_mut(&e.pos.seq)
-                            .and_then(|m| m.get_mut(group))
+                    if seg.contains_key(group) {
+                        continue;
+                    }
+                    if let Some(b) = g
+                        .head_symbols
+                        .get_mut(&e.pos.seq)
+                        .and_then(|m| m.get_mut(group))
                     {
                         seg.insert(group.to_string(), b.snapshot());
-                    }
-                    if seg.contains_key(group) {
                         continue;
                     }
                 }
@@ -311,13 +317,14 @@ impl Store {
             |e: codec::CodecError| Error::Io(std::io::Error::other(format!("head: {e}")));
         for (key, entries) in &head {
             let seg_tabs = |seq: u64| tabs.get(&seq).and_then(|m| m.get(block::group_of(key)));
-            // Encoded profiles per segment (one symbol table each), in time order.
-            let mut encoded: BTreeMap<u64, Parts<'_>> = BTreeMap::new();
+            // Encoded profiles per segment with its symbol table, in time order.
+            let mut encoded: BTreeMap<u64, (&SymTab, Parts<'_>)> = BTreeMap::new();
             for e in entries {
                 match (&e.enc, seg_tabs(e.pos.seq)) {
-                    (Some(enc), Some(_)) => encoded
+                    (Some(enc), Some(tab)) => encoded
                         .entry(e.pos.seq)
-                        .or_default()
+                        .or_insert_with(|| (tab, Vec::new()))
+                        .1
                         .push((e.time_ns, 1, enc)),
                     _ => {
                         let bytes = read_entry(&files, e)?;
@@ -327,10 +334,8 @@ impl Store {
                     }
                 }
             }
-            for (seq, parts) in encoded {
-                if let Some(tab) = seg_tabs(seq) {
-                    emit(key, tab, parts, how, &bad_head, f)?;
-                }
+            for (tab, parts) in encoded.into_values() {
+                emit(key, tab, parts, how, &bad_head, f)?;
             }
         }
         Ok(())

@@ -49,7 +49,7 @@ pub(crate) async fn timeline(
         // Refined, each profile goes through pprof's filters first (the report's sample
         // values, not its total, which is from before filtering).
         let refined = q.refine.changes_profile();
-        let labels = by.is_some() || q.refine.tagfocus.is_some() || q.refine.tagignore.is_some();
+        let labels = by.is_some() || q.refine.filters_tags();
         let mut bad_refine = None;
         let mut visit = |k: &gocost_store::SeriesKey, t: i64, n: u64, p: gocost_pprof::Profile| {
             let p = if refined {
