@@ -315,6 +315,10 @@ struct Sample {
     threads: f64,
     wal: f64,
     blocks: f64,
+    /// Encoded head profiles in memory (`gocost_store_head_cache_bytes`), MB.
+    cache: f64,
+    /// Bytes written to the WAL for profiles / bytes received, so far.
+    wal_ratio: f64,
     profiles: f64,
     /// The latest end of a scrape past its due time, over the always-up targets, in ms.
     late_ms: f64,
@@ -608,7 +612,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let mut csv =
         std::fs::File::create(&csv_path).map_err(|e| format!("{}: {e}", csv_path.display()))?;
-    let header = "t_s,rss_mb,fds,threads,wal_mb,blocks_mb,profiles,late_ms,q_recent_ms,q_whole_ms,pushes,push_errors";
+    let header = "t_s,rss_mb,fds,threads,wal_mb,blocks_mb,profiles,late_ms,q_recent_ms,q_whole_ms,pushes,push_errors,cache_mb,wal_ratio";
     writeln!(csv, "{header}").map_err(|e| e.to_string())?;
     println!("{header}");
 
@@ -688,6 +692,9 @@ pub fn run(args: &[String]) -> Result<()> {
                 s.wal = metric(&m, "gocost_store_wal_bytes") / 1e6;
                 s.blocks = metric(&m, "gocost_store_block_bytes") / 1e6;
                 s.profiles = metric(&m, "gocost_store_profiles");
+                s.cache = metric(&m, "gocost_store_head_cache_bytes") / 1e6;
+                s.wal_ratio = metric(&m, "gocost_store_wal_profile_bytes_total")
+                    / metric(&m, "gocost_store_received_bytes_total").max(1.0);
             }
             other => problems.push(format!("/metrics: {:?}", other.map(|(c, _)| c))),
         }
@@ -728,7 +735,7 @@ pub fn run(args: &[String]) -> Result<()> {
             ));
         }
         let row = format!(
-            "{:.0},{:.1},{:.0},{:.0},{:.2},{:.2},{:.0},{:.0},{:.0},{:.0},{},{}",
+            "{:.0},{:.1},{:.0},{:.0},{:.2},{:.2},{:.0},{:.0},{:.0},{:.0},{},{},{:.2},{:.3}",
             s.t,
             s.rss,
             s.fds,
@@ -740,7 +747,9 @@ pub fn run(args: &[String]) -> Result<()> {
             s.q_recent_ms,
             s.q_whole_ms,
             s.pushes,
-            s.push_errors
+            s.push_errors,
+            s.cache,
+            s.wal_ratio
         );
         println!("{row}");
         writeln!(csv, "{row}").map_err(|e| e.to_string())?;
@@ -864,8 +873,9 @@ fn judge(samples: &[Sample], warmup: f64, block: f64, problems: &mut Vec<String>
         warmup
     ));
     type Get = fn(&Sample) -> f64;
-    let series: [(&str, Get); 8] = [
+    let series: [(&str, Get); 9] = [
         ("RSS MB", |s| s.rss),
+        ("head cache MB", |s| s.cache),
         ("fds", |s| s.fds),
         ("threads", |s| s.threads),
         ("WAL MB", |s| s.wal),
@@ -937,7 +947,9 @@ fn judge(samples: &[Sample], warmup: f64, block: f64, problems: &mut Vec<String>
     let cuts = judged.windows(2).filter(|w| w[1].wal < w[0].wal).count();
     let want = (window / (2.0 * block)).floor() as usize;
     out.push_str(&format!(
-        "  WAL cut into blocks {cuts} times in the judged window (at least {want} wanted)\n"
+        "  WAL cut into blocks {cuts} times in the judged window (at least {want} wanted)\n  \
+         profile bytes written to the WAL: {:.1} % of the bytes received\n",
+        judged.last().map_or(f64::NAN, |s| s.wal_ratio * 100.0)
     ));
     if cuts < want {
         problems.push(format!(

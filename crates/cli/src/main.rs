@@ -517,6 +517,7 @@ impl std::fmt::Display for Regressed {
 
 impl std::error::Error for Regressed {}
 
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

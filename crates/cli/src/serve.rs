@@ -98,13 +98,35 @@ fn load_demo(store: &Store) -> Result<usize> {
                 // Each replayed profile says when it was "taken", as a scraped one does.
                 let mut p = decoded[i].clone();
                 p.time_nanos = t;
-                store.append_profile(&key, t, &p)?;
+                store.append_profile(&key, t, &p, None)?;
                 n += 1;
             }
         }
     }
     store.sync()?;
     Ok(n)
+}
+
+/// Hands what a runtime thread freed back to the allocator (and the OS) when the thread
+/// goes idle, at most every two seconds per thread: scrapes and pushes free their bodies on
+/// whichever thread ran them, and mimalloc otherwise keeps a thread's freed pages until that
+/// thread allocates enough again — the soak saw RSS follow the busiest minute, not the live
+/// heap (docs/adr/0010). A blocking thread that exits hands back everything it held.
+#[cfg(not(feature = "system-alloc"))]
+fn collect_now_and_then() {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+    thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
+    LAST.with(|last| {
+        if last
+            .get()
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
+        {
+            last.set(Some(Instant::now()));
+            // SAFETY: mi_collect only walks this thread's own heap (and the shared arenas).
+            unsafe { libmimalloc_sys::mi_collect(true) }
+        }
+    });
 }
 
 fn health_source(s: &Arc<Scraper>) -> Box<dyn Fn() -> Vec<gocost_scrape::Health> + Send + Sync> {
@@ -303,10 +325,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     // From here on the store is reached only through the async handle: work on it runs on
     // the blocking pool (gocost_store::AsyncStore).
     let store = gocost_store::AsyncStore::from(store);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.worker_threads(2).enable_all();
+    #[cfg(not(feature = "system-alloc"))]
+    rt.on_thread_park(collect_now_and_then).on_thread_stop(|| {
+        // SAFETY: mi_collect only walks this thread's own heap (and the shared arenas).
+        unsafe { libmimalloc_sys::mi_collect(true) }
+    });
+    let rt = rt.build()?;
     rt.block_on(async move {
         let scraper = Arc::new(Scraper::start(&cfg, store.clone()).map_err(InputError)?);
         let health: HealthSource = Arc::new(RwLock::new(health_source(&scraper)));
@@ -420,6 +446,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         );
         // A query's blocking thread returns the memory it freed at once, not when the
         // allocator gets to it (docs/adr/0010).
+        #[cfg(not(feature = "system-alloc"))]
         gocost_server::set_after_query(|| {
             // SAFETY: mi_collect only walks this thread's own heap.
             unsafe { libmimalloc_sys::mi_collect(true) }

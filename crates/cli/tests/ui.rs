@@ -43,7 +43,7 @@ fn start_demo(go: &Path, dir: &Path, n: usize) -> Vec<(Proc, String)> {
     let bin = dir.join("demo");
     go_build(go, &root().join("testdata/go/demo"), &bin);
     (0..n)
-        .map(|i| start_with_addr_file(&bin, &["-duration=5m"], &dir.join(format!("addr{i}"))))
+        .map(|i| start_with_addr_file(&bin, &["-duration=15m"], &dir.join(format!("addr{i}"))))
         .collect()
 }
 
@@ -166,7 +166,7 @@ fn web_ui_in_headless_chromium() {
     go_build(&go, &root().join("testdata/go/leaks"), &bed_bin);
     let (_bed, bed) = start_with_addr_file(
         &bed_bin,
-        &["-rate=4", "-nap=12s", "-duration=5m"],
+        &["-rate=4", "-nap=12s", "-duration=15m"],
         &dir.join("addr-leaks"),
     );
     // A service that is deployed during the test (the regression test bed, restarted on its
@@ -176,7 +176,7 @@ fn web_ui_in_headless_chromium() {
     build_regress(&go, &v2, "1.1", "slow");
     let (deploy1, deploy) = start_with_addr_file(
         &v1,
-        &["-addr=127.0.0.1:0", "-duration=5m"],
+        &["-addr=127.0.0.1:0", "-duration=15m"],
         &dir.join("addr-deploy"),
     );
     // A service traced every 3 s (and CPU-profiled), without expvar: the Traces view, trace
@@ -185,7 +185,7 @@ fn web_ui_in_headless_chromium() {
     let traced_bin = dir.join("traced");
     go_build(&go, &root().join("testdata/go/traced"), &traced_bin);
     let (_traced, traced) =
-        start_with_addr_file(&traced_bin, &["-duration=5m"], &dir.join("addr-traced"));
+        start_with_addr_file(&traced_bin, &["-duration=15m"], &dir.join("addr-traced"));
     let synth = serve_bytes(synthetic_profile());
     let config = dir.join("gocost.toml");
     std::fs::write(
@@ -293,7 +293,7 @@ metrics = ["expvar"]
     let _ = std::fs::remove_file(dir.join("addr-deploy"));
     let (_deploy2, again) = start_with_addr_file(
         &v2,
-        &[&format!("-addr={deploy}"), "-duration=5m"],
+        &[&format!("-addr={deploy}"), "-duration=15m"],
         &dir.join("addr-deploy"),
     );
     assert_eq!(again, deploy);

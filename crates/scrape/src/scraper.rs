@@ -287,7 +287,7 @@ fn store_profile(
     };
     let res = stored.and_then(|d| match d {
         Some(d) => store
-            .append_profile(key, t, &d)
+            .append_profile(key, t, &d, Some(body.len()))
             .map(drop)
             .map_err(Into::into),
         None => Ok(()),

@@ -276,7 +276,14 @@ struct Bucket {
 pub struct BlockWriter {
     f: FileWriter,
     meta: BlockMeta,
-    group: Option<(String, SymTabBuilder)>,
+    group: Option<(String, GroupSymbols)>,
+}
+
+/// The current group's symbols: built as its profiles are added, or encoded already (the
+/// head's, against which its [`Item::Encoded`] profiles were encoded).
+enum GroupSymbols {
+    Building(Box<SymTabBuilder>),
+    Encoded(Vec<u8>),
 }
 
 impl BlockWriter {
@@ -311,15 +318,16 @@ impl BlockWriter {
 
     fn end_group(&mut self) -> Result<(), BlockError> {
         if let Some((name, sym)) = self.group.take() {
-            let symbols = self.f.section(&sym.encode())?;
+            let symbols = match sym {
+                GroupSymbols::Building(b) => self.f.section(&b.encode())?,
+                GroupSymbols::Encoded(bytes) => self.f.section(&bytes)?,
+            };
             self.meta.groups.push(GroupMeta { name, symbols });
         }
         Ok(())
     }
 
-    /// Starts the group `name` with symbols built elsewhere (the head's, which encoded the
-    /// [`Item::Encoded`] profiles of its series). Its series must follow.
-    pub fn group_symbols(&mut self, name: &str, sym: SymTabBuilder) -> Result<(), BlockError> {
+    fn start_group(&mut self, name: &str, sym: GroupSymbols) -> Result<(), BlockError> {
         self.end_group()?;
         if self.meta.groups.iter().any(|g| g.name == name) {
             return Err(BlockError(format!(
@@ -328,6 +336,18 @@ impl BlockWriter {
         }
         self.group = Some((name.to_string(), sym));
         Ok(())
+    }
+
+    /// Starts the group `name` with symbols built elsewhere (the head's, which encoded the
+    /// [`Item::Encoded`] profiles of its series). Its series must follow.
+    pub fn group_symbols(&mut self, name: &str, sym: SymTabBuilder) -> Result<(), BlockError> {
+        self.start_group(name, GroupSymbols::Building(Box::new(sym)))
+    }
+
+    /// Starts the group `name` with its symbol tables as [`SymTabBuilder::encode`] wrote
+    /// them; its series (all [`Item::Encoded`] against them) must follow.
+    pub fn group_encoded(&mut self, name: &str, symbols: Vec<u8>) -> Result<(), BlockError> {
+        self.start_group(name, GroupSymbols::Encoded(symbols))
     }
 
     /// Makes `name` the current group, with fresh symbols if it is not already.
@@ -373,6 +393,11 @@ impl BlockWriter {
             let encoded;
             let (t, enc, raw_len): (i64, &[u8], u64) = match &item {
                 Item::Profile(t, p, raw_len) => {
+                    let GroupSymbols::Building(sym) = sym else {
+                        return Err(BlockError(format!(
+                            "series {key}: a profile to encode in a group of encoded symbols"
+                        )));
+                    };
                     encoded = sym.encode_profile(p, *t);
                     (*t, &encoded, *raw_len)
                 }

@@ -46,26 +46,12 @@ impl Store {
         }
     }
 
-    /// Writes the block of one closed WAL segment, then deletes the segment. If that
-    /// fails, the segment stays for the next try, which decodes its profiles from the WAL
-    /// (their cached encodings went with the symbols handed to the failed block).
+    /// Writes the block of one closed WAL segment, then deletes the segment and drops it
+    /// from the head. If that fails, the head is as it was, and the segment stays for the
+    /// next try.
     pub(crate) fn flush_segment(&self, seq: u64) -> Result<bool, Error> {
-        let res = self.try_flush_segment(seq);
-        if res.is_err() {
-            let mut g = self.lock();
-            g.head_symbols.remove(&seq);
-            let mut freed = 0;
-            for e in g.head.values_mut().flatten().filter(|e| e.pos.seq == seq) {
-                freed += e.enc.take().map_or(0, |b| b.len());
-            }
-            g.cache_bytes -= freed;
-        }
-        res
-    }
-
-    pub(crate) fn try_flush_segment(&self, seq: u64) -> Result<bool, Error> {
-        let (series, points, file, mut symbols) = {
-            let mut g = self.lock();
+        let (series, points, file) = {
+            let g = self.lock();
             let mut series: Vec<(SeriesKey, Vec<Entry>)> = g
                 .head
                 .iter()
@@ -85,8 +71,7 @@ impl Store {
                 })
                 .collect();
             let file = g.wal.open_segment(seq)?;
-            let symbols = g.head_symbols.remove(&seq).unwrap_or_default();
-            (series, points, file, symbols)
+            (series, points, file)
         };
         let id = new_block_id(0);
         let (mut w, tmp) = self.block_writer(BlockInfo {
@@ -105,17 +90,36 @@ impl Store {
         // on disk in a way the checksum did not catch, or a smaller size cap is in force).
         let mut undecodable = 0u64;
         let mut group: Option<&str> = None;
+        // The table lengths of the current group's encoded symbols.
+        let mut lens: Option<crate::symtab::Lens> = None;
         for (key, entries) in &series {
             let name = block::group_of(key);
             if group != Some(name) {
                 group = Some(name);
-                if let Some(sym) = symbols.remove(name) {
-                    w.group_symbols(name, sym)?;
+                // Profiles encoded on append: the block takes the segment's symbols of the
+                // service as they are (the segment is closed: they no longer change). The
+                // head keeps them until the segment is gone.
+                let symbols = {
+                    let g = self.lock();
+                    g.head_symbols
+                        .get(&seq)
+                        .and_then(|m| m.get(name))
+                        .map(|b| (b.encode(), b.lens()))
+                };
+                lens = symbols.as_ref().map(|s| s.1);
+                match symbols {
+                    Some((symbols, _)) => w.group_encoded(name, symbols)?,
+                    None if entries.iter().any(|e| e.encoded) => {
+                        return Err(Error::Io(std::io::Error::other(format!(
+                            "WAL segment {seq}: the symbols of {name:?} are missing"
+                        ))));
+                    }
+                    None => {}
                 }
             }
             let undecodable = &mut undecodable;
             let items = entries.iter().filter_map(|e| {
-                let raw_len = u64::from(e.pos.len);
+                let raw_len = u64::from(e.raw_len);
                 if let Some(enc) = &e.enc {
                     return Some(Ok(block::Item::Encoded(e.time_ns, enc.clone(), raw_len)));
                 }
@@ -129,8 +133,19 @@ impl Store {
                         ))));
                     }
                 };
-                match gocost_pprof::decode_with(&bytes, &decode) {
-                    Ok(p) => Some(Ok(block::Item::Profile(e.time_ns, Box::new(p), raw_len))),
+                let checked = if e.encoded {
+                    lens.as_ref()
+                        .map_or(Err("no symbols".to_string()), |l| {
+                            l.check(&bytes).map_err(|e| e.to_string())
+                        })
+                        .map(|()| block::Item::Encoded(e.time_ns, bytes.into(), raw_len))
+                } else {
+                    gocost_pprof::decode_with(&bytes, &decode)
+                        .map(|p| block::Item::Profile(e.time_ns, Box::new(p), raw_len))
+                        .map_err(|e| e.to_string())
+                };
+                match checked {
+                    Ok(item) => Some(Ok(item)),
                     Err(err) => {
                         // Left out of the block, never silently: the segment is kept in
                         // quarantine below.
@@ -183,6 +198,7 @@ impl Store {
         }
         g.cache_bytes -= freed;
         g.head.retain(|_, v| !v.is_empty());
+        g.head_symbols.remove(&seq);
         for v in g.metrics.values_mut() {
             v.retain(|p| p.seq != seq);
         }

@@ -10,16 +10,21 @@ use gocost_pprof::Profile;
 
 use crate::catalog::{BLOCK_SUFFIX, Block, block_order, kinds_of, read_index};
 use crate::{
-    Error, Lsn, MAX_RECORD, Options, ReplayReport, SeriesKey, Store, blobs, block, traces, wal,
+    Error, Lsn, MAX_RECORD, Options, ReplayReport, SeriesKey, Store, blobs, block, symtab, traces,
+    wal,
 };
 
-/// A profile in the head: its time, where its payload lies in the WAL, and — while the
-/// head cache has room — the profile already encoded against its segment's symbols, so
-/// cutting the block needs no second decode.
+/// A profile in the head: its time, where it lies in the WAL, and — while the head cache
+/// has room — its encoding in memory, so queries and the block cut read no file.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) time_ns: i64,
     pub(crate) pos: wal::Pos,
+    /// The WAL holds it encoded against its segment's symbols (a type 3 record; else as
+    /// received, type 1, from a segment of an earlier version).
+    pub(crate) encoded: bool,
+    /// Bytes of the profile as received.
+    pub(crate) raw_len: u32,
     pub(crate) enc: Option<Arc<[u8]>>,
 }
 
@@ -47,6 +52,8 @@ pub(crate) struct Inner {
     /// when retention drops blocks), for telling a query's unknown kind from an empty one.
     pub(crate) kinds: BTreeSet<String>,
     pub(crate) appends: u64,
+    pub(crate) received_bytes: u64,
+    pub(crate) wal_profile_bytes: u64,
     pub(crate) blocks_written: u64,
     pub(crate) compactions: u64,
     /// Records failed syncs dropped (their LSN ranges), for [`Store::commit`].
@@ -124,6 +131,11 @@ impl Store {
             .collect();
         let mut head: BTreeMap<SeriesKey, Vec<Entry>> = BTreeMap::new();
         let mut metrics: BTreeMap<SeriesKey, Vec<Point>> = BTreeMap::new();
+        let mut head_symbols = HeadSymbols::new();
+        let mut cache_bytes = 0usize;
+        // Services of a segment whose symbols stopped making sense: their later records
+        // there cannot be read.
+        let mut broken: BTreeMap<(u64, String), (u64, String)> = BTreeMap::new();
         let mut skipped = 0usize;
         let (wal, wal_report) = wal::Wal::open(
             &opts.dir.join("wal"),
@@ -137,12 +149,62 @@ impl Store {
                             Entry {
                                 time_ns,
                                 pos,
+                                encoded: false,
+                                raw_len: pos.len,
                                 enc: None,
                             },
                             |e| e.time_ns,
                         ),
                         Err(_) => skipped += 1,
                     }
+                }
+                (
+                    wal::Record::Encoded {
+                        time_ns,
+                        key,
+                        raw_len,
+                        symbols,
+                        enc,
+                    },
+                    Some(pos),
+                ) => {
+                    let Ok(k) = SeriesKey::parse(&key) else {
+                        skipped += 1;
+                        return;
+                    };
+                    let group = block::group_of(&k).to_string();
+                    if let Some(b) = broken.get_mut(&(seq, group.clone())) {
+                        b.0 += 1;
+                        return;
+                    }
+                    let sym = head_symbols
+                        .entry(seq)
+                        .or_default()
+                        .entry(group.clone())
+                        .or_default();
+                    if let Err(e) = sym.apply(&symbols) {
+                        let why = format!("the symbols of the record at byte {off}: {e}");
+                        broken.insert((seq, group), (1, why));
+                        return;
+                    }
+                    // One that does not parse stays out of the cache: the block cut reads
+                    // it again, finds it bad and keeps the segment in quarantine.
+                    let fits = cache_bytes < opts.head_cache_bytes;
+                    let enc = (fits && sym.lens().check(&enc).is_ok()).then(|| {
+                        cache_bytes += enc.len();
+                        Arc::from(enc)
+                    });
+                    insert_sorted(
+                        head.entry(k).or_default(),
+                        Entry {
+                            time_ns,
+                            pos,
+                            encoded: true,
+                            raw_len,
+                            enc,
+                        },
+                        |e| e.time_ns,
+                    )
                 }
                 (wal::Record::Points(points), _) => {
                     for (key, t, v) in points {
@@ -156,9 +218,14 @@ impl Store {
                         }
                     }
                 }
-                (wal::Record::Profile { .. }, None) => skipped += 1,
+                (wal::Record::Profile { .. } | wal::Record::Encoded { .. }, None) => skipped += 1,
             },
         )?;
+        for ((seq, group), (n, why)) in broken {
+            report.corrupt.push(format!(
+                "WAL segment {seq}: {n} profiles of {group:?} skipped: {why}"
+            ));
+        }
         report.segments = wal_report.segments;
         report.records = wal_report.records;
         report.truncated_bytes = wal_report.truncated_bytes;
@@ -180,13 +247,15 @@ impl Store {
             blobs,
             inner: Mutex::new(Inner {
                 wal,
-                head_symbols: BTreeMap::new(),
-                cache_bytes: 0,
+                head_symbols,
+                cache_bytes,
                 head,
                 metrics,
                 blocks,
                 kinds,
                 appends: 0,
+                received_bytes: 0,
+                wal_profile_bytes: 0,
                 blocks_written: 0,
                 compactions: 0,
                 lost: VecDeque::new(),
@@ -222,143 +291,189 @@ impl Store {
         };
         let p = gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
         gocost_pprof::check_depth(&p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
-        self.append_valid(key, time_ns, bytes, &p)
+        let lsns = self.append_encoded(&[(key, time_ns, &p, Some(bytes.len()))])?;
+        lsns.first()
+            .copied()
+            .ok_or_else(|| Error::Io(std::io::Error::other("internal: no record appended")))
     }
 
-    /// Stores a profile gocost built itself (a delta of cumulative scrapes): it is encoded
-    /// here, and needs no validation.
-    pub fn append_profile(&self, key: &SeriesKey, time_ns: i64, p: &Profile) -> Result<Lsn, Error> {
-        gocost_pprof::check_depth(p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
-        let bytes = gocost_pprof::encode(p);
-        if bytes.len() > MAX_RECORD - 1024 {
-            return Err(Error::TooLarge(bytes.len()));
-        }
-        self.append_valid(key, time_ns, &bytes, p)
+    /// Stores a profile gocost built itself (a delta of cumulative scrapes); it needs no
+    /// validation but its depth. `received`: the bytes it was made from (the scrape's
+    /// body), for the counts of bytes received; `None` counts its encoding.
+    pub fn append_profile(
+        &self,
+        key: &SeriesKey,
+        time_ns: i64,
+        p: &Profile,
+        received: Option<usize>,
+    ) -> Result<Lsn, Error> {
+        let lsns = self.append_encoded(&[(key, time_ns, p, received)])?;
+        lsns.first()
+            .copied()
+            .ok_or_else(|| Error::Io(std::io::Error::other("internal: no record appended")))
     }
 
     /// Stores profiles gocost built or checked itself (a push), all or none: they are
     /// written to the WAL with one write, so a failed write (a full disk) stores none of
     /// them. Durable after the next sync; [`commit`](Store::commit) the last number.
-    pub fn append_profiles(&self, items: &[(SeriesKey, i64, &Profile)]) -> Result<Vec<Lsn>, Error> {
-        let mut recs = Vec::with_capacity(items.len());
-        for (key, time_ns, p) in items {
+    /// Each comes with the bytes it was received as (its share of the push's body).
+    pub fn append_profiles(
+        &self,
+        items: &[(SeriesKey, i64, &Profile, usize)],
+    ) -> Result<Vec<Lsn>, Error> {
+        let items: Vec<_> = items
+            .iter()
+            .map(|(k, t, p, received)| (k, *t, *p, Some(*received)))
+            .collect();
+        self.append_encoded(&items)
+    }
+
+    /// Writes profiles to the WAL encoded against the current segment's symbols of their
+    /// services (each record carries the rows it added), all with one write, and indexes
+    /// them. `received`: the bytes a profile came as (`None`: gocost built it; its encoding
+    /// counts). A write that fails takes its rows out of the symbols again.
+    fn append_encoded(
+        &self,
+        items: &[(&SeriesKey, i64, &Profile, Option<usize>)],
+    ) -> Result<Vec<Lsn>, Error> {
+        for (_, _, p, _) in items {
             gocost_pprof::check_depth(p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
-            let bytes = gocost_pprof::encode(p);
-            if bytes.len() > MAX_RECORD - 1024 {
-                return Err(Error::TooLarge(bytes.len()));
-            }
-            recs.push(wal::Record::Profile {
-                time_ns: *time_ns,
-                key: key.to_string(),
-                payload: bytes,
-            });
         }
-        let (mut g, appended) = self.wal_append_many(&recs)?;
-        let mut lsns = Vec::with_capacity(items.len());
-        for ((key, time_ns, p), a) in items.iter().zip(appended) {
-            lsns.push(a.lsn);
-            self.index(&mut g, key, *time_ns, p, a);
-        }
-        Ok(lsns)
-    }
-
-    pub(crate) fn append_valid(
-        &self,
-        key: &SeriesKey,
-        time_ns: i64,
-        bytes: &[u8],
-        p: &Profile,
-    ) -> Result<Lsn, Error> {
-        let rec = wal::Record::Profile {
-            time_ns,
-            key: key.to_string(),
-            payload: bytes.to_vec(),
-        };
-        let (mut g, a) = self.wal_append(&rec)?;
-        let lsn = a.lsn;
-        self.index(&mut g, key, time_ns, p, a);
-        Ok(lsn)
-    }
-
-    /// Puts an appended profile in the head (with its symbols encoded while the cache has
-    /// room), under the lock its append returned with.
-    fn index(&self, g: &mut Inner, key: &SeriesKey, time_ns: i64, p: &Profile, a: wal::Appended) {
-        let Some(pos) = a.payload else {
-            return;
-        };
-        g.appends += 1;
-        let enc = if g.cache_bytes < self.opts.head_cache_bytes {
-            let sym = g
-                .head_symbols
-                .entry(pos.seq)
-                .or_default()
-                .entry(block::group_of(key).to_string())
-                .or_default();
-            let enc: Arc<[u8]> = sym.encode_profile(p, time_ns).into();
-            g.cache_bytes += enc.len();
-            Some(enc)
-        } else {
-            None
-        };
-        insert_sorted(
-            g.head.entry(key.clone()).or_default(),
-            Entry { time_ns, pos, enc },
-            |e| e.time_ns,
-        );
-        if !g.kinds.contains(&key.kind) {
-            g.kinds.insert(key.kind.clone());
-        }
-    }
-
-    /// Appends one record to the WAL; on success returns with the lock held, so the caller
-    /// indexes the record before anyone can see the WAL without it. A write that fails
-    /// leaves the WAL as it was (the partial record is cut off again).
-    pub(crate) fn wal_append(
-        &self,
-        rec: &wal::Record,
-    ) -> Result<(MutexGuard<'_, Inner>, wal::Appended), Error> {
-        let (g, mut a) = self.wal_append_many(std::slice::from_ref(rec))?;
-        let a = a
-            .pop()
-            .ok_or_else(|| Error::Io(std::io::Error::other("internal: no record appended")))?;
-        Ok((g, a))
-    }
-
-    /// Appends records to the WAL with one write, all or none, returning with the lock held.
-    pub(crate) fn wal_append_many(
-        &self,
-        recs: &[wal::Record],
-    ) -> Result<(MutexGuard<'_, Inner>, Vec<wal::Appended>), Error> {
-        let mut frames = Vec::with_capacity(recs.len());
-        for rec in recs {
-            frames.push(wal::Wal::frame(rec).map_err(|_| {
-                Error::TooLarge(match rec {
-                    wal::Record::Profile { payload, .. } => payload.len(),
-                    wal::Record::Points(p) => p.iter().map(|(k, _, _)| k.len() + 20).sum(),
-                })
-            })?);
-        }
-        let total: usize = frames.iter().map(Vec::len).sum();
+        // Which segment the records go to must be settled before they are encoded: a
+        // rotation due for about this much (received bytes; the size is a soft limit).
+        let estimate: usize = items.iter().map(|i| i.3.unwrap_or(4096)).sum();
         let mut g = self.lock();
         let mut _sync = None;
-        if g.wal.needs_rotation(total) {
+        if g.wal.needs_rotation(estimate) {
             // Starting a segment syncs the current one: that takes the sync lock first.
             drop(g);
             _sync = Some(self.sync_lock.lock().unwrap_or_else(|p| p.into_inner()));
             g = self.lock();
+        }
+        let seq = match g.wal.prepare(estimate) {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.reap(&mut g);
+                return Err(self.write_failed(&mut g, e));
+            }
+        };
+        let mut undo: Vec<(&str, symtab::Lens)> = Vec::new();
+        let mut recs = Vec::with_capacity(items.len());
+        {
+            let seg = g.head_symbols.entry(seq).or_default();
+            for (key, time_ns, p, received) in items {
+                let group = block::group_of(key);
+                let sym = seg.entry(group.to_string()).or_default();
+                let lens = sym.lens();
+                if !undo.iter().any(|(g, _)| *g == group) {
+                    undo.push((group, lens));
+                }
+                let enc = sym.encode_profile(p, *time_ns);
+                let symbols = sym.encode_since(&lens);
+                let raw_len = received.unwrap_or(enc.len());
+                recs.push(wal::Record::Encoded {
+                    time_ns: *time_ns,
+                    key: key.to_string(),
+                    raw_len: u32::try_from(raw_len).unwrap_or(u32::MAX),
+                    symbols,
+                    enc,
+                });
+            }
+        }
+        let rollback = |g: &mut Inner| {
+            if let Some(seg) = g.head_symbols.get_mut(&seq) {
+                for (group, lens) in &undo {
+                    if let Some(sym) = seg.get_mut(*group) {
+                        sym.truncate(lens);
+                    }
+                }
+            }
+        };
+        let mut frames = Vec::with_capacity(recs.len());
+        for rec in &recs {
+            match wal::Wal::frame(rec) {
+                Ok(f) => frames.push(f),
+                Err(_) => {
+                    rollback(&mut g);
+                    return Err(Error::TooLarge(rec.encoded_len()));
+                }
+            }
         }
         let pairs: Vec<(&wal::Record, &[u8])> = recs
             .iter()
             .zip(&frames)
             .map(|(r, f)| (r, f.as_slice()))
             .collect();
-        let res = g.wal.append_many(&pairs);
+        let res = g.wal.append_prepared(&pairs);
+        self.reap(&mut g);
+        let appended = match res {
+            Ok(a) => a,
+            Err(e) => {
+                rollback(&mut g);
+                return Err(self.write_failed(&mut g, e));
+            }
+        };
+        if g.write_error.take().is_some() {
+            g.disk_full = false;
+        }
+        g.wal_profile_bytes += frames.iter().map(|f| f.len() as u64).sum::<u64>();
+        let mut lsns = Vec::with_capacity(items.len());
+        for ((key, time_ns, _, _), (rec, a)) in items.iter().zip(recs.into_iter().zip(appended)) {
+            lsns.push(a.lsn);
+            let (Some(pos), wal::Record::Encoded { raw_len, enc, .. }) = (a.payload, rec) else {
+                continue;
+            };
+            g.appends += 1;
+            g.received_bytes += u64::from(raw_len);
+            let enc = (g.cache_bytes < self.opts.head_cache_bytes).then(|| {
+                g.cache_bytes += enc.len();
+                Arc::from(enc)
+            });
+            insert_sorted(
+                g.head.entry((*key).clone()).or_default(),
+                Entry {
+                    time_ns: *time_ns,
+                    pos,
+                    encoded: true,
+                    raw_len,
+                    enc,
+                },
+                |e| e.time_ns,
+            );
+            if !g.kinds.contains(&key.kind) {
+                g.kinds.insert(key.kind.clone());
+            }
+        }
+        Ok(lsns)
+    }
+
+    /// Appends one record (not a profile: those are encoded against the segment, see
+    /// `append_encoded`) to the WAL; on success returns with the lock held, so the caller
+    /// indexes the record before anyone can see the WAL without it. A write that fails
+    /// leaves the WAL as it was (the partial record is cut off again).
+    pub(crate) fn wal_append(
+        &self,
+        rec: &wal::Record,
+    ) -> Result<(MutexGuard<'_, Inner>, wal::Appended), Error> {
+        let frame = wal::Wal::frame(rec).map_err(|_| Error::TooLarge(rec.encoded_len()))?;
+        let mut g = self.lock();
+        let mut _sync = None;
+        if g.wal.needs_rotation(frame.len()) {
+            // Starting a segment syncs the current one: that takes the sync lock first.
+            drop(g);
+            _sync = Some(self.sync_lock.lock().unwrap_or_else(|p| p.into_inner()));
+            g = self.lock();
+        }
+        let res = g.wal.append_many(&[(rec, frame.as_slice())]);
         self.reap(&mut g);
         match res {
-            Ok(a) => {
+            Ok(mut a) => {
                 if g.write_error.take().is_some() {
                     g.disk_full = false;
                 }
+                let a = a.pop().ok_or_else(|| {
+                    Error::Io(std::io::Error::other("internal: no record appended"))
+                })?;
                 Ok((g, a))
             }
             Err(e) => Err(self.write_failed(&mut g, e)),

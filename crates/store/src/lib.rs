@@ -222,6 +222,13 @@ pub struct Stats {
     pub write_errors_total: u64,
     /// Records written but dropped again because the WAL sync failed.
     pub lost_records_total: u64,
+    /// Bytes of encoded head profiles held in memory.
+    pub head_cache_bytes: usize,
+    /// Bytes of the profiles appended, as received (for profiles gocost built, what they
+    /// were built from, or their encoding).
+    pub received_bytes_total: u64,
+    /// Bytes of the profile records written to the WAL.
+    pub wal_profile_bytes_total: u64,
     /// Execution traces stored, and their bytes.
     pub traces: usize,
     pub trace_bytes: u64,
@@ -276,6 +283,9 @@ impl Store {
             write_error: g.write_error.clone(),
             write_errors_total: g.write_errors,
             lost_records_total: g.lost_records,
+            head_cache_bytes: g.cache_bytes,
+            received_bytes_total: g.received_bytes,
+            wal_profile_bytes_total: g.wal_profile_bytes,
             traces: self.traces.count_and_bytes().0,
             trace_bytes: self.traces.count_and_bytes().1,
             undecodable_total: g.undecodable,

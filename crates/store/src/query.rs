@@ -228,22 +228,21 @@ impl Store {
             let mut tabs: HeadTabs = HashMap::new();
             let mut files = HashMap::new();
             for (k, e) in head.iter().flat_map(|(k, v)| v.iter().map(move |e| (k, e))) {
-                if e.enc.is_some() {
+                if e.enc.is_some() || e.encoded {
                     let group = block::group_of(k);
                     let seg = tabs.entry(e.pos.seq).or_default();
-                    if seg.contains_key(group) {
-                        continue;
-                    }
-                    if let Some(b) = g
-                        .head_symbols
-                        .get_mut(&e.pos.seq)
-                        .and_then(|m| m.get_mut(group))
+                    if !seg.contains_key(group)
+                        && let Some(b) = g
+                            .head_symbols
+                            .get_mut(&e.pos.seq)
+                            .and_then(|m| m.get_mut(group))
                     {
                         seg.insert(group.to_string(), b.snapshot());
-                        continue;
                     }
                 }
-                if let std::collections::hash_map::Entry::Vacant(s) = files.entry(e.pos.seq) {
+                if e.enc.is_none()
+                    && let std::collections::hash_map::Entry::Vacant(s) = files.entry(e.pos.seq)
+                {
                     s.insert(g.wal.open_segment(e.pos.seq)?);
                 }
             }
@@ -317,15 +316,29 @@ impl Store {
             |e: codec::CodecError| Error::Io(std::io::Error::other(format!("head: {e}")));
         for (key, entries) in &head {
             let seg_tabs = |seq: u64| tabs.get(&seq).and_then(|m| m.get(block::group_of(key)));
+            // Encoded profiles the head cache does not hold, read from the WAL.
+            let read: Vec<Option<Vec<u8>>> = entries
+                .iter()
+                .map(|e| match e.enc {
+                    None if e.encoded => read_entry(&files, e).map(Some),
+                    _ => Ok(None),
+                })
+                .collect::<Result<_, _>>()?;
             // Encoded profiles per segment with its symbol table, in time order.
             let mut encoded: BTreeMap<u64, (&SymTab, Parts<'_>)> = BTreeMap::new();
-            for e in entries {
-                match (&e.enc, seg_tabs(e.pos.seq)) {
+            for (e, bytes) in entries.iter().zip(&read) {
+                match (e.enc.as_deref().or(bytes.as_deref()), seg_tabs(e.pos.seq)) {
                     (Some(enc), Some(tab)) => encoded
                         .entry(e.pos.seq)
                         .or_insert_with(|| (tab, Vec::new()))
                         .1
                         .push((e.time_ns, 1, enc)),
+                    (_, None) if e.encoded => {
+                        return Err(Error::Io(std::io::Error::other(format!(
+                            "head: the symbols of WAL segment {} for {key} are missing",
+                            e.pos.seq
+                        ))));
+                    }
                     _ => {
                         let bytes = read_entry(&files, e)?;
                         let p = gocost_pprof::decode_with(&bytes, &decode)

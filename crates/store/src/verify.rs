@@ -1,11 +1,12 @@
 //! Checking and repairing a data directory (`gocost verify`, `--repair`), and checking a
 //! running store's blocks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::Path;
 
 use crate::catalog::{BLOCK_SUFFIX, read_index};
+use crate::symtab::SymTabBuilder;
 use crate::{Error, Options, SeriesKey, Store, blobs, block, wal};
 
 impl Store {
@@ -160,13 +161,43 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
                 r.damaged_segments.push((*seq, c.good_end));
             }
         }
-        for (key, payload) in &c.profiles {
-            if SeriesKey::parse(key).is_err() {
+        // The segment's symbols per service, rebuilt as replay does; `None` once broken.
+        let mut symbols: HashMap<String, Option<SymTabBuilder>> = HashMap::new();
+        for (key, stored) in &c.profiles {
+            let Ok(k) = SeriesKey::parse(key) else {
                 r.problems
                     .push(format!("{}: unparsable series key {key:?}", path.display()));
                 continue;
-            }
-            if let Err(e) = gocost_pprof::decode_with(payload, &decode) {
+            };
+            let res = match stored {
+                wal::Stored::Raw(payload) => gocost_pprof::decode_with(payload, &decode)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                wal::Stored::Encoded {
+                    symbols: delta,
+                    enc,
+                } => {
+                    let group = block::group_of(&k).to_string();
+                    let slot = symbols
+                        .entry(group)
+                        .or_insert_with(|| Some(SymTabBuilder::new()));
+                    match slot {
+                        None => Err("unreadable: an earlier record of its service was".into()),
+                        Some(b) => match b.apply(delta) {
+                            Ok(()) => b
+                                .snapshot()
+                                .profile(enc, true)
+                                .map(drop)
+                                .map_err(|e| e.to_string()),
+                            Err(e) => {
+                                *slot = None;
+                                Err(format!("its symbols: {e}"))
+                            }
+                        },
+                    }
+                }
+            };
+            if let Err(e) = res {
                 r.problems
                     .push(format!("{}: profile of {key}: {e}", path.display()));
             }
@@ -312,7 +343,33 @@ pub fn repair_dir(opts: &Options, found: &VerifyReport) -> Result<Vec<String>, E
 
 /// Parses the bytes of one WAL segment file as replay does: how many records decode, and
 /// what stopped the read early (with the byte offset), if anything. For checks and fuzzing.
+/// Encoded profiles are read against the segment's symbols as replay rebuilds them.
 pub fn check_wal_segment(bytes: &[u8]) -> (usize, Option<String>) {
-    let (records, _, problem) = wal::parse_segment(bytes, Path::new("segment"));
-    (records.len(), problem)
+    let (records, _, mut problem) = wal::parse_segment(bytes, Path::new("segment"));
+    let n = records.len();
+    let mut symbols: HashMap<String, SymTabBuilder> = HashMap::new();
+    for (off, r) in records {
+        let wal::Record::Encoded {
+            key,
+            symbols: delta,
+            enc,
+            ..
+        } = r
+        else {
+            continue;
+        };
+        let Ok(k) = SeriesKey::parse(&key) else {
+            continue;
+        };
+        let b = symbols.entry(block::group_of(&k).to_string()).or_default();
+        let res = b
+            .apply(&delta)
+            .and_then(|()| b.lens().check(&enc))
+            .and_then(|()| b.snapshot().profile(&enc, true).map(drop));
+        if let Err(e) = res {
+            problem.get_or_insert(format!("segment: record at byte {off}: {e}"));
+            break;
+        }
+    }
+    (n, problem)
 }

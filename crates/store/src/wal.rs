@@ -7,12 +7,16 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub const SEGMENT_MAGIC: &[u8; 8] = b"GCWAL001";
+/// Segments gocost writes: profiles encoded against the segment's symbols (type 3).
+pub const SEGMENT_MAGIC: &[u8; 8] = b"GCWAL002";
+/// Segments of earlier versions (profiles as received, type 1): still replayed.
+pub const SEGMENT_MAGIC_V1: &[u8; 8] = b"GCWAL001";
 /// Records larger than this are refused on write and treated as corruption on replay.
 pub const MAX_RECORD: usize = 64 << 20;
 const SEGMENT_SIZE: u64 = 128 << 20;
 const REC_PROFILE: u8 = 1;
 const REC_POINTS: u8 = 2;
+const REC_ENCODED: u8 = 3;
 
 /// One logged record.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +31,18 @@ pub enum Record {
     },
     /// Runtime-metric points: (series key, time, value).
     Points(Vec<(String, i64, f64)>),
+    /// A profile encoded against its segment's symbols of its service (`block::group_of`):
+    /// the rows it added to them, then the profile (`docs/format/wal.md`).
+    Encoded {
+        time_ns: i64,
+        key: String,
+        /// Bytes of the profile as received.
+        raw_len: u32,
+        /// `SymTabBuilder::encode_since` of the rows this profile added.
+        symbols: Vec<u8>,
+        /// `SymTabBuilder::encode_profile`.
+        enc: Vec<u8>,
+    },
 }
 
 fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -69,6 +85,23 @@ impl Record {
                 b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
                 b.extend_from_slice(payload);
             }
+            Record::Encoded {
+                time_ns,
+                key,
+                raw_len,
+                symbols,
+                enc,
+            } => {
+                b.reserve(1 + 8 + 4 + key.len() + 4 + 4 + symbols.len() + 4 + enc.len());
+                b.push(REC_ENCODED);
+                b.extend_from_slice(&time_ns.to_le_bytes());
+                put_str(&mut b, key);
+                b.extend_from_slice(&raw_len.to_le_bytes());
+                b.extend_from_slice(&(symbols.len() as u32).to_le_bytes());
+                b.extend_from_slice(symbols);
+                b.extend_from_slice(&(enc.len() as u32).to_le_bytes());
+                b.extend_from_slice(enc);
+            }
             Record::Points(points) => {
                 b.push(REC_POINTS);
                 b.extend_from_slice(&(points.len() as u32).to_le_bytes());
@@ -82,10 +115,30 @@ impl Record {
         b
     }
 
-    /// Where a profile record's payload starts, counted from the start of its body.
-    fn payload_offset(&self) -> Option<u64> {
+    /// About how many bytes the record's body takes (for errors about its size).
+    pub fn encoded_len(&self) -> usize {
         match self {
-            Record::Profile { key, .. } => Some(1 + 8 + 4 + key.len() as u64 + 4),
+            Record::Profile { key, payload, .. } => key.len() + payload.len() + 17,
+            Record::Encoded {
+                key, symbols, enc, ..
+            } => key.len() + symbols.len() + enc.len() + 25,
+            Record::Points(p) => p.iter().map(|(k, _, _)| k.len() + 20).sum::<usize>() + 5,
+        }
+    }
+
+    /// Where a profile record's payload (type 1) or encoded profile (type 3) starts,
+    /// counted from the start of its body, and its length.
+    fn payload_at(&self) -> Option<(u64, u32)> {
+        match self {
+            Record::Profile { key, payload, .. } => {
+                Some((1 + 8 + 4 + key.len() as u64 + 4, payload.len() as u32))
+            }
+            Record::Encoded {
+                key, symbols, enc, ..
+            } => Some((
+                1 + 8 + 4 + key.len() as u64 + 4 + 4 + symbols.len() as u64 + 4,
+                enc.len() as u32,
+            )),
             Record::Points(_) => None,
         }
     }
@@ -102,6 +155,22 @@ impl Record {
                     time_ns,
                     key,
                     payload,
+                }
+            }
+            REC_ENCODED => {
+                let time_ns = take_i64(&mut rest)?;
+                let key = take_str(&mut rest)?;
+                let raw_len = take_u32(&mut rest)? as u32;
+                let n = take_u32(&mut rest)?;
+                let symbols = take(&mut rest, n)?.to_vec();
+                let n = take_u32(&mut rest)?;
+                let enc = take(&mut rest, n)?.to_vec();
+                Record::Encoded {
+                    time_ns,
+                    key,
+                    raw_len,
+                    symbols,
+                    enc,
                 }
             }
             REC_POINTS => {
@@ -307,7 +376,9 @@ fn read_segment(path: &Path) -> io::Result<(Records, u64, Option<String>)> {
 
 /// Parses a segment's bytes (see [`read_segment`]).
 pub fn parse_segment(data: &[u8], path: &Path) -> (Records, u64, Option<String>) {
-    if data.len() < SEGMENT_MAGIC.len() || &data[..8] != SEGMENT_MAGIC {
+    if data.len() < SEGMENT_MAGIC.len()
+        || (&data[..8] != SEGMENT_MAGIC && &data[..8] != SEGMENT_MAGIC_V1)
+    {
         return (
             Vec::new(),
             0,
@@ -371,10 +442,20 @@ pub struct SegmentCheck {
     pub problem: Option<String>,
     /// A file a failed creation left (no records; removed on open).
     pub unborn: bool,
-    /// Profile records: (series key, payload).
-    pub profiles: Vec<(String, Vec<u8>)>,
+    /// Profile records: (series key, what it holds).
+    pub profiles: Vec<(String, Stored)>,
     /// Series keys of runtime-metric points.
     pub point_keys: Vec<String>,
+}
+
+/// A profile as a WAL record holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// As received (type 1).
+    Raw(Vec<u8>),
+    /// Encoded against the segment's symbols of its service, with the rows it added
+    /// (type 3): readable only after the records before it.
+    Encoded { symbols: Vec<u8>, enc: Vec<u8> },
 }
 
 /// Reads a segment without changing it.
@@ -388,7 +469,10 @@ pub fn check_segment(seq: u64, path: &Path) -> io::Result<SegmentCheck> {
     let n = records.len();
     for (_, r) in records {
         match r {
-            Record::Profile { key, payload, .. } => profiles.push((key, payload)),
+            Record::Profile { key, payload, .. } => profiles.push((key, Stored::Raw(payload))),
+            Record::Encoded {
+                key, symbols, enc, ..
+            } => profiles.push((key, Stored::Encoded { symbols, enc })),
             Record::Points(p) => point_keys.extend(p.into_iter().map(|(k, _, _)| k)),
         }
     }
@@ -442,13 +526,10 @@ impl Wal {
             let n = records.len() as u64;
             for (off, r) in records {
                 report.records += 1;
-                let pos = r.payload_offset().map(|p| Pos {
+                let pos = r.payload_at().map(|(p, len)| Pos {
                     seq,
                     offset: off + p,
-                    len: match &r {
-                        Record::Profile { payload, .. } => payload.len() as u32,
-                        Record::Points(_) => 0,
-                    },
+                    len,
                 });
                 f(seq, off - 8, pos, r);
             }
@@ -526,13 +607,33 @@ impl Wal {
     /// the segment stays a sequence of whole records (if even the cut fails, it is retried
     /// before the next append). The records stay separate frames: replay is unchanged.
     pub fn append_many(&mut self, recs: &[(&Record, &[u8])]) -> io::Result<Vec<Appended>> {
+        let total: usize = recs.iter().map(|(_, f)| f.len()).sum();
+        self.prepare(total)?;
+        self.append_prepared(recs)
+    }
+
+    /// Readies the WAL for a write of about `frame_len` bytes: cuts off what a failed write
+    /// left, and starts a new segment if one is due (which syncs the current one: the caller
+    /// must hold the store's sync lock). Returns the segment the next
+    /// [`append_prepared`](Wal::append_prepared) writes to: records encoded against that
+    /// segment's symbols are encoded between the two, under the store's lock.
+    pub fn prepare(&mut self, frame_len: usize) -> io::Result<u64> {
         if self.broken {
             self.out.set_len(self.out_len)?;
             self.broken = false;
         }
-        let total: usize = recs.iter().map(|(_, f)| f.len()).sum();
-        if self.needs_rotation(total) {
+        if self.needs_rotation(frame_len) {
             self.rotate()?;
+        }
+        Ok(self.current_seq())
+    }
+
+    /// Appends framed records to the current segment, never starting another (see
+    /// [`prepare`](Wal::prepare); the segment size is a soft limit).
+    pub fn append_prepared(&mut self, recs: &[(&Record, &[u8])]) -> io::Result<Vec<Appended>> {
+        if self.broken {
+            self.out.set_len(self.out_len)?;
+            self.broken = false;
         }
         let joined;
         let bytes: &[u8] = match recs {
@@ -565,15 +666,14 @@ impl Wal {
         for (r, frame) in recs {
             let lsn = self.next_lsn;
             self.next_lsn += 1;
-            let body_len = frame.len() as u64 - 8;
             out.push(Appended {
                 lsn,
                 seq,
                 offset: at,
-                payload: r.payload_offset().map(|p| Pos {
+                payload: r.payload_at().map(|(p, len)| Pos {
                     seq,
                     offset: at + 8 + p,
-                    len: (body_len - p) as u32,
+                    len,
                 }),
             });
             at += frame.len() as u64;

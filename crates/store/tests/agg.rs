@@ -87,6 +87,7 @@ fn fill(s: &Store) {
                 &["goroutine"],
                 &[("main.serve", &[100 + i % 7]), ("main.tick", &[3])],
             ),
+            None,
         )
         .unwrap();
         if i % 2 == 0 {
@@ -94,6 +95,7 @@ fn fill(s: &Store) {
                 &key("goroutine", "b"),
                 t + 1,
                 &profile(t, &["goroutine"], &[("main.serve", &[40])]),
+                None,
             )
             .unwrap();
         }
@@ -105,6 +107,7 @@ fn fill(s: &Store) {
                 &["alloc_space", "inuse_space"],
                 &[("main.keep", &[1 << 20, (5 << 20) + (i << 10)])],
             ),
+            None,
         )
         .unwrap();
     }

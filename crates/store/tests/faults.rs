@@ -231,7 +231,7 @@ fn an_unborn_segment_is_a_note_and_removed_on_open() {
     assert_eq!(r.notes.len(), 1, "{r:?}");
     let s = open(&d, &f);
     // Removed, and its number taken by the new segment.
-    assert_eq!(std::fs::read(&unborn).unwrap(), b"GCWAL001");
+    assert_eq!(std::fs::read(&unborn).unwrap(), b"GCWAL002");
     assert_eq!(contents(&s).values().sum::<i64>(), 1);
     drop(s);
     let r = verify(&d);
@@ -333,12 +333,12 @@ fn a_batch_is_stored_whole_or_not_at_all() {
         let s = open(&d, &f);
         let one = batch("a", 0);
         f.write.store(1, Ordering::SeqCst);
-        let items: Vec<_> = one.iter().map(|(k, t, p)| (k.clone(), *t, p)).collect();
+        let items: Vec<_> = one.iter().map(|(k, t, p)| (k.clone(), *t, p, 0)).collect();
         let e = s.append_profiles(&items).unwrap_err();
         assert!(matches!(e, Error::DiskFull(_)), "{e}");
         assert!(contents(&s).is_empty(), "a part of a failed batch was kept");
         let two = batch("b", 100);
-        let items: Vec<_> = two.iter().map(|(k, t, p)| (k.clone(), *t, p)).collect();
+        let items: Vec<_> = two.iter().map(|(k, t, p)| (k.clone(), *t, p, 0)).collect();
         let lsns = s.append_profiles(&items).unwrap();
         assert_eq!(lsns.len(), 3);
         assert!(lsns.windows(2).all(|w| w[1] == w[0] + 1));

@@ -63,24 +63,79 @@ fn corrupt_payload(segment: &Path, payload: &[u8]) -> Vec<u8> {
     b
 }
 
+/// Overwrites the end of record `n` (0-based) of a WAL segment — an encoded profile's
+/// sample columns — with bytes that do not parse, with a checksum that matches again.
+/// Returns the new segment bytes.
+fn corrupt_record(segment: &Path, n: usize) -> Vec<u8> {
+    let mut b = std::fs::read(segment).unwrap();
+    let mut off = 8;
+    for _ in 0..n {
+        off += 8 + u32::from_le_bytes(b[off..off + 4].try_into().unwrap()) as usize;
+    }
+    let len = u32::from_le_bytes(b[off..off + 4].try_into().unwrap()) as usize;
+    let body = off + 8..off + 8 + len;
+    b[body.end - 16..body.end].fill(0xff);
+    let crc = crc32fast::hash(&b[body]);
+    b[off + 4..off + 8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(segment, &b).unwrap();
+    b
+}
+
+/// A WAL segment as gocost wrote them before profiles were encoded on append (magic
+/// `GCWAL001`, type 1 records: each profile as received).
+fn v1_segment(records: &[(i64, String, &[u8])]) -> Vec<u8> {
+    let mut out = b"GCWAL001".to_vec();
+    for (t, key, payload) in records {
+        let mut body = vec![1u8];
+        body.extend_from_slice(&t.to_le_bytes());
+        body.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        body.extend_from_slice(key.as_bytes());
+        body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        body.extend_from_slice(payload);
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
 #[test]
 fn flush_quarantines_a_segment_with_an_undecodable_profile() {
-    let dir = temp("quarantine");
+    quarantine(false);
+}
+
+#[test]
+fn a_segment_of_the_previous_version_is_replayed_cut_and_quarantined() {
+    quarantine(true);
+}
+
+fn quarantine(v1: bool) {
+    let dir = temp(if v1 { "quarantine-v1" } else { "quarantine" });
     let cpu = [
         testdata("cpu.pb.gz"),
         testdata("cpu2.pb.gz"),
         testdata("heap.pb.gz"),
     ];
     let k = key("cpu", "api", "a:1");
-    {
+    let seg = dir.join("wal").join("00000001.wal");
+    let bad = if v1 {
+        std::fs::create_dir_all(dir.join("wal")).unwrap();
+        let recs: Vec<(i64, String, &[u8])> = cpu
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (1_000 + i as i64, k.to_string(), p.as_slice()))
+            .collect();
+        std::fs::write(&seg, v1_segment(&recs)).unwrap();
+        corrupt_payload(&seg, &cpu[1])
+    } else {
         let (s, _) = Store::open(Options::new(&dir)).unwrap();
         for (i, p) in cpu.iter().enumerate() {
             s.append(&k, 1_000 + i as i64, p).unwrap();
         }
         s.sync().unwrap();
-    }
-    let seg = dir.join("wal").join("00000001.wal");
-    let bad = corrupt_payload(&seg, &cpu[1]);
+        drop(s);
+        corrupt_record(&seg, 1)
+    };
 
     let (s, report) = Store::open(Options::new(&dir)).unwrap();
     assert!(

@@ -120,6 +120,24 @@ pub(crate) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         s.wal_bytes as f64,
     );
     m(
+        "gocost_store_head_cache_bytes",
+        "gauge",
+        "Bytes of encoded head profiles held in memory (at most [storage] head_cache).",
+        s.head_cache_bytes as f64,
+    );
+    m(
+        "gocost_store_received_bytes_total",
+        "counter",
+        "Bytes of the profiles stored, as received (scraped or pushed).",
+        s.received_bytes_total as f64,
+    );
+    m(
+        "gocost_store_wal_profile_bytes_total",
+        "counter",
+        "Bytes of profile records written to the WAL (profiles encoded against the segment's symbols).",
+        s.wal_profile_bytes_total as f64,
+    );
+    m(
         "gocost_store_blocks",
         "gauge",
         "Immutable blocks in the store.",

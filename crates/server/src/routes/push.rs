@@ -50,7 +50,12 @@ fn validate(keyed: &[(SeriesKey, Pushed)], max_bytes: usize) -> Result<(), ApiEr
 
 /// Stores every profile of one push: all checked first (the store's limits, the tenant's
 /// series limit), then appended and synced.
-async fn store(st: Arc<AppState>, tenant: Tenant, pushed: Vec<Pushed>) -> Result<usize, ApiError> {
+async fn store(
+    st: Arc<AppState>,
+    tenant: Tenant,
+    pushed: Vec<Pushed>,
+    received: usize,
+) -> Result<usize, ApiError> {
     let keyed: Vec<(SeriesKey, Pushed)> = pushed
         .into_iter()
         .map(|mut p| {
@@ -75,9 +80,11 @@ async fn store(st: Arc<AppState>, tenant: Tenant, pushed: Vec<Pushed>) -> Result
         // Acknowledged only once durable: every record is synced to disk (one fsync shared
         // with concurrent pushes) before the 200.
         // All or none: the push's profiles go to the WAL in one write.
-        let items: Vec<(SeriesKey, i64, &gocost_pprof::Profile)> = keyed
+        // Each profile's share of the body, for the store's count of bytes received.
+        let share = received / n.max(1);
+        let items: Vec<(SeriesKey, i64, &gocost_pprof::Profile, usize)> = keyed
             .iter()
-            .map(|(k, p)| (k.clone(), p.time_ns, &p.profile))
+            .map(|(k, p)| (k.clone(), p.time_ns, &p.profile, share))
             .collect();
         let lsns = st
             .store
@@ -134,11 +141,12 @@ pub(crate) async fn ingest(
         &lim,
     )?;
     let ct = header_str(&headers, header::CONTENT_TYPE).map(str::to_string);
+    let received = body.len();
     let pushed = parse(&st, &headers, body, lim, move |body, lim| {
         gocost_ingest::ingest(&q, ct.as_deref(), body, now_ns(), lim)
     })
     .await?;
-    let n = store(st, tenant, pushed).await?;
+    let n = store(st, tenant, pushed, received).await?;
     Ok(Json(serde_json::json!({ "profiles": n })).into_response())
 }
 
@@ -171,11 +179,12 @@ async fn push_call(
             "Content-Type {ct:?}: send application/proto (Connect's protobuf codec)"
         )));
     }
+    let received = body.len();
     let pushed = parse(&st, &headers, body, lim, |body, lim| {
         gocost_ingest::parse_push_request(body, now_ns(), lim)
     })
     .await?;
-    store(st, tenant, pushed).await?;
+    store(st, tenant, pushed, received).await?;
     let mut r = StatusCode::OK.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
