@@ -260,13 +260,13 @@ pub fn compare(
         };
         let top: Vec<String> = packages
             .iter()
-            .filter(|c| c.delta() > 0)
+            .filter(|c| c.delta() > 0 && !c.name.starts_with('('))
             .take(3)
             .map(|c| format!("{} {} ({})", c.name, human_delta(c.delta()), c.module))
             .collect();
         let top_mod = modules
             .iter()
-            .filter(|c| c.delta() > 0)
+            .filter(|c| c.delta() > 0 && c.name != crate::size::UNATTRIBUTED)
             .max_by_key(|c| c.delta())
             .map(|c| format!("; by module most in {} {}", c.name, human_delta(c.delta())))
             .unwrap_or_default();

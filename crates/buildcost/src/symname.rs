@@ -11,7 +11,8 @@
 //! - a dot in the last path element is escaped in symbols (`gopkg.in/yaml%2ev3.Unmarshal`):
 //!   the package path is returned unescaped (`gopkg.in/yaml.v3`);
 //! - cgo's per-package C code is one symbol `net(.text)`: package `net`;
-//! - names without a package (C functions, linker symbols) are [`Owner::None`].
+//! - names without a package (C functions, linker symbols, and the `_.goready.func1` Go
+//!   gives some closures of inlined runtime functions) are [`Owner::None`].
 
 /// Who a symbol's bytes belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,7 +71,9 @@ pub fn package_of(name: &str) -> Owner {
 /// (`%` for its escapes), no empty element. Older names such as Go 1.19's
 /// `type.*net/http.Server` fail here and have no package.
 fn valid_path(p: &str) -> bool {
-    !p.is_empty()
+    // `_.goready.func1`: closures of some inlined runtime functions carry `_` for a package.
+    p != "_"
+        && !p.is_empty()
         && p.split('/').all(|e| !e.is_empty() && !e.starts_with('.'))
         && p.bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"._~/+-%".contains(&c))
@@ -162,6 +165,7 @@ mod tests {
                 Owner::Compiler("go:"),
             ),
             ("_cgo_wait_runtime_init_done", Owner::None),
+            ("_.goready.func1", Owner::None),
             ("x_cgo_init", Owner::None),
             ("$f64.3ff0000000000000", Owner::None),
             ("", Owner::None),

@@ -255,9 +255,10 @@ pub fn run_build_cost(a: BuildCostArgs) -> Result<bool> {
 }
 
 fn run_go(a: &BuildCostArgs) -> Result<gocost_buildcost::actiongraph::BuildCost> {
-    let (go, rest) = a.command.split_first().ok_or_else(|| {
-        bad("no go command: gocost build-cost -- go build ./... (see --help)")
-    })?;
+    let (go, rest) = a
+        .command
+        .split_first()
+        .ok_or_else(|| bad("no go command: gocost build-cost -- go build ./... (see --help)"))?;
     let sub = rest.first().map(String::as_str);
     if !matches!(sub, Some("build" | "install" | "test" | "vet" | "run")) {
         return Err(bad(format!(
@@ -275,10 +276,10 @@ fn run_go(a: &BuildCostArgs) -> Result<gocost_buildcost::actiongraph::BuildCost>
     let graph = match &a.graph {
         Some(g) => g.clone(),
         None => {
-            tmp = TempFile(std::env::temp_dir().join(format!(
-                "gocost-actiongraph-{}.json",
-                std::process::id()
-            )));
+            tmp = TempFile(
+                std::env::temp_dir()
+                    .join(format!("gocost-actiongraph-{}.json", std::process::id())),
+            );
             tmp.0.clone()
         }
     };

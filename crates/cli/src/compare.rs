@@ -114,7 +114,12 @@ pub struct CompareArgs {
     /// Go binaries: fail when the head is larger than the base by more than this: a
     /// percentage (10%) or a size (500kB, 2MB, 1MiB); both may be given, comma-separated
     /// [default: 10%].
-    #[arg(long, value_name = "PCT|SIZE", value_delimiter = ',', help_heading = "Go binaries")]
+    #[arg(
+        long,
+        value_name = "PCT|SIZE",
+        value_delimiter = ',',
+        help_heading = "Go binaries"
+    )]
     max_size_growth: Option<Vec<String>>,
     /// Go binaries: fail when the head has a module the base had not (unless --allow-module
     /// lists it).
