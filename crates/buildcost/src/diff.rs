@@ -48,7 +48,8 @@ pub struct Change {
 
 impl Change {
     pub fn delta(&self) -> i64 {
-        self.head as i64 - self.base as i64
+        (i128::from(self.head) - i128::from(self.base)).clamp(i64::MIN.into(), i64::MAX.into())
+            as i64
     }
 }
 

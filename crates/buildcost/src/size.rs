@@ -66,7 +66,9 @@ pub struct PackageRow {
 impl PackageRow {
     /// Bytes in the file: text + rodata + data.
     pub fn file(&self) -> u64 {
-        self.text + self.rodata + self.data
+        self.text
+            .saturating_add(self.rodata)
+            .saturating_add(self.data)
     }
 }
 
@@ -212,7 +214,7 @@ pub fn analyze(bytes: &[u8]) -> Result<SizeReport, Error> {
         let mut iv: Vec<(u64, u64)> = Vec::new();
         for (a, b) in by_addr {
             if a < end {
-                overlap += end.min(b) - a;
+                overlap = overlap.saturating_add(end.min(b) - a);
             }
             match iv.last_mut() {
                 Some(last) if a <= last.1 => last.1 = last.1.max(b),
@@ -228,7 +230,7 @@ pub fn analyze(bytes: &[u8]) -> Result<SizeReport, Error> {
             covered[i] = iv
                 .iter()
                 .map(|&(a, b)| b.min(hi).saturating_sub(a.max(lo)))
-                .sum();
+                .fold(0u64, u64::saturating_add);
         }
     }
     let sections: Vec<SectionRow> = bin
@@ -255,9 +257,9 @@ pub fn analyze(bytes: &[u8]) -> Result<SizeReport, Error> {
             mem_size: 0,
             attributed: 0,
         });
-        c.file_size += s.file_size;
-        c.mem_size += s.mem_size;
-        c.attributed += s.attributed;
+        c.file_size = c.file_size.saturating_add(s.file_size);
+        c.mem_size = c.mem_size.saturating_add(s.mem_size);
+        c.attributed = c.attributed.saturating_add(s.attributed);
     }
     // Section file ranges may overlap in a malformed file: count each byte once.
     let mut ranges: Vec<(u64, u64)> = bin
@@ -286,7 +288,7 @@ pub fn analyze(bytes: &[u8]) -> Result<SizeReport, Error> {
             )
         })
         .map(|s| s.file_size.saturating_sub(s.attributed.min(s.file_size)))
-        .sum();
+        .fold(0u64, u64::saturating_add);
 
     // Packages.
     let mut packages: BTreeMap<String, PackageRow> = BTreeMap::new();
@@ -298,13 +300,14 @@ pub fn analyze(bytes: &[u8]) -> Result<SizeReport, Error> {
         };
         let row = packages.entry(key).or_default();
         row.symbols += 1;
-        match class {
-            Class::Text => row.text += size,
-            Class::Rodata | Class::Pclntab => row.rodata += size,
-            Class::Data => row.data += size,
-            Class::Bss => row.bss += size,
-            _ => {}
-        }
+        let col = match class {
+            Class::Text => &mut row.text,
+            Class::Rodata | Class::Pclntab => &mut row.rodata,
+            Class::Data => &mut row.data,
+            Class::Bss => &mut row.bss,
+            _ => continue,
+        };
+        *col = col.saturating_add(*size);
     }
     let module_paths: Vec<String> = build_info
         .iter()
@@ -361,8 +364,8 @@ pub fn analyze(bytes: &[u8]) -> Result<SizeReport, Error> {
                 ..ModuleRow::default()
             });
         m.packages += 1;
-        m.file += p.file();
-        m.bss += p.bss;
+        m.file = m.file.saturating_add(p.file());
+        m.bss = m.bss.saturating_add(p.bss);
     }
     let mut modules: Vec<ModuleRow> = modules.into_values().collect();
     modules.sort_by(|a, b| b.file.cmp(&a.file).then(a.module.cmp(&b.module)));

@@ -858,3 +858,66 @@ fn build_cost_names_the_slow_package() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The fuzz targets' properties on real Go binaries with bytes flipped where the parsers look
+/// (ELF and section headers, the pclntab's header and function table, the build info) and
+/// cut at random lengths: a report or an error, never a panic. Deterministic (a fixed seed).
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn damaged_go_binaries_give_errors_not_panics() {
+    use gocost_buildcost::binary::Binary;
+    let go = gocost_testkit::go_toolchain();
+    let dir = tmp("damaged");
+    app(&dir);
+    let env = [("CGO_ENABLED", "0")];
+    let full = std::fs::read(build(&go, &dir, "full", &[], &env)).unwrap();
+    let stripped = std::fs::read(build(&go, &dir, "stripped", &["-ldflags=-s -w"], &env)).unwrap();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % n.max(1)
+    };
+    let (mut ok, mut errors) = (0, 0);
+    for original in [&full, &stripped] {
+        let bin = Binary::parse(original).unwrap();
+        // Where the parsers read: file and section headers, then each Go structure's start.
+        let mut spots: Vec<(usize, usize)> = vec![(0, 64)];
+        let shoff = u64::from_le_bytes(original[0x28..0x30].try_into().unwrap()) as usize;
+        spots.push((shoff, original.len() - shoff));
+        for name in [".gopclntab", ".go.buildinfo", ".symtab", ".strtab"] {
+            if let Some(s) = bin.section(&[name]) {
+                spots.push((s.file_offset as usize, (s.file_size as usize).min(4096)));
+            }
+        }
+        for i in 0..150 {
+            let mut b = original.clone();
+            let (start, len) = spots[i % spots.len()];
+            for _ in 0..1 + rand(8) {
+                let at = start + rand(len);
+                b[at] = match rand(4) {
+                    0 => 0,
+                    1 => 0xff,
+                    _ => b[at] ^ (1 << rand(8)),
+                };
+            }
+            if i % 5 == 0 {
+                b.truncate(rand(b.len()));
+            }
+            match gocost_buildcost::size::analyze(&b) {
+                Ok(r) => {
+                    ok += 1;
+                    let _ = r.to_text(gocost_buildcost::size::By::Package, 5);
+                }
+                Err(e) => {
+                    errors += 1;
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+    }
+    // Both outcomes happen: the damage reached the parsers.
+    assert!(ok > 0 && errors > 0, "{ok} reports, {errors} errors");
+    let _ = std::fs::remove_dir_all(&dir);
+}
