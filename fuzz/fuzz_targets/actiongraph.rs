@@ -7,7 +7,9 @@ use gocost_buildcost::actiongraph;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(b) = actiongraph::analyze(data, 5) else { return };
+    let Ok(b) = actiongraph::analyze(data, 5) else {
+        return;
+    };
     assert!(b.wall_seconds.is_finite() && b.wall_seconds >= 0.0);
     assert!(b.critical_path_seconds.is_finite() && b.critical_path_seconds >= 0.0);
     assert!(b.slowest.len() <= 5);

@@ -30,12 +30,18 @@ fuzz_target!(|data: &[u8]| {
         let _ = r.to_text(by, 10);
     }
     let _ = serde_json::to_string(&r).unwrap();
-    let d = diff::compare("a", &r, "b", &r, &diff::Gates {
-        max_growth_bytes: Some(0),
-        max_growth_frac: Some(0.0),
-        deny_new_modules: true,
-        ..diff::Gates::default()
-    });
+    let d = diff::compare(
+        "a",
+        &r,
+        "b",
+        &r,
+        &diff::Gates {
+            max_growth_bytes: Some(0),
+            max_growth_frac: Some(0.0),
+            deny_new_modules: true,
+            ..diff::Gates::default()
+        },
+    );
     assert!(!d.failed(), "{:?}", d.failures);
     assert!(d.packages.is_empty() && d.new_modules.is_empty());
     let _ = d.to_text(10);

@@ -18,12 +18,23 @@ fuzz_target!(|data: &[u8]| {
                     .skip(1)
                     .map(|l| format!("{}\n", l.strip_prefix('\t').unwrap_or(l)))
                     .collect();
-                if !bi.settings.iter().any(|(k, v)| k.contains(['"', '\n', '=']) || v.contains('\n'))
-                    && bi.modules().all(|m| !m.path.contains(['\t', '\n']) && !m.version.contains(['\t', '\n']) && !m.sum.contains(['\t', '\n']))
+                if !bi
+                    .settings
+                    .iter()
+                    .any(|(k, v)| k.contains(['"', '\n', '=']) || v.contains('\n'))
+                    && bi.modules().all(|m| {
+                        !m.path.contains(['\t', '\n'])
+                            && !m.version.contains(['\t', '\n'])
+                            && !m.sum.contains(['\t', '\n'])
+                    })
                     && !bi.path.contains('\n')
                 {
                     let again = buildinfo::parse_modinfo(&printed);
-                    assert_eq!(again.as_ref().map(|b| b.modules().count()).ok(), Some(bi.modules().count()), "{printed:?}");
+                    assert_eq!(
+                        again.as_ref().map(|b| b.modules().count()).ok(),
+                        Some(bi.modules().count()),
+                        "{printed:?}"
+                    );
                 }
             }
             Err((line, msg)) => assert!(line >= 1 && !msg.is_empty()),
