@@ -203,9 +203,17 @@ impl<'a> Binary<'a> {
                 continue;
             };
             let Ok(name) = sym.name() else { continue };
-            let code = match sections[si].class {
+            let sec = &sections[si];
+            let code = match sec.class {
                 Class::Text => 'T',
                 Class::Rodata | Class::Pclntab => 'R',
+                // A PE or Mach-O data section's zero-filled tail (past its file bytes) is bss.
+                Class::Data
+                    if sym.address() >= sec.addr.saturating_add(sec.file_size)
+                        && sec.size > sec.file_size =>
+                {
+                    'B'
+                }
                 Class::Data => 'D',
                 Class::Bss => 'B',
                 _ => continue,
@@ -218,8 +226,23 @@ impl<'a> Binary<'a> {
                 section: si,
             });
         }
+        if format == Format::Pe {
+            // Internally linked Windows binaries keep bss inside .data: everything in its
+            // section from `runtime.bss` on is bss (as `go tool nm` decides).
+            if let Some((sec, at)) = symbols
+                .iter()
+                .find(|s| s.name == "runtime.bss")
+                .map(|s| (s.section, s.addr))
+            {
+                for s in symbols.iter_mut() {
+                    if s.section == sec && s.addr >= at && s.code == 'D' {
+                        s.code = 'B';
+                    }
+                }
+            }
+        }
         if format != Format::Elf {
-            sizes_from_addresses(&mut symbols, &sections);
+            sizes_from_addresses(&mut symbols);
         }
         Ok(Binary {
             bytes,
@@ -262,24 +285,13 @@ impl<'a> Binary<'a> {
     }
 }
 
-/// Mach-O and PE symbols have no sizes: each runs to the next symbol's address in its
-/// section, the last to the section's end (`cmd/internal/objfile`'s rule).
-fn sizes_from_addresses(symbols: &mut [Symbol], sections: &[Section]) {
-    symbols.sort_by(|a, b| (a.section, a.addr).cmp(&(b.section, b.addr)));
-    // Walking backwards: the next greater address in the same section.
-    let mut next: Option<(usize, u64)> = None;
-    for s in symbols.iter_mut().rev() {
-        let sec = &sections[s.section];
-        let end = match next {
-            Some((section, addr)) if section == s.section && addr > s.addr => addr,
-            Some((section, _)) if section == s.section => {
-                // Same address as the next one: both run to the same end.
-                s.size = 0;
-                continue;
-            }
-            _ => sec.addr.saturating_add(sec.size),
-        };
-        s.size = end.saturating_sub(s.addr);
-        next = Some((s.section, s.addr));
+/// Mach-O and PE symbols have no sizes: each runs to the next greater address of any
+/// symbol, the last has none (`cmd/internal/objfile`'s rule, so sizes equal `go tool nm`'s).
+fn sizes_from_addresses(symbols: &mut [Symbol]) {
+    let mut addrs: Vec<u64> = symbols.iter().map(|s| s.addr).collect();
+    addrs.sort_unstable();
+    for s in symbols.iter_mut() {
+        let i = addrs.partition_point(|&a| a <= s.addr);
+        s.size = addrs.get(i).map_or(0, |&next| next - s.addr);
     }
 }

@@ -151,12 +151,12 @@ pub fn analyze(bytes: &[u8]) -> Result<SizeReport, Error> {
             .symbols
             .iter()
             .map(|s| {
-                (
-                    s.name.clone(),
-                    s.addr,
-                    s.size,
-                    bin.sections[s.section].class,
-                )
+                // The symbol's code, not only its section: PE keeps bss inside .data.
+                let class = match s.code {
+                    'B' => Class::Bss,
+                    _ => bin.sections[s.section].class,
+                };
+                (s.name.clone(), s.addr, s.size, class)
             })
             .collect();
         (Source::Symtab, s)
