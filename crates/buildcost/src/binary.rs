@@ -129,6 +129,22 @@ fn classify(name: &str, kind: SectionKind, flags: SectionFlags) -> Class {
     }
 }
 
+/// Mach-O sections by segment, as `go tool nm` codes their symbols: in `__TEXT` only
+/// `__text` is code, the rest read-only (the pclntab among it); `__DATA_CONST` is
+/// read-only; `__DATA` is data but for its zero-fill `__bss` and `__noptrbss`.
+fn classify_macho(segment: &str, name: &str) -> Class {
+    match (segment, name) {
+        (_, "__gopclntab" | "__gosymtab") => Class::Pclntab,
+        ("__TEXT", "__text") => Class::Text,
+        ("__TEXT" | "__DATA_CONST", _) => Class::Rodata,
+        ("__DATA", "__bss" | "__noptrbss") => Class::Bss,
+        ("__DATA", _) => Class::Data,
+        ("__DWARF", _) => Class::Dwarf,
+        ("__LINKEDIT", _) => Class::Symtab,
+        _ => Class::Other,
+    }
+}
+
 fn malformed(what: &'static str, e: object::Error) -> Error {
     Error::new(ErrorKind::Malformed, what, None, e.to_string())
 }
@@ -187,7 +203,10 @@ impl<'a> Binary<'a> {
             index.insert(s.index().0, sections.len());
             sections.push(Section {
                 name: name.to_string(),
-                class: classify(name, s.kind(), s.flags()),
+                class: match s.segment_name().ok().flatten() {
+                    Some(seg) if format == Format::MachO => classify_macho(seg, name),
+                    _ => classify(name, s.kind(), s.flags()),
+                },
                 addr: s.address(),
                 size: s.size(),
                 file_size,
@@ -195,14 +214,23 @@ impl<'a> Binary<'a> {
             });
         }
         let mut symbols = Vec::new();
+        // Every symbol's address, for sizes where the format has none (Go's rule counts the
+        // symbols this reader skips too).
+        let mut addrs = Vec::new();
         for sym in file.symbols() {
+            addrs.push(sym.address());
             if matches!(sym.kind(), SymbolKind::Section | SymbolKind::File) || sym.is_undefined() {
                 continue;
             }
             let Some(si) = sym.section_index().and_then(|i| index.get(&i.0).copied()) else {
                 continue;
             };
-            let Ok(name) = sym.name() else { continue };
+            let Ok(mut name) = sym.name() else { continue };
+            // The Go linker prefixes Mach-O symbols with `_`; `debug/macho` strips it from
+            // names with a dot (Go issue 33808), and so do we.
+            if format == Format::MachO && name.contains('.') {
+                name = name.strip_prefix('_').unwrap_or(name);
+            }
             let sec = &sections[si];
             let code = match sec.class {
                 Class::Text => 'T',
@@ -242,7 +270,7 @@ impl<'a> Binary<'a> {
             }
         }
         if format != Format::Elf {
-            sizes_from_addresses(&mut symbols);
+            sizes_from_addresses(&mut symbols, addrs);
         }
         Ok(Binary {
             bytes,
@@ -287,8 +315,7 @@ impl<'a> Binary<'a> {
 
 /// Mach-O and PE symbols have no sizes: each runs to the next greater address of any
 /// symbol, the last has none (`cmd/internal/objfile`'s rule, so sizes equal `go tool nm`'s).
-fn sizes_from_addresses(symbols: &mut [Symbol]) {
-    let mut addrs: Vec<u64> = symbols.iter().map(|s| s.addr).collect();
+fn sizes_from_addresses(symbols: &mut [Symbol], mut addrs: Vec<u64>) {
     addrs.sort_unstable();
     for s in symbols.iter_mut() {
         let i = addrs.partition_point(|&a| a <= s.addr);

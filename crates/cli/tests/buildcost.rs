@@ -922,32 +922,31 @@ fn damaged_go_binaries_give_errors_not_panics() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Windows binaries (PE: symbols without sizes) measure as `go tool nm` measures them: sizes
-/// run to the next symbol, zero-filled data is bss.
+/// Windows (PE) and macOS (Mach-O) binaries, whose symbols have no sizes, measure as `go
+/// tool nm` measures them: sizes run to the next symbol; PE's zero-filled data is bss.
 #[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
 #[test]
-fn pe_binaries_agree_with_go_tool_nm() {
+fn pe_and_macho_binaries_agree_with_go_tool_nm() {
     let go = gocost_testkit::go_toolchain();
     let dir = tmp("pe");
     app(&dir);
-    let env = [
-        ("CGO_ENABLED", "0"),
-        ("GOOS", "windows"),
-        ("GOARCH", "amd64"),
-    ];
-    let bin = build(&go, &dir, "app.exe", &[], &env);
-    let r = size_json(&bin);
-    assert_eq!(r["format"], "pe");
-    assert_eq!(r["build_info"]["deps"][0]["path"], "example.com/lib");
-    let nm: BTreeMap<String, [u64; 4]> = nm_sums(&go, &bin)
-        .into_iter()
-        .filter(|(_, (c, _))| c.iter().sum::<u64>() > 0)
-        .map(|(k, (c, _))| (k, c))
-        .collect();
-    let ours: BTreeMap<String, [u64; 4]> = packages(&r)
-        .into_iter()
-        .filter(|(_, c)| c.iter().sum::<u64>() > 0)
-        .collect();
-    assert_eq!(ours, nm, "per-package sums differ from go tool nm");
+    for (goos, format) in [("windows", "pe"), ("darwin", "macho")] {
+        let env = [("CGO_ENABLED", "0"), ("GOOS", goos), ("GOARCH", "amd64")];
+        let bin = build(&go, &dir, &format!("app.{goos}"), &[], &env);
+        let r = size_json(&bin);
+        assert_eq!(r["format"], format);
+        assert_eq!(r["build_info"]["deps"][0]["path"], "example.com/lib");
+        let nm: BTreeMap<String, [u64; 4]> = nm_sums(&go, &bin)
+            .into_iter()
+            .filter(|(_, (c, _))| c.iter().sum::<u64>() > 0)
+            .map(|(k, (c, _))| (k, c))
+            .collect();
+        let ours: BTreeMap<String, [u64; 4]> = packages(&r)
+            .into_iter()
+            .filter(|(_, c)| c.iter().sum::<u64>() > 0)
+            .collect();
+        assert_eq!(ours, nm, "{goos}: per-package sums differ from go tool nm");
+        assert!(ours.contains_key("example.com/lib/internal/deep"), "{goos}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
