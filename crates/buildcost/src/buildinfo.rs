@@ -80,14 +80,34 @@ impl BuildInfo {
     }
 }
 
-/// `go version -m` quotes a setting's value when it has spaces, quotes or control bytes
-/// (`runtime/debug.quoteValue`).
+/// `go version -m` quotes a setting's value when it has spaces, tabs, line breaks, quotes
+/// or backquotes (`runtime/debug.quoteValue`), as `strconv.Quote` writes it.
 fn quote_if_needed(v: &str) -> String {
-    if v.contains([' ', '\t', '\r', '\n', '"', '`']) || !v.chars().all(|c| !c.is_control()) {
-        format!("{v:?}")
-    } else {
-        v.to_string()
+    if !v.contains([' ', '\t', '\r', '\n', '"', '`']) {
+        return v.to_string();
     }
+    let mut q = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            '\r' => q.push_str("\\r"),
+            '\x07' => q.push_str("\\a"),
+            '\x08' => q.push_str("\\b"),
+            '\x0c' => q.push_str("\\f"),
+            '\x0b' => q.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\x7f' => q.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() && (c as u32) <= 0xffff => {
+                q.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c if c.is_control() => q.push_str(&format!("\\U{:08x}", c as u32)),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
 }
 
 fn err(off: Option<u64>, msg: impl Into<String>) -> Error {
@@ -341,6 +361,25 @@ mod tests {
         assert_eq!(bi.deps[1].sum, "h1:xyz=");
         assert_eq!(bi.settings[0], ("-ldflags".into(), "-s -w".into()));
         assert_eq!(bi.settings[1], ("CGO_ENABLED".into(), "0".into()));
+    }
+
+    #[test]
+    fn quoted_settings_read_back() {
+        for v in ["-s -w", "a\"b", "\u{2} x\\y\n", "tab\there", "plain\u{2}"] {
+            let bi = BuildInfo {
+                settings: vec![("-ldflags".into(), v.into())],
+                ..BuildInfo::default()
+            };
+            let line = bi
+                .to_text()
+                .lines()
+                .nth(1)
+                .unwrap()
+                .trim_start()
+                .to_string();
+            let back = parse_modinfo(&format!("{line}\n")).unwrap();
+            assert_eq!(back.settings[0].1, v, "{line}");
+        }
     }
 
     #[test]
