@@ -194,7 +194,7 @@ pub fn compare(
             .map_or(0, |x| x.file)
     };
     let allow_new = |p: &str| {
-        !(gates.deny_new_modules || !gates.allow_modules.is_empty())
+        (!gates.deny_new_modules && gates.allow_modules.is_empty())
             || matches(&gates.allow_modules, p)
     };
     let mut new_modules = Vec::new();
