@@ -227,7 +227,7 @@ fn parse_input(src: &str, bytes: &[u8], max: u64) -> Result<Input> {
         }
         if v.get("model").is_none() || v.get("seconds").is_none() {
             return Err(bad(format!(
-                "{src}: JSON, but not a gocost load or build-cost report (gocost load --json, gocost build-cost --json)"
+                "{src}: JSON, but not a gocost load report (gocost load --json) or build-cost report (gocost build-cost --json)"
             )));
         }
         return Ok(Input::Bench(
