@@ -9,6 +9,7 @@ mod tools;
 fn main() {
     tools::emit_cfgs(&[
         tools::GO,
+        tools::READELF,
         tools::PROMETHEUS,
         tools::BROWSER,
         tools::AGENTS,

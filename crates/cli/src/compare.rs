@@ -32,12 +32,25 @@ Profiles are compared per function: flat and cum, as a share of each side's tota
 (--normalize total) or as values per profile (--normalize none). The flat change is tested
 with a U test when each side has >= 4 profiles, else with a test of the sample counts.
 
+Two Go binaries (one per side; ELF, Mach-O or PE, told apart by their bytes) are compared
+by size: per section, module and package, with the modules that came, went or changed
+version and new `replace` directives. The gate fails when the head grew by more than
+--max-size-growth (default 10%), when it has a module the base had not and
+--deny-new-modules or --allow-module is given (allow-listed modules pass), or when it has a
+new `replace` directive whose module is not in --allow-replace / allow_replace. Each failure
+names the packages and modules responsible. `gocost build-cost --json` runs compare like
+benchmarks (several per side).
+
 A config file can keep a repository's settings (flags win):
   [compare]
   threshold = \"10%\"
   alpha = 0.01
   fail_on = [\"time\", \"allocs\"]
   format = \"markdown\"
+  max_size_growth = [\"5%\", \"2MB\"]      # Go binaries
+  deny_new_modules = true
+  allow_modules = [\"github.com/myorg/*\"]
+  allow_replace = [\"example.com/internal/*\"]
 
 Examples:
   go test -run '^$' -bench . -count 10 > base.txt      # on the main branch
@@ -46,6 +59,8 @@ Examples:
   gocost compare --base main.cpu.pprof --head pr.cpu.pprof --threshold 10%
   gocost load --rate 500 --duration 60s --profile http://127.0.0.1:6060 -o head.json http://127.0.0.1:8080/
   gocost compare --base base.json --head head.json --threshold 10%
+  go build -o app.base ./cmd/app                      # on the main branch, then on the PR:
+  gocost compare --base app.base --head app --max-size-growth 5%,1MB --deny-new-modules
 
 Exit codes: 0 no regression, 1 a regression, 2 bad input or usage.";
 
@@ -96,6 +111,28 @@ pub struct CompareArgs {
     /// Refuse inputs larger than this many bytes (profiles: after decompression).
     #[arg(long, value_name = "BYTES", default_value_t = gocost_pprof::DEFAULT_MAX_SIZE)]
     max_size: u64,
+    /// Go binaries: fail when the head is larger than the base by more than this: a
+    /// percentage (10%) or a size (500kB, 2MB, 1MiB); both may be given, comma-separated
+    /// [default: 10%].
+    #[arg(
+        long,
+        value_name = "PCT|SIZE",
+        value_delimiter = ',',
+        help_heading = "Go binaries"
+    )]
+    max_size_growth: Option<Vec<String>>,
+    /// Go binaries: fail when the head has a module the base had not (unless --allow-module
+    /// lists it).
+    #[arg(long, help_heading = "Go binaries")]
+    deny_new_modules: bool,
+    /// Go binaries: a module that may be added: a path or a prefix with `*`
+    /// (github.com/myorg/*); giving one implies --deny-new-modules for the others.
+    #[arg(long, value_name = "PATTERN", help_heading = "Go binaries")]
+    allow_module: Vec<String>,
+    /// Go binaries: a module whose new `replace` directive passes (a path or prefix with
+    /// `*`); any other new `replace` fails.
+    #[arg(long, value_name = "PATTERN", help_heading = "Go binaries")]
+    allow_replace: Vec<String>,
 }
 
 /// The `[compare]` section of a config file.
@@ -110,6 +147,27 @@ struct FileSettings {
     normalize: Option<String>,
     min_share: Option<String>,
     top: Option<usize>,
+    max_size_growth: Option<StringOrList>,
+    deny_new_modules: Option<bool>,
+    allow_modules: Option<Vec<String>>,
+    allow_replace: Option<Vec<String>>,
+}
+
+/// `"10%"` or `["10%", "2MB"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    List(Vec<String>),
+}
+
+impl StringOrList {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            StringOrList::One(s) => vec![s],
+            StringOrList::List(l) => l,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -148,6 +206,11 @@ enum Input {
 /// Benchmark output is text; a profile is gzip'd or binary protobuf; a `gocost load` run is
 /// JSON.
 fn parse_input(src: &str, bytes: &[u8], max: u64) -> Result<Input> {
+    if gocost_buildcost::is_executable(bytes) {
+        return Err(bad(format!(
+            "{src}: an executable: compare one Go binary with one (--base old --head new)"
+        )));
+    }
     let looks_binary = bytes.starts_with(&[0x1f, 0x8b]) || std::str::from_utf8(bytes).is_err();
     if looks_binary {
         let p = crate::source::decode(src, bytes, max, false)?;
@@ -156,9 +219,15 @@ fn parse_input(src: &str, bytes: &[u8], max: u64) -> Result<Input> {
     if bytes.trim_ascii_start().starts_with(b"{") {
         let v: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| bad(format!("{src}: not a gocost load report: {e}")))?;
+        if v.get("build_cost").is_some() {
+            let b: gocost_buildcost::actiongraph::BuildCost = serde_json::from_value(v)
+                .map_err(|e| bad(format!("{src}: not a gocost build-cost report: {e}")))?;
+            let (results, _) = benchfmt::parse(&b.to_bench_text());
+            return Ok(Input::Bench(results));
+        }
         if v.get("model").is_none() || v.get("seconds").is_none() {
             return Err(bad(format!(
-                "{src}: JSON, but not a gocost load report (gocost load --json or -o run.json)"
+                "{src}: JSON, but not a gocost load report (gocost load --json) or build-cost report (gocost build-cost --json)"
             )));
         }
         return Ok(Input::Bench(
@@ -187,6 +256,53 @@ fn load_side(srcs: &[String], max: u64) -> Result<Vec<(String, Input)>> {
             ))
         })
         .collect()
+}
+
+/// Whether a file starts with an executable's magic (stdin never does: it is read later).
+fn starts_like_executable(path: &str) -> bool {
+    use std::io::Read;
+    if path == "-" {
+        return false;
+    }
+    let mut head = [0u8; 64];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    gocost_buildcost::is_executable(&head[..n])
+}
+
+/// `gocost build-cost --base … --head …`: saved runs compared as benchmarks.
+pub fn run_files(
+    base: Vec<String>,
+    head: Vec<String>,
+    threshold: Option<String>,
+    format: Option<Format>,
+) -> Result<bool> {
+    run(CompareArgs {
+        base,
+        head,
+        threshold,
+        alpha: None,
+        fail_on: None,
+        format,
+        sample_index: None,
+        normalize: None,
+        min_share: None,
+        top: None,
+        config: None,
+        max_size: gocost_pprof::DEFAULT_MAX_SIZE,
+        max_size_growth: None,
+        deny_new_modules: false,
+        allow_module: Vec::new(),
+        allow_replace: Vec::new(),
+    })
 }
 
 /// Runs the comparison, prints the report, and returns whether something regressed.
@@ -226,6 +342,38 @@ pub fn run(a: CompareArgs) -> Result<bool> {
 
     if a.base.iter().chain(&a.head).filter(|s| *s == "-").count() > 1 {
         return Err(bad("only one input can be stdin (-)"));
+    }
+    // Go binaries: their size, modules and `replace` directives (told apart by their magic).
+    let exe: Vec<bool> = a
+        .base
+        .iter()
+        .chain(&a.head)
+        .map(|p| starts_like_executable(p))
+        .collect();
+    if exe.iter().any(|&e| e) {
+        if a.base.len() != 1 || a.head.len() != 1 || !exe.iter().all(|&e| e) {
+            return Err(bad(
+                "Go binaries are compared one with one: --base old-binary --head new-binary",
+            ));
+        }
+        let settings = crate::buildcost::BinarySettings {
+            max_size_growth: a
+                .max_size_growth
+                .or(fs.max_size_growth.map(StringOrList::into_vec))
+                .unwrap_or_else(|| vec!["10%".into()]),
+            deny_new_modules: a.deny_new_modules || fs.deny_new_modules.unwrap_or(false),
+            allow_modules: if a.allow_module.is_empty() {
+                fs.allow_modules.unwrap_or_default()
+            } else {
+                a.allow_module
+            },
+            allow_replace: if a.allow_replace.is_empty() {
+                fs.allow_replace.unwrap_or_default()
+            } else {
+                a.allow_replace
+            },
+        };
+        return crate::buildcost::compare_binaries(&a.base[0], &a.head[0], &settings, format, top);
     }
     let base = load_side(&a.base, a.max_size)?;
     let head = load_side(&a.head, a.max_size)?;

@@ -4,6 +4,7 @@
 //! or malformed profile, incompatible profiles, or a bad flag. A closed stdout (e.g. piping
 //! into `head`) is not an error.
 
+mod buildcost;
 mod compare;
 mod flame;
 mod insights;
@@ -38,6 +39,9 @@ Examples:
   gocost flame -o cpu.svg cpu.pb.gz
   gocost top http://127.0.0.1:6060/debug/pprof/profile --seconds 10
   gocost compare --base old.txt --head new.txt  # go test -bench output or profiles, for CI
+  gocost size app                               # a Go binary's bytes by package and module
+  gocost compare --base app.old --head app      # binary growth, new modules, for CI
+  gocost build-cost -- go build -a ./...        # compile time per package
   gocost leaks goroutine-*.pb.gz                # goroutine leaks over time
   gocost heap-growth heap-*.pb.gz               # allocation sites that keep growing
   gocost cost cpu.pb.gz heap.pb.gz              # cores and heap, priced per month
@@ -139,6 +143,12 @@ enum Cmd {
     /// CI gate: compare benchmark results or profiles, base vs head; exit 1 on a regression.
     #[command(after_help = compare::AFTER_HELP)]
     Compare(compare::CompareArgs),
+    /// A Go binary's size by package, module and section, with its modules (go version -m).
+    #[command(after_help = buildcost::SIZE_AFTER_HELP)]
+    Size(buildcost::SizeArgs),
+    /// Compile time per package of a go build (-debug-actiongraph): slowest, critical path.
+    #[command(after_help = buildcost::BUILD_COST_AFTER_HELP)]
+    BuildCost(buildcost::BuildCostArgs),
     /// Find goroutine leaks in goroutine profiles (or debug=2 dumps) taken over time.
     #[command(after_help = insights::AFTER_HELP)]
     Leaks(insights::LeaksArgs),
@@ -487,6 +497,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Compare(a) => {
             if compare::run(a)? {
+                Err(Regressed.into())
+            } else {
+                Ok(())
+            }
+        }
+        Cmd::Size(a) => buildcost::run_size(a),
+        Cmd::BuildCost(a) => {
+            if buildcost::run_build_cost(a)? {
                 Err(Regressed.into())
             } else {
                 Ok(())

@@ -91,6 +91,16 @@ pub const GO_RELEASES_ALL: Tool = Tool {
         release_tool(5),
     ]),
 };
+/// GNU readelf (binutils): `$READELF` or `readelf` on PATH, the oracle for section headers.
+pub const READELF: Tool = Tool {
+    cfg: "has_readelf",
+    needs: "readelf: set $READELF or put readelf on PATH (apt-get install binutils)",
+    probe: Probe::Command {
+        env: "READELF",
+        default: "readelf",
+        args: &["--version"],
+    },
+};
 /// Prometheus: `$PROMETHEUS` or `prometheus` on PATH.
 pub const PROMETHEUS: Tool = Tool {
     cfg: "has_prometheus",
