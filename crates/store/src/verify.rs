@@ -161,8 +161,7 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
                 r.damaged_segments.push((*seq, c.good_end));
             }
         }
-        // The segment's symbols per service, rebuilt as replay does; `None` once broken.
-        let mut symbols: HashMap<String, Option<SymTabBuilder>> = HashMap::new();
+        let mut symbols = SegmentSymbols::default();
         for (key, stored) in &c.profiles {
             let Ok(k) = SeriesKey::parse(key) else {
                 r.problems
@@ -176,26 +175,7 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
                 wal::Stored::Encoded {
                     symbols: delta,
                     enc,
-                } => {
-                    let group = block::group_of(&k).to_string();
-                    let slot = symbols
-                        .entry(group)
-                        .or_insert_with(|| Some(SymTabBuilder::new()));
-                    match slot {
-                        None => Err("unreadable: an earlier record of its service was".into()),
-                        Some(b) => match b.apply(delta) {
-                            Ok(()) => b
-                                .snapshot()
-                                .profile(enc, true)
-                                .map(drop)
-                                .map_err(|e| e.to_string()),
-                            Err(e) => {
-                                *slot = None;
-                                Err(format!("its symbols: {e}"))
-                            }
-                        },
-                    }
-                }
+                } => symbols.read(&k, delta, enc),
             };
             if let Err(e) = res {
                 r.problems
@@ -347,7 +327,7 @@ pub fn repair_dir(opts: &Options, found: &VerifyReport) -> Result<Vec<String>, E
 pub fn check_wal_segment(bytes: &[u8]) -> (usize, Option<String>) {
     let (records, _, mut problem) = wal::parse_segment(bytes, Path::new("segment"));
     let n = records.len();
-    let mut symbols: HashMap<String, SymTabBuilder> = HashMap::new();
+    let mut symbols = SegmentSymbols::default();
     for (off, r) in records {
         let wal::Record::Encoded {
             key,
@@ -361,15 +341,36 @@ pub fn check_wal_segment(bytes: &[u8]) -> (usize, Option<String>) {
         let Ok(k) = SeriesKey::parse(&key) else {
             continue;
         };
-        let b = symbols.entry(block::group_of(&k).to_string()).or_default();
-        let res = b
-            .apply(&delta)
-            .and_then(|()| b.lens().check(&enc))
-            .and_then(|()| b.snapshot().profile(&enc, true).map(drop));
-        if let Err(e) = res {
+        if let Err(e) = symbols.read(&k, &delta, &enc) {
             problem.get_or_insert(format!("segment: record at byte {off}: {e}"));
             break;
         }
     }
     (n, problem)
+}
+
+/// A WAL segment's symbols per service, rebuilt record by record as replay does; a service
+/// whose rows stopped making sense (`None`) reads no further.
+#[derive(Default)]
+struct SegmentSymbols(HashMap<String, Option<SymTabBuilder>>);
+
+impl SegmentSymbols {
+    /// Adds an encoded record's rows and reads its profile back.
+    fn read(&mut self, key: &SeriesKey, delta: &[u8], enc: &[u8]) -> Result<(), String> {
+        let slot = self
+            .0
+            .entry(block::group_of(key).to_string())
+            .or_insert_with(|| Some(SymTabBuilder::new()));
+        let Some(b) = slot.as_mut() else {
+            return Err("unreadable: an earlier record of its service was".into());
+        };
+        if let Err(e) = b.apply(delta) {
+            *slot = None;
+            return Err(format!("its symbols: {e}"));
+        }
+        b.lens()
+            .check(enc)
+            .and_then(|()| b.snapshot().profile(enc, true).map(drop))
+            .map_err(|e| e.to_string())
+    }
 }

@@ -115,15 +115,9 @@ impl Record {
         b
     }
 
-    /// About how many bytes the record's body takes (for errors about its size).
+    /// How many bytes the record's body takes (for errors about its size).
     pub fn encoded_len(&self) -> usize {
-        match self {
-            Record::Profile { key, payload, .. } => key.len() + payload.len() + 17,
-            Record::Encoded {
-                key, symbols, enc, ..
-            } => key.len() + symbols.len() + enc.len() + 25,
-            Record::Points(p) => p.iter().map(|(k, _, _)| k.len() + 20).sum::<usize>() + 5,
-        }
+        self.encode().len()
     }
 
     /// Where a profile record's payload (type 1) or encoded profile (type 3) starts,
@@ -631,10 +625,6 @@ impl Wal {
     /// Appends framed records to the current segment, never starting another (see
     /// [`prepare`](Wal::prepare); the segment size is a soft limit).
     pub fn append_prepared(&mut self, recs: &[(&Record, &[u8])]) -> io::Result<Vec<Appended>> {
-        if self.broken {
-            self.out.set_len(self.out_len)?;
-            self.broken = false;
-        }
         let joined;
         let bytes: &[u8] = match recs {
             [(_, one)] => one,
