@@ -333,6 +333,10 @@ struct ServeCmd {
     /// Do not load the bundled demo recording into an empty store.
     #[arg(long)]
     no_demo: bool,
+    /// This instance's role in a `[cluster]` (over the config's `role`): `all`, or `query`
+    /// (answer queries only: no scraping, nothing stored).
+    #[arg(long, value_parser = ["all", "query"])]
+    role: Option<String>,
 }
 
 #[derive(Args)]
@@ -426,6 +430,7 @@ fn run(cli: Cli) -> Result<()> {
             data: a.data,
             listen: a.listen,
             no_demo: a.no_demo,
+            role: a.role,
         }),
         Cmd::Verify(a) => {
             if serve::verify(a.config, a.data, a.repair)? {

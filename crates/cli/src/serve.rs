@@ -54,6 +54,8 @@ pub struct ServeArgs {
     pub data: Option<PathBuf>,
     pub listen: Option<String>,
     pub no_demo: bool,
+    /// `--role`: over `[cluster] role` (a cluster section is assumed if there is none).
+    pub role: Option<String>,
 }
 
 fn now_ns() -> i64 {
@@ -201,6 +203,16 @@ fn store_options(cfg: &Config, data: &std::path::Path) -> Options {
     if let Some(c) = cfg.storage.head_cache {
         opts.head_cache_bytes = usize::try_from(c).unwrap_or(usize::MAX);
     }
+    if let Some(c) = &cfg.cluster {
+        let refresh = c.refresh();
+        opts.cluster = Some(gocost_store::ClusterOptions {
+            instance: c.instance(),
+            query_only: c.role() == Ok(gocost_config::Role::Query),
+            // Readers see a compaction's block at their next refresh; until then they may
+            // still read its inputs.
+            delete_delay: (refresh * 4).max(Duration::from_secs(60)),
+        });
+    }
     if let Some(s3) = &cfg.storage.s3 {
         let env = |k: &str| std::env::var(k).unwrap_or_default();
         opts.blobs = BlobConfig::S3(S3Config {
@@ -288,7 +300,10 @@ pub fn verify(config: Option<PathBuf>, data: Option<PathBuf>, repair: bool) -> R
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
-    let cfg = load_config(a.config.as_deref())?;
+    let mut cfg = load_config(a.config.as_deref())?;
+    if let Some(role) = &a.role {
+        cfg.cluster.get_or_insert_with(Default::default).role = Some(role.clone());
+    }
     let data = data_dir(a.data.clone(), &cfg);
     let listen = a
         .listen
@@ -315,7 +330,29 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         tracing::warn!("{c}");
     }
     let store = Arc::new(store);
-    if cfg.scrape.is_empty() && store.series().is_empty() && !a.no_demo {
+    if let Some(c) = &cfg.cluster {
+        let peers = gocost_server::cluster::HttpPeers::new(
+            c.peers.clone(),
+            c.peer_token.clone(),
+            c.peer_timeout(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        if !c.peers.is_empty() {
+            store.set_peers(Arc::new(peers));
+        }
+        let (shard, shards) = c.shard().map_err(InputError)?;
+        tracing::info!(
+            "cluster instance {:?} ({}), shard {shard}/{shards}, {} peers",
+            store.instance(),
+            if store.query_only() {
+                "query only"
+            } else {
+                "scrapes, accepts pushes, writes blocks"
+            },
+            c.peers.len()
+        );
+    }
+    if cfg.scrape.is_empty() && cfg.cluster.is_none() && store.series().is_empty() && !a.no_demo {
         let n = load_demo(&store)?;
         tracing::info!(
             "no scrape jobs configured: loaded {n} profiles recorded from a real Go service as job=\"demo\" (use --config to scrape your own)"
@@ -391,6 +428,27 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             }
         });
 
+        // A cluster: read the bucket index for the other instances' blocks on a period (and
+        // write this one's part again if a write failed).
+        if let Some(c) = &cfg.cluster {
+            let st = store.clone();
+            let every = c.refresh();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    match st.run("the bucket index", |s| s.refresh_cluster()).await {
+                        Ok(Ok((0, 0))) => {}
+                        Ok(Ok((added, dropped))) => tracing::info!(
+                            "bucket index: {added} blocks of other instances added, {dropped} dropped"
+                        ),
+                        Ok(Err(e)) => tracing::warn!("reading the bucket index failed: {e}"),
+                        Err(e) => tracing::error!("{e}"),
+                    }
+                }
+            });
+        }
+
         // SIGHUP reloads the config's scrape jobs; the store is untouched.
         #[cfg(unix)]
         if let Some(path) = a.config.clone() {
@@ -398,6 +456,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             let health = health.clone();
             let state = state.clone();
             let mut current = scraper.clone();
+            let role = a.role.clone();
             tokio::spawn(async move {
                 let Ok(mut hup) =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -405,7 +464,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                     return;
                 };
                 while hup.recv().await.is_some() {
-                    match Config::load(&path) {
+                    let loaded = Config::load(&path).map(|mut c| {
+                        if let Some(role) = &role {
+                            c.cluster.get_or_insert_with(Default::default).role =
+                                Some(role.clone());
+                        }
+                        c
+                    });
+                    match loaded {
                         Ok(new_cfg) => match Scraper::start(&new_cfg, store.clone()) {
                             Ok(s) => {
                                 current.stop();

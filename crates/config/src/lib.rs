@@ -288,6 +288,125 @@ pub struct Config {
     /// Per-tenant push limits (`[limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Several instances over one bucket (`[cluster]`; absent: one instance, as before).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: this instance as one of several sharing one bucket (docs/adr/0020,
+/// docs/deploy.md).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This instance's id, in its block names and its part of the bucket index: 1 to 64 of
+    /// `A-Z a-z 0-9 _ - .`; default: the host name.
+    pub instance: Option<String>,
+    /// `"i/n"`: scrape only the targets whose hash mod n is i ([`shard_of`]); default all.
+    pub shard: Option<String>,
+    /// Base URLs of the other instances (`http://host:4040`), asked for their heads at
+    /// query time; listing this instance too is harmless.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// `"all"` (default: scrape, accept pushes, write blocks, answer queries) or `"query"`
+    /// (answer queries only: no scraping, no WAL data).
+    pub role: Option<String>,
+    /// How often the bucket index is read for other instances' new blocks (default 15s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub refresh: Option<Duration>,
+    /// How long a query waits for a peer before answering without it, marked partial
+    /// (default 5s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub peer_timeout: Option<Duration>,
+    /// A token with the admin scope sent to the peers (when they check tokens).
+    pub peer_token: Option<String>,
+}
+
+/// A cluster instance's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Scrapes, accepts pushes, writes blocks, answers queries.
+    All,
+    /// Answers queries only.
+    Query,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Result<Role, String> {
+        match s {
+            "all" => Ok(Role::All),
+            "query" => Ok(Role::Query),
+            _ => Err(format!("unknown role {s:?} (all or query)")),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The instance id: the configured one, else the host name (characters an id may not
+    /// hold replaced by `-`), else `gocost`.
+    pub fn instance(&self) -> String {
+        self.instance.clone().unwrap_or_else(default_instance)
+    }
+    /// (i, n) of `shard`, or (0, 1).
+    pub fn shard(&self) -> Result<(u64, u64), String> {
+        self.shard.as_deref().map_or(Ok((0, 1)), parse_shard)
+    }
+    pub fn role(&self) -> Result<Role, String> {
+        self.role.as_deref().map_or(Ok(Role::All), Role::parse)
+    }
+    pub fn refresh(&self) -> Duration {
+        self.refresh.unwrap_or(Duration::from_secs(15))
+    }
+    pub fn peer_timeout(&self) -> Duration {
+        self.peer_timeout.unwrap_or(Duration::from_secs(5))
+    }
+}
+
+/// The host name as an instance id (see [`ClusterConfig::instance`]).
+pub fn default_instance() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let id: String = host
+        .trim()
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if gocost_store::valid_instance(&id) {
+        id
+    } else {
+        "gocost".to_string()
+    }
+}
+
+/// Parses `"i/n"` (0 ≤ i < n).
+pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("shard {s:?} must be \"i/n\" with 0 <= i < n (e.g. \"2/4\")");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let i: u64 = i.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// Which shard a scrape target belongs to out of `n`: Prometheus' `hashmod` of the target's
+/// address (`source_labels: [__address__]`, `modulus: n`): the MD5 of `host:port` as
+/// written in `targets`, its last 8 bytes read as a big-endian integer, mod n.
+pub fn shard_of(address: &str, n: u64) -> u64 {
+    use md5::Digest;
+    let d = md5::Md5::digest(address.as_bytes());
+    let mut last = [0u8; 8];
+    last.copy_from_slice(&d[8..16]);
+    u64::from_be_bytes(last) % n.max(1)
 }
 
 /// `[auth]`: who may use the server. With no tokens every route is open (gocost's default,
@@ -613,6 +732,29 @@ impl Config {
         {
             return Err(format!("{}: storage.s3.bucket must be set", file.display()));
         }
+        if let Some(c) = &cfg.cluster {
+            let at = |what: String| format!("{}: cluster.{what}", file.display());
+            if let Some(i) = &c.instance
+                && !gocost_store::valid_instance(i)
+            {
+                return Err(at(format!("instance {i:?}: 1 to 64 of A-Z a-z 0-9 _ - .")));
+            }
+            c.shard().map_err(at)?;
+            c.role().map_err(|e| at(format!("role: {e}")))?;
+            for p in &c.peers {
+                if !(p.starts_with("http://") || p.starts_with("https://")) {
+                    return Err(at(format!(
+                        "peers: {:?} must be a base URL such as http://host:4040",
+                        redact_url(p)
+                    )));
+                }
+            }
+            for (k, v) in [("refresh", c.refresh), ("peer_timeout", c.peer_timeout)] {
+                if v.is_some_and(|d| d.is_zero()) {
+                    return Err(at(format!("{k} must be more than 0s")));
+                }
+            }
+        }
         if let Some(si) = cfg.storage.sync_interval
             && si > Duration::from_secs(5)
         {
@@ -699,6 +841,48 @@ labels = { env = "prod" }
         let kind = MINIMAL.replace("\"mutex\"", "\"mutexes\"");
         let e = Config::parse(&kind, Path::new("g.toml")).unwrap_err();
         assert!(e.contains("unknown profile \"mutexes\""), "{e}");
+    }
+
+    #[test]
+    fn the_cluster_section_is_read_and_checked() {
+        let with = |c: &str| format!("{MINIMAL}\n[cluster]\n{c}\n");
+        let c = Config::parse(
+            &with("instance = \"a-1\"\nshard = \"2/4\"\npeers = [\"http://b:4040\"]\nrole = \"query\""),
+            Path::new("g.toml"),
+        )
+        .unwrap();
+        let cl = c.cluster.unwrap();
+        assert_eq!(cl.instance(), "a-1");
+        assert_eq!(cl.shard(), Ok((2, 4)));
+        assert_eq!(cl.role(), Ok(Role::Query));
+        assert_eq!(cl.refresh(), Duration::from_secs(15));
+        for (bad, says) in [
+            ("shard = \"4/4\"", "cluster.shard"),
+            ("shard = \"x\"", "cluster.shard"),
+            ("instance = \"a/b\"", "cluster.instance"),
+            ("role = \"writer\"", "cluster.role"),
+            ("peers = [\"b:4040\"]", "cluster.peers"),
+        ] {
+            let e = Config::parse(&with(bad), Path::new("g.toml")).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert!(gocost_store::valid_instance(&default_instance()));
+    }
+
+    #[test]
+    fn shards_are_prometheus_hashmod() {
+        // Prometheus: relabel hashmod, source_labels [__address__], modulus 4 (values
+        // computed with Go's crypto/md5 as relabel.go does).
+        for (addr, mod4, mod3) in [
+            ("127.0.0.1:6060", 2, 1),
+            ("10.0.0.7:8080", 2, 2),
+            ("api-1:6060", 0, 0),
+            ("db:5432", 2, 1),
+        ] {
+            assert_eq!(shard_of(addr, 4), mod4, "{addr}");
+            assert_eq!(shard_of(addr, 3), mod3, "{addr}");
+        }
+        assert_eq!(shard_of("x:1", 1), 0);
     }
 
     #[test]

@@ -18,4 +18,4 @@ pub mod trace;
 
 pub use error::ScrapeError;
 pub use runtime::{MAX_PROM_SAMPLES, PromSample, parse_prometheus};
-pub use scraper::{Health, Scraper, is_cumulative};
+pub use scraper::{Health, Scraper, is_cumulative, shard_address};

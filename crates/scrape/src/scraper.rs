@@ -406,15 +406,29 @@ fn log_change(job: &Job, last_error: &mut Option<Option<String>>, res: &Result<u
 }
 
 impl Scraper {
-    /// Starts scraping every target of `cfg` into `store` (on the current tokio runtime).
+    /// Starts scraping every target of `cfg` into `store` (on the current tokio runtime):
+    /// the scrape tasks of `cfg`'s jobs: in a `[cluster]`, only this instance's
+    /// shard of the targets ([`gocost_config::shard_of`]), none for a query-only instance.
     pub fn start(cfg: &Config, store: impl Into<AsyncStore>) -> Result<Scraper, String> {
         let store: AsyncStore = store.into();
         let health: HealthMap = Arc::default();
         let mut tasks = Vec::new();
         let mut clients: HashMap<(bool, u64), reqwest::Client> = HashMap::new();
-        for sc in &cfg.scrape {
+        // `[cluster]`: a query-only instance scrapes nothing; a shard keeps its targets.
+        let (shard, shards, query_only) = match &cfg.cluster {
+            Some(c) => {
+                let (i, n) = c.shard()?;
+                (i, n, c.role()? == gocost_config::Role::Query)
+            }
+            None => (0, 1, false),
+        };
+        for sc in cfg.scrape.iter().filter(|_| !query_only) {
             let shared = Arc::new(sc.clone());
-            for target in &sc.targets {
+            for target in sc
+                .targets
+                .iter()
+                .filter(|t| gocost_config::shard_of(shard_address(t), shards) == shard)
+            {
                 for kind in sc.profiles().into_iter().chain(sc.metrics.iter().cloned()) {
                     let cpu = kind == "cpu";
                     let timeout = sc.timeout()
@@ -759,4 +773,10 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// The part of a target that decides its shard: `host:port`, without credentials
+/// (`user:pw@host:port`), as Prometheus' `__address__` holds it.
+pub fn shard_address(target: &str) -> &str {
+    target.rsplit_once('@').map_or(target, |(_, a)| a)
 }

@@ -275,6 +275,8 @@ fn scope_of(method: &axum::http::Method, path: &str) -> Scope {
         p if p.starts_with("/ui/") => Scope::Public,
         "/ingest" | "/pyroscope/ingest" | "/push.v1.PusherService/Push" => Scope::Write,
         "/metrics" => Scope::Admin,
+        // A peer's head, for any tenant (the asking instance confined its selector).
+        crate::cluster::HEAD_ROUTE => Scope::Admin,
         _ => Scope::Read,
     }
 }

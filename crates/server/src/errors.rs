@@ -195,6 +195,7 @@ impl From<gocost_store::Error> for ApiError {
                 ApiError::BadRequest(e.to_string())
             }
             E::Merge(m) => merge_error(m),
+            E::QueryOnly => ApiError::Forbidden(e.to_string()),
             E::DiskFull(_) => ApiError::Storage {
                 msg: e.to_string(),
                 disk_full: true,

@@ -20,6 +20,7 @@
 
 mod access;
 pub mod alerts;
+pub mod cluster;
 pub mod errors;
 mod insights;
 pub mod listen;
@@ -165,10 +166,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/trace/{id}/summary", get(traces::summary))
         .route("/api/v1/trace/{id}/timeline", get(traces::timeline))
         .route("/metrics", get(metrics::metrics))
+        .route(cluster::HEAD_ROUTE, get(cluster::head))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::guard,
         ))
         .layer(axum::middleware::from_fn(errors::json_errors))
+        .layer(axum::middleware::from_fn(cluster::mark_partial))
         .with_state(state)
 }

@@ -260,8 +260,11 @@ pub(crate) async fn blocking<T: Send + 'static>(
             store,
             state: &state,
         };
-        gocost_pprof::cancel::with_flag(f_flag, || {
-            gocost_pprof::cancel::with_budget(budget, || f(&lent))
+        // Peers a query could not reach make its answer partial (cluster::mark_partial).
+        gocost_store::collect_partial(|| {
+            gocost_pprof::cancel::with_flag(f_flag, || {
+                gocost_pprof::cancel::with_budget(budget, || f(&lent))
+            })
         })
     });
     let timeout = std::time::Duration::from_millis(QUERY_TIMEOUT_MS.load(Ordering::Relaxed));
@@ -271,7 +274,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
         ))
     };
     match tokio::time::timeout(timeout, &mut h).await {
-        Ok(Ok(v)) => Ok(v),
+        Ok(Ok((v, missing))) => {
+            crate::cluster::note_partial(missing);
+            Ok(v)
+        }
         Ok(Err(e)) if e.is_panic() => {
             let payload = e.into_panic();
             if gocost_pprof::cancel::is_cancelled(&*payload) {

@@ -130,6 +130,7 @@ impl Store {
                     keep: None,
                     merge,
                     totals: false,
+                    latest: false,
                 };
                 self.visit(sel, from_ns, to_ns, &how, &mut |k, _, n, p| {
                     let e = per.entry(k.clone()).or_default();
@@ -154,6 +155,7 @@ impl Store {
                 let how = Visit {
                     labels,
                     keep: Some(&keep),
+                    latest: true,
                     ..Visit::default()
                 };
                 self.visit(sel, lo, hi, &how, &mut |_, _, _, p| {
@@ -172,6 +174,12 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<HashMap<SeriesKey, i64>, Error> {
+        // The other instances' heads, each series' last profile there.
+        let how = Visit {
+            latest: true,
+            ..Visit::default()
+        };
+        let remote = self.ask_peers(&crate::query::head_request(sel, from, to, &how))?;
         let (mut latest, blocks) = {
             let g = self.lock();
             let mut latest = HashMap::new();
@@ -183,13 +191,13 @@ impl Store {
                     latest.insert(k.clone(), e.time_ns);
                 }
             }
-            let blocks: Vec<_> = g
-                .blocks
-                .iter()
-                .filter(|b| b.overlaps(from, to))
-                .cloned()
-                .collect();
-            (latest, blocks)
+            for (k, t, _, _) in &remote.items {
+                if sel.matches(k) && (from..=to).contains(t) {
+                    let e = latest.entry(k.clone()).or_insert(*t);
+                    *e = (*e).max(*t);
+                }
+            }
+            (latest, remote.blocks(&g.blocks, from, to))
         };
         for b in &blocks {
             for (si, key) in b.keys.iter().enumerate() {

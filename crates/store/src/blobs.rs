@@ -77,6 +77,14 @@ pub trait BlobStore: Send + Sync {
     fn local_dir(&self) -> Option<&Path> {
         None
     }
+    /// Writes a small object `name` (which may name one sub-directory, `dir/file`) whole,
+    /// replacing what was there: a reader sees the old bytes or the new ones, never a mix.
+    /// For the bucket index (docs/format/bucket.md), not for blocks.
+    fn put_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), Error>;
+    /// The whole object `name`, or `None` if there is none.
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Error>;
+    /// Objects directly under the sub-directory `dir` (names without `dir/`).
+    fn list_dir(&self, dir: &str) -> Result<Vec<Listed>, Error>;
 }
 
 /// Opens the block storage `cfg` names for the data directory `data_dir`, creating the
@@ -273,6 +281,68 @@ impl BlobStore for LocalBlobs {
     fn local_dir(&self) -> Option<&Path> {
         Some(&self.dir)
     }
+
+    fn put_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        self.check("put_bytes")?;
+        let target = self.dir.join(name);
+        let parent = target
+            .parent()
+            .ok_or_else(|| Error::Io(io_err(format!("{name}: no directory"))))?
+            .to_path_buf();
+        std::fs::create_dir_all(&parent)?;
+        let tmp = parent.join(format!(
+            ".{}.tmp-{}",
+            target
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            std::process::id()
+        ));
+        let res = (|| -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &target)?;
+            std::fs::File::open(&parent)?.sync_all()
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        Ok(res?)
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.check("get")?;
+        match std::fs::read(self.dir.join(name)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn list_dir(&self, dir: &str) -> Result<Vec<Listed>, Error> {
+        self.check("list_dir")?;
+        let rd = match std::fs::read_dir(self.dir.join(dir)) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e?;
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            let m = e.metadata()?;
+            if m.is_file() && !name.starts_with('.') {
+                out.push(Listed {
+                    name,
+                    size: m.len(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
 }
 
 /// Blocks as objects in an `object_store` (an S3-compatible bucket), driven on a runtime of
@@ -449,6 +519,45 @@ impl BlobStore for ObjectBlobs {
             }
         })?;
         Ok(res?)
+    }
+
+    fn put_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        let p = self.path(name);
+        let body = PutPayload::from(bytes.to_vec());
+        self.run("put_bytes", self.os.put(&p, body))?
+            .map(|_| ())
+            .map_err(|e| Error::Io(io_err(format!("{name}: {e}"))))
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        let p = self.path(name);
+        self.run("get", async {
+            match self.os.get(&p).await {
+                Ok(r) => r.bytes().await.map(|b| Some(b.to_vec())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?
+        .map_err(|e| Error::Io(io_err(format!("{name}: {e}"))))
+    }
+
+    fn list_dir(&self, dir: &str) -> Result<Vec<Listed>, Error> {
+        let p = self.path(dir);
+        let res = self
+            .run("list_dir", self.os.list_with_delimiter(Some(&p)))?
+            .map_err(io_err)?;
+        let mut out: Vec<Listed> = res
+            .objects
+            .into_iter()
+            .filter_map(|o| {
+                Some(Listed {
+                    name: o.location.filename()?.to_string(),
+                    size: o.size,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 }
 

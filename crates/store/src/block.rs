@@ -100,6 +100,10 @@ pub struct BlockMeta {
     pub series: Vec<SeriesMeta>,
     pub metrics: Vec<MetricMeta>,
     pub points: Option<Section>,
+    /// The gocost instance that wrote it (`[cluster] instance`; "" for a store outside a
+    /// cluster, and for blocks written before clusters existed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance: String,
 }
 
 /// The group (service) a series belongs to: symbols are shared within it.
@@ -251,6 +255,8 @@ pub struct BlockInfo {
     pub steps: Vec<i64>,
     pub sources: Vec<u64>,
     pub replaces: Vec<String>,
+    /// The writing instance ("" outside a cluster).
+    pub instance: String,
 }
 
 /// One profile handed to [`BlockWriter::series`], with its ingest time and its size as
@@ -311,6 +317,7 @@ impl BlockWriter {
                 series: Vec::new(),
                 metrics: Vec::new(),
                 points: None,
+                instance: info.instance,
             },
             group: None,
         })

@@ -60,13 +60,21 @@ pub(crate) fn kinds_of(
 
 pub(crate) const BLOCK_SUFFIX: &str = ".gcb";
 
-pub(crate) fn new_block_id(level: u32) -> String {
+/// A new block's id: `L<level>-<time>-<pid><n>`, and in a cluster
+/// `L<level>-<time>-<instance>-<pid><n>` (docs/format/bucket.md): ids of different
+/// instances never collide, whatever their clocks and process ids.
+pub(crate) fn new_block_id(level: u32, instance: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
+    let inst = if instance.is_empty() {
+        String::new()
+    } else {
+        format!("{instance}-")
+    };
     format!(
-        "L{level}-{now:016x}-{:04x}{:04x}",
+        "L{level}-{now:016x}-{inst}{:04x}{:04x}",
         std::process::id() & 0xffff,
         N.fetch_add(1, Ordering::Relaxed) & 0xffff
     )

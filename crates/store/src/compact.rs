@@ -17,7 +17,18 @@ impl Store {
     /// were compacted.
     pub fn compact(&self, now_ns: i64) -> Result<usize, Error> {
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
-        let blocks = self.lock().blocks.clone();
+        if self.query_only() {
+            return Ok(0);
+        }
+        // This instance's blocks only: another's are its own to compact.
+        let blocks: Vec<Arc<Block>> = {
+            let g = self.lock();
+            g.blocks
+                .iter()
+                .filter(|b| self.is_own(b))
+                .cloned()
+                .collect()
+        };
         let mut days: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
         for b in &blocks {
             days.entry(b.meta.min_time_ns.div_euclid(DAY_NS))
@@ -38,11 +49,12 @@ impl Store {
 
     pub(crate) fn compact_group(&self, group: &[Arc<Block>]) -> Result<(), Error> {
         let (mut w, tmp) = self.block_writer(BlockInfo {
-            id: new_block_id(1),
+            id: new_block_id(1, self.instance()),
             level: 1,
             steps: vec![HOUR_NS, DAY_NS],
             sources: Vec::new(),
             replaces: group.iter().map(|b| b.meta.id.clone()).collect(),
+            instance: self.instance().to_string(),
         })?;
         let _tmp = TmpFile(tmp.clone());
         // Every series of every input, grouped by service, each merged across inputs.
@@ -112,9 +124,7 @@ impl Store {
             g.add_block(nb);
             g.compactions += 1;
         }
-        for b in group {
-            self.blobs.delete(&b.name)?;
-        }
-        Ok(())
+        self.index_changed();
+        self.delete_replaced(group.iter().map(|b| b.name.clone()).collect())
     }
 }

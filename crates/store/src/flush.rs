@@ -21,6 +21,9 @@ impl Store {
     /// first if it is older than the block duration, or if `force`. Returns whether a
     /// block was written.
     pub fn flush(&self, force: bool) -> Result<bool, Error> {
+        if self.query_only() {
+            return Ok(false);
+        }
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         {
             let _s = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -73,13 +76,14 @@ impl Store {
             let file = g.wal.open_segment(seq)?;
             (series, points, file)
         };
-        let id = new_block_id(0);
+        let id = new_block_id(0, self.instance());
         let (mut w, tmp) = self.block_writer(BlockInfo {
             id: id.clone(),
             level: 0,
             steps: vec![HOUR_NS],
             sources: vec![seq],
             replaces: Vec::new(),
+            instance: self.instance().to_string(),
         })?;
         let _tmp = TmpFile(tmp.clone());
         let decode = gocost_pprof::DecodeOptions {
@@ -178,9 +182,12 @@ impl Store {
         if wrote {
             let meta = w.finish()?;
             let b = self.put_block(&tmp, meta)?;
-            let mut g = self.lock();
-            g.add_block(b);
-            g.blocks_written += 1;
+            {
+                let mut g = self.lock();
+                g.add_block(b);
+                g.blocks_written += 1;
+            }
+            self.index_changed();
         } else {
             drop(w);
             let _ = std::fs::remove_file(&tmp);

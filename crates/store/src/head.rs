@@ -67,6 +67,10 @@ pub(crate) struct Inner {
     pub(crate) undecodable: u64,
     /// Block deletions retention tried and failed (the blocks stay, and are tried again).
     pub(crate) retention_errors: u64,
+    /// This instance's part of the bucket index needs writing (cluster).
+    pub(crate) index_dirty: bool,
+    /// Blocks a compaction replaced, deleted after the delay (cluster): (name, when).
+    pub(crate) delete_later: Vec<(String, i64)>,
 }
 
 /// How many failed-sync LSN ranges [`Store::commit`] remembers.
@@ -115,18 +119,29 @@ impl Store {
                     .push(format!("block {} skipped: {e}", l.name)),
             }
         }
-        // A compaction that wrote its block but did not finish deleting the inputs.
+        // In a cluster, blocks carry the instance that wrote them: only its own are this
+        // store's to delete and to replay against (another instance's WAL numbers are not
+        // this one's).
+        let cluster = opts.cluster.clone();
+        let cluster = cluster.as_ref();
+        let me = cluster.map_or("", |c| c.instance.as_str());
+        // A compaction that wrote its block but did not finish deleting the inputs (another
+        // instance's: left to it, only not read).
         let replaced: BTreeSet<String> = blocks
             .iter()
             .flat_map(|b| b.meta.replaces.iter().cloned())
             .collect();
-        for b in blocks.iter().filter(|b| replaced.contains(&b.meta.id)) {
+        for b in blocks
+            .iter()
+            .filter(|b| replaced.contains(&b.meta.id) && b.meta.instance == me)
+        {
             blobs.delete(&b.name)?;
         }
         blocks.retain(|b| !replaced.contains(&b.meta.id));
         blocks.sort_by(block_order);
         let done: BTreeSet<u64> = blocks
             .iter()
+            .filter(|b| b.meta.instance == me)
             .flat_map(|b| b.meta.sources.iter().copied())
             .collect();
         let mut head: BTreeMap<SeriesKey, Vec<Entry>> = BTreeMap::new();
@@ -265,9 +280,13 @@ impl Store {
                 write_errors: 0,
                 undecodable: 0,
                 retention_errors: 0,
+                index_dirty: cluster.is_some_and(|c| !c.query_only),
+                delete_later: Vec::new(),
             }),
             maintenance: Mutex::new(()),
             sync_lock: Mutex::new(()),
+            peers: std::sync::OnceLock::new(),
+            publish: Mutex::new(()),
         };
         Ok((store, report))
     }
@@ -336,6 +355,9 @@ impl Store {
         &self,
         items: &[(&SeriesKey, i64, &Profile, Option<usize>)],
     ) -> Result<Vec<Lsn>, Error> {
+        if self.query_only() {
+            return Err(Error::QueryOnly);
+        }
         for (_, _, p, _) in items {
             gocost_pprof::check_depth(p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
         }
@@ -569,6 +591,9 @@ impl Store {
     pub fn append_points(&self, points: &[(SeriesKey, i64, f64)]) -> Result<Lsn, Error> {
         if points.is_empty() {
             return Ok(0);
+        }
+        if self.query_only() {
+            return Err(Error::QueryOnly);
         }
         let rec = wal::Record::Points(
             points

@@ -32,6 +32,7 @@
 //! | `query.rs` | selecting and merging profiles (rollups, raw profiles, the head), points |
 //! | `verify.rs` | `verify_dir`, `repair_dir`, [`Store::verify`] |
 //! | `blobs.rs` | [`BlobStore`]: local files or S3 through `object_store` |
+//! | `cluster.rs` | instances sharing a bucket: the bucket index, peers' heads, partial answers |
 //! | `wal.rs`, `block.rs`, `symtab.rs`, `codec.rs` | the WAL, block and stored-profile formats |
 //! | `series.rs`, `agg.rs`, `traces.rs` | series keys and selectors, range aggregation, traces |
 //!
@@ -57,6 +58,7 @@ mod agg;
 mod blobs;
 mod block;
 mod catalog;
+mod cluster;
 mod codec;
 mod compact;
 mod flush;
@@ -83,6 +85,10 @@ pub use blobs::{
     BlobConfig, BlobStore, Listed, LocalBlobs, ObjectBlobs, PART_SIZE, S3Config, open_blob_store,
 };
 pub use block::{BlockError, BlockMeta, DAY_NS, HOUR_NS, verify_file as verify_block};
+pub use cluster::{
+    BucketIndex, ClusterOptions, HeadAnswer, HeadRequest, INDEX_DIR, IndexedBlock, Peers,
+    collect_partial, valid_instance,
+};
 pub use handle::{AsyncStore, DEFAULT_BLOCKING_LIMIT, RunError};
 pub use series::{KINDS, Matcher, Op, Selector, SelectorError, SelectorProblem, SeriesKey};
 pub use traces::{
@@ -110,6 +116,9 @@ pub struct Options {
     /// Memory for profiles the head keeps encoded until their block is cut (past it,
     /// the cut decodes them again from the WAL).
     pub head_cache_bytes: usize,
+    /// One of several instances over one bucket (`[cluster]`; docs/adr/0020); `None`: the
+    /// only one.
+    pub cluster: Option<ClusterOptions>,
     /// Faults to inject into WAL writes and syncs (tests only).
     #[doc(hidden)]
     pub faults: Option<FaultHook>,
@@ -124,6 +133,7 @@ impl Options {
             block_duration_ns: HOUR_NS,
             blobs: BlobConfig::Local,
             head_cache_bytes: 64 << 20,
+            cluster: None,
             faults: None,
         }
     }
@@ -153,6 +163,8 @@ pub enum Error {
     /// names the operation); such calls must come from blocking threads
     /// (`tokio::task::spawn_blocking`). Nothing was done.
     AsyncContext(&'static str),
+    /// This instance only answers queries (`[cluster] role = "query"`): nothing is stored.
+    QueryOnly,
 }
 
 /// The number of an appended WAL record; [`Store::commit`] waits until it is durable.
@@ -172,6 +184,10 @@ impl fmt::Display for Error {
             Error::TooDeep(e) => write!(f, "{e}"),
             Error::DiskFull(e) => write!(f, "{e}"),
             Error::NotDurable(e) => write!(f, "{e}"),
+            Error::QueryOnly => write!(
+                f,
+                "this gocost instance only answers queries (role query): send profiles to a writer instance"
+            ),
             Error::AsyncContext(op) => write!(
                 f,
                 "block storage {op} called from an async task: call the store from a blocking thread (spawn_blocking)"
@@ -255,6 +271,10 @@ pub struct Store {
     /// Held around every fsync of the WAL (taken before `inner`), so one sync's outcome is
     /// never another's: Linux reports a writeback error to one `fsync` only.
     sync_lock: Mutex<()>,
+    /// How queries reach the other instances' heads (a cluster with peers).
+    peers: std::sync::OnceLock<std::sync::Arc<dyn Peers>>,
+    /// Held while this instance's part of the bucket index is written.
+    publish: Mutex<()>,
 }
 
 impl Store {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use gocost_pprof::{Combiner, Profile};
 
 use crate::catalog::Block;
+use crate::cluster::HeadRequest;
 use crate::head::Entry;
 use crate::symtab::{RollupAcc, SymTab};
 use crate::{Error, Selector, SeriesKey, Store, block, block_err, codec, symtab, wal};
@@ -37,6 +38,8 @@ pub(crate) struct Visit<'a> {
     /// Only each profile's totals per sample type ([`SymTab::totals`]) for profiles read
     /// from blocks and the head's encoded ones; others are whole.
     pub(crate) totals: bool,
+    /// Only the last profile of each series is wanted (what peers are asked for).
+    pub(crate) latest: bool,
 }
 
 /// Stored profiles of one series sharing a symbol table: (time, count, bytes).
@@ -189,6 +192,7 @@ impl Store {
             keep: None,
             merge,
             totals: false,
+            latest: false,
         };
         self.visit(sel, from_ns, to_ns, &how, &mut |_, _, _, p| {
             c.push(p).map_err(Error::Merge)
@@ -205,55 +209,139 @@ impl Store {
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
         let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
-        // Take what to read under the lock; read it without. Head profiles encoded on append
-        // are read through snapshots of their segment's symbols; the rest from the WAL (open
-        // segment handles stay readable if a flush deletes the files meanwhile).
-        let (head, tabs, files, blocks) = {
-            let mut g = self.lock();
-            let head: Vec<(SeriesKey, Vec<Entry>)> = g
-                .head
-                .iter()
-                .filter(|(k, _)| sel.matches(k))
-                .filter_map(|(k, v)| {
-                    let lo = v.partition_point(|e| e.time_ns < from);
-                    let hi = v.partition_point(|e| e.time_ns <= to);
-                    let picked: Vec<Entry> = v[lo..hi]
-                        .iter()
-                        .filter(|e| keep(k, e.time_ns))
-                        .cloned()
-                        .collect();
-                    (!picked.is_empty()).then(|| (k.clone(), picked))
-                })
-                .collect();
-            let mut tabs: HeadTabs = HashMap::new();
-            let mut files = HashMap::new();
-            for (k, e) in head.iter().flat_map(|(k, v)| v.iter().map(move |e| (k, e))) {
-                if e.enc.is_some() || e.encoded {
-                    let group = block::group_of(k);
-                    let seg = tabs.entry(e.pos.seq).or_default();
-                    if !seg.contains_key(group)
-                        && let Some(b) = g
-                            .head_symbols
-                            .get_mut(&e.pos.seq)
-                            .and_then(|m| m.get_mut(group))
-                    {
-                        seg.insert(group.to_string(), b.snapshot());
-                    }
+        // The other instances' heads first: their answers say which of their blocks to read.
+        let remote = self.ask_peers(&head_request(sel, from, to, how))?;
+        let (head, tabs, files, blocks) = self.take(sel, from, to, how, false, |catalog| {
+            remote.blocks(catalog, from, to)
+        })?;
+        self.visit_blocks(sel, from, to, how, &blocks, f)?;
+        self.visit_head(&head, &tabs, &files, how, f)?;
+        for (k, t, n, p) in remote.items {
+            if sel.matches(&k) && (from..=to).contains(&t) && keep(&k, t) {
+                f(&k, t, n, p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A peer's part of a query ([`Store::head_answer`]): visits the head's profiles that
+    /// no block holds, and returns this instance's blocks overlapping the range, both taken
+    /// under one lock.
+    pub(crate) fn visit_local(
+        &self,
+        sel: &Selector,
+        req: &HeadRequest,
+        f: &mut Visitor<'_>,
+    ) -> Result<Vec<Arc<Block>>, Error> {
+        let how = Visit {
+            use_rollup: None,
+            labels: req.labels,
+            keep: None,
+            merge: req.merge,
+            totals: req.totals,
+            latest: req.latest,
+        };
+        let (from, to) = (req.from_ns, req.to_ns);
+        let (head, tabs, files, blocks) =
+            self.take(sel, from, to, &how, req.latest, |catalog| {
+                catalog
+                    .iter()
+                    .filter(|b| self.is_own(b) && b.overlaps(from, to))
+                    .cloned()
+                    .collect()
+            })?;
+        self.visit_head(&head, &tabs, &files, &how, f)?;
+        Ok(blocks)
+    }
+
+    /// What a visit reads, taken under the lock (read without it): the head's entries in
+    /// range that no block holds (a flush puts its block in the catalog before it drops the
+    /// segment's entries from the head) — with `latest`, only each series' last —, the
+    /// symbol snapshots and WAL files to read them, and the blocks `pick` chooses from the
+    /// catalog.
+    #[allow(clippy::type_complexity)]
+    fn take(
+        &self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        how: &Visit<'_>,
+        latest: bool,
+        pick: impl FnOnce(&[Arc<Block>]) -> Vec<Arc<Block>>,
+    ) -> Result<
+        (
+            Vec<(SeriesKey, Vec<Entry>)>,
+            HeadTabs,
+            HashMap<u64, File>,
+            Vec<Arc<Block>>,
+        ),
+        Error,
+    > {
+        let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
+        // Head profiles encoded on append are read through snapshots of their segment's
+        // symbols; the rest from the WAL (open segment handles stay readable if a flush
+        // deletes the files meanwhile).
+        let mut g = self.lock();
+        let cut: std::collections::HashSet<u64> = g
+            .blocks
+            .iter()
+            .filter(|b| b.meta.level == 0 && self.is_own(b))
+            .flat_map(|b| b.meta.sources.iter().copied())
+            .collect();
+        let head: Vec<(SeriesKey, Vec<Entry>)> = g
+            .head
+            .iter()
+            .filter(|(k, _)| sel.matches(k))
+            .filter_map(|(k, v)| {
+                let lo = v.partition_point(|e| e.time_ns < from);
+                let hi = v.partition_point(|e| e.time_ns <= to);
+                let mut picked: Vec<Entry> = v[lo..hi]
+                    .iter()
+                    .filter(|e| keep(k, e.time_ns) && !cut.contains(&e.pos.seq))
+                    .cloned()
+                    .collect();
+                if latest && picked.len() > 1 {
+                    picked.drain(..picked.len() - 1);
                 }
-                if e.enc.is_none()
-                    && let std::collections::hash_map::Entry::Vacant(s) = files.entry(e.pos.seq)
+                (!picked.is_empty()).then(|| (k.clone(), picked))
+            })
+            .collect();
+        let mut tabs: HeadTabs = HashMap::new();
+        let mut files = HashMap::new();
+        for (k, e) in head.iter().flat_map(|(k, v)| v.iter().map(move |e| (k, e))) {
+            if e.enc.is_some() || e.encoded {
+                let group = block::group_of(k);
+                let seg = tabs.entry(e.pos.seq).or_default();
+                if !seg.contains_key(group)
+                    && let Some(b) = g
+                        .head_symbols
+                        .get_mut(&e.pos.seq)
+                        .and_then(|m| m.get_mut(group))
                 {
-                    s.insert(g.wal.open_segment(e.pos.seq)?);
+                    seg.insert(group.to_string(), b.snapshot());
                 }
             }
-            let blocks: Vec<Arc<Block>> = g
-                .blocks
-                .iter()
-                .filter(|b| b.overlaps(from, to))
-                .cloned()
-                .collect();
-            (head, tabs, files, blocks)
-        };
+            if e.enc.is_none()
+                && let std::collections::hash_map::Entry::Vacant(s) = files.entry(e.pos.seq)
+            {
+                s.insert(g.wal.open_segment(e.pos.seq)?);
+            }
+        }
+        let blocks = pick(&g.blocks);
+        drop(g);
+        Ok((head, tabs, files, blocks))
+    }
+
+    fn visit_blocks(
+        &self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        how: &Visit<'_>,
+        blocks: &[Arc<Block>],
+        f: &mut Visitor<'_>,
+    ) -> Result<(), Error> {
+        let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
         for (bi, b) in blocks.iter().enumerate() {
             let mut tabs = HashMap::new();
             for (si, key) in b.keys.iter().enumerate() {
@@ -308,19 +396,30 @@ impl Store {
                 emit(key, &tab, parts, how, &bad_codec, f)?;
             }
         }
+        Ok(())
+    }
+
+    fn visit_head(
+        &self,
+        head: &[(SeriesKey, Vec<Entry>)],
+        tabs: &HeadTabs,
+        files: &HashMap<u64, File>,
+        how: &Visit<'_>,
+        f: &mut Visitor<'_>,
+    ) -> Result<(), Error> {
         let decode = gocost_pprof::DecodeOptions {
             max_size: self.opts.max_profile_size,
             labels: how.labels,
         };
         let bad_head =
             |e: codec::CodecError| Error::Io(std::io::Error::other(format!("head: {e}")));
-        for (key, entries) in &head {
+        for (key, entries) in head {
             let seg_tabs = |seq: u64| tabs.get(&seq).and_then(|m| m.get(block::group_of(key)));
             // Encoded profiles the head cache does not hold, read from the WAL.
             let read: Vec<Option<Vec<u8>>> = entries
                 .iter()
                 .map(|e| match e.enc {
-                    None if e.encoded => read_entry(&files, e).map(Some),
+                    None if e.encoded => read_entry(files, e).map(Some),
                     _ => Ok(None),
                 })
                 .collect::<Result<_, _>>()?;
@@ -340,7 +439,7 @@ impl Store {
                         ))));
                     }
                     _ => {
-                        let bytes = read_entry(&files, e)?;
+                        let bytes = read_entry(files, e)?;
                         let p = gocost_pprof::decode_with(&bytes, &decode)
                             .map_err(Error::BadProfile)?;
                         f(key, e.time_ns, 1, p)?;
@@ -393,6 +492,19 @@ fn emit(
         f(key, t, n, rebuild(bytes).map_err(bad)?)?;
     }
     Ok(())
+}
+
+/// What a visit asks of the peers.
+pub(crate) fn head_request(sel: &Selector, from: i64, to: i64, how: &Visit<'_>) -> HeadRequest {
+    HeadRequest {
+        selector: sel.to_string(),
+        from_ns: from,
+        to_ns: to,
+        labels: how.labels,
+        merge: how.merge,
+        totals: how.totals,
+        latest: how.latest,
+    }
 }
 
 /// Whether `[lo, hi]` lies inside the union of the (disjoint) intervals.

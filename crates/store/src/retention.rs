@@ -35,6 +35,13 @@ impl Store {
             g.metrics.retain(|_, v| !v.is_empty());
             // Expired blocks stay in the catalog until their objects are gone; meanwhile
             // new reads pass them by.
+            // Another instance's blocks are its own to delete: here they are only forgotten.
+            let before = g.blocks.len();
+            g.blocks
+                .retain(|b| b.meta.max_time_ns >= cutoff || self.is_own(b));
+            if g.blocks.len() != before {
+                g.kinds = kinds_of(&g.head, &g.blocks);
+            }
             let old: Vec<Arc<Block>> = g
                 .blocks
                 .iter()
@@ -52,9 +59,11 @@ impl Store {
         // object. The catalog lives in memory and is read back from block storage on open:
         // a crash in between leaves no trace of either kind (docs/adr/0011).
         let mut failed = None;
+        let mut deleted = 0;
         for b in expired {
             match self.blobs.delete(&b.name) {
                 Ok(()) => {
+                    deleted += 1;
                     let mut g = self.lock();
                     g.blocks.retain(|x| !Arc::ptr_eq(x, &b));
                     g.kinds = kinds_of(&g.head, &g.blocks);
@@ -69,6 +78,9 @@ impl Store {
                     failed.get_or_insert(e);
                 }
             }
+        }
+        if deleted > 0 {
+            self.index_changed();
         }
         self.traces.expire(cutoff)?;
         self.load_runs.expire(cutoff)?;

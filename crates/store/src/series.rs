@@ -158,6 +158,27 @@ pub enum SelectorProblem {
     NotAKey,
 }
 
+/// The selector as text that parses back to it (what is sent to peers).
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.as_deref().unwrap_or(""))?;
+        f.write_str("{")?;
+        for (i, m) in self.matchers.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            let op = match m.op {
+                Op::Eq => "=",
+                Op::Ne => "!=",
+                Op::Re => "=~",
+                Op::NotRe => "!~",
+            };
+            write!(f, "{}{op}{}", m.name, quote(&m.value))?;
+        }
+        f.write_str("}")
+    }
+}
+
 impl Selector {
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
         // Every slice below is of `text`: its offset is where it starts.
@@ -273,6 +294,24 @@ fn parse_string(p: &str) -> Result<(String, &str), SelectorProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selectors_print_as_they_parse() {
+        for text in [
+            "cpu",
+            r#"heap{job="a\"b",instance!="x\ny"}"#,
+            r#"{job=~"api|db",env!~"te.*"}"#,
+        ] {
+            let s = Selector::parse(text).unwrap();
+            let back = Selector::parse(&s.to_string()).unwrap();
+            assert_eq!(back.to_string(), s.to_string());
+            assert_eq!(back.kind, s.kind);
+            assert_eq!(back.matchers.len(), s.matchers.len());
+            for (a, b) in back.matchers.iter().zip(&s.matchers) {
+                assert_eq!((&a.name, a.op, &a.value), (&b.name, b.op, &b.value));
+            }
+        }
+    }
 
     #[test]
     fn keys_round_trip() {
