@@ -14,5 +14,6 @@ fn main() {
         tools::BROWSER,
         tools::AGENTS,
         tools::ROOT,
+        tools::GARAGE,
     ]);
 }

@@ -332,6 +332,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let store = Arc::new(store);
     if let Some(c) = &cfg.cluster {
         let peers = gocost_server::cluster::HttpPeers::new(
+            store.instance(),
             c.peers.clone(),
             c.peer_token.clone(),
             c.peer_timeout(),

@@ -74,7 +74,9 @@ pub(crate) async fn head(
     if let Err(e) = gocost_store::Selector::parse(&req.selector) {
         return Err(ApiError::BadRequest(e.to_string()));
     }
-    let body = crate::query::blocking(&st, move |st| {
+    // Without a query slot: the asking instance holds one of its own, and two instances
+    // asking each other with every slot taken would wait on each other.
+    let body = crate::query::blocking_unlimited(&st, "a peer's head", move |st| {
         st.store.head_answer(&req).map(|a| encode_answer(&a))
     })
     .await??;
@@ -181,6 +183,9 @@ pub struct HttpPeers {
     token: Option<String>,
     timeout: Duration,
     max_profile_size: u64,
+    /// This instance's id: a URL that answers with it is this instance, not asked again.
+    instance: String,
+    myself: std::sync::Mutex<Vec<String>>,
     /// Taken only in `drop`.
     rt: Option<tokio::runtime::Runtime>,
 }
@@ -197,7 +202,9 @@ impl Drop for HttpPeers {
 impl HttpPeers {
     /// Peers at the base URLs `urls` (`http://host:4040`); `token`: a bearer token with the
     /// admin scope, when the peers check tokens.
+    /// `instance`: this instance's id (the peers list may name this instance too).
     pub fn new(
+        instance: &str,
         urls: Vec<String>,
         token: Option<String>,
         timeout: Duration,
@@ -223,6 +230,8 @@ impl HttpPeers {
             token,
             timeout,
             max_profile_size: 64 << 20,
+            instance: instance.to_string(),
+            myself: std::sync::Mutex::new(Vec::new()),
             rt: Some(rt),
         })
     }
@@ -235,7 +244,7 @@ impl HttpPeers {
         timeout: Duration,
     ) -> Result<Vec<u8>, String> {
         let who = gocost_config::url_origin(&url);
-        let flag = |b: bool| if b { "1" } else { "0" };
+        let flag = |b: bool| if b { "true" } else { "false" };
         let from = req.from_ns.to_string();
         let to = req.to_ns.to_string();
         let query = [
@@ -278,14 +287,15 @@ impl Peers for HttpPeers {
                 .map(|_| Err("shutting down".into()))
                 .collect();
         };
+        let myself = self.myself.lock().map(|m| m.clone()).unwrap_or_default();
+        let urls: Vec<&String> = self.urls.iter().filter(|u| !myself.contains(u)).collect();
         let bodies = rt.block_on(async {
-            let tasks: Vec<_> = self
-                .urls
+            let tasks: Vec<_> = urls
                 .iter()
                 .map(|u| {
                     tokio::spawn(Self::ask(
                         self.client.clone(),
-                        u.clone(),
+                        (*u).clone(),
                         self.token.clone(),
                         req.clone(),
                         self.timeout,
@@ -303,12 +313,19 @@ impl Peers for HttpPeers {
         });
         bodies
             .into_iter()
-            .zip(&self.urls)
+            .zip(urls)
             .map(|(b, url)| {
-                b.and_then(|b| {
+                let a = b.and_then(|b| {
                     decode_answer(&b, req.labels, self.max_profile_size)
                         .map_err(|e| format!("{}: {e}", gocost_config::url_origin(url)))
-                })
+                });
+                if let Ok(a) = &a
+                    && a.instance == self.instance
+                    && let Ok(mut m) = self.myself.lock()
+                {
+                    m.push(url.clone());
+                }
+                a
             })
             .collect()
     }
