@@ -20,6 +20,28 @@ function busy(d) {
   document.body.dataset.busy = String(inflight);
 }
 
+let partialAt = 0;
+/** Says, above the page, that an answer lacks the recent data of an instance of a cluster
+ * that did not answer (the `X-Gocost-Partial` header, API.md); gone once answers are
+ * complete again. */
+function notePartial(r) {
+  const why = r.headers.get('x-gocost-partial');
+  let el = document.getElementById('partial-notice');
+  if (why) {
+    partialAt = Date.now();
+    if (!el) {
+      el = document.createElement('div');
+      el.id = 'partial-notice';
+      el.className = 'partial-notice';
+      el.setAttribute('role', 'status');
+      document.body.prepend(el);
+    }
+    el.textContent = `Partial answer: ${why}. Recent data of that instance is missing until it answers again.`;
+  } else if (el && Date.now() - partialAt > 2000) {
+    el.remove();
+  }
+}
+
 /** GETs JSON; throws ApiError with the API's `error` message on failure. */
 export async function getJSON(path, params, { signal } = {}) {
   busy(1);
@@ -31,6 +53,7 @@ export async function getJSON(path, params, { signal } = {}) {
       if (e.name === 'AbortError') throw e;
       throw new ApiError(0, `gocost is not reachable (${e.message})`);
     }
+    notePartial(r);
     const text = await r.text();
     let body = null;
     try { body = JSON.parse(text); } catch { /* not JSON */ }

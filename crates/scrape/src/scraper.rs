@@ -624,6 +624,42 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_scrapes_its_targets_and_a_query_instance_none() {
+        let targets: Vec<String> = (1..=12).map(|p| format!("127.0.0.1:{p}")).collect();
+        let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        let cfg = |cluster: &str| {
+            let text = format!(
+                "[[scrape]]\njob = \"t\"\ntargets = [{}]\ninterval = \"1h\"\nprofiles = [\"heap\"]\n[cluster]\n{cluster}\n",
+                list.join(", ")
+            );
+            Config::parse(&text, Path::new("test.toml")).expect("config")
+        };
+        let rt = runtime();
+        let (store, dir) = store("shard");
+        let mut seen = 0;
+        for i in 0..3 {
+            let s = start(&rt, &cfg(&format!("shard = \"{i}/3\"")), &store);
+            let mut got: Vec<String> = s.health().into_iter().map(|h| h.instance).collect();
+            got.sort();
+            let mut want: Vec<String> = targets
+                .iter()
+                .filter(|t| gocost_config::shard_of(t, 3) == i)
+                .cloned()
+                .collect();
+            want.sort();
+            assert_eq!(got, want, "shard {i}/3");
+            seen += got.len();
+            s.stop();
+        }
+        assert_eq!(seen, targets.len(), "every target in exactly one shard");
+        let s = start(&rt, &cfg("role = \"query\""), &store);
+        assert!(s.health().is_empty());
+        assert_eq!(shard_address("user:pw@10.0.0.7:8080"), "10.0.0.7:8080");
+        drop(rt);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn back_off_doubles_up_to_four_intervals_and_keeps_the_cadence() {
         let i = Duration::from_secs(10);
         let took = Duration::from_secs(3);

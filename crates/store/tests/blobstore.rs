@@ -303,6 +303,26 @@ fn conformance(b: &Backend) {
         pseudo_random(100, 7)
     );
     blobs.delete("x.gcb").unwrap();
+
+    // Small whole objects in a sub-directory (the bucket index): absent, written, replaced
+    // whole, listed by themselves (never among the blocks), and blocks not among them.
+    assert_eq!(b.blobs.get("index/a.json").unwrap(), None, "{who}");
+    assert!(b.blobs.list_dir("index").unwrap().is_empty(), "{who}");
+    b.blobs.put_bytes("index/a.json", b"{\"v\":1}").unwrap();
+    b.blobs.put_bytes("index/a.json", b"{\"v\":22}").unwrap();
+    b.blobs.put_bytes("index/b.json", b"{}").unwrap();
+    assert_eq!(
+        b.blobs.get("index/a.json").unwrap().as_deref(),
+        Some(&b"{\"v\":22}"[..]),
+        "{who}"
+    );
+    let listed = b.blobs.list_dir("index").unwrap();
+    let names: Vec<(&str, u64)> = listed.iter().map(|l| (l.name.as_str(), l.size)).collect();
+    assert_eq!(names, [("a.json", 8), ("b.json", 2)], "{who}");
+    assert!(b.blobs.list(".json").unwrap().is_empty(), "{who}");
+    b.blobs.delete("index/a.json").unwrap();
+    b.blobs.delete("index/b.json").unwrap();
+    assert!(b.blobs.list_dir("index").unwrap().is_empty(), "{who}");
 }
 
 /// The ETag the server gives an object, asked through a client of the test's own.
