@@ -528,6 +528,12 @@ impl Drop for Scraper {
     }
 }
 
+/// The part of a target that decides its shard: `host:port`, without credentials
+/// (`user:pw@host:port`), as Prometheus' `__address__` holds it.
+pub fn shard_address(target: &str) -> &str {
+    target.rsplit_once('@').map_or(target, |(_, a)| a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,10 +815,4 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(dir);
     }
-}
-
-/// The part of a target that decides its shard: `host:port`, without credentials
-/// (`user:pw@host:port`), as Prometheus' `__address__` holds it.
-pub fn shard_address(target: &str) -> &str {
-    target.rsplit_once('@').map_or(target, |(_, a)| a)
 }
