@@ -140,8 +140,8 @@ fn answers(port: u16, from: i64, to: i64) -> Vec<(String, Vec<u8>)> {
 fn a_query_instance_answers_for_the_fleet() {
     let bin = gocost_testkit::tools::require(&gocost_testkit::tools::GARAGE);
     let dir = fresh_dir("cluster", "e2e");
-    let _garage = garage::start_garage_cluster(&bin, &dir.join("garage"));
-    let s3 = _garage.s3.clone();
+    let mut garage = garage::start_garage_cluster(&bin, &dir.join("garage"));
+    let s3 = garage.s3.clone();
     let (pa, pb, pq, ps) = (free_port(), free_port(), free_port(), free_port());
     let peers = |ports: &[u16]| {
         let list: Vec<String> = ports
@@ -225,8 +225,15 @@ fn a_query_instance_answers_for_the_fleet() {
     });
     send(5..10);
     let (from, to) = (start - 1, now + 1);
+    let t = std::time::Instant::now();
     let want = answers(ps, from, to);
+    let single_took = t.elapsed();
+    let t = std::time::Instant::now();
     assert_eq!(answers(pq, from, to), want, "q answers as one instance");
+    eprintln!(
+        "the answers took {single_took:?} from one instance, {:?} from the query instance",
+        t.elapsed()
+    );
     // The writers answer for the whole fleet too.
     assert_eq!(answers(pa, from, to), want, "a answers as one instance");
 
