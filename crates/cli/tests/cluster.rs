@@ -106,6 +106,8 @@ fn answers(port: u16, from: i64, to: i64) -> Vec<(String, Vec<u8>)> {
         format!("/api/v1/flame?query=cpu&from={from}&to={to}"),
         format!("/api/v1/top?query=goroutine&from={from}&to={to}"),
         format!("/api/v1/top?query=cpu%7Bservice_name%3D%22svc1%22%7D&from={from}&to={to}"),
+        "/api/v1/series".to_string(),
+        "/api/v1/label/service_name/values".to_string(),
     ] {
         let (status, partial, body) = get(port, &q);
         assert_eq!(status, 200, "{q}: {}", String::from_utf8_lossy(&body));

@@ -32,6 +32,9 @@ struct Header {
     instance: String,
     blocks: Vec<ListedJson>,
     items: u64,
+    /// Series keys (a series-only answer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    series: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,6 +57,8 @@ pub(crate) struct HeadQuery {
     totals: bool,
     #[serde(default)]
     latest: bool,
+    #[serde(default)]
+    series_only: bool,
 }
 
 /// `GET /internal/v1/head`: this instance's head profiles no block holds, and its blocks in
@@ -70,6 +75,7 @@ pub(crate) async fn head(
         merge: q.merge,
         totals: q.totals,
         latest: q.latest,
+        series_only: q.series_only,
     };
     if let Err(e) = gocost_store::Selector::parse(&req.selector) {
         return Err(ApiError::BadRequest(e.to_string()));
@@ -100,6 +106,7 @@ fn encode_answer(a: &HeadAnswer) -> Vec<u8> {
             })
             .collect(),
         items: a.items.len() as u64,
+        series: a.series.iter().map(ToString::to_string).collect(),
     };
     let h = serde_json::to_vec(&h).unwrap_or_default();
     let mut out = Vec::with_capacity(64 + h.len());
@@ -161,7 +168,13 @@ fn decode_answer(b: &[u8], labels: bool, max_size: u64) -> Result<HeadAnswer, St
     if r.1 != b.len() {
         return Err(format!("{} bytes after the last item", b.len() - r.1));
     }
+    let series = h
+        .series
+        .iter()
+        .map(|k| SeriesKey::parse(k).map_err(|e| format!("series: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(HeadAnswer {
+        series,
         instance: h.instance,
         blocks: h
             .blocks
@@ -255,6 +268,7 @@ impl HttpPeers {
             ("merge", flag(req.merge)),
             ("totals", flag(req.totals)),
             ("latest", flag(req.latest)),
+            ("series_only", flag(req.series_only)),
         ];
         let query = serde_urlencoded::to_string(query).map_err(|e| format!("{who}: {e}"))?;
         let mut rb = client.get(format!("{url}{HEAD_ROUTE}?{query}"));
@@ -444,6 +458,7 @@ mod tests {
                 2,
                 p.clone(),
             )],
+            series: vec![SeriesKey::new("cpu", [("job".into(), "db".into())])],
         };
         let b = encode_answer(&a);
         let back = decode_answer(&b, true, 1 << 20).unwrap();
@@ -452,6 +467,7 @@ mod tests {
         assert_eq!(back.items.len(), 1);
         assert_eq!((back.items[0].1, back.items[0].2), (5, 2));
         assert_eq!(back.items[0].3, p);
+        assert_eq!(back.series, a.series);
         for cut in [0, 7, 12, b.len() - 1] {
             assert!(decode_answer(&b[..cut], true, 1 << 20).is_err(), "{cut}");
         }

@@ -116,8 +116,24 @@ impl Store {
         Ok(t)
     }
 
-    /// All series keys, in the head and in blocks.
+    /// All series keys, in the head and in blocks (in a cluster, the peers' heads too).
     pub fn series(&self) -> Vec<SeriesKey> {
+        let remote = match self.ask_peers(&crate::cluster::HeadRequest {
+            selector: "{}".into(),
+            from_ns: i64::MIN,
+            to_ns: i64::MAX,
+            labels: false,
+            merge: false,
+            totals: false,
+            latest: false,
+            series_only: true,
+        }) {
+            Ok(r) => r.series,
+            Err(e) => {
+                tracing::warn!(target: "gocost::query", "asking the peers for their series: {e}");
+                Vec::new()
+            }
+        };
         let mut out: BTreeSet<SeriesKey> = {
             let g = self.lock();
             g.head
@@ -126,6 +142,7 @@ impl Store {
                 .cloned()
                 .collect()
         };
+        out.extend(remote);
         // Execution traces (kind `trace`).
         out.extend(self.traces.keys());
         out.into_iter().collect()

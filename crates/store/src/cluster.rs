@@ -120,6 +120,9 @@ pub struct HeadRequest {
     pub totals: bool,
     /// Only the last profile of each series (`agg=latest`).
     pub latest: bool,
+    /// No profiles: only the keys of the matching series in the head (series listings).
+    #[serde(default)]
+    pub series_only: bool,
 }
 
 /// A peer's answer: its instance id, the blocks it has written that overlap the range (so
@@ -131,6 +134,9 @@ pub struct HeadAnswer {
     pub instance: String,
     pub blocks: Vec<Listed>,
     pub items: Vec<(SeriesKey, i64, u64, Profile)>,
+    /// With [`HeadRequest::series_only`]: the head's series (profiles and metric points)
+    /// matching the selector.
+    pub series: Vec<SeriesKey>,
 }
 
 /// How a store reaches the other instances' heads (the server implements it over HTTP).
@@ -185,6 +191,8 @@ fn note_partial(why: String) {
 #[derive(Default)]
 pub(crate) struct Remote {
     pub(crate) items: Vec<(SeriesKey, i64, u64, Profile)>,
+    /// The peers' head series (a series listing).
+    pub(crate) series: Vec<SeriesKey>,
     /// Instance → its blocks for this query (replacing the catalog's view of it).
     pub(crate) blocks: HashMap<String, Vec<Arc<Block>>>,
 }
@@ -412,6 +420,31 @@ impl Store {
                 format!("selector: {e}"),
             ))
         })?;
+        if req.series_only {
+            let g = self.lock();
+            let series: BTreeSet<SeriesKey> = g
+                .head
+                .keys()
+                .chain(g.metrics.keys())
+                .filter(|k| sel.matches(k))
+                .cloned()
+                .collect();
+            let blocks = g
+                .blocks
+                .iter()
+                .filter(|b| self.is_own(b) && b.overlaps(req.from_ns, req.to_ns))
+                .map(|b| Listed {
+                    name: b.name.clone(),
+                    size: b.size,
+                })
+                .collect();
+            return Ok(HeadAnswer {
+                instance: self.instance().to_string(),
+                blocks,
+                items: Vec::new(),
+                series: series.into_iter().collect(),
+            });
+        }
         let mut items = Vec::new();
         let blocks = self.visit_local(&sel, req, &mut |k, t, n, p| {
             items.push((k.clone(), t, n, p));
@@ -427,6 +460,7 @@ impl Store {
                 })
                 .collect(),
             items,
+            series: Vec::new(),
         })
     }
 
@@ -480,6 +514,7 @@ impl Store {
             }
             remote.blocks.insert(ans.instance.clone(), blocks);
             remote.items.extend(ans.items);
+            remote.series.extend(ans.series);
         }
         Ok(remote)
     }

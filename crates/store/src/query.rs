@@ -504,6 +504,7 @@ pub(crate) fn head_request(sel: &Selector, from: i64, to: i64, how: &Visit<'_>) 
         merge: how.merge,
         totals: how.totals,
         latest: how.latest,
+        series_only: false,
     }
 }
 

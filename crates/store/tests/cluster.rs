@@ -107,6 +107,12 @@ fn writers_and_a_reader_share_a_bucket() {
         assert!(s.flush(true).unwrap());
     }
     put(false);
+    // A series only in a head (listed through the peer).
+    let fresh = common::key("goroutine", "fresh", "f:1");
+    for s in [&*b, &single] {
+        s.append(&fresh, cut, &testdata("goroutine.pb.gz")).unwrap();
+        s.sync().unwrap();
+    }
     let want = all_answers(&single);
     assert!(want[0].iter().filter(|x| x.is_some()).count() >= 6);
 
@@ -131,6 +137,8 @@ fn writers_and_a_reader_share_a_bucket() {
     let (got, missing) = collect_partial(|| all_answers(&r));
     assert!(missing.is_empty(), "{missing:?}");
     assert_eq!(got, want, "the reader's answers equal one store's");
+    assert_eq!(r.series(), single.series(), "and its series listing");
+    assert!(r.series().contains(&fresh));
     // A query-only instance stores nothing.
     let k = common::key("cpu", "api", "z:1");
     assert!(matches!(
