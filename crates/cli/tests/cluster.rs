@@ -262,6 +262,18 @@ fn a_query_instance_answers_for_the_fleet() {
         want,
         "complete again after b restarted"
     );
+
+    // One Garage node down (b's endpoint): pushes are still acknowledged, q (on another
+    // node) still answers completely — b keeps what it cannot cut in its WAL and head.
+    garage.kill(1);
+    send(10..12);
+    let to = to + 120;
+    let want = answers(ps, from, to);
+    assert_eq!(
+        answers(pq, from, to),
+        want,
+        "complete with a storage node down"
+    );
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
 }
