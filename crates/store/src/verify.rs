@@ -80,20 +80,27 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
     let mut r = VerifyReport::default();
     let mut keys: BTreeSet<String> = BTreeSet::new();
     let mut blocks = Vec::new();
+    // In a cluster, only this instance's blocks are its to repair and to replay against.
+    let me = opts.cluster.as_ref().map_or("", |c| c.instance.as_str());
+    let mine = |name: &str| me.is_empty() || name.contains(&format!("-{me}-"));
     if let Some(blobs) = blobs::open_existing(&opts.blobs, dir)? {
         for l in blobs.list(BLOCK_SUFFIX)? {
             let b = match read_index(blobs.as_ref(), &l.name, l.size) {
                 Ok(b) => b,
                 Err(e) => {
                     r.problems.push(format!("block {}: {e}", l.name));
-                    r.damaged_blocks.push(l.name);
+                    if mine(&l.name) {
+                        r.damaged_blocks.push(l.name);
+                    }
                     continue;
                 }
             };
             let file = blobs.get_range(&b.name, 0..b.size)?;
             if let Err(e) = block::verify_file(&file) {
                 r.problems.push(format!("block {}: {e}", b.name));
-                r.damaged_blocks.push(b.name);
+                if mine(&b.name) {
+                    r.damaged_blocks.push(b.name);
+                }
                 continue;
             }
             blocks.push(b);
@@ -119,6 +126,7 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
     }
     let done: BTreeSet<u64> = blocks
         .iter()
+        .filter(|b| b.meta.instance == me)
         .flat_map(|b| b.meta.sources.iter().copied())
         .collect();
     let segs = wal::list_segments(&dir.join("wal"))?;
