@@ -544,8 +544,29 @@ impl std::error::Error for Regressed {}
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3 headers).
+#[cfg(not(feature = "system-alloc"))]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// A command that reads its inputs once and exits keeps the memory it frees for its next
+/// allocations instead of handing it back to the kernel after mimalloc's purge delay: merging
+/// a day of profiles frees and reallocates hundreds of MB, and every page handed back came
+/// back as a fresh page the kernel had to zero (docs/adr/0023). `serve` and `load` run for
+/// hours and keep the default, so their RSS follows what they hold.
+fn tune_allocator(cmd: &Cmd) {
+    if matches!(cmd, Cmd::Serve(_) | Cmd::Load(_)) {
+        return;
+    }
+    #[cfg(not(feature = "system-alloc"))]
+    // SAFETY: setting an option is a plain store into mimalloc's option table.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1)
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tune_allocator(&cli.cmd);
     // Every HTTPS client of the binary (scrapes, remote sources, traces, load --profile)
     // uses ring's rustls provider.
     let _ = rustls::crypto::ring::default_provider().install_default();

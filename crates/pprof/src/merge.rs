@@ -345,6 +345,8 @@ pub struct Merger {
     fn_map: Vec<u32>,
     map_map: Vec<(u32, i64)>,
     scratch: Vec<u32>,
+    /// The chain head `lookup` displaced when it claimed a slot for the sample `insert` adds.
+    pending_next: u32,
 }
 
 const UNSET: u32 = u32::MAX;
@@ -377,6 +379,7 @@ impl Merger {
             fn_map: Vec::new(),
             map_map: Vec::new(),
             scratch: Vec::new(),
+            pending_next: UNSET,
         }
     }
 
@@ -495,16 +498,32 @@ impl Merger {
         locs.hash(&mut h);
         label.hash(&mut h);
         let hash = h.finish();
-        let mut cur = self.samples.get(&hash).copied().unwrap_or(UNSET);
-        let mut found = None;
-        while cur != UNSET {
-            let m = &self.out.sample[cur as usize];
-            if m.location == locs && m.label == label {
-                found = Some(cur);
-                break;
+        // One probe of the table: a sample not found is inserted next (by `insert`, with the
+        // index it will get), so its slot is claimed here and the old chain head kept for it.
+        let new_idx = self.out.sample.len() as u32;
+        let found = match self.samples.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let mut cur = *e.get();
+                let mut found = None;
+                while cur != UNSET {
+                    let m = &self.out.sample[cur as usize];
+                    if m.location == locs && m.label == label {
+                        found = Some(cur);
+                        break;
+                    }
+                    cur = self.sample_next[cur as usize];
+                }
+                if found.is_none() {
+                    self.pending_next = e.insert(new_idx);
+                }
+                found
             }
-            cur = self.sample_next[cur as usize];
-        }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(new_idx);
+                self.pending_next = UNSET;
+                None
+            }
+        };
         self.scratch = locs;
         (hash, found)
     }
@@ -521,8 +540,12 @@ impl Merger {
         // A query's budget (`cancel::Budget`): the merged samples and their depth.
         crate::cancel::nodes(self.out.sample.len() + 1);
         crate::cancel::depth(sample.location.len());
-        let head = self.samples.insert(hash, idx).unwrap_or(UNSET);
-        self.sample_next.push(head);
+        debug_assert_eq!(
+            self.samples.get(&hash),
+            Some(&idx),
+            "lookup claimed the slot"
+        );
+        self.sample_next.push(self.pending_next);
         self.out.sample.push(sample);
     }
 
