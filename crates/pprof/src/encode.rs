@@ -37,6 +37,18 @@ impl<'a> Strings<'a> {
 
 /// Serializes a profile to uncompressed protobuf bytes.
 pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_to(p, &mut |b: &[u8]| out.extend_from_slice(b));
+    out
+}
+
+/// How many encoded bytes are handed to the sink at a time (at a sample's end).
+const CHUNK: usize = 1 << 20;
+
+/// Serializes a profile to uncompressed protobuf bytes, handed to `sink` a chunk at a time, so
+/// that compressing a big merged profile never holds its whole encoding (hundreds of MB for
+/// a day of profiles whose samples stay distinct).
+fn encode_to(p: &Profile, sink: &mut dyn FnMut(&[u8])) {
     let mut st = Strings {
         index: FxHashMap::default(),
         by_ptr: FxHashMap::default(),
@@ -48,16 +60,39 @@ pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
         .iter()
         .map(|t| (st.add(&t.r#type), st.add(&t.unit)))
         .collect();
-    // Label string indices, in sample order.
-    let mut label_x: Vec<(i64, i64, i64, i64)> = Vec::new();
+    let mut w = Writer {
+        buf: Vec::with_capacity(CHUNK + 64 * 1024),
+    };
+    for &(t, u) in &sample_types {
+        w.message(1, |w| {
+            w.int_opt(1, t);
+            w.int_opt(2, u);
+        });
+    }
+    // Label strings get their indices in sample order, as pprof's table has them: after the
+    // sample types and before everything below.
     for s in &p.sample {
-        for l in &s.label {
-            label_x.push(match &l.value {
-                LabelValue::Str(v) => (st.add_shared(&l.key), st.add_shared(v), 0, 0),
-                LabelValue::Num { value, unit } => {
-                    (st.add_shared(&l.key), 0, *value, st.add_shared(unit))
-                }
-            });
+        w.message(2, |w| {
+            w.ints(1, s.location.iter().map(|&l| p.location[l as usize].id));
+            w.ints(2, s.value.iter().map(|&v| v as u64));
+            for l in &s.label {
+                let (k, v, n, u) = match &l.value {
+                    LabelValue::Str(v) => (st.add_shared(&l.key), st.add_shared(v), 0, 0),
+                    LabelValue::Num { value, unit } => {
+                        (st.add_shared(&l.key), 0, *value, st.add_shared(unit))
+                    }
+                };
+                w.message(3, |w| {
+                    w.int_opt(1, k);
+                    w.int_opt(2, v);
+                    w.int_opt(3, n);
+                    w.int_opt(4, u);
+                });
+            }
+        });
+        if w.buf.len() >= CHUNK {
+            sink(&w.buf);
+            w.buf.clear();
         }
     }
     let mapping_x: Vec<(i64, i64)> = p
@@ -77,32 +112,6 @@ pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
     let default_x = st.add(&p.default_sample_type);
     let doc_x = st.add(&p.doc_url);
 
-    let mut w = Writer {
-        buf: Vec::with_capacity(64 * 1024),
-    };
-    for &(t, u) in &sample_types {
-        w.message(1, |w| {
-            w.int_opt(1, t);
-            w.int_opt(2, u);
-        });
-    }
-    let mut li = 0;
-    for s in &p.sample {
-        let labels = &label_x[li..li + s.label.len()];
-        li += s.label.len();
-        w.message(2, |w| {
-            w.ints(1, s.location.iter().map(|&l| p.location[l as usize].id));
-            w.ints(2, s.value.iter().map(|&v| v as u64));
-            for &(k, v, n, u) in labels {
-                w.message(3, |w| {
-                    w.int_opt(1, k);
-                    w.int_opt(2, v);
-                    w.int_opt(3, n);
-                    w.int_opt(4, u);
-                });
-            }
-        });
-    }
     for (m, &(file, build)) in p.mapping.iter().zip(&mapping_x) {
         w.message(3, |w| {
             w.uint_opt(1, m.id);
@@ -158,39 +167,70 @@ pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
     w.ints(13, comment_x.iter().map(|&c| c as u64));
     w.int(14, default_x);
     w.int_opt(15, doc_x);
-    w.buf
+    sink(&w.buf);
 }
 
 /// Serializes a profile as gzip-compressed protobuf (what Go and pprof write to disk).
 pub fn encode(p: &Profile) -> Vec<u8> {
-    let raw = encode_uncompressed(p);
     // A gzip member (RFC 1952) as flate2's `GzEncoder` writes it at the fast level: no
     // name, mtime 0, XFL 4, OS unknown.
-    let mut out = Vec::with_capacity(raw.len() / 4 + 64);
+    let mut out = Vec::with_capacity(64 * 1024);
     out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff]);
-    DEFLATER.with(|c| {
+    let mut crc = crc32fast::Hasher::new();
+    let mut len = 0usize;
+    let ok = DEFLATER.with(|c| {
         let mut c = c.borrow_mut();
         let z = c.get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), false));
         z.reset();
-        loop {
-            if out.len() == out.capacity() {
-                out.reserve(out.capacity().max(1 << 12));
-            }
-            let done = z.total_in() as usize;
-            match z.compress_vec(&raw[done..], &mut out, flate2::FlushCompress::Finish) {
-                Ok(flate2::Status::StreamEnd) => break,
-                Ok(_) => {}
-                // Compressing from memory into memory cannot fail; keep the output valid.
-                Err(_) => {
-                    *c = None;
-                    return fallback(&raw, &mut out);
-                }
-            }
+        let mut ok = true;
+        encode_to(p, &mut |chunk: &[u8]| {
+            crc.update(chunk);
+            len += chunk.len();
+            ok = ok && deflate(z, chunk, &mut out, false);
+        });
+        ok = ok && deflate(z, &[], &mut out, true);
+        if !ok {
+            *c = None;
         }
+        ok
     });
-    out.extend_from_slice(&crc32fast::hash(&raw).to_le_bytes());
-    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    if !ok {
+        // Compressing from memory into memory cannot fail; if it did, the output is still
+        // valid: the same bytes again, as stored blocks.
+        let raw = encode_uncompressed(p);
+        fallback(&raw, &mut out);
+        crc = crc32fast::Hasher::new();
+        crc.update(&raw);
+        len = raw.len();
+    }
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
     out
+}
+
+/// Feeds `input` to the compressor, growing `out` as needed; with `finish`, until the end of
+/// the stream is written. False if the compressor failed.
+fn deflate(z: &mut flate2::Compress, mut input: &[u8], out: &mut Vec<u8>, finish: bool) -> bool {
+    let flush = if finish {
+        flate2::FlushCompress::Finish
+    } else {
+        flate2::FlushCompress::None
+    };
+    loop {
+        if out.capacity() - out.len() < 4096 {
+            out.reserve(out.capacity().max(1 << 16));
+        }
+        let before = z.total_in();
+        match z.compress_vec(input, out, flush) {
+            Ok(flate2::Status::StreamEnd) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        input = &input[(z.total_in() - before) as usize..];
+        if !finish && input.is_empty() && out.len() < out.capacity() {
+            return true;
+        }
+    }
 }
 
 thread_local! {
