@@ -26,9 +26,14 @@
 //! CLI do).
 
 pub mod alerting;
+pub mod discovery;
 mod url;
 
 pub use alerting::{AlertRule, AlertingConfig};
+pub use discovery::{
+    DnsRecordType, DnsSdConfig, FileSdConfig, HttpSdConfig, RelabelAction, RelabelConfig,
+    valid_label_name,
+};
 pub use url::{redact_url, url_origin};
 
 use std::collections::BTreeMap;
@@ -192,7 +197,22 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct ScrapeConfig {
     pub job: String,
+    /// Static targets (`host:port`); may be empty when the job discovers its targets.
+    #[serde(default)]
     pub targets: Vec<String>,
+    /// Targets from JSON/YAML files (`[[scrape.file_sd]]`, Prometheus' `file_sd_configs`).
+    #[serde(default, alias = "file_sd_configs")]
+    pub file_sd: Vec<FileSdConfig>,
+    /// Targets from an HTTP endpoint (`[[scrape.http_sd]]`, Prometheus' `http_sd_configs`).
+    #[serde(default, alias = "http_sd_configs")]
+    pub http_sd: Vec<HttpSdConfig>,
+    /// Targets from DNS SRV or A/AAAA records (`[[scrape.dns_sd]]`, `dns_sd_configs`).
+    #[serde(default, alias = "dns_sd_configs")]
+    pub dns_sd: Vec<DnsSdConfig>,
+    /// Relabelling rules applied to every target, static or discovered (`[[scrape.relabel]]`,
+    /// Prometheus' `relabel_configs`).
+    #[serde(default, alias = "relabel_configs")]
+    pub relabel: Vec<RelabelConfig>,
     #[serde(default, deserialize_with = "de_duration")]
     pub interval: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
@@ -563,9 +583,16 @@ impl Config {
             if s.job.is_empty() {
                 return Err(at("job must not be empty"));
             }
-            if s.targets.is_empty() {
-                return Err(at("targets must list at least one host:port"));
+            if s.targets.is_empty()
+                && s.file_sd.is_empty()
+                && s.http_sd.is_empty()
+                && s.dns_sd.is_empty()
+            {
+                return Err(at(
+                    "targets must list at least one host:port (or add file_sd, http_sd or dns_sd)",
+                ));
             }
+            s.validate_discovery().map_err(|e| at(&e))?;
             for p in s.profiles() {
                 if !gocost_store::KINDS.contains(&p.as_str()) && p != "trace" {
                     return Err(at(&format!(

@@ -11,6 +11,7 @@
 //! It does not serve HTTP or decide how profiles are stored.
 
 pub mod delta;
+pub mod discovery;
 mod error;
 pub mod runtime;
 mod scraper;
@@ -18,4 +19,4 @@ pub mod trace;
 
 pub use error::ScrapeError;
 pub use runtime::{MAX_PROM_SAMPLES, PromSample, parse_prometheus};
-pub use scraper::{Health, Scraper, is_cumulative, shard_address};
+pub use scraper::{DroppedTarget, Health, MAX_DROPPED, Scraper, is_cumulative, shard_address};
