@@ -20,6 +20,36 @@ struct RawGroup {
     labels: Option<BTreeMap<String, String>>,
 }
 
+/// A YAML group: label values may be plain scalars (`port: 8080`, `canary: true`), taken
+/// as written, as Go's YAML decoder reads them into Prometheus' label values.
+#[derive(Deserialize)]
+struct YamlGroup {
+    #[serde(default)]
+    targets: Vec<String>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, serde_norway::Value>>,
+}
+
+impl YamlGroup {
+    fn into_raw(self) -> Result<RawGroup, String> {
+        let mut labels = BTreeMap::new();
+        for (k, v) in self.labels.unwrap_or_default() {
+            let v = match v {
+                serde_norway::Value::String(s) => s,
+                serde_norway::Value::Number(n) => n.to_string(),
+                serde_norway::Value::Bool(b) => b.to_string(),
+                serde_norway::Value::Null => String::new(),
+                _ => return Err(format!("label {k:?}: the value must be a string")),
+            };
+            labels.insert(k, v);
+        }
+        Ok(RawGroup {
+            targets: self.targets,
+            labels: Some(labels),
+        })
+    }
+}
+
 /// A file's syntax.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -57,9 +87,14 @@ pub fn parse_groups(
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Vec::new());
             }
-            serde_norway::from_slice::<Option<Vec<RawGroup>>>(bytes)
+            let groups = serde_norway::from_slice::<Option<Vec<YamlGroup>>>(bytes)
                 .map_err(|e| e.to_string())?
-                .unwrap_or_default()
+                .unwrap_or_default();
+            groups
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| g.into_raw().map_err(|e| format!("group {i}: {e}")))
+                .collect::<Result<_, _>>()?
         }
     };
     let total: usize = raw.iter().map(|g| g.targets.len().max(1)).sum();
@@ -201,6 +236,24 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        // YAML scalars are label values as written.
+        let g = parse_groups(
+            b"- targets: ['a:1']\n  labels: {port: 8080, canary: true, name: x}\n",
+            Format::Yaml,
+            "s.yml",
+            &Labels::new(),
+        )
+        .unwrap();
+        assert_eq!(g[0].labels["port"], "8080");
+        assert_eq!(g[0].labels["canary"], "true");
+        let e = parse_groups(
+            b"- targets: ['a:1']\n  labels: {l: [1]}\n",
+            Format::Yaml,
+            "s.yml",
+            &Labels::new(),
+        )
+        .unwrap_err();
+        assert!(e.contains("group 0: label \"l\""), "{e}");
     }
 
     #[test]
