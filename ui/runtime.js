@@ -176,8 +176,9 @@ export const targets = {
         <td class="name labels">${labelText(t.labels, ['job', 'instance'])}${t.discovered_labels && Object.keys(t.discovered_labels).length
           ? `<details><summary class="muted">discovered</summary>${labelText(t.discovered_labels)}</details>` : ''}</td></tr>`).join('')
         : '<tr><td colspan="11" class="empty">No scrape targets: start gocost with --config (see README).</td></tr>';
-      $('#t-dropped-summary').textContent = `(${dropped.length})`;
-      $('#t-dropped tbody').innerHTML = dropped.length ? dropped.map((d) => `<tr>
+      // A fleet may drop thousands: the first 500 are drawn, the count says how many.
+      $('#t-dropped-summary').textContent = dropped.length > 500 ? `(${dropped.length}, the first 500 shown)` : `(${dropped.length})`;
+      $('#t-dropped tbody').innerHTML = dropped.length ? dropped.slice(0, 500).map((d) => `<tr>
         <td class="name">${esc(d.job)}</td><td class="name labels">${labelText(d.discovered_labels)}</td></tr>`).join('')
         : '<tr><td colspan="2" class="empty">None</td></tr>';
       document.body.dataset.ready = 'targets';
