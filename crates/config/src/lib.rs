@@ -22,6 +22,10 @@
 //! labels = { env = "prod" }
 //! ```
 //!
+//! A job may discover its targets and relabel them ([`discovery`]: `[[scrape.file_sd]]`,
+//! `[[scrape.http_sd]]`, `[[scrape.dns_sd]]`, `[[scrape.relabel]]`, as Prometheus'
+//! `*_sd_configs` and `relabel_configs`).
+//!
 //! It reads a file and checks it; it does not act on it (the scraper, the server and the
 //! CLI do).
 

@@ -866,6 +866,74 @@ mod tests {
     }
 
     #[test]
+    fn file_sd_targets_start_and_stop_and_relabelling_drops_some() {
+        let (store, dir) = store("sd");
+        let sd = dir.join("sd");
+        std::fs::create_dir_all(&sd).expect("sd dir");
+        let file = sd.join("t.json");
+        let write = |targets: &[&str]| {
+            let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+            let tmp = sd.join("t.tmp");
+            std::fs::write(&tmp, format!("[{{\"targets\": [{}]}}]", list.join(",")))
+                .expect("write");
+            std::fs::rename(&tmp, &file).expect("rename");
+        };
+        write(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+        let text = format!(
+            "[[scrape]]\njob = \"t\"\ntargets = [\"127.0.0.1:9\"]\ninterval = \"1h\"\nprofiles = [\"heap\"]\n\
+             [[scrape.file_sd]]\nfiles = [\"{}/*.json\"]\n\
+             [[scrape.relabel]]\nsource_labels = [\"__address__\"]\nregex = \".*:3\"\naction = \"drop\"\n",
+            sd.display()
+        );
+        let cfg = Config::parse(&text, Path::new("test.toml")).expect("config");
+        let rt = runtime();
+        let s = start(&rt, &cfg, &store);
+        let instances = |s: &Scraper| {
+            let mut v: Vec<String> = s.health().into_iter().map(|h| h.instance).collect();
+            v.sort();
+            v
+        };
+        // The static target at once; the file's within a poll.
+        assert!(instances(&s).contains(&"127.0.0.1:9".to_string()));
+        let t0 = Instant::now();
+        while instances(&s) != ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:9"] {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{:?}",
+                instances(&s)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let dropped = s.dropped();
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].discovered_labels["__address__"], "127.0.0.1:3");
+        let h = s
+            .health()
+            .into_iter()
+            .find(|h| h.instance == "127.0.0.1:1")
+            .expect("1");
+        assert_eq!(
+            h.discovered_labels["__meta_filepath"],
+            file.display().to_string()
+        );
+        // One goes, one comes; the static target stays.
+        write(&["127.0.0.1:2", "127.0.0.1:4"]);
+        let t0 = Instant::now();
+        while instances(&s) != ["127.0.0.1:2", "127.0.0.1:4", "127.0.0.1:9"] {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{:?}",
+                instances(&s)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(s.dropped().is_empty());
+        s.stop();
+        drop(rt);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn back_off_doubles_up_to_four_intervals_and_keeps_the_cadence() {
         let i = Duration::from_secs(10);
         let took = Duration::from_secs(3);
