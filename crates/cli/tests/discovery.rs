@@ -405,7 +405,14 @@ fn dns_sd_follows_srv_and_a_records() {
     let (pa, pb) = (port_of(&a), port_of(&b));
     let dns_port = free_udp_port();
     let srv = |ports: &[&str]| -> Vec<String> {
-        let mut r = vec!["--host-record=steady.gocost.test,127.0.0.1".to_string()];
+        let mut r = vec!["--host-record=steady.gocost.test,127.0.0.1,::1".to_string()];
+        // More SRV records than a 512-byte UDP answer holds: truncated, asked again over TCP.
+        for i in 0..40 {
+            r.push(format!(
+                "--srv-host=_many._tcp.gocost.test,m{i}.gocost.test,{}",
+                7000 + i
+            ));
+        }
         for (i, p) in ports.iter().enumerate() {
             r.push(format!(
                 "--srv-host=_pprof._tcp.gocost.test,s{i}.gocost.test,{p},0,{i}"
@@ -445,6 +452,23 @@ type = "A"
 port = {pb}
 resolver = "127.0.0.1:{dns_port}"
 refresh_interval = "1s"
+
+[[scrape.dns_sd]]
+names = ["steady.gocost.test"]
+type = "AAAA"
+port = {pb}
+resolver = "127.0.0.1:{dns_port}"
+refresh_interval = "1s"
+
+[[scrape]]
+job = "many"
+interval = "1h"
+profiles = ["goroutine"]
+
+[[scrape.dns_sd]]
+names = ["_many._tcp.gocost.test"]
+resolver = "127.0.0.1:{dns_port}"
+refresh_interval = "1s"
 "#
         ),
     )
@@ -460,7 +484,15 @@ refresh_interval = "1s"
     assert_eq!(d["__meta_dns_srv_record_port"], pa.as_str(), "{t}");
     assert_eq!(d["__address__"], format!("s0.gocost.test:{pa}"), "{t}");
     wait_for("the A target's profiles", || stored(&base, &b) >= 1);
-    assert_eq!(instances(&base, "a-record"), set(&[&b]));
+    // The AAAA record is a target too (the test bed listens on IPv4 only: it is listed, its
+    // scrapes fail).
+    let v6 = format!("[::1]:{pb}");
+    wait_for("the AAAA target", || {
+        instances(&base, "a-record") == set(&[&b, &v6])
+    });
+    // 40 SRV records: the truncated UDP answer is asked again over TCP.
+    wait_for("40 SRV targets", || instances(&base, "many").len() == 40);
+    assert!(instances(&base, "many").contains("m39.gocost.test:7039"));
 
     // The records change (dnsmasq restarted with others): b joins the SRV job. While it is
     // down the refreshes fail and the last list stays.
