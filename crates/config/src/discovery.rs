@@ -325,6 +325,16 @@ action = "keep"
         assert_eq!(s.relabel[0].separator(), ";");
         assert_eq!(s.relabel[0].replacement(), "$1");
         // Prometheus' names work too.
+        // Relative file_sd paths are the config file's directory's.
+        let c = Config::parse(
+            "[[scrape]]\njob = \"j\"\n[[scrape.file_sd]]\nfiles = [\"t/*.json\", \"/abs/a.yml\"]\n",
+            Path::new("/etc/gocost/gocost.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.scrape[0].file_sd[0].files,
+            ["/etc/gocost/t/*.json", "/abs/a.yml"]
+        );
         let c = parse("[[scrape.relabel_configs]]\naction = \"labelmap\"\nregex = \"__meta_(.+)\"\n[[scrape.file_sd_configs]]\nfiles = [\"a.yaml\"]").unwrap();
         assert_eq!(c.scrape[0].relabel.len(), 1);
     }

@@ -579,7 +579,7 @@ impl ScrapeConfig {
 impl Config {
     /// Parses and validates a config file's text; errors name the file, line and key.
     pub fn parse(text: &str, file: &Path) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text)
+        let mut cfg: Config = toml::from_str(text)
             .map_err(|e| format!("{}: {}", file.display(), redact_secrets(&e.to_string())))?;
         for (i, s) in cfg.scrape.iter().enumerate() {
             let at =
@@ -793,6 +793,16 @@ impl Config {
                 "{}: storage.sync_interval must be at most 5s",
                 file.display()
             ));
+        }
+        // file_sd paths are relative to the config file's directory, as in Prometheus.
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            for f in cfg.scrape.iter_mut().flat_map(|s| s.file_sd.iter_mut()) {
+                for p in &mut f.files {
+                    if Path::new(p.as_str()).is_relative() {
+                        *p = dir.join(p.as_str()).to_string_lossy().into_owned();
+                    }
+                }
+            }
         }
         Ok(cfg)
     }
