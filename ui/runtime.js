@@ -131,6 +131,12 @@ function kindLink(t) {
   return `?${q}`;
 }
 
+/** A label set as `name="value"` chips, leaving out `skip`. */
+function labelText(labels, skip = []) {
+  return Object.entries(labels || {}).filter(([k]) => !skip.includes(k))
+    .map(([k, v]) => `<code>${esc(k)}="${esc(v)}"</code>`).join(' ');
+}
+
 const PROFILE_KINDS = ['cpu', 'heap', 'allocs', 'goroutine', 'goroutineleak', 'mutex', 'block'];
 
 export const targets = {
@@ -140,18 +146,22 @@ export const targets = {
       <button type="button" id="t-refresh">Refresh</button></div>
       <div class="error" id="t-error" role="alert"></div>
       <div class="tablebox" style="max-height:none"><table class="data" id="t-table" aria-label="Scrape targets">
-      <thead><tr><th class="name">job</th><th class="name">instance</th><th class="name">kind</th><th>state</th><th>last scrape</th><th>duration</th><th>bytes</th><th>scrapes</th><th>failures</th><th class="name">last error</th></tr></thead>
-      <tbody></tbody></table></div>`;
+      <thead><tr><th class="name">job</th><th class="name">instance</th><th class="name">kind</th><th>state</th><th>last scrape</th><th>duration</th><th>bytes</th><th>scrapes</th><th>failures</th><th class="name">last error</th><th class="name">labels</th></tr></thead>
+      <tbody></tbody></table></div>
+      <h3 style="font-size:14px">Dropped by relabelling <span class="muted" id="t-dropped-summary"></span></h3>
+      <div class="tablebox"><table class="data" id="t-dropped" aria-label="Dropped targets">
+      <thead><tr><th class="name">job</th><th class="name">discovered labels</th></tr></thead><tbody></tbody></table></div>`;
     const $ = (id) => root.querySelector(id);
-    let timer = 0, list = [];
+    let timer = 0, list = [], dropped = [];
     async function load() {
       document.body.dataset.ready = '';
       try {
-        list = await getJSON('targets');
+        [list, dropped] = await Promise.all([getJSON('targets'), getJSON('targets', { state: 'dropped' })]);
         $('#t-error').textContent = '';
       } catch (e) {
         $('#t-error').textContent = e.message;
         list = [];
+        dropped = [];
       }
       list.sort((a, b) => a.job.localeCompare(b.job) || a.instance.localeCompare(b.instance) || a.kind.localeCompare(b.kind));
       const down = list.filter((t) => !t.up).length;
@@ -162,13 +172,20 @@ export const targets = {
         <td title="${t.last_scrape_ms ? dateTime(t.last_scrape_ms) : ''}">${t.last_scrape_ms ? ago(t.last_scrape_ms) : 'never'}</td>
         <td>${t.last_duration_ms}ms</td><td>${esc(label(t.last_bytes, 'bytes'))}</td><td>${t.scrapes_total}</td>
         <td class="${t.failures_total ? 'bad' : ''}">${t.failures_total}</td>
-        <td class="err">${esc(t.last_error || '')}</td></tr>`).join('')
-        : '<tr><td colspan="10" class="empty">No scrape targets: start gocost with --config (see README).</td></tr>';
+        <td class="err">${esc(t.last_error || '')}</td>
+        <td class="name labels">${labelText(t.labels, ['job', 'instance'])}${t.discovered_labels && Object.keys(t.discovered_labels).length
+          ? `<details><summary class="muted">discovered</summary>${labelText(t.discovered_labels)}</details>` : ''}</td></tr>`).join('')
+        : '<tr><td colspan="11" class="empty">No scrape targets: start gocost with --config (see README).</td></tr>';
+      // A fleet may drop thousands: the first 500 are drawn, the count says how many.
+      $('#t-dropped-summary').textContent = dropped.length > 500 ? `(${dropped.length}, the first 500 shown)` : `(${dropped.length})`;
+      $('#t-dropped tbody').innerHTML = dropped.length ? dropped.slice(0, 500).map((d) => `<tr>
+        <td class="name">${esc(d.job)}</td><td class="name labels">${labelText(d.discovered_labels)}</td></tr>`).join('')
+        : '<tr><td colspan="2" class="empty">None</td></tr>';
       document.body.dataset.ready = 'targets';
     }
     $('#t-refresh').addEventListener('click', load);
     load();
     timer = setInterval(load, 10000);
-    return { update(changed) { if (changed.has('reload')) load(); }, unmount() { clearInterval(timer); }, get list() { return list; } };
+    return { update(changed) { if (changed.has('reload')) load(); }, unmount() { clearInterval(timer); }, get list() { return list; }, get dropped() { return dropped; } };
   },
 };

@@ -15,5 +15,6 @@ fn main() {
         tools::AGENTS,
         tools::ROOT,
         tools::GARAGE,
+        tools::DNSMASQ,
     ]);
 }

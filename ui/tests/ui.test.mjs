@@ -800,6 +800,10 @@ try {
   const down = targets.find((t) => !t.up);
   check(trows.length === targets.length && trows.length >= 10, `targets: one row per target and kind (${targets.length})`);
   check(down && trows.some((r) => r.up === 'false' && r.text.includes('down') && r.text.includes(down.last_error || '?')), 'targets: a down target shows its last error', JSON.stringify(down));
+  const discovered = await page.$$eval('#t-table tbody td.labels details', (d) => d.length);
+  check(discovered === targets.length && targets.every((t) => t.discovered_labels && t.discovered_labels.__address__),
+    'targets: each row shows its discovered labels', `${discovered} of ${targets.length}`);
+  check(await page.$('#t-dropped') !== null && (await page.textContent('#t-dropped-summary')).includes('('), 'targets: the dropped targets are listed');
   await shot('targets');
   noConsoleErrors('targets');
 

@@ -136,6 +136,11 @@ fn health_source(s: &Arc<Scraper>) -> Box<dyn Fn() -> Vec<gocost_scrape::Health>
     Box::new(move || s.health())
 }
 
+fn dropped_source(s: &Arc<Scraper>) -> gocost_server::DroppedSource {
+    let s = s.clone();
+    Box::new(move || s.dropped())
+}
+
 /// One round of block upkeep; failures are logged and retried next round (the WAL keeps
 /// everything until a block holding it is written).
 fn maintain(s: &Store) {
@@ -375,6 +380,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let scraper = Arc::new(Scraper::start(&cfg, store.clone()).map_err(InputError)?);
         let health: HealthSource = Arc::new(RwLock::new(health_source(&scraper)));
         let state = AppState::new(store.clone(), health.clone());
+        state.set_dropped_source(dropped_source(&scraper));
         state.access.configure(&cfg);
         state.set_cost_rates(cost_rates(&cfg.cost));
         state
@@ -485,6 +491,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                                 if let Ok(mut h) = health.write() {
                                     *h = health_source(&current);
                                 }
+                                state.set_dropped_source(dropped_source(&current));
                                 tracing::info!(
                                     "reloaded {} ({} scrape jobs)",
                                     path.display(),

@@ -22,13 +22,22 @@
 //! labels = { env = "prod" }
 //! ```
 //!
+//! A job may discover its targets and relabel them ([`discovery`]: `[[scrape.file_sd]]`,
+//! `[[scrape.http_sd]]`, `[[scrape.dns_sd]]`, `[[scrape.relabel]]`, as Prometheus'
+//! `*_sd_configs` and `relabel_configs`).
+//!
 //! It reads a file and checks it; it does not act on it (the scraper, the server and the
 //! CLI do).
 
 pub mod alerting;
+pub mod discovery;
 mod url;
 
 pub use alerting::{AlertRule, AlertingConfig};
+pub use discovery::{
+    DnsRecordType, DnsSdConfig, FileSdConfig, HttpSdConfig, RelabelAction, RelabelConfig,
+    valid_label_name,
+};
 pub use url::{redact_url, url_origin};
 
 use std::collections::BTreeMap;
@@ -192,7 +201,22 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct ScrapeConfig {
     pub job: String,
+    /// Static targets (`host:port`); may be empty when the job discovers its targets.
+    #[serde(default)]
     pub targets: Vec<String>,
+    /// Targets from JSON/YAML files (`[[scrape.file_sd]]`, Prometheus' `file_sd_configs`).
+    #[serde(default, alias = "file_sd_configs")]
+    pub file_sd: Vec<FileSdConfig>,
+    /// Targets from an HTTP endpoint (`[[scrape.http_sd]]`, Prometheus' `http_sd_configs`).
+    #[serde(default, alias = "http_sd_configs")]
+    pub http_sd: Vec<HttpSdConfig>,
+    /// Targets from DNS SRV or A/AAAA records (`[[scrape.dns_sd]]`, `dns_sd_configs`).
+    #[serde(default, alias = "dns_sd_configs")]
+    pub dns_sd: Vec<DnsSdConfig>,
+    /// Relabelling rules applied to every target, static or discovered (`[[scrape.relabel]]`,
+    /// Prometheus' `relabel_configs`).
+    #[serde(default, alias = "relabel_configs")]
+    pub relabel: Vec<RelabelConfig>,
     #[serde(default, deserialize_with = "de_duration")]
     pub interval: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
@@ -555,7 +579,7 @@ impl ScrapeConfig {
 impl Config {
     /// Parses and validates a config file's text; errors name the file, line and key.
     pub fn parse(text: &str, file: &Path) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text)
+        let mut cfg: Config = toml::from_str(text)
             .map_err(|e| format!("{}: {}", file.display(), redact_secrets(&e.to_string())))?;
         for (i, s) in cfg.scrape.iter().enumerate() {
             let at =
@@ -563,9 +587,16 @@ impl Config {
             if s.job.is_empty() {
                 return Err(at("job must not be empty"));
             }
-            if s.targets.is_empty() {
-                return Err(at("targets must list at least one host:port"));
+            if s.targets.is_empty()
+                && s.file_sd.is_empty()
+                && s.http_sd.is_empty()
+                && s.dns_sd.is_empty()
+            {
+                return Err(at(
+                    "targets must list at least one host:port (or add file_sd, http_sd or dns_sd)",
+                ));
             }
+            s.validate_discovery().map_err(|e| at(&e))?;
             for p in s.profiles() {
                 if !gocost_store::KINDS.contains(&p.as_str()) && p != "trace" {
                     return Err(at(&format!(
@@ -762,6 +793,16 @@ impl Config {
                 "{}: storage.sync_interval must be at most 5s",
                 file.display()
             ));
+        }
+        // file_sd paths are relative to the config file's directory, as in Prometheus.
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            for f in cfg.scrape.iter_mut().flat_map(|s| s.file_sd.iter_mut()) {
+                for p in &mut f.files {
+                    if Path::new(p.as_str()).is_relative() {
+                        *p = dir.join(p.as_str()).to_string_lossy().into_owned();
+                    }
+                }
+            }
         }
         Ok(cfg)
     }

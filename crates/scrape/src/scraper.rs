@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::ScrapeError;
 use crate::delta::{Delta, delta};
+use crate::discovery::{self, Group, JobDefaults, Rule, Target};
 use gocost_config::{Config, ScrapeConfig};
 
 /// The health of one target's profile kind, for the API and `/metrics`.
@@ -31,14 +32,21 @@ pub struct Health {
     pub last_bytes: u64,
     pub scrapes_total: u64,
     pub failures_total: u64,
+    /// The target's labels after relabelling (its series' labels).
+    pub labels: BTreeMap<String, String>,
+    /// The labels discovery gave it, before relabelling (`__address__` without credentials).
+    pub discovered_labels: BTreeMap<String, String>,
 }
 
+/// Keyed by (job, target key, kind).
 type HealthMap = Arc<Mutex<BTreeMap<(String, String, String), Health>>>;
 
-/// Running scrape loops.
+/// Running scrape loops, per job: the job's refreshers and a task that owns its targets'
+/// loops (aborting it stops them).
 pub struct Scraper {
     tasks: Vec<JoinHandle<()>>,
     health: HealthMap,
+    dropped: DroppedMap,
 }
 
 fn now_ns() -> i64 {
@@ -67,6 +75,7 @@ struct Job {
     url: String,
     key: SeriesKey,
     client: reqwest::Client,
+    health_key: (String, String, String),
 }
 
 /// A fetch error: timeouts say so (a hanging or dripping target), with the limit and the
@@ -348,9 +357,10 @@ async fn run(job: Job, store: AsyncStore, health: HealthMap) {
         let took = start.elapsed();
         {
             let mut h = health.lock().unwrap_or_else(|p| p.into_inner());
-            let e = h
-                .entry((job.cfg.job.clone(), job.instance.clone(), job.kind.clone()))
-                .or_default();
+            // A target that went away is no longer in the map: not added back.
+            let Some(e) = h.get_mut(&job.health_key) else {
+                return;
+            };
             e.last_scrape_ms = now_ns() / 1_000_000;
             e.last_duration_ms = took.as_millis() as u64;
             e.scrapes_total += 1;
@@ -405,15 +415,237 @@ fn log_change(job: &Job, last_error: &mut Option<Option<String>>, res: &Result<u
     *last_error = Some(now);
 }
 
+/// Tasks aborted when dropped: a target's scrape loops (one per kind).
+struct Running(Vec<JoinHandle<()>>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// A target relabelling dropped, for the API (as Prometheus' `droppedTargets`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DroppedTarget {
+    pub job: String,
+    /// Its labels before relabelling (`__address__` without credentials).
+    pub discovered_labels: BTreeMap<String, String>,
+}
+
+type DroppedMap = Arc<Mutex<BTreeMap<String, Vec<DroppedTarget>>>>;
+
+/// The most dropped targets kept per job for the API.
+pub const MAX_DROPPED: usize = 10_000;
+
+/// One job's targets: its groups per source (0: the static `targets`, then each
+/// refresher), and the loops of the targets they resolve to.
+struct JobRunner {
+    sc: Arc<ScrapeConfig>,
+    defaults: JobDefaults,
+    rules: Vec<Rule>,
+    shard: (u64, u64),
+    store: AsyncStore,
+    health: HealthMap,
+    dropped: DroppedMap,
+    clients: HashMap<u64, reqwest::Client>,
+    groups: Vec<Vec<Group>>,
+    running: BTreeMap<String, Running>,
+    /// The last resolve's errors, logged when they change.
+    errors: Vec<String>,
+}
+
+impl JobRunner {
+    fn client(&mut self, timeout: Duration) -> Result<reqwest::Client, String> {
+        let key = timeout.as_millis() as u64;
+        if let Some(c) = self.clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            // One idle connection per target and client: a fleet of hundreds of targets
+            // must not hold thousands of buffers.
+            .pool_max_idle_per_host(1)
+            .danger_accept_invalid_certs(self.sc.insecure_skip_verify)
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("job {}: {e}", self.sc.job))?;
+        self.clients.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// Resolves the groups into targets and starts and stops loops to match.
+    fn apply(&mut self) -> Result<(), String> {
+        let groups: Vec<Group> = self.groups.iter().flatten().cloned().collect();
+        let (shard, shards) = self.shard;
+        let r = discovery::resolve(&self.defaults, &self.rules, &groups, |addr| {
+            gocost_config::shard_of(shard_address(addr), shards) == shard
+        });
+        if r.errors != self.errors {
+            for e in &r.errors {
+                tracing::warn!(job = %self.sc.job, "target skipped: {e}");
+            }
+            self.errors = r.errors.clone();
+        }
+        let (stop, start) = discovery::plan(self.running.keys(), &r.active);
+        let job = self.sc.job.clone();
+        for key in stop {
+            self.running.remove(&key);
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<_> = h
+                .keys()
+                .filter(|(j, k, _)| *j == job && *k == key)
+                .cloned()
+                .collect();
+            for g in gone {
+                if let Some(e) = h.remove(&g) {
+                    tracing::info!(job = %job, instance = %e.instance, kind = %e.kind, "target gone: scraping stopped");
+                }
+            }
+        }
+        {
+            // Targets kept: their discovered labels may have changed (another file, record).
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            for t in &r.active {
+                let key = t.key();
+                if !self.running.contains_key(&key) {
+                    continue;
+                }
+                let shown = discovery::redact_labels(&t.discovered);
+                for ((j, k, _), e) in h.range_mut((job.clone(), key.clone(), String::new())..) {
+                    if *j != job || *k != key {
+                        break;
+                    }
+                    if e.discovered_labels != shown {
+                        e.discovered_labels = shown.clone();
+                    }
+                }
+            }
+        }
+        for t in start {
+            let key = t.key();
+            let tasks = self.spawn_target(t, &key)?;
+            self.running.insert(key, Running(tasks));
+        }
+        let mut dropped: Vec<DroppedTarget> = r
+            .dropped
+            .iter()
+            .take(MAX_DROPPED)
+            .map(|l| DroppedTarget {
+                job: job.clone(),
+                discovered_labels: discovery::redact_labels(l),
+            })
+            .collect();
+        dropped.shrink_to_fit();
+        self.dropped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job, dropped);
+        Ok(())
+    }
+
+    /// Starts one loop per kind of a target.
+    fn spawn_target(&mut self, t: &Target, key: &str) -> Result<Vec<JoinHandle<()>>, String> {
+        let sc = self.sc.clone();
+        let mut tasks = Vec::new();
+        let address = &t.address;
+        let scheme = &t.scheme;
+        let instance = t
+            .labels
+            .get("instance")
+            .cloned()
+            .unwrap_or_else(|| gocost_config::redact_url(address));
+        for kind in sc.profiles().into_iter().chain(sc.metrics.iter().cloned()) {
+            let cpu = kind == "cpu";
+            let timeout = sc.timeout()
+                + match kind.as_str() {
+                    "cpu" => sc.cpu_window(),
+                    "trace" => Duration::from_secs(sc.trace.seconds()),
+                    _ => Duration::ZERO,
+                };
+            let client = self.client(timeout)?;
+            let mut url = if kind == "expvar" {
+                format!("{scheme}://{address}{}", sc.expvar_path())
+            } else if kind == "prometheus" {
+                format!("{scheme}://{address}{}", sc.metrics_path())
+            } else {
+                format!(
+                    "{scheme}://{address}{}/{}",
+                    t.path_prefix.trim_end_matches('/'),
+                    endpoint(&kind)
+                )
+            };
+            if cpu {
+                url.push_str(&format!("?seconds={}", sc.cpu_window().as_secs().max(1)));
+            }
+            if kind == "trace" {
+                url.push_str(&format!("?seconds={}", sc.trace.seconds()));
+            }
+            // A target may carry credentials (`user:pw@host:port`, sent as basic auth): the
+            // instance label and the health answer never show them.
+            let job = Job {
+                cfg: sc.clone(),
+                instance: instance.clone(),
+                kind: kind.clone(),
+                key: SeriesKey::new(&kind, t.labels.clone()),
+                url: url.clone(),
+                client,
+                health_key: (sc.job.clone(), key.to_string(), kind.clone()),
+            };
+            self.health
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    job.health_key.clone(),
+                    Health {
+                        job: sc.job.clone(),
+                        instance: instance.clone(),
+                        kind,
+                        url: gocost_config::redact_url(&url),
+                        labels: t.labels.clone(),
+                        discovered_labels: discovery::redact_labels(&t.discovered),
+                        ..Default::default()
+                    },
+                );
+            tasks.push(tokio::spawn(run(
+                job,
+                self.store.clone(),
+                self.health.clone(),
+            )));
+        }
+        Ok(tasks)
+    }
+}
+
+/// Applies the refreshers' updates as they come; holds the job's loops until aborted.
+async fn run_job(
+    mut runner: JobRunner,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(usize, Vec<Group>)>,
+) {
+    while let Some((i, groups)) = rx.recv().await {
+        if let Some(slot) = runner.groups.get_mut(i) {
+            *slot = groups;
+        }
+        if let Err(e) = runner.apply() {
+            tracing::error!(job = %runner.sc.job, "starting targets: {e}");
+        }
+    }
+    // No refreshers (static targets only): keep the loops until the scraper stops.
+    std::future::pending::<()>().await;
+}
+
 impl Scraper {
     /// Starts scraping every target of `cfg` into `store` (on the current tokio runtime):
-    /// the scrape tasks of `cfg`'s jobs: in a `[cluster]`, only this instance's
-    /// shard of the targets ([`gocost_config::shard_of`]), none for a query-only instance.
+    /// the static targets at once, discovered ones as their refreshers find them; in a
+    /// `[cluster]`, only this instance's shard of the targets ([`gocost_config::shard_of`]
+    /// of the final `__address__`), none for a query-only instance.
     pub fn start(cfg: &Config, store: impl Into<AsyncStore>) -> Result<Scraper, String> {
         let store: AsyncStore = store.into();
         let health: HealthMap = Arc::default();
+        let dropped: DroppedMap = Arc::default();
         let mut tasks = Vec::new();
-        let mut clients: HashMap<(bool, u64), reqwest::Client> = HashMap::new();
         // `[cluster]`: a query-only instance scrapes nothing; a shard keeps its targets.
         let (shard, shards, query_only) = match &cfg.cluster {
             Some(c) => {
@@ -423,85 +655,42 @@ impl Scraper {
             None => (0, 1, false),
         };
         for sc in cfg.scrape.iter().filter(|_| !query_only) {
-            let shared = Arc::new(sc.clone());
-            for target in sc
-                .targets
-                .iter()
-                .filter(|t| gocost_config::shard_of(shard_address(t), shards) == shard)
-            {
-                for kind in sc.profiles().into_iter().chain(sc.metrics.iter().cloned()) {
-                    let cpu = kind == "cpu";
-                    let timeout = sc.timeout()
-                        + match kind.as_str() {
-                            "cpu" => sc.cpu_window(),
-                            "trace" => Duration::from_secs(sc.trace.seconds()),
-                            _ => Duration::ZERO,
-                        };
-                    let key = (sc.insecure_skip_verify, timeout.as_millis() as u64);
-                    let client = match clients.get(&key) {
-                        Some(c) => c.clone(),
-                        None => {
-                            let c = reqwest::Client::builder()
-                                .timeout(timeout)
-                                .connect_timeout(Duration::from_secs(5))
-                                // One idle connection per target and client: a fleet of
-                                // hundreds of targets must not hold thousands of buffers.
-                                .pool_max_idle_per_host(1)
-                                .danger_accept_invalid_certs(sc.insecure_skip_verify)
-                                .no_proxy()
-                                .build()
-                                .map_err(|e| format!("job {}: {e}", sc.job))?;
-                            clients.insert(key, c.clone());
-                            c
-                        }
-                    };
-                    let scheme = sc.scheme.as_deref().unwrap_or("http");
-                    let mut url = if kind == "expvar" {
-                        format!("{scheme}://{target}{}", sc.expvar_path())
-                    } else if kind == "prometheus" {
-                        format!("{scheme}://{target}{}", sc.metrics_path())
-                    } else {
-                        format!(
-                            "{scheme}://{target}{}/{}",
-                            sc.path_prefix().trim_end_matches('/'),
-                            endpoint(&kind)
-                        )
-                    };
-                    if cpu {
-                        url.push_str(&format!("?seconds={}", sc.cpu_window().as_secs().max(1)));
-                    }
-                    if kind == "trace" {
-                        url.push_str(&format!("?seconds={}", sc.trace.seconds()));
-                    }
-                    // A target may carry credentials (`user:pw@host:port`, sent as basic
-                    // auth): the instance label and the health answer never show them.
-                    let instance = gocost_config::redact_url(target);
-                    let mut labels: BTreeMap<String, String> = sc.labels.clone();
-                    labels.insert("job".into(), sc.job.clone());
-                    labels.insert("instance".into(), instance.clone());
-                    let job = Job {
-                        cfg: shared.clone(),
-                        instance: instance.clone(),
-                        kind: kind.clone(),
-                        key: SeriesKey::new(&kind, labels),
-                        url: url.clone(),
-                        client,
-                    };
-                    health.lock().unwrap_or_else(|p| p.into_inner()).insert(
-                        (sc.job.clone(), instance.clone(), kind.clone()),
-                        Health {
-                            job: sc.job.clone(),
-                            instance,
-                            kind,
-                            url: gocost_config::redact_url(&url),
-                            ..Default::default()
-                        },
-                    );
-                    tasks.push(tokio::spawn(run(job, store.clone(), health.clone())));
-                }
+            let rules =
+                discovery::compile(&sc.relabel).map_err(|e| format!("job {}: {e}", sc.job))?;
+            let mut groups = vec![Vec::new(); 1 + discovery::refresh::count(sc)];
+            groups[0] = vec![discovery::static_group(sc)];
+            let mut runner = JobRunner {
+                sc: Arc::new(sc.clone()),
+                defaults: JobDefaults::of(sc),
+                rules,
+                shard: (shard, shards),
+                store: store.clone(),
+                health: health.clone(),
+                dropped: dropped.clone(),
+                clients: HashMap::new(),
+                groups,
+                running: BTreeMap::new(),
+                errors: Vec::new(),
+            };
+            runner.apply()?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            if sc.discovers() {
+                let client = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .danger_accept_invalid_certs(sc.insecure_skip_verify)
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| format!("job {}: {e}", sc.job))?;
+                tasks.extend(discovery::refresh::spawn(sc, &client, &tx, 1));
             }
+            drop(tx);
+            tasks.push(tokio::spawn(run_job(runner, rx)));
         }
-        Ok(Scraper { tasks, health })
+        Ok(Scraper {
+            tasks,
+            health,
+            dropped,
+        })
     }
 
     /// Health of every (target, kind).
@@ -510,6 +699,17 @@ impl Scraper {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The targets relabelling dropped, per job.
+    pub fn dropped(&self) -> Vec<DroppedTarget> {
+        self.dropped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .flatten()
             .cloned()
             .collect()
     }
@@ -661,6 +861,74 @@ mod tests {
         let s = start(&rt, &cfg("role = \"query\""), &store);
         assert!(s.health().is_empty());
         assert_eq!(shard_address("user:pw@10.0.0.7:8080"), "10.0.0.7:8080");
+        drop(rt);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn file_sd_targets_start_and_stop_and_relabelling_drops_some() {
+        let (store, dir) = store("sd");
+        let sd = dir.join("sd");
+        std::fs::create_dir_all(&sd).expect("sd dir");
+        let file = sd.join("t.json");
+        let write = |targets: &[&str]| {
+            let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+            let tmp = sd.join("t.tmp");
+            std::fs::write(&tmp, format!("[{{\"targets\": [{}]}}]", list.join(",")))
+                .expect("write");
+            std::fs::rename(&tmp, &file).expect("rename");
+        };
+        write(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+        let text = format!(
+            "[[scrape]]\njob = \"t\"\ntargets = [\"127.0.0.1:9\"]\ninterval = \"1h\"\nprofiles = [\"heap\"]\n\
+             [[scrape.file_sd]]\nfiles = [\"{}/*.json\"]\n\
+             [[scrape.relabel]]\nsource_labels = [\"__address__\"]\nregex = \".*:3\"\naction = \"drop\"\n",
+            sd.display()
+        );
+        let cfg = Config::parse(&text, Path::new("test.toml")).expect("config");
+        let rt = runtime();
+        let s = start(&rt, &cfg, &store);
+        let instances = |s: &Scraper| {
+            let mut v: Vec<String> = s.health().into_iter().map(|h| h.instance).collect();
+            v.sort();
+            v
+        };
+        // The static target at once; the file's within a poll.
+        assert!(instances(&s).contains(&"127.0.0.1:9".to_string()));
+        let t0 = Instant::now();
+        while instances(&s) != ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:9"] {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{:?}",
+                instances(&s)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let dropped = s.dropped();
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].discovered_labels["__address__"], "127.0.0.1:3");
+        let h = s
+            .health()
+            .into_iter()
+            .find(|h| h.instance == "127.0.0.1:1")
+            .expect("1");
+        assert_eq!(
+            h.discovered_labels["__meta_filepath"],
+            file.display().to_string()
+        );
+        // One goes, one comes; the static target stays.
+        write(&["127.0.0.1:2", "127.0.0.1:4"]);
+        let t0 = Instant::now();
+        while instances(&s) != ["127.0.0.1:2", "127.0.0.1:4", "127.0.0.1:9"] {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{:?}",
+                instances(&s)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(s.dropped().is_empty());
+        s.stop();
         drop(rt);
         let _ = std::fs::remove_dir_all(dir);
     }

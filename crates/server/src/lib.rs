@@ -56,11 +56,16 @@ use routes::{
 /// Where target health comes from (the running scraper; swapped on reload).
 pub type HealthSource = Arc<RwLock<Box<dyn Fn() -> Vec<Health> + Send + Sync>>>;
 
+/// Where the targets relabelling dropped come from (the running scraper; swapped on reload).
+pub type DroppedSource = Box<dyn Fn() -> Vec<gocost_scrape::DroppedTarget> + Send + Sync>;
+
 /// Shared server state.
 pub struct AppState {
     /// The store, reached only from blocking work (`query::blocking` lends it as `Lent`).
     pub store: AsyncStore,
     pub health: HealthSource,
+    /// `/api/v1/targets?state=dropped` (see [`AppState::set_dropped_source`]).
+    pub(crate) dropped: RwLock<DroppedSource>,
     pub(crate) started: Instant,
     pub(crate) requests: AtomicU64,
     pub(crate) query_errors: AtomicU64,
@@ -85,6 +90,7 @@ impl AppState {
         Arc::new(AppState {
             store: store.into(),
             health,
+            dropped: RwLock::new(Box::new(Vec::new)),
             started: Instant::now(),
             requests: AtomicU64::new(0),
             query_errors: AtomicU64::new(0),
@@ -97,6 +103,13 @@ impl AppState {
             conns: listen::ConnStats::default(),
             body_timeout: RwLock::new(listen::ListenOptions::default().body_timeout),
         })
+    }
+
+    /// Sets where the dropped targets come from (the running scraper).
+    pub fn set_dropped_source(&self, f: DroppedSource) {
+        if let Ok(mut g) = self.dropped.write() {
+            *g = f;
+        }
     }
 
     /// Sets the prices cost is computed with (from the config's `[cost]`; reloadable).

@@ -801,3 +801,56 @@ async fn flame_width_keeps_every_box_a_pixel_can_show() {
         assert!(String::from_utf8_lossy(&body).contains("error"));
     }
 }
+
+#[tokio::test]
+async fn targets_answer_active_dropped_or_both() {
+    let dir = std::env::temp_dir().join(format!("gocost-api-targets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.clone();
+    let (store, _) = std::thread::spawn(move || Store::open(Options::new(&d)))
+        .join()
+        .unwrap()
+        .unwrap();
+    let health: HealthSource = Arc::new(RwLock::new(Box::new(|| {
+        vec![gocost_scrape::Health {
+            job: "api".into(),
+            instance: "10.0.0.1:6060".into(),
+            kind: "heap".into(),
+            labels: [("job".to_string(), "api".to_string())].into(),
+            discovered_labels: [("__address__".to_string(), "10.0.0.1:6060".to_string())].into(),
+            ..Default::default()
+        }]
+    })));
+    let state = AppState::new(Arc::new(store), health);
+    state.set_dropped_source(Box::new(|| {
+        vec![gocost_scrape::DroppedTarget {
+            job: "api".into(),
+            discovered_labels: [("__address__".to_string(), "10.0.0.9:6060".to_string())].into(),
+        }]
+    }));
+    let app = router(state);
+    let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
+    let (code, body) = get(&app, "/api/v1/targets").await;
+    assert_eq!(code, StatusCode::OK);
+    let active = json(&body);
+    assert_eq!(active[0]["labels"]["job"], "api");
+    assert_eq!(
+        active[0]["discovered_labels"]["__address__"],
+        "10.0.0.1:6060"
+    );
+    let (code, body) = get(&app, "/api/v1/targets?state=dropped").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        json(&body)[0]["discovered_labels"]["__address__"],
+        "10.0.0.9:6060"
+    );
+    let (code, body) = get(&app, "/api/v1/targets?state=any").await;
+    assert_eq!(code, StatusCode::OK);
+    let both = json(&body);
+    assert_eq!(both["activeTargets"], active);
+    assert_eq!(both["droppedTargets"].as_array().map(Vec::len), Some(1));
+    let (code, body) = get(&app, "/api/v1/targets?state=all").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("state \\\"all\\\""));
+    let _ = std::fs::remove_dir_all(&dir);
+}

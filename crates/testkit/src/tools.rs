@@ -1,4 +1,4 @@
-//! The external tools tests need (Go, Prometheus, Garage, Chromium, the Pyroscope agents…),
+//! The external tools tests need (Go, Prometheus, dnsmasq, Garage, Chromium, the Pyroscope agents…),
 //! found the same way by tests and by the build scripts of the crates whose tests use them.
 //!
 //! A test that needs a tool is marked `#[cfg_attr(not(has_go), ignore = "needs Go …")]`: the
@@ -108,6 +108,17 @@ pub const PROMETHEUS: Tool = Tool {
     probe: Probe::Command {
         env: "PROMETHEUS",
         default: "prometheus",
+        args: &["--version"],
+    },
+};
+/// dnsmasq (a DNS server the `dns_sd` test runs on 127.0.0.1): `$DNSMASQ` or Debian's
+/// `/usr/sbin/dnsmasq`.
+pub const DNSMASQ: Tool = Tool {
+    cfg: "has_dnsmasq",
+    needs: "dnsmasq: set $DNSMASQ or install it (apt-get install dnsmasq)",
+    probe: Probe::Command {
+        env: "DNSMASQ",
+        default: "/usr/sbin/dnsmasq",
         args: &["--version"],
     },
 };

@@ -96,8 +96,33 @@ pub(crate) async fn label_values(
     Ok(axum::Json(values).into_response())
 }
 
-pub(crate) async fn targets(State(st): State<Arc<AppState>>) -> Response {
+#[derive(serde::Deserialize)]
+pub(crate) struct TargetsQuery {
+    state: Option<String>,
+}
+
+/// The scrape targets: `state` `active` (default: one entry per target and kind, with its
+/// labels and discovered labels), `dropped` (the discovered labels of the targets
+/// relabelling dropped) or `any` (`{"activeTargets": […], "droppedTargets": […]}`).
+pub(crate) async fn targets(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<TargetsQuery>,
+) -> Result<Response, ApiError> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    let h = st.health.read().map(|f| f()).unwrap_or_default();
-    axum::Json(h).into_response()
+    let active = || st.health.read().map(|f| f()).unwrap_or_default();
+    let dropped = || st.dropped.read().map(|f| f()).unwrap_or_default();
+    Ok(match q.state.as_deref().unwrap_or("active") {
+        "active" => axum::Json(active()).into_response(),
+        "dropped" => axum::Json(dropped()).into_response(),
+        "any" => axum::Json(serde_json::json!({
+            "activeTargets": active(),
+            "droppedTargets": dropped(),
+        }))
+        .into_response(),
+        s => {
+            return Err(ApiError::BadRequest(format!(
+                "state {s:?}: use active, dropped or any"
+            )));
+        }
+    })
 }
