@@ -184,13 +184,29 @@ impl Lease {
                 let Some(bytes) = blobs.get(&name)? else {
                     return Ok(LeaseEvent::Unchanged); // deleted since the listing: next time
                 };
-                let rec = parse_lease(&name, &bytes)?;
-                if rec.generation != g {
-                    return Err(Error::Io(std::io::Error::other(format!(
-                        "lease {name}: says generation {}",
-                        rec.generation
-                    ))));
-                }
+                // One that does not parse (or names another generation) is held by no one
+                // known: it expires after this instance's lease time like any other.
+                let rec = parse_lease(&name, &bytes).and_then(|r| {
+                    if r.generation == g {
+                        Ok(r)
+                    } else {
+                        Err(Error::Io(std::io::Error::other(format!(
+                            "lease {name}: says generation {}",
+                            r.generation
+                        ))))
+                    }
+                });
+                let rec = rec.unwrap_or_else(|e| {
+                    tracing::warn!("{e} (taken over after the lease time)");
+                    LeaseRecord {
+                        version: LEASE_VERSION,
+                        generation: g,
+                        holder: "?".into(),
+                        term: g,
+                        ttl_ms: 0,
+                        written_ns: 0,
+                    }
+                });
                 let first_seen = match self.seen {
                     Some((sg, at)) if sg == g => at,
                     _ => {
@@ -354,6 +370,23 @@ mod tests {
             a.tick(&blobs).unwrap(),
             LeaseEvent::Taken { generation: 4, .. }
         ));
+    }
+
+    #[test]
+    fn a_lease_object_that_does_not_parse_is_taken_over_after_the_lease_time() {
+        let blobs = memory();
+        blobs.put_new(&lease_name(7), b"not json").unwrap();
+        let ttl = Duration::from_millis(100);
+        let mut a = Lease::new("a", ttl);
+        assert_eq!(a.tick(&blobs).unwrap(), LeaseEvent::Unchanged);
+        std::thread::sleep(ttl + Duration::from_millis(20));
+        assert_eq!(
+            a.tick(&blobs).unwrap(),
+            LeaseEvent::Taken {
+                generation: 8,
+                from: "?".into()
+            }
+        );
     }
 
     #[test]

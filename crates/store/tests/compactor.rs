@@ -37,7 +37,21 @@ fn opts(data: &Path, bucket: &Path, instance: &str, query_only: bool) -> Options
 
 /// A writer whose compaction can be stopped just before its block becomes visible.
 fn writer(dir: &Path, bucket: &Path, instance: &str, kill: &Arc<AtomicBool>) -> Store {
+    writer_with(dir, bucket, instance, kill, Duration::ZERO)
+}
+
+/// [`writer`] whose replaced blocks stay for `delay`.
+fn writer_with(
+    dir: &Path,
+    bucket: &Path,
+    instance: &str,
+    kill: &Arc<AtomicBool>,
+    delay: Duration,
+) -> Store {
     let mut o = opts(&dir.join(instance), bucket, instance, false);
+    if let Some(c) = o.cluster.as_mut() {
+        c.delete_delay = delay;
+    }
     let kill = kill.clone();
     o.faults = Some(FaultHook(Arc::new(move |at| {
         (at == FaultPoint::CompactCommit && kill.load(Ordering::SeqCst))
@@ -267,5 +281,94 @@ fn without_conditional_writes_each_writer_compacts_its_own() {
     b.refresh_cluster().unwrap();
     assert_eq!(b.stats().profiles, appended().len() as u64);
     assert!(b.blocks().iter().all(|m| m.level == 1 && m.instance == "a"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The peers, in this process.
+struct InProcess(Vec<Arc<Store>>);
+
+impl gocost_store::Peers for InProcess {
+    fn heads(
+        &self,
+        req: &gocost_store::HeadRequest,
+    ) -> Vec<Result<gocost_store::HeadAnswer, String>> {
+        self.0
+            .iter()
+            .map(|s| s.head_answer(req).map_err(|e| e.to_string()))
+            .collect()
+    }
+}
+
+#[test]
+fn readers_asking_peers_count_a_compaction_of_several_writers_once() {
+    let dir = std::env::temp_dir().join(format!("gocost-compactor-peers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let bucket = dir.join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let no = Arc::new(AtomicBool::new(false));
+    let hour = Duration::from_secs(3600);
+    let a = Arc::new(writer_with(&dir, &bucket, "a", &no, hour));
+    let b = Arc::new(writer_with(&dir, &bucket, "b", &no, hour));
+    let (single, _) = Store::open(Options::new(dir.join("single"))).unwrap();
+    // The first profiles in blocks of both writers (a:1's series in a's), the rest in b's
+    // head: a reader asking only b still sees everything.
+    let cut = BASE + 20 * STEP;
+    let all = appended();
+    for early in [true, false] {
+        for (k, t, bytes) in all.iter().filter(|x| (x.1 < cut) == early) {
+            let s = if early && k.labels["instance"] == "a:1" {
+                &a
+            } else {
+                &b
+            };
+            s.append(k, *t, bytes).unwrap();
+            single.append(k, *t, bytes).unwrap();
+        }
+        for s in [&*a, &*b, &single] {
+            s.sync().unwrap();
+            if early {
+                assert!(s.flush(true).unwrap());
+                s.refresh_cluster().unwrap();
+            }
+        }
+    }
+    let want = answers(&single);
+    // A reader that read the bucket index before the compaction and asks only b.
+    let (r, _) = Store::open(opts(&dir.join("r"), &bucket, "r", true)).unwrap();
+    r.refresh_cluster().unwrap();
+    assert_eq!(r.blocks().len(), 2);
+    r.set_peers(Arc::new(InProcess(vec![b.clone()])));
+    assert_eq!(answers(&r), want);
+
+    assert!(matches!(a.tick_lease().unwrap(), LeaseEvent::Taken { .. }));
+    assert_eq!(b.tick_lease().unwrap(), LeaseEvent::Unchanged);
+    assert_eq!(a.compact(BASE + 10 * DAY_NS).unwrap(), 1);
+    // b has not read the bucket index since: it answers with its own block, the reader
+    // has a's from its catalog: the view before the compaction, whole.
+    assert_eq!(answers(&r), want, "b not refreshed");
+    // b learns of the merged block: it no longer reads its own (still listed in its index
+    // part for the delay) and answers with the merged block, so the reader, which still
+    // has a's old blocks in its catalog, reads the merged one instead: never neither.
+    b.refresh_cluster().unwrap();
+    assert_eq!(
+        b.blocks().iter().map(|m| m.level).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(answers(&r), want, "b refreshed, the reader not");
+    // b's index part still lists its replaced block for the delay: a reader that read a's
+    // part before the merged block appeared and b's after finds it there.
+    let idx: gocost_store::BucketIndex =
+        serde_json::from_slice(&std::fs::read(bucket.join("index/b.json")).unwrap()).unwrap();
+    assert_eq!(idx.blocks.len(), 1);
+    assert_eq!(idx.blocks[0].level, 0);
+    let merged = &a.blocks()[0];
+    assert!(
+        merged
+            .replaces
+            .contains(&idx.blocks[0].name.replace(".gcb", ""))
+    );
+    r.refresh_cluster().unwrap();
+    assert_eq!(answers(&r), want);
+    assert_eq!(r.blocks().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
