@@ -215,6 +215,9 @@ fn store_options(cfg: &Config, data: &std::path::Path) -> Options {
             lease_ttl: c.lease_ttl(),
         });
     }
+    if let Some(d) = &cfg.storage.shared_dir {
+        opts.blobs = BlobConfig::Dir(d.clone());
+    }
     if let Some(s3) = &cfg.storage.s3 {
         let env = |k: &str| std::env::var(k).unwrap_or_default();
         opts.blobs = BlobConfig::S3(S3Config {

@@ -129,6 +129,10 @@ pub struct StorageConfig {
     pub head_cache: Option<u64>,
     /// Keep blocks in an S3-compatible bucket instead of `<path>/blocks/`.
     pub s3: Option<S3Storage>,
+    /// Keep blocks in a directory several instances share (a bucket on a shared disk,
+    /// written through `object_store`'s local file system; it honours the create-only
+    /// writes of the compactor lease) instead of `<path>/blocks/`.
+    pub shared_dir: Option<PathBuf>,
 }
 
 /// `[storage.s3]`: where blocks go when one machine's disk is not the place for them.
@@ -751,6 +755,12 @@ impl Config {
             && s3.bucket.is_empty()
         {
             return Err(format!("{}: storage.s3.bucket must be set", file.display()));
+        }
+        if cfg.storage.s3.is_some() && cfg.storage.shared_dir.is_some() {
+            return Err(format!(
+                "{}: storage.s3 and storage.shared_dir: blocks go to one place",
+                file.display()
+            ));
         }
         if let Some(c) = &cfg.cluster {
             let at = |what: String| format!("{}: cluster.{what}", file.display());
