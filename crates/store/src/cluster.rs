@@ -469,27 +469,60 @@ impl Store {
     }
 
     /// Deletes the blocks a compaction replaced whose delay is over (failures are tried
-    /// again on the next call).
+    /// again on the next call). Those of a compaction as the bucket's compactor only while
+    /// its block is still there: if the next compactor deleted it as never made visible
+    /// (its index write landed too late), its inputs are all there is.
     fn delete_due(&self, now: i64) {
-        let due: Vec<String> = {
+        let due: Vec<(String, i64, Option<String>)> = {
             let mut g = self.lock();
             let (due, keep) = std::mem::take(&mut g.delete_later)
                 .into_iter()
-                .partition(|(_, at)| *at <= now);
+                .partition(|(_, at, _)| *at <= now);
             g.delete_later = keep;
-            due.into_iter().map(|(n, _)| n).collect()
+            due
         };
-        for name in due {
+        let mut gone: BTreeSet<String> = BTreeSet::new();
+        for (name, _, by) in due {
+            if let Some(by) = &by {
+                let exists = if gone.contains(by) {
+                    Some(false)
+                } else {
+                    match self.blobs.get_range(by, 0..1) {
+                        Ok(_) => Some(true),
+                        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                            Some(false)
+                        }
+                        Err(_) => None, // unknown: tried again later
+                    }
+                };
+                match exists {
+                    Some(true) => {}
+                    Some(false) => {
+                        gone.insert(by.clone());
+                        tracing::warn!(block = %name, "not deleted: the compaction that replaced it ({by}) is gone");
+                        continue;
+                    }
+                    None => {
+                        self.lock().delete_later.push((name, now, Some(by.clone())));
+                        continue;
+                    }
+                }
+            }
             if let Err(e) = self.blobs.delete(&name) {
                 tracing::warn!(block = %name, "deleting a replaced block failed (tried again): {e}");
-                self.lock().delete_later.push((name, now));
+                self.lock().delete_later.push((name, now, by));
             }
         }
     }
 
     /// The blocks a compaction replaced: deleted now outside a cluster, after the delay in
-    /// one (readers with an older index may still read them).
-    pub(crate) fn delete_replaced(&self, names: Vec<String>) -> Result<(), Error> {
+    /// one (readers with an older index may still read them). `by`: the block replacing
+    /// them, written as the bucket's compactor.
+    pub(crate) fn delete_replaced(
+        &self,
+        names: Vec<String>,
+        by: Option<&str>,
+    ) -> Result<(), Error> {
         match &self.opts.cluster {
             None => {
                 for n in names {
@@ -501,7 +534,7 @@ impl Store {
                 let at = now_ns().saturating_add(c.delete_delay.as_nanos() as i64);
                 self.lock()
                     .delete_later
-                    .extend(names.into_iter().map(|n| (n, at)));
+                    .extend(names.into_iter().map(|n| (n, at, by.map(str::to_string))));
                 Ok(())
             }
         }

@@ -36,9 +36,9 @@ impl Store {
             },
         };
         if term.is_some() {
-            // A fresh view of every instance's blocks; the inputs of earlier compactions
-            // whose delay is over, and blocks a killed compactor left, go.
-            self.refresh_cluster()?;
+            // A fresh view of every instance's blocks (the sweep reads the bucket index);
+            // the inputs of earlier compactions whose delay is over, and blocks a killed
+            // compactor left, go.
             self.sweep(now_ns, None)?;
         }
         let blocks: Vec<Arc<Block>> = {
@@ -213,7 +213,10 @@ impl Store {
         } else {
             self.index_changed();
         }
-        self.delete_replaced(group.iter().map(|b| b.name.clone()).collect())
+        self.delete_replaced(
+            group.iter().map(|b| b.name.clone()).collect(),
+            term.is_some().then_some(name.as_str()),
+        )
     }
 }
 
@@ -227,6 +230,9 @@ impl Store {
         let Some(term) = self.compactor_term() else {
             return Ok(());
         };
+        // What the bucket index lists now, read after this instance took the lease: a block
+        // an earlier holder made visible before its lease ended is listed.
+        self.refresh_cluster()?;
         let delay = self
             .opts
             .cluster

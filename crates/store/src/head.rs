@@ -69,8 +69,9 @@ pub(crate) struct Inner {
     pub(crate) retention_errors: u64,
     /// This instance's part of the bucket index needs writing (cluster).
     pub(crate) index_dirty: bool,
-    /// Blocks a compaction replaced, deleted after the delay (cluster): (name, when).
-    pub(crate) delete_later: Vec<(String, i64)>,
+    /// Blocks a compaction replaced, deleted after the delay (cluster): (name, when, the
+    /// bucket compactor's block replacing them).
+    pub(crate) delete_later: Vec<(String, i64, Option<String>)>,
     /// This instance's blocks the bucket's compactor replaced, still listed in its part
     /// of the bucket index until the time given (cluster).
     pub(crate) superseded: Vec<(crate::cluster::IndexedBlock, i64)>,

@@ -281,6 +281,20 @@ fn without_conditional_writes_each_writer_compacts_its_own() {
     b.refresh_cluster().unwrap();
     assert_eq!(b.stats().profiles, appended().len() as u64);
     assert!(b.blocks().iter().all(|m| m.level == 1 && m.instance == "a"));
+
+    // The inputs go only while the block replacing them is there: were it gone (deleted
+    // by a later compactor as never made visible, its index write having landed too
+    // late), they are all there is.
+    let l1 = a.blocks();
+    let gone = &l1[0];
+    std::fs::remove_file(bucket.join(format!("{}.gcb", gone.id))).unwrap();
+    a.refresh_cluster().unwrap();
+    for id in &gone.replaces {
+        assert!(bucket.join(format!("{id}.gcb")).exists(), "{id} kept");
+    }
+    for id in &l1[1].replaces {
+        assert!(!bucket.join(format!("{id}.gcb")).exists(), "{id} deleted");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
