@@ -386,3 +386,50 @@ fn readers_asking_peers_count_a_compaction_of_several_writers_once() {
     assert_eq!(r.blocks().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn retention_deletes_expired_blocks_once_by_the_compactor() {
+    let dir = std::env::temp_dir().join(format!("gocost-compactor-ret-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let bucket = dir.join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let open = |n: &str| {
+        let mut o = opts(&dir.join(n), &bucket, n, false);
+        o.retention_ns = DAY_NS;
+        Store::open(o).unwrap().0
+    };
+    let (a, b) = (open("a"), open("b"));
+    for (k, t, bytes) in appended() {
+        let s = if k.labels["instance"] == "a:1" {
+            &a
+        } else {
+            &b
+        };
+        s.append(&k, t, &bytes).unwrap();
+    }
+    for s in [&a, &b] {
+        s.sync().unwrap();
+        assert!(s.flush(true).unwrap());
+    }
+    for s in [&a, &b] {
+        s.refresh_cluster().unwrap();
+    }
+    assert_eq!(blocks_in(&bucket).len(), 2);
+    assert!(matches!(a.tick_lease().unwrap(), LeaseEvent::Taken { .. }));
+    let later = BASE + 10 * DAY_NS;
+    // b is not the compactor: it forgets its expired block (out of its catalog and index
+    // part) but deletes nothing.
+    b.apply_retention(later).unwrap();
+    assert!(b.blocks().is_empty());
+    assert_eq!(blocks_in(&bucket).len(), 2, "b deletes nothing");
+    // The compactor deletes every expired block, its own and the one b already forgot
+    // (gone from a's catalog too once it read b's index part: found by listing the bucket).
+    a.refresh_cluster().unwrap();
+    assert_eq!(a.blocks().len(), 1);
+    a.apply_retention(later).unwrap();
+    assert!(a.blocks().is_empty());
+    assert_eq!(blocks_in(&bucket), Vec::<String>::new());
+    b.refresh_cluster().unwrap();
+    assert_eq!(b.stats().profiles, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
