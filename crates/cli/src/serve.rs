@@ -216,7 +216,12 @@ fn store_options(cfg: &Config, data: &std::path::Path) -> Options {
             // Readers see a compaction's block at their next refresh; until then they may
             // still read its inputs.
             delete_delay: (refresh * 4).max(Duration::from_secs(60)),
+            compactor: c.compactor().unwrap_or_default(),
+            lease_ttl: c.lease_ttl(),
         });
+    }
+    if let Some(d) = &cfg.storage.shared_dir {
+        opts.blobs = BlobConfig::Dir(d.clone());
     }
     if let Some(s3) = &cfg.storage.s3 {
         let env = |k: &str| std::env::var(k).unwrap_or_default();
@@ -456,6 +461,32 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             });
         }
 
+        // The bucket's compactor lease (docs/adr/0022): taken, renewed or given up every
+        // sixth of its time; only its holder compacts and applies retention to the bucket.
+        if let Some(c) = &cfg.cluster
+            && store
+                .run("the compactor mode", |s| {
+                    s.compaction_mode() == gocost_store::CompactionMode::Lease
+                })
+                .await
+                .unwrap_or(false)
+        {
+            let st = store.clone();
+            let every = c.lease_ttl() / 6;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    match st.run("the compactor lease", |s| s.tick_lease()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!("the compactor lease: {e}"),
+                        Err(e) => tracing::error!("{e}"),
+                    }
+                }
+            });
+        }
+
         // SIGHUP reloads the config's scrape jobs; the store is untouched.
         #[cfg(unix)]
         if let Some(path) = a.config.clone() {
@@ -556,6 +587,13 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         }
         scraper.stop();
         store.run("the last WAL sync", |s| s.sync()).await??;
+        // Another instance takes the compactor lease at once rather than after it expires.
+        match store.run("releasing the compactor lease", |s| s.release_lease()).await {
+            Ok(Ok(true)) => tracing::info!("compactor lease released"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!("releasing the compactor lease: {e}"),
+            Err(e) => tracing::warn!("{e}"),
+        }
         tracing::info!("stopped; store synced");
         Ok::<(), anyhow::Error>(())
     })

@@ -178,6 +178,15 @@ fn a_query_instance_answers_for_the_fleet() {
     let mut b = serve(&cb, &dir.join("b"), pb, &[]);
     let _q = serve(&cq, &dir.join("q"), pq, &["--role", "query"]);
     let _s = serve(&cs, &dir.join("single"), ps, &["--no-demo"]);
+    // Garage ignores conditional writes: the writers say so and elect no compactor (each
+    // compacts its own blocks; docs/adr/0022).
+    for w in ["a", "b"] {
+        let log = std::fs::read_to_string(dir.join(format!("{w}.log"))).unwrap();
+        assert!(
+            log.contains("does not honour conditional writes") && !log.contains("lease taken"),
+            "{w}: {log}"
+        );
+    }
 
     // Ten minutes of a fleet of four services, pushed to a or b by service, and all to the
     // single instance; a query-only instance refuses pushes.

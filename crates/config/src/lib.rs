@@ -138,6 +138,10 @@ pub struct StorageConfig {
     pub head_cache: Option<u64>,
     /// Keep blocks in an S3-compatible bucket instead of `<path>/blocks/`.
     pub s3: Option<S3Storage>,
+    /// Keep blocks in a directory several instances share (a bucket on a shared disk,
+    /// written through `object_store`'s local file system; it honours the create-only
+    /// writes of the compactor lease) instead of `<path>/blocks/`.
+    pub shared_dir: Option<PathBuf>,
 }
 
 /// `[storage.s3]`: where blocks go when one machine's disk is not the place for them.
@@ -342,6 +346,15 @@ pub struct ClusterConfig {
     pub peer_timeout: Option<Duration>,
     /// A token with the admin scope sent to the peers (when they check tokens).
     pub peer_token: Option<String>,
+    /// Who compacts the bucket's blocks and applies retention to them (docs/adr/0022):
+    /// `"auto"` (default: one instance elected through a lease object if the bucket
+    /// honours conditional writes, else each writer its own blocks), `"this"` (this
+    /// instance, statically: exactly one of the bucket's instances) or `"none"`.
+    pub compactor: Option<String>,
+    /// How long the compactor lease lasts unless renewed (default 60s; renewed every
+    /// third of it; a killed compactor's lease is taken over after it).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub lease_ttl: Option<Duration>,
 }
 
 /// A cluster instance's role.
@@ -381,6 +394,17 @@ impl ClusterConfig {
     }
     pub fn peer_timeout(&self) -> Duration {
         self.peer_timeout.unwrap_or(Duration::from_secs(5))
+    }
+    pub fn compactor(&self) -> Result<gocost_store::Compactor, String> {
+        match self.compactor.as_deref() {
+            None | Some("auto") => Ok(gocost_store::Compactor::Auto),
+            Some("this") => Ok(gocost_store::Compactor::This),
+            Some("none") => Ok(gocost_store::Compactor::None),
+            Some(s) => Err(format!("unknown compactor {s:?} (auto, this or none)")),
+        }
+    }
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl.unwrap_or(Duration::from_secs(60))
     }
 }
 
@@ -763,6 +787,12 @@ impl Config {
         {
             return Err(format!("{}: storage.s3.bucket must be set", file.display()));
         }
+        if cfg.storage.s3.is_some() && cfg.storage.shared_dir.is_some() {
+            return Err(format!(
+                "{}: storage.s3 and storage.shared_dir: blocks go to one place",
+                file.display()
+            ));
+        }
         if let Some(c) = &cfg.cluster {
             let at = |what: String| format!("{}: cluster.{what}", file.display());
             if let Some(i) = &c.instance
@@ -772,6 +802,10 @@ impl Config {
             }
             c.shard().map_err(at)?;
             c.role().map_err(|e| at(format!("role: {e}")))?;
+            c.compactor().map_err(|e| at(format!("compactor: {e}")))?;
+            if c.lease_ttl.is_some_and(|d| d < Duration::from_secs(3)) {
+                return Err(at("lease_ttl must be at least 3s".into()));
+            }
             for p in &c.peers {
                 if !(p.starts_with("http://") || p.starts_with("https://")) {
                     return Err(at(format!(
@@ -897,7 +931,19 @@ labels = { env = "prod" }
         assert_eq!(cl.shard(), Ok((2, 4)));
         assert_eq!(cl.role(), Ok(Role::Query));
         assert_eq!(cl.refresh(), Duration::from_secs(15));
+        assert_eq!(cl.compactor(), Ok(gocost_store::Compactor::Auto));
+        assert_eq!(cl.lease_ttl(), Duration::from_secs(60));
+        let c = Config::parse(
+            &with("compactor = \"this\"\nlease_ttl = \"20s\""),
+            Path::new("g.toml"),
+        )
+        .unwrap();
+        let cl = c.cluster.unwrap();
+        assert_eq!(cl.compactor(), Ok(gocost_store::Compactor::This));
+        assert_eq!(cl.lease_ttl(), Duration::from_secs(20));
         for (bad, says) in [
+            ("compactor = \"yes\"", "cluster.compactor"),
+            ("lease_ttl = \"1s\"", "cluster.lease_ttl"),
             ("shard = \"4/4\"", "cluster.shard"),
             ("shard = \"x\"", "cluster.shard"),
             ("instance = \"a/b\"", "cluster.instance"),

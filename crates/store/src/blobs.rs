@@ -27,6 +27,9 @@ pub enum BlobConfig {
     Local,
     /// An S3-compatible bucket.
     S3(S3Config),
+    /// A directory that several stores may share, through `object_store`'s local file
+    /// system (a bucket on a disk: tests of instances over one bucket, a shared mount).
+    Dir(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -85,6 +88,31 @@ pub trait BlobStore: Send + Sync {
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Error>;
     /// Objects directly under the sub-directory `dir` (names without `dir/`).
     fn list_dir(&self, dir: &str) -> Result<Vec<Listed>, Error>;
+    /// Writes a small object `name` only if there is none of that name (a conditional
+    /// put: `If-None-Match: *`): `Ok(true)` written, `Ok(false)` one exists (nothing
+    /// written). A backend that cannot do it answers an error of kind `Unsupported`; one
+    /// that silently ignores the condition is found by [`probe_conditional_put`].
+    fn put_new(&self, name: &str, bytes: &[u8]) -> Result<bool, Error>;
+}
+
+/// Whether `blobs` honours [`BlobStore::put_new`]: a probe object written twice with it,
+/// the second time refused. `Ok(false)`: the backend answers but ignores the condition
+/// (Garage 2.5.0 overwrites), or cannot do it at all. The probe object is deleted again.
+pub fn probe_conditional_put(blobs: &dyn BlobStore, name: &str) -> Result<bool, Error> {
+    for _ in 0..2 {
+        match blobs.put_new(name, b"probe 1") {
+            Ok(true) => {
+                let second = blobs.put_new(name, b"probe 2");
+                blobs.delete(name)?;
+                return Ok(!second?);
+            }
+            // A leftover of an earlier probe: again with it gone.
+            Ok(false) => blobs.delete(name)?,
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
 
 /// Opens the block storage `cfg` names for the data directory `data_dir`, creating the
@@ -127,6 +155,14 @@ fn open_with(
             })))
         }
         BlobConfig::S3(s) => Ok(Some(Box::new(ObjectBlobs::s3(s, faults)?))),
+        BlobConfig::Dir(dir) => {
+            if create {
+                std::fs::create_dir_all(dir)?;
+            } else if !dir.is_dir() {
+                return Ok(None);
+            }
+            Ok(Some(Box::new(ObjectBlobs::dir(dir, faults)?)))
+        }
     }
 }
 
@@ -284,6 +320,7 @@ impl BlobStore for LocalBlobs {
 
     fn put_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
         self.check("put_bytes")?;
+        fault(&self.faults, FaultPoint::IndexPut)?;
         let target = self.dir.join(name);
         let parent = target
             .parent()
@@ -307,6 +344,33 @@ impl BlobStore for LocalBlobs {
         if res.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
+        Ok(res?)
+    }
+
+    fn put_new(&self, name: &str, bytes: &[u8]) -> Result<bool, Error> {
+        self.check("put_new")?;
+        let target = self.dir.join(name);
+        let parent = target
+            .parent()
+            .ok_or_else(|| Error::Io(io_err(format!("{name}: no directory"))))?
+            .to_path_buf();
+        std::fs::create_dir_all(&parent)?;
+        let tmp = parent.join(format!(".new.tmp-{}", std::process::id()));
+        // Written whole and synced, then linked under the name: the link fails if the name
+        // exists, so exactly one writer of a name succeeds.
+        let res = (|| -> std::io::Result<bool> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, bytes)?;
+            f.sync_all()?;
+            match std::fs::hard_link(&tmp, &target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            std::fs::File::open(&parent)?.sync_all()?;
+            Ok(true)
+        })();
+        let _ = std::fs::remove_file(&tmp);
         Ok(res?)
     }
 
@@ -369,19 +433,46 @@ impl ObjectBlobs {
             })
             .with_access_key_id(&s.access_key_id)
             .with_secret_access_key(&s.secret_access_key)
-            .with_allow_http(s.allow_http);
+            .with_allow_http(s.allow_http)
+            // `If-None-Match: *` on a create-only put (the compactor lease); whether the
+            // server honours it is probed (`probe_conditional_put`).
+            .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
         if !s.endpoint.is_empty() {
             b = b.with_endpoint(&s.endpoint);
         }
         let os = b.build().map_err(io_err)?;
         let prefix = s.prefix.trim_matches('/').to_string();
+        let describe = format!("s3://{}/{}", s.bucket, prefix);
+        ObjectBlobs::with_store(Arc::new(os), &prefix, describe, faults)
+    }
+
+    /// A shared directory through `object_store`'s local file system (synced writes).
+    fn dir(dir: &Path, faults: Option<FaultHook>) -> Result<ObjectBlobs, Error> {
+        let os = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(io_err)?
+            .with_fsync(true);
+        ObjectBlobs::with_store(
+            Arc::new(os),
+            "",
+            format!("file://{}", dir.display()),
+            faults,
+        )
+    }
+
+    /// Objects in any `object_store` under `prefix` (tests use its in-memory store).
+    pub fn with_store(
+        os: Arc<dyn ObjectStore>,
+        prefix: &str,
+        describe: String,
+        faults: Option<FaultHook>,
+    ) -> Result<ObjectBlobs, Error> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         Ok(ObjectBlobs {
-            os: Arc::new(os),
-            describe: format!("s3://{}/{}", s.bucket, prefix),
-            prefix,
+            os,
+            describe,
+            prefix: prefix.trim_matches('/').to_string(),
             rt: Some(rt),
             faults,
         })
@@ -524,6 +615,7 @@ impl BlobStore for ObjectBlobs {
     fn put_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
         let p = self.path(name);
         let body = PutPayload::from(bytes.to_vec());
+        fault(&self.faults, FaultPoint::IndexPut)?;
         self.run("put_bytes", self.os.put(&p, body))?
             .map(|_| ())
             .map_err(|e| Error::Io(io_err(format!("{name}: {e}"))))
@@ -541,11 +633,27 @@ impl BlobStore for ObjectBlobs {
         .map_err(|e| Error::Io(io_err(format!("{name}: {e}"))))
     }
 
+    fn put_new(&self, name: &str, bytes: &[u8]) -> Result<bool, Error> {
+        let p = self.path(name);
+        let body = PutPayload::from(bytes.to_vec());
+        let opts = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self.run("put_new", self.os.put_opts(&p, body, opts))? {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e @ object_store::Error::NotImplemented { .. }) => Err(Error::Io(
+                std::io::Error::new(std::io::ErrorKind::Unsupported, format!("{name}: {e}")),
+            )),
+            Err(e) => Err(Error::Io(io_err(format!("{name}: {e}")))),
+        }
+    }
+
     fn list_dir(&self, dir: &str) -> Result<Vec<Listed>, Error> {
         let p = self.path(dir);
-        let res = self
-            .run("list_dir", self.os.list_with_delimiter(Some(&p)))?
-            .map_err(io_err)?;
+        let res = match self.run("list_dir", self.os.list_with_delimiter(Some(&p)))? {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(Error::Io(io_err(e))),
+        };
         let mut out: Vec<Listed> = res
             .objects
             .into_iter()

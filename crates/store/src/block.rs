@@ -104,6 +104,16 @@ pub struct BlockMeta {
     /// cluster, and for blocks written before clusters existed).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub instance: String,
+    /// Written by the bucket's one compactor (docs/adr/0022): the lease term it held (0
+    /// for a compactor set by configuration). Such a block may replace blocks of every
+    /// instance, and every instance lists it in its answers to peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compactor_term: Option<u64>,
+    /// The WAL segments, per writing instance, that the level-0 blocks it replaces (even
+    /// through other compacted blocks) were cut from: a writer that restarts with such a
+    /// segment still on its disk knows it is in a block.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub merged_sources: BTreeMap<String, Vec<u64>>,
 }
 
 /// The group (service) a series belongs to: symbols are shared within it.
@@ -257,6 +267,10 @@ pub struct BlockInfo {
     pub replaces: Vec<String>,
     /// The writing instance ("" outside a cluster).
     pub instance: String,
+    /// See [`BlockMeta::compactor_term`].
+    pub compactor_term: Option<u64>,
+    /// See [`BlockMeta::merged_sources`].
+    pub merged_sources: BTreeMap<String, Vec<u64>>,
 }
 
 /// One profile handed to [`BlockWriter::series`], with its ingest time and its size as
@@ -318,6 +332,8 @@ impl BlockWriter {
                 metrics: Vec::new(),
                 points: None,
                 instance: info.instance,
+                compactor_term: info.compactor_term,
+                merged_sources: info.merged_sources,
             },
             group: None,
         })

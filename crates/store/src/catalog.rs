@@ -19,6 +19,9 @@ pub(crate) struct Block {
     pub(crate) metric_keys: Vec<SeriesKey>,
     /// Retention is deleting it: reads pass it by.
     pub(crate) expiring: AtomicBool,
+    /// When this process read its index (Unix ns): the inputs it replaces are deleted a
+    /// delay after that at the earliest.
+    pub(crate) seen_ns: i64,
 }
 
 impl Block {
@@ -194,6 +197,7 @@ pub(crate) fn catalog_entry(name: String, size: u64, meta: BlockMeta) -> Result<
         keys,
         metric_keys,
         expiring: AtomicBool::new(false),
+        seen_ns: crate::cluster::now_ns(),
     })
 }
 

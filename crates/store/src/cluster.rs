@@ -34,6 +34,10 @@ pub struct ClusterOptions {
     /// How long blocks a compaction replaced stay in the bucket for readers whose index
     /// is older, before they are deleted.
     pub delete_delay: Duration,
+    /// Who compacts and applies retention to the bucket's blocks (docs/adr/0022).
+    pub compactor: Compactor,
+    /// How long the compactor lease lasts unless renewed (renewed every third of it).
+    pub lease_ttl: Duration,
 }
 
 impl ClusterOptions {
@@ -42,8 +46,40 @@ impl ClusterOptions {
             instance: instance.into(),
             query_only: false,
             delete_delay: Duration::from_secs(120),
+            compactor: Compactor::Auto,
+            lease_ttl: Duration::from_secs(60),
         }
     }
+}
+
+/// `[cluster] compactor`: who compacts the bucket's blocks and applies retention to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compactor {
+    /// One compactor elected through a lease object in the bucket if it honours
+    /// conditional writes (probed at start); otherwise each writer compacts and deletes
+    /// its own blocks (docs/adr/0020), logged as such.
+    #[default]
+    Auto,
+    /// This instance is the bucket's one compactor, without a lease (for buckets that
+    /// ignore conditional writes, such as Garage): exactly one instance may say so, every
+    /// other one `None`.
+    This,
+    /// This instance never compacts nor deletes blocks (another one is `This`).
+    None,
+}
+
+/// How a store compacts, decided when it opens ([`Store::compaction_mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactionMode {
+    /// Outside a cluster: every block is this store's.
+    Single,
+    /// Each writer its own blocks (the bucket does not honour conditional writes).
+    Own,
+    /// The holder of the bucket's lease compacts every instance's blocks.
+    Lease,
+    /// Set by configuration: this instance compacts every instance's blocks (`true`),
+    /// or none (`false`; also a query-only instance).
+    Static(bool),
 }
 
 /// Whether `s` can be an instance id: it goes into object names.
@@ -209,6 +245,11 @@ impl Remote {
         for bs in self.blocks.values() {
             out.extend(bs.iter().filter(|b| b.overlaps(from, to)).cloned());
         }
+        // A compactor's block may come from several answers and the catalog; and one
+        // answer may list a block another's compaction replaced: each profile once.
+        let mut seen = BTreeSet::new();
+        out.retain(|b| seen.insert(b.name.clone()));
+        hide_replaced(&mut out);
         out
     }
 }
@@ -238,6 +279,23 @@ impl Store {
         b.meta.instance == self.instance()
     }
 
+    /// Whether this instance lists `b` when a peer asks for its blocks: its own, and the
+    /// bucket compactor's (which may stand for its own).
+    pub(crate) fn answers_for(&self, b: &Block) -> bool {
+        self.is_own(b) || b.meta.compactor_term.is_some()
+    }
+
+    /// How this store compacts (decided when it opened).
+    pub fn compaction_mode(&self) -> CompactionMode {
+        self.mode
+    }
+
+    /// Whether the bucket honoured conditional writes when this store opened and probed
+    /// it (`None`: not probed — outside a cluster, query-only, or a static compactor).
+    pub fn conditional_put_probe(&self) -> Option<bool> {
+        self.probe
+    }
+
     /// Sets how queries reach the other instances' heads.
     pub fn set_peers(&self, peers: Arc<dyn Peers>) {
         let _ = self.peers.set(peers);
@@ -261,12 +319,16 @@ impl Store {
                 version: INDEX_VERSION,
                 instance: c.instance.clone(),
                 updated_ns: now_ns(),
-                blocks: g
-                    .blocks
-                    .iter()
-                    .filter(|b| self.is_own(b))
-                    .map(|b| IndexedBlock::of(b))
-                    .collect(),
+                blocks: {
+                    let now = now_ns();
+                    g.superseded.retain(|(_, until)| *until > now);
+                    g.blocks
+                        .iter()
+                        .filter(|b| self.is_own(b))
+                        .map(|b| IndexedBlock::of(b))
+                        .chain(g.superseded.iter().map(|(b, _)| b.clone()))
+                        .collect()
+                },
             }
         };
         let bytes = serde_json::to_vec(&idx)
@@ -367,33 +429,100 @@ impl Store {
         for b in added {
             g.add_block(b);
         }
-        hide_replaced(&mut g.blocks);
+        self.hide(&mut g);
         g.kinds = crate::catalog::kinds_of(&g.head, &g.blocks);
+        // What the bucket index lists now (this instance's part as it will write it), for
+        // the compactor's sweep.
+        let mut listed: BTreeSet<String> = wanted.into_keys().collect();
+        listed.extend(
+            g.blocks
+                .iter()
+                .filter(|b| self.is_own(b))
+                .map(|b| b.name.clone()),
+        );
+        listed.extend(g.superseded.iter().map(|(b, _)| b.name.clone()));
+        g.listed = Some(listed);
+        let republish = g.index_dirty;
+        std::mem::drop(g);
+        if republish {
+            self.publish_index()?;
+        }
         Ok((n_added, drop.len()))
     }
 
+    /// Drops the blocks another block in the catalog replaces; this instance's own ones
+    /// that the bucket's compactor replaced stay listed in its part of the bucket index for
+    /// the delay (a reader whose index of the compactor is older still reads them there:
+    /// no moment where a reader finds neither).
+    pub(crate) fn hide(&self, g: &mut crate::head::Inner) {
+        let removed = hide_replaced(&mut g.blocks);
+        let Some(c) = &self.opts.cluster else {
+            return;
+        };
+        let until = now_ns().saturating_add(c.delete_delay.as_nanos() as i64);
+        for b in removed.iter().filter(|b| self.is_own(b)) {
+            if !g.superseded.iter().any(|(s, _)| s.name == b.name) {
+                g.superseded.push((IndexedBlock::of(b), until));
+                g.index_dirty = true;
+            }
+        }
+    }
+
     /// Deletes the blocks a compaction replaced whose delay is over (failures are tried
-    /// again on the next call).
+    /// again on the next call). Those of a compaction as the bucket's compactor only while
+    /// its block is still there: if the next compactor deleted it as never made visible
+    /// (its index write landed too late), its inputs are all there is.
     fn delete_due(&self, now: i64) {
-        let due: Vec<String> = {
+        let due: Vec<(String, i64, Option<String>)> = {
             let mut g = self.lock();
             let (due, keep) = std::mem::take(&mut g.delete_later)
                 .into_iter()
-                .partition(|(_, at)| *at <= now);
+                .partition(|(_, at, _)| *at <= now);
             g.delete_later = keep;
-            due.into_iter().map(|(n, _)| n).collect()
+            due
         };
-        for name in due {
+        let mut gone: BTreeSet<String> = BTreeSet::new();
+        for (name, _, by) in due {
+            if let Some(by) = &by {
+                let exists = if gone.contains(by) {
+                    Some(false)
+                } else {
+                    match self.blobs.get_range(by, 0..1) {
+                        Ok(_) => Some(true),
+                        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                            Some(false)
+                        }
+                        Err(_) => None, // unknown: tried again later
+                    }
+                };
+                match exists {
+                    Some(true) => {}
+                    Some(false) => {
+                        gone.insert(by.clone());
+                        tracing::warn!(block = %name, "not deleted: the compaction that replaced it ({by}) is gone");
+                        continue;
+                    }
+                    None => {
+                        self.lock().delete_later.push((name, now, Some(by.clone())));
+                        continue;
+                    }
+                }
+            }
             if let Err(e) = self.blobs.delete(&name) {
                 tracing::warn!(block = %name, "deleting a replaced block failed (tried again): {e}");
-                self.lock().delete_later.push((name, now));
+                self.lock().delete_later.push((name, now, by));
             }
         }
     }
 
     /// The blocks a compaction replaced: deleted now outside a cluster, after the delay in
-    /// one (readers with an older index may still read them).
-    pub(crate) fn delete_replaced(&self, names: Vec<String>) -> Result<(), Error> {
+    /// one (readers with an older index may still read them). `by`: the block replacing
+    /// them, written as the bucket's compactor.
+    pub(crate) fn delete_replaced(
+        &self,
+        names: Vec<String>,
+        by: Option<&str>,
+    ) -> Result<(), Error> {
         match &self.opts.cluster {
             None => {
                 for n in names {
@@ -405,7 +534,7 @@ impl Store {
                 let at = now_ns().saturating_add(c.delete_delay.as_nanos() as i64);
                 self.lock()
                     .delete_later
-                    .extend(names.into_iter().map(|n| (n, at)));
+                    .extend(names.into_iter().map(|n| (n, at, by.map(str::to_string))));
                 Ok(())
             }
         }
@@ -432,7 +561,7 @@ impl Store {
             let blocks = g
                 .blocks
                 .iter()
-                .filter(|b| self.is_own(b) && b.overlaps(req.from_ns, req.to_ns))
+                .filter(|b| self.answers_for(b) && b.overlaps(req.from_ns, req.to_ns))
                 .map(|b| Listed {
                     name: b.name.clone(),
                     size: b.size,
@@ -501,7 +630,7 @@ impl Store {
                             Some(x) => x.clone(),
                             None => {
                                 g.add_block(b);
-                                hide_replaced(&mut g.blocks);
+                                self.hide(&mut g);
                                 match g.blocks.iter().find(|x| x.name == l.name) {
                                     Some(x) => x.clone(),
                                     None => continue,
@@ -522,14 +651,167 @@ impl Store {
 
 /// Drops blocks another block in the catalog replaces (a compaction whose inputs are not
 /// deleted yet): reading both would count their profiles twice.
-pub(crate) fn hide_replaced(blocks: &mut Vec<Arc<Block>>) {
+pub(crate) fn hide_replaced(blocks: &mut Vec<Arc<Block>>) -> Vec<Arc<Block>> {
     let replaced: BTreeSet<&str> = blocks
         .iter()
         .flat_map(|b| b.meta.replaces.iter().map(String::as_str))
         .collect();
     if replaced.is_empty() {
-        return;
+        return Vec::new();
     }
     let replaced: BTreeSet<String> = replaced.into_iter().map(str::to_string).collect();
-    blocks.retain(|b| !replaced.contains(&b.meta.id));
+    let (gone, kept) = std::mem::take(blocks)
+        .into_iter()
+        .partition(|b| replaced.contains(&b.meta.id));
+    *blocks = kept;
+    gone
+}
+
+/// How a store opening with `cluster` over `blobs` compacts, and what the probe of
+/// conditional writes found (when it ran).
+pub(crate) fn decide_mode(
+    cluster: Option<&ClusterOptions>,
+    blobs: &dyn crate::BlobStore,
+) -> Result<(CompactionMode, Option<bool>), Error> {
+    let Some(c) = cluster else {
+        return Ok((CompactionMode::Single, None));
+    };
+    if c.query_only {
+        return Ok((CompactionMode::Static(false), None));
+    }
+    match c.compactor {
+        Compactor::This => {
+            tracing::info!(
+                "compactor: this instance compacts and applies retention to every instance's blocks ([cluster] compactor = \"this\"; no lease)"
+            );
+            Ok((CompactionMode::Static(true), None))
+        }
+        Compactor::None => {
+            tracing::info!(
+                "compactor: another instance compacts this one's blocks ([cluster] compactor = \"none\")"
+            );
+            Ok((CompactionMode::Static(false), None))
+        }
+        Compactor::Auto => {
+            let probe = format!("{}/probe-{}", crate::lease::LEASE_DIR, c.instance);
+            if crate::blobs::probe_conditional_put(blobs, &probe)? {
+                tracing::info!(
+                    "compactor: elected through a lease in {} (conditional writes honoured); whichever instance holds it compacts every instance's blocks",
+                    blobs.describe()
+                );
+                Ok((CompactionMode::Lease, Some(true)))
+            } else {
+                tracing::warn!(
+                    "compactor: {} does not honour conditional writes (a create-only put of an existing object succeeded), so no lease is used: each writer compacts and deletes its own blocks. For one compactor per bucket set [cluster] compactor = \"this\" on exactly one instance and \"none\" on the others",
+                    blobs.describe()
+                );
+                Ok((CompactionMode::Own, Some(false)))
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The lease term in which this instance may compact every instance's blocks now, if
+    /// it may ([`CompactionMode::Lease`] while holding the lease; 0 for a static
+    /// compactor).
+    pub(crate) fn compactor_term(&self) -> Option<u64> {
+        match self.mode {
+            CompactionMode::Static(true) => Some(0),
+            CompactionMode::Lease => self
+                .lease
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .valid_term(std::time::Instant::now()),
+            _ => None,
+        }
+    }
+
+    /// Whether this instance is the bucket's compactor now (a static one, or the holder
+    /// of a valid lease).
+    pub fn is_bucket_compactor(&self) -> bool {
+        self.compactor_term().is_some()
+    }
+
+    /// Takes, renews or gives up the compactor lease ([`CompactionMode::Lease`]; otherwise
+    /// nothing). Call it at least every sixth of the lease time.
+    pub fn tick_lease(&self) -> Result<crate::LeaseEvent, Error> {
+        if self.mode != CompactionMode::Lease {
+            return Ok(crate::LeaseEvent::Unchanged);
+        }
+        let ev = self
+            .lease
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .tick(self.blobs.as_ref())?;
+        match &ev {
+            crate::LeaseEvent::Taken { generation, from } => tracing::info!(
+                "compactor lease taken (generation {generation}{}): this instance now compacts and applies retention to the bucket",
+                if from.is_empty() {
+                    String::new()
+                } else {
+                    format!(", from {from}")
+                }
+            ),
+            crate::LeaseEvent::Lost { why } => {
+                tracing::warn!("compactor lease lost ({why}): compaction and retention stop here")
+            }
+            crate::LeaseEvent::Unchanged => {}
+        }
+        Ok(ev)
+    }
+
+    /// Gives the compactor lease up (a clean shutdown), so another instance takes it at
+    /// once. Returns whether this instance held it.
+    pub fn release_lease(&self) -> Result<bool, Error> {
+        if self.mode != CompactionMode::Lease {
+            return Ok(false);
+        }
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        self.lease
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(self.blobs.as_ref())
+    }
+
+    /// Whether the lease leaves enough time to make a compaction's block visible (a sixth
+    /// of the lease time; always for a static compactor).
+    pub(crate) fn may_commit(&self) -> bool {
+        match self.mode {
+            CompactionMode::Static(true) => true,
+            CompactionMode::Lease => {
+                let ttl = self
+                    .opts
+                    .cluster
+                    .as_ref()
+                    .map_or(Duration::ZERO, |c| c.lease_ttl);
+                self.lease
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remaining(std::time::Instant::now())
+                    > ttl / 6
+            }
+            _ => true,
+        }
+    }
+}
+
+/// The block names this instance's part of the bucket index lists; `None` if it cannot be
+/// read (then nothing is judged from it).
+pub(crate) fn own_index(blobs: &dyn crate::BlobStore, instance: &str) -> Option<BTreeSet<String>> {
+    let name = format!("{INDEX_DIR}/{instance}.json");
+    match blobs.get(&name) {
+        Ok(Some(bytes)) => match serde_json::from_slice::<BucketIndex>(&bytes) {
+            Ok(idx) => Some(idx.blocks.into_iter().map(|b| b.name).collect()),
+            Err(e) => {
+                tracing::warn!(index = %name, "bucket index unreadable: {e}");
+                None
+            }
+        },
+        Ok(None) => Some(BTreeSet::new()),
+        Err(e) => {
+            tracing::warn!(index = %name, "bucket index not read: {e}");
+            None
+        }
+    }
 }

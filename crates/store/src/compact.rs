@@ -1,6 +1,11 @@
 //! Compaction: a finished UTC day's blocks become one level-1 block with hourly and daily
 //! rollups; the inputs are deleted once it is in place (a crash between is finished on the
 //! next open, which deletes blocks another block `replaces`).
+//!
+//! In a cluster with one compactor per bucket (docs/adr/0022) the compactor merges the day's
+//! blocks of every instance; its block lists every block it stands for (`replaces`, through
+//! earlier compactions too) and is visible once its part of the bucket index lists it. The
+//! inputs are deleted after the delay, by it or by the next holder of the lease (`sweep`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -9,7 +14,7 @@ use crate::block::{BlockError, BlockInfo};
 use crate::catalog::{Block, new_block_id};
 use crate::flush::TmpFile;
 use crate::symtab::SymTab;
-use crate::{DAY_NS, Error, HOUR_NS, SeriesKey, Store, block, block_err, symtab};
+use crate::{CompactionMode, DAY_NS, Error, HOUR_NS, SeriesKey, Store, block, block_err, symtab};
 
 impl Store {
     /// Merges the blocks of each finished UTC day (ended at least two block durations
@@ -20,12 +25,27 @@ impl Store {
         if self.query_only() {
             return Ok(0);
         }
-        // This instance's blocks only: another's are its own to compact.
+        // Every instance's blocks for the bucket's compactor; otherwise this instance's
+        // only (another's are its own to compact), or none when another instance is the
+        // compactor.
+        let term = match self.mode {
+            CompactionMode::Single | CompactionMode::Own => None,
+            CompactionMode::Lease | CompactionMode::Static(_) => match self.compactor_term() {
+                Some(t) => Some(t),
+                None => return Ok(0),
+            },
+        };
+        if term.is_some() {
+            // A fresh view of every instance's blocks (the sweep reads the bucket index);
+            // the inputs of earlier compactions whose delay is over, and blocks a killed
+            // compactor left, go.
+            self.sweep(now_ns, None)?;
+        }
         let blocks: Vec<Arc<Block>> = {
             let g = self.lock();
             g.blocks
                 .iter()
-                .filter(|b| self.is_own(b))
+                .filter(|b| term.is_some() || self.is_own(b))
                 .cloned()
                 .collect()
         };
@@ -41,20 +61,51 @@ impl Store {
             if !finished || group.iter().all(|b| b.meta.level > 0) {
                 continue;
             }
-            self.compact_group(&group)?;
+            self.compact_group(&group, term)?;
             n += 1;
         }
         Ok(n)
     }
 
-    pub(crate) fn compact_group(&self, group: &[Arc<Block>]) -> Result<(), Error> {
+    /// Merges `group` into one level-1 block; `term`: as the bucket's compactor.
+    pub(crate) fn compact_group(
+        &self,
+        group: &[Arc<Block>],
+        term: Option<u64>,
+    ) -> Result<(), Error> {
+        let mut replaces: Vec<String> = group.iter().map(|b| b.meta.id.clone()).collect();
+        let mut merged_sources: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        if term.is_some() {
+            // Through earlier compactions too: a reader that still sees an input of an input
+            // (listed by its writer during the delay) reads it through this block only.
+            for b in group {
+                replaces.extend(b.meta.replaces.iter().cloned());
+                if b.meta.level == 0 {
+                    merged_sources
+                        .entry(b.meta.instance.clone())
+                        .or_default()
+                        .extend(&b.meta.sources);
+                }
+                for (inst, seqs) in &b.meta.merged_sources {
+                    merged_sources.entry(inst.clone()).or_default().extend(seqs);
+                }
+            }
+            replaces.sort();
+            replaces.dedup();
+            for v in merged_sources.values_mut() {
+                v.sort_unstable();
+                v.dedup();
+            }
+        }
         let (mut w, tmp) = self.block_writer(BlockInfo {
             id: new_block_id(1, self.instance()),
             level: 1,
             steps: vec![HOUR_NS, DAY_NS],
             sources: Vec::new(),
-            replaces: group.iter().map(|b| b.meta.id.clone()).collect(),
+            replaces,
             instance: self.instance().to_string(),
+            compactor_term: term,
+            merged_sources,
         })?;
         let _tmp = TmpFile(tmp.clone());
         // Every series of every input, grouped by service, each merged across inputs.
@@ -117,6 +168,23 @@ impl Store {
         let mut meta = w.finish()?;
         meta.ingested_bytes = ingested;
         let nb = self.put_block(&tmp, meta)?;
+        if let Some(e) = self
+            .opts
+            .faults
+            .as_ref()
+            .and_then(|h| (h.0)(crate::FaultPoint::CompactCommit))
+        {
+            return Err(e.into()); // as if killed here: the block stays, visible to no index
+        }
+        let name = nb.name.clone();
+        if term.is_some() && !self.may_commit() {
+            // The lease may expire before the block would be listed: another instance may
+            // compact the same day. Never visible, so deleted at once.
+            let _ = self.blobs.delete(&name);
+            return Err(Error::Io(std::io::Error::other(
+                "compaction abandoned: the compactor lease ends too soon to make its block visible",
+            )));
+        }
         {
             let mut g = self.lock();
             let gone: BTreeSet<&str> = group.iter().map(|b| b.meta.id.as_str()).collect();
@@ -124,7 +192,113 @@ impl Store {
             g.add_block(nb);
             g.compactions += 1;
         }
-        self.index_changed();
-        self.delete_replaced(group.iter().map(|b| b.name.clone()).collect())
+        if term.is_some() {
+            // The bucket's compactor: the block counts once this instance's part of the
+            // bucket index lists it. If that write fails, it is taken back whole.
+            if let Err(e) = self.publish_index() {
+                {
+                    let mut g = self.lock();
+                    g.blocks.retain(|b| b.name != name);
+                    for b in group {
+                        if !g.blocks.iter().any(|x| x.name == b.name) {
+                            g.blocks.push(b.clone());
+                        }
+                    }
+                    g.blocks.sort_by(|a, b| crate::catalog::block_order(a, b));
+                    g.index_dirty = true;
+                }
+                let _ = self.blobs.delete(&name);
+                return Err(e);
+            }
+        } else {
+            self.index_changed();
+        }
+        self.delete_replaced(
+            group.iter().map(|b| b.name.clone()).collect(),
+            term.is_some().then_some(name.as_str()),
+        )
+    }
+}
+
+impl Store {
+    /// The bucket compactor's tidying, from one listing of the bucket's blocks: deletes the
+    /// inputs of compactions (any instance's) whose delay is over, blocks a killed
+    /// compactor of an earlier term left behind (in the bucket, listed by no index), and
+    /// with `cutoff`, blocks whose newest data is older (those their writers have already
+    /// forgotten too: a writer forgets its expired blocks, the compactor deletes them).
+    pub(crate) fn sweep(&self, now: i64, cutoff: Option<i64>) -> Result<(), Error> {
+        let Some(term) = self.compactor_term() else {
+            return Ok(());
+        };
+        // What the bucket index lists now, read after this instance took the lease: a block
+        // an earlier holder made visible before its lease ended is listed.
+        self.refresh_cluster()?;
+        let delay = self
+            .opts
+            .cluster
+            .as_ref()
+            .map_or(0, |c| c.delete_delay.as_nanos() as i64);
+        let listing = self.blobs.list(crate::catalog::BLOCK_SUFFIX)?;
+        let (known, replaced, due, listed, swept) = {
+            let g = self.lock();
+            let known: BTreeSet<String> = g.blocks.iter().map(|b| b.name.clone()).collect();
+            let mut replaced = BTreeSet::new();
+            let mut due = BTreeSet::new();
+            for b in &g.blocks {
+                for r in &b.meta.replaces {
+                    let name = format!("{r}{}", crate::catalog::BLOCK_SUFFIX);
+                    if now >= b.seen_ns.saturating_add(delay) {
+                        due.insert(name.clone());
+                    }
+                    replaced.insert(name);
+                }
+            }
+            (known, replaced, due, g.listed.clone(), g.swept.clone())
+        };
+        for l in listing {
+            if due.contains(&l.name) {
+                tracing::debug!(block = %l.name, "deleting a compaction's input");
+                if let Err(e) = self.blobs.delete(&l.name) {
+                    tracing::warn!(block = %l.name, "deleting a compaction's input failed (tried again): {e}");
+                }
+                continue;
+            }
+            if known.contains(&l.name) || replaced.contains(&l.name) {
+                continue;
+            }
+            if let Some(max) = swept.get(&l.name) {
+                if cutoff.is_some_and(|c| *max < c) {
+                    tracing::info!(block = %l.name, "deleting an expired block its writer forgot");
+                    self.blobs.delete(&l.name)?;
+                    self.lock().swept.remove(&l.name);
+                }
+                continue;
+            }
+            let b = match crate::catalog::read_index(self.blobs.as_ref(), &l.name, l.size) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!(block = %l.name, "sweep: block not readable: {e}");
+                    continue;
+                }
+            };
+            let expired = cutoff.is_some_and(|c| b.meta.max_time_ns < c);
+            let in_index = listed.as_ref().is_some_and(|l| l.contains(&b.name));
+            let left_over = !in_index && b.meta.compactor_term.is_some_and(|t| t < term);
+            if expired || left_over {
+                tracing::info!(
+                    block = %l.name,
+                    "deleting {}",
+                    if expired {
+                        "an expired block its writer forgot"
+                    } else {
+                        "a block an earlier compactor wrote but never made visible"
+                    }
+                );
+                self.blobs.delete(&l.name)?;
+            } else {
+                self.lock().swept.insert(l.name, b.meta.max_time_ns);
+            }
+        }
+        Ok(())
     }
 }

@@ -84,6 +84,8 @@ impl Store {
             sources: vec![seq],
             replaces: Vec::new(),
             instance: self.instance().to_string(),
+            compactor_term: None,
+            merged_sources: Default::default(),
         })?;
         let _tmp = TmpFile(tmp.clone());
         let decode = gocost_pprof::DecodeOptions {

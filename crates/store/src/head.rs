@@ -69,8 +69,17 @@ pub(crate) struct Inner {
     pub(crate) retention_errors: u64,
     /// This instance's part of the bucket index needs writing (cluster).
     pub(crate) index_dirty: bool,
-    /// Blocks a compaction replaced, deleted after the delay (cluster): (name, when).
-    pub(crate) delete_later: Vec<(String, i64)>,
+    /// Blocks a compaction replaced, deleted after the delay (cluster): (name, when, the
+    /// bucket compactor's block replacing them).
+    pub(crate) delete_later: Vec<(String, i64, Option<String>)>,
+    /// This instance's blocks the bucket's compactor replaced, still listed in its part
+    /// of the bucket index until the time given (cluster).
+    pub(crate) superseded: Vec<(crate::cluster::IndexedBlock, i64)>,
+    /// The block names the bucket index listed at the last refresh (cluster).
+    pub(crate) listed: Option<BTreeSet<String>>,
+    /// Blocks the compactor's sweep read and found neither expired nor left over: name →
+    /// newest data (Unix ns).
+    pub(crate) swept: BTreeMap<String, i64>,
 }
 
 /// How many failed-sync LSN ranges [`Store::commit`] remembers.
@@ -125,25 +134,59 @@ impl Store {
         let cluster = opts.cluster.clone();
         let cluster = cluster.as_ref();
         let me = cluster.map_or("", |c| c.instance.as_str());
-        // A compaction that wrote its block but did not finish deleting the inputs (another
-        // instance's: left to it, only not read).
-        let replaced: BTreeSet<String> = blocks
-            .iter()
-            .flat_map(|b| b.meta.replaces.iter().cloned())
-            .collect();
-        for b in blocks
-            .iter()
-            .filter(|b| replaced.contains(&b.meta.id) && b.meta.instance == me)
-        {
-            blobs.delete(&b.name)?;
+        // A compaction of this instance as the bucket's compactor that was killed before
+        // its part of the bucket index listed the block: never visible, so never counted.
+        // It is deleted (the next compactor compacts its inputs again).
+        if let Some(c) = cluster.filter(|c| !c.query_only) {
+            let listed = crate::cluster::own_index(blobs.as_ref(), &c.instance);
+            blocks.retain(|b| {
+                let orphan = b.meta.instance == me
+                    && b.meta.compactor_term.is_some()
+                    && listed.as_ref().is_some_and(|l| !l.contains(&b.name));
+                if orphan {
+                    tracing::info!(block = %b.name, "deleting a compaction this instance did not finish");
+                    if let Err(e) = blobs.delete(&b.name) {
+                        tracing::warn!(block = %b.name, "deleting it failed (the compactor's sweep will): {e}");
+                    }
+                }
+                !orphan
+            });
         }
-        blocks.retain(|b| !replaced.contains(&b.meta.id));
-        blocks.sort_by(block_order);
+        // WAL segments already in blocks: this instance's blocks' sources, and those that
+        // the bucket's compactor merged from its blocks (which may be deleted by now).
         let done: BTreeSet<u64> = blocks
             .iter()
             .filter(|b| b.meta.instance == me)
             .flat_map(|b| b.meta.sources.iter().copied())
+            .chain(
+                blocks
+                    .iter()
+                    .filter_map(|b| b.meta.merged_sources.get(me))
+                    .flatten()
+                    .copied(),
+            )
             .collect();
+        // A compaction that wrote its block but did not finish deleting the inputs. This
+        // instance's own compaction of its own blocks is finished here; the inputs of
+        // another's (the bucket's compactor's) are its to delete after the delay: only
+        // not read.
+        let replaced_by: BTreeMap<String, String> = blocks
+            .iter()
+            .flat_map(|b| {
+                b.meta
+                    .replaces
+                    .iter()
+                    .map(|r| (r.clone(), b.meta.instance.clone()))
+            })
+            .collect();
+        for b in blocks.iter().filter(|b| {
+            b.meta.instance == me && replaced_by.get(&b.meta.id).is_some_and(|by| by == me)
+        }) {
+            blobs.delete(&b.name)?;
+        }
+        blocks.retain(|b| !replaced_by.contains_key(&b.meta.id));
+        blocks.sort_by(block_order);
+        let (mode, probe) = crate::cluster::decide_mode(cluster, blobs.as_ref())?;
         let mut head: BTreeMap<SeriesKey, Vec<Entry>> = BTreeMap::new();
         let mut metrics: BTreeMap<SeriesKey, Vec<Point>> = BTreeMap::new();
         let mut head_symbols = HeadSymbols::new();
@@ -282,7 +325,16 @@ impl Store {
                 retention_errors: 0,
                 index_dirty: cluster.is_some_and(|c| !c.query_only),
                 delete_later: Vec::new(),
+                superseded: Vec::new(),
+                listed: None,
+                swept: BTreeMap::new(),
             }),
+            mode,
+            probe,
+            lease: Mutex::new(crate::lease::Lease::new(
+                me,
+                cluster.map_or(std::time::Duration::from_secs(60), |c| c.lease_ttl),
+            )),
             maintenance: Mutex::new(()),
             sync_lock: Mutex::new(()),
             peers: std::sync::OnceLock::new(),

@@ -33,6 +33,7 @@
 //! | `verify.rs` | `verify_dir`, `repair_dir`, [`Store::verify`] |
 //! | `blobs.rs` | [`BlobStore`]: local files or S3 through `object_store` |
 //! | `cluster.rs` | instances sharing a bucket: the bucket index, peers' heads, partial answers |
+//! | `lease.rs` | the bucket's one compactor, elected through a lease object |
 //! | `wal.rs`, `block.rs`, `symtab.rs`, `codec.rs` | the WAL, block and stored-profile formats |
 //! | `series.rs`, `agg.rs`, `traces.rs` | series keys and selectors, range aggregation, traces |
 //!
@@ -64,6 +65,7 @@ mod compact;
 mod flush;
 mod handle;
 mod head;
+mod lease;
 mod query;
 mod retention;
 mod series;
@@ -83,13 +85,15 @@ use gocost_pprof::{DecodeError, MergeError};
 pub use agg::{Agg, Read, is_snapshot};
 pub use blobs::{
     BlobConfig, BlobStore, Listed, LocalBlobs, ObjectBlobs, PART_SIZE, S3Config, open_blob_store,
+    probe_conditional_put,
 };
 pub use block::{BlockError, BlockMeta, DAY_NS, HOUR_NS, verify_file as verify_block};
 pub use cluster::{
-    BucketIndex, ClusterOptions, HeadAnswer, HeadRequest, INDEX_DIR, IndexedBlock, Peers,
-    collect_partial, valid_instance,
+    BucketIndex, ClusterOptions, CompactionMode, Compactor, HeadAnswer, HeadRequest, INDEX_DIR,
+    IndexedBlock, Peers, collect_partial, valid_instance,
 };
 pub use handle::{AsyncStore, DEFAULT_BLOCKING_LIMIT, RunError};
+pub use lease::{LEASE_DIR, LeaseEvent, LeaseRecord, lease_name, parse_lease};
 pub use series::{KINDS, Matcher, Op, Selector, SelectorError, SelectorProblem, SeriesKey};
 pub use traces::{
     MAX_TRACE_BYTES, TRACE_MAGIC, TraceInfo, check_trace_file, valid_id as valid_trace_id,
@@ -275,6 +279,11 @@ pub struct Store {
     peers: std::sync::OnceLock<std::sync::Arc<dyn Peers>>,
     /// Held while this instance's part of the bucket index is written.
     publish: Mutex<()>,
+    /// How it compacts, and what the conditional-write probe found (cluster).
+    mode: CompactionMode,
+    probe: Option<bool>,
+    /// The bucket's compactor lease as this instance sees it ([`CompactionMode::Lease`]).
+    lease: Mutex<lease::Lease>,
 }
 
 impl Store {

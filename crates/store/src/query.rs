@@ -246,7 +246,7 @@ impl Store {
             self.take(sel, from, to, &how, req.latest, |catalog| {
                 catalog
                     .iter()
-                    .filter(|b| self.is_own(b) && b.overlaps(from, to))
+                    .filter(|b| self.answers_for(b) && b.overlaps(from, to))
                     .cloned()
                     .collect()
             })?;

@@ -16,6 +16,17 @@ impl Store {
         }
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let cutoff = now_ns - self.opts.retention_ns;
+        // Who deletes expired blocks: each writer its own, or the bucket's compactor every
+        // instance's (docs/adr/0022); the others only forget them.
+        let bucket = matches!(
+            self.mode,
+            crate::CompactionMode::Lease | crate::CompactionMode::Static(_)
+        );
+        let compactor = bucket && self.compactor_term().is_some();
+        let deletes = |b: &Block| {
+            if bucket { compactor } else { self.is_own(b) }
+        };
+        let mut forgot_own = false;
         let expired: Vec<Arc<Block>> = {
             let mut g = self.lock();
             let mut freed = 0;
@@ -37,8 +48,11 @@ impl Store {
             // new reads pass them by.
             // Another instance's blocks are its own to delete: here they are only forgotten.
             let before = g.blocks.len();
-            g.blocks
-                .retain(|b| b.meta.max_time_ns >= cutoff || self.is_own(b));
+            g.blocks.retain(|b| {
+                let keep = b.meta.max_time_ns >= cutoff || deletes(b);
+                forgot_own |= !keep && self.is_own(b);
+                keep
+            });
             if g.blocks.len() != before {
                 g.kinds = kinds_of(&g.head, &g.blocks);
             }
@@ -79,8 +93,14 @@ impl Store {
                 }
             }
         }
-        if deleted > 0 {
+        if deleted > 0 || forgot_own {
             self.index_changed();
+        }
+        if compactor {
+            // Expired blocks no index lists any more (their writers forgot them).
+            if let Err(e) = self.sweep(now_ns, Some(cutoff)) {
+                failed.get_or_insert(e);
+            }
         }
         self.traces.expire(cutoff)?;
         self.load_runs.expire(cutoff)?;

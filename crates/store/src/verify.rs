@@ -106,10 +106,48 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
             blocks.push(b);
         }
     }
+    // In a cluster a block counts once an index part lists it (docs/format/bucket.md);
+    // one no part lists is a block cut or compaction that did not finish.
+    if let (Some(_), Some(blobs)) = (&opts.cluster, blobs::open_existing(&opts.blobs, dir)?) {
+        let listed = bucket_listed(blobs.as_ref(), &mut r)?;
+        blocks.retain(|b| {
+            let counted = listed.contains(&b.name);
+            if !counted {
+                r.notes.push(format!(
+                    "block {}: no part of the bucket index lists it (a block cut whose index write is pending, or a compaction that did not finish): not counted",
+                    b.name
+                ));
+            }
+            counted
+        });
+    }
     let replaced: BTreeSet<&str> = blocks
         .iter()
         .flat_map(|b| b.meta.replaces.iter().map(String::as_str))
         .collect();
+    // Every replaced block stands in exactly one counted block.
+    let mut replaced_by: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for b in blocks
+        .iter()
+        .filter(|b| !replaced.contains(b.meta.id.as_str()))
+    {
+        for id in &b.meta.replaces {
+            replaced_by
+                .entry(id.as_str())
+                .or_default()
+                .push(b.name.as_str());
+        }
+    }
+    for (id, by) in &replaced_by {
+        if by.len() > 1 {
+            r.problems.push(format!(
+                "block {id} is replaced by {} blocks read alike ({}): its profiles count {} times",
+                by.len(),
+                by.join(", "),
+                by.len()
+            ));
+        }
+    }
     for b in &blocks {
         if replaced.contains(b.meta.id.as_str()) {
             r.notes.push(format!(
@@ -128,6 +166,13 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
         .iter()
         .filter(|b| b.meta.instance == me)
         .flat_map(|b| b.meta.sources.iter().copied())
+        .chain(
+            blocks
+                .iter()
+                .filter_map(|b| b.meta.merged_sources.get(me))
+                .flatten()
+                .copied(),
+        )
         .collect();
     let segs = wal::list_segments(&dir.join("wal"))?;
     let last = segs.last().map(|s| s.0);
@@ -218,6 +263,26 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
     }
     r.series = keys.len();
     Ok(r)
+}
+
+/// The block names the parts of the bucket index list (a part that does not parse is a
+/// problem).
+fn bucket_listed(
+    blobs: &dyn crate::BlobStore,
+    r: &mut VerifyReport,
+) -> Result<BTreeSet<String>, Error> {
+    let mut listed = BTreeSet::new();
+    for l in blobs.list_dir(crate::INDEX_DIR)? {
+        let name = format!("{}/{}", crate::INDEX_DIR, l.name);
+        let Some(bytes) = blobs.get(&name)? else {
+            continue;
+        };
+        match serde_json::from_slice::<crate::BucketIndex>(&bytes) {
+            Ok(idx) => listed.extend(idx.blocks.into_iter().map(|b| b.name)),
+            Err(e) => r.problems.push(format!("bucket index {name}: {e}")),
+        }
+    }
+    Ok(listed)
 }
 
 /// Reads every capture file in `<data>/<sub>` whole: header, series key and the checksum of

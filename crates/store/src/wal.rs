@@ -252,6 +252,12 @@ pub enum FaultPoint {
     BlobComplete,
     /// Block storage: deleting an object.
     BlobDelete,
+    /// Block storage: writing a small object whole (the bucket index).
+    IndexPut,
+    /// A compaction whose block is in block storage, just before it is made visible (in
+    /// the catalog and the bucket index): an injected error stops it there, leaving the
+    /// block behind as a process killed at that instant would.
+    CompactCommit,
 }
 
 /// A test hook called before each WAL write, sync and segment creation, and each block

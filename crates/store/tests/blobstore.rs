@@ -15,7 +15,7 @@ use common::garage::*;
 use common::*;
 use gocost_store::{
     BlobConfig, BlobStore, Error, FaultHook, FaultPoint, Options, PART_SIZE, Selector, Store,
-    open_blob_store,
+    open_blob_store, probe_conditional_put,
 };
 
 /// What the fault hook does at the points it is armed for.
@@ -323,6 +323,22 @@ fn conformance(b: &Backend) {
     b.blobs.delete("index/a.json").unwrap();
     b.blobs.delete("index/b.json").unwrap();
     assert!(b.blobs.list_dir("index").unwrap().is_empty(), "{who}");
+
+    // Create-only puts (the compactor lease, docs/adr/0022): honoured, or found not to be
+    // by the probe, which leaves nothing behind. Garage 2.5.0 ignores If-None-Match.
+    let honoured = probe_conditional_put(b.blobs.as_ref(), "lease/probe").unwrap();
+    assert!(b.blobs.list_dir("lease").unwrap().is_empty(), "{who}");
+    assert_eq!(honoured, b.name != "garage", "{who}");
+    if honoured {
+        assert!(b.blobs.put_new("lease/x", b"1").unwrap(), "{who}");
+        assert!(!b.blobs.put_new("lease/x", b"2").unwrap(), "{who}");
+        assert_eq!(
+            b.blobs.get("lease/x").unwrap().as_deref(),
+            Some(&b"1"[..]),
+            "{who}"
+        );
+        b.blobs.delete("lease/x").unwrap();
+    }
 }
 
 /// The ETag the server gives an object, asked through a client of the test's own.
@@ -395,6 +411,16 @@ fn temp(name: &str) -> PathBuf {
 fn local_filesystem_conforms() {
     let dir = temp("local");
     let b = Backend::new("local", BlobConfig::Local, &dir, None);
+    conformance(&b);
+    damaged_block_is_not_trusted(&b);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shared_directory_conforms() {
+    let dir = temp("dir");
+    let b = Backend::new("dir", BlobConfig::Dir(dir.join("bucket")), &dir, None);
     conformance(&b);
     damaged_block_is_not_trusted(&b);
     drop(b);

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::garage::*;
 use common::*;
 use gocost_store::{
-    Agg, ClusterOptions, DAY_NS, HeadAnswer, HeadRequest, Options, Peers, Read, Selector, Store,
-    collect_partial,
+    Agg, ClusterOptions, CompactionMode, DAY_NS, HeadAnswer, HeadRequest, LeaseEvent, Options,
+    Peers, Read, Selector, Store, collect_partial,
 };
 
 /// The peers, in this process: each answers with [`Store::head_answer`] unless it is down.
@@ -83,6 +83,14 @@ fn writers_and_a_reader_share_a_bucket() {
     let (a, _) = Store::open(opts(&dir.join("a"), &s3a, "a", false)).unwrap();
     let (b, _) = Store::open(opts(&dir.join("b"), &s3b, "b", false)).unwrap();
     let (single, _) = Store::open(Options::new(dir.join("single"))).unwrap();
+    // Garage ignores If-None-Match: the probe finds it, and no lease is used (two
+    // instances could both believe they hold it): each writer compacts its own blocks.
+    for s in [&a, &b] {
+        assert_eq!(s.conditional_put_probe(), Some(false));
+        assert_eq!(s.compaction_mode(), CompactionMode::Own);
+        assert!(!s.is_bucket_compactor());
+        assert_eq!(s.tick_lease().unwrap(), LeaseEvent::Unchanged);
+    }
     let (a, b) = (Arc::new(a), Arc::new(b));
     // Series of target a:1 go to writer a (its shard), the others to b; the single store
     // gets everything. The first 20 steps end up in blocks, the rest stays in the heads.
@@ -171,6 +179,15 @@ fn writers_and_a_reader_share_a_bucket() {
     // refresh), never both.
     let later = BASE + 10 * DAY_NS;
     assert!(a.compact(later).unwrap() >= 1);
+    // Only its own: nothing of b's is compacted twice.
+    for m in a.blocks().iter().filter(|m| m.level == 1) {
+        assert!(m.compactor_term.is_none());
+        assert!(
+            m.replaces.iter().all(|id| id.contains("-a-")),
+            "{:?}",
+            m.replaces
+        );
+    }
     assert_eq!(collect_partial(|| all_answers(&r)), (want.clone(), vec![]));
     r.refresh_cluster().unwrap();
     assert!(r.blocks().iter().any(|m| m.level == 1 && m.instance == "a"));
