@@ -13,6 +13,7 @@
 
 mod kind;
 mod multipart;
+pub mod otlp;
 mod push;
 mod query;
 mod text;
