@@ -246,6 +246,11 @@ pub(crate) fn series_labels<'a>(
     Ok(out)
 }
 
+/// `s` cut to at most `n` bytes on a character boundary.
+pub fn truncate_str(s: &str, n: usize) -> &str {
+    truncate(s, n)
+}
+
 pub(crate) fn truncate(s: &str, n: usize) -> &str {
     if s.len() <= n {
         return s;
