@@ -1063,6 +1063,29 @@ mod tests {
         }
     }
 
+    /// Every prefix and many one-byte changes of a real request: an answer or an error,
+    /// never a panic (the fuzz target `ingest_otlp` goes further).
+    #[test]
+    fn damaged_requests_never_panic() {
+        let body = testdata("otlp/heap.pb.bin");
+        let lim = Limits::default();
+        for cut in 0..body.len() {
+            let _ = parse_export_request(&body[..cut], 1, &lim);
+        }
+        for i in (0..body.len()).step_by(3) {
+            for x in [0x00, 0x7f, 0x80, 0xff] {
+                let mut b = body.clone();
+                b[i] = x;
+                if let Ok(e) = parse_export_request(&b, 1, &lim) {
+                    for p in &e.profiles {
+                        gocost_pprof::decode(&gocost_pprof::encode(&p.profile))
+                            .expect("re-decodes");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn errors_name_the_field_and_offset() {
         let body = testdata("otlp/cpu.pb.bin");
