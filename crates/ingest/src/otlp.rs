@@ -597,7 +597,13 @@ impl<'a> Builder<'a> {
             return Ok(m);
         }
         let at = format!("ProfilesDictionary.mapping_table[{i}]");
-        let om = self.d.mappings.get(i as usize).ok_or_else(|| {
+        // Entry 0 is the zero value, even when the table is left out.
+        let zero_entry = OMapping::default();
+        let om = match self.d.mappings.get(i as usize) {
+            None if i == 0 => Some(&zero_entry),
+            m => m,
+        };
+        let om = om.ok_or_else(|| {
             Error::Malformed(format!(
                 "{at}: past the mapping_table's {} entries",
                 self.d.mappings.len()
@@ -650,7 +656,12 @@ impl<'a> Builder<'a> {
             return Ok(f);
         }
         let at = format!("ProfilesDictionary.function_table[{i}]");
-        let of = self.d.functions.get(i as usize).ok_or_else(|| {
+        let zero_entry = OFunction::default();
+        let of = match self.d.functions.get(i as usize) {
+            None if i == 0 => Some(&zero_entry),
+            f => f,
+        };
+        let of = of.ok_or_else(|| {
             Error::Malformed(format!(
                 "{at}: past the function_table's {} entries",
                 self.d.functions.len()
@@ -713,7 +724,14 @@ impl<'a> Builder<'a> {
     }
 
     /// One pprof profile from OTLP profiles `cols` (one column each, same samples).
-    fn build(mut self, cols: &[OProfile], limits: &Limits) -> Result<Profile, Error> {
+    /// `frames` is what is left of the request's budget of stack frames (a short sample can
+    /// name a long shared stack: the budget bounds what the request may expand to).
+    fn build(
+        mut self,
+        cols: &[OProfile],
+        limits: &Limits,
+        frames: &mut u64,
+    ) -> Result<Profile, Error> {
         let Some(first) = cols.first() else {
             return Ok(self.p);
         };
@@ -758,6 +776,13 @@ impl<'a> Builder<'a> {
                     limits.max_depth
                 )));
             }
+            *frames = frames.checked_sub(stack.len() as u64).ok_or_else(|| {
+                Error::TooLarge(format!(
+                    "{sat}: the request's samples name more than {} stack frames in all \
+                     (max_decompressed / 4)",
+                    limits.max_decompressed / 4
+                ))
+            })?;
             let mut location = Vec::with_capacity(stack.len());
             for &l in stack {
                 location.push(self.location(l)?);
@@ -833,6 +858,7 @@ pub fn parse_export_request(body: &[u8], now_ns: i64, limits: &Limits) -> Result
     let d = dict.unwrap_or_default();
     let mut out = Export::default();
     let mut count = 0usize;
+    let mut frames = limits.max_decompressed / 4;
     for (ri, (bytes, base)) in resources.into_iter().enumerate() {
         let at = format!("{at}.resource_profiles[{ri}]");
         let mut res_pairs: Vec<(String, String)> = Vec::new();
@@ -911,7 +937,7 @@ pub fn parse_export_request(body: &[u8], now_ns: i64, limits: &Limits) -> Result
                 while j < profiles.len() && same_samples(&profiles[i], &profiles[j]) {
                     j += 1;
                 }
-                match Builder::new(&d).build(&profiles[i..j], limits) {
+                match Builder::new(&d).build(&profiles[i..j], limits, &mut frames) {
                     Ok(mut p) => {
                         if p.time_nanos <= 0 {
                             p.time_nanos = now_ns;
@@ -923,6 +949,7 @@ pub fn parse_export_request(body: &[u8], now_ns: i64, limits: &Limits) -> Result
                             profile: p,
                         });
                     }
+                    Err(e @ Error::TooLarge(_)) => return Err(e),
                     Err(e) => {
                         out.rejected += (j - i) as u64;
                         out.errors.push(e.message().to_string());
@@ -1137,6 +1164,49 @@ mod tests {
             "{:?}",
             got.errors
         );
+        // A short sample naming a long shared stack counts its frames against the budget.
+        let field = |num: u64, body: &[u8]| {
+            let mut v = Vec::new();
+            gocost_pprof::varint::put_varint(&mut v, (num << 3) | 2);
+            gocost_pprof::varint::put_varint(&mut v, body.len() as u64);
+            v.extend_from_slice(body);
+            v
+        };
+        let loc = [(f::LOCATION_ADDRESS as u8) << 3, 1];
+        let dict = [
+            field(f::DICT_LOCATION_TABLE, &[]),
+            field(f::DICT_LOCATION_TABLE, &loc),
+            field(f::DICT_STACK_TABLE, &[]),
+            field(
+                f::DICT_STACK_TABLE,
+                &field(f::STACK_LOCATION_INDICES, &[1u8; 100]),
+            ),
+        ]
+        .concat();
+        let sample = [f::SAMPLE_STACK_INDEX as u8 * 8, 1];
+        let prof: Vec<u8> = (0..50)
+            .flat_map(|_| field(f::PROFILE_SAMPLES, &sample))
+            .collect();
+        let res = field(
+            f::RESOURCE_PROFILES_SCOPE_PROFILES,
+            &field(f::SCOPE_PROFILES_PROFILES, &prof),
+        );
+        let w = [
+            field(f::REQUEST_DICTIONARY, &dict),
+            field(f::REQUEST_RESOURCE_PROFILES, &res),
+        ]
+        .concat();
+        let ok = parse_export_request(&w, 1, &Limits::default()).expect("within the budget");
+        assert_eq!(ok.profiles[0].profile.sample.len(), 50);
+        assert_eq!(ok.profiles[0].profile.sample[0].location.len(), 100);
+        let small = Limits {
+            max_decompressed: 4 * 4999,
+            ..Limits::default()
+        };
+        match parse_export_request(&w, 1, &small) {
+            Err(Error::TooLarge(m)) => assert!(m.contains("samples[49]"), "{m}"),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(export_response(0, ""), Vec::<u8>::new());
         assert_eq!(
             export_response(1, "x"),
