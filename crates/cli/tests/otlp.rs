@@ -8,7 +8,9 @@
 //!
 //! `refusals`: a bad token (401), a missing or JSON content type (415), truncated and
 //! malformed bodies (400, a `google.rpc.Status` naming the field and byte offset), a body
-//! over `max_body` and a gzip bomb (413); another tenant does not see the pushed series.
+//! over `max_body` and a gzip bomb (413); a request with one unresolvable profile is 200
+//! with `partial_success` (1 rejected, named) and its other profiles stored; another tenant
+//! does not see the pushed series.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -270,7 +272,35 @@ fn refusals() {
     let r = post(&base, Some(A_RW), pb, true, &bomb);
     assert_eq!(r.status, 413, "{}", status_message(&r.body));
 
-    // Nothing of the above was stored; a good push is.
+    // A second resource whose profile names a stack past the table: rejected alone, in
+    // partial_success; the first resource's profiles are stored.
+    let field = |num: u8, body: &[u8]| {
+        let mut v = vec![(num << 3) | 2];
+        let mut n = body.len();
+        while n >= 0x80 {
+            v.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        v.push(n as u8);
+        v.extend_from_slice(body);
+        v
+    };
+    let bad_sample = [0x08, 0xa0, 0x8d, 0x06]; // stack_index: 100000
+    let extra = field(1, &field(2, &field(2, &field(2, &bad_sample))));
+    let partial = [body.as_slice(), &extra].concat();
+    let r = post(&base, Some(B_RW), pb, false, &partial);
+    assert_eq!(r.status, 200, "{}", status_message(&r.body));
+    // ExportProfilesServiceResponse { partial_success { rejected_profiles: 1, error_message } }
+    // (field 1 with a two-byte length, then rejected_profiles = 1)
+    assert_eq!(&r.body[..1], &[0x0a], "{:?}", r.body);
+    assert_eq!(&r.body[3..5], &[0x08, 1], "{:?}", r.body);
+    let msg = String::from_utf8_lossy(&r.body);
+    assert!(
+        msg.contains("resource_profiles[1].scope_profiles[0].profiles[0].samples[0].stack_index: 100000 past the stack_table"),
+        "{msg}"
+    );
+
+    // Nothing of the above was stored by team-a; a good push is.
     let series = |tok: &str| {
         http_request(
             "GET",
@@ -281,8 +311,11 @@ fn refusals() {
         .text()
     };
     assert!(!series(A_RW).contains("otlp-refused"));
+    assert!(!series(B_RW).contains("team-a"));
     let r = post(&base, Some(A_RW), pb, false, &body);
     assert_eq!(r.status, 200, "{}", status_message(&r.body));
     assert!(series(A_RW).contains("otlp-refused"));
-    assert!(!series(B_RW).contains("otlp-refused"));
+    // team-b's partial push stored its good profile, seen by team-b only.
+    assert!(series(B_RW).contains("otlp-refused"));
+    assert!(!series(B_RW).contains("team-a"));
 }
