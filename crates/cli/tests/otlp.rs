@@ -161,11 +161,15 @@ fn round_trip() {
         ("heap.pb.gz", "heap"),
         ("mutex.pb.gz", "mutex"),
         ("goroutine.pb.gz", "goroutine"),
+        ("allocs.pb.gz", "heap"), // a Go allocs profile has the heap profile's columns
+        ("block.pb.gz", "mutex"),
+        ("allocs.delta.pb.gz", "heap"),
+        ("batch.cpu.pb.gz", "cpu"),
     ]
     .into_iter()
     .enumerate()
     {
-        let service = format!("otlp-{kind}");
+        let service = format!("otlp-{}", file.replace('.', "-"));
         let body = request(file, &service, &dir);
         // Every other one gzip'd.
         let gz = i % 2 == 1;
@@ -188,7 +192,7 @@ fn round_trip() {
             b"",
         );
         assert_eq!(got.status, 200, "{file}: {}", got.text());
-        let stored = dir.join(format!("{kind}.stored.pb.gz"));
+        let stored = dir.join(format!("{service}.stored.pb.gz"));
         std::fs::write(&stored, &got.body).unwrap();
         let want = pprof_top(&go, &orig);
         assert!(want.lines().count() > 8, "{file}: {want}");
