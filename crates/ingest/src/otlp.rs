@@ -833,6 +833,70 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// One scope's profiles with the attributes that become their series labels.
+struct Scope<'a> {
+    at: &'a str,
+    resource: &'a [(String, String)],
+    scope: &'a [(String, String)],
+    profiles: &'a [OProfile],
+}
+
+impl Scope<'_> {
+    /// Converts the scope's profiles into `out` (rejected ones counted there); `frames` is
+    /// the request's budget of stack frames.
+    fn convert(
+        &self,
+        d: &Dict,
+        now_ns: i64,
+        limits: &Limits,
+        frames: &mut u64,
+        out: &mut Export,
+    ) -> Result<(), Error> {
+        let at = self.at;
+        let profiles = self.profiles;
+        let pairs = self.resource.iter().chain(self.scope).map(|(k, v)| {
+            let k = if k == "service.name" {
+                "service_name"
+            } else {
+                k.as_str()
+            };
+            (k, v.as_str())
+        });
+        let mut labels: BTreeMap<String, String> =
+            series_labels(pairs, limits).map_err(|e| e.within(&format!("{at}: attributes: ")))?;
+        labels
+            .entry(JOB_LABEL.to_string())
+            .or_insert_with(|| UNKNOWN_SERVICE.to_string());
+        let mut i = 0;
+        while i < profiles.len() {
+            let mut j = i + 1;
+            while j < profiles.len() && same_samples(&profiles[i], &profiles[j]) {
+                j += 1;
+            }
+            match Builder::new(d).build(&profiles[i..j], limits, frames) {
+                Ok(mut p) => {
+                    if p.time_nanos <= 0 {
+                        p.time_nanos = now_ns;
+                    }
+                    out.profiles.push(Pushed {
+                        kind: kind_for_profile(&p),
+                        labels: labels.clone(),
+                        time_ns: p.time_nanos,
+                        profile: p,
+                    });
+                }
+                Err(e @ Error::TooLarge(_)) => return Err(e),
+                Err(e) => {
+                    out.rejected += (j - i) as u64;
+                    out.errors.push(e.message().to_string());
+                }
+            }
+            i = j;
+        }
+        Ok(())
+    }
+}
+
 /// Parses an `ExportProfilesServiceRequest` (already content-decoded). Wire errors refuse the
 /// whole request; a profile whose references do not resolve is rejected alone (counted in
 /// [`Export::rejected`]). `now_ns` stands in for a profile without a time.
@@ -918,45 +982,13 @@ pub fn parse_export_request(body: &[u8], now_ns: i64, limits: &Limits) -> Result
             Ok(())
         })?;
         for (scope_pairs, profiles) in scopes {
-            let pairs = res_pairs.iter().chain(&scope_pairs).map(|(k, v)| {
-                let k = if k == "service.name" {
-                    "service_name"
-                } else {
-                    k.as_str()
-                };
-                (k, v.as_str())
-            });
-            let mut labels: BTreeMap<String, String> = series_labels(pairs, limits)
-                .map_err(|e| e.within(&format!("{at}: attributes: ")))?;
-            labels
-                .entry(JOB_LABEL.to_string())
-                .or_insert_with(|| UNKNOWN_SERVICE.to_string());
-            let mut i = 0;
-            while i < profiles.len() {
-                let mut j = i + 1;
-                while j < profiles.len() && same_samples(&profiles[i], &profiles[j]) {
-                    j += 1;
-                }
-                match Builder::new(&d).build(&profiles[i..j], limits, &mut frames) {
-                    Ok(mut p) => {
-                        if p.time_nanos <= 0 {
-                            p.time_nanos = now_ns;
-                        }
-                        out.profiles.push(Pushed {
-                            kind: kind_for_profile(&p),
-                            labels: labels.clone(),
-                            time_ns: p.time_nanos,
-                            profile: p,
-                        });
-                    }
-                    Err(e @ Error::TooLarge(_)) => return Err(e),
-                    Err(e) => {
-                        out.rejected += (j - i) as u64;
-                        out.errors.push(e.message().to_string());
-                    }
-                }
-                i = j;
-            }
+            let scope = Scope {
+                at: &at,
+                resource: &res_pairs,
+                scope: &scope_pairs,
+                profiles: &profiles,
+            };
+            scope.convert(&d, now_ns, limits, &mut frames, &mut out)?;
         }
     }
     Ok(out)
