@@ -2,7 +2,9 @@
 """Builds an OTLP ExportProfilesServiceRequest (protobuf) from a Go pprof file, with the
 official OpenTelemetry definitions (opentelemetry-proto, pinned in requirements.txt).
 
-Usage: make_request.py PROFILE.pb.gz OUT.bin [service.name]
+Usage: make_request.py [--json] PROFILE.pb.gz OUT [service.name]
+
+With --json, OUT is OTLP/JSON (protobuf's JSON mapping, as json_format writes it).
 
 Each pprof sample type becomes one OTLP profile (the schema has one sample type per
 profile) sharing the samples' stacks and attributes; pprof-only facts travel in the
@@ -91,8 +93,12 @@ def read_pprof(path):
 
 
 def main():
-    src, out = sys.argv[1], sys.argv[2]
-    service = sys.argv[3] if len(sys.argv) > 3 else "otlp-test"
+    args = sys.argv[1:]
+    as_json = args[:1] == ["--json"]
+    if as_json:
+        args = args[1:]
+    src, out = args[0], args[1]
+    service = args[2] if len(args) > 2 else "otlp-test"
     p = read_pprof(src)
     pstr = [s.decode() for s in p["string_table"]]
 
@@ -228,7 +234,11 @@ def main():
             os_.stack_index = stack
             os_.attribute_indices.extend(labels)
             os_.values.append(values[col])
-    open(out, "wb").write(req.SerializeToString())
+    if as_json:
+        from google.protobuf import json_format
+        open(out, "w").write(json_format.MessageToJson(req, indent=None))
+    else:
+        open(out, "wb").write(req.SerializeToString())
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 //!
 //! `round_trip`: real Go profiles of `testdata/profiles` are turned into OTLP
 //! `ExportProfilesServiceRequest`s by `testdata/otlp/make_request.py` with the official
-//! OpenTelemetry protobuf definitions (`opentelemetry-proto`), pushed (raw and gzip'd) with
+//! OpenTelemetry protobuf definitions (`opentelemetry-proto`), pushed (protobuf and
+//! OTLP/JSON, raw and gzip'd) with
 //! a tenant's token, and read back from the API: `go tool pprof -top` of what gocost stored
 //! is identical to `go tool pprof -top` of the original file.
 //!
-//! `refusals`: a bad token (401), a missing or JSON content type (415), truncated and
+//! `refusals`: a bad token (401), a missing or other content type (415), protobuf sent
+//! as JSON (400, a JSON Status), truncated and
 //! malformed bodies (400, a `google.rpc.Status` naming the field and byte offset), a body
 //! over `max_body` and a gzip bomb (413); a request with one unresolvable profile is 200
 //! with `partial_success` (1 rejected, named) and its other profiles stored; another tenant
@@ -68,11 +70,12 @@ max_body = "64KiB"
 }
 
 /// The OTLP request `make_request.py` builds from a profile of `testdata/profiles`.
-fn request(profile: &str, service: &str, dir: &Path) -> Vec<u8> {
+fn request(profile: &str, service: &str, dir: &Path, json: bool) -> Vec<u8> {
     let python = gocost_testkit::tools::require(&gocost_testkit::tools::OTLP_PROTO);
     let out = dir.join(format!("{service}.otlp"));
     let o = Command::new(python)
         .arg(root().join("testdata/otlp/make_request.py"))
+        .args(json.then_some("--json"))
         .arg(root().join("testdata/profiles").join(profile))
         .arg(&out)
         .arg(service)
@@ -170,14 +173,29 @@ fn round_trip() {
     .enumerate()
     {
         let service = format!("otlp-{}", file.replace('.', "-"));
-        let body = request(file, &service, &dir);
-        // Every other one gzip'd.
-        let gz = i % 2 == 1;
+        // Every other one gzip'd; every third as OTLP/JSON.
+        let (gz, json) = (i % 2 == 1, i % 3 == 2);
+        let body = request(file, &service, &dir, json);
         let sent = if gz { gzip(&body) } else { body };
-        let r = post(&base, Some(A_RW), Some("application/x-protobuf"), gz, &sent);
-        assert_eq!(r.status, 200, "{file}: {}", status_message(&r.body));
-        assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
-        assert!(r.body.is_empty(), "{file}: a partial success: {:?}", r.body);
+        let ct = if json {
+            "application/json"
+        } else {
+            "application/x-protobuf"
+        };
+        let r = post(&base, Some(A_RW), Some(ct), gz, &sent);
+        assert_eq!(
+            r.status,
+            200,
+            "{file}: {} {}",
+            status_message(&r.body),
+            r.text()
+        );
+        if json {
+            assert_eq!(r.text(), "{}", "{file}");
+        } else {
+            assert_eq!(r.header("content-type"), Some(ct));
+            assert!(r.body.is_empty(), "{file}: a partial success: {:?}", r.body);
+        }
 
         let orig = root().join("testdata/profiles").join(file);
         let t = gocost_pprof::decode(&std::fs::read(&orig).unwrap())
@@ -228,7 +246,7 @@ fn round_trip() {
 )]
 fn refusals() {
     let (_p, base, dir) = start("refusals");
-    let body = request("heap.pb.gz", "otlp-refused", &dir);
+    let body = request("heap.pb.gz", "otlp-refused", &dir, false);
     let pb = Some("application/x-protobuf");
 
     let r = post(&base, Some("not-a-token-000000000000"), pb, false, &body);
@@ -236,12 +254,20 @@ fn refusals() {
     let r = post(&base, None, pb, false, &body);
     assert_eq!(r.status, 401, "{}", r.text());
 
-    for ct in [None, Some("application/json"), Some("application/proto")] {
+    for ct in [None, Some("text/plain"), Some("application/proto")] {
         let r = post(&base, Some(A_RW), ct, false, &body);
         assert_eq!(r.status, 415, "{ct:?}");
         let m = status_message(&r.body);
-        assert!(m.contains("application/x-protobuf"), "{m}");
+        assert!(
+            m.contains("application/x-protobuf or application/json"),
+            "{m}"
+        );
     }
+    // Protobuf sent as JSON: a JSON Status.
+    let r = post(&base, Some(A_RW), Some("application/json"), false, &body);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains(r#""code":3"#), "{}", r.text());
+    assert!(r.text().contains("not JSON"), "{}", r.text());
 
     for cut in [3, body.len() / 3, body.len() - 2] {
         let r = post(&base, Some(A_RW), pb, false, &body[..cut]);

@@ -994,6 +994,292 @@ pub fn parse_export_request(body: &[u8], now_ns: i64, limits: &Limits) -> Result
     Ok(out)
 }
 
+/// OTLP/JSON (`application/json`): the same messages in protobuf's JSON mapping (field
+/// names in lowerCamelCase or as in the .proto, 64-bit integers as strings or numbers).
+/// Errors name the field path (JSON has no byte offsets past the parse).
+pub fn parse_export_request_json(
+    body: &[u8],
+    now_ns: i64,
+    limits: &Limits,
+) -> Result<Export, Error> {
+    use serde_json::Value;
+    let at = "ExportProfilesServiceRequest";
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::Malformed(format!("{at}: not JSON: {e}")))?;
+    let bad = |at: &str, what: &str| Error::Malformed(format!("{at}: {what}"));
+    fn get<'a>(v: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
+        v.get(camel)
+            .or_else(|| v.get(snake))
+            .filter(|v| !v.is_null())
+    }
+    fn arr<'a>(v: Option<&'a Value>, at: &str) -> Result<&'a [Value], Error> {
+        match v {
+            None => Ok(&[]),
+            Some(Value::Array(a)) => Ok(a),
+            Some(_) => Err(Error::Malformed(format!("{at}: not an array"))),
+        }
+    }
+    fn num(v: Option<&Value>, at: &str) -> Result<i128, Error> {
+        match v {
+            None => Ok(0),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from))
+                .ok_or_else(|| Error::Malformed(format!("{at}: {n} is not an integer"))),
+            Some(Value::String(s)) => s
+                .parse::<i128>()
+                .map_err(|_| Error::Malformed(format!("{at}: {s:?} is not an integer"))),
+            Some(_) => Err(Error::Malformed(format!("{at}: not an integer"))),
+        }
+    }
+    let u64_ = |v: Option<&Value>, at: &str| -> Result<u64, Error> {
+        u64::try_from(num(v, at)?).map_err(|_| bad(at, "out of range for uint64"))
+    };
+    let i64_ = |v: Option<&Value>, at: &str| -> Result<i64, Error> {
+        i64::try_from(num(v, at)?).map_err(|_| bad(at, "out of range for int64"))
+    };
+    let idx = |v: Option<&Value>, at: &str| -> Result<u32, Error> {
+        let n = num(v, at)?;
+        u32::try_from(n)
+            .ok()
+            .filter(|i| i32::try_from(*i).is_ok())
+            .ok_or_else(|| bad(at, &format!("index {n} is not a table index")))
+    };
+    let idxs = |v: Option<&Value>, at: &str| -> Result<Vec<u64>, Error> {
+        arr(v, at)?
+            .iter()
+            .enumerate()
+            .map(|(i, x)| idx(Some(x), &format!("{at}[{i}]")).map(u64::from))
+            .collect()
+    };
+    let any = |v: Option<&Value>, at: &str| -> Result<Any, Error> {
+        let Some(v) = v else { return Ok(Any::None) };
+        Ok(if let Some(s) = get(v, "stringValue", "string_value") {
+            Any::Str(
+                s.as_str()
+                    .ok_or_else(|| bad(at, "stringValue is not a string"))?
+                    .into(),
+            )
+        } else if let Some(b) = get(v, "boolValue", "bool_value") {
+            Any::Bool(
+                b.as_bool()
+                    .ok_or_else(|| bad(at, "boolValue is not a boolean"))?,
+            )
+        } else if let Some(i) = get(v, "intValue", "int_value") {
+            Any::Int(i64_(Some(i), &format!("{at}.intValue"))?)
+        } else if let Some(x) = get(v, "doubleValue", "double_value") {
+            Any::Double(match x {
+                Value::Number(n) => n.as_f64().unwrap_or_default(),
+                Value::String(s) => s.parse().map_err(|_| bad(at, "doubleValue"))?,
+                _ => return Err(bad(at, "doubleValue is not a number")),
+            })
+        } else if let Some(i) = get(v, "stringValueStrindex", "string_value_strindex") {
+            Any::StrIdx(idx(Some(i), &format!("{at}.stringValueStrindex"))?)
+        } else {
+            Any::None
+        })
+    };
+    let value_type = |v: Option<&Value>, at: &str| -> Result<(u32, u32), Error> {
+        let Some(v) = v else { return Ok((0, 0)) };
+        Ok((
+            idx(
+                get(v, "typeStrindex", "type_strindex"),
+                &format!("{at}.typeStrindex"),
+            )?,
+            idx(
+                get(v, "unitStrindex", "unit_strindex"),
+                &format!("{at}.unitStrindex"),
+            )?,
+        ))
+    };
+
+    let mut d = Dict::default();
+    if let Some(dv) = get(&v, "dictionary", "dictionary") {
+        let at = format!("{at}.dictionary");
+        for (i, s) in arr(get(dv, "stringTable", "string_table"), &at)?
+            .iter()
+            .enumerate()
+        {
+            let s = s
+                .as_str()
+                .ok_or_else(|| bad(&format!("{at}.stringTable[{i}]"), "not a string"))?;
+            d.strings.push(s.into());
+        }
+        for (i, m) in arr(get(dv, "mappingTable", "mapping_table"), &at)?
+            .iter()
+            .enumerate()
+        {
+            let at = format!("{at}.mappingTable[{i}]");
+            d.mappings.push(OMapping {
+                start: u64_(get(m, "memoryStart", "memory_start"), &at)?,
+                limit: u64_(get(m, "memoryLimit", "memory_limit"), &at)?,
+                offset: u64_(get(m, "fileOffset", "file_offset"), &at)?,
+                filename: idx(get(m, "filenameStrindex", "filename_strindex"), &at)?,
+                attrs: idxs(get(m, "attributeIndices", "attribute_indices"), &at)?,
+            });
+        }
+        for (i, l) in arr(get(dv, "locationTable", "location_table"), &at)?
+            .iter()
+            .enumerate()
+        {
+            let at = format!("{at}.locationTable[{i}]");
+            let mut lines = Vec::new();
+            for (k, ln) in arr(get(l, "lines", "lines"), &at)?.iter().enumerate() {
+                let at = format!("{at}.lines[{k}]");
+                lines.push((
+                    idx(get(ln, "functionIndex", "function_index"), &at)?,
+                    i64_(get(ln, "line", "line"), &at)?,
+                    i64_(get(ln, "column", "column"), &at)?,
+                ));
+            }
+            d.locations.push(OLocation {
+                mapping: idx(get(l, "mappingIndex", "mapping_index"), &at)?,
+                address: u64_(get(l, "address", "address"), &at)?,
+                lines,
+                attrs: idxs(get(l, "attributeIndices", "attribute_indices"), &at)?,
+            });
+        }
+        for (i, fv) in arr(get(dv, "functionTable", "function_table"), &at)?
+            .iter()
+            .enumerate()
+        {
+            let at = format!("{at}.functionTable[{i}]");
+            d.functions.push(OFunction {
+                name: idx(get(fv, "nameStrindex", "name_strindex"), &at)?,
+                system_name: idx(get(fv, "systemNameStrindex", "system_name_strindex"), &at)?,
+                filename: idx(get(fv, "filenameStrindex", "filename_strindex"), &at)?,
+                start_line: i64_(get(fv, "startLine", "start_line"), &at)?,
+            });
+        }
+        for (i, a) in arr(get(dv, "attributeTable", "attribute_table"), &at)?
+            .iter()
+            .enumerate()
+        {
+            let at = format!("{at}.attributeTable[{i}]");
+            d.attrs.push(OAttr {
+                key: idx(get(a, "keyStrindex", "key_strindex"), &at)?,
+                value: any(get(a, "value", "value"), &format!("{at}.value"))?,
+                unit: idx(get(a, "unitStrindex", "unit_strindex"), &at)?,
+            });
+        }
+        for (i, st) in arr(get(dv, "stackTable", "stack_table"), &at)?
+            .iter()
+            .enumerate()
+        {
+            let at = format!("{at}.stackTable[{i}]");
+            d.stacks
+                .push(idxs(get(st, "locationIndices", "location_indices"), &at)?);
+        }
+    }
+    let key_values = |v: Option<&Value>, at: &str| -> Result<Vec<(String, String)>, Error> {
+        let mut out = Vec::new();
+        for (i, kv) in arr(v, at)?.iter().enumerate() {
+            let at = format!("{at}[{i}]");
+            let key = match get(kv, "key", "key").and_then(Value::as_str) {
+                Some(k) => k.to_string(),
+                None => match get(kv, "keyStrindex", "key_strindex") {
+                    Some(i) => d.string(idx(Some(i), &at)?, &at)?.to_string(),
+                    None => String::new(),
+                },
+            };
+            let value = match any(get(kv, "value", "value"), &format!("{at}.value"))? {
+                Any::Str(s) => s.to_string(),
+                Any::StrIdx(i) => d.string(i, &at)?.to_string(),
+                Any::Int(v) => v.to_string(),
+                Any::Bool(b) => b.to_string(),
+                Any::Double(x) => x.to_string(),
+                Any::None => continue,
+            };
+            out.push((key, value));
+        }
+        Ok(out)
+    };
+    let mut out = Export::default();
+    let mut count = 0usize;
+    let mut frames = limits.max_decompressed / 4;
+    let resources = arr(get(&v, "resourceProfiles", "resource_profiles"), at)?;
+    for (ri, rp) in resources.iter().enumerate() {
+        let at = format!("{at}.resource_profiles[{ri}]");
+        let res_pairs = match get(rp, "resource", "resource") {
+            Some(r) => key_values(
+                get(r, "attributes", "attributes"),
+                &format!("{at}.resource.attributes"),
+            )?,
+            None => Vec::new(),
+        };
+        for (si, sp) in arr(get(rp, "scopeProfiles", "scope_profiles"), &at)?
+            .iter()
+            .enumerate()
+        {
+            let sat = format!("{at}.scope_profiles[{si}]");
+            let scope_pairs = match get(sp, "scope", "scope") {
+                Some(sc) => key_values(
+                    get(sc, "attributes", "attributes"),
+                    &format!("{sat}.scope.attributes"),
+                )?,
+                None => Vec::new(),
+            };
+            let mut profiles = Vec::new();
+            for (pi, pv) in arr(get(sp, "profiles", "profiles"), &sat)?
+                .iter()
+                .enumerate()
+            {
+                count += 1;
+                if count > MAX_PROFILES {
+                    return Err(bad(
+                        &sat,
+                        &format!("more than {MAX_PROFILES} profiles in one request"),
+                    ));
+                }
+                let pat = format!("{sat}.profiles[{pi}]");
+                let mut samples = Vec::new();
+                for (k, sv) in arr(get(pv, "samples", "samples"), &pat)?.iter().enumerate() {
+                    let at = format!("{pat}.samples[{k}]");
+                    let values = arr(get(sv, "values", "values"), &at)?
+                        .iter()
+                        .map(|x| i64_(Some(x), &format!("{at}.values")).map(|v| v as u64))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    samples.push(OSample {
+                        stack: idx(get(sv, "stackIndex", "stack_index"), &at)?,
+                        attrs: idxs(get(sv, "attributeIndices", "attribute_indices"), &at)?,
+                        values,
+                        timestamps: arr(
+                            get(sv, "timestampsUnixNano", "timestamps_unix_nano"),
+                            &at,
+                        )?
+                        .len(),
+                    });
+                }
+                profiles.push(OProfile {
+                    sample_type: value_type(
+                        get(pv, "sampleType", "sample_type"),
+                        &format!("{pat}.sampleType"),
+                    )?,
+                    samples,
+                    time: u64_(get(pv, "timeUnixNano", "time_unix_nano"), &pat)?,
+                    duration: u64_(get(pv, "durationNano", "duration_nano"), &pat)?,
+                    period_type: value_type(
+                        get(pv, "periodType", "period_type"),
+                        &format!("{pat}.periodType"),
+                    )?,
+                    period: i64_(get(pv, "period", "period"), &pat)?,
+                    attrs: idxs(get(pv, "attributeIndices", "attribute_indices"), &pat)?,
+                    at: pat,
+                });
+            }
+            let scope = Scope {
+                at: &at,
+                resource: &res_pairs,
+                scope: &scope_pairs,
+                profiles: &profiles,
+            };
+            scope.convert(&d, now_ns, limits, &mut frames, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
 /// An `ExportProfilesServiceResponse`: empty when everything was taken, else
 /// `partial_success { rejected_profiles, error_message }`.
 pub fn export_response(rejected: u64, error_message: &str) -> Vec<u8> {
@@ -1119,6 +1405,28 @@ mod tests {
             );
             assert_eq!(g.comments, want.comments);
             assert_eq!(canon(g), canon(&want), "{name}");
+        }
+    }
+
+    #[test]
+    fn json_reads_as_protobuf() {
+        let lim = Limits::default();
+        let pb = parse_export_request(&testdata("otlp/heap.pb.bin"), 1, &lim).expect("protobuf");
+        let js = parse_export_request_json(&testdata("otlp/heap.json"), 1, &lim).expect("JSON");
+        assert_eq!(js.rejected, 0, "{:?}", js.errors);
+        assert_eq!(js.profiles, pb.profiles);
+        for (bad, want) in [
+            (&b"{"[..], "not JSON"),
+            (br#"{"resourceProfiles": 3}"#, "not an array"),
+            (
+                br#"{"dictionary": {"stackTable": [{"locationIndices": ["x"]}]}}"#,
+                "ExportProfilesServiceRequest.dictionary.stackTable[0][0]: \"x\" is not an integer",
+            ),
+        ] {
+            match parse_export_request_json(bad, 1, &lim) {
+                Err(Error::Malformed(m)) => assert!(m.contains(want), "{m}"),
+                other => panic!("{other:?}"),
+            }
         }
     }
 
