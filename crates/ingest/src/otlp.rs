@@ -1317,6 +1317,16 @@ pub fn rpc_status(code: u64, message: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// A request of testdata/otlp (gzip'd, made by make_request.py from the profile corpus).
+    fn request(p: &str) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&testdata(&format!("otlp/{p}.gz"))[..])
+            .read_to_end(&mut out)
+            .expect("gzip");
+        out
+    }
+
     fn testdata(p: &str) -> Vec<u8> {
         std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1377,12 +1387,9 @@ mod tests {
         for name in ["cpu", "heap"] {
             let want =
                 gocost_pprof::decode(&testdata(&format!("profiles/{name}.pb.gz"))).expect("pprof");
-            let got = parse_export_request(
-                &testdata(&format!("otlp/{name}.pb.bin")),
-                1,
-                &Limits::default(),
-            )
-            .expect("request");
+            let got =
+                parse_export_request(&request(&format!("{name}.pb.bin")), 1, &Limits::default())
+                    .expect("request");
             assert_eq!(got.rejected, 0, "{:?}", got.errors);
             assert_eq!(got.profiles.len(), 1, "{name}: the columns joined");
             let p = &got.profiles[0];
@@ -1411,8 +1418,8 @@ mod tests {
     #[test]
     fn json_reads_as_protobuf() {
         let lim = Limits::default();
-        let pb = parse_export_request(&testdata("otlp/heap.pb.bin"), 1, &lim).expect("protobuf");
-        let js = parse_export_request_json(&testdata("otlp/heap.json"), 1, &lim).expect("JSON");
+        let pb = parse_export_request(&request("heap.pb.bin"), 1, &lim).expect("protobuf");
+        let js = parse_export_request_json(&request("heap.json"), 1, &lim).expect("JSON");
         assert_eq!(js.rejected, 0, "{:?}", js.errors);
         assert_eq!(js.profiles, pb.profiles);
         for (bad, want) in [
@@ -1434,7 +1441,7 @@ mod tests {
     /// never a panic (the fuzz target `ingest_otlp` goes further).
     #[test]
     fn damaged_requests_never_panic() {
-        let body = testdata("otlp/heap.pb.bin");
+        let body = request("heap.pb.bin");
         let lim = Limits::default();
         for cut in 0..body.len() {
             let _ = parse_export_request(&body[..cut], 1, &lim);
@@ -1455,7 +1462,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_offset() {
-        let body = testdata("otlp/cpu.pb.bin");
+        let body = request("cpu.pb.bin");
         for cut in [1, 7, body.len() / 2, body.len() - 1] {
             match parse_export_request(&body[..cut], 1, &Limits::default()) {
                 Err(Error::Malformed(m)) => assert!(
