@@ -16,5 +16,6 @@ fn main() {
         tools::ROOT,
         tools::GARAGE,
         tools::DNSMASQ,
+        tools::OTLP_PROTO,
     ]);
 }

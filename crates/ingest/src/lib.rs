@@ -4,8 +4,9 @@
 //! (`name=app.kind{k=v,…}`, `from`, `until`, `format`, `sampleRate`, `spyName`, `units`,
 //! `aggregationType`), its bodies (pprof raw or gzip'd, `multipart/form-data` with
 //! `profile`, `prev_profile` and `sample_type_config`, `folded`, `lines`) and the Connect
-//! `push.v1.PusherService/Push` request (`PushRequest` in protobuf). Every push becomes zero
-//! or more [`Pushed`] profiles, each with its gocost kind and series labels.
+//! `push.v1.PusherService/Push` request (`PushRequest` in protobuf), and OpenTelemetry's
+//! OTLP profiles ([`otlp`]: `ExportProfilesServiceRequest` in protobuf or OTLP/JSON). Every
+//! push becomes zero or more [`Pushed`] profiles, each with its gocost kind and series labels.
 //!
 //! It is synchronous and does no I/O: the server hands it bytes. Errors name the field, part
 //! or line at fault. Nothing is returned unless the whole push parsed (so nothing is stored
@@ -13,6 +14,7 @@
 
 mod kind;
 mod multipart;
+pub mod otlp;
 mod push;
 mod query;
 mod text;
@@ -243,6 +245,11 @@ pub(crate) fn series_labels<'a>(
         }
     }
     Ok(out)
+}
+
+/// `s` cut to at most `n` bytes on a character boundary.
+pub fn truncate_str(s: &str, n: usize) -> &str {
+    truncate(s, n)
 }
 
 pub(crate) fn truncate(s: &str, n: usize) -> &str {

@@ -35,6 +35,12 @@ pub mod varint {
     pub use crate::wire::{VarintError, put_varint, read_varint, unzigzag, varint_len, zigzag};
 }
 
+/// The protobuf wire reader the pprof decoder uses, for other hand-written decoders (ingest's
+/// OTLP profiles): fields with their absolute byte offsets, errors as (`ErrorKind`, offset).
+pub mod protowire {
+    pub use crate::wire::{FIXED32, FIXED64, Field, LEN, Reader, VARINT, WireError};
+}
+
 pub use decode::{
     DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_uncompressed_with,
     decode_with, gunzip, legacy_format,

@@ -3,13 +3,13 @@
 
 use crate::error::ErrorKind;
 
-pub(crate) const VARINT: u8 = 0;
-pub(crate) const FIXED64: u8 = 1;
-pub(crate) const LEN: u8 = 2;
-pub(crate) const FIXED32: u8 = 5;
+pub const VARINT: u8 = 0;
+pub const FIXED64: u8 = 1;
+pub const LEN: u8 = 2;
+pub const FIXED32: u8 = 5;
 
 /// One decoded field: number, wire type, payload and where it started.
-pub(crate) struct Field<'a> {
+pub struct Field<'a> {
     pub num: u64,
     pub wire: u8,
     pub varint: u64,
@@ -21,14 +21,14 @@ pub(crate) struct Field<'a> {
 }
 
 /// A reader over a message's bytes; `base` is the absolute offset of `buf[0]`.
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     base: usize,
 }
 
 /// An error with the absolute offset it happened at.
-pub(crate) type WireError = (ErrorKind, usize);
+pub type WireError = (ErrorKind, usize);
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8], base: usize) -> Self {

@@ -273,7 +273,10 @@ fn scope_of(method: &axum::http::Method, path: &str) -> Scope {
         LOAD_RUNS if method == axum::http::Method::POST => Scope::Write,
         "/" => Scope::Public,
         p if p.starts_with("/ui/") => Scope::Public,
-        "/ingest" | "/pyroscope/ingest" | "/push.v1.PusherService/Push" => Scope::Write,
+        "/ingest"
+        | "/pyroscope/ingest"
+        | "/push.v1.PusherService/Push"
+        | crate::routes::push::OTLP_PROFILES => Scope::Write,
         "/metrics" => Scope::Admin,
         // A peer's head, for any tenant (the asking instance confined its selector).
         crate::cluster::HEAD_ROUTE => Scope::Admin,

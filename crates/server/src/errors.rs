@@ -345,6 +345,14 @@ pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
+    // OTLP's errors are a protobuf `google.rpc.Status` (built with the tenant scrubbed).
+    if resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == crate::routes::push::OTLP_PROTOBUF.as_bytes())
+    {
+        return resp;
+    }
     let (mut parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, 4 << 20)
         .await

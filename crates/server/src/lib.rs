@@ -145,6 +145,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ingest", post(push::ingest))
         .route("/pyroscope/ingest", post(push::ingest))
         .route("/push.v1.PusherService/Push", post(push::push))
+        .route(push::OTLP_PROFILES, post(push::otlp))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -187,6 +187,20 @@ pub const AGENTS: Tool = Tool {
         },
     ]),
 };
+/// The OpenTelemetry protobuf definitions (`opentelemetry-proto`, pinned in
+/// testdata/otlp/requirements.txt) in a Python venv: they build the OTLP test requests.
+pub const OTLP_PROTO: Tool = Tool {
+    cfg: "has_otlp_proto",
+    needs: "opentelemetry-proto in testdata/otlp/.venv (see .ci/run)",
+    probe: Probe::Command {
+        env: "GOCOST_OTLP_PYTHON",
+        default: "testdata/otlp/.venv/bin/python",
+        args: &[
+            "-c",
+            "import opentelemetry.proto.collector.profiles.v1development.profiles_service_pb2",
+        ],
+    },
+};
 /// Root (to mount a small tmpfs for the full-disk tests).
 pub const ROOT: Tool = Tool {
     cfg: "has_root",

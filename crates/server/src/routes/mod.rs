@@ -12,7 +12,7 @@
 //! | `alerts.rs` | `/api/v1/alerts` |
 //! | `traces.rs` | `/api/v1/traces` (list, upload), `/api/v1/trace/{id}` (download, `summary`, `timeline`) |
 //! | `loadruns.rs` | `/api/v1/loadruns` (list, upload), `/api/v1/loadruns/{id}` (the run's JSON), `/api/v1/loadruns/{id}/report` (its HTML) |
-//! | `push.rs` | `/ingest`, `/pyroscope/ingest`, `/push.v1.PusherService/Push` |
+//! | `push.rs` | `/ingest`, `/pyroscope/ingest`, `/push.v1.PusherService/Push`, `/v1development/profiles` (OTLP) |
 //! | `metrics.rs` | `/metrics` |
 //! | `ui.rs` | `/`, `/ui/{file}` |
 

@@ -193,6 +193,124 @@ async fn push_call(
     Ok(r)
 }
 
+/// OTLP/HTTP's profiles path (the `v1development` signal).
+pub(crate) const OTLP_PROFILES: &str = "/v1development/profiles";
+/// OTLP/HTTP's protobuf content type: requests, answers and error bodies.
+pub(crate) const OTLP_PROTOBUF: &str = "application/x-protobuf";
+
+/// `POST /v1development/profiles`: an OTLP/HTTP `ExportProfilesServiceRequest` in protobuf
+/// or OTLP/JSON (optionally gzip'd). Stored all or nothing like the other pushes; profiles
+/// the decoder refused alone are counted in the answer's `partial_success`. The answer and
+/// errors (a `google.rpc.Status`) are in the request's encoding, as OTLP/HTTP specifies.
+pub(crate) async fn otlp(
+    state: State<Arc<AppState>>,
+    tenant: Extension<Tenant>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = otlp_media(&headers) == Some(true);
+    match otlp_call(state, tenant, headers, body, json).await {
+        Ok(r) => r,
+        Err(e) => otlp_error(e, json),
+    }
+}
+
+/// `Some(false)` for protobuf, `Some(true)` for JSON, `None` for anything else.
+fn otlp_media(headers: &HeaderMap) -> Option<bool> {
+    let ct = header_str(headers, header::CONTENT_TYPE).unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case(OTLP_PROTOBUF) {
+        Some(false)
+    } else if media.eq_ignore_ascii_case("application/json") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// An error as OTLP/HTTP answers it: the status code, a `google.rpc.Status` body.
+fn otlp_error(e: ApiError, json: bool) -> Response {
+    // google.rpc.Code for the classes gocost answers.
+    let code = match e.status().0 {
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::INSUFFICIENT_STORAGE => 8,
+        StatusCode::SERVICE_UNAVAILABLE => 14,
+        StatusCode::UNAUTHORIZED => 16,
+        StatusCode::FORBIDDEN => 7,
+        _ => 13,
+    };
+    let msg = crate::errors::scrub_tenant(&e.to_string());
+    let mut r = e.into_response();
+    if json {
+        // As every gocost error, with `error`; `code` and `message` are the Status's.
+        *r.body_mut() = axum::body::Body::from(
+            serde_json::json!({ "code": code, "message": msg, "error": msg }).to_string(),
+        );
+    } else {
+        *r.body_mut() = axum::body::Body::from(gocost_ingest::otlp::rpc_status(code, &msg));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(OTLP_PROTOBUF),
+        );
+    }
+    r.headers_mut().remove(header::CONTENT_LENGTH);
+    r
+}
+
+async fn otlp_call(
+    State(st): State<Arc<AppState>>,
+    Extension(tenant): Extension<Tenant>,
+    headers: HeaderMap,
+    body: Bytes,
+    json: bool,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let lim = limits(&st);
+    if otlp_media(&headers).is_none() {
+        let ct = header_str(&headers, header::CONTENT_TYPE).unwrap_or("");
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {ct:?}: send {OTLP_PROTOBUF} or application/json (OTLP/HTTP's encodings)"
+        )));
+    }
+    let received = body.len();
+    let export = parse(&st, &headers, body, lim, move |body, lim| {
+        if json {
+            gocost_ingest::otlp::parse_export_request_json(body, now_ns(), lim)
+        } else {
+            gocost_ingest::otlp::parse_export_request(body, now_ns(), lim)
+        }
+    })
+    .await?;
+    if !export.profiles.is_empty() {
+        store(st, tenant, export.profiles, received).await?;
+    }
+    let msg = export.errors.join("; ");
+    let msg = gocost_ingest::truncate_str(&msg, 4096);
+    if json {
+        let body = if export.rejected == 0 && msg.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({ "partialSuccess": {
+                "rejectedProfiles": export.rejected.to_string(),
+                "errorMessage": msg,
+            }})
+        };
+        return Ok(Json(body).into_response());
+    }
+    let mut r = (
+        StatusCode::OK,
+        gocost_ingest::otlp::export_response(export.rejected, msg),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(OTLP_PROTOBUF),
+    );
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
