@@ -139,6 +139,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
+    let log = dir.join("gocost.log");
     let mut child = Command::new(&gocost)
         .args(["serve", "--config"])
         .arg(dir.join("gocost.toml"))
@@ -146,26 +147,37 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .arg(dir.join("data"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?)
         .spawn()
         .map_err(|e| e.to_string())?;
     let pid = child.id();
+    // When gocost stops, the bench ends with the last lines of its log (kept in `dir`).
+    let exited = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "gocost exited; its log is {}, ending:\n{}",
+            log.display(),
+            tail.join("\n")
+        )
+    };
     println!(
         "fleet: {targets} targets x {} profile kinds + expvar every {interval}s; warm-up {warmup}s, then {seconds}s measured",
         kinds.len()
     );
     std::thread::sleep(Duration::from_secs(warmup));
-    let (c0, _) = proc_usage(pid).ok_or("gocost exited")?;
+    let (c0, _) = proc_usage(pid).ok_or_else(exited)?;
     let t0 = Instant::now();
     let mut peak = 0u64;
     let mut samples = Vec::new();
     while t0.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(1));
-        let (_, rss) = proc_usage(pid).ok_or("gocost exited")?;
+        let (_, rss) = proc_usage(pid).ok_or_else(exited)?;
         peak = peak.max(rss);
         samples.push(rss);
     }
-    let (c1, _) = proc_usage(pid).ok_or("gocost exited")?;
+    let (c1, _) = proc_usage(pid).ok_or_else(exited)?;
     let wall = t0.elapsed().as_secs_f64();
     let metrics = reqwest_free_get(port, "/metrics").unwrap_or_default();
     let _ = child.kill();
