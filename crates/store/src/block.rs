@@ -4,7 +4,7 @@
 //!
 //! This module only turns data into bytes and back; [`crate::blobs`] moves the bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{Read, Write};
 
@@ -114,6 +114,24 @@ pub struct BlockMeta {
     /// segment still on its disk knows it is in a block.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub merged_sources: BTreeMap<String, Vec<u64>>,
+}
+
+/// The WAL segments of instance `me` already in blocks: its own blocks' sources, and those
+/// the bucket's compactor merged from its blocks (which may be deleted by now).
+pub(crate) fn segments_in_blocks<'a>(
+    metas: impl IntoIterator<Item = &'a BlockMeta>,
+    me: &str,
+) -> BTreeSet<u64> {
+    let mut done = BTreeSet::new();
+    for m in metas {
+        if m.instance == me {
+            done.extend(m.sources.iter().copied());
+        }
+        if let Some(merged) = m.merged_sources.get(me) {
+            done.extend(merged.iter().copied());
+        }
+    }
+    done
 }
 
 /// The group (service) a series belongs to: symbols are shared within it.

@@ -154,18 +154,7 @@ impl Store {
         }
         // WAL segments already in blocks: this instance's blocks' sources, and those that
         // the bucket's compactor merged from its blocks (which may be deleted by now).
-        let done: BTreeSet<u64> = blocks
-            .iter()
-            .filter(|b| b.meta.instance == me)
-            .flat_map(|b| b.meta.sources.iter().copied())
-            .chain(
-                blocks
-                    .iter()
-                    .filter_map(|b| b.meta.merged_sources.get(me))
-                    .flatten()
-                    .copied(),
-            )
-            .collect();
+        let done = crate::block::segments_in_blocks(blocks.iter().map(|b| &b.meta), me);
         // A compaction that wrote its block but did not finish deleting the inputs. This
         // instance's own compaction of its own blocks is finished here; the inputs of
         // another's (the bucket's compactor's) are its to delete after the delay: only

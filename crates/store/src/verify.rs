@@ -162,18 +162,7 @@ pub fn verify_dir(opts: &Options) -> Result<VerifyReport, Error> {
         r.block_profiles += b.meta.series.iter().map(|s| s.profiles).sum::<u64>();
         keys.extend(b.meta.series.iter().map(|s| s.key.clone()));
     }
-    let done: BTreeSet<u64> = blocks
-        .iter()
-        .filter(|b| b.meta.instance == me)
-        .flat_map(|b| b.meta.sources.iter().copied())
-        .chain(
-            blocks
-                .iter()
-                .filter_map(|b| b.meta.merged_sources.get(me))
-                .flatten()
-                .copied(),
-        )
-        .collect();
+    let done = crate::block::segments_in_blocks(blocks.iter().map(|b| &b.meta), me);
     let segs = wal::list_segments(&dir.join("wal"))?;
     let last = segs.last().map(|s| s.0);
     let decode = gocost_pprof::DecodeOptions {
