@@ -404,14 +404,14 @@ impl Merger {
                 continue;
             }
             match self.lookup(src, &s.location, &s.label) {
-                (_, Some(idx)) => self.add_values(idx, &s.value),
-                (hash, None) => {
+                Some(idx) => self.add_values(idx, &s.value),
+                None => {
                     let sample = Sample {
                         location: self.scratch.clone(),
                         value: s.value.clone(),
                         label: s.label.clone(),
                     };
-                    self.insert(hash, sample);
+                    self.insert(sample);
                 }
             }
         }
@@ -432,11 +432,11 @@ impl Merger {
                 continue;
             }
             match self.lookup(&src, &s.location, &s.label) {
-                (_, Some(idx)) => self.add_values(idx, &s.value),
-                (hash, None) => {
+                Some(idx) => self.add_values(idx, &s.value),
+                None => {
                     s.location.clear();
                     s.location.extend_from_slice(&self.scratch);
-                    self.insert(hash, s);
+                    self.insert(s);
                 }
             }
         }
@@ -482,13 +482,8 @@ impl Merger {
     }
 
     /// Maps a sample's locations into `self.scratch` and finds the identical merged sample,
-    /// if any; returns the identity hash too.
-    fn lookup(
-        &mut self,
-        src: &Profile,
-        location: &[LocationIdx],
-        label: &[Label],
-    ) -> (u64, Option<u32>) {
+    /// if any; if none, the slot for the one [`insert`](Merger::insert) adds next is claimed.
+    fn lookup(&mut self, src: &Profile, location: &[LocationIdx], label: &[Label]) -> Option<u32> {
         let mut locs = std::mem::take(&mut self.scratch);
         locs.clear();
         for &l in location {
@@ -525,7 +520,7 @@ impl Merger {
             }
         };
         self.scratch = locs;
-        (hash, found)
+        found
     }
 
     fn add_values(&mut self, idx: u32, values: &[i64]) {
@@ -534,17 +529,12 @@ impl Merger {
         }
     }
 
-    /// Appends a new merged sample (its locations already mapped).
-    fn insert(&mut self, hash: u64, sample: Sample) {
-        let idx = self.out.sample.len() as u32;
+    /// Appends a new merged sample (its locations already mapped, its slot claimed by
+    /// [`lookup`](Merger::lookup)).
+    fn insert(&mut self, sample: Sample) {
         // A query's budget (`cancel::Budget`): the merged samples and their depth.
         crate::cancel::nodes(self.out.sample.len() + 1);
         crate::cancel::depth(sample.location.len());
-        debug_assert_eq!(
-            self.samples.get(&hash),
-            Some(&idx),
-            "lookup claimed the slot"
-        );
         self.sample_next.push(self.pending_next);
         self.out.sample.push(sample);
     }
