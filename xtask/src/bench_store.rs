@@ -8,6 +8,12 @@
 //!    of pprof received.
 //! 3. Flame graphs over the whole history (all services, one service, and a range that does
 //!    not start or end on an hour): query + report + flame tree, p50/p95 over repeats.
+//!
+//! `--seeds A,B,…` builds everything from the given CPU profiles instead of testdata's small
+//! ones, e.g. the realistic corpus `scripts/bench.py` records (60-second profiles of a
+//! generated 800-function service, target/bench-svc/profiles/cpu-*.pb.gz): flame trees of
+//! tens of thousands of nodes. `--busy-interval-secs 10` adds one busy service scraped every
+//! 10 s over the last day, and flame cases for its last hour and last day (the UI's Explore).
 
 use std::time::Instant;
 
@@ -28,8 +34,28 @@ fn cpu_seconds() -> f64 {
 }
 
 fn read(name: &str) -> Result<Vec<u8>, String> {
-    let p = profiles_dir().join(name);
-    std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
+    read_path(&profiles_dir().join(name))
+}
+
+fn read_path(p: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// `--seeds a,b,c`: the files given, if any.
+fn seeds(args: &[String]) -> Result<Option<Vec<Vec<u8>>>, String> {
+    let Some(i) = args.iter().position(|a| a == "--seeds") else {
+        return Ok(None);
+    };
+    let list = args.get(i + 1).ok_or("--seeds needs a comma-separated list of files")?;
+    let files: Vec<Vec<u8>> = list
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .map(|f| read_path(std::path::Path::new(f)))
+        .collect::<Result<_, _>>()?;
+    if files.is_empty() {
+        return Err("--seeds: no files given".into());
+    }
+    Ok(Some(files))
 }
 
 fn key(kind: &str, svc: i64) -> SeriesKey {
@@ -52,6 +78,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let services = arg(args, "--services", 20)? as i64;
     let interval = arg(args, "--interval-secs", 300)? as i64 * 1_000_000_000;
     let repeats = arg(args, "--repeats", 10)?.max(1) as usize;
+    let busy = arg(args, "--busy-interval-secs", 0)? as i64 * 1_000_000_000;
+    let seeds = seeds(args)?;
     let e = |e: gocost_store::Error| e.to_string();
     let tmp = std::env::temp_dir().join(format!("gocost-bench-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -66,10 +94,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("mutex", "mutex.delta.pb.gz"),
         ("block", "block.delta.pb.gz"),
     ];
-    let data: Vec<(&str, Vec<u8>)> = kinds
-        .iter()
-        .map(|(k, f)| Ok((*k, read(f)?)))
-        .collect::<Result<_, String>>()?;
+    let data: Vec<(&str, Vec<u8>)> = match &seeds {
+        Some(s) => s.iter().map(|b| ("cpu", b.clone())).collect(),
+        None => kinds
+            .iter()
+            .map(|(k, f)| Ok((*k, read(f)?)))
+            .collect::<Result<_, String>>()?,
+    };
     let (s, _) = Store::open(Options::new(tmp.join("ingest"))).map_err(e)?;
     let n = 20_000i64;
     let (c0, w0) = (cpu_seconds(), Instant::now());
@@ -108,11 +139,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     drop(s);
 
     // 2. History.
-    let cpus = [
-        read("cpu.pb.gz")?,
-        read("cpu2.pb.gz")?,
-        read("batch.cpu.pb.gz")?,
-    ];
+    let cpus = match seeds {
+        Some(s) => s,
+        None => vec![
+            read("cpu.pb.gz")?,
+            read("cpu2.pb.gz")?,
+            read("batch.cpu.pb.gz")?,
+        ],
+    };
+    let busy_key = key("cpu", 99);
     let mut o = Options::new(tmp.join("history"));
     o.retention_ns = 0;
     let (s, _) = Store::open(o).map_err(e)?;
@@ -125,8 +160,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
             for i in 0..per_day / 24 {
                 let t = start + d * DAY_NS + h * HOUR_NS + i * interval;
                 for svc in 0..services {
-                    let b = &cpus[((i + svc) % 3) as usize];
+                    let b = &cpus[((i + svc) as usize) % cpus.len()];
                     s.append(&key("cpu", svc), t + svc, b).map_err(e)?;
+                    count += 1;
+                }
+            }
+            if busy > 0 && d == days - 1 {
+                // The busy service (svc-99): every `busy` over this hour.
+                for i in 0..HOUR_NS / busy {
+                    let t = start + d * DAY_NS + h * HOUR_NS + i * busy;
+                    let b = &cpus[(i as usize) % cpus.len()];
+                    s.append(&busy_key, t + 99, b).map_err(e)?;
                     count += 1;
                 }
             }
@@ -138,6 +182,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     eprintln!();
     s.compact(start + (days + 2) * DAY_NS).map_err(e)?;
     let st = s.stats();
+    if busy > 0 {
+        println!(
+            "history: plus svc-99 every {}s over the last day",
+            busy / 1_000_000_000
+        );
+    }
     println!(
         "history: {days} days x {services} services every {}s = {count} profiles, {:.1} MB of pprof, built in {:.1} CPU-s ({:.1} s wall)",
         interval / 1_000_000_000,
@@ -154,7 +204,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     // 3. Flame graphs over the history.
     let end = start + days * DAY_NS - 1;
-    let cases = [
+    let mut cases = vec![
         ("all services, whole range", "cpu", start, end),
         (
             "one service, whole range",
@@ -169,6 +219,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
             end - 7 * 60 * 1_000_000_000,
         ),
     ];
+    if busy > 0 {
+        let q = r#"cpu{job="svc-99"}"#;
+        cases.push(("busy service, last hour", q, end + 1 - HOUR_NS, end));
+        // "Last hour" as the UI asks for it: not on hour boundaries, so partly raw profiles.
+        let minute = 60 * 1_000_000_000;
+        cases.push((
+            "busy service, last hour unaligned",
+            q,
+            end + 1 - HOUR_NS - 17 * minute,
+            end - 17 * minute,
+        ));
+        cases.push(("busy service, last day", q, end + 1 - DAY_NS, end));
+    }
     for (name, q, from, to) in cases {
         let sel = Selector::parse(q).map_err(|e| e.to_string())?;
         let mut times = Vec::new();
