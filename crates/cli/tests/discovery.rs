@@ -513,8 +513,9 @@ const GROUPS: &str = r#"[
   {"targets": ["10.1.0.1:6060", "10.1.0.2:6060", "10.1.0.3:9999"], "labels": {"env": "prod", "team": "red"}},
   {"targets": ["10.2.0.1:6060", "web-1"], "labels": {"env": "staging", "team": "blue", "team_lead": "ana"}},
   {"targets": ["10.3.0.1:6060"], "labels": {"env": "dev", "team": "x"}},
-  {"targets": ["10.4.0.1:6060", "10.4.0.2:7070"], "labels": {"env": "prod", "team": "x", "zone": "eu"}},
-  {"targets": ["10.5.0.1:6060"], "labels": {"env": "prod", "instance": "named-by-sd"}}
+  {"targets": ["10.4.0.1:6060", "10.4.0.2:7070"], "labels": {"env": "prod", "team": "x", "zone": "eu", "site": "Straße-İst"}},
+  {"targets": ["10.5.0.1:6060"], "labels": {"env": "prod", "instance": "named-by-sd"}},
+  {"targets": ["10.6.0.1:6060"], "labels": {"env": "prod", "team": "prod"}}
 ]"#;
 
 /// (Prometheus YAML, gocost TOML) per rule, applied in this order.
@@ -563,14 +564,33 @@ const RULES: &[(&str, &str)] = &[
         "regex: '__meta_(file)path'\n  replacement: 'sd_$1'\n  action: labelmap",
         "regex = '__meta_(file)path'\nreplacement = 'sd_$1'\naction = \"labelmap\"",
     ),
+    // dropequal: env equal to team (10.6.0.1); keepequal: a missing label equal to
+    // `instance`, so only targets without one (not 10.5.0.1)
+    (
+        "source_labels: [env]\n  target_label: team\n  action: dropequal",
+        "source_labels = [\"env\"]\ntarget_label = \"team\"\naction = \"dropequal\"",
+    ),
+    (
+        "source_labels: [__tmp_none]\n  target_label: instance\n  action: keepequal",
+        "source_labels = [\"__tmp_none\"]\ntarget_label = \"instance\"\naction = \"keepequal\"",
+    ),
+    // uppercase and lowercase, as Go maps case (ß stays ß, İ becomes i)
+    (
+        "source_labels: [env, site]\n  target_label: env_uc\n  action: uppercase",
+        "source_labels = [\"env\", \"site\"]\ntarget_label = \"env_uc\"\naction = \"uppercase\"",
+    ),
+    (
+        "source_labels: [env_uc, team]\n  separator: '-'\n  target_label: tag\n  action: lowercase",
+        "source_labels = [\"env_uc\", \"team\"]\nseparator = \"-\"\ntarget_label = \"tag\"\naction = \"lowercase\"",
+    ),
     // labeldrop, labelkeep
     (
         "regex: 'team_.*'\n  action: labeldrop",
         "regex = 'team_.*'\naction = \"labeldrop\"",
     ),
     (
-        "regex: '__.*|job|env|team|host|owner|shard|zone|instance|sd_.*'\n  action: labelkeep",
-        "regex = '__.*|job|env|team|host|owner|shard|zone|instance|sd_.*'\naction = \"labelkeep\"",
+        "regex: '__.*|job|env|env_uc|tag|team|host|owner|shard|zone|instance|sd_.*'\n  action: labelkeep",
+        "regex = '__.*|job|env|env_uc|tag|team|host|owner|shard|zone|instance|sd_.*'\naction = \"labelkeep\"",
     ),
 ];
 
@@ -674,7 +694,7 @@ fn relabelling_matches_prometheus() {
             return false;
         }
         theirs = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        !pool(&theirs, "rl").is_empty() && pool(&theirs, "rl-plain").len() == 9
+        !pool(&theirs, "rl").is_empty() && pool(&theirs, "rl-plain").len() == 10
     });
     let p_active = pool(&theirs, "rl");
     let p_plain = pool(&theirs, "rl-plain");
@@ -732,7 +752,7 @@ fn relabelling_matches_prometheus() {
     assert_eq!(ours_all, plain, "discovered labels");
     // The table exercises every action: some targets kept, some dropped, labels renamed.
     assert!(
-        pl.len() == 7 && p_dropped.len() == 2,
+        pl.len() == 6 && p_dropped.len() == 4,
         "{pl:?} {p_dropped:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -98,6 +98,10 @@ pub enum RelabelAction {
     Labelmap,
     Labeldrop,
     Labelkeep,
+    Lowercase,
+    Uppercase,
+    Keepequal,
+    Dropequal,
 }
 
 impl RelabelAction {
@@ -110,6 +114,10 @@ impl RelabelAction {
             RelabelAction::Labelmap => "labelmap",
             RelabelAction::Labeldrop => "labeldrop",
             RelabelAction::Labelkeep => "labelkeep",
+            RelabelAction::Lowercase => "lowercase",
+            RelabelAction::Uppercase => "uppercase",
+            RelabelAction::Keepequal => "keepequal",
+            RelabelAction::Dropequal => "dropequal",
         }
     }
 }
@@ -159,7 +167,15 @@ impl RelabelConfig {
         if self.action == RelabelAction::Hashmod && self.modulus.unwrap_or(0) == 0 {
             return Err("relabel configuration for hashmod requires non-zero modulus".into());
         }
-        if matches!(self.action, RelabelAction::Replace | RelabelAction::Hashmod)
+        // The actions that write (or compare with) `target_label`.
+        let to_target = matches!(
+            self.action,
+            RelabelAction::Lowercase
+                | RelabelAction::Uppercase
+                | RelabelAction::Keepequal
+                | RelabelAction::Dropequal
+        );
+        if (to_target || matches!(self.action, RelabelAction::Replace | RelabelAction::Hashmod))
             && target.is_empty()
         {
             return Err(format!(
@@ -174,9 +190,23 @@ impl RelabelConfig {
                 "{target:?} is invalid 'target_label' for {act} action"
             ));
         }
-        if self.action == RelabelAction::Hashmod && !valid_label_name(target) {
+        if (to_target || self.action == RelabelAction::Hashmod) && !valid_label_name(target) {
             return Err(format!(
                 "{target:?} is invalid 'target_label' for {act} action"
+            ));
+        }
+        if to_target && self.replacement.as_deref().is_some_and(|r| r != "$1") {
+            return Err(format!("'replacement' can not be set for {act} action"));
+        }
+        if matches!(
+            self.action,
+            RelabelAction::Keepequal | RelabelAction::Dropequal
+        ) && (self.regex.as_deref().is_some_and(|r| r != "(.*)")
+            || self.modulus.is_some_and(|m| m != 0)
+            || self.separator.as_deref().is_some_and(|s| s != ";"))
+        {
+            return Err(format!(
+                "{act} action requires only 'source_labels' and `target_label`, and no other fields"
             ));
         }
         if matches!(

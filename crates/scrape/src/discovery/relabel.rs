@@ -62,6 +62,28 @@ fn set(labels: &mut Labels, name: String, value: String) {
     }
 }
 
+/// Go's `strings.ToLower` / `strings.ToUpper`, which `lowercase` and `uppercase` use: each
+/// character mapped alone by Unicode's simple case mapping, so no context (a final `Σ`
+/// stays `σ`) and no expansion (`ß` stays `ß` in upper case, where Rust's `str` methods
+/// apply the full mapping and give `SS`).
+fn go_case(s: &str, upper: bool) -> String {
+    s.chars()
+        .map(|c| {
+            let mut m: Vec<char> = if upper {
+                c.to_uppercase().collect()
+            } else {
+                c.to_lowercase().collect()
+            };
+            match (m.len(), c) {
+                (1, _) => m.remove(0),
+                // The one full mapping whose simple mapping exists and differs: İ → i.
+                (_, '\u{130}') if !upper => 'i',
+                _ => c,
+            }
+        })
+        .collect()
+}
+
 fn apply(labels: &mut Labels, r: &Rule) -> bool {
     let val = r
         .source_labels
@@ -103,6 +125,14 @@ fn apply(labels: &mut Labels, r: &Rule) -> bool {
                     set(labels, new.into_owned(), value);
                 }
             }
+        }
+        RelabelAction::Lowercase => set(labels, r.target_label.clone(), go_case(&val, false)),
+        RelabelAction::Uppercase => set(labels, r.target_label.clone(), go_case(&val, true)),
+        RelabelAction::Keepequal => {
+            return labels.get(&r.target_label).map_or("", String::as_str) == val;
+        }
+        RelabelAction::Dropequal => {
+            return labels.get(&r.target_label).map_or("", String::as_str) != val;
         }
         RelabelAction::Labeldrop => labels.retain(|k, _| !r.regex.is_match(k)),
         RelabelAction::Labelkeep => labels.retain(|k, _| r.regex.is_match(k)),
@@ -167,6 +197,46 @@ replacement = "${2}-$1""#],
             &[("a", "k")],
         );
         assert_eq!(out, Some(labels(&[("a", "k"), ("l_k", "v")])));
+    }
+
+    #[test]
+    fn case_and_equality_actions() {
+        let up = "source_labels = [\"a\"]\ntarget_label = \"b\"\naction = \"uppercase\"";
+        let out = run(&[up], &[("a", "Straße-İst σ")]);
+        assert_eq!(
+            out,
+            Some(labels(&[("a", "Straße-İst σ"), ("b", "STRAßE-İST Σ")]))
+        );
+        let low = "source_labels = [\"a\"]\ntarget_label = \"b\"\naction = \"lowercase\"";
+        let out = run(&[low], &[("a", "Straße-İST Σ")]);
+        assert_eq!(
+            out,
+            Some(labels(&[("a", "Straße-İST Σ"), ("b", "straße-ist σ")]))
+        );
+        // An empty value removes the target label.
+        assert_eq!(run(&[low], &[("b", "x")]), Some(labels(&[])));
+        let keq = "source_labels = [\"a\"]\ntarget_label = \"b\"\naction = \"keepequal\"";
+        assert!(run(&[keq], &[("a", "1"), ("b", "1")]).is_some());
+        assert!(run(&[keq], &[("a", "1"), ("b", "2")]).is_none());
+        assert!(run(&[keq], &[]).is_some(), "both missing: equal");
+        let deq = "source_labels = [\"a\"]\ntarget_label = \"b\"\naction = \"dropequal\"";
+        assert!(run(&[deq], &[("a", "1"), ("b", "1")]).is_none());
+        assert!(run(&[deq], &[("a", "1")]).is_some());
+        // Prometheus' checks.
+        let bad = |t: &str| {
+            let c: RelabelConfig = toml::from_str(t).expect("rule");
+            Rule::new(&c).expect_err("invalid")
+        };
+        assert!(
+            bad("source_labels = [\"a\"]\naction = \"lowercase\"")
+                .contains("requires 'target_label'")
+        );
+        assert!(bad("source_labels = [\"a\"]\ntarget_label = \"b\"\nreplacement = \"x\"\naction = \"uppercase\"").contains("'replacement' can not be set"));
+        assert!(bad("source_labels = [\"a\"]\ntarget_label = \"b\"\nregex = \"x\"\naction = \"keepequal\"").contains("requires only"));
+        assert!(
+            bad("source_labels = [\"a\"]\ntarget_label = \"$1\"\naction = \"dropequal\"")
+                .contains("invalid 'target_label'")
+        );
     }
 
     #[test]
