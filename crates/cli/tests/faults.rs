@@ -484,6 +484,20 @@ fn slow_idle_and_too_many_clients_cannot_take_the_server_down() {
     s.write_all(b"POST /ingest HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     assert!(closed_by_server(&mut s).0, "a slow header was held open");
+    // So is the start of an HTTP/2 preface that never ends, and an HTTP/2 connection
+    // whose client never answers (the server's pings go unanswered).
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    assert!(
+        closed_by_server(&mut s).0,
+        "a partial HTTP/2 preface was held open"
+    );
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    assert!(
+        closed_by_server(&mut s).0,
+        "a silent HTTP/2 client was held open"
+    );
 
     // A body shorter than its Content-Length: 400 after the body timeout, not held forever.
     let mut s = std::net::TcpStream::connect(&addr).unwrap();

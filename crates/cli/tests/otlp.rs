@@ -13,6 +13,13 @@
 //! over `max_body` and a gzip bomb (413); a request with one unresolvable profile is 200
 //! with `partial_success` (1 rejected, named) and its other profiles stored; another tenant
 //! does not see the pushed series.
+//!
+//! `grpc_round_trip` and `grpc_refusals`: the same over gRPC (`ProfilesService/Export`
+//! over HTTP/2 on the same port) with the official client (`grpcio`,
+//! `testdata/otlp/grpc_export.py`): stored profiles identical under `go tool pprof -top`,
+//! gzip'd or not; refusals as gRPC statuses (UNAUTHENTICATED, PERMISSION_DENIED,
+//! INVALID_ARGUMENT naming the offset, UNIMPLEMENTED for deflate, RESOURCE_EXHAUSTED over
+//! `max_body` or inflating past it) that store nothing; partial success in the answer.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -151,6 +158,178 @@ fn pprof_top(go: &Path, file: &Path) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// The profile stored for `service` (queried as `kind` around `file`'s time, by team-a)
+/// prints as `file` does under `go tool pprof -top`.
+fn assert_stored_as_sent(go: &Path, base: &str, dir: &Path, file: &str, kind: &str, service: &str) {
+    let orig = root().join("testdata/profiles").join(file);
+    let t = gocost_pprof::decode(&std::fs::read(&orig).unwrap())
+        .unwrap()
+        .time_nanos;
+    let (from, to) = (t / 1_000_000_000 - 1, t / 1_000_000_000 + 1);
+    let query = enc(&format!("{kind}{{job=\"{service}\"}}"));
+    let got = http_request(
+        "GET",
+        &format!("{base}/api/v1/profile?query={query}&from={from}&to={to}"),
+        &[("Authorization", &format!("Bearer {A_RW}"))],
+        b"",
+    );
+    assert_eq!(got.status, 200, "{file}: {}", got.text());
+    let stored = dir.join(format!("{service}.stored.pb.gz"));
+    std::fs::write(&stored, &got.body).unwrap();
+    let want = pprof_top(go, &orig);
+    assert!(want.lines().count() > 8, "{file}: {want}");
+    assert_eq!(
+        pprof_top(go, &stored),
+        want,
+        "{file}: go tool pprof -top of the stored profile"
+    );
+}
+
+/// Sends `body` (a request's protobuf bytes, as they are) to `ProfilesService/Export` with
+/// the official gRPC client (`testdata/otlp/grpc_export.py`): its outcome's JSON.
+fn grpc_export(base: &str, dir: &Path, body: &[u8], args: &[&str]) -> serde_json::Value {
+    let python = gocost_testkit::tools::require(&gocost_testkit::tools::OTLP_PROTO);
+    let file = dir.join("grpc-request.bin");
+    std::fs::write(&file, body).unwrap();
+    let o = Command::new(python)
+        .arg(root().join("testdata/otlp/grpc_export.py"))
+        .arg(base.trim_start_matches("http://"))
+        .arg(&file)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_go, has_otlp_proto)),
+    ignore = "needs Go, opentelemetry-proto and grpcio in testdata/otlp/.venv (see .ci/run)"
+)]
+fn grpc_round_trip() {
+    let go = gocost_testkit::tools::require(&gocost_testkit::tools::GO);
+    let (_p, base, dir) = start("grpc_round_trip");
+    for (i, (file, kind)) in [
+        ("cpu.pb.gz", "cpu"),
+        ("heap.pb.gz", "heap"),
+        ("goroutine.pb.gz", "goroutine"),
+        ("block.pb.gz", "mutex"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let service = format!("grpc-{}", file.replace('.', "-"));
+        let body = request(file, &service, &dir, false);
+        // Every other one gzip'd (grpc-encoding: gzip).
+        let mut args = vec!["--token", A_RW];
+        if i % 2 == 1 {
+            args.extend(["--compression", "gzip"]);
+        }
+        let out = grpc_export(&base, &dir, &body, &args);
+        assert_eq!(out["code"], "OK", "{file}: {out}");
+        assert_eq!(out["rejected"], 0, "{file}: {out}");
+        assert_stored_as_sent(&go, &base, &dir, file, kind, &service);
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(has_otlp_proto),
+    ignore = "needs opentelemetry-proto and grpcio in testdata/otlp/.venv (see .ci/run)"
+)]
+fn grpc_refusals() {
+    let (_p, base, dir) = start("grpc_refusals");
+    let body = request("heap.pb.gz", "grpc-refused", &dir, false);
+    let code = |out: &serde_json::Value| out["code"].as_str().unwrap_or("").to_string();
+    let details = |out: &serde_json::Value| out["details"].as_str().unwrap_or("").to_string();
+
+    let out = grpc_export(&base, &dir, &body, &[]);
+    assert_eq!(code(&out), "UNAUTHENTICATED", "{out}");
+    assert!(details(&out).contains("missing token"), "{out}");
+    let out = grpc_export(&base, &dir, &body, &["--token", "not-a-token-000000000000"]);
+    assert_eq!(code(&out), "UNAUTHENTICATED", "{out}");
+    // team-b's token acting for team-a.
+    let out = grpc_export(&base, &dir, &body, &["--token", B_RW, "--tenant", "team-a"]);
+    assert_eq!(code(&out), "PERMISSION_DENIED", "{out}");
+    // Not a request: named with its offset.
+    let out = grpc_export(&base, &dir, &body[..body.len() / 3], &["--token", A_RW]);
+    assert_eq!(code(&out), "INVALID_ARGUMENT", "{out}");
+    assert!(
+        details(&out).contains("ExportProfilesServiceRequest")
+            && details(&out).contains("byte offset"),
+        "{out}"
+    );
+    // An encoding gocost does not read.
+    let out = grpc_export(
+        &base,
+        &dir,
+        &body,
+        &["--token", A_RW, "--compression", "deflate"],
+    );
+    assert_eq!(code(&out), "UNIMPLEMENTED", "{out}");
+    assert!(details(&out).contains("deflate"), "{out}");
+    // Over max_body (64 KiB); a gzip'd message that inflates past 4 × max_body.
+    let out = grpc_export(&base, &dir, &vec![0x0a; 70 << 10], &["--token", A_RW]);
+    assert_eq!(code(&out), "RESOURCE_EXHAUSTED", "{out}");
+    assert!(details(&out).contains("max_body"), "{out}");
+    let out = grpc_export(
+        &base,
+        &dir,
+        &vec![0; 1 << 20],
+        &["--token", A_RW, "--compression", "gzip"],
+    );
+    assert_eq!(code(&out), "RESOURCE_EXHAUSTED", "{out}");
+    // A second resource whose profile names a stack past the table: rejected alone, in
+    // partial_success, as over OTLP/HTTP.
+    let field = |num: u8, body: &[u8]| {
+        let mut v = vec![(num << 3) | 2];
+        let mut n = body.len();
+        while n >= 0x80 {
+            v.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        v.push(n as u8);
+        v.extend_from_slice(body);
+        v
+    };
+    let bad_sample = [0x08, 0xa0, 0x8d, 0x06]; // stack_index: 100000
+    let extra = field(1, &field(2, &field(2, &field(2, &bad_sample))));
+    let partial = [body.as_slice(), &extra].concat();
+    let out = grpc_export(
+        &base,
+        &dir,
+        &partial,
+        &["--token", B_RW, "--compression", "gzip"],
+    );
+    assert_eq!(code(&out), "OK", "{out}");
+    assert_eq!(out["rejected"], 1, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stack_index: 100000 past the stack_table"),
+        "{out}"
+    );
+
+    // Nothing refused was stored for team-a; team-b's partial push stored its good profile;
+    // HTTP/1.1 on the same port goes on.
+    let series = |tok: &str| {
+        http_request(
+            "GET",
+            &format!("{base}/api/v1/series"),
+            &[("Authorization", &format!("Bearer {tok}"))],
+            b"",
+        )
+        .text()
+    };
+    assert!(!series(A_RW).contains("grpc-refused"));
+    assert!(series(B_RW).contains("grpc-refused"));
+    let out = grpc_export(&base, &dir, &body, &["--token", A_RW]);
+    assert_eq!(code(&out), "OK", "{out}");
+    assert!(series(A_RW).contains("grpc-refused"));
+}
+
 #[test]
 #[cfg_attr(
     not(all(has_go, has_otlp_proto)),
@@ -197,28 +376,7 @@ fn round_trip() {
             assert!(r.body.is_empty(), "{file}: a partial success: {:?}", r.body);
         }
 
-        let orig = root().join("testdata/profiles").join(file);
-        let t = gocost_pprof::decode(&std::fs::read(&orig).unwrap())
-            .unwrap()
-            .time_nanos;
-        let (from, to) = (t / 1_000_000_000 - 1, t / 1_000_000_000 + 1);
-        let query = enc(&format!("{kind}{{job=\"{service}\"}}"));
-        let got = http_request(
-            "GET",
-            &format!("{base}/api/v1/profile?query={query}&from={from}&to={to}"),
-            &[("Authorization", &format!("Bearer {A_RW}"))],
-            b"",
-        );
-        assert_eq!(got.status, 200, "{file}: {}", got.text());
-        let stored = dir.join(format!("{service}.stored.pb.gz"));
-        std::fs::write(&stored, &got.body).unwrap();
-        let want = pprof_top(&go, &orig);
-        assert!(want.lines().count() > 8, "{file}: {want}");
-        assert_eq!(
-            pprof_top(&go, &stored),
-            want,
-            "{file}: go tool pprof -top of the stored profile"
-        );
+        assert_stored_as_sent(&go, &base, &dir, file, kind, &service);
 
         // The other tenant does not see it.
         let series = http_request(

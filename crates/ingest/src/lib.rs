@@ -12,6 +12,7 @@
 //! or line at fault. Nothing is returned unless the whole push parsed (so nothing is stored
 //! half). Decompressed sizes are capped ([`Limits`]).
 
+pub mod grpc;
 mod kind;
 mod multipart;
 pub mod otlp;

@@ -276,7 +276,8 @@ fn scope_of(method: &axum::http::Method, path: &str) -> Scope {
         "/ingest"
         | "/pyroscope/ingest"
         | "/push.v1.PusherService/Push"
-        | crate::routes::push::OTLP_PROFILES => Scope::Write,
+        | crate::routes::push::OTLP_PROFILES
+        | crate::routes::push::OTLP_GRPC_EXPORT => Scope::Write,
         "/metrics" => Scope::Admin,
         // A peer's head, for any tenant (the asking instance confined its selector).
         crate::cluster::HEAD_ROUTE => Scope::Admin,

@@ -22,6 +22,7 @@ mod access;
 pub mod alerts;
 pub mod cluster;
 pub mod errors;
+mod grpc;
 mod insights;
 pub mod listen;
 mod prom;
@@ -146,6 +147,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/pyroscope/ingest", post(push::ingest))
         .route("/push.v1.PusherService/Push", post(push::push))
         .route(push::OTLP_PROFILES, post(push::otlp))
+        .route(push::OTLP_GRPC_EXPORT, post(push::otlp_grpc))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -187,5 +189,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::middleware::from_fn(errors::json_errors))
         .layer(axum::middleware::from_fn(cluster::mark_partial))
+        .layer(axum::middleware::from_fn(grpc::errors))
         .with_state(state)
 }

@@ -1,5 +1,7 @@
 //! The HTTP listener: gocost's own accept loop over hyper, so that slow, idle and too many
 //! clients cannot take the server down, and a stop signal drains it within a grace period.
+//! A connection speaks HTTP/1.1, or HTTP/2 with prior knowledge (gRPC clients without TLS):
+//! which, its first bytes tell (HTTP/2's preface), read within `header_timeout`.
 //!
 //! - **Header timeout**: a connection must deliver a request's complete header within
 //!   `header_timeout` of opening, or of its previous response (so idle keep-alive
@@ -23,7 +25,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
@@ -150,16 +152,44 @@ pub async fn serve(
         let header_timeout = opts.header_timeout;
         st.conns.open.fetch_add(1, Ordering::Relaxed);
         conns.spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            let res = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            let res = match sniff_h2(&stream, header_timeout).await {
+                // Silent or closed before a first request line or preface: as a header
+                // timeout.
+                None => {
+                    st.conns.timeouts.fetch_add(1, Ordering::Relaxed);
+                    st.conns.open.fetch_sub(1, Ordering::Relaxed);
+                    return;
+                }
+                Some(false) => {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(header_timeout)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    }
+                }
+                // HTTP/2 with prior knowledge (gRPC clients; no TLS, so no ALPN): pings
+                // every header_timeout close a connection whose peer is gone.
+                Some(true) => {
+                    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .timer(TokioTimer::new())
+                        .keep_alive_interval(Some(header_timeout))
+                        .keep_alive_timeout(header_timeout)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    }
                 }
             };
             if let Err(e) = res
@@ -186,6 +216,34 @@ pub async fn serve(
     conns.shutdown().await;
     drained.finished = drained.finished.min(open);
     Ok(drained)
+}
+
+/// HTTP/2's connection preface, which a client speaking HTTP/2 with prior knowledge sends
+/// first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a new connection speaks HTTP/2 (it starts with the preface) or HTTP/1 (it does
+/// not), from its first bytes, read without taking them; `None` when it sends nothing
+/// within `within` or closes first. The bytes of the preface normally come in one
+/// segment; while a prefix of it has come, it looks again every few milliseconds.
+async fn sniff_h2(stream: &tokio::net::TcpStream, within: Duration) -> Option<bool> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    let look = async {
+        loop {
+            let n = stream.peek(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if buf[..n] != H2_PREFACE[..n] {
+                return Some(false);
+            }
+            if n == H2_PREFACE.len() {
+                return Some(true);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(within, look).await.ok().flatten()
 }
 
 /// Answers a connection over the limit with a 503 (if the socket takes it at once) and

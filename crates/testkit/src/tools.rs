@@ -191,13 +191,13 @@ pub const AGENTS: Tool = Tool {
 /// testdata/otlp/requirements.txt) in a Python venv: they build the OTLP test requests.
 pub const OTLP_PROTO: Tool = Tool {
     cfg: "has_otlp_proto",
-    needs: "opentelemetry-proto in testdata/otlp/.venv (see .ci/run)",
+    needs: "opentelemetry-proto and grpcio in testdata/otlp/.venv (see .ci/run)",
     probe: Probe::Command {
         env: "GOCOST_OTLP_PYTHON",
         default: "testdata/otlp/.venv/bin/python",
         args: &[
             "-c",
-            "import opentelemetry.proto.collector.profiles.v1development.profiles_service_pb2",
+            "import grpc, opentelemetry.proto.collector.profiles.v1development.profiles_service_pb2",
         ],
     },
 };

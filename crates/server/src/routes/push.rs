@@ -311,6 +311,76 @@ async fn otlp_call(
     Ok(r)
 }
 
+/// OTLP/gRPC's profiles method (the `v1development` signal), served on the HTTP port over
+/// HTTP/2.
+pub(crate) const OTLP_GRPC_EXPORT: &str =
+    "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export";
+
+/// `ProfilesService/Export` over gRPC: the same request, checks and storage as
+/// `POST /v1development/profiles`, one framed message in and out; the message may be
+/// gzip'd (`grpc-encoding: gzip`). Failures are `ApiError`s that `grpc::errors` turns into
+/// gRPC statuses, except an encoding gocost does not read (`UNIMPLEMENTED`, with
+/// `grpc-accept-encoding`).
+pub(crate) async fn otlp_grpc(
+    State(st): State<Arc<AppState>>,
+    Extension(tenant): Extension<Tenant>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    if !crate::grpc::is_grpc(&headers) {
+        let ct = header_str(&headers, header::CONTENT_TYPE).unwrap_or("");
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {ct:?}: a gRPC call sends application/grpc"
+        )));
+    }
+    let gzip = match headers
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        None | Some("identity") => false,
+        Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+        Some(e) => {
+            let mut r = crate::grpc::status(
+                gocost_ingest::grpc::code::UNIMPLEMENTED,
+                &format!("grpc-encoding {e:?}: gocost reads gzip and identity"),
+            );
+            r.headers_mut().insert(
+                "grpc-accept-encoding",
+                HeaderValue::from_static("gzip,identity"),
+            );
+            return Ok(r);
+        }
+    };
+    let lim = limits(&st);
+    let received = body.len();
+    let export = blocking_unlimited(&st, "decoding the push", move |_| {
+        let (compressed, msg) = gocost_ingest::grpc::unframe(&body)?;
+        let now = now_ns();
+        match (compressed, gzip) {
+            (false, _) => gocost_ingest::otlp::parse_export_request(msg, now, &lim),
+            (true, true) => {
+                let raw = gocost_ingest::decode_body(Some("gzip"), msg.to_vec(), &lim)?;
+                gocost_ingest::otlp::parse_export_request(&raw, now, &lim)
+            }
+            (true, false) => Err(gocost_ingest::Error::Malformed(
+                "gRPC message flagged compressed without grpc-encoding: gzip".into(),
+            )),
+        }
+    })
+    .await??;
+    if !export.profiles.is_empty() {
+        store(st, tenant, export.profiles, received).await?;
+    }
+    let msg = export.errors.join("; ");
+    let msg = gocost_ingest::truncate_str(&msg, 4096);
+    Ok(crate::grpc::ok(&gocost_ingest::otlp::export_response(
+        export.rejected,
+        msg,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
