@@ -577,11 +577,30 @@ impl JobRunner {
                     endpoint(&kind)
                 )
             };
-            if cpu {
-                url.push_str(&format!("?seconds={}", sc.cpu_window().as_secs().max(1)));
+            // gocost's own `seconds` (the CPU window, the trace's length: the timeout is
+            // made for them) before the target's `__param_*`, which may not replace it.
+            let own = if cpu {
+                Some(sc.cpu_window().as_secs().max(1))
+            } else if kind == "trace" {
+                Some(sc.trace.seconds())
+            } else {
+                None
+            };
+            let mut query = reqwest::Url::parse("http://q/").map_err(|e| e.to_string())?;
+            {
+                let mut q = query.query_pairs_mut();
+                if let Some(s) = own {
+                    q.append_pair("seconds", &s.to_string());
+                }
+                for (n, v) in &t.params {
+                    if !(own.is_some() && n == "seconds") {
+                        q.append_pair(n, v);
+                    }
+                }
             }
-            if kind == "trace" {
-                url.push_str(&format!("?seconds={}", sc.trace.seconds()));
+            if let Some(q) = query.query().filter(|q| !q.is_empty()) {
+                url.push('?');
+                url.push_str(q);
             }
             // A target may carry credentials (`user:pw@host:port`, sent as basic auth): the
             // instance label and the health answer never show them.
@@ -863,6 +882,27 @@ mod tests {
         assert_eq!(shard_address("user:pw@10.0.0.7:8080"), "10.0.0.7:8080");
         drop(rt);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn param_labels_are_sent_as_url_parameters() {
+        let (store, _dir) = store("params");
+        let text = "[[scrape]]\njob = \"t\"\ntargets = [\"127.0.0.1:9\"]\ninterval = \"1h\"\nprofiles = [\"heap\", \"cpu\"]\n\
+             [[scrape.relabel]]\ntarget_label = \"__param_gc\"\nreplacement = \"1\"\n\
+             [[scrape.relabel]]\ntarget_label = \"__param_seconds\"\nreplacement = \"99 9\"\n";
+        let cfg = Config::parse(text, Path::new("test.toml")).expect("config");
+        let rt = runtime();
+        let s = start(&rt, &cfg, &store);
+        let mut urls: Vec<String> = s.health().into_iter().map(|h| h.url).collect();
+        urls.sort();
+        // The CPU window stays gocost's; a value is URL-encoded.
+        assert_eq!(
+            urls,
+            [
+                "http://127.0.0.1:9/debug/pprof/heap?gc=1&seconds=99+9",
+                "http://127.0.0.1:9/debug/pprof/profile?seconds=10&gc=1",
+            ],
+        );
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct Target {
     pub scheme: String,
     /// `__metrics_path__`: where the pprof handlers are mounted.
     pub path_prefix: String,
+    /// `__param_<name>` labels after relabelling: URL parameters of every scrape of it
+    /// (sorted by name), as Prometheus sends them.
+    pub params: Vec<(String, String)>,
     /// The labels its series carry (no `__`-prefixed ones).
     pub labels: Labels,
     /// The labels discovery gave it, before relabelling.
@@ -51,6 +54,12 @@ impl Target {
     /// What tells two targets apart: their labels and where they are scraped.
     pub fn key(&self) -> String {
         let mut k = format!("{}://{}{}", self.scheme, self.address, self.path_prefix);
+        for (n, v) in &self.params {
+            k.push_str(if k.contains('?') { "&" } else { "?" });
+            k.push_str(n);
+            k.push('=');
+            k.push_str(v);
+        }
         for (n, v) in &self.labels {
             k.push('\u{0}');
             k.push_str(n);
@@ -216,6 +225,11 @@ pub fn resolve(
                 continue;
             }
             let path_prefix = l.get("__metrics_path__").cloned().unwrap_or_default();
+            let params: Vec<(String, String)> = l
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("__param_")?.to_string(), v.clone())))
+                .filter(|(k, _)| !k.is_empty())
+                .collect();
             l.retain(|k, _| !k.starts_with("__meta_"));
             if l.get("instance").is_none_or(String::is_empty) {
                 // A target may carry credentials (`user:pw@host:port`): never in a label.
@@ -233,6 +247,7 @@ pub fn resolve(
                 address: addr,
                 scheme,
                 path_prefix,
+                params,
                 labels,
                 discovered: disc,
             };
@@ -333,6 +348,39 @@ mod tests {
         assert_eq!(t.discovered["__metrics_path__"], "/debug/pprof");
         assert_eq!(t.discovered["__scheme__"], "http");
         assert_eq!(t.discovered["__meta_filepath"], "a.json");
+    }
+
+    #[test]
+    fn param_labels_become_url_parameters() {
+        let cfgs: Vec<gocost_config::RelabelConfig> = toml::from_str::<toml::Table>(
+            r#"
+[[r]]
+target_label = "__param_gc"
+replacement = "1"
+"#,
+        )
+        .expect("toml")["r"]
+            .clone()
+            .try_into()
+            .expect("rules");
+        let rules = compile(&cfgs).expect("compile");
+        let r = resolve(
+            &defaults(),
+            &rules,
+            &[group(&["a:6060"], &[("__param_debug", "0"), ("team", "x")])],
+            |_| true,
+        );
+        let t = &r.active[0];
+        assert_eq!(
+            t.params,
+            vec![("debug".into(), "0".into()), ("gc".into(), "1".into())]
+        );
+        assert!(
+            !t.labels.keys().any(|k| k.starts_with("__")),
+            "{:?}",
+            t.labels
+        );
+        assert!(t.key().contains("?debug=0&gc=1"), "{}", t.key());
     }
 
     #[test]
