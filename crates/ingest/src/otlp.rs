@@ -47,6 +47,8 @@ pub mod f {
     pub const RESOURCE_ATTRIBUTES: u64 = 1;
     pub const SCOPE_PROFILES_SCOPE: u64 = 1;
     pub const SCOPE_PROFILES_PROFILES: u64 = 2;
+    pub const SCOPE_NAME: u64 = 1;
+    pub const SCOPE_VERSION: u64 = 2;
     pub const SCOPE_ATTRIBUTES: u64 = 3;
 
     pub const KEY_VALUE_KEY: u64 = 1;
@@ -833,6 +835,12 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The instrumentation scope's name and version as attributes (labels `otel_scope_name`,
+/// `otel_scope_version`, as Prometheus names them for OTLP metrics); a scope attribute of
+/// the same name comes later and wins.
+const SCOPE_NAME_LABEL: &str = "otel.scope.name";
+const SCOPE_VERSION_LABEL: &str = "otel.scope.version";
+
 /// One scope's profiles with the attributes that become their series labels.
 struct Scope<'a> {
     at: &'a str,
@@ -950,13 +958,28 @@ pub fn parse_export_request(body: &[u8], now_ns: i64, limits: &Limits) -> Result
                             f::SCOPE_PROFILES_SCOPE => {
                                 let at = format!("{at}.scope");
                                 fields(&mut msg(fl, &at)?, &at, |fl| {
-                                    if fl.num == f::SCOPE_ATTRIBUTES {
-                                        let at = format!("{at}.attributes[{}]", scope_pairs.len());
-                                        if let (k, Some(v)) =
-                                            key_values(&mut msg(fl, &at)?, &at, &d)?
-                                        {
-                                            scope_pairs.push((k, v));
+                                    match fl.num {
+                                        f::SCOPE_NAME | f::SCOPE_VERSION => {
+                                            let (name, label) = if fl.num == f::SCOPE_NAME {
+                                                ("name", SCOPE_NAME_LABEL)
+                                            } else {
+                                                ("version", SCOPE_VERSION_LABEL)
+                                            };
+                                            let v = text(fl, &format!("{at}.{name}"))?;
+                                            if !v.is_empty() {
+                                                scope_pairs.push((label.into(), v.into()));
+                                            }
                                         }
+                                        f::SCOPE_ATTRIBUTES => {
+                                            let at =
+                                                format!("{at}.attributes[{}]", scope_pairs.len());
+                                            if let (k, Some(v)) =
+                                                key_values(&mut msg(fl, &at)?, &at, &d)?
+                                            {
+                                                scope_pairs.push((k, v));
+                                            }
+                                        }
+                                        _ => {}
                                     }
                                     Ok(())
                                 })?;
@@ -1214,10 +1237,26 @@ pub fn parse_export_request_json(
         {
             let sat = format!("{at}.scope_profiles[{si}]");
             let scope_pairs = match get(sp, "scope", "scope") {
-                Some(sc) => key_values(
-                    get(sc, "attributes", "attributes"),
-                    &format!("{sat}.scope.attributes"),
-                )?,
+                Some(sc) => {
+                    let mut pairs = Vec::new();
+                    for (field, label) in
+                        [("name", SCOPE_NAME_LABEL), ("version", SCOPE_VERSION_LABEL)]
+                    {
+                        match get(sc, field, field) {
+                            None => {}
+                            Some(Value::String(v)) if v.is_empty() => {}
+                            Some(Value::String(v)) => pairs.push((label.to_string(), v.clone())),
+                            Some(_) => {
+                                return Err(bad(&format!("{sat}.scope.{field}"), "not a string"));
+                            }
+                        }
+                    }
+                    pairs.extend(key_values(
+                        get(sc, "attributes", "attributes"),
+                        &format!("{sat}.scope.attributes"),
+                    )?);
+                    pairs
+                }
                 None => Vec::new(),
             };
             let mut profiles = Vec::new();
@@ -1399,6 +1438,12 @@ mod tests {
                 p.labels.get("deployment_environment").map(String::as_str),
                 Some("test")
             );
+            // The scope's name as Prometheus labels OTLP metrics (no version was set).
+            assert_eq!(
+                p.labels.get("otel_scope_name").map(String::as_str),
+                Some("make_request.py")
+            );
+            assert!(!p.labels.contains_key("otel_scope_version"));
             let g = &p.profile;
             assert_eq!(g.sample_type, want.sample_type);
             assert_eq!(
@@ -1425,6 +1470,10 @@ mod tests {
         for (bad, want) in [
             (&b"{"[..], "not JSON"),
             (br#"{"resourceProfiles": 3}"#, "not an array"),
+            (
+                br#"{"resourceProfiles": [{"scopeProfiles": [{"scope": {"name": 3}}]}]}"#,
+                "resource_profiles[0].scope_profiles[0].scope.name: not a string",
+            ),
             (
                 br#"{"dictionary": {"stackTable": [{"locationIndices": ["x"]}]}}"#,
                 "ExportProfilesServiceRequest.dictionary.stackTable[0][0]: \"x\" is not an integer",
