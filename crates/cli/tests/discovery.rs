@@ -405,7 +405,11 @@ fn dns_sd_follows_srv_and_a_records() {
     let (pa, pb) = (port_of(&a), port_of(&b));
     let dns_port = free_udp_port();
     let srv = |ports: &[&str]| -> Vec<String> {
-        let mut r = vec!["--host-record=steady.gocost.test,127.0.0.1,::1".to_string()];
+        let mut r = vec![
+            "--host-record=steady.gocost.test,127.0.0.1,::1".to_string(),
+            // Names under nowhere.test do not exist (NXDOMAIN): the search list moves on.
+            "--local=/nowhere.test/".to_string(),
+        ];
         // More SRV records than a 512-byte UDP answer holds: truncated, asked again over TCP.
         for i in 0..40 {
             r.push(format!(
@@ -460,6 +464,19 @@ port = {pb}
 resolver = "127.0.0.1:{dns_port}"
 refresh_interval = "1s"
 
+# A short name found through resolv.conf's search list (nowhere.test first: NXDOMAIN).
+[[scrape]]
+job = "search"
+interval = "1h"
+profiles = ["goroutine"]
+
+[[scrape.dns_sd]]
+names = ["steady"]
+type = "A"
+port = {pb}
+resolver = "127.0.0.1:{dns_port}"
+refresh_interval = "1s"
+
 [[scrape]]
 job = "many"
 interval = "1h"
@@ -473,7 +490,24 @@ refresh_interval = "1s"
         ),
     )
     .unwrap();
-    let (_gocost, addr, _log) = start_gocost(&config, &dir.join("data"));
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\nsearch nowhere.test gocost.test\noptions ndots:2\n",
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let (_gocost, addr, _log) = gocost_testkit::procs::start_gocost_logged_env(
+        Path::new(env!("CARGO_BIN_EXE_gocost")),
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--no-demo".as_ref(),
+        ],
+        &[("GOCOST_RESOLV_CONF", resolv.as_os_str())],
+    );
     let base = format!("http://{addr}");
 
     wait_for("the SRV target's profiles", || stored(&base, &a) >= 1);
@@ -490,6 +524,18 @@ refresh_interval = "1s"
     wait_for("the AAAA target", || {
         instances(&base, "a-record") == set(&[&b, &v6])
     });
+    // `steady` through the search list: steady.nowhere.test (NXDOMAIN), steady.gocost.test.
+    wait_for("the target found through the search list", || {
+        instances(&base, "search") == set(&[&b])
+    });
+    let t = json(&format!("{base}/api/v1/targets"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["job"] == "search")
+        .cloned()
+        .unwrap();
+    assert_eq!(t["discovered_labels"]["__meta_dns_name"], "steady", "{t}");
     // 40 SRV records: the truncated UDP answer is asked again over TCP.
     wait_for("40 SRV targets", || instances(&base, "many").len() == 40);
     assert!(instances(&base, "many").contains("m39.gocost.test:7039"));

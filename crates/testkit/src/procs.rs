@@ -190,9 +190,19 @@ pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 /// [`start_gocost_args`] that also keeps every stderr line, for tests that look at what
 /// gocost logged.
 pub fn start_gocost_logged(gocost: &Path, args: &[&std::ffi::OsStr]) -> (Proc, String, Log) {
+    start_gocost_logged_env(gocost, args, &[])
+}
+
+/// [`start_gocost_logged`] with environment variables set for the process.
+pub fn start_gocost_logged_env(
+    gocost: &Path,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Proc, String, Log) {
     let mut child = Command::new(gocost)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting gocost serve");

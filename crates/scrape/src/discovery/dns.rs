@@ -170,16 +170,139 @@ pub fn parse_answer(m: &[u8], id: u16, t: DnsRecordType) -> Result<Option<Vec<Re
     Ok(Some(out))
 }
 
-/// The first `nameserver` of `/etc/resolv.conf`, port 53.
-pub fn system_resolver() -> Result<SocketAddr, String> {
-    let text = std::fs::read_to_string("/etc/resolv.conf")
-        .map_err(|e| format!("/etc/resolv.conf: {e} (set dns_sd.resolver)"))?;
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|a| a.trim().split('%').next()?.parse::<IpAddr>().ok())
-        .map(|ip| SocketAddr::new(ip, 53))
-        .next()
-        .ok_or_else(|| "/etc/resolv.conf names no nameserver (set dns_sd.resolver)".into())
+/// What `resolv.conf` says about resolving: its nameservers (port 53), search domains and
+/// `ndots` — what Go's resolver, and so Prometheus' `dns_sd_configs`, use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvConf {
+    pub servers: Vec<SocketAddr>,
+    pub search: Vec<String>,
+    pub ndots: usize,
+}
+
+/// The `resolv.conf` gocost reads: `$GOCOST_RESOLV_CONF` (another file, for containers and
+/// tests), else `/etc/resolv.conf`.
+pub fn resolv_conf_path() -> std::path::PathBuf {
+    std::env::var_os("GOCOST_RESOLV_CONF")
+        .map_or_else(|| "/etc/resolv.conf".into(), std::path::PathBuf::from)
+}
+
+impl ResolvConf {
+    /// Reads `resolv.conf` syntax: `nameserver`, `search` (or `domain`; the last wins),
+    /// `options ndots:N` (default 1, at most 15 as glibc caps it); comments with `#`/`;`.
+    pub fn parse(text: &str) -> ResolvConf {
+        let mut c = ResolvConf {
+            servers: Vec::new(),
+            search: Vec::new(),
+            ndots: 1,
+        };
+        for line in text.lines() {
+            let mut w = line.split_whitespace();
+            match w.next() {
+                Some("nameserver") => {
+                    if let Some(ip) = w
+                        .next()
+                        .and_then(|a| a.split('%').next()?.parse::<IpAddr>().ok())
+                    {
+                        c.servers.push(SocketAddr::new(ip, 53));
+                    }
+                }
+                Some("search" | "domain") => {
+                    c.search = w
+                        .take_while(|d| !d.starts_with(['#', ';']))
+                        .map(|d| d.trim_matches('.').to_string())
+                        .filter(|d| !d.is_empty())
+                        .collect();
+                }
+                Some("options") => {
+                    for o in w {
+                        if let Some(n) = o.strip_prefix("ndots:").and_then(|n| n.parse().ok()) {
+                            c.ndots = usize::min(n, 15);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// The file at [`resolv_conf_path`]; with `resolver` set, its nameservers are that one
+    /// alone (search domains and `ndots` still apply).
+    pub fn system(resolver: Option<SocketAddr>) -> Result<ResolvConf, String> {
+        let path = resolv_conf_path();
+        let mut c = match std::fs::read_to_string(&path) {
+            Ok(text) => ResolvConf::parse(&text),
+            Err(_) if resolver.is_some() => ResolvConf::parse(""),
+            Err(e) => return Err(format!("{}: {e} (set dns_sd.resolver)", path.display())),
+        };
+        if let Some(r) = resolver {
+            c.servers = vec![r];
+        }
+        if c.servers.is_empty() {
+            return Err(format!(
+                "{} names no nameserver (set dns_sd.resolver)",
+                path.display()
+            ));
+        }
+        Ok(c)
+    }
+
+    /// The names to try for `name`, in order, as Go's resolver (and Prometheus, through
+    /// miekg/dns' `NameList`) tries them: a name ending in `.` alone; else the name itself
+    /// first when it has more than `ndots` dots' worth of labels, then each search domain
+    /// appended, then the name itself last when it had fewer.
+    pub fn names(&self, name: &str) -> Vec<String> {
+        if name.ends_with('.') {
+            return vec![name.to_string()];
+        }
+        let labels = name.split('.').filter(|l| !l.is_empty()).count();
+        let first = labels > self.ndots;
+        let mut out = Vec::with_capacity(self.search.len() + 1);
+        if first {
+            out.push(format!("{name}."));
+        }
+        for d in &self.search {
+            out.push(format!("{name}.{d}."));
+        }
+        if !first {
+            out.push(format!("{name}."));
+        }
+        out
+    }
+}
+
+/// `name`'s records of type `t` as Prometheus' DNS discovery finds them: each name of
+/// [`ResolvConf::names`] in turn, each asked of the nameservers in order until one
+/// answers (an error — no answer, SERVFAIL, REFUSED — moves to the next server); the first
+/// name with records wins. No records anywhere is an empty list, unless some name got no
+/// answer from any server: then the error.
+pub async fn lookup_search(
+    conf: &ResolvConf,
+    name: &str,
+    t: DnsRecordType,
+    timeout: Duration,
+) -> Result<Vec<Record>, String> {
+    let mut failed = None;
+    for candidate in conf.names(name) {
+        let mut answered = false;
+        for &server in &conf.servers {
+            match lookup(server, &candidate, t, timeout).await {
+                Ok(records) if !records.is_empty() => return Ok(records),
+                Ok(_) => {
+                    answered = true;
+                    break;
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if !answered && failed.is_none() {
+            failed = Some(format!("{candidate}: no nameserver to ask"));
+        }
+    }
+    match failed {
+        Some(e) => Err(format!("could not resolve {name:?}: {e}")),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Asks `server` for `name`'s records of type `t`: UDP (two tries of `timeout` each), TCP
@@ -253,6 +376,44 @@ pub async fn lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolv_conf_and_search_names_as_go_reads_them() {
+        let c = ResolvConf::parse(
+            "# k8s\nnameserver 10.96.0.10\nnameserver fe80::1%eth0\nsearch ns.svc.cluster.local svc.cluster.local. cluster.local\noptions ndots:5 timeout:2\n",
+        );
+        assert_eq!(
+            c.servers,
+            vec![
+                "10.96.0.10:53".parse().unwrap(),
+                "[fe80::1]:53".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            c.search,
+            ["ns.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+        );
+        assert_eq!(c.ndots, 5);
+        // Fewer than ndots: the search domains first, the name itself last.
+        assert_eq!(
+            c.names("_pprof._tcp.api"),
+            [
+                "_pprof._tcp.api.ns.svc.cluster.local.",
+                "_pprof._tcp.api.svc.cluster.local.",
+                "_pprof._tcp.api.cluster.local.",
+                "_pprof._tcp.api."
+            ]
+        );
+        // Fully qualified: alone.
+        assert_eq!(c.names("api.example.org."), ["api.example.org."]);
+        // More labels than ndots: the name itself first.
+        let d = ResolvConf::parse("search a.test\n");
+        assert_eq!(d.ndots, 1);
+        assert_eq!(d.names("x.y"), ["x.y.", "x.y.a.test."]);
+        assert_eq!(d.names("x"), ["x.a.test.", "x."]);
+        // `domain` is a one-entry search list; the last of search/domain wins.
+        assert_eq!(ResolvConf::parse("search a b\ndomain c\n").search, ["c"]);
+    }
 
     #[test]
     fn an_srv_answer_with_compression_is_read() {

@@ -9,7 +9,7 @@ use gocost_config::{DnsRecordType, DnsSdConfig, FileSdConfig, HttpSdConfig, Scra
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use super::dns::{Record, lookup, system_resolver};
+use super::dns::{Record, ResolvConf, lookup_search};
 use super::sdfile::{Format, glob_match, has_glob, parse_groups};
 use super::{Group, Labels};
 
@@ -332,16 +332,18 @@ async fn dns_sd(job: String, cfg: DnsSdConfig, idx: usize, tx: Updates) {
     let mut sent: Option<Vec<Group>> = None;
     let mut failing = false;
     loop {
-        let server = match cfg.resolver.as_deref() {
-            Some(r) => r.parse().map_err(|e| format!("resolver {r:?}: {e}")),
-            None => system_resolver(),
+        // Read at every refresh, as Go's resolver notices a changed resolv.conf.
+        let conf = match cfg.resolver.as_deref().map(str::parse) {
+            Some(Err(e)) => Err(format!("resolver {:?}: {e}", cfg.resolver)),
+            Some(Ok(r)) => ResolvConf::system(Some(r)),
+            None => ResolvConf::system(None),
         };
         let mut groups = Vec::new();
         let mut err = None;
-        match server {
-            Ok(server) => {
+        match conf {
+            Ok(conf) => {
                 for name in &cfg.names {
-                    match lookup(server, name, t, Duration::from_secs(5)).await {
+                    match lookup_search(&conf, name, t, Duration::from_secs(5)).await {
                         Ok(records) => groups.push(dns_group(name, &records, cfg.port)),
                         Err(e) => {
                             err = Some(e);
