@@ -102,13 +102,10 @@ impl Drop for Service {
     }
 }
 
-#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
-#[test]
-fn fetches_profiles_from_a_live_go_service() {
-    let go = go();
-    let dir = tmpdir("svc");
+/// Builds and starts `testdata/go/demo` in `dir`; returns it and its `host:port`.
+fn start_demo(go: &Path, dir: &Path) -> (Service, String) {
     let bin = dir.join("demo");
-    let st = Command::new(&go)
+    let st = Command::new(go)
         .args(["build", "-o"])
         .arg(&bin)
         .arg(".")
@@ -138,6 +135,15 @@ fn fetches_profiles_from_a_live_go_service() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    (svc, addr)
+}
+
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn fetches_profiles_from_a_live_go_service() {
+    let go = go();
+    let dir = tmpdir("svc");
+    let (svc, addr) = start_demo(&go, &dir);
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_gocost"))
             .args(args)
@@ -169,5 +175,100 @@ fn fetches_profiles_from_a_live_go_service() {
     let missing = run(&["top", &format!("http://{addr}/debug/pprof/nonexistent")]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    drop(svc);
+}
+
+/// Per stack (function, line and address of every frame, leaf first) and labels — but the
+/// heap samples' size label, which the delta may move, and pprof's own `pprof::` labels —
+/// the summed values, zeros left out.
+fn by_stack(
+    p: &gocost_pprof::Profile,
+) -> std::collections::BTreeMap<(Vec<String>, Vec<String>), Vec<i64>> {
+    let mut m = std::collections::BTreeMap::<(Vec<String>, Vec<String>), Vec<i64>>::new();
+    for s in &p.sample {
+        let frames = s
+            .location
+            .iter()
+            .flat_map(|&l| {
+                let loc = &p.location[l as usize];
+                loc.line.iter().map(move |ln| {
+                    let f = &p.function[ln.function as usize];
+                    format!("{} {}:{} {:#x}", f.name, f.filename, ln.line, loc.address)
+                })
+            })
+            .collect();
+        let labels = s
+            .label
+            .iter()
+            .filter(|l| &*l.key != "bytes" && !l.key.starts_with("pprof::"))
+            .map(|l| format!("{}={:?}", l.key, l.value))
+            .collect();
+        let e = m
+            .entry((frames, labels))
+            .or_insert_with(|| vec![0; s.value.len()]);
+        for (a, v) in e.iter_mut().zip(&s.value) {
+            *a += v;
+        }
+    }
+    m.retain(|_, v| v.iter().any(|&x| x != 0));
+    m
+}
+
+/// What gocost stores for two consecutive scrapes of a cumulative kind of a live Go service
+/// (the delta made from the first scrape's baseline, appended to a store and read back) is
+/// what `go tool pprof -base first second` shows of the same two raw profiles.
+#[cfg_attr(not(has_go), ignore = "needs Go: set $GO or put go on PATH")]
+#[test]
+fn scrape_deltas_are_what_pprof_base_shows_on_a_live_go_service() {
+    use gocost_scrape::delta::{Delta, delta};
+    let go = go();
+    let pprof = pprof_binary(&go);
+    let dir = tmpdir("base");
+    let (svc, addr) = start_demo(&go, &dir);
+    // The demo allocates, contends and blocks all the time: let it run up some counts.
+    std::thread::sleep(Duration::from_secs(2));
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let (store, _) = gocost_store::Store::open(gocost_store::Options::new(&data)).unwrap();
+    let home = tmpdir("base-home");
+    for kind in ["allocs", "mutex", "block"] {
+        let fetch = |n: usize| {
+            let (status, body) =
+                gocost_testkit::procs::http_get(&format!("http://{addr}/debug/pprof/{kind}"));
+            assert_eq!(status, 200, "{kind}");
+            let f = dir.join(format!("{kind}.{n}.pb.gz"));
+            std::fs::write(&f, &body).unwrap();
+            (f, gocost_pprof::decode(&body).unwrap())
+        };
+        let (old_file, old) = fetch(0);
+        std::thread::sleep(Duration::from_millis(1500));
+        let (new_file, new) = fetch(1);
+        let (first, baseline) = delta(None, old);
+        assert!(
+            matches!(first, Delta::First),
+            "{kind}: the first is a baseline"
+        );
+        let t = new.time_nanos;
+        let (d, _) = delta(Some(&baseline), new);
+        let Delta::Diff(d) = d else {
+            panic!("{kind}: a live process is no restart: {d:?}")
+        };
+        let key = gocost_store::SeriesKey::new(kind, [("job".into(), "demo".into())]);
+        store.append_profile(&key, t, &d, None).unwrap();
+        let sel = gocost_store::Selector::parse(&format!("{kind}{{job=\"demo\"}}")).unwrap();
+        let stored = store.query(&sel, t - 1, t + 1).unwrap().expect("stored");
+        let want = stdout_of(
+            Command::new(&pprof)
+                .args(["-symbolize=none", "-proto", "-base"])
+                .arg(&old_file)
+                .arg(&new_file)
+                .env("HOME", &home)
+                .env("PPROF_TMPDIR", &home),
+        );
+        let want = gocost_pprof::decode(&want).unwrap();
+        let (got, want) = (by_stack(&stored), by_stack(&want));
+        assert!(!want.is_empty(), "{kind}: the demo did nothing in 1.5 s?");
+        assert_eq!(got, want, "{kind}: stored delta vs go tool pprof -base");
+    }
     drop(svc);
 }

@@ -136,6 +136,10 @@ pub struct StorageConfig {
     /// the cut decodes them again from the WAL).
     #[serde(default, deserialize_with = "de_size")]
     pub head_cache: Option<u64>,
+    /// Threads that decode and store scraped profiles (default: the number of cores). At
+    /// most twice as many fetched bodies wait for them; scrapes wait for a place, so a slow
+    /// disk slows scraping instead of growing memory (docs/adr/0025).
+    pub scrape_workers: Option<usize>,
     /// Keep blocks in an S3-compatible bucket instead of `<path>/blocks/`.
     pub s3: Option<S3Storage>,
     /// Keep blocks in a directory several instances share (a bucket on a shared disk,
@@ -742,6 +746,14 @@ impl Config {
         {
             return Err(format!(
                 "{}: storage.block_duration must be between 1s and 24h",
+                file.display()
+            ));
+        }
+        if let Some(n) = cfg.storage.scrape_workers
+            && !(1..=1024).contains(&n)
+        {
+            return Err(format!(
+                "{}: storage.scrape_workers must be between 1 and 1024, not {n}",
                 file.display()
             ));
         }

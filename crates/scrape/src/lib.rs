@@ -15,10 +15,12 @@
 pub mod delta;
 pub mod discovery;
 mod error;
+mod pool;
 pub mod runtime;
 mod scraper;
 pub mod trace;
 
 pub use error::ScrapeError;
+pub use pool::{QUEUE_PER_WORKER, default_workers};
 pub use runtime::{MAX_PROM_SAMPLES, PromSample, parse_prometheus};
 pub use scraper::{DroppedTarget, Health, MAX_DROPPED, Scraper, is_cumulative, shard_address};

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use gocost_pprof::Profile;
 use gocost_store::{AsyncStore, SeriesKey, Store};
 use tokio::task::JoinHandle;
 
 use crate::ScrapeError;
-use crate::delta::{Delta, delta};
+use crate::delta::Baseline;
 use crate::discovery::{self, Group, JobDefaults, Rule, Target};
+use crate::pool::{Place, Pool};
 use gocost_config::{Config, ScrapeConfig};
 
 /// The health of one target's profile kind, for the API and `/metrics`.
@@ -76,6 +76,8 @@ struct Job {
     key: SeriesKey,
     client: reqwest::Client,
     health_key: (String, String, String),
+    /// Where bodies are decoded and stored (shared by every loop of the scraper).
+    pool: Pool,
 }
 
 /// A fetch error: timeouts say so (a hanging or dripping target), with the limit and the
@@ -111,7 +113,10 @@ fn fetch_error(job: &Job, e: reqwest::Error) -> ScrapeError {
     }
 }
 
-async fn fetch(job: &Job) -> Result<Vec<u8>, ScrapeError> {
+/// Fetches the job's URL. With `place`, a place in the pool's queue is taken once the
+/// response's headers are in and before its body is read, and handed back with it: a
+/// scrape waits there, its body unread, while the pool is behind (docs/adr/0025).
+async fn fetch(job: &Job, place: bool) -> Result<(Vec<u8>, Option<Place>), ScrapeError> {
     let mut req = job.client.get(&job.url);
     if let Some(t) = &job.cfg.bearer_token {
         req = req.bearer_auth(t);
@@ -135,7 +140,12 @@ async fn fetch(job: &Job) -> Result<Vec<u8>, ScrapeError> {
             cap,
         });
     }
-    let mut body = Vec::new();
+    let place = if place && status.is_success() {
+        Some(job.pool.place().await?)
+    } else {
+        None
+    };
+    let mut body = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize));
     while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_error(job, e))? {
         if body.len() as u64 + chunk.len() as u64 > cap {
             return Err(ScrapeError::TooLarge {
@@ -152,52 +162,71 @@ async fn fetch(job: &Job) -> Result<Vec<u8>, ScrapeError> {
             .to_string();
         return Err(ScrapeError::Status { status, body: text });
     }
-    Ok(body)
+    Ok((body, place))
 }
 
 /// Fetches once and stores what the kind calls for; returns bytes fetched.
 /// Scrapes `/debug/vars` into runtime-metric points; `prev_gc` tracks the GC count so that
 /// each GC pause is stored once.
-async fn scrape_expvar(
-    job: &Job,
-    store: &AsyncStore,
-    prev_gc: &mut Option<u32>,
-) -> Result<u64, ScrapeError> {
-    let body = fetch(job).await?;
+async fn scrape_expvar(job: &Job, prev_gc: &mut Option<u32>) -> Result<u64, ScrapeError> {
+    let (body, place) = fetch(job, true).await?;
+    let place = place.ok_or_else(|| ScrapeError::Store("no place in the pool".into()))?;
     let t = now_ns();
-    let e = crate::runtime::parse_expvar(&body, *prev_gc).map_err(ScrapeError::Parse)?;
-    let key = |name: &str| {
-        let mut labels = job.key.labels.clone();
-        labels.insert("__name__".into(), name.to_string());
-        SeriesKey::new("metric", labels)
-    };
-    let mut points: Vec<(SeriesKey, i64, f64)> =
-        e.values.iter().map(|(n, v)| (key(n), t, *v)).collect();
-    let pause = key("go_gc_pause_seconds");
-    points.extend(
-        e.pauses
-            .iter()
-            .map(|(end, secs)| (pause.clone(), *end, *secs)),
-    );
-    if e.lost_pauses > 0 {
-        points.push((key("gocost_gc_pauses_lost"), t, e.lost_pauses as f64));
-    }
-    append_points(store, points).await?;
-    *prev_gc = Some(e.num_gc);
-    Ok(body.len() as u64)
+    let n = body.len() as u64;
+    let (labels, prev) = (job.key.labels.clone(), *prev_gc);
+    let num_gc = Pool::run(place, "storing metric points", move |s| {
+        let e = crate::runtime::parse_expvar(&body, prev).map_err(ScrapeError::Parse)?;
+        let key = |name: &str| {
+            let mut labels = labels.clone();
+            labels.insert("__name__".into(), name.to_string());
+            SeriesKey::new("metric", labels)
+        };
+        let mut points: Vec<(SeriesKey, i64, f64)> =
+            e.values.iter().map(|(n, v)| (key(n), t, *v)).collect();
+        let pause = key("go_gc_pause_seconds");
+        points.extend(
+            e.pauses
+                .iter()
+                .map(|(end, secs)| (pause.clone(), *end, *secs)),
+        );
+        if e.lost_pauses > 0 {
+            points.push((key("gocost_gc_pauses_lost"), t, e.lost_pauses as f64));
+        }
+        s.append_points(&points)?;
+        Ok::<_, ScrapeError>(e.num_gc)
+    })
+    .await??;
+    *prev_gc = Some(num_gc);
+    Ok(n)
 }
 
 /// Scrapes a Prometheus `/metrics` into runtime-metric points (`go_*`, `process_*`). A
 /// metric label that collides with a target label is kept as `exported_<name>`, as
 /// Prometheus does.
-async fn scrape_prometheus(job: &Job, store: &AsyncStore) -> Result<u64, ScrapeError> {
-    let body = fetch(job).await?;
+async fn scrape_prometheus(job: &Job) -> Result<u64, ScrapeError> {
+    let (body, place) = fetch(job, true).await?;
+    let place = place.ok_or_else(|| ScrapeError::Store("no place in the pool".into()))?;
     let t = now_ns();
-    let samples = crate::runtime::parse_prometheus(&body).map_err(ScrapeError::Parse)?;
+    let n = body.len() as u64;
+    let target = job.key.labels.clone();
+    Pool::run(place, "storing metric points", move |st| {
+        prometheus_points(&body, &target, t).and_then(|p| Ok(st.append_points(&p).map(drop)?))
+    })
+    .await??;
+    Ok(n)
+}
+
+/// A Prometheus `/metrics` body as points of the target's series.
+fn prometheus_points(
+    body: &[u8],
+    target: &BTreeMap<String, String>,
+    t: i64,
+) -> Result<Vec<(SeriesKey, i64, f64)>, ScrapeError> {
+    let samples = crate::runtime::parse_prometheus(body).map_err(ScrapeError::Parse)?;
     let points: Vec<(SeriesKey, i64, f64)> = samples
         .into_iter()
         .map(|s| {
-            let mut labels = job.key.labels.clone();
+            let mut labels = target.clone();
             for (k, v) in s.labels {
                 let k = if labels.contains_key(&k) || k == "__name__" {
                     format!("exported_{k}")
@@ -215,43 +244,18 @@ async fn scrape_prometheus(job: &Job, store: &AsyncStore) -> Result<u64, ScrapeE
             "/metrics has no go_* or process_* samples".into(),
         ));
     }
-    append_points(store, points).await?;
-    Ok(body.len() as u64)
+    Ok(points)
 }
 
-/// Runs `f` (decoding, store appends: CPU work and the store's lock) with the store on the
-/// blocking pool, so a large profile never stalls the async workers that run the other
-/// targets.
-async fn blocking<T: Send + 'static>(
-    store: &AsyncStore,
-    what: &'static str,
-    f: impl FnOnce(&Store) -> Result<T, ScrapeError> + Send + 'static,
-) -> Result<T, ScrapeError> {
-    store.run(what, f).await?
-}
-
-/// Appends runtime-metric points (with the store on the blocking pool).
-async fn append_points(
-    store: &AsyncStore,
-    points: Vec<(SeriesKey, i64, f64)>,
-) -> Result<(), ScrapeError> {
-    blocking(store, "storing metric points", move |s| {
-        Ok(s.append_points(&points).map(drop)?)
-    })
-    .await
-}
-
-async fn scrape_once(
-    job: &Job,
-    store: &AsyncStore,
-    prev: &mut Option<Profile>,
-) -> Result<u64, ScrapeError> {
-    let body = fetch(job).await?;
+/// Fetches one profile and decodes and stores it on the pool.
+async fn scrape_once(job: &Job, prev: &mut Option<Baseline>) -> Result<u64, ScrapeError> {
+    let (body, place) = fetch(job, true).await?;
+    let place = place.ok_or_else(|| ScrapeError::Store("no place in the pool".into()))?;
     let n = body.len() as u64;
     let t = now_ns();
     let (key, kind, last) = (job.key.clone(), job.kind.clone(), prev.take());
-    let (next, res) = blocking(store, "storing the profile", move |s| {
-        Ok(store_profile(s, &key, &kind, t, &body, last))
+    let (next, res) = Pool::run(place, "storing the profile", move |s| {
+        store_profile(s, &key, &kind, t, &body, last)
     })
     .await?;
     *prev = next;
@@ -260,7 +264,7 @@ async fn scrape_once(
 
 /// Decodes and stores one scraped profile. Heap profiles are stored with their allocation
 /// counters as deltas (`delta::heap`); other cumulative kinds as the delta to the previous
-/// scrape (the first is only the baseline); the rest as fetched. Returns the profile to
+/// scrape (the first is only the baseline); the rest as fetched. Returns the baseline to
 /// diff the next scrape against (the previous one kept when this one fails to decode).
 fn store_profile(
     store: &Store,
@@ -268,8 +272,8 @@ fn store_profile(
     kind: &str,
     t: i64,
     body: &[u8],
-    prev: Option<Profile>,
-) -> (Option<Profile>, Result<(), ScrapeError>) {
+    prev: Option<Baseline>,
+) -> (Option<Baseline>, Result<(), ScrapeError>) {
     if kind != "heap" && !is_cumulative(kind) {
         return (
             prev,
@@ -283,42 +287,41 @@ fn store_profile(
             return (prev, Err(e));
         }
     };
-    let stored = if kind == "heap" {
-        crate::delta::heap(prev.as_ref(), &cur)
-            .map(Some)
-            .map_err(|e| ScrapeError::Parse(e.to_string()))
+    // The first scrape of a cumulative kind is only the baseline.
+    let (stored, next) = if kind == "heap" {
+        let (d, b) = crate::delta::heap(prev.as_ref(), cur);
+        (Some(d), b)
     } else {
-        match prev.as_ref().map(|p| delta(p, &cur)) {
-            None => Ok(None), // the first scrape is the baseline
-            Some(Ok(Delta::Diff(d) | Delta::Restarted(d))) => Ok(Some(d)),
-            Some(Err(e)) => Err(ScrapeError::Parse(e.to_string())),
-        }
+        let (d, b) = crate::delta::delta(prev.as_ref(), cur);
+        (d.into_profile(), b)
     };
-    let res = stored.and_then(|d| match d {
+    drop(prev);
+    let res = match stored {
         Some(d) => store
             .append_profile(key, t, &d, Some(body.len()))
             .map(drop)
             .map_err(Into::into),
         None => Ok(()),
-    });
-    (Some(cur), res)
+    };
+    (Some(next), res)
 }
 
 /// Takes one execution trace and stores it with its analyses (on a blocking thread).
 async fn scrape_trace(job: &Job, store: &AsyncStore) -> Result<u64, ScrapeError> {
     let start = now_ns();
-    let body = fetch(job).await?;
+    let (body, _) = fetch(job, false).await?;
     let n = body.len() as u64;
     let labels = job.key.labels.clone();
-    blocking(store, "storing the trace", move |s| {
-        crate::trace::store_trace(s, &labels, start, &body)
-            .map(drop)
-            .map_err(|e| match e {
-                crate::trace::StoreTraceError::Bad(e) => ScrapeError::Parse(e),
-                crate::trace::StoreTraceError::Store(e) => e.into(),
-            })
-    })
-    .await?;
+    store
+        .run("storing the trace", move |s| {
+            crate::trace::store_trace(s, &labels, start, &body)
+                .map(drop)
+                .map_err(|e| match e {
+                    crate::trace::StoreTraceError::Bad(e) => ScrapeError::Parse(e),
+                    crate::trace::StoreTraceError::Store(e) => e.into(),
+                })
+        })
+        .await??;
     Ok(n)
 }
 
@@ -338,7 +341,7 @@ async fn run(job: Job, store: AsyncStore, health: HealthMap) {
         job.cfg.interval()
     };
     tokio::time::sleep(jitter(&job.url, interval)).await;
-    let mut prev: Option<Profile> = None;
+    let mut prev: Option<Baseline> = None;
     let mut prev_gc: Option<u32> = None;
     let mut failures: u32 = 0;
     // The last attempt's error (`Some(None)`: it succeeded), for logging changes only.
@@ -346,13 +349,13 @@ async fn run(job: Job, store: AsyncStore, health: HealthMap) {
     loop {
         let start = Instant::now();
         let res = if job.kind == "expvar" {
-            scrape_expvar(&job, &store, &mut prev_gc).await
+            scrape_expvar(&job, &mut prev_gc).await
         } else if job.kind == "prometheus" {
-            scrape_prometheus(&job, &store).await
+            scrape_prometheus(&job).await
         } else if job.kind == "trace" {
             scrape_trace(&job, &store).await
         } else {
-            scrape_once(&job, &store, &mut prev).await
+            scrape_once(&job, &mut prev).await
         };
         let took = start.elapsed();
         {
@@ -447,6 +450,7 @@ struct JobRunner {
     rules: Vec<Rule>,
     shard: (u64, u64),
     store: AsyncStore,
+    pool: Pool,
     health: HealthMap,
     dropped: DroppedMap,
     clients: HashMap<u64, reqwest::Client>,
@@ -612,6 +616,7 @@ impl JobRunner {
                 url: url.clone(),
                 client,
                 health_key: (sc.job.clone(), key.to_string(), kind.clone()),
+                pool: self.pool.clone(),
             };
             self.health
                 .lock()
@@ -673,7 +678,17 @@ impl Scraper {
             }
             None => (0, 1, false),
         };
+        // One pool for every job (docs/adr/0025); its threads end with the loops.
+        let pool = (!query_only && !cfg.scrape.is_empty()).then(|| {
+            Pool::start(
+                &store,
+                cfg.storage
+                    .scrape_workers
+                    .unwrap_or_else(crate::pool::default_workers),
+            )
+        });
         for sc in cfg.scrape.iter().filter(|_| !query_only) {
+            let Some(pool) = pool.clone() else { break };
             let rules =
                 discovery::compile(&sc.relabel).map_err(|e| format!("job {}: {e}", sc.job))?;
             let mut groups = vec![Vec::new(); 1 + discovery::refresh::count(sc)];
@@ -684,6 +699,7 @@ impl Scraper {
                 rules,
                 shard: (shard, shards),
                 store: store.clone(),
+                pool,
                 health: health.clone(),
                 dropped: dropped.clone(),
                 clients: HashMap::new(),
