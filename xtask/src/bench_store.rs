@@ -7,7 +7,9 @@
 //!    timestamps), cut into hourly blocks and compacted per day; bytes on disk per byte
 //!    of pprof received.
 //! 3. Flame graphs over the whole history (all services, one service, and a range that does
-//!    not start or end on an hour): query + report + flame tree, p50/p95 over repeats.
+//!    not start or end on an hour): query + report + flame tree, p50/p95 over repeats, read
+//!    as the API's flame endpoint reads (summed in stack space without labels, `agg=mean`:
+//!    docs/adr/0017) and as the profile download reads (each profile through pprof's merge).
 //!
 //! `--seeds A,B,…` builds everything from the given CPU profiles instead of testdata's small
 //! ones, e.g. the realistic corpus `scripts/bench.py` records (60-second profiles of a
@@ -18,7 +20,7 @@
 use std::time::Instant;
 
 use crate::arg;
-use gocost_store::{DAY_NS, HOUR_NS, Options, Selector, SeriesKey, Store};
+use gocost_store::{Agg, DAY_NS, HOUR_NS, Options, Read, Selector, SeriesKey, Store};
 use gocost_testkit::profiles_dir;
 
 /// CPU seconds this process has used (user + system), from /proc.
@@ -234,27 +236,36 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ));
         cases.push(("busy service, last day", q, end + 1 - DAY_NS, end));
     }
+    let reads = [
+        ("API", Agg::Mean, Read::Summed { labels: false }),
+        ("exact", Agg::Sum, Read::Exact),
+    ];
     for (name, q, from, to) in cases {
         let sel = Selector::parse(q).map_err(|e| e.to_string())?;
-        let mut times = Vec::new();
-        let mut nodes = 0;
-        for _ in 0..repeats {
-            let t0 = Instant::now();
-            let p = s.query(&sel, from, to).map_err(e)?.ok_or("no data")?;
-            // As the API's flame endpoint builds it.
-            let opts = gocost_report::Options {
-                nodecount: Some(0),
-                ..Default::default()
-            };
-            let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.to_string())?;
-            nodes = gocost_flame::tree_from_report(&rpt).node_count();
-            times.push(t0.elapsed().as_secs_f64());
+        for (how, agg, read) in reads {
+            let mut times = Vec::new();
+            let mut nodes = 0;
+            for _ in 0..repeats {
+                let t0 = Instant::now();
+                let p = s
+                    .query_agg_as(&sel, from, to, agg, read)
+                    .map_err(e)?
+                    .ok_or("no data")?;
+                // As the API's flame endpoint builds it.
+                let opts = gocost_report::Options {
+                    nodecount: Some(0),
+                    ..Default::default()
+                };
+                let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.to_string())?;
+                nodes = gocost_flame::tree_from_report(&rpt).node_count();
+                times.push(t0.elapsed().as_secs_f64());
+            }
+            println!(
+                "flame ({how}), {name}: p50 {:.3}s p95 {:.3}s ({nodes} nodes; goal p95 < 1s)",
+                pct(&mut times, 0.5),
+                pct(&mut times, 0.95)
+            );
         }
-        println!(
-            "flame, {name}: p50 {:.3}s p95 {:.3}s ({nodes} nodes; goal p95 < 1s)",
-            pct(&mut times, 0.5),
-            pct(&mut times, 0.95)
-        );
     }
     drop(s);
     let _ = std::fs::remove_dir_all(&tmp);

@@ -23,8 +23,16 @@ pub const FOOTER_LEN: usize = 16;
 pub const VERSION: u32 = 1;
 pub const HOUR_NS: i64 = 3600 * 1_000_000_000;
 pub const DAY_NS: i64 = 24 * HOUR_NS;
+/// The finest rollup step: ten minutes (docs/adr/0026).
+pub const FINE_NS: i64 = 10 * 60 * 1_000_000_000;
+/// Fewest profiles a rollup of a step under an hour merges: less busy series (scraped every
+/// 2.5 min or more rarely) keep only their hourly rollups, at no cost on disk.
+pub const MIN_FINE_PROFILES: u64 = 4;
 /// The most a section or index may inflate to.
 const MAX_SECTION: u64 = 1 << 30;
+/// A raw section at least this large (inflated) that spans two hours or more is written in
+/// pieces per UTC hour, with a table of them (`raw_hours`, docs/adr/0026).
+pub const RAW_SPLIT_MIN: usize = 64 << 10;
 
 /// A malformed block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +76,33 @@ pub struct SeriesMeta {
     pub min_time_ns: i64,
     pub max_time_ns: i64,
     pub raw: Section,
+    /// Rollups of an hour and longer.
     pub rollups: Option<Section>,
+    /// Rollups of steps under an hour (docs/adr/0026), kept apart so that long ranges never
+    /// read them; absent in blocks written before they existed, which readers take as
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine_rollups: Option<Section>,
+    /// Where each UTC hour's profiles lie inside `raw` (the section compressed with a full
+    /// flush between hours, so each inflates alone): [`parse_raw_hours`]. Absent for small
+    /// sections and in blocks written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_hours: Option<Section>,
+}
+
+/// One UTC hour's piece of a raw section ([`SeriesMeta::raw_hours`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawHour {
+    /// The hour's start; its profiles all lie in `[start, start + 1h)`.
+    pub start: i64,
+    pub profiles: u64,
+    /// Where its compressed bytes lie, from the raw section's start.
+    pub offset: u64,
+    pub len: u64,
+    /// Length after inflating.
+    pub raw_len: u64,
+    /// CRC-32 of the compressed bytes.
+    pub crc: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +222,69 @@ impl FileWriter {
         let res = self.write(&z);
         self.buf = z;
         res.map(|()| s)
+    }
+}
+
+/// Where a piece of a section lies from the section's start, its length, and its CRC-32.
+type Piece = (u64, u64, u32);
+
+impl FileWriter {
+    /// [`FileWriter::section`] with a full flush before each offset of `cuts` (ascending,
+    /// inside `body`), so the bytes from each cut on inflate without what came before;
+    /// returns where the section went and, per cut, where its piece (to the next cut or the
+    /// end) lies from the section's start.
+    fn section_cut(
+        &mut self,
+        body: &[u8],
+        cuts: &[usize],
+    ) -> Result<(Section, Vec<Piece>), BlockError> {
+        self.z.reset();
+        let mut z = std::mem::take(&mut self.buf);
+        z.clear();
+        z.reserve(body.len() / 2 + 64);
+        let ends: Vec<usize> = cuts.iter().copied().chain([body.len()]).collect();
+        let mut bounds = Vec::with_capacity(ends.len());
+        for (i, &end) in ends.iter().enumerate() {
+            let last = i + 1 == ends.len();
+            let flush = if last {
+                flate2::FlushCompress::Finish
+            } else {
+                flate2::FlushCompress::Full
+            };
+            loop {
+                if z.len() == z.capacity() {
+                    z.reserve(z.capacity().max(1 << 12));
+                }
+                let done = self.z.total_in() as usize;
+                let st = self
+                    .z
+                    .compress_vec(&body[done..end], &mut z, flush)
+                    .map_err(|e| BlockError(format!("compressing a section: {e}")))?;
+                if last {
+                    if st == flate2::Status::StreamEnd {
+                        break;
+                    }
+                } else if self.z.total_in() as usize == end && z.len() < z.capacity() {
+                    break;
+                }
+            }
+            bounds.push(z.len() as u64);
+        }
+        let pieces = (0..cuts.len())
+            .map(|i| {
+                let (a, e) = (bounds[i], bounds[i + 1]);
+                (a, e - a, crc32fast::hash(&z[a as usize..e as usize]))
+            })
+            .collect();
+        let s = Section {
+            offset: self.pos,
+            len: z.len() as u64,
+            raw_len: body.len() as u64,
+            crc: crc32fast::hash(&z),
+        };
+        let res = self.write(&z);
+        self.buf = z;
+        res.map(|()| (s, pieces))
     }
 }
 
@@ -413,20 +510,29 @@ impl BlockWriter {
             return Err(BlockError(format!("series {key}: no group")));
         };
         let mut raw = W::default();
-        let mut rollups = W::default();
-        let mut n_rollups = 0u64;
+        // Per UTC hour of the profiles: (start, offset in `raw`, profiles).
+        let mut hours: Vec<(i64, usize, u64)> = Vec::new();
+        // Rollups of an hour and longer, and of shorter steps.
+        let mut rollups = [W::default(), W::default()];
+        let mut n_rollups = [0u64; 2];
         let mut open: Vec<Option<Bucket>> = steps.iter().map(|_| None).collect();
         let (mut n, mut lo, mut hi, mut prev) = (0u64, i64::MAX, i64::MIN, i64::MIN);
-        let mut close = |si: usize, b: Bucket, out: &mut W| {
-            // One profile needs no rollup; nor does a bucket a smaller step already holds.
-            let same_as_smaller =
-                si > 0 && b.first.div_euclid(steps[si - 1]) == b.last.div_euclid(steps[si - 1]);
+        let mut close = |si: usize, b: Bucket, out: &mut [W; 2]| {
+            // One profile needs no rollup (nor do fewer than `MIN_FINE_PROFILES` under an
+            // hour); nor does a bucket a smaller step already holds.
             let count = b.acc.count();
-            if !same_as_smaller && let Some(bytes) = b.acc.finish(b.start) {
-                out.u(steps[si] as u64);
-                out.u(count);
-                out.bytes(&bytes);
-                n_rollups += 1;
+            let same_as_smaller = si > 0
+                && b.first.div_euclid(steps[si - 1]) == b.last.div_euclid(steps[si - 1])
+                && count >= min_profiles(steps[si - 1]);
+            if !same_as_smaller
+                && count >= min_profiles(steps[si])
+                && let Some(bytes) = b.acc.finish(b.start)
+            {
+                let fine = usize::from(steps[si] < HOUR_NS);
+                out[fine].u(steps[si] as u64);
+                out[fine].u(count);
+                out[fine].bytes(&bytes);
+                n_rollups[fine] += 1;
             }
         };
         for item in profiles {
@@ -450,6 +556,13 @@ impl BlockWriter {
                 )));
             }
             prev = t;
+            let hour = t.div_euclid(HOUR_NS) * HOUR_NS;
+            if hours.last().is_none_or(|h: &(i64, usize, u64)| h.0 != hour) {
+                hours.push((hour, raw.0.len(), 0));
+            }
+            if let Some(h) = hours.last_mut() {
+                h.2 += 1;
+            }
             (n, lo, hi) = (n + 1, lo.min(t), hi.max(t));
             self.meta.ingested_bytes += raw_len;
             for (si, &step) in steps.iter().enumerate() {
@@ -480,16 +593,36 @@ impl BlockWriter {
         }
         let mut body = W::default();
         body.u(n);
+        let head = body.0.len();
         body.0.extend_from_slice(&raw.0);
-        let raw = self.f.section(&body.0)?;
-        let rollups = if n_rollups > 0 {
-            let mut body = W::default();
-            body.u(n_rollups);
-            body.0.extend_from_slice(&rollups.0);
-            Some(self.f.section(&body.0)?)
+        let (raw, raw_hours) = if hours.len() >= 2 && body.0.len() >= RAW_SPLIT_MIN {
+            let cuts: Vec<usize> = hours.iter().map(|h| head + h.1).collect();
+            let (sec, pieces) = self.f.section_cut(&body.0, &cuts)?;
+            let mut t = W::default();
+            t.u(hours.len() as u64);
+            for (i, (h, (off, len, crc))) in hours.iter().zip(pieces).enumerate() {
+                let end = cuts.get(i + 1).copied().unwrap_or(body.0.len());
+                t.i(h.0);
+                t.u(h.2);
+                t.u(off);
+                t.u(len);
+                t.u((end - cuts[i]) as u64);
+                t.u(u64::from(crc));
+            }
+            (sec, Some(self.f.section(&t.0)?))
         } else {
-            None
+            (self.f.section(&body.0)?, None)
         };
+        let mut sections = [None, None];
+        for (i, (n, w)) in n_rollups.iter().zip(&rollups).enumerate() {
+            if *n > 0 {
+                let mut body = W::default();
+                body.u(*n);
+                body.0.extend_from_slice(&w.0);
+                sections[i] = Some(self.f.section(&body.0)?);
+            }
+        }
+        let [rollups, fine_rollups] = sections;
         self.meta.min_time_ns = self.meta.min_time_ns.min(lo);
         self.meta.max_time_ns = self.meta.max_time_ns.max(hi);
         self.meta.series.push(SeriesMeta {
@@ -500,6 +633,8 @@ impl BlockWriter {
             max_time_ns: hi,
             raw,
             rollups,
+            fine_rollups,
+            raw_hours,
         });
         Ok(())
     }
@@ -559,6 +694,11 @@ impl BlockWriter {
     }
 }
 
+/// The fewest profiles a stored rollup of `step` merges.
+pub fn min_profiles(step: i64) -> u64 {
+    if step < HOUR_NS { MIN_FINE_PROFILES } else { 2 }
+}
+
 /// One stored rollup: the merge of the profiles in `[start, start + step)`.
 pub struct Rollup<'a> {
     pub step: i64,
@@ -597,6 +737,90 @@ pub fn parse_raw(b: &[u8]) -> Result<Vec<&[u8]>, BlockError> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(r.bytes().map_err(|e| section_err("raw", e))?);
+    }
+    Ok(out)
+}
+
+/// The table of a raw section's hours ([`SeriesMeta::raw_hours`]), checked against the
+/// section (`raw`): pieces in order, inside it, hours ascending.
+pub fn parse_raw_hours(b: &[u8], raw: &Section) -> Result<Vec<RawHour>, BlockError> {
+    let e = |e| section_err("raw hours", e);
+    let bad = |what: &str| BlockError(format!("raw hours section: {what}"));
+    let mut r = R::new(b);
+    let n = r.len().map_err(e)?;
+    let mut out: Vec<RawHour> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let h = RawHour {
+            start: r.i().map_err(e)?,
+            profiles: r.u().map_err(e)?,
+            offset: r.u().map_err(e)?,
+            len: r.u().map_err(e)?,
+            raw_len: r.u().map_err(e)?,
+            crc: u32::try_from(r.u().map_err(e)?).map_err(|_| bad("checksum out of range"))?,
+        };
+        if h.offset.checked_add(h.len).is_none_or(|end| end > raw.len) {
+            return Err(bad("a piece lies outside the raw section"));
+        }
+        if out
+            .last()
+            .is_some_and(|p| p.start >= h.start || p.offset + p.len > h.offset)
+        {
+            return Err(bad("pieces out of order"));
+        }
+        if h.start.rem_euclid(HOUR_NS) != 0 {
+            return Err(bad("a piece does not start on an hour"));
+        }
+        out.push(h);
+    }
+    if !r.done() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(out)
+}
+
+/// Inflates one hour's piece of a raw section: `z`, its compressed bytes.
+pub fn inflate_piece(z: &[u8], h: &RawHour) -> Result<Vec<u8>, BlockError> {
+    let bad = |what: String| BlockError(format!("raw hour at {}: {what}", h.start));
+    if crc32fast::hash(z) != h.crc {
+        return Err(bad("checksum mismatch".into()));
+    }
+    if h.raw_len > MAX_SECTION || h.raw_len > (z.len() as u64).saturating_mul(1032) + 64 {
+        return Err(bad(format!("{} bytes inflated is impossible", h.raw_len)));
+    }
+    let mut out = Vec::with_capacity(h.raw_len as usize);
+    let mut d = flate2::Decompress::new(false);
+    while (d.total_in() as usize) < z.len() && out.len() < out.capacity() {
+        let before = (d.total_in(), out.len());
+        let st = d
+            .decompress_vec(
+                &z[d.total_in() as usize..],
+                &mut out,
+                flate2::FlushDecompress::Sync,
+            )
+            .map_err(|e| bad(e.to_string()))?;
+        if st == flate2::Status::StreamEnd || before == (d.total_in(), out.len()) {
+            break;
+        }
+    }
+    if out.len() as u64 != h.raw_len {
+        return Err(bad(format!(
+            "inflates to at least {} bytes, the table says {}",
+            out.len(),
+            h.raw_len
+        )));
+    }
+    Ok(out)
+}
+
+/// The `n` stored profiles of an inflated raw hour, in time order.
+pub fn parse_raw_piece(b: &[u8], n: u64) -> Result<Vec<&[u8]>, BlockError> {
+    let mut r = R::new(b);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(r.bytes().map_err(|e| section_err("raw hour", e))?);
+    }
+    if !r.done() {
+        return Err(BlockError("raw hour: trailing bytes".into()));
     }
     Ok(out)
 }
@@ -648,10 +872,39 @@ pub fn verify_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
                 s.profiles
             )));
         }
+        if let Some(hs) = &s.raw_hours {
+            // Each hour's piece inflates alone to exactly its profiles, in order.
+            let hours = parse_raw_hours(&read_section(file, hs)?, &s.raw)?;
+            let mut at = 0;
+            for h in &hours {
+                let z = usize::try_from(s.raw.offset + h.offset)
+                    .ok()
+                    .and_then(|a| file.get(a..a.checked_add(usize::try_from(h.len).ok()?)?))
+                    .ok_or_else(|| BlockError("a raw hour lies outside the block".into()))?;
+                let piece = inflate_piece(z, h)?;
+                for b in parse_raw_piece(&piece, h.profiles)? {
+                    let t = stored_time(b).map_err(|e| section_err("raw hour", e))?;
+                    if profiles.get(at) != Some(&b) || t.div_euclid(HOUR_NS) * HOUR_NS != h.start {
+                        return Err(BlockError(format!(
+                            "series {}: raw hour at {} differs from the raw section",
+                            s.key, h.start
+                        )));
+                    }
+                    at += 1;
+                }
+            }
+            if at != profiles.len() {
+                return Err(BlockError(format!(
+                    "series {}: raw hours hold {at} profiles, the raw section {}",
+                    s.key,
+                    profiles.len()
+                )));
+            }
+        }
         for b in profiles {
             tab.profile(b, true).map_err(|e| section_err("raw", e))?;
         }
-        if let Some(r) = &s.rollups {
+        for r in s.rollups.iter().chain(&s.fine_rollups) {
             let sec = read_section(file, r)?;
             for r in parse_rollups(&sec)? {
                 tab.profile(r.bytes, true)

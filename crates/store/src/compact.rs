@@ -100,7 +100,7 @@ impl Store {
         let (mut w, tmp) = self.block_writer(BlockInfo {
             id: new_block_id(1, self.instance()),
             level: 1,
-            steps: vec![HOUR_NS, DAY_NS],
+            steps: vec![block::FINE_NS, HOUR_NS, DAY_NS],
             sources: Vec::new(),
             replaces,
             instance: self.instance().to_string(),

@@ -80,7 +80,7 @@ impl Store {
         let (mut w, tmp) = self.block_writer(BlockInfo {
             id: id.clone(),
             level: 0,
-            steps: vec![HOUR_NS],
+            steps: vec![block::FINE_NS, HOUR_NS],
             sources: vec![seq],
             replaces: Vec::new(),
             instance: self.instance().to_string(),
@@ -208,6 +208,10 @@ impl Store {
         g.cache_bytes -= freed;
         g.head.retain(|_, v| !v.is_empty());
         g.head_symbols.remove(&seq);
+        self.sums
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drop_segment(seq);
         for v in g.metrics.values_mut() {
             v.retain(|p| p.seq != seq);
         }

@@ -328,6 +328,7 @@ impl Store {
             sync_lock: Mutex::new(()),
             peers: std::sync::OnceLock::new(),
             publish: Mutex::new(()),
+            sums: Mutex::new(crate::query::HeadSums::default()),
         };
         Ok((store, report))
     }

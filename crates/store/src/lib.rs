@@ -87,7 +87,7 @@ pub use blobs::{
     BlobConfig, BlobStore, Listed, LocalBlobs, ObjectBlobs, PART_SIZE, S3Config, open_blob_store,
     probe_conditional_put,
 };
-pub use block::{BlockError, BlockMeta, DAY_NS, HOUR_NS, verify_file as verify_block};
+pub use block::{BlockError, BlockMeta, DAY_NS, FINE_NS, HOUR_NS, verify_file as verify_block};
 pub use cluster::{
     BucketIndex, ClusterOptions, CompactionMode, Compactor, HeadAnswer, HeadRequest, INDEX_DIR,
     IndexedBlock, Peers, collect_partial, valid_instance,
@@ -284,6 +284,8 @@ pub struct Store {
     probe: Option<bool>,
     /// The bucket's compactor lease as this instance sees it ([`CompactionMode::Lease`]).
     lease: Mutex<lease::Lease>,
+    /// Sums of whole ten minutes of the head's encoded profiles, made by queries.
+    sums: Mutex<query::HeadSums>,
 }
 
 impl Store {

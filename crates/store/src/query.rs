@@ -12,7 +12,7 @@ use crate::catalog::Block;
 use crate::cluster::HeadRequest;
 use crate::head::Entry;
 use crate::symtab::{RollupAcc, SymTab};
-use crate::{Error, Selector, SeriesKey, Store, block, block_err, codec, symtab, wal};
+use crate::{Error, HOUR_NS, Selector, SeriesKey, Store, block, block_err, codec, symtab, wal};
 
 /// What a visit of the stored profiles is called with: the series, the profile's time (a
 /// rollup's bucket start), how many profiles it stands for (1, or a rollup's count), and
@@ -215,7 +215,7 @@ impl Store {
             remote.blocks(catalog, from, to)
         })?;
         self.visit_blocks(sel, from, to, how, &blocks, f)?;
-        self.visit_head(&head, &tabs, &files, how, f)?;
+        self.visit_head(&head, &tabs, &files, how, Some((from, to)), f)?;
         for (k, t, n, p) in remote.items {
             if sel.matches(&k) && (from..=to).contains(&t) && keep(&k, t) {
                 f(&k, t, n, p)?;
@@ -250,7 +250,7 @@ impl Store {
                     .cloned()
                     .collect()
             })?;
-        self.visit_head(&head, &tabs, &files, &how, f)?;
+        self.visit_head(&head, &tabs, &files, &how, None, f)?;
         Ok(blocks)
     }
 
@@ -352,46 +352,75 @@ impl Store {
                 let tab = self.symtab(&mut tabs, bi, b, sm.group)?;
                 let bad = |e: block::BlockError| block_err(&b.name, e);
                 let bad_codec = |e: codec::CodecError| block_err(&b.name, e);
-                // Whole buckets inside the range, largest first, never overlapping.
+                // Whole buckets inside the range, largest first, never overlapping: hours
+                // and days, then — only where they leave a whole ten minutes uncovered —
+                // the finer steps (docs/adr/0026).
+                let (lo, hi) = (from.max(sm.min_time_ns), to.min(sm.max_time_ns));
                 let mut picked: Vec<(i64, i64)> = Vec::new();
                 let rollups = match (how.use_rollup, &sm.rollups) {
                     (Some(_), Some(rs)) => self.section(b, rs)?,
                     _ => Vec::new(),
                 };
+                let fine: Vec<u8>;
                 let mut parts: Parts<'_> = Vec::new();
-                if let Some(ok) = how.use_rollup
-                    && !rollups.is_empty()
-                {
-                    let mut rolls = block::parse_rollups(&rollups).map_err(bad)?;
-                    rolls.sort_by_key(|r| (std::cmp::Reverse(r.step), r.start));
-                    for r in rolls {
-                        let end = r.start.saturating_add(r.step - 1);
-                        if r.start < from
-                            || end > to
-                            || !ok(r.start, end)
-                            || picked.iter().any(|&(a, z)| r.start <= z && a <= end)
-                        {
-                            continue;
-                        }
-                        picked.push((r.start, end));
-                        parts.push((r.start, r.count.max(1), r.bytes));
+                if let Some(ok) = how.use_rollup {
+                    if !rollups.is_empty() {
+                        let rolls = block::parse_rollups(&rollups).map_err(bad)?;
+                        pick(rolls, from, to, ok, &mut picked, &mut parts);
+                    }
+                    // The series' data widened to whole ten minutes.
+                    let fine_ns = block::FINE_NS;
+                    let lo_f = from.max(sm.min_time_ns.div_euclid(fine_ns) * fine_ns);
+                    let hi_f = to.min(
+                        (sm.max_time_ns.div_euclid(fine_ns) * fine_ns).saturating_add(fine_ns - 1),
+                    );
+                    if let Some(fs) = &sm.fine_rollups
+                        && gap_holds(&picked, lo_f, hi_f, fine_ns)
+                    {
+                        fine = self.section(b, fs)?;
+                        let rolls = block::parse_rollups(&fine).map_err(bad)?;
+                        pick(rolls, from, to, ok, &mut picked, &mut parts);
                     }
                 }
                 let covered = |t: i64| picked.iter().any(|&(a, z)| a <= t && t <= z);
-                let (lo, hi) = (from.max(sm.min_time_ns), to.min(sm.max_time_ns));
-                let raw = if covered_range(&picked, lo, hi) {
+                // The raw profiles outside them: only the hours that hold some, when the
+                // section is split by hour (docs/adr/0026), else the whole section.
+                let raw: Vec<(Option<u64>, Vec<u8>)> = if covered_range(&picked, lo, hi) {
                     Vec::new()
-                } else {
-                    self.section(b, &sm.raw)?
-                };
-                if !raw.is_empty() {
-                    for bytes in block::parse_raw(&raw).map_err(bad)? {
-                        let t = symtab::stored_time(bytes).map_err(bad_codec)?;
-                        if t < from || t > to || covered(t) || !keep(key, t) {
+                } else if let Some(hs) = &sm.raw_hours {
+                    let table = self.section(b, hs)?;
+                    let mut pieces = Vec::new();
+                    for h in block::parse_raw_hours(&table, &sm.raw).map_err(bad)? {
+                        let (a, z) = (h.start.max(lo), h.start.saturating_add(HOUR_NS - 1).min(hi));
+                        if a > z || covered_range(&picked, a, z) {
                             continue;
                         }
-                        parts.push((t, 1, bytes));
+                        let at = sm.raw.offset.saturating_add(h.offset);
+                        let zb = self
+                            .blobs
+                            .get_range(&b.name, at..at.saturating_add(h.len))?;
+                        pieces.push((
+                            Some(h.profiles),
+                            block::inflate_piece(&zb, &h).map_err(bad)?,
+                        ));
                     }
+                    pieces
+                } else {
+                    vec![(None, self.section(b, &sm.raw)?)]
+                };
+                let mut stored: Vec<&[u8]> = Vec::new();
+                for (n, bytes) in &raw {
+                    stored.extend(match n {
+                        Some(n) => block::parse_raw_piece(bytes, *n).map_err(bad)?,
+                        None => block::parse_raw(bytes).map_err(bad)?,
+                    });
+                }
+                for bytes in stored {
+                    let t = symtab::stored_time(bytes).map_err(bad_codec)?;
+                    if t < from || t > to || covered(t) || !keep(key, t) {
+                        continue;
+                    }
+                    parts.push((t, 1, bytes));
                 }
                 emit(key, &tab, parts, how, &bad_codec, f)?;
             }
@@ -399,12 +428,15 @@ impl Store {
         Ok(())
     }
 
+    /// Visits the head's `head` entries; `range`: the query's, whose whole ten minutes of
+    /// encoded profiles a summing visit takes from (and adds to) the head's sums cache.
     fn visit_head(
         &self,
         head: &[(SeriesKey, Vec<Entry>)],
         tabs: &HeadTabs,
         files: &HashMap<u64, File>,
         how: &Visit<'_>,
+        range: Option<(i64, i64)>,
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
         let decode = gocost_pprof::DecodeOptions {
@@ -424,14 +456,16 @@ impl Store {
                 })
                 .collect::<Result<_, _>>()?;
             // Encoded profiles per segment with its symbol table, in time order.
-            let mut encoded: BTreeMap<u64, (&SymTab, Parts<'_>)> = BTreeMap::new();
+            let mut encoded: BTreeMap<u64, (&SymTab, Parts<'_>, Vec<&Entry>)> = BTreeMap::new();
             for (e, bytes) in entries.iter().zip(&read) {
                 match (e.enc.as_deref().or(bytes.as_deref()), seg_tabs(e.pos.seq)) {
-                    (Some(enc), Some(tab)) => encoded
-                        .entry(e.pos.seq)
-                        .or_insert_with(|| (tab, Vec::new()))
-                        .1
-                        .push((e.time_ns, 1, enc)),
+                    (Some(enc), Some(tab)) => {
+                        let seg = encoded
+                            .entry(e.pos.seq)
+                            .or_insert_with(|| (tab, Vec::new(), Vec::new()));
+                        seg.1.push((e.time_ns, 1, enc));
+                        seg.2.push(e);
+                    }
                     (_, None) if e.encoded => {
                         return Err(Error::Io(std::io::Error::other(format!(
                             "head: the symbols of WAL segment {} for {key} are missing",
@@ -446,12 +480,150 @@ impl Store {
                     }
                 }
             }
-            for (tab, parts) in encoded.into_values() {
+            for (seq, (tab, parts, es)) in encoded {
+                let sums;
+                let parts = match range {
+                    Some((from, to)) if how.merge && !how.totals => {
+                        sums = self.head_sums(key, seq, from, to, how.labels, &parts, &es);
+                        with_sums(parts, &sums)
+                    }
+                    _ => parts,
+                };
                 emit(key, tab, parts, how, &bad_head, f)?;
             }
         }
         Ok(())
     }
+}
+
+/// The sums of whole ten minutes of one series' encoded head profiles, by bucket start:
+/// (bucket start, its first profile's time, profiles, summed bytes).
+type Sums = Vec<(i64, i64, u64, Arc<[u8]>)>;
+
+/// The head's sums cache (docs/adr/0026): per series, WAL segment, ten minutes and whether
+/// labels are kept, the stack-space sum of the encoded profiles a query found there, with a
+/// fingerprint of those profiles (a late profile changes it: the sum is made again). Kept
+/// under a byte budget, oldest first out; a segment's go when it is cut into a block.
+#[derive(Default)]
+pub(crate) struct HeadSums {
+    map: HashMap<SumKey, (u64, u64, Arc<[u8]>)>,
+    order: std::collections::VecDeque<SumKey>,
+    bytes: usize,
+}
+
+type SumKey = (SeriesKey, u64, i64, bool);
+
+impl HeadSums {
+    /// Forgets the sums of WAL segment `seq`.
+    pub(crate) fn drop_segment(&mut self, seq: u64) {
+        self.order.retain(|k| k.1 != seq);
+        let mut freed = 0;
+        self.map.retain(|k, v| {
+            let keep = k.1 != seq;
+            if !keep {
+                freed += v.2.len();
+            }
+            keep
+        });
+        self.bytes -= freed;
+    }
+}
+
+impl Store {
+    /// The sums of every whole ten minutes inside `[from, to]` among one series' encoded
+    /// head profiles of WAL segment `seq` (`parts`, of `entries`, in time order) that hold
+    /// at least [`block::MIN_FINE_PROFILES`]: from the cache, or made and kept.
+    #[allow(clippy::too_many_arguments)]
+    fn head_sums(
+        &self,
+        key: &SeriesKey,
+        seq: u64,
+        from: i64,
+        to: i64,
+        labels: bool,
+        parts: &Parts<'_>,
+        entries: &[&Entry],
+    ) -> Sums {
+        let budget = self.opts.head_cache_bytes / 4;
+        let step = block::FINE_NS;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < parts.len() {
+            let b = parts[i].0.div_euclid(step) * step;
+            let n = parts[i..].partition_point(|p| p.0 < b.saturating_add(step));
+            let (run, es) = (&parts[i..i + n], &entries[i..i + n]);
+            i += n;
+            let whole = b >= from && b.checked_add(step - 1).is_some_and(|e| e <= to);
+            if budget == 0 || !whole || (n as u64) < block::MIN_FINE_PROFILES {
+                continue;
+            }
+            let print = {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = rustc_hash::FxBuildHasher.build_hasher();
+                for e in es {
+                    h.write_i64(e.time_ns);
+                    h.write_u64(e.pos.offset);
+                    h.write_u32(e.pos.len);
+                }
+                h.finish()
+            };
+            let k: SumKey = (key.clone(), seq, b, labels);
+            {
+                let c = self.sums.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((cn, cp, bytes)) = c.map.get(&k)
+                    && *cn == n as u64
+                    && *cp == print
+                {
+                    out.push((b, run[0].0, n as u64, bytes.clone()));
+                    continue;
+                }
+            }
+            let mut acc = if labels {
+                RollupAcc::default()
+            } else {
+                RollupAcc::without_labels()
+            };
+            if run.iter().any(|p| acc.add(p.2).is_err()) {
+                continue; // the visit reports it
+            }
+            let Some(sum) = acc.finish(b) else { continue };
+            let sum: Arc<[u8]> = sum.into();
+            out.push((b, run[0].0, n as u64, sum.clone()));
+            if sum.len() > budget {
+                continue;
+            }
+            let mut c = self.sums.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(old) = c.map.insert(k.clone(), (n as u64, print, sum.clone())) {
+                c.bytes -= old.2.len();
+            } else {
+                c.order.push_back(k);
+            }
+            c.bytes += sum.len();
+            while c.bytes > budget {
+                let Some(k) = c.order.pop_front() else { break };
+                if let Some(old) = c.map.remove(&k) {
+                    c.bytes -= old.2.len();
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `parts` (in time order) with the profiles of each ten minutes `sums` holds replaced by
+/// their sum.
+fn with_sums<'b>(parts: Parts<'b>, sums: &'b Sums) -> Parts<'b> {
+    if sums.is_empty() {
+        return parts;
+    }
+    let step = block::FINE_NS;
+    let mut out: Parts<'b> = sums.iter().map(|(_, t, n, s)| (*t, *n, &s[..])).collect();
+    out.extend(parts.into_iter().filter(|p| {
+        let b = p.0.div_euclid(step) * step;
+        sums.binary_search_by_key(&b, |s| s.0).is_err()
+    }));
+    out.sort_by_key(|p| p.0);
+    out
 }
 
 /// Calls `f` with the profiles of `parts` (of one series, sharing `tab`): their sum in stack
@@ -508,6 +680,50 @@ pub(crate) fn head_request(sel: &Selector, from: i64, to: i64, how: &Visit<'_>) 
     }
 }
 
+/// Adds to `parts` the rollups lying wholly inside `[from, to]` that `ok` allows and that
+/// overlap none already `picked`, largest step first; records them in `picked`.
+fn pick<'b>(
+    mut rolls: Vec<block::Rollup<'b>>,
+    from: i64,
+    to: i64,
+    ok: &dyn Fn(i64, i64) -> bool,
+    picked: &mut Vec<(i64, i64)>,
+    parts: &mut Parts<'b>,
+) {
+    rolls.sort_by_key(|r| (std::cmp::Reverse(r.step), r.start));
+    for r in rolls {
+        let end = r.start.saturating_add(r.step - 1);
+        if r.start < from
+            || end > to
+            || !ok(r.start, end)
+            || picked.iter().any(|&(a, z)| r.start <= z && a <= end)
+        {
+            continue;
+        }
+        picked.push((r.start, end));
+        parts.push((r.start, r.count.max(1), r.bytes));
+    }
+}
+
+/// Whether some part of `[lo, hi]` outside the (disjoint) `picked` intervals holds a whole
+/// bucket of `step` (aligned to multiples of it).
+pub(crate) fn gap_holds(picked: &[(i64, i64)], lo: i64, hi: i64, step: i64) -> bool {
+    let mut v = picked.to_vec();
+    v.sort_unstable();
+    let holds = |a: i64, z: i64| {
+        let s = a.div_euclid(step) * step + if a.rem_euclid(step) == 0 { 0 } else { step };
+        s.checked_add(step - 1).is_some_and(|e| e <= z)
+    };
+    let mut at = lo;
+    for (a, z) in v {
+        if a > at && at <= hi && holds(at, (a - 1).min(hi)) {
+            return true;
+        }
+        at = at.max(z.saturating_add(1));
+    }
+    at <= hi && holds(at, hi)
+}
+
 /// Whether `[lo, hi]` lies inside the union of the (disjoint) intervals.
 pub(crate) fn covered_range(picked: &[(i64, i64)], lo: i64, hi: i64) -> bool {
     if lo > hi {
@@ -538,4 +754,28 @@ pub(crate) fn read_entry(files: &HashMap<u64, File>, e: &Entry) -> Result<Vec<u8
         )))
     })?;
     Ok(wal::read_payload(f, e.pos)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gap_holds;
+
+    #[test]
+    fn a_gap_holds_a_bucket_only_when_a_whole_aligned_one_fits() {
+        // Buckets of 10 from 0.
+        assert!(gap_holds(&[], 0, 9, 10));
+        assert!(!gap_holds(&[], 1, 18, 10));
+        assert!(gap_holds(&[], 1, 19, 10));
+        assert!(!gap_holds(&[(0, 9)], 0, 9, 10));
+        // Covered in the middle, whole buckets on either side.
+        assert!(gap_holds(&[(10, 19)], 0, 29, 10));
+        assert!(gap_holds(&[(0, 19)], 5, 29, 10));
+        assert!(!gap_holds(&[(0, 19)], 5, 28, 10));
+        assert!(!gap_holds(&[(20, 29), (0, 14)], 0, 29, 10));
+        assert!(gap_holds(&[(30, 39), (0, 9)], 0, 39, 10));
+        // Negative times are aligned the same way.
+        assert!(gap_holds(&[], -10, -1, 10));
+        assert!(!gap_holds(&[], -15, -2, 10));
+        assert!(!gap_holds(&[], 5, 4, 10));
+    }
 }

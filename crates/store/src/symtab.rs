@@ -1072,9 +1072,14 @@ fn parse_stored(b: &[u8]) -> Result<Stored<'_>, CodecError> {
 pub struct RollupAcc {
     count: u64,
     head: Header,
-    /// Hash of (stack node, label bytes) → indexes into `samples` with that hash.
-    index: FxHashMap<u64, Vec<usize>>,
-    samples: Vec<(u64, Vec<u8>, Vec<i64>)>,
+    /// Hash of (stack node, label bytes) → the last index into `samples` with that hash;
+    /// `chain[i]`: the one before `i` with the same hash (`u32::MAX`: none).
+    index: FxHashMap<u64, u32>,
+    chain: Vec<u32>,
+    /// (stack node, label bytes: empty without labels) per summed sample.
+    samples: Vec<(u64, Vec<u8>)>,
+    /// Their values, `sample_types` per sample.
+    values: Vec<i64>,
     /// Sample or period types changed within the bucket: no rollup (queries use the
     /// profiles).
     incompatible: bool,
@@ -1131,35 +1136,49 @@ impl RollupAcc {
             },
         );
         let nst = o.sample_types.len();
+        if self.samples.is_empty() {
+            // Most of a series' stacks recur in every profile: room for about as many again.
+            self.samples.reserve(s.nodes.len());
+            self.chain.reserve(s.nodes.len());
+            self.values.reserve(s.values.len());
+            self.index.reserve(s.nodes.len());
+        }
         for (i, (&node, &labels)) in s.nodes.iter().zip(&s.labels).enumerate() {
             let v = &s.values[i * nst..(i + 1) * nst];
             if v.iter().all(|&x| x == 0) {
                 continue;
             }
-            let labels = if self.no_labels { NO_LABELS } else { labels };
+            let labels: &[u8] = if self.no_labels { &[] } else { labels };
             let hash = {
                 use std::hash::{BuildHasher, Hasher};
                 let mut hs = rustc_hash::FxBuildHasher.build_hasher();
                 hs.write_u64(node);
-                hs.write(labels);
+                if !self.no_labels {
+                    hs.write(labels);
+                }
                 hs.finish()
             };
-            let same = self.index.entry(hash).or_default();
-            match same
-                .iter()
-                .copied()
-                .find(|&j| self.samples[j].0 == node && self.samples[j].1 == labels)
-            {
-                Some(j) => {
-                    for (a, b) in self.samples[j].2.iter_mut().zip(v) {
-                        *a = a.wrapping_add(*b);
-                    }
+            let next = self.samples.len() as u32;
+            let last = *self.index.entry(hash).or_insert(u32::MAX);
+            let mut j = last;
+            while j != u32::MAX {
+                let (n, l) = &self.samples[j as usize];
+                if *n == node && l.as_slice() == labels {
+                    break;
                 }
-                None => {
-                    gocost_pprof::cancel::nodes(self.samples.len() + 1);
-                    same.push(self.samples.len());
-                    self.samples.push((node, labels.to_vec(), v.to_vec()));
+                j = self.chain[j as usize];
+            }
+            if j != u32::MAX {
+                let at = j as usize * nst;
+                for (a, b) in self.values[at..at + nst].iter_mut().zip(v) {
+                    *a = a.wrapping_add(*b);
                 }
+            } else {
+                gocost_pprof::cancel::nodes(self.samples.len() + 1);
+                self.index.insert(hash, next);
+                self.chain.push(last);
+                self.samples.push((node, labels.to_vec()));
+                self.values.extend_from_slice(v);
             }
         }
         Ok(())
@@ -1174,22 +1193,24 @@ impl RollupAcc {
         let mut w = W::default();
         w.i(start);
         self.head.write(&mut w);
+        let nst = self.head.sample_types.len();
         let samples: Vec<_> = self
             .samples
-            .into_iter()
-            .filter(|s| s.2.iter().any(|&v| v != 0))
+            .iter()
+            .zip(self.values.chunks_exact(nst.max(1)))
+            .filter(|(_, v)| v.iter().any(|&v| v != 0))
             .collect();
         w.u(samples.len() as u64);
-        for s in &samples {
+        for (s, _) in &samples {
             w.u(s.0);
         }
-        for s in &samples {
-            for &v in &s.2 {
+        for (_, v) in &samples {
+            for &v in *v {
                 w.i(v);
             }
         }
-        for s in &samples {
-            w.0.extend_from_slice(&s.1);
+        for (s, _) in &samples {
+            w.0.extend_from_slice(if self.no_labels { NO_LABELS } else { &s.1 });
         }
         Some(w.0)
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::*;
-use gocost_store::{DAY_NS, HOUR_NS, Options, Read, Selector, Store};
+use gocost_store::{Agg, DAY_NS, FINE_NS, HOUR_NS, Options, Read, Selector, Store};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gocost-blocks-{}-{name}", std::process::id()));
@@ -86,6 +86,154 @@ fn answers_are_the_merge_of_the_profiles_as_received() {
         drop(s);
         std::fs::remove_dir_all(&d).unwrap();
     }
+}
+
+/// Ten-minute rollups (docs/adr/0026): a busy series (a profile a minute, over three hours
+/// that cross midnight, one of them late) answers ranges cut mid-bucket, on ten-minute and
+/// hour boundaries and across hours exactly as merging its profiles as received does — from
+/// the head (its sums of ten minutes made, then reused, then made again after a late
+/// profile), from level-0 blocks and from the compacted day blocks —, and a range that does
+/// not start or end on an hour reads ten-minute rollups instead of most of its profiles
+/// (and, from a raw section split by hour, only the hours it needs).
+#[test]
+fn ten_minute_rollups_answer_the_merge_of_the_profiles() {
+    type Appended = Vec<(gocost_store::SeriesKey, i64, Vec<u8>)>;
+    const MIN: i64 = 60_000_000_000;
+    let d = dir("fine");
+    let (s, _) = Store::open(Options::new(&d)).unwrap();
+    let cpu = [testdata("cpu.pb.gz"), testdata("cpu2.pb.gz")];
+    let k = key("cpu", "api", "a:1");
+    let quiet = key("cpu", "api", "q:1");
+    let add = |s: &Store, appended: &mut Appended, minutes: std::ops::Range<i64>| {
+        for i in minutes {
+            let t = BASE + i * MIN + 13;
+            let b = &cpu[(i % 2) as usize];
+            s.append(&k, t, b).unwrap();
+            appended.push((k.clone(), t, b.clone()));
+            // A series scraped every five minutes: too few profiles for ten-minute rollups.
+            if i % 5 == 0 {
+                s.append(&quiet, t + 1, &cpu[0]).unwrap();
+                appended.push((quiet.clone(), t + 1, cpu[0].clone()));
+            }
+        }
+        s.sync().unwrap();
+    };
+    let ranges = [
+        (BASE + 17 * MIN + 5, BASE + 2 * HOUR_NS + 43 * MIN),
+        (BASE + 10 * MIN, BASE + 50 * MIN - 1),
+        (BASE + 25 * MIN, BASE + 35 * MIN),
+        (BASE + HOUR_NS - 1, BASE + 2 * HOUR_NS + 1),
+        (BASE + 59 * MIN, BASE + 2 * HOUR_NS + 11 * MIN),
+        (i64::MIN, i64::MAX),
+    ];
+    let want = |sel: &Selector, from: i64, to: i64, labels: bool, appended: &Appended| {
+        let mut c = gocost_pprof::Combiner::new();
+        for (key, t, b) in appended {
+            if sel.matches(key) && (from..=to).contains(t) {
+                let mut p = gocost_pprof::decode(b).unwrap();
+                if !labels {
+                    p.sample.iter_mut().for_each(|s| s.label.clear());
+                }
+                c.push(p).unwrap();
+            }
+        }
+        c.finish().map(|p| canon(&p))
+    };
+    let check = |s: &Store, at: &str, appended: &Appended| {
+        for q in ["cpu", r#"cpu{instance="a:1"}"#, r#"cpu{instance="q:1"}"#] {
+            let sel = Selector::parse(q).unwrap();
+            for &(from, to) in &ranges {
+                for read in [
+                    Read::Exact,
+                    Read::Summed { labels: false },
+                    Read::Summed { labels: true },
+                ] {
+                    let labels = read != Read::Summed { labels: false };
+                    let got = s
+                        .query_agg_as(&sel, from, to, Agg::Sum, read)
+                        .unwrap()
+                        .map(|p| canon(&p));
+                    assert!(
+                        got == want(&sel, from, to, labels, appended),
+                        "{at}: {q} [{from}, {to}] {read:?}"
+                    );
+                }
+            }
+        }
+    };
+    // How many profiles (stored or rollups) a query of [from, to] reads for the busy series.
+    let visits = |s: &Store, from: i64, to: i64| {
+        let mut n = 0;
+        let sel = Selector::parse(r#"cpu{instance="a:1"}"#).unwrap();
+        s.for_each_profile(
+            &sel,
+            from,
+            to,
+            Some(to - from + 1),
+            false,
+            &mut |_, _, _, _| {
+                n += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        n
+    };
+    let fine_of = |s: &Store, k: &gocost_store::SeriesKey| {
+        s.blocks()
+            .iter()
+            .flat_map(|b| b.series.iter())
+            .filter(|m| m.key == k.to_string() && m.fine_rollups.is_some())
+            .count()
+    };
+
+    let mut appended = Appended::new();
+    add(&s, &mut appended, 0..120);
+    // Each query twice: the head's sums are made, then taken from its cache.
+    check(&s, "head", &appended);
+    check(&s, "head, again", &appended);
+    // A late profile inside ten minutes already summed.
+    let late = (k.clone(), BASE + 30 * MIN + 20, cpu[1].clone());
+    s.append(&late.0, late.1, &late.2).unwrap();
+    appended.push(late);
+    check(&s, "head, after a late profile", &appended);
+    assert!(s.flush(true).unwrap());
+    add(&s, &mut appended, 120..180);
+    assert!(s.flush(true).unwrap());
+    assert_eq!(s.stats().blocks, 2);
+    assert_eq!(
+        fine_of(&s, &k),
+        2,
+        "ten profiles per ten minutes make rollups"
+    );
+    assert_eq!(fine_of(&s, &quiet), 0);
+    check(&s, "level-0 blocks", &appended);
+    // 22:17..22:19 raw, 22:20..22:59 four rollups, the hour 23:00, 0:00..0:39 four rollups,
+    // 0:40..0:42 raw.
+    let (from, to) = ranges[0];
+    assert_eq!(visits(&s, from, to), 3 + 4 + 1 + 4 + 3);
+    assert_eq!(visits(&s, BASE + 10 * MIN, BASE + 50 * MIN - 1), 4);
+
+    assert_eq!(s.compact(20_002 * DAY_NS).unwrap(), 2);
+    assert!(
+        s.blocks()
+            .iter()
+            .all(|b| b.level == 1 && b.steps.contains(&FINE_NS))
+    );
+    assert_eq!(s.verify().unwrap(), Vec::<String>::new());
+    // The first day's raw section of the busy series (two hours) is split by hour; the
+    // second day's (one hour) is not.
+    let split = s
+        .blocks()
+        .iter()
+        .flat_map(|b| b.series.iter())
+        .filter(|m| m.key == k.to_string() && m.raw_hours.is_some())
+        .count();
+    assert_eq!(split, 1);
+    check(&s, "compacted", &appended);
+    assert_eq!(visits(&s, from, to), 3 + 4 + 1 + 4 + 3);
+    drop(s);
+    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
