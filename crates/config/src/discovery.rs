@@ -419,8 +419,7 @@ action = "keep"
             assert!(e.contains("g.toml") && e.contains(says), "{text}: {e}");
         }
         // An unknown action is a TOML error with its line and key.
-        let e =
-            parse("targets = [\"a:1\"]\n[[scrape.relabel]]\naction = \"keepequal\"").unwrap_err();
-        assert!(e.contains("line 5") && e.contains("keepequal"), "{e}");
+        let e = parse("targets = [\"a:1\"]\n[[scrape.relabel]]\naction = \"keep_if\"").unwrap_err();
+        assert!(e.contains("line 5") && e.contains("keep_if"), "{e}");
     }
 }
