@@ -404,6 +404,65 @@ struct Bucket {
     first: i64,
     last: i64,
     acc: RollupAcc,
+    /// The one stored profile, while the bucket holds only one (it has no rollup of its
+    /// own to hand to the next step).
+    single: Option<Vec<u8>>,
+}
+
+/// Closes bucket `b` of `steps[si]`: writes its rollup if it is one to store, and adds
+/// what it holds — its sum, or its one profile — to the open bucket of the next larger step,
+/// which contains it (steps divide each other, all from the epoch): each profile is summed
+/// once, by the smallest step, and larger steps sum their smaller ones' sums.
+fn close_bucket(
+    si: usize,
+    b: Bucket,
+    steps: &[i64],
+    open: &mut [Option<Bucket>],
+    out: &mut [W; 2],
+    n_rollups: &mut [u64; 2],
+) -> Result<(), CodecError> {
+    // One profile needs no rollup (nor do fewer than `MIN_FINE_PROFILES` under an hour);
+    // nor does a bucket a smaller step already holds.
+    let count = b.acc.count();
+    let same_as_smaller = si > 0
+        && b.first.div_euclid(steps[si - 1]) == b.last.div_euclid(steps[si - 1])
+        && count >= min_profiles(steps[si - 1]);
+    let sum = b.acc.finish(b.start);
+    if !same_as_smaller
+        && count >= min_profiles(steps[si])
+        && let Some(bytes) = &sum
+    {
+        let fine = usize::from(steps[si] < HOUR_NS);
+        out[fine].u(steps[si] as u64);
+        out[fine].u(count);
+        out[fine].bytes(bytes);
+        n_rollups[fine] += 1;
+    }
+    let Some(&up) = steps.get(si + 1) else {
+        return Ok(());
+    };
+    let p = open[si + 1].get_or_insert_with(|| Bucket {
+        start: b.start.div_euclid(up) * up,
+        first: b.first,
+        last: b.last,
+        acc: RollupAcc::default(),
+        single: None,
+    });
+    p.last = b.last;
+    match (sum, b.single) {
+        (Some(bytes), _) => p.acc.add_n(&bytes, count)?,
+        (None, Some(one)) if count == 1 => {
+            if p.acc.count() == 0 {
+                p.acc.add(&one)?;
+                p.single = Some(one);
+            } else {
+                p.acc.add(&one)?;
+            }
+        }
+        // Sample or period types changed inside it: none for the larger step either.
+        _ => p.acc.poison(count),
+    }
+    Ok(())
 }
 
 /// Writes a block one series at a time into a file (or any writer), so memory holds one
@@ -517,24 +576,7 @@ impl BlockWriter {
         let mut n_rollups = [0u64; 2];
         let mut open: Vec<Option<Bucket>> = steps.iter().map(|_| None).collect();
         let (mut n, mut lo, mut hi, mut prev) = (0u64, i64::MAX, i64::MIN, i64::MIN);
-        let mut close = |si: usize, b: Bucket, out: &mut [W; 2]| {
-            // One profile needs no rollup (nor do fewer than `MIN_FINE_PROFILES` under an
-            // hour); nor does a bucket a smaller step already holds.
-            let count = b.acc.count();
-            let same_as_smaller = si > 0
-                && b.first.div_euclid(steps[si - 1]) == b.last.div_euclid(steps[si - 1])
-                && count >= min_profiles(steps[si - 1]);
-            if !same_as_smaller
-                && count >= min_profiles(steps[si])
-                && let Some(bytes) = b.acc.finish(b.start)
-            {
-                let fine = usize::from(steps[si] < HOUR_NS);
-                out[fine].u(steps[si] as u64);
-                out[fine].u(count);
-                out[fine].bytes(&bytes);
-                n_rollups[fine] += 1;
-            }
-        };
+        let rollup_err = |e: CodecError| BlockError(format!("series {key}: rollup: {e}"));
         for item in profiles {
             let item = item?;
             let encoded;
@@ -565,27 +607,35 @@ impl BlockWriter {
             }
             (n, lo, hi) = (n + 1, lo.min(t), hi.max(t));
             self.meta.ingested_bytes += raw_len;
+            // Buckets this profile is past are closed, smallest step first (each hands its
+            // sum to the next step's bucket, still open); the profile goes to the smallest.
             for (si, &step) in steps.iter().enumerate() {
                 let start = t.div_euclid(step) * step;
                 if let Some(b) = open[si].take_if(|b| b.start != start) {
-                    close(si, b, &mut rollups);
+                    close_bucket(si, b, &steps, &mut open, &mut rollups, &mut n_rollups)
+                        .map_err(rollup_err)?;
                 }
-                let b = open[si].get_or_insert_with(|| Bucket {
-                    start,
+            }
+            if let Some(&step) = steps.first() {
+                let b = open[0].get_or_insert_with(|| Bucket {
+                    start: t.div_euclid(step) * step,
                     first: t,
                     last: t,
                     acc: RollupAcc::default(),
+                    single: Some(enc.to_vec()),
                 });
+                if b.acc.count() > 0 {
+                    b.single = None;
+                }
                 b.last = t;
-                b.acc
-                    .add(enc)
-                    .map_err(|e| BlockError(format!("series {key}: rollup: {e}")))?;
+                b.acc.add(enc).map_err(rollup_err)?;
             }
             raw.bytes(enc);
         }
-        for (si, b) in open.into_iter().enumerate() {
-            if let Some(b) = b {
-                close(si, b, &mut rollups);
+        for si in 0..open.len() {
+            if let Some(b) = open[si].take() {
+                close_bucket(si, b, &steps, &mut open, &mut rollups, &mut n_rollups)
+                    .map_err(rollup_err)?;
             }
         }
         if n == 0 {

@@ -33,6 +33,39 @@ impl Block {
     }
 }
 
+/// Decoded symbol tables of blocks, by block name and group: blocks never change, so a
+/// table decoded for one query serves the next (docs/adr/0026). Under a byte budget
+/// (estimated from the encoded size), oldest first out.
+#[derive(Default)]
+pub(crate) struct SymTabs {
+    map: HashMap<(String, u32), (Arc<SymTab>, usize)>,
+    order: std::collections::VecDeque<(String, u32)>,
+    bytes: usize,
+}
+
+impl SymTabs {
+    fn get(&self, k: &(String, u32)) -> Option<Arc<SymTab>> {
+        self.map.get(k).map(|v| v.0.clone())
+    }
+
+    fn put(&mut self, k: (String, u32), t: Arc<SymTab>, size: usize, budget: usize) {
+        if size > budget || self.map.contains_key(&k) {
+            return;
+        }
+        self.map.insert(k.clone(), (t, size));
+        self.order.push_back(k);
+        self.bytes += size;
+        while self.bytes > budget {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, n)) = self.map.remove(&old) {
+                self.bytes -= n;
+            }
+        }
+    }
+}
+
 /// Catalog order: oldest data first.
 pub(crate) fn block_order(a: &Block, b: &Block) -> std::cmp::Ordering {
     (a.meta.min_time_ns, &a.meta.id).cmp(&(b.meta.min_time_ns, &b.meta.id))
@@ -111,10 +144,33 @@ impl Store {
             .groups
             .get(group as usize)
             .ok_or_else(|| block_err(&b.name, format!("group {group} out of range")))?;
-        let t = Arc::new(
-            SymTab::decode(&self.section(b, &gm.symbols)?)
-                .map_err(|e| block_err(&b.name, format!("symbols of {:?}: {e}", gm.name)))?,
-        );
+        let key = (b.name.clone(), group);
+        let kept = self
+            .symtabs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key);
+        let t = match kept {
+            Some(t) => t,
+            None => {
+                let t =
+                    Arc::new(SymTab::decode(&self.section(b, &gm.symbols)?).map_err(|e| {
+                        block_err(&b.name, format!("symbols of {:?}: {e}", gm.name))
+                    })?);
+                // Decoded tables are some times larger than their encoding.
+                let size = usize::try_from(gm.symbols.raw_len)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(4);
+                let budget = self.opts.head_cache_bytes / 2;
+                self.symtabs.lock().unwrap_or_else(|p| p.into_inner()).put(
+                    key,
+                    t.clone(),
+                    size,
+                    budget,
+                );
+                t
+            }
+        };
         cache.insert((bi, group), t.clone());
         Ok(t)
     }

@@ -329,6 +329,7 @@ impl Store {
             peers: std::sync::OnceLock::new(),
             publish: Mutex::new(()),
             sums: Mutex::new(crate::query::HeadSums::default()),
+            symtabs: Mutex::new(crate::catalog::SymTabs::default()),
         };
         Ok((store, report))
     }

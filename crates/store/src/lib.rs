@@ -286,6 +286,8 @@ pub struct Store {
     lease: Mutex<lease::Lease>,
     /// Sums of whole ten minutes of the head's encoded profiles, made by queries.
     sums: Mutex<query::HeadSums>,
+    /// Blocks' symbol tables decoded by earlier queries.
+    symtabs: Mutex<catalog::SymTabs>,
 }
 
 impl Store {

@@ -1104,6 +1104,20 @@ impl RollupAcc {
         self.count
     }
 
+    /// Adds a stored rollup of `n` profiles (as [`RollupAcc::finish`] wrote it): the same
+    /// as adding those profiles.
+    pub fn add_n(&mut self, b: &[u8], n: u64) -> Result<(), CodecError> {
+        self.add(b)?;
+        self.count += n.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Counts `n` profiles whose types differ within them: no rollup.
+    pub fn poison(&mut self, n: u64) {
+        self.count += n;
+        self.incompatible = true;
+    }
+
     /// Adds one stored profile (as written by [`SymTabBuilder::encode_profile`]).
     /// Under a server query's budget and cancellation flag (`gocost_pprof::cancel`), the
     /// summed samples count as nodes and each profile is a checkpoint.
