@@ -46,7 +46,9 @@ fn seeds(args: &[String]) -> Result<Option<Vec<Vec<u8>>>, String> {
     let Some(i) = args.iter().position(|a| a == "--seeds") else {
         return Ok(None);
     };
-    let list = args.get(i + 1).ok_or("--seeds needs a comma-separated list of files")?;
+    let list = args
+        .get(i + 1)
+        .ok_or("--seeds needs a comma-separated list of files")?;
     let files: Vec<Vec<u8>> = list
         .split(',')
         .filter(|f| !f.is_empty())

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use gocost_pprof::{Combiner, Profile};
 
-use crate::catalog::Block;
+use crate::catalog::{Block, section_range};
 use crate::cluster::HeadRequest;
 use crate::head::Entry;
 use crate::symtab::{RollupAcc, SymTab};
@@ -41,6 +41,10 @@ pub(crate) struct Visit<'a> {
     /// Only the last profile of each series is wanted (what peers are asked for).
     pub(crate) latest: bool,
 }
+
+/// How many compressed bytes of sections a visit of blocks in a bucket fetches at once
+/// (at least one series' worth).
+const BATCH_BYTES: u64 = 32 << 20;
 
 /// Stored profiles of one series sharing a symbol table: (time, count, bytes).
 type Parts<'b> = Vec<(i64, u64, &'b [u8])>;
@@ -332,6 +336,10 @@ impl Store {
         Ok((head, tabs, files, blocks))
     }
 
+    /// Visits the matching series of `blocks`, in block and series order. Over a bucket
+    /// the sections are fetched in batches (of up to [`BATCH_BYTES`] compressed): first
+    /// the symbol tables and rollups of a batch's series at once, then the raw sections the
+    /// rollups do not cover, at once; from `<data>/blocks/` one series at a time.
     fn visit_blocks(
         &self,
         sel: &Selector,
@@ -342,27 +350,102 @@ impl Store {
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
         let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
-        for (bi, b) in blocks.iter().enumerate() {
-            let mut tabs = HashMap::new();
-            for (si, key) in b.keys.iter().enumerate() {
-                let sm = &b.meta.series[si];
-                if !sel.matches(key) || sm.min_time_ns > to || sm.max_time_ns < from {
+        let work: Vec<(usize, usize)> = blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(bi, b)| {
+                b.keys.iter().enumerate().filter_map(move |(si, key)| {
+                    let sm = &b.meta.series[si];
+                    (sel.matches(key) && sm.min_time_ns <= to && sm.max_time_ns >= from)
+                        .then_some((bi, si))
+                })
+            })
+            .collect();
+        let budget = if self.blobs.local_dir().is_some() {
+            0
+        } else {
+            BATCH_BYTES
+        };
+        let rollups_of = |sm: &block::SeriesMeta| sm.rollups.filter(|_| how.use_rollup.is_some());
+        let mut tabs: HashMap<(usize, u32), Arc<SymTab>> = HashMap::new();
+        let mut at = 0;
+        while at < work.len() {
+            let mut end = at;
+            let mut bytes = 0u64;
+            while end < work.len() {
+                let (bi, si) = work[end];
+                let sm = &blocks[bi].meta.series[si];
+                let need = sm.raw.len + rollups_of(sm).map_or(0, |r| r.len);
+                if end > at && bytes.saturating_add(need) > budget {
+                    break;
+                }
+                bytes = bytes.saturating_add(need);
+                end += 1;
+            }
+            let batch = &work[at..end];
+            at = end;
+            // Symbol tables of the blocks before this batch are done with.
+            let first = batch[0].0;
+            tabs.retain(|&(bi, _), _| bi >= first);
+            // 1. The symbol tables not decoded yet and the rollups, at once.
+            let mut asks: Vec<(&str, std::ops::Range<u64>)> = Vec::new();
+            let mut new_tabs: Vec<(usize, u32, &block::Section)> = Vec::new();
+            for &(bi, si) in batch {
+                let b = &blocks[bi];
+                let group = b.meta.series[si].group;
+                if tabs.contains_key(&(bi, group))
+                    || new_tabs.iter().any(|&(x, g, _)| (x, g) == (bi, group))
+                {
                     continue;
                 }
-                let tab = self.symtab(&mut tabs, bi, b, sm.group)?;
-                let bad = |e: block::BlockError| block_err(&b.name, e);
-                let bad_codec = |e: codec::CodecError| block_err(&b.name, e);
-                // Whole buckets inside the range, largest first, never overlapping.
+                let gm = b
+                    .meta
+                    .groups
+                    .get(group as usize)
+                    .ok_or_else(|| block_err(&b.name, format!("group {group} out of range")))?;
+                new_tabs.push((bi, group, &gm.symbols));
+                asks.push((&b.name, section_range(&gm.symbols)));
+            }
+            for &(bi, si) in batch {
+                if let Some(r) = rollups_of(&blocks[bi].meta.series[si]) {
+                    asks.push((&blocks[bi].name, section_range(&r)));
+                }
+            }
+            let mut got = self.fetch(&asks)?.into_iter();
+            for (bi, group, sec) in new_tabs {
+                let b = &blocks[bi];
+                let z = got.next().unwrap_or_default();
+                let bytes = block::inflate_checked(&z, sec).map_err(|e| block_err(&b.name, e))?;
+                let t = SymTab::decode(&bytes)
+                    .map_err(|e| block_err(&b.name, format!("symbols of group {group}: {e}")))?;
+                tabs.insert((bi, group), Arc::new(t));
+            }
+            let mut rollups: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
+            for &(bi, si) in batch {
+                let b = &blocks[bi];
+                rollups.push(match rollups_of(&b.meta.series[si]) {
+                    Some(r) => {
+                        let z = got.next().unwrap_or_default();
+                        block::inflate_checked(&z, &r).map_err(|e| block_err(&b.name, e))?
+                    }
+                    None => Vec::new(),
+                });
+            }
+            // Whole buckets inside the range, largest first, never overlapping; whether
+            // the raw profiles are needed beside them.
+            let mut picks: Vec<(Vec<(i64, i64)>, Parts<'_>)> = Vec::with_capacity(batch.len());
+            let mut raw_asks: Vec<(&str, std::ops::Range<u64>)> = Vec::new();
+            let mut raw_of: Vec<Option<usize>> = Vec::with_capacity(batch.len());
+            for (&(bi, si), rollups) in batch.iter().zip(&rollups) {
+                let b = &blocks[bi];
+                let sm = &b.meta.series[si];
                 let mut picked: Vec<(i64, i64)> = Vec::new();
-                let rollups = match (how.use_rollup, &sm.rollups) {
-                    (Some(_), Some(rs)) => self.section(b, rs)?,
-                    _ => Vec::new(),
-                };
                 let mut parts: Parts<'_> = Vec::new();
                 if let Some(ok) = how.use_rollup
                     && !rollups.is_empty()
                 {
-                    let mut rolls = block::parse_rollups(&rollups).map_err(bad)?;
+                    let mut rolls =
+                        block::parse_rollups(rollups).map_err(|e| block_err(&b.name, e))?;
                     rolls.sort_by_key(|r| (std::cmp::Reverse(r.step), r.start));
                     for r in rolls {
                         let end = r.start.saturating_add(r.step - 1);
@@ -377,13 +460,32 @@ impl Store {
                         parts.push((r.start, r.count.max(1), r.bytes));
                     }
                 }
-                let covered = |t: i64| picked.iter().any(|&(a, z)| a <= t && t <= z);
                 let (lo, hi) = (from.max(sm.min_time_ns), to.min(sm.max_time_ns));
-                let raw = if covered_range(&picked, lo, hi) {
-                    Vec::new()
+                if covered_range(&picked, lo, hi) {
+                    raw_of.push(None);
                 } else {
-                    self.section(b, &sm.raw)?
+                    raw_of.push(Some(raw_asks.len()));
+                    raw_asks.push((&b.name, section_range(&sm.raw)));
+                }
+                picks.push((picked, parts));
+            }
+            // 2. The raw sections, at once; inflated one series at a time.
+            let mut raws: Vec<Vec<u8>> = self.fetch(&raw_asks)?;
+            for ((&(bi, si), (picked, rolled)), raw_at) in batch.iter().zip(&picks).zip(raw_of) {
+                let b = &blocks[bi];
+                let key = &b.keys[si];
+                let sm = &b.meta.series[si];
+                let bad = |e: block::BlockError| block_err(&b.name, e);
+                let bad_codec = |e: codec::CodecError| block_err(&b.name, e);
+                let covered = |t: i64| picked.iter().any(|&(a, z)| a <= t && t <= z);
+                let raw = match raw_at {
+                    Some(i) => {
+                        let z = std::mem::take(&mut raws[i]);
+                        block::inflate_checked(&z, &sm.raw).map_err(bad)?
+                    }
+                    None => Vec::new(),
                 };
+                let mut parts: Parts<'_> = rolled.clone();
                 if !raw.is_empty() {
                     for bytes in block::parse_raw(&raw).map_err(bad)? {
                         let t = symtab::stored_time(bytes).map_err(bad_codec)?;
@@ -393,6 +495,10 @@ impl Store {
                         parts.push((t, 1, bytes));
                     }
                 }
+                let tab = tabs
+                    .get(&(bi, sm.group))
+                    .cloned()
+                    .ok_or_else(|| block_err(&b.name, format!("group {} not read", sm.group)))?;
                 emit(key, &tab, parts, how, &bad_codec, f)?;
             }
         }
