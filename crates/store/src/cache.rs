@@ -43,33 +43,70 @@ pub fn encode_entry(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Checks an entry file's header against its bytes and returns the bytes.
-pub fn parse_entry(file: &[u8]) -> Result<&[u8], EntryError> {
-    if file.len() < ENTRY_HEADER {
+/// The header's length and CRC fields, if the magic is right (`h`: at least the header).
+fn parse_header(h: &[u8]) -> Result<(u64, u32), EntryError> {
+    if h.len() < ENTRY_HEADER {
         return Err(EntryError(format!(
             "{} bytes: shorter than the header",
-            file.len()
+            h.len()
         )));
     }
-    if &file[..8] != ENTRY_MAGIC {
+    if &h[..8] != ENTRY_MAGIC {
         return Err(EntryError("bad magic".into()));
     }
     let mut len = [0u8; 8];
-    len.copy_from_slice(&file[8..16]);
-    let len = u64::from_le_bytes(len);
-    let body = &file[ENTRY_HEADER..];
+    len.copy_from_slice(&h[8..16]);
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&h[16..20]);
+    Ok((u64::from_le_bytes(len), u32::from_le_bytes(crc)))
+}
+
+fn check_body(body: &[u8], len: u64, crc: u32) -> Result<(), EntryError> {
     if len != body.len() as u64 {
         return Err(EntryError(format!(
             "header says {len} bytes, the file holds {}",
             body.len()
         )));
     }
-    let mut crc = [0u8; 4];
-    crc.copy_from_slice(&file[16..20]);
-    if crc32fast::hash(body) != u32::from_le_bytes(crc) {
+    if crc32fast::hash(body) != crc {
         return Err(EntryError("checksum mismatch".into()));
     }
+    Ok(())
+}
+
+/// Checks an entry file's header against its bytes and returns the bytes.
+pub fn parse_entry(file: &[u8]) -> Result<&[u8], EntryError> {
+    let (len, crc) = parse_header(file)?;
+    let body = &file[ENTRY_HEADER..];
+    check_body(body, len, crc)?;
     Ok(body)
+}
+
+/// The bytes of the entry file at `p`, which should hold `want` bytes: read straight into
+/// their own buffer (no copy of the header out of it), checked as [`parse_entry`] checks.
+fn read_entry_file(p: &Path, want: u64) -> std::io::Result<Result<Vec<u8>, EntryError>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let mut h = [0u8; ENTRY_HEADER];
+    match f.read_exact(&mut h) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Ok(Err(EntryError("shorter than the header".into())));
+        }
+        Err(e) => return Err(e),
+    }
+    let (len, crc) = match parse_header(&h) {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(e)),
+    };
+    if len != want {
+        return Ok(Err(EntryError(format!(
+            "header says {len} bytes, the range has {want}"
+        ))));
+    }
+    let mut body = Vec::with_capacity(usize::try_from(want.min(1 << 26)).unwrap_or(0));
+    f.take(want.saturating_add(1)).read_to_end(&mut body)?;
+    Ok(check_body(&body, len, crc).map(|()| body))
 }
 
 /// Whether `name` may be a directory of the cache: a block name as the bucket lists it
@@ -194,6 +231,7 @@ impl BlockCache {
     pub fn open(dir: &Path, capacity: u64) -> std::io::Result<BlockCache> {
         std::fs::create_dir_all(dir)?;
         let mut found: Vec<(std::time::SystemTime, Key, u64)> = Vec::new();
+        let mut torn = 0u64;
         for d in std::fs::read_dir(dir)? {
             let d = d?;
             let path = d.path();
@@ -208,10 +246,18 @@ impl BlockCache {
                 let r = e.file_name().to_str().and_then(parse_entry_name);
                 let meta = e.metadata()?;
                 match r {
-                    Some(r) if meta.is_file() => {
+                    Some(r)
+                        if meta.is_file()
+                            && meta.len() == ENTRY_HEADER as u64 + (r.end - r.start) =>
+                    {
                         let t = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
                         found.push((t, (block.clone(), r.start, r.end), meta.len()));
                         any = true;
+                    }
+                    Some(_) if meta.is_file() => {
+                        // Torn (a crash while it was written, or damage): never read.
+                        torn += 1;
+                        remove_any(&e.path());
                     }
                     _ => remove_any(&e.path()),
                 }
@@ -230,7 +276,7 @@ impl BlockCache {
             capacity,
             lru: Mutex::new(Lru::default()),
             served: AtomicU64::new(0),
-            damaged: AtomicU64::new(0),
+            damaged: AtomicU64::new(torn),
             tmp: AtomicU64::new(0),
         };
         let gone = lru.evict(capacity);
@@ -263,8 +309,8 @@ impl BlockCache {
         if !self.lock().touch(&k) {
             return None;
         }
-        let file = match std::fs::read(self.path(block, r)) {
-            Ok(f) => f,
+        let got = match read_entry_file(&self.path(block, r), r.end - r.start) {
+            Ok(got) => got,
             // Evicted meanwhile by another thread.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
@@ -273,18 +319,10 @@ impl BlockCache {
                 return None;
             }
         };
-        let want = r.end - r.start;
-        match parse_entry(&file) {
-            Ok(b) if b.len() as u64 == want => {
-                self.served.fetch_add(want, Ordering::Relaxed);
-                // The header is cut off in place rather than copied.
-                let mut file = file;
-                file.drain(..ENTRY_HEADER);
-                Some(file)
-            }
+        match got {
             Ok(b) => {
-                self.bad(&k, &format!("{} bytes, the range has {want}", b.len()));
-                None
+                self.served.fetch_add(b.len() as u64, Ordering::Relaxed);
+                Some(b)
             }
             Err(e) => {
                 self.bad(&k, &e.0);
@@ -504,10 +542,17 @@ mod tests {
         std::fs::write(dir.join("a.gcb/.tmp-1-1"), b"half").unwrap();
         std::fs::write(dir.join("a.gcb/junk"), b"x").unwrap();
         std::fs::write(dir.join("stray"), b"x").unwrap();
+        // A torn entry (its size is not the range's): dropped and counted as damaged.
+        std::fs::write(
+            dir.join("a.gcb/500-600"),
+            &encode_entry(&bytes(100, 9))[..50],
+        )
+        .unwrap();
         // Reopened smaller: the oldest two go.
         let c = BlockCache::open(&dir, 2 * entry).unwrap();
         let s = c.stats();
-        assert_eq!((s.entries, s.bytes), (2, 2 * entry));
+        assert_eq!((s.entries, s.bytes, s.damaged_total), (2, 2 * entry, 1));
+        assert!(!dir.join("a.gcb/500-600").exists());
         assert_eq!(c.get("a.gcb", &(0..100)), None);
         assert_eq!(c.get("a.gcb", &(100..200)), None);
         assert_eq!(c.get("a.gcb", &(200..300)), Some(bytes(100, 2)));
