@@ -15,6 +15,10 @@
 //!   load`, with and without continuous trace capture by `gocost serve`, alternating in one
 //!   run; prints the ratio (see `bench_capture.rs`).
 //!
+//! - `bench-bucket [--days N] [--services N] …`: the same queries over blocks in a Garage
+//!   bucket (started there) and on local disk, first run and warm (the block cache), bytes
+//!   fetched, as ratios (see `bench_bucket.rs`).
+//!
 //! - `soak [--duration D] [--interval D] …`: a stability run of the release `gocost serve`
 //!   against a fleet of real Go services and a push load, failing on growth (see `soak.rs`).
 //!
@@ -27,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+mod bench_bucket;
 mod bench_capture;
 mod bench_fleet;
 mod bench_pprof;
@@ -399,6 +404,10 @@ fn main() -> ExitCode {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             bench_fleet::run(&rest)
         }
+        ["bench-bucket", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            bench_bucket::run(&rest)
+        }
         ["bench-store", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             bench_store::run(&rest)
@@ -413,7 +422,7 @@ fn main() -> ExitCode {
         }
         ["goldens"] => goldens(false),
         ["goldens", "--check"] => goldens(true),
-        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] [--seeds A,B,…] [--busy-interval-secs N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N] [--warmup-secs N] [--kinds a,b] [--block-duration D] [--gocost [NAME=]PATH]… | bench-trace [--pprof] [--repeats N] [--fresh] | bench-capture [--rounds N] [--phase-secs N] [--every-secs N] [--seconds N] [--concurrency N] | soak [--duration 10m] [--interval 1m] [--warmup D] [--block D] [--scrape-interval 15s] [--pushes 5] [--csv FILE]".into()),
+        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-bucket [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] [--seeds A,B,…] [--busy-interval-secs N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N] [--warmup-secs N] [--kinds a,b] [--block-duration D] [--gocost [NAME=]PATH]… | bench-trace [--pprof] [--repeats N] [--fresh] | bench-capture [--rounds N] [--phase-secs N] [--every-secs N] [--seconds N] [--concurrency N] | soak [--duration 10m] [--interval 1m] [--warmup D] [--block D] [--scrape-interval 15s] [--pushes 5] [--csv FILE]".into()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -208,6 +208,9 @@ fn store_options(cfg: &Config, data: &std::path::Path) -> Options {
     if let Some(c) = cfg.storage.head_cache {
         opts.head_cache_bytes = usize::try_from(c).unwrap_or(usize::MAX);
     }
+    if let Some(c) = cfg.storage.block_cache {
+        opts.block_cache_bytes = c;
+    }
     if let Some(c) = &cfg.cluster {
         let refresh = c.refresh();
         opts.cluster = Some(gocost_store::ClusterOptions {

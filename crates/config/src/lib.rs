@@ -140,6 +140,11 @@ pub struct StorageConfig {
     /// most twice as many fetched bodies wait for them; scrapes wait for a place, so a slow
     /// disk slows scraping instead of growing memory (docs/adr/0025).
     pub scrape_workers: Option<usize>,
+    /// Local disk for ranges of blocks read from a bucket or shared directory
+    /// (`<path>/cache/`; default 1GiB, "0" = none). Blocks in `<path>/blocks/` are not
+    /// cached.
+    #[serde(default, deserialize_with = "de_size")]
+    pub block_cache: Option<u64>,
     /// Keep blocks in an S3-compatible bucket instead of `<path>/blocks/`.
     pub s3: Option<S3Storage>,
     /// Keep blocks in a directory several instances share (a bucket on a shared disk,

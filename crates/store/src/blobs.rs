@@ -12,6 +12,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, OnceLock};
 
 use object_store::path::Path as ObjPath;
@@ -56,6 +57,56 @@ pub struct Listed {
 /// Uploads larger than this go up in parts of this size (S3 multipart).
 pub const PART_SIZE: usize = 16 << 20;
 
+/// [`BlobStore::get_many`] over a network: ranges of one object closer than this are
+/// fetched as one request (the bytes between them read and dropped) …
+pub const MERGE_GAP: u64 = 64 << 10;
+/// … as long as the merged request stays under this;
+pub const MERGE_MAX: u64 = 16 << 20;
+/// and at most this many requests are in flight at once.
+pub const GET_CONCURRENCY: usize = 16;
+
+/// One request of a [`BlobStore::get_many`]: a range of one object and the asked ranges
+/// inside it (their index in the call, their range in the object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fetch {
+    pub(crate) name: String,
+    pub(crate) range: Range<u64>,
+    pub(crate) parts: Vec<(usize, Range<u64>)>,
+}
+
+/// The requests that fetch `want`: per object, ranges that overlap or lie within `gap`
+/// bytes of each other merged while the merged range stays within `max` bytes (a single
+/// larger range is one request). Empty ranges need no request.
+pub(crate) fn coalesce(want: &[(&str, Range<u64>)], gap: u64, max: u64) -> Vec<Fetch> {
+    let mut order: Vec<usize> = (0..want.len()).filter(|&i| !want[i].1.is_empty()).collect();
+    order.sort_by(|&a, &b| {
+        (want[a].0, want[a].1.start, want[a].1.end).cmp(&(
+            want[b].0,
+            want[b].1.start,
+            want[b].1.end,
+        ))
+    });
+    let mut out: Vec<Fetch> = Vec::new();
+    for i in order {
+        let (name, r) = (want[i].0, &want[i].1);
+        if let Some(f) = out.last_mut()
+            && f.name == name
+            && r.start <= f.range.end.saturating_add(gap)
+            && r.end.max(f.range.end) - f.range.start <= max
+        {
+            f.range.end = f.range.end.max(r.end);
+            f.parts.push((i, r.clone()));
+            continue;
+        }
+        out.push(Fetch {
+            name: name.to_string(),
+            range: r.clone(),
+            parts: vec![(i, r.clone())],
+        });
+    }
+    out
+}
+
 /// Block storage: flat names (no `/`) to immutable objects.
 ///
 /// Every backend keeps these promises (checked by `tests/blobstore.rs` against each):
@@ -72,6 +123,20 @@ pub trait BlobStore: Send + Sync {
     fn put_file(&self, name: &str, path: &Path) -> Result<(), Error>;
     /// Bytes `r` of object `name`.
     fn get_range(&self, name: &str, r: Range<u64>) -> Result<Vec<u8>, Error>;
+    /// The bytes of several ranges of objects, in the order asked; all or an error. A
+    /// backend over a network fetches them at once ([`coalesce`]d: near ranges of one
+    /// object in one request, [`GET_CONCURRENCY`] requests in flight); by default they are
+    /// read one after another.
+    fn get_many(&self, want: &[(&str, Range<u64>)]) -> Result<Vec<Vec<u8>>, Error> {
+        want.iter()
+            .map(|(name, r)| self.get_range(name, r.clone()))
+            .collect()
+    }
+    /// Bytes of objects read by ranged reads since the backend was opened (for a bucket,
+    /// what came over the network, the gaps of merged requests included).
+    fn read_bytes(&self) -> u64 {
+        0
+    }
     /// Objects whose names end in `suffix`.
     fn list(&self, suffix: &str) -> Result<Vec<Listed>, Error>;
     /// Deletes `name`; deleting a missing name is not an error.
@@ -152,6 +217,7 @@ fn open_with(
                 describe: dir.display().to_string(),
                 dir,
                 faults,
+                read: AtomicU64::new(0),
             })))
         }
         BlobConfig::S3(s) => Ok(Some(Box::new(ObjectBlobs::s3(s, faults)?))),
@@ -225,6 +291,7 @@ pub struct LocalBlobs {
     dir: PathBuf,
     describe: String,
     faults: Option<FaultHook>,
+    read: AtomicU64,
 }
 
 impl LocalBlobs {
@@ -281,7 +348,12 @@ impl BlobStore for LocalBlobs {
         }
         let mut b = vec![0u8; len as usize];
         f.read_exact_at(&mut b, r.start)?;
+        self.read.fetch_add(len, Ordering::Relaxed);
         Ok(b)
+    }
+
+    fn read_bytes(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
     }
 
     fn list(&self, suffix: &str) -> Result<Vec<Listed>, Error> {
@@ -417,6 +489,7 @@ pub struct ObjectBlobs {
     rt: Option<tokio::runtime::Runtime>,
     describe: String,
     faults: Option<FaultHook>,
+    read: AtomicU64,
 }
 
 impl ObjectBlobs {
@@ -475,6 +548,7 @@ impl ObjectBlobs {
             prefix: prefix.trim_matches('/').to_string(),
             rt: Some(rt),
             faults,
+            read: AtomicU64::new(0),
         })
     }
 
@@ -572,6 +646,7 @@ impl BlobStore for ObjectBlobs {
                 )),
                 e => Error::Io(io_err(e)),
             })?;
+        self.read.fetch_add(b.len() as u64, Ordering::Relaxed);
         // A range past the end comes back short: the promise is the bytes asked for.
         if b.len() as u64 != want {
             return Err(Error::Io(std::io::Error::new(
@@ -580,6 +655,74 @@ impl BlobStore for ObjectBlobs {
             )));
         }
         Ok(b.to_vec())
+    }
+
+    /// [`coalesce`]d requests, [`GET_CONCURRENCY`] at a time on the store's runtime.
+    fn get_many(&self, want: &[(&str, Range<u64>)]) -> Result<Vec<Vec<u8>>, Error> {
+        let fetches = coalesce(want, MERGE_GAP, MERGE_MAX);
+        let mut out: Vec<Vec<u8>> = vec![Vec::new(); want.len()];
+        if fetches.is_empty() {
+            self.run("get_many", async {})?;
+            return Ok(out);
+        }
+        let got = self.run("get_many", async {
+            let mut set = tokio::task::JoinSet::new();
+            let mut got: Vec<Option<_>> = (0..fetches.len()).map(|_| None).collect();
+            let mut next = 0;
+            loop {
+                while next < fetches.len() && set.len() < GET_CONCURRENCY {
+                    let (os, p, r) = (
+                        self.os.clone(),
+                        self.path(&fetches[next].name),
+                        fetches[next].range.clone(),
+                    );
+                    let i = next;
+                    set.spawn(async move { (i, os.get_range(&p, r).await) });
+                    next += 1;
+                }
+                let Some(done) = set.join_next().await else {
+                    break;
+                };
+                let (i, res) = done.map_err(io_err)?;
+                got[i] = Some(res.map_err(|e| {
+                    let name = &fetches[i].name;
+                    match e {
+                        object_store::Error::NotFound { .. } => std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            format!("{name}: {e}"),
+                        ),
+                        e => io_err(format!("{name}: {e}")),
+                    }
+                })?);
+            }
+            Ok::<_, std::io::Error>(got)
+        })??;
+        for (f, b) in fetches.iter().zip(got) {
+            let b = b.unwrap_or_default();
+            self.read.fetch_add(b.len() as u64, Ordering::Relaxed);
+            // A range past the end comes back short: the promise is the bytes asked for.
+            if b.len() as u64 != f.range.end - f.range.start {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{}: range {:?} past the end (got {} bytes)",
+                        f.name,
+                        f.range,
+                        b.len()
+                    ),
+                )));
+            }
+            for (i, r) in &f.parts {
+                let a = (r.start - f.range.start) as usize;
+                let z = (r.end - f.range.start) as usize;
+                out[*i] = b[a..z].to_vec();
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_bytes(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
     }
 
     fn list(&self, suffix: &str) -> Result<Vec<Listed>, Error> {
@@ -675,5 +818,90 @@ impl Drop for ObjectBlobs {
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_ranges_of_one_object_are_fetched_together() {
+        let want = [
+            ("b", 100..200),
+            ("a", 0..10),
+            ("a", 5000..6000),
+            ("a", 10..20),
+            ("a", 6000 + MERGE_GAP + 1..6000 + MERGE_GAP + 2),
+            ("b", 150..160),
+            ("b", 300..300),
+            ("c", 0..MERGE_MAX + 1),
+            ("c", MERGE_MAX + 1..MERGE_MAX + 2),
+        ];
+        let f = coalesce(&want, MERGE_GAP, MERGE_MAX);
+        let got: Vec<(&str, Range<u64>, Vec<usize>)> = f
+            .iter()
+            .map(|f| {
+                (
+                    f.name.as_str(),
+                    f.range.clone(),
+                    f.parts.iter().map(|p| p.0).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", 0..6000, vec![1, 3, 2]),
+                ("a", 6000 + MERGE_GAP + 1..6000 + MERGE_GAP + 2, vec![4]),
+                ("b", 100..200, vec![0, 5]),
+                ("c", 0..MERGE_MAX + 1, vec![7]),
+                ("c", MERGE_MAX + 1..MERGE_MAX + 2, vec![8]),
+            ]
+        );
+    }
+
+    #[test]
+    fn get_many_answers_what_get_range_answers() {
+        let dir = std::env::temp_dir().join(format!("gocost-getmany-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let os = Arc::new(object_store::memory::InMemory::new());
+        let b = ObjectBlobs::with_store(os, "p", "mem".into(), None).unwrap();
+        let local = open_blob_store(&BlobConfig::Local, &dir, None).unwrap();
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for (name, len) in [("x.gcb", 200_000), ("y.gcb", 1000)] {
+            let tmp = dir.join("tmp");
+            std::fs::write(&tmp, &bytes[..len]).unwrap();
+            b.put_file(name, &tmp).unwrap();
+            std::fs::write(&tmp, &bytes[..len]).unwrap();
+            local.put_file(name, &tmp).unwrap();
+        }
+        let want = [
+            ("x.gcb", 0..16),
+            ("y.gcb", 10..990),
+            ("x.gcb", 199_000..200_000),
+            ("x.gcb", 8..100),
+            ("x.gcb", 100_000..100_000),
+            ("x.gcb", 120_000..121_000),
+        ];
+        let many = b.get_many(&want).unwrap();
+        let one: Vec<Vec<u8>> = want
+            .iter()
+            .map(|(n, r)| b.get_range(n, r.clone()).unwrap())
+            .collect();
+        assert_eq!(many, one);
+        assert_eq!(local.get_many(&want).unwrap(), one);
+        assert_eq!(many[1], bytes[10..990].to_vec());
+        // 0..121_000 is more than one gap apart from 199_000: two requests for x.
+        let before = b.read_bytes();
+        b.get_many(&want[..1]).unwrap();
+        assert_eq!(b.read_bytes() - before, 16);
+        // All or an error: a range past the end, a missing object.
+        assert!(
+            b.get_many(&[("x.gcb", 0..10), ("y.gcb", 900..1001)])
+                .is_err()
+        );
+        assert!(b.get_many(&[("x.gcb", 0..10), ("z.gcb", 0..1)]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,9 +3,11 @@
 //! series, kinds and labels the head and the blocks hold.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::cache::BlockCache;
 use crate::head::{Entry, Inner};
 use crate::symtab::SymTab;
 use crate::{BlobStore, BlockMeta, Error, SeriesKey, Store, block, block_err};
@@ -122,13 +124,44 @@ impl Store {
         self.blobs.describe()
     }
 
+    /// A section of a block, inflated and checked, through the block cache.
     pub(crate) fn section(&self, b: &Block, s: &block::Section) -> Result<Vec<u8>, Error> {
-        let z = self
-            .blobs
-            .get_range(&b.name, s.offset..s.offset.saturating_add(s.len))?;
+        self.section_from(b, s, true)
+    }
+
+    /// A section, through the block cache only if `cached` (compaction reads every section
+    /// of blocks about to be deleted: they would only push out what queries read).
+    pub(crate) fn section_from(
+        &self,
+        b: &Block,
+        s: &block::Section,
+        cached: bool,
+    ) -> Result<Vec<u8>, Error> {
+        let r = section_range(s);
+        let z = if cached {
+            self.fetch(&[(&b.name, r)])?.pop().unwrap_or_default()
+        } else {
+            self.blobs.get_range(&b.name, r)?
+        };
         block::inflate_checked(&z, s).map_err(|e| block_err(&b.name, e))
     }
 
+    /// Ranges of blocks, in the order asked: through the block cache when there is one
+    /// (misses fetched at once and kept), else from block storage.
+    pub(crate) fn fetch(&self, want: &[(&str, Range<u64>)]) -> Result<Vec<Vec<u8>>, Error> {
+        fetch_via(self.blobs.as_ref(), self.cache.as_ref(), want)
+    }
+
+    /// Forgets the cached ranges of blocks no longer in the catalog (deleted, compacted
+    /// away, expired, dropped from the bucket index).
+    pub(crate) fn sweep_cache(&self) {
+        if let Some(c) = &self.cache {
+            let names: Vec<String> = self.lock().blocks.iter().map(|b| b.name.clone()).collect();
+            c.retain_blocks(&names.iter().map(String::as_str).collect());
+        }
+    }
+
+    /// A block's symbol table for compaction (read past the block cache).
     pub(crate) fn symtab(
         &self,
         cache: &mut HashMap<(usize, u32), Arc<SymTab>>,
@@ -268,4 +301,96 @@ pub(crate) fn read_index(blobs: &dyn BlobStore, name: &str, size: u64) -> Result
     let idx = blobs.get_range(name, index)?;
     let meta = block::parse_index(&idx, crc).map_err(|e| block_err(name, e))?;
     catalog_entry(name.to_string(), size, meta)
+}
+
+/// Where a section's compressed bytes lie.
+pub(crate) fn section_range(s: &block::Section) -> Range<u64> {
+    s.offset..s.offset.saturating_add(s.len)
+}
+
+/// [`Store::fetch`] with the parts given.
+pub(crate) fn fetch_via(
+    blobs: &dyn BlobStore,
+    cache: Option<&BlockCache>,
+    want: &[(&str, Range<u64>)],
+) -> Result<Vec<Vec<u8>>, Error> {
+    let Some(cache) = cache else {
+        return blobs.get_many(want);
+    };
+    let mut out: Vec<Option<Vec<u8>>> = want.iter().map(|(n, r)| cache.get(n, r)).collect();
+    let miss: Vec<usize> = (0..want.len()).filter(|&i| out[i].is_none()).collect();
+    if !miss.is_empty() {
+        let asks: Vec<(&str, Range<u64>)> = miss.iter().map(|&i| want[i].clone()).collect();
+        for (&i, b) in miss.iter().zip(blobs.get_many(&asks)?) {
+            cache.put(want[i].0, &want[i].1, &b);
+            out[i] = Some(b);
+        }
+    }
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// The footers and indexes of blocks `(name, size)`, in that order, read at once (through
+/// the cache when there is one). A block that cannot be read is an error of its own; the
+/// others are read all the same.
+pub(crate) fn read_indexes(
+    blobs: &dyn BlobStore,
+    cache: Option<&BlockCache>,
+    want: &[(&str, u64)],
+) -> Vec<Result<Block, Error>> {
+    let footer = block::FOOTER_LEN as u64;
+    let mut out: Vec<Option<Result<Block, Error>>> = Vec::with_capacity(want.len());
+    let mut tails: Vec<(usize, (&str, Range<u64>))> = Vec::new();
+    for (i, &(name, size)) in want.iter().enumerate() {
+        if size < block::MAGIC.len() as u64 + footer {
+            out.push(Some(Err(block_err(name, "too short to be a block"))));
+        } else {
+            out.push(None);
+            tails.push((i, (name, size - footer..size)));
+        }
+    }
+    // All at once; if any fails (a block deleted since it was listed), one by one.
+    let asks: Vec<(&str, Range<u64>)> = tails.iter().map(|t| t.1.clone()).collect();
+    let got: Vec<Result<Vec<u8>, Error>> = match fetch_via(blobs, cache, &asks) {
+        Ok(v) => v.into_iter().map(Ok).collect(),
+        Err(_) => asks
+            .iter()
+            .map(|a| {
+                Ok(fetch_via(blobs, cache, std::slice::from_ref(a))?
+                    .pop()
+                    .unwrap_or_default())
+            })
+            .collect(),
+    };
+    // (block, its index's range, the index's CRC)
+    type IndexAt<'a> = (usize, (&'a str, Range<u64>), u32);
+    let mut idx: Vec<IndexAt<'_>> = Vec::new();
+    for ((i, (name, _)), tail) in tails.into_iter().zip(got) {
+        let parsed =
+            tail.and_then(|t| block::parse_footer(&t, want[i].1).map_err(|e| block_err(name, e)));
+        match parsed {
+            Ok((r, crc)) => idx.push((i, (name, r), crc)),
+            Err(e) => out[i] = Some(Err(e)),
+        }
+    }
+    let asks: Vec<(&str, Range<u64>)> = idx.iter().map(|t| t.1.clone()).collect();
+    let got: Vec<Result<Vec<u8>, Error>> = match fetch_via(blobs, cache, &asks) {
+        Ok(v) => v.into_iter().map(Ok).collect(),
+        Err(_) => asks
+            .iter()
+            .map(|a| {
+                Ok(fetch_via(blobs, cache, std::slice::from_ref(a))?
+                    .pop()
+                    .unwrap_or_default())
+            })
+            .collect(),
+    };
+    for ((i, (name, _), crc), bytes) in idx.into_iter().zip(got) {
+        out[i] = Some(bytes.and_then(|b| {
+            let meta = block::parse_index(&b, crc).map_err(|e| block_err(name, e))?;
+            catalog_entry(name.to_string(), want[i].1, meta)
+        }));
+    }
+    out.into_iter()
+        .map(|b| b.unwrap_or_else(|| Err(Error::Io(std::io::Error::other("not read")))))
+        .collect()
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use gocost_pprof::Profile;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Block, read_index};
+use crate::catalog::{Block, read_indexes};
 use crate::{Error, Listed, Selector, SeriesKey, Store};
 
 /// The bucket index's directory under the common prefix.
@@ -408,11 +408,15 @@ impl Store {
             (g.blocks.iter().map(|b| b.name.clone()).collect(), drop)
         };
         let mut added = Vec::new();
-        for (name, (inst, size)) in &wanted {
-            if known.contains(name) {
-                continue;
-            }
-            match read_index(self.blobs.as_ref(), name, *size) {
+        let new: Vec<(&String, &(String, u64))> =
+            wanted.iter().filter(|(n, _)| !known.contains(*n)).collect();
+        let asks: Vec<(&str, u64)> = new
+            .iter()
+            .map(|(n, (_, size))| (n.as_str(), *size))
+            .collect();
+        let read = read_indexes(self.blobs.as_ref(), self.cache.as_ref(), &asks);
+        for ((name, (inst, _)), b) in new.into_iter().zip(read) {
+            match b {
                 Ok(b) if b.meta.instance == *inst => added.push(b),
                 Ok(b) => tracing::warn!(
                     block = %name,
@@ -444,6 +448,7 @@ impl Store {
         g.listed = Some(listed);
         let republish = g.index_dirty;
         std::mem::drop(g);
+        self.sweep_cache();
         if republish {
             self.publish_index()?;
         }
@@ -624,7 +629,13 @@ impl Store {
                 let b = match known {
                     Some(b) => b,
                     None => {
-                        let b = read_index(self.blobs.as_ref(), &l.name, l.size)?;
+                        let b = read_indexes(
+                            self.blobs.as_ref(),
+                            self.cache.as_ref(),
+                            &[(l.name.as_str(), l.size)],
+                        )
+                        .pop()
+                        .unwrap_or_else(|| Err(Error::Io(std::io::Error::other("not read"))))?;
                         let mut g = self.lock();
                         match g.blocks.iter().find(|x| x.name == l.name) {
                             Some(x) => x.clone(),

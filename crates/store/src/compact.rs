@@ -64,6 +64,9 @@ impl Store {
             self.compact_group(&group, term)?;
             n += 1;
         }
+        if n > 0 {
+            self.sweep_cache();
+        }
         Ok(n)
     }
 
@@ -136,7 +139,7 @@ impl Store {
                 };
                 let sm = &b.meta.series[si];
                 let tab = self.symtab(&mut tabs, bi, b, sm.group)?;
-                raws.push((tab, self.section(b, &sm.raw)?, &b.name));
+                raws.push((tab, self.section_from(b, &sm.raw, false)?, &b.name));
             }
             let mut order: Vec<(i64, usize, &[u8])> = Vec::new();
             for (ri, (_, raw, name)) in raws.iter().enumerate() {
@@ -158,7 +161,7 @@ impl Store {
         let mut points: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
         for b in group {
             let Some(sec) = b.meta.points else { continue };
-            let all = block::parse_points(&self.section(b, &sec)?, b.metric_keys.len())
+            let all = block::parse_points(&self.section_from(b, &sec, false)?, b.metric_keys.len())
                 .map_err(|e| block_err(&b.name, e))?;
             for (k, pts) in b.metric_keys.iter().zip(all) {
                 points.entry(k.clone()).or_default().extend(pts);

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use gocost_pprof::Profile;
 
-use crate::catalog::{BLOCK_SUFFIX, Block, block_order, kinds_of, read_index};
+use crate::cache::BlockCache;
+use crate::catalog::{BLOCK_SUFFIX, Block, block_order, kinds_of, read_indexes};
 use crate::{
-    Error, Lsn, MAX_RECORD, Options, ReplayReport, SeriesKey, Store, blobs, block, symtab, traces,
-    wal,
+    BlobConfig, Error, Lsn, MAX_RECORD, Options, ReplayReport, SeriesKey, Store, blobs, block,
+    symtab, traces, wal,
 };
 
 /// A profile in the head: its time, where it lies in the WAL, and — while the head cache
@@ -118,10 +119,29 @@ impl Store {
         // Block files a crash left half-written.
         let _ = std::fs::remove_dir_all(opts.dir.join("tmp"));
         let blobs = blobs::open_blob_store(&opts.blobs, &opts.dir, opts.faults.clone())?;
+        // Blocks in a bucket are read through a cache on the local disk (docs/adr/0027);
+        // those in `<data>/blocks/` are on the local disk already.
+        let cache = match opts.blobs {
+            BlobConfig::Local => None,
+            _ if opts.block_cache_bytes == 0 => None,
+            _ => Some(BlockCache::open(
+                &opts.dir.join("cache"),
+                opts.block_cache_bytes,
+            )?),
+        };
         let mut report = ReplayReport::default();
         let mut blocks = Vec::new();
-        for l in blobs.list(BLOCK_SUFFIX)? {
-            match read_index(blobs.as_ref(), &l.name, l.size) {
+        let listed = blobs.list(BLOCK_SUFFIX)?;
+        if let Some(c) = &cache {
+            // Entries of blocks deleted while this process was not running.
+            c.retain_blocks(&listed.iter().map(|l| l.name.as_str()).collect());
+        }
+        let want: Vec<(&str, u64)> = listed.iter().map(|l| (l.name.as_str(), l.size)).collect();
+        for (l, b) in listed
+            .iter()
+            .zip(read_indexes(blobs.as_ref(), cache.as_ref(), &want))
+        {
+            match b {
                 Ok(b) => blocks.push(b),
                 Err(e) => report
                     .corrupt
@@ -292,6 +312,7 @@ impl Store {
             opts,
             _lock: lock,
             blobs,
+            cache,
             inner: Mutex::new(Inner {
                 wal,
                 head_symbols,

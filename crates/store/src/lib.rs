@@ -32,6 +32,7 @@
 //! | `query.rs` | selecting and merging profiles (rollups, raw profiles, the head), points |
 //! | `verify.rs` | `verify_dir`, `repair_dir`, [`Store::verify`] |
 //! | `blobs.rs` | [`BlobStore`]: local files or S3 through `object_store` |
+//! | `cache.rs` | the on-disk cache of block ranges read from a bucket |
 //! | `cluster.rs` | instances sharing a bucket: the bucket index, peers' heads, partial answers |
 //! | `lease.rs` | the bucket's one compactor, elected through a lease object |
 //! | `wal.rs`, `block.rs`, `symtab.rs`, `codec.rs` | the WAL, block and stored-profile formats |
@@ -58,6 +59,7 @@
 mod agg;
 mod blobs;
 mod block;
+mod cache;
 mod catalog;
 mod cluster;
 mod codec;
@@ -88,6 +90,10 @@ pub use blobs::{
     probe_conditional_put,
 };
 pub use block::{BlockError, BlockMeta, DAY_NS, FINE_NS, HOUR_NS, verify_file as verify_block};
+pub use cache::{
+    CacheStats, ENTRY_HEADER as CACHE_ENTRY_HEADER, EntryError as CacheEntryError,
+    encode_entry as encode_cache_entry, parse_entry as parse_cache_entry,
+};
 pub use cluster::{
     BucketIndex, ClusterOptions, CompactionMode, Compactor, HeadAnswer, HeadRequest, INDEX_DIR,
     IndexedBlock, Peers, collect_partial, valid_instance,
@@ -120,6 +126,9 @@ pub struct Options {
     /// Memory for profiles the head keeps encoded until their block is cut (past it,
     /// the cut decodes them again from the WAL).
     pub head_cache_bytes: usize,
+    /// Disk for ranges of blocks read from a bucket (`<dir>/cache/`, docs/format/cache.md;
+    /// 0 = no cache). Blocks in `<dir>/blocks/` are never cached.
+    pub block_cache_bytes: u64,
     /// One of several instances over one bucket (`[cluster]`; docs/adr/0020); `None`: the
     /// only one.
     pub cluster: Option<ClusterOptions>,
@@ -137,6 +146,7 @@ impl Options {
             block_duration_ns: HOUR_NS,
             blobs: BlobConfig::Local,
             head_cache_bytes: 64 << 20,
+            block_cache_bytes: 1 << 30,
             cluster: None,
             faults: None,
         }
@@ -258,6 +268,11 @@ pub struct Stats {
     /// Block deletions by retention that failed (each block stays in the catalog and is
     /// deleted on a later pass).
     pub retention_errors_total: u64,
+    /// Bytes of blocks read from block storage by ranged reads since start (from a bucket:
+    /// over the network), ranges served by the block cache not counted.
+    pub block_read_bytes_total: u64,
+    /// The block cache (a bucket's blocks only; `None` without one).
+    pub block_cache: Option<CacheStats>,
 }
 
 /// The store. All methods take `&self`; it is safe to share across threads.
@@ -265,6 +280,8 @@ pub struct Store {
     opts: Options,
     _lock: File,
     blobs: Box<dyn BlobStore>,
+    /// Ranges of blocks read from a bucket, kept on the local disk (docs/adr/0027).
+    cache: Option<cache::BlockCache>,
     inner: Mutex<Inner>,
     /// Held while a flush, compaction or retention pass rewrites blocks.
     maintenance: Mutex<()>,
@@ -323,6 +340,8 @@ impl Store {
             trace_bytes: self.traces.count_and_bytes().1,
             undecodable_total: g.undecodable,
             retention_errors_total: g.retention_errors,
+            block_read_bytes_total: self.blobs.read_bytes(),
+            block_cache: self.cache.as_ref().map(cache::BlockCache::stats),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use gocost_pprof::{Combiner, Profile};
 
-use crate::catalog::Block;
+use crate::catalog::{Block, section_range};
 use crate::cluster::HeadRequest;
 use crate::head::Entry;
 use crate::symtab::{RollupAcc, SymTab};
@@ -41,6 +41,9 @@ pub(crate) struct Visit<'a> {
     /// Only the last profile of each series is wanted (what peers are asked for).
     pub(crate) latest: bool,
 }
+
+/// How many compressed bytes of sections a prefetch asks for at once.
+const BATCH_BYTES: u64 = 32 << 20;
 
 /// Stored profiles of one series sharing a symbol table: (time, count, bytes).
 type Parts<'b> = Vec<(i64, u64, &'b [u8])>;
@@ -332,6 +335,10 @@ impl Store {
         Ok((head, tabs, files, blocks))
     }
 
+    /// Visits the matching series of `blocks`, in block and series order, one series at a
+    /// time. Over a bucket with a block cache, each block's small sections the visit will
+    /// read (symbol tables, rollups, the raw sections' hour tables) are first fetched at
+    /// once ([`Store::prefetch`]), so that the series' reads find them in the cache.
     fn visit_blocks(
         &self,
         sel: &Selector,
@@ -342,8 +349,12 @@ impl Store {
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
         let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
+        let prefetch = self.cache.is_some() && self.blobs.local_dir().is_none();
         for (bi, b) in blocks.iter().enumerate() {
             let mut tabs = HashMap::new();
+            if prefetch {
+                self.prefetch(b, sel, from, to, how)?;
+            }
             for (si, key) in b.keys.iter().enumerate() {
                 let sm = &b.meta.series[si];
                 if !sel.matches(key) || sm.min_time_ns > to || sm.max_time_ns < from {
@@ -397,8 +408,9 @@ impl Store {
                         }
                         let at = sm.raw.offset.saturating_add(h.offset);
                         let zb = self
-                            .blobs
-                            .get_range(&b.name, at..at.saturating_add(h.len))?;
+                            .fetch(&[(&b.name, at..at.saturating_add(h.len))])?
+                            .pop()
+                            .unwrap_or_default();
                         pieces.push((
                             Some(h.profiles),
                             block::inflate_piece(&zb, &h).map_err(bad)?,
@@ -424,6 +436,65 @@ impl Store {
                 }
                 emit(key, &tab, parts, how, &bad_codec, f)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Fetches into the block cache, in batches of up to [`BATCH_BYTES`] (coalesced and
+    /// concurrent), the sections of `b` a visit of the series matching `sel` in
+    /// `[from, to]` reads whatever the rollups cover: each group's symbol table, the
+    /// rollups (when the visit uses them) and the raw sections' hour tables.
+    fn prefetch(
+        &self,
+        b: &Block,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        how: &Visit<'_>,
+    ) -> Result<(), Error> {
+        let mut asks: Vec<(&str, std::ops::Range<u64>)> = Vec::new();
+        let mut groups = std::collections::BTreeSet::new();
+        for (si, key) in b.keys.iter().enumerate() {
+            let sm = &b.meta.series[si];
+            if !sel.matches(key) || sm.min_time_ns > to || sm.max_time_ns < from {
+                continue;
+            }
+            if groups.insert(sm.group)
+                && let Some(g) = b.meta.groups.get(sm.group as usize)
+            {
+                asks.push((&b.name, section_range(&g.symbols)));
+            }
+            if how.use_rollup.is_some() {
+                asks.extend(
+                    sm.rollups
+                        .iter()
+                        .map(|r| (b.name.as_str(), section_range(r))),
+                );
+                asks.extend(
+                    sm.fine_rollups
+                        .iter()
+                        .map(|r| (b.name.as_str(), section_range(r))),
+                );
+            }
+            asks.extend(
+                sm.raw_hours
+                    .iter()
+                    .map(|r| (b.name.as_str(), section_range(r))),
+            );
+        }
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
+        for a in asks {
+            bytes = bytes.saturating_add(a.1.end - a.1.start);
+            batch.push(a);
+            if bytes >= BATCH_BYTES {
+                self.fetch(&batch)?;
+                batch.clear();
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            self.fetch(&batch)?;
         }
         Ok(())
     }

@@ -102,6 +102,7 @@ impl Store {
                 failed.get_or_insert(e);
             }
         }
+        self.sweep_cache();
         self.traces.expire(cutoff)?;
         self.load_runs.expire(cutoff)?;
         failed.map_or(Ok(()), Err)

@@ -150,6 +150,38 @@ pub(crate) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         s.block_bytes as f64,
     );
     m(
+        "gocost_store_block_read_bytes_total",
+        "counter",
+        "Bytes of blocks read from block storage (from a bucket: fetched over the network, gaps of merged requests included), the block cache's hits not counted.",
+        s.block_read_bytes_total as f64,
+    );
+    if let Some(c) = &s.block_cache {
+        m(
+            "gocost_store_block_cache_bytes",
+            "gauge",
+            "Bytes of block ranges kept in the local block cache (at most [storage] block_cache).",
+            c.bytes as f64,
+        );
+        m(
+            "gocost_store_block_cache_entries",
+            "gauge",
+            "Block ranges kept in the local block cache.",
+            c.entries as f64,
+        );
+        m(
+            "gocost_store_block_cache_served_bytes_total",
+            "counter",
+            "Bytes of block ranges served from the local block cache instead of the bucket.",
+            c.served_bytes_total as f64,
+        );
+        m(
+            "gocost_store_block_cache_damaged_total",
+            "counter",
+            "Block cache entries found damaged on read (deleted and fetched again).",
+            c.damaged_total as f64,
+        );
+    }
+    m(
         "gocost_store_block_ingested_bytes",
         "gauge",
         "Bytes the profiles in blocks had as received (block_bytes / this = storage ratio).",
