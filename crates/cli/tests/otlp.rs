@@ -107,6 +107,25 @@ fn post(base: &str, token: Option<&str>, ct: Option<&str>, gzip: bool, body: &[u
     http_request("POST", &format!("{base}/v1development/profiles"), &h, body)
 }
 
+/// `request` with a second resource whose one profile names a stack past the table (the
+/// decoder rejects that profile alone: partial success).
+fn with_unresolvable_profile(request: &[u8]) -> Vec<u8> {
+    let field = |num: u8, body: &[u8]| {
+        let mut v = vec![(num << 3) | 2];
+        let mut n = body.len();
+        while n >= 0x80 {
+            v.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        v.push(n as u8);
+        v.extend_from_slice(body);
+        v
+    };
+    let bad_sample = [0x08, 0xa0, 0x8d, 0x06]; // stack_index: 100000
+    let extra = field(1, &field(2, &field(2, &field(2, &bad_sample))));
+    [request, &extra].concat()
+}
+
 fn gzip(b: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(b).unwrap();
@@ -282,20 +301,7 @@ fn grpc_refusals() {
     assert_eq!(code(&out), "RESOURCE_EXHAUSTED", "{out}");
     // A second resource whose profile names a stack past the table: rejected alone, in
     // partial_success, as over OTLP/HTTP.
-    let field = |num: u8, body: &[u8]| {
-        let mut v = vec![(num << 3) | 2];
-        let mut n = body.len();
-        while n >= 0x80 {
-            v.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        v.push(n as u8);
-        v.extend_from_slice(body);
-        v
-    };
-    let bad_sample = [0x08, 0xa0, 0x8d, 0x06]; // stack_index: 100000
-    let extra = field(1, &field(2, &field(2, &field(2, &bad_sample))));
-    let partial = [body.as_slice(), &extra].concat();
+    let partial = with_unresolvable_profile(&body);
     let out = grpc_export(
         &base,
         &dir,
@@ -462,20 +468,7 @@ fn refusals() {
 
     // A second resource whose profile names a stack past the table: rejected alone, in
     // partial_success; the first resource's profiles are stored.
-    let field = |num: u8, body: &[u8]| {
-        let mut v = vec![(num << 3) | 2];
-        let mut n = body.len();
-        while n >= 0x80 {
-            v.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        v.push(n as u8);
-        v.extend_from_slice(body);
-        v
-    };
-    let bad_sample = [0x08, 0xa0, 0x8d, 0x06]; // stack_index: 100000
-    let extra = field(1, &field(2, &field(2, &field(2, &bad_sample))));
-    let partial = [body.as_slice(), &extra].concat();
+    let partial = with_unresolvable_profile(&body);
     let r = post(&base, Some(B_RW), pb, false, &partial);
     assert_eq!(r.status, 200, "{}", status_message(&r.body));
     // ExportProfilesServiceResponse { partial_success { rejected_profiles: 1, error_message } }

@@ -95,6 +95,21 @@ pub struct Drained {
     pub cut: usize,
 }
 
+/// Drives a hyper connection (HTTP/1 or HTTP/2: each has its own `graceful_shutdown`) to its
+/// end, asking it to finish gracefully once `stop` turns true.
+macro_rules! until_stopped {
+    ($conn:ident, $stop:ident) => {{
+        tokio::pin!($conn);
+        tokio::select! {
+            r = $conn.as_mut() => r,
+            _ = async { $stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                $conn.as_mut().graceful_shutdown();
+                $conn.await
+            }
+        }
+    }};
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains (see the module).
 pub async fn serve(
     listener: TcpListener,
@@ -165,14 +180,7 @@ pub async fn serve(
                         .timer(TokioTimer::new())
                         .header_read_timeout(header_timeout)
                         .serve_connection(TokioIo::new(stream), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        r = conn.as_mut() => r,
-                        _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    }
+                    until_stopped!(conn, stop)
                 }
                 // HTTP/2 with prior knowledge (gRPC clients; no TLS, so no ALPN): pings
                 // every header_timeout close a connection whose peer is gone.
@@ -182,14 +190,7 @@ pub async fn serve(
                         .keep_alive_interval(Some(header_timeout))
                         .keep_alive_timeout(header_timeout)
                         .serve_connection(TokioIo::new(stream), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        r = conn.as_mut() => r,
-                        _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    }
+                    until_stopped!(conn, stop)
                 }
             };
             if let Err(e) = res

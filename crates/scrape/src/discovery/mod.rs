@@ -350,20 +350,25 @@ mod tests {
         assert_eq!(t.discovered["__meta_filepath"], "a.json");
     }
 
+    /// Rules from `[[r]]` tables of TOML.
+    fn rules(text: &str) -> Vec<Rule> {
+        let cfgs: Vec<gocost_config::RelabelConfig> = toml::from_str::<toml::Table>(text)
+            .expect("toml")["r"]
+            .clone()
+            .try_into()
+            .expect("rules");
+        compile(&cfgs).expect("compile")
+    }
+
     #[test]
     fn param_labels_become_url_parameters() {
-        let cfgs: Vec<gocost_config::RelabelConfig> = toml::from_str::<toml::Table>(
+        let rules = rules(
             r#"
 [[r]]
 target_label = "__param_gc"
 replacement = "1"
 "#,
-        )
-        .expect("toml")["r"]
-            .clone()
-            .try_into()
-            .expect("rules");
-        let rules = compile(&cfgs).expect("compile");
+        );
         let r = resolve(
             &defaults(),
             &rules,
@@ -385,7 +390,7 @@ replacement = "1"
 
     #[test]
     fn relabelling_can_drop_rename_and_redirect() {
-        let cfgs: Vec<gocost_config::RelabelConfig> = toml::from_str::<toml::Table>(
+        let rules = rules(
             r#"
 [[r]]
 source_labels = ["team"]
@@ -400,12 +405,7 @@ replacement = "$1:7070"
 target_label = "__scheme__"
 replacement = "https"
 "#,
-        )
-        .expect("toml")["r"]
-            .clone()
-            .try_into()
-            .expect("rules");
-        let rules = compile(&cfgs).expect("compile");
+        );
         let r = resolve(
             &defaults(),
             &rules,
