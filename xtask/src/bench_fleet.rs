@@ -53,7 +53,7 @@ fn raise_fd_limit() -> u64 {
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
         }
     }
-    l.rlim_cur as u64
+    l.rlim_cur
 }
 
 type Files = std::sync::Arc<Vec<(&'static str, Vec<u8>)>>;
