@@ -53,7 +53,7 @@ fn raise_fd_limit() -> u64 {
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
         }
     }
-    l.rlim_cur as u64
+    l.rlim_cur
 }
 
 type Files = std::sync::Arc<Vec<(&'static str, Vec<u8>)>>;
@@ -293,11 +293,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     std::thread::sleep(Duration::from_secs(warmup));
     let mut blocks0 = Vec::new();
-    for r in &mut runs {
-        let pid = r.child.id();
-        r.cpu0 = proc_usage(pid).ok_or_else(|| r.log_tail())?.0;
+    for r in &runs {
         let m = reqwest_free_get(r.port, "/metrics").unwrap_or_default();
         blocks0.push(metric(&m, "gocost_store_blocks_written_total"));
+    }
+    // The CPU readings after every /metrics answer.
+    for r in &mut runs {
+        r.cpu0 = proc_usage(r.child.id()).ok_or_else(|| r.log_tail())?.0;
     }
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(seconds) {
@@ -312,9 +314,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "\n| gocost | CPU % of a core | RSS median MB | RSS peak MB | blocks cut | WAL ÷ received | profiles | scrapes | failures |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (r, b0) in runs.iter_mut().zip(blocks0) {
-        let (c1, _) = proc_usage(r.child.id()).ok_or_else(|| r.log_tail())?;
+    // Every CPU reading first: a /metrics answer costs the one asked, not the others.
+    let mut c1s = Vec::new();
+    for r in &runs {
+        c1s.push(proc_usage(r.child.id()).ok_or_else(|| r.log_tail())?.0);
+    }
+    for ((r, b0), c1) in runs.iter_mut().zip(blocks0).zip(c1s) {
+        // A fleet of thousands of targets makes a big /metrics: empty if it did not come.
         let m = reqwest_free_get(r.port, "/metrics").unwrap_or_default();
+        if m.is_empty() {
+            println!(
+                "({}: /metrics did not answer; its counters are left out)",
+                r.name
+            );
+        }
         let _ = r.child.kill();
         let _ = r.child.wait();
         let _ = std::fs::remove_dir_all(&r.dir);
@@ -348,7 +361,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 fn reqwest_free_get(port: u16, path: &str) -> Option<String> {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
