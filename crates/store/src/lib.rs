@@ -281,7 +281,7 @@ pub struct Store {
     _lock: File,
     blobs: Box<dyn BlobStore>,
     /// Ranges of blocks read from a bucket, kept on the local disk (docs/adr/0027).
-    cache: Option<cache::BlockCache>,
+    cache: Option<std::sync::Arc<cache::BlockCache>>,
     inner: Mutex<Inner>,
     /// Held while a flush, compaction or retention pass rewrites blocks.
     maintenance: Mutex<()>,
@@ -301,6 +301,16 @@ pub struct Store {
     probe: Option<bool>,
     /// The bucket's compactor lease as this instance sees it ([`CompactionMode::Lease`]).
     lease: Mutex<lease::Lease>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Block cache entries still being written are finished while the data directory
+        // is still this process' (its lock is released after).
+        if let Some(c) = &self.cache {
+            c.flush();
+        }
+    }
 }
 
 impl Store {
@@ -337,7 +347,7 @@ impl Store {
             undecodable_total: g.undecodable,
             retention_errors_total: g.retention_errors,
             block_read_bytes_total: self.blobs.read_bytes(),
-            block_cache: self.cache.as_ref().map(cache::BlockCache::stats),
+            block_cache: self.cache.as_ref().map(|c| c.stats()),
         }
     }
 }
