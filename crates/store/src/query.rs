@@ -365,9 +365,6 @@ impl Store {
             0
         } else {
             BATCH_BYTES
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(BATCH_BYTES)
         };
         let rollups_of = |sm: &block::SeriesMeta| sm.rollups.filter(|_| how.use_rollup.is_some());
         let mut tabs: HashMap<(usize, u32), Arc<SymTab>> = HashMap::new();
