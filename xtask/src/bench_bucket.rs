@@ -349,6 +349,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let (cf, cw) = (pct(&cached.first, 0.95), pct(&cached.warm, 0.95));
         let (nf, nw) = (pct(&none.first, 0.95), pct(&none.warm, 0.95));
         println!("{name}:");
+        let p50 = |v: &[f64]| pct(v, 0.5);
+        println!(
+            "  p50: local first {:.3}s warm {:.3}s; bucket first {:.3}s ({:.2}x) warm {:.3}s ({:.2}x); without the cache first {:.3}s ({:.2}x) repeated {:.3}s ({:.2}x)",
+            p50(&local.first),
+            p50(&local.warm),
+            p50(&cached.first),
+            p50(&cached.first) / p50(&local.first),
+            p50(&cached.warm),
+            p50(&cached.warm) / p50(&local.warm),
+            p50(&none.first),
+            p50(&none.first) / p50(&local.first),
+            p50(&none.warm),
+            p50(&none.warm) / p50(&local.warm),
+        );
         println!(
             "  local:  first {lf:.3}s  warm {lw:.3}s  read {:.1} MB per run",
             mb(local.first_bytes)
