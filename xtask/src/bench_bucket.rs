@@ -165,6 +165,7 @@ fn run_query(s: &Store, sel: &Selector, from: i64, to: i64) -> Result<(f64, u64)
     ))
 }
 
+#[derive(Default)]
 struct Side {
     first: Vec<f64>,
     first_bytes: u64,
@@ -172,37 +173,44 @@ struct Side {
     warm_bytes: u64,
 }
 
-/// First runs (each on a freshly opened store, `fresh` called before to empty what it
-/// must), then warm runs on one store.
+/// One way to open a store: how, and what to empty before a first run.
+type Opener<'a> = (&'a dyn Fn() -> Result<Store, String>, &'a dyn Fn());
+
+/// First runs (each on a freshly opened store, its `fresh` called before), then warm runs
+/// on one open store; the stores take turns within each repeat, so that whatever else the
+/// machine does weighs on all of them alike.
 fn measure(
-    open: &dyn Fn() -> Result<Store, String>,
-    fresh: &dyn Fn(),
+    sides: &[Opener<'_>],
     sel: &Selector,
     from: i64,
     to: i64,
     repeats: usize,
-) -> Result<Side, String> {
-    let mut side = Side {
-        first: Vec::new(),
-        first_bytes: 0,
-        warm: Vec::new(),
-        warm_bytes: 0,
-    };
+) -> Result<Vec<Side>, String> {
+    let mut out: Vec<Side> = sides.iter().map(|_| Side::default()).collect();
     for _ in 0..repeats {
-        fresh();
-        let s = open()?;
-        let (t, b) = run_query(&s, sel, from, to)?;
-        side.first.push(t);
-        side.first_bytes = b;
+        for ((open, fresh), side) in sides.iter().zip(&mut out) {
+            fresh();
+            let s = open()?;
+            let (t, b) = run_query(&s, sel, from, to)?;
+            side.first.push(t);
+            side.first_bytes = b;
+        }
     }
-    let s = open()?;
-    run_query(&s, sel, from, to)?;
+    let stores: Vec<Store> = sides
+        .iter()
+        .map(|(open, _)| open())
+        .collect::<Result<_, _>>()?;
+    for s in &stores {
+        run_query(s, sel, from, to)?;
+    }
     for _ in 0..repeats {
-        let (t, b) = run_query(&s, sel, from, to)?;
-        side.warm.push(t);
-        side.warm_bytes = side.warm_bytes.max(b);
+        for (s, side) in stores.iter().zip(&mut out) {
+            let (t, b) = run_query(s, sel, from, to)?;
+            side.warm.push(t);
+            side.warm_bytes = side.warm_bytes.max(b);
+        }
     }
-    Ok(side)
+    Ok(out)
 }
 
 fn mb(b: u64) -> f64 {
@@ -284,6 +292,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
         o.block_cache_bytes = cache;
         o
     };
+    // Stores take turns: the bucket with its cache, and without (another data directory).
+    let nocache_dir = tmp.join("bucket-nocache");
+    let nocache_opts = || {
+        let mut o = Options::new(&nocache_dir);
+        o.retention_ns = 0;
+        o.blobs = s3(&garage.s3);
+        o.block_cache_bytes = 0;
+        o
+    };
     let end = start + days * DAY_NS - 1;
     let minute = 60 * 1_000_000_000;
     let cases = [
@@ -306,36 +323,46 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     for (name, q, from, to) in cases {
         let sel = Selector::parse(q).map_err(|e| e.to_string())?;
-        let local = measure(
-            &|| Ok(Store::open(local_opts()).map_err(e)?.0),
-            &|| {},
+        let open_local = || Ok(Store::open(local_opts()).map_err(e)?.0);
+        let open_cached = || Ok(Store::open(bucket_opts(1 << 30)).map_err(e)?.0);
+        let open_none = || Ok(Store::open(nocache_opts()).map_err(e)?.0);
+        let empty_cache = || {
+            let _ = std::fs::remove_dir_all(bucket_dir.join("cache"));
+        };
+        let mut sides = measure(
+            &[
+                (&open_local, &|| {}),
+                (&open_cached, &empty_cache),
+                (&open_none, &|| {}),
+            ],
             &sel,
             from,
             to,
             repeats,
-        )?;
-        let cached = measure(
-            &|| Ok(Store::open(bucket_opts(1 << 30)).map_err(e)?.0),
-            &|| {
-                let _ = std::fs::remove_dir_all(bucket_dir.join("cache"));
-            },
-            &sel,
-            from,
-            to,
-            repeats,
-        )?;
-        let none = measure(
-            &|| Ok(Store::open(bucket_opts(0)).map_err(e)?.0),
-            &|| {},
-            &sel,
-            from,
-            to,
-            repeats,
-        )?;
+        )?
+        .into_iter();
+        let (Some(local), Some(cached), Some(none)) = (sides.next(), sides.next(), sides.next())
+        else {
+            return Err("three sides measured".into());
+        };
         let (lf, lw) = (pct(&local.first, 0.95), pct(&local.warm, 0.95));
         let (cf, cw) = (pct(&cached.first, 0.95), pct(&cached.warm, 0.95));
-        let nw = pct(&none.warm, 0.95);
+        let (nf, nw) = (pct(&none.first, 0.95), pct(&none.warm, 0.95));
         println!("{name}:");
+        let p50 = |v: &[f64]| pct(v, 0.5);
+        println!(
+            "  p50: local first {:.3}s warm {:.3}s; bucket first {:.3}s ({:.2}x) warm {:.3}s ({:.2}x); without the cache first {:.3}s ({:.2}x) repeated {:.3}s ({:.2}x)",
+            p50(&local.first),
+            p50(&local.warm),
+            p50(&cached.first),
+            p50(&cached.first) / p50(&local.first),
+            p50(&cached.warm),
+            p50(&cached.warm) / p50(&local.warm),
+            p50(&none.first),
+            p50(&none.first) / p50(&local.first),
+            p50(&none.warm),
+            p50(&none.warm) / p50(&local.warm),
+        );
         println!(
             "  local:  first {lf:.3}s  warm {lw:.3}s  read {:.1} MB per run",
             mb(local.first_bytes)
@@ -349,7 +376,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             mb(cached.warm_bytes)
         );
         println!(
-            "  bucket without the cache: repeated {nw:.3}s ({:.2}x)  fetched {:.1} MB per run",
+            "  bucket without the cache: first {nf:.3}s ({:.2}x)  repeated {nw:.3}s ({:.2}x)  fetched {:.1} MB per run",
+            nf / lf,
             nw / lw,
             mb(none.first_bytes)
         );

@@ -247,6 +247,21 @@ fn a_query_instance_answers_for_the_fleet() {
     );
     // The writers answer for the whole fleet too.
     assert_eq!(answers(pa, from, to), want, "a answers as one instance");
+    // q read the blocks from the bucket through its block cache (docs/adr/0027); the
+    // single instance, on local disk, has none.
+    let metric = |port: u16, name: &str| {
+        let (_, _, m) = get(port, "/metrics");
+        String::from_utf8_lossy(&m).lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|v| v.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+    };
+    assert!(metric(pq, "gocost_store_block_read_bytes_total").is_some_and(|v| v > 0.0));
+    // Its answers ask the same ranges again: served from the cache (or from memory while
+    // being written), not fetched again.
+    assert!(metric(pq, "gocost_store_block_cache_served_bytes_total").is_some_and(|v| v > 0.0));
+    assert_eq!(metric(ps, "gocost_store_block_cache_entries"), None);
 
     // b killed: q still answers, marked partial.
     b.0.kill().unwrap();

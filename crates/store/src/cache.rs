@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// The first bytes of every entry file.
 pub const ENTRY_MAGIC: &[u8; 8] = b"GCCACHE1";
@@ -220,6 +220,11 @@ pub struct BlockCache {
     dir: PathBuf,
     capacity: u64,
     lru: Mutex<Lru>,
+    /// Ranges handed to [`BlockCache::put_later`] and not written yet (served from here
+    /// meanwhile), and how many writer threads run.
+    pending: Mutex<HashMap<Key, Arc<Vec<u8>>>>,
+    writers: Mutex<usize>,
+    written: Condvar,
     served: AtomicU64,
     damaged: AtomicU64,
     tmp: AtomicU64,
@@ -275,6 +280,9 @@ impl BlockCache {
             dir: dir.to_path_buf(),
             capacity,
             lru: Mutex::new(Lru::default()),
+            pending: Mutex::new(HashMap::new()),
+            writers: Mutex::new(0),
+            written: Condvar::new(),
             served: AtomicU64::new(0),
             damaged: AtomicU64::new(torn),
             tmp: AtomicU64::new(0),
@@ -307,7 +315,10 @@ impl BlockCache {
         }
         let k = (block.to_string(), r.start, r.end);
         if !self.lock().touch(&k) {
-            return None;
+            let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let b = p.get(&k)?;
+            self.served.fetch_add(b.len() as u64, Ordering::Relaxed);
+            return Some(b.as_ref().clone());
         }
         let got = match read_entry_file(&self.path(block, r), r.end - r.start) {
             Ok(got) => got,
@@ -379,6 +390,60 @@ impl BlockCache {
             g.evict(self.capacity)
         };
         self.unlink(gone);
+    }
+
+    /// [`BlockCache::put`] on a thread of its own, so that a query does not wait for the
+    /// files to be written: until they are, the ranges are served from memory. The store
+    /// waits for them when it closes ([`BlockCache::flush`]).
+    pub fn put_later(self: &Arc<Self>, items: Vec<(String, Range<u64>, Arc<Vec<u8>>)>) {
+        let items: Vec<(Key, Arc<Vec<u8>>)> = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::with_capacity(items.len());
+            for (b, r, bytes) in items {
+                let k = (b, r.start, r.end);
+                if !p.contains_key(&k) {
+                    p.insert(k.clone(), bytes.clone());
+                    out.push((k, bytes));
+                }
+            }
+            out
+        };
+        if items.is_empty() {
+            return;
+        }
+        *self.writers.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("gocost-block-cache".into())
+            .spawn({
+                let items = items.clone();
+                move || me.write_pending(items)
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("block cache: no writer thread ({e}); writing in place");
+            self.write_pending(items);
+        }
+    }
+
+    fn write_pending(&self, items: Vec<(Key, Arc<Vec<u8>>)>) {
+        for (k, bytes) in items {
+            self.put(&k.0, &(k.1..k.2), &bytes);
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&k);
+        }
+        let mut n = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        self.written.notify_all();
+    }
+
+    /// Waits until every [`BlockCache::put_later`] is written.
+    pub fn flush(&self) {
+        let mut n = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.written.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Forgets every entry of `block` (deleted from the bucket, or no longer read).
@@ -523,6 +588,31 @@ mod tests {
         // Fetched again and kept again.
         c.put("a.gcb", &(0..1000), &bytes(1000, 1));
         assert_eq!(c.get("a.gcb", &(0..1000)), Some(bytes(1000, 1)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ranges_kept_later_are_served_at_once_and_written() {
+        let dir = temp("later");
+        let c = Arc::new(BlockCache::open(&dir, 1 << 20).unwrap());
+        let items: Vec<(String, Range<u64>, Arc<Vec<u8>>)> = (0..50u64)
+            .map(|i| {
+                (
+                    "a.gcb".to_string(),
+                    i * 100..(i + 1) * 100,
+                    Arc::new(bytes(100, i as u8)),
+                )
+            })
+            .collect();
+        c.put_later(items.clone());
+        for (b, r, want) in &items {
+            assert_eq!(c.get(b, r).as_ref(), Some(want.as_ref()));
+        }
+        c.flush();
+        assert_eq!(c.stats().entries, 50);
+        assert!(c.pending.lock().unwrap().is_empty());
+        assert!(dir.join("a.gcb/4900-5000").exists());
+        assert_eq!(c.stats().served_bytes_total, 5000);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

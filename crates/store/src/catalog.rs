@@ -311,7 +311,7 @@ pub(crate) fn section_range(s: &block::Section) -> Range<u64> {
 /// [`Store::fetch`] with the parts given.
 pub(crate) fn fetch_via(
     blobs: &dyn BlobStore,
-    cache: Option<&BlockCache>,
+    cache: Option<&Arc<BlockCache>>,
     want: &[(&str, Range<u64>)],
 ) -> Result<Vec<Vec<u8>>, Error> {
     let Some(cache) = cache else {
@@ -321,10 +321,17 @@ pub(crate) fn fetch_via(
     let miss: Vec<usize> = (0..want.len()).filter(|&i| out[i].is_none()).collect();
     if !miss.is_empty() {
         let asks: Vec<(&str, Range<u64>)> = miss.iter().map(|&i| want[i].clone()).collect();
+        let mut keep = Vec::with_capacity(miss.len());
         for (&i, b) in miss.iter().zip(blobs.get_many(&asks)?) {
-            cache.put(want[i].0, &want[i].1, &b);
+            keep.push((
+                want[i].0.to_string(),
+                want[i].1.clone(),
+                Arc::new(b.clone()),
+            ));
             out[i] = Some(b);
         }
+        // Written on a thread of their own: the query goes on.
+        cache.put_later(keep);
     }
     Ok(out.into_iter().map(Option::unwrap_or_default).collect())
 }
@@ -334,7 +341,7 @@ pub(crate) fn fetch_via(
 /// others are read all the same.
 pub(crate) fn read_indexes(
     blobs: &dyn BlobStore,
-    cache: Option<&BlockCache>,
+    cache: Option<&Arc<BlockCache>>,
     want: &[(&str, u64)],
 ) -> Vec<Result<Block, Error>> {
     let footer = block::FOOTER_LEN as u64;

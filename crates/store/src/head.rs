@@ -124,10 +124,10 @@ impl Store {
         let cache = match opts.blobs {
             BlobConfig::Local => None,
             _ if opts.block_cache_bytes == 0 => None,
-            _ => Some(BlockCache::open(
+            _ => Some(Arc::new(BlockCache::open(
                 &opts.dir.join("cache"),
                 opts.block_cache_bytes,
-            )?),
+            )?)),
         };
         let mut report = ReplayReport::default();
         let mut blocks = Vec::new();

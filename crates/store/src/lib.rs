@@ -281,7 +281,7 @@ pub struct Store {
     _lock: File,
     blobs: Box<dyn BlobStore>,
     /// Ranges of blocks read from a bucket, kept on the local disk (docs/adr/0027).
-    cache: Option<cache::BlockCache>,
+    cache: Option<std::sync::Arc<cache::BlockCache>>,
     inner: Mutex<Inner>,
     /// Held while a flush, compaction or retention pass rewrites blocks.
     maintenance: Mutex<()>,
@@ -305,6 +305,16 @@ pub struct Store {
     sums: Mutex<query::HeadSums>,
     /// Blocks' symbol tables decoded by earlier queries.
     symtabs: Mutex<catalog::SymTabs>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Block cache entries still being written are finished while the data directory
+        // is still this process' (its lock is released after).
+        if let Some(c) = &self.cache {
+            c.flush();
+        }
+    }
 }
 
 impl Store {
@@ -341,7 +351,7 @@ impl Store {
             undecodable_total: g.undecodable,
             retention_errors_total: g.retention_errors,
             block_read_bytes_total: self.blobs.read_bytes(),
-            block_cache: self.cache.as_ref().map(cache::BlockCache::stats),
+            block_cache: self.cache.as_ref().map(|c| c.stats()),
         }
     }
 }

@@ -62,8 +62,6 @@ fn a_second_query_fetches_nothing_and_answers_the_same() {
     assert!(first > 0);
     let pts = points(&r);
     assert!(!pts.is_empty());
-    let cached = r.stats().block_cache.unwrap();
-    assert!(cached.entries > 0 && cached.bytes > 0, "{cached:?}");
     // … and the same queries again fetch nothing, and answer the same.
     let before = read_bytes(&r);
     assert_eq!(answers(&r), head);
@@ -79,7 +77,8 @@ fn a_second_query_fetches_nothing_and_answers_the_same() {
 
     // A restart keeps the cache: opening and querying fetch nothing.
     let (r, _) = Store::open(s3_options(&data, &garage.s3, "c")).unwrap();
-    assert_eq!(r.stats().block_cache.unwrap().entries, cached.entries);
+    let cached = r.stats().block_cache.unwrap();
+    assert!(cached.entries > 0 && cached.bytes > 0, "{cached:?}");
     assert_eq!(answers(&r), head);
     assert_eq!(read_bytes(&r), 0, "after a restart");
     drop(r);
