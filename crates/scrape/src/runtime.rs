@@ -2,8 +2,6 @@
 //! from Prometheus text exposition (`/metrics` of services using the Go client: `go_*`,
 //! `process_*`).
 
-use serde_json::Value;
-
 /// What one `/debug/vars` scrape yields.
 #[derive(Debug, Default, PartialEq)]
 pub struct Expvar {
@@ -16,45 +14,79 @@ pub struct Expvar {
     pub lost_pauses: u64,
 }
 
-const FIELDS: &[(&str, &str, f64)] = &[
-    ("HeapAlloc", "go_memstats_heap_alloc_bytes", 1.0),
-    ("HeapInuse", "go_memstats_heap_inuse_bytes", 1.0),
-    ("HeapSys", "go_memstats_heap_sys_bytes", 1.0),
-    ("HeapObjects", "go_memstats_heap_objects", 1.0),
-    ("Sys", "go_memstats_sys_bytes", 1.0),
-    ("NextGC", "go_memstats_next_gc_bytes", 1.0),
-    ("StackInuse", "go_memstats_stack_inuse_bytes", 1.0),
-    ("TotalAlloc", "go_memstats_alloc_bytes_total", 1.0),
-    ("Mallocs", "go_memstats_mallocs_total", 1.0),
-    ("Frees", "go_memstats_frees_total", 1.0),
-    ("NumGC", "go_gc_cycles_total", 1.0),
-    ("PauseTotalNs", "go_gc_pause_seconds_total", 1e-9),
-    ("GCCPUFraction", "go_gc_cpu_fraction", 1.0),
-];
+/// The part of `/debug/vars` gocost reads: `memstats`' fields, by name. Everything else
+/// (`cmdline`, the service's own vars, `BySize`, …) is skipped without being built.
+#[derive(serde::Deserialize)]
+struct Vars {
+    memstats: Option<MemStats>,
+}
+
+#[derive(serde::Deserialize)]
+struct MemStats {
+    #[serde(rename = "HeapAlloc")]
+    heap_alloc: Option<f64>,
+    #[serde(rename = "HeapInuse")]
+    heap_inuse: Option<f64>,
+    #[serde(rename = "HeapSys")]
+    heap_sys: Option<f64>,
+    #[serde(rename = "HeapObjects")]
+    heap_objects: Option<f64>,
+    #[serde(rename = "Sys")]
+    sys: Option<f64>,
+    #[serde(rename = "NextGC")]
+    next_gc: Option<f64>,
+    #[serde(rename = "StackInuse")]
+    stack_inuse: Option<f64>,
+    #[serde(rename = "TotalAlloc")]
+    total_alloc: Option<f64>,
+    #[serde(rename = "Mallocs")]
+    mallocs: Option<f64>,
+    #[serde(rename = "Frees")]
+    frees: Option<f64>,
+    #[serde(rename = "NumGC")]
+    num_gc: Option<u64>,
+    #[serde(rename = "PauseTotalNs")]
+    pause_total_ns: Option<f64>,
+    #[serde(rename = "GCCPUFraction")]
+    gc_cpu_fraction: Option<f64>,
+    #[serde(rename = "PauseNs", default)]
+    pause_ns: Vec<u64>,
+    #[serde(rename = "PauseEnd", default)]
+    pause_end: Vec<u64>,
+}
 
 /// Parses a `/debug/vars` body. `prev_num_gc` is the `NumGC` of the previous scrape of the
 /// same process (`None` on the first scrape: every pause still in the ring is reported).
 /// GC cycle n (1-based) lives at index (n-1) % 256 of `PauseNs`/`PauseEnd`.
 pub fn parse_expvar(body: &[u8], prev_num_gc: Option<u32>) -> Result<Expvar, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("parsing /debug/vars: {e}"))?;
+    let v: Vars = serde_json::from_slice(body).map_err(|e| format!("parsing /debug/vars: {e}"))?;
     let ms = v
-        .get("memstats")
+        .memstats
         .ok_or("/debug/vars has no memstats (is expvar imported?)")?;
     let mut out = Expvar::default();
-    for &(field, name, scale) in FIELDS {
-        if let Some(x) = ms.get(field).and_then(Value::as_f64) {
+    // Named like the Prometheus Go client names them.
+    for (x, name, scale) in [
+        (ms.heap_alloc, "go_memstats_heap_alloc_bytes", 1.0),
+        (ms.heap_inuse, "go_memstats_heap_inuse_bytes", 1.0),
+        (ms.heap_sys, "go_memstats_heap_sys_bytes", 1.0),
+        (ms.heap_objects, "go_memstats_heap_objects", 1.0),
+        (ms.sys, "go_memstats_sys_bytes", 1.0),
+        (ms.next_gc, "go_memstats_next_gc_bytes", 1.0),
+        (ms.stack_inuse, "go_memstats_stack_inuse_bytes", 1.0),
+        (ms.total_alloc, "go_memstats_alloc_bytes_total", 1.0),
+        (ms.mallocs, "go_memstats_mallocs_total", 1.0),
+        (ms.frees, "go_memstats_frees_total", 1.0),
+        (ms.num_gc.map(|n| n as f64), "go_gc_cycles_total", 1.0),
+        (ms.pause_total_ns, "go_gc_pause_seconds_total", 1e-9),
+        (ms.gc_cpu_fraction, "go_gc_cpu_fraction", 1.0),
+    ] {
+        if let Some(x) = x {
             out.values.push((name, x * scale));
         }
     }
-    let num_gc = ms.get("NumGC").and_then(Value::as_u64).unwrap_or(0) as u32;
+    let num_gc = ms.num_gc.unwrap_or(0) as u32;
     out.num_gc = num_gc;
-    let ring = |k: &str| -> Vec<u64> {
-        ms.get(k)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(|x| x.as_u64().unwrap_or(0)).collect())
-            .unwrap_or_default()
-    };
-    let (pns, pend) = (ring("PauseNs"), ring("PauseEnd"));
+    let (pns, pend) = (&ms.pause_ns, &ms.pause_end);
     if pns.len() != 256 || pend.len() != 256 {
         return Ok(out);
     }
@@ -212,6 +244,89 @@ mod tests {
                 .join("../../testdata/metrics/vars.json"),
         )
         .unwrap()
+    }
+
+    use serde_json::Value;
+
+    const FIELDS: &[(&str, &str, f64)] = &[
+        ("HeapAlloc", "go_memstats_heap_alloc_bytes", 1.0),
+        ("HeapInuse", "go_memstats_heap_inuse_bytes", 1.0),
+        ("HeapSys", "go_memstats_heap_sys_bytes", 1.0),
+        ("HeapObjects", "go_memstats_heap_objects", 1.0),
+        ("Sys", "go_memstats_sys_bytes", 1.0),
+        ("NextGC", "go_memstats_next_gc_bytes", 1.0),
+        ("StackInuse", "go_memstats_stack_inuse_bytes", 1.0),
+        ("TotalAlloc", "go_memstats_alloc_bytes_total", 1.0),
+        ("Mallocs", "go_memstats_mallocs_total", 1.0),
+        ("Frees", "go_memstats_frees_total", 1.0),
+        ("NumGC", "go_gc_cycles_total", 1.0),
+        ("PauseTotalNs", "go_gc_pause_seconds_total", 1e-9),
+        ("GCCPUFraction", "go_gc_cpu_fraction", 1.0),
+    ];
+
+    /// The parse before the typed one (through a whole `serde_json::Value`): the reference. `prev_num_gc` is the `NumGC` of the previous scrape of the
+    /// same process (`None` on the first scrape: every pause still in the ring is reported).
+    /// GC cycle n (1-based) lives at index (n-1) % 256 of `PauseNs`/`PauseEnd`.
+    fn parse_expvar_value(body: &[u8], prev_num_gc: Option<u32>) -> Result<Expvar, String> {
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| format!("parsing /debug/vars: {e}"))?;
+        let ms = v
+            .get("memstats")
+            .ok_or("/debug/vars has no memstats (is expvar imported?)")?;
+        let mut out = Expvar::default();
+        for &(field, name, scale) in FIELDS {
+            if let Some(x) = ms.get(field).and_then(Value::as_f64) {
+                out.values.push((name, x * scale));
+            }
+        }
+        let num_gc = ms.get("NumGC").and_then(Value::as_u64).unwrap_or(0) as u32;
+        out.num_gc = num_gc;
+        let ring = |k: &str| -> Vec<u64> {
+            ms.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(|x| x.as_u64().unwrap_or(0)).collect())
+                .unwrap_or_default()
+        };
+        let (pns, pend) = (ring("PauseNs"), ring("PauseEnd"));
+        if pns.len() != 256 || pend.len() != 256 {
+            return Ok(out);
+        }
+        // A smaller NumGC than before means a new process: report its ring from the start.
+        let prev = match prev_num_gc {
+            Some(p) if p <= num_gc => p,
+            _ => 0,
+        };
+        let first = if num_gc - prev > 256 {
+            out.lost_pauses = u64::from(num_gc - prev - 256);
+            num_gc - 255
+        } else {
+            prev + 1
+        };
+        for n in first..=num_gc {
+            if n == 0 {
+                continue;
+            }
+            let i = ((n - 1) % 256) as usize;
+            out.pauses.push((pend[i] as i64, pns[i] as f64 / 1e9));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn the_typed_parse_reads_what_the_whole_value_read() {
+        let body = vars();
+        for prev in [None, Some(0), Some(5), Some(7), Some(9)] {
+            assert_eq!(
+                parse_expvar(&body, prev),
+                parse_expvar_value(&body, prev),
+                "{prev:?}"
+            );
+        }
+        // A service's own vars of any shape beside memstats are skipped.
+        let mut v: Value = serde_json::from_slice(&body).unwrap();
+        v["mine"] = serde_json::json!({"a": [1, "x", null, {"b": true}]});
+        let body = serde_json::to_vec(&v).unwrap();
+        assert_eq!(parse_expvar(&body, None), parse_expvar_value(&body, None));
     }
 
     #[test]
