@@ -494,7 +494,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Load(a) => load::run(*a),
         Cmd::Merge(a) => {
             let p = source::load(&inputs(&a.src), &load_opts(&a.src, true))?;
-            let bytes = gocost_pprof::encode(&p);
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let bytes = gocost_pprof::encode_parallel(&p, workers);
             std::mem::forget(p);
             std::fs::write(&a.output, bytes)
                 .with_context(|| format!("writing {}", a.output.display()))?;

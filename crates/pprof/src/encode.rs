@@ -186,9 +186,9 @@ pub fn encode(p: &Profile) -> Vec<u8> {
         encode_to(p, &mut |chunk: &[u8]| {
             crc.update(chunk);
             len += chunk.len();
-            ok = ok && deflate(z, chunk, &mut out, false);
+            ok = ok && deflate(z, chunk, &mut out, flate2::FlushCompress::None);
         });
-        ok = ok && deflate(z, &[], &mut out, true);
+        ok = ok && deflate(z, &[], &mut out, flate2::FlushCompress::Finish);
         if !ok {
             *c = None;
         }
@@ -208,14 +208,109 @@ pub fn encode(p: &Profile) -> Vec<u8> {
     out
 }
 
-/// Feeds `input` to the compressor, growing `out` as needed; with `finish`, until the end of
-/// the stream is written. False if the compressor failed.
-fn deflate(z: &mut flate2::Compress, mut input: &[u8], out: &mut Vec<u8>, finish: bool) -> bool {
-    let flush = if finish {
-        flate2::FlushCompress::Finish
-    } else {
-        flate2::FlushCompress::None
-    };
+/// Like [`encode`], with the compression spread over `workers` threads, for the big profiles
+/// a merge of many writes (compressing is a third of such a merge). The output is still one
+/// gzip member: each megabyte the encoder hands over is compressed on its own, ending at a
+/// byte boundary with a sync flush (the last one with the final block), and the pieces are
+/// joined in order, their CRC-32s combined, as pigz does. A piece does not look back into
+/// the one before it, which costs a fraction of a percent in size.
+pub fn encode_parallel(p: &Profile, workers: usize) -> Vec<u8> {
+    if workers <= 1 {
+        return encode(p);
+    }
+    use std::sync::{Arc, Mutex, mpsc};
+    type Piece = (usize, Option<Vec<u8>>, crc32fast::Hasher, usize);
+    std::thread::scope(|scope| {
+        // At most `workers` pieces wait to be compressed: the encoder is held back, not memory.
+        let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<u8>, bool)>(workers);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = mpsc::channel::<Piece>();
+        for _ in 0..workers {
+            let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
+            scope.spawn(move || {
+                let mut z = flate2::Compress::new(flate2::Compression::fast(), false);
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, raw, last)) = job else { return };
+                    z.reset();
+                    let mut out = Vec::with_capacity(raw.len() / 4 + 4096);
+                    let flush = if last {
+                        flate2::FlushCompress::Finish
+                    } else {
+                        flate2::FlushCompress::Sync
+                    };
+                    let ok = deflate(&mut z, &raw, &mut out, flush);
+                    let mut crc = crc32fast::Hasher::new();
+                    crc.update(&raw);
+                    if done_tx.send((seq, ok.then_some(out), crc, raw.len())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        // The encoder hands over borrowed chunks; the newest one is held back until the next
+        // arrives, so that the last piece is known when it is sent.
+        let mut held: Option<Vec<u8>> = None;
+        let mut seq = 0usize;
+        let mut send = |raw: Vec<u8>, last: bool| {
+            let _ = job_tx.send((seq, raw, last));
+            seq += 1;
+        };
+        encode_to(p, &mut |chunk: &[u8]| {
+            if let Some(prev) = held.replace(chunk.to_vec()) {
+                send(prev, false);
+            }
+        });
+        send(held.take().unwrap_or_default(), true);
+        drop(send);
+        drop(job_tx);
+        let mut pieces: Vec<Option<Piece>> = (0..seq).map(|_| None).collect();
+        for piece in done_rx {
+            let i = piece.0;
+            pieces[i] = Some(piece);
+        }
+        let mut out = Vec::with_capacity(
+            10 + 8 + pieces
+                .iter()
+                .flatten()
+                .map(|p| p.1.as_ref().map_or(0, Vec::len))
+                .sum::<usize>(),
+        );
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff]);
+        let mut crc = crc32fast::Hasher::new();
+        let mut len = 0usize;
+        for piece in &pieces {
+            match piece {
+                Some((_, Some(bytes), c, n)) => {
+                    out.extend_from_slice(bytes);
+                    crc.combine(c);
+                    len += n;
+                }
+                // A compressor failed (it cannot, from memory into memory) or a thread died:
+                // encode on this thread instead.
+                _ => return encode(p),
+            }
+        }
+        out.extend_from_slice(&crc.finalize().to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out
+    })
+}
+
+/// Feeds `input` to the compressor, growing `out` as needed; with a sync flush, until the
+/// output ends at a byte boundary; with `Finish`, until the end of the stream is written.
+/// False if the compressor failed.
+fn deflate(
+    z: &mut flate2::Compress,
+    mut input: &[u8],
+    out: &mut Vec<u8>,
+    flush: flate2::FlushCompress,
+) -> bool {
+    let finish = flush == flate2::FlushCompress::Finish;
     loop {
         if out.capacity() - out.len() < 4096 {
             out.reserve(out.capacity().max(1 << 16));
@@ -271,6 +366,48 @@ mod tests {
             out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
             assert_eq!(crate::gunzip(&out, 1 << 30).unwrap(), raw, "{n} bytes");
         }
+    }
+
+    #[test]
+    fn parallel_encoding_is_one_gzip_member_of_the_same_bytes() {
+        // Big enough for several pieces (the encoder hands over a megabyte at a time).
+        let mut p = Profile {
+            sample_type: vec![crate::ValueType::new("samples", "count")],
+            location: (1..=64u64)
+                .map(|id| crate::Location {
+                    id,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        for i in 0..200_000u32 {
+            p.sample.push(crate::Sample {
+                location: vec![i % 64, (i / 64) % 64, (i * 7) % 64],
+                value: vec![i64::from(i)],
+                label: vec![crate::Label {
+                    key: Str::from("minute"),
+                    value: LabelValue::Str(Str::from(format!("{}", i % 1440))),
+                }],
+            });
+        }
+        let raw = encode_uncompressed(&p);
+        assert!(raw.len() > 3 * CHUNK, "{} bytes", raw.len());
+        for workers in [1, 2, 3] {
+            let gz = encode_parallel(&p, workers);
+            // One member: the header once, and the trailer's size is the whole encoding's.
+            let n = gz.len();
+            let size = u32::from_le_bytes([gz[n - 4], gz[n - 3], gz[n - 2], gz[n - 1]]);
+            assert_eq!(size as usize, raw.len(), "{workers} workers");
+            assert_eq!(crate::gunzip(&gz, 1 << 30).unwrap(), raw, "{workers} workers");
+        }
+        // A profile smaller than one piece is one piece, with the final block.
+        let small = Profile {
+            sample_type: p.sample_type.clone(),
+            ..Default::default()
+        };
+        let gz = encode_parallel(&small, 2);
+        assert_eq!(crate::decode(&gz).unwrap(), small);
     }
 
     #[test]

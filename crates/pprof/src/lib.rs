@@ -45,7 +45,7 @@ pub use decode::{
     DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_uncompressed_with,
     decode_with, gunzip, legacy_format,
 };
-pub use encode::{encode, encode_uncompressed};
+pub use encode::{encode, encode_parallel, encode_uncompressed};
 pub use error::{DecodeError, ErrorKind};
 pub use merge::{
     Combiner, HeaderOf, MergeError, MergeHeader, Merger, combine, merge, merge_header,

@@ -337,8 +337,6 @@ pub struct Merger {
     functions: FxHashMap<u64, u32>,
     fn_next: Vec<u32>,
     line_scratch: Vec<Line>,
-    key_scratch: Vec<Option<i128>>,
-    key_scratch2: Vec<Option<i128>>,
     mappings: FxHashMap<MappingKey, u32>,
     // Per-source memo tables (reset for each profile).
     loc_map: Vec<u32>,
@@ -372,8 +370,6 @@ impl Merger {
             functions: FxHashMap::default(),
             fn_next: Vec::new(),
             line_scratch: Vec::new(),
-            key_scratch: Vec::new(),
-            key_scratch2: Vec::new(),
             mappings: FxHashMap::default(),
             loc_map: Vec::new(),
             fn_map: Vec::new(),
@@ -539,18 +535,31 @@ impl Merger {
         self.out.sample.push(sample);
     }
 
-    /// pprof's location key for merged `lines`, into `out`. pprof joins lines as
-    /// `fn|line|col` into a slice of 3n slots indexed with a stride of 2 (so a line's column
-    /// slot is overwritten by the next line's function id, and the last n-1 slots stay
-    /// empty); this reproduces exactly which locations pprof considers identical.
-    fn quirk_key(functions: &[Function], lines: &[Line], out: &mut Vec<Option<i128>>) {
-        out.clear();
-        out.resize(lines.len() * 3, None);
-        for (i, ln) in lines.iter().enumerate() {
-            out[i * 2] = Some(i128::from(functions[ln.function as usize].id));
-            out[i * 2 + 1] = Some(i128::from(ln.line));
-            out[i * 2 + 2] = Some(i128::from(ln.column));
+    /// pprof's location key for merged `lines`, hashed. pprof joins lines as `fn|line|col`
+    /// into a slice of 3n slots indexed with a stride of 2, so a line's column slot is
+    /// overwritten by the next line's function id and the last n-1 slots stay empty: the key
+    /// is the number of lines, each line's function and line number, and the last line's
+    /// column. [`same_lines_key`](Merger::same_lines_key) compares by the same rule; merged
+    /// function indices stand for their ids (id = index + 1).
+    fn hash_lines_key(lines: &[Line], h: &mut FxHasher) {
+        h.write_usize(lines.len());
+        for ln in lines {
+            h.write_u32(ln.function);
+            h.write_i64(ln.line);
         }
+        if let Some(last) = lines.last() {
+            h.write_i64(last.column);
+        }
+    }
+
+    /// Whether two merged line lists have the same pprof location key (see
+    /// [`hash_lines_key`](Merger::hash_lines_key)).
+    fn same_lines_key(a: &[Line], b: &[Line]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.function == y.function && x.line == y.line)
+            && a.last().map(|l| l.column) == b.last().map(|l| l.column)
     }
 
     /// (address relative to its mapping, mapping id) as in pprof's location key.
@@ -589,30 +598,24 @@ impl Merger {
         }
         let address = (l.address as i64).wrapping_add(offset) as u64;
         let (kaddr, kmap) = self.loc_addr_key(mapping, address);
-        let mut key = std::mem::take(&mut self.key_scratch);
-        Self::quirk_key(&self.out.function, &line, &mut key);
         let mut h = FxHasher::default();
-        (kaddr, kmap, &key, l.is_folded).hash(&mut h);
+        (kaddr, kmap, l.is_folded).hash(&mut h);
+        Self::hash_lines_key(&line, &mut h);
         let hash = h.finish();
         // Walk the hash chain, comparing full keys (no allocation per lookup).
         let mut cur = self.locations.get(&hash).copied().unwrap_or(UNSET);
-        let mut other = std::mem::take(&mut self.key_scratch2);
         let mut found = UNSET;
         while cur != UNSET {
             let c = &self.out.location[cur as usize];
             if c.is_folded == l.is_folded
                 && self.loc_addr_key(c.mapping, c.address) == (kaddr, kmap)
+                && Self::same_lines_key(&c.line, &line)
             {
-                Self::quirk_key(&self.out.function, &c.line, &mut other);
-                if other == key {
-                    found = cur;
-                    break;
-                }
+                found = cur;
+                break;
             }
             cur = self.loc_next[cur as usize];
         }
-        self.key_scratch = key;
-        self.key_scratch2 = other;
         if found != UNSET {
             self.line_scratch = line;
             self.loc_map[li as usize] = found;
