@@ -245,7 +245,10 @@ pub fn encode_parallel(p: &Profile, workers: usize) -> Vec<u8> {
                     let ok = deflate(&mut z, &raw, &mut out, flush);
                     let mut crc = crc32fast::Hasher::new();
                     crc.update(&raw);
-                    if done_tx.send((seq, ok.then_some(out), crc, raw.len())).is_err() {
+                    if done_tx
+                        .send((seq, ok.then_some(out), crc, raw.len()))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -266,7 +269,6 @@ pub fn encode_parallel(p: &Profile, workers: usize) -> Vec<u8> {
             }
         });
         send(held.take().unwrap_or_default(), true);
-        drop(send);
         drop(job_tx);
         let mut pieces: Vec<Option<Piece>> = (0..seq).map(|_| None).collect();
         for piece in done_rx {
@@ -274,11 +276,12 @@ pub fn encode_parallel(p: &Profile, workers: usize) -> Vec<u8> {
             pieces[i] = Some(piece);
         }
         let mut out = Vec::with_capacity(
-            10 + 8 + pieces
-                .iter()
-                .flatten()
-                .map(|p| p.1.as_ref().map_or(0, Vec::len))
-                .sum::<usize>(),
+            10 + 8
+                + pieces
+                    .iter()
+                    .flatten()
+                    .map(|p| p.1.as_ref().map_or(0, Vec::len))
+                    .sum::<usize>(),
         );
         out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff]);
         let mut crc = crc32fast::Hasher::new();
@@ -399,7 +402,11 @@ mod tests {
             let n = gz.len();
             let size = u32::from_le_bytes([gz[n - 4], gz[n - 3], gz[n - 2], gz[n - 1]]);
             assert_eq!(size as usize, raw.len(), "{workers} workers");
-            assert_eq!(crate::gunzip(&gz, 1 << 30).unwrap(), raw, "{workers} workers");
+            assert_eq!(
+                crate::gunzip(&gz, 1 << 30).unwrap(),
+                raw,
+                "{workers} workers"
+            );
         }
         // A profile smaller than one piece is one piece, with the final block.
         let small = Profile {
