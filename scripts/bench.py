@@ -12,7 +12,8 @@
 2. merge: `gocost merge -o OUT <1440 files>` vs `go tool pprof -proto <1440 files>`.
 3. top:   `gocost top BIG` vs `go tool pprof -top BIG`, BIG = the merged day (>= 30k samples).
 4. dot, peek: `gocost dot BIG` vs `go tool pprof -dot BIG`, `gocost peek main BIG` vs
-   `go tool pprof -peek=main BIG` (the call graph and callers/callees views).
+   `go tool pprof -peek=main BIG` (the call graph and callers/callees views); `--views`
+   picks which of top, dot and peek run.
 Each command's CPU time (user+sys) and peak RSS come from wait4(2). Outputs are compared:
 `go tool pprof -top` of gocost's merged file must equal `go tool pprof -top` of the inputs,
 and `gocost top` must equal `go tool pprof -top` byte for byte.
@@ -94,9 +95,10 @@ def bench(name, seeds, a, gocost, corpus_tool, env):
         with subprocess.Popen([gocost, "raw", big], stdout=subprocess.PIPE, env=env) as raw:
             nsamples = sum(1 for line in raw.stdout if line.startswith(b"          ") and b": " in line)
         rows = [(f"merge {len(files)} CPU profiles", g, p, same_merge)]
-        for label, mine, theirs in (("top on merged profile", [gocost, "top", big], pprof + ["-top", big]),
-                                    ("dot on merged profile", [gocost, "dot", big], pprof + ["-dot", big]),
-                                    ("peek main on merged", [gocost, "peek", "main", big], pprof + ["-peek=main", big])):
+        views = (("top", "top on merged profile", [gocost, "top", big], pprof + ["-top", big]),
+                 ("dot", "dot on merged profile", [gocost, "dot", big], pprof + ["-dot", big]),
+                 ("peek", "peek main on merged", [gocost, "peek", "main", big], pprof + ["-peek=main", big]))
+        for label, mine, theirs in [v[1:] for v in views if v[0] in a.views]:
             gg = best(a.runs, mine, env=env)
             pp = best(1, theirs, env=env)
             same = subprocess.run(theirs, capture_output=True, env=env).stdout == subprocess.run(mine, capture_output=True, env=env).stdout
@@ -119,6 +121,8 @@ def main():
     ap.add_argument("--corpus", choices=["small", "realistic", "both"], default="both")
     ap.add_argument("--seed-profiles", type=int, default=4, help="realistic corpus: how many CPU profiles to record")
     ap.add_argument("--profile-seconds", type=int, default=60, help="realistic corpus: seconds per CPU profile")
+    ap.add_argument("--views", type=lambda s: s.split(","), default=["top", "dot", "peek"],
+                    help="reports of the merged profile to compare, comma-separated (default top,dot,peek; pprof takes minutes on each)")
     ap.add_argument("--seeds", nargs="*", help="CPU profiles to build the day from (instead of the corpora)")
     a = ap.parse_args()
     env = dict(os.environ, TZ="UTC")

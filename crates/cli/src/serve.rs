@@ -331,14 +331,22 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let sync_every = cfg.storage.sync_interval.unwrap_or(Duration::from_secs(1));
     let (store, report) =
         Store::open(opts).with_context(|| format!("opening store {}", data.display()))?;
-    tracing::info!(
-        "store {} (blocks in {}): replayed {} records from {} WAL segments{}",
-        data.display(),
-        store.blocks_location(),
-        report.records,
-        report.segments,
-        torn(&report)
-    );
+    if store.query_only() {
+        tracing::info!(
+            "query instance: blocks in {}, heads from the peers; no WAL (the block cache is in {})",
+            store.blocks_location(),
+            data.display()
+        );
+    } else {
+        tracing::info!(
+            "store {} (blocks in {}): replayed {} records from {} WAL segments{}",
+            data.display(),
+            store.blocks_location(),
+            report.records,
+            report.segments,
+            torn(&report)
+        );
+    }
     for c in &report.corrupt {
         tracing::warn!("{c}");
     }

@@ -204,6 +204,15 @@ fn a_compactor_killed_mid_compaction_is_taken_over_and_nothing_counts_twice() {
         .collect();
     let _q = serve(&cq, &dir.join("q"), pq, &["--role", "query"]);
     let _s = serve(&cs, &dir.join("single"), ps, &[]);
+    // The query instance holds no WAL and no lock on its data directory (its block cache,
+    // with its own lock, is all it writes there).
+    for gone in ["wal", "LOCK", "traces", "loadruns"] {
+        assert!(
+            !dir.join("q").join(gone).exists(),
+            "a query instance made {gone}"
+        );
+    }
+    assert!(dir.join("q/cache/LOCK").exists(), "its cache is locked");
 
     // Two hours of a finished UTC day (three days ago) of three services, one per writer;
     // service svc0 also in writer b: one service's blocks from several writers.

@@ -9,14 +9,18 @@
 //! again, never served. Entries are written to a temporary file and renamed (no fsync: a
 //! crash loses entries, the header check finds torn ones). The cache holds at most
 //! `capacity` bytes of entry files, evicting the least recently used; at open it is rebuilt
-//! from the directory (oldest written first in the LRU order). One process per data
-//! directory (the store holds the directory's lock), so the index in memory is the truth.
+//! from the directory (oldest written first in the LRU order). One process per cache
+//! directory (it holds `<cache>/LOCK`; a query instance takes no lock on the data directory
+//! itself), so the index in memory is the truth.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+
+/// The cache directory's lock file (the one name in it that is not a block's).
+const LOCK: &str = "LOCK";
 
 /// The first bytes of every entry file.
 pub const ENTRY_MAGIC: &[u8; 8] = b"GCCACHE1";
@@ -217,6 +221,8 @@ pub struct CacheStats {
 
 /// The on-disk cache of block ranges.
 pub struct BlockCache {
+    /// Held while the cache is open: the index in memory is the directory's only writer.
+    _lock: std::fs::File,
     dir: PathBuf,
     capacity: u64,
     lru: Mutex<Lru>,
@@ -235,11 +241,25 @@ impl BlockCache {
     /// previous process left (temporary files and names that are not entries are deleted).
     pub fn open(dir: &Path, capacity: u64) -> std::io::Result<BlockCache> {
         std::fs::create_dir_all(dir)?;
+        let lock = std::fs::File::create(dir.join(LOCK))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "the block cache {} is in use by another gocost process ({e}): give each \
+                     instance its own data directory, or set [storage] block_cache = \"0\"",
+                    dir.display()
+                ),
+            ));
+        }
         let mut found: Vec<(std::time::SystemTime, Key, u64)> = Vec::new();
         let mut torn = 0u64;
         for d in std::fs::read_dir(dir)? {
             let d = d?;
             let path = d.path();
+            if d.file_name() == LOCK {
+                continue;
+            }
             let block = d.file_name().into_string().ok().filter(|b| cacheable(b));
             let Some(block) = block.filter(|_| d.file_type().is_ok_and(|t| t.is_dir())) else {
                 remove_any(&path);
@@ -277,6 +297,7 @@ impl BlockCache {
             lru.insert(k, size);
         }
         let cache = BlockCache {
+            _lock: lock,
             dir: dir.to_path_buf(),
             capacity,
             lru: Mutex::new(Lru::default()),

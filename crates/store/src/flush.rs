@@ -29,11 +29,11 @@ impl Store {
             let _s = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
             let mut g = self.lock();
             let due = g
-                .wal
+                .wal()?
                 .current_age()
                 .is_some_and(|a| force || a.as_nanos() as i64 >= self.opts.block_duration_ns);
             if due {
-                let res = g.wal.rotate();
+                let res = g.wal()?.rotate();
                 self.reap(&mut g);
                 if let Err(e) = res {
                     return Err(self.write_failed(&mut g, e));
@@ -42,7 +42,7 @@ impl Store {
         }
         let mut wrote = false;
         loop {
-            let Some(seq) = self.lock().wal.closed().first().copied() else {
+            let Some(seq) = self.lock().wal_ref()?.closed().first().copied() else {
                 return Ok(wrote);
             };
             wrote |= self.flush_segment(seq)?;
@@ -73,7 +73,7 @@ impl Store {
                     (k.clone(), pts.collect())
                 })
                 .collect();
-            let file = g.wal.open_segment(seq)?;
+            let file = g.wal_ref()?.open_segment(seq)?;
             (series, points, file)
         };
         let id = new_block_id(0, self.instance());
@@ -177,7 +177,7 @@ impl Store {
         if undecodable > 0 {
             let to = self.opts.dir.join(QUARANTINE);
             let name = format!("{seq:08}-{id}.wal");
-            self.lock().wal.copy_aside(seq, &to, &name)?;
+            self.lock().wal()?.copy_aside(seq, &to, &name)?;
             kept = Some(TmpFile(to.join(name)));
         }
         let wrote = !w.is_empty();
@@ -225,7 +225,7 @@ impl Store {
                 kept.display()
             );
         }
-        g.wal.remove_through(seq)?;
+        g.wal()?.remove_through(seq)?;
         Ok(wrote)
     }
 

@@ -42,7 +42,8 @@ pub(crate) struct Point {
 pub(crate) type HeadSymbols = BTreeMap<u64, BTreeMap<String, block::SymTabBuilder>>;
 
 pub(crate) struct Inner {
-    pub(crate) wal: wal::Wal,
+    /// `None` on a query instance (`--role query`), which takes no writes.
+    pub(crate) wal: Option<wal::Wal>,
     pub(crate) head_symbols: HeadSymbols,
     /// Bytes of encoded profiles held by head entries.
     pub(crate) cache_bytes: usize,
@@ -83,6 +84,18 @@ pub(crate) struct Inner {
     pub(crate) swept: BTreeMap<String, i64>,
 }
 
+impl Inner {
+    /// The WAL, for a write: a query instance has none.
+    pub(crate) fn wal(&mut self) -> Result<&mut wal::Wal, Error> {
+        self.wal.as_mut().ok_or(Error::QueryOnly)
+    }
+
+    /// The WAL, to read: a query instance has none.
+    pub(crate) fn wal_ref(&self) -> Result<&wal::Wal, Error> {
+        self.wal.as_ref().ok_or(Error::QueryOnly)
+    }
+}
+
 /// How many failed-sync LSN ranges [`Store::commit`] remembers.
 pub(crate) const LOST_RANGES: usize = 4096;
 
@@ -103,21 +116,37 @@ impl Store {
     /// Opens the store in `opts.dir`: reads the block catalog, then replays the WAL
     /// segments that are not in blocks yet.
     pub fn open(opts: Options) -> Result<(Store, ReplayReport), Error> {
-        std::fs::create_dir_all(&opts.dir)?;
-        // One process per data directory: two would interleave WAL segments. The kernel
-        // drops the lock when the process dies, however it dies.
-        let lock = File::create(opts.dir.join("LOCK"))?;
-        if let Err(e) = lock.try_lock() {
+        // A query instance reads blocks from a bucket and heads from its peers: it writes no
+        // WAL, no blocks, no traces, and takes no lock on the data directory (only its block
+        // cache, `<data>/cache/`, is its own and locked by itself).
+        let query_only = opts.cluster.as_ref().is_some_and(|c| c.query_only);
+        if query_only && matches!(opts.blobs, BlobConfig::Local) {
             return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::WouldBlock,
-                format!(
-                    "{} is in use by another gocost process ({e})",
-                    opts.dir.display()
-                ),
+                std::io::ErrorKind::InvalidInput,
+                "a query instance (role = \"query\") reads its blocks from a bucket: set \
+                 [storage] s3 or shared_dir",
             )));
         }
-        // Block files a crash left half-written.
-        let _ = std::fs::remove_dir_all(opts.dir.join("tmp"));
+        std::fs::create_dir_all(&opts.dir)?;
+        // One writing process per data directory: two would interleave WAL segments. The
+        // kernel drops the lock when the process dies, however it dies.
+        let lock = if query_only {
+            None
+        } else {
+            let lock = File::create(opts.dir.join("LOCK"))?;
+            if let Err(e) = lock.try_lock() {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!(
+                        "{} is in use by another gocost process ({e})",
+                        opts.dir.display()
+                    ),
+                )));
+            }
+            // Block files a crash left half-written.
+            let _ = std::fs::remove_dir_all(opts.dir.join("tmp"));
+            Some(lock)
+        };
         let blobs = blobs::open_blob_store(&opts.blobs, &opts.dir, opts.faults.clone())?;
         // Blocks in a bucket are read through a cache on the local disk (docs/adr/0027);
         // those in `<data>/blocks/` are on the local disk already.
@@ -189,7 +218,9 @@ impl Store {
             })
             .collect();
         for b in blocks.iter().filter(|b| {
-            b.meta.instance == me && replaced_by.get(&b.meta.id).is_some_and(|by| by == me)
+            !query_only
+                && b.meta.instance == me
+                && replaced_by.get(&b.meta.id).is_some_and(|by| by == me)
         }) {
             blobs.delete(&b.name)?;
         }
@@ -204,90 +235,97 @@ impl Store {
         // there cannot be read.
         let mut broken: BTreeMap<(u64, String), (u64, String)> = BTreeMap::new();
         let mut skipped = 0usize;
-        let (wal, wal_report) = wal::Wal::open(
-            &opts.dir.join("wal"),
-            |seq| done.contains(&seq),
-            opts.faults.clone(),
-            |seq, off, pos, r| match (r, pos) {
-                (wal::Record::Profile { time_ns, key, .. }, Some(pos)) => {
-                    match SeriesKey::parse(&key) {
-                        Ok(k) => insert_sorted(
-                            head.entry(k).or_default(),
-                            Entry {
-                                time_ns,
-                                pos,
-                                encoded: false,
-                                raw_len: pos.len,
-                                enc: None,
-                            },
-                            |e| e.time_ns,
-                        ),
-                        Err(_) => skipped += 1,
-                    }
-                }
-                (
-                    wal::Record::Encoded {
-                        time_ns,
-                        key,
-                        raw_len,
-                        symbols,
-                        enc,
-                    },
-                    Some(pos),
-                ) => {
-                    let Ok(k) = SeriesKey::parse(&key) else {
-                        skipped += 1;
-                        return;
-                    };
-                    let group = block::group_of(&k).to_string();
-                    if let Some(b) = broken.get_mut(&(seq, group.clone())) {
-                        b.0 += 1;
-                        return;
-                    }
-                    let sym = head_symbols
-                        .entry(seq)
-                        .or_default()
-                        .entry(group.clone())
-                        .or_default();
-                    if let Err(e) = sym.apply(&symbols) {
-                        let why = format!("the symbols of the record at byte {off}: {e}");
-                        broken.insert((seq, group), (1, why));
-                        return;
-                    }
-                    // One that does not parse stays out of the cache: the block cut reads
-                    // it again, finds it bad and keeps the segment in quarantine.
-                    let fits = cache_bytes < opts.head_cache_bytes;
-                    let enc = (fits && sym.lens().check(&enc).is_ok()).then(|| {
-                        cache_bytes += enc.len();
-                        Arc::from(enc)
-                    });
-                    insert_sorted(
-                        head.entry(k).or_default(),
-                        Entry {
-                            time_ns,
-                            pos,
-                            encoded: true,
-                            raw_len,
-                            enc,
-                        },
-                        |e| e.time_ns,
-                    )
-                }
-                (wal::Record::Points(points), _) => {
-                    for (key, t, v) in points {
+        let (wal, wal_report) = if query_only {
+            (None, wal::ReplayReport::default())
+        } else {
+            let (wal, report) = wal::Wal::open(
+                &opts.dir.join("wal"),
+                |seq| done.contains(&seq),
+                opts.faults.clone(),
+                |seq, off, pos, r| match (r, pos) {
+                    (wal::Record::Profile { time_ns, key, .. }, Some(pos)) => {
                         match SeriesKey::parse(&key) {
                             Ok(k) => insert_sorted(
-                                metrics.entry(k).or_default(),
-                                Point { t, v, seq, off },
-                                |p| p.t,
+                                head.entry(k).or_default(),
+                                Entry {
+                                    time_ns,
+                                    pos,
+                                    encoded: false,
+                                    raw_len: pos.len,
+                                    enc: None,
+                                },
+                                |e| e.time_ns,
                             ),
                             Err(_) => skipped += 1,
                         }
                     }
-                }
-                (wal::Record::Profile { .. } | wal::Record::Encoded { .. }, None) => skipped += 1,
-            },
-        )?;
+                    (
+                        wal::Record::Encoded {
+                            time_ns,
+                            key,
+                            raw_len,
+                            symbols,
+                            enc,
+                        },
+                        Some(pos),
+                    ) => {
+                        let Ok(k) = SeriesKey::parse(&key) else {
+                            skipped += 1;
+                            return;
+                        };
+                        let group = block::group_of(&k).to_string();
+                        if let Some(b) = broken.get_mut(&(seq, group.clone())) {
+                            b.0 += 1;
+                            return;
+                        }
+                        let sym = head_symbols
+                            .entry(seq)
+                            .or_default()
+                            .entry(group.clone())
+                            .or_default();
+                        if let Err(e) = sym.apply(&symbols) {
+                            let why = format!("the symbols of the record at byte {off}: {e}");
+                            broken.insert((seq, group), (1, why));
+                            return;
+                        }
+                        // One that does not parse stays out of the cache: the block cut reads
+                        // it again, finds it bad and keeps the segment in quarantine.
+                        let fits = cache_bytes < opts.head_cache_bytes;
+                        let enc = (fits && sym.lens().check(&enc).is_ok()).then(|| {
+                            cache_bytes += enc.len();
+                            Arc::from(enc)
+                        });
+                        insert_sorted(
+                            head.entry(k).or_default(),
+                            Entry {
+                                time_ns,
+                                pos,
+                                encoded: true,
+                                raw_len,
+                                enc,
+                            },
+                            |e| e.time_ns,
+                        )
+                    }
+                    (wal::Record::Points(points), _) => {
+                        for (key, t, v) in points {
+                            match SeriesKey::parse(&key) {
+                                Ok(k) => insert_sorted(
+                                    metrics.entry(k).or_default(),
+                                    Point { t, v, seq, off },
+                                    |p| p.t,
+                                ),
+                                Err(_) => skipped += 1,
+                            }
+                        }
+                    }
+                    (wal::Record::Profile { .. } | wal::Record::Encoded { .. }, None) => {
+                        skipped += 1
+                    }
+                },
+            )?;
+            (Some(wal), report)
+        };
         for ((seq, group), (n, why)) in broken {
             report.corrupt.push(format!(
                 "WAL segment {seq}: {n} profiles of {group:?} skipped: {why}"
@@ -302,8 +340,17 @@ impl Store {
                 "{skipped} records with unparsable series keys skipped"
             ));
         }
-        let traces = traces::Traces::open(&opts.dir, "traces", &mut report.corrupt)?;
-        let load_runs = traces::Traces::open(&opts.dir, "loadruns", &mut report.corrupt)?;
+        let (traces, load_runs) = if query_only {
+            (
+                traces::Traces::empty(&opts.dir, "traces"),
+                traces::Traces::empty(&opts.dir, "loadruns"),
+            )
+        } else {
+            (
+                traces::Traces::open(&opts.dir, "traces", &mut report.corrupt)?,
+                traces::Traces::open(&opts.dir, "loadruns", &mut report.corrupt)?,
+            )
+        };
         let blocks: Vec<Arc<Block>> = blocks.into_iter().map(Arc::new).collect();
         let kinds = kinds_of(&head, &blocks);
         let store = Store {
@@ -430,13 +477,13 @@ impl Store {
         let estimate: usize = items.iter().map(|i| i.3.unwrap_or(4096)).sum();
         let mut g = self.lock();
         let mut _sync = None;
-        if g.wal.needs_rotation(estimate) {
+        if g.wal()?.needs_rotation(estimate) {
             // Starting a segment syncs the current one: that takes the sync lock first.
             drop(g);
             _sync = Some(self.sync_lock.lock().unwrap_or_else(|p| p.into_inner()));
             g = self.lock();
         }
-        let seq = match g.wal.prepare(estimate) {
+        let seq = match g.wal()?.prepare(estimate) {
             Ok(seq) => seq,
             Err(e) => {
                 self.reap(&mut g);
@@ -490,7 +537,7 @@ impl Store {
             .zip(&frames)
             .map(|(r, f)| (r, f.as_slice()))
             .collect();
-        let res = g.wal.append_prepared(&pairs);
+        let res = g.wal()?.append_prepared(&pairs);
         self.reap(&mut g);
         let appended = match res {
             Ok(a) => a,
@@ -544,13 +591,13 @@ impl Store {
         let frame = wal::Wal::frame(rec).map_err(|_| Error::TooLarge(rec.encoded_len()))?;
         let mut g = self.lock();
         let mut _sync = None;
-        if g.wal.needs_rotation(frame.len()) {
+        if g.wal()?.needs_rotation(frame.len()) {
             // Starting a segment syncs the current one: that takes the sync lock first.
             drop(g);
             _sync = Some(self.sync_lock.lock().unwrap_or_else(|p| p.into_inner()));
             g = self.lock();
         }
-        let res = g.wal.append_many(&[(rec, frame.as_slice())]);
+        let res = g.wal()?.append_many(&[(rec, frame.as_slice())]);
         self.reap(&mut g);
         match res {
             Ok(mut a) => {
@@ -588,7 +635,8 @@ impl Store {
     /// Drops from the head what failed syncs cut from the WAL, and remembers their numbers
     /// for [`commit`](Store::commit).
     pub(crate) fn reap(&self, g: &mut Inner) {
-        for l in g.wal.take_lost() {
+        let lost = g.wal.as_mut().map(|w| w.take_lost()).unwrap_or_default();
+        for l in lost {
             let mut freed = 0;
             let mut n = 0u64;
             for v in g.head.values_mut() {
@@ -626,7 +674,7 @@ impl Store {
                 "the WAL could not be synced ({e}): the profile was not stored"
             )));
         }
-        Ok(g.wal.synced_lsn() >= lsn)
+        Ok(g.wal.as_ref().is_some_and(|w| w.synced_lsn() >= lsn))
     }
 
     /// Waits until record `lsn` (from an append) is durable: synced to disk, so that a crash
@@ -688,12 +736,15 @@ impl Store {
 
     /// [`sync`](Store::sync) with the sync lock held.
     pub(crate) fn sync_locked(&self) -> Result<(), Error> {
-        let Some(t) = self.lock().wal.sync_ticket() else {
+        let Some(t) = self.lock().wal.as_ref().and_then(|w| w.sync_ticket()) else {
             return Ok(());
         };
         let res = t.sync();
         let mut g = self.lock();
-        let res = g.wal.synced(&t, res);
+        let res = match g.wal.as_mut() {
+            Some(w) => w.synced(&t, res),
+            None => res,
+        };
         self.reap(&mut g);
         res.map_err(|e| {
             let msg = format!("syncing the WAL failed ({e}): unsynced records were dropped");

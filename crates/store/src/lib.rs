@@ -278,7 +278,8 @@ pub struct Stats {
 /// The store. All methods take `&self`; it is safe to share across threads.
 pub struct Store {
     opts: Options,
-    _lock: File,
+    /// The data directory's lock (`None` on a query instance, which writes nothing there).
+    _lock: Option<File>,
     blobs: Box<dyn BlobStore>,
     /// Ranges of blocks read from a bucket, kept on the local disk (docs/adr/0027).
     cache: Option<std::sync::Arc<cache::BlockCache>>,
@@ -332,7 +333,7 @@ impl Store {
                     .map(|s| s.profiles)
                     .sum::<u64>(),
             head_profiles,
-            wal_bytes: g.wal.size_bytes(),
+            wal_bytes: g.wal.as_ref().map_or(0, |w| w.size_bytes()),
             blocks: g.blocks.len(),
             block_bytes: g.blocks.iter().map(|b| b.size).sum(),
             block_ingested_bytes: g.blocks.iter().map(|b| b.meta.ingested_bytes).sum(),

@@ -327,7 +327,7 @@ impl Store {
             if e.enc.is_none()
                 && let std::collections::hash_map::Entry::Vacant(s) = files.entry(e.pos.seq)
             {
-                s.insert(g.wal.open_segment(e.pos.seq)?);
+                s.insert(g.wal_ref()?.open_segment(e.pos.seq)?);
             }
         }
         let blocks = pick(&g.blocks);

@@ -163,6 +163,14 @@ impl Traces {
         })
     }
 
+    /// No traces, and no directory made: a query instance stores none.
+    pub(crate) fn empty(data: &Path, sub: &str) -> Traces {
+        Traces {
+            dir: data.join(sub),
+            index: Mutex::new(BTreeMap::new()),
+        }
+    }
+
     fn path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}{SUFFIX}"))
     }
@@ -300,6 +308,9 @@ impl Store {
         time_ns: i64,
         trace: &[u8],
     ) -> Result<TraceInfo, Error> {
+        if self.query_only() {
+            return Err(Error::QueryOnly);
+        }
         self.traces.put(key, time_ns, trace)
     }
 
@@ -327,6 +338,9 @@ impl Store {
         time_ns: i64,
         doc: &[u8],
     ) -> Result<TraceInfo, Error> {
+        if self.query_only() {
+            return Err(Error::QueryOnly);
+        }
         self.load_runs.put(key, time_ns, doc)
     }
 

@@ -433,3 +433,109 @@ fn retention_deletes_expired_blocks_once_by_the_compactor() {
     assert_eq!(b.stats().profiles, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A query instance (`--role query`) writes nothing of its own: no WAL, no lock on its data
+/// directory, no traces; its block cache is its only state, locked on its own. Its answers
+/// are the writer's, every write is refused, and it can be opened beside a live writer on
+/// the writer's own data directory without touching the writer's WAL.
+#[test]
+fn a_query_instance_holds_no_wal_and_no_data_dir_lock() {
+    let dir = std::env::temp_dir().join(format!("gocost-queryrole-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let bucket = dir.join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let kill = Arc::new(AtomicBool::new(false));
+    let w = writer(&dir, &bucket, "w", &kill);
+    fill(&w);
+    w.sync().unwrap();
+    assert!(w.flush(true).unwrap());
+    w.refresh_cluster().unwrap();
+    let want = answers(&w);
+
+    let qdir = dir.join("q");
+    let (q, report) = Store::open(opts(&qdir, &bucket, "q", true)).unwrap();
+    assert!(q.query_only());
+    assert_eq!((report.records, report.segments), (0, 0));
+    q.refresh_cluster().unwrap();
+    assert_eq!(
+        answers(&q),
+        want,
+        "the query instance answers as the writer"
+    );
+    let mut made: Vec<String> = std::fs::read_dir(&qdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    made.sort();
+    assert_eq!(made, ["cache"], "only the block cache is written");
+    assert!(qdir.join("cache/LOCK").exists());
+    // Writes of every kind are refused; syncing and cutting are no-ops.
+    let (k, t, bytes) = appended().remove(0);
+    assert!(matches!(
+        q.append(&k, t, &bytes),
+        Err(gocost_store::Error::QueryOnly)
+    ));
+    assert!(matches!(
+        q.append_points(&[(common::key("metric", "api", "q:1"), t, 1.0)]),
+        Err(gocost_store::Error::QueryOnly)
+    ));
+    assert!(matches!(
+        q.put_trace(&k, t, b"trace"),
+        Err(gocost_store::Error::QueryOnly)
+    ));
+    assert!(matches!(
+        q.put_load_run(&k, t, b"{}"),
+        Err(gocost_store::Error::QueryOnly)
+    ));
+    q.sync().unwrap();
+    assert!(!q.flush(true).unwrap());
+    assert_eq!(q.stats().wal_bytes, 0);
+
+    // Its cache is its own: a second query instance on the same directory is refused with
+    // a message naming the cache; without a cache it opens.
+    let err = Store::open(opts(&qdir, &bucket, "q2", true))
+        .err()
+        .expect("the cache is locked")
+        .to_string();
+    assert!(
+        err.contains("block cache") && err.contains("in use"),
+        "{err}"
+    );
+    let mut o = opts(&qdir, &bucket, "q2", true);
+    o.block_cache_bytes = 0;
+    let (q2, _) = Store::open(o).unwrap();
+    q2.refresh_cluster().unwrap();
+    assert_eq!(answers(&q2), want);
+
+    // Beside the live writer, on the writer's data directory (no cache): the writer's WAL
+    // and lock are untouched, and a second writer there is still refused.
+    let wdir = dir.join("w");
+    let wal_before: Vec<_> = std::fs::read_dir(wdir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let mut o = opts(&wdir, &bucket, "q3", true);
+    o.block_cache_bytes = 0;
+    let (q3, _) = Store::open(o).unwrap();
+    q3.refresh_cluster().unwrap();
+    assert_eq!(answers(&q3), want);
+    let wal_after: Vec<_> = std::fs::read_dir(wdir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(wal_before, wal_after);
+    assert!(Store::open(opts(&wdir, &bucket, "w", false)).is_err());
+    w.append(&k, t + 1, &bytes).unwrap();
+    w.sync().unwrap();
+
+    // A query instance needs a bucket to read.
+    let mut o = Options::new(dir.join("nobucket"));
+    o.cluster = Some(ClusterOptions {
+        query_only: true,
+        ..ClusterOptions::new("q4")
+    });
+    let err = Store::open(o).err().expect("no bucket").to_string();
+    assert!(err.contains("shared_dir"), "{err}");
+    drop((q, q2, q3, w));
+    let _ = std::fs::remove_dir_all(&dir);
+}
