@@ -205,6 +205,9 @@ fn store_options(cfg: &Config, data: &std::path::Path) -> Options {
     if let Some(b) = cfg.storage.block_duration {
         opts.block_duration_ns = b.as_nanos() as i64;
     }
+    if let Some(m) = cfg.storage.head_max {
+        opts.head_max_bytes = m;
+    }
     if let Some(c) = cfg.storage.head_cache {
         opts.head_cache_bytes = usize::try_from(c).unwrap_or(usize::MAX);
     }

@@ -57,6 +57,7 @@ retention = "1d"
 sync_interval = "500ms"
 block_duration = "2s"
 head_cache = "100KiB"
+head_max = "256MiB"
 
 [[scrape]]
 job = "demo"
@@ -169,6 +170,12 @@ profiles = ["goroutine"]
     assert!(
         metrics.contains("gocost_scrape_up{job=\"demo\",instance=")
             && metrics.contains("gocost_store_profiles")
+    );
+    let head = metric(&format!("{base}/metrics"), "gocost_store_head_bytes");
+    // (Right after a block cut the head may be empty: only its presence and bound.)
+    assert!(
+        (0.0..256.0 * 1024.0 * 1024.0).contains(&head),
+        "the head's memory is exported, under head_max: {head}"
     );
 
     // kill -9, three times, while ingesting: each restart replays cleanly and keeps what was

@@ -136,6 +136,11 @@ pub struct StorageConfig {
     /// the cut decodes them again from the WAL).
     #[serde(default, deserialize_with = "de_size")]
     pub head_cache: Option<u64>,
+    /// The most memory the head may hold — its index of profiles, runtime-metric points,
+    /// symbol tables and `head_cache` — before a block is cut early (default 256MiB): with
+    /// many targets the head is cut by size before `block_duration`.
+    #[serde(default, deserialize_with = "de_size")]
+    pub head_max: Option<u64>,
     /// Threads that decode and store scraped profiles (default: the number of cores). At
     /// most twice as many fetched bodies wait for them; scrapes wait for a place, so a slow
     /// disk slows scraping instead of growing memory (docs/adr/0025).

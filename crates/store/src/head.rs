@@ -90,6 +90,29 @@ impl Inner {
         self.wal.as_mut().ok_or(Error::QueryOnly)
     }
 
+    /// About how much memory the head holds: its index of profiles, metric points, the
+    /// symbol tables of its segments and the encoded profiles it keeps (series keys, a
+    /// few per target, not counted). [`Options::head_max_bytes`] bounds it.
+    pub(crate) fn head_bytes(&self) -> u64 {
+        let entries: usize = self
+            .head
+            .values()
+            .map(|v| v.capacity() * std::mem::size_of::<Entry>())
+            .sum();
+        let points: usize = self
+            .metrics
+            .values()
+            .map(|v| v.capacity() * std::mem::size_of::<Point>())
+            .sum();
+        let symbols: usize = self
+            .head_symbols
+            .values()
+            .flat_map(|m| m.values())
+            .map(block::SymTabBuilder::approx_bytes)
+            .sum();
+        (entries + points + symbols + self.cache_bytes) as u64
+    }
+
     /// The WAL, to read: a query instance has none.
     pub(crate) fn wal_ref(&self) -> Result<&wal::Wal, Error> {
         self.wal.as_ref().ok_or(Error::QueryOnly)

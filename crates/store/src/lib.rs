@@ -126,6 +126,11 @@ pub struct Options {
     /// Memory for profiles the head keeps encoded until their block is cut (past it,
     /// the cut decodes them again from the WAL).
     pub head_cache_bytes: usize,
+    /// Memory the head may hold (its index, metric points, symbol tables and encoded
+    /// profiles, as [`Stats::head_bytes`] estimates it) before [`Store::flush`] cuts the
+    /// current WAL segment into a block, however young: memory bounded by a setting, not by
+    /// the number of profiles an hour brings. 0 = no bound.
+    pub head_max_bytes: u64,
     /// Disk for ranges of blocks read from a bucket (`<dir>/cache/`, docs/format/cache.md;
     /// 0 = no cache). Blocks in `<dir>/blocks/` are never cached.
     pub block_cache_bytes: u64,
@@ -146,6 +151,7 @@ impl Options {
             block_duration_ns: HOUR_NS,
             blobs: BlobConfig::Local,
             head_cache_bytes: 64 << 20,
+            head_max_bytes: 256 << 20,
             block_cache_bytes: 1 << 30,
             cluster: None,
             faults: None,
@@ -254,6 +260,9 @@ pub struct Stats {
     pub lost_records_total: u64,
     /// Bytes of encoded head profiles held in memory.
     pub head_cache_bytes: usize,
+    /// About how much memory the head holds (index, metric points, symbol tables and
+    /// encoded profiles), which [`Options::head_max_bytes`] bounds.
+    pub head_bytes: u64,
     /// Bytes of the profiles appended, as received (for profiles gocost built, what they
     /// were built from, or their encoding).
     pub received_bytes_total: u64,
@@ -345,6 +354,7 @@ impl Store {
             write_errors_total: g.write_errors,
             lost_records_total: g.lost_records,
             head_cache_bytes: g.cache_bytes,
+            head_bytes: g.head_bytes(),
             received_bytes_total: g.received_bytes,
             wal_profile_bytes_total: g.wal_profile_bytes,
             traces: self.traces.count_and_bytes().0,

@@ -110,9 +110,37 @@ impl Default for SymTabBuilder {
     }
 }
 
+impl<T> Table<T> {
+    /// About what the rows and their index take: each row twice (the list and the map's
+    /// key), a map slot's index and control byte, and growth room.
+    fn approx_bytes(&self) -> usize {
+        self.rows.capacity() * std::mem::size_of::<T>()
+            + self.index.capacity() * (std::mem::size_of::<T>() + 5)
+    }
+}
+
 impl SymTabBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// About how much memory the tables take (for the head's memory bound): the tables,
+    /// the strings' bytes and the memos, whole stacks included.
+    pub fn approx_bytes(&self) -> usize {
+        let strings: usize = self.strings.rows.iter().map(|s| s.len() + 16).sum();
+        let stacks: usize = self
+            .stack_memo
+            .keys()
+            .map(|k| k.len() * 4 + 16 + 4 + 1)
+            .sum();
+        strings
+            + self.strings.approx_bytes()
+            + self.mappings.approx_bytes()
+            + self.functions.approx_bytes()
+            + self.locations.approx_bytes()
+            + self.stacks.approx_bytes()
+            + stacks
+            + self.addr_memo.capacity() * (std::mem::size_of::<((u32, u64, bool), u32)>() + 1)
     }
 
     fn s(&mut self, s: &Str) -> u32 {

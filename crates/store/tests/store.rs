@@ -312,3 +312,60 @@ fn the_store_knows_its_kinds() {
     assert_eq!(s.kinds().into_iter().collect::<Vec<_>>(), ["goroutine"]);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `head_max_bytes` bounds the head's memory: past it a flush cuts the current WAL segment
+/// into a block however young it is; without a bound (0) a young segment stays in the head.
+/// Either way the profiles answer the same.
+#[test]
+fn the_head_is_cut_early_past_head_max() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let mut answers = Vec::new();
+    for (name, max) in [("unbounded", 0u64), ("bounded", 1u64)] {
+        let d = dir(&format!("headmax-{name}"));
+        let mut o = Options::new(&d);
+        o.head_max_bytes = max;
+        let (s, _) = Store::open(o).unwrap();
+        let mut sizes = vec![s.stats().head_bytes];
+        for i in 0..20 {
+            s.append(
+                &key("api", "a:1"),
+                now - (20 - i) * 1_000_000_000,
+                &profile(i + 1, "main.work"),
+            )
+            .unwrap();
+            sizes.push(s.stats().head_bytes);
+        }
+        assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{name}: {sizes:?}");
+        assert!(
+            sizes[20] > sizes[0],
+            "{name}: the head's size counts its profiles"
+        );
+        s.sync().unwrap();
+        let cut = s.flush(false).unwrap();
+        let st = s.stats();
+        if max == 0 {
+            assert!(!cut, "a young segment stays without a bound");
+            assert_eq!(st.head_profiles, 20);
+        } else {
+            assert!(cut, "past head_max the young segment is cut");
+            assert_eq!(st.head_profiles, 0);
+            assert_eq!(st.blocks, 1);
+            assert!(
+                st.head_bytes < sizes[20],
+                "{} < {}",
+                st.head_bytes,
+                sizes[20]
+            );
+        }
+        let sel = Selector::parse("{job=\"api\"}").unwrap();
+        let p = s.query(&sel, 0, i64::MAX).unwrap().unwrap();
+        answers.push(total(&p));
+        drop(s);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], (1..=20).sum::<i64>());
+}

@@ -126,6 +126,12 @@ pub(crate) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         s.head_cache_bytes as f64,
     );
     m(
+        "gocost_store_head_bytes",
+        "gauge",
+        "About how much memory the head holds: its index, metric points, symbol tables and encoded profiles (a block is cut early past [storage] head_max).",
+        s.head_bytes as f64,
+    );
+    m(
         "gocost_store_received_bytes_total",
         "counter",
         "Bytes of the profiles stored, as received (scraped or pushed).",
