@@ -7,7 +7,8 @@
 //! every INTERVAL for every profile kind, and after a warm-up samples each one's RSS and CPU
 //! from /proc for SECONDS. Prints a table: CPU, RSS median and peak, blocks cut while
 //! measured, WAL bytes ÷ bytes received (from gocost's `/metrics`), scrapes and failures.
-//! `--block-duration D` sets `[storage] block_duration` (unset: gocost's default, 1h).
+//! `--block-duration D` sets `[storage] block_duration` (unset: gocost's default, 1h),
+//! `--head-max SIZE` its `head_max` (unset: the default, 256MiB).
 //! Goals (issue 16): 200 targets every 10 s in ≤ 100 MB peak RSS and ≤ 5 % of a core; 2,000
 //! in ≤ 300 MB and ≤ 40 %; the WAL ≤ 25 % of what was received.
 
@@ -201,6 +202,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     // Unset: gocost's default (1h), as the goals are stated.
     let block = value("--block-duration")?;
+    // Unset: gocost's default head_max (256MiB).
+    let head_max = value("--head-max")?;
     // `--gocost [NAME=]PATH`, repeatable: binaries measured side by side against one fleet.
     let mut bins: Vec<(String, std::path::PathBuf)> = Vec::new();
     for (i, a) in args.iter().enumerate() {
@@ -245,10 +248,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     std::thread::spawn(move || serve_fleet(listeners, files));
     let list: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
-    let storage = block
-        .as_ref()
-        .map(|b| format!("[storage]\nblock_duration = \"{b}\"\n\n"))
-        .unwrap_or_default();
+    let mut storage = String::new();
+    if let Some(b) = &block {
+        storage += &format!("block_duration = \"{b}\"\n");
+    }
+    if let Some(m) = &head_max {
+        storage += &format!("head_max = \"{m}\"\n");
+    }
+    if !storage.is_empty() {
+        storage = format!("[storage]\n{storage}\n");
+    }
     let config = format!(
         "{storage}[[scrape]]\njob = \"fleet\"\ntargets = [{}]\ninterval = \"{interval}s\"\nprofiles = [{}]\nmetrics = [\"expvar\"]\n",
         list.join(", "),
