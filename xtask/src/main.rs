@@ -15,6 +15,8 @@
 //!   load`, with and without continuous trace capture by `gocost serve`, alternating in one
 //!   run; prints the ratio (see `bench_capture.rs`).
 //!
+//! - `bench-cluster [--pushes N] [--writers N] …`: ingest CPU per MB with 1, 2 and 4 instances
+//!   over one bucket, and the compactor's time per day of data (see `bench_cluster.rs`).
 //! - `bench-bucket [--days N] [--services N] …`: the same queries over blocks in a Garage
 //!   bucket (started there) and on local disk, first run and warm (the block cache), bytes
 //!   fetched, as ratios (see `bench_bucket.rs`).
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 
 mod bench_bucket;
 mod bench_capture;
+mod bench_cluster;
 mod bench_fleet;
 mod bench_pprof;
 mod bench_store;
@@ -404,6 +407,10 @@ fn main() -> ExitCode {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             bench_fleet::run(&rest)
         }
+        ["bench-cluster", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            bench_cluster::run(&rest)
+        }
         ["bench-bucket", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             bench_bucket::run(&rest)
@@ -422,7 +429,7 @@ fn main() -> ExitCode {
         }
         ["goldens"] => goldens(false),
         ["goldens", "--check"] => goldens(true),
-        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-bucket [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] [--seeds A,B,…] [--busy-interval-secs N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N] [--warmup-secs N] [--kinds a,b] [--block-duration D] [--gocost [NAME=]PATH]… | bench-trace [--pprof] [--repeats N] [--fresh] | bench-capture [--rounds N] [--phase-secs N] [--every-secs N] [--seconds N] [--concurrency N] | soak [--duration 10m] [--interval 1m] [--warmup D] [--block D] [--scrape-interval 15s] [--pushes 5] [--csv FILE]".into()),
+        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-bucket [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-cluster [--pushes N] [--writers N] [--services N] [--interval-secs N] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] [--seeds A,B,…] [--busy-interval-secs N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N] [--warmup-secs N] [--kinds a,b] [--block-duration D] [--gocost [NAME=]PATH]… | bench-trace [--pprof] [--repeats N] [--fresh] | bench-capture [--rounds N] [--phase-secs N] [--every-secs N] [--seconds N] [--concurrency N] | soak [--duration 10m] [--interval 1m] [--warmup D] [--block D] [--scrape-interval 15s] [--pushes 5] [--csv FILE]".into()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
