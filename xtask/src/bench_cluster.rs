@@ -234,7 +234,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             o.blobs = BlobConfig::Dir(bucket.clone());
             o.cluster = Some(ClusterOptions {
                 delete_delay: Duration::ZERO,
-                ..ClusterOptions::new(&format!("w{i}"))
+                ..ClusterOptions::new(format!("w{i}"))
             });
             Store::open(o).map(|(s, _)| s).map_err(e)
         })
