@@ -442,8 +442,9 @@ impl Store {
 
     /// Fetches into the block cache, in batches of up to [`BATCH_BYTES`] (coalesced and
     /// concurrent), the sections of `b` a visit of the series matching `sel` in
-    /// `[from, to]` reads whatever the rollups cover: each group's symbol table, the
-    /// rollups (when the visit uses them) and the raw sections' hour tables.
+    /// `[from, to]` reads whatever the rollups cover — each group's symbol table, the
+    /// rollups (when the visit uses them) and the raw sections' hour tables —, then the raw
+    /// hour pieces it will likely read: two round trips per block, not one per piece.
     fn prefetch(
         &self,
         b: &Block,
@@ -482,6 +483,40 @@ impl Store {
                     .map(|r| (b.name.as_str(), section_range(r))),
             );
         }
+        self.fetch_batched(asks)?;
+        // Then the raw pieces the visit will read, now that their hour tables are here: the
+        // hours that meet the range, less those wholly inside it when rollups cover them. A
+        // guess that only decides what is fetched together (an edge hour partly covered by
+        // ten-minute rollups is fetched, and read, whole); the visit reads what it needs
+        // either way.
+        let mut asks: Vec<(&str, std::ops::Range<u64>)> = Vec::new();
+        for (si, key) in b.keys.iter().enumerate() {
+            let sm = &b.meta.series[si];
+            if !sel.matches(key) || sm.min_time_ns > to || sm.max_time_ns < from {
+                continue;
+            }
+            let Some(hs) = &sm.raw_hours else {
+                continue;
+            };
+            let table = self.section(b, hs)?;
+            let hours =
+                block::parse_raw_hours(&table, &sm.raw).map_err(|e| block_err(&b.name, e))?;
+            let rolled = how.use_rollup.is_some() && sm.rollups.is_some();
+            for h in hours {
+                let (a, z) = (h.start, h.start.saturating_add(HOUR_NS - 1));
+                if z < from || a > to || (rolled && a >= from && z <= to) {
+                    continue;
+                }
+                let at = sm.raw.offset.saturating_add(h.offset);
+                asks.push((b.name.as_str(), at..at.saturating_add(h.len)));
+            }
+        }
+        self.fetch_batched(asks)
+    }
+
+    /// Fetches ranges into the block cache in batches of up to [`BATCH_BYTES`] (each batch
+    /// coalesced and concurrent).
+    fn fetch_batched(&self, asks: Vec<(&str, std::ops::Range<u64>)>) -> Result<(), Error> {
         let mut batch = Vec::new();
         let mut bytes = 0u64;
         for a in asks {
