@@ -39,11 +39,22 @@ impl Drop for Garage {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| e.to_string())
+}
+
+/// The real CPU profiles the bucket and cluster benchmarks store (testdata/profiles).
+pub(crate) fn cpu_profiles() -> Result<Vec<Vec<u8>>, String> {
+    ["cpu.pb.gz", "cpu2.pb.gz", "batch.cpu.pb.gz"]
+        .iter()
+        .map(|f| {
+            let p = profiles_dir().join(f);
+            std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect()
 }
 
 /// One Garage node with a bucket and a key, as the store's tests start it.
@@ -238,13 +249,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let garage = start_garage(&bin, &tmp.join("garage"))?;
 
     // The history, on local disk.
-    let cpus: Vec<Vec<u8>> = ["cpu.pb.gz", "cpu2.pb.gz", "batch.cpu.pb.gz"]
-        .iter()
-        .map(|f| {
-            let p = profiles_dir().join(f);
-            std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
-        })
-        .collect::<Result<_, _>>()?;
+    let cpus = cpu_profiles()?;
     let local_dir = tmp.join("local");
     let local_opts = || {
         let mut o = Options::new(&local_dir);

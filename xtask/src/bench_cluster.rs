@@ -18,42 +18,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::arg;
+use crate::bench_bucket::{cpu_profiles, free_port};
+use crate::bench_fleet::proc_usage;
 use gocost_store::{
     BlobConfig, ClusterOptions, DAY_NS, HOUR_NS, LeaseEvent, Options, SeriesKey, Store,
 };
 use gocost_testkit::procs::{Proc, http_request, wait_for};
-use gocost_testkit::{profiles_dir, repo_root};
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-fn cpu_profiles() -> Result<Vec<Vec<u8>>, String> {
-    ["cpu.pb.gz", "cpu2.pb.gz", "batch.cpu.pb.gz"]
-        .iter()
-        .map(|f| {
-            let p = profiles_dir().join(f);
-            std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
-        })
-        .collect()
-}
 
 /// Ingest with `n` instances: (CPU seconds of all of them, MB pushed, wall seconds).
 fn ingest(
+    bin: &Path,
     n: usize,
     pushes: usize,
     bodies: &[Vec<u8>],
     dir: &Path,
 ) -> Result<(f64, f64, f64), String> {
-    let bin = repo_root().join("target/release/gocost");
     let bucket = dir.join("bucket");
     std::fs::create_dir_all(&bucket).map_err(|e| e.to_string())?;
     let mut procs: Vec<(Proc, u16)> = Vec::new();
@@ -69,7 +48,7 @@ fn ingest(
         )
         .map_err(|e| e.to_string())?;
         let p = Proc(
-            Command::new(&bin)
+            Command::new(bin)
                 .args([
                     "serve",
                     "--no-demo",
@@ -92,7 +71,12 @@ fn ingest(
     }
     let pids: Vec<u32> = procs.iter().map(|(p, _)| p.0.id()).collect();
     let ports: Vec<u16> = procs.iter().map(|(_, port)| *port).collect();
-    let used = |pids: &[u32]| pids.iter().filter_map(|&p| cpu_secs(p)).sum::<f64>();
+    let used = |pids: &[u32]| {
+        pids.iter()
+            .filter_map(|&p| proc_usage(p))
+            .map(|u| u.0)
+            .sum::<f64>()
+    };
     let before = used(&pids);
     let t0 = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
@@ -187,22 +171,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let bodies = cpu_profiles()?;
     let tmp = std::env::temp_dir().join(format!("gocost-bench-cluster-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let st = Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "-q",
-            "-p",
-            "gocost",
-            "--bin",
-            "gocost",
-        ])
-        .current_dir(repo_root())
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !st.success() {
-        return Err("building gocost failed".into());
-    }
+    let bin = crate::release_gocost()?;
 
     println!(
         "ingest: {pushes} pushes of real CPU profiles over one shared-directory bucket, 4 client threads"
@@ -211,7 +180,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("|---|---|---|---|---|---|");
     let mut one = None;
     for n in [1usize, 2, 4] {
-        let (cpu, mb, wall) = ingest(n, pushes, &bodies, &tmp.join(format!("ingest-{n}")))?;
+        let (cpu, mb, wall) = ingest(&bin, n, pushes, &bodies, &tmp.join(format!("ingest-{n}")))?;
         let per = cpu * 1000.0 / mb;
         let base = *one.get_or_insert(per);
         println!(

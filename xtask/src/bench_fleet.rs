@@ -21,7 +21,7 @@ use crate::arg;
 use gocost_testkit::{profiles_dir, repo_root};
 
 /// (utime + stime in seconds, RSS in bytes) of a process.
-fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+pub(crate) fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();

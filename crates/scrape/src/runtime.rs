@@ -84,11 +84,23 @@ pub fn parse_expvar(body: &[u8], prev_num_gc: Option<u32>) -> Result<Expvar, Str
             out.values.push((name, x * scale));
         }
     }
-    let num_gc = ms.num_gc.unwrap_or(0) as u32;
+    pauses(
+        &mut out,
+        ms.num_gc.unwrap_or(0) as u32,
+        prev_num_gc,
+        &ms.pause_ns,
+        &ms.pause_end,
+    );
+    Ok(out)
+}
+
+/// The GC pauses since the previous scrape from the `PauseNs`/`PauseEnd` rings (GC cycle n,
+/// 1-based, at index (n-1) % 256), into `out` with `num_gc`; rings that are not 256 long
+/// give none.
+fn pauses(out: &mut Expvar, num_gc: u32, prev_num_gc: Option<u32>, pns: &[u64], pend: &[u64]) {
     out.num_gc = num_gc;
-    let (pns, pend) = (&ms.pause_ns, &ms.pause_end);
     if pns.len() != 256 || pend.len() != 256 {
-        return Ok(out);
+        return;
     }
     // A smaller NumGC than before means a new process: report its ring from the start.
     let prev = match prev_num_gc {
@@ -108,7 +120,6 @@ pub fn parse_expvar(body: &[u8], prev_num_gc: Option<u32>) -> Result<Expvar, Str
         let i = ((n - 1) % 256) as usize;
         out.pauses.push((pend[i] as i64, pns[i] as f64 / 1e9));
     }
-    Ok(out)
 }
 
 /// One sample of a Prometheus text exposition.
@@ -280,35 +291,20 @@ mod tests {
             }
         }
         let num_gc = ms.get("NumGC").and_then(Value::as_u64).unwrap_or(0) as u32;
-        out.num_gc = num_gc;
         let ring = |k: &str| -> Vec<u64> {
             ms.get(k)
                 .and_then(Value::as_array)
                 .map(|a| a.iter().map(|x| x.as_u64().unwrap_or(0)).collect())
                 .unwrap_or_default()
         };
-        let (pns, pend) = (ring("PauseNs"), ring("PauseEnd"));
-        if pns.len() != 256 || pend.len() != 256 {
-            return Ok(out);
-        }
-        // A smaller NumGC than before means a new process: report its ring from the start.
-        let prev = match prev_num_gc {
-            Some(p) if p <= num_gc => p,
-            _ => 0,
-        };
-        let first = if num_gc - prev > 256 {
-            out.lost_pauses = u64::from(num_gc - prev - 256);
-            num_gc - 255
-        } else {
-            prev + 1
-        };
-        for n in first..=num_gc {
-            if n == 0 {
-                continue;
-            }
-            let i = ((n - 1) % 256) as usize;
-            out.pauses.push((pend[i] as i64, pns[i] as f64 / 1e9));
-        }
+        // The ring arithmetic is the parser's own: this reference is for reading the body.
+        pauses(
+            &mut out,
+            num_gc,
+            prev_num_gc,
+            &ring("PauseNs"),
+            &ring("PauseEnd"),
+        );
         Ok(out)
     }
 

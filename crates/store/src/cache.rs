@@ -241,17 +241,11 @@ impl BlockCache {
     /// previous process left (temporary files and names that are not entries are deleted).
     pub fn open(dir: &Path, capacity: u64) -> std::io::Result<BlockCache> {
         std::fs::create_dir_all(dir)?;
-        let lock = std::fs::File::create(dir.join(LOCK))?;
-        if let Err(e) = lock.try_lock() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WouldBlock,
-                format!(
-                    "the block cache {} is in use by another gocost process ({e}): give each \
-                     instance its own data directory, or set [storage] block_cache = \"0\"",
-                    dir.display()
-                ),
-            ));
-        }
+        let lock = crate::lock_file(
+            &dir.join(LOCK),
+            &format!("the block cache {}", dir.display()),
+            ": give each instance its own data directory, or set [storage] block_cache = \"0\"",
+        )?;
         let mut found: Vec<(std::time::SystemTime, Key, u64)> = Vec::new();
         let mut torn = 0u64;
         for d in std::fs::read_dir(dir)? {

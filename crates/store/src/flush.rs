@@ -29,14 +29,14 @@ impl Store {
             let _s = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
             let mut g = self.lock();
             let max = self.opts.head_max_bytes;
-            let full = max > 0 && g.head_bytes() >= max;
+            let held = g.head_bytes();
+            let full = max > 0 && held >= max;
             let due = g.wal()?.current_age().is_some_and(|a| {
                 force || full || a.as_nanos() as i64 >= self.opts.block_duration_ns
             });
             if due && full && !force {
                 tracing::info!(
-                    "the head holds {} bytes, over [storage] head_max ({max}): cutting a block early",
-                    g.head_bytes()
+                    "the head holds {held} bytes, over [storage] head_max ({max}): cutting a block early"
                 );
             }
             if due {

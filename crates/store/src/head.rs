@@ -3,7 +3,6 @@
 //! a failed sync dropped, and opening the store (replaying the WAL into the head).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fs::File;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gocost_pprof::Profile;
@@ -156,16 +155,8 @@ impl Store {
         let lock = if query_only {
             None
         } else {
-            let lock = File::create(opts.dir.join("LOCK"))?;
-            if let Err(e) = lock.try_lock() {
-                return Err(Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::WouldBlock,
-                    format!(
-                        "{} is in use by another gocost process ({e})",
-                        opts.dir.display()
-                    ),
-                )));
-            }
+            let lock =
+                crate::lock_file(&opts.dir.join("LOCK"), &opts.dir.display().to_string(), "")?;
             // Block files a crash left half-written.
             let _ = std::fs::remove_dir_all(opts.dir.join("tmp"));
             Some(lock)

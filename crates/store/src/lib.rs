@@ -111,6 +111,20 @@ pub use verify::{VerifyReport, check_wal_segment, repair_dir, verify_dir};
 
 use head::Inner;
 
+/// Creates `path` and takes an exclusive lock on it, for as long as the file is open (the
+/// kernel drops it when the process dies, however it dies). Held: `WouldBlock`, saying
+/// `what` "is in use by another gocost process" and `hint`.
+pub(crate) fn lock_file(path: &Path, what: &str, hint: &str) -> std::io::Result<File> {
+    let lock = File::create(path)?;
+    if let Err(e) = lock.try_lock() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!("{what} is in use by another gocost process ({e}){hint}"),
+        ));
+    }
+    Ok(lock)
+}
+
 /// Store options.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -41,10 +41,29 @@ struct LocationRow {
     lines: Vec<(u32, i64, i64)>,
 }
 
+/// Memory a row holds outside the table (for the head's memory bound).
+trait RowHeap {
+    fn heap(&self) -> usize {
+        0
+    }
+}
+
+impl RowHeap for Str {
+    fn heap(&self) -> usize {
+        self.len() + 16
+    }
+}
+impl RowHeap for MappingRow {}
+impl RowHeap for FunctionRow {}
+impl RowHeap for LocationRow {}
+impl RowHeap for (u32, u32) {}
+
 /// A table that hands out a dense index per distinct row.
 struct Table<T> {
     rows: Vec<T>,
     index: FxHashMap<T, u32>,
+    /// The rows' [`RowHeap::heap`], summed as they come and go.
+    heap: usize,
 }
 
 impl<T: Clone + Eq + Hash> Default for Table<T> {
@@ -52,14 +71,16 @@ impl<T: Clone + Eq + Hash> Default for Table<T> {
         Table {
             rows: Vec::new(),
             index: FxHashMap::default(),
+            heap: 0,
         }
     }
 }
 
-impl<T: Clone + Eq + Hash> Table<T> {
+impl<T: Clone + Eq + Hash + RowHeap> Table<T> {
     /// Drops the rows from `n` on.
     fn truncate(&mut self, n: usize) {
         for row in self.rows.drain(n.min(self.rows.len())..) {
+            self.heap -= row.heap();
             self.index.remove(&row);
         }
     }
@@ -69,10 +90,16 @@ impl<T: Clone + Eq + Hash> Table<T> {
             return i;
         }
         let i = self.rows.len() as u32;
+        self.heap += row.heap();
         self.rows.push(row.clone());
         self.index.insert(row, i);
         i
     }
+}
+
+/// What one whole stack takes in `stack_memo`: its rows, the box, the node and a control byte.
+fn memo_heap(rows: &[u32]) -> usize {
+    rows.len() * 4 + 16 + 4 + 1
 }
 
 /// The symbol tables of one group, built up as profiles are added.
@@ -86,6 +113,8 @@ pub struct SymTabBuilder {
     stacks: Table<(u32, u32)>,
     /// Whole stacks (location rows, root first) → node.
     stack_memo: FxHashMap<Box<[u32]>, u32>,
+    /// What `stack_memo`'s entries take, kept as they come and go.
+    stack_memo_heap: usize,
     /// (mapping row, address, is_folded) → location row.
     addr_memo: FxHashMap<(u32, u64, bool), u32>,
     /// The last [`SymTabBuilder::snapshot`], extended by the next one.
@@ -102,6 +131,7 @@ impl Default for SymTabBuilder {
             locations: Table::default(),
             stacks: Table::default(),
             stack_memo: FxHashMap::default(),
+            stack_memo_heap: 0,
             addr_memo: FxHashMap::default(),
             snap: None,
         };
@@ -112,9 +142,10 @@ impl Default for SymTabBuilder {
 
 impl<T> Table<T> {
     /// About what the rows and their index take: each row twice (the list and the map's
-    /// key), a map slot's index and control byte, and growth room.
+    /// key), a map slot's index and control byte, growth room, and what rows hold outside.
     fn approx_bytes(&self) -> usize {
-        self.rows.capacity() * std::mem::size_of::<T>()
+        self.heap
+            + self.rows.capacity() * std::mem::size_of::<T>()
             + self.index.capacity() * (std::mem::size_of::<T>() + 5)
     }
 }
@@ -125,21 +156,15 @@ impl SymTabBuilder {
     }
 
     /// About how much memory the tables take (for the head's memory bound): the tables,
-    /// the strings' bytes and the memos, whole stacks included.
+    /// the strings' bytes and the memos, whole stacks included. Kept as rows come and go:
+    /// `Store::stats` asks for it on every call.
     pub fn approx_bytes(&self) -> usize {
-        let strings: usize = self.strings.rows.iter().map(|s| s.len() + 16).sum();
-        let stacks: usize = self
-            .stack_memo
-            .keys()
-            .map(|k| k.len() * 4 + 16 + 4 + 1)
-            .sum();
-        strings
-            + self.strings.approx_bytes()
+        self.strings.approx_bytes()
             + self.mappings.approx_bytes()
             + self.functions.approx_bytes()
             + self.locations.approx_bytes()
             + self.stacks.approx_bytes()
-            + stacks
+            + self.stack_memo_heap
             + self.addr_memo.capacity() * (std::mem::size_of::<((u32, u64, bool), u32)>() + 1)
     }
 
@@ -220,6 +245,7 @@ impl SymTabBuilder {
                     for &row in &rows {
                         node = self.stacks.intern((node, row)) + 1;
                     }
+                    self.stack_memo_heap += memo_heap(&rows);
                     self.stack_memo.insert(rows.as_slice().into(), node);
                     node
                 }
@@ -517,6 +543,7 @@ impl SymTabBuilder {
         self.locations.truncate(to.locations);
         self.stacks.truncate(to.stacks);
         self.stack_memo.retain(|_, n| (*n as usize) <= to.stacks);
+        self.stack_memo_heap = self.stack_memo.keys().map(|k| memo_heap(k)).sum();
         self.addr_memo.retain(|_, r| (*r as usize) < to.locations);
         if self.snap.as_ref().is_some_and(|t| {
             t.strings.len() > to.strings
