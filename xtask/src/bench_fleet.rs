@@ -325,18 +325,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("|---|---|---|---|---|---|---|---|---|");
     // Every CPU reading first: a /metrics answer costs the one asked, not the others.
     let mut c1s = Vec::new();
+    let mut notes = Vec::new();
     for r in &runs {
         c1s.push(proc_usage(r.child.id()).ok_or_else(|| r.log_tail())?.0);
     }
     for ((r, b0), c1) in runs.iter_mut().zip(blocks0).zip(c1s) {
         // A fleet of thousands of targets makes a big /metrics: empty if it did not come.
+        let asked = Instant::now();
         let m = reqwest_free_get(r.port, "/metrics").unwrap_or_default();
+        let took = asked.elapsed().as_secs_f64();
         if m.is_empty() {
             println!(
                 "({}: /metrics did not answer; its counters are left out)",
                 r.name
             );
         }
+        // What scraping gocost itself costs: its `/metrics` analyses every target's last
+        // 15 minutes (leaks, heap growth, cost, GC).
+        notes.push(format!(
+            "({}: the last /metrics took {took:.2} s; peak RSS of the whole run, that /metrics included: {:.1} MB)",
+            r.name,
+            vm_hwm(r.child.id()).unwrap_or(0) as f64 / 1e6
+        ));
         let _ = r.child.kill();
         let _ = r.child.wait();
         let _ = std::fs::remove_dir_all(&r.dir);
@@ -360,10 +370,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
             metric(&m, "gocost_scrape_failures_total"),
         );
     }
+    for n in notes {
+        println!("{n}");
+    }
     println!(
         "goals (issue 16): 200 targets <= 5 % of a core and <= 100 MB peak; 2,000 targets <= 40 % and <= 300 MB; WAL <= 25 % of received; over at least two block cuts"
     );
     Ok(())
+}
+
+/// A process's peak RSS (VmHWM) in bytes.
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// A plain HTTP GET to gocost on 127.0.0.1 (the bench needs nothing fancier).

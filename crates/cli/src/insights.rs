@@ -101,7 +101,7 @@ fn time_text(ms: i64) -> String {
 }
 
 pub fn run(a: LeaksArgs) -> Result<()> {
-    let mut snaps = a
+    let snaps = a
         .profiles
         .iter()
         .map(|p| snapshot(p, a.max_size))
@@ -118,7 +118,7 @@ pub fn run(a: LeaksArgs) -> Result<()> {
             params.min_points, params.min_span_secs
         );
     }
-    let found = leaks::find(&mut snaps, &params);
+    let found = leaks::find(&snaps, &params);
     if a.json {
         return write_json_with_times(&found, |f| f.first_seen_ms);
     }
@@ -237,7 +237,7 @@ pub fn run_heap(a: HeapArgs) -> Result<()> {
         min_rate_per_hour: a.min_rate,
         ..heap::defaults()
     };
-    let found = heap::find(&mut snaps, &params);
+    let found = heap::find(&snaps, &params);
     if a.json {
         return write_json_with_times(&found, |f| f.first_seen_ms);
     }

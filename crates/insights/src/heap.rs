@@ -127,51 +127,115 @@ pub struct Finding {
     pub started_by: Vec<String>,
 }
 
-/// Sites whose heap in use keeps growing, fastest first.
-pub fn find(snapshots: &mut [Snapshot], rule: &growth::Rule) -> Vec<Finding> {
-    snapshots.sort_by_key(|s| s.time_ms);
-    let Some(t0) = snapshots.first().map(|s| s.time_ms) else {
-        return Vec::new();
-    };
-    let mut sites: Vec<&String> = snapshots.iter().flat_map(|s| s.sites.keys()).collect();
-    sites.sort();
-    sites.dedup();
-    let mut out = Vec::new();
-    for site in sites {
-        let pts: Vec<(f64, f64)> = snapshots
-            .iter()
-            .map(|s| {
-                (
-                    (s.time_ms - t0) as f64 / 1000.0,
-                    s.sites.get(site).map_or(0, |v| v.0) as f64,
-                )
-            })
-            .collect();
-        let Some(g) = growth::sustained(&pts, rule) else {
-            continue;
-        };
-        let last = snapshots.iter().rev().find_map(|s| s.sites.get(site));
-        let first_seen_ms = snapshots
-            .iter()
-            .find(|s| s.sites.contains_key(site))
-            .map_or(t0, |s| s.time_ms);
-        out.push(Finding {
-            site: site.clone(),
-            inuse_bytes: last.map_or(0, |v| v.0),
-            inuse_objects: last.map_or(0, |v| v.1),
-            rate_bytes_per_hour: g.rate_per_hour.round(),
-            first_seen_ms,
-            confidence: (g.confidence * 100.0).round() / 100.0,
-            stack: last.map_or(Vec::new(), |v| v.2.clone()),
-            started_by: Vec::new(),
-        });
+/// Sites whose heap in use keeps growing, fastest first (snapshots in any order).
+pub fn find(snapshots: &[Snapshot], rule: &growth::Rule) -> Vec<Finding> {
+    let mut h = History::default();
+    for s in snapshots {
+        h.push(s.clone());
     }
-    out.sort_by(|a, b| {
-        b.rate_bytes_per_hour
-            .total_cmp(&a.rate_bytes_per_hour)
-            .then_with(|| a.site.cmp(&b.site))
-    });
-    out
+    h.find(rule)
+}
+
+/// Where a snapshot falls in time order: its time, then the order it came in.
+type At = (i64, u32);
+
+/// One target's heap snapshots folded as they come, in any order: per site its bytes in
+/// use per snapshot, and the latest snapshot's objects and stack once (see
+/// [`crate::leaks::History`]).
+#[derive(Debug, Default)]
+pub struct History {
+    times: Vec<i64>,
+    sites: BTreeMap<String, Site>,
+}
+
+#[derive(Debug)]
+struct Site {
+    /// (snapshot, bytes in use) for every snapshot the site is in.
+    bytes: Vec<(u32, i64)>,
+    first: At,
+    /// The latest snapshot's bytes, objects and stack.
+    last: (At, i64, i64, Vec<String>),
+}
+
+impl History {
+    /// Folds one snapshot in.
+    pub fn push(&mut self, s: Snapshot) {
+        let i = self.times.len() as u32;
+        let at = (s.time_ms, i);
+        self.times.push(s.time_ms);
+        for (site, (bytes, objects, stack)) in s.sites {
+            match self.sites.get_mut(&site) {
+                Some(e) => {
+                    e.bytes.push((i, bytes));
+                    e.first = e.first.min(at);
+                    if at > e.last.0 {
+                        e.last = (at, bytes, objects, stack);
+                    }
+                }
+                None => {
+                    self.sites.insert(
+                        site,
+                        Site {
+                            bytes: vec![(i, bytes)],
+                            first: at,
+                            last: (at, bytes, objects, stack),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Snapshots folded in.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// The growing sites, fastest first.
+    pub fn find(&self, rule: &growth::Rule) -> Vec<Finding> {
+        let Some(t0) = self.times.iter().copied().min() else {
+            return Vec::new();
+        };
+        let mut order: Vec<u32> = (0..self.times.len() as u32).collect();
+        order.sort_by_key(|&i| (self.times[i as usize], i));
+        let mut rank = vec![0; self.times.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r;
+        }
+        let mut out = Vec::new();
+        for (site, e) in &self.sites {
+            let mut pts: Vec<(f64, f64)> = order
+                .iter()
+                .map(|&i| ((self.times[i as usize] - t0) as f64 / 1000.0, 0.0))
+                .collect();
+            for &(i, b) in &e.bytes {
+                pts[rank[i as usize]].1 = b as f64;
+            }
+            let Some(g) = growth::sustained(&pts, rule) else {
+                continue;
+            };
+            out.push(Finding {
+                site: site.clone(),
+                inuse_bytes: e.last.1,
+                inuse_objects: e.last.2,
+                rate_bytes_per_hour: g.rate_per_hour.round(),
+                first_seen_ms: e.first.0,
+                confidence: (g.confidence * 100.0).round() / 100.0,
+                stack: e.last.3.clone(),
+                started_by: Vec::new(),
+            });
+        }
+        out.sort_by(|a, b| {
+            b.rate_bytes_per_hour
+                .total_cmp(&a.rate_bytes_per_hour)
+                .then_with(|| a.site.cmp(&b.site))
+        });
+        out
+    }
 }
 
 #[cfg(test)]
@@ -181,7 +245,7 @@ mod tests {
     #[test]
     fn growing_sites_are_found_plateaus_and_garbage_are_not() {
         const MB: i64 = 1 << 20;
-        let mut snaps: Vec<Snapshot> = (0..20i64)
+        let snaps: Vec<Snapshot> = (0..20i64)
             .map(|i| {
                 let mut s = Snapshot {
                     time_ms: i * 5000,
@@ -198,7 +262,7 @@ mod tests {
                 s
             })
             .collect();
-        let f = find(&mut snaps, &defaults());
+        let f = find(&snaps, &defaults());
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].site, "main.remember");
         assert_eq!(f[0].inuse_bytes, 38 * MB);

@@ -249,90 +249,158 @@ pub struct Finding {
 }
 
 /// Finds leaks in snapshots (any order; they are sorted by time).
-pub fn find(snapshots: &mut [Snapshot], rule: &growth::Rule) -> Vec<Finding> {
-    snapshots.sort_by_key(|s| s.time_ms);
-    if snapshots.is_empty() {
-        return Vec::new();
+pub fn find(snapshots: &[Snapshot], rule: &growth::Rule) -> Vec<Finding> {
+    let mut h = History::default();
+    for s in snapshots {
+        h.push(s.clone());
     }
-    let t0 = snapshots[0].time_ms;
-    let mut keys: Vec<&Key> = snapshots.iter().flat_map(|s| s.groups.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    // Goroutine snapshots are complete: a group absent from one had 0 goroutines.
-    let counted: Vec<&Snapshot> = snapshots.iter().filter(|s| s.is_counted()).collect();
-    let mut out = Vec::new();
-    for key in keys {
-        let pts: Vec<(f64, f64)> = counted
-            .iter()
-            .map(|s| {
-                (
-                    (s.time_ms - t0) as f64 / 1000.0,
-                    s.groups.get(key).map_or(0, |g| g.count) as f64,
-                )
-            })
-            .collect();
-        let obs: Vec<&GroupObs> = snapshots.iter().filter_map(|s| s.groups.get(key)).collect();
-        let proven = obs.iter().map(|g| g.proven).max().unwrap_or(0);
-        let first_seen_ms = snapshots
-            .iter()
-            .find(|s| {
-                s.groups
-                    .get(key)
-                    .is_some_and(|g| g.count > 0 || g.proven > 0)
-            })
-            .map_or(t0, |s| s.time_ms);
-        let latest = |f: &dyn Fn(&GroupObs) -> Option<String>| obs.iter().rev().find_map(|g| f(g));
-        let created_by = latest(&|g| g.created_by.clone());
-        let max_wait_minutes = obs.iter().filter_map(|g| g.max_wait_minutes).max();
-        let stack = obs
-            .iter()
-            .rev()
-            .find(|g| !g.stack.is_empty())
-            .map_or(Vec::new(), |g| g.stack.clone());
-        let count = counted
-            .last()
-            .and_then(|s| s.groups.get(key))
-            .map_or(0, |g| g.count)
-            .max(proven);
+    h.find(rule)
+}
 
-        let mut evidence = Vec::new();
-        let mut confidence: f64 = 0.0;
-        let mut rate = 0.0;
-        if key.blocking != "sleep"
-            && let Some(g) = growth::sustained(&pts, rule)
-        {
-            rate = g.rate_per_hour;
-            confidence = g.confidence;
-            evidence.push("growth");
+/// Where a snapshot falls in time order: its time, then the order it came in.
+type At = (i64, u32);
+
+/// One target's snapshots folded as they come, in any order: per group its counts, and its
+/// details (stack, creator) once, from the latest snapshot that had them. What the server
+/// keeps per target while it reads a window of profiles: a snapshot holds every group's
+/// key and stack as strings (kilobytes), its fold 16 bytes per group.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Per snapshot pushed: its time and whether it counts goroutines.
+    snaps: Vec<(i64, bool)>,
+    groups: BTreeMap<Key, Group>,
+}
+
+#[derive(Debug)]
+struct Group {
+    /// (snapshot, goroutines) for every snapshot the group is in.
+    counts: Vec<(u32, i64)>,
+    proven: i64,
+    /// The first snapshot with goroutines in the group (counted or proven).
+    first_seen: Option<At>,
+    created_by: Option<(At, String)>,
+    max_wait_minutes: Option<u64>,
+    stack: Option<(At, Vec<String>)>,
+}
+
+impl History {
+    /// Folds one snapshot in.
+    pub fn push(&mut self, s: Snapshot) {
+        let i = self.snaps.len() as u32;
+        let at = (s.time_ms, i);
+        self.snaps.push((s.time_ms, s.is_counted()));
+        for (key, g) in s.groups {
+            let e = self.groups.entry(key).or_insert_with(|| Group {
+                counts: Vec::new(),
+                proven: 0,
+                first_seen: None,
+                created_by: None,
+                max_wait_minutes: None,
+                stack: None,
+            });
+            e.counts.push((i, g.count));
+            e.proven = e.proven.max(g.proven);
+            if (g.count > 0 || g.proven > 0) && e.first_seen.is_none_or(|f| at < f) {
+                e.first_seen = Some(at);
+            }
+            if let Some(c) = g.created_by
+                && e.created_by.as_ref().is_none_or(|(a, _)| at > *a)
+            {
+                e.created_by = Some((at, c));
+            }
+            e.max_wait_minutes = e.max_wait_minutes.max(g.max_wait_minutes);
+            if !g.stack.is_empty() && e.stack.as_ref().is_none_or(|(a, _)| at > *a) {
+                e.stack = Some((at, g.stack));
+            }
         }
-        if proven > 0 {
-            evidence.push("runtime");
-            confidence = 1.0;
-        }
-        if evidence.is_empty() {
-            continue;
-        }
-        out.push(Finding {
-            function: key.function.clone(),
-            blocking: key.blocking.clone(),
-            blocking_frame: key.blocking_frame.clone(),
-            count,
-            rate_per_hour: (rate * 10.0).round() / 10.0,
-            first_seen_ms,
-            confidence: (confidence * 100.0).round() / 100.0,
-            evidence,
-            created_by,
-            max_wait_minutes,
-            stack,
-        });
     }
-    out.sort_by(|a, b| {
-        b.rate_per_hour
-            .total_cmp(&a.rate_per_hour)
-            .then_with(|| b.count.cmp(&a.count))
-            .then_with(|| a.function.cmp(&b.function))
-    });
-    out
+
+    /// Snapshots folded in.
+    pub fn len(&self) -> usize {
+        self.snaps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.snaps.is_empty()
+    }
+
+    /// How many snapshots count goroutines (see [`Snapshot::is_counted`]).
+    pub fn counted(&self) -> usize {
+        self.snaps.iter().filter(|s| s.1).count()
+    }
+
+    /// The leaking groups, fastest first.
+    pub fn find(&self, rule: &growth::Rule) -> Vec<Finding> {
+        let Some(t0) = self.snaps.iter().map(|s| s.0).min() else {
+            return Vec::new();
+        };
+        // Goroutine snapshots are complete: a group absent from one had 0 goroutines.
+        let mut counted: Vec<u32> = (0..self.snaps.len() as u32)
+            .filter(|&i| self.snaps[i as usize].1)
+            .collect();
+        counted.sort_by_key(|&i| (self.snaps[i as usize].0, i));
+        let mut rank = vec![None; self.snaps.len()];
+        for (r, &i) in counted.iter().enumerate() {
+            rank[i as usize] = Some(r);
+        }
+        let last = counted.last().copied();
+        let mut out = Vec::new();
+        for (key, g) in &self.groups {
+            let mut pts: Vec<(f64, f64)> = counted
+                .iter()
+                .map(|&i| ((self.snaps[i as usize].0 - t0) as f64 / 1000.0, 0.0))
+                .collect();
+            for &(i, n) in &g.counts {
+                if let Some(r) = rank[i as usize] {
+                    pts[r].1 = n as f64;
+                }
+            }
+            let count = g
+                .counts
+                .iter()
+                .find(|&&(i, _)| Some(i) == last)
+                .map_or(0, |&(_, n)| n)
+                .max(g.proven);
+
+            let mut evidence = Vec::new();
+            let mut confidence: f64 = 0.0;
+            let mut rate = 0.0;
+            if key.blocking != "sleep"
+                && let Some(gr) = growth::sustained(&pts, rule)
+            {
+                rate = gr.rate_per_hour;
+                confidence = gr.confidence;
+                evidence.push("growth");
+            }
+            if g.proven > 0 {
+                evidence.push("runtime");
+                confidence = 1.0;
+            }
+            if evidence.is_empty() {
+                continue;
+            }
+            out.push(Finding {
+                function: key.function.clone(),
+                blocking: key.blocking.clone(),
+                blocking_frame: key.blocking_frame.clone(),
+                count,
+                rate_per_hour: (rate * 10.0).round() / 10.0,
+                first_seen_ms: g.first_seen.map_or(t0, |a| a.0),
+                confidence: (confidence * 100.0).round() / 100.0,
+                evidence,
+                created_by: g.created_by.as_ref().map(|c| c.1.clone()),
+                max_wait_minutes: g.max_wait_minutes,
+                stack: g.stack.as_ref().map_or(Vec::new(), |s| s.1.clone()),
+            });
+        }
+        out.sort_by(|a, b| {
+            b.rate_per_hour
+                .total_cmp(&a.rate_per_hour)
+                .then_with(|| b.count.cmp(&a.count))
+                .then_with(|| a.function.cmp(&b.function))
+        });
+        out
+    }
 }
 
 #[cfg(test)]
@@ -383,7 +451,7 @@ mod tests {
             })
             .collect();
         snaps.reverse(); // any order
-        let f = find(&mut snaps, &defaults());
+        let f = find(&snaps, &defaults());
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].function, "main.leak");
         assert_eq!(f[0].blocking, "chan receive");

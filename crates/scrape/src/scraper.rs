@@ -1,7 +1,7 @@
 //! The scraper: one task per target and profile kind, each isolated (its own timeouts,
 //! response cap and backoff), so a slow or broken target never delays healthy ones.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,7 +74,10 @@ struct Job {
     kind: String,
     url: String,
     key: SeriesKey,
+    /// The job's client (one connection pool for all its targets and kinds).
     client: reqwest::Client,
+    /// The job's timeout plus, for CPU profiles and traces, the time they take.
+    timeout: Duration,
     health_key: (String, String, String),
     /// Where bodies are decoded and stored (shared by every loop of the scraper).
     pool: Pool,
@@ -117,7 +120,7 @@ fn fetch_error(job: &Job, e: reqwest::Error) -> ScrapeError {
 /// response's headers are in and before its body is read, and handed back with it: a
 /// scrape waits there, its body unread, while the pool is behind (docs/adr/0025).
 async fn fetch(job: &Job, place: bool) -> Result<(Vec<u8>, Option<Place>), ScrapeError> {
-    let mut req = job.client.get(&job.url);
+    let mut req = job.client.get(&job.url).timeout(job.timeout);
     if let Some(t) = &job.cfg.bearer_token {
         req = req.bearer_auth(t);
     }
@@ -453,7 +456,9 @@ struct JobRunner {
     pool: Pool,
     health: HealthMap,
     dropped: DroppedMap,
-    clients: HashMap<u64, reqwest::Client>,
+    /// Made on first use; one for the job, whatever each kind's timeout (set per request):
+    /// a client per timeout would hold a pool, so a connection, per target for each.
+    client: Option<reqwest::Client>,
     groups: Vec<Vec<Group>>,
     running: BTreeMap<String, Running>,
     /// The last resolve's errors, logged when they change.
@@ -461,22 +466,20 @@ struct JobRunner {
 }
 
 impl JobRunner {
-    fn client(&mut self, timeout: Duration) -> Result<reqwest::Client, String> {
-        let key = timeout.as_millis() as u64;
-        if let Some(c) = self.clients.get(&key) {
+    fn client(&mut self) -> Result<reqwest::Client, String> {
+        if let Some(c) = &self.client {
             return Ok(c.clone());
         }
         let c = reqwest::Client::builder()
-            .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
-            // One idle connection per target and client: a fleet of hundreds of targets
-            // must not hold thousands of buffers.
+            // One idle connection per target: a fleet of thousands of targets must not hold
+            // thousands of buffers more (each of hyper's connections holds ~60 KB).
             .pool_max_idle_per_host(1)
             .danger_accept_invalid_certs(self.sc.insecure_skip_verify)
             .no_proxy()
             .build()
             .map_err(|e| format!("job {}: {e}", self.sc.job))?;
-        self.clients.insert(key, c.clone());
+        self.client = Some(c.clone());
         Ok(c)
     }
 
@@ -569,7 +572,7 @@ impl JobRunner {
                     "trace" => Duration::from_secs(sc.trace.seconds()),
                     _ => Duration::ZERO,
                 };
-            let client = self.client(timeout)?;
+            let client = self.client()?;
             let mut url = if kind == "expvar" {
                 format!("{scheme}://{address}{}", sc.expvar_path())
             } else if kind == "prometheus" {
@@ -615,6 +618,7 @@ impl JobRunner {
                 key: SeriesKey::new(&kind, t.labels.clone()),
                 url: url.clone(),
                 client,
+                timeout,
                 health_key: (sc.job.clone(), key.to_string(), kind.clone()),
                 pool: self.pool.clone(),
             };
@@ -702,7 +706,7 @@ impl Scraper {
                 pool,
                 health: health.clone(),
                 dropped: dropped.clone(),
-                clients: HashMap::new(),
+                client: None,
                 groups,
                 running: BTreeMap::new(),
                 errors: Vec::new(),

@@ -29,24 +29,28 @@ pub(crate) fn leaks_by_series(
     to: i64,
     rule: &growth::Rule,
 ) -> Result<Vec<SeriesFindings<leaks::Finding>>, ApiError> {
-    let mut per: BTreeMap<Labels, Vec<leaks::Snapshot>> = BTreeMap::new();
+    // Each snapshot folded into its target's history as it is read: a window of a fleet's
+    // goroutine profiles never sits in memory as snapshots.
+    let mut per: BTreeMap<Labels, leaks::History> = BTreeMap::new();
     each_profile(st, sel, "goroutine", from, to, &mut |labels, p| {
-        per.entry(labels.clone())
-            .or_default()
-            .push(leaks::snapshot_from_profile(&p, false));
+        let s = leaks::snapshot_from_profile(&p, false);
+        match per.get_mut(labels) {
+            Some(h) => h.push(s),
+            None => per.entry(labels.clone()).or_default().push(s),
+        }
     })?;
     // Proof only for targets with goroutine profiles in range.
     each_profile(st, sel, "goroutineleak", from, to, &mut |labels, p| {
-        if let Some(snaps) = per.get_mut(labels) {
-            snaps.push(leaks::snapshot_from_profile(&p, true));
+        if let Some(h) = per.get_mut(labels) {
+            h.push(leaks::snapshot_from_profile(&p, true));
         }
     })?;
     Ok(per
         .into_iter()
-        .map(|(labels, mut snaps)| SeriesFindings {
+        .map(|(labels, h)| SeriesFindings {
             labels,
-            snapshots: leaks::counted(&snaps),
-            findings: leaks::find(&mut snaps, rule),
+            snapshots: h.counted(),
+            findings: h.find(rule),
         })
         .collect())
 }
@@ -58,19 +62,22 @@ pub(crate) fn heap_by_series(
     to: i64,
     rule: &growth::Rule,
 ) -> Result<Vec<SeriesFindings<heap::Finding>>, ApiError> {
-    let mut per: BTreeMap<Labels, Vec<heap::Snapshot>> = BTreeMap::new();
+    let mut per: BTreeMap<Labels, heap::History> = BTreeMap::new();
     each_profile(st, sel, "heap", from, to, &mut |labels, p| {
         // A profile without inuse_space (not a heap profile) is skipped.
         if let Ok(snap) = heap::snapshot_from_profile(&p) {
-            per.entry(labels.clone()).or_default().push(snap);
+            match per.get_mut(labels) {
+                Some(h) => h.push(snap),
+                None => per.entry(labels.clone()).or_default().push(snap),
+            }
         }
     })?;
     let mut out: Vec<SeriesFindings<heap::Finding>> = per
         .into_iter()
-        .map(|(labels, mut snaps)| SeriesFindings {
+        .map(|(labels, h)| SeriesFindings {
             labels,
-            snapshots: snaps.len(),
-            findings: heap::find(&mut snaps, rule),
+            snapshots: h.len(),
+            findings: h.find(rule),
         })
         .collect();
     // Growing goroutine descriptors: the heap profile cannot say who starts them; the same

@@ -854,3 +854,58 @@ async fn targets_answer_active_dropped_or_both() {
     assert!(String::from_utf8_lossy(&body).contains("state \\\"all\\\""));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `/metrics` analyses a fleet a batch of instances at a time: with more instances than
+/// one batch holds (and a target without an instance label), every target's cost gauge is
+/// there exactly once, and its value is what the target alone gets.
+#[tokio::test]
+async fn metrics_insights_cover_every_target_once_across_batches() {
+    let dir = std::env::temp_dir().join(format!("gocost-api-{}-batches", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let store = std::thread::spawn(move || {
+        let (store, _) = Store::open(Options::new(&dir)).unwrap();
+        let cpu = profile("cpu.pb.gz");
+        let mut targets: Vec<Vec<(String, String)>> = (0..70)
+            .map(|i| {
+                vec![
+                    ("job".to_string(), "fleet".to_string()),
+                    ("instance".to_string(), format!("10.0.0.{i}:6060")),
+                ]
+            })
+            .collect();
+        targets.push(vec![("job".to_string(), "lonely".to_string())]);
+        for labels in targets {
+            let key = SeriesKey::new("cpu", labels);
+            for m in 1..=3 {
+                store.append(&key, now - m * MIN, &cpu).unwrap();
+            }
+        }
+        store
+    })
+    .join()
+    .unwrap();
+    let health: HealthSource = Arc::new(RwLock::new(Box::new(Vec::new)));
+    let app = router(AppState::new(Arc::new(store), health));
+    let (code, body) = get(&app, "/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    let m = String::from_utf8(body).unwrap();
+    let cores: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("gocost_cost_cores{"))
+        .collect();
+    assert_eq!(cores.len(), 71, "{}", cores.join("\n"));
+    let mut seen = std::collections::BTreeSet::new();
+    for l in &cores {
+        let (labels, v) = l.rsplit_once(' ').unwrap();
+        assert!(seen.insert(labels.to_string()), "twice: {labels}");
+        assert_eq!(v, cores[0].rsplit_once(' ').unwrap().1, "{l}");
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("job=\"lonely\"")),
+        "{seen:?}"
+    );
+}

@@ -228,7 +228,7 @@ impl Store {
                         None => continue,
                     }
                 };
-                let e = latest.entry(key.clone()).or_insert(t);
+                let e = latest.entry((**key).clone()).or_insert(t);
                 *e = (*e).max(t);
             }
         }

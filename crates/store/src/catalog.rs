@@ -17,8 +17,9 @@ pub(crate) struct Block {
     pub(crate) name: String,
     pub(crate) size: u64,
     pub(crate) meta: BlockMeta,
-    pub(crate) keys: Vec<SeriesKey>,
-    pub(crate) metric_keys: Vec<SeriesKey>,
+    /// Parsed once per series for all blocks ([`intern_key`]).
+    pub(crate) keys: Vec<Arc<SeriesKey>>,
+    pub(crate) metric_keys: Vec<Arc<SeriesKey>>,
     /// Retention is deleting it: reads pass it by.
     pub(crate) expiring: AtomicBool,
     /// When this process read its index (Unix ns): the inputs it replaces are deleted a
@@ -91,7 +92,7 @@ pub(crate) fn kinds_of(
     blocks: &[Arc<Block>],
 ) -> BTreeSet<String> {
     head.keys()
-        .chain(blocks.iter().flat_map(|b| b.keys.iter()))
+        .chain(blocks.iter().flat_map(|b| b.keys.iter().map(|k| &**k)))
         .map(|k| k.kind.clone())
         .collect()
 }
@@ -230,7 +231,7 @@ impl Store {
             let g = self.lock();
             g.head
                 .keys()
-                .chain(g.blocks.iter().flat_map(|b| b.keys.iter()))
+                .chain(g.blocks.iter().flat_map(|b| b.keys.iter().map(|k| &**k)))
                 .cloned()
                 .collect()
         };
@@ -270,13 +271,13 @@ pub(crate) fn catalog_entry(name: String, size: u64, meta: BlockMeta) -> Result<
     let keys = meta
         .series
         .iter()
-        .map(|s| SeriesKey::parse(&s.key))
+        .map(|s| intern_key(&s.key))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| block_err(&name, format!("series key: {e}")))?;
     let metric_keys = meta
         .metrics
         .iter()
-        .map(|s| SeriesKey::parse(&s.key))
+        .map(|s| intern_key(&s.key))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| block_err(&name, format!("metric key: {e}")))?;
     Ok(Block {
@@ -288,6 +289,37 @@ pub(crate) fn catalog_entry(name: String, size: u64, meta: BlockMeta) -> Result<
         expiring: AtomicBool::new(false),
         seen_ns: crate::cluster::now_ns(),
     })
+}
+
+/// The parsed series keys of every catalogued block, by their text: a series is in every
+/// block of its lifetime (24 hourly blocks a day, then one per day for the retention), and
+/// a parsed key (a label map) costs about a kilobyte, so a fleet of thousands of series
+/// would otherwise hold tens of megabytes per block. Entries whose key no block holds any
+/// more are dropped when the map has doubled since the last sweep.
+struct KeyInterner {
+    keys: HashMap<Box<str>, std::sync::Weak<SeriesKey>>,
+    sweep_at: usize,
+}
+
+pub(crate) fn intern_key(text: &str) -> Result<Arc<SeriesKey>, crate::SelectorError> {
+    static KEYS: std::sync::LazyLock<std::sync::Mutex<KeyInterner>> =
+        std::sync::LazyLock::new(|| {
+            std::sync::Mutex::new(KeyInterner {
+                keys: HashMap::new(),
+                sweep_at: 1024,
+            })
+        });
+    let mut g = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(k) = g.keys.get(text).and_then(std::sync::Weak::upgrade) {
+        return Ok(k);
+    }
+    let k = Arc::new(SeriesKey::parse(text)?);
+    if g.keys.len() >= g.sweep_at {
+        g.keys.retain(|_, w| w.strong_count() > 0);
+        g.sweep_at = (2 * g.keys.len()).max(1024);
+    }
+    g.keys.insert(text.into(), Arc::downgrade(&k));
+    Ok(k)
 }
 
 /// Reads a block's footer and index.
@@ -400,4 +432,22 @@ pub(crate) fn read_indexes(
     out.into_iter()
         .map(|b| b.unwrap_or_else(|| Err(Error::Io(std::io::Error::other("not read")))))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_key_is_parsed_once_for_every_block_that_holds_it() {
+        let text = r#"cpu{instance="10.1.2.3:6060",job="interned"}"#;
+        let a = intern_key(text).unwrap();
+        let b = intern_key(text).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.labels["job"], "interned");
+        // Once no block holds it, it is parsed afresh (and dropped at the next sweep).
+        drop((a, b));
+        assert_eq!(intern_key(text).unwrap().kind, "cpu");
+        assert!(intern_key("cpu{").is_err());
+    }
 }

@@ -115,7 +115,7 @@ impl Store {
         let mut keys: BTreeSet<(String, SeriesKey)> = BTreeSet::new();
         for b in group {
             for k in &b.keys {
-                keys.insert((block::group_of(k).to_string(), k.clone()));
+                keys.insert((block::group_of(k).to_string(), (**k).clone()));
             }
         }
         let mut tabs: HashMap<(usize, u32), Arc<SymTab>> = HashMap::new();
@@ -134,7 +134,7 @@ impl Store {
             // order: a day of one series never sits in memory decoded.
             let mut raws: Vec<(Arc<SymTab>, Vec<u8>, &str)> = Vec::new();
             for (bi, b) in group.iter().enumerate() {
-                let Some(si) = b.keys.iter().position(|k| k == key) else {
+                let Some(si) = b.keys.iter().position(|k| **k == *key) else {
                     continue;
                 };
                 let sm = &b.meta.series[si];
@@ -164,7 +164,7 @@ impl Store {
             let all = block::parse_points(&self.section_from(b, &sec, false)?, b.metric_keys.len())
                 .map_err(|e| block_err(&b.name, e))?;
             for (k, pts) in b.metric_keys.iter().zip(all) {
-                points.entry(k.clone()).or_default().extend(pts);
+                points.entry((**k).clone()).or_default().extend(pts);
             }
         }
         w.points(points)?;

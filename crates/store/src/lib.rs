@@ -345,7 +345,7 @@ impl Store {
     pub fn stats(&self) -> Stats {
         let g = self.lock();
         let mut keys: BTreeSet<&SeriesKey> = g.head.keys().collect();
-        keys.extend(g.blocks.iter().flat_map(|b| b.keys.iter()));
+        keys.extend(g.blocks.iter().flat_map(|b| b.keys.iter().map(|k| &**k)));
         let head_profiles: usize = g.head.values().map(Vec::len).sum();
         Stats {
             series: keys.len(),

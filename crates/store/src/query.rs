@@ -94,7 +94,7 @@ impl Store {
                 if !sel.matches(k) {
                     continue;
                 }
-                let v = out.entry(k.clone()).or_default();
+                let v = out.entry((**k).clone()).or_default();
                 v.extend(pts.into_iter().filter(|p| p.0 >= from_ns && p.0 <= to_ns));
             }
         }

@@ -103,6 +103,20 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// `name=~"…"` matching exactly the `values` given, each taken literally (a label
+    /// missing from a series reads as "", as in Prometheus).
+    pub fn one_of(name: &str, values: &[String]) -> Result<Matcher, regex::Error> {
+        let alt: Vec<String> = values.iter().map(|v| regex::escape(v)).collect();
+        let value = alt.join("|");
+        let re = Regex::new(&format!("^(?:{value})$"))?;
+        Ok(Matcher {
+            name: name.to_string(),
+            op: Op::Re,
+            value,
+            re: Some(re),
+        })
+    }
+
     pub fn matches(&self, v: Option<&str>) -> bool {
         let v = v.unwrap_or("");
         match self.op {

@@ -11,16 +11,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use gocost_insights::{heap, leaks};
-use gocost_store::Selector;
+use gocost_insights::{cost, heap, leaks};
+use gocost_store::{Matcher, Selector};
 
-use crate::insights::{SeriesFindings, cost_with, gc_with, heap_by_series, leaks_by_series};
+use crate::insights::{
+    GcCost, SeriesFindings, cost_with, gc_with, heap_by_series, leaks_by_series,
+};
 use crate::prom::{self, Text, Type};
 use crate::query::{
     Lent, QUERIES_CANCELLED, QUERIES_OVER_BUDGET, QUERIES_REFUSED, QUERIES_RUNNING, blocking,
 };
 use crate::regress::regressions_by_series;
-use crate::select::{Labels, Merged, merged_by_series};
+use crate::select::{Labels, merged_by_series};
 use crate::{ApiError, AppState};
 
 /// A gauge family: name, help, and the value of a finding.
@@ -423,8 +425,7 @@ fn regression_gauges(o: &mut Text, st: &Lent<'_>, all: &Selector, from: i64, to:
 }
 
 /// GC gauges per target over the `/metrics` window.
-fn gc_gauges(o: &mut Text, st: &Lent<'_>, all: &Selector, from: i64, to: i64, cpu: &Merged) {
-    let per = or_log("gc", gc_with(st, all, from, to, 0, cpu));
+fn gc_gauges(o: &mut Text, per: &[GcCost]) {
     family(
         o,
         "gocost_gc_pause_seconds",
@@ -461,6 +462,44 @@ fn gc_gauges(o: &mut Text, st: &Lent<'_>, all: &Selector, from: i64, to: i64, cp
     );
 }
 
+/// Targets per batch of the `/metrics` analyses (see [`target_batches`]).
+const METRICS_BATCH: usize = 64;
+
+/// Selectors that split the stored series into batches of at most [`METRICS_BATCH`]
+/// instances (`instance=~"a|b|…"`, then the series without one): every series is in
+/// exactly one batch, with every other series of its target. One selector for all when
+/// the store holds fewer instances.
+fn target_batches(st: &Lent<'_>) -> Vec<Selector> {
+    let all = Selector {
+        kind: None,
+        matchers: Vec::new(),
+    };
+    let mut instances = st.store.label_values("instance");
+    // An empty instance is the last batch's.
+    instances.retain(|i| !i.is_empty());
+    if instances.len() <= METRICS_BATCH {
+        return vec![all];
+    }
+    let mut out = Vec::new();
+    for chunk in instances.chunks(METRICS_BATCH) {
+        match Matcher::one_of("instance", chunk) {
+            Ok(m) => out.push(Selector {
+                kind: None,
+                matchers: vec![m],
+            }),
+            // Cannot happen (escaped literals); all at once rather than none.
+            Err(e) => {
+                tracing::warn!(target: "gocost::metrics", error = %e, "batching /metrics by instance");
+                return vec![all];
+            }
+        }
+    }
+    if let Ok(none) = Selector::parse("{instance=\"\"}") {
+        out.push(none);
+    }
+    out
+}
+
 /// How far back `/metrics` looks, and how long its answer is reused: Prometheus may scrape
 /// every few seconds, the analyses read every goroutine and heap profile in the window.
 const METRICS_WINDOW_NS: i64 = 15 * 60 * 1_000_000_000;
@@ -482,8 +521,20 @@ async fn insight_metrics(st: &Arc<AppState>) -> String {
             kind: None,
             matchers: Vec::new(),
         };
+        // The analyses run over a batch of targets at a time: each holds its targets'
+        // profiles of the window (merged or folded) while it runs, so a fleet of thousands
+        // is analysed in the memory of a batch; their findings are small.
+        let (mut leaks, mut heaps, mut costs, mut gcs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let rates = st.cost_rates();
+        for sel in target_batches(st) {
+            leaks.extend(or_log("leaks", leaks_by_series(st, &sel, from, to, &leaks::defaults())));
+            heaps.extend(or_log("heap_growth", heap_by_series(st, &sel, from, to, &heap::defaults())));
+            // One merge of each target's CPU profiles serves cost and GC.
+            let cpu = or_log("cpu", merged_by_series(st, &sel, "cpu", from, to));
+            costs.extend(or_log("cost", cost_with(st, &sel, from, to, &rates, &cpu)));
+            gcs.extend(or_log("gc", gc_with(st, &sel, from, to, 0, &cpu)));
+        }
         let mut o = Text::new();
-        let leaks = or_log("leaks", leaks_by_series(st, &all, from, to, &leaks::defaults()));
         gauges(
             &mut o,
             &leaks,
@@ -506,7 +557,6 @@ async fn insight_metrics(st: &Arc<AppState>) -> String {
             ],
             |f| vec![("function", f.function.as_str()), ("blocking", f.blocking.as_str())],
         );
-        let heaps = or_log("heap_growth", heap_by_series(st, &all, from, to, &heap::defaults()));
         gauges(
             &mut o,
             &heaps,
@@ -524,10 +574,8 @@ async fn insight_metrics(st: &Arc<AppState>) -> String {
             ],
             |f| vec![("site", f.site.as_str())],
         );
-        // One merge of each target's CPU profiles serves cost and GC.
-        let cpu = or_log("cpu", merged_by_series(st, &all, "cpu", from, to));
-        cost_gauges(&mut o, st, &all, from, to, &cpu);
-        gc_gauges(&mut o, st, &all, from, to, &cpu);
+        cost_gauges(&mut o, &rates, &costs);
+        gc_gauges(&mut o, &gcs);
         regression_gauges(&mut o, st, &all, to - REGRESSION_WINDOW_NS, to);
         trace_gauges(&mut o, st, from, to);
         o.finish()
@@ -595,9 +643,7 @@ fn trace_gauges(o: &mut Text, st: &Lent<'_>, from: i64, to: i64) {
 
 /// Cost per target over the `/metrics` window: `gocost_cost_per_hour{resource="cpu|memory"}`,
 /// `gocost_cost_cores`, `gocost_cost_memory_bytes`.
-fn cost_gauges(o: &mut Text, st: &Lent<'_>, all: &Selector, from: i64, to: i64, cpu: &Merged) {
-    let rates = st.cost_rates();
-    let per = or_log("cost", cost_with(st, all, from, to, &rates, cpu));
+fn cost_gauges(o: &mut Text, rates: &cost::Rates, per: &[(Labels, cost::Estimate)]) {
     family(
         o,
         "gocost_cost_per_hour",
