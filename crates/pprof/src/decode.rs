@@ -389,7 +389,7 @@ fn decode_samples(
             continue;
         }
         let i = p.sample.len();
-        let s = sample(&f, ctx, keep_labels, &mut ids)
+        let s = sample(&f, ctx, keep_labels, nvalues, &mut ids)
             .map_err(|(k, o, n)| DecodeError::at(k, format!("Profile.sample[{i}]{n}"), o))?;
         if s.value.len() != nvalues {
             return Err(DecodeError::at(
@@ -446,11 +446,13 @@ fn sample(
     f: &Field,
     ctx: &Ctx,
     keep_labels: bool,
+    nvalues: usize,
     ids: &mut Vec<u64>,
 ) -> Result<Sample, SampleError> {
     let plain = |field: &'static str| move |(k, o): WireError| (k, o, field.to_string());
     let mut r = f.message().map_err(plain(""))?;
-    let mut value = Vec::new();
+    // Go writes up to two values unpacked, one field each: sized once, not grown.
+    let mut value = Vec::with_capacity(nvalues);
     let mut label = Vec::new();
     ids.clear();
     let mut nlabels = 0usize;
@@ -896,10 +898,17 @@ pub fn legacy_format(data: &[u8]) -> Option<&'static str> {
             }
         }
     }
+    // Text formats start with a letter or `-` (a protobuf with a field tag byte): checked on
+    // the bytes, without a string made of every profile's first bytes.
     let head = &data[..data.len().min(256)];
-    let text = String::from_utf8_lossy(head);
-    let t = text.trim_start();
-    if t.starts_with("--- ") && text.contains("format = java") {
+    let t = head.trim_ascii_start();
+    if !t
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'-')
+    {
+        return None;
+    }
+    if t.starts_with(b"--- ") && head.windows(13).any(|w| w == b"format = java") {
         return Some("a legacy Java profile (text)");
     }
     const TEXT: &[(&str, &str)] = &[
@@ -938,5 +947,7 @@ pub fn legacy_format(data: &[u8]) -> Option<&'static str> {
             "a goroutine dump (`?debug=2`; `gocost leaks` reads it)",
         ),
     ];
-    TEXT.iter().find(|(p, _)| t.starts_with(p)).map(|(_, f)| *f)
+    TEXT.iter()
+        .find(|(p, _)| t.starts_with(p.as_bytes()))
+        .map(|(_, f)| *f)
 }

@@ -74,6 +74,8 @@ pub struct AppState {
     pub(crate) queries: AtomicU64,
     /// `/metrics`' insight gauges and when they were computed (`routes/metrics.rs`).
     pub(crate) insight_metrics: std::sync::Mutex<Option<(Instant, String)>>,
+    /// A refresh of them is running behind a `/metrics` answer.
+    pub(crate) insight_refreshing: std::sync::atomic::AtomicBool,
     /// Prices for `/api/v1/cost` and the cost gauges (the config's `[cost]`).
     cost_rates: RwLock<gocost_insights::cost::Rates>,
     /// Alert rules and their state (the config's `[[alert]]`; see `alerts::run`).
@@ -98,6 +100,7 @@ impl AppState {
             query_nanos: AtomicU64::new(0),
             queries: AtomicU64::new(0),
             insight_metrics: std::sync::Mutex::new(None),
+            insight_refreshing: std::sync::atomic::AtomicBool::new(false),
             cost_rates: RwLock::new(Default::default()),
             alerts: alerts::Alerts::default(),
             access: access::Access::default(),

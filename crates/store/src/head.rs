@@ -735,7 +735,11 @@ impl Store {
                 seq: a.seq,
                 off: a.offset,
             };
-            insert_sorted(g.metrics.entry(k.clone()).or_default(), p, |p| p.t);
+            // The series is nearly always there already: looked up without a clone.
+            match g.metrics.get_mut(k) {
+                Some(pts) => insert_sorted(pts, p, |p| p.t),
+                None => insert_sorted(g.metrics.entry(k.clone()).or_default(), p, |p| p.t),
+            }
         }
         Ok(a.lsn)
     }

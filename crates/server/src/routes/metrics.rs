@@ -507,13 +507,31 @@ const METRICS_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The insight gauges of `/metrics` (goroutine leaks, heap growth; Prometheus text),
 /// recomputed at most once a minute.
+///
+/// Past the minute, the last answer is served at once and the refresh runs behind it (one at
+/// a time): over a fleet of thousands of targets the analyses take longer than a
+/// Prometheus scrape may (tens of seconds at 2,000), and gauges over 15 minutes lose
+/// nothing by being a minute or two old. Only the first scrape waits for them.
 async fn insight_metrics(st: &Arc<AppState>) -> String {
-    if let Ok(c) = st.insight_metrics.lock()
-        && let Some((at, text)) = c.as_ref()
-        && at.elapsed() < METRICS_REFRESH
-    {
-        return text.clone();
+    let cached = st.insight_metrics.lock().ok().and_then(|c| c.clone());
+    match cached {
+        Some((at, text)) if at.elapsed() < METRICS_REFRESH => text,
+        Some((_, text)) => {
+            if !st.insight_refreshing.swap(true, Ordering::AcqRel) {
+                let st = st.clone();
+                tokio::spawn(async move {
+                    refresh_insight_metrics(&st).await;
+                    st.insight_refreshing.store(false, Ordering::Release);
+                });
+            }
+            text
+        }
+        None => refresh_insight_metrics(st).await,
     }
+}
+
+/// Computes the insight gauges and keeps them for [`insight_metrics`].
+async fn refresh_insight_metrics(st: &Arc<AppState>) -> String {
     let text = blocking(st, move |st| {
         let to = crate::time::now_ns();
         let from = to - METRICS_WINDOW_NS;
@@ -694,5 +712,40 @@ fn gauges<F>(
                     .map(|f| (prom::labels(&s.labels, &labels_of(f)), value(f)))
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past the minute, `/metrics` answers with the last gauges at once and refreshes them
+    /// behind the answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_insight_gauges_are_served_and_refreshed_behind() {
+        let dir = std::env::temp_dir().join(format!("gocost-metrics-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, _) = tokio::task::spawn_blocking(move || {
+            gocost_store::Store::open(gocost_store::Options::new(&dir))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let health: crate::HealthSource = Arc::new(std::sync::RwLock::new(Box::new(Vec::new)));
+        let st = AppState::new(Arc::new(store), health);
+        let first = insight_metrics(&st).await;
+        assert!(!first.contains("stale"), "{first}");
+        let old = std::time::Instant::now() - METRICS_REFRESH - std::time::Duration::from_secs(1);
+        *st.insight_metrics.lock().unwrap() = Some((old, "# stale\n".into()));
+        assert_eq!(insight_metrics(&st).await, "# stale\n");
+        for _ in 0..500 {
+            let c = st.insight_metrics.lock().unwrap().clone().unwrap();
+            if c.0 > old {
+                assert_eq!(c.1, first);
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the stale gauges were never refreshed");
     }
 }
