@@ -480,12 +480,22 @@ enum GroupSymbols {
     Encoded(Vec<u8>),
 }
 
+/// The deflate level of a block's sections. A cut (level 0) writes the head's last hour or
+/// so while scrapes and pushes go on, and lives only until its day is compacted, which
+/// compresses every section again: level 4 takes 42 % less CPU than 6 for 5 % more bytes on
+/// realistic CPU profiles (`xtask bench-store --seeds`: a 20,000-profile cut 18.0 → 10.5
+/// CPU-s, 0.143 → 0.150 block bytes per byte received; the compacted history the same
+/// 242.7 MB either way). What is kept — compacted blocks — is written at 6.
+pub(crate) fn deflate_level(block_level: u32) -> u32 {
+    if block_level == 0 { 4 } else { 6 }
+}
+
 impl BlockWriter {
     pub fn new(info: BlockInfo, out: Box<dyn Write + Send>) -> Result<Self, BlockError> {
         let mut f = FileWriter {
             out,
             pos: 0,
-            z: flate2::Compress::new(flate2::Compression::new(6), false),
+            z: flate2::Compress::new(flate2::Compression::new(deflate_level(info.level)), false),
             buf: Vec::new(),
         };
         f.write(MAGIC)?;
