@@ -26,16 +26,21 @@ pub(crate) fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     let rest = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let cpu = (f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0;
+    Some((cpu, status_bytes(pid, "VmRSS:")?))
+}
+
+/// A size field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`, … in kB), in bytes.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 = status
+    let kb: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
         .ok()?;
-    Some((cpu, rss_kb * 1024))
+    Some(kb * 1024)
 }
 
 /// Raises this process's open-file limit to its hard limit (gocost, started from here,
@@ -345,7 +350,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         notes.push(format!(
             "({}: the last /metrics took {took:.2} s; peak RSS of the whole run, that /metrics included: {:.1} MB)",
             r.name,
-            vm_hwm(r.child.id()).unwrap_or(0) as f64 / 1e6
+            status_bytes(r.child.id(), "VmHWM:").unwrap_or(0) as f64 / 1e6
         ));
         let _ = r.child.kill();
         let _ = r.child.wait();
@@ -377,20 +382,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "goals (issue 16): 200 targets <= 5 % of a core and <= 100 MB peak; 2,000 targets <= 40 % and <= 300 MB; WAL <= 25 % of received; over at least two block cuts"
     );
     Ok(())
-}
-
-/// A process's peak RSS (VmHWM) in bytes.
-fn vm_hwm(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
 }
 
 /// A plain HTTP GET to gocost on 127.0.0.1 (the bench needs nothing fancier).
