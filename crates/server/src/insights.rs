@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use gocost_insights::{cost, gc, growth, heap, leaks};
-use gocost_store::Selector;
+use gocost_store::{Matcher, Selector};
 use serde::Serialize;
 
 use crate::ApiError;
@@ -116,8 +116,63 @@ pub(crate) fn cost_by_series(
     to: i64,
     rates: &cost::Rates,
 ) -> Result<Vec<(Labels, cost::Estimate)>, ApiError> {
-    let cpu = merged_by_series(st, sel, "cpu", from, to)?;
-    cost_with(st, sel, from, to, rates, &cpu)
+    let mut out = Vec::new();
+    for sel in target_batches(st, sel) {
+        let cpu = merged_by_series(st, &sel, "cpu", from, to)?;
+        out.extend(cost_with(st, &sel, from, to, rates, &cpu)?);
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Instances per batch of an analysis over many targets ([`target_batches`]).
+pub(crate) const BATCH: usize = 64;
+
+/// `sel` split by the instances of the series it matches into selectors of at most
+/// [`BATCH`] instances each (`instance=~"a|b|…"`, the values escaped), then the series
+/// without an instance: every series is in exactly one batch with the rest of its target.
+/// An analysis that merges each target's profiles holds a batch's merges at a time, not a
+/// fleet's (docs/adr/0030). `sel` itself when it matches fewer instances.
+pub(crate) fn target_batches(st: &Lent<'_>, sel: &Selector) -> Vec<Selector> {
+    let labels_only = Selector {
+        kind: None,
+        matchers: sel.matchers.clone(),
+    };
+    let instances: std::collections::BTreeSet<String> = st
+        .store
+        .series()
+        .into_iter()
+        .filter(|k| labels_only.matches(k))
+        .filter_map(|mut k| k.labels.remove("instance"))
+        .filter(|i| !i.is_empty())
+        .collect();
+    if instances.len() <= BATCH {
+        return vec![sel.clone()];
+    }
+    let instances: Vec<String> = instances.into_iter().collect();
+    let with = |m: Matcher| {
+        let mut s = sel.clone();
+        s.matchers.push(m);
+        s
+    };
+    let mut out = Vec::new();
+    for chunk in instances.chunks(BATCH) {
+        match Matcher::one_of("instance", chunk) {
+            Ok(m) => out.push(with(m)),
+            // Cannot happen (escaped literals); all at once rather than none.
+            Err(e) => {
+                tracing::warn!(target: "gocost::query", error = %e, "batching targets by instance");
+                return vec![sel.clone()];
+            }
+        }
+    }
+    if let Some(none) = Selector::parse("{instance=\"\"}")
+        .ok()
+        .and_then(|s| s.matchers.into_iter().next())
+    {
+        out.push(with(none));
+    }
+    out
 }
 
 /// [`cost_by_series`] with the targets' CPU profiles already merged (`/metrics` shares them
@@ -221,8 +276,13 @@ pub(crate) fn gc_by_series(
     to: i64,
     top: usize,
 ) -> Result<Vec<GcCost>, ApiError> {
-    let cpu = merged_by_series(st, sel, "cpu", from, to)?;
-    gc_with(st, sel, from, to, top, &cpu)
+    let mut out = Vec::new();
+    for sel in target_batches(st, sel) {
+        let cpu = merged_by_series(st, &sel, "cpu", from, to)?;
+        out.extend(gc_with(st, &sel, from, to, top, &cpu)?);
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
 }
 
 /// [`gc_by_series`] with the targets' CPU profiles already merged.

@@ -908,4 +908,11 @@ async fn metrics_insights_cover_every_target_once_across_batches() {
         seen.iter().any(|l| l.contains("job=\"lonely\"")),
         "{seen:?}"
     );
+    // The API's cost over the same fleet, batched the same way: every target once.
+    let (code, body) = get(&app, "/api/v1/cost?from=now-1h&by=job,instance").await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 71, "{v}");
+    assert!(groups.iter().all(|g| g["targets"] == 1), "{v}");
 }

@@ -12,10 +12,10 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use gocost_insights::{cost, heap, leaks};
-use gocost_store::{Matcher, Selector};
+use gocost_store::Selector;
 
 use crate::insights::{
-    GcCost, SeriesFindings, cost_with, gc_with, heap_by_series, leaks_by_series,
+    GcCost, SeriesFindings, cost_with, gc_with, heap_by_series, leaks_by_series, target_batches,
 };
 use crate::prom::{self, Text, Type};
 use crate::query::{
@@ -462,44 +462,6 @@ fn gc_gauges(o: &mut Text, per: &[GcCost]) {
     );
 }
 
-/// Targets per batch of the `/metrics` analyses (see [`target_batches`]).
-const METRICS_BATCH: usize = 64;
-
-/// Selectors that split the stored series into batches of at most [`METRICS_BATCH`]
-/// instances (`instance=~"a|b|…"`, then the series without one): every series is in
-/// exactly one batch, with every other series of its target. One selector for all when
-/// the store holds fewer instances.
-fn target_batches(st: &Lent<'_>) -> Vec<Selector> {
-    let all = Selector {
-        kind: None,
-        matchers: Vec::new(),
-    };
-    let mut instances = st.store.label_values("instance");
-    // An empty instance is the last batch's.
-    instances.retain(|i| !i.is_empty());
-    if instances.len() <= METRICS_BATCH {
-        return vec![all];
-    }
-    let mut out = Vec::new();
-    for chunk in instances.chunks(METRICS_BATCH) {
-        match Matcher::one_of("instance", chunk) {
-            Ok(m) => out.push(Selector {
-                kind: None,
-                matchers: vec![m],
-            }),
-            // Cannot happen (escaped literals); all at once rather than none.
-            Err(e) => {
-                tracing::warn!(target: "gocost::metrics", error = %e, "batching /metrics by instance");
-                return vec![all];
-            }
-        }
-    }
-    if let Ok(none) = Selector::parse("{instance=\"\"}") {
-        out.push(none);
-    }
-    out
-}
-
 /// How far back `/metrics` looks, and how long its answer is reused: Prometheus may scrape
 /// every few seconds, the analyses read every goroutine and heap profile in the window.
 const METRICS_WINDOW_NS: i64 = 15 * 60 * 1_000_000_000;
@@ -544,7 +506,7 @@ async fn refresh_insight_metrics(st: &Arc<AppState>) -> String {
         // is analysed in the memory of a batch; their findings are small.
         let (mut leaks, mut heaps, mut costs, mut gcs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let rates = st.cost_rates();
-        for sel in target_batches(st) {
+        for sel in target_batches(st, &all) {
             leaks.extend(or_log("leaks", leaks_by_series(st, &sel, from, to, &leaks::defaults())));
             heaps.extend(or_log("heap_growth", heap_by_series(st, &sel, from, to, &heap::defaults())));
             // One merge of each target's CPU profiles serves cost and GC.
