@@ -101,6 +101,58 @@ pub fn sustained(pts: &[(f64, f64)], rule: &Rule) -> Option<Growth> {
     })
 }
 
+/// Where a snapshot falls in time order: its time, then the order it came in (a history
+/// is folded from snapshots in any order).
+pub(crate) type At = (i64, u32);
+
+/// The time axis of a history folded from snapshots in any order: the snapshots it is made
+/// of (all, or those that count) sorted by [`At`], in seconds since the earliest snapshot.
+pub(crate) struct Timeline {
+    secs: Vec<f64>,
+    /// Per snapshot pushed: its place on the axis, if on it.
+    rank: Vec<Option<usize>>,
+    last: Option<u32>,
+}
+
+impl Timeline {
+    /// The axis of the snapshots at `times` (in the order pushed) for which `on` holds.
+    pub(crate) fn new(times: &[i64], on: impl Fn(usize) -> bool) -> Timeline {
+        let t0 = times.iter().copied().min().unwrap_or(0);
+        let mut order: Vec<u32> = (0..times.len() as u32)
+            .filter(|&i| on(i as usize))
+            .collect();
+        order.sort_by_key(|&i| (times[i as usize], i));
+        let mut rank = vec![None; times.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = Some(r);
+        }
+        Timeline {
+            secs: order
+                .iter()
+                .map(|&i| (times[i as usize] - t0) as f64 / 1000.0)
+                .collect(),
+            rank,
+            last: order.last().copied(),
+        }
+    }
+
+    /// A series' points: its `(snapshot, value)`s where it was seen, 0 on the rest of the axis.
+    pub(crate) fn points(&self, values: &[(u32, i64)]) -> Vec<(f64, f64)> {
+        let mut pts: Vec<(f64, f64)> = self.secs.iter().map(|&t| (t, 0.0)).collect();
+        for &(i, v) in values {
+            if let Some(r) = self.rank[i as usize] {
+                pts[r].1 = v as f64;
+            }
+        }
+        pts
+    }
+
+    /// The latest snapshot on the axis.
+    pub(crate) fn last(&self) -> Option<u32> {
+        self.last
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use gocost_pprof::Profile;
 use serde::Serialize;
 
-use crate::growth;
+use crate::growth::{self, At, Timeline};
 
 /// Heap in use per allocation site at one time.
 #[derive(Debug, Clone, Default)]
@@ -136,9 +136,6 @@ pub fn find(snapshots: &[Snapshot], rule: &growth::Rule) -> Vec<Finding> {
     h.find(rule)
 }
 
-/// Where a snapshot falls in time order: its time, then the order it came in.
-type At = (i64, u32);
-
 /// One target's heap snapshots folded as they come, in any order: per site its bytes in
 /// use per snapshot, and the latest snapshot's objects and stack once (see
 /// [`crate::leaks::History`]).
@@ -164,24 +161,15 @@ impl History {
         let at = (s.time_ms, i);
         self.times.push(s.time_ms);
         for (site, (bytes, objects, stack)) in s.sites {
-            match self.sites.get_mut(&site) {
-                Some(e) => {
-                    e.bytes.push((i, bytes));
-                    e.first = e.first.min(at);
-                    if at > e.last.0 {
-                        e.last = (at, bytes, objects, stack);
-                    }
-                }
-                None => {
-                    self.sites.insert(
-                        site,
-                        Site {
-                            bytes: vec![(i, bytes)],
-                            first: at,
-                            last: (at, bytes, objects, stack),
-                        },
-                    );
-                }
+            let e = self.sites.entry(site).or_insert_with(|| Site {
+                bytes: Vec::new(),
+                first: at,
+                last: (at, 0, 0, Vec::new()),
+            });
+            e.bytes.push((i, bytes));
+            e.first = e.first.min(at);
+            if at >= e.last.0 {
+                e.last = (at, bytes, objects, stack);
             }
         }
     }
@@ -197,24 +185,10 @@ impl History {
 
     /// The growing sites, fastest first.
     pub fn find(&self, rule: &growth::Rule) -> Vec<Finding> {
-        let Some(t0) = self.times.iter().copied().min() else {
-            return Vec::new();
-        };
-        let mut order: Vec<u32> = (0..self.times.len() as u32).collect();
-        order.sort_by_key(|&i| (self.times[i as usize], i));
-        let mut rank = vec![0; self.times.len()];
-        for (r, &i) in order.iter().enumerate() {
-            rank[i as usize] = r;
-        }
+        let axis = Timeline::new(&self.times, |_| true);
         let mut out = Vec::new();
         for (site, e) in &self.sites {
-            let mut pts: Vec<(f64, f64)> = order
-                .iter()
-                .map(|&i| ((self.times[i as usize] - t0) as f64 / 1000.0, 0.0))
-                .collect();
-            for &(i, b) in &e.bytes {
-                pts[rank[i as usize]].1 = b as f64;
-            }
+            let pts = axis.points(&e.bytes);
             let Some(g) = growth::sustained(&pts, rule) else {
                 continue;
             };

@@ -23,7 +23,7 @@ use gocost_pprof::Profile;
 use serde::Serialize;
 
 use crate::dump::Goroutine;
-use crate::growth;
+use crate::growth::{self, At, Timeline};
 
 /// Goroutine counts per group at one time.
 #[derive(Debug, Clone, Default)]
@@ -257,21 +257,19 @@ pub fn find(snapshots: &[Snapshot], rule: &growth::Rule) -> Vec<Finding> {
     h.find(rule)
 }
 
-/// Where a snapshot falls in time order: its time, then the order it came in.
-type At = (i64, u32);
-
 /// One target's snapshots folded as they come, in any order: per group its counts, and its
 /// details (stack, creator) once, from the latest snapshot that had them. What the server
 /// keeps per target while it reads a window of profiles: a snapshot holds every group's
 /// key and stack as strings (kilobytes), its fold 16 bytes per group.
 #[derive(Debug, Default)]
 pub struct History {
-    /// Per snapshot pushed: its time and whether it counts goroutines.
-    snaps: Vec<(i64, bool)>,
+    /// Per snapshot pushed: its time, and whether it counts goroutines.
+    times: Vec<i64>,
+    counted: Vec<bool>,
     groups: BTreeMap<Key, Group>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Group {
     /// (snapshot, goroutines) for every snapshot the group is in.
     counts: Vec<(u32, i64)>,
@@ -286,18 +284,12 @@ struct Group {
 impl History {
     /// Folds one snapshot in.
     pub fn push(&mut self, s: Snapshot) {
-        let i = self.snaps.len() as u32;
+        let i = self.times.len() as u32;
         let at = (s.time_ms, i);
-        self.snaps.push((s.time_ms, s.is_counted()));
+        self.times.push(s.time_ms);
+        self.counted.push(s.is_counted());
         for (key, g) in s.groups {
-            let e = self.groups.entry(key).or_insert_with(|| Group {
-                counts: Vec::new(),
-                proven: 0,
-                first_seen: None,
-                created_by: None,
-                max_wait_minutes: None,
-                stack: None,
-            });
+            let e = self.groups.entry(key).or_default();
             e.counts.push((i, g.count));
             e.proven = e.proven.max(g.proven);
             if (g.count > 0 || g.proven > 0) && e.first_seen.is_none_or(|f| at < f) {
@@ -317,44 +309,29 @@ impl History {
 
     /// Snapshots folded in.
     pub fn len(&self) -> usize {
-        self.snaps.len()
+        self.times.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.snaps.is_empty()
+        self.times.is_empty()
     }
 
     /// How many snapshots count goroutines (see [`Snapshot::is_counted`]).
     pub fn counted(&self) -> usize {
-        self.snaps.iter().filter(|s| s.1).count()
+        self.counted.iter().filter(|&&c| c).count()
     }
 
     /// The leaking groups, fastest first.
     pub fn find(&self, rule: &growth::Rule) -> Vec<Finding> {
-        let Some(t0) = self.snaps.iter().map(|s| s.0).min() else {
+        let Some(t0) = self.times.iter().copied().min() else {
             return Vec::new();
         };
         // Goroutine snapshots are complete: a group absent from one had 0 goroutines.
-        let mut counted: Vec<u32> = (0..self.snaps.len() as u32)
-            .filter(|&i| self.snaps[i as usize].1)
-            .collect();
-        counted.sort_by_key(|&i| (self.snaps[i as usize].0, i));
-        let mut rank = vec![None; self.snaps.len()];
-        for (r, &i) in counted.iter().enumerate() {
-            rank[i as usize] = Some(r);
-        }
-        let last = counted.last().copied();
+        let axis = Timeline::new(&self.times, |i| self.counted[i]);
+        let last = axis.last();
         let mut out = Vec::new();
         for (key, g) in &self.groups {
-            let mut pts: Vec<(f64, f64)> = counted
-                .iter()
-                .map(|&i| ((self.snaps[i as usize].0 - t0) as f64 / 1000.0, 0.0))
-                .collect();
-            for &(i, n) in &g.counts {
-                if let Some(r) = rank[i as usize] {
-                    pts[r].1 = n as f64;
-                }
-            }
+            let pts = axis.points(&g.counts);
             let count = g
                 .counts
                 .iter()

@@ -504,11 +504,16 @@ async fn refresh_insight_metrics(st: &Arc<AppState>) -> String {
         // The analyses run over a batch of targets at a time: each holds its targets'
         // profiles of the window (merged or folded) while it runs, so a fleet of thousands
         // is analysed in the memory of a batch; their findings are small.
-        let (mut leaks, mut heaps, mut costs, mut gcs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut leaking = Vec::new();
+        let mut growing = Vec::new();
+        let mut costs = Vec::new();
+        let mut gcs = Vec::new();
         let rates = st.cost_rates();
         for sel in target_batches(st, &all) {
-            leaks.extend(or_log("leaks", leaks_by_series(st, &sel, from, to, &leaks::defaults())));
-            heaps.extend(or_log("heap_growth", heap_by_series(st, &sel, from, to, &heap::defaults())));
+            let l = leaks_by_series(st, &sel, from, to, &leaks::defaults());
+            leaking.extend(or_log("leaks", l));
+            let h = heap_by_series(st, &sel, from, to, &heap::defaults());
+            growing.extend(or_log("heap_growth", h));
             // One merge of each target's CPU profiles serves cost and GC.
             let cpu = or_log("cpu", merged_by_series(st, &sel, "cpu", from, to));
             costs.extend(or_log("cost", cost_with(st, &sel, from, to, &rates, &cpu)));
@@ -517,7 +522,7 @@ async fn refresh_insight_metrics(st: &Arc<AppState>) -> String {
         let mut o = Text::new();
         gauges(
             &mut o,
-            &leaks,
+            &leaking,
             &[
                 (
                     "gocost_goroutine_leak_rate_per_hour",
@@ -539,7 +544,7 @@ async fn refresh_insight_metrics(st: &Arc<AppState>) -> String {
         );
         gauges(
             &mut o,
-            &heaps,
+            &growing,
             &[
                 (
                     "gocost_heap_growth_bytes_per_hour",
