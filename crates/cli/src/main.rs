@@ -493,10 +493,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Load(a) => load::run(*a),
         Cmd::Merge(a) => {
-            let p = source::load(&inputs(&a.src), &load_opts(&a.src, true))?;
             let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let bytes = gocost_pprof::encode_parallel(&p, workers);
-            std::mem::forget(p);
+            let bytes = match source::load_merge(&inputs(&a.src), &load_opts(&a.src, true))? {
+                source::Merged::Profile(p) => {
+                    let bytes = gocost_pprof::encode_parallel(&p, workers);
+                    std::mem::forget(p);
+                    bytes
+                }
+                source::Merged::Merger(m) => m.encode_parallel(workers),
+            };
             std::fs::write(&a.output, bytes)
                 .with_context(|| format!("writing {}", a.output.display()))?;
             Ok(())

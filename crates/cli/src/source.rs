@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use anyhow::Result;
-use gocost_pprof::{Combiner, Profile, merge};
+use gocost_pprof::{Combiner, FlatSamples, MergeError, Merger, Profile, Samples, merge};
 
 /// Bad input (a malformed profile, incompatible profiles, a bad flag value): exit code 2.
 #[derive(Debug)]
@@ -91,24 +91,40 @@ pub fn fetch(
 }
 
 fn read(src: &str, o: &LoadOptions) -> Result<Profile> {
-    let bytes = if src.starts_with("http://") || src.starts_with("https://") {
-        fetch(src, "/debug/pprof/profile", o.seconds, o.max_size)?
+    decode(src, &read_bytes(src, o)?, o.max_size, o.labels)
+}
+
+/// A source's bytes: a file, or a URL fetched as pprof does.
+fn read_bytes(src: &str, o: &LoadOptions) -> Result<Vec<u8>> {
+    if src.starts_with("http://") || src.starts_with("https://") {
+        fetch(src, "/debug/pprof/profile", o.seconds, o.max_size)
     } else {
-        std::fs::read(src).map_err(|e| anyhow::anyhow!("{src}: {e}"))?
+        std::fs::read(src).map_err(|e| anyhow::anyhow!("{src}: {e}"))
+    }
+}
+
+/// Like [`read`], with the samples apart from the profile (for a merge).
+fn read_flat(src: &str, o: &LoadOptions) -> Result<(Profile, FlatSamples)> {
+    let bytes = read_bytes(src, o)?;
+    let opts = gocost_pprof::DecodeOptions {
+        max_size: o.max_size,
+        labels: o.labels,
     };
-    decode(src, &bytes, o.max_size, o.labels)
+    gocost_pprof::decode_flat_with(&bytes, &opts).map_err(|e| parse_error(src, e))
 }
 
 /// Decodes the profile in `bytes` (named `src` in errors); bad input is exit code 2.
 pub fn decode(src: &str, bytes: &[u8], max_size: u64, labels: bool) -> Result<Profile> {
     let opts = gocost_pprof::DecodeOptions { max_size, labels };
-    gocost_pprof::decode_with(bytes, &opts).map_err(|e| {
-        let hint = match e.kind {
-            gocost_pprof::ErrorKind::TooLarge { .. } => " (raise it with --max-size)",
-            _ => "",
-        };
-        InputError(format!("{src}: parsing profile: {e}{hint}")).into()
-    })
+    gocost_pprof::decode_with(bytes, &opts).map_err(|e| parse_error(src, e))
+}
+
+fn parse_error(src: &str, e: gocost_pprof::DecodeError) -> anyhow::Error {
+    let hint = match e.kind {
+        gocost_pprof::ErrorKind::TooLarge { .. } => " (raise it with --max-size)",
+        _ => "",
+    };
+    InputError(format!("{src}: parsing profile: {e}{hint}")).into()
 }
 
 /// The bytes of a file, or of stdin for `-`, refused beyond `max`. Any failure is bad input
@@ -184,7 +200,7 @@ pub fn read_capped(src: &str, max: u64) -> Result<Vec<u8>> {
 fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
     let bar = progress(srcs.len(), what);
     let mut c = Combiner::new();
-    for_each_decoded(srcs, o, |src, p| {
+    for_each_decoded(srcs, o, read, |src, p| {
         c.push(p?).map_err(|e| InputError(format!("{src}: {e}")))?;
         if let Some(b) = &bar {
             b.inc(1);
@@ -198,14 +214,88 @@ fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
         .ok_or_else(|| InputError("no profiles given".into()).into())
 }
 
-/// Reads and decodes every source, on all cores, and hands the profiles to `f` in the
-/// sources' order (so merging them gives what a sequential merge gives). Inflating and
-/// decoding are most of the work and independent per input; at most two decoded profiles
-/// per worker wait for `f`, so memory stays bounded. Stops at the first error `f` returns.
-fn for_each_decoded(
+/// What `gocost merge` loaded: one profile, or a merge not yet made into one (it is encoded
+/// straight from the merge's own table).
+// One value per command, moved once: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Merged {
+    Profile(Profile),
+    Merger(Merger),
+}
+
+/// [`load`] for `gocost merge`: the same result, but profiles whose types agree are merged
+/// from flat samples ([`gocost_pprof::decode_flat_with`]: no allocation per sample), and the
+/// merge is returned unfinished for [`Merger::encode_parallel`]. Base profiles, a single
+/// source, or sources whose sample types differ take [`load`]'s path (from where they differ).
+pub fn load_merge(i: &Inputs, o: &LoadOptions) -> Result<Merged> {
+    if !i.bases.is_empty() || i.sources.len() < 2 {
+        return load(i, o).map(Merged::Profile);
+    }
+    enum State {
+        Empty,
+        Merging(Merger),
+        /// Types differed: pprof's pairwise combining from here on.
+        Combining(Combiner),
+    }
+    let bar = progress(i.sources.len(), "profiles");
+    let mut state = State::Empty;
+    for_each_decoded(&i.sources, o, read_flat, |src, decoded| {
+        let (mut p, samples) = decoded?;
+        let err = |e: MergeError| InputError(format!("{src}: {e}"));
+        state = match std::mem::replace(&mut state, State::Empty) {
+            State::Empty => {
+                let mut m = Merger::new(&p);
+                m.add_flat(&p, &samples).map_err(err)?;
+                State::Merging(m)
+            }
+            State::Merging(mut m)
+                if m.sample_type() == p.sample_type.as_slice()
+                    && *m.period_type() == p.period_type =>
+            {
+                m.add_flat(&p, &samples).map_err(err)?;
+                State::Merging(m)
+            }
+            State::Merging(m) => {
+                let mut c = Combiner::new();
+                c.push(m.finish()).map_err(err)?;
+                p.sample = samples.to_samples();
+                c.push(p).map_err(err)?;
+                State::Combining(c)
+            }
+            State::Combining(mut c) => {
+                p.sample = samples.to_samples();
+                c.push(p).map_err(err)?;
+                State::Combining(c)
+            }
+        };
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        Ok(())
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match state {
+        State::Empty => Err(InputError("no profiles given".into()).into()),
+        State::Merging(m) => Ok(Merged::Merger(m)),
+        State::Combining(c) => c
+            .finish()
+            .map(Merged::Profile)
+            .ok_or_else(|| InputError("no profiles given".into()).into()),
+    }
+}
+
+/// Reads and decodes every source (with `read`), on all cores, and hands the results to `f`
+/// in the sources' order (so merging them gives what a sequential merge gives). Inflating
+/// and decoding are most of the work and independent per input; at most two decoded
+/// profiles per worker wait for `f`, so memory stays bounded. Stops at the first error `f`
+/// returns.
+fn for_each_decoded<T: Send>(
     srcs: &[String],
     o: &LoadOptions,
-    mut f: impl FnMut(&str, Result<Profile>) -> Result<()>,
+    read: fn(&str, &LoadOptions) -> Result<T>,
+    mut f: impl FnMut(&str, Result<T>) -> Result<()>,
 ) -> Result<()> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -220,7 +310,7 @@ fn for_each_decoded(
         // Worker w decodes sources w, w + workers, …; the caller takes them round-robin.
         let queues: Vec<_> = (0..workers)
             .map(|w| {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Profile>>(2);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T>>(2);
                 scope.spawn(move || {
                     for src in srcs.iter().skip(w).step_by(workers) {
                         if tx.send(read(src, o)).is_err() {

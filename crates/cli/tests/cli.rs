@@ -145,6 +145,47 @@ fn merge_sums_inputs_and_keeps_earliest_time() {
     assert_eq!(direct.stdout, via.stdout);
 }
 
+/// `merge` merges flat while the inputs' types agree; an input in other units (cpu in
+/// microseconds) sends the rest down pprof's pairwise combining (units scaled to the finest),
+/// and the result is what the reports' own loading of the same inputs gives.
+#[test]
+fn merge_of_inputs_whose_units_differ_midway_scales_them() {
+    let a = write("u1.pb.gz", &profile(3, 1));
+    let b = write("u2.pb.gz", &profile(2, 2));
+    let mut micro = profile(4, 0);
+    micro.sample_type[1] = ValueType::new("cpu", "microseconds");
+    micro.period_type = ValueType::new("cpu", "microseconds");
+    micro.period = 10_000;
+    for s in &mut micro.sample {
+        s.value[1] /= 1000;
+    }
+    let c = write("u3.pb.gz", &micro);
+    let d = write("u4.pb.gz", &profile(1, 1));
+    let out_path = tmp("units-merged.pb.gz");
+    let files = [s(&a), s(&b), s(&c), s(&d)];
+    let mut args = vec!["merge", "-o", s(&out_path)];
+    args.extend(files);
+    let out = gocost(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged = gocost_pprof::decode(&std::fs::read(&out_path).unwrap()).unwrap();
+    assert_eq!(&*merged.sample_type[1].unit, "nanoseconds");
+    let cpu: i64 = merged.sample.iter().map(|s| s.value[1]).sum();
+    assert_eq!(cpu, 14 * 10_000_000, "4 + 4 + 4 + 2 samples of 10ms");
+    let mut top = vec!["top"];
+    top.extend(files);
+    let direct = gocost(&top);
+    let via = gocost(&["top", s(&out_path)]);
+    assert!(direct.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&direct.stdout),
+        String::from_utf8_lossy(&via.stdout)
+    );
+}
+
 #[test]
 fn malformed_profile_exits_2_naming_file_and_offset() {
     let path = tmp("bad.pb");

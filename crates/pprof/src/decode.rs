@@ -42,16 +42,40 @@ pub fn decode(data: &[u8]) -> Result<Profile, DecodeError> {
 
 /// Decodes a profile (gzip'd or raw protobuf).
 pub fn decode_with(data: &[u8], opts: &DecodeOptions) -> Result<Profile, DecodeError> {
+    inflated(data, opts, |raw| decode_uncompressed_with(raw, opts))
+}
+
+/// Decodes a profile (gzip'd or raw protobuf) with its samples flat, apart from the rest
+/// (`Profile::sample` stays empty): for a merge of many profiles, which would otherwise
+/// allocate three buffers per sample only to copy them into its own table.
+pub fn decode_flat_with(
+    data: &[u8],
+    opts: &DecodeOptions,
+) -> Result<(Profile, FlatSamples), DecodeError> {
+    inflated(data, opts, |raw| {
+        let (p, ctx) = decode_first_pass(raw)?;
+        let mut samples = FlatSamples::new(p.sample_type.len());
+        decode_samples(raw, &ctx, opts.labels, samples.nvalues, &mut samples)?;
+        Ok((p, samples))
+    })
+}
+
+/// `f` of the protobuf bytes in `data`, inflated first if gzip'd, within `opts.max_size`.
+fn inflated<T>(
+    data: &[u8],
+    opts: &DecodeOptions,
+    f: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
     if data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b {
         let raw = gunzip(data, opts.max_size)?;
-        decode_uncompressed_with(&raw, opts)
+        f(&raw)
     } else {
         if data.len() as u64 > opts.max_size {
             return Err(DecodeError::new(ErrorKind::TooLarge {
                 limit: opts.max_size,
             }));
         }
-        decode_uncompressed_with(data, opts)
+        f(data)
     }
 }
 
@@ -254,6 +278,16 @@ pub fn decode_uncompressed(data: &[u8]) -> Result<Profile, DecodeError> {
 /// Decodes an uncompressed profile.proto message with options (the size cap is not
 /// checked here: the caller already holds the bytes).
 pub fn decode_uncompressed_with(data: &[u8], opts: &DecodeOptions) -> Result<Profile, DecodeError> {
+    let (mut p, ctx) = decode_first_pass(data)?;
+    let mut samples = Vec::new();
+    decode_samples(data, &ctx, opts.labels, p.sample_type.len(), &mut samples)?;
+    p.sample = samples;
+    Ok(p)
+}
+
+/// The first pass: everything but the samples, which it counts; strings and locations are
+/// resolved for the sample pass.
+fn decode_first_pass(data: &[u8]) -> Result<(Profile, Ctx), DecodeError> {
     if data.is_empty() {
         return Err(DecodeError::new(ErrorKind::Empty));
     }
@@ -358,9 +392,7 @@ pub fn decode_uncompressed_with(data: &[u8], opts: &DecodeOptions) -> Result<Pro
             _ => {} // unknown fields are skipped, as pprof does
         }
     }
-    let (mut p, ctx) = resolve(raw)?;
-    decode_samples(data, &ctx, opts.labels, &mut p)?;
-    Ok(p)
+    resolve(raw)
 }
 
 /// What the sample pass needs from the first pass.
@@ -370,16 +402,67 @@ struct Ctx {
     nsamples: usize,
 }
 
-/// The second pass: decodes every sample straight into the model.
+/// Where the sample pass puts each sample: the model's `Vec<Sample>` or [`FlatSamples`].
+trait SampleSink {
+    fn reserve(&mut self, n: usize);
+    fn len(&self) -> usize;
+    /// Takes the sample in `s` (its buffers are reused for the next one).
+    fn push(&mut self, s: &mut Scratch);
+}
+
+/// One sample as decoded, in buffers reused from sample to sample.
+#[derive(Default)]
+struct Scratch {
+    ids: Vec<u64>,
+    location: Vec<LocationIdx>,
+    value: Vec<i64>,
+    label: Vec<Label>,
+}
+
+impl SampleSink for Vec<Sample> {
+    fn reserve(&mut self, n: usize) {
+        self.reserve_exact(n);
+    }
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn push(&mut self, s: &mut Scratch) {
+        // Copies sized exactly; the labels' buffer is moved (most samples have none or few).
+        Vec::push(
+            self,
+            Sample {
+                location: s.location.clone(),
+                value: s.value.clone(),
+                label: std::mem::take(&mut s.label),
+            },
+        );
+    }
+}
+
+impl SampleSink for FlatSamples {
+    fn reserve(&mut self, n: usize) {
+        self.location_end.reserve_exact(n);
+        self.label_set.reserve_exact(n);
+        self.value.reserve_exact(n * self.nvalues);
+    }
+    fn len(&self) -> usize {
+        self.location_end.len()
+    }
+    fn push(&mut self, s: &mut Scratch) {
+        FlatSamples::push(self, &s.location, &s.value, &s.label);
+    }
+}
+
+/// The second pass: decodes every sample straight into `out`.
 fn decode_samples(
     data: &[u8],
     ctx: &Ctx,
     keep_labels: bool,
-    p: &mut Profile,
+    nvalues: usize,
+    out: &mut impl SampleSink,
 ) -> Result<(), DecodeError> {
-    let nvalues = p.sample_type.len();
-    p.sample.reserve_exact(ctx.nsamples);
-    let mut ids: Vec<u64> = Vec::new();
+    out.reserve(ctx.nsamples);
+    let mut scratch = Scratch::default();
     let mut r = Reader::new(data, 0);
     while !r.at_end() {
         let f = r
@@ -388,23 +471,23 @@ fn decode_samples(
         if f.num != 2 {
             continue;
         }
-        let i = p.sample.len();
-        let s = sample(&f, ctx, keep_labels, nvalues, &mut ids)
+        let i = out.len();
+        sample(&f, ctx, keep_labels, &mut scratch)
             .map_err(|(k, o, n)| DecodeError::at(k, format!("Profile.sample[{i}]{n}"), o))?;
-        if s.value.len() != nvalues {
+        if scratch.value.len() != nvalues {
             return Err(DecodeError::at(
                 ErrorKind::Invalid(format!(
                     "mismatch: sample has {} values vs. {} types",
-                    s.value.len(),
+                    scratch.value.len(),
                     nvalues
                 )),
                 format!("Profile.sample[{i}].value"),
                 f.offset,
             ));
         }
-        p.sample.push(s);
+        out.push(&mut scratch);
     }
-    if nvalues == 0 && !p.sample.is_empty() {
+    if nvalues == 0 && out.len() > 0 {
         return Err(DecodeError::invalid(
             "missing sample type information",
             "Profile.sample_type",
@@ -442,19 +525,20 @@ fn value_type(f: &Field) -> Inner<(i64, i64)> {
 
 type SampleError = (ErrorKind, usize, String);
 
-fn sample(
-    f: &Field,
-    ctx: &Ctx,
-    keep_labels: bool,
-    nvalues: usize,
-    ids: &mut Vec<u64>,
-) -> Result<Sample, SampleError> {
+/// Decodes one sample into `out`'s buffers.
+fn sample(f: &Field, ctx: &Ctx, keep_labels: bool, out: &mut Scratch) -> Result<(), SampleError> {
     let plain = |field: &'static str| move |(k, o): WireError| (k, o, field.to_string());
     let mut r = f.message().map_err(plain(""))?;
-    // Go writes up to two values unpacked, one field each: sized once, not grown.
-    let mut value = Vec::with_capacity(nvalues);
-    let mut label = Vec::new();
+    let Scratch {
+        ids,
+        location,
+        value,
+        label,
+    } = out;
     ids.clear();
+    location.clear();
+    value.clear();
+    label.clear();
     let mut nlabels = 0usize;
     let string = |idx: i64, j: usize, offset: usize| -> Result<Str, SampleError> {
         match ctx.strings.get(usize::try_from(idx).unwrap_or(usize::MAX)) {
@@ -473,9 +557,7 @@ fn sample(
         let g = r.field().map_err(plain(""))?;
         match g.num {
             1 => g.push_ints(ids, |v| v).map_err(plain(".location_id"))?,
-            2 => g
-                .push_ints(&mut value, |v| v as i64)
-                .map_err(plain(".value"))?,
+            2 => g.push_ints(value, |v| v as i64).map_err(plain(".value"))?,
             3 => {
                 let j = nlabels;
                 nlabels += 1;
@@ -520,7 +602,6 @@ fn sample(
             _ => {}
         }
     }
-    let mut location = Vec::with_capacity(ids.len());
     for (j, &id) in ids.iter().enumerate() {
         let Some(li) = ctx.location_ids.get(id) else {
             return Err((
@@ -531,12 +612,8 @@ fn sample(
         };
         location.push(li);
     }
-    canonicalize_labels(&mut label);
-    Ok(Sample {
-        location,
-        value,
-        label,
-    })
+    canonicalize_labels(label);
+    Ok(())
 }
 
 fn mapping(f: &Field) -> Inner<RawMapping> {

@@ -37,8 +37,13 @@ impl<'a> Strings<'a> {
 
 /// Serializes a profile to uncompressed protobuf bytes.
 pub fn encode_uncompressed(p: &Profile) -> Vec<u8> {
+    encode_uncompressed_samples(p, &p.sample[..])
+}
+
+/// [`encode_uncompressed`] of `p`'s header, locations and functions with `samples`.
+fn encode_uncompressed_samples<S: Samples + ?Sized>(p: &Profile, samples: &S) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_to(p, &mut |b: &[u8]| out.extend_from_slice(b));
+    encode_to(p, samples, &mut |b: &[u8]| out.extend_from_slice(b));
     out
 }
 
@@ -47,8 +52,9 @@ const CHUNK: usize = 1 << 20;
 
 /// Serializes a profile to uncompressed protobuf bytes, handed to `sink` a chunk at a time, so
 /// that compressing a big merged profile never holds its whole encoding (hundreds of MB for
-/// a day of profiles whose samples stay distinct).
-fn encode_to(p: &Profile, sink: &mut dyn FnMut(&[u8])) {
+/// a day of profiles whose samples stay distinct). The samples are `samples`, not
+/// `p.sample` (a merge keeps its own).
+fn encode_to<S: Samples + ?Sized>(p: &Profile, samples: &S, sink: &mut dyn FnMut(&[u8])) {
     let mut st = Strings {
         index: FxHashMap::default(),
         by_ptr: FxHashMap::default(),
@@ -71,11 +77,12 @@ fn encode_to(p: &Profile, sink: &mut dyn FnMut(&[u8])) {
     }
     // Label strings get their indices in sample order, as pprof's table has them: after the
     // sample types and before everything below.
-    for s in &p.sample {
+    for i in 0..samples.len() {
+        let s = samples.get(i);
         w.message(2, |w| {
             w.ints(1, s.location.iter().map(|&l| p.location[l as usize].id));
             w.ints(2, s.value.iter().map(|&v| v as u64));
-            for l in &s.label {
+            for l in s.label {
                 let (k, v, n, u) = match &l.value {
                     LabelValue::Str(v) => (st.add_shared(&l.key), st.add_shared(v), 0, 0),
                     LabelValue::Num { value, unit } => {
@@ -172,6 +179,11 @@ fn encode_to(p: &Profile, sink: &mut dyn FnMut(&[u8])) {
 
 /// Serializes a profile as gzip-compressed protobuf (what Go and pprof write to disk).
 pub fn encode(p: &Profile) -> Vec<u8> {
+    encode_samples(p, &p.sample[..])
+}
+
+/// [`encode`] of `p`'s header, locations and functions with `samples`.
+fn encode_samples<S: Samples + ?Sized>(p: &Profile, samples: &S) -> Vec<u8> {
     // A gzip member (RFC 1952) as flate2's `GzEncoder` writes it at the fast level: no
     // name, mtime 0, XFL 4, OS unknown.
     let mut out = Vec::with_capacity(64 * 1024);
@@ -183,7 +195,7 @@ pub fn encode(p: &Profile) -> Vec<u8> {
         let z = c.get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), false));
         z.reset();
         let mut ok = true;
-        encode_to(p, &mut |chunk: &[u8]| {
+        encode_to(p, samples, &mut |chunk: &[u8]| {
             crc.update(chunk);
             len += chunk.len();
             ok = ok && deflate(z, chunk, &mut out, flate2::FlushCompress::None);
@@ -197,7 +209,7 @@ pub fn encode(p: &Profile) -> Vec<u8> {
     if !ok {
         // Compressing from memory into memory cannot fail; if it did, the output is still
         // valid: the same bytes again, as stored blocks.
-        let raw = encode_uncompressed(p);
+        let raw = encode_uncompressed_samples(p, samples);
         fallback(&raw, &mut out);
         crc = crc32fast::Hasher::new();
         crc.update(&raw);
@@ -215,8 +227,17 @@ pub fn encode(p: &Profile) -> Vec<u8> {
 /// joined in order, their CRC-32s combined, as pigz does. A piece does not look back into
 /// the one before it, which costs a fraction of a percent in size.
 pub fn encode_parallel(p: &Profile, workers: usize) -> Vec<u8> {
+    encode_samples_parallel(p, &p.sample[..], workers)
+}
+
+/// [`encode_parallel`] of `p`'s header, locations and functions with `samples`.
+pub(crate) fn encode_samples_parallel<S: Samples + ?Sized>(
+    p: &Profile,
+    samples: &S,
+    workers: usize,
+) -> Vec<u8> {
     if workers <= 1 {
-        return encode(p);
+        return encode_samples(p, samples);
     }
     use std::sync::{Arc, Mutex, mpsc};
     type Piece = (usize, Option<Vec<u8>>, crc32fast::Hasher, usize);
@@ -263,7 +284,7 @@ pub fn encode_parallel(p: &Profile, workers: usize) -> Vec<u8> {
             let _ = job_tx.send((seq, raw, last));
             seq += 1;
         };
-        encode_to(p, &mut |chunk: &[u8]| {
+        encode_to(p, samples, &mut |chunk: &[u8]| {
             if let Some(prev) = held.replace(chunk.to_vec()) {
                 send(prev, false);
             }
@@ -295,7 +316,7 @@ pub fn encode_parallel(p: &Profile, workers: usize) -> Vec<u8> {
                 }
                 // A compressor failed (it cannot, from memory into memory) or a thread died:
                 // encode on this thread instead.
-                _ => return encode(p),
+                _ => return encode_samples(p, samples),
             }
         }
         out.extend_from_slice(&crc.finalize().to_le_bytes());

@@ -42,8 +42,8 @@ pub mod protowire {
 }
 
 pub use decode::{
-    DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_uncompressed, decode_uncompressed_with,
-    decode_with, gunzip, legacy_format,
+    DEFAULT_MAX_SIZE, DecodeOptions, decode, decode_flat_with, decode_uncompressed,
+    decode_uncompressed_with, decode_with, gunzip, legacy_format,
 };
 pub use encode::{encode, encode_parallel, encode_uncompressed};
 pub use error::{DecodeError, ErrorKind};

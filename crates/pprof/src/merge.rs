@@ -407,11 +407,22 @@ impl SampleTable {
     }
 }
 
+/// A keyed sample waiting to be placed (see `Merger::add_samples`).
+struct Held {
+    index: usize,
+    buf: usize,
+    hash: u64,
+    labels: u32,
+}
+
 /// Incremental merge. Create it from the first profile (which fixes the sample types),
 /// [`add`](Merger::add) each profile in order, then [`finish`](Merger::finish).
 pub struct Merger {
+    /// The merged profile but its samples, which are kept flat in `merged` until
+    /// [`finish`](Merger::finish).
     out: Profile,
     comments_seen: FxHashSet<Str>,
+    merged: MergedSamples,
     samples: SampleTable,
     /// Location and function identity: hash of pprof's key → newest index, with chains.
     locations: FxHashMap<u64, u32>,
@@ -424,10 +435,100 @@ pub struct Merger {
     loc_map: Vec<u32>,
     fn_map: Vec<u32>,
     map_map: Vec<(u32, i64)>,
-    scratch: Vec<u32>,
+    /// The source's label sets (when it numbers them) → merged label sets.
+    set_map: Vec<u32>,
+    /// Mapped locations of the sample being keyed and of the one held behind it.
+    scratch: [Vec<u32>; 2],
 }
 
 const UNSET: u32 = u32::MAX;
+
+/// The merged samples, flat: a day of profiles whose samples stay distinct is millions of
+/// them, which as `Sample`s would be three allocations each (and most of a merge's memory).
+/// A sample's labels are one id into a table of distinct label sets.
+#[derive(Default)]
+struct MergedSamples {
+    nvalues: usize,
+    location: Vec<LocationIdx>,
+    location_end: Vec<usize>,
+    value: Vec<i64>,
+    labels: Vec<u32>,
+    /// Distinct label sets, by id; `sets[0]` is the empty one.
+    sets: Vec<Vec<Label>>,
+    /// Label-set identity: hash → newest id, with chains in `set_next`.
+    set_index: FxHashMap<u64, u32>,
+    set_next: Vec<u32>,
+}
+
+impl MergedSamples {
+    fn new(nvalues: usize) -> Self {
+        MergedSamples {
+            nvalues,
+            sets: vec![Vec::new()],
+            set_next: vec![UNSET],
+            ..Default::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.location_end.len()
+    }
+
+    fn locations(&self, i: usize) -> &[LocationIdx] {
+        let start = if i == 0 { 0 } else { self.location_end[i - 1] };
+        &self.location[start..self.location_end[i]]
+    }
+
+    fn values_mut(&mut self, i: usize) -> &mut [i64] {
+        &mut self.value[i * self.nvalues..(i + 1) * self.nvalues]
+    }
+
+    /// The id of this label set, added if new.
+    fn label_set(&mut self, label: &[Label]) -> u32 {
+        if label.is_empty() {
+            return 0;
+        }
+        let mut h = FxHasher::default();
+        label.hash(&mut h);
+        let hash = h.finish();
+        let mut cur = self.set_index.get(&hash).copied().unwrap_or(UNSET);
+        while cur != UNSET {
+            if self.sets[cur as usize] == label {
+                return cur;
+            }
+            cur = self.set_next[cur as usize];
+        }
+        let id = self.sets.len() as u32;
+        self.sets.push(label.to_vec());
+        let head = self.set_index.insert(hash, id).unwrap_or(UNSET);
+        self.set_next.push(head);
+        id
+    }
+
+    fn push(&mut self, location: &[LocationIdx], value: &[i64], labels: u32) {
+        self.location.extend_from_slice(location);
+        self.location_end.push(self.location.len());
+        self.value.extend_from_slice(value);
+        self.labels.push(labels);
+    }
+}
+
+impl Samples for MergedSamples {
+    fn len(&self) -> usize {
+        MergedSamples::len(self)
+    }
+    fn label_sets(&self) -> usize {
+        self.sets.len()
+    }
+    fn get(&self, i: usize) -> SampleRef<'_> {
+        SampleRef {
+            location: self.locations(i),
+            value: &self.value[i * self.nvalues..(i + 1) * self.nvalues],
+            label: &self.sets[self.labels[i] as usize],
+            label_set: Some(self.labels[i]),
+        }
+    }
+}
 
 impl Merger {
     /// Starts a merge whose header (sample types, period type, drop/keep frames) comes from
@@ -441,6 +542,7 @@ impl Merger {
             ..Default::default()
         };
         Merger {
+            merged: MergedSamples::new(out.sample_type.len()),
             out,
             comments_seen: FxHashSet::default(),
             samples: SampleTable::default(),
@@ -453,7 +555,8 @@ impl Merger {
             loc_map: Vec::new(),
             fn_map: Vec::new(),
             map_map: Vec::new(),
-            scratch: Vec::new(),
+            set_map: Vec::new(),
+            scratch: [Vec::new(), Vec::new()],
         }
     }
 
@@ -469,66 +572,77 @@ impl Merger {
 
     /// Merges one more profile.
     pub fn add(&mut self, src: &Profile) -> Result<(), MergeError> {
-        self.begin(src)?;
-        for (i, s) in src.sample.iter().enumerate() {
-            if i.is_multiple_of(1024) {
-                crate::cancel::checkpoint();
-            }
-            if s.value.iter().all(|&v| v == 0) {
-                continue;
-            }
-            match self.lookup(src, &s.location, &s.label) {
-                Some(idx) => self.add_values(idx, &s.value),
-                None => {
-                    let sample = Sample {
-                        location: self.scratch.clone(),
-                        value: s.value.clone(),
-                        label: s.label.clone(),
-                    };
-                    self.insert(sample);
-                }
-            }
-        }
-        Ok(())
+        self.add_samples(src, &src.sample[..])
     }
 
-    /// Like [`add`](Merger::add), but takes the profile by value so that samples new to the
-    /// merge are moved instead of copied (the common case when merging many profiles whose
-    /// labels differ).
-    pub fn add_owned(&mut self, mut src: Profile) -> Result<(), MergeError> {
-        self.begin(&src)?;
-        let samples = std::mem::take(&mut src.sample);
+    /// Like [`add`](Merger::add), taking the profile by value (kept for callers that hold
+    /// one; the merge copies what it keeps either way).
+    pub fn add_owned(&mut self, src: Profile) -> Result<(), MergeError> {
+        self.add(&src)
+    }
+
+    /// Merges one more profile whose samples are kept apart from it (`src.sample` is not
+    /// read): [`decode_flat_with`](crate::decode_flat_with)'s output.
+    pub fn add_flat(&mut self, src: &Profile, samples: &FlatSamples) -> Result<(), MergeError> {
+        self.add_samples(src, samples)
+    }
+
+    fn add_samples<S: Samples + ?Sized>(
+        &mut self,
+        src: &Profile,
+        samples: &S,
+    ) -> Result<(), MergeError> {
+        self.begin(src)?;
+        self.set_map.clear();
+        self.set_map.resize(samples.label_sets(), UNSET);
         // One sample behind: a sample's slot is prefetched when its key is made and probed
         // after the next sample's key, so the cache miss of the probe overlaps that work.
-        let mut held: Option<(Sample, u64)> = None;
-        let mut locs = Vec::new();
-        for (i, mut s) in samples.into_iter().enumerate() {
+        let mut held: Option<Held> = None;
+        for i in 0..samples.len() {
             if i.is_multiple_of(1024) {
                 crate::cancel::checkpoint();
             }
+            let s = samples.get(i);
             if s.value.iter().all(|&v| v == 0) {
                 continue;
             }
-            let hash = self.key(&src, &s.location, &s.label, &mut locs);
-            // The sample takes its mapped locations; its own buffer is the next one's.
-            std::mem::swap(&mut s.location, &mut locs);
-            if let Some((prev, hash)) = held.replace((s, hash)) {
-                self.place(prev, hash);
+            // Keyed into the scratch buffer the held sample is not in.
+            let buf = held.as_ref().map_or(0, |h| 1 - h.buf);
+            let (hash, labels) = self.key(src, &s, buf);
+            let next = Held {
+                index: i,
+                buf,
+                hash,
+                labels,
+            };
+            if let Some(h) = held.replace(next) {
+                self.place(&h, samples.get(h.index).value);
             }
         }
-        if let Some((prev, hash)) = held {
-            self.place(prev, hash);
+        if let Some(h) = held {
+            self.place(&h, samples.get(h.index).value);
         }
         Ok(())
     }
 
-    /// Adds a sample whose locations are mapped already: to the identical merged sample's
-    /// values, or as a new merged sample.
-    fn place(&mut self, s: Sample, hash: u64) {
-        match self.probe(hash, &s.location, &s.label) {
-            Some(idx) => self.add_values(idx, &s.value),
-            None => self.insert(s),
+    /// Adds a keyed sample (its locations mapped into `scratch[h.buf]`) to the identical
+    /// merged sample's values, or as a new merged sample.
+    fn place(&mut self, h: &Held, value: &[i64]) {
+        let locs = std::mem::take(&mut self.scratch[h.buf]);
+        match self.probe(h.hash, &locs, h.labels) {
+            Some(idx) => {
+                for (a, b) in self.merged.values_mut(idx as usize).iter_mut().zip(value) {
+                    *a = a.wrapping_add(*b);
+                }
+            }
+            None => {
+                // A query's budget (`cancel::Budget`): the merged samples and their depth.
+                crate::cancel::nodes(self.merged.len() + 1);
+                crate::cancel::depth(locs.len());
+                self.merged.push(&locs, value, h.labels);
+            }
         }
+        self.scratch[h.buf] = locs;
     }
 
     /// Checks compatibility and resets the per-source tables.
@@ -569,45 +683,41 @@ impl Merger {
         merge_header(&mut into, HeaderOf::profile(s));
     }
 
-    /// Maps a sample's locations into `self.scratch` and finds the identical merged sample,
-    /// if any; if none, the slot for the one [`insert`](Merger::insert) adds next is claimed.
-    fn lookup(&mut self, src: &Profile, location: &[LocationIdx], label: &[Label]) -> Option<u32> {
-        let mut locs = std::mem::take(&mut self.scratch);
-        let hash = self.key(src, location, label, &mut locs);
-        let found = self.probe(hash, &locs, label);
-        self.scratch = locs;
-        found
-    }
-
-    /// Maps a sample's locations into `locs` and returns the hash of the merged sample's
-    /// identity (locations and labels), prefetching its slot.
-    fn key(
-        &mut self,
-        src: &Profile,
-        location: &[LocationIdx],
-        label: &[Label],
-        locs: &mut Vec<u32>,
-    ) -> u64 {
+    /// Maps a sample's locations into `self.scratch[buf]` and returns the hash of the merged
+    /// sample's identity (locations and label set) and its label set, prefetching its slot.
+    fn key(&mut self, src: &Profile, s: &SampleRef<'_>, buf: usize) -> (u64, u32) {
+        let mut locs = std::mem::take(&mut self.scratch[buf]);
         locs.clear();
-        for &l in location {
+        for &l in s.location {
             locs.push(self.map_location(src, l));
         }
+        let labels = match s.label_set {
+            Some(set) => match self.set_map[set as usize] {
+                UNSET => {
+                    let id = self.merged.label_set(s.label);
+                    self.set_map[set as usize] = id;
+                    id
+                }
+                id => id,
+            },
+            None => self.merged.label_set(s.label),
+        };
         let mut h = FxHasher::default();
         locs.hash(&mut h);
-        label.hash(&mut h);
+        h.write_u32(labels);
         let hash = h.finish();
         self.samples.prefetch(hash);
-        hash
+        self.scratch[buf] = locs;
+        (hash, labels)
     }
 
-    /// The merged sample with these mapped locations and labels; if none, the slot for the
-    /// one [`insert`](Merger::insert) adds next is claimed.
-    fn probe(&mut self, hash: u64, locs: &[u32], label: &[Label]) -> Option<u32> {
-        let new_idx = self.out.sample.len() as u32;
-        let samples = &self.out.sample;
+    /// The merged sample with these mapped locations and label set; if none, the slot for
+    /// the one `place` adds next is claimed.
+    fn probe(&mut self, hash: u64, locs: &[u32], labels: u32) -> Option<u32> {
+        let new_idx = self.merged.len() as u32;
+        let merged = &self.merged;
         match self.samples.find(hash, |i| {
-            let m = &samples[i as usize];
-            m.location == locs && m.label == label
+            merged.labels[i as usize] == labels && merged.locations(i as usize) == locs
         }) {
             Ok(i) => Some(i),
             Err(slot) => {
@@ -615,21 +725,6 @@ impl Merger {
                 None
             }
         }
-    }
-
-    fn add_values(&mut self, idx: u32, values: &[i64]) {
-        for (a, b) in self.out.sample[idx as usize].value.iter_mut().zip(values) {
-            *a = a.wrapping_add(*b);
-        }
-    }
-
-    /// Appends a new merged sample (its locations already mapped, its slot claimed by
-    /// [`lookup`](Merger::lookup)).
-    fn insert(&mut self, sample: Sample) {
-        // A query's budget (`cancel::Budget`): the merged samples and their depth.
-        crate::cancel::nodes(self.out.sample.len() + 1);
-        crate::cancel::depth(sample.location.len());
-        self.out.sample.push(sample);
     }
 
     /// pprof's location key for merged `lines`, hashed. pprof joins lines as `fn|line|col`
@@ -799,11 +894,35 @@ impl Merger {
         idx
     }
 
+    /// Whether a merged sample's values summed to zero (pprof then compacts the result).
+    fn has_zero_samples(&self) -> bool {
+        let n = self.merged.nvalues;
+        n > 0
+            && self
+                .merged
+                .value
+                .chunks_exact(n)
+                .any(|v| v.iter().all(|&v| v == 0))
+    }
+
     /// The merged profile. Samples that summed to zero are removed (with a compaction pass,
     /// as pprof does).
     pub fn finish(self) -> Profile {
-        let p = self.out;
-        if p.has_zero_samples() { compact(&p) } else { p }
+        let zero = self.has_zero_samples();
+        let Merger {
+            mut out, merged, ..
+        } = self;
+        out.sample = merged.to_samples();
+        if zero { compact(&out) } else { out }
+    }
+
+    /// The merged profile gzip'd as [`encode_parallel`](crate::encode_parallel) writes it,
+    /// straight from the merge's own flat table (no `Sample` per merged sample).
+    pub fn encode_parallel(self, workers: usize) -> Vec<u8> {
+        if self.has_zero_samples() {
+            return crate::encode_parallel(&self.finish(), workers);
+        }
+        crate::encode::encode_samples_parallel(&self.out, &self.merged, workers)
     }
 }
 

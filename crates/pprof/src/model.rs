@@ -107,6 +107,174 @@ impl Sample {
     }
 }
 
+/// One sample seen through [`Samples`]: its stack (leaf first), values and labels, borrowed
+/// from wherever the samples are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleRef<'a> {
+    pub location: &'a [LocationIdx],
+    pub value: &'a [i64],
+    pub label: &'a [Label],
+    /// The label set's index among its source's distinct ones ([`FlatSamples::label_sets`]),
+    /// if the source numbers them: a merge then resolves each set once, not per sample.
+    pub label_set: Option<u32>,
+}
+
+/// Samples however they are kept: a profile's `Vec<Sample>`, or flat ([`FlatSamples`], a
+/// merge's own table) where millions of them would otherwise be three allocations each.
+pub trait Samples {
+    fn len(&self) -> usize;
+    fn get(&self, i: usize) -> SampleRef<'_>;
+    /// How many label sets [`SampleRef::label_set`] numbers (0 if it is always `None`).
+    fn label_sets(&self) -> usize {
+        0
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The samples as the model's `Sample`s (each buffer sized exactly).
+    fn to_samples(&self) -> Vec<Sample> {
+        (0..self.len())
+            .map(|i| {
+                let s = self.get(i);
+                Sample {
+                    location: s.location.to_vec(),
+                    value: s.value.to_vec(),
+                    label: s.label.to_vec(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Samples for [Sample] {
+    fn len(&self) -> usize {
+        <[Sample]>::len(self)
+    }
+    fn get(&self, i: usize) -> SampleRef<'_> {
+        let s = &self[i];
+        SampleRef {
+            location: &s.location,
+            value: &s.value,
+            label: &s.label,
+            label_set: None,
+        }
+    }
+}
+
+/// A profile's samples in flat arrays (sample `i`'s locations are
+/// `location[location_end[i-1]..location_end[i]]`, its values `value[i*n..(i+1)*n]`, its
+/// labels `label_sets[label_set[i]]`): what a decoder hands a merge, with no allocation per
+/// sample. Label sets are kept once each, told apart by the identity of their strings (a
+/// decoded profile has one `Str` per string-table entry); a merge compares them by content.
+#[derive(Debug, Clone, Default)]
+pub struct FlatSamples {
+    /// Values per sample (the profile's sample types).
+    pub nvalues: usize,
+    pub location: Vec<LocationIdx>,
+    pub location_end: Vec<usize>,
+    pub value: Vec<i64>,
+    pub label_set: Vec<u32>,
+    /// `label_sets[0]` is the empty set.
+    pub label_sets: Vec<Vec<Label>>,
+    /// Label-set identity: hash of the strings' addresses → newest set, chained by `set_next`.
+    set_index: rustc_hash::FxHashMap<u64, u32>,
+    set_next: Vec<u32>,
+}
+
+impl FlatSamples {
+    pub fn new(nvalues: usize) -> Self {
+        FlatSamples {
+            nvalues,
+            label_sets: vec![Vec::new()],
+            set_next: vec![u32::MAX],
+            ..Default::default()
+        }
+    }
+
+    /// Appends one sample (`value` must hold `nvalues` values).
+    pub fn push(&mut self, location: &[LocationIdx], value: &[i64], label: &[Label]) {
+        debug_assert_eq!(value.len(), self.nvalues);
+        self.location.extend_from_slice(location);
+        self.location_end.push(self.location.len());
+        self.value.extend_from_slice(value);
+        let set = self.intern(label);
+        self.label_set.push(set);
+    }
+
+    /// The index of this label set (by its strings' identity), added if new.
+    fn intern(&mut self, label: &[Label]) -> u32 {
+        use std::hash::Hasher;
+        if label.is_empty() {
+            return 0;
+        }
+        let addr = |s: &Str| std::sync::Arc::as_ptr(s) as *const u8 as usize;
+        let mut h = rustc_hash::FxHasher::default();
+        for l in label {
+            h.write_usize(addr(&l.key));
+            match &l.value {
+                LabelValue::Str(v) => h.write_usize(addr(v)),
+                LabelValue::Num { value, unit } => {
+                    h.write_i64(*value);
+                    h.write_usize(addr(unit));
+                }
+            }
+        }
+        let hash = h.finish();
+        let same = |a: &Label, b: &Label| {
+            std::sync::Arc::ptr_eq(&a.key, &b.key)
+                && match (&a.value, &b.value) {
+                    (LabelValue::Str(x), LabelValue::Str(y)) => std::sync::Arc::ptr_eq(x, y),
+                    (
+                        LabelValue::Num { value: x, unit: u },
+                        LabelValue::Num { value: y, unit: v },
+                    ) => x == y && std::sync::Arc::ptr_eq(u, v),
+                    _ => false,
+                }
+        };
+        let mut cur = self.set_index.get(&hash).copied().unwrap_or(u32::MAX);
+        while cur != u32::MAX {
+            let set = &self.label_sets[cur as usize];
+            if set.len() == label.len() && set.iter().zip(label).all(|(a, b)| same(a, b)) {
+                return cur;
+            }
+            cur = self.set_next[cur as usize];
+        }
+        let id = self.label_sets.len() as u32;
+        self.label_sets.push(label.to_vec());
+        let head = self.set_index.insert(hash, id).unwrap_or(u32::MAX);
+        self.set_next.push(head);
+        id
+    }
+
+    /// The samples of a profile, moved out of it.
+    pub fn take_from(p: &mut Profile) -> Self {
+        let mut f = FlatSamples::new(p.sample_type.len());
+        for s in std::mem::take(&mut p.sample) {
+            f.push(&s.location, &s.value, &s.label);
+        }
+        f
+    }
+}
+
+impl Samples for FlatSamples {
+    fn len(&self) -> usize {
+        self.location_end.len()
+    }
+    fn get(&self, i: usize) -> SampleRef<'_> {
+        let start = if i == 0 { 0 } else { self.location_end[i - 1] };
+        let set = self.label_set[i];
+        SampleRef {
+            location: &self.location[start..self.location_end[i]],
+            value: &self.value[i * self.nvalues..(i + 1) * self.nvalues],
+            label: &self.label_sets[set as usize],
+            label_set: Some(set),
+        }
+    }
+    fn label_sets(&self) -> usize {
+        self.label_sets.len()
+    }
+}
+
 /// Sorts labels into pprof's canonical order (see [`Sample::label`]).
 pub fn canonicalize_labels(labels: &mut [Label]) {
     if labels.len() > 1 {

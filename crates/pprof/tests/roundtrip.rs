@@ -57,3 +57,55 @@ fn merging_a_profile_with_itself_doubles_values() {
         assert!(m.sample.len() <= p.sample.len());
     }
 }
+
+/// A merge of flat-decoded profiles (`decode_flat_with` + `Merger::add_flat`, what
+/// `gocost merge` does) is the merge of the model's profiles: the same profile, and encoded
+/// straight from the merge, the same bytes. The inputs cover labels (string and numeric,
+/// shared between profiles), samples that cancel out (a profile and its negation: the merge
+/// compacts), and every profile kind of the corpus.
+#[test]
+fn flat_merge_is_the_model_merge() {
+    use gocost_pprof::{DecodeOptions, Merger, decode_flat_with, encode_parallel};
+    let opts = DecodeOptions::default();
+    for path in corpus() {
+        let bytes = std::fs::read(&path).unwrap();
+        let p = decode(&bytes).unwrap();
+        if p.sample.is_empty() {
+            continue;
+        }
+        // A copy with every value negated but the first sample's: merged with the profile,
+        // all but one sample sum to zero (compacted away); with the profile twice, to the
+        // profile's own values.
+        let mut neg = p.clone();
+        for (i, s) in neg.sample.iter_mut().enumerate() {
+            if i > 0 {
+                s.value.iter_mut().for_each(|v| *v = -*v);
+            }
+        }
+        let neg = encode(&neg);
+        for inputs in [vec![&bytes, &neg], vec![&bytes, &neg, &bytes]] {
+            let mut model = Merger::new(&p);
+            let mut flat = Merger::new(&p);
+            for b in inputs {
+                model.add_owned(decode(b).unwrap()).unwrap();
+                let (q, samples) = decode_flat_with(b, &opts).unwrap();
+                assert!(q.sample.is_empty());
+                flat.add_flat(&q, &samples).unwrap();
+            }
+            let want = model.finish();
+            let got_bytes = flat.encode_parallel(2);
+            assert_eq!(
+                decode(&got_bytes).unwrap(),
+                want,
+                "{}: encoded from the flat merge",
+                path.display()
+            );
+            assert_eq!(
+                got_bytes,
+                encode_parallel(&want, 2),
+                "{}: bytes",
+                path.display()
+            );
+        }
+    }
+}
