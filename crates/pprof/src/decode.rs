@@ -54,9 +54,12 @@ pub fn decode_flat_with(
 ) -> Result<(Profile, FlatSamples), DecodeError> {
     inflated(data, opts, |raw| {
         let (p, ctx) = decode_first_pass(raw)?;
-        let mut samples = FlatSamples::new(p.sample_type.len());
-        decode_samples(raw, &ctx, opts.labels, samples.nvalues, &mut samples)?;
-        Ok((p, samples))
+        let mut sink = FlatSink {
+            out: FlatSamples::new(p.sample_type.len()),
+            sets: FxHashMap::default(),
+        };
+        decode_samples(raw, &ctx, opts.labels, sink.out.nvalues, &mut sink)?;
+        Ok((p, sink.out))
     })
 }
 
@@ -406,8 +409,9 @@ struct Ctx {
 trait SampleSink {
     fn reserve(&mut self, n: usize);
     fn len(&self) -> usize;
-    /// Takes the sample in `s` (its buffers are reused for the next one).
-    fn push(&mut self, s: &mut Scratch);
+    /// Takes the sample in `s` (its buffers are reused for the next one); its labels' strings
+    /// are `strings`' entries.
+    fn push(&mut self, s: &mut Scratch, strings: &[Str]);
 }
 
 /// One sample as decoded, in buffers reused from sample to sample.
@@ -416,7 +420,7 @@ struct Scratch {
     ids: Vec<u64>,
     location: Vec<LocationIdx>,
     value: Vec<i64>,
-    label: Vec<Label>,
+    label: Vec<RawLabel>,
 }
 
 impl SampleSink for Vec<Sample> {
@@ -426,30 +430,46 @@ impl SampleSink for Vec<Sample> {
     fn len(&self) -> usize {
         Vec::len(self)
     }
-    fn push(&mut self, s: &mut Scratch) {
-        // Copies sized exactly; the labels' buffer is moved (most samples have none or few).
+    fn push(&mut self, s: &mut Scratch, strings: &[Str]) {
+        // Copies sized exactly.
         Vec::push(
             self,
             Sample {
                 location: s.location.clone(),
                 value: s.value.clone(),
-                label: std::mem::take(&mut s.label),
+                label: s.label.iter().map(|l| l.resolve(strings)).collect(),
             },
         );
     }
 }
 
-impl SampleSink for FlatSamples {
+/// Flat samples, with each distinct set of raw labels resolved once.
+struct FlatSink {
+    out: FlatSamples,
+    sets: FxHashMap<Box<[RawLabel]>, u32>,
+}
+
+impl SampleSink for FlatSink {
     fn reserve(&mut self, n: usize) {
-        self.location_end.reserve_exact(n);
-        self.label_set.reserve_exact(n);
-        self.value.reserve_exact(n * self.nvalues);
+        self.out.location_end.reserve_exact(n);
+        self.out.label_set.reserve_exact(n);
+        self.out.value.reserve_exact(n * self.out.nvalues);
     }
     fn len(&self) -> usize {
-        self.location_end.len()
+        self.out.location_end.len()
     }
-    fn push(&mut self, s: &mut Scratch) {
-        FlatSamples::push(self, &s.location, &s.value, &s.label);
+    fn push(&mut self, s: &mut Scratch, strings: &[Str]) {
+        let set = if s.label.is_empty() {
+            0
+        } else if let Some(&set) = self.sets.get(&s.label[..]) {
+            set
+        } else {
+            let labels = s.label.iter().map(|l| l.resolve(strings)).collect();
+            let set = self.out.add_label_set(labels);
+            self.sets.insert(s.label.clone().into_boxed_slice(), set);
+            set
+        };
+        self.out.push_with_set(&s.location, &s.value, set);
     }
 }
 
@@ -485,7 +505,7 @@ fn decode_samples(
                 f.offset,
             ));
         }
-        out.push(&mut scratch);
+        out.push(&mut scratch, &ctx.strings);
     }
     if nvalues == 0 && out.len() > 0 {
         return Err(DecodeError::invalid(
@@ -525,7 +545,8 @@ fn value_type(f: &Field) -> Inner<(i64, i64)> {
 
 type SampleError = (ErrorKind, usize, String);
 
-/// Decodes one sample into `out`'s buffers.
+/// Decodes one sample into `out`'s buffers; its labels as string-table indices, in pprof's
+/// canonical order (see [`Sample::label`]).
 fn sample(f: &Field, ctx: &Ctx, keep_labels: bool, out: &mut Scratch) -> Result<(), SampleError> {
     let plain = |field: &'static str| move |(k, o): WireError| (k, o, field.to_string());
     let mut r = f.message().map_err(plain(""))?;
@@ -534,16 +555,18 @@ fn sample(f: &Field, ctx: &Ctx, keep_labels: bool, out: &mut Scratch) -> Result<
         location,
         value,
         label,
+        ..
     } = out;
     ids.clear();
     location.clear();
     value.clear();
     label.clear();
     let mut nlabels = 0usize;
-    let string = |idx: i64, j: usize, offset: usize| -> Result<Str, SampleError> {
-        match ctx.strings.get(usize::try_from(idx).unwrap_or(usize::MAX)) {
-            Some(s) => Ok(s.clone()),
-            None => Err((
+    // A string-table index, checked.
+    let string = |idx: i64, j: usize, offset: usize| -> Result<u32, SampleError> {
+        match usize::try_from(idx) {
+            Ok(i) if i < ctx.strings.len() => Ok(i as u32),
+            _ => Err((
                 ErrorKind::StringIndex {
                     index: idx,
                     len: ctx.strings.len(),
@@ -576,25 +599,21 @@ fn sample(f: &Field, ctx: &Ctx, keep_labels: bool, out: &mut Scratch) -> Result<
                 let k = string(key, j, g.offset)?;
                 if str != 0 {
                     let v = string(str, j, g.offset)?;
-                    if keep_labels || k.starts_with("pprof::") {
-                        label.push(Label {
-                            key: k,
-                            value: LabelValue::Str(v),
-                        });
+                    if keep_labels || ctx.strings[k as usize].starts_with("pprof::") {
+                        label.push(RawLabel::Str { key: k, value: v });
                     }
                 } else if num != 0 || unit != 0 {
-                    let u = if unit != 0 {
+                    // No unit is index 0, the empty string.
+                    let unit = if unit != 0 {
                         string(unit, j, g.offset)?
                     } else {
-                        Str::from("")
+                        0
                     };
                     if keep_labels {
-                        label.push(Label {
+                        label.push(RawLabel::Num {
                             key: k,
-                            value: LabelValue::Num {
-                                value: num,
-                                unit: u,
-                            },
+                            value: num,
+                            unit,
                         });
                     }
                 }
@@ -612,8 +631,52 @@ fn sample(f: &Field, ctx: &Ctx, keep_labels: bool, out: &mut Scratch) -> Result<
         };
         location.push(li);
     }
-    canonicalize_labels(label);
+    // `canonicalize_labels` on indices: string labels before numeric ones, by key.
+    if label.len() > 1 {
+        label.sort_by(|a, b| {
+            a.is_num()
+                .cmp(&b.is_num())
+                .then_with(|| ctx.strings[a.key() as usize].cmp(&ctx.strings[b.key() as usize]))
+        });
+    }
     Ok(())
+}
+
+/// A decoded label whose strings are still string-table indices: labels are resolved to
+/// shared strings once per distinct set (flat decoding) or once per sample (the model), never
+/// cloned only to be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RawLabel {
+    Str { key: u32, value: u32 },
+    Num { key: u32, value: i64, unit: u32 },
+}
+
+impl RawLabel {
+    fn is_num(&self) -> bool {
+        matches!(self, RawLabel::Num { .. })
+    }
+
+    fn key(&self) -> u32 {
+        match *self {
+            RawLabel::Str { key, .. } | RawLabel::Num { key, .. } => key,
+        }
+    }
+
+    fn resolve(&self, strings: &[Str]) -> Label {
+        match *self {
+            RawLabel::Str { key, value } => Label {
+                key: strings[key as usize].clone(),
+                value: LabelValue::Str(strings[value as usize].clone()),
+            },
+            RawLabel::Num { key, value, unit } => Label {
+                key: strings[key as usize].clone(),
+                value: LabelValue::Num {
+                    value,
+                    unit: strings[unit as usize].clone(),
+                },
+            },
+        }
+    }
 }
 
 fn mapping(f: &Field) -> Inner<RawMapping> {

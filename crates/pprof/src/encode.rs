@@ -54,7 +54,7 @@ const CHUNK: usize = 1 << 20;
 /// that compressing a big merged profile never holds its whole encoding (hundreds of MB for
 /// a day of profiles whose samples stay distinct). The samples are `samples`, not
 /// `p.sample` (a merge keeps its own).
-fn encode_to<S: Samples + ?Sized>(p: &Profile, samples: &S, sink: &mut dyn FnMut(&[u8])) {
+fn encode_to<'a, S: Samples + ?Sized>(p: &'a Profile, samples: &'a S, sink: &mut dyn FnMut(&[u8])) {
     let mut st = Strings {
         index: FxHashMap::default(),
         by_ptr: FxHashMap::default(),
@@ -77,24 +77,40 @@ fn encode_to<S: Samples + ?Sized>(p: &Profile, samples: &S, sink: &mut dyn FnMut
     }
     // Label strings get their indices in sample order, as pprof's table has them: after the
     // sample types and before everything below.
+    // Samples whose source numbers its label sets share each set's encoding, made when the
+    // set is first written (its strings get their indices then).
+    let mut set_bytes: Vec<Option<std::ops::Range<usize>>> = vec![None; samples.label_sets()];
+    let mut set_cache = Writer::default();
+    let labels = |st: &mut Strings<'a>, w: &mut Writer, label: &'a [Label]| {
+        for l in label {
+            let (k, v, n, u) = match &l.value {
+                LabelValue::Str(v) => (st.add_shared(&l.key), st.add_shared(v), 0, 0),
+                LabelValue::Num { value, unit } => {
+                    (st.add_shared(&l.key), 0, *value, st.add_shared(unit))
+                }
+            };
+            w.message(3, |w| {
+                w.int_opt(1, k);
+                w.int_opt(2, v);
+                w.int_opt(3, n);
+                w.int_opt(4, u);
+            });
+        }
+    };
     for i in 0..samples.len() {
         let s = samples.get(i);
         w.message(2, |w| {
             w.ints(1, s.location.iter().map(|&l| p.location[l as usize].id));
             w.ints(2, s.value.iter().map(|&v| v as u64));
-            for l in s.label {
-                let (k, v, n, u) = match &l.value {
-                    LabelValue::Str(v) => (st.add_shared(&l.key), st.add_shared(v), 0, 0),
-                    LabelValue::Num { value, unit } => {
-                        (st.add_shared(&l.key), 0, *value, st.add_shared(unit))
-                    }
-                };
-                w.message(3, |w| {
-                    w.int_opt(1, k);
-                    w.int_opt(2, v);
-                    w.int_opt(3, n);
-                    w.int_opt(4, u);
-                });
+            match s.label_set.and_then(|id| set_bytes.get_mut(id as usize)) {
+                None => labels(&mut st, w, s.label),
+                Some(Some(r)) => w.buf.extend_from_slice(&set_cache.buf[r.clone()]),
+                Some(cached) => {
+                    let start = set_cache.buf.len();
+                    labels(&mut st, &mut set_cache, s.label);
+                    *cached = Some(start..set_cache.buf.len());
+                    w.buf.extend_from_slice(&set_cache.buf[start..]);
+                }
             }
         });
         if w.buf.len() >= CHUNK {

@@ -201,6 +201,26 @@ impl FlatSamples {
         self.label_set.push(set);
     }
 
+    /// Appends a sample whose labels are set `set` (from [`add_label_set`]).
+    ///
+    /// [`add_label_set`]: FlatSamples::add_label_set
+    pub(crate) fn push_with_set(&mut self, location: &[LocationIdx], value: &[i64], set: u32) {
+        debug_assert_eq!(value.len(), self.nvalues);
+        self.location.extend_from_slice(location);
+        self.location_end.push(self.location.len());
+        self.value.extend_from_slice(value);
+        self.label_set.push(set);
+    }
+
+    /// Adds a label set its caller knows to be new (the decoder tells sets apart by their
+    /// string-table indices), returning its index.
+    pub(crate) fn add_label_set(&mut self, label: Vec<Label>) -> u32 {
+        let id = self.label_sets.len() as u32;
+        self.label_sets.push(label);
+        self.set_next.push(u32::MAX);
+        id
+    }
+
     /// The index of this label set (by its strings' identity), added if new.
     fn intern(&mut self, label: &[Label]) -> u32 {
         use std::hash::Hasher;
