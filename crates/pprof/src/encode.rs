@@ -14,6 +14,17 @@ struct Strings<'a> {
 }
 
 impl<'a> Strings<'a> {
+    /// A table holding the empty string, at index 0.
+    fn new() -> Self {
+        let mut st = Strings {
+            index: FxHashMap::default(),
+            by_ptr: FxHashMap::default(),
+            table: Vec::new(),
+        };
+        st.add("");
+        st
+    }
+
     fn add(&mut self, s: &'a str) -> i64 {
         if let Some(&i) = self.index.get(s) {
             return i;
@@ -50,74 +61,129 @@ fn encode_uncompressed_samples<S: Samples + ?Sized>(p: &Profile, samples: &S) ->
 /// How many encoded bytes are handed to the sink at a time (at a sample's end).
 const CHUNK: usize = 1 << 20;
 
+/// Samples per piece when workers encode them: about [`CHUNK`] bytes of a merged CPU profile.
+const SAMPLES_PER_PIECE: usize = 16 << 10;
+
 /// Serializes a profile to uncompressed protobuf bytes, handed to `sink` a chunk at a time, so
 /// that compressing a big merged profile never holds its whole encoding (hundreds of MB for
 /// a day of profiles whose samples stay distinct). The samples are `samples`, not
 /// `p.sample` (a merge keeps its own).
 fn encode_to<'a, S: Samples + ?Sized>(p: &'a Profile, samples: &'a S, sink: &mut dyn FnMut(&[u8])) {
-    let mut st = Strings {
-        index: FxHashMap::default(),
-        by_ptr: FxHashMap::default(),
-        table: Vec::new(),
+    let mut st = Strings::new();
+    let mut w = Writer {
+        buf: Vec::with_capacity(CHUNK + 64 * 1024),
     };
-    st.add("");
+    head(p, &mut st, &mut w);
+    // Label strings get their indices in sample order, as pprof's table has them: after the
+    // sample types and before everything below. Samples whose source numbers its label sets
+    // share each set's encoding, made when the set is first written.
+    let mut sets = SetBytes::new(samples.label_sets());
+    for i in 0..samples.len() {
+        let s = samples.get(i);
+        match s.label_set {
+            Some(id) => {
+                let labels = sets.get_or_encode(&mut st, id, s.label);
+                sample_message(p, &mut w, &s, |w| w.buf.extend_from_slice(labels));
+            }
+            None => sample_message(p, &mut w, &s, |w| label_messages(&mut st, w, s.label)),
+        }
+        if w.buf.len() >= CHUNK {
+            sink(&w.buf);
+            w.buf.clear();
+        }
+    }
+    tail(p, &mut st, &mut w);
+    sink(&w.buf);
+}
+
+/// The sample types (the first strings of the table after the empty one).
+fn head<'a>(p: &'a Profile, st: &mut Strings<'a>, w: &mut Writer) {
     let sample_types: Vec<(i64, i64)> = p
         .sample_type
         .iter()
         .map(|t| (st.add(&t.r#type), st.add(&t.unit)))
         .collect();
-    let mut w = Writer {
-        buf: Vec::with_capacity(CHUNK + 64 * 1024),
-    };
     for &(t, u) in &sample_types {
         w.message(1, |w| {
             w.int_opt(1, t);
             w.int_opt(2, u);
         });
     }
-    // Label strings get their indices in sample order, as pprof's table has them: after the
-    // sample types and before everything below.
-    // Samples whose source numbers its label sets share each set's encoding, made when the
-    // set is first written (its strings get their indices then).
-    let mut set_bytes: Vec<Option<std::ops::Range<usize>>> = vec![None; samples.label_sets()];
-    let mut set_cache = Writer::default();
-    let labels = |st: &mut Strings<'a>, w: &mut Writer, label: &'a [Label]| {
-        for l in label {
-            let (k, v, n, u) = match &l.value {
-                LabelValue::Str(v) => (st.add_shared(&l.key), st.add_shared(v), 0, 0),
-                LabelValue::Num { value, unit } => {
-                    (st.add_shared(&l.key), 0, *value, st.add_shared(unit))
-                }
-            };
-            w.message(3, |w| {
-                w.int_opt(1, k);
-                w.int_opt(2, v);
-                w.int_opt(3, n);
-                w.int_opt(4, u);
-            });
-        }
-    };
-    for i in 0..samples.len() {
-        let s = samples.get(i);
-        w.message(2, |w| {
-            w.ints(1, s.location.iter().map(|&l| p.location[l as usize].id));
-            w.ints(2, s.value.iter().map(|&v| v as u64));
-            match s.label_set.and_then(|id| set_bytes.get_mut(id as usize)) {
-                None => labels(&mut st, w, s.label),
-                Some(Some(r)) => w.buf.extend_from_slice(&set_cache.buf[r.clone()]),
-                Some(cached) => {
-                    let start = set_cache.buf.len();
-                    labels(&mut st, &mut set_cache, s.label);
-                    *cached = Some(start..set_cache.buf.len());
-                    w.buf.extend_from_slice(&set_cache.buf[start..]);
-                }
+}
+
+/// One sample, its labels written by `labels`.
+fn sample_message(
+    p: &Profile,
+    w: &mut Writer,
+    s: &SampleRef<'_>,
+    labels: impl FnOnce(&mut Writer),
+) {
+    w.message(2, |w| {
+        w.ints(1, s.location.iter().map(|&l| p.location[l as usize].id));
+        w.ints(2, s.value.iter().map(|&v| v as u64));
+        labels(w);
+    });
+}
+
+/// A sample's label messages, their strings added to the table.
+fn label_messages<'a>(st: &mut Strings<'a>, w: &mut Writer, label: &'a [Label]) {
+    for l in label {
+        let (k, v, n, u) = match &l.value {
+            LabelValue::Str(v) => (st.add_shared(&l.key), st.add_shared(v), 0, 0),
+            LabelValue::Num { value, unit } => {
+                (st.add_shared(&l.key), 0, *value, st.add_shared(unit))
             }
+        };
+        w.message(3, |w| {
+            w.int_opt(1, k);
+            w.int_opt(2, v);
+            w.int_opt(3, n);
+            w.int_opt(4, u);
         });
-        if w.buf.len() >= CHUNK {
-            sink(&w.buf);
-            w.buf.clear();
+    }
+}
+
+/// Each numbered label set's label messages, encoded when first met.
+struct SetBytes {
+    ranges: Vec<Option<std::ops::Range<usize>>>,
+    bytes: Writer,
+}
+
+impl SetBytes {
+    fn new(sets: usize) -> Self {
+        SetBytes {
+            ranges: vec![None; sets],
+            bytes: Writer::default(),
         }
     }
+
+    /// Set `id`'s label messages (`label`), encoded now if not yet.
+    fn get_or_encode<'a>(&mut self, st: &mut Strings<'a>, id: u32, label: &'a [Label]) -> &[u8] {
+        let r = match &mut self.ranges[id as usize] {
+            Some(r) => r.clone(),
+            slot => {
+                let start = self.bytes.buf.len();
+                label_messages(st, &mut self.bytes, label);
+                let r = start..self.bytes.buf.len();
+                *slot = Some(r.clone());
+                r
+            }
+        };
+        &self.bytes.buf[r]
+    }
+
+    /// Set `id`'s label messages, encoded already.
+    fn get(&self, id: u32) -> &[u8] {
+        match &self.ranges[id as usize] {
+            Some(r) => &self.bytes.buf[r.clone()],
+            None => &[],
+        }
+    }
+}
+
+/// Everything after the samples: mappings, locations, functions, the string table and the
+/// header's scalars.
+fn tail<'a>(p: &'a Profile, st: &mut Strings<'a>, w: &mut Writer) {
     let mapping_x: Vec<(i64, i64)> = p
         .mapping
         .iter()
@@ -190,7 +256,6 @@ fn encode_to<'a, S: Samples + ?Sized>(p: &'a Profile, samples: &'a S, sink: &mut
     w.ints(13, comment_x.iter().map(|&c| c as u64));
     w.int(14, default_x);
     w.int_opt(15, doc_x);
-    sink(&w.buf);
 }
 
 /// Serializes a profile as gzip-compressed protobuf (what Go and pprof write to disk).
@@ -246,8 +311,11 @@ pub fn encode_parallel(p: &Profile, workers: usize) -> Vec<u8> {
     encode_samples_parallel(p, &p.sample[..], workers)
 }
 
-/// [`encode_parallel`] of `p`'s header, locations and functions with `samples`.
-pub(crate) fn encode_samples_parallel<S: Samples + ?Sized>(
+/// [`encode_parallel`] of `p`'s header, locations and functions with `samples`. When the
+/// samples number their label sets (a merge's do), the workers encode the samples too: each
+/// set's labels are encoded first, in sample order (which gives the string table pprof's
+/// order), and then any range of samples encodes on its own.
+pub(crate) fn encode_samples_parallel<S: Samples + Sync + ?Sized>(
     p: &Profile,
     samples: &S,
     workers: usize,
@@ -257,21 +325,57 @@ pub(crate) fn encode_samples_parallel<S: Samples + ?Sized>(
     }
     use std::sync::{Arc, Mutex, mpsc};
     type Piece = (usize, Option<Vec<u8>>, crc32fast::Hasher, usize);
+    /// Bytes to compress, or samples to encode first.
+    enum Work {
+        Raw(Vec<u8>),
+        Samples(std::ops::Range<usize>),
+    }
+    // With every set numbered, the label strings are added here, before any sample is
+    // encoded; otherwise samples are encoded on this thread as the table grows.
+    let mut st = Strings::new();
+    let mut head_bytes = Writer::default();
+    head(p, &mut st, &mut head_bytes);
+    let mut sets = SetBytes::new(samples.label_sets());
+    let numbered = samples.label_sets() > 0
+        && (0..samples.len()).all(|i| {
+            let s = samples.get(i);
+            match s.label_set {
+                Some(id) => {
+                    sets.get_or_encode(&mut st, id, s.label);
+                    true
+                }
+                None => false,
+            }
+        });
+    let sets = &sets;
     std::thread::scope(|scope| {
         // At most `workers` pieces wait to be compressed: the encoder is held back, not memory.
-        let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<u8>, bool)>(workers);
+        let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Work, bool)>(workers);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done_rx) = mpsc::channel::<Piece>();
         for _ in 0..workers {
             let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
             scope.spawn(move || {
                 let mut z = flate2::Compress::new(flate2::Compression::fast(), false);
+                let mut w = Writer::default();
                 loop {
                     let job = match job_rx.lock() {
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
-                    let Ok((seq, raw, last)) = job else { return };
+                    let Ok((seq, work, last)) = job else { return };
+                    let raw = match work {
+                        Work::Raw(raw) => raw,
+                        Work::Samples(range) => {
+                            w.buf.clear();
+                            for i in range {
+                                let s = samples.get(i);
+                                let labels = s.label_set.map_or(&[][..], |id| sets.get(id));
+                                sample_message(p, &mut w, &s, |w| w.buf.extend_from_slice(labels));
+                            }
+                            std::mem::take(&mut w.buf)
+                        }
+                    };
                     z.reset();
                     let mut out = Vec::with_capacity(raw.len() / 4 + 4096);
                     let flush = if last {
@@ -288,24 +392,42 @@ pub(crate) fn encode_samples_parallel<S: Samples + ?Sized>(
                     {
                         return;
                     }
+                    w.buf = raw; // its buffer serves the next range
                 }
             });
         }
         drop(done_tx);
-        // The encoder hands over borrowed chunks; the newest one is held back until the next
-        // arrives, so that the last piece is known when it is sent.
-        let mut held: Option<Vec<u8>> = None;
         let mut seq = 0usize;
-        let mut send = |raw: Vec<u8>, last: bool| {
-            let _ = job_tx.send((seq, raw, last));
+        let mut send = |work: Work, last: bool| {
+            let _ = job_tx.send((seq, work, last));
             seq += 1;
         };
-        encode_to(p, samples, &mut |chunk: &[u8]| {
-            if let Some(prev) = held.replace(chunk.to_vec()) {
-                send(prev, false);
+        if numbered {
+            send(Work::Raw(head_bytes.buf), false);
+            // About a megabyte of encoding per range.
+            let per = samples
+                .len()
+                .div_ceil(samples.len().div_ceil(SAMPLES_PER_PIECE).max(1));
+            let mut start = 0;
+            while start < samples.len() {
+                let end = (start + per).min(samples.len());
+                send(Work::Samples(start..end), false);
+                start = end;
             }
-        });
-        send(held.take().unwrap_or_default(), true);
+            let mut t = Writer::default();
+            tail(p, &mut st, &mut t);
+            send(Work::Raw(t.buf), true);
+        } else {
+            // The encoder hands over borrowed chunks; the newest one is held back until the
+            // next arrives, so that the last piece is known when it is sent.
+            let mut held: Option<Vec<u8>> = None;
+            encode_to(p, samples, &mut |chunk: &[u8]| {
+                if let Some(prev) = held.replace(chunk.to_vec()) {
+                    send(Work::Raw(prev), false);
+                }
+            });
+            send(Work::Raw(held.take().unwrap_or_default()), true);
+        }
         drop(job_tx);
         let mut pieces: Vec<Option<Piece>> = (0..seq).map(|_| None).collect();
         for piece in done_rx {

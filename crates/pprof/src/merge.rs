@@ -952,9 +952,12 @@ impl Merger {
 
     /// The merged profile gzip'd as [`encode_parallel`](crate::encode_parallel) writes it,
     /// straight from the merge's own flat table (no `Sample` per merged sample).
-    pub fn encode_parallel(self, workers: usize) -> Vec<u8> {
+    pub fn encode_parallel(&self, workers: usize) -> Vec<u8> {
         if self.has_zero_samples() {
-            return crate::encode_parallel(&self.finish(), workers);
+            // pprof compacts such a merge: its ids change.
+            let mut p = self.out.clone();
+            p.sample = self.merged.to_samples();
+            return crate::encode_parallel(&compact(&p), workers);
         }
         crate::encode::encode_samples_parallel(&self.out, &self.merged, workers)
     }
