@@ -60,9 +60,19 @@ pub const MAX_STACK_DEPTH: usize = 2048;
 /// Checks that no sample of `p` is deeper than `max` frames (inlined functions counted);
 /// the error names the sample and its depth.
 pub fn check_depth(p: &Profile, max: usize) -> Result<(), String> {
-    for (i, s) in p.sample.iter().enumerate() {
+    check_depth_of(p, &p.sample[..], max)
+}
+
+/// [`check_depth`] of `samples`, whose locations are `p`'s.
+pub fn check_depth_of<S: Samples + ?Sized>(
+    p: &Profile,
+    samples: &S,
+    max: usize,
+) -> Result<(), String> {
+    for i in 0..samples.len() {
+        let s = samples.get(i);
         let mut frames = 0usize;
-        for &l in &s.location {
+        for &l in s.location {
             frames += p
                 .location
                 .get(l as usize)

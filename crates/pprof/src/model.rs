@@ -161,6 +161,16 @@ impl Samples for [Sample] {
     }
 }
 
+/// A profile's own samples as a sized value (for `&dyn Samples`).
+impl Samples for Vec<Sample> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn get(&self, i: usize) -> SampleRef<'_> {
+        Samples::get(&self[..], i)
+    }
+}
+
 /// A profile's samples in flat arrays (sample `i`'s locations are
 /// `location[location_end[i-1]..location_end[i]]`, its values `value[i*n..(i+1)*n]`, its
 /// labels `label_sets[label_set[i]]`): what a decoder hands a merge, with no allocation per

@@ -5,7 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use gocost_pprof::Profile;
+use gocost_pprof::{Profile, Samples};
+
+/// A profile to store: its header, locations and functions, and its samples (its own, or a
+/// flat decode's kept apart from it).
+type ProfileRef<'a> = (&'a Profile, &'a dyn Samples);
 
 use crate::cache::BlockCache;
 use crate::catalog::{BLOCK_SUFFIX, Block, block_order, kinds_of, read_indexes};
@@ -433,9 +437,10 @@ impl Store {
             max_size: self.opts.max_profile_size,
             labels: true,
         };
-        let p = gocost_pprof::decode_with(bytes, &opts).map_err(Error::BadProfile)?;
-        gocost_pprof::check_depth(&p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
-        let lsns = self.append_encoded(&[(key, time_ns, &p, Some(bytes.len()))])?;
+        // Flat: no allocation per sample, each label set resolved and encoded once.
+        let (p, samples) =
+            gocost_pprof::decode_flat_with(bytes, &opts).map_err(Error::BadProfile)?;
+        let lsns = self.append_encoded(&[(key, time_ns, (&p, &samples), Some(bytes.len()))])?;
         lsns.first()
             .copied()
             .ok_or_else(|| Error::Io(std::io::Error::other("internal: no record appended")))
@@ -451,7 +456,7 @@ impl Store {
         p: &Profile,
         received: Option<usize>,
     ) -> Result<Lsn, Error> {
-        let lsns = self.append_encoded(&[(key, time_ns, p, received)])?;
+        let lsns = self.append_encoded(&[(key, time_ns, (p, &p.sample), received)])?;
         lsns.first()
             .copied()
             .ok_or_else(|| Error::Io(std::io::Error::other("internal: no record appended")))
@@ -467,7 +472,7 @@ impl Store {
     ) -> Result<Vec<Lsn>, Error> {
         let items: Vec<_> = items
             .iter()
-            .map(|(k, t, p, received)| (k, *t, *p, Some(*received)))
+            .map(|(k, t, p, received)| (k, *t, (*p, &p.sample as &dyn Samples), Some(*received)))
             .collect();
         self.append_encoded(&items)
     }
@@ -478,13 +483,14 @@ impl Store {
     /// counts). A write that fails takes its rows out of the symbols again.
     fn append_encoded(
         &self,
-        items: &[(&SeriesKey, i64, &Profile, Option<usize>)],
+        items: &[(&SeriesKey, i64, ProfileRef<'_>, Option<usize>)],
     ) -> Result<Vec<Lsn>, Error> {
         if self.query_only() {
             return Err(Error::QueryOnly);
         }
-        for (_, _, p, _) in items {
-            gocost_pprof::check_depth(p, gocost_pprof::MAX_STACK_DEPTH).map_err(Error::TooDeep)?;
+        for (_, _, (p, samples), _) in items {
+            gocost_pprof::check_depth_of(p, *samples, gocost_pprof::MAX_STACK_DEPTH)
+                .map_err(Error::TooDeep)?;
         }
         // Which segment the records go to must be settled before they are encoded: a
         // rotation due for about this much (received bytes; the size is a soft limit).
@@ -508,14 +514,14 @@ impl Store {
         let mut recs = Vec::with_capacity(items.len());
         {
             let seg = g.head_symbols.entry(seq).or_default();
-            for (key, time_ns, p, received) in items {
+            for (key, time_ns, (p, samples), received) in items {
                 let group = block::group_of(key);
                 let sym = seg.entry(group.to_string()).or_default();
                 let lens = sym.lens();
                 if !undo.iter().any(|(g, _)| *g == group) {
                     undo.push((group, lens));
                 }
-                let enc = sym.encode_profile(p, *time_ns);
+                let enc = sym.encode_samples(p, *samples, *time_ns);
                 let symbols = sym.encode_since(&lens);
                 let raw_len = received.unwrap_or(enc.len());
                 recs.push(wal::Record::Encoded {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use gocost_pprof::{
     Function, HeaderOf, Label, LabelValue, Line, Location, Mapping, MergeHeader, Profile, Sample,
-    Str, ValueType, merge_header,
+    Samples, Str, ValueType, merge_header,
 };
 use rustc_hash::FxHashMap;
 
@@ -178,6 +178,17 @@ impl SymTabBuilder {
 
     /// Encodes `p` against these tables (adding what is new).
     pub fn encode_profile(&mut self, p: &Profile, time_ns: i64) -> Vec<u8> {
+        self.encode_samples(p, &p.sample[..], time_ns)
+    }
+
+    /// [`encode_profile`](SymTabBuilder::encode_profile) of `p` with `samples` for its
+    /// samples (a flat decode's: each numbered label set is encoded once).
+    pub fn encode_samples(
+        &mut self,
+        p: &Profile,
+        samples: &(impl Samples + ?Sized),
+        time_ns: i64,
+    ) -> Vec<u8> {
         // All mappings, in order: pprof's report header names the first one's file.
         let maps: Vec<u32> = p
             .mapping
@@ -219,9 +230,10 @@ impl SymTabBuilder {
         // Rows of this profile's functions and locations, interned on first use.
         let mut funcs: Vec<Option<u32>> = vec![None; p.function.len()];
         let mut locs: Vec<Option<u32>> = vec![None; p.location.len()];
-        w.u(p.sample.len() as u64);
+        w.u(samples.len() as u64);
         let mut rows: Vec<u32> = Vec::new();
-        for s in &p.sample {
+        for i in 0..samples.len() {
+            let s = samples.get(i);
             rows.clear();
             for &l in s.location.iter().rev() {
                 let row = match locs.get(l as usize).copied().flatten() {
@@ -252,32 +264,51 @@ impl SymTabBuilder {
             };
             w.u(node.into());
         }
-        for s in &p.sample {
+        for i in 0..samples.len() {
+            let s = samples.get(i);
             for k in 0..p.sample_type.len() {
                 w.i(s.value.get(k).copied().unwrap_or(0));
             }
         }
-        for s in &p.sample {
-            w.u(s.label.len() as u64);
-            for l in &s.label {
-                let k = self.s(&l.key);
-                w.u(k.into());
-                match &l.value {
-                    LabelValue::Str(v) => {
-                        w.u(0);
-                        let v = self.s(v);
-                        w.u(v.into());
-                    }
-                    LabelValue::Num { value, unit } => {
-                        w.u(1);
-                        w.i(*value);
-                        let u = self.s(unit);
-                        w.u(u.into());
-                    }
+        // A numbered label set's encoding is made once (its strings interned then).
+        let mut sets: Vec<Option<std::ops::Range<usize>>> = vec![None; samples.label_sets()];
+        let mut set_bytes = W::default();
+        for i in 0..samples.len() {
+            let s = samples.get(i);
+            match s.label_set.and_then(|id| sets.get_mut(id as usize)) {
+                Some(Some(r)) => w.0.extend_from_slice(&set_bytes.0[r.clone()]),
+                Some(slot) => {
+                    let start = set_bytes.0.len();
+                    self.encode_labels(&mut set_bytes, s.label);
+                    *slot = Some(start..set_bytes.0.len());
+                    w.0.extend_from_slice(&set_bytes.0[start..]);
                 }
+                None => self.encode_labels(&mut w, s.label),
             }
         }
         w.0
+    }
+
+    /// A sample's labels: their count, then each key, kind and value (strings interned).
+    fn encode_labels(&mut self, w: &mut W, label: &[Label]) {
+        w.u(label.len() as u64);
+        for l in label {
+            let k = self.s(&l.key);
+            w.u(k.into());
+            match &l.value {
+                LabelValue::Str(v) => {
+                    w.u(0);
+                    let v = self.s(v);
+                    w.u(v.into());
+                }
+                LabelValue::Num { value, unit } => {
+                    w.u(1);
+                    w.i(*value);
+                    let u = self.s(unit);
+                    w.u(u.into());
+                }
+            }
+        }
     }
 
     /// The row of `p`'s location `l`. Within one mapping (same binary, same load address,
@@ -1379,6 +1410,32 @@ mod tests {
             .join("../../testdata/profiles")
             .join(name);
         gocost_pprof::decode(&std::fs::read(&p).unwrap()).unwrap()
+    }
+
+    /// A flat decode (what `Store::append` stores) encodes to the same bytes and the same
+    /// tables as the model's decode, profile after profile (labels included: the goroutine
+    /// and CPU profiles of the corpus carry pprof labels).
+    #[test]
+    fn flat_samples_encode_as_the_model_does() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/profiles");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "gz"))
+            .collect();
+        names.sort();
+        assert!(names.len() >= 10);
+        let (mut model, mut flat) = (SymTabBuilder::new(), SymTabBuilder::new());
+        let opts = gocost_pprof::DecodeOptions::default();
+        for (i, path) in names.iter().enumerate() {
+            let bytes = std::fs::read(path).unwrap();
+            let p = gocost_pprof::decode(&bytes).unwrap();
+            let (q, samples) = gocost_pprof::decode_flat_with(&bytes, &opts).unwrap();
+            let want = model.encode_profile(&p, i as i64);
+            let got = flat.encode_samples(&q, &samples, i as i64);
+            assert_eq!(got, want, "{}", path.display());
+            assert_eq!(flat.lens(), model.lens(), "{}", path.display());
+        }
     }
 
     /// What the WAL does: each profile's record carries the rows it added; a builder that
