@@ -248,7 +248,7 @@ pub fn load_merge(i: &Inputs, o: &LoadOptions) -> Result<Merged> {
                 // Room for every input's samples staying distinct (a day of profiles with
                 // labels does); it is only address space until used.
                 let frames = samples.location.len() / samples.len().max(1) + 1;
-                m.reserve(samples.len() * i.sources.len(), frames);
+                m.reserve(samples.len().saturating_mul(i.sources.len()), frames);
                 m.add_flat(&p, &samples).map_err(err)?;
                 State::Merging(m)
             }

@@ -117,3 +117,37 @@ fn flat_merge_is_the_model_merge() {
         }
     }
 }
+
+/// The flat decode is the model's decode with its samples kept apart: on every corpus
+/// profile and every input the fuzzers ever crashed on, it fails with the same error or
+/// gives the same samples.
+#[test]
+fn flat_decode_agrees_with_the_model_decode() {
+    use gocost_pprof::{DecodeOptions, Samples, decode_flat_with, decode_with};
+    let regressions = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&regressions)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    inputs.extend(corpus());
+    for labels in [true, false] {
+        let opts = DecodeOptions {
+            labels,
+            ..DecodeOptions::default()
+        };
+        for path in &inputs {
+            let bytes = std::fs::read(path).unwrap();
+            match (decode_with(&bytes, &opts), decode_flat_with(&bytes, &opts)) {
+                (Ok(p), Ok((q, samples))) => {
+                    assert_eq!(samples.to_samples(), p.sample, "{}", path.display());
+                    let mut p = p;
+                    p.sample.clear();
+                    assert_eq!(q, p, "{}", path.display());
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{}", path.display()),
+                (a, b) => panic!("{}: {:?} vs {:?}", path.display(), a.err(), b.err()),
+            }
+        }
+    }
+}
