@@ -198,18 +198,11 @@ pub fn read_capped(src: &str, max: u64) -> Result<Vec<u8>> {
 /// (only the merged result is held in memory); otherwise sample types are made compatible
 /// and units scaled pairwise.
 fn load_all(srcs: &[String], o: &LoadOptions, what: &str) -> Result<Profile> {
-    let bar = progress(srcs.len(), what);
     let mut c = Combiner::new();
-    for_each_decoded(srcs, o, read, |src, p| {
+    for_each_decoded(srcs, o, what, read, |src, p| {
         c.push(p?).map_err(|e| InputError(format!("{src}: {e}")))?;
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
         Ok(())
     })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
     c.finish()
         .ok_or_else(|| InputError("no profiles given".into()).into())
 }
@@ -237,9 +230,8 @@ pub fn load_merge(i: &Inputs, o: &LoadOptions) -> Result<Merged> {
         /// Types differed: pprof's pairwise combining from here on.
         Combining(Combiner),
     }
-    let bar = progress(i.sources.len(), "profiles");
     let mut state = State::Empty;
-    for_each_decoded(&i.sources, o, read_flat, |src, decoded| {
+    for_each_decoded(&i.sources, o, "profiles", read_flat, |src, decoded| {
         let (mut p, samples) = decoded?;
         let err = |e: MergeError| InputError(format!("{src}: {e}"));
         state = match std::mem::replace(&mut state, State::Empty) {
@@ -272,14 +264,8 @@ pub fn load_merge(i: &Inputs, o: &LoadOptions) -> Result<Merged> {
                 State::Combining(c)
             }
         };
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
         Ok(())
     })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
     match state {
         State::Empty => Err(InputError("no profiles given".into()).into()),
         State::Merging(m) => Ok(Merged::Merger(m)),
@@ -291,15 +277,38 @@ pub fn load_merge(i: &Inputs, o: &LoadOptions) -> Result<Merged> {
 }
 
 /// Reads and decodes every source (with `read`), on all cores, and hands the results to `f`
-/// in the sources' order (so merging them gives what a sequential merge gives). Inflating
-/// and decoding are most of the work and independent per input; at most two decoded
-/// profiles per worker wait for `f`, so memory stays bounded. Stops at the first error `f`
-/// returns.
+/// in the sources' order (so merging them gives what a sequential merge gives), with a
+/// progress bar ("merging `what`") on a terminal. Inflating and decoding are most of the
+/// work and independent per input; at most two decoded profiles per worker wait for `f`, so
+/// memory stays bounded. Stops at the first error `f` returns.
 fn for_each_decoded<T: Send>(
     srcs: &[String],
     o: &LoadOptions,
+    what: &str,
     read: fn(&str, &LoadOptions) -> Result<T>,
     mut f: impl FnMut(&str, Result<T>) -> Result<()>,
+) -> Result<()> {
+    let bar = progress(srcs.len(), what);
+    let mut f = |src: &str, r: Result<T>| {
+        f(src, r)?;
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        Ok(())
+    };
+    let res = decode_in_order(srcs, o, read, &mut f);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    res
+}
+
+/// [`for_each_decoded`] without the progress bar.
+fn decode_in_order<T: Send>(
+    srcs: &[String],
+    o: &LoadOptions,
+    read: fn(&str, &LoadOptions) -> Result<T>,
+    f: &mut dyn FnMut(&str, Result<T>) -> Result<()>,
 ) -> Result<()> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

@@ -31,10 +31,14 @@ fn start(bin: &Path, addr: &str, addr_file: &Path) -> (Proc, String) {
     )
 }
 
-/// The targets of `/api/v1/regressions` by job.
+/// The targets of `/api/v1/regressions` by job. Judged at a 20 % threshold, not the default
+/// 10 %: on a machine whose load moves (the rest of the suite starts and stops beside this
+/// test), a hot function of a rebuilt but identical binary was seen to change by 11.8 %
+/// with p = 0.04 after the correction; the slowed function changes by ~30 % (its odds ratio:
+/// 30 % more time in it).
 fn targets(api: &str) -> Vec<(String, serde_json::Value)> {
     let (code, body) = http_get(&format!(
-        "http://{api}/api/v1/regressions?query=cpu&from=now-10m&max_profiles=30"
+        "http://{api}/api/v1/regressions?query=cpu&from=now-10m&max_profiles=30&threshold=0.2"
     ));
     if code != 200 {
         return Vec::new();
@@ -156,7 +160,7 @@ fn finds_the_slowed_function_and_not_an_identical_build() {
                 assert_eq!(found, ["main.checksum"], "{c:#}");
                 let r = &c["regressions"][0];
                 let change = r["change"].as_f64().unwrap();
-                assert!((0.1..3.0).contains(&change), "{r:#}");
+                assert!((0.2..3.0).contains(&change), "{r:#}");
                 assert!(
                     r["after_cores"].as_f64() > r["before_cores"].as_f64(),
                     "{r:#}"

@@ -174,8 +174,8 @@ impl Samples for Vec<Sample> {
 /// A profile's samples in flat arrays (sample `i`'s locations are
 /// `location[location_end[i-1]..location_end[i]]`, its values `value[i*n..(i+1)*n]`, its
 /// labels `label_sets[label_set[i]]`): what a decoder hands a merge, with no allocation per
-/// sample. Label sets are kept once each, told apart by the identity of their strings (a
-/// decoded profile has one `Str` per string-table entry); a merge compares them by content.
+/// sample. Label sets are kept once each as the decoder tells them apart (by string-table
+/// indices: two sets may still be equal in content); a merge compares them by content.
 #[derive(Debug, Clone, Default)]
 pub struct FlatSamples {
     /// Values per sample (the profile's sample types).
@@ -186,9 +186,6 @@ pub struct FlatSamples {
     pub label_set: Vec<u32>,
     /// `label_sets[0]` is the empty set.
     pub label_sets: Vec<Vec<Label>>,
-    /// Label-set identity: hash of the strings' addresses → newest set, chained by `set_next`.
-    set_index: rustc_hash::FxHashMap<u64, u32>,
-    set_next: Vec<u32>,
 }
 
 impl FlatSamples {
@@ -196,19 +193,8 @@ impl FlatSamples {
         FlatSamples {
             nvalues,
             label_sets: vec![Vec::new()],
-            set_next: vec![u32::MAX],
             ..Default::default()
         }
-    }
-
-    /// Appends one sample (`value` must hold `nvalues` values).
-    pub fn push(&mut self, location: &[LocationIdx], value: &[i64], label: &[Label]) {
-        debug_assert_eq!(value.len(), self.nvalues);
-        self.location.extend_from_slice(location);
-        self.location_end.push(self.location.len());
-        self.value.extend_from_slice(value);
-        let set = self.intern(label);
-        self.label_set.push(set);
     }
 
     /// Appends a sample whose labels are set `set` (from [`add_label_set`]).
@@ -227,62 +213,7 @@ impl FlatSamples {
     pub(crate) fn add_label_set(&mut self, label: Vec<Label>) -> u32 {
         let id = self.label_sets.len() as u32;
         self.label_sets.push(label);
-        self.set_next.push(u32::MAX);
         id
-    }
-
-    /// The index of this label set (by its strings' identity), added if new.
-    fn intern(&mut self, label: &[Label]) -> u32 {
-        use std::hash::Hasher;
-        if label.is_empty() {
-            return 0;
-        }
-        let addr = |s: &Str| std::sync::Arc::as_ptr(s) as *const u8 as usize;
-        let mut h = rustc_hash::FxHasher::default();
-        for l in label {
-            h.write_usize(addr(&l.key));
-            match &l.value {
-                LabelValue::Str(v) => h.write_usize(addr(v)),
-                LabelValue::Num { value, unit } => {
-                    h.write_i64(*value);
-                    h.write_usize(addr(unit));
-                }
-            }
-        }
-        let hash = h.finish();
-        let same = |a: &Label, b: &Label| {
-            std::sync::Arc::ptr_eq(&a.key, &b.key)
-                && match (&a.value, &b.value) {
-                    (LabelValue::Str(x), LabelValue::Str(y)) => std::sync::Arc::ptr_eq(x, y),
-                    (
-                        LabelValue::Num { value: x, unit: u },
-                        LabelValue::Num { value: y, unit: v },
-                    ) => x == y && std::sync::Arc::ptr_eq(u, v),
-                    _ => false,
-                }
-        };
-        let mut cur = self.set_index.get(&hash).copied().unwrap_or(u32::MAX);
-        while cur != u32::MAX {
-            let set = &self.label_sets[cur as usize];
-            if set.len() == label.len() && set.iter().zip(label).all(|(a, b)| same(a, b)) {
-                return cur;
-            }
-            cur = self.set_next[cur as usize];
-        }
-        let id = self.label_sets.len() as u32;
-        self.label_sets.push(label.to_vec());
-        let head = self.set_index.insert(hash, id).unwrap_or(u32::MAX);
-        self.set_next.push(head);
-        id
-    }
-
-    /// The samples of a profile, moved out of it.
-    pub fn take_from(p: &mut Profile) -> Self {
-        let mut f = FlatSamples::new(p.sample_type.len());
-        for s in std::mem::take(&mut p.sample) {
-            f.push(&s.location, &s.value, &s.label);
-        }
-        f
     }
 }
 
