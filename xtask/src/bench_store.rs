@@ -72,6 +72,49 @@ fn key(kind: &str, svc: i64) -> SeriesKey {
     )
 }
 
+/// Where the bytes on disk go, by kind of section (compressed, and inflated).
+fn print_disk_breakdown(blocks: &[gocost_store::BlockMeta], total: u64) {
+    let mut kinds: [(&str, u64, u64); 6] = [
+        ("symbols", 0, 0),
+        ("raw", 0, 0),
+        ("raw_hours", 0, 0),
+        ("rollups (1h, 1d)", 0, 0),
+        ("fine_rollups (10m)", 0, 0),
+        ("points", 0, 0),
+    ];
+    let mut add = |k: usize, s: Option<&gocost_store::Section>| {
+        if let Some(s) = s {
+            kinds[k].1 += s.len;
+            kinds[k].2 += s.raw_len;
+        }
+    };
+    for b in blocks {
+        for g in &b.groups {
+            add(0, Some(&g.symbols));
+        }
+        for s in &b.series {
+            add(1, Some(&s.raw));
+            add(2, s.raw_hours.as_ref());
+            add(3, s.rollups.as_ref());
+            add(4, s.fine_rollups.as_ref());
+        }
+        add(5, b.points.as_ref());
+    }
+    let sections: u64 = kinds.iter().map(|k| k.1).sum();
+    for (name, len, raw) in
+        kinds
+            .iter()
+            .chain([&("indexes and headers", total.saturating_sub(sections), 0)])
+    {
+        println!(
+            "    {name:<20} {:8.1} MB {:5.1}%  ({:.1} MB inflated)",
+            *len as f64 / 1e6,
+            100.0 * *len as f64 / total.max(1) as f64,
+            *raw as f64 / 1e6
+        );
+    }
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -205,6 +248,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         st.block_bytes as f64 / 1e6,
         100.0 * st.block_bytes as f64 / st.block_ingested_bytes.max(1) as f64
     );
+
+    print_disk_breakdown(&s.blocks(), st.block_bytes);
 
     // 3. Flame graphs over the history.
     let end = start + days * DAY_NS - 1;

@@ -89,7 +89,9 @@ pub use blobs::{
     BlobConfig, BlobStore, Listed, LocalBlobs, ObjectBlobs, PART_SIZE, S3Config, open_blob_store,
     probe_conditional_put,
 };
-pub use block::{BlockError, BlockMeta, DAY_NS, FINE_NS, HOUR_NS, verify_file as verify_block};
+pub use block::{
+    BlockError, BlockMeta, DAY_NS, FINE_NS, HOUR_NS, Section, verify_file as verify_block,
+};
 pub use cache::{
     CacheStats, ENTRY_HEADER as CACHE_ENTRY_HEADER, EntryError as CacheEntryError,
     encode_entry as encode_cache_entry, parse_entry as parse_cache_entry,

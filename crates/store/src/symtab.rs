@@ -230,7 +230,7 @@ impl SymTabBuilder {
         // Rows of this profile's functions and locations, interned on first use.
         let mut funcs: Vec<Option<u32>> = vec![None; p.function.len()];
         let mut locs: Vec<Option<u32>> = vec![None; p.location.len()];
-        w.u(samples.len() as u64);
+        let mut nodes: Vec<u64> = Vec::with_capacity(samples.len());
         let mut rows: Vec<u32> = Vec::new();
         for i in 0..samples.len() {
             let s = samples.get(i);
@@ -262,30 +262,36 @@ impl SymTabBuilder {
                     node
                 }
             };
-            w.u(node.into());
+            nodes.push(node.into());
         }
+        // Label sets: a numbered one is encoded once (its strings interned then); all are
+        // stored once per profile by content.
+        let mut sets = SetTable::default();
+        let mut of_number: Vec<Option<u32>> = vec![None; samples.label_sets()];
+        let mut scratch = W::default();
         for i in 0..samples.len() {
             let s = samples.get(i);
-            for k in 0..p.sample_type.len() {
-                w.i(s.value.get(k).copied().unwrap_or(0));
+            let slot = s.label_set.and_then(|id| of_number.get_mut(id as usize));
+            if let Some(&Some(set)) = slot.as_deref() {
+                sets.of_sample.push(set);
+                continue;
             }
-        }
-        // A numbered label set's encoding is made once (its strings interned then).
-        let mut sets: Vec<Option<std::ops::Range<usize>>> = vec![None; samples.label_sets()];
-        let mut set_bytes = W::default();
-        for i in 0..samples.len() {
-            let s = samples.get(i);
-            match s.label_set.and_then(|id| sets.get_mut(id as usize)) {
-                Some(Some(r)) => w.0.extend_from_slice(&set_bytes.0[r.clone()]),
-                Some(slot) => {
-                    let start = set_bytes.0.len();
-                    self.encode_labels(&mut set_bytes, s.label);
-                    *slot = Some(start..set_bytes.0.len());
-                    w.0.extend_from_slice(&set_bytes.0[start..]);
-                }
-                None => self.encode_labels(&mut w, s.label),
+            scratch.0.clear();
+            self.encode_labels(&mut scratch, s.label);
+            let set = sets.intern(&scratch.0);
+            if let Some(slot) = slot {
+                *slot = Some(set);
             }
+            sets.of_sample.push(set);
         }
+        let nst = p.sample_type.len();
+        write_samples(
+            &mut w,
+            &nodes,
+            nst,
+            |i, k| samples.get(i).value.get(k).copied().unwrap_or(0),
+            &sets,
+        );
         w.0
     }
 
@@ -1104,39 +1110,169 @@ pub fn stored_time(b: &[u8]) -> Result<i64, CodecError> {
     R::new(b).i()
 }
 
+/// Marks a stored profile's samples as encoding 2 (values in columns, label sets once):
+/// written, after a sample count of 0, where encoding 1 has its sample count.
+const SAMPLES_COLUMNS: u64 = 2;
+
+/// One profile's distinct label sets, encoded, in first-use order, and each sample's.
+#[derive(Default)]
+struct SetTable {
+    bytes: Vec<u8>,
+    index: FxHashMap<Box<[u8]>, u32>,
+    of_sample: Vec<u32>,
+}
+
+impl SetTable {
+    /// The number of the encoded set `set`, added if new.
+    fn intern(&mut self, set: &[u8]) -> u32 {
+        if let Some(&id) = self.index.get(set) {
+            return id;
+        }
+        let id = self.index.len() as u32;
+        self.index.insert(set.into(), id);
+        self.bytes.extend_from_slice(set);
+        id
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Writes a stored profile's samples after its header (docs/format/block.md, "A stored
+/// profile"): stack nodes, then each sample type's values divided by their greatest common
+/// divisor (a CPU profile's nanoseconds become its counts), then the label sets and each
+/// sample's. A profile without samples is written as encoding 1 (a count of 0).
+fn write_samples(
+    w: &mut W,
+    nodes: &[u64],
+    nst: usize,
+    value: impl Fn(usize, usize) -> i64,
+    sets: &SetTable,
+) {
+    let n = nodes.len();
+    w.u(0);
+    if n == 0 {
+        return;
+    }
+    w.u(SAMPLES_COLUMNS);
+    w.u(n as u64);
+    for &node in nodes {
+        w.u(node);
+    }
+    for k in 0..nst {
+        let mut g = 0u64;
+        for i in 0..n {
+            g = gcd(g, value(i, k).unsigned_abs());
+            if g == 1 {
+                break;
+            }
+        }
+        let scale = if g == 0 || g > i64::MAX as u64 {
+            1
+        } else {
+            g as i64
+        };
+        w.u(scale as u64);
+        for i in 0..n {
+            w.i(value(i, k) / scale);
+        }
+    }
+    w.u(sets.index.len() as u64);
+    w.0.extend_from_slice(&sets.bytes);
+    if sets.index.len() > 1 {
+        for &set in &sets.of_sample {
+            w.u(set.into());
+        }
+    }
+}
+
+/// Reads past one encoded label set.
+fn skip_label_set(r: &mut R) -> Result<(), CodecError> {
+    let nl = r.len()?;
+    for _ in 0..nl {
+        r.u()?;
+        match r.u()? {
+            0 => {
+                r.u()?;
+            }
+            1 => {
+                r.i()?;
+                r.u()?;
+            }
+            _ => return Err(r.err("unknown label kind")),
+        }
+    }
+    Ok(())
+}
+
 fn parse_stored(b: &[u8]) -> Result<Stored<'_>, CodecError> {
     let mut r = R::new(b);
     r.i()?; // ingest time
     let head = Header::read(&mut r)?;
     let nst = head.sample_types.len();
-    let ns = r.len()?;
+    let mut ns = r.len()?;
+    // Encoding 2 follows a count of 0 (an encoding-1 profile without samples ends there).
+    let columns = ns == 0 && !r.done();
+    if columns {
+        if r.u()? != SAMPLES_COLUMNS {
+            return Err(r.err("unknown sample encoding"));
+        }
+        ns = r.len()?;
+    }
     let mut nodes = Vec::with_capacity(ns);
     for _ in 0..ns {
         nodes.push(r.u()?);
     }
-    let mut values = Vec::with_capacity(ns * nst);
-    for _ in 0..ns * nst {
-        values.push(r.i()?);
+    // Each value takes at least a byte.
+    if (ns as u64).saturating_mul(nst as u64) > (b.len() - r.off.min(b.len())) as u64 {
+        return Err(r.err("sample count exceeds the section"));
     }
     let mut labels = Vec::with_capacity(ns);
-    for _ in 0..ns {
-        let start = r.off;
-        let nl = r.len()?;
-        for _ in 0..nl {
-            r.u()?;
-            match r.u()? {
-                0 => {
-                    r.u()?;
-                }
-                1 => {
-                    r.i()?;
-                    r.u()?;
-                }
-                _ => return Err(r.err("unknown label kind")),
+    let values = if columns {
+        let mut values = vec![0i64; ns * nst];
+        for k in 0..nst {
+            let scale = r.u()?;
+            if scale == 0 || scale > i64::MAX as u64 {
+                return Err(r.err("bad value scale"));
+            }
+            for i in 0..ns {
+                values[i * nst + k] = r
+                    .i()?
+                    .checked_mul(scale as i64)
+                    .ok_or_else(|| r.err("value overflows"))?;
             }
         }
-        labels.push(&b[start..r.off]);
-    }
+        let nsets = r.len()?;
+        if nsets == 0 && ns > 0 {
+            return Err(r.err("samples without a label set"));
+        }
+        let mut sets = Vec::with_capacity(nsets);
+        for _ in 0..nsets {
+            let start = r.off;
+            skip_label_set(&mut r)?;
+            sets.push(&b[start..r.off]);
+        }
+        for _ in 0..ns {
+            let i = if nsets > 1 { r.idx(nsets)? as usize } else { 0 };
+            labels.push(sets[i]);
+        }
+        values
+    } else {
+        let mut values = Vec::with_capacity(ns * nst);
+        for _ in 0..ns * nst {
+            values.push(r.i()?);
+        }
+        for _ in 0..ns {
+            let start = r.off;
+            skip_label_set(&mut r)?;
+            labels.push(&b[start..r.off]);
+        }
+        values
+    };
     if !r.done() {
         return Err(r.err("trailing bytes after a profile"));
     }
@@ -1300,18 +1436,13 @@ impl RollupAcc {
             .zip(self.values.chunks_exact(nst.max(1)))
             .filter(|(_, v)| v.iter().any(|&v| v != 0))
             .collect();
-        w.u(samples.len() as u64);
+        let nodes: Vec<u64> = samples.iter().map(|(s, _)| s.0).collect();
+        let mut sets = SetTable::default();
         for (s, _) in &samples {
-            w.u(s.0);
+            let set = sets.intern(if self.no_labels { NO_LABELS } else { &s.1 });
+            sets.of_sample.push(set);
         }
-        for (_, v) in &samples {
-            for &v in *v {
-                w.i(v);
-            }
-        }
-        for (s, _) in &samples {
-            w.0.extend_from_slice(if self.no_labels { NO_LABELS } else { &s.1 });
-        }
+        write_samples(&mut w, &nodes, nst, |i, k| samples[i].1[k], &sets);
         Some(w.0)
     }
 }
@@ -1436,6 +1567,90 @@ mod tests {
             assert_eq!(got, want, "{}", path.display());
             assert_eq!(flat.lens(), model.lens(), "{}", path.display());
         }
+    }
+
+    /// The same samples in encoding 1 (values row by row, each sample's labels in full), as
+    /// blocks and WAL segments written before encoding 2 hold them.
+    fn as_encoding_1(b: &[u8]) -> Vec<u8> {
+        let s = parse_stored(b).unwrap();
+        let mut w = W::default();
+        w.i(stored_time(b).unwrap());
+        s.head.write(&mut w);
+        w.u(s.nodes.len() as u64);
+        for &n in &s.nodes {
+            w.u(n);
+        }
+        for &v in &s.values {
+            w.i(v);
+        }
+        for l in &s.labels {
+            w.0.extend_from_slice(l);
+        }
+        w.0
+    }
+
+    /// Profiles stored in encoding 1 read back as they did: the same profiles and rollups
+    /// as the same samples in encoding 2, which is smaller. Values whose common divisor is
+    /// not 1 (negative ones, zero columns, the extremes) come back exact.
+    #[test]
+    fn encoding_1_reads_as_encoding_2() {
+        let mut ps: Vec<Profile> = ["cpu.pb.gz", "heap.pb.gz", "goroutine.pb.gz", "cpu2.pb.gz"]
+            .map(real)
+            .into();
+        let mut odd = profile(1, 2, 10, &[], "", "");
+        odd.sample_type.push(ValueType::new("space", "bytes"));
+        odd.sample_type.push(ValueType::new("min", "count"));
+        odd.sample_type.push(ValueType::new("zero", "count"));
+        let s = odd.sample[0].clone();
+        odd.sample = [
+            (-20, i64::MIN, 0),
+            (30, 0, i64::MIN),
+            (0, i64::MAX, 0),
+            (50, -4, 0),
+        ]
+        .map(|(a, b, c)| Sample {
+            value: vec![a, b, c, 0],
+            ..s.clone()
+        })
+        .into();
+        ps.push(odd);
+        let mut b = SymTabBuilder::new();
+        let (mut acc1, mut acc2) = (RollupAcc::default(), RollupAcc::default());
+        let mut stored = Vec::new();
+        for (i, p) in ps.iter().enumerate() {
+            let v2 = b.encode_profile(p, i as i64);
+            let v1 = as_encoding_1(&v2);
+            if p.sample.len() >= 100 {
+                assert!(v2.len() < v1.len(), "{i}: {} vs {}", v2.len(), v1.len());
+            }
+            b.lens().check(&v1).unwrap();
+            acc1.add(&v1).unwrap();
+            acc2.add(&v2).unwrap();
+            stored.push((v1, v2));
+        }
+        let tab = SymTab::decode(&b.encode()).unwrap();
+        for (i, (v1, v2)) in stored.iter().enumerate() {
+            let got = tab.profile(v1, true).unwrap();
+            assert_eq!(got, tab.profile(v2, true).unwrap(), "{i}");
+            let want = &ps[i];
+            assert_eq!(got.sample.len(), want.sample.len());
+            for (g, w) in got.sample.iter().zip(&want.sample) {
+                assert_eq!(g.value, w.value, "{i}");
+                assert_eq!(g.label, w.label, "{i}");
+            }
+        }
+        // Mixed types poison both rollups alike; the CPU ones sum alike.
+        assert_eq!(acc1.finish(0), acc2.finish(0));
+        let (mut acc1, mut acc2) = (RollupAcc::default(), RollupAcc::default());
+        for i in [0, 3, 0] {
+            acc1.add(&stored[i].0).unwrap();
+            acc2.add(&stored[i].1).unwrap();
+        }
+        let (r1, r2) = (acc1.finish(0).unwrap(), acc2.finish(0).unwrap());
+        assert_eq!(
+            tab.profile(&r1, true).unwrap(),
+            tab.profile(&r2, true).unwrap()
+        );
     }
 
     /// What the WAL does: each profile's record carries the rows it added; a builder that
