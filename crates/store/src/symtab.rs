@@ -273,16 +273,15 @@ impl SymTabBuilder {
             let s = samples.get(i);
             let slot = s.label_set.and_then(|id| of_number.get_mut(id as usize));
             if let Some(&Some(set)) = slot.as_deref() {
-                sets.of_sample.push(set);
+                sets.push_number(set);
                 continue;
             }
             scratch.0.clear();
             self.encode_labels(&mut scratch, s.label);
-            let set = sets.intern(&scratch.0);
+            let set = sets.push(&scratch.0);
             if let Some(slot) = slot {
                 *slot = Some(set);
             }
-            sets.of_sample.push(set);
         }
         let nst = p.sample_type.len();
         write_samples(
@@ -1114,7 +1113,8 @@ pub fn stored_time(b: &[u8]) -> Result<i64, CodecError> {
 /// written, after a sample count of 0, where encoding 1 has its sample count.
 const SAMPLES_COLUMNS: u64 = 2;
 
-/// One profile's distinct label sets, encoded, in first-use order, and each sample's.
+/// One profile's distinct label sets, encoded, in first-use order, and each sample's, in
+/// sample order.
 #[derive(Default)]
 struct SetTable {
     bytes: Vec<u8>,
@@ -1123,15 +1123,24 @@ struct SetTable {
 }
 
 impl SetTable {
-    /// The number of the encoded set `set`, added if new.
-    fn intern(&mut self, set: &[u8]) -> u32 {
-        if let Some(&id) = self.index.get(set) {
-            return id;
-        }
-        let id = self.index.len() as u32;
-        self.index.insert(set.into(), id);
-        self.bytes.extend_from_slice(set);
+    /// The next sample's labels, encoded as `set` (added if new); returns the set's number.
+    fn push(&mut self, set: &[u8]) -> u32 {
+        let id = match self.index.get(set) {
+            Some(&id) => id,
+            None => {
+                let id = self.index.len() as u32;
+                self.index.insert(set.into(), id);
+                self.bytes.extend_from_slice(set);
+                id
+            }
+        };
+        self.of_sample.push(id);
         id
+    }
+
+    /// The next sample's labels: set `id`, which an earlier [`SetTable::push`] returned.
+    fn push_number(&mut self, id: u32) {
+        self.of_sample.push(id);
     }
 }
 
@@ -1439,8 +1448,7 @@ impl RollupAcc {
         let nodes: Vec<u64> = samples.iter().map(|(s, _)| s.0).collect();
         let mut sets = SetTable::default();
         for (s, _) in &samples {
-            let set = sets.intern(if self.no_labels { NO_LABELS } else { &s.1 });
-            sets.of_sample.push(set);
+            sets.push(if self.no_labels { NO_LABELS } else { &s.1 });
         }
         write_samples(&mut w, &nodes, nst, |i, k| samples[i].1[k], &sets);
         Some(w.0)
