@@ -250,13 +250,20 @@ try {
   }, dl['flame.svg'].toString('utf8'));
   check(svgOk, 'download: SVG parses with boxes');
   // The page formats values with ui/format.js; the SVG with gocost-pprof's units (pprof's
-  // rules). Every box title "name (value, share)" must read the same as the page would.
+  // rules). Every box title "name (value, share)" must read the same as the page would. The
+  // SVG draws boxes down to 0.1 of its 1200 px, finer than the page's pixel (`fl` is cut at
+  // the page's width), so its boxes are looked up in the whole tree.
+  const whole = await api('flame', { query: cpuQ, ...range });
   const byLabel = new Map();
-  fl.nodes.forEach((r, i) => { if (i > 0) { const l = label(i); byLabel.set(l, [...(byLabel.get(l) || []), r[3]]); } });
+  whole.nodes.forEach((r, i) => {
+    if (i === 0) return;
+    const l = whole.names[r[0]] + (r[1] ? ' (inline)' : '');
+    byLabel.set(l, [...(byLabel.get(l) || []), r[3]]);
+  });
   const titles = [...dl['flame.svg'].toString('utf8').matchAll(/<title>(.*) \(([^,()]+), [\d.]+%\)<\/title>/g)]
     .map((m) => [m[1].replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'"), m[2]]);
-  const unmatched = titles.filter(([name, text]) => name !== 'root' && !(byLabel.get(name) || []).some((v) => formatValue(v, fl.unit) === text));
-  check(titles.length > 50 && unmatched.length === 0 && formatValue(fl.nodes[0][3], fl.unit) === titles.find(([n]) => n === 'root')?.[1],
+  const unmatched = titles.filter(([name, text]) => name !== 'root' && !(byLabel.get(name) || []).some((v) => formatValue(v, whole.unit) === text));
+  check(titles.length > 50 && unmatched.length === 0 && formatValue(whole.nodes[0][3], whole.unit) === titles.find(([n]) => n === 'root')?.[1],
     `units: the page's value formatting equals gocost's (pprof's) on all ${titles.length} SVG boxes`, JSON.stringify(unmatched.slice(0, 3)));
   const foldedLines = dl['flame.folded'].toString('utf8').trimEnd().split('\n');
   const foldedOk = foldedLines.every((l) => /^[^\n]+ -?\d+$/.test(l));

@@ -1,6 +1,6 @@
 //! Regressions across deploys under a real `gocost serve`: two copies of the test bed
 //! `testdata/go/regress` are scraped (CPU every 2 s), then each is restarted on its address
-//! as a new build — one with `main.checksum` 30 % slower (`-tags slow`), one of identical
+//! as a new build — one with `main.checksum` twice as slow (`-tags slow`), one of identical
 //! code that differs only in its version string (and so its build ID). `/api/v1/regressions`
 //! must name `main.checksum` for the first and nothing for the second.
 //!
@@ -31,14 +31,15 @@ fn start(bin: &Path, addr: &str, addr_file: &Path) -> (Proc, String) {
     )
 }
 
-/// The targets of `/api/v1/regressions` by job. Judged at a 20 % threshold, not the default
+/// The targets of `/api/v1/regressions` by job. Judged at a 50 % threshold, not the default
 /// 10 %: on a machine whose load moves (the rest of the suite starts and stops beside this
 /// test), a hot function of a rebuilt but identical binary was seen to change by 11.8 %
-/// with p = 0.04 after the correction; the slowed function changes by ~30 % (its odds ratio:
-/// 30 % more time in it).
+/// (p = 0.04 after the correction) and, on CI, by 22.9 % (p = 0.0006) — a neighbour does
+/// not slow every function alike. The slowed function does twice the work (its odds ratio
+/// moves by ~2), so the threshold sits between the two with room on both sides.
 fn targets(api: &str) -> Vec<(String, serde_json::Value)> {
     let (code, body) = http_get(&format!(
-        "http://{api}/api/v1/regressions?query=cpu&from=now-10m&max_profiles=30&threshold=0.2"
+        "http://{api}/api/v1/regressions?query=cpu&from=now-10m&max_profiles=30&threshold=0.5"
     ));
     if code != 200 {
         return Vec::new();
@@ -160,7 +161,7 @@ fn finds_the_slowed_function_and_not_an_identical_build() {
                 assert_eq!(found, ["main.checksum"], "{c:#}");
                 let r = &c["regressions"][0];
                 let change = r["change"].as_f64().unwrap();
-                assert!((0.2..3.0).contains(&change), "{r:#}");
+                assert!((0.5..4.0).contains(&change), "{r:#}");
                 assert!(
                     r["after_cores"].as_f64() > r["before_cores"].as_f64(),
                     "{r:#}"

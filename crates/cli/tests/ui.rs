@@ -170,7 +170,7 @@ fn web_ui_in_headless_chromium() {
         &dir.join("addr-leaks"),
     );
     // A service that is deployed during the test (the regression test bed, restarted on its
-    // address as a build with `main.checksum` 30 % slower) for the Insights regressions.
+    // address as a build with `main.checksum` twice as slow) for the Insights regressions.
     let (v1, v2) = (dir.join("regress-1.0"), dir.join("regress-1.1"));
     build_regress(&go, &v1, "1.0", "");
     build_regress(&go, &v2, "1.1", "slow");

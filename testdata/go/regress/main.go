@@ -2,7 +2,7 @@
 // steady amount of work per second in three named functions (compute-bound loops over
 // data that fits in the L1 cache, so that a busy neighbour slows them alike) and serves
 // net/http/pprof.
-// Building with `-tags slow` makes exactly one function, main.checksum, do 30% more work
+// Building with `-tags slow` makes exactly one function, main.checksum, do twice the work
 // (passes_*.go); `-ldflags=-X main.version=...` makes builds of identical code with
 // different build IDs. It listens on -addr (127.0.0.1 only), writes its address to the
 // file named by its first argument and exits after -duration.
