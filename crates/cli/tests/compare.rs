@@ -1,7 +1,8 @@
 //! `gocost compare` end to end: real Go benchmarks and CPU profiles of
-//! `testdata/go/benchcmp`, built as is and with `-tags slow` (one function, checksum, does 15%
-//! more work; `-tags slower`, 40%, for the profile test: 100 samples a second are noisier
-//! than a benchmark's timings). Identical builds must pass, the slow build must fail and name checksum; the
+//! `testdata/go/benchcmp`, built as is and with `-tags slower` (one function, checksum, does
+//! 40% more work: with the rest of the suite and a compiler beside them, 60 ms benchmarks
+//! were seen to spread by ±25–65 %, and the 15 % of `-tags slow` then went unseen, p = 0.09).
+//! Identical builds must pass, the slow build must fail and name checksum; the
 //! numbers must be benchstat's. Runs interleave base and head so that the machine's load
 //! drifts hit both sides alike.
 //!
@@ -66,7 +67,7 @@ fn benchmarks_identical_builds_pass_and_a_slowdown_fails() {
     let go = gocost_testkit::go_toolchain();
     let dir = tmp("bench");
     let base = build(&go, &dir, None);
-    let slow = build(&go, &dir, Some("slow"));
+    let slow = build(&go, &dir, Some("slower"));
     let args = [
         "-test.bench=^Benchmark(Checksum|Parse|Sort)$",
         "-test.benchtime=60ms",
@@ -95,7 +96,7 @@ fn benchmarks_identical_builds_pass_and_a_slowdown_fails() {
         stdout(&o)
     );
 
-    // 15% more work in checksum: a regression, named, in every format.
+    // 40% more work in checksum: a regression, named, in every format.
     let o = gocost(&["--base", "a.txt", "--head", "c.txt"], &dir);
     let text = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{text}");
@@ -133,10 +134,10 @@ fn benchmarks_identical_builds_pass_and_a_slowdown_fails() {
         assert!(p <= 0.05, "{r}");
         // sec/op went up, B/s went down.
         if r["unit"] == "sec/op" {
-            assert!((0.05..0.5).contains(&change), "{r}");
+            assert!((0.1..1.5).contains(&change), "{r}");
         } else {
             assert_eq!(r["unit"], "B/s");
-            assert!(change < -0.05, "{r}");
+            assert!(change < -0.1, "{r}");
         }
     }
 
@@ -165,10 +166,10 @@ fn benchmarks_identical_builds_pass_and_a_slowdown_fails() {
     );
 
     // A repository's config raises the threshold beyond the change; flags still win.
-    std::fs::write(dir.join("gocost.toml"), "[compare]\nthreshold = \"60%\"\n").unwrap();
+    std::fs::write(dir.join("gocost.toml"), "[compare]\nthreshold = \"300%\"\n").unwrap();
     let o = gocost(&["--base", "a.txt", "--head", "c.txt"], &dir);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("threshold 60%"));
+    assert!(stdout(&o).contains("threshold 300%"));
     let o = gocost(
         &["--base", "a.txt", "--head", "c.txt", "--threshold", "5%"],
         &dir,

@@ -7,12 +7,12 @@
 //! message without the toolchain (a failure in CI).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use gocost_testkit::procs::{Proc, http_get};
+use gocost_testkit::procs::http_get;
 use gocost_trace::{GoroutineSummary, goroutine_summaries};
+
+mod common;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -154,37 +154,12 @@ fn parse_group_page(html: &str) -> Page {
 )]
 #[test]
 fn goroutine_pages_equal_go_tool_trace() {
-    let go = gocost_testkit::tools::go_release(27);
-    let tool = gocost_testkit::procs::go_tool(&go, "trace");
     let mut goroutines = 0;
     let mut range_cells = 0;
     let mut stat_cells = 0;
     for minor in [22, 23, 24, 25, 26, 27] {
         let trace = repo().join(format!("testdata/traces/go1.{minor}.trace"));
-        let mut child = gocost_testkit::procs::retry_busy(|| {
-            Command::new(&tool)
-                .arg("-http=127.0.0.1:0")
-                .arg(&trace)
-                .env("BROWSER", "true")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-        })
-        .expect("go tool trace -http");
-        let stderr = child.stderr.take().expect("stderr");
-        let _proc = Proc(child);
-        let mut base = String::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.expect("stderr line");
-            if let Some(i) = line.find("http://") {
-                base = line[i..].trim().to_string();
-                break;
-            }
-        }
-        assert!(
-            !base.is_empty(),
-            "go tool trace did not say where it listens"
-        );
+        let (_proc, base) = common::start_trace_ui(&trace);
 
         let ours = goroutine_summaries(
             &gocost_trace::parse(&std::fs::read(&trace).expect("trace")).expect("parse"),

@@ -87,9 +87,14 @@ pub fn start_trace_ui(trace: &std::path::Path) -> (gocost_testkit::procs::Proc, 
     .expect("go tool trace -http");
     let stderr = child.stderr.take().expect("stderr");
     let proc = gocost_testkit::procs::Proc(child);
-    for line in BufReader::new(stderr).lines() {
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
         let line = line.expect("stderr line");
         if let Some(i) = line.find("http://") {
+            // Keep reading what it says next: a Go program writing to a closed stderr pipe
+            // dies of SIGPIPE, and the tool logs while it serves (a request then got no
+            // answer at all once in a full suite run).
+            std::thread::spawn(move || lines.for_each(drop));
             return (proc, line[i..].trim().to_string());
         }
     }
