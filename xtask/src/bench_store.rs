@@ -35,6 +35,36 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Seconds per repeat of a flame case as the API's flame endpoint builds it (query, report,
+/// tree), and the tree's node count.
+fn flame_times(
+    s: &Store,
+    sel: &Selector,
+    from: i64,
+    to: i64,
+    agg: Agg,
+    read: Read,
+    repeats: usize,
+) -> Result<(Vec<f64>, usize), String> {
+    let mut times = Vec::new();
+    let mut nodes = 0;
+    for _ in 0..repeats {
+        let t0 = Instant::now();
+        let p = s
+            .query_agg_as(sel, from, to, agg, read)
+            .map_err(|e| e.to_string())?
+            .ok_or("no data")?;
+        let opts = gocost_report::Options {
+            nodecount: Some(0),
+            ..Default::default()
+        };
+        let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.to_string())?;
+        nodes = gocost_flame::tree_from_report(&rpt).node_count();
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    Ok((times, nodes))
+}
+
 fn read(name: &str) -> Result<Vec<u8>, String> {
     read_path(&profiles_dir().join(name))
 }
@@ -197,7 +227,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let busy_key = key("cpu", 99);
     let mut o = Options::new(tmp.join("history"));
     o.retention_ns = 0;
-    let (s, _) = Store::open(o).map_err(e)?;
+    let (s, _) = Store::open(o.clone()).map_err(e)?;
     let start = 20_000 * DAY_NS;
     let per_day = DAY_NS / interval;
     let (c0, w0) = (cpu_seconds(), Instant::now());
@@ -285,30 +315,36 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("API", Agg::Mean, Read::Summed { labels: false }),
         ("exact", Agg::Sum, Read::Exact),
     ];
+    // Each case read on one thread, then on the default (the machine's cores, at most 4),
+    // by a store opened again with that setting (docs/adr/0033).
+    let threads_default = {
+        drop(s);
+        let mut o1 = o.clone();
+        o1.query_threads = 1;
+        let one = Store::open(o1).map_err(e)?.0;
+        let mut ones = Vec::new();
+        for &(_, q, from, to) in &cases {
+            let sel = Selector::parse(q).map_err(|e| e.to_string())?;
+            for (_, agg, read) in reads {
+                ones.push(flame_times(&one, &sel, from, to, agg, read, repeats)?);
+            }
+        }
+        drop(one);
+        ones
+    };
+    let s = Store::open(o).map_err(e)?.0;
+    let mut one = threads_default.into_iter();
     for (name, q, from, to) in cases {
         let sel = Selector::parse(q).map_err(|e| e.to_string())?;
         for (how, agg, read) in reads {
-            let mut times = Vec::new();
-            let mut nodes = 0;
-            for _ in 0..repeats {
-                let t0 = Instant::now();
-                let p = s
-                    .query_agg_as(&sel, from, to, agg, read)
-                    .map_err(e)?
-                    .ok_or("no data")?;
-                // As the API's flame endpoint builds it.
-                let opts = gocost_report::Options {
-                    nodecount: Some(0),
-                    ..Default::default()
-                };
-                let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.to_string())?;
-                nodes = gocost_flame::tree_from_report(&rpt).node_count();
-                times.push(t0.elapsed().as_secs_f64());
-            }
+            let (mut times, nodes) = flame_times(&s, &sel, from, to, agg, read, repeats)?;
+            let (mut t1, _) = one.next().ok_or("missing case")?;
+            let (p95, p95_1) = (pct(&mut times, 0.95), pct(&mut t1, 0.95));
             println!(
-                "flame ({how}), {name}: p50 {:.3}s p95 {:.3}s ({nodes} nodes; goal p95 < 1s)",
+                "flame ({how}), {name}: p50 {:.3}s p95 {p95:.3}s ({nodes} nodes; goal p95 < 1s); \
+                 one thread p95 {p95_1:.3}s = {:.2}x",
                 pct(&mut times, 0.5),
-                pct(&mut times, 0.95)
+                p95_1 / p95.max(1e-9),
             );
         }
     }

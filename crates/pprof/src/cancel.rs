@@ -134,6 +134,38 @@ pub fn over_budget(payload: &(dyn std::any::Any + Send)) -> Option<OverBudget> {
     payload.downcast_ref::<OverBudget>().copied()
 }
 
+/// A thread's cancellation flag and budget, for threads that do part of its work
+/// ([`context`], then [`Context::run`] on each).
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    flag: Option<Arc<AtomicBool>>,
+    budget: Option<Budget>,
+}
+
+/// This thread's cancellation flag and budget.
+pub fn context() -> Context {
+    Context {
+        flag: FLAG.with(|c| c.borrow().clone()),
+        budget: BUDGET.with(|c| c.get()),
+    }
+}
+
+impl Context {
+    /// Runs `f` under this flag and budget. A helper thread catches what `f` unwinds with
+    /// and hands it to the thread it works for, which resumes it: the caller's edge then
+    /// sees [`Cancelled`] or [`OverBudget`] as if the work had been its own.
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        let with_budget = || match self.budget {
+            Some(b) => with_budget(b, f),
+            None => f(),
+        };
+        match &self.flag {
+            Some(flag) => with_flag(flag.clone(), with_budget),
+            None => with_budget(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

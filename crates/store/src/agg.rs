@@ -123,7 +123,8 @@ impl Store {
         match agg {
             Agg::Sum => self.query_sum(sel, from_ns, to_ns, read),
             Agg::Mean => {
-                let mut per: BTreeMap<SeriesKey, (Combiner, u64)> = BTreeMap::new();
+                type PerSeries = BTreeMap<SeriesKey, (Combiner, u64)>;
+                let mut per = PerSeries::new();
                 let how = Visit {
                     use_rollup: Some(&|_, _| true),
                     labels,
@@ -132,11 +133,28 @@ impl Store {
                     totals: false,
                     latest: false,
                 };
-                self.visit(sel, from_ns, to_ns, &how, &mut |k, _, n, p| {
-                    let e = per.entry(k.clone()).or_default();
-                    e.1 += n;
-                    e.0.push(p).map_err(Error::Merge)
-                })?;
+                self.visit_folded(
+                    sel,
+                    from_ns,
+                    to_ns,
+                    &how,
+                    &PerSeries::new,
+                    &|part, k, _, n, p| {
+                        let e = part.entry(k.clone()).or_default();
+                        e.1 += n;
+                        e.0.push(p).map_err(Error::Merge)
+                    },
+                    &mut |part| {
+                        for (k, (c, n)) in part {
+                            let e = per.entry(k).or_default();
+                            e.1 += n;
+                            if let Some(p) = c.finish() {
+                                e.0.push(p).map_err(Error::Merge)?;
+                            }
+                        }
+                        Ok(())
+                    },
+                )?;
                 let mut all = Combiner::new();
                 for (k, (c, n)) in per {
                     if let Some(p) = c.finish() {

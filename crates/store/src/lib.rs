@@ -153,6 +153,9 @@ pub struct Options {
     /// One of several instances over one bucket (`[cluster]`; docs/adr/0020); `None`: the
     /// only one.
     pub cluster: Option<ClusterOptions>,
+    /// Threads one merging query reads its blocks on (docs/adr/0033); 0 = the machine's
+    /// cores, at most 4.
+    pub query_threads: usize,
     /// Faults to inject into WAL writes and syncs (tests only).
     #[doc(hidden)]
     pub faults: Option<FaultHook>,
@@ -170,6 +173,7 @@ impl Options {
             head_max_bytes: 256 << 20,
             block_cache_bytes: 1 << 30,
             cluster: None,
+            query_threads: 0,
             faults: None,
         }
     }

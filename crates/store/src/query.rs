@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use gocost_pprof::{Combiner, Profile};
 
@@ -19,12 +19,39 @@ use crate::{Error, HOUR_NS, Selector, SeriesKey, Store, block, block_err, codec,
 /// the profile.
 pub type Visitor<'a> = dyn FnMut(&SeriesKey, i64, u64, Profile) -> Result<(), Error> + 'a;
 
+/// What [`Store::visit_folded`] adds each profile to an accumulator with.
+pub(crate) type Adder<'a, A> =
+    dyn Fn(&mut A, &SeriesKey, i64, u64, Profile) -> Result<(), Error> + Sync + 'a;
+
+/// How many threads one query reads `blocks` blocks on: `asked` ([`Options::query_threads`]),
+/// or with 0 the machine's cores (at most 4); no more than there are blocks.
+///
+/// [`Options::query_threads`]: crate::Options::query_threads
+fn query_threads(asked: usize, blocks: usize) -> usize {
+    let n = match asked {
+        0 => std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(4),
+        n => n,
+    };
+    n.min(blocks)
+}
+
+/// What a visit reads, gathered before any block is read ([`Store::gather`]).
+struct Gathered {
+    remote: crate::cluster::Remote,
+    head: Vec<(SeriesKey, Vec<Entry>)>,
+    tabs: HeadTabs,
+    files: HashMap<u64, File>,
+    blocks: Vec<Arc<Block>>,
+}
+
 /// How a visit reads the stored profiles.
 #[derive(Default)]
 pub(crate) struct Visit<'a> {
     /// Which rollups (bucket start, end) inside the range may stand in for their
     /// profiles; `None`: none.
-    pub(crate) use_rollup: Option<&'a dyn Fn(i64, i64) -> bool>,
+    pub(crate) use_rollup: Option<&'a (dyn Fn(i64, i64) -> bool + Sync)>,
     /// Decode sample labels.
     pub(crate) labels: bool,
     /// Which single profiles (series, time) to read, asked before anything is decoded;
@@ -53,7 +80,7 @@ type Parts<'b> = Vec<(i64, u64, &'b [u8])>;
 type HeadTabs = HashMap<u64, HashMap<String, Arc<SymTab>>>;
 
 /// Whether to read the single profile of a series at a time.
-pub(crate) type Keep<'a> = dyn Fn(&SeriesKey, i64) -> bool + 'a;
+pub(crate) type Keep<'a> = dyn Fn(&SeriesKey, i64) -> bool + Sync + 'a;
 
 /// A runtime-metric series with its (time, value) points.
 pub type MetricSeries = (SeriesKey, Vec<(i64, f64)>);
@@ -161,7 +188,9 @@ impl Store {
         };
         let bucket = step_ns.filter(|&s| s > 0).map(same_bucket);
         let how = Visit {
-            use_rollup: bucket.as_ref().map(|b| b as &dyn Fn(i64, i64) -> bool),
+            use_rollup: bucket
+                .as_ref()
+                .map(|b| b as &(dyn Fn(i64, i64) -> bool + Sync)),
             ..how
         };
         self.visit(sel, from_ns, to_ns, &how, f)
@@ -197,9 +226,18 @@ impl Store {
             totals: false,
             latest: false,
         };
-        self.visit(sel, from_ns, to_ns, &how, &mut |_, _, _, p| {
-            c.push(p).map_err(Error::Merge)
-        })?;
+        self.visit_folded(
+            sel,
+            from_ns,
+            to_ns,
+            &how,
+            &Combiner::new,
+            &|part, _, _, _, p| part.push(p).map_err(Error::Merge),
+            &mut |part| match part.finish() {
+                Some(p) => c.push(p).map_err(Error::Merge),
+                None => Ok(()),
+            },
+        )?;
         Ok(c.finish())
     }
 
@@ -211,20 +249,185 @@ impl Store {
         how: &Visit<'_>,
         f: &mut Visitor<'_>,
     ) -> Result<(), Error> {
-        let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
+        let q = self.gather(sel, from, to, how)?;
+        self.visit_blocks(sel, from, to, how, &q.blocks, f)?;
+        self.visit_rest(sel, from, to, how, q, f)
+    }
+
+    /// [`Store::visit`] for callers that fold what they are given (merges): the blocks are
+    /// read a block at a time on up to [`Options::query_threads`](crate::Options::query_threads) threads, each block's profiles
+    /// going to an accumulator of its own (`new`, then `add` for each profile), and `fold`
+    /// gets the accumulators in block order, then one for the head and the peers — the
+    /// order a serial visit has, so a merge done in `fold` comes out the same: merging the
+    /// merges of consecutive runs of profiles is merging them all (samples, locations and
+    /// functions keep their first-seen order; values add up).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn visit_folded<A: Send>(
+        &self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        how: &Visit<'_>,
+        new: &(dyn Fn() -> A + Sync),
+        add: &Adder<'_, A>,
+        fold: &mut dyn FnMut(A) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let q = self.gather(sel, from, to, how)?;
+        self.visit_blocks_ordered(sel, from, to, how, &q.blocks, new, add, fold)?;
+        let mut acc = new();
+        self.visit_rest(sel, from, to, how, q, &mut |k, t, n, p| {
+            add(&mut acc, k, t, n, p)
+        })?;
+        fold(acc)
+    }
+
+    /// What a visit reads, before any block is: the peers' answers and [`Store::take`]'s.
+    fn gather(
+        &self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        how: &Visit<'_>,
+    ) -> Result<Gathered, Error> {
         // The other instances' heads first: their answers say which of their blocks to read.
         let remote = self.ask_peers(&head_request(sel, from, to, how))?;
         let (head, tabs, files, blocks) = self.take(sel, from, to, how, false, |catalog| {
             remote.blocks(catalog, from, to)
         })?;
-        self.visit_blocks(sel, from, to, how, &blocks, f)?;
-        self.visit_head(&head, &tabs, &files, how, Some((from, to)), f)?;
-        for (k, t, n, p) in remote.items {
+        Ok(Gathered {
+            remote,
+            head,
+            tabs,
+            files,
+            blocks,
+        })
+    }
+
+    /// A visit's profiles after the blocks': the head's, then the peers'.
+    fn visit_rest(
+        &self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        how: &Visit<'_>,
+        q: Gathered,
+        f: &mut Visitor<'_>,
+    ) -> Result<(), Error> {
+        let keep = |k: &SeriesKey, t: i64| how.keep.is_none_or(|keep| keep(k, t));
+        self.visit_head(&q.head, &q.tabs, &q.files, how, Some((from, to)), f)?;
+        for (k, t, n, p) in q.remote.items {
             if sel.matches(&k) && (from..=to).contains(&t) && keep(&k, t) {
                 f(&k, t, n, p)?;
             }
         }
         Ok(())
+    }
+
+    /// [`Store::visit_blocks`] a block at a time, on up to [`query_threads`] threads, for
+    /// [`Store::visit_folded`]: `fold` gets each block's accumulator in block order as soon
+    /// as it and those before it are done; no thread takes a block more than two per
+    /// thread ahead of the fold (memory holds a few blocks' results, not the range's).
+    #[allow(clippy::too_many_arguments)]
+    fn visit_blocks_ordered<A: Send>(
+        &self,
+        sel: &Selector,
+        from: i64,
+        to: i64,
+        how: &Visit<'_>,
+        blocks: &[Arc<Block>],
+        new: &(dyn Fn() -> A + Sync),
+        add: &Adder<'_, A>,
+        fold: &mut dyn FnMut(A) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let one = |b: &Arc<Block>| -> Result<A, Error> {
+            let mut acc = new();
+            self.visit_blocks(
+                sel,
+                from,
+                to,
+                how,
+                std::slice::from_ref(b),
+                &mut |k, t, n, p| add(&mut acc, k, t, n, p),
+            )?;
+            Ok(acc)
+        };
+        let threads = query_threads(self.opts.query_threads, blocks.len());
+        if threads <= 1 {
+            for b in blocks {
+                fold(one(b)?)?;
+            }
+            return Ok(());
+        }
+        // Helpers work under the caller's cancellation flag and budget; what one unwinds
+        // with (a cancelled or over-budget query) is resumed on the caller's thread.
+        let ctx = gocost_pprof::cancel::context();
+        let window = 2 * threads;
+        // (the next block to take, how many are folded), and a wake-up for takers that
+        // wait on the fold.
+        let state = (Mutex::new((0usize, 0usize)), Condvar::new());
+        let lock = || state.0.lock().unwrap_or_else(|p| p.into_inner());
+        let stop = || {
+            lock().0 = blocks.len();
+            state.1.notify_all();
+        };
+        type Done<A> = std::thread::Result<Result<A, Error>>;
+        let (tx, rx) = mpsc::channel::<(usize, Done<A>)>();
+        let unwound = std::thread::scope(|s| {
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let (state, one, lock, ctx) = (&state, &one, &lock, &ctx);
+                s.spawn(move || {
+                    loop {
+                        let i = {
+                            let mut g = lock();
+                            while g.0 < blocks.len() && g.0 >= g.1 + window {
+                                g = state.1.wait(g).unwrap_or_else(|p| p.into_inner());
+                            }
+                            if g.0 >= blocks.len() {
+                                return;
+                            }
+                            g.0 += 1;
+                            g.0 - 1
+                        };
+                        let Some(b) = blocks.get(i) else { return };
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            ctx.run(|| one(b))
+                        }));
+                        if tx.send((i, r)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            // However the fold ends (an error, or a cancellation unwinding from it), no
+            // helper takes another block or waits on the fold any more.
+            struct StopOnExit<'s>(&'s dyn Fn());
+            impl Drop for StopOnExit<'_> {
+                fn drop(&mut self) {
+                    (self.0)();
+                }
+            }
+            let _stop = StopOnExit(&stop);
+            let mut pending: BTreeMap<usize, Result<A, Error>> = BTreeMap::new();
+            let mut done = 0;
+            let mut run = || -> std::thread::Result<Result<(), Error>> {
+                for (i, r) in rx.iter() {
+                    pending.insert(i, r?);
+                    while let Some(r) = pending.remove(&done) {
+                        if let Err(e) = r.and_then(&mut *fold) {
+                            return Ok(Err(e));
+                        }
+                        done += 1;
+                        lock().1 = done;
+                        state.1.notify_all();
+                    }
+                }
+                Ok(Ok(()))
+            };
+            run()
+        });
+        unwound.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
     }
 
     /// A peer's part of a query ([`Store::head_answer`]): visits the head's profiles that

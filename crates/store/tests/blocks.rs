@@ -454,3 +454,79 @@ fn a_failed_cut_loses_nothing_and_is_retried_from_the_wal() {
     assert_eq!(s.verify().unwrap(), Vec::<String>::new());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A merging query reads its blocks on several threads, a block each, and merges their
+/// answers in block order (docs/adr/0033): what it answers is byte for byte what one thread
+/// gives — the same samples, locations, functions and header, in the same order — for each
+/// read and aggregation, over ranges that take every block, some, or one, with the head; a
+/// cancellation or an exceeded budget met on a helper thread reaches the caller as such.
+#[test]
+fn threads_answer_byte_for_byte_what_one_thread_does() {
+    let d = dir("threads");
+    let all = appended();
+    let (head, cut) = all.split_at(all.len() - 10);
+    {
+        let (s, _) = Store::open(Options::new(&d)).unwrap();
+        // A block per dozen profiles (all kinds mixed), then some left in the head.
+        for chunk in head.chunks(12) {
+            for (k, t, b) in chunk {
+                s.append(k, *t, b).unwrap();
+            }
+            s.flush(true).unwrap();
+        }
+        for (k, t, b) in cut {
+            s.append(k, *t, b).unwrap();
+        }
+        s.sync().unwrap();
+        assert!(s.stats().blocks >= 8, "{} blocks", s.stats().blocks);
+    }
+    let answers = |threads: usize| {
+        let mut o = Options::new(&d);
+        o.query_threads = threads;
+        let (s, _) = Store::open(o).unwrap();
+        let mut out = Vec::new();
+        for (q, from, to) in queries() {
+            let sel = Selector::parse(q).unwrap();
+            for read in [
+                Read::Exact,
+                Read::Summed { labels: false },
+                Read::Summed { labels: true },
+            ] {
+                for agg in [Agg::Sum, Agg::Mean] {
+                    let p = s.query_agg_as(&sel, from, to, agg, read).unwrap();
+                    out.push((q, read, agg, p.map(|p| gocost_pprof::encode(&p))));
+                }
+            }
+        }
+        out
+    };
+    let (one, three) = (answers(1), answers(3));
+    assert!(one.iter().filter(|a| a.3.is_some()).count() >= 30);
+    for (a, b) in one.iter().zip(&three) {
+        assert!(a == b, "{:?} {:?} {:?}: 3 threads differ", a.0, a.1, a.2);
+    }
+
+    // A cancelled or over-budget query unwinds on the caller's thread with what the
+    // helper threads met (the server answers it as a timeout or a 422).
+    use gocost_pprof::cancel;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let mut o = Options::new(&d);
+    o.query_threads = 3;
+    let (s, _) = Store::open(o).unwrap();
+    let sel = Selector::parse("cpu").unwrap();
+    let q = || s.query_agg_as(&sel, i64::MIN, i64::MAX, Agg::Sum, Read::Exact);
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let r = catch_unwind(AssertUnwindSafe(|| cancel::with_flag(flag, q)));
+    assert!(cancel::is_cancelled(&*r.expect_err("cancelled")));
+    let budget = cancel::Budget {
+        max_nodes: 1,
+        max_depth: 1 << 20,
+    };
+    let r = catch_unwind(AssertUnwindSafe(|| cancel::with_budget(budget, q)));
+    let over = cancel::over_budget(&*r.expect_err("over budget"));
+    assert_eq!(over.map(|o| o.limit), Some(cancel::Limit::Nodes));
+    // And the store answers again.
+    assert!(q().unwrap().is_some());
+    drop(s);
+    std::fs::remove_dir_all(&d).unwrap();
+}
