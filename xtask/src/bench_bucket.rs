@@ -163,13 +163,7 @@ fn run_query(s: &Store, sel: &Selector, from: i64, to: i64) -> Result<(f64, u64)
         .query(sel, from, to)
         .map_err(|e| e.to_string())?
         .ok_or("no data")?;
-    // As the API's flame endpoint builds it.
-    let opts = gocost_report::Options {
-        nodecount: Some(0),
-        ..Default::default()
-    };
-    let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.to_string())?;
-    std::hint::black_box(gocost_flame::tree_from_report(&rpt).node_count());
+    std::hint::black_box(crate::bench_store::flame_nodes(p)?);
     Ok((
         t0.elapsed().as_secs_f64(),
         s.stats().block_read_bytes_total - b0,

@@ -54,15 +54,21 @@ fn flame_times(
             .query_agg_as(sel, from, to, agg, read)
             .map_err(|e| e.to_string())?
             .ok_or("no data")?;
-        let opts = gocost_report::Options {
-            nodecount: Some(0),
-            ..Default::default()
-        };
-        let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.to_string())?;
-        nodes = gocost_flame::tree_from_report(&rpt).node_count();
+        nodes = flame_nodes(p)?;
         times.push(t0.elapsed().as_secs_f64());
     }
     Ok((times, nodes))
+}
+
+/// The flame tree of `p` as the API's flame endpoint builds it (report, then tree): its
+/// node count.
+pub(crate) fn flame_nodes(p: gocost_pprof::Profile) -> Result<usize, String> {
+    let opts = gocost_report::Options {
+        nodecount: Some(0),
+        ..Default::default()
+    };
+    let rpt = gocost_report::Report::new(p, &opts).map_err(|e| e.to_string())?;
+    Ok(gocost_flame::tree_from_report(&rpt).node_count())
 }
 
 fn read(name: &str) -> Result<Vec<u8>, String> {
