@@ -318,40 +318,38 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("API", Agg::Mean, Read::Summed { labels: false }),
         ("exact", Agg::Sum, Read::Exact),
     ];
-    // Each case read on one thread, then on the default (the machine's cores, at most 4),
-    // by a store opened again with that setting (docs/adr/0033).
-    let threads_default = {
-        drop(s);
-        let mut o1 = o.clone();
-        o1.query_threads = 1;
-        let one = Store::open(o1).map_err(e)?.0;
-        let mut ones = Vec::new();
+    // Every case × read, timed on a store opened with `threads` query threads: one, then
+    // the default (the machine's cores, at most 4), side by side (docs/adr/0033).
+    drop(s);
+    let timed = |threads: usize| -> Result<Vec<(Vec<f64>, usize)>, String> {
+        let mut o = o.clone();
+        o.query_threads = threads;
+        let s = Store::open(o).map_err(e)?.0;
+        let mut out = Vec::new();
         for &(_, q, from, to) in &cases {
             let sel = Selector::parse(q).map_err(|e| e.to_string())?;
             for (_, agg, read) in reads {
-                ones.push(flame_times(&one, &sel, from, to, agg, read, repeats)?);
+                out.push(flame_times(&s, &sel, from, to, agg, read, repeats)?);
             }
         }
-        drop(one);
-        ones
+        Ok(out)
     };
-    let s = Store::open(o).map_err(e)?.0;
-    let mut one = threads_default.into_iter();
-    for (name, q, from, to) in cases {
-        let sel = Selector::parse(q).map_err(|e| e.to_string())?;
-        for (how, agg, read) in reads {
-            let (mut times, nodes) = flame_times(&s, &sel, from, to, agg, read, repeats)?;
-            let (mut t1, _) = one.next().ok_or("missing case")?;
-            let (p95, p95_1) = (pct(&mut times, 0.95), pct(&mut t1, 0.95));
-            println!(
-                "flame ({how}), {name}: p50 {:.3}s p95 {p95:.3}s ({nodes} nodes; goal p95 < 1s); \
-                 one thread p95 {p95_1:.3}s = {:.2}x",
-                pct(&mut times, 0.5),
-                p95_1 / p95.max(1e-9),
-            );
-        }
+    let one_thread = timed(1)?;
+    let default = timed(0)?;
+    let labels = cases
+        .iter()
+        .flat_map(|&(name, ..)| reads.iter().map(move |&(how, ..)| (how, name)));
+    for ((how, name), ((mut times, nodes), (mut t1, _))) in
+        labels.zip(default.into_iter().zip(one_thread))
+    {
+        let (p95, p95_1) = (pct(&mut times, 0.95), pct(&mut t1, 0.95));
+        println!(
+            "flame ({how}), {name}: p50 {:.3}s p95 {p95:.3}s ({nodes} nodes; goal p95 < 1s); \
+             one thread p95 {p95_1:.3}s = {:.2}x",
+            pct(&mut times, 0.5),
+            p95_1 / p95.max(1e-9),
+        );
     }
-    drop(s);
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }

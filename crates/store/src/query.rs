@@ -28,13 +28,101 @@ pub(crate) type Adder<'a, A> =
 ///
 /// [`Options::query_threads`]: crate::Options::query_threads
 fn query_threads(asked: usize, blocks: usize) -> usize {
+    // The core count is read once (it reads cgroup files), not per query.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let n = match asked {
-        0 => std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .min(4),
+        0 => *CORES.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .min(4)
+        }),
         n => n,
     };
     n.min(blocks)
+}
+
+/// `map` over `items` on up to `threads` threads, `fold` given the results in `items`'
+/// order as soon as each and those before it are done ([`Store::visit_folded`]'s blocks).
+/// No thread takes an item more than two per thread ahead of the fold, so memory holds a
+/// few results, not all. The helpers run under the caller's cancellation flag and budget
+/// (`gocost_pprof::cancel`); what one unwinds with (a cancelled or over-budget query) is
+/// resumed on the caller's thread. However the fold ends — an error, or an unwind from
+/// `fold` itself —, no helper takes another item or waits on the fold any more.
+fn map_in_order<T: Sync, A: Send>(
+    items: &[T],
+    threads: usize,
+    map: &(dyn Fn(&T) -> Result<A, Error> + Sync),
+    fold: &mut dyn FnMut(A) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if threads <= 1 {
+        for it in items {
+            fold(map(it)?)?;
+        }
+        return Ok(());
+    }
+    let ctx = gocost_pprof::cancel::context();
+    let window = 2 * threads;
+    // (the next item to take, how many are folded), and a wake-up for takers that wait
+    // on the fold.
+    let state = (Mutex::new((0usize, 0usize)), Condvar::new());
+    let lock = || state.0.lock().unwrap_or_else(|p| p.into_inner());
+    let stop = || {
+        lock().0 = items.len();
+        state.1.notify_all();
+    };
+    type Done<A> = std::thread::Result<Result<A, Error>>;
+    let (tx, rx) = mpsc::channel::<(usize, Done<A>)>();
+    let unwound = std::thread::scope(|s| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (state, lock, ctx) = (&state, &lock, &ctx);
+            s.spawn(move || {
+                loop {
+                    let i = {
+                        let mut g = lock();
+                        while g.0 < items.len() && g.0 >= g.1 + window {
+                            g = state.1.wait(g).unwrap_or_else(|p| p.into_inner());
+                        }
+                        if g.0 >= items.len() {
+                            return;
+                        }
+                        g.0 += 1;
+                        g.0 - 1
+                    };
+                    let Some(it) = items.get(i) else { return };
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        ctx.run(|| map(it))
+                    }));
+                    if tx.send((i, r)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        struct StopOnExit<'s>(&'s dyn Fn());
+        impl Drop for StopOnExit<'_> {
+            fn drop(&mut self) {
+                (self.0)();
+            }
+        }
+        let _stop = StopOnExit(&stop);
+        let mut pending: BTreeMap<usize, Result<A, Error>> = BTreeMap::new();
+        let mut done = 0;
+        for (i, r) in rx.iter() {
+            pending.insert(i, r?);
+            while let Some(r) = pending.remove(&done) {
+                if let Err(e) = r.and_then(&mut *fold) {
+                    return Ok(Err(e));
+                }
+                done += 1;
+                lock().1 = done;
+                state.1.notify_all();
+            }
+        }
+        Ok(Ok(()))
+    });
+    unwound.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
 }
 
 /// What a visit reads, gathered before any block is read ([`Store::gather`]).
@@ -273,7 +361,20 @@ impl Store {
         fold: &mut dyn FnMut(A) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let q = self.gather(sel, from, to, how)?;
-        self.visit_blocks_ordered(sel, from, to, how, &q.blocks, new, add, fold)?;
+        let one_block = |b: &Arc<Block>| -> Result<A, Error> {
+            let mut acc = new();
+            self.visit_blocks(
+                sel,
+                from,
+                to,
+                how,
+                std::slice::from_ref(b),
+                &mut |k, t, n, p| add(&mut acc, k, t, n, p),
+            )?;
+            Ok(acc)
+        };
+        let threads = query_threads(self.opts.query_threads, q.blocks.len());
+        map_in_order(&q.blocks, threads, &one_block, fold)?;
         let mut acc = new();
         self.visit_rest(sel, from, to, how, q, &mut |k, t, n, p| {
             add(&mut acc, k, t, n, p)
@@ -321,113 +422,6 @@ impl Store {
             }
         }
         Ok(())
-    }
-
-    /// [`Store::visit_blocks`] a block at a time, on up to [`query_threads`] threads, for
-    /// [`Store::visit_folded`]: `fold` gets each block's accumulator in block order as soon
-    /// as it and those before it are done; no thread takes a block more than two per
-    /// thread ahead of the fold (memory holds a few blocks' results, not the range's).
-    #[allow(clippy::too_many_arguments)]
-    fn visit_blocks_ordered<A: Send>(
-        &self,
-        sel: &Selector,
-        from: i64,
-        to: i64,
-        how: &Visit<'_>,
-        blocks: &[Arc<Block>],
-        new: &(dyn Fn() -> A + Sync),
-        add: &Adder<'_, A>,
-        fold: &mut dyn FnMut(A) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let one = |b: &Arc<Block>| -> Result<A, Error> {
-            let mut acc = new();
-            self.visit_blocks(
-                sel,
-                from,
-                to,
-                how,
-                std::slice::from_ref(b),
-                &mut |k, t, n, p| add(&mut acc, k, t, n, p),
-            )?;
-            Ok(acc)
-        };
-        let threads = query_threads(self.opts.query_threads, blocks.len());
-        if threads <= 1 {
-            for b in blocks {
-                fold(one(b)?)?;
-            }
-            return Ok(());
-        }
-        // Helpers work under the caller's cancellation flag and budget; what one unwinds
-        // with (a cancelled or over-budget query) is resumed on the caller's thread.
-        let ctx = gocost_pprof::cancel::context();
-        let window = 2 * threads;
-        // (the next block to take, how many are folded), and a wake-up for takers that
-        // wait on the fold.
-        let state = (Mutex::new((0usize, 0usize)), Condvar::new());
-        let lock = || state.0.lock().unwrap_or_else(|p| p.into_inner());
-        let stop = || {
-            lock().0 = blocks.len();
-            state.1.notify_all();
-        };
-        type Done<A> = std::thread::Result<Result<A, Error>>;
-        let (tx, rx) = mpsc::channel::<(usize, Done<A>)>();
-        let unwound = std::thread::scope(|s| {
-            for _ in 0..threads {
-                let tx = tx.clone();
-                let (state, one, lock, ctx) = (&state, &one, &lock, &ctx);
-                s.spawn(move || {
-                    loop {
-                        let i = {
-                            let mut g = lock();
-                            while g.0 < blocks.len() && g.0 >= g.1 + window {
-                                g = state.1.wait(g).unwrap_or_else(|p| p.into_inner());
-                            }
-                            if g.0 >= blocks.len() {
-                                return;
-                            }
-                            g.0 += 1;
-                            g.0 - 1
-                        };
-                        let Some(b) = blocks.get(i) else { return };
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            ctx.run(|| one(b))
-                        }));
-                        if tx.send((i, r)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            drop(tx);
-            // However the fold ends (an error, or a cancellation unwinding from it), no
-            // helper takes another block or waits on the fold any more.
-            struct StopOnExit<'s>(&'s dyn Fn());
-            impl Drop for StopOnExit<'_> {
-                fn drop(&mut self) {
-                    (self.0)();
-                }
-            }
-            let _stop = StopOnExit(&stop);
-            let mut pending: BTreeMap<usize, Result<A, Error>> = BTreeMap::new();
-            let mut done = 0;
-            let mut run = || -> std::thread::Result<Result<(), Error>> {
-                for (i, r) in rx.iter() {
-                    pending.insert(i, r?);
-                    while let Some(r) = pending.remove(&done) {
-                        if let Err(e) = r.and_then(&mut *fold) {
-                            return Ok(Err(e));
-                        }
-                        done += 1;
-                        lock().1 = done;
-                        state.1.notify_all();
-                    }
-                }
-                Ok(Ok(()))
-            };
-            run()
-        });
-        unwound.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
     }
 
     /// A peer's part of a query ([`Store::head_answer`]): visits the head's profiles that
