@@ -110,11 +110,12 @@ fn key(kind: &str, svc: i64) -> SeriesKey {
 
 /// Where the bytes on disk go, by kind of section (compressed, and inflated).
 fn print_disk_breakdown(blocks: &[gocost_store::BlockMeta], total: u64) {
-    let mut kinds: [(&str, u64, u64); 6] = [
+    let mut kinds: [(&str, u64, u64); 7] = [
         ("symbols", 0, 0),
         ("raw", 0, 0),
         ("raw_hours", 0, 0),
-        ("rollups (1h, 1d)", 0, 0),
+        ("rollups (1d, 1w)", 0, 0),
+        ("hour_rollups (1h)", 0, 0),
         ("fine_rollups (10m)", 0, 0),
         ("points", 0, 0),
     ];
@@ -132,9 +133,10 @@ fn print_disk_breakdown(blocks: &[gocost_store::BlockMeta], total: u64) {
             add(1, Some(&s.raw));
             add(2, s.raw_hours.as_ref());
             add(3, s.rollups.as_ref());
-            add(4, s.fine_rollups.as_ref());
+            add(4, s.hour_rollups.as_ref());
+            add(5, s.fine_rollups.as_ref());
         }
-        add(5, b.points.as_ref());
+        add(6, b.points.as_ref());
     }
     let sections: u64 = kinds.iter().map(|k| k.1).sum();
     for (name, len, raw) in

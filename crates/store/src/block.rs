@@ -25,6 +25,28 @@ pub const HOUR_NS: i64 = 3600 * 1_000_000_000;
 pub const DAY_NS: i64 = 24 * HOUR_NS;
 /// The finest rollup step: ten minutes (docs/adr/0026).
 pub const FINE_NS: i64 = 10 * 60 * 1_000_000_000;
+/// A week's rollup step (weeks run from the epoch: Thursday 00:00 UTC), the longest step of
+/// a level-2 block.
+pub const WEEK_NS: i64 = 7 * DAY_NS;
+
+/// Which rollups section of a series holds a step's rollups: 0 `rollups` (a day and
+/// longer), 1 `hour_rollups`, 2 `fine_rollups` (under an hour). A query reads each only
+/// where the ones before leave a whole bucket of its step uncovered.
+pub(crate) fn tier(step: i64) -> usize {
+    if step >= DAY_NS {
+        0
+    } else if step >= HOUR_NS {
+        1
+    } else {
+        2
+    }
+}
+
+/// Rollup sections, by [`tier`].
+pub(crate) const TIERS: usize = 3;
+
+/// The smallest step each [`tier`] holds.
+pub(crate) const TIER_STEP: [i64; TIERS] = [DAY_NS, HOUR_NS, FINE_NS];
 /// Fewest profiles a rollup of a step under an hour merges: less busy series (scraped every
 /// 2.5 min or more rarely) keep only their hourly rollups, at no cost on disk.
 pub const MIN_FINE_PROFILES: u64 = 4;
@@ -76,8 +98,13 @@ pub struct SeriesMeta {
     pub min_time_ns: i64,
     pub max_time_ns: i64,
     pub raw: Section,
-    /// Rollups of an hour and longer.
+    /// Rollups of a day and longer (in blocks written before `hour_rollups` existed, of an
+    /// hour and longer).
     pub rollups: Option<Section>,
+    /// Rollups of one hour, kept apart so that ranges of whole days and weeks never read
+    /// them; absent in blocks written before, whose `rollups` hold them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hour_rollups: Option<Section>,
     /// Rollups of steps under an hour (docs/adr/0026), kept apart so that long ranges never
     /// read them; absent in blocks written before they existed, which readers take as
     /// none.
@@ -88,6 +115,17 @@ pub struct SeriesMeta {
     /// sections and in blocks written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_hours: Option<Section>,
+}
+
+impl SeriesMeta {
+    /// The series' rollups sections by [`tier`], largest steps first.
+    pub fn rollup_sections(&self) -> [Option<&Section>; TIERS] {
+        [
+            self.rollups.as_ref(),
+            self.hour_rollups.as_ref(),
+            self.fine_rollups.as_ref(),
+        ]
+    }
 }
 
 /// One UTC hour's piece of a raw section ([`SeriesMeta::raw_hours`]).
@@ -118,7 +156,7 @@ pub struct MetricMeta {
 pub struct BlockMeta {
     pub version: u32,
     pub id: String,
-    /// 0 = cut from the WAL, 1 = compacted to one UTC day.
+    /// 0 = cut from the WAL, 1 = compacted to one UTC day, 2 = to one week ([`WEEK_NS`]).
     pub level: u32,
     pub min_time_ns: i64,
     pub max_time_ns: i64,
@@ -418,8 +456,8 @@ fn close_bucket(
     b: Bucket,
     steps: &[i64],
     open: &mut [Option<Bucket>],
-    out: &mut [W; 2],
-    n_rollups: &mut [u64; 2],
+    out: &mut [W; TIERS],
+    n_rollups: &mut [u64; TIERS],
 ) -> Result<(), CodecError> {
     // One profile needs no rollup (nor do fewer than `MIN_FINE_PROFILES` under an hour);
     // nor does a bucket a smaller step already holds.
@@ -432,11 +470,11 @@ fn close_bucket(
         && count >= min_profiles(steps[si])
         && let Some(bytes) = &sum
     {
-        let fine = usize::from(steps[si] < HOUR_NS);
-        out[fine].u(steps[si] as u64);
-        out[fine].u(count);
-        out[fine].bytes(bytes);
-        n_rollups[fine] += 1;
+        let t = tier(steps[si]);
+        out[t].u(steps[si] as u64);
+        out[t].u(count);
+        out[t].bytes(bytes);
+        n_rollups[t] += 1;
     }
     let Some(&up) = steps.get(si + 1) else {
         return Ok(());
@@ -581,9 +619,9 @@ impl BlockWriter {
         let mut raw = W::default();
         // Per UTC hour of the profiles: (start, offset in `raw`, profiles).
         let mut hours: Vec<(i64, usize, u64)> = Vec::new();
-        // Rollups of an hour and longer, and of shorter steps.
-        let mut rollups = [W::default(), W::default()];
-        let mut n_rollups = [0u64; 2];
+        // Rollups by section ([`tier`]).
+        let mut rollups: [W; TIERS] = Default::default();
+        let mut n_rollups = [0u64; TIERS];
         let mut open: Vec<Option<Bucket>> = steps.iter().map(|_| None).collect();
         let (mut n, mut lo, mut hi, mut prev) = (0u64, i64::MAX, i64::MIN, i64::MIN);
         let rollup_err = |e: CodecError| BlockError(format!("series {key}: rollup: {e}"));
@@ -673,7 +711,7 @@ impl BlockWriter {
         } else {
             (self.f.section(&body.0)?, None)
         };
-        let mut sections = [None, None];
+        let mut sections = [None, None, None];
         for (i, (n, w)) in n_rollups.iter().zip(&rollups).enumerate() {
             if *n > 0 {
                 let mut body = W::default();
@@ -682,7 +720,7 @@ impl BlockWriter {
                 sections[i] = Some(self.f.section(&body.0)?);
             }
         }
-        let [rollups, fine_rollups] = sections;
+        let [rollups, hour_rollups, fine_rollups] = sections;
         self.meta.min_time_ns = self.meta.min_time_ns.min(lo);
         self.meta.max_time_ns = self.meta.max_time_ns.max(hi);
         self.meta.series.push(SeriesMeta {
@@ -693,6 +731,7 @@ impl BlockWriter {
             max_time_ns: hi,
             raw,
             rollups,
+            hour_rollups,
             fine_rollups,
             raw_hours,
         });
@@ -964,7 +1003,7 @@ pub fn verify_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
         for b in profiles {
             tab.profile(b, true).map_err(|e| section_err("raw", e))?;
         }
-        for r in s.rollups.iter().chain(&s.fine_rollups) {
+        for r in s.rollup_sections().into_iter().flatten() {
             let sec = read_section(file, r)?;
             for r in parse_rollups(&sec)? {
                 tab.profile(r.bytes, true)

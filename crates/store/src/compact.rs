@@ -1,6 +1,7 @@
 //! Compaction: a finished UTC day's blocks become one level-1 block with hourly and daily
-//! rollups; the inputs are deleted once it is in place (a crash between is finished on the
-//! next open, which deletes blocks another block `replaces`).
+//! rollups, and a finished week's day blocks one level-2 block with a weekly rollup too
+//! (docs/adr/0034); the inputs are deleted once it is in place (a crash between is finished
+//! on the next open, which deletes blocks another block `replaces`).
 //!
 //! In a cluster with one compactor per bucket (docs/adr/0022) the compactor merges the day's
 //! blocks of every instance; its block lists every block it stands for (`replaces`, through
@@ -10,16 +11,22 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::block::WEEK_NS;
 use crate::block::{BlockError, BlockInfo};
 use crate::catalog::{Block, new_block_id};
 use crate::flush::TmpFile;
 use crate::symtab::SymTab;
 use crate::{CompactionMode, DAY_NS, Error, HOUR_NS, SeriesKey, Store, block, block_err, symtab};
 
+/// The most stored-profile bytes of one series a week's compaction holds in memory; a week
+/// with a larger series stays in day blocks (the inputs and the output of one series are
+/// held at once: about three times this at the peak).
+const MAX_SERIES_RAW: u64 = 64 << 20;
+
 impl Store {
     /// Merges the blocks of each finished UTC day (ended at least two block durations
-    /// before `now_ns`) into one block with hourly and daily rollups. Returns how many days
-    /// were compacted.
+    /// before `now_ns`) into one block with hourly and daily rollups, then the day blocks of
+    /// each finished week into one. Returns how many days and weeks were compacted.
     pub fn compact(&self, now_ns: i64) -> Result<usize, Error> {
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         if self.query_only() {
@@ -41,16 +48,19 @@ impl Store {
             // compactor left, go.
             self.sweep(now_ns, None)?;
         }
-        let blocks: Vec<Arc<Block>> = {
-            let g = self.lock();
+        let mine = |g: &crate::head::Inner| -> Vec<Arc<Block>> {
             g.blocks
                 .iter()
                 .filter(|b| term.is_some() || self.is_own(b))
                 .cloned()
                 .collect()
         };
+        let blocks = mine(&self.lock());
+        // Days: the blocks cut from the WAL (and a day block already there, when late data
+        // came in after it) become one level-1 block. A week block is left alone: late
+        // data for its week becomes a day block of its own, and then joins the week.
         let mut days: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
-        for b in &blocks {
+        for b in blocks.iter().filter(|b| b.meta.level <= 1) {
             days.entry(b.meta.min_time_ns.div_euclid(DAY_NS))
                 .or_default()
                 .push(b.clone());
@@ -61,8 +71,32 @@ impl Store {
             if !finished || group.iter().all(|b| b.meta.level > 0) {
                 continue;
             }
-            self.compact_group(&group, term)?;
+            self.compact_group(&group, term, 1)?;
             n += 1;
+        }
+        // Weeks (docs/adr/0034): a finished week's day blocks become one level-2 block.
+        if self.week_blocks() {
+            let blocks = mine(&self.lock());
+            let mut weeks: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+            for b in &blocks {
+                weeks
+                    .entry(b.meta.min_time_ns.div_euclid(WEEK_NS))
+                    .or_default()
+                    .push(b.clone());
+            }
+            for (week, group) in weeks {
+                let finished = (week + 1) * WEEK_NS + 2 * self.opts.block_duration_ns <= now_ns;
+                // Not before every day of it is compacted; nothing to do for one block.
+                if !finished
+                    || group.len() < 2
+                    || group.iter().any(|b| b.meta.level == 0)
+                    || !self.fits_in_memory(&group)
+                {
+                    continue;
+                }
+                self.compact_group(&group, term, 2)?;
+                n += 1;
+            }
         }
         if n > 0 {
             self.sweep_cache();
@@ -70,11 +104,40 @@ impl Store {
         Ok(n)
     }
 
-    /// Merges `group` into one level-1 block; `term`: as the bucket's compactor.
+    /// Whether finished weeks are compacted into level-2 blocks: only when retention keeps
+    /// four weeks or more (or everything), since a block is deleted when all of it is past
+    /// retention, and a week's data may outlive retention by up to a week.
+    fn week_blocks(&self) -> bool {
+        let r = self.opts.retention_ns;
+        r <= 0 || r >= 4 * WEEK_NS
+    }
+
+    /// Whether compacting `group` keeps memory within [`MAX_SERIES_RAW`]: compaction holds
+    /// one series' stored profiles from every input, and writes them again, at once.
+    fn fits_in_memory(&self, group: &[Arc<Block>]) -> bool {
+        let mut per: HashMap<&str, u64> = HashMap::new();
+        for b in group {
+            for s in &b.meta.series {
+                *per.entry(s.key.as_str()).or_default() += s.raw.raw_len;
+            }
+        }
+        let biggest = per.values().copied().max().unwrap_or(0);
+        if biggest > MAX_SERIES_RAW {
+            tracing::debug!(
+                bytes = biggest,
+                "a week not compacted: a series holds more than compaction keeps in memory"
+            );
+        }
+        biggest <= MAX_SERIES_RAW
+    }
+
+    /// Merges `group` into one block of `level` (1: a day, 2: a week); `term`: as the
+    /// bucket's compactor.
     pub(crate) fn compact_group(
         &self,
         group: &[Arc<Block>],
         term: Option<u64>,
+        level: u32,
     ) -> Result<(), Error> {
         let mut replaces: Vec<String> = group.iter().map(|b| b.meta.id.clone()).collect();
         let mut merged_sources: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -101,9 +164,13 @@ impl Store {
             }
         }
         let (mut w, tmp) = self.block_writer(BlockInfo {
-            id: new_block_id(1, self.instance()),
-            level: 1,
-            steps: vec![block::FINE_NS, HOUR_NS, DAY_NS],
+            id: new_block_id(level, self.instance()),
+            level,
+            steps: if level >= 2 {
+                vec![block::FINE_NS, HOUR_NS, DAY_NS, WEEK_NS]
+            } else {
+                vec![block::FINE_NS, HOUR_NS, DAY_NS]
+            },
             sources: Vec::new(),
             replaces,
             instance: self.instance().to_string(),

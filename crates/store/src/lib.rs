@@ -90,7 +90,7 @@ pub use blobs::{
     probe_conditional_put,
 };
 pub use block::{
-    BlockError, BlockMeta, DAY_NS, FINE_NS, HOUR_NS, Section, verify_file as verify_block,
+    BlockError, BlockMeta, DAY_NS, FINE_NS, HOUR_NS, Section, WEEK_NS, verify_file as verify_block,
 };
 pub use cache::{
     CacheStats, ENTRY_HEADER as CACHE_ENTRY_HEADER, EntryError as CacheEntryError,

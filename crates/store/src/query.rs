@@ -560,34 +560,35 @@ impl Store {
                 let tab = self.symtab(&mut tabs, bi, b, sm.group)?;
                 let bad = |e: block::BlockError| block_err(&b.name, e);
                 let bad_codec = |e: codec::CodecError| block_err(&b.name, e);
-                // Whole buckets inside the range, largest first, never overlapping: hours
-                // and days, then — only where they leave a whole ten minutes uncovered —
-                // the finer steps (docs/adr/0026).
+                // Whole buckets inside the range, largest first, never overlapping: weeks
+                // and days, then — only where they leave a whole bucket of the next step
+                // uncovered — hours, then ten minutes (docs/adr/0026, 0034).
                 let (lo, hi) = (from.max(sm.min_time_ns), to.min(sm.max_time_ns));
                 let mut picked: Vec<(i64, i64)> = Vec::new();
-                let rollups = match (how.use_rollup, &sm.rollups) {
-                    (Some(_), Some(rs)) => self.section(b, rs)?,
-                    _ => Vec::new(),
-                };
-                let fine: Vec<u8>;
+                let bufs: [std::cell::OnceCell<Vec<u8>>; block::TIERS] = Default::default();
                 let mut parts: Parts<'_> = Vec::new();
                 if let Some(ok) = how.use_rollup {
-                    if !rollups.is_empty() {
-                        let rolls = block::parse_rollups(&rollups).map_err(bad)?;
-                        pick(rolls, from, to, ok, &mut picked, &mut parts);
-                    }
-                    // The series' data widened to whole ten minutes.
-                    let fine_ns = block::FINE_NS;
-                    let lo_f = from.max(sm.min_time_ns.div_euclid(fine_ns) * fine_ns);
-                    let hi_f = to.min(
-                        (sm.max_time_ns.div_euclid(fine_ns) * fine_ns).saturating_add(fine_ns - 1),
-                    );
-                    if let Some(fs) = &sm.fine_rollups
-                        && gap_holds(&picked, lo_f, hi_f, fine_ns)
-                    {
-                        fine = self.section(b, fs)?;
-                        let rolls = block::parse_rollups(&fine).map_err(bad)?;
-                        pick(rolls, from, to, ok, &mut picked, &mut parts);
+                    for (t, sec) in sm.rollup_sections().into_iter().enumerate() {
+                        let Some(sec) = sec else { continue };
+                        // `rollups` is always read (in blocks written before `hour_rollups`
+                        // existed it holds the hours too); the others only where the
+                        // series' data, widened to whole buckets of their step, holds one
+                        // that what is picked leaves uncovered.
+                        if t > 0 {
+                            let step = block::TIER_STEP[t];
+                            let lo_s = from.max(sm.min_time_ns.div_euclid(step) * step);
+                            let hi_s = to.min(
+                                (sm.max_time_ns.div_euclid(step) * step).saturating_add(step - 1),
+                            );
+                            if !gap_holds(&picked, lo_s, hi_s, step) {
+                                continue;
+                            }
+                        }
+                        let _ = bufs[t].set(self.section(b, sec)?);
+                        if let Some(buf) = bufs[t].get() {
+                            let rolls = block::parse_rollups(buf).map_err(bad)?;
+                            pick(rolls, from, to, ok, &mut picked, &mut parts);
+                        }
                     }
                 }
                 let covered = |t: i64| picked.iter().any(|&(a, z)| a <= t && t <= z);
@@ -664,13 +665,9 @@ impl Store {
             }
             if how.use_rollup.is_some() {
                 asks.extend(
-                    sm.rollups
-                        .iter()
-                        .map(|r| (b.name.as_str(), section_range(r))),
-                );
-                asks.extend(
-                    sm.fine_rollups
-                        .iter()
+                    sm.rollup_sections()
+                        .into_iter()
+                        .flatten()
                         .map(|r| (b.name.as_str(), section_range(r))),
                 );
             }
@@ -698,7 +695,8 @@ impl Store {
             let table = self.section(b, hs)?;
             let hours =
                 block::parse_raw_hours(&table, &sm.raw).map_err(|e| block_err(&b.name, e))?;
-            let rolled = how.use_rollup.is_some() && sm.rollups.is_some();
+            let rolled =
+                how.use_rollup.is_some() && (sm.rollups.is_some() || sm.hour_rollups.is_some());
             for h in hours {
                 let (a, z) = (h.start, h.start.saturating_add(HOUR_NS - 1));
                 if z < from || a > to || (rolled && a >= from && z <= to) {

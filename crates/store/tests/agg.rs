@@ -207,7 +207,10 @@ fn snapshots_are_averaged_per_series_from_head_blocks_and_rollups() {
     check(&s, "head");
     assert!(s.flush(true).unwrap());
     assert!(
-        s.blocks()[0].series.iter().all(|m| m.rollups.is_some()),
+        s.blocks()[0]
+            .series
+            .iter()
+            .all(|m| m.hour_rollups.is_some()),
         "hourly rollups"
     );
     check(&s, "level-0 block");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::*;
-use gocost_store::{Agg, DAY_NS, FINE_NS, HOUR_NS, Options, Read, Selector, Store};
+use gocost_store::{Agg, DAY_NS, FINE_NS, HOUR_NS, Options, Read, Selector, Store, WEEK_NS};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gocost-blocks-{}-{name}", std::process::id()));
@@ -261,7 +261,11 @@ fn blocks_and_rollups_answer_what_the_head_answered() {
         .find(|m| m.key == key("cpu", "api", "a:1").to_string())
         .unwrap();
     assert_eq!(cpu_a.profiles, 30);
-    assert!(cpu_a.rollups.is_some(), "six profiles an hour make rollups");
+    assert!(
+        cpu_a.hour_rollups.is_some(),
+        "six profiles an hour make rollups"
+    );
+    assert!(cpu_a.rollups.is_none(), "a cut holds no whole day");
     assert_eq!(blocks[0].groups.len(), 2, "symbols are per service");
     for (i, (a, b)) in head.iter().zip(answers(&s)).enumerate() {
         assert!(
@@ -351,6 +355,195 @@ fn blocks_and_rollups_answer_what_the_head_answered() {
 }
 
 /// Every file of a directory with its bytes, to put back later.
+/// A finished week's day blocks become one level-2 block (docs/adr/0034) whose rollups —
+/// the week's, the days', the hours' — answer the merge of the profiles as received over
+/// any range, and read far fewer profiles than the days did; late data for a compacted week
+/// becomes a day block, then joins the week again.
+#[test]
+fn week_blocks_answer_the_merge_of_the_profiles() {
+    type Appended = Vec<(gocost_store::SeriesKey, i64, Vec<u8>)>;
+    const MIN: i64 = 60_000_000_000;
+    let d = dir("weeks");
+    // Kept for a week: no week blocks (they could outlive retention by a week).
+    let mut short = Options::new(&d);
+    short.retention_ns = 7 * DAY_NS;
+    let (s, _) = Store::open(short).unwrap();
+    let cpu = [testdata("cpu.pb.gz"), testdata("cpu2.pb.gz")];
+    let keys = [key("cpu", "api", "a:1"), key("cpu", "web", "b:1")];
+    // Weeks run from the epoch (a Thursday): days 20003..=20005 end week 2857, 20006 starts
+    // the next one.
+    let week = 2857 * WEEK_NS;
+    assert_eq!(week + WEEK_NS, 20_006 * DAY_NS);
+    let first = 20_003 * DAY_NS;
+    let mut appended = Appended::new();
+    for i in 0..4 * 48 {
+        for (j, k) in keys.iter().enumerate() {
+            // Every 30 minutes; the web service skips every third scrape.
+            if j == 1 && i % 3 == 0 {
+                continue;
+            }
+            let t = first + i * 30 * MIN + 13 + j as i64;
+            let b = &cpu[((i + j as i64) % 2) as usize];
+            s.append(k, t, b).unwrap();
+            appended.push((k.clone(), t, b.clone()));
+        }
+        if i % 12 == 11 {
+            s.flush(true).unwrap();
+        }
+    }
+    s.flush(true).unwrap();
+    let ranges = [
+        (i64::MIN, i64::MAX),
+        (week, week + WEEK_NS - 1),
+        (first, week + WEEK_NS - 1),
+        (first + DAY_NS, week + WEEK_NS + 5 * HOUR_NS - 1),
+        (
+            first + 5 * HOUR_NS + 7,
+            week + WEEK_NS + 3 * HOUR_NS + 17 * MIN,
+        ),
+        (
+            first + DAY_NS + 2 * HOUR_NS,
+            first + DAY_NS + 5 * HOUR_NS - 1,
+        ),
+        (
+            first + DAY_NS + 2 * HOUR_NS + 20 * MIN,
+            first + 2 * DAY_NS + 40 * MIN,
+        ),
+    ];
+    let queries = ["cpu", r#"cpu{job="api"}"#, r#"cpu{job="web"}"#];
+    // pprof's merge of the profiles as received, per query, range and labels or not.
+    type Want = Vec<Option<(String, BTreeMap<String, Vec<i64>>)>>;
+    let wants = |appended: &Appended| -> Want {
+        let decoded: Vec<_> = appended
+            .iter()
+            .map(|(k, t, b)| (k, *t, gocost_pprof::decode(b).unwrap()))
+            .collect();
+        let mut out = Want::new();
+        for q in queries {
+            let sel = Selector::parse(q).unwrap();
+            for &(from, to) in &ranges {
+                for labels in [true, false] {
+                    let mut c = gocost_pprof::Combiner::new();
+                    for (key, t, p) in &decoded {
+                        if sel.matches(key) && (from..=to).contains(t) {
+                            let mut p = p.clone();
+                            if !labels {
+                                p.sample.iter_mut().for_each(|s| s.label.clear());
+                            }
+                            c.push(p).unwrap();
+                        }
+                    }
+                    out.push(c.finish().map(|p| canon(&p)));
+                }
+            }
+        }
+        out
+    };
+    let check = |s: &Store, at: &str, want: &Want| {
+        let mut want = want.iter();
+        for q in queries {
+            let sel = Selector::parse(q).unwrap();
+            for &(from, to) in &ranges {
+                for read in [Read::Exact, Read::Summed { labels: false }] {
+                    let want = want.next().unwrap();
+                    for agg in [Agg::Sum, Agg::Mean] {
+                        let got = s
+                            .query_agg_as(&sel, from, to, agg, read)
+                            .unwrap()
+                            .map(|p| canon(&p));
+                        assert!(got == *want, "{at}: {q} [{from}, {to}] {read:?} {agg:?}");
+                    }
+                }
+            }
+        }
+    };
+    // How many profiles (stored or rollups) a merge over [from, to] reads for the api
+    // service.
+    let visits = |s: &Store, from: i64, to: i64| {
+        let mut n = 0;
+        let sel = Selector::parse(r#"cpu{job="api"}"#).unwrap();
+        s.for_each_profile(
+            &sel,
+            from,
+            to,
+            Some(to - from + 1),
+            false,
+            &mut |_, _, _, _| {
+                n += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        n
+    };
+    let want = wants(&appended);
+    check(&s, "level-0 blocks", &want);
+
+    // Days only, with retention under four weeks: four day blocks.
+    assert_eq!(s.compact(20_008 * DAY_NS).unwrap(), 4);
+    assert!(s.blocks().iter().all(|b| b.level == 1));
+    check(&s, "day blocks", &want);
+    assert_eq!(visits(&s, week, week + WEEK_NS - 1), 3, "three day rollups");
+
+    // With the default retention (30 days), the finished week's three day blocks become
+    // one; the next week's day stays.
+    drop(s);
+    let (s, _) = Store::open(Options::new(&d)).unwrap();
+    assert_eq!(s.compact(20_008 * DAY_NS).unwrap(), 1);
+    let levels: Vec<u32> = s.blocks().iter().map(|b| b.level).collect();
+    assert_eq!(levels, [2, 1]);
+    let w = &s.blocks()[0];
+    assert_eq!(w.steps.last(), Some(&WEEK_NS));
+    assert_eq!(w.min_time_ns.div_euclid(WEEK_NS), 2857);
+    assert!(
+        w.series
+            .iter()
+            .all(|m| m.hour_rollups.is_some() && m.rollups.is_some())
+    );
+    assert_eq!(s.verify().unwrap(), Vec::<String>::new());
+    check(&s, "a week block", &want);
+    assert_eq!(visits(&s, week, week + WEEK_NS - 1), 1, "the week's rollup");
+    assert_eq!(
+        visits(&s, first, week + WEEK_NS - 1),
+        3,
+        "the days' rollups"
+    );
+    // 02:00..05:00 of a day: three hourly rollups, no raw profile.
+    assert_eq!(
+        visits(
+            &s,
+            first + DAY_NS + 2 * HOUR_NS,
+            first + DAY_NS + 5 * HOUR_NS - 1
+        ),
+        3
+    );
+
+    // A late profile for the compacted week: a day block, then the week again.
+    let late = (
+        keys[0].clone(),
+        first + DAY_NS + HOUR_NS + 17,
+        cpu[1].clone(),
+    );
+    s.append(&late.0, late.1, &late.2).unwrap();
+    appended.push(late);
+    let want = wants(&appended);
+    s.flush(true).unwrap();
+    check(&s, "a week block and a late level-0 block", &want);
+    assert_eq!(s.compact(20_009 * DAY_NS).unwrap(), 2);
+    let levels: Vec<u32> = s.blocks().iter().map(|b| b.level).collect();
+    assert_eq!(levels, [2, 1]);
+    assert_eq!(s.verify().unwrap(), Vec::<String>::new());
+    check(&s, "the week compacted again", &want);
+    assert_eq!(visits(&s, week, week + WEEK_NS - 1), 1);
+
+    // After a restart.
+    drop(s);
+    let (s, _) = Store::open(Options::new(&d)).unwrap();
+    check(&s, "reopened", &want);
+    drop(s);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
 fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
     std::fs::read_dir(dir)
         .unwrap()
