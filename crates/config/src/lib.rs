@@ -124,6 +124,9 @@ fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Err
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub path: Option<PathBuf>,
+    /// How long profiles are kept (default 30 days). Blocks are deleted whole, once all of
+    /// their data is older: with four weeks or more, finished weeks are kept as one block
+    /// each (docs/adr/0034), whose oldest days may stay up to a week longer.
     #[serde(default, deserialize_with = "de_duration")]
     pub retention: Option<Duration>,
     /// How often appended profiles are fsynced (≤ 5 s).
