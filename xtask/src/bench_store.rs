@@ -4,12 +4,14 @@
 //!    cut into a block, in MB of pprof per CPU-second, against Pyroscope's own sizing rule
 //!    of about 8 MB/s per core.
 //! 2. History: DAYS days × SERVICES services of CPU profiles (real recordings with shifted
-//!    timestamps), cut into hourly blocks and compacted per day; bytes on disk per byte
-//!    of pprof received.
+//!    timestamps), cut into hourly blocks and compacted per day, then the finished weeks
+//!    into week blocks (docs/adr/0034); bytes on disk per byte of pprof received.
 //! 3. Flame graphs over the whole history (all services, one service, and a range that does
 //!    not start or end on an hour): query + report + flame tree, p50/p95 over repeats, read
 //!    as the API's flame endpoint reads (summed in stack space without labels, `agg=mean`:
-//!    docs/adr/0017) and as the profile download reads (each profile through pprof's merge).
+//!    docs/adr/0017) and as the profile download reads (each profile through pprof's merge);
+//!    on week blocks with the default query threads, beside one thread and beside the day
+//!    blocks before the weeks were compacted.
 //!
 //! `--seeds A,B,…` builds everything from the given CPU profiles instead of testdata's small
 //! ones, e.g. the realistic corpus `scripts/bench.py` records (60-second profiles of a
@@ -234,7 +236,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let busy_key = key("cpu", 99);
     let mut o = Options::new(tmp.join("history"));
-    o.retention_ns = 0;
+    // Built as day blocks (retention under four weeks compacts no weeks), timed, then
+    // compacted into week blocks and timed again (docs/adr/0034).
+    o.retention_ns = 7 * DAY_NS;
     let (s, _) = Store::open(o.clone()).map_err(e)?;
     let start = 20_000 * DAY_NS;
     let per_day = DAY_NS / interval;
@@ -288,6 +292,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
 
     print_disk_breakdown(&s.blocks(), st.block_bytes);
+    let day_blocks_bytes = st.block_bytes;
 
     // 3. Flame graphs over the history.
     let end = start + days * DAY_NS - 1;
@@ -320,10 +325,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("API", Agg::Mean, Read::Summed { labels: false }),
         ("exact", Agg::Sum, Read::Exact),
     ];
-    // Every case × read, timed on a store opened with `threads` query threads: one, then
-    // the default (the machine's cores, at most 4), side by side (docs/adr/0033).
+    // Every case × read, timed on a store opened with `threads` query threads: on the day
+    // blocks with the default (the machine's cores, at most 4), then on week blocks with one
+    // and the default (docs/adr/0033, 0034), printed side by side.
     drop(s);
-    let timed = |threads: usize| -> Result<Vec<(Vec<f64>, usize)>, String> {
+    let timed = |o: &Options, threads: usize| -> Result<Vec<(Vec<f64>, usize)>, String> {
         let mut o = o.clone();
         o.query_threads = threads;
         let s = Store::open(o).map_err(e)?.0;
@@ -336,20 +342,45 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         Ok(out)
     };
-    let one_thread = timed(1)?;
-    let default = timed(0)?;
+    let days_only = timed(&o, 0)?;
+    // The finished weeks into week blocks.
+    let mut o = o.clone();
+    o.retention_ns = 0;
+    let (s, _) = Store::open(o.clone()).map_err(e)?;
+    let (c0, w0) = (cpu_seconds(), Instant::now());
+    let weeks = s.compact(start + (days + 2) * DAY_NS).map_err(e)?;
+    let st = s.stats();
+    println!(
+        "week blocks: {weeks} weeks compacted in {:.1} CPU-s ({:.1} s wall); on disk {} blocks, \
+         {:.1} MB = {:.2}% of the pprof received ({:.2}x the day blocks' bytes)",
+        cpu_seconds() - c0,
+        w0.elapsed().as_secs_f64(),
+        st.blocks,
+        st.block_bytes as f64 / 1e6,
+        100.0 * st.block_bytes as f64 / st.block_ingested_bytes.max(1) as f64,
+        st.block_bytes as f64 / day_blocks_bytes.max(1) as f64,
+    );
+    print_disk_breakdown(&s.blocks(), st.block_bytes);
+    drop(s);
+    let one_thread = timed(&o, 1)?;
+    let default = timed(&o, 0)?;
     let labels = cases
         .iter()
         .flat_map(|&(name, ..)| reads.iter().map(move |&(how, ..)| (how, name)));
-    for ((how, name), ((mut times, nodes), (mut t1, _))) in
-        labels.zip(default.into_iter().zip(one_thread))
+    for ((how, name), (((mut times, nodes), (mut t1, _)), (mut td, _))) in
+        labels.zip(default.into_iter().zip(one_thread).zip(days_only))
     {
-        let (p95, p95_1) = (pct(&mut times, 0.95), pct(&mut t1, 0.95));
+        let (p95, p95_1, p95_d) = (
+            pct(&mut times, 0.95),
+            pct(&mut t1, 0.95),
+            pct(&mut td, 0.95),
+        );
         println!(
             "flame ({how}), {name}: p50 {:.3}s p95 {p95:.3}s ({nodes} nodes; goal p95 < 1s); \
-             one thread p95 {p95_1:.3}s = {:.2}x",
+             one thread p95 {p95_1:.3}s = {:.2}x; day blocks p95 {p95_d:.3}s = {:.2}x",
             pct(&mut times, 0.5),
             p95_1 / p95.max(1e-9),
+            p95_d / p95.max(1e-9),
         );
     }
     let _ = std::fs::remove_dir_all(&tmp);

@@ -45,6 +45,26 @@ fn timeline_as(
     (m, visits)
 }
 
+/// How many profiles — stored ones or rollups — a visit of `q` over `[from, to]` that takes
+/// rollups as wide as the range reads.
+fn profiles_read(s: &Store, q: &str, from: i64, to: i64) -> usize {
+    let mut n = 0;
+    let sel = Selector::parse(q).unwrap();
+    s.for_each_profile(
+        &sel,
+        from,
+        to,
+        Some(to - from + 1),
+        false,
+        &mut |_, _, _, _| {
+            n += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    n
+}
+
 fn timeline(s: &Store, origin: i64, step: Option<i64>, bucket: i64) -> (BTreeMap<i64, i64>, usize) {
     let with = timeline_as(s, origin, step, bucket, false);
     // Totals read without rebuilding stacks are the same, from as many profiles.
@@ -162,23 +182,8 @@ fn ten_minute_rollups_answer_the_merge_of_the_profiles() {
         }
     };
     // How many profiles (stored or rollups) a query of [from, to] reads for the busy series.
-    let visits = |s: &Store, from: i64, to: i64| {
-        let mut n = 0;
-        let sel = Selector::parse(r#"cpu{instance="a:1"}"#).unwrap();
-        s.for_each_profile(
-            &sel,
-            from,
-            to,
-            Some(to - from + 1),
-            false,
-            &mut |_, _, _, _| {
-                n += 1;
-                Ok(())
-            },
-        )
-        .unwrap();
-        n
-    };
+    let visits =
+        |s: &Store, from: i64, to: i64| profiles_read(s, r#"cpu{instance="a:1"}"#, from, to);
     let fine_of = |s: &Store, k: &gocost_store::SeriesKey| {
         s.blocks()
             .iter()
@@ -459,23 +464,7 @@ fn week_blocks_answer_the_merge_of_the_profiles() {
     };
     // How many profiles (stored or rollups) a merge over [from, to] reads for the api
     // service.
-    let visits = |s: &Store, from: i64, to: i64| {
-        let mut n = 0;
-        let sel = Selector::parse(r#"cpu{job="api"}"#).unwrap();
-        s.for_each_profile(
-            &sel,
-            from,
-            to,
-            Some(to - from + 1),
-            false,
-            &mut |_, _, _, _| {
-                n += 1;
-                Ok(())
-            },
-        )
-        .unwrap();
-        n
-    };
+    let visits = |s: &Store, from: i64, to: i64| profiles_read(s, r#"cpu{job="api"}"#, from, to);
     let want = wants(&appended);
     check(&s, "level-0 blocks", &want);
 
