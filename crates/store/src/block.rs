@@ -772,6 +772,12 @@ impl BlockWriter {
         Ok(())
     }
 
+    /// Counts `bytes` received that the block holds but no [`Item`] carried (a compaction's
+    /// inputs' own count), for its index's `ingested_bytes`.
+    pub fn add_ingested(&mut self, bytes: u64) {
+        self.meta.ingested_bytes += bytes;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.meta.series.is_empty() && self.meta.metrics.is_empty()
     }

@@ -235,8 +235,8 @@ impl Store {
             }
         }
         w.points(points)?;
-        let mut meta = w.finish()?;
-        meta.ingested_bytes = ingested;
+        w.add_ingested(ingested);
+        let meta = w.finish()?;
         let nb = self.put_block(&tmp, meta)?;
         if let Some(e) = self
             .opts

@@ -525,10 +525,13 @@ fn week_blocks_answer_the_merge_of_the_profiles() {
     check(&s, "the week compacted again", &want);
     assert_eq!(visits(&s, week, week + WEEK_NS - 1), 1);
 
-    // After a restart.
+    // After a restart; the bytes received are still counted (each compacted block's index
+    // carries its inputs').
     drop(s);
     let (s, _) = Store::open(Options::new(&d)).unwrap();
     check(&s, "reopened", &want);
+    let received: usize = appended.iter().map(|x| x.2.len()).sum();
+    assert_eq!(s.stats().block_ingested_bytes, received as u64);
     drop(s);
     std::fs::remove_dir_all(&d).unwrap();
 }
