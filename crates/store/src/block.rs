@@ -105,6 +105,11 @@ pub struct SeriesMeta {
     /// them; absent in blocks written before, whose `rollups` hold them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hour_rollups: Option<Section>,
+    /// Where each UTC day's hourly rollups lie inside `hour_rollups` (the section
+    /// compressed with a full flush between days, as `raw` between hours: [`parse_pieces`]).
+    /// Absent unless the section spans two days or more (a week block) and is large.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hour_days: Option<Section>,
     /// Rollups of steps under an hour (docs/adr/0026), kept apart so that long ranges never
     /// read them; absent in blocks written before they existed, which readers take as
     /// none.
@@ -503,6 +508,30 @@ fn close_bucket(
     Ok(())
 }
 
+/// Where each UTC day's rollups start in `items` (a rollups section's entries after its
+/// count, in time order): (day, offset, entries).
+fn rollup_days(items: &[u8]) -> Result<Vec<(i64, usize, u64)>, BlockError> {
+    let mut r = R::new(items);
+    let mut out: Vec<(i64, usize, u64)> = Vec::new();
+    while !r.done() {
+        let at = r.off;
+        let e = |e| section_err("rollups", e);
+        r.u().map_err(e)?;
+        r.u().map_err(e)?;
+        let day = stored_time(r.bytes().map_err(e)?)
+            .map_err(e)?
+            .div_euclid(DAY_NS)
+            * DAY_NS;
+        if out.last().is_none_or(|d| d.0 != day) {
+            out.push((day, at, 0));
+        }
+        if let Some(d) = out.last_mut() {
+            d.2 += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// Writes a block one series at a time into a file (or any writer), so memory holds one
 /// series' profiles and the current service's symbols, never the whole block.
 pub struct BlockWriter {
@@ -689,35 +718,23 @@ impl BlockWriter {
         if n == 0 {
             return Ok(());
         }
-        let mut body = W::default();
-        body.u(n);
-        let head = body.0.len();
-        body.0.extend_from_slice(&raw.0);
-        let (raw, raw_hours) = if hours.len() >= 2 && body.0.len() >= RAW_SPLIT_MIN {
-            let cuts: Vec<usize> = hours.iter().map(|h| head + h.1).collect();
-            let (sec, pieces) = self.f.section_cut(&body.0, &cuts)?;
-            let mut t = W::default();
-            t.u(hours.len() as u64);
-            for (i, (h, (off, len, crc))) in hours.iter().zip(pieces).enumerate() {
-                let end = cuts.get(i + 1).copied().unwrap_or(body.0.len());
-                t.i(h.0);
-                t.u(h.2);
-                t.u(off);
-                t.u(len);
-                t.u((end - cuts[i]) as u64);
-                t.u(u64::from(crc));
-            }
-            (sec, Some(self.f.section(&t.0)?))
-        } else {
-            (self.f.section(&body.0)?, None)
-        };
+        let (raw, raw_hours) = self.split_section(n, &raw.0, &hours)?;
         let mut sections = [None, None, None];
+        let mut hour_days = None;
         for (i, (n, w)) in n_rollups.iter().zip(&rollups).enumerate() {
             if *n > 0 {
-                let mut body = W::default();
-                body.u(*n);
-                body.0.extend_from_slice(&w.0);
-                sections[i] = Some(self.f.section(&body.0)?);
+                // A week's hours by day, so that a range needing a few of them inflates
+                // their day only (docs/adr/0034).
+                let days = if i == 1 {
+                    rollup_days(&w.0).map_err(|e| BlockError(format!("series {key}: {e}")))?
+                } else {
+                    Vec::new()
+                };
+                let (sec, table) = self.split_section(*n, &w.0, &days)?;
+                sections[i] = Some(sec);
+                if i == 1 {
+                    hour_days = table;
+                }
             }
         }
         let [rollups, hour_rollups, fine_rollups] = sections;
@@ -732,10 +749,45 @@ impl BlockWriter {
             raw,
             rollups,
             hour_rollups,
+            hour_days,
             fine_rollups,
             raw_hours,
         });
         Ok(())
+    }
+
+    /// Writes a section of `n` entries (`items`: their bytes, which follow the count) and,
+    /// when `marks` (start, offset into `items`, entries) name two pieces or more and the
+    /// section is at least [`RAW_SPLIT_MIN`], compresses it with a full flush before each
+    /// piece, so each inflates alone, and writes the table of where they lie
+    /// ([`parse_pieces`]).
+    fn split_section(
+        &mut self,
+        n: u64,
+        items: &[u8],
+        marks: &[(i64, usize, u64)],
+    ) -> Result<(Section, Option<Section>), BlockError> {
+        let mut body = W::default();
+        body.u(n);
+        let head = body.0.len();
+        body.0.extend_from_slice(items);
+        if marks.len() < 2 || body.0.len() < RAW_SPLIT_MIN {
+            return Ok((self.f.section(&body.0)?, None));
+        }
+        let cuts: Vec<usize> = marks.iter().map(|m| head + m.1).collect();
+        let (sec, pieces) = self.f.section_cut(&body.0, &cuts)?;
+        let mut t = W::default();
+        t.u(marks.len() as u64);
+        for (i, (m, (off, len, crc))) in marks.iter().zip(pieces).enumerate() {
+            let end = cuts.get(i + 1).copied().unwrap_or(body.0.len());
+            t.i(m.0);
+            t.u(m.2);
+            t.u(off);
+            t.u(len);
+            t.u((end - cuts[i]) as u64);
+            t.u(u64::from(crc));
+        }
+        Ok((sec, Some(self.f.section(&t.0)?)))
     }
 
     /// Adds runtime-metric points (any order).
@@ -816,7 +868,22 @@ pub struct Rollup<'a> {
 pub fn parse_rollups(b: &[u8]) -> Result<Vec<Rollup<'_>>, BlockError> {
     let mut r = R::new(b);
     let n = r.len().map_err(|e| section_err("rollups", e))?;
-    let mut out = Vec::with_capacity(n);
+    rollup_entries(&mut r, n)
+}
+
+/// The `n` rollups of one piece of a split rollups section (`hour_days`): entries with no
+/// count before them, and nothing after.
+pub fn parse_rollups_piece(b: &[u8], n: u64) -> Result<Vec<Rollup<'_>>, BlockError> {
+    let mut r = R::new(b);
+    let out = rollup_entries(&mut r, usize::try_from(n).unwrap_or(usize::MAX))?;
+    if !r.done() {
+        return Err(BlockError("rollups piece: trailing bytes".into()));
+    }
+    Ok(out)
+}
+
+fn rollup_entries<'a>(r: &mut R<'a>, n: usize) -> Result<Vec<Rollup<'a>>, BlockError> {
+    let mut out = Vec::with_capacity(n.min(r.b.len()));
     for _ in 0..n {
         let step = r.u().map_err(|e| section_err("rollups", e))? as i64;
         let count = r.u().map_err(|e| section_err("rollups", e))?;
@@ -849,8 +916,18 @@ pub fn parse_raw(b: &[u8]) -> Result<Vec<&[u8]>, BlockError> {
 /// The table of a raw section's hours ([`SeriesMeta::raw_hours`]), checked against the
 /// section (`raw`): pieces in order, inside it, hours ascending.
 pub fn parse_raw_hours(b: &[u8], raw: &Section) -> Result<Vec<RawHour>, BlockError> {
-    let e = |e| section_err("raw hours", e);
-    let bad = |what: &str| BlockError(format!("raw hours section: {what}"));
+    parse_pieces(b, raw, "raw hours")
+}
+
+/// A table of a split section's pieces (`raw_hours`, `hour_days`): where each piece of
+/// `whole` lies, the time its entries start at (an hour) and how many there are.
+pub fn parse_pieces(
+    b: &[u8],
+    whole: &Section,
+    what: &'static str,
+) -> Result<Vec<RawHour>, BlockError> {
+    let e = |e| section_err(what, e);
+    let bad = |problem: &str| BlockError(format!("{what} section: {problem}"));
     let mut r = R::new(b);
     let n = r.len().map_err(e)?;
     let mut out: Vec<RawHour> = Vec::with_capacity(n);
@@ -863,8 +940,11 @@ pub fn parse_raw_hours(b: &[u8], raw: &Section) -> Result<Vec<RawHour>, BlockErr
             raw_len: r.u().map_err(e)?,
             crc: u32::try_from(r.u().map_err(e)?).map_err(|_| bad("checksum out of range"))?,
         };
-        if h.offset.checked_add(h.len).is_none_or(|end| end > raw.len) {
-            return Err(bad("a piece lies outside the raw section"));
+        if h.offset
+            .checked_add(h.len)
+            .is_none_or(|end| end > whole.len)
+        {
+            return Err(bad("a piece lies outside its section"));
         }
         if out
             .last()
@@ -1014,6 +1094,40 @@ pub fn verify_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
             for r in parse_rollups(&sec)? {
                 tab.profile(r.bytes, true)
                     .map_err(|e| section_err("rollups", e))?;
+            }
+        }
+        if let (Some(hd), Some(hr)) = (&s.hour_days, &s.hour_rollups) {
+            // Each day's piece inflates alone to exactly its hourly rollups, in order.
+            let whole = read_section(file, hr)?;
+            let whole = parse_rollups(&whole)?;
+            let mut at = 0;
+            for d in parse_pieces(&read_section(file, hd)?, hr, "hour days")? {
+                let z = usize::try_from(hr.offset + d.offset)
+                    .ok()
+                    .and_then(|a| file.get(a..a.checked_add(usize::try_from(d.len).ok()?)?))
+                    .ok_or_else(|| {
+                        BlockError("a day of hourly rollups lies outside the block".into())
+                    })?;
+                let piece = inflate_piece(z, &d)?;
+                for r in parse_rollups_piece(&piece, d.profiles)? {
+                    let same = whole
+                        .get(at)
+                        .is_some_and(|w| w.bytes == r.bytes && w.step == r.step);
+                    if !same || r.start.div_euclid(DAY_NS) * DAY_NS != d.start {
+                        return Err(BlockError(format!(
+                            "series {}: hourly rollups of the day at {} differ from the section",
+                            s.key, d.start
+                        )));
+                    }
+                    at += 1;
+                }
+            }
+            if at != whole.len() {
+                return Err(BlockError(format!(
+                    "series {}: days hold {at} hourly rollups, the section {}",
+                    s.key,
+                    whole.len()
+                )));
             }
         }
     }

@@ -8,11 +8,14 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use gocost_pprof::{Combiner, Profile};
 
+use crate::block::Section;
 use crate::catalog::{Block, section_range};
 use crate::cluster::HeadRequest;
 use crate::head::Entry;
 use crate::symtab::{RollupAcc, SymTab};
-use crate::{Error, HOUR_NS, Selector, SeriesKey, Store, block, block_err, codec, symtab, wal};
+use crate::{
+    DAY_NS, Error, HOUR_NS, Selector, SeriesKey, Store, block, block_err, codec, symtab, wal,
+};
 
 /// What a visit of the stored profiles is called with: the series, the profile's time (a
 /// rollup's bucket start), how many profiles it stands for (1, or a rollup's count), and
@@ -565,7 +568,9 @@ impl Store {
                 // uncovered — hours, then ten minutes (docs/adr/0026, 0034).
                 let (lo, hi) = (from.max(sm.min_time_ns), to.min(sm.max_time_ns));
                 let mut picked: Vec<(i64, i64)> = Vec::new();
-                let bufs: [std::cell::OnceCell<Vec<u8>>; block::TIERS] = Default::default();
+                // Per tier, what was read: whole sections, or pieces of `n` rollups.
+                type Pieces = Vec<(Option<u64>, Vec<u8>)>;
+                let bufs: [std::cell::OnceCell<Pieces>; block::TIERS] = Default::default();
                 let mut parts: Parts<'_> = Vec::new();
                 if let Some(ok) = how.use_rollup {
                     for (t, sec) in sm.rollup_sections().into_iter().enumerate() {
@@ -574,20 +579,40 @@ impl Store {
                         // existed it holds the hours too); the others only where the
                         // series' data, widened to whole buckets of their step, holds one
                         // that what is picked leaves uncovered.
-                        if t > 0 {
-                            let step = block::TIER_STEP[t];
-                            let lo_s = from.max(sm.min_time_ns.div_euclid(step) * step);
-                            let hi_s = to.min(
-                                (sm.max_time_ns.div_euclid(step) * step).saturating_add(step - 1),
-                            );
-                            if !gap_holds(&picked, lo_s, hi_s, step) {
-                                continue;
-                            }
+                        let step = block::TIER_STEP[t];
+                        let lo_s = from.max(sm.min_time_ns.div_euclid(step) * step);
+                        let hi_s = to
+                            .min((sm.max_time_ns.div_euclid(step) * step).saturating_add(step - 1));
+                        if t > 0 && !gap_holds(&picked, lo_s, hi_s, step) {
+                            continue;
                         }
-                        let _ = bufs[t].set(self.section(b, sec)?);
-                        if let Some(buf) = bufs[t].get() {
-                            let rolls = block::parse_rollups(buf).map_err(bad)?;
-                            pick(rolls, from, to, ok, &mut picked, &mut parts);
+                        let read: Pieces = match (t, &sm.hour_days) {
+                            // A week's hours: only the days that hold some to read.
+                            (1, Some(hd)) => {
+                                let table = self.section(b, hd)?;
+                                let mut read = Pieces::new();
+                                for d in
+                                    block::parse_pieces(&table, sec, "hour days").map_err(bad)?
+                                {
+                                    let (a, z) = (
+                                        d.start.max(lo_s),
+                                        d.start.saturating_add(DAY_NS - 1).min(hi_s),
+                                    );
+                                    if a <= z && gap_holds(&picked, a, z, step) {
+                                        read.push((Some(d.profiles), self.piece(b, sec, &d)?));
+                                    }
+                                }
+                                read
+                            }
+                            _ => vec![(None, self.section(b, sec)?)],
+                        };
+                        let _ = bufs[t].set(read);
+                        for (n, buf) in bufs[t].get().into_iter().flatten() {
+                            let rolls = match n {
+                                Some(n) => block::parse_rollups_piece(buf, *n),
+                                None => block::parse_rollups(buf),
+                            };
+                            pick(rolls.map_err(bad)?, from, to, ok, &mut picked, &mut parts);
                         }
                     }
                 }
@@ -604,15 +629,7 @@ impl Store {
                         if a > z || covered_range(&picked, a, z) {
                             continue;
                         }
-                        let at = sm.raw.offset.saturating_add(h.offset);
-                        let zb = self
-                            .fetch(&[(&b.name, at..at.saturating_add(h.len))])?
-                            .pop()
-                            .unwrap_or_default();
-                        pieces.push((
-                            Some(h.profiles),
-                            block::inflate_piece(&zb, &h).map_err(bad)?,
-                        ));
+                        pieces.push((Some(h.profiles), self.piece(b, &sm.raw, &h)?));
                     }
                     pieces
                 } else {
@@ -636,6 +653,16 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// One piece of a split section of `b` (a raw hour, a day of hourly rollups), inflated.
+    fn piece(&self, b: &Block, whole: &Section, p: &block::RawHour) -> Result<Vec<u8>, Error> {
+        let at = whole.offset.saturating_add(p.offset);
+        let z = self
+            .fetch(&[(&b.name, at..at.saturating_add(p.len))])?
+            .pop()
+            .unwrap_or_default();
+        block::inflate_piece(&z, p).map_err(|e| block_err(&b.name, e))
     }
 
     /// Fetches into the block cache, in batches of up to [`BATCH_BYTES`] (coalesced and
@@ -664,8 +691,11 @@ impl Store {
                 asks.push((&b.name, section_range(&g.symbols)));
             }
             if how.use_rollup.is_some() {
+                // A week's hourly rollups split by day: their table, not the section (the
+                // visit fetches the days it needs).
+                let hours = sm.hour_days.as_ref().or(sm.hour_rollups.as_ref());
                 asks.extend(
-                    sm.rollup_sections()
+                    [sm.rollups.as_ref(), hours, sm.fine_rollups.as_ref()]
                         .into_iter()
                         .flatten()
                         .map(|r| (b.name.as_str(), section_range(r))),

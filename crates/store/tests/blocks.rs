@@ -489,6 +489,8 @@ fn week_blocks_answer_the_merge_of_the_profiles() {
             .iter()
             .all(|m| m.hour_rollups.is_some() && m.rollups.is_some())
     );
+    // The api service's hourly rollups are split by day (each inflates alone).
+    assert!(w.series.iter().any(|m| m.hour_days.is_some()));
     assert_eq!(s.verify().unwrap(), Vec::<String>::new());
     check(&s, "a week block", &want);
     assert_eq!(visits(&s, week, week + WEEK_NS - 1), 1, "the week's rollup");
