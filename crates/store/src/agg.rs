@@ -84,11 +84,6 @@ pub fn is_snapshot(kind: &str, sample_type: &str) -> bool {
     }
 }
 
-/// Whether some sample type of a profile kind may be a snapshot ([`is_snapshot`]).
-fn has_snapshots(kind: &str) -> bool {
-    matches!(kind, "goroutine" | "goroutineleak" | "heap")
-}
-
 /// Divides the snapshot columns of a series' merged profile by its profile count; samples
 /// left with no non-zero value are dropped.
 fn mean_of(kind: &str, mut p: Profile, n: u64) -> Profile {
@@ -127,12 +122,6 @@ impl Store {
         let (labels, merge) = read.labels_and_sum();
         match agg {
             Agg::Sum => self.query_sum(sel, from_ns, to_ns, read),
-            // A kind without snapshot columns averages nothing: the mean is the sum, which
-            // merges each block's series on the block's thread, not per series on the
-            // caller's (the same values; samples in the order the blocks hold them).
-            Agg::Mean if sel.kind.as_deref().is_some_and(|k| !has_snapshots(k)) => {
-                self.query_sum(sel, from_ns, to_ns, read)
-            }
             Agg::Mean => {
                 type PerSeries = BTreeMap<SeriesKey, (Combiner, u64)>;
                 let mut per = PerSeries::new();
@@ -276,10 +265,6 @@ mod tests {
         assert!(!is_snapshot("heap", "alloc_space"));
         assert!(!is_snapshot("allocs", "inuse_space"));
         assert!(!is_snapshot("cpu", "samples"));
-        for (kind, t) in [("goroutine", "goroutine"), ("heap", "inuse_space")] {
-            assert!(is_snapshot(kind, t) && has_snapshots(kind));
-        }
-        assert!(!has_snapshots("cpu") && !has_snapshots("allocs"));
         for n in Agg::NAMES {
             assert_eq!(Agg::parse(n).map(Agg::name), Ok(n));
         }
