@@ -33,13 +33,10 @@ pub const WEEK_NS: i64 = 7 * DAY_NS;
 /// longer), 1 `hour_rollups`, 2 `fine_rollups` (under an hour). A query reads each only
 /// where the ones before leave a whole bucket of its step uncovered.
 pub(crate) fn tier(step: i64) -> usize {
-    if step >= DAY_NS {
-        0
-    } else if step >= HOUR_NS {
-        1
-    } else {
-        2
-    }
+    TIER_STEP
+        .iter()
+        .position(|&s| step >= s)
+        .unwrap_or(TIERS - 1)
 }
 
 /// Rollup sections, by [`tier`].
@@ -1036,6 +1033,21 @@ pub fn parse_points(b: &[u8], n_series: usize) -> Result<Vec<Vec<(i64, f64)>>, B
 
 /// Checks a whole block file: the index, every section's checksum, and that every symbol
 /// table, profile, rollup and point decodes. Returns the index.
+/// Piece `p` of the split section `whole` of a whole block file, inflated (`what` names it
+/// in errors).
+fn piece_in_file(
+    file: &[u8],
+    whole: &Section,
+    p: &RawHour,
+    what: &str,
+) -> Result<Vec<u8>, BlockError> {
+    let z = usize::try_from(whole.offset + p.offset)
+        .ok()
+        .and_then(|a| file.get(a..a.checked_add(usize::try_from(p.len).ok()?)?))
+        .ok_or_else(|| BlockError(format!("{what} lies outside the block")))?;
+    inflate_piece(z, p)
+}
+
 pub fn verify_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
     let meta = parse_file(file)?;
     let mut tabs = Vec::with_capacity(meta.groups.len());
@@ -1062,11 +1074,7 @@ pub fn verify_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
             let hours = parse_raw_hours(&read_section(file, hs)?, &s.raw)?;
             let mut at = 0;
             for h in &hours {
-                let z = usize::try_from(s.raw.offset + h.offset)
-                    .ok()
-                    .and_then(|a| file.get(a..a.checked_add(usize::try_from(h.len).ok()?)?))
-                    .ok_or_else(|| BlockError("a raw hour lies outside the block".into()))?;
-                let piece = inflate_piece(z, h)?;
+                let piece = piece_in_file(file, &s.raw, h, "a raw hour")?;
                 for b in parse_raw_piece(&piece, h.profiles)? {
                     let t = stored_time(b).map_err(|e| section_err("raw hour", e))?;
                     if profiles.get(at) != Some(&b) || t.div_euclid(HOUR_NS) * HOUR_NS != h.start {
@@ -1102,13 +1110,7 @@ pub fn verify_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
             let whole = parse_rollups(&whole)?;
             let mut at = 0;
             for d in parse_pieces(&read_section(file, hd)?, hr, "hour days")? {
-                let z = usize::try_from(hr.offset + d.offset)
-                    .ok()
-                    .and_then(|a| file.get(a..a.checked_add(usize::try_from(d.len).ok()?)?))
-                    .ok_or_else(|| {
-                        BlockError("a day of hourly rollups lies outside the block".into())
-                    })?;
-                let piece = inflate_piece(z, &d)?;
+                let piece = piece_in_file(file, hr, &d, "a day of hourly rollups")?;
                 for r in parse_rollups_piece(&piece, d.profiles)? {
                     let same = whole
                         .get(at)
