@@ -18,6 +18,12 @@
 //! generated 800-function service, target/bench-svc/profiles/cpu-*.pb.gz): flame trees of
 //! tens of thousands of nodes. `--busy-interval-secs 10` adds one busy service scraped every
 //! 10 s over the last day, and flame cases for its last hour and last day (the UI's Explore).
+//!
+//! `--keep DIR` builds the history in DIR and leaves it there; a later run with the same
+//! `--keep DIR` (and the same `--days`, `--services`, `--busy-interval-secs`) skips ingest
+//! and history and only times the flame cases on what DIR holds: for timing a query change
+//! without rebuilding a 30-day history; `--only TEXT` times only the cases whose line holds
+//! TEXT (e.g. `--only "(API), all services, whole"`).
 
 use std::time::Instant;
 
@@ -168,7 +174,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let busy = arg(args, "--busy-interval-secs", 0)? as i64 * 1_000_000_000;
     let seeds = seeds(args)?;
     let e = |e: gocost_store::Error| e.to_string();
-    let tmp = std::env::temp_dir().join(format!("gocost-bench-store-{}", std::process::id()));
+    let keep = match args.iter().position(|a| a == "--keep") {
+        Some(i) => Some(std::path::PathBuf::from(
+            args.get(i + 1).ok_or("--keep needs a directory")?,
+        )),
+        None => None,
+    };
+    let tmp = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("gocost-bench-store-{}", std::process::id()))
+    });
+    let start = 20_000 * DAY_NS;
+    let end = start + days * DAY_NS - 1;
+    // The one service: svc-03, or the last there is with fewer.
+    let one = format!(r#"cpu{{job="svc-{:02}"}}"#, (services - 1).clamp(0, 3));
+    let cases = flame_cases(&one, start, end, busy);
+    if keep.is_some() && tmp.join("history").exists() {
+        let only = match args.iter().position(|a| a == "--only") {
+            Some(i) => args.get(i + 1).ok_or("--only needs a text")?.as_str(),
+            None => "",
+        };
+        return time_kept(&tmp.join("history"), &cases, repeats, only);
+    }
     let _ = std::fs::remove_dir_all(&tmp);
 
     // 1. Ingest throughput over every recorded kind.
@@ -240,7 +266,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // compacted into week blocks and timed again (docs/adr/0034).
     o.retention_ns = 7 * DAY_NS;
     let (s, _) = Store::open(o.clone()).map_err(e)?;
-    let start = 20_000 * DAY_NS;
     let per_day = DAY_NS / interval;
     let (c0, w0) = (cpu_seconds(), Instant::now());
     let mut count = 0u64;
@@ -295,36 +320,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let day_blocks_bytes = st.block_bytes;
 
     // 3. Flame graphs over the history.
-    let end = start + days * DAY_NS - 1;
-    // The one service: svc-03, or the last there is with fewer.
-    let one = format!(r#"cpu{{job="svc-{:02}"}}"#, (services - 1).clamp(0, 3));
-    let mut cases = vec![
-        ("all services, whole range", "cpu", start, end),
-        ("one service, whole range", one.as_str(), start, end),
-        (
-            "all services, unaligned range",
-            "cpu",
-            start + 90 * 60 * 1_000_000_000 + 7,
-            end - 7 * 60 * 1_000_000_000,
-        ),
-    ];
-    if busy > 0 {
-        let q = r#"cpu{job="svc-99"}"#;
-        cases.push(("busy service, last hour", q, end + 1 - HOUR_NS, end));
-        // "Last hour" as the UI asks for it: not on hour boundaries, so partly raw profiles.
-        let minute = 60 * 1_000_000_000;
-        cases.push((
-            "busy service, last hour unaligned",
-            q,
-            end + 1 - HOUR_NS - 17 * minute,
-            end - 17 * minute,
-        ));
-        cases.push(("busy service, last day", q, end + 1 - DAY_NS, end));
-    }
-    let reads = [
-        ("API", Agg::Mean, Read::Summed { labels: false }),
-        ("exact", Agg::Sum, Read::Exact),
-    ];
     // Every case × read, timed on a store opened with `threads` query threads: on the day
     // blocks with the default (the machine's cores, at most 4), then on week blocks with one
     // and the default (docs/adr/0033, 0034), printed side by side.
@@ -333,14 +328,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let mut o = o.clone();
         o.query_threads = threads;
         let s = Store::open(o).map_err(e)?.0;
-        let mut out = Vec::new();
-        for &(_, q, from, to) in &cases {
-            let sel = Selector::parse(q).map_err(|e| e.to_string())?;
-            for (_, agg, read) in reads {
-                out.push(flame_times(&s, &sel, from, to, agg, read, repeats)?);
-            }
-        }
-        Ok(out)
+        time_cases(&s, &cases, repeats)
     };
     let days_only = timed(&o, 0)?;
     // The finished weeks into week blocks.
@@ -366,7 +354,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let default = timed(&o, 0)?;
     let labels = cases
         .iter()
-        .flat_map(|&(name, ..)| reads.iter().map(move |&(how, ..)| (how, name)));
+        .flat_map(|&(name, ..)| READS.iter().map(move |&(how, ..)| (how, name)));
     for ((how, name), (((mut times, nodes), (mut t1, _)), (mut td, _))) in
         labels.zip(default.into_iter().zip(one_thread).zip(days_only))
     {
@@ -383,6 +371,96 @@ pub fn run(args: &[String]) -> Result<(), String> {
             p95_d / p95.max(1e-9),
         );
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(())
+}
+
+/// How the flame cases are read: as the API's flame endpoint reads, and as the profile
+/// download reads.
+const READS: [(&str, Agg, Read); 2] = [
+    ("API", Agg::Mean, Read::Summed { labels: false }),
+    ("exact", Agg::Sum, Read::Exact),
+];
+
+/// The flame cases over a history of `[start, end]`: (name, selector, from, to).
+fn flame_cases(
+    one: &str,
+    start: i64,
+    end: i64,
+    busy: i64,
+) -> Vec<(&'static str, String, i64, i64)> {
+    let minute = 60 * 1_000_000_000;
+    let mut cases = vec![
+        ("all services, whole range", "cpu".to_string(), start, end),
+        ("one service, whole range", one.to_string(), start, end),
+        (
+            "all services, unaligned range",
+            "cpu".to_string(),
+            start + 90 * minute + 7,
+            end - 7 * minute,
+        ),
+    ];
+    if busy > 0 {
+        let q = r#"cpu{job="svc-99"}"#.to_string();
+        cases.push(("busy service, last hour", q.clone(), end + 1 - HOUR_NS, end));
+        // "Last hour" as the UI asks for it: not on hour boundaries, so partly raw profiles.
+        cases.push((
+            "busy service, last hour unaligned",
+            q.clone(),
+            end + 1 - HOUR_NS - 17 * minute,
+            end - 17 * minute,
+        ));
+        cases.push(("busy service, last day", q, end + 1 - DAY_NS, end));
+    }
+    cases
+}
+
+/// Every case × read on `s`: the seconds of each repeat and the tree's node count.
+fn time_cases(
+    s: &Store,
+    cases: &[(&str, String, i64, i64)],
+    repeats: usize,
+) -> Result<Vec<(Vec<f64>, usize)>, String> {
+    let mut out = Vec::new();
+    for (_, q, from, to) in cases {
+        let sel = Selector::parse(q).map_err(|e| e.to_string())?;
+        for (_, agg, read) in READS {
+            out.push(flame_times(s, &sel, *from, *to, agg, read, repeats)?);
+        }
+    }
+    Ok(out)
+}
+
+/// `--keep DIR` on a history already built: the flame cases timed on it as it is.
+fn time_kept(
+    dir: &std::path::Path,
+    cases: &[(&str, String, i64, i64)],
+    repeats: usize,
+    only: &str,
+) -> Result<(), String> {
+    let mut o = Options::new(dir);
+    o.retention_ns = 0;
+    let s = Store::open(o).map_err(|e| e.to_string())?.0;
+    println!(
+        "history kept in {}: {} blocks",
+        dir.display(),
+        s.stats().blocks
+    );
+    for (name, q, from, to) in cases {
+        let sel = Selector::parse(q).map_err(|e| e.to_string())?;
+        for (how, agg, read) in READS {
+            if !format!("({how}), {name}").contains(only) {
+                continue;
+            }
+            let (mut times, nodes) = flame_times(&s, &sel, *from, *to, agg, read, repeats)?;
+            println!(
+                "flame ({how}), {name}: p50 {:.3}s p95 {:.3}s ({nodes} nodes)",
+                pct(&mut times, 0.5),
+                pct(&mut times, 0.95),
+            );
+        }
+    }
     Ok(())
 }

@@ -429,7 +429,7 @@ fn main() -> ExitCode {
         }
         ["goldens"] => goldens(false),
         ["goldens", "--check"] => goldens(true),
-        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-bucket [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-cluster [--pushes N] [--writers N] [--services N] [--interval-secs N] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] [--seeds A,B,…] [--busy-interval-secs N] | bench-fleet [--targets N] [--interval-secs N] [--seconds N] [--warmup-secs N] [--kinds a,b] [--block-duration D] [--gocost [NAME=]PATH]… | bench-trace [--pprof] [--repeats N] [--fresh] | bench-capture [--rounds N] [--phase-secs N] [--every-secs N] [--seconds N] [--concurrency N] | soak [--duration 10m] [--interval 1m] [--warmup D] [--block D] [--scrape-interval 15s] [--pushes 5] [--csv FILE]".into()),
+        _ => Err("usage: cargo run -p xtask -- capture | goldens [--check] | bench-bucket [--days N] [--services N] [--interval-secs N] [--repeats N] | bench-cluster [--pushes N] [--writers N] [--services N] [--interval-secs N] | bench-store [--days N] [--services N] [--interval-secs N] [--repeats N] [--seeds A,B,…] [--busy-interval-secs N] [--keep DIR [--only TEXT]] | bench-fleet [--targets N] [--interval-secs N] [--seconds N] [--warmup-secs N] [--kinds a,b] [--block-duration D] [--gocost [NAME=]PATH]… | bench-trace [--pprof] [--repeats N] [--fresh] | bench-capture [--rounds N] [--phase-secs N] [--every-secs N] [--seconds N] [--concurrency N] | soak [--duration 10m] [--interval 1m] [--warmup D] [--block D] [--scrape-interval 15s] [--pushes 5] [--csv FILE]".into()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

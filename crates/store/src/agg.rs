@@ -97,6 +97,99 @@ fn mean_of(kind: &str, mut p: Profile, n: u64) -> Profile {
     p
 }
 
+/// Profiles per series, merged as they come, with how many profiles they stand for.
+type PerSeries = BTreeMap<SeriesKey, (Combiner, u64)>;
+
+/// What [`series_means`] hands each block's (then the head's) per-series merges to.
+type SeriesFold<'a> = dyn FnMut(PerSeries) -> Result<(), Error> + 'a;
+
+/// Each series' profiles, as a visit folds them in its order, merged per series (a series'
+/// merge in the order its profiles come), then each series' snapshot columns divided by its
+/// profile count ([`mean_of`]): the series' means in key order. `visit` is called with the
+/// fold to give each block's (and then the head's) per-series merges to. With `threads` > 1
+/// the per-series merges run on that many threads beside the visit (a series always on the
+/// same one), so the caller's thread only hands them over; the answer does not depend on
+/// it, nor on which blocks hold which series.
+fn series_means(
+    threads: usize,
+    visit: &mut dyn FnMut(&mut SeriesFold<'_>) -> Result<(), Error>,
+) -> Result<Vec<Profile>, Error> {
+    /// One thread's series.
+    fn add(per: &mut PerSeries, k: SeriesKey, c: Combiner, n: u64) -> Result<(), Error> {
+        let e = per.entry(k).or_default();
+        e.1 += n;
+        match c.finish() {
+            Some(p) => e.0.push(p).map_err(Error::Merge),
+            None => Ok(()),
+        }
+    }
+    fn means(per: PerSeries) -> Vec<(SeriesKey, Profile)> {
+        per.into_iter()
+            .filter_map(|(k, (c, n))| c.finish().map(|p| (mean_of(&k.kind, p, n), k)))
+            .map(|(p, k)| (k, p))
+            .collect()
+    }
+    let mut out = if threads <= 1 {
+        let mut per = PerSeries::new();
+        visit(&mut |part| {
+            for (k, (c, n)) in part {
+                add(&mut per, k, c, n)?;
+            }
+            Ok(())
+        })?;
+        means(per)
+    } else {
+        let ctx = gocost_pprof::cancel::context();
+        let lane = |k: &SeriesKey| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            k.hash(&mut h);
+            (h.finish() % threads as u64) as usize
+        };
+        std::thread::scope(|s| -> Result<_, Error> {
+            let mut txs = Vec::new();
+            let mut lanes = Vec::new();
+            for _ in 0..threads {
+                // A few blocks' worth ahead at most: a slow lane holds the visit back.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(SeriesKey, Combiner, u64)>(8);
+                let ctx = &ctx;
+                lanes.push(s.spawn(move || {
+                    ctx.run(|| {
+                        let mut per = PerSeries::new();
+                        for (k, c, n) in rx {
+                            add(&mut per, k, c, n)?;
+                        }
+                        Ok::<_, Error>(means(per))
+                    })
+                }));
+                txs.push(tx);
+            }
+            let visited = visit(&mut |part| {
+                for (k, (c, n)) in part {
+                    let to = &txs[lane(&k)];
+                    // A lane that stopped has failed: its error is the answer.
+                    if to.send((k, c, n)).is_err() {
+                        return Err(Error::Merge(gocost_pprof::MergeError(
+                            "a series merge stopped".into(),
+                        )));
+                    }
+                }
+                Ok(())
+            });
+            drop(txs);
+            let mut out = Vec::new();
+            for l in lanes {
+                let done = l.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                out.extend(done?);
+            }
+            visited?;
+            Ok(out)
+        })?
+    };
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out.into_iter().map(|(_, p)| p).collect())
+}
+
 impl Store {
     /// The profile of matching series within `[from_ns, to_ns]` combined as `agg` says
     /// (`None` if nothing matched), read [`Read::Exact`]ly.
@@ -123,8 +216,6 @@ impl Store {
         match agg {
             Agg::Sum => self.query_sum(sel, from_ns, to_ns, read),
             Agg::Mean => {
-                type PerSeries = BTreeMap<SeriesKey, (Combiner, u64)>;
-                let mut per = PerSeries::new();
                 let how = Visit {
                     use_rollup: Some(&|_, _| true),
                     labels,
@@ -133,35 +224,23 @@ impl Store {
                     totals: false,
                     latest: false,
                 };
-                self.visit_folded(
-                    sel,
-                    from_ns,
-                    to_ns,
-                    &how,
-                    &PerSeries::new,
-                    &|part, k, _, n, p| {
-                        let e = part.entry(k.clone()).or_default();
-                        e.1 += n;
-                        e.0.push(p).map_err(Error::Merge)
-                    },
-                    &mut |part| {
-                        for (k, (c, n)) in part {
-                            let e = per.entry(k).or_default();
+                let threads = crate::query::query_threads(self.opts.query_threads, usize::MAX);
+                let means = series_means(threads, &mut |fold| {
+                    self.visit_folded(
+                        sel,
+                        from_ns,
+                        to_ns,
+                        &how,
+                        &PerSeries::new,
+                        &|part, k, _, n, p| {
+                            let e = part.entry(k.clone()).or_default();
                             e.1 += n;
-                            if let Some(p) = c.finish() {
-                                e.0.push(p).map_err(Error::Merge)?;
-                            }
-                        }
-                        Ok(())
-                    },
-                )?;
-                let mut all = Combiner::new();
-                for (k, (c, n)) in per {
-                    if let Some(p) = c.finish() {
-                        all.push(mean_of(&k.kind, p, n)).map_err(Error::Merge)?;
-                    }
-                }
-                Ok(all.finish())
+                            e.0.push(p).map_err(Error::Merge)
+                        },
+                        fold,
+                    )
+                })?;
+                crate::query::merge_in_order(means, threads)
             }
             Agg::Latest => {
                 let latest = self.latest_times(sel, from_ns, to_ns)?;

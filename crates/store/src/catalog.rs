@@ -191,10 +191,7 @@ impl Store {
                     Arc::new(SymTab::decode(&self.section(b, &gm.symbols)?).map_err(|e| {
                         block_err(&b.name, format!("symbols of {:?}: {e}", gm.name))
                     })?);
-                // Decoded tables are some times larger than their encoding.
-                let size = usize::try_from(gm.symbols.raw_len)
-                    .unwrap_or(usize::MAX)
-                    .saturating_mul(4);
+                let size = t.heap_bytes();
                 let budget = self.opts.head_cache_bytes / 2;
                 self.symtabs.lock().unwrap_or_else(|p| p.into_inner()).put(
                     key,

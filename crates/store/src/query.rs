@@ -30,7 +30,7 @@ pub(crate) type Adder<'a, A> =
 /// or with 0 the machine's cores (at most 4); no more than there are blocks.
 ///
 /// [`Options::query_threads`]: crate::Options::query_threads
-fn query_threads(asked: usize, blocks: usize) -> usize {
+pub(crate) fn query_threads(asked: usize, blocks: usize) -> usize {
     // The core count is read once (it reads cgroup files), not per query.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let n = match asked {
@@ -126,6 +126,40 @@ fn map_in_order<T: Sync, A: Send>(
         Ok(Ok(()))
     });
     unwound.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+}
+
+/// The merge of `profiles` in their order, as one [`Combiner`] gives it, on up to
+/// `threads` threads: consecutive runs merged apart, then the runs' merges in order (the
+/// merge of the merges of consecutive runs is the merge of them all).
+pub(crate) fn merge_in_order(
+    profiles: Vec<Profile>,
+    threads: usize,
+) -> Result<Option<Profile>, Error> {
+    let per_run = profiles.len().div_ceil(threads.max(1)).max(1);
+    let mut runs: Vec<Mutex<Vec<Profile>>> = Vec::new();
+    let mut it = profiles.into_iter().peekable();
+    while it.peek().is_some() {
+        runs.push(Mutex::new(it.by_ref().take(per_run).collect()));
+    }
+    let mut all = Combiner::new();
+    let merge_run = |run: &Mutex<Vec<Profile>>| -> Result<Option<Profile>, Error> {
+        let run = std::mem::take(&mut *run.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut c = Combiner::new();
+        for p in run {
+            c.push(p).map_err(Error::Merge)?;
+        }
+        Ok(c.finish())
+    };
+    map_in_order(
+        &runs,
+        threads.min(runs.len()),
+        &merge_run,
+        &mut |p| match p {
+            Some(p) => all.push(p).map_err(Error::Merge),
+            None => Ok(()),
+        },
+    )?;
+    Ok(all.finish())
 }
 
 /// What a visit reads, gathered before any block is read ([`Store::gather`]).

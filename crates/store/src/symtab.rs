@@ -784,6 +784,26 @@ impl SymTab {
         })
     }
 
+    /// About how many bytes of memory the decoded tables hold (what a cache of them
+    /// counts).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // Each heap block: its bytes and the allocator's bookkeeping, about 16 bytes.
+        let strings: usize = self.strings.iter().map(|s| s.len() + 32).sum();
+        let lines: usize = self
+            .locations
+            .iter()
+            .map(|(_, l)| l.line.capacity() * size_of::<Line>() + 16)
+            .sum();
+        self.strings.capacity() * size_of::<Str>()
+            + strings
+            + self.mappings.capacity() * size_of::<Mapping>()
+            + self.functions.capacity() * size_of::<Function>()
+            + self.locations.capacity() * size_of::<(u32, Location)>()
+            + lines
+            + self.stacks.capacity() * size_of::<(u32, u32)>()
+    }
+
     fn str(&self, id: u64) -> Result<Str, CodecError> {
         self.strings.get(id as usize).cloned().ok_or(CodecError {
             offset: 0,
@@ -896,9 +916,12 @@ impl SymTab {
         labels: bool,
     ) -> Result<(), CodecError> {
         let nst = s.head.sample_types.len();
-        let mut loc_map: FxHashMap<u32, u32> = FxHashMap::default();
-        let mut fn_map: FxHashMap<u32, u32> = FxHashMap::default();
+        // Table row → index in `p` (`UNMAPPED`: not yet in it), dense: a sample's stack walk
+        // looks up every frame, and a hash lookup per frame was most of the rebuild.
+        let mut loc_map: Vec<u32> = vec![UNMAPPED; self.locations.len()];
+        let mut fn_map: Vec<u32> = vec![UNMAPPED; self.functions.len()];
         p.sample = Vec::with_capacity(s.nodes.len());
+        let mut scratch = Vec::new();
         for (i, (&node, &lb)) in s.nodes.iter().zip(&s.labels).enumerate() {
             if node > self.stacks.len() as u64 {
                 return Err(CodecError {
@@ -907,22 +930,31 @@ impl SymTab {
                 });
             }
             let mut node = node as u32;
-            let mut location = Vec::new();
+            // Walked into a scratch vector, then copied once at its length: growing each
+            // sample's own vector frame by frame reallocated it several times.
+            let location = &mut scratch;
+            location.clear();
             while node != 0 {
                 let (parent, row) = self.stacks[node as usize - 1];
-                let idx = match loc_map.get(&row) {
-                    Some(&i) => i,
-                    None => {
-                        let i = self.add_location(p, row, &mut fn_map, map_map);
-                        loc_map.insert(row, i);
+                let Some(&mapped) = loc_map.get(row as usize) else {
+                    return Err(CodecError {
+                        offset: 0,
+                        what: "location index out of range",
+                    });
+                };
+                let idx = match mapped {
+                    UNMAPPED => {
+                        let i = self.add_location(p, row, &mut fn_map, map_map)?;
+                        loc_map[row as usize] = i;
                         i
                     }
+                    i => i,
                 };
                 location.push(idx);
                 node = parent;
             }
             p.sample.push(Sample {
-                location,
+                location: location.clone(),
                 value: s.values[i * nst..(i + 1) * nst].to_vec(),
                 label: if labels { self.labels(lb)? } else { Vec::new() },
             });
@@ -934,9 +966,9 @@ impl SymTab {
         &self,
         p: &mut Profile,
         row: u32,
-        fn_map: &mut FxHashMap<u32, u32>,
+        fn_map: &mut [u32],
         map_map: &mut FxHashMap<u32, u32>,
-    ) -> u32 {
+    ) -> Result<u32, CodecError> {
         let (mrow, src) = &self.locations[row as usize];
         let mut loc = src.clone();
         loc.id = p.location.len() as u64 + 1;
@@ -950,17 +982,30 @@ impl SymTab {
             loc.mapping = Some(m);
         }
         for ln in &mut loc.line {
-            ln.function = *fn_map.entry(ln.function).or_insert_with(|| {
-                let mut f = self.functions[ln.function as usize].clone();
+            let (Some(slot), Some(f)) = (
+                fn_map.get_mut(ln.function as usize),
+                self.functions.get(ln.function as usize),
+            ) else {
+                return Err(CodecError {
+                    offset: 0,
+                    what: "function index out of range",
+                });
+            };
+            if *slot == UNMAPPED {
+                let mut f = f.clone();
                 f.id = p.function.len() as u64 + 1;
                 p.function.push(f);
-                p.function.len() as u32 - 1
-            });
+                *slot = p.function.len() as u32 - 1;
+            }
+            ln.function = *slot;
         }
         p.location.push(loc);
-        p.location.len() as u32 - 1
+        Ok(p.location.len() as u32 - 1)
     }
 }
+
+/// A table row not yet given an index in the profile being rebuilt.
+const UNMAPPED: u32 = u32::MAX;
 
 /// Mapping row `i` as a profile's mapping (`flags` as [`SymTabBuilder::encode`] writes them).
 fn mapping(

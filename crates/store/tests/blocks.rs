@@ -643,7 +643,8 @@ fn a_failed_cut_loses_nothing_and_is_retried_from_the_wal() {
 }
 
 /// A merging query reads its blocks on several threads, a block each, and merges their
-/// answers in block order (docs/adr/0033): what it answers is byte for byte what one thread
+/// answers in block order (docs/adr/0033), a mean merging each series on threads beside
+/// them: what it answers is byte for byte what one thread
 /// gives — the same samples, locations, functions and header, in the same order — for each
 /// read and aggregation, over ranges that take every block, some, or one, with the head; a
 /// cancellation or an exceeded budget met on a helper thread reaches the caller as such.
@@ -701,19 +702,22 @@ fn threads_answer_byte_for_byte_what_one_thread_does() {
     o.query_threads = 3;
     let (s, _) = Store::open(o).unwrap();
     let sel = Selector::parse("cpu").unwrap();
-    let q = || s.query_agg_as(&sel, i64::MIN, i64::MAX, Agg::Sum, Read::Exact);
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let r = catch_unwind(AssertUnwindSafe(|| cancel::with_flag(flag, q)));
-    assert!(cancel::is_cancelled(&*r.expect_err("cancelled")));
-    let budget = cancel::Budget {
-        max_nodes: 1,
-        max_depth: 1 << 20,
-    };
-    let r = catch_unwind(AssertUnwindSafe(|| cancel::with_budget(budget, q)));
-    let over = cancel::over_budget(&*r.expect_err("over budget"));
-    assert_eq!(over.map(|o| o.limit), Some(cancel::Limit::Nodes));
-    // And the store answers again.
-    assert!(q().unwrap().is_some());
+    // Both the blocks' threads (sum) and the per-series merges beside them (mean).
+    for agg in [Agg::Sum, Agg::Mean] {
+        let q = || s.query_agg_as(&sel, i64::MIN, i64::MAX, agg, Read::Exact);
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let r = catch_unwind(AssertUnwindSafe(|| cancel::with_flag(flag, q)));
+        assert!(cancel::is_cancelled(&*r.expect_err("cancelled")), "{agg:?}");
+        let budget = cancel::Budget {
+            max_nodes: 1,
+            max_depth: 1 << 20,
+        };
+        let r = catch_unwind(AssertUnwindSafe(|| cancel::with_budget(budget, q)));
+        let over = cancel::over_budget(&*r.expect_err("over budget"));
+        assert_eq!(over.map(|o| o.limit), Some(cancel::Limit::Nodes), "{agg:?}");
+        // And the store answers again.
+        assert!(q().unwrap().is_some());
+    }
     drop(s);
     std::fs::remove_dir_all(&d).unwrap();
 }
