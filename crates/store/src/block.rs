@@ -223,9 +223,27 @@ struct FileWriter {
     /// than most sections.
     z: flate2::Compress,
     buf: Vec<u8>,
+    /// The deflate levels of sections, and of symbol sections.
+    levels: (u32, u32),
 }
 
 impl FileWriter {
+    /// [`FileWriter::section`] at deflate level `level`.
+    fn section_at(&mut self, body: &[u8], level: u32) -> Result<Section, BlockError> {
+        if level == self.levels.0 {
+            return self.section(body);
+        }
+        let set = |z: &mut flate2::Compress, l: u32| {
+            z.reset();
+            z.set_level(flate2::Compression::new(l))
+                .map_err(|e| BlockError(format!("setting the deflate level: {e}")))
+        };
+        set(&mut self.z, level)?;
+        let s = self.section(body);
+        set(&mut self.z, self.levels.0)?;
+        s
+    }
+
     fn write(&mut self, b: &[u8]) -> Result<(), BlockError> {
         self.out
             .write_all(b)
@@ -554,6 +572,20 @@ pub(crate) fn deflate_level(block_level: u32) -> u32 {
     if block_level == 0 { 4 } else { 6 }
 }
 
+/// The deflate level of a block's symbol sections: a week block's are stored (level 0,
+/// deflate's stored blocks, which inflate at the speed of a copy). Every query over the
+/// week loads each service's tables, and inflating them was the largest cost of a 30-day
+/// flame graph (17 % of its CPU) while deflate shrinks them only 1.36×; in a week block
+/// they are 2 % of the bytes (docs/adr/0035). Day and cut blocks, which hold a table per
+/// service per day (8.6 % of a history kept as day blocks), keep compressing them.
+pub(crate) fn symbols_deflate_level(block_level: u32) -> u32 {
+    if block_level >= 2 {
+        0
+    } else {
+        deflate_level(block_level)
+    }
+}
+
 impl BlockWriter {
     pub fn new(info: BlockInfo, out: Box<dyn Write + Send>) -> Result<Self, BlockError> {
         let mut f = FileWriter {
@@ -561,6 +593,7 @@ impl BlockWriter {
             pos: 0,
             z: flate2::Compress::new(flate2::Compression::new(deflate_level(info.level)), false),
             buf: Vec::new(),
+            levels: (deflate_level(info.level), symbols_deflate_level(info.level)),
         };
         f.write(MAGIC)?;
         Ok(BlockWriter {
@@ -589,10 +622,11 @@ impl BlockWriter {
 
     fn end_group(&mut self) -> Result<(), BlockError> {
         if let Some((name, sym)) = self.group.take() {
-            let symbols = match sym {
-                GroupSymbols::Building(b) => self.f.section(&b.encode())?,
-                GroupSymbols::Encoded(bytes) => self.f.section(&bytes)?,
+            let body = match sym {
+                GroupSymbols::Building(b) => b.encode(),
+                GroupSymbols::Encoded(bytes) => bytes,
             };
+            let symbols = self.f.section_at(&body, self.f.levels.1)?;
             self.meta.groups.push(GroupMeta { name, symbols });
         }
         Ok(())

@@ -491,6 +491,24 @@ fn week_blocks_answer_the_merge_of_the_profiles() {
     );
     // The api service's hourly rollups are split by day (each inflates alone).
     assert!(w.series.iter().any(|m| m.hour_days.is_some()));
+    // Its symbol tables are stored, not compressed (they load at the speed of a copy);
+    // the day blocks' are compressed.
+    for g in &w.groups {
+        assert!(
+            g.symbols.len > g.symbols.raw_len,
+            "{}: {:?}",
+            g.name,
+            g.symbols
+        );
+    }
+    for g in &s.blocks()[1].groups {
+        assert!(
+            g.symbols.len < g.symbols.raw_len,
+            "{}: {:?}",
+            g.name,
+            g.symbols
+        );
+    }
     assert_eq!(s.verify().unwrap(), Vec::<String>::new());
     check(&s, "a week block", &want);
     assert_eq!(visits(&s, week, week + WEEK_NS - 1), 1, "the week's rollup");
