@@ -46,7 +46,7 @@ def realistic_seeds(go, target, n, seconds):
     """CPU profiles of a generated service (scripts/gen_service.py: 20 packages x 40 functions,
     deep stacks, pprof labels), `n` runs of `seconds` each, two at a time; kept under the
     target dir so later runs reuse them."""
-    d = os.path.join(target, "bench-svc")
+    d = os.path.join(os.path.abspath(target), "bench-svc")
     seeds = [os.path.join(d, "profiles", f"cpu-{i}.pb.gz") for i in range(n)]
     if all(os.path.exists(s) for s in seeds):
         return seeds
