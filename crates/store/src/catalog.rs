@@ -38,7 +38,7 @@ impl Block {
 
 /// Decoded symbol tables of blocks, by block name and group: blocks never change, so a
 /// table decoded for one query serves the next (docs/adr/0026). Under a byte budget
-/// (estimated from the encoded size), oldest first out.
+/// (each table counted at its size in memory, [`SymTab::heap_bytes`]), oldest first out.
 #[derive(Default)]
 pub(crate) struct SymTabs {
     map: HashMap<(String, u32), (Arc<SymTab>, usize)>,
