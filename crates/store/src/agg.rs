@@ -125,8 +125,10 @@ fn series_means(
     }
     fn means(per: PerSeries) -> Vec<(SeriesKey, Profile)> {
         per.into_iter()
-            .filter_map(|(k, (c, n))| c.finish().map(|p| (mean_of(&k.kind, p, n), k)))
-            .map(|(p, k)| (k, p))
+            .filter_map(|(k, (c, n))| {
+                let p = mean_of(&k.kind, c.finish()?, n);
+                Some((k, p))
+            })
             .collect()
     }
     let mut out = if threads <= 1 {
