@@ -1065,8 +1065,6 @@ pub fn parse_points(b: &[u8], n_series: usize) -> Result<Vec<Vec<(i64, f64)>>, B
     Ok(out)
 }
 
-/// Checks a whole block file: the index, every section's checksum, and that every symbol
-/// table, profile, rollup and point decodes. Returns the index.
 /// Piece `p` of the split section `whole` of a whole block file, inflated (`what` names it
 /// in errors).
 fn piece_in_file(
@@ -1082,6 +1080,8 @@ fn piece_in_file(
     inflate_piece(z, p)
 }
 
+/// Checks a whole block file: the index, every section's checksum, and that every symbol
+/// table, profile, rollup and point decodes. Returns the index.
 pub fn verify_file(file: &[u8]) -> Result<BlockMeta, BlockError> {
     let meta = parse_file(file)?;
     let mut tabs = Vec::with_capacity(meta.groups.len());
